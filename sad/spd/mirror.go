@@ -1,0 +1,171 @@
+package spd
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+)
+
+// MirrorAction is what the XDP program does with a packet from the
+// protected side, chosen by a longest-prefix match on its destination
+// alone. The values are shared with the BPF program and must not change.
+type MirrorAction uint8
+
+const (
+	MirrorBypass  MirrorAction = 0 // every packet to here is bypassed: pass to the kernel
+	MirrorProtect MirrorAction = 1 // every packet to here is protected: to user space
+	MirrorDiscard MirrorAction = 2 // every packet to here is discarded: drop in XDP
+	MirrorDivert  MirrorAction = 3 // it depends on more than the destination: to user space
+)
+
+func (a MirrorAction) String() string {
+	switch a {
+	case MirrorBypass:
+		return "bypass"
+	case MirrorProtect:
+		return "protect"
+	case MirrorDiscard:
+		return "discard"
+	case MirrorDivert:
+		return "divert"
+	}
+	return fmt.Sprintf("mirror(%d)", uint8(a))
+}
+
+// MirrorEntry is one prefix of the XDP program's LPM map.
+type MirrorEntry struct {
+	Prefix netip.Prefix
+	Action MirrorAction
+}
+
+// Mirror projects the current SPD onto destination prefixes for the XDP
+// program, with "no policy matched" counted as a bypass. See
+// MirrorWithDefault.
+func (d *SPD) Mirror() []MirrorEntry { return d.MirrorWithDefault(Bypass) }
+
+// MirrorWithDefault projects the current SPD onto destination prefixes:
+// for every destination address, the longest matching entry is
+//
+//   - MirrorProtect (or MirrorDiscard, MirrorBypass) only when every packet
+//     to that destination, whatever its source, protocol and ports, gets
+//     that action from Lookup — counting "no policy matched" as def;
+//   - MirrorDivert otherwise, so that user space decides exactly.
+//
+// It errs towards Divert (a policy shadowed by earlier ones still counts)
+// and is never wrong the other way: it never says Bypass where some packet
+// would be protected or discarded. def is the caller's action for packets
+// no policy matches, Bypass or Discard; any other value is treated as
+// unknown, which makes every destination that can miss all policies
+// Divert. The result holds 0.0.0.0/0 and ::/0, so every destination has an
+// entry; a more specific prefix is listed only where its action differs
+// from the enclosing entry's. Prefixes are masked and sorted, IPv4 first.
+//
+// The mirror reasons about real packets, whose source and destination are
+// of the same family; a policy whose source is of the other family (its
+// destination being any) matches none of those and is ignored.
+func (d *SPD) MirrorWithDefault(def Action) []MirrorEntry {
+	ix := d.cur.Load()
+	if ix == nil {
+		ix = emptyIndex
+	}
+	defBits := actionBit(def)
+	if def != Bypass && def != Discard {
+		defBits = 0xff
+	}
+	var out []MirrorEntry
+	out = ix.v4.mirror(defBits, out)
+	out = ix.v6.mirror(defBits, out)
+	slices.SortFunc(out, func(a, b MirrorEntry) int {
+		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
+	})
+	return out
+}
+
+func actionBit(a Action) uint8 { return 1 << a }
+
+func mirrorAction(bits uint8) MirrorAction {
+	switch bits {
+	case actionBit(Protect):
+		return MirrorProtect
+	case actionBit(Bypass):
+		return MirrorBypass
+	case actionBit(Discard):
+		return MirrorDiscard
+	}
+	return MirrorDivert
+}
+
+// catchesAll reports whether r matches every real packet under its
+// destination prefix: a source of any or /0 of the family, any protocol,
+// any ports. Wider than rule.exhaustive, which must also hold for flows
+// whose source is of the other family.
+func (fi *famIndex) catchesAll(r *rule) bool {
+	return (r.srcFam == famAny || r.srcFam == fi.fam && r.maskHi == 0 && r.maskLo == 0) && r.proto == 0 &&
+		r.spLo == 0 && r.spHi == 0xffff && r.dpLo == 0 && r.dpHi == 0xffff
+}
+
+// mirror computes, for each destination-prefix node, the set of actions a
+// packet addressed to the node's own part of the space (the prefix less
+// its more specific nodes) can get: the candidates are the rules of the
+// node and of every enclosing node; those ordered after the first one that
+// catches all packets can never win, and if there is no such rule a
+// packet may match nothing and get def.
+func (fi *famIndex) mirror(defBits uint8, out []MirrorEntry) []MirrorEntry {
+	n := len(fi.meta)
+	// cum[i] is the union of the actions of the relevant rules of a node
+	// from its first rule to rule i; catch[n] the first rule of node n that
+	// catches everything, or -1.
+	cum := make([]uint8, len(fi.rules))
+	catch := make([]int32, n)
+	for i := range n {
+		sp := fi.meta[i]
+		catch[i] = -1
+		var acc uint8
+		for j := sp.first; j < sp.end; j++ {
+			r := &fi.rules[j]
+			if r.srcFam == famAny || r.srcFam == fi.fam {
+				acc |= actionBit(r.p.Action)
+			}
+			cum[j] = acc
+			if catch[i] < 0 && fi.catchesAll(r) {
+				catch[i] = j
+			}
+		}
+	}
+	order := make([]int32, n)
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		return cmp.Or(cmp.Compare(fi.meta[a].prefix.Bits(), fi.meta[b].prefix.Bits()), cmp.Compare(a, b))
+	})
+	eff := make([]MirrorAction, n)
+	for _, v := range order {
+		cut, cutRule := int32(noOrder), int32(-1)
+		for a := v; a >= 0; a = fi.meta[a].parent {
+			if c := catch[a]; c >= 0 && fi.rules[c].order < cut {
+				cut, cutRule = fi.rules[c].order, c
+			}
+		}
+		var acts uint8
+		for a := v; a >= 0; a = fi.meta[a].parent {
+			sp := fi.meta[a]
+			rs := fi.rules[sp.first:sp.end]
+			if k := sort.Search(len(rs), func(i int) bool { return rs[i].order >= cut }); k > 0 {
+				acts |= cum[int(sp.first)+k-1]
+			}
+		}
+		if cutRule >= 0 {
+			acts |= actionBit(fi.rules[cutRule].p.Action)
+		} else {
+			acts |= defBits
+		}
+		eff[v] = mirrorAction(acts)
+		if p := fi.meta[v].parent; p < 0 || eff[v] != eff[p] {
+			out = append(out, MirrorEntry{Prefix: fi.meta[v].prefix, Action: eff[v]})
+		}
+	}
+	return out
+}
