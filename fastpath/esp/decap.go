@@ -1,0 +1,286 @@
+package esp
+
+import (
+	"crypto/subtle"
+	"encoding/binary"
+
+	"github.com/xdpsec/xdpsec/fastpath/packet"
+	"github.com/xdpsec/xdpsec/sad"
+)
+
+// Outer is what ParseOuter learns from a packet arriving on the
+// unprotected side.
+type Outer struct {
+	IP     packet.IP
+	ESPOff int    // offset of the ESP header in the packet
+	SPI    uint32 // host order
+	UDP    bool   // carried in UDP (RFC 3948)
+}
+
+// ParseOuter finds the ESP header in the IP packet pkt: raw ESP (protocol
+// 50) or ESP in UDP to nattPort. UDP to that port whose first four bytes
+// are zero (the non-ESP marker: IKE) or that is a one-byte NAT keepalive
+// (0xFF) is not ESP and comes back as ErrNotESP, as does anything else
+// that is not ESP. Outer fragments are refused: reassembly is the
+// kernel's job, and a gateway should not be doing it for ESP anyway.
+func ParseOuter(pkt []byte, nattPort uint16, o *Outer) sad.Reason {
+	ip, ok := packet.ParseIP(pkt)
+	if !ok {
+		return sad.ErrBadHeader
+	}
+	o.IP = ip
+	o.UDP = false
+	if ip.Fragment {
+		return sad.ErrFragment
+	}
+	off := ip.HdrLen
+	switch ip.Proto {
+	case packet.ProtoESP:
+	case packet.ProtoUDP:
+		if off+packet.UDPLen > ip.TotalLen || binary.BigEndian.Uint16(pkt[off+2:]) != nattPort {
+			return sad.ErrNotESP
+		}
+		ulen := int(binary.BigEndian.Uint16(pkt[off+4:]))
+		if ulen < packet.UDPLen || off+ulen > ip.TotalLen {
+			return sad.ErrBadHeader
+		}
+		off += packet.UDPLen
+		if ulen == packet.UDPLen+1 && pkt[off] == 0xff {
+			return sad.ErrNotESP // NAT keepalive, RFC 3948 §2.3
+		}
+		if off+4 <= ip.TotalLen && binary.BigEndian.Uint32(pkt[off:]) == 0 {
+			return sad.ErrNotESP // non-ESP marker: IKE
+		}
+		o.UDP = true
+	default:
+		return sad.ErrNotESP
+	}
+	if off+HdrLen > ip.TotalLen {
+		return sad.ErrTooShort
+	}
+	o.ESPOff = off
+	o.SPI = binary.BigEndian.Uint32(pkt[off:])
+	return sad.OK
+}
+
+// Decap checks, opens and strips the ESP packet pkt (its outer IP header
+// first, as ParseOuter saw it in o) that arrived for sa, in place. It
+// returns where the inner packet now lies in pkt. The order is that of
+// RFC 4303 §3.4: anti-replay pre-check, ICV check (before any decryption
+// for the HMAC suites, combined for the AEADs), window update only once
+// the ICV verified, then padding, next header, and the SA's selectors.
+//
+// In tunnel mode the inner packet is forwarded, so its TTL / hop limit is
+// decremented and the outer ECN combined into it (RFC 6040 §4.2). In
+// transport mode the outer IP header is moved in front of the payload and
+// fixed up.
+func Decap(s *Scratch, pkt []byte, o *Outer, sa *sad.SA) (off, n int, r sad.Reason) {
+	c := sa.Crypto
+	end := o.IP.TotalLen
+	esp := pkt[o.ESPOff:end]
+	ctLen := len(esp) - HdrLen - c.IV - c.ICV
+	if ctLen < 2 {
+		return 0, 0, sad.ErrTooShort
+	}
+	if c.Suite.Cipher == sad.CipherAESCBC && ctLen%16 != 0 {
+		return 0, 0, sad.ErrLength
+	}
+	seqLo := binary.BigEndian.Uint32(esp[4:])
+	seq := uint64(seqLo)
+	if sa.Replay != nil {
+		var ok bool
+		if seq, ok = sa.Replay.Check(seqLo); !ok {
+			return 0, 0, sad.ErrReplay
+		}
+	}
+	ptOff := HdrLen + c.IV
+	ct := esp[ptOff : ptOff+ctLen]
+
+	switch c.Suite.Cipher {
+	case sad.CipherAESGCM, sad.CipherChaCha20Poly1305:
+		copy(s.nonce[:4], c.Salt[:])
+		copy(s.nonce[4:], esp[HdrLen:HdrLen+8])
+		aad := aadFor(s, esp, sa.ESN, seq)
+		if c.ICV == 8 {
+			if r := openGCM8(s, c, pkt, o.ESPOff+ptOff, ctLen, aad); r != sad.OK {
+				return 0, 0, r
+			}
+		} else if _, err := c.AEAD.Open(ct[:0], s.nonce[:], esp[ptOff:], aad); err != nil {
+			return 0, 0, sad.ErrAuth
+		}
+	case sad.CipherAESCBC, sad.CipherNull:
+		m := c.GetMAC()
+		mac(m, s, esp[:len(esp)-c.ICV], sa.ESN, seq, s.icv[:c.ICV])
+		good := subtle.ConstantTimeCompare(s.icv[:c.ICV], esp[len(esp)-c.ICV:]) == 1
+		if good && c.Suite.Cipher == sad.CipherAESCBC {
+			m.CBC.SetDecIV(esp[HdrLen : HdrLen+16])
+			m.CBC.Dec.CryptBlocks(ct, ct)
+		}
+		c.PutMAC(m)
+		if !good {
+			return 0, 0, sad.ErrAuth
+		}
+	default:
+		return 0, 0, sad.ErrNoSA
+	}
+	if sa.Replay != nil && !sa.Replay.Commit(seq) {
+		return 0, 0, sad.ErrReplay // a copy won the race on another worker
+	}
+
+	padLen := int(ct[ctLen-2])
+	nh := ct[ctLen-1]
+	if padLen+2 > ctLen {
+		return 0, 0, sad.ErrBadPadding
+	}
+	data := ct[:ctLen-2-padLen]
+	for i, b := range ct[len(data) : ctLen-2] {
+		if b != byte(i+1) {
+			return 0, 0, sad.ErrBadPadding
+		}
+	}
+	if nh == packet.ProtoNoNext {
+		return 0, 0, sad.ErrDummy // RFC 4303 §2.6: discard silently
+	}
+	dataOff := o.ESPOff + ptOff
+
+	if sa.Mode == sad.Tunnel {
+		if nh != packet.ProtoIPv4 && nh != packet.ProtoIPv6 {
+			return 0, 0, sad.ErrBadNextHeader
+		}
+		in, ok := packet.ParseIP(data)
+		if !ok || in.V6 != (nh == packet.ProtoIPv6) {
+			return 0, 0, sad.ErrBadHeader
+		}
+		// TFC padding (RFC 4303 §2.7) may follow the inner packet.
+		data = data[:in.TotalLen]
+		if r := combineECN(data, in.V6, outerECN(pkt, o.IP.V6)); r != sad.OK {
+			return 0, 0, r
+		}
+		if r := decTTL(data, in.V6); r != sad.OK {
+			return 0, 0, r
+		}
+		if !selectorsMatch(sa, data, &in) {
+			return 0, 0, sad.ErrPolicy
+		}
+		return dataOff, len(data), sad.OK
+	}
+
+	// Transport: put the IP header back in front of the payload.
+	h := o.IP.HdrLen
+	newOff := dataOff - h
+	copy(pkt[newOff:dataOff], pkt[:h])
+	hdr := pkt[newOff:dataOff]
+	total := h + len(data)
+	if o.IP.V6 {
+		binary.BigEndian.PutUint16(hdr[4:], uint16(total-packet.IPv6Len))
+		setLastNextHeader(hdr, nh)
+	} else {
+		hdr[9] = nh
+		binary.BigEndian.PutUint16(hdr[2:], uint16(total))
+		hdr[10], hdr[11] = 0, 0
+		binary.BigEndian.PutUint16(hdr[10:], packet.IPv4HeaderChecksum(hdr))
+	}
+	inner := pkt[newOff : newOff+total]
+	in, ok := packet.ParseIP(inner)
+	if !ok {
+		return 0, 0, sad.ErrBadHeader
+	}
+	if !selectorsMatch(sa, inner, &in) {
+		return 0, 0, sad.ErrPolicy
+	}
+	return newOff, total, sad.OK
+}
+
+// selectorsMatch applies the SA's traffic selectors to a decapsulated
+// packet (RFC 4301 §5.2 step 4). No selectors means the SA carries any.
+func selectorsMatch(sa *sad.SA, b []byte, ip *packet.IP) bool {
+	if len(sa.Selectors) == 0 {
+		return true
+	}
+	var k sad.FlowKey
+	packet.Flow(b, ip, &k)
+	for i := range sa.Selectors {
+		if sa.Selectors[i].Matches(&k) {
+			return true
+		}
+	}
+	return false
+}
+
+// ECN codepoints (RFC 3168).
+const (
+	notECT = 0
+	ect1   = 1
+	ect0   = 2
+	ce     = 3
+)
+
+func outerECN(pkt []byte, v6 bool) byte {
+	if v6 {
+		return (pkt[1] >> 4) & 3
+	}
+	return pkt[1] & 3
+}
+
+// combineECN applies RFC 6040 §4.2 at decapsulation: CE on the outer
+// header marks an ECN-capable inner packet CE and drops a Not-ECT one;
+// ECT(1) outside ECT(0) inside becomes ECT(1).
+func combineECN(b []byte, v6 bool, outer byte) sad.Reason {
+	inner := tos(b, v6) & 3
+	var next byte
+	switch {
+	case outer == ce && inner == notECT:
+		return sad.ErrECN
+	case outer == ce:
+		next = ce
+	case outer == ect1 && inner == ect0:
+		next = ect1
+	default:
+		return sad.OK
+	}
+	if v6 {
+		b[1] = b[1]&^0x30 | next<<4
+		return sad.OK
+	}
+	old := binary.BigEndian.Uint16(b[0:])
+	b[1] = b[1]&^3 | next
+	cs := binary.BigEndian.Uint16(b[10:])
+	binary.BigEndian.PutUint16(b[10:], packet.UpdateChecksum16(cs, old, binary.BigEndian.Uint16(b[0:])))
+	return sad.OK
+}
+
+// openGCM8 verifies and decrypts AES-GCM with an 8-byte ICV, which Go's
+// GCM cannot check directly. The full tag of a ciphertext is what sealing
+// its plaintext produces, so: decrypt with CTR, seal again with the full
+// tag (the ciphertext comes back unchanged, the tag lands over the ICV and
+// the 8 bytes after it, so pkt needs that much capacity), compare the
+// first 8 bytes in constant time, and only then decrypt for real. Three
+// passes, for a suite kept for interoperability, not speed.
+func openGCM8(s *Scratch, c *sad.Crypto, pkt []byte, ctOff, ctLen int, aad []byte) sad.Reason {
+	if cap(pkt)-(ctOff+ctLen) < 16 {
+		return sad.ErrLength
+	}
+	buf := pkt[ctOff : ctOff+ctLen+16 : ctOff+ctLen+16]
+	ct := buf[:ctLen]
+	copy(s.icv[:8], buf[ctLen:ctLen+8])
+	ctr(s, c, ct)
+	c.AEAD.Seal(ct[:0], s.nonce[:], ct, aad)
+	if subtle.ConstantTimeCompare(s.icv[:8], buf[ctLen:ctLen+8]) != 1 {
+		return sad.ErrAuth
+	}
+	ctr(s, c, ct)
+	return sad.OK
+}
+
+// ctr runs GCM's counter mode over b in place: counter blocks are the
+// nonce followed by a 32-bit block counter starting at 2 (NIST SP 800-38D
+// §7.1; 1 is used for the tag).
+func ctr(s *Scratch, c *sad.Crypto, b []byte) {
+	copy(s.ctr[:12], s.nonce[:])
+	for n := uint32(2); len(b) > 0; n++ {
+		binary.BigEndian.PutUint32(s.ctr[12:], n)
+		c.Block.Encrypt(s.ks[:], s.ctr[:])
+		k := subtle.XORBytes(b, b, s.ks[:])
+		b = b[k:]
+	}
+}
