@@ -1,0 +1,506 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
+/*
+ * xdpsec XDP steering program.
+ *
+ * Decides, per received frame and as early as possible, whether a packet is
+ * the fast path's business (redirect to the AF_XDP socket of the receive
+ * queue), must be dropped, or belongs to the kernel (IKE, ARP/ND, traffic to
+ * the host itself, anything we do not understand).
+ *
+ *   xdp_wan     unprotected side: ESP (RFC 4303) and ESP-in-UDP (RFC 3948)
+ *               with a live SPI go to the XSK; unknown SPIs are dropped here.
+ *   xdp_lan     protected side: the destination address is looked up in an
+ *               LPM mirror of the SPD; PROTECT/DIVERT go to the XSK, DISCARD
+ *               is dropped, BYPASS and misses go to the kernel.
+ *   xdp_onearm  both on one interface: the SPD mirror first, then (for
+ *               BYPASS and misses) the WAN classification.
+ *
+ * Fail closed: every redirect uses XDP_DROP as the fallback action, so a
+ * queue without a registered socket (daemon dead or restarting) drops instead
+ * of handing protected traffic to the kernel in clear.
+ *
+ * Every packet increments exactly one "verdict" counter; CNT_XSK_MISSING is
+ * the only counter that is a subset of others (redirects that fell back to
+ * XDP_DROP).
+ */
+#include "include/xdpsec_bpf.h"
+
+char __license[] SEC("license") = "Dual MIT/GPL";
+
+#define NATT_PORT_DEFAULT 4500 /* RFC 7296 section 2.23 */
+#define IKE_PORT 500 /* RFC 7296 section 2 */
+#define XSK_MAX_QUEUES 64
+#define LIVE_SPIS_MAX (1 << 20)
+#define SPD_MAX_ENTRIES (1 << 16)
+
+/* SPD actions as mirrored by user space into spd_v4/spd_v6. */
+enum spd_action {
+	SPD_BYPASS = 0,
+	SPD_PROTECT = 1,
+	SPD_DISCARD = 2,
+	/* The selector is narrower than a destination prefix (source, protocol,
+	 * ports): user space must run the exact SPD check. */
+	SPD_DIVERT = 3,
+};
+
+/* Index into the per-CPU counters map. Keep in sync with counterNames in
+ * counters.go (a test compares both through BTF). */
+enum counter {
+	CNT_PASS_OTHER = 0,
+	CNT_PASS_IKE,
+	CNT_PASS_NATT_KEEPALIVE,
+	CNT_PASS_NATT_SHORT,
+	CNT_ESP_REDIRECT,
+	CNT_ESP_UNKNOWN_SPI,
+	CNT_ESPUDP_REDIRECT,
+	CNT_LAN_PROTECT_REDIRECT,
+	CNT_LAN_DIVERT_REDIRECT,
+	CNT_LAN_DISCARD,
+	CNT_LAN_BYPASS,
+	CNT_LAN_LINK_LOCAL_PASS,
+	CNT_FRAG_PASS,
+	CNT_MALFORMED_PASS,
+	CNT_IPV6_EXTHDR_PASS,
+	CNT_XSK_MISSING,
+	CNT_MAX,
+};
+
+/* config flags */
+/* Redirect ESP with an unknown SPI to the XSK instead of dropping it, so user
+ * space can audit it or answer with INVALID_SPI (RFC 7296 section 1.5). */
+#define CFG_F_REDIRECT_UNKNOWN_SPI (1U << 0)
+
+struct config {
+	__u16 natt_port; /* host order; 0 means NATT_PORT_DEFAULT */
+	__u16 pad;
+	__u32 flags;
+};
+
+struct lpm_v4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct lpm_v6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, XSK_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+/* Key: the SPI exactly as the four bytes on the wire (no byte swap). Not
+ * preallocated: 2^20 preallocated elements would pin ~100 MiB of kernel
+ * memory for gateways that hold a handful of SAs; only user space inserts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LIVE_SPIS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, __u8);
+} live_spis SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SPD_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_v4_key);
+	__type(value, enum spd_action);
+} spd_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SPD_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_v6_key);
+	__type(value, enum spd_action);
+} spd_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} config SEC(".maps");
+
+/* Parsed view of the network header. Pointers are into the packet and have
+ * been bounds-checked up to l4 (exclusive). */
+struct hdrs {
+	void *l4;	/* first byte after the IP header (IPv4: IHL honoured) */
+	__u8 *daddr;	/* destination address (4 or 16 bytes) */
+	__u8 family;	/* 4 or 6 */
+	__u8 proto;	/* IPv4 protocol or IPv6 fixed-header next header */
+	__u8 fragment;	/* IPv4 MF set or fragment offset non-zero */
+};
+
+enum parse_result {
+	PARSE_IP,
+	PARSE_NOT_IP,
+	PARSE_MALFORMED,
+};
+
+/* Not inlined: one small subprogram instead of a copy per call site, and it
+ * puts enum counter into the object's BTF, where bpf2go and the Go tests read
+ * it. */
+static __attribute__((noinline)) void count(enum counter c)
+{
+	__u32 idx = c;
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	/* Per-CPU slot: no other writer, a plain increment is exact. */
+	if (v)
+		*v += 1;
+}
+
+static __always_inline int parse(struct xdp_md *ctx, struct hdrs *h)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	void *l3;
+	__be16 proto;
+
+	if ((void *)(eth + 1) > end)
+		return PARSE_MALFORMED;
+	proto = eth->h_proto;
+	l3 = eth + 1;
+
+	/* One 802.1Q (or 802.1ad outer) tag. A second tag is not parsed: the
+	 * frame is "not IP" to us and goes to the kernel. */
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+		struct vlan_hdr *vh = l3;
+
+		if ((void *)(vh + 1) > end)
+			return PARSE_MALFORMED;
+		proto = vh->encap_proto;
+		l3 = vh + 1;
+	}
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = l3;
+		__u32 hlen;
+
+		if ((void *)(ip + 1) > end)
+			return PARSE_MALFORMED;
+		if ((ip->ver_ihl >> 4) != 4)
+			return PARSE_MALFORMED;
+		hlen = (ip->ver_ihl & 0x0f) * 4;
+		if (hlen < sizeof(*ip))
+			return PARSE_MALFORMED;
+		if (l3 + hlen > end)
+			return PARSE_MALFORMED;
+		h->l4 = l3 + hlen;
+		h->daddr = ip->daddr;
+		h->family = 4;
+		h->proto = ip->protocol;
+		/* MF (0x2000) or a non-zero offset (0x1fff): any fragment. */
+		h->fragment = (ip->frag_off & bpf_htons(0x3fff)) != 0;
+		return PARSE_IP;
+	}
+
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = l3;
+
+		if ((void *)(ip6 + 1) > end)
+			return PARSE_MALFORMED;
+		if ((ip6->ver_tc_flow[0] >> 4) != 6)
+			return PARSE_MALFORMED;
+		h->l4 = ip6 + 1;
+		h->daddr = ip6->daddr;
+		h->family = 6;
+		h->proto = ip6->nexthdr;
+		h->fragment = 0; /* a Fragment header shows up as nexthdr 44 */
+		return PARSE_IP;
+	}
+
+	return PARSE_NOT_IP;
+}
+
+static __always_inline int to_xsk(struct xdp_md *ctx)
+{
+	/* The low bits of flags are the action taken when the queue has no
+	 * socket: XDP_DROP keeps us fail-closed. */
+	long ret = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_DROP);
+
+	if (ret != XDP_REDIRECT)
+		count(CNT_XSK_MISSING);
+	return (int)ret;
+}
+
+static __always_inline struct config *get_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&config, &zero);
+}
+
+/* spi is the SPI as it sits in the packet (network order, not swapped). */
+static __always_inline int esp_verdict(struct xdp_md *ctx, __u32 spi, enum counter hit)
+{
+	struct config *cfg;
+
+	if (bpf_map_lookup_elem(&live_spis, &spi)) {
+		count(hit);
+		return to_xsk(ctx);
+	}
+	count(CNT_ESP_UNKNOWN_SPI);
+	cfg = get_config();
+	if (cfg && (cfg->flags & CFG_F_REDIRECT_UNKNOWN_SPI))
+		return to_xsk(ctx);
+	return XDP_DROP;
+}
+
+static __always_inline int is_v6_exthdr(__u8 nh)
+{
+	switch (nh) {
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_DSTOPTS:
+	case IPPROTO_AH:
+	case IPPROTO_MH:
+	case IPPROTO_HIP:
+	case IPPROTO_SHIM6:
+	case 253: /* RFC 3692 experimentation */
+	case 254:
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline int wan_udp(struct xdp_md *ctx, struct hdrs *h)
+{
+	void *end = (void *)(long)ctx->data_end;
+	struct udphdr *udp = h->l4;
+	struct config *cfg;
+	__u16 natt_port = NATT_PORT_DEFAULT;
+	__u16 dport, ulen;
+	__u8 *payload;
+	__u32 marker;
+
+	if ((void *)(udp + 1) > end) {
+		count(CNT_MALFORMED_PASS);
+		return XDP_PASS;
+	}
+	dport = bpf_ntohs(udp->dest);
+
+	cfg = get_config();
+	if (cfg && cfg->natt_port)
+		natt_port = cfg->natt_port;
+
+	if (dport == natt_port) {
+		/* Use the UDP length, not data_end: short frames carry Ethernet
+		 * padding after a 1-byte keepalive. */
+		ulen = bpf_ntohs(udp->len);
+		if (ulen < sizeof(*udp)) {
+			count(CNT_MALFORMED_PASS);
+			return XDP_PASS;
+		}
+		payload = (__u8 *)(udp + 1);
+		if (ulen - sizeof(*udp) < 4) {
+			if (ulen - sizeof(*udp) == 1 && (void *)(payload + 1) <= end &&
+			    payload[0] == 0xff) {
+				count(CNT_PASS_NATT_KEEPALIVE); /* RFC 3948 section 2.3 */
+				return XDP_PASS;
+			}
+			count(CNT_PASS_NATT_SHORT);
+			return XDP_PASS;
+		}
+		if ((void *)(payload + 4) > end) {
+			count(CNT_MALFORMED_PASS);
+			return XDP_PASS;
+		}
+		__builtin_memcpy(&marker, payload, sizeof(marker));
+		if (marker == 0) {
+			/* Non-ESP marker: IKE on the NAT-T port (RFC 3948 section 2.2). */
+			count(CNT_PASS_IKE);
+			return XDP_PASS;
+		}
+		return esp_verdict(ctx, marker, CNT_ESPUDP_REDIRECT);
+	}
+	if (dport == IKE_PORT) {
+		count(CNT_PASS_IKE);
+		return XDP_PASS;
+	}
+	count(CNT_PASS_OTHER);
+	return XDP_PASS;
+}
+
+/* WAN classification of a parsed IP packet. */
+static __always_inline int wan_ip(struct xdp_md *ctx, struct hdrs *h)
+{
+	void *end = (void *)(long)ctx->data_end;
+	__u32 spi;
+
+	if (h->fragment) {
+		/* Non-first fragments have no SPI; first fragments of ESP are not
+		 * worth reassembling here. The kernel reassembles (and, for UDP,
+		 * delivers to the NAT-T socket). */
+		count(CNT_FRAG_PASS);
+		return XDP_PASS;
+	}
+	if (h->proto == IPPROTO_ESP) {
+		/* SPI and sequence number must be present (RFC 4303 section 2). */
+		if (h->l4 + 8 > end) {
+			count(CNT_MALFORMED_PASS);
+			return XDP_PASS;
+		}
+		__builtin_memcpy(&spi, h->l4, sizeof(spi));
+		return esp_verdict(ctx, spi, CNT_ESP_REDIRECT);
+	}
+	if (h->proto == IPPROTO_UDP)
+		return wan_udp(ctx, h);
+	if (h->family == 6) {
+		if (h->proto == IPPROTO_FRAGMENT) {
+			count(CNT_FRAG_PASS);
+			return XDP_PASS;
+		}
+		if (is_v6_exthdr(h->proto)) {
+			/* Walking extension headers costs verifier complexity for
+			 * traffic a gateway should not see on its ESP path. */
+			count(CNT_IPV6_EXTHDR_PASS);
+			return XDP_PASS;
+		}
+	}
+	count(CNT_PASS_OTHER);
+	return XDP_PASS;
+}
+
+/* Destinations that are never forwarded by a router, so no IPsec policy can
+ * apply to them: IPv4 169.254/16, 224.0.0.0/24, 255.255.255.255; IPv6
+ * fe80::/10 and interface/link-local scoped multicast (ff01::/16, ff02::/16
+ * and their flagged variants). */
+static __always_inline int is_link_local(struct hdrs *h)
+{
+	__u8 *d = h->daddr;
+
+	if (h->family == 4) {
+		if (d[0] == 169 && d[1] == 254)
+			return 1;
+		if (d[0] == 224 && d[1] == 0 && d[2] == 0)
+			return 1;
+		return d[0] == 255 && d[1] == 255 && d[2] == 255 && d[3] == 255;
+	}
+	if (d[0] == 0xfe && (d[1] & 0xc0) == 0x80)
+		return 1;
+	return d[0] == 0xff && ((d[1] & 0x0f) == 1 || (d[1] & 0x0f) == 2);
+}
+
+/* Looks the destination up in the SPD mirror. Returns 1 and sets *action on
+ * a match. */
+static __always_inline int spd_lookup(struct hdrs *h, __u32 *action)
+{
+	__u32 *v;
+
+	if (h->family == 4) {
+		struct lpm_v4_key k = { .prefixlen = 32 };
+
+		__builtin_memcpy(k.addr, h->daddr, sizeof(k.addr));
+		v = bpf_map_lookup_elem(&spd_v4, &k);
+	} else {
+		struct lpm_v6_key k = { .prefixlen = 128 };
+
+		__builtin_memcpy(k.addr, h->daddr, sizeof(k.addr));
+		v = bpf_map_lookup_elem(&spd_v6, &k);
+	}
+	if (!v)
+		return 0;
+	*action = *v;
+	return 1;
+}
+
+#define LAN_FALLTHROUGH (-1)
+
+/* LAN stage. Returns an XDP action for PROTECT/DIVERT/DISCARD, or
+ * LAN_FALLTHROUGH (nothing counted) for BYPASS, no match and link-local
+ * destinations, which the caller handles. */
+static __always_inline int lan_stage(struct xdp_md *ctx, struct hdrs *h, int *link_local)
+{
+	__u32 action = SPD_BYPASS;
+
+	*link_local = is_link_local(h);
+	if (*link_local)
+		return LAN_FALLTHROUGH;
+	if (!spd_lookup(h, &action))
+		return LAN_FALLTHROUGH;
+	switch (action) {
+	case SPD_BYPASS:
+		return LAN_FALLTHROUGH;
+	case SPD_PROTECT:
+		count(CNT_LAN_PROTECT_REDIRECT);
+		return to_xsk(ctx);
+	case SPD_DISCARD:
+		count(CNT_LAN_DISCARD);
+		return XDP_DROP;
+	default:
+		/* SPD_DIVERT, and any value this program does not know: let user
+		 * space decide, still fail-closed. */
+		count(CNT_LAN_DIVERT_REDIRECT);
+		return to_xsk(ctx);
+	}
+}
+
+static __always_inline int not_ip_verdict(int r)
+{
+	count(r == PARSE_MALFORMED ? CNT_MALFORMED_PASS : CNT_PASS_OTHER);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int xdp_wan(struct xdp_md *ctx)
+{
+	struct hdrs h = {};
+	int r = parse(ctx, &h);
+
+	if (r != PARSE_IP)
+		return not_ip_verdict(r);
+	return wan_ip(ctx, &h);
+}
+
+SEC("xdp")
+int xdp_lan(struct xdp_md *ctx)
+{
+	struct hdrs h = {};
+	int r = parse(ctx, &h);
+	int link_local = 0;
+
+	if (r != PARSE_IP)
+		return not_ip_verdict(r);
+	/* Fragments are classified like any packet: the destination is in every
+	 * fragment, and passing a PROTECT fragment would leak it in clear. */
+	r = lan_stage(ctx, &h, &link_local);
+	if (r != LAN_FALLTHROUGH)
+		return r;
+	count(link_local ? CNT_LAN_LINK_LOCAL_PASS : CNT_LAN_BYPASS);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int xdp_onearm(struct xdp_md *ctx)
+{
+	struct hdrs h = {};
+	int r = parse(ctx, &h);
+	int link_local = 0;
+
+	if (r != PARSE_IP)
+		return not_ip_verdict(r);
+	/* The SPD first, so traffic from the protected side is never mistaken
+	 * for ESP or IKE addressed to us; user space keeps its own addresses
+	 * BYPASS so ESP/IKE to the gateway falls through to the WAN rules. */
+	r = lan_stage(ctx, &h, &link_local);
+	if (r != LAN_FALLTHROUGH)
+		return r;
+	return wan_ip(ctx, &h);
+}
