@@ -1,0 +1,148 @@
+package xsk
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+
+	"github.com/xdpsec/xdpsec/fastpath"
+	"golang.org/x/sys/unix"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultNumFrames = 4096
+	DefaultRingSize  = 2048
+)
+
+// Limits that keep a typo from pinning gigabytes of memory.
+const (
+	maxNumFrames = 1 << 20 // 2 GiB of 2 KiB frames
+	maxRingSize  = 1 << 16
+)
+
+// umemHeadroom is the headroom registered with the UMEM. The kernel always
+// adds XDP_PACKET_HEADROOM (256) in front of received data on top of it, so
+// only the part of fastpath.Headroom beyond that needs reserving here.
+const umemHeadroom = max(fastpath.Headroom-unix.XDP_PACKET_HEADROOM, 0)
+
+// rxOff is where the kernel places a received Ethernet frame in its frame,
+// unless the XDP program moved the packet start with bpf_xdp_adjust_head.
+const rxOff = umemHeadroom + unix.XDP_PACKET_HEADROOM
+
+// Mode is how the kernel moves frames between the NIC and the UMEM.
+type Mode int
+
+const (
+	// ModeAuto lets the kernel choose: zero-copy where the driver supports
+	// it, copy otherwise (veth, and any driver without AF_XDP support).
+	ModeAuto Mode = iota
+	// ModeCopy forces copy mode (XDP_COPY).
+	ModeCopy
+	// ModeZeroCopy demands zero-copy (XDP_ZEROCOPY); Open fails where the
+	// driver cannot do it.
+	ModeZeroCopy
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeAuto:
+		return "auto"
+	case ModeCopy:
+		return "copy"
+	case ModeZeroCopy:
+		return "zero-copy"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Options configures Open. The zero value is a socket with its own UMEM of
+// DefaultNumFrames frames, rings of DefaultRingSize entries, and the mode
+// left to the kernel. Frames are always fastpath.FrameSize bytes.
+type Options struct {
+	// NumFrames is the number of frames in the UMEM (default 4096). It
+	// must be 0 with ShareWith: the shared UMEM is already sized.
+	NumFrames int
+	// Ring sizes in descriptors; each a power of two (default 2048).
+	FillSize, CompletionSize, RxSize, TxSize int
+	// FillFrames is how many frames the socket keeps posted on its fill
+	// ring for the kernel to receive into (default min(FillSize,
+	// frames/2)). The rest of the UMEM stays free for Alloc and for frames
+	// in flight. Sockets sharing a UMEM each post their own FillFrames,
+	// so size the owner's NumFrames for all of them.
+	FillFrames int
+	// Mode selects copy or zero-copy. It must be ModeAuto with ShareWith:
+	// the kernel makes a sharing socket inherit the owner's mode.
+	Mode Mode
+	// ShareWith, when set, binds the new socket with XDP_SHARED_UMEM to the
+	// UMEM of that (open, bound) socket, which must be on another
+	// interface or queue. Frames then cross between the two sockets
+	// without a copy, and both must be driven by the same goroutine.
+	ShareWith *Socket
+}
+
+// withDefaults checks o and fills in its zero fields. frames is the size
+// of the UMEM the socket will use (its own or the shared one).
+func (o Options) withDefaults() (Options, error) {
+	if o.ShareWith != nil {
+		if o.NumFrames != 0 {
+			return o, errors.New("NumFrames must be 0 when sharing a UMEM")
+		}
+		if o.Mode != ModeAuto {
+			return o, fmt.Errorf("mode %v: a socket sharing a UMEM inherits the owner's mode", o.Mode)
+		}
+		if o.ShareWith.u == nil {
+			return o, errors.New("ShareWith socket is closed")
+		}
+		o.NumFrames = o.ShareWith.u.frames
+	} else if o.NumFrames == 0 {
+		o.NumFrames = DefaultNumFrames
+	}
+	if o.NumFrames < 1 || o.NumFrames > maxNumFrames {
+		return o, fmt.Errorf("NumFrames %d: want 1..%d", o.NumFrames, maxNumFrames)
+	}
+	if o.Mode < ModeAuto || o.Mode > ModeZeroCopy {
+		return o, fmt.Errorf("unknown mode %v", o.Mode)
+	}
+	for _, r := range []struct {
+		name string
+		v    *int
+	}{
+		{"FillSize", &o.FillSize},
+		{"CompletionSize", &o.CompletionSize},
+		{"RxSize", &o.RxSize},
+		{"TxSize", &o.TxSize},
+	} {
+		if *r.v == 0 {
+			*r.v = DefaultRingSize
+		}
+		if *r.v < 1 || *r.v > maxRingSize || bits.OnesCount(uint(*r.v)) != 1 {
+			return o, fmt.Errorf("%s %d: want a power of two up to %d", r.name, *r.v, maxRingSize)
+		}
+	}
+	if o.FillFrames == 0 {
+		o.FillFrames = max(min(o.FillSize, o.NumFrames/2), 1)
+	}
+	if o.FillFrames < 1 || o.FillFrames > o.FillSize || o.FillFrames > o.NumFrames {
+		return o, fmt.Errorf("FillFrames %d: want 1..min(FillSize %d, frames %d)",
+			o.FillFrames, o.FillSize, o.NumFrames)
+	}
+	return o, nil
+}
+
+// bindFlags returns the sxdp_flags for bind(2).
+func (o Options) bindFlags() uint16 {
+	if o.ShareWith != nil {
+		// The kernel refuses mode and wakeup flags on a sharing socket: it
+		// copies them from the UMEM's owner.
+		return unix.XDP_SHARED_UMEM
+	}
+	f := uint16(unix.XDP_USE_NEED_WAKEUP)
+	switch o.Mode {
+	case ModeCopy:
+		f |= unix.XDP_COPY
+	case ModeZeroCopy:
+		f |= unix.XDP_ZEROCOPY
+	}
+	return f
+}
