@@ -111,6 +111,29 @@ func (d *SPD) Lookup(k *sad.FlowKey) *Policy {
 	return ix.lookup(k)
 }
 
+// Cache remembers the last flow a worker looked up and its answer, valid
+// while the SPD publishes nothing new: packets of a batch mostly belong to
+// one flow, and comparing a key is cheaper than any index walk. A Cache
+// belongs to one goroutine; its zero value is ready.
+type Cache struct {
+	ix  *index
+	key sad.FlowKey
+	pol *Policy
+}
+
+// LookupCached is Lookup through c.
+func (d *SPD) LookupCached(c *Cache, k *sad.FlowKey) *Policy {
+	ix := d.cur.Load()
+	if ix == nil {
+		return nil
+	}
+	if c.ix == ix && c.key == *k {
+		return c.pol
+	}
+	c.ix, c.key, c.pol = ix, *k, ix.lookup(k)
+	return c.pol
+}
+
 // Replace publishes ps as the whole new ordered list. The slice is copied;
 // the policies are not, and must not be modified afterwards except for
 // their SA. On error the SPD is unchanged.

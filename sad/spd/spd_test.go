@@ -321,3 +321,32 @@ func TestAddrRepr(t *testing.T) {
 		t.Errorf("rule is %d bytes, want one 64-byte cache line", s)
 	}
 }
+
+func TestLookupCached(t *testing.T) {
+	d := New()
+	a := &Policy{Name: "a", Selector: sad.Selector{Dst: netip.MustParsePrefix("198.18.0.0/16")}, Action: Protect}
+	if err := d.Replace([]*Policy{a}); err != nil {
+		t.Fatal(err)
+	}
+	var c Cache
+	k := sad.FlowKey{Src: netip.MustParseAddr("198.19.0.1"), Dst: netip.MustParseAddr("198.18.0.1"), Proto: 17}
+	if d.LookupCached(&c, &k) != a || d.LookupCached(&c, &k) != a {
+		t.Fatal("cached lookup missed")
+	}
+	k2 := k
+	k2.Dst = netip.MustParseAddr("198.20.0.1")
+	if d.LookupCached(&c, &k2) != nil {
+		t.Fatal("cache answered for another flow")
+	}
+	// A new publication invalidates the cache.
+	b := &Policy{Name: "b", Selector: sad.Selector{Dst: netip.MustParsePrefix("198.18.0.0/24")}, Action: Discard}
+	if err := d.Replace([]*Policy{b, a}); err != nil {
+		t.Fatal(err)
+	}
+	if d.LookupCached(&c, &k) != b {
+		t.Fatal("stale cached answer after Replace")
+	}
+	if n := testing.AllocsPerRun(100, func() { d.LookupCached(&c, &k) }); n != 0 {
+		t.Fatalf("allocs %v", n)
+	}
+}

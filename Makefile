@@ -1,0 +1,41 @@
+# xdpsec — see README.md. `make demo` and `make test` are the two entry
+# points; both install what they need first.
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# Packages whose tests exercise concurrency run again under the race
+# detector.
+RACE_PKGS := ./sad/... ./fastpath ./fastpath/xsk
+
+.PHONY: all build deps test test-race vet demo bench generate clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/xdpsec ./cmd/xdpsec
+
+deps:
+	./scripts/install-deps.sh
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+# Everything: unit, known-answer, fuzz seeds, tshark and strongSwan
+# interop, namespace labs (as root; they skip with a reason otherwise).
+test: deps vet
+	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -race -timeout 10m $(RACE_PKGS)
+
+demo: deps build
+	./scripts/demo.sh
+
+bench: build
+	./scripts/bench.sh
+
+# Rebuild the XDP object with clang (the generated files are committed).
+generate: deps
+	$(GO) generate ./bpf
+
+clean:
+	rm -rf bin bench/out

@@ -1,0 +1,541 @@
+package fastpath
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/xdpsec/xdpsec/fastpath/esp"
+	"github.com/xdpsec/xdpsec/fastpath/packet"
+	"github.com/xdpsec/xdpsec/sad"
+	"github.com/xdpsec/xdpsec/sad/spd"
+)
+
+// Config wires a worker to its ports and tables.
+type Config struct {
+	// LAN is the protected side, WAN the unprotected side. The same port
+	// for both is one-arm mode: ESP arriving is decapsulated, anything
+	// else goes through the SPD.
+	LAN, WAN Port
+	// Inbound holds the inbound SAs by SPI; SPD the outbound policies.
+	Inbound *sad.Table
+	SPD     *spd.SPD
+	// LANHop and WANHop give the Ethernet header of packets leaving on
+	// each side.
+	LANHop, WANHop NextHop
+	// NATTPort is the UDP port of ESP-in-UDP; 0 means 4500.
+	NATTPort uint16
+	// DefaultBypass forwards packets no policy matches in clear; by
+	// default they are dropped (fail closed).
+	DefaultBypass bool
+}
+
+// Stats are a worker's counters.
+type Stats struct {
+	Polls, RxPackets, TxPackets, Encaps, Decaps, Bypassed uint64
+	// TxFull counts packets the TX ring refused; NoFrame packets that
+	// found no frame to cross into; NotIP frames that were not IPv4/IPv6.
+	TxFull, NoFrame, NotIP uint64
+	Drops                  [sad.NumReasons]uint64
+}
+
+// atomicStats is the published copy, added to once per poll.
+type atomicStats struct {
+	Polls, RxPackets, TxPackets, Encaps, Decaps, Bypassed atomic.Uint64
+	TxFull, NoFrame, NotIP                                atomic.Uint64
+	Drops                                                 [sad.NumReasons]atomic.Uint64
+}
+
+// A Worker runs the pipeline for one queue. It is used by one goroutine.
+type Worker struct {
+	ID  int
+	cfg Config
+
+	oneArm   bool
+	crossWAN bool // LAN frames cannot be sent on WAN: encap crosses
+	crossLAN bool
+	natt     uint16
+
+	s esp.Scratch
+
+	rx, tx, free, spare [Batch]Packet
+	// spare holds frames of the other side for packets that cross
+	// memories; spareN were allocated this batch, spareUsed taken.
+	spareN, spareUsed int
+
+	// outbound batch bookkeeping: per packet its run (distinct SA) index,
+	// or -1 for bypass; per run the SA, count and reserved sequence
+	// numbers.
+	pktRun  [Batch]int8
+	runs    [Batch]*sad.SA
+	runCnt  [Batch]int
+	runSeq  [Batch]uint64
+	runLeft [Batch]int
+	runPk   [Batch]uint64
+	runBy   [Batch]uint64
+
+	lanCache, wanCache hopCache
+	spdCache           spd.Cache
+
+	local Stats
+	pub   atomicStats
+}
+
+type hopCache struct {
+	dst netip.Addr
+	hop Hop
+	ok  bool
+}
+
+func (c *hopCache) lookup(nh NextHop, dst netip.Addr) (*Hop, bool) {
+	if !c.ok || c.dst != dst {
+		h, ok := nh.Lookup(dst)
+		if !ok {
+			return nil, false
+		}
+		c.dst, c.hop, c.ok = dst, h, true
+	}
+	return &c.hop, true
+}
+
+// NewWorker makes a worker.
+func NewWorker(id int, cfg Config) *Worker {
+	w := &Worker{ID: id, cfg: cfg, natt: cfg.NATTPort}
+	if w.natt == 0 {
+		w.natt = packet.NATTPort
+	}
+	w.oneArm = cfg.LAN == cfg.WAN
+	w.crossWAN = !cfg.WAN.Shares(cfg.LAN)
+	w.crossLAN = !cfg.LAN.Shares(cfg.WAN)
+	if w.oneArm {
+		w.crossWAN, w.crossLAN = false, false
+	}
+	return w
+}
+
+// Poll runs one round: a batch from the WAN side, then one from the LAN
+// side (one batch in one-arm mode). It returns the packets received.
+func (w *Worker) Poll() int {
+	n := w.cfg.WAN.Recv(w.rx[:])
+	if n > 0 {
+		w.local.RxPackets += uint64(n)
+		w.process(w.rx[:n], true)
+	}
+	if !w.oneArm {
+		m := w.cfg.LAN.Recv(w.rx[:])
+		if m > 0 {
+			w.local.RxPackets += uint64(m)
+			w.process(w.rx[:m], false)
+		}
+		n += m
+	}
+	w.local.Polls++
+	w.flush()
+	return n
+}
+
+// process splits a received batch into inbound ESP and outbound traffic.
+func (w *Worker) process(pkts []Packet, fromWAN bool) {
+	if !fromWAN {
+		w.outbound(pkts)
+		return
+	}
+	if !w.oneArm {
+		w.inbound(pkts)
+		return
+	}
+	// One-arm: stable partition, ESP to the front.
+	k := 0
+	var o esp.Outer
+	for i := range pkts {
+		d := pkts[i].Data()
+		if len(d) > packet.EthLen && isIP(d) && esp.ParseOuter(d[packet.EthLen:], w.natt, &o) != sad.ErrNotESP {
+			pkts[i], pkts[k] = pkts[k], pkts[i]
+			k++
+		}
+	}
+	if k > 0 {
+		w.inbound(pkts[:k])
+	}
+	if k < len(pkts) {
+		w.outbound(pkts[k:])
+	}
+}
+
+func isIP(d []byte) bool {
+	t := binary.BigEndian.Uint16(d[12:])
+	return t == packet.EtherIPv4 || t == packet.EtherIPv6
+}
+
+func (w *Worker) drop(nfree *int, p *Packet, r sad.Reason) {
+	w.local.Drops[r]++
+	w.free[*nfree] = *p
+	*nfree++
+}
+
+// outbound protects (or bypasses, or discards) a batch from the LAN.
+func (w *Worker) outbound(pkts []Packet) {
+	nfree, nruns := 0, 0
+	var k sad.FlowKey
+	// Pass 1: policy and SA for each packet; count packets per SA.
+	for i := range pkts {
+		w.pktRun[i] = -2 // dropped
+		p := &pkts[i]
+		d := p.Data()
+		if len(d) <= packet.EthLen || !isIP(d) {
+			w.local.NotIP++
+			w.drop(&nfree, p, sad.ErrBadHeader)
+			continue
+		}
+		ipb := d[packet.EthLen:]
+		ip, ok := packet.ParseIP(ipb)
+		if !ok {
+			w.drop(&nfree, p, sad.ErrBadHeader)
+			continue
+		}
+		packet.Flow(ipb, &ip, &k)
+		pol := w.cfg.SPD.LookupCached(&w.spdCache, &k)
+		var sa *sad.SA
+		switch {
+		case pol == nil && w.cfg.DefaultBypass, pol != nil && pol.Action == spd.Bypass:
+			w.pktRun[i] = -1
+			continue
+		case pol == nil || pol.Action == spd.Discard:
+			w.drop(&nfree, p, sad.ErrDiscard)
+			continue
+		default:
+			sa = pol.SA.Load()
+		}
+		if sa == nil {
+			// PROTECT with no SA yet: never in clear.
+			w.drop(&nfree, p, sad.ErrNoSA)
+			continue
+		}
+		if !sa.Usable() {
+			w.drop(&nfree, p, sad.ErrExpired)
+			continue
+		}
+		j := 0
+		for j < nruns && w.runs[j] != sa {
+			j++
+		}
+		if j == nruns {
+			w.runs[j], w.runCnt[j], w.runPk[j], w.runBy[j] = sa, 0, 0, 0
+			nruns++
+		}
+		w.runCnt[j]++
+		w.pktRun[i] = int8(j)
+	}
+	// One atomic per SA per batch for the sequence numbers.
+	for j := 0; j < nruns; j++ {
+		w.runSeq[j], w.runLeft[j] = w.runs[j].ReserveSeq(w.runCnt[j])
+	}
+	// Pass 2: encapsulate and address.
+	ntx := 0
+	if w.crossWAN {
+		// Frames on the WAN side for everything that leaves.
+		need := len(pkts) - nfree
+		got := w.cfg.WAN.Alloc(w.spare[:need])
+		w.local.NoFrame += uint64(need - got)
+		w.spareN, w.spareUsed = got, 0
+	}
+	for i := range pkts {
+		j := w.pktRun[i]
+		if j == -2 {
+			continue
+		}
+		p := &pkts[i]
+		var outP *Packet
+		if j == -1 {
+			outP = w.bypass(p, w.cfg.WAN, w.crossWAN, &w.wanCache, w.cfg.WANHop)
+			if outP == nil {
+				w.drop(&nfree, p, sad.ErrNoRoute)
+				continue
+			}
+			w.local.Bypassed++
+		} else {
+			sa := w.runs[j]
+			if w.runLeft[j] == 0 {
+				sa.Drop(sad.ErrSeqExhausted, 1)
+				w.drop(&nfree, p, sad.ErrSeqExhausted)
+				continue
+			}
+			seq := w.runSeq[j]
+			w.runSeq[j]++
+			w.runLeft[j]--
+			var r sad.Reason
+			outP, r = w.encap(p, sa, seq)
+			if r != sad.OK {
+				sa.Drop(r, 1)
+				w.drop(&nfree, p, r)
+				continue
+			}
+			w.runPk[j]++
+			w.runBy[j] += uint64(p.Len - packet.EthLen)
+			w.local.Encaps++
+		}
+		w.tx[ntx] = *outP
+		ntx++
+		if outP != p {
+			w.free[nfree] = *p // the LAN frame, now copied out
+			nfree++
+		}
+	}
+	for j := 0; j < nruns; j++ {
+		if w.runPk[j] > 0 {
+			w.runs[j].Account(w.runPk[j], w.runBy[j])
+		}
+		w.runs[j] = nil
+	}
+	if w.crossWAN && w.spareUsed < w.spareN {
+		w.cfg.WAN.Free(w.spare[w.spareUsed:w.spareN])
+	}
+	w.send(w.cfg.WAN, ntx)
+	if nfree > 0 {
+		w.cfg.LAN.Free(w.free[:nfree])
+	}
+}
+
+// encap protects one packet: in place, or into a WAN frame when the
+// sides do not share memory. It returns the packet to send.
+func (w *Worker) encap(p *Packet, sa *sad.SA, seq uint64) (*Packet, sad.Reason) {
+	innerOff := p.Off + packet.EthLen
+	inner := p.Frame[innerOff : p.Off+p.Len]
+	hr := esp.HeadRoom(sa)
+	if sa.Mode == sad.Transport {
+		ip, ok := packet.ParseIP(inner)
+		if !ok {
+			return nil, sad.ErrBadHeader
+		}
+		hr += ip.HdrLen
+		innerOff += ip.HdrLen // the payload, which stays put
+	}
+	// The hop first: a miss must not strand a frame taken below.
+	hop, ok := w.wanCache.lookup(w.cfg.WANHop, sa.Remote)
+	if !ok {
+		return nil, sad.ErrNoRoute
+	}
+	var out []byte
+	var q *Packet
+	if w.crossWAN {
+		if w.spareUsed == w.spareN {
+			w.local.NoFrame++
+			return nil, sad.ErrTooBig
+		}
+		q = &w.spare[w.spareUsed]
+		w.spareUsed++
+		out = q.Frame[Headroom+packet.EthLen:]
+		q.Off = Headroom
+	} else {
+		start := innerOff - hr - packet.EthLen
+		if start < 0 {
+			return nil, sad.ErrTooBig
+		}
+		q = p
+		q.Off = start
+		out = p.Frame[start+packet.EthLen:]
+	}
+	n, r := esp.Encap(&w.s, out, inner, sa, seq)
+	if r != sad.OK {
+		if w.crossWAN {
+			w.spareUsed-- // give the frame back to the spare list
+		}
+		return nil, r
+	}
+	q.Len = packet.EthLen + n
+	writeEth(q.Frame[q.Off:], hop, sa.Local.Is4() || sa.Mode == sad.Transport && inner[0]>>4 == 4)
+	return q, sad.OK
+}
+
+// bypass forwards a packet unchanged but for its Ethernet header.
+func (w *Worker) bypass(p *Packet, to Port, cross bool, c *hopCache, nh NextHop) *Packet {
+	d := p.Data()
+	ipb := d[packet.EthLen:]
+	var dst netip.Addr
+	v4 := ipb[0]>>4 == 4
+	if v4 {
+		dst = netip.AddrFrom4([4]byte(ipb[16:20]))
+	} else {
+		dst = netip.AddrFrom16([16]byte(ipb[24:40]))
+	}
+	hop, ok := c.lookup(nh, dst)
+	if !ok {
+		return nil
+	}
+	q := p
+	if cross {
+		if w.spareUsed == w.spareN {
+			w.local.NoFrame++
+			return nil
+		}
+		q = &w.spare[w.spareUsed]
+		w.spareUsed++
+		q.Off, q.Len = Headroom, p.Len
+		copy(q.Frame[Headroom:], d)
+	}
+	writeEth(q.Frame[q.Off:], hop, v4)
+	return q
+}
+
+func writeEth(b []byte, h *Hop, v4 bool) {
+	copy(b[0:6], h.Dst[:])
+	copy(b[6:12], h.Src[:])
+	t := uint16(packet.EtherIPv6)
+	if v4 {
+		t = packet.EtherIPv4
+	}
+	binary.BigEndian.PutUint16(b[12:], t)
+}
+
+// inbound opens a batch of ESP from the WAN.
+func (w *Worker) inbound(pkts []Packet) {
+	nfree, ntx := 0, 0
+	var o esp.Outer
+	var cur *sad.SA
+	var pk, by uint64
+	if w.crossLAN {
+		got := w.cfg.LAN.Alloc(w.spare[:len(pkts)])
+		w.local.NoFrame += uint64(len(pkts) - got)
+		w.spareN, w.spareUsed = got, 0
+	}
+	for i := range pkts {
+		p := &pkts[i]
+		d := p.Data()
+		if len(d) <= packet.EthLen || !isIP(d) {
+			w.local.NotIP++
+			w.drop(&nfree, p, sad.ErrBadHeader)
+			continue
+		}
+		if r := esp.ParseOuter(d[packet.EthLen:], w.natt, &o); r != sad.OK {
+			w.drop(&nfree, p, r)
+			continue
+		}
+		sa := w.cfg.Inbound.Lookup(o.SPI)
+		if sa == nil {
+			w.drop(&nfree, p, sad.ErrUnknownSPI)
+			continue
+		}
+		if !sa.Usable() {
+			sa.Drop(sad.ErrExpired, 1)
+			w.drop(&nfree, p, sad.ErrExpired)
+			continue
+		}
+		q := p
+		if w.crossLAN {
+			// Open works in place; copy into the LAN frame first.
+			if w.spareUsed == w.spareN {
+				w.drop(&nfree, p, sad.ErrTooBig)
+				continue
+			}
+			q = &w.spare[w.spareUsed]
+			w.spareUsed++
+			q.Off, q.Len = p.Off, p.Len
+			copy(q.Frame[q.Off:], d)
+		}
+		ipb := q.Frame[q.Off+packet.EthLen : q.Off+q.Len : len(q.Frame)]
+		off, n, r := esp.Decap(&w.s, ipb, &o, sa)
+		if r != sad.OK {
+			sa.Drop(r, 1)
+			if q != p {
+				w.spareUsed--
+			}
+			w.drop(&nfree, p, r)
+			continue
+		}
+		start := q.Off + packet.EthLen + off - packet.EthLen
+		inner := ipb[off : off+n]
+		v4 := inner[0]>>4 == 4
+		var dst netip.Addr
+		if v4 {
+			dst = netip.AddrFrom4([4]byte(inner[16:20]))
+		} else {
+			dst = netip.AddrFrom16([16]byte(inner[24:40]))
+		}
+		hop, ok := w.lanCache.lookup(w.cfg.LANHop, dst)
+		if !ok {
+			if q != p {
+				w.spareUsed--
+			}
+			w.drop(&nfree, p, sad.ErrNoRoute)
+			continue
+		}
+		q.Off, q.Len = start, packet.EthLen+n
+		writeEth(q.Frame[q.Off:], hop, v4)
+		if sa != cur {
+			if cur != nil {
+				cur.Account(pk, by)
+			}
+			cur, pk, by = sa, 0, 0
+		}
+		pk++
+		by += uint64(n)
+		w.local.Decaps++
+		w.tx[ntx] = *q
+		ntx++
+		if q != p {
+			w.free[nfree] = *p
+			nfree++
+		}
+	}
+	if cur != nil {
+		cur.Account(pk, by)
+	}
+	if w.crossLAN && w.spareUsed < w.spareN {
+		w.cfg.LAN.Free(w.spare[w.spareUsed:w.spareN])
+	}
+	out := w.cfg.LAN
+	w.send(out, ntx)
+	if nfree > 0 {
+		w.cfg.WAN.Free(w.free[:nfree])
+	}
+}
+
+// send transmits w.tx[:n] on port, freeing what the ring refused.
+func (w *Worker) send(port Port, n int) {
+	if n == 0 {
+		return
+	}
+	sent := port.Send(w.tx[:n])
+	w.local.TxPackets += uint64(sent)
+	if sent < n {
+		w.local.TxFull += uint64(n - sent)
+		port.Free(w.tx[sent:n])
+	}
+}
+
+// flush publishes the poll's counters and zeroes the local copy.
+func (w *Worker) flush() {
+	l := &w.local
+	pub := &w.pub
+	add := func(a *atomic.Uint64, v *uint64) {
+		if *v != 0 {
+			a.Add(*v)
+			*v = 0
+		}
+	}
+	add(&pub.Polls, &l.Polls)
+	add(&pub.RxPackets, &l.RxPackets)
+	add(&pub.TxPackets, &l.TxPackets)
+	add(&pub.Encaps, &l.Encaps)
+	add(&pub.Decaps, &l.Decaps)
+	add(&pub.Bypassed, &l.Bypassed)
+	add(&pub.TxFull, &l.TxFull)
+	add(&pub.NoFrame, &l.NoFrame)
+	add(&pub.NotIP, &l.NotIP)
+	for i := range l.Drops {
+		add(&pub.Drops[i], &l.Drops[i])
+	}
+}
+
+// Stats returns the worker's published counters; safe from any goroutine.
+func (w *Worker) Stats() Stats {
+	var s Stats
+	p := &w.pub
+	s.Polls, s.RxPackets, s.TxPackets = p.Polls.Load(), p.RxPackets.Load(), p.TxPackets.Load()
+	s.Encaps, s.Decaps, s.Bypassed = p.Encaps.Load(), p.Decaps.Load(), p.Bypassed.Load()
+	s.TxFull, s.NoFrame, s.NotIP = p.TxFull.Load(), p.NoFrame.Load(), p.NotIP.Load()
+	for i := range s.Drops {
+		s.Drops[i] = p.Drops[i].Load()
+	}
+	return s
+}
