@@ -28,7 +28,20 @@ type Config struct {
 	// DefaultBypass forwards packets no policy matches in clear; by
 	// default they are dropped (fail closed).
 	DefaultBypass bool
+	// WANMTU is the largest IP packet the WAN carries; 0 means only the
+	// frame size limits. See mtu.go for what happens past it.
+	WANMTU int
+	// ICMPSrc4 and ICMPSrc6 are the addresses ICMP errors are sent from
+	// (the gateway's LAN addresses); without one, oversized packets of
+	// that family are dropped without an ICMP error.
+	ICMPSrc4, ICMPSrc6 netip.Addr
+	// ICMPRate caps ICMP errors per second per worker; 0 means 100.
+	ICMPRate int
 }
+
+// maxFrags bounds how many fragments one packet may become (a 9000-byte
+// jumbo frame into a 1400-byte tunnel needs 7).
+const maxFrags = 8
 
 // Stats are a worker's counters.
 type Stats struct {
@@ -36,13 +49,18 @@ type Stats struct {
 	// TxFull counts packets the TX ring refused; NoFrame packets that
 	// found no frame to cross into; NotIP frames that were not IPv4/IPv6.
 	TxFull, NoFrame, NotIP uint64
-	Drops                  [sad.NumReasons]uint64
+	// ICMPTooBig counts ICMP errors sent for oversized packets;
+	// Fragmented the packets split before encryption, Fragments the
+	// pieces they became.
+	ICMPTooBig, Fragmented, Fragments uint64
+	Drops                             [sad.NumReasons]uint64
 }
 
 // atomicStats is the published copy, added to once per poll.
 type atomicStats struct {
 	Polls, RxPackets, TxPackets, Encaps, Decaps, Bypassed atomic.Uint64
 	TxFull, NoFrame, NotIP                                atomic.Uint64
+	ICMPTooBig, Fragmented, Fragments                     atomic.Uint64
 	Drops                                                 [sad.NumReasons]atomic.Uint64
 }
 
@@ -58,7 +76,12 @@ type Worker struct {
 
 	s esp.Scratch
 
-	rx, tx, free, spare [Batch]Packet
+	rx, free, spare [Batch]Packet
+	tx              [Batch * maxFrags]Packet
+	txLAN           [Batch]Packet // ICMP errors back to senders
+	frag            [maxFrags]Packet
+	pktFrag         [Batch]uint8 // fragments a packet becomes (0: not fragmented)
+	icmp            icmpBucket
 	// spare holds frames of the other side for packets that cross
 	// memories; spareN were allocated this batch, spareUsed taken.
 	spareN, spareUsed int
@@ -67,6 +90,7 @@ type Worker struct {
 	// or -1 for bypass; per run the SA, count and reserved sequence
 	// numbers.
 	pktRun  [Batch]int8
+	pktSA   [Batch]*sad.SA // for packets answered with ICMP
 	runs    [Batch]*sad.SA
 	runCnt  [Batch]int
 	runSeq  [Batch]uint64
@@ -215,6 +239,26 @@ func (w *Worker) outbound(pkts []Packet) {
 			w.drop(&nfree, p, sad.ErrExpired)
 			continue
 		}
+		need := 1
+		w.pktFrag[i] = 0
+		if w.cfg.WANMTU > 0 && esp.EncapLen(sa, ip.TotalLen, ip.HdrLen) > w.cfg.WANMTU {
+			// Only plain IPv4 (no options, DF clear) in tunnel mode is
+			// fragmented; everything else gets "too big" (see mtu.go).
+			if !ip.V6 && sa.Mode == sad.Tunnel && ipb[6]&0x40 == 0 && ip.HdrLen == packet.IPv4MinLen {
+				_, cnt := fragPlan(ip.TotalLen, ip.HdrLen, esp.MaxInner(sa, w.cfg.WANMTU, ip.HdrLen))
+				if cnt < 2 || cnt > maxFrags {
+					sa.Drop(sad.ErrTooBig, 1)
+					w.drop(&nfree, p, sad.ErrTooBig)
+					continue
+				}
+				need = cnt
+				w.pktFrag[i] = uint8(cnt)
+			} else {
+				w.pktRun[i] = -3
+				w.pktSA[i] = sa
+				continue
+			}
+		}
 		j := 0
 		for j < nruns && w.runs[j] != sa {
 			j++
@@ -223,7 +267,7 @@ func (w *Worker) outbound(pkts []Packet) {
 			w.runs[j], w.runCnt[j], w.runPk[j], w.runBy[j] = sa, 0, 0, 0
 			nruns++
 		}
-		w.runCnt[j]++
+		w.runCnt[j] += need
 		w.pktRun[i] = int8(j)
 	}
 	// One atomic per SA per batch for the sequence numbers.
@@ -239,12 +283,24 @@ func (w *Worker) outbound(pkts []Packet) {
 		w.local.NoFrame += uint64(need - got)
 		w.spareN, w.spareUsed = got, 0
 	}
+	nlan := 0
 	for i := range pkts {
 		j := w.pktRun[i]
 		if j == -2 {
 			continue
 		}
 		p := &pkts[i]
+		if j == -3 {
+			if w.tooBig(p, w.pktSA[i]) {
+				w.txLAN[nlan] = *p
+				nlan++
+			} else {
+				w.free[nfree] = *p
+				nfree++
+			}
+			w.pktSA[i] = nil
+			continue
+		}
 		var outP *Packet
 		if j == -1 {
 			outP = w.bypass(p, w.cfg.WAN, w.crossWAN, &w.wanCache, w.cfg.WANHop)
@@ -259,6 +315,21 @@ func (w *Worker) outbound(pkts []Packet) {
 				sa.Drop(sad.ErrSeqExhausted, 1)
 				w.drop(&nfree, p, sad.ErrSeqExhausted)
 				continue
+			}
+			if w.pktFrag[i] > 1 {
+				// Fragments 2..n go into fresh WAN frames first: encrypting
+				// fragment 1 in place overwrites the data that follows it.
+				k, ok := w.fragment(p, sa, j, int(w.pktFrag[i]), ntx)
+				ntx += k
+				if !ok {
+					w.drop(&nfree, p, sad.ErrTooBig)
+					continue
+				}
+				if w.runLeft[j] == 0 {
+					sa.Drop(sad.ErrSeqExhausted, 1)
+					w.drop(&nfree, p, sad.ErrSeqExhausted)
+					continue
+				}
 			}
 			seq := w.runSeq[j]
 			w.runSeq[j]++
@@ -291,9 +362,113 @@ func (w *Worker) outbound(pkts []Packet) {
 		w.cfg.WAN.Free(w.spare[w.spareUsed:w.spareN])
 	}
 	w.send(w.cfg.WAN, ntx)
+	if nlan > 0 {
+		copy(w.tx[:nlan], w.txLAN[:nlan])
+		w.send(w.cfg.LAN, nlan)
+	}
 	if nfree > 0 {
 		w.cfg.LAN.Free(w.free[:nfree])
 	}
+}
+
+// tooBig answers an oversized packet with an ICMP error built in its own
+// frame, rate-limited. It reports whether p now holds the error to send
+// back on the LAN; otherwise p is to be freed. Either way the original
+// packet is dropped and counted.
+func (w *Worker) tooBig(p *Packet, sa *sad.SA) bool {
+	sa.Drop(sad.ErrTooBig, 1)
+	w.local.Drops[sad.ErrTooBig]++
+	ipOff := p.Off + packet.EthLen
+	ipb := p.Frame[ipOff : p.Off+p.Len]
+	ip, _ := packet.ParseIP(ipb)
+	if isICMPError(ipb, &ip) || !ip.FirstFrag {
+		return false
+	}
+	rate := w.cfg.ICMPRate
+	if rate == 0 {
+		rate = 100
+	}
+	src := w.cfg.ICMPSrc4
+	if ip.V6 {
+		src = w.cfg.ICMPSrc6
+	}
+	if !src.IsValid() || p.Off < 48 || !w.icmp.take(rate) {
+		return false
+	}
+	var dst netip.Addr
+	if ip.V6 {
+		dst = netip.AddrFrom16([16]byte(ipb[8:24]))
+	} else {
+		dst = netip.AddrFrom4([4]byte(ipb[12:16]))
+	}
+	hop, ok := w.lanCache.lookup(w.cfg.LANHop, dst)
+	if !ok {
+		return false
+	}
+	mtu := esp.MaxInner(sa, w.cfg.WANMTU, ip.HdrLen)
+	off, n, ok := buildTooBig(p.Frame, ipOff, ip.TotalLen, ip.V6, mtu, src)
+	if !ok {
+		return false
+	}
+	p.Off, p.Len = off-packet.EthLen, packet.EthLen+n
+	writeEth(p.Frame[p.Off:], hop, !ip.V6)
+	w.local.ICMPTooBig++
+	return true
+}
+
+// fragment splits the IPv4 packet in p before encryption: fragments
+// 2..count are written into fresh WAN frames, encapsulated and queued at
+// w.tx[ntx:], and p is cut down to fragment 1, which the caller then
+// encapsulates as usual. It returns how many packets it queued and false
+// if the packet had to be dropped.
+func (w *Worker) fragment(p *Packet, sa *sad.SA, j int8, count, ntx int) (int, bool) {
+	ipOff := p.Off + packet.EthLen
+	ipb := p.Frame[ipOff : p.Off+p.Len]
+	hl := packet.IPv4MinLen
+	per, _ := fragPlan(int(binary.BigEndian.Uint16(ipb[2:])), hl, esp.MaxInner(sa, w.cfg.WANMTU, hl))
+	got := w.cfg.WAN.Alloc(w.frag[:count-1])
+	if got < count-1 {
+		w.cfg.WAN.Free(w.frag[:got])
+		w.local.NoFrame++
+		return 0, false
+	}
+	hop, ok := w.wanCache.lookup(w.cfg.WANHop, sa.Remote)
+	if !ok {
+		w.cfg.WAN.Free(w.frag[:got])
+		return 0, false
+	}
+	hr := esp.HeadRoom(sa)
+	queued := 0
+	for k := 1; k < count; k++ {
+		f := &w.frag[k-1]
+		in := Headroom + packet.EthLen + hr
+		n := writeFragment(f.Frame[in:], ipb, hl, per, k)
+		if w.runLeft[j] == 0 {
+			sa.Drop(sad.ErrSeqExhausted, 1)
+			w.cfg.WAN.Free(w.frag[k-1 : count-1])
+			return queued, false
+		}
+		seq := w.runSeq[j]
+		w.runSeq[j]++
+		w.runLeft[j]--
+		m, r := esp.Encap(&w.s, f.Frame[Headroom+packet.EthLen:], f.Frame[in:in+n], sa, seq)
+		if r != sad.OK {
+			sa.Drop(r, 1)
+			w.cfg.WAN.Free(w.frag[k-1 : count-1])
+			return queued, false
+		}
+		f.Off, f.Len = Headroom, packet.EthLen+m
+		writeEth(f.Frame[f.Off:], hop, sa.Local.Is4())
+		w.runPk[j]++
+		w.runBy[j] += uint64(n)
+		w.tx[ntx+queued] = *f
+		queued++
+	}
+	n0 := writeFragment(ipb, ipb, hl, per, 0)
+	p.Len = packet.EthLen + n0
+	w.local.Fragmented++
+	w.local.Fragments += uint64(count)
+	return queued, true
 }
 
 // encap protects one packet: in place, or into a WAN frame when the
@@ -522,6 +697,9 @@ func (w *Worker) flush() {
 	add(&pub.TxFull, &l.TxFull)
 	add(&pub.NoFrame, &l.NoFrame)
 	add(&pub.NotIP, &l.NotIP)
+	add(&pub.ICMPTooBig, &l.ICMPTooBig)
+	add(&pub.Fragmented, &l.Fragmented)
+	add(&pub.Fragments, &l.Fragments)
 	for i := range l.Drops {
 		add(&pub.Drops[i], &l.Drops[i])
 	}
@@ -534,6 +712,7 @@ func (w *Worker) Stats() Stats {
 	s.Polls, s.RxPackets, s.TxPackets = p.Polls.Load(), p.RxPackets.Load(), p.TxPackets.Load()
 	s.Encaps, s.Decaps, s.Bypassed = p.Encaps.Load(), p.Decaps.Load(), p.Bypassed.Load()
 	s.TxFull, s.NoFrame, s.NotIP = p.TxFull.Load(), p.NoFrame.Load(), p.NotIP.Load()
+	s.ICMPTooBig, s.Fragmented, s.Fragments = p.ICMPTooBig.Load(), p.Fragmented.Load(), p.Fragments.Load()
 	for i := range s.Drops {
 		s.Drops[i] = p.Drops[i].Load()
 	}

@@ -382,11 +382,11 @@ func New(cfg Config) (*SA, error) {
 func (sa *SA) ReserveSeq(n int) (first uint64, got int) {
 	for {
 		cur := sa.seq.Load()
-		room := sa.seqMax - cur
-		if room == 0 {
+		if cur >= sa.seqMax {
 			sa.flags.Or(flagExhausted | flagSeqSoft)
 			return 0, 0
 		}
+		room := sa.seqMax - cur
 		k := uint64(n)
 		if k > room {
 			k = room

@@ -74,6 +74,9 @@ func ParseOuter(pkt []byte, nattPort uint16, o *Outer) sad.Reason {
 // decremented and the outer ECN combined into it (RFC 6040 §4.2). In
 // transport mode the outer IP header is moved in front of the payload and
 // fixed up.
+//
+// For AES-GCM with an 8-byte ICV, pkt must have 8 bytes of spare capacity
+// past the packet (see openGCM8); without them Decap returns ErrLength.
 func Decap(s *Scratch, pkt []byte, o *Outer, sa *sad.SA) (off, n int, r sad.Reason) {
 	c := sa.Crypto
 	end := o.IP.TotalLen
@@ -252,20 +255,25 @@ func combineECN(b []byte, v6 bool, outer byte) sad.Reason {
 // openGCM8 verifies and decrypts AES-GCM with an 8-byte ICV, which Go's
 // GCM cannot check directly. The full tag of a ciphertext is what sealing
 // its plaintext produces, so: decrypt with CTR, seal again with the full
-// tag (the ciphertext comes back unchanged, the tag lands over the ICV and
-// the 8 bytes after it, so pkt needs that much capacity), compare the
-// first 8 bytes in constant time, and only then decrypt for real. Three
-// passes, for a suite kept for interoperability, not speed.
+// tag (the ciphertext comes back unchanged and the tag lands over the ICV
+// and the 8 bytes after it, so pkt needs 8 bytes of spare capacity: the
+// contract of Decap for this suite, which every Port's frames meet),
+// compare the first 8 bytes in constant time, put back the 16 bytes the
+// tag overwrote — whatever the outcome, so a refused buffer never holds
+// the right tag for a forged packet — and only then decrypt for real.
+// Three passes, for a suite kept for interoperability, not speed.
 func openGCM8(s *Scratch, c *sad.Crypto, pkt []byte, ctOff, ctLen int, aad []byte) sad.Reason {
 	if cap(pkt)-(ctOff+ctLen) < 16 {
 		return sad.ErrLength
 	}
 	buf := pkt[ctOff : ctOff+ctLen+16 : ctOff+ctLen+16]
 	ct := buf[:ctLen]
-	copy(s.icv[:8], buf[ctLen:ctLen+8])
+	copy(s.tail[:], buf[ctLen:])
 	ctr(s, c, ct)
 	c.AEAD.Seal(ct[:0], s.nonce[:], ct, aad)
-	if subtle.ConstantTimeCompare(s.icv[:8], buf[ctLen:ctLen+8]) != 1 {
+	good := subtle.ConstantTimeCompare(s.tail[:8], buf[ctLen:ctLen+8]) == 1
+	copy(buf[ctLen:], s.tail[:])
+	if !good {
 		return sad.ErrAuth
 	}
 	ctr(s, c, ct)

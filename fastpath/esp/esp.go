@@ -30,6 +30,7 @@ type Scratch struct {
 	ctr   [16]byte
 	ks    [16]byte
 	icv   [32]byte
+	tail  [16]byte
 	hi    [4]byte
 }
 
@@ -54,7 +55,11 @@ func HeadRoom(sa *sad.SA) int {
 // TailRoom is the spare capacity the inner packet needs behind it for the
 // ESP trailer and ICV.
 func TailRoom(sa *sad.SA) int {
-	return sa.Crypto.Align - 1 + 2 + sa.Crypto.ICV
+	t := sa.Crypto.Align - 1 + 2 + sa.Crypto.ICV
+	if sa.Crypto.ICV == 8 && sa.Crypto.Suite.Cipher == sad.CipherAESGCM {
+		t += 8 // the full GCM tag is written, then cut to 8 bytes
+	}
+	return t
 }
 
 // inexactOverlap reports whether x and y share memory without starting at
@@ -97,9 +102,6 @@ func Encap(s *Scratch, out, inner []byte, sa *sad.SA, seq uint64) (int, sad.Reas
 	var nh uint8
 	var hdr int // bytes in out before the IV ends
 	if sa.Mode == sad.Tunnel {
-		if r := decTTL(inner, ip.V6); r != sad.OK {
-			return 0, r
-		}
 		payload = inner
 		nh = packet.ProtoIPv4
 		if ip.V6 {
@@ -130,6 +132,16 @@ func Encap(s *Scratch, out, inner []byte, sa *sad.SA, seq uint64) (int, sad.Reas
 	pt := payload[:padded]
 	if inexactOverlap(out[hdr:], pt) {
 		return 0, sad.ErrLength
+	}
+	if c.ICV == 8 && cap(out)-total < 8 {
+		return 0, sad.ErrTooBig
+	}
+	if sa.Mode == sad.Tunnel {
+		// Only now that nothing can refuse the packet any more: a refused
+		// packet comes back unchanged.
+		if r := decTTL(inner, ip.V6); r != sad.OK {
+			return 0, r
+		}
 	}
 
 	// Transport mode: move the IP header to the front first (it may
@@ -172,11 +184,8 @@ func Encap(s *Scratch, out, inner []byte, sa *sad.SA, seq uint64) (int, sad.Reas
 		binary.BigEndian.PutUint64(s.nonce[4:], seq)
 		aad := aadFor(s, esp, sa.ESN, seq)
 		// Go's GCM cannot make 8-byte tags: for that suite it seals with
-		// the full tag, which needs 8 bytes past the ICV, and the packet
-		// keeps the first 8 (RFC 4106 §6: the ICV is the truncated tag).
-		if c.ICV == 8 && cap(out)-total < 8 {
-			return 0, sad.ErrTooBig
-		}
+		// the full tag, which needs 8 bytes past the ICV (checked above),
+		// and the packet keeps the first 8 (RFC 4106 §6).
 		c.AEAD.Seal(out[hdr:hdr], s.nonce[:], pt, aad)
 	case sad.CipherAESCBC:
 		iv := esp[HdrLen : HdrLen+16]
@@ -335,4 +344,37 @@ func setUDP6Checksum(out []byte, udpOff, total int) {
 		cs = 0xffff
 	}
 	binary.BigEndian.PutUint16(u[6:], cs)
+}
+
+// EncapLen is the length of the ESP packet Encap makes from an inner
+// packet of innerLen bytes whose IP header is hdrLen bytes (transport
+// mode keeps the header in front; tunnel mode ignores hdrLen).
+func EncapLen(sa *sad.SA, innerLen, hdrLen int) int {
+	c := sa.Crypto
+	payload, h := innerLen, HeadRoom(sa)
+	if sa.Mode == sad.Transport {
+		payload -= hdrLen
+		h += hdrLen
+	}
+	return h + (payload+2+c.Align-1)&^(c.Align-1) + c.ICV
+}
+
+// MaxInner is the largest inner packet (IP header of hdrLen included)
+// whose ESP packet fits in mtu bytes; 0 if none does.
+func MaxInner(sa *sad.SA, mtu, hdrLen int) int {
+	c := sa.Crypto
+	h := HeadRoom(sa)
+	if sa.Mode == sad.Transport {
+		h += hdrLen
+	}
+	room := mtu - h - c.ICV // for padded payload
+	room &^= c.Align - 1
+	payload := room - 2
+	if sa.Mode == sad.Transport {
+		payload += hdrLen
+	}
+	if payload < 0 {
+		return 0
+	}
+	return payload
 }

@@ -43,3 +43,23 @@ func TestEncapDecapSmoke(t *testing.T) {
 		}
 	}
 }
+
+func TestEncapLenMaxInner(t *testing.T) {
+	for _, suite := range benchSuites {
+		sa := benchSA(t, suite, sad.Outbound)
+		var s Scratch
+		for n := 28; n < 1500; n += 37 {
+			p := benchInner(make([]byte, 2048), n)
+			m, r := Encap(&s, make([]byte, 2048), p, sa, 1)
+			if r != sad.OK || m != EncapLen(sa, n, 20) {
+				t.Fatalf("%s/%d: Encap made %d bytes, EncapLen says %d", suite, n, m, EncapLen(sa, n, 20))
+			}
+		}
+		for _, mtu := range []int{576, 1280, 1400, 1500, 9000} {
+			mi := MaxInner(sa, mtu, 20)
+			if EncapLen(sa, mi, 20) > mtu || EncapLen(sa, mi+1, 20) <= mtu {
+				t.Fatalf("%s: MaxInner(%d) = %d is not the largest fit", suite, mtu, mi)
+			}
+		}
+	}
+}
