@@ -1,0 +1,295 @@
+package ike
+
+import (
+	gocrypto "crypto"
+	"crypto/sha1"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/sad"
+)
+
+// Identity is an IKE identity (the ID payload), written as strongSwan's
+// "id" setting: an IP address, an FQDN, user@domain (RFC822), or an
+// X.500 distinguished name given as DER.
+type Identity struct {
+	Type message.IDType
+	Data []byte
+}
+
+// ParseIdentity reads an identity the way strongSwan guesses its type from
+// the text: an IP address, user@fqdn as RFC822, anything else as an FQDN.
+// Distinguished names are given with IdentityDN.
+func ParseIdentity(s string) (Identity, error) {
+	if s == "" {
+		return Identity{}, errors.New("empty identity")
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Is4() {
+			b := a.As4()
+			return Identity{message.IDIPv4Addr, b[:]}, nil
+		}
+		b := a.As16()
+		return Identity{message.IDIPv6Addr, b[:]}, nil
+	}
+	if strings.Contains(s, "@") {
+		return Identity{message.IDRFC822Addr, []byte(s)}, nil
+	}
+	return Identity{message.IDFQDN, []byte(s)}, nil
+}
+
+// IdentityDN is the ID_DER_ASN1_DN identity of a certificate's subject.
+func IdentityDN(cert *x509.Certificate) Identity {
+	return Identity{message.IDDERASN1DN, cert.RawSubject}
+}
+
+func (id Identity) String() string {
+	switch id.Type {
+	case message.IDIPv4Addr, message.IDIPv6Addr:
+		if a, ok := netip.AddrFromSlice(id.Data); ok {
+			return a.String()
+		}
+	case message.IDFQDN, message.IDRFC822Addr:
+		return string(id.Data)
+	}
+	return fmt.Sprintf("%v:%x", id.Type, id.Data)
+}
+
+func (id Identity) equal(t message.IDType, data []byte) bool {
+	return id.Type == t && string(id.Data) == string(data)
+}
+
+// AuthConfig says how one end authenticates. Exactly one of PSK or
+// (Certificate and Key) is set for the local end; for the remote end PSK
+// or CAs.
+type AuthConfig struct {
+	// ID is this end's identity. For the remote end an empty ID (zero Type)
+	// accepts any identity the authentication proves.
+	ID Identity
+	// PSK is the pre-shared key (AUTH method 2). It is wiped by
+	// Engine.Close.
+	PSK []byte
+	// Certificate and Key are our end-entity certificate and its private key;
+	// Intermediates are sent after it in CERT payloads.
+	Certificate   *x509.Certificate
+	Intermediates []*x509.Certificate
+	Key           gocrypto.Signer
+	// CAs are the certification authorities that may vouch for the peer's
+	// certificate (remote end only); no system roots are ever used. Their
+	// key hashes also go out in CERTREQ payloads, which peers such as
+	// strongSwan (send_cert = ifasked) need before they send a certificate.
+	CAs []*x509.Certificate
+
+	trust *crypto.TrustStore
+}
+
+// certReq returns the CERTREQ payload naming our CAs: the SHA-1 hashes of
+// their SubjectPublicKeyInfo (RFC 7296 §3.7).
+func (a *AuthConfig) certReq() *message.CertReq {
+	if len(a.CAs) == 0 {
+		return nil
+	}
+	cr := &message.CertReq{Encoding: message.CertX509Signature}
+	for _, ca := range a.CAs {
+		h := sha1.Sum(ca.RawSubjectPublicKeyInfo)
+		cr.Data = append(cr.Data, h[:]...)
+	}
+	return cr
+}
+
+func (a *AuthConfig) usesPSK() bool { return len(a.PSK) > 0 }
+
+// TrafficSelector is one traffic selector as configured: an address
+// prefix, optionally restricted to an IP protocol and a port range.
+type TrafficSelector struct {
+	Prefix netip.Prefix
+	Proto  uint8
+	Ports  sad.PortRange // zero: any
+}
+
+// ParseTrafficSelector reads "198.18.1.0/24", "198.18.1.0/24[tcp/443]" or
+// "2001:db8::/64[udp]" (strongSwan's local_ts/remote_ts syntax).
+func ParseTrafficSelector(s string) (TrafficSelector, error) {
+	var ts TrafficSelector
+	pfx, rest, hasRest := strings.Cut(s, "[")
+	if hasRest {
+		var ok bool
+		if rest, ok = strings.CutSuffix(rest, "]"); !ok {
+			return ts, fmt.Errorf("traffic selector %q: missing ']'", s)
+		}
+	}
+	p, err := netip.ParsePrefix(pfx)
+	if err != nil {
+		a, err2 := netip.ParseAddr(pfx)
+		if err2 != nil {
+			return ts, fmt.Errorf("traffic selector %q: %w", s, err)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	ts.Prefix = p.Masked()
+	if rest == "" {
+		return ts, nil
+	}
+	proto, port, _ := strings.Cut(rest, "/")
+	switch proto {
+	case "", "any":
+	case "tcp":
+		ts.Proto = 6
+	case "udp":
+		ts.Proto = 17
+	case "icmp":
+		ts.Proto = 1
+	case "ipv6-icmp", "icmp6":
+		ts.Proto = 58
+	case "sctp":
+		ts.Proto = 132
+	default:
+		n, err := strconv.ParseUint(proto, 10, 8)
+		if err != nil {
+			return ts, fmt.Errorf("traffic selector %q: unknown protocol %q", s, proto)
+		}
+		ts.Proto = uint8(n)
+	}
+	if port != "" && port != "any" {
+		lo, hi, isRange := strings.Cut(port, "-")
+		l, err := strconv.ParseUint(lo, 10, 16)
+		if err != nil {
+			return ts, fmt.Errorf("traffic selector %q: bad port %q", s, port)
+		}
+		h := l
+		if isRange {
+			if h, err = strconv.ParseUint(hi, 10, 16); err != nil || h < l {
+				return ts, fmt.Errorf("traffic selector %q: bad port range %q", s, port)
+			}
+		}
+		ts.Ports = sad.PortRange{Lo: uint16(l), Hi: uint16(h)}
+	}
+	return ts, nil
+}
+
+// ChildConfig is one Child SA of a connection (strongSwan's "children").
+type ChildConfig struct {
+	Name         string
+	LocalTS      []TrafficSelector
+	RemoteTS     []TrafficSelector
+	Mode         sad.Mode // zero means tunnel
+	ESPProposals []Proposal
+	// ReplayWindow and Lifetime go into the installed sad.Config as they are.
+	ReplayWindow int
+	Lifetime     sad.Lifetime
+}
+
+// StartAction says what happens to a connection once it is loaded.
+type StartAction uint8
+
+const (
+	StartNone  StartAction = iota // wait for the peer (or an explicit Initiate)
+	StartStart                    // initiate at once
+)
+
+// Connection is one configured peer (strongSwan's "connections" entry).
+type Connection struct {
+	Name string
+	// LocalAddr is the gateway's address for this peer; RemoteAddr the
+	// peer's. An invalid RemoteAddr accepts any peer as responder (it cannot
+	// then be initiated). RemotePort defaults to the engine's IKE port.
+	LocalAddr, RemoteAddr netip.Addr
+	RemotePort            uint16
+	Local, Remote         AuthConfig
+	IKEProposals          []Proposal
+	Children              []ChildConfig
+	StartAction           StartAction
+	// ForceEncap makes the Child SAs use UDP encapsulation even without a
+	// NAT (strongSwan's "encap = yes"): we send a NAT_DETECTION_SOURCE_IP
+	// that cannot match, so the peer believes us behind a NAT and both ends
+	// move to the NAT-T port (RFC 7296 §2.23 allows faking it so).
+	ForceEncap bool
+}
+
+// Validate checks the connection for what the exchanges need and builds
+// the trust store of the remote CAs.
+func (c *Connection) Validate() error {
+	if c.Name == "" {
+		return errors.New("connection without a name")
+	}
+	if len(c.IKEProposals) == 0 {
+		return fmt.Errorf("connection %s: no IKE proposals", c.Name)
+	}
+	for _, p := range c.IKEProposals {
+		if p.Protocol != message.ProtocolIKE || len(p.DH) == 0 || len(p.PRF) == 0 {
+			return fmt.Errorf("connection %s: proposal %s is not a complete IKE proposal", c.Name, p)
+		}
+	}
+	if !c.Local.usesPSK() && (c.Local.Certificate == nil || c.Local.Key == nil) {
+		return fmt.Errorf("connection %s: local auth needs a PSK or a certificate and key", c.Name)
+	}
+	if !c.Remote.usesPSK() {
+		if len(c.Remote.CAs) == 0 {
+			return fmt.Errorf("connection %s: remote auth needs a PSK or CAs", c.Name)
+		}
+		if c.Remote.trust == nil {
+			t, err := crypto.NewTrustStore(c.Remote.CAs...)
+			if err != nil {
+				return fmt.Errorf("connection %s: %w", c.Name, err)
+			}
+			c.Remote.trust = t
+		}
+	}
+	if c.Local.ID.Type == 0 {
+		return fmt.Errorf("connection %s: no local identity", c.Name)
+	}
+	for _, ch := range c.Children {
+		if ch.Name == "" {
+			return fmt.Errorf("connection %s: child without a name", c.Name)
+		}
+		if len(ch.LocalTS) == 0 || len(ch.RemoteTS) == 0 {
+			return fmt.Errorf("connection %s: child %s needs local and remote traffic selectors", c.Name, ch.Name)
+		}
+		if len(ch.ESPProposals) == 0 {
+			return fmt.Errorf("connection %s: child %s has no ESP proposals", c.Name, ch.Name)
+		}
+	}
+	if c.StartAction == StartStart && !c.RemoteAddr.IsValid() {
+		return fmt.Errorf("connection %s: start needs a remote address", c.Name)
+	}
+	return nil
+}
+
+// Retransmit sets the retransmission schedule of requests (RFC 7296 §2.1):
+// the n-th retransmission goes out Timeout × Base^n after the previous
+// send, and the exchange gives up Tries retransmissions later (strongSwan's
+// retransmit_timeout, retransmit_base, retransmit_tries).
+type Retransmit struct {
+	Timeout time.Duration // default 500 ms
+	Base    float64       // default 2
+	Tries   int           // default 5
+}
+
+func (r Retransmit) withDefaults() Retransmit {
+	if r.Timeout <= 0 {
+		r.Timeout = 500 * time.Millisecond
+	}
+	if r.Base < 1 {
+		r.Base = 2
+	}
+	if r.Tries <= 0 {
+		r.Tries = 5
+	}
+	return r
+}
+
+// delay returns the wait after the n-th send (n = 0 for the first).
+func (r Retransmit) delay(n int) time.Duration {
+	d := float64(r.Timeout)
+	for range n {
+		d *= r.Base
+	}
+	return time.Duration(d)
+}

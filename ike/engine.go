@@ -1,0 +1,612 @@
+package ike
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/ike/transport"
+)
+
+// Config configures an Engine.
+type Config struct {
+	Connections []Connection
+	Retransmit  Retransmit
+	// HalfOpenLimit caps responder IKE SAs that have not completed IKE_AUTH;
+	// IKE_SA_INIT requests beyond it are dropped. Default 10000.
+	HalfOpenLimit int
+	// HalfOpenTimeout is how long such an SA may wait for IKE_AUTH. Default 30 s.
+	HalfOpenTimeout time.Duration
+	// RemoteIKEPort and RemoteNATTPort are the peer's ports; zero means the
+	// same as ours (500 and 4500 in production, anything in tests).
+	RemoteIKEPort, RemoteNATTPort uint16
+	Logger                        *slog.Logger
+	// KeyLogIKE and KeyLogESP, when set, receive every IKE SA's and every
+	// ESP SA's keys as rows of Wireshark's ikev2_decryption_table and esp_sa
+	// files (copy them into a WIRESHARK_CONFIG_DIR). For debugging only: they
+	// defeat the protection of every SA they list. Off (nil) by default.
+	KeyLogIKE, KeyLogESP io.Writer
+}
+
+// Engine owns the IKE sockets' traffic, the IKE SAs and their Child SAs.
+// Its methods are safe for concurrent use: they hand work to the engine's
+// single loop goroutine, which alone touches SA state.
+type Engine struct {
+	conn  transport.Conn
+	inst  Installer
+	log   *slog.Logger
+	conns []*Connection
+
+	retransmit      Retransmit
+	halfOpenLimit   int
+	halfOpenTimeout time.Duration
+	rIKEPort        uint16
+	rNATTPort       uint16
+	keylogIKE       io.Writer
+	keylogESP       io.Writer
+
+	sas       map[uint64]*ikeSA      // by our SPI
+	halfOpen  map[halfOpenKey]*ikeSA // responder SAs before IKE_AUTH
+	byInit    map[halfOpenKey]*ikeSA // every responder SA, to spot retransmitted IKE_SA_INITs
+	spis      map[uint32]struct{}    // our inbound ESP SPIs
+	nextReqID uint32
+
+	events    chan func()
+	quit      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// halfOpenKey finds a half-open SA from a retransmitted IKE_SA_INIT, which
+// does not yet carry our SPI.
+type halfOpenKey struct {
+	spiI   uint64
+	remote netip.AddrPort
+}
+
+// New starts an engine on conn. Connections with StartStart are initiated
+// at once.
+func New(cfg Config, conn transport.Conn, inst Installer) (*Engine, error) {
+	e, err := newEngine(cfg, conn, inst)
+	if err != nil {
+		return nil, err
+	}
+	go e.loop()
+	e.autoStart()
+	return e, nil
+}
+
+// newEngine builds an engine without starting its loop.
+func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error) {
+	if conn == nil || inst == nil {
+		return nil, errors.New("ike: New needs a transport and an installer")
+	}
+	e := &Engine{
+		conn:            conn,
+		inst:            inst,
+		log:             cfg.Logger,
+		retransmit:      cfg.Retransmit.withDefaults(),
+		halfOpenLimit:   cfg.HalfOpenLimit,
+		halfOpenTimeout: cfg.HalfOpenTimeout,
+		rIKEPort:        cfg.RemoteIKEPort,
+		rNATTPort:       cfg.RemoteNATTPort,
+		keylogIKE:       cfg.KeyLogIKE,
+		keylogESP:       cfg.KeyLogESP,
+		sas:             map[uint64]*ikeSA{},
+		halfOpen:        map[halfOpenKey]*ikeSA{},
+		byInit:          map[halfOpenKey]*ikeSA{},
+		spis:            map[uint32]struct{}{},
+		events:          make(chan func(), 64),
+		quit:            make(chan struct{}),
+		done:            make(chan struct{}),
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.halfOpenLimit <= 0 {
+		e.halfOpenLimit = 10000
+	}
+	if e.halfOpenTimeout <= 0 {
+		e.halfOpenTimeout = 30 * time.Second
+	}
+	names := map[string]bool{}
+	for i := range cfg.Connections {
+		c := cfg.Connections[i]
+		if c.Local.ID.Type == 0 && c.Local.Certificate != nil {
+			c.Local.ID = IdentityDN(c.Local.Certificate)
+		}
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("ike: %w", err)
+		}
+		if names[c.Name] {
+			return nil, fmt.Errorf("ike: connection %s defined twice", c.Name)
+		}
+		names[c.Name] = true
+		e.conns = append(e.conns, &c)
+	}
+	return e, nil
+}
+
+// autoStart initiates the connections whose start action says so.
+func (e *Engine) autoStart() {
+	for _, c := range e.conns {
+		if c.StartAction == StartStart {
+			name := c.Name
+			e.post(func() {
+				if _, err := e.initiate(name, nil); err != nil {
+					e.log.Warn("start failed", "connection", name, "err", err)
+				}
+			})
+		}
+	}
+}
+
+func (e *Engine) now() time.Time { return time.Now() }
+
+// post runs f on the loop goroutine; it returns false once the engine is
+// closed.
+func (e *Engine) post(f func()) bool {
+	select {
+	case e.events <- f:
+		return true
+	case <-e.quit:
+		return false
+	}
+}
+
+// afterFunc runs f on the loop goroutine after d.
+func (e *Engine) afterFunc(d time.Duration, f func()) *time.Timer {
+	return time.AfterFunc(d, func() { e.post(f) })
+}
+
+func (e *Engine) loop() {
+	defer close(e.done)
+	rx := e.conn.Receive()
+	for {
+		select {
+		case <-e.quit:
+			for _, sa := range e.sas {
+				sa.destroy()
+			}
+			for _, c := range e.conns {
+				crypto.Zero(c.Local.PSK)
+				crypto.Zero(c.Remote.PSK)
+			}
+			return
+		case f := <-e.events:
+			f()
+		case p, ok := <-rx:
+			if !ok {
+				rx = nil
+				continue
+			}
+			e.receive(p)
+		}
+	}
+}
+
+// Close stops the engine, deletes every SA from the installer (without
+// telling the peers) and wipes the keys. It does not close the transport.
+func (e *Engine) Close() {
+	e.closeOnce.Do(func() { close(e.quit) })
+	<-e.done
+}
+
+// receive dispatches one datagram. Nothing here trusts the datagram until
+// it has passed the integrity check of an established SA's keys.
+func (e *Engine) receive(p transport.Packet) {
+	h, err := message.DecodeHeader(p.Data)
+	if err != nil {
+		return
+	}
+	m, err := message.Decode(p.Data)
+	var crit *message.UnsupportedCriticalPayloadError
+	if err != nil {
+		if errors.As(err, &crit) && h.Exchange == message.ExchangeIKESAInit && !h.IsResponse() && h.SPIr == 0 {
+			// RFC 7296 §2.5: refuse the request, naming the payload.
+			resp := message.Message{Header: message.Header{SPIi: h.SPIi, Exchange: h.Exchange, Flags: message.FlagResponse},
+				Payloads: message.Payloads{notify(message.NotifyUnsupportedCriticalPayload, []byte{byte(crit.Type)})}}
+			if b, err := resp.Encode(); err == nil {
+				e.conn.Send(transport.Packet{Data: b, Local: p.Local, Remote: p.Remote})
+			}
+		}
+		return
+	}
+	if m.Exchange == message.ExchangeIKESAInit && !m.IsResponse() && m.SPIr == 0 {
+		if m.MessageID != 0 || !m.IsInitiator() {
+			return
+		}
+		if sa := e.byInit[halfOpenKey{m.SPIi, p.Remote}]; sa != nil {
+			// A retransmission (RFC 7296 §2.1) gets the same answer; the
+			// SA may have moved on to IKE_AUTH already.
+			if string(sa.initReq) == string(p.Data) {
+				e.conn.Send(transport.Packet{Data: sa.initResp, Local: p.Local, Remote: p.Remote})
+			}
+			return
+		}
+		e.respondInit(m, p.Data, p)
+		return
+	}
+	var sa *ikeSA
+	if m.IsInitiator() {
+		sa = e.sas[m.SPIr] // we are the responder
+		if sa == nil || sa.initiator || sa.spiI != m.SPIi {
+			return
+		}
+	} else {
+		sa = e.sas[m.SPIi]
+		if sa == nil || !sa.initiator {
+			return
+		}
+		if sa.spiR == 0 && m.Exchange == message.ExchangeIKESAInit && m.IsResponse() {
+			if sa.pending != nil && sa.pending.mid == m.MessageID {
+				// A response to our IKE_SA_INIT: error notifies carry no
+				// responder SPI, a real answer carries it.
+				sa.spiR = m.SPIr
+			}
+		} else if sa.spiR != m.SPIr {
+			return
+		}
+	}
+	if m.IsResponse() {
+		sa.handleResponse(p.Data, m, p)
+	} else {
+		sa.handleRequest(p.Data, m, p)
+	}
+}
+
+// candidates returns the connections a peer at remote may use towards local.
+func (e *Engine) candidates(local, remote netip.Addr) []*Connection {
+	var out []*Connection
+	for _, c := range e.conns {
+		if c.LocalAddr.IsValid() && c.LocalAddr != local {
+			continue
+		}
+		if c.RemoteAddr.IsValid() && c.RemoteAddr != remote {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func (e *Engine) remoteIKEPort(c *Connection) uint16 {
+	if c.RemotePort != 0 {
+		return c.RemotePort
+	}
+	if e.rIKEPort != 0 {
+		return e.rIKEPort
+	}
+	p, _ := e.conn.Ports()
+	return p
+}
+
+func (e *Engine) remoteNATTPort(c *Connection) uint16 {
+	if e.rNATTPort != 0 {
+		return e.rNATTPort
+	}
+	_, p := e.conn.Ports()
+	return p
+}
+
+func (e *Engine) newSA(conn *Connection, initiator bool, local, remote netip.AddrPort) *ikeSA {
+	sa := &ikeSA{e: e, conn: conn, initiator: initiator, state: StateConnecting, local: local, remote: remote, created: e.now()}
+	for {
+		spi := randomSPI()
+		if _, used := e.sas[spi]; !used {
+			if initiator {
+				sa.spiI = spi
+			} else {
+				sa.spiR = spi
+			}
+			e.sas[spi] = sa
+			break
+		}
+	}
+	return sa
+}
+
+func (e *Engine) halfOpenCount() int { return len(e.halfOpen) }
+
+func (e *Engine) addHalfOpen(sa *ikeSA) {
+	sa.halfOpen = true
+	sa.hoKey = halfOpenKey{sa.spiI, sa.remote}
+	e.halfOpen[sa.hoKey] = sa
+	e.byInit[sa.hoKey] = sa
+	sa.hoTimer = e.afterFunc(e.halfOpenTimeout, func() {
+		if sa.halfOpen && sa.state == StateConnecting {
+			e.log.Info("half-open IKE SA timed out", "sa", sa.logID(), "peer", sa.remote)
+			sa.destroy()
+		}
+	})
+}
+
+func (e *Engine) removeHalfOpen(sa *ikeSA) {
+	if sa.halfOpen {
+		delete(e.halfOpen, sa.hoKey)
+		sa.halfOpen = false
+		if sa.hoTimer != nil {
+			sa.hoTimer.Stop()
+		}
+	}
+}
+
+// forget drops a destroyed SA from the tables.
+func (e *Engine) forget(sa *ikeSA) {
+	e.removeHalfOpen(sa)
+	if !sa.initiator && e.byInit[sa.hoKey] == sa {
+		delete(e.byInit, sa.hoKey)
+	}
+	if e.sas[sa.localSPI()] == sa {
+		delete(e.sas, sa.localSPI())
+	}
+}
+
+func (e *Engine) connection(name string) *Connection {
+	for _, c := range e.conns {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// initiate starts an IKE SA for the connection; w (if any) receives the
+// outcome of IKE_AUTH.
+func (e *Engine) initiate(name string, w chan error) (*ikeSA, error) {
+	c := e.connection(name)
+	if c == nil {
+		return nil, fmt.Errorf("no connection %q", name)
+	}
+	if !c.RemoteAddr.IsValid() {
+		return nil, fmt.Errorf("connection %s has no remote address to initiate to", name)
+	}
+	local := c.LocalAddr
+	if !local.IsValid() {
+		return nil, fmt.Errorf("connection %s has no local address", name)
+	}
+	ikePort, _ := e.conn.Ports()
+	sa := e.newSA(c, true, netip.AddrPortFrom(local, ikePort), netip.AddrPortFrom(c.RemoteAddr, e.remoteIKEPort(c)))
+	sa.dhGroup = c.IKEProposals[0].DH[0]
+	if w != nil {
+		sa.waiters = append(sa.waiters, w)
+	}
+	e.log.Info("initiating IKE SA", "sa", sa.logID(), "remote", sa.remote)
+	sa.enqueue(&initTask{})
+	sa.enqueue(&authTask{})
+	return sa, nil
+}
+
+// Initiate establishes an IKE SA and the connection's first Child SA and
+// waits until IKE_AUTH is done, the exchanges fail, or ctx ends. A failure
+// of the Child SA alone leaves the IKE SA up and returns nil.
+func (e *Engine) Initiate(ctx context.Context, name string) error {
+	w := make(chan error, 1)
+	errc := make(chan error, 1)
+	if !e.post(func() {
+		_, err := e.initiate(name, w)
+		errc <- err
+	}) {
+		return errors.New("ike: engine closed")
+	}
+	if err := <-errc; err != nil {
+		return fmt.Errorf("ike: initiate: %w", err)
+	}
+	select {
+	case err := <-w:
+		if err != nil {
+			return fmt.Errorf("ike: initiate %s: %w", name, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Terminate deletes every IKE SA of the connection with an INFORMATIONAL
+// Delete exchange (and so their Child SAs), waiting until the peer has
+// answered, the exchange gave up, or ctx ends.
+func (e *Engine) Terminate(ctx context.Context, name string) error {
+	var waits []chan error
+	ok := e.do(ctx, func() {
+		for _, sa := range e.sas {
+			if sa.conn != nil && sa.conn.Name == name && sa.state != StateDead {
+				w := make(chan error, 1)
+				sa.delWait = append(sa.delWait, w)
+				waits = append(waits, w)
+				if sa.state == StateEstablished {
+					sa.enqueue(&deleteIKETask{})
+				} else {
+					sa.destroy()
+				}
+			}
+		}
+	})
+	if !ok {
+		return errors.New("ike: engine closed")
+	}
+	if len(waits) == 0 {
+		return fmt.Errorf("ike: no IKE SA of connection %q", name)
+	}
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// TerminateChild deletes the Child SAs named child of the connection's IKE
+// SAs with an INFORMATIONAL exchange, keeping the IKE SA.
+func (e *Engine) TerminateChild(ctx context.Context, name, child string) error {
+	var waits []chan error
+	ok := e.do(ctx, func() {
+		for _, sa := range e.sas {
+			if sa.conn == nil || sa.conn.Name != name || sa.state != StateEstablished {
+				continue
+			}
+			var cs []*childSA
+			for _, c := range sa.children {
+				if c.cfg.Name == child {
+					cs = append(cs, c)
+				}
+			}
+			if len(cs) > 0 {
+				w := make(chan error, 1)
+				waits = append(waits, w)
+				sa.enqueue(&deleteChildTask{children: cs, done: w})
+			}
+		}
+	})
+	if !ok {
+		return errors.New("ike: engine closed")
+	}
+	if len(waits) == 0 {
+		return fmt.Errorf("ike: no Child SA %s/%s", name, child)
+	}
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Ping sends an empty INFORMATIONAL request (RFC 7296 §2.4 liveness check)
+// on each established IKE SA of the connection and waits for the answers.
+func (e *Engine) Ping(ctx context.Context, name string) error {
+	var waits []chan error
+	ok := e.do(ctx, func() {
+		for _, sa := range e.sas {
+			if sa.conn != nil && sa.conn.Name == name && sa.state == StateEstablished {
+				w := make(chan error, 1)
+				waits = append(waits, w)
+				sa.enqueue(&livenessTask{done: w})
+				sa.delWait = append(sa.delWait, w) // a dying SA answers too
+			}
+		}
+	})
+	if !ok {
+		return errors.New("ike: engine closed")
+	}
+	if len(waits) == 0 {
+		return fmt.Errorf("ike: no established IKE SA of connection %q", name)
+	}
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// do runs f on the loop and waits for it.
+func (e *Engine) do(ctx context.Context, f func()) bool {
+	fin := make(chan struct{})
+	if !e.post(func() { f(); close(fin) }) {
+		return false
+	}
+	select {
+	case <-fin:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-e.done:
+		return false
+	}
+}
+
+// IKESAInfo describes one IKE SA for `xdpsec show ike`.
+type IKESAInfo struct {
+	Name          string
+	State         State
+	Initiator     bool
+	SPIi, SPIr    uint64
+	Local, Remote netip.AddrPort
+	LocalID       string
+	RemoteID      string
+	NATT          bool // carried on the NAT-T port
+	Proposal      string
+	Established   time.Time
+	Children      []ChildSAInfo
+}
+
+// ChildSAInfo describes one Child SA.
+type ChildSAInfo struct {
+	Name           string
+	SPIIn, SPIOut  uint32
+	Mode           string
+	Proposal       string
+	UDPEncap       bool
+	LocalTS        []string
+	RemoteTS       []string
+	ReqID          uint32
+	InstalledInOut bool
+}
+
+// List returns the IKE SAs and their Child SAs, ordered by connection name
+// and SPI.
+func (e *Engine) List() []IKESAInfo {
+	var out []IKESAInfo
+	e.do(context.Background(), func() {
+		for _, sa := range e.sas {
+			if sa.state == StateDead {
+				continue
+			}
+			info := IKESAInfo{Name: sa.name(), State: sa.state, Initiator: sa.initiator, SPIi: sa.spiI, SPIr: sa.spiR,
+				Local: sa.local, Remote: sa.remote, NATT: sa.natt(), Established: sa.estab, RemoteID: sa.remoteID.String()}
+			if sa.conn != nil {
+				info.LocalID = sa.conn.Local.ID.String()
+			}
+			if sa.prf.Size() > 0 {
+				info.Proposal = sa.sel.String()
+			}
+			for _, c := range sa.children {
+				ci := ChildSAInfo{Name: c.cfg.Name, SPIIn: c.inSPI, SPIOut: c.outSPI, Mode: c.mode.String(), Proposal: c.sel.String(),
+					UDPEncap: c.encap.Enabled(), ReqID: c.reqID, InstalledInOut: c.installed}
+				for _, t := range c.localTS {
+					ci.LocalTS = append(ci.LocalTS, fmtTS([]message.TrafficSelector{t}))
+				}
+				for _, t := range c.remoteTS {
+					ci.RemoteTS = append(ci.RemoteTS, fmtTS([]message.TrafficSelector{t}))
+				}
+				info.Children = append(info.Children, ci)
+			}
+			out = append(out, info)
+		}
+	})
+	slices.SortFunc(out, func(a, b IKESAInfo) int {
+		if a.Name != b.Name {
+			if a.Name < b.Name {
+				return -1
+			}
+			return 1
+		}
+		if a.SPIi < b.SPIi {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+// HalfOpen returns the number of half-open responder IKE SAs.
+func (e *Engine) HalfOpen() int {
+	var n int
+	e.do(context.Background(), func() { n = len(e.halfOpen) })
+	return n
+}

@@ -1,0 +1,329 @@
+package ike
+
+import (
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/ike/transport"
+)
+
+// nonceLen is our nonce size: at least half the PRF key size of any PRF we
+// offer (RFC 7296 §2.10), 32 octets for SHA-512.
+const nonceLen = 32
+
+func newNonce() []byte {
+	n := make([]byte, nonceLen)
+	rand.Read(n)
+	return n
+}
+
+// natHash is the NAT_DETECTION_*_IP data: SHA-1(SPIi | SPIr | IP | Port)
+// (RFC 7296 §2.23).
+func natHash(spiI, spiR uint64, ap netip.AddrPort) []byte {
+	h := sha1.New()
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], spiI)
+	binary.BigEndian.PutUint64(b[8:], spiR)
+	h.Write(b[:])
+	a := ap.Addr().Unmap()
+	h.Write(a.AsSlice())
+	binary.BigEndian.PutUint16(b[:2], ap.Port())
+	h.Write(b[:2])
+	return h.Sum(nil)
+}
+
+// natNotifies builds our NAT detection notifications. With fake set the
+// source hash is random, so the peer sees a NAT (ForceEncap).
+func natNotifies(spiI, spiR uint64, local, remote netip.AddrPort, fake bool) []message.Payload {
+	src := natHash(spiI, spiR, local)
+	if fake {
+		rand.Read(src)
+	}
+	return []message.Payload{
+		notify(message.NotifyNATDetectionSourceIP, src),
+		notify(message.NotifyNATDetectionDestinationIP, natHash(spiI, spiR, remote)),
+	}
+}
+
+// checkNAT compares the peer's NAT detection data with the addresses the
+// message really travelled between. It returns whether the peer's side and
+// our side are behind a NAT, and whether the peer supports NAT-T at all.
+func checkNAT(ps message.Payloads, spiI, spiR uint64, local, remote netip.AddrPort) (peerNAT, localNAT, supported bool) {
+	srcWant := natHash(spiI, spiR, remote)
+	dstWant := natHash(spiI, spiR, local)
+	var srcSeen, dstSeen, srcMatch, dstMatch bool
+	for p := range ps.All(message.PayloadNotify) {
+		n := p.(*message.Notify)
+		switch n.NotifyType {
+		case message.NotifyNATDetectionSourceIP:
+			srcSeen = true
+			if subtle.ConstantTimeCompare(n.Data, srcWant) == 1 {
+				srcMatch = true
+			}
+		case message.NotifyNATDetectionDestinationIP:
+			dstSeen = true
+			if subtle.ConstantTimeCompare(n.Data, dstWant) == 1 {
+				dstMatch = true
+			}
+		}
+	}
+	if !srcSeen || !dstSeen {
+		return false, false, false
+	}
+	return !srcMatch, !dstMatch, true
+}
+
+func sigHashNotify() *message.Notify {
+	return notify(message.NotifySignatureHashAlgorithms, crypto.EncodeSignatureHashAlgorithms(crypto.SupportedHashAlgorithms()))
+}
+
+func peerHashAlgorithms(ps message.Payloads) []crypto.HashAlgorithm {
+	n := ps.Notify(message.NotifySignatureHashAlgorithms)
+	if n == nil {
+		return nil
+	}
+	h, err := crypto.ParseSignatureHashAlgorithms(n.Data)
+	if err != nil || h == nil {
+		return []crypto.HashAlgorithm{}
+	}
+	return h
+}
+
+// initTask is IKE_SA_INIT as the initiator runs it (strongSwan's ike_init
+// plus ike_natd).
+type initTask struct {
+	retries int // INVALID_KE_PAYLOAD retries so far
+}
+
+func (*initTask) exchange() message.ExchangeType { return message.ExchangeIKESAInit }
+
+func (t *initTask) build(sa *ikeSA) ([]message.Payload, error) {
+	if sa.kex == nil {
+		kex, err := crypto.NewKeyExchange(sa.dhGroup)
+		if err != nil {
+			return nil, fmt.Errorf("key exchange %v: %w", sa.dhGroup, err)
+		}
+		sa.kex = kex
+	}
+	if sa.ni == nil {
+		sa.ni = newNonce()
+	}
+	ps := []message.Payload{
+		wireSA(sa.conn.IKEProposals, nil, true),
+		&message.KeyExchange{Group: message.DHGroup(sa.dhGroup), Data: sa.kex.PublicKey()},
+		&message.Nonce{Data: sa.ni},
+	}
+	ps = append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.conn.ForceEncap)...)
+	ps = append(ps, sigHashNotify())
+	return ps, nil
+}
+
+func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
+	if n := resp.Notify(message.NotifyInvalidKEPayload); n != nil {
+		g, err := n.KEGroup()
+		if err != nil {
+			return fmt.Errorf("INVALID_KE_PAYLOAD: %w", err)
+		}
+		offered := false
+		for _, p := range sa.conn.IKEProposals {
+			for _, og := range p.DH {
+				offered = offered || og == crypto.GroupID(g)
+			}
+		}
+		if !offered || t.retries >= 2 || crypto.GroupID(g) == sa.dhGroup {
+			return fmt.Errorf("peer asks for key exchange group %v, which we did not offer", g)
+		}
+		t.retries++
+		sa.e.log.Info("peer wants another key exchange group, retrying", "sa", sa.logID(), "offered", sa.dhGroup, "requested", crypto.GroupID(g))
+		sa.kex.Destroy()
+		sa.kex = nil
+		sa.dhGroup = crypto.GroupID(g)
+		return errRestart
+	}
+	for p := range resp.All(message.PayloadNotify) {
+		n := p.(*message.Notify)
+		if n.NotifyType.IsError() {
+			if n.NotifyType == message.NotifyNoProposalChosen {
+				sa.e.log.Warn("peer chose none of our IKE proposals", "sa", sa.logID(), "ours", describeOurs(sa.conn.IKEProposals))
+				return errSilentFail
+			}
+			return fmt.Errorf("peer refused IKE_SA_INIT: %v", n.NotifyType)
+		}
+	}
+	if sa.spiR == 0 {
+		return errors.New("IKE_SA_INIT response without responder SPI")
+	}
+	saP, _ := resp.Get(message.PayloadSA).(*message.SA)
+	keP, _ := resp.Get(message.PayloadKE).(*message.KeyExchange)
+	nP, _ := resp.Get(message.PayloadNonce).(*message.Nonce)
+	if saP == nil || keP == nil || nP == nil {
+		return errors.New("IKE_SA_INIT response lacks SA, KE or Nonce")
+	}
+	if len(saP.Proposals) != 1 {
+		return errors.New("IKE_SA_INIT response must carry exactly one proposal")
+	}
+	sel, err := selectProposal(sa.conn.IKEProposals, saP.Proposals, true)
+	if err != nil || len(groupTransforms(&saP.Proposals[0]).encr) != 1 {
+		return fmt.Errorf("peer chose a proposal we did not offer: %s", describeProposals(saP.Proposals))
+	}
+	if sel.DH != sa.dhGroup || crypto.GroupID(keP.Group) != sa.dhGroup {
+		return fmt.Errorf("peer chose group %v but we sent a KE of %v", sel.DH, sa.dhGroup)
+	}
+	sa.sel = sel
+	sa.nr = append([]byte(nil), nP.Data...)
+	secret, err := sa.kex.SharedSecret(keP.Data)
+	sa.kex.Destroy()
+	sa.kex = nil
+	if err != nil {
+		return fmt.Errorf("key exchange: %w", err)
+	}
+	defer crypto.Zero(secret)
+	if err := sa.deriveKeys(secret); err != nil {
+		return err
+	}
+	sa.peerHashes = peerHashAlgorithms(resp)
+	peerNAT, localNAT, ok := checkNAT(resp, sa.spiI, sa.spiR, sa.local, sa.remote)
+	sa.natRemote, sa.natLocal = peerNAT, localNAT || sa.conn.ForceEncap
+	if (ok || sa.conn.ForceEncap) && (sa.natRemote || sa.natLocal) {
+		// RFC 7296 §2.23: the initiator moves to port 4500 as soon as it
+		// knows a NAT is in the way, starting with IKE_AUTH.
+		sa.floatToNATT()
+		sa.e.log.Info("NAT detected, moving to NAT-T", "sa", sa.logID(), "peer_behind_nat", peerNAT, "we_behind_nat", localNAT, "local", sa.local, "remote", sa.remote)
+	}
+	sa.e.log.Info("IKE_SA_INIT done", "sa", sa.logID(), "proposal", sel.String(), "peer", sa.remote)
+	return nil
+}
+
+// deriveKeys computes the IKE SA keys and protectors from the shared secret.
+func (sa *ikeSA) deriveKeys(secret []byte) error {
+	suite := sa.sel.Suite()
+	prf, err := crypto.NewPRF(suite.PRF)
+	if err != nil {
+		return err
+	}
+	sa.prf = prf
+	keys, err := crypto.DeriveIKEKeys(suite, sa.ni, sa.nr, secret, sa.spiI, sa.spiR)
+	if err != nil {
+		return fmt.Errorf("IKE keys: %w", err)
+	}
+	sa.keys = keys
+	if sa.out, sa.in, err = keys.Protectors(sa.initiator); err != nil {
+		return fmt.Errorf("IKE protectors: %w", err)
+	}
+	sa.e.logIKEKeys(sa)
+	return nil
+}
+
+// respondInit answers an IKE_SA_INIT request that created no state yet.
+// Errors that need no state (no proposal, wrong KE group) are answered
+// without keeping anything, so such requests cost the responder nothing
+// but the answer (RFC 7296 §2.6 spirit).
+func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packet) {
+	cands := e.candidates(pkt.Local.Addr(), pkt.Remote.Addr())
+	if len(cands) == 0 {
+		e.log.Info("IKE_SA_INIT from unknown peer ignored", "peer", pkt.Remote)
+		return
+	}
+	reply := func(ps ...message.Payload) {
+		h := message.Header{SPIi: m.SPIi, Exchange: message.ExchangeIKESAInit, Flags: message.FlagResponse, MessageID: 0}
+		out := message.Message{Header: h, Payloads: ps}
+		b, err := out.Encode()
+		if err == nil {
+			e.conn.Send(transport.Packet{Data: b, Local: pkt.Local, Remote: pkt.Remote})
+		}
+	}
+	saP, _ := m.Get(message.PayloadSA).(*message.SA)
+	keP, _ := m.Get(message.PayloadKE).(*message.KeyExchange)
+	nP, _ := m.Get(message.PayloadNonce).(*message.Nonce)
+	if saP == nil || keP == nil || nP == nil {
+		reply(notify(message.NotifyInvalidSyntax, nil))
+		return
+	}
+	// The first connection whose proposals match decides the selection;
+	// IKE_AUTH later picks among those that accept the same one.
+	var conn *Connection
+	var sel selected
+	var matching []*Connection
+	for _, c := range cands {
+		s, err := selectProposal(c.IKEProposals, saP.Proposals, true)
+		if err != nil {
+			continue
+		}
+		if conn == nil {
+			conn, sel = c, s
+			matching = append(matching, c)
+		} else if s2 := s; s2.Encr == sel.Encr && s2.Integ == sel.Integ && s2.PRF == sel.PRF && s2.DH == sel.DH {
+			matching = append(matching, c)
+		}
+	}
+	if conn == nil {
+		e.log.Warn("no IKE proposal chosen", "peer", pkt.Remote, "received", describeProposals(saP.Proposals), "configured", describeOurs(cands[0].IKEProposals))
+		reply(notify(message.NotifyNoProposalChosen, nil))
+		return
+	}
+	if crypto.GroupID(keP.Group) != sel.DH {
+		e.log.Info("peer sent KE of another group, asking for ours", "peer", pkt.Remote, "received", crypto.GroupID(keP.Group), "wanted", sel.DH)
+		var g [2]byte
+		binary.BigEndian.PutUint16(g[:], uint16(sel.DH))
+		reply(notify(message.NotifyInvalidKEPayload, g[:]))
+		return
+	}
+	if e.halfOpenCount() >= e.halfOpenLimit {
+		e.log.Warn("half-open IKE SA table full, dropping IKE_SA_INIT", "peer", pkt.Remote, "limit", e.halfOpenLimit)
+		return
+	}
+	pub, secret, err := crypto.RespondKeyExchange(sel.DH, keP.Data)
+	if err != nil {
+		// RFC 6989 §2: a public value outside the group ends the exchange.
+		e.log.Warn("bad key exchange data", "peer", pkt.Remote, "group", sel.DH, "err", err)
+		reply(notify(message.NotifyInvalidSyntax, nil))
+		return
+	}
+	sa := e.newSA(conn, false, pkt.Local, pkt.Remote)
+	sa.cands = matching
+	sa.spiI = m.SPIi
+	sa.sel = sel
+	sa.ni = append([]byte(nil), nP.Data...)
+	sa.nr = newNonce()
+	sa.initReq = append([]byte(nil), raw...)
+	defer crypto.Zero(secret)
+	e.addHalfOpen(sa)
+	sa.peerHashes = peerHashAlgorithms(m.Payloads)
+	if err := sa.deriveKeys(secret); err != nil {
+		e.log.Error("key derivation failed", "sa", sa.logID(), "err", err)
+		sa.destroy()
+		return
+	}
+	peerNAT, localNAT, _ := checkNAT(m.Payloads, sa.spiI, 0, pkt.Local, pkt.Remote)
+	sa.natRemote, sa.natLocal = peerNAT, localNAT || conn.ForceEncap
+	ps := []message.Payload{
+		sel.wire(message.ProtocolIKE, nil),
+		&message.KeyExchange{Group: message.DHGroup(sel.DH), Data: pub},
+		&message.Nonce{Data: sa.nr},
+	}
+	ps = append(ps, natNotifies(sa.spiI, sa.spiR, pkt.Local, pkt.Remote, conn.ForceEncap)...)
+	ps = append(ps, sigHashNotify())
+	if cr := conn.Remote.certReq(); cr != nil {
+		// The responder asks in IKE_SA_INIT (RFC 7296 §1.2), so the
+		// initiator's IKE_AUTH brings its certificate.
+		ps = append(ps, cr)
+	}
+	out, err := sa.encode(message.ExchangeIKESAInit, true, 0, ps)
+	if err != nil {
+		e.log.Error("cannot encode IKE_SA_INIT response", "sa", sa.logID(), "err", err)
+		sa.destroy()
+		return
+	}
+	sa.initResp = out
+	sa.peerMID = 1
+	sa.lastResp, sa.haveLastResp = out, true
+	e.log.Info("IKE_SA_INIT answered", "sa", sa.logID(), "proposal", sel.String(), "peer", pkt.Remote, "peer_behind_nat", peerNAT, "we_behind_nat", localNAT)
+	sa.send(out)
+}

@@ -1,0 +1,490 @@
+package ike
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/message"
+)
+
+// Encr is an encryption transform with its key length.
+type Encr struct {
+	ID      crypto.EncrID
+	KeyBits int // 128, 192 or 256 for AES; 256 for ChaCha20-Poly1305
+}
+
+func (e Encr) aead() bool {
+	return e.ID != crypto.EncrAESCBC
+}
+
+// Proposal is one proposal as configured: every transform type lists the
+// algorithms acceptable for it, in order of preference. A proposal for
+// an IKE SA has Encr, PRF and DH (and Integ unless the cipher is an AEAD);
+// one for ESP has Encr, Integ for non-AEAD ciphers, optional DH groups
+// (PFS, used by CREATE_CHILD_SA) and ESN choices.
+type Proposal struct {
+	Protocol message.ProtocolID
+	Encr     []Encr
+	Integ    []crypto.IntegID
+	PRF      []crypto.PRFID
+	DH       []crypto.GroupID
+	ESN      []bool // ESP only; empty means "no ESN"
+}
+
+// String writes the proposal back in strongSwan's syntax.
+func (p Proposal) String() string {
+	var parts []string
+	for _, e := range p.Encr {
+		parts = append(parts, encrToken(e))
+	}
+	for _, i := range p.Integ {
+		parts = append(parts, integToken[i])
+	}
+	for _, f := range p.PRF {
+		parts = append(parts, "prf"+integToken[prfInteg[f]])
+	}
+	for _, g := range p.DH {
+		parts = append(parts, groupToken[g])
+	}
+	for _, e := range p.ESN {
+		if e {
+			parts = append(parts, "esn")
+		} else {
+			parts = append(parts, "noesn")
+		}
+	}
+	return strings.Join(parts, "-")
+}
+
+func encrToken(e Encr) string {
+	switch e.ID {
+	case crypto.EncrAESCBC:
+		return fmt.Sprintf("aes%d", e.KeyBits)
+	case crypto.EncrAESGCM8:
+		return fmt.Sprintf("aes%dgcm8", e.KeyBits)
+	case crypto.EncrAESGCM12:
+		return fmt.Sprintf("aes%dgcm12", e.KeyBits)
+	case crypto.EncrAESGCM16:
+		return fmt.Sprintf("aes%dgcm16", e.KeyBits)
+	case crypto.EncrChaCha20Poly1305:
+		return "chacha20poly1305"
+	}
+	return fmt.Sprintf("encr%d", e.ID)
+}
+
+var integToken = map[crypto.IntegID]string{
+	crypto.IntegHMACSHA2_256_128: "sha256",
+	crypto.IntegHMACSHA2_384_192: "sha384",
+	crypto.IntegHMACSHA2_512_256: "sha512",
+}
+
+// prfInteg pairs each PRF with the integrity transform of the same hash:
+// strongSwan derives an IKE proposal's PRFs from its integrity keywords when
+// it names no PRF.
+var prfInteg = map[crypto.PRFID]crypto.IntegID{
+	crypto.PRFHMACSHA2_256: crypto.IntegHMACSHA2_256_128,
+	crypto.PRFHMACSHA2_384: crypto.IntegHMACSHA2_384_192,
+	crypto.PRFHMACSHA2_512: crypto.IntegHMACSHA2_512_256,
+}
+
+var groupToken = map[crypto.GroupID]string{
+	crypto.GroupMODP2048:   "modp2048",
+	crypto.GroupMODP3072:   "modp3072",
+	crypto.GroupMODP4096:   "modp4096",
+	crypto.GroupECP256:     "ecp256",
+	crypto.GroupECP384:     "ecp384",
+	crypto.GroupECP521:     "ecp521",
+	crypto.GroupCurve25519: "x25519",
+}
+
+var tokenGroup = map[string]crypto.GroupID{
+	"modp2048": crypto.GroupMODP2048, "modp3072": crypto.GroupMODP3072, "modp4096": crypto.GroupMODP4096,
+	"ecp256": crypto.GroupECP256, "ecp384": crypto.GroupECP384, "ecp521": crypto.GroupECP521,
+	"x25519": crypto.GroupCurve25519, "curve25519": crypto.GroupCurve25519,
+}
+
+var tokenInteg = map[string]crypto.IntegID{
+	"sha256": crypto.IntegHMACSHA2_256_128, "sha2_256": crypto.IntegHMACSHA2_256_128,
+	"sha384": crypto.IntegHMACSHA2_384_192, "sha2_384": crypto.IntegHMACSHA2_384_192,
+	"sha512": crypto.IntegHMACSHA2_512_256, "sha2_512": crypto.IntegHMACSHA2_512_256,
+}
+
+var tokenPRF = map[string]crypto.PRFID{
+	"prfsha256": crypto.PRFHMACSHA2_256, "prfsha2_256": crypto.PRFHMACSHA2_256,
+	"prfsha384": crypto.PRFHMACSHA2_384, "prfsha2_384": crypto.PRFHMACSHA2_384,
+	"prfsha512": crypto.PRFHMACSHA2_512, "prfsha2_512": crypto.PRFHMACSHA2_512,
+}
+
+func parseEncr(tok string) (Encr, bool) {
+	switch tok {
+	case "aes", "aes128":
+		return Encr{crypto.EncrAESCBC, 128}, true
+	case "aes192":
+		return Encr{crypto.EncrAESCBC, 192}, true
+	case "aes256":
+		return Encr{crypto.EncrAESCBC, 256}, true
+	case "chacha20poly1305":
+		return Encr{crypto.EncrChaCha20Poly1305, 256}, true
+	}
+	for _, bits := range []int{128, 192, 256} {
+		for _, icv := range []struct {
+			s  string
+			id crypto.EncrID
+		}{{"gcm16", crypto.EncrAESGCM16}, {"gcm12", crypto.EncrAESGCM12}, {"gcm8", crypto.EncrAESGCM8}, {"gcm", crypto.EncrAESGCM16}} {
+			if tok == fmt.Sprintf("aes%d%s", bits, icv.s) {
+				return Encr{icv.id, bits}, true
+			}
+		}
+	}
+	return Encr{}, false
+}
+
+// ParseProposal reads one proposal in strongSwan's syntax: transform
+// keywords joined by '-' (aes128, aes192, aes256, aes128gcm16, aes256gcm12,
+// chacha20poly1305; sha256, sha384, sha512; prfsha256, prfsha384,
+// prfsha512; modp2048, modp3072, modp4096, ecp256, ecp384, ecp521, x25519;
+// esn, noesn). Several keywords of one type are alternatives, in order of
+// preference. For IKE, integrity keywords also stand for the PRF of the
+// same hash when no prf keyword is given, as in strongSwan; an AEAD-only
+// IKE proposal must name its PRF. protocol is message.ProtocolIKE or
+// message.ProtocolESP.
+func ParseProposal(protocol message.ProtocolID, s string) (Proposal, error) {
+	p := Proposal{Protocol: protocol}
+	if protocol != message.ProtocolIKE && protocol != message.ProtocolESP {
+		return p, fmt.Errorf("proposal %q: protocol %v not supported", s, protocol)
+	}
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s == "" {
+		return p, fmt.Errorf("empty proposal")
+	}
+	for tok := range strings.SplitSeq(s, "-") {
+		if e, ok := parseEncr(tok); ok {
+			p.Encr = appendNew(p.Encr, e)
+			continue
+		}
+		if i, ok := tokenInteg[tok]; ok {
+			p.Integ = appendNew(p.Integ, i)
+			continue
+		}
+		if f, ok := tokenPRF[tok]; ok {
+			if protocol != message.ProtocolIKE {
+				return p, fmt.Errorf("proposal %q: %q is an IKE transform", s, tok)
+			}
+			p.PRF = appendNew(p.PRF, f)
+			continue
+		}
+		if g, ok := tokenGroup[tok]; ok {
+			p.DH = appendNew(p.DH, g)
+			continue
+		}
+		if tok == "esn" || tok == "noesn" {
+			if protocol != message.ProtocolESP {
+				return p, fmt.Errorf("proposal %q: %q is an ESP transform", s, tok)
+			}
+			p.ESN = appendNew(p.ESN, tok == "esn")
+			continue
+		}
+		return p, fmt.Errorf("proposal %q: unknown keyword %q", s, tok)
+	}
+	if len(p.Encr) == 0 {
+		return p, fmt.Errorf("proposal %q: no encryption algorithm", s)
+	}
+	var aead, plain bool
+	for _, e := range p.Encr {
+		if e.aead() {
+			aead = true
+		} else {
+			plain = true
+		}
+	}
+	if aead && plain {
+		// RFC 7296 §3.3: combined-mode and plain ciphers go in separate
+		// proposals, because one has integrity and the other must not.
+		return p, fmt.Errorf("proposal %q: mixes AEAD and non-AEAD ciphers", s)
+	}
+	if aead && len(p.Integ) > 0 {
+		if protocol == message.ProtocolIKE && len(p.PRF) == 0 {
+			// strongSwan reads sha* after an AEAD as the PRF.
+			for _, i := range p.Integ {
+				for f, fi := range prfInteg {
+					if fi == i {
+						p.PRF = appendNew(p.PRF, f)
+					}
+				}
+			}
+			p.Integ = nil
+		} else {
+			return p, fmt.Errorf("proposal %q: an AEAD cipher takes no integrity algorithm", s)
+		}
+	}
+	if plain && len(p.Integ) == 0 {
+		return p, fmt.Errorf("proposal %q: AES-CBC needs an integrity algorithm", s)
+	}
+	if protocol == message.ProtocolIKE {
+		if len(p.PRF) == 0 {
+			if aead {
+				return p, fmt.Errorf("proposal %q: an AEAD IKE proposal must name its PRF (e.g. prfsha256)", s)
+			}
+			for _, i := range p.Integ {
+				for _, f := range []crypto.PRFID{crypto.PRFHMACSHA2_256, crypto.PRFHMACSHA2_384, crypto.PRFHMACSHA2_512} {
+					if prfInteg[f] == i {
+						p.PRF = appendNew(p.PRF, f)
+					}
+				}
+			}
+		}
+		if len(p.DH) == 0 {
+			return p, fmt.Errorf("proposal %q: an IKE proposal needs a key exchange group", s)
+		}
+	}
+	return p, nil
+}
+
+// ParseProposals reads a comma-separated list of proposals, as strongSwan's
+// "proposals" and "esp_proposals" settings hold.
+func ParseProposals(protocol message.ProtocolID, s string) ([]Proposal, error) {
+	var out []Proposal
+	for part := range strings.SplitSeq(s, ",") {
+		p, err := ParseProposal(protocol, part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func appendNew[T comparable](s []T, v T) []T {
+	if slices.Contains(s, v) {
+		return s
+	}
+	return append(s, v)
+}
+
+// wire encodes the proposal as an SA payload proposal. withDH false leaves
+// the key exchange transforms out (the Child SA of IKE_AUTH has none,
+// RFC 7296 §1.2).
+func (p Proposal) wire(num uint8, spi []byte, withDH bool) message.Proposal {
+	w := message.Proposal{Number: num, Protocol: p.Protocol, SPI: spi}
+	for _, e := range p.Encr {
+		t := message.Transform{Type: message.TransformEncr, ID: message.TransformID(e.ID)}
+		if e.ID != crypto.EncrChaCha20Poly1305 {
+			t.Attributes = []message.Attribute{message.KeyLengthAttribute(uint16(e.KeyBits))}
+		}
+		w.Transforms = append(w.Transforms, t)
+	}
+	for _, f := range p.PRF {
+		w.Transforms = append(w.Transforms, message.Transform{Type: message.TransformPRF, ID: message.TransformID(f)})
+	}
+	for _, i := range p.Integ {
+		w.Transforms = append(w.Transforms, message.Transform{Type: message.TransformInteg, ID: message.TransformID(i)})
+	}
+	if withDH {
+		for _, g := range p.DH {
+			w.Transforms = append(w.Transforms, message.Transform{Type: message.TransformDH, ID: message.TransformID(g)})
+		}
+	}
+	if p.Protocol == message.ProtocolESP {
+		esn := p.ESN
+		if len(esn) == 0 {
+			esn = []bool{false}
+		}
+		for _, e := range esn {
+			id := message.ESNNo
+			if e {
+				id = message.ESNYes
+			}
+			w.Transforms = append(w.Transforms, message.Transform{Type: message.TransformESN, ID: id})
+		}
+	}
+	return w
+}
+
+// wireSA encodes a list of proposals as an SA payload.
+func wireSA(ps []Proposal, spi []byte, withDH bool) *message.SA {
+	sa := &message.SA{}
+	for i, p := range ps {
+		sa.Proposals = append(sa.Proposals, p.wire(uint8(i+1), spi, withDH))
+	}
+	return sa
+}
+
+// selected is the outcome of proposal selection: one algorithm per type.
+type selected struct {
+	Number uint8 // the peer's proposal number
+	SPI    []byte
+	Encr   Encr
+	Integ  crypto.IntegID
+	PRF    crypto.PRFID
+	DH     crypto.GroupID // 0 when none was negotiated
+	ESN    bool
+}
+
+// Suite returns the ike/crypto suite of the selection.
+func (s selected) Suite() crypto.Suite {
+	return crypto.Suite{Encr: s.Encr.ID, KeyBits: s.Encr.KeyBits, Integ: s.Integ, PRF: s.PRF}
+}
+
+// String writes the selection in strongSwan's syntax.
+func (s selected) String() string {
+	p := Proposal{Protocol: message.ProtocolESP, Encr: []Encr{s.Encr}}
+	if s.Integ != crypto.IntegNone {
+		p.Integ = []crypto.IntegID{s.Integ}
+	}
+	if s.PRF != 0 {
+		p.Protocol = message.ProtocolIKE
+		p.PRF = []crypto.PRFID{s.PRF}
+	}
+	if s.DH != 0 {
+		p.DH = []crypto.GroupID{s.DH}
+	}
+	if p.Protocol == message.ProtocolESP {
+		p.ESN = []bool{s.ESN}
+	}
+	return p.String()
+}
+
+// wire encodes the selection as the single proposal of a response.
+func (s selected) wire(protocol message.ProtocolID, spi []byte) *message.SA {
+	p := Proposal{Protocol: protocol, Encr: []Encr{s.Encr}}
+	if s.Integ != crypto.IntegNone {
+		p.Integ = []crypto.IntegID{s.Integ}
+	}
+	if protocol == message.ProtocolIKE {
+		p.PRF = []crypto.PRFID{s.PRF}
+	} else {
+		p.ESN = []bool{s.ESN}
+	}
+	if s.DH != 0 {
+		p.DH = []crypto.GroupID{s.DH}
+	}
+	return &message.SA{Proposals: []message.Proposal{p.wire(s.Number, spi, true)}}
+}
+
+var errNoProposal = errors.New("no acceptable proposal")
+
+// theirTransforms groups one received proposal's transforms by type.
+type theirTransforms struct {
+	encr  []Encr
+	integ []crypto.IntegID
+	prf   []crypto.PRFID
+	dh    []crypto.GroupID
+	esn   []bool
+	other bool // a transform type we do not know: the proposal cannot be taken
+}
+
+func groupTransforms(wp *message.Proposal) theirTransforms {
+	var t theirTransforms
+	for i := range wp.Transforms {
+		tr := &wp.Transforms[i]
+		switch tr.Type {
+		case message.TransformEncr:
+			bits, ok := tr.KeyLength()
+			if !ok && crypto.EncrID(tr.ID) == crypto.EncrChaCha20Poly1305 {
+				bits, ok = 256, true
+			}
+			if ok {
+				t.encr = append(t.encr, Encr{crypto.EncrID(tr.ID), int(bits)})
+			}
+		case message.TransformInteg:
+			t.integ = append(t.integ, crypto.IntegID(tr.ID))
+		case message.TransformPRF:
+			t.prf = append(t.prf, crypto.PRFID(tr.ID))
+		case message.TransformDH:
+			t.dh = append(t.dh, crypto.GroupID(tr.ID))
+		case message.TransformESN:
+			t.esn = append(t.esn, tr.ID == message.ESNYes)
+		default:
+			t.other = true
+		}
+	}
+	return t
+}
+
+// pick returns the first of ours that theirs contains.
+func pick[T comparable](ours, theirs []T) (T, bool) {
+	for _, o := range ours {
+		if slices.Contains(theirs, o) {
+			return o, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+// selectProposal picks, in our order of preference (as strongSwan does by
+// default), the first of our proposals that one of theirs can match, and
+// within it our most preferred algorithm of each type (RFC 7296 §2.7).
+// withDH false ignores key exchange transforms (the Child SA of IKE_AUTH).
+func selectProposal(ours []Proposal, theirs []message.Proposal, withDH bool) (selected, error) {
+	for _, o := range ours {
+		for i := range theirs {
+			wp := &theirs[i]
+			if wp.Protocol != o.Protocol {
+				continue
+			}
+			t := groupTransforms(wp)
+			if t.other {
+				continue
+			}
+			var s selected
+			var ok bool
+			s.Number, s.SPI = wp.Number, wp.SPI
+			if s.Encr, ok = pick(o.Encr, t.encr); !ok {
+				continue
+			}
+			if !s.Encr.aead() {
+				if s.Integ, ok = pick(o.Integ, t.integ); !ok {
+					continue
+				}
+			} else if len(t.integ) > 0 && !slices.Contains(t.integ, crypto.IntegNone) {
+				continue
+			}
+			if o.Protocol == message.ProtocolIKE {
+				if s.PRF, ok = pick(o.PRF, t.prf); !ok {
+					continue
+				}
+			}
+			if o.Protocol == message.ProtocolIKE || (withDH && (len(o.DH) > 0 || len(t.dh) > 0)) {
+				if s.DH, ok = pick(o.DH, t.dh); !ok {
+					continue
+				}
+			}
+			if o.Protocol == message.ProtocolESP {
+				ourESN := o.ESN
+				if len(ourESN) == 0 {
+					ourESN = []bool{false}
+				}
+				theirESN := t.esn
+				if len(theirESN) == 0 {
+					theirESN = []bool{false}
+				}
+				if s.ESN, ok = pick(ourESN, theirESN); !ok {
+					continue
+				}
+			}
+			return s, nil
+		}
+	}
+	return selected{}, errNoProposal
+}
+
+// describeProposals lists received proposals for a log line.
+func describeProposals(ps []message.Proposal) string {
+	var parts []string
+	for i := range ps {
+		parts = append(parts, ps[i].String())
+	}
+	return strings.Join(parts, ", ")
+}
+
+func describeOurs(ps []Proposal) string {
+	var parts []string
+	for _, p := range ps {
+		parts = append(parts, p.String())
+	}
+	return strings.Join(parts, ", ")
+}

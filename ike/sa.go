@@ -1,0 +1,460 @@
+package ike
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/ike/transport"
+)
+
+// State is the life stage of an IKE SA.
+type State uint8
+
+const (
+	StateConnecting  State = iota + 1 // IKE_SA_INIT or IKE_AUTH under way
+	StateEstablished                  // authenticated
+	StateDeleting                     // a Delete of the IKE SA is under way
+	StateDead                         // gone; kept only until the last reference drops
+)
+
+func (s State) String() string {
+	switch s {
+	case StateConnecting:
+		return "CONNECTING"
+	case StateEstablished:
+		return "ESTABLISHED"
+	case StateDeleting:
+		return "DELETING"
+	case StateDead:
+		return "DESTROYING"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// task is one exchange as its initiator runs it (strongSwan's task_t):
+// build makes the request's payloads, process reads the response's. The
+// responder's side of each exchange is a responder function (see respond).
+type task interface {
+	exchange() message.ExchangeType
+	build(sa *ikeSA) ([]message.Payload, error)
+	process(sa *ikeSA, resp message.Payloads) error
+}
+
+// errRestart asks the queue to send the task's request again from scratch
+// with the same message ID (IKE_SA_INIT after INVALID_KE_PAYLOAD).
+var errRestart = errors.New("restart exchange")
+
+// errSilentFail ends the IKE SA after a failure that was already logged.
+var errSilentFail = errors.New("exchange failed")
+
+// pendingRequest is our outstanding request: window size one (RFC 7296
+// §2.3), so there is at most one.
+type pendingRequest struct {
+	task  task
+	mid   uint32
+	raw   []byte
+	sends int
+	timer *time.Timer
+}
+
+// ikeSA is one IKE SA. Only the engine's loop goroutine touches it.
+type ikeSA struct {
+	e         *Engine
+	conn      *Connection
+	cands     []*Connection // responder: connections the IKE_SA_INIT could belong to
+	initiator bool
+	spiI      uint64
+	spiR      uint64
+	state     State
+
+	local, remote netip.AddrPort
+	// natLocal: we are behind a NAT; natRemote: the peer is (or claims to
+	// be, as strongSwan's kernel-libipsec does to force UDP encapsulation).
+	natLocal, natRemote bool
+
+	sel      selected
+	prf      crypto.PRF
+	keys     *crypto.IKEKeys
+	out, in  crypto.Protector
+	ni, nr   []byte
+	kex      crypto.KeyExchange
+	dhGroup  crypto.GroupID // the group the initiator offers in KE
+	initReq  []byte         // IKE_SA_INIT request as sent or received
+	initResp []byte
+
+	peerHashes []crypto.HashAlgorithm // from SIGNATURE_HASH_ALGORITHMS; nil if none
+	remoteID   Identity
+
+	nextMID uint32 // our next request's message ID
+	pending *pendingRequest
+	queue   []task
+
+	peerMID      uint32 // the peer's next request's message ID
+	lastResp     []byte
+	haveLastResp bool
+
+	children []*childSA
+	created  time.Time
+	estab    time.Time
+	halfOpen bool
+	hoKey    halfOpenKey
+	hoTimer  *time.Timer
+
+	waiters []chan error // Initiate callers waiting for the outcome
+	delWait []chan error // Terminate callers
+}
+
+func (sa *ikeSA) localSPI() uint64 {
+	if sa.initiator {
+		return sa.spiI
+	}
+	return sa.spiR
+}
+
+func (sa *ikeSA) name() string {
+	if sa.conn != nil {
+		return sa.conn.Name
+	}
+	return "(unknown)"
+}
+
+func (sa *ikeSA) logID() string {
+	return fmt.Sprintf("%s[%016x_i %016x_r]", sa.name(), sa.spiI, sa.spiR)
+}
+
+func randomSPI() uint64 {
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		if v := binary.BigEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
+}
+
+// natt reports whether the SA has moved to the NAT-T port.
+func (sa *ikeSA) natt() bool {
+	_, np := sa.e.conn.Ports()
+	return sa.local.Port() == np
+}
+
+// floatToNATT moves the SA to the NAT-T ports (RFC 7296 §2.23): the
+// initiator does so once it detects a NAT, before sending IKE_AUTH.
+func (sa *ikeSA) floatToNATT() {
+	_, np := sa.e.conn.Ports()
+	rp := sa.e.remoteNATTPort(sa.conn)
+	sa.local = netip.AddrPortFrom(sa.local.Addr(), np)
+	sa.remote = netip.AddrPortFrom(sa.remote.Addr(), rp)
+}
+
+// encode builds a message of this SA; everything but IKE_SA_INIT goes in
+// an SK payload sealed with our outbound keys.
+func (sa *ikeSA) encode(exch message.ExchangeType, response bool, mid uint32, payloads []message.Payload) ([]byte, error) {
+	h := message.Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: exch, MessageID: mid}
+	if sa.initiator {
+		h.Flags |= message.FlagInitiator
+	}
+	if response {
+		h.Flags |= message.FlagResponse
+	}
+	if exch == message.ExchangeIKESAInit {
+		m := message.Message{Header: h, Payloads: payloads}
+		return m.Encode()
+	}
+	if sa.out == nil {
+		return nil, errors.New("no keys to protect the message")
+	}
+	inner, first, err := message.AppendPayloads(nil, payloads)
+	if err != nil {
+		return nil, err
+	}
+	defer crypto.Zero(inner)
+	bodyLen := sa.out.SealedLen(len(inner))
+	m := message.Message{Header: h, Payloads: message.Payloads{&message.Encrypted{NextPayload: first, Body: make([]byte, bodyLen)}}}
+	b, err := m.Encode()
+	if err != nil {
+		return nil, err
+	}
+	prefix := b[:len(b)-bodyLen]
+	msg := make([]byte, 0, len(b))
+	msg = append(msg, prefix...)
+	return sa.out.Seal(msg, prefix, inner)
+}
+
+// decrypt opens the SK payload of a received message and decodes the
+// payloads inside.
+func (sa *ikeSA) decrypt(raw []byte, m *message.Message) (message.Payloads, error) {
+	if len(m.Payloads) == 0 {
+		return nil, errors.New("no encrypted payload")
+	}
+	sk, ok := m.Payloads[len(m.Payloads)-1].(*message.Encrypted)
+	if !ok {
+		return nil, errors.New("no encrypted payload (fragments are not supported)")
+	}
+	if sa.in == nil {
+		return nil, errors.New("no keys yet")
+	}
+	lay, err := message.LocateEncrypted(raw, sa.in.IVLen(), sa.in.ICVLen())
+	if err != nil {
+		return nil, err
+	}
+	body := raw[len(lay.AssociatedData):]
+	plain, err := sa.in.Open(nil, lay.AssociatedData, body)
+	if err != nil {
+		return nil, err
+	}
+	defer crypto.Zero(plain)
+	return message.DecodePayloads(sk.NextPayload, plain)
+}
+
+func (sa *ikeSA) send(raw []byte) {
+	if err := sa.e.conn.Send(transport.Packet{Data: raw, Local: sa.local, Remote: sa.remote}); err != nil {
+		sa.e.log.Debug("send failed", "sa", sa.logID(), "err", err)
+	}
+}
+
+// enqueue adds a task and starts it if the SA is idle.
+func (sa *ikeSA) enqueue(t task) {
+	sa.queue = append(sa.queue, t)
+	sa.next()
+}
+
+// next starts the next queued task when no request is outstanding.
+func (sa *ikeSA) next() {
+	for sa.pending == nil && len(sa.queue) > 0 && sa.state != StateDead {
+		t := sa.queue[0]
+		sa.queue = sa.queue[1:]
+		if err := sa.start(t, sa.nextMID); err != nil {
+			sa.e.log.Error("cannot build request", "sa", sa.logID(), "exchange", t.exchange(), "err", err)
+			sa.fail(err)
+			return
+		}
+	}
+}
+
+func (sa *ikeSA) start(t task, mid uint32) error {
+	payloads, err := t.build(sa)
+	if err != nil {
+		return err
+	}
+	raw, err := sa.encode(t.exchange(), false, mid, payloads)
+	if err != nil {
+		return fmt.Errorf("encode %v: %w", t.exchange(), err)
+	}
+	if t.exchange() == message.ExchangeIKESAInit {
+		sa.initReq = raw
+	}
+	sa.nextMID = mid + 1
+	p := &pendingRequest{task: t, mid: mid, raw: raw}
+	sa.pending = p
+	sa.transmit(p)
+	return nil
+}
+
+// transmit sends (or resends) the pending request and arms the timer for
+// the next retransmission (RFC 7296 §2.1): the wait grows by the back-off
+// base each time, and after the last try the IKE SA is given up.
+func (sa *ikeSA) transmit(p *pendingRequest) {
+	rt := sa.e.retransmit
+	if p.sends > rt.Tries {
+		sa.e.log.Warn("giving up after retransmissions", "sa", sa.logID(), "exchange", p.task.exchange(), "tries", rt.Tries, "peer", sa.remote)
+		sa.fail(fmt.Errorf("peer %v did not answer %v", sa.remote, p.task.exchange()))
+		return
+	}
+	if p.sends > 0 {
+		sa.e.log.Info("retransmit", "sa", sa.logID(), "exchange", p.task.exchange(), "message_id", p.mid, "try", p.sends)
+	}
+	sa.send(p.raw)
+	d := rt.delay(p.sends)
+	p.sends++
+	p.timer = sa.e.afterFunc(d, func() {
+		if sa.pending == p && sa.state != StateDead {
+			sa.transmit(p)
+		}
+	})
+}
+
+// handleResponse matches a response with our outstanding request.
+func (sa *ikeSA) handleResponse(raw []byte, m *message.Message, from transport.Packet) {
+	p := sa.pending
+	if p == nil || m.MessageID != p.mid || m.Exchange != p.task.exchange() {
+		return // a late retransmission, or garbage
+	}
+	var payloads message.Payloads
+	if m.Exchange == message.ExchangeIKESAInit {
+		payloads = m.Payloads
+	} else {
+		var err error
+		if payloads, err = sa.decrypt(raw, m); err != nil {
+			var crit *message.UnsupportedCriticalPayloadError
+			if !errors.As(err, &crit) {
+				sa.e.log.Debug("dropping response", "sa", sa.logID(), "err", err)
+				return
+			}
+			sa.e.log.Warn("response carries an unsupported critical payload", "sa", sa.logID(), "payload", crit.Type)
+			sa.stopPending()
+			sa.fail(err)
+			return
+		}
+		sa.followPeer(from)
+	}
+	sa.stopPending()
+	if m.Exchange == message.ExchangeIKESAInit {
+		sa.initResp = raw
+	}
+	err := p.task.process(sa, payloads)
+	switch {
+	case errors.Is(err, errRestart):
+		// IKE_SA_INIT again with message ID 0 (RFC 7296 §1.2: the retry is a
+		// new IKE_SA_INIT exchange).
+		if err := sa.start(p.task, p.mid); err != nil {
+			sa.fail(err)
+		}
+		return
+	case err != nil:
+		if !errors.Is(err, errSilentFail) {
+			sa.e.log.Warn("exchange failed", "sa", sa.logID(), "exchange", m.Exchange, "err", err)
+		}
+		sa.fail(err)
+		return
+	}
+	sa.next()
+}
+
+func (sa *ikeSA) stopPending() {
+	if sa.pending != nil && sa.pending.timer != nil {
+		sa.pending.timer.Stop()
+	}
+	sa.pending = nil
+}
+
+// followPeer updates the peer's address after an authenticated message
+// from a new one: a NAT mapping changed, or the peer floated to 4500
+// (RFC 7296 §2.23).
+func (sa *ikeSA) followPeer(from transport.Packet) {
+	if from.Remote == sa.remote && from.Local == sa.local {
+		return
+	}
+	_, np := sa.e.conn.Ports()
+	if from.Local.Port() == np && !sa.natt() {
+		sa.e.log.Info("peer floated to NAT-T", "sa", sa.logID(), "from", sa.remote, "to", from.Remote)
+		sa.natRemote = true
+	}
+	sa.local, sa.remote = from.Local, from.Remote
+}
+
+// handleRequest answers a request of the peer. A retransmitted request
+// gets the cached response; a request with any other unexpected ID is
+// dropped (RFC 7296 §2.3).
+func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Packet) {
+	if sa.haveLastResp && m.MessageID+1 == sa.peerMID {
+		sa.e.log.Debug("retransmitted request, resending response", "sa", sa.logID(), "message_id", m.MessageID)
+		sa.e.conn.Send(transport.Packet{Data: sa.lastResp, Local: from.Local, Remote: from.Remote})
+		return
+	}
+	if m.MessageID != sa.peerMID || m.Exchange == message.ExchangeIKESAInit {
+		return
+	}
+	payloads, err := sa.decrypt(raw, m)
+	var crit *message.UnsupportedCriticalPayloadError
+	if err != nil && !errors.As(err, &crit) {
+		sa.e.log.Debug("dropping request", "sa", sa.logID(), "err", err)
+		return
+	}
+	sa.followPeer(from)
+	var resp []message.Payload
+	var after func()
+	switch {
+	case crit != nil:
+		sa.e.log.Warn("request carries an unsupported critical payload", "sa", sa.logID(), "payload", crit.Type)
+		resp = []message.Payload{notify(message.NotifyUnsupportedCriticalPayload, []byte{byte(crit.Type)})}
+	case m.Exchange == message.ExchangeIKEAuth && sa.state == StateConnecting && !sa.initiator:
+		resp, after = respondAuth(sa, payloads)
+	case m.Exchange == message.ExchangeInformational && sa.state != StateConnecting:
+		resp, after = respondInformational(sa, payloads)
+	case m.Exchange == message.ExchangeCreateChildSA && sa.state == StateEstablished:
+		// Rekeying is not implemented yet: refuse cleanly so the peer keeps
+		// the SAs it has (RFC 7296 §1.3).
+		resp = []message.Payload{notify(message.NotifyNoAdditionalSAs, nil)}
+	default:
+		return
+	}
+	out, err := sa.encode(m.Exchange, true, m.MessageID, resp)
+	if err != nil {
+		sa.e.log.Error("cannot encode response", "sa", sa.logID(), "err", err)
+		return
+	}
+	sa.peerMID++
+	sa.lastResp, sa.haveLastResp = out, true
+	sa.send(out)
+	if after != nil {
+		after()
+	}
+}
+
+func notify(t message.NotifyType, data []byte) *message.Notify {
+	return &message.Notify{NotifyType: t, Data: data}
+}
+
+// fail ends the IKE SA after an error, telling whoever waits on it.
+func (sa *ikeSA) fail(err error) {
+	for _, w := range sa.waiters {
+		signal(w, err)
+	}
+	sa.waiters = nil
+	sa.destroy()
+}
+
+// destroy removes the IKE SA and its Child SAs and wipes their keys.
+func (sa *ikeSA) destroy() {
+	if sa.state == StateDead {
+		return
+	}
+	sa.state = StateDead
+	sa.stopPending()
+	if sa.hoTimer != nil {
+		sa.hoTimer.Stop()
+	}
+	for _, c := range sa.children {
+		sa.e.deleteChild(sa, c)
+	}
+	sa.children = nil
+	for _, w := range sa.waiters {
+		signal(w, errors.New("IKE SA deleted"))
+	}
+	sa.waiters = nil
+	for _, w := range sa.delWait {
+		signal(w, nil)
+	}
+	sa.delWait = nil
+	if sa.kex != nil {
+		sa.kex.Destroy()
+	}
+	if sa.keys != nil {
+		sa.keys.Destroy()
+	}
+	if sa.out != nil {
+		sa.out.Destroy()
+		sa.in.Destroy()
+	}
+	sa.e.forget(sa)
+}
+
+// signal reports an outcome to a waiter without ever blocking the loop: a
+// waiter's channel has room for one result, and a caller that gave up (or
+// already heard from another path) must not stall every IKE SA.
+func signal(w chan error, err error) {
+	if w == nil {
+		return
+	}
+	select {
+	case w <- err:
+	default:
+	}
+}
