@@ -1,0 +1,297 @@
+package gcm
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"sync"
+	"unsafe"
+)
+
+const (
+	// NonceSize is the only nonce length supported: RFC 4106 §4 builds it
+	// from the 4-byte salt and the 8-byte IV, and SP 800-38D §5.2.1.1
+	// recommends 96 bits.
+	NonceSize = 12
+	blockSize = 16
+	// maxPlaintext is SP 800-38D §5.2.1.1's bound len(P) ≤ 2^39 − 256 bits,
+	// which also keeps the 32-bit block counter from wrapping into J0.
+	maxPlaintext = (1<<32 - 2) * blockSize
+)
+
+// errOpen is the only error Open returns for input it cannot authenticate,
+// so a caller (and an attacker) learns nothing about which check failed.
+var errOpen = errors.New("gcm: message authentication failed")
+
+// implementation says which code path an AEAD runs; all produce the same
+// bytes (the tests compare them).
+type implementation uint8
+
+const (
+	implAsm     implementation = iota // assembly (AVX-512 + VAES + VPCLMULQDQ)
+	implStdlib                        // crypto/cipher GCM, tags of 12 and 16 bytes
+	implGeneric                       // crypto/aes blocks and this package's GHASH
+)
+
+// asmKeys is read by the assembly; its layout (nr at 0, rk at 16, htab at
+// 256) is mirrored in gcm_amd64.s.
+type asmKeys struct {
+	nr uint64
+	_  uint64
+	// rk holds the Nr+1 round keys (FIPS-197 §5.2), unused ones zero.
+	rk [maxRounds + 1][16]byte
+	// htab holds H^32, H^31, …, H^1 in clmulForm, then 16 zero entries: a
+	// window of n ≤ 16 blocks starts its reads at entry 32−n, and reads of
+	// whole 64-byte groups past entry 31 must stay inside the table.
+	htab [48][16]byte
+}
+
+// AEAD is AES-GCM with a 12-byte nonce and an 8-, 12- or 16-byte tag. It
+// satisfies crypto/cipher.AEAD and is safe for concurrent use.
+type AEAD struct {
+	tagSize int
+	impl    implementation
+	keys    *asmKeys    // implAsm
+	std     cipher.AEAD // implStdlib
+	block   cipher.Block
+	table   ghashTable // implGeneric
+}
+
+var _ cipher.AEAD = (*AEAD)(nil)
+
+// New returns AES-GCM with a 12-byte nonce and a tagSize-byte tag (8, 12 or
+// 16, the ICV sizes of RFC 4106 §6), for a 16-, 24- or 32-byte key.
+func New(key []byte, tagSize int) (*AEAD, error) {
+	return newWith(key, tagSize, defaultImpl(tagSize))
+}
+
+func defaultImpl(tagSize int) implementation {
+	switch {
+	case useAsm:
+		return implAsm
+	case tagSize >= 12:
+		return implStdlib
+	default:
+		return implGeneric
+	}
+}
+
+// newWith builds an AEAD on a chosen path; tests use it to run every path on
+// the same machine.
+func newWith(key []byte, tagSize int, impl implementation) (*AEAD, error) {
+	switch len(key) {
+	case 16, 24, 32:
+	default:
+		return nil, fmt.Errorf("gcm: invalid AES key length %d (want 16, 24 or 32)", len(key))
+	}
+	switch tagSize {
+	case 8, 12, 16:
+	default:
+		return nil, fmt.Errorf("gcm: invalid tag size %d (want 8, 12 or 16)", tagSize)
+	}
+	a := &AEAD{tagSize: tagSize, impl: impl}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("gcm: %w", err)
+	}
+	switch impl {
+	case implAsm:
+		if !useAsm {
+			return nil, errors.New("gcm: assembly path not available on this CPU or build")
+		}
+		k := new(asmKeys)
+		var nr int
+		k.rk, nr = expandKey(key)
+		k.nr = uint64(nr)
+		// H = E(K, 0^128), SP 800-38D §7.1 step 1.
+		var hb [16]byte
+		block.Encrypt(hb[:], hb[:])
+		h := loadElement(hb[:])
+		clear(hb[:])
+		p := h
+		for i := 31; i >= 0; i-- {
+			k.htab[i] = clmulForm(p)
+			p = mulSlow(p, h)
+		}
+		a.keys = k
+	case implStdlib:
+		if tagSize < 12 {
+			return nil, errors.New("gcm: crypto/cipher supports tags of 12 to 16 bytes only")
+		}
+		a.std, err = cipher.NewGCMWithTagSize(block, tagSize)
+		if err != nil {
+			return nil, fmt.Errorf("gcm: %w", err)
+		}
+	case implGeneric:
+		var hb [16]byte
+		block.Encrypt(hb[:], hb[:])
+		a.table = newGHASHTable(loadElement(hb[:]))
+		clear(hb[:])
+		a.block = block
+	default:
+		return nil, fmt.Errorf("gcm: unknown implementation %d", impl)
+	}
+	return a, nil
+}
+
+// NonceSize returns 12.
+func (a *AEAD) NonceSize() int { return NonceSize }
+
+// Overhead returns the tag size.
+func (a *AEAD) Overhead() int { return a.tagSize }
+
+// Seal encrypts and authenticates plaintext, authenticates additionalData
+// and appends the result to dst, as crypto/cipher.AEAD.Seal. Like the
+// standard library it panics on a nonce that is not 12 bytes and on a
+// plaintext longer than GCM allows (about 64 GiB). Where crypto/cipher
+// panics on an inexact overlap of dst's new bytes with plaintext, Seal
+// copies the input aside and produces the right answer; it does the same
+// when additionalData lies in the bytes it writes.
+func (a *AEAD) Seal(dst, nonce, plaintext, additionalData []byte) []byte {
+	if len(nonce) != NonceSize {
+		panic("gcm: incorrect nonce length given to GCM")
+	}
+	if uint64(len(plaintext)) > maxPlaintext {
+		panic("gcm: message too large for GCM")
+	}
+	ret, out := sliceForAppend(dst, len(plaintext)+a.tagSize)
+	if inexactOverlap(out, plaintext) {
+		sp := borrowScratch(len(plaintext))
+		defer returnScratch(sp, len(plaintext))
+		plaintext = append((*sp)[:0], plaintext...)
+	}
+	if anyOverlap(out, additionalData) {
+		// The assembly hashes the AAD after writing the ciphertext.
+		sp := borrowScratch(len(additionalData))
+		defer returnScratch(sp, len(additionalData))
+		additionalData = append((*sp)[:0], additionalData...)
+	}
+	if a.impl == implStdlib {
+		// ret has room for the output, so crypto/cipher writes it in place.
+		return a.std.Seal(ret[:len(dst)], nonce, plaintext, additionalData)
+	}
+	var tag [16]byte
+	if a.impl == implAsm {
+		sealAsm(a.keys, nonce, out[:len(plaintext)], plaintext, additionalData, &tag)
+	} else {
+		a.sealGeneric(nonce, out[:len(plaintext)], plaintext, additionalData, &tag)
+	}
+	copy(out[len(plaintext):], tag[:a.tagSize])
+	return ret
+}
+
+// Open authenticates ciphertext (which ends in the tag) and additionalData
+// and, only if the tag matches, decrypts and appends the plaintext to dst,
+// as crypto/cipher.AEAD.Open. The tag is checked in constant time before
+// any byte of dst is written. It never panics: a wrong nonce length, a
+// ciphertext shorter than the tag or an inexact overlap return an error.
+func (a *AEAD) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error) {
+	if len(nonce) != NonceSize {
+		return nil, fmt.Errorf("gcm: nonce is %d bytes, want %d", len(nonce), NonceSize)
+	}
+	if len(ciphertext) < a.tagSize {
+		return nil, errOpen
+	}
+	if uint64(len(ciphertext)) > maxPlaintext+uint64(a.tagSize) {
+		return nil, errOpen
+	}
+	ret, out := sliceForAppend(dst, len(ciphertext)-a.tagSize)
+	if inexactOverlap(out, ciphertext) {
+		return nil, errors.New("gcm: invalid buffer overlap")
+	}
+	if a.impl == implStdlib {
+		return a.openStdlib(ret, out, nonce, ciphertext, additionalData)
+	}
+	ct := ciphertext[:len(ciphertext)-a.tagSize]
+	tag := ciphertext[len(ciphertext)-a.tagSize:]
+	var want [16]byte
+	if a.impl == implAsm {
+		tagAsm(a.keys, nonce, ct, additionalData, &want)
+	} else {
+		a.tagGeneric(nonce, ct, additionalData, &want)
+	}
+	if subtle.ConstantTimeCompare(want[:a.tagSize], tag) != 1 {
+		return nil, errOpen
+	}
+	if a.impl == implAsm {
+		ctrAsm(a.keys, nonce, out, ct)
+	} else {
+		a.ctrGeneric(nonce, out, ct)
+	}
+	return ret, nil
+}
+
+// scratchBuffers lends byte buffers: to the stdlib path to decrypt into
+// (crypto/cipher writes plaintext before it has checked the tag and zeroes
+// it after a failure, and Open promises not to touch dst unless the tag is
+// good), and to Seal to move overlapping input aside.
+var scratchBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledScratch bounds what the pool keeps, so one huge message does not
+// pin a huge buffer.
+const maxPooledScratch = 64 << 10
+
+func borrowScratch(n int) *[]byte {
+	sp := scratchBuffers.Get().(*[]byte)
+	if cap(*sp) < n {
+		*sp = make([]byte, 0, max(n, 2048))
+	}
+	return sp
+}
+
+// returnScratch wipes the first n bytes (they held plaintext) and pools the
+// buffer again.
+func returnScratch(sp *[]byte, n int) {
+	clear((*sp)[:n])
+	if cap(*sp) <= maxPooledScratch {
+		scratchBuffers.Put(sp)
+	}
+}
+
+func (a *AEAD) openStdlib(ret, out, nonce, ciphertext, additionalData []byte) ([]byte, error) {
+	sp := borrowScratch(len(out))
+	pt, err := a.std.Open((*sp)[:0], nonce, ciphertext, additionalData)
+	if err == nil {
+		copy(out, pt)
+	}
+	returnScratch(sp, len(out))
+	if err != nil {
+		return nil, errOpen
+	}
+	return ret, nil
+}
+
+// sliceForAppend extends in by n bytes, reallocating only when its capacity
+// is short, and returns the whole slice and the new tail.
+func sliceForAppend(in []byte, n int) (head, tail []byte) {
+	if total := len(in) + n; cap(in) >= total {
+		head = in[:total]
+	} else {
+		head = make([]byte, total)
+		copy(head, in)
+	}
+	tail = head[len(in):]
+	return
+}
+
+// inexactOverlap reports whether x and y share memory at different
+// offsets, which crypto/cipher.AEAD forbids: in-place use must start at the
+// same address so that every byte is read before it is overwritten.
+func inexactOverlap(x, y []byte) bool {
+	if len(x) == 0 || len(y) == 0 || &x[0] == &y[0] {
+		return false
+	}
+	return anyOverlap(x, y)
+}
+
+// anyOverlap reports whether x and y share any byte.
+func anyOverlap(x, y []byte) bool {
+	if len(x) == 0 || len(y) == 0 {
+		return false
+	}
+	xs := uintptr(unsafe.Pointer(&x[0]))
+	ys := uintptr(unsafe.Pointer(&y[0]))
+	return xs <= ys+uintptr(len(y)-1) && ys <= xs+uintptr(len(x)-1)
+}

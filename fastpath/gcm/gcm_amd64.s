@@ -1,0 +1,586 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// Layout of asmKeys (gcm.go).
+#define KEYS_NR 0
+#define KEYS_RK 16
+#define KEYS_HTAB 256
+
+// Byte-reversal shuffle: turns a GCM block into the 128-bit integer whose
+// top bit is the x^0 coefficient (and back).
+DATA bswapMask<>+0(SB)/8, $0x08090a0b0c0d0e0f
+DATA bswapMask<>+8(SB)/8, $0x0001020304050607
+GLOBL bswapMask<>(SB), RODATA|NOPTR, $16
+
+// x^-1 mod P in the reflected integer form, the reduction constant.
+DATA gcmPoly<>+0(SB)/8, $0x0000000000000001
+DATA gcmPoly<>+8(SB)/8, $0xc200000000000000
+GLOBL gcmPoly<>(SB), RODATA|NOPTR, $16
+
+// Per-lane counter offsets 0..3 in the low dword of each byte-reversed
+// counter block (the big-endian inc32 field).
+DATA ctrOffsets<>+0(SB)/8, $0
+DATA ctrOffsets<>+8(SB)/8, $0
+DATA ctrOffsets<>+16(SB)/8, $1
+DATA ctrOffsets<>+24(SB)/8, $0
+DATA ctrOffsets<>+32(SB)/8, $2
+DATA ctrOffsets<>+40(SB)/8, $0
+DATA ctrOffsets<>+48(SB)/8, $3
+DATA ctrOffsets<>+56(SB)/8, $0
+GLOBL ctrOffsets<>(SB), RODATA|NOPTR, $64
+
+DATA ctrFour<>+0(SB)/8, $4
+DATA ctrFour<>+8(SB)/8, $0
+GLOBL ctrFour<>(SB), RODATA|NOPTR, $16
+
+// ---------------------------------------------------------------------------
+// Counter mode.
+//
+// Round keys are broadcast to every lane: Z16 = rk0, Z17..Z29 = rk1..rk13,
+// Z30 = rk[nr]. Z31 holds the byte-reversal mask, Z15 the next four counter
+// blocks (byte-reversed, so inc32 is a VPADDD on dword 0 of each lane and
+// wraps mod 2^32 exactly as GCM's inc32 does), Z14 the per-step increment.
+
+#define NEXT_CTR(Z) VPSHUFB Z31, Z15, Z; VPADDD Z14, Z15, Z15
+
+#define ROUND4(K) VAESENC K, Z0, Z0; VAESENC K, Z1, Z1; VAESENC K, Z2, Z2; VAESENC K, Z3, Z3
+#define LAST4(K) VAESENCLAST K, Z0, Z0; VAESENCLAST K, Z1, Z1; VAESENCLAST K, Z2, Z2; VAESENCLAST K, Z3, Z3
+#define ROUND2(K) VAESENC K, Z0, Z0; VAESENC K, Z1, Z1
+
+// func gcmCtrAVX512(k *asmKeys, nonce *[12]byte, ctr uint32, dst, src []byte)
+TEXT ·gcmCtrAVX512(SB), NOSPLIT, $0-72
+	MOVQ k+0(FP), R8
+	MOVQ nonce+8(FP), R9
+	MOVQ dst_base+24(FP), DI
+	MOVQ src_base+48(FP), SI
+	MOVQ src_len+56(FP), DX
+	TESTQ DX, DX
+	JZ   ctrReturn
+	MOVQ KEYS_NR(R8), CX
+
+	VBROADCASTI32X4 (KEYS_RK+0*16)(R8), Z16
+	VBROADCASTI32X4 (KEYS_RK+1*16)(R8), Z17
+	VBROADCASTI32X4 (KEYS_RK+2*16)(R8), Z18
+	VBROADCASTI32X4 (KEYS_RK+3*16)(R8), Z19
+	VBROADCASTI32X4 (KEYS_RK+4*16)(R8), Z20
+	VBROADCASTI32X4 (KEYS_RK+5*16)(R8), Z21
+	VBROADCASTI32X4 (KEYS_RK+6*16)(R8), Z22
+	VBROADCASTI32X4 (KEYS_RK+7*16)(R8), Z23
+	VBROADCASTI32X4 (KEYS_RK+8*16)(R8), Z24
+	VBROADCASTI32X4 (KEYS_RK+9*16)(R8), Z25
+	VBROADCASTI32X4 (KEYS_RK+10*16)(R8), Z26
+	VBROADCASTI32X4 (KEYS_RK+11*16)(R8), Z27
+	VBROADCASTI32X4 (KEYS_RK+12*16)(R8), Z28
+	VBROADCASTI32X4 (KEYS_RK+13*16)(R8), Z29
+	MOVQ CX, AX
+	SHLQ $4, AX
+	VBROADCASTI32X4 KEYS_RK(R8)(AX*1), Z30
+
+	// The first counter block nonce ‖ [ctr]32, built in a register: built
+	// in memory by the caller, its 16-byte load would wait on a failed
+	// store-to-load forward.
+	VMOVQ   (R9), X15
+	VPINSRD $2, 8(R9), X15, X15
+	MOVL    ctr+16(FP), AX
+	BSWAPL  AX
+	VPINSRD $3, AX, X15, X15
+	VBROADCASTI32X4 bswapMask<>(SB), Z31
+	VSHUFI32X4 $0, Z15, Z15, Z15
+	VPSHUFB Z31, Z15, Z15
+	VPADDD ctrOffsets<>(SB), Z15, Z15
+	VBROADCASTI32X4 ctrFour<>(SB), Z14
+
+ctrLoop16:
+	CMPQ DX, $256
+	JB   ctrTail
+	NEXT_CTR(Z0)
+	NEXT_CTR(Z1)
+	NEXT_CTR(Z2)
+	NEXT_CTR(Z3)
+	VPXORD Z16, Z0, Z0
+	VPXORD Z16, Z1, Z1
+	VPXORD Z16, Z2, Z2
+	VPXORD Z16, Z3, Z3
+	ROUND4(Z17)
+	ROUND4(Z18)
+	ROUND4(Z19)
+	ROUND4(Z20)
+	ROUND4(Z21)
+	ROUND4(Z22)
+	ROUND4(Z23)
+	ROUND4(Z24)
+	ROUND4(Z25)
+	CMPQ CX, $10
+	JE   ctrLast16
+	ROUND4(Z26)
+	ROUND4(Z27)
+	CMPQ CX, $12
+	JE   ctrLast16
+	ROUND4(Z28)
+	ROUND4(Z29)
+
+ctrLast16:
+	LAST4(Z30)
+	VPXORD (SI), Z0, Z0
+	VPXORD 64(SI), Z1, Z1
+	VPXORD 128(SI), Z2, Z2
+	VPXORD 192(SI), Z3, Z3
+	VMOVDQU64 Z0, (DI)
+	VMOVDQU64 Z1, 64(DI)
+	VMOVDQU64 Z2, 128(DI)
+	VMOVDQU64 Z3, 192(DI)
+	ADDQ $256, SI
+	ADDQ $256, DI
+	SUBQ $256, DX
+	JMP  ctrLoop16
+
+ctrTail:
+	// 0 < DX < 256 bytes left. Byte masks: K1..K4 cover bytes
+	// [0,64), [64,128), [128,192), [192,256) of what is left, clipped to DX;
+	// masked-off bytes are neither read (no fault) nor written.
+	TESTQ DX, DX
+	JZ   ctrDone
+	MOVQ $-1, AX
+	XORQ R10, R10
+	BZHIQ DX, AX, BX
+	KMOVQ BX, K1
+	MOVQ DX, BX
+	SUBQ $64, BX
+	CMOVQLT R10, BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K2
+	CMPQ DX, $128
+	JA   ctrTail4
+
+	// Up to 128 bytes: two registers of four blocks.
+	NEXT_CTR(Z0)
+	NEXT_CTR(Z1)
+	VPXORD Z16, Z0, Z0
+	VPXORD Z16, Z1, Z1
+	ROUND2(Z17)
+	ROUND2(Z18)
+	ROUND2(Z19)
+	ROUND2(Z20)
+	ROUND2(Z21)
+	ROUND2(Z22)
+	ROUND2(Z23)
+	ROUND2(Z24)
+	ROUND2(Z25)
+	CMPQ CX, $10
+	JE   ctrLast2
+	ROUND2(Z26)
+	ROUND2(Z27)
+	CMPQ CX, $12
+	JE   ctrLast2
+	ROUND2(Z28)
+	ROUND2(Z29)
+
+ctrLast2:
+	VAESENCLAST Z30, Z0, Z0
+	VAESENCLAST Z30, Z1, Z1
+	VMOVDQU8.Z (SI), K1, Z4
+	VMOVDQU8.Z 64(SI), K2, Z5
+	VPXORD Z4, Z0, Z0
+	VPXORD Z5, Z1, Z1
+	VMOVDQU8 Z0, K1, (DI)
+	VMOVDQU8 Z1, K2, 64(DI)
+	JMP  ctrDone
+
+ctrTail4:
+	// 129..255 bytes: four registers.
+	MOVQ DX, BX
+	SUBQ $128, BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K3
+	MOVQ DX, BX
+	SUBQ $192, BX
+	CMOVQLT R10, BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K4
+	NEXT_CTR(Z0)
+	NEXT_CTR(Z1)
+	NEXT_CTR(Z2)
+	NEXT_CTR(Z3)
+	VPXORD Z16, Z0, Z0
+	VPXORD Z16, Z1, Z1
+	VPXORD Z16, Z2, Z2
+	VPXORD Z16, Z3, Z3
+	ROUND4(Z17)
+	ROUND4(Z18)
+	ROUND4(Z19)
+	ROUND4(Z20)
+	ROUND4(Z21)
+	ROUND4(Z22)
+	ROUND4(Z23)
+	ROUND4(Z24)
+	ROUND4(Z25)
+	CMPQ CX, $10
+	JE   ctrLast4
+	ROUND4(Z26)
+	ROUND4(Z27)
+	CMPQ CX, $12
+	JE   ctrLast4
+	ROUND4(Z28)
+	ROUND4(Z29)
+
+ctrLast4:
+	LAST4(Z30)
+	VMOVDQU8.Z (SI), K1, Z4
+	VMOVDQU8.Z 64(SI), K2, Z5
+	VMOVDQU8.Z 128(SI), K3, Z6
+	VMOVDQU8.Z 192(SI), K4, Z7
+	VPXORD Z4, Z0, Z0
+	VPXORD Z5, Z1, Z1
+	VPXORD Z6, Z2, Z2
+	VPXORD Z7, Z3, Z3
+	VMOVDQU8 Z0, K1, (DI)
+	VMOVDQU8 Z1, K2, 64(DI)
+	VMOVDQU8 Z2, K3, 128(DI)
+	VMOVDQU8 Z3, K4, 192(DI)
+
+ctrDone:
+	// Clear the last keystream blocks and leave the upper halves clean for
+	// SSE code. (Round keys stay in Z16..Z30 until reused, as with crypto/aes.)
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VZEROUPPER
+
+ctrReturn:
+	RET
+
+// ---------------------------------------------------------------------------
+// GHASH and the tag.
+//
+// A window of n ≤ 32 blocks X_0..X_{n-1} with incoming state Y is absorbed
+// as (Y ⊕ X_0)·H^n ⊕ X_1·H^(n-1) ⊕ … ⊕ X_{n-1}·H: four blocks per ZMM
+// register, products summed unreduced (Z8 = low, Z9 = middle, Z10 = high
+// 128 bits of each lane), lanes folded, then a single reduction. R13 points
+// at H^16 in htab, so a final window of n ≤ 16 blocks takes its powers from
+// R13 + 16·(16-n) and one code path serves every n; masked-off blocks are
+// zero and meet the zero padding past H^1.
+//
+// Registers: Z31 byte-reversal mask, X14 reduction constant, X13 state Y,
+// X15 the tag mask E(K, J0), Z11/Z12 scratch.
+
+// MULACC(D, P): accumulate the lane-wise carry-less products of D and P.
+#define MULACC(D, P) \
+	VPCLMULQDQ $0x00, P, D, Z11; \
+	VPXORQ     Z11, Z8, Z8; \
+	VPCLMULQDQ $0x11, P, D, Z12; \
+	VPXORQ     Z12, Z10, Z10; \
+	VPCLMULQDQ $0x01, P, D, Z11; \
+	VPCLMULQDQ $0x10, P, D, Z12; \
+	VPTERNLOGD $0x96, Z11, Z12, Z9
+
+#define ZERO_ACC VPXORQ Z8, Z8, Z8; VPXORQ Z9, Z9, Z9; VPXORQ Z10, Z10, Z10
+
+// FOLD_LANES(Z, Y, X): X = xor of the four 128-bit lanes of Z.
+#define FOLD_LANES(Z, Y, X) \
+	VEXTRACTI64X4 $1, Z, Y11; \
+	VPXOR         Y11, Y, Y; \
+	VEXTRACTI128  $1, Y, X11; \
+	VPXOR         X11, X, X
+
+// REDUCE: fold the lanes and reduce the 256-bit sum into X13 = Y.
+#define REDUCE \
+	FOLD_LANES(Z8, Y8, X8); \
+	FOLD_LANES(Z9, Y9, X9); \
+	FOLD_LANES(Z10, Y10, X10); \
+	VPSLLDQ    $8, X9, X11; \
+	VPXOR      X11, X8, X8; \
+	VPSRLDQ    $8, X9, X11; \
+	VPXOR      X11, X10, X10; \
+	VPCLMULQDQ $0x01, X8, X14, X11; \
+	VPSHUFD    $78, X8, X8; \
+	VPXOR      X11, X8, X8; \
+	VPCLMULQDQ $0x01, X8, X14, X11; \
+	VPSHUFD    $78, X8, X8; \
+	VPXOR      X11, X8, X8; \
+	VPXOR      X10, X8, X13
+
+// WINDOW32: absorb the 32 blocks at SI with powers H^32..H^1. Long inputs
+// go through here: a reduction per 32 blocks halves the serial chain
+// through Y compared with WINDOW16.
+#define WINDOW32 \
+	VMOVDQU64  (SI), Z0; \
+	VMOVDQU64  64(SI), Z1; \
+	VMOVDQU64  128(SI), Z2; \
+	VMOVDQU64  192(SI), Z3; \
+	VMOVDQU64  256(SI), Z4; \
+	VMOVDQU64  320(SI), Z5; \
+	VMOVDQU64  384(SI), Z6; \
+	VMOVDQU64  448(SI), Z7; \
+	VPSHUFB    Z31, Z0, Z0; \
+	VPSHUFB    Z31, Z1, Z1; \
+	VPSHUFB    Z31, Z2, Z2; \
+	VPSHUFB    Z31, Z3, Z3; \
+	VPSHUFB    Z31, Z4, Z4; \
+	VPSHUFB    Z31, Z5, Z5; \
+	VPSHUFB    Z31, Z6, Z6; \
+	VPSHUFB    Z31, Z7, Z7; \
+	VPXORQ     Z13, Z0, Z0; \
+	ZERO_ACC; \
+	MULACC(Z0, (-256+0*64)(R13)); \
+	MULACC(Z1, (-256+1*64)(R13)); \
+	MULACC(Z2, (-256+2*64)(R13)); \
+	MULACC(Z3, (-256+3*64)(R13)); \
+	MULACC(Z4, (0*64)(R13)); \
+	MULACC(Z5, (1*64)(R13)); \
+	MULACC(Z6, (2*64)(R13)); \
+	MULACC(Z7, (3*64)(R13)); \
+	REDUCE
+
+// WINDOW16: absorb the 16 blocks at SI with powers H^16..H^1.
+#define WINDOW16 \
+	VMOVDQU64  (SI), Z0; \
+	VMOVDQU64  64(SI), Z1; \
+	VMOVDQU64  128(SI), Z2; \
+	VMOVDQU64  192(SI), Z3; \
+	VPSHUFB    Z31, Z0, Z0; \
+	VPSHUFB    Z31, Z1, Z1; \
+	VPSHUFB    Z31, Z2, Z2; \
+	VPSHUFB    Z31, Z3, Z3; \
+	VPXORQ     Z13, Z0, Z0; \
+	ZERO_ACC; \
+	MULACC(Z0, (0*64)(R13)); \
+	MULACC(Z1, (1*64)(R13)); \
+	MULACC(Z2, (2*64)(R13)); \
+	MULACC(Z3, (3*64)(R13)); \
+	REDUCE
+
+// func gcmTagAVX512(k *asmKeys, nonce *[12]byte, tag *[16]byte, aad, ct []byte)
+TEXT ·gcmTagAVX512(SB), NOSPLIT, $0-72
+	MOVQ k+0(FP), R8
+	MOVQ nonce+8(FP), R9
+	MOVQ aad_base+24(FP), SI
+	MOVQ aad_len+32(FP), DX
+	MOVQ ct_base+48(FP), R11
+	MOVQ ct_len+56(FP), R12
+	MOVQ KEYS_NR(R8), CX
+	// R13 points at H^16 (htab entry 16): H^32..H^17 lie below it, H^16..H^1
+	// and then the zero padding above.
+	LEAQ (KEYS_HTAB+16*16)(R8), R13
+
+	// The tag mask E(K, J0), J0 = nonce ‖ [1]32. It depends on nothing
+	// below, so the CPU runs it alongside the GHASH multiplications.
+	VMOVQ   (R9), X15
+	VPINSRD $2, 8(R9), X15, X15
+	MOVL    $0x01000000, AX
+	VPINSRD $3, AX, X15, X15
+	VPXOR   (KEYS_RK+0*16)(R8), X15, X15
+	VAESENC (KEYS_RK+1*16)(R8), X15, X15
+	VAESENC (KEYS_RK+2*16)(R8), X15, X15
+	VAESENC (KEYS_RK+3*16)(R8), X15, X15
+	VAESENC (KEYS_RK+4*16)(R8), X15, X15
+	VAESENC (KEYS_RK+5*16)(R8), X15, X15
+	VAESENC (KEYS_RK+6*16)(R8), X15, X15
+	VAESENC (KEYS_RK+7*16)(R8), X15, X15
+	VAESENC (KEYS_RK+8*16)(R8), X15, X15
+	VAESENC (KEYS_RK+9*16)(R8), X15, X15
+	CMPQ CX, $10
+	JE   maskLast
+	VAESENC (KEYS_RK+10*16)(R8), X15, X15
+	VAESENC (KEYS_RK+11*16)(R8), X15, X15
+	CMPQ CX, $12
+	JE   maskLast
+	VAESENC (KEYS_RK+12*16)(R8), X15, X15
+	VAESENC (KEYS_RK+13*16)(R8), X15, X15
+
+maskLast:
+	MOVQ CX, AX
+	SHLQ $4, AX
+	VAESENCLAST KEYS_RK(R8)(AX*1), X15, X15
+
+	VBROADCASTI32X4 bswapMask<>(SB), Z31
+	VMOVDQU gcmPoly<>(SB), X14
+	VPXOR   X13, X13, X13
+	MOVQ    $-1, AX
+	XORQ    DI, DI // 0 while hashing the AAD, 1 for the ciphertext
+	XORQ    R10, R10
+
+	// ESP's case: at most one block of AAD and at most 14 of ciphertext.
+	// Then AAD, ciphertext and length block fit one window, and the AAD
+	// block (Z5, R10 = 1) is multiplied by H^n there instead of taking a
+	// reduction of its own.
+	TESTQ DX, DX
+	JZ    aadLoop
+	CMPQ  DX, $16
+	JA    aadLoop
+	CMPQ  R12, $224
+	JA    aadLoop
+	BZHIQ DX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z (SI), K1, Z5
+	VPSHUFB Z31, Z5, Z5
+	MOVQ    $1, R10
+	JMP     ctStart
+
+	// AAD: whole windows of 16 blocks, then one window for the rest.
+aadLoop:
+	CMPQ DX, $512
+	JB   aad16
+	WINDOW32
+	ADDQ $512, SI
+	SUBQ $512, DX
+	JMP  aadLoop
+
+aad16:
+	CMPQ DX, $256
+	JB   aadRest
+	WINDOW16
+	ADDQ $256, SI
+	SUBQ $256, DX
+
+aadRest:
+	TESTQ DX, DX
+	JZ    ctStart
+
+restWindow:
+	// A window of the 1..255 bytes at SI (DX), without the length block.
+	// n = ceil(DX/16) blocks, powers from R13 + 16·(16-n).
+	LEAQ 15(DX), BX
+	SHRQ $4, BX
+	NEGQ BX
+	SHLQ $4, BX
+	LEAQ 256(R13)(BX*1), R14
+	ZERO_ACC
+	BZHIQ DX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z (SI), K1, Z0
+	VPSHUFB Z31, Z0, Z0
+	VPXORQ  Z13, Z0, Z0
+	MULACC(Z0, (R14))
+	CMPQ DX, $64
+	JBE  aadReduce
+	LEAQ -64(DX), BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z 64(SI), K1, Z1
+	VPSHUFB Z31, Z1, Z1
+	MULACC(Z1, 64(R14))
+	CMPQ DX, $128
+	JBE  aadReduce
+	LEAQ -128(DX), BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z 128(SI), K1, Z2
+	VPSHUFB Z31, Z2, Z2
+	MULACC(Z2, 128(R14))
+	CMPQ DX, $192
+	JBE  aadReduce
+	LEAQ -192(DX), BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z 192(SI), K1, Z3
+	VPSHUFB Z31, Z3, Z3
+	MULACC(Z3, 192(R14))
+
+aadReduce:
+	REDUCE
+	TESTQ DI, DI
+	JZ    ctStart
+	// The ciphertext's last 241..255 bytes filled a window; only the length
+	// block is left.
+	XORQ DX, DX
+	JMP  ctRest
+
+ctStart:
+	// Ciphertext: whole windows while more than 15 blocks remain, so the
+	// last window always has room for the length block.
+	MOVQ R11, SI
+	MOVQ R12, DX
+	MOVQ $1, DI
+
+ctLoop:
+	CMPQ DX, $240
+	JBE  ctRest
+	CMPQ DX, $512
+	JB   ct16
+	WINDOW32
+	ADDQ $512, SI
+	SUBQ $512, DX
+	JMP  ctLoop
+
+ct16:
+	CMPQ DX, $256
+	JB   restWindow
+	WINDOW16
+	ADDQ $256, SI
+	SUBQ $256, DX
+	JMP  ctLoop
+
+ctRest:
+	// Length block [len(A)]64 ‖ [len(C)]64 in bits, already in integer form.
+	MOVQ     aad_len+32(FP), BX
+	SHLQ     $3, BX
+	MOVQ     R12, CX
+	SHLQ     $3, CX
+	VMOVQ    CX, X4
+	VPINSRQ  $1, BX, X4, X4
+	// n = ceil(DX/16) + 1 blocks (the last is L), powers from R13 + 16·(16-n).
+	LEAQ 31(DX), BX
+	SHRQ $4, BX
+	NEGQ BX
+	SHLQ $4, BX
+	LEAQ 256(R13)(BX*1), R14
+	ZERO_ACC
+	TESTQ R10, R10
+	JZ    ctNoAAD
+	// The pending AAD block precedes the window: H^(n+1), the entry
+	// before R14 (n ≤ 15 here, so it is inside htab).
+	MULACC(Z5, -16(R14))
+
+ctNoAAD:
+	TESTQ DX, DX
+	JNZ   ctWindow
+	// No ciphertext left: Y = (Y ⊕ L)·H, with H^1 at R13 + 15·16.
+	VPXOR  X13, X4, X4
+	MULACC(Z4, (15*16)(R13))
+	JMP    tagReduce
+
+ctWindow:
+	// L·H^1 (lanes 1..3 of Z4 are zero: the VEX ops above cleared them).
+	MULACC(Z4, (15*16)(R13))
+	BZHIQ DX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z (SI), K1, Z0
+	VPSHUFB Z31, Z0, Z0
+	VPXORQ  Z13, Z0, Z0
+	MULACC(Z0, (R14))
+	CMPQ DX, $64
+	JBE  tagReduce
+	LEAQ -64(DX), BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z 64(SI), K1, Z1
+	VPSHUFB Z31, Z1, Z1
+	MULACC(Z1, 64(R14))
+	CMPQ DX, $128
+	JBE  tagReduce
+	LEAQ -128(DX), BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z 128(SI), K1, Z2
+	VPSHUFB Z31, Z2, Z2
+	MULACC(Z2, 128(R14))
+	CMPQ DX, $192
+	JBE  tagReduce
+	LEAQ -192(DX), BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z 192(SI), K1, Z3
+	VPSHUFB Z31, Z3, Z3
+	MULACC(Z3, 192(R14))
+
+tagReduce:
+	REDUCE
+	VPSHUFB X31, X13, X13
+	VPXOR   X15, X13, X13
+	MOVQ    tag+16(FP), R9
+	VMOVDQU X13, (R9)
+	VPXOR   X15, X15, X15
+	VZEROUPPER
+	RET
