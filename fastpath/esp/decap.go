@@ -74,9 +74,6 @@ func ParseOuter(pkt []byte, nattPort uint16, o *Outer) sad.Reason {
 // decremented and the outer ECN combined into it (RFC 6040 §4.2). In
 // transport mode the outer IP header is moved in front of the payload and
 // fixed up.
-//
-// For AES-GCM with an 8-byte ICV, pkt must have 8 bytes of spare capacity
-// past the packet (see openGCM8); without them Decap returns ErrLength.
 func Decap(s *Scratch, pkt []byte, o *Outer, sa *sad.SA) (off, n int, r sad.Reason) {
 	c := sa.Crypto
 	end := o.IP.TotalLen
@@ -104,11 +101,7 @@ func Decap(s *Scratch, pkt []byte, o *Outer, sa *sad.SA) (off, n int, r sad.Reas
 		copy(s.nonce[:4], c.Salt[:])
 		copy(s.nonce[4:], esp[HdrLen:HdrLen+8])
 		aad := aadFor(s, esp, sa.ESN, seq)
-		if c.ICV == 8 {
-			if r := openGCM8(s, c, pkt, o.ESPOff+ptOff, ctLen, aad); r != sad.OK {
-				return 0, 0, r
-			}
-		} else if _, err := c.AEAD.Open(ct[:0], s.nonce[:], esp[ptOff:], aad); err != nil {
+		if _, err := c.AEAD.Open(ct[:0], s.nonce[:], esp[ptOff:], aad); err != nil {
 			return 0, 0, sad.ErrAuth
 		}
 	case sad.CipherAESCBC, sad.CipherNull:
@@ -250,45 +243,4 @@ func combineECN(b []byte, v6 bool, outer byte) sad.Reason {
 	cs := binary.BigEndian.Uint16(b[10:])
 	binary.BigEndian.PutUint16(b[10:], packet.UpdateChecksum16(cs, old, binary.BigEndian.Uint16(b[0:])))
 	return sad.OK
-}
-
-// openGCM8 verifies and decrypts AES-GCM with an 8-byte ICV, which Go's
-// GCM cannot check directly. The full tag of a ciphertext is what sealing
-// its plaintext produces, so: decrypt with CTR, seal again with the full
-// tag (the ciphertext comes back unchanged and the tag lands over the ICV
-// and the 8 bytes after it, so pkt needs 8 bytes of spare capacity: the
-// contract of Decap for this suite, which every Port's frames meet),
-// compare the first 8 bytes in constant time, put back the 16 bytes the
-// tag overwrote — whatever the outcome, so a refused buffer never holds
-// the right tag for a forged packet — and only then decrypt for real.
-// Three passes, for a suite kept for interoperability, not speed.
-func openGCM8(s *Scratch, c *sad.Crypto, pkt []byte, ctOff, ctLen int, aad []byte) sad.Reason {
-	if cap(pkt)-(ctOff+ctLen) < 16 {
-		return sad.ErrLength
-	}
-	buf := pkt[ctOff : ctOff+ctLen+16 : ctOff+ctLen+16]
-	ct := buf[:ctLen]
-	copy(s.tail[:], buf[ctLen:])
-	ctr(s, c, ct)
-	c.AEAD.Seal(ct[:0], s.nonce[:], ct, aad)
-	good := subtle.ConstantTimeCompare(s.tail[:8], buf[ctLen:ctLen+8]) == 1
-	copy(buf[ctLen:], s.tail[:])
-	if !good {
-		return sad.ErrAuth
-	}
-	ctr(s, c, ct)
-	return sad.OK
-}
-
-// ctr runs GCM's counter mode over b in place: counter blocks are the
-// nonce followed by a 32-bit block counter starting at 2 (NIST SP 800-38D
-// §7.1; 1 is used for the tag).
-func ctr(s *Scratch, c *sad.Crypto, b []byte) {
-	copy(s.ctr[:12], s.nonce[:])
-	for n := uint32(2); len(b) > 0; n++ {
-		binary.BigEndian.PutUint32(s.ctr[12:], n)
-		c.Block.Encrypt(s.ks[:], s.ctr[:])
-		k := subtle.XORBytes(b, b, s.ks[:])
-		b = b[k:]
-	}
 }

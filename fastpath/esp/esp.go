@@ -13,9 +13,8 @@ import (
 const HdrLen = 8
 
 // MaxTailRoom bounds TailRoom over every suite: 15 bytes of padding for
-// AES-CBC, pad length and next header, a 32-byte ICV, and 8 bytes the
-// 8-byte-ICV AES-GCM check needs past the packet.
-const MaxTailRoom = 15 + 2 + 32 + 8
+// AES-CBC, pad length and next header, a 32-byte ICV.
+const MaxTailRoom = 15 + 2 + 32
 
 // MaxHeadRoom bounds HeadRoom over every SA: IPv6, UDP, ESP, a 16-byte IV.
 const MaxHeadRoom = packet.IPv6Len + packet.UDPLen + HdrLen + 16
@@ -30,7 +29,6 @@ type Scratch struct {
 	ctr   [16]byte
 	ks    [16]byte
 	icv   [32]byte
-	tail  [16]byte
 	hi    [4]byte
 }
 
@@ -55,11 +53,7 @@ func HeadRoom(sa *sad.SA) int {
 // TailRoom is the spare capacity the inner packet needs behind it for the
 // ESP trailer and ICV.
 func TailRoom(sa *sad.SA) int {
-	t := sa.Crypto.Align - 1 + 2 + sa.Crypto.ICV
-	if sa.Crypto.ICV == 8 && sa.Crypto.Suite.Cipher == sad.CipherAESGCM {
-		t += 8 // the full GCM tag is written, then cut to 8 bytes
-	}
-	return t
+	return sa.Crypto.Align - 1 + 2 + sa.Crypto.ICV
 }
 
 // inexactOverlap reports whether x and y share memory without starting at
@@ -133,9 +127,6 @@ func Encap(s *Scratch, out, inner []byte, sa *sad.SA, seq uint64) (int, sad.Reas
 	if inexactOverlap(out[hdr:], pt) {
 		return 0, sad.ErrLength
 	}
-	if c.ICV == 8 && cap(out)-total < 8 {
-		return 0, sad.ErrTooBig
-	}
 	if sa.Mode == sad.Tunnel {
 		// Only now that nothing can refuse the packet any more: a refused
 		// packet comes back unchanged.
@@ -183,9 +174,6 @@ func Encap(s *Scratch, out, inner []byte, sa *sad.SA, seq uint64) (int, sad.Reas
 		copy(s.nonce[:4], c.Salt[:])
 		binary.BigEndian.PutUint64(s.nonce[4:], seq)
 		aad := aadFor(s, esp, sa.ESN, seq)
-		// Go's GCM cannot make 8-byte tags: for that suite it seals with
-		// the full tag, which needs 8 bytes past the ICV (checked above),
-		// and the packet keeps the first 8 (RFC 4106 §6).
 		c.AEAD.Seal(out[hdr:hdr], s.nonce[:], pt, aad)
 	case sad.CipherAESCBC:
 		iv := esp[HdrLen : HdrLen+16]

@@ -13,7 +13,6 @@ import (
 	"hash"
 	"net/netip"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -866,8 +865,7 @@ func TestEncapExactTailRoom(t *testing.T) {
 }
 
 // TestEncapSeparateExactOut: into a separate buffer, an out of exactly the
-// packet's length (plus 8 for the 8-byte-ICV GCM, which seals with the full
-// tag) is enough, and one byte less is ErrTooBig, not a panic.
+// packet's length is enough, and one byte less is ErrTooBig, not a panic.
 func TestEncapSeparateExactOut(t *testing.T) {
 	for _, suite := range allSuites {
 		p := newPair(t, pairOpts{suite: suite, ms: modeSpecs[0]})
@@ -878,9 +876,6 @@ func TestEncapSeparateExactOut(t *testing.T) {
 			t.Fatalf("%s: %v", suite, r)
 		}
 		need := len(e.pkt)
-		if p.ref.icvLen() == 8 {
-			need += 8
-		}
 		for _, c := range []struct {
 			size int
 			want sad.Reason
@@ -1673,14 +1668,8 @@ func TestDecapNoSpareCapacity(t *testing.T) {
 		}
 		pkt := bytes.Clone(e.pkt)
 		pkt = pkt[:len(pkt):len(pkt)]
-		// AES-GCM-8 needs 8 bytes of spare capacity (Decap's contract);
-		// without them it refuses, every other suite must accept.
-		want := sad.OK
-		if strings.HasSuffix(suite, "gcm8") {
-			want = sad.ErrLength
-		}
-		if _, r := decap(&s, pkt, p.in); r != want {
-			t.Errorf("%s: authentic packet filling its buffer: %v, want %v", suite, r, want)
+		if _, r := decap(&s, pkt, p.in); r != sad.OK {
+			t.Errorf("%s: authentic packet filling its buffer: %v", suite, r)
 		}
 	}
 }
