@@ -157,6 +157,11 @@ func (t *authTask) build(sa *ikeSA) ([]message.Payload, error) {
 	if cr := sa.conn.Remote.certReq(); cr != nil {
 		ps = append(ps, cr)
 	}
+	if sa.e.firstContact(sa) {
+		// RFC 7296 §2.4: we hold no other IKE SA with this peer, so any it
+		// still has with us are stale (we restarted, or it lost us).
+		ps = append(ps, notify(message.NotifyInitialContact, nil))
+	}
 	if len(sa.conn.Children) > 0 {
 		if t.child == nil {
 			t.child = sa.e.newChild(sa, &sa.conn.Children[0])
@@ -198,6 +203,10 @@ func (t *authTask) process(sa *ikeSA, resp message.Payloads) error {
 		}
 	}
 	sa.notifyWaiters(nil)
+	// The connection's other Child SAs follow with CREATE_CHILD_SA.
+	for i := 1; i < len(sa.conn.Children); i++ {
+		sa.enqueue(&createChildTask{cfg: &sa.conn.Children[i]})
+	}
 	return nil
 }
 
@@ -212,6 +221,7 @@ func (sa *ikeSA) established() {
 	sa.state = StateEstablished
 	sa.estab = sa.e.now()
 	sa.e.removeHalfOpen(sa)
+	sa.armIKE()
 	sa.e.log.Info("IKE SA established", "sa", sa.logID(), "local", sa.local, "remote", sa.remote, "remote_id", sa.remoteID.String(), "proposal", sa.sel.String())
 }
 
@@ -260,6 +270,9 @@ func respondAuth(sa *ikeSA, req message.Payloads) ([]message.Payload, func()) {
 		return fail()
 	}
 	sa.remoteID = Identity{id.IDType, append([]byte(nil), id.Data...)}
+	if req.Notify(message.NotifyInitialContact) != nil {
+		sa.e.initialContact(sa)
+	}
 	ps, err := sa.buildAuth(conn)
 	if err != nil {
 		sa.e.log.Error("cannot build our AUTH", "sa", sa.logID(), "err", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
 	"github.com/xdpsec/xdpsec/ike/message"
@@ -24,12 +25,48 @@ type childSA struct {
 	remoteTS  []message.TrafficSelector
 	encap     sad.UDPEncap
 	reqID     uint32
-	installed bool
+	installed bool // the inbound half is in the data plane
+	outInst   bool // the outbound half is in the data plane
+
+	// Keying of a Child SA made by CREATE_CHILD_SA: that exchange's nonces
+	// and key exchange output, and whether we initiated it (which decides
+	// the direction of the first keys, RFC 7296 §2.17). The IKE_AUTH Child
+	// SA uses the IKE SA's nonces and roles instead. secret is wiped once
+	// the keys are derived.
+	ni, nr     []byte
+	secret     []byte
+	ourRequest bool
+	viaCreate  bool
+	// outKeys holds the outbound keys between the installation of the
+	// inbound half and that of the outbound half (a rekey responder waits
+	// for the peer's Delete of the old SA); wiped once used.
+	outKeys *crypto.ESPKeys
+
+	state childState
+	// successor is the Child SA that replaces this one after a rekey the
+	// peer started: our outbound switches to it when the peer deletes this
+	// one (or the grace period ends). While our own rekey of this SA is in
+	// flight, a successor marks a collision (§2.8.1).
+	successor *childSA
+	ike       *ikeSA // the IKE SA that carries it now (it moves on an IKE rekey)
+	created   time.Time
+	timers    []*time.Timer
 }
+
+// childState is the life stage of a Child SA with respect to rekeying.
+type childState uint8
+
+const (
+	childActive   childState = iota
+	childRekeying            // our rekey of it is queued or in flight
+	childRekeyed             // replaced; waiting for its deletion
+	childDeleting            // our Delete of it is queued or in flight
+	childDead                // removed from the data plane
+)
 
 // newChild allocates an inbound SPI for a Child SA we are about to propose.
 func (e *Engine) newChild(sa *ikeSA, cfg *ChildConfig) *childSA {
-	return &childSA{cfg: cfg, inSPI: e.allocSPI(), mode: modeOf(cfg)}
+	return &childSA{cfg: cfg, inSPI: e.allocSPI(), mode: modeOf(cfg), created: e.now()}
 }
 
 func modeOf(cfg *ChildConfig) sad.Mode {
@@ -225,14 +262,35 @@ func (e *Engine) installChild(sa *ikeSA, c *childSA, in, out bool) error {
 		return err
 	}
 	espSuite := crypto.Suite{Encr: c.sel.Encr.ID, KeyBits: c.sel.Encr.KeyBits, Integ: c.sel.Integ}
-	keys, err := crypto.DeriveChildKeys(sa.prf, sa.keys.SKd, espSuite, sa.ni, sa.nr)
-	if err != nil {
-		return fmt.Errorf("child keys: %w", err)
+	ni, nr, weInit := sa.ni, sa.nr, sa.initiator
+	var secrets [][]byte
+	if c.viaCreate {
+		ni, nr, weInit = c.ni, c.nr, c.ourRequest
+		if c.secret != nil {
+			secrets = append(secrets, c.secret)
+		}
 	}
-	defer keys.Destroy()
-	inKeys, outKeys := keys.InitiatorToResponder, keys.ResponderToInitiator
-	if sa.initiator {
-		inKeys, outKeys = outKeys, inKeys
+	var inKeys, outKeys crypto.ESPKeys
+	if c.outKeys != nil && !in {
+		// The outbound half of an SA whose inbound half went in earlier:
+		// its keys were derived then, from the SK_d of that moment (an IKE
+		// rekey in between must not change them).
+		outKeys = *c.outKeys
+	} else {
+		keys, err := crypto.DeriveChildKeys(sa.prf, sa.keys.SKd, espSuite, ni, nr, secrets...)
+		if err != nil {
+			return fmt.Errorf("child keys: %w", err)
+		}
+		defer keys.Destroy()
+		inKeys, outKeys = keys.InitiatorToResponder, keys.ResponderToInitiator
+		if weInit {
+			inKeys, outKeys = outKeys, inKeys
+		}
+		crypto.Zero(c.secret)
+		c.secret = nil
+		if in && !out {
+			c.outKeys = &crypto.ESPKeys{Encr: slices.Clone(outKeys.Encr), Integ: slices.Clone(outKeys.Integ)}
+		}
 	}
 	if sa.natLocal || sa.natRemote {
 		c.encap = sad.UDPEncap{SrcPort: sa.local.Port(), DstPort: sa.remote.Port()}
@@ -259,6 +317,10 @@ func (e *Engine) installChild(sa *ikeSA, c *childSA, in, out bool) error {
 		if !slices.Contains(sa.children, c) {
 			sa.children = append(sa.children, c)
 		}
+		c.ike = sa
+		if !c.installed {
+			e.armChild(c)
+		}
 		c.installed = true
 	}
 	if out {
@@ -269,7 +331,9 @@ func (e *Engine) installChild(sa *ikeSA, c *childSA, in, out bool) error {
 		if err := e.inst.InstallOutbound(cfg, outSel); err != nil {
 			return fmt.Errorf("install outbound %08x: %w", c.outSPI, err)
 		}
+		c.outInst = true
 		e.logESPKeys(sa, c, sad.Outbound, suite, outKeys)
+		c.wipeOutKeys()
 	}
 	if in && out || !in {
 		e.log.Info("Child SA installed", "sa", sa.logID(), "child", c.cfg.Name, "spi_in", fmt.Sprintf("%08x", c.inSPI), "spi_out", fmt.Sprintf("%08x", c.outSPI),
@@ -278,17 +342,42 @@ func (e *Engine) installChild(sa *ikeSA, c *childSA, in, out bool) error {
 	return nil
 }
 
+func (c *childSA) wipeOutKeys() {
+	if c.outKeys != nil {
+		crypto.Zero(c.outKeys.Encr)
+		crypto.Zero(c.outKeys.Integ)
+		c.outKeys = nil
+	}
+}
+
+// deleteOutbound removes the outbound half of a Child SA (after a rekey
+// switched its policy to the successor, nothing uses it any more).
+func (e *Engine) deleteOutbound(c *childSA) {
+	if c.outInst {
+		if err := e.inst.Delete(c.outSPI, sad.Outbound); err != nil {
+			e.log.Debug("delete outbound", "spi", fmt.Sprintf("%08x", c.outSPI), "err", err)
+		}
+		c.outInst = false
+	}
+}
+
 // deleteChild removes both halves of a Child SA from the data plane.
 func (e *Engine) deleteChild(sa *ikeSA, c *childSA) {
+	e.deleteOutbound(c)
 	if c.installed {
 		if err := e.inst.Delete(c.inSPI, sad.Inbound); err != nil {
 			e.log.Debug("delete inbound", "spi", fmt.Sprintf("%08x", c.inSPI), "err", err)
 		}
-		if err := e.inst.Delete(c.outSPI, sad.Outbound); err != nil {
-			e.log.Debug("delete outbound", "spi", fmt.Sprintf("%08x", c.outSPI), "err", err)
-		}
 		c.installed = false
 	}
+	for _, t := range c.timers {
+		t.Stop()
+	}
+	c.timers = nil
+	crypto.Zero(c.secret)
+	c.secret = nil
+	c.wipeOutKeys()
+	c.state = childDead
 	e.releaseSPI(c.inSPI)
 	sa.children = slices.DeleteFunc(sa.children, func(x *childSA) bool { return x == c })
 }

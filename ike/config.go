@@ -182,6 +182,9 @@ type ChildConfig struct {
 	Mode         sad.Mode // zero means tunnel
 	ESPProposals []Proposal
 	// ReplayWindow and Lifetime go into the installed sad.Config as they are.
+	// Lifetime.Soft.Time rekeys the Child SA (jittered up to 10% earlier)
+	// and Lifetime.Hard.Time deletes it; the byte and packet limits are
+	// counted by the data plane, which reports them through Engine.Expire.
 	ReplayWindow int
 	Lifetime     sad.Lifetime
 }
@@ -211,6 +214,58 @@ type Connection struct {
 	// that cannot match, so the peer believes us behind a NAT and both ends
 	// move to the NAT-T port (RFC 7296 §2.23 allows faking it so).
 	ForceEncap bool
+
+	// IKERekeyTime is the soft lifetime of the connection's IKE SAs: the
+	// end that reaches it first rekeys the IKE SA (RFC 7296 §2.18), at a
+	// time jittered up to 10% earlier so both ends rarely start at once.
+	// IKELifetime is the hard limit: an IKE SA still alive then is deleted.
+	// Zero disables either.
+	IKERekeyTime, IKELifetime time.Duration
+	// DPDDelay is the liveness interval (RFC 7296 §2.4): when nothing
+	// authenticated arrived from the peer for this long, an empty
+	// INFORMATIONAL request goes out; when it goes unanswered through the
+	// retransmission schedule, DPDAction is taken. Zero disables DPD.
+	DPDDelay  time.Duration
+	DPDAction DPDAction
+	// MaxChildren caps the Child SAs one IKE SA may carry; a peer's
+	// CREATE_CHILD_SA beyond it is answered with NO_ADDITIONAL_SAS
+	// (RFC 7296 §1.3). Default 64.
+	MaxChildren int
+}
+
+// DPDAction is what happens to a connection whose peer is found dead
+// (strongSwan's dpd_action).
+type DPDAction uint8
+
+const (
+	// DPDClear removes the IKE SA and its Child SAs.
+	DPDClear DPDAction = iota
+	// DPDRestart removes them and initiates the connection again, retrying
+	// until the peer answers.
+	DPDRestart
+	// DPDTrap removes the SAs but leaves the connection's policies in the
+	// data plane (through TrapInstaller), so matching traffic is dropped
+	// and can trigger a new negotiation rather than leak.
+	DPDTrap
+)
+
+func (a DPDAction) String() string {
+	switch a {
+	case DPDClear:
+		return "clear"
+	case DPDRestart:
+		return "restart"
+	case DPDTrap:
+		return "trap"
+	}
+	return fmt.Sprintf("dpdaction(%d)", uint8(a))
+}
+
+func (c *Connection) maxChildren() int {
+	if c.MaxChildren > 0 {
+		return c.MaxChildren
+	}
+	return 64
 }
 
 // Validate checks the connection for what the exchanges need and builds

@@ -27,6 +27,29 @@
 //     marker, following a peer that floats, UDP encapsulation of Child SAs.
 //   - §1.4, §2.4: INFORMATIONAL: Delete of Child SAs and of the IKE SA in
 //     both directions, the empty request as a liveness check.
+//   - §1.3.1, §2.17: CREATE_CHILD_SA for further Child SAs (a connection's
+//     children beyond the first, from either end), with a KE payload for
+//     perfect forward secrecy when the ESP proposal names a group
+//     ("aes128gcm16-x25519"), INVALID_KE_PAYLOAD and the retry, and
+//     NO_ADDITIONAL_SAS beyond Connection.MaxChildren.
+//   - §1.3.3, §2.8: Child SA rekeying (REKEY_SA), make-before-break: the
+//     responder installs the new inbound SA before its response, the
+//     initiator installs both halves on the response and deletes the old
+//     SA; the responder moves its outbound traffic when that Delete arrives
+//     (or after a grace period). The Installer contract for the switch is
+//     on Installer. §2.8.1: simultaneous rekeys, the SA with the lowest
+//     nonce is deleted by its creator. §2.25: TEMPORARY_FAILURE and
+//     CHILD_SA_NOT_FOUND for rekeys of SAs going away or unknown.
+//   - §1.3.2, §2.18: IKE SA rekeying with new SPIs and SKEYSEED from the old
+//     SK_d; the Child SAs move to the new IKE SA; collisions as in §2.8.1.
+//   - Lifetimes: soft (rekey, jittered up to 10% earlier) and hard
+//     (delete) times for Child SAs (ChildConfig.Lifetime) and IKE SAs
+//     (Connection.IKERekeyTime, IKELifetime); the data plane's byte, packet
+//     and sequence-number limits arrive through Engine.Expire.
+//   - §2.4: dead peer detection (Connection.DPDDelay) with the actions
+//     clear, restart (re-initiate until the peer answers) and trap
+//     (TrapInstaller); INITIAL_CONTACT sent on the first IKE_AUTH with a
+//     peer and, received, clears the stale IKE SAs of the same identities.
 //   - §2.5: UNSUPPORTED_CRITICAL_PAYLOAD for a critical unknown payload.
 //   - RFC 7427 §4: SIGNATURE_HASH_ALGORITHMS.
 //
@@ -40,12 +63,11 @@
 //
 // The API: New starts an Engine on a transport.Conn (ike/transport opens
 // UDP 500 and 4500) with the Connections and an Installer; Initiate,
-// Terminate, TerminateChild and Ping drive it; List shows its SAs.
+// InitiateChild, RekeyChild, RekeyIKE, Expire, Terminate, TerminateChild
+// and Ping drive it; List shows its SAs.
 //
-// Not implemented yet: CREATE_CHILD_SA (rekeying of Child and IKE SAs,
-// Child SAs beyond the first; a peer's CREATE_CHILD_SA is refused with
-// NO_ADDITIONAL_SAS), lifetimes and the timers that would rekey or expire
-// SAs, periodic liveness checks (DPD) and NAT keepalives, cookies (§2.6),
-// fragmentation (RFC 7383), INITIAL_CONTACT, configuration payloads, EAP,
-// MOBIKE, and collisions of simultaneous exchanges.
+// Not implemented yet: NAT keepalives, cookies (§2.6), fragmentation
+// (RFC 7383), configuration payloads, EAP, MOBIKE, acquires from trap
+// policies, and rekeying of IKE SAs whose peer negotiates additional key
+// exchanges (RFC 9370).
 package ike

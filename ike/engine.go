@@ -577,7 +577,7 @@ func (e *Engine) List() []IKESAInfo {
 			}
 			for _, c := range sa.children {
 				ci := ChildSAInfo{Name: c.cfg.Name, SPIIn: c.inSPI, SPIOut: c.outSPI, Mode: c.mode.String(), Proposal: c.sel.String(),
-					UDPEncap: c.encap.Enabled(), ReqID: c.reqID, InstalledInOut: c.installed}
+					UDPEncap: c.encap.Enabled(), ReqID: c.reqID, InstalledInOut: c.installed && c.outInst}
 				for _, t := range c.localTS {
 					ci.LocalTS = append(ci.LocalTS, fmtTS([]message.TrafficSelector{t}))
 				}

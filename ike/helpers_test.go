@@ -161,6 +161,13 @@ func startPair(t testing.TB, ci, cr Connection) (*peer, *peer) {
 
 func startPairAt(t testing.TB, ci, cr Connection, addrI, addrR netip.Addr) (*peer, *peer) {
 	t.Helper()
+	return startPairWith(t, ci, cr, addrI, addrR, nil)
+}
+
+// startPairWith is startPairAt with the engines' installers wrapped by
+// wrap (side 0 is the initiator); nil wraps nothing.
+func startPairWith(t testing.TB, ci, cr Connection, addrI, addrR netip.Addr, wrap func(side int, m *MemInstaller) Installer) (*peer, *peer) {
+	t.Helper()
 	ui, err := transport.Listen(addrI, 0, 0)
 	if err != nil {
 		t.Skipf("cannot listen on %v: %v", addrI, err)
@@ -172,17 +179,23 @@ func startPairAt(t testing.TB, ci, cr Connection, addrI, addrR netip.Addr) (*pee
 	}
 	iIKE, iNATT := ui.Ports()
 	rIKE, rNATT := ur.Ports()
+	side := 0
 	mk := func(u *transport.UDP, c Connection, rike, rnatt uint16, addr netip.Addr) *peer {
 		p := &peer{inst: NewMemInstaller(), conn: &lossyConn{Conn: u, count: map[string]int{}}, log: &logBuffer{}, addr: addr}
 		var conns []Connection
 		if c.Name != "" {
 			conns = append(conns, c)
 		}
+		var inst Installer = p.inst
+		if wrap != nil {
+			inst = wrap(side, p.inst)
+		}
+		side++
 		e, err := New(Config{
 			Connections: conns, RemoteIKEPort: rike, RemoteNATTPort: rnatt,
 			Retransmit: Retransmit{Timeout: 100 * time.Millisecond, Tries: 3},
 			Logger:     slog.New(slog.NewTextHandler(p.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		}, p.conn, p.inst)
+		}, p.conn, inst)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,9 @@
 package ike
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/xdpsec/xdpsec/ike/message"
 )
@@ -16,8 +18,24 @@ type deleteChildTask struct {
 func (*deleteChildTask) exchange() message.ExchangeType { return message.ExchangeInformational }
 
 func (t *deleteChildTask) build(sa *ikeSA) ([]message.Payload, error) {
+	if sa.state != StateEstablished {
+		if t.done != nil {
+			signal(t.done, errors.New("IKE SA is going away"))
+		}
+		return nil, errSkipTask
+	}
+	// The peer may have deleted some of them meanwhile, or an IKE rekey
+	// moved them to another IKE SA.
+	t.children = slices.DeleteFunc(t.children, func(c *childSA) bool { return c.state == childDead || c.ike != sa })
+	if len(t.children) == 0 {
+		if t.done != nil {
+			signal(t.done, nil)
+		}
+		return nil, errSkipTask
+	}
 	d := &message.Delete{Protocol: message.ProtocolESP}
 	for _, c := range t.children {
+		c.state = childDeleting
 		d.SPIs = append(d.SPIs, c.inSPI)
 	}
 	return []message.Payload{d}, nil
@@ -81,6 +99,11 @@ func respondInformational(sa *ikeSA, req message.Payloads) ([]message.Payload, f
 		switch d.Protocol {
 		case message.ProtocolIKE:
 			sa.e.log.Info("peer deleted the IKE SA", "sa", sa.logID())
+			if next := sa.ikeSuccessor; next != nil && next.state == StateEstablished {
+				// The end of a rekey the peer started (§2.18).
+				sa.e.log.Info("IKE SA rekeyed by peer", "old", sa.logID(), "new", next.logID())
+				sa.moveTo(next)
+			}
 			sa.state = StateDeleting
 			return nil, sa.destroy
 		case message.ProtocolESP:
@@ -88,6 +111,10 @@ func respondInformational(sa *ikeSA, req message.Payloads) ([]message.Payload, f
 			for _, spi := range d.SPIs {
 				for _, c := range sa.children {
 					if c.outSPI == spi {
+						// A rekey's old SA: the peer has the new inbound
+						// SA, so our traffic moves there before the old
+						// one goes (make-before-break).
+						sa.e.switchToSuccessor(sa, c)
 						ours.SPIs = append(ours.SPIs, c.inSPI)
 						sa.e.log.Info("peer deleted Child SA", "sa", sa.logID(), "child", c.cfg.Name, "spi_in", fmt.Sprintf("%08x", c.inSPI), "spi_out", fmt.Sprintf("%08x", c.outSPI))
 						sa.e.deleteChild(sa, c)

@@ -15,10 +15,30 @@ import (
 // once the peer is known to have the inbound half (RFC 7296 §2.8 ordering).
 // The key slices in cfg belong to the engine, which wipes them as soon as
 // the call returns: copy them (sad.New does).
+//
+// Rekeying (RFC 7296 §2.8) is make-before-break, and it relies on this
+// contract of InstallOutbound: cfg.ReqID names the policy (the Child SA's
+// selectors), which outlives any one SA. When an outbound SA with the same
+// ReqID is already installed, InstallOutbound must atomically point the
+// policy at the new SA — from then on the data plane encrypts with the new
+// one — while the old outbound SA stays installed (harmlessly unused) until
+// the engine deletes it. Deleting an outbound SA that a policy no longer
+// points at must leave the policy alone. The engine installs the new
+// inbound SA before any message that lets the peer send on it, switches
+// the outbound only once the peer has the matching inbound SA, and deletes
+// the old inbound SA only after the peer has stopped using it.
 type Installer interface {
 	InstallInbound(cfg sad.Config) error
 	InstallOutbound(cfg sad.Config, sel []sad.Selector) error
 	Delete(spi uint32, dir sad.Direction) error
+}
+
+// TrapInstaller is implemented by Installers that can keep a policy in
+// place without an SA (a "trap"): traffic matching sel is then held back
+// or dropped, never sent in the clear, until a new SA is negotiated. The
+// engine calls InstallTrap for DPDTrap when it removes a dead peer's SAs.
+type TrapInstaller interface {
+	InstallTrap(reqID uint32, sel []sad.Selector) error
 }
 
 // MemInstaller is an Installer that keeps the SAs in memory, for tests and
@@ -28,6 +48,8 @@ type MemInstaller struct {
 	inbound  map[uint32]sad.Config
 	outbound map[uint32]sad.Config
 	policies map[uint32][]sad.Selector
+	active   map[uint32]uint32 // ReqID -> the outbound SPI its policy uses
+	traps    map[uint32][]sad.Selector
 	log      []string
 }
 
@@ -37,6 +59,8 @@ func NewMemInstaller() *MemInstaller {
 		inbound:  map[uint32]sad.Config{},
 		outbound: map[uint32]sad.Config{},
 		policies: map[uint32][]sad.Selector{},
+		active:   map[uint32]uint32{},
+		traps:    map[uint32][]sad.Selector{},
 	}
 }
 
@@ -62,7 +86,9 @@ func (m *MemInstaller) InstallInbound(cfg sad.Config) error {
 	return nil
 }
 
-// InstallOutbound records an outbound SA and its policy selectors.
+// InstallOutbound records an outbound SA and its policy selectors; the
+// policy of cfg.ReqID now uses it, replacing any older SA (which stays
+// recorded until deleted) and any trap.
 func (m *MemInstaller) InstallOutbound(cfg sad.Config, sel []sad.Selector) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -74,6 +100,8 @@ func (m *MemInstaller) InstallOutbound(cfg sad.Config, sel []sad.Selector) error
 	}
 	m.outbound[cfg.SPI] = cloneConfig(cfg)
 	m.policies[cfg.SPI] = slices.Clone(sel)
+	m.active[cfg.ReqID] = cfg.SPI
+	delete(m.traps, cfg.ReqID)
 	m.log = append(m.log, fmt.Sprintf("out %08x", cfg.SPI))
 	return nil
 }
@@ -94,6 +122,9 @@ func (m *MemInstaller) Delete(spi uint32, dir sad.Direction) error {
 	crypto.Zero(cfg.IntegKey)
 	delete(tab, spi)
 	delete(m.policies, spi)
+	if dir == sad.Outbound && m.active[cfg.ReqID] == spi {
+		delete(m.active, cfg.ReqID)
+	}
 	m.log = append(m.log, fmt.Sprintf("del %v %08x", dir, spi))
 	return nil
 }
@@ -131,4 +162,38 @@ func (m *MemInstaller) Log() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.log)
+}
+
+// InstallTrap records a policy without an SA.
+func (m *MemInstaller) InstallTrap(reqID uint32, sel []sad.Selector) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.traps[reqID] = slices.Clone(sel)
+	m.log = append(m.log, fmt.Sprintf("trap %d", reqID))
+	return nil
+}
+
+// Traps returns the ReqIDs of the policies held as traps.
+func (m *MemInstaller) Traps() []uint32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []uint32
+	for id := range m.traps {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Active returns the outbound SAs that policies use now, one per ReqID:
+// the SAs the data plane would encrypt with.
+func (m *MemInstaller) Active() []sad.Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []sad.Config
+	for _, spi := range m.active {
+		out = append(out, cloneConfig(m.outbound[spi]))
+	}
+	slices.SortFunc(out, func(a, b sad.Config) int { return int(int64(a.SPI) - int64(b.SPI)) })
+	return out
 }

@@ -141,6 +141,7 @@ func (l *swanLab) startCharon() {
 	filelog {
 		log {
 			path = %s/charon.log
+			flush_line = yes
 			default = 1
 			ike = 2
 			cfg = 2
@@ -160,7 +161,7 @@ func (l *swanLab) startCharon() {
 			id = xdpsec.test }
 		children { fromus { local_ts = %[3]s
 			remote_ts = %[4]s
-			esp_proposals = aes128gcm16 } }
+			esp_proposals = aes128gcm16-x25519 } }
 	}
 	tous {
 		local_addrs = %[1]s
@@ -330,8 +331,10 @@ func (l *swanLab) tsharkIDs(t *testing.T, pcap, keyLog string) string {
 }
 
 var (
-	reSwanChild = regexp.MustCompile(`(?m)^\s+(\w+): #\d+, reqid \d+, (\w+), ([\w-]+), `)
-	reSwanSPI   = regexp.MustCompile(`(?m)^\s+(in|out)\s+([0-9a-f]{8})`)
+	reSwanChild     = regexp.MustCompile(`(?m)^\s+(\w+): #\d+, reqid \d+, (\w+), ([\w-]+), `)
+	reSwanSPI       = regexp.MustCompile(`(?m)^\s+(in|out)\s+([0-9a-f]{8})`)
+	reSwanInstalled = regexp.MustCompile(`(?m)^\s+\w+: #\d+, reqid \d+, INSTALLED, [^\n]*\n[^\n]*\n\s+in\s+([0-9a-f]{8})[^\n]*\n\s+out\s+([0-9a-f]{8})`)
+	reSwanIKE       = regexp.MustCompile(`(?m)^\S+: #\d+, ESTABLISHED, IKEv2, ([0-9a-f]{16})_i\*? ([0-9a-f]{16})_r`)
 )
 
 // charonSA waits until charon lists the IKE SA of conn as ESTABLISHED with
@@ -378,7 +381,7 @@ func TestStrongSwanInterop(t *testing.T) {
 				Remote:       AuthConfig{ID: mustID(t, "charon.test"), PSK: psk()},
 				IKEProposals: mustProposals(t, message.ProtocolIKE, "aes128gcm16-prfsha256-x25519"),
 				Children: []ChildConfig{{Name: "net", LocalTS: mustTS(t, ourNet), RemoteTS: mustTS(t, charonNet),
-					ESPProposals: mustProposals(t, message.ProtocolESP, "aes128gcm16")}},
+					ESPProposals: mustProposals(t, message.ProtocolESP, "aes128gcm16-x25519")}},
 			},
 			{
 				Name: "fromcharon", LocalAddr: ours, RemoteAddr: netip.MustParseAddr(labCharon),
@@ -468,6 +471,114 @@ func TestStrongSwanInterop(t *testing.T) {
 			if !strings.Contains(ids, "xdpsec.test") || !strings.Contains(ids, "charon.test") {
 				t.Fatalf("tshark did not decrypt IKE_AUTH with our key log; identities seen: %q\nkey log: %s", ids, ikeKeys.String())
 			}
+		}
+	})
+
+	t.Run("rekey", func(t *testing.T) {
+		if err := e.Initiate(ctx(t), "tocharon"); err != nil {
+			t.Fatal(err)
+		}
+		cin, cout, _ := l.charonSA("fromus")
+		// settled waits until charon and we both have exactly the one
+		// Child SA, with SPIs crossed, new ones, and nothing older
+		// installed on our side.
+		settled := func(what string, oldIn, oldOut uint32) (uint32, uint32) {
+			t.Helper()
+			var c *ChildSAInfo
+			waitFor(t, what, func() bool {
+				c = findChild("net")
+				return c != nil && c.SPIIn != oldIn && c.SPIOut != oldOut && c.InstalledInOut &&
+					len(inst.Inbound()) == 1 && len(inst.Outbound()) == 1 && len(e.List()[0].Children) == 1
+			})
+			// charon keeps a rekeyed SA listed as DELETED for a few seconds
+			// (delete_rekeyed_delay, its inbound half only): exactly one
+			// must be INSTALLED, and it must be the new one.
+			var in, out uint32
+			var list string
+			waitFor(t, what+" at charon", func() bool {
+				list = l.swanctl("--list-sas", "--ike", "fromus")
+				m := reSwanInstalled.FindAllStringSubmatch(list, -1)
+				if len(m) != 1 {
+					return false
+				}
+				i, _ := strconv.ParseUint(m[0][1], 16, 32)
+				o, _ := strconv.ParseUint(m[0][2], 16, 32)
+				in, out = uint32(i), uint32(o)
+				return in == c.SPIOut
+			})
+			if c.SPIIn != out || c.SPIOut != in {
+				t.Fatalf("%s: ours in %08x out %08x, charon in %08x out %08x", what, c.SPIIn, c.SPIOut, in, out)
+			}
+			checkInstalled(c.SPIIn, c.SPIOut)
+			return in, out
+		}
+		// charon rekeys the Child SA.
+		l.swanctl("--rekey", "--child", "fromus")
+		cin, cout = settled("rekey by charon", cout, cin)
+		// We rekey it.
+		c := findChild("net")
+		if err := e.RekeyChild(ctx(t), c.SPIIn); err != nil {
+			t.Fatal(err)
+		}
+		cin, cout = settled("rekey by us", cout, cin)
+		// Both rekeys carried a KE payload (PFS with X25519, from the ESP
+		// proposals): charon's request, and its parse of our response and
+		// request.
+		for _, re := range []string{
+			`generating CREATE_CHILD_SA request \d+ \[ N\(REKEY_SA\) SA No KE TSi TSr \]`,
+			`parsed CREATE_CHILD_SA response \d+ \[ SA No KE TSi TSr \]`,
+			`parsed CREATE_CHILD_SA request \d+ \[ N\(REKEY_SA\) SA No KE TSi TSr \]`,
+		} {
+			waitFor(t, "charon's log line "+re+" (a rekey with PFS)", func() bool {
+				b, _ := os.ReadFile(filepath.Join(l.dir, "charon.log"))
+				return regexp.MustCompile(re).Match(b)
+			})
+		}
+		// The IKE SA, by us and then by charon: new SPIs on both sides,
+		// the old IKE SA gone, the Child SA carried over.
+		charonIKE := func() string {
+			m := reSwanIKE.FindStringSubmatch(l.swanctl("--list-sas", "--ike", "fromus"))
+			if m == nil {
+				return ""
+			}
+			return m[1] + "/" + m[2]
+		}
+		for _, by := range []string{"us", "charon"} {
+			before := e.List()
+			if len(before) != 1 {
+				t.Fatalf("IKE SAs before rekey: %+v", before)
+			}
+			if by == "us" {
+				if err := e.RekeyIKE(ctx(t), "tocharon"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				l.swanctl("--rekey", "--ike", "fromus")
+			}
+			var now []IKESAInfo
+			waitFor(t, "IKE rekey by "+by, func() bool {
+				now = e.List()
+				want := fmt.Sprintf("%016x/%016x", now[0].SPIi, now[0].SPIr)
+				return len(now) == 1 && now[0].SPIi != before[0].SPIi && now[0].State == StateEstablished && charonIKE() == want
+			})
+			if len(now[0].Children) != 1 || now[0].Children[0].SPIIn != cout {
+				t.Fatalf("Child SA did not move to the new IKE SA: %+v", now[0].Children)
+			}
+			if list := l.swanctl("--list-sas"); len(reSwanIKE.FindAllString(list, -1)) != 1 || strings.Contains(list, fmt.Sprintf("%016x", before[0].SPIi)) {
+				t.Fatalf("charon kept the old IKE SA:\n%s", list)
+			}
+		}
+		// The rekeyed IKE SA still works for Child SAs.
+		c = findChild("net")
+		if err := e.RekeyChild(ctx(t), c.SPIIn); err != nil {
+			t.Fatal(err)
+		}
+		settled("rekey on the new IKE SA", cout, cin)
+		if err := e.Terminate(ctx(t), "tocharon"); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(inst.Inbound()) + len(inst.Outbound()); n != 0 {
+			t.Fatalf("%d SAs left after Terminate", n)
 		}
 	})
 

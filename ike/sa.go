@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
@@ -108,6 +109,18 @@ type ikeSA struct {
 
 	waiters []chan error // Initiate callers waiting for the outcome
 	delWait []chan error // Terminate callers
+
+	// IKE SA rekeying (§2.18): our rekey in flight, and the IKE SA the
+	// peer's rekey created, to which the Child SAs move when the peer
+	// deletes this one.
+	ikeRekey     *ikeRekeyTask
+	ikeSuccessor *ikeSA
+	replaced     bool // its Child SAs moved to a new IKE SA; it only waits for deletion
+
+	lastRecv      time.Time     // the last authenticated message from the peer (DPD)
+	timers        []*time.Timer // lifetime timers
+	dpdTimer      *time.Timer
+	restartOnFail bool // a DPD restart: keep trying until it works
 }
 
 func (sa *ikeSA) localSPI() uint64 {
@@ -225,12 +238,22 @@ func (sa *ikeSA) enqueue(t task) {
 	sa.next()
 }
 
+// enqueueFirst puts t ahead of the queued tasks: the Delete that completes
+// a rekey must not wait behind unrelated work.
+func (sa *ikeSA) enqueueFirst(t task) {
+	sa.queue = append([]task{t}, sa.queue...)
+	sa.next()
+}
+
 // next starts the next queued task when no request is outstanding.
 func (sa *ikeSA) next() {
 	for sa.pending == nil && len(sa.queue) > 0 && sa.state != StateDead {
 		t := sa.queue[0]
 		sa.queue = sa.queue[1:]
 		if err := sa.start(t, sa.nextMID); err != nil {
+			if errors.Is(err, errSkipTask) {
+				continue
+			}
 			sa.e.log.Error("cannot build request", "sa", sa.logID(), "exchange", t.exchange(), "err", err)
 			sa.fail(err)
 			return
@@ -264,7 +287,7 @@ func (sa *ikeSA) transmit(p *pendingRequest) {
 	rt := sa.e.retransmit
 	if p.sends > rt.Tries {
 		sa.e.log.Warn("giving up after retransmissions", "sa", sa.logID(), "exchange", p.task.exchange(), "tries", rt.Tries, "peer", sa.remote)
-		sa.fail(fmt.Errorf("peer %v did not answer %v", sa.remote, p.task.exchange()))
+		sa.peerDead(fmt.Errorf("peer %v did not answer %v", sa.remote, p.task.exchange()))
 		return
 	}
 	if p.sends > 0 {
@@ -303,6 +326,7 @@ func (sa *ikeSA) handleResponse(raw []byte, m *message.Message, from transport.P
 			return
 		}
 		sa.followPeer(from)
+		sa.lastRecv = sa.e.now()
 	}
 	sa.stopPending()
 	if m.Exchange == message.ExchangeIKESAInit {
@@ -368,6 +392,7 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 		return
 	}
 	sa.followPeer(from)
+	sa.lastRecv = sa.e.now()
 	var resp []message.Payload
 	var after func()
 	switch {
@@ -378,10 +403,8 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 		resp, after = respondAuth(sa, payloads)
 	case m.Exchange == message.ExchangeInformational && sa.state != StateConnecting:
 		resp, after = respondInformational(sa, payloads)
-	case m.Exchange == message.ExchangeCreateChildSA && sa.state == StateEstablished:
-		// Rekeying is not implemented yet: refuse cleanly so the peer keeps
-		// the SAs it has (RFC 7296 §1.3).
-		resp = []message.Payload{notify(message.NotifyNoAdditionalSAs, nil)}
+	case m.Exchange == message.ExchangeCreateChildSA && sa.state != StateConnecting:
+		resp, after = respondCreateChild(sa, payloads)
 	default:
 		return
 	}
@@ -408,7 +431,11 @@ func (sa *ikeSA) fail(err error) {
 		signal(w, err)
 	}
 	sa.waiters = nil
+	restart := sa.restartOnFail && sa.state != StateEstablished && sa.state != StateDead
 	sa.destroy()
+	if restart {
+		sa.e.scheduleRestart(sa.conn)
+	}
 }
 
 // destroy removes the IKE SA and its Child SAs and wipes their keys.
@@ -417,11 +444,38 @@ func (sa *ikeSA) destroy() {
 		return
 	}
 	sa.state = StateDead
+	if p := sa.pending; p != nil {
+		if t, ok := p.task.(*createChildTask); ok {
+			t.drop(sa)
+		}
+	}
 	sa.stopPending()
 	if sa.hoTimer != nil {
 		sa.hoTimer.Stop()
 	}
-	for _, c := range sa.children {
+	for _, t := range sa.timers {
+		t.Stop()
+	}
+	sa.timers = nil
+	if sa.dpdTimer != nil {
+		sa.dpdTimer.Stop()
+	}
+	for _, t := range sa.queue {
+		switch t := t.(type) {
+		case *createChildTask:
+			t.drop(sa)
+		case *ikeRekeyTask:
+			t.finish(sa, errors.New("IKE SA deleted"))
+		}
+	}
+	sa.queue = nil
+	if sa.ikeRekey != nil {
+		if n := sa.ikeRekey.next; n != nil && n.state != StateEstablished {
+			n.destroy()
+		}
+		sa.ikeRekey.finish(sa, errors.New("IKE SA deleted"))
+	}
+	for _, c := range slices.Clone(sa.children) {
 		sa.e.deleteChild(sa, c)
 	}
 	sa.children = nil

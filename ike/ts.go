@@ -164,3 +164,17 @@ func reverseSelectors(s []sad.Selector) []sad.Selector {
 	}
 	return out
 }
+
+// narrowWire is narrow against selectors already negotiated (a rekey keeps
+// the old SA's selectors, RFC 7296 §2.8).
+func narrowWire(theirs, ours []message.TrafficSelector) []message.TrafficSelector {
+	var out []message.TrafficSelector
+	for _, t := range theirs {
+		for _, o := range ours {
+			if r, ok := intersectTS(t, o); ok {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,468 @@
+package ike
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/sad"
+)
+
+// createChildTask is CREATE_CHILD_SA for a Child SA as the initiator runs
+// it (RFC 7296 §1.3.1, §1.3.3; strongSwan's child_create and child_rekey):
+// a new Child SA on an established IKE SA, or, with old set, the
+// replacement of old (REKEY_SA). With a key exchange group in the ESP
+// proposal a KE payload gives the new SA perfect forward secrecy.
+type createChildTask struct {
+	cfg     *ChildConfig
+	old     *childSA // the SA to rekey; nil for a new Child SA
+	child   *childSA
+	group   crypto.GroupID
+	kex     crypto.KeyExchange
+	retries int
+	done    chan error
+}
+
+func (*createChildTask) exchange() message.ExchangeType { return message.ExchangeCreateChildSA }
+
+func (t *createChildTask) finish(err error) {
+	if t.kex != nil {
+		t.kex.Destroy()
+		t.kex = nil
+	}
+	if t.done != nil {
+		signal(t.done, err)
+	}
+}
+
+// firstGroup is the PFS group a request's KE uses: the first one of our
+// most preferred proposal that names any (RFC 7296 §1.3.1: the KE payload
+// must match the first proposal's group the responder is likely to take).
+func firstGroup(ps []Proposal) crypto.GroupID {
+	for _, p := range ps {
+		if len(p.DH) > 0 {
+			return p.DH[0]
+		}
+	}
+	return 0
+}
+
+var errSkipTask = errors.New("task no longer needed")
+
+func (t *createChildTask) build(sa *ikeSA) ([]message.Payload, error) {
+	if old := t.old; old != nil && (old.ike != sa || old.state != childRekeying || old.successor != nil) {
+		// The peer rekeyed it first, or it is gone, or an IKE rekey moved
+		// it to another IKE SA.
+		if old.state == childRekeying {
+			if old.successor != nil {
+				old.state = childRekeyed
+			} else {
+				old.state = childActive
+				sa.e.retryRekey(old)
+			}
+		}
+		t.finish(errors.New("Child SA no longer needs our rekey"))
+		return nil, errSkipTask
+	}
+	if sa.state != StateEstablished || sa.ikeRekey != nil || sa.ikeSuccessor != nil || sa.replaced {
+		// The IKE SA is being deleted or rekeyed (§2.25): try again later,
+		// on its successor if it has one.
+		if old := t.old; old != nil {
+			old.state = childActive
+			sa.e.retryRekey(old)
+		}
+		t.finish(errors.New("IKE SA is going away or being rekeyed"))
+		return nil, errSkipTask
+	}
+	if t.child == nil {
+		c := sa.e.newChild(sa, t.cfg)
+		c.viaCreate, c.ourRequest = true, true
+		if t.old != nil {
+			c.reqID, c.mode = t.old.reqID, t.old.mode
+		}
+		t.child = c
+	}
+	c := t.child
+	c.ni = newNonce()
+	if t.group == 0 {
+		t.group = firstGroup(t.cfg.ESPProposals)
+	}
+	var ps []message.Payload
+	if t.old != nil {
+		ps = append(ps, &message.Notify{Protocol: message.ProtocolESP, SPI: binary.BigEndian.AppendUint32(nil, t.old.inSPI), NotifyType: message.NotifyRekeySA})
+	}
+	if c.mode == sad.Transport {
+		ps = append(ps, notify(message.NotifyUseTransportMode, nil))
+	}
+	ps = append(ps, wireSA(t.cfg.ESPProposals, binary.BigEndian.AppendUint32(nil, c.inSPI), true), &message.Nonce{Data: c.ni})
+	if t.group != 0 {
+		if t.kex != nil {
+			t.kex.Destroy()
+		}
+		kex, err := crypto.NewKeyExchange(t.group)
+		if err != nil {
+			return nil, fmt.Errorf("key exchange %v: %w", t.group, err)
+		}
+		t.kex = kex
+		ps = append(ps, &message.KeyExchange{Group: message.DHGroup(t.group), Data: kex.PublicKey()})
+	}
+	if t.old != nil {
+		// A rekey proposes the selectors the old SA has (RFC 7296 §2.8).
+		ps = append(ps, &message.TrafficSelectors{Selectors: t.old.localTS}, &message.TrafficSelectors{Responder: true, Selectors: t.old.remoteTS})
+	} else {
+		ps = append(ps, wireTSList(t.cfg.LocalTS, false), wireTSList(t.cfg.RemoteTS, true))
+	}
+	return ps, nil
+}
+
+// drop ends a task whose IKE SA is gone: the SPI it reserved for a Child
+// SA that never got installed goes back.
+func (t *createChildTask) drop(sa *ikeSA) {
+	if c := t.child; c != nil && !c.installed && !slices.Contains(sa.children, c) {
+		sa.e.releaseSPI(c.inSPI)
+	}
+	t.finish(errors.New("IKE SA deleted"))
+}
+
+// abort ends the task without a new SA; the IKE SA stays.
+func (t *createChildTask) abort(sa *ikeSA, err error) {
+	if c := t.child; c != nil && !c.installed {
+		sa.e.releaseSPI(c.inSPI)
+		crypto.Zero(c.secret)
+		c.secret = nil
+	}
+	if old := t.old; old != nil && old.state == childRekeying {
+		if old.successor != nil {
+			// A collision whose other half succeeded: the peer's SA
+			// replaces old, and the peer deletes old.
+			old.state = childRekeyed
+		} else {
+			old.state = childActive
+			sa.e.retryRekey(old)
+		}
+	}
+	sa.e.log.Warn("CREATE_CHILD_SA failed", "sa", sa.logID(), "child", t.cfg.Name, "rekey", t.old != nil, "err", err)
+	t.finish(err)
+}
+
+func (t *createChildTask) process(sa *ikeSA, resp message.Payloads) error {
+	c := t.child
+	if n := resp.Notify(message.NotifyInvalidKEPayload); n != nil {
+		g, err := n.KEGroup()
+		if err == nil && t.retries < 2 && crypto.GroupID(g) != t.group && offersGroup(t.cfg.ESPProposals, crypto.GroupID(g)) {
+			// A new exchange with the group the peer wants (RFC 7296 §1.3).
+			t.retries++
+			t.group = crypto.GroupID(g)
+			sa.e.log.Info("peer wants another PFS group, retrying", "sa", sa.logID(), "child", t.cfg.Name, "group", t.group)
+			sa.enqueueFirst(t)
+			return nil
+		}
+		t.abort(sa, fmt.Errorf("INVALID_KE_PAYLOAD for a group we cannot use"))
+		return nil
+	}
+	for p := range resp.All(message.PayloadNotify) {
+		if n := p.(*message.Notify); n.NotifyType.IsError() {
+			t.abort(sa, fmt.Errorf("peer refused: %v", n.NotifyType))
+			return nil
+		}
+	}
+	saP, _ := resp.Get(message.PayloadSA).(*message.SA)
+	nP, _ := resp.Get(message.PayloadNonce).(*message.Nonce)
+	tsi, _ := resp.Get(message.PayloadTSi).(*message.TrafficSelectors)
+	tsr, _ := resp.Get(message.PayloadTSr).(*message.TrafficSelectors)
+	keP, _ := resp.Get(message.PayloadKE).(*message.KeyExchange)
+	if saP == nil || nP == nil || tsi == nil || tsr == nil || len(saP.Proposals) != 1 {
+		t.abort(sa, errors.New("response lacks SA, Nonce, TSi or TSr"))
+		return nil
+	}
+	sel, err := selectProposal(t.cfg.ESPProposals, saP.Proposals, true)
+	if err != nil || len(sel.SPI) != 4 || sel.DH != t.group {
+		t.abort(sa, fmt.Errorf("peer chose a proposal we did not offer: %s", describeProposals(saP.Proposals)))
+		return nil
+	}
+	if t.group != 0 {
+		if keP == nil || crypto.GroupID(keP.Group) != t.group {
+			t.abort(sa, errors.New("response lacks the KE payload of the chosen group"))
+			return nil
+		}
+		secret, err := t.kex.SharedSecret(keP.Data)
+		if err != nil {
+			t.abort(sa, fmt.Errorf("key exchange: %w", err))
+			return nil
+		}
+		c.secret = secret
+	}
+	local, remote := tsi.Selectors, tsr.Selectors
+	if t.old != nil {
+		local, remote = narrowWire(local, t.old.localTS), narrowWire(remote, t.old.remoteTS)
+	} else {
+		local, remote = narrow(local, t.cfg.LocalTS), narrow(remote, t.cfg.RemoteTS)
+	}
+	if len(local) == 0 || len(remote) == 0 {
+		t.abort(sa, errors.New("peer returned traffic selectors outside ours"))
+		return nil
+	}
+	if (resp.Notify(message.NotifyUseTransportMode) != nil) != (c.mode == sad.Transport) {
+		t.abort(sa, errors.New("peer answered with another mode"))
+		return nil
+	}
+	c.localTS, c.remoteTS, c.sel = local, remote, sel
+	c.outSPI = binary.BigEndian.Uint32(sel.SPI)
+	c.nr = append([]byte(nil), nP.Data...)
+	if t.kex != nil {
+		t.kex.Destroy()
+		t.kex = nil
+	}
+
+	old := t.old
+	if old != nil && old.successor != nil && old.successor.state != childDead {
+		// Both ends rekeyed old at once (RFC 7296 §2.8.1): the SA made
+		// with the lowest of the four nonces is redundant, and its
+		// creator deletes it; the winner deletes old.
+		peer := old.successor
+		if bytes.Compare(minNonce(c.ni, c.nr), minNonce(peer.ni, peer.nr)) < 0 {
+			sa.e.log.Info("rekey collision lost, deleting our redundant Child SA", "sa", sa.logID(), "child", t.cfg.Name, "spi_in", fmt.Sprintf("%08x", c.inSPI))
+			old.state = childRekeyed
+			c.ike = sa
+			c.state = childDeleting
+			sa.children = append(sa.children, c)
+			sa.enqueueFirst(&deleteChildTask{children: []*childSA{c}})
+			t.finish(nil)
+			return nil
+		}
+		sa.e.log.Info("rekey collision won", "sa", sa.logID(), "child", t.cfg.Name)
+		old.successor = nil
+	}
+	if err := sa.e.installChild(sa, c, true, true); err != nil {
+		sa.e.log.Error("cannot install Child SA", "sa", sa.logID(), "child", t.cfg.Name, "err", err)
+		sa.e.deleteChild(sa, c)
+		t.abort(sa, err)
+		return nil
+	}
+	if old != nil && old.state != childDead && old.ike == sa {
+		// Make-before-break: the peer has had the new inbound SA since its
+		// response and InstallOutbound just moved our traffic to the new
+		// SA; old's outbound half is idle, its inbound half stays until
+		// the peer confirms the Delete.
+		sa.e.log.Info("Child SA rekeyed", "sa", sa.logID(), "child", t.cfg.Name, "old_in", fmt.Sprintf("%08x", old.inSPI), "new_in", fmt.Sprintf("%08x", c.inSPI), "pfs", t.group != 0)
+		old.state = childDeleting
+		sa.e.deleteOutbound(old)
+		sa.enqueueFirst(&deleteChildTask{children: []*childSA{old}})
+	}
+	t.finish(nil)
+	return nil
+}
+
+func minNonce(a, b []byte) []byte {
+	if bytes.Compare(a, b) < 0 {
+		return a
+	}
+	return b
+}
+
+func offersGroup(ps []Proposal, g crypto.GroupID) bool {
+	for _, p := range ps {
+		if slices.Contains(p.DH, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// respondCreateChild answers the peer's CREATE_CHILD_SA: a new Child SA, a
+// Child SA rekey, or an IKE SA rekey. Refusals keep the IKE SA (§1.3, §2.25).
+func respondCreateChild(sa *ikeSA, req message.Payloads) ([]message.Payload, func()) {
+	refuse := func(t message.NotifyType) ([]message.Payload, func()) {
+		return []message.Payload{notify(t, nil)}, nil
+	}
+	saP, _ := req.Get(message.PayloadSA).(*message.SA)
+	if saP != nil && len(saP.Proposals) > 0 && saP.Proposals[0].Protocol == message.ProtocolIKE {
+		return respondRekeyIKE(sa, req)
+	}
+	if sa.state != StateEstablished || sa.ikeRekey != nil || sa.ikeSuccessor != nil || sa.replaced {
+		// §2.25: busy with the IKE SA itself; the peer may try again.
+		return refuse(message.NotifyTemporaryFailure)
+	}
+	nP, _ := req.Get(message.PayloadNonce).(*message.Nonce)
+	tsi, _ := req.Get(message.PayloadTSi).(*message.TrafficSelectors)
+	tsr, _ := req.Get(message.PayloadTSr).(*message.TrafficSelectors)
+	keP, _ := req.Get(message.PayloadKE).(*message.KeyExchange)
+	if saP == nil || nP == nil || tsi == nil || tsr == nil {
+		return refuse(message.NotifyInvalidSyntax)
+	}
+	var old *childSA
+	if n := req.Notify(message.NotifyRekeySA); n != nil {
+		if n.Protocol != message.ProtocolESP || len(n.SPI) != 4 {
+			return refuse(message.NotifyChildSANotFound)
+		}
+		spi := binary.BigEndian.Uint32(n.SPI)
+		for _, c := range sa.children {
+			if c.outSPI == spi && c.state != childDead {
+				old = c
+			}
+		}
+		if old == nil {
+			sa.e.log.Info("peer rekeys an unknown Child SA", "sa", sa.logID(), "spi", fmt.Sprintf("%08x", spi))
+			return []message.Payload{&message.Notify{Protocol: message.ProtocolESP, SPI: n.SPI, NotifyType: message.NotifyChildSANotFound}}, nil
+		}
+		if old.state == childRekeyed || old.state == childDeleting {
+			// §2.25: we are replacing or deleting it already.
+			return refuse(message.NotifyTemporaryFailure)
+		}
+		if len(sa.children) >= 2*sa.conn.maxChildren() {
+			// Rekeyed SAs linger until the peer deletes them; a peer that
+			// rekeys without deleting must not grow our state for ever.
+			sa.e.log.Warn("too many Child SAs awaiting deletion, refusing rekey", "sa", sa.logID())
+			return refuse(message.NotifyTemporaryFailure)
+		}
+	} else if len(sa.children) >= sa.conn.maxChildren() {
+		sa.e.log.Warn("peer asks for more Child SAs than allowed", "sa", sa.logID(), "limit", sa.conn.maxChildren())
+		return refuse(message.NotifyNoAdditionalSAs)
+	}
+	var cands []*ChildConfig
+	if old != nil {
+		cands = []*ChildConfig{old.cfg}
+	} else {
+		for i := range sa.conn.Children {
+			cands = append(cands, &sa.conn.Children[i])
+		}
+	}
+	var tsFailed, propFailed bool
+	for _, cfg := range cands {
+		var remote, local []message.TrafficSelector
+		if old != nil {
+			remote, local = narrowWire(tsi.Selectors, old.remoteTS), narrowWire(tsr.Selectors, old.localTS)
+		} else {
+			remote, local = narrow(tsi.Selectors, cfg.RemoteTS), narrow(tsr.Selectors, cfg.LocalTS)
+		}
+		if len(remote) == 0 || len(local) == 0 {
+			tsFailed = true
+			continue
+		}
+		sel, err := selectProposal(cfg.ESPProposals, saP.Proposals, true)
+		if err != nil || len(sel.SPI) != 4 {
+			propFailed = true
+			sa.e.log.Warn("no ESP proposal chosen", "sa", sa.logID(), "child", cfg.Name, "received", describeProposals(saP.Proposals), "configured", describeOurs(cfg.ESPProposals))
+			continue
+		}
+		c := sa.e.newChild(sa, cfg)
+		c.viaCreate = true
+		c.ni, c.nr = append([]byte(nil), nP.Data...), newNonce()
+		var ke *message.KeyExchange
+		if sel.DH != 0 {
+			if keP == nil || crypto.GroupID(keP.Group) != sel.DH {
+				sa.e.releaseSPI(c.inSPI)
+				var g [2]byte
+				binary.BigEndian.PutUint16(g[:], uint16(sel.DH))
+				return refuseWith(message.NotifyInvalidKEPayload, g[:])
+			}
+			pub, secret, err := crypto.RespondKeyExchange(sel.DH, keP.Data)
+			if err != nil {
+				sa.e.releaseSPI(c.inSPI)
+				sa.e.log.Warn("bad key exchange data", "sa", sa.logID(), "err", err)
+				return refuse(message.NotifyInvalidSyntax)
+			}
+			c.secret = secret
+			ke = &message.KeyExchange{Group: message.DHGroup(sel.DH), Data: pub}
+		}
+		c.sel = sel
+		c.outSPI = binary.BigEndian.Uint32(sel.SPI)
+		c.localTS, c.remoteTS = local, remote
+		c.mode = sad.Tunnel
+		if req.Notify(message.NotifyUseTransportMode) != nil && modeOf(cfg) == sad.Transport {
+			c.mode = sad.Transport
+		}
+		if old != nil {
+			c.reqID, c.mode = old.reqID, old.mode
+		}
+		if err := sa.e.installChild(sa, c, true, false); err != nil {
+			sa.e.log.Error("cannot install inbound SA", "sa", sa.logID(), "child", cfg.Name, "err", err)
+			sa.e.deleteChild(sa, c)
+			return refuse(message.NotifyTemporaryFailure)
+		}
+		var ps []message.Payload
+		if c.mode == sad.Transport {
+			ps = append(ps, notify(message.NotifyUseTransportMode, nil))
+		}
+		ps = append(ps, sel.wire(message.ProtocolESP, binary.BigEndian.AppendUint32(nil, c.inSPI)), &message.Nonce{Data: c.nr})
+		if ke != nil {
+			ps = append(ps, ke)
+		}
+		ps = append(ps, &message.TrafficSelectors{Selectors: remote}, &message.TrafficSelectors{Responder: true, Selectors: local})
+		if old == nil {
+			return ps, func() {
+				if sa.state == StateDead || c.state == childDead {
+					return
+				}
+				if err := sa.e.installChild(sa, c, false, true); err != nil {
+					sa.e.log.Error("cannot install outbound SA", "sa", sa.logID(), "child", cfg.Name, "err", err)
+				}
+			}
+		}
+		// A rekey: our outbound switches to c only once the peer has the
+		// inbound half, which its Delete of old proves (make-before-break);
+		// the grace timer covers a peer that never sends it.
+		if old.state == childRekeying {
+			sa.e.log.Info("rekey collision: both ends rekey the Child SA", "sa", sa.logID(), "child", cfg.Name)
+		} else {
+			old.state = childRekeyed
+		}
+		old.successor = c
+		c.timers = append(c.timers, sa.e.afterFunc(sa.e.rekeyGrace(), func() { sa.e.graceExpired(old, c) }))
+		return ps, nil
+	}
+	if propFailed {
+		return refuse(message.NotifyNoProposalChosen)
+	}
+	if tsFailed {
+		sa.e.log.Warn("traffic selectors unacceptable", "sa", sa.logID(), "tsi", fmtTS(tsi.Selectors), "tsr", fmtTS(tsr.Selectors))
+	}
+	return refuse(message.NotifyTSUnacceptable)
+}
+
+func refuseWith(t message.NotifyType, data []byte) ([]message.Payload, func()) {
+	return []message.Payload{notify(t, data)}, nil
+}
+
+// switchToSuccessor moves our outbound traffic from old to the Child SA
+// that replaced it in a rekey the peer started.
+func (e *Engine) switchToSuccessor(sa *ikeSA, old *childSA) {
+	s := old.successor
+	if s == nil || s.state == childDead || s.outInst || s.ike != sa {
+		return
+	}
+	if err := e.installChild(sa, s, false, true); err != nil {
+		e.log.Error("cannot install outbound SA", "sa", sa.logID(), "child", s.cfg.Name, "err", err)
+		return
+	}
+	e.log.Info("Child SA rekeyed by peer", "sa", sa.logID(), "child", s.cfg.Name, "old_in", fmt.Sprintf("%08x", old.inSPI), "new_in", fmt.Sprintf("%08x", s.inSPI))
+}
+
+// graceExpired handles a peer that rekeyed old but never deleted it: we
+// switch to the new SA and delete old ourselves.
+func (e *Engine) graceExpired(old, c *childSA) {
+	sa := old.ike
+	if sa == nil || sa.state != StateEstablished || old.successor != c || old.state != childRekeyed || c.state == childDead {
+		return
+	}
+	e.log.Info("peer did not delete the rekeyed Child SA, deleting it", "sa", sa.logID(), "child", old.cfg.Name, "spi_in", fmt.Sprintf("%08x", old.inSPI))
+	e.switchToSuccessor(sa, old)
+	old.state = childDeleting
+	e.deleteOutbound(old)
+	sa.enqueueFirst(&deleteChildTask{children: []*childSA{old}})
+}
+
+// rekeyGrace is how long a rekey responder waits for the peer's Delete of
+// the old Child SA: the peer's whole retransmission schedule.
+func (e *Engine) rekeyGrace() time.Duration {
+	var d time.Duration
+	for n := 0; n <= e.retransmit.Tries; n++ {
+		d += e.retransmit.delay(n)
+	}
+	return d
+}

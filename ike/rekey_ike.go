@@ -1,0 +1,248 @@
+package ike
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/message"
+)
+
+// ikeRekeyTask rekeys the IKE SA with CREATE_CHILD_SA (RFC 7296 §1.3.2,
+// §2.18; strongSwan's ike_rekey): a new IKE SA with new SPIs and a fresh
+// key exchange, keyed from the old SK_d; the Child SAs move to it and the
+// old IKE SA is deleted.
+type ikeRekeyTask struct {
+	next    *ikeSA
+	kex     crypto.KeyExchange
+	group   crypto.GroupID
+	retries int
+	done    chan error
+}
+
+func (*ikeRekeyTask) exchange() message.ExchangeType { return message.ExchangeCreateChildSA }
+
+func (t *ikeRekeyTask) finish(sa *ikeSA, err error) {
+	if t.kex != nil {
+		t.kex.Destroy()
+		t.kex = nil
+	}
+	if sa.ikeRekey == t {
+		sa.ikeRekey = nil
+	}
+	if t.done != nil {
+		signal(t.done, err)
+	}
+}
+
+func (t *ikeRekeyTask) build(sa *ikeSA) ([]message.Payload, error) {
+	if sa.state != StateEstablished || sa.ikeSuccessor != nil || sa.replaced {
+		t.finish(sa, errors.New("IKE SA is going away or was rekeyed by the peer"))
+		return nil, errSkipTask
+	}
+	if t.next == nil {
+		t.next = sa.e.newSA(sa.conn, true, sa.local, sa.remote)
+		t.next.ni = newNonce()
+	}
+	if t.group == 0 {
+		t.group = sa.sel.DH
+	}
+	if t.kex != nil {
+		t.kex.Destroy()
+	}
+	kex, err := crypto.NewKeyExchange(t.group)
+	if err != nil {
+		return nil, fmt.Errorf("key exchange %v: %w", t.group, err)
+	}
+	t.kex = kex
+	sa.ikeRekey = t
+	spi := binary.BigEndian.AppendUint64(nil, t.next.spiI)
+	return []message.Payload{
+		wireSA(sa.conn.IKEProposals, spi, true),
+		&message.Nonce{Data: t.next.ni},
+		&message.KeyExchange{Group: message.DHGroup(t.group), Data: kex.PublicKey()},
+	}, nil
+}
+
+func (t *ikeRekeyTask) abort(sa *ikeSA, err error) {
+	sa.e.log.Warn("IKE SA rekey failed", "sa", sa.logID(), "err", err)
+	if t.next != nil {
+		t.next.destroy()
+		t.next = nil
+	}
+	t.finish(sa, err)
+	if sa.ikeSuccessor == nil {
+		sa.e.retryIKERekey(sa)
+	}
+}
+
+func (t *ikeRekeyTask) process(sa *ikeSA, resp message.Payloads) error {
+	if n := resp.Notify(message.NotifyInvalidKEPayload); n != nil {
+		g, err := n.KEGroup()
+		if err == nil && t.retries < 2 && crypto.GroupID(g) != t.group && offersGroup(sa.conn.IKEProposals, crypto.GroupID(g)) {
+			t.retries++
+			t.group = crypto.GroupID(g)
+			sa.enqueueFirst(t)
+			return nil
+		}
+		t.abort(sa, errors.New("INVALID_KE_PAYLOAD for a group we cannot use"))
+		return nil
+	}
+	for p := range resp.All(message.PayloadNotify) {
+		if n := p.(*message.Notify); n.NotifyType.IsError() {
+			t.abort(sa, fmt.Errorf("peer refused: %v", n.NotifyType))
+			return nil
+		}
+	}
+	saP, _ := resp.Get(message.PayloadSA).(*message.SA)
+	nP, _ := resp.Get(message.PayloadNonce).(*message.Nonce)
+	keP, _ := resp.Get(message.PayloadKE).(*message.KeyExchange)
+	if saP == nil || nP == nil || keP == nil || len(saP.Proposals) != 1 {
+		t.abort(sa, errors.New("response lacks SA, Nonce or KE"))
+		return nil
+	}
+	sel, err := selectProposal(sa.conn.IKEProposals, saP.Proposals, true)
+	if err != nil || len(sel.SPI) != 8 || sel.DH != t.group || crypto.GroupID(keP.Group) != t.group {
+		t.abort(sa, fmt.Errorf("peer chose a proposal we did not offer: %s", describeProposals(saP.Proposals)))
+		return nil
+	}
+	next := t.next
+	next.spiR = binary.BigEndian.Uint64(sel.SPI)
+	if next.spiR == 0 {
+		t.abort(sa, errors.New("responder SPI zero"))
+		return nil
+	}
+	next.nr = append([]byte(nil), nP.Data...)
+	secret, err := t.kex.SharedSecret(keP.Data)
+	if err != nil {
+		t.abort(sa, fmt.Errorf("key exchange: %w", err))
+		return nil
+	}
+	defer crypto.Zero(secret)
+	if err := next.deriveRekeyedKeys(sa, sel, secret); err != nil {
+		t.abort(sa, err)
+		return nil
+	}
+	t.finish(sa, nil)
+	if peer := sa.ikeSuccessor; peer != nil && peer.state != StateDead {
+		// Both ends rekeyed the IKE SA at once (§2.8.1): the new SA with
+		// the lowest nonce is redundant and its initiator deletes it.
+		if bytes.Compare(minNonce(next.ni, next.nr), minNonce(peer.ni, peer.nr)) < 0 {
+			sa.e.log.Info("IKE rekey collision lost, deleting our redundant IKE SA", "sa", next.logID())
+			next.enqueue(&deleteIKETask{})
+			return nil
+		}
+		sa.e.log.Info("IKE rekey collision won", "sa", next.logID())
+	}
+	sa.e.log.Info("IKE SA rekeyed", "old", sa.logID(), "new", next.logID())
+	sa.moveTo(next)
+	sa.enqueue(&deleteIKETask{})
+	return nil
+}
+
+// deriveRekeyedKeys makes the keys of an IKE SA that replaces old
+// (RFC 7296 §2.18) and completes the new SA.
+func (sa *ikeSA) deriveRekeyedKeys(old *ikeSA, sel selected, secret []byte) error {
+	prf, err := crypto.NewPRF(sel.PRF)
+	if err != nil {
+		return err
+	}
+	keys, err := crypto.DeriveRekeyedIKEKeys(old.sel.PRF, old.keys.SKd, sel.Suite(), secret, sa.ni, sa.nr, sa.spiI, sa.spiR)
+	if err != nil {
+		return fmt.Errorf("rekeyed IKE keys: %w", err)
+	}
+	sa.sel, sa.prf, sa.keys = sel, prf, keys
+	if sa.out, sa.in, err = keys.Protectors(sa.initiator); err != nil {
+		return fmt.Errorf("IKE protectors: %w", err)
+	}
+	sa.e.logIKEKeys(sa)
+	sa.remoteID = old.remoteID
+	sa.peerHashes = old.peerHashes
+	sa.natLocal, sa.natRemote = old.natLocal, old.natRemote
+	sa.local, sa.remote = old.local, old.remote
+	sa.established()
+	return nil
+}
+
+// moveTo hands the Child SAs and the queued Child SA work of a rekeyed IKE
+// SA to its replacement.
+func (sa *ikeSA) moveTo(next *ikeSA) {
+	sa.replaced = true
+	for _, c := range sa.children {
+		c.ike = next
+		next.children = append(next.children, c)
+	}
+	sa.children = nil
+	var keep []task
+	for _, t := range sa.queue {
+		if ct, ok := t.(*createChildTask); ok {
+			next.queue = append(next.queue, ct)
+			continue
+		}
+		keep = append(keep, t)
+	}
+	sa.queue = keep
+	next.next()
+}
+
+// respondRekeyIKE answers the peer's rekey of this IKE SA.
+func respondRekeyIKE(sa *ikeSA, req message.Payloads) ([]message.Payload, func()) {
+	refuse := func(t message.NotifyType, data []byte) ([]message.Payload, func()) {
+		return []message.Payload{notify(t, data)}, nil
+	}
+	if sa.state != StateEstablished || sa.ikeSuccessor != nil || sa.replaced {
+		// Rekeyed already, by the peer or (a collision the peer has not
+		// seen yet) by us: §2.25.
+		return refuse(message.NotifyTemporaryFailure, nil)
+	}
+	for _, c := range sa.children {
+		if c.state == childRekeying {
+			// A Child SA rekey of ours is in flight on this IKE SA; let it
+			// finish first (§2.25).
+			return refuse(message.NotifyTemporaryFailure, nil)
+		}
+	}
+	saP, _ := req.Get(message.PayloadSA).(*message.SA)
+	nP, _ := req.Get(message.PayloadNonce).(*message.Nonce)
+	keP, _ := req.Get(message.PayloadKE).(*message.KeyExchange)
+	if nP == nil || keP == nil {
+		return refuse(message.NotifyInvalidSyntax, nil)
+	}
+	sel, err := selectProposal(sa.conn.IKEProposals, saP.Proposals, true)
+	if err != nil || len(sel.SPI) != 8 || binary.BigEndian.Uint64(sel.SPI) == 0 {
+		sa.e.log.Warn("no IKE proposal chosen for rekey", "sa", sa.logID(), "received", describeProposals(saP.Proposals))
+		return refuse(message.NotifyNoProposalChosen, nil)
+	}
+	if crypto.GroupID(keP.Group) != sel.DH {
+		var g [2]byte
+		binary.BigEndian.PutUint16(g[:], uint16(sel.DH))
+		return refuse(message.NotifyInvalidKEPayload, g[:])
+	}
+	pub, secret, err := crypto.RespondKeyExchange(sel.DH, keP.Data)
+	if err != nil {
+		sa.e.log.Warn("bad key exchange data", "sa", sa.logID(), "err", err)
+		return refuse(message.NotifyInvalidSyntax, nil)
+	}
+	defer crypto.Zero(secret)
+	next := sa.e.newSA(sa.conn, false, sa.local, sa.remote)
+	next.spiI = binary.BigEndian.Uint64(sel.SPI)
+	next.ni, next.nr = append([]byte(nil), nP.Data...), newNonce()
+	if err := next.deriveRekeyedKeys(sa, sel, secret); err != nil {
+		sa.e.log.Error("rekeyed IKE keys", "sa", sa.logID(), "err", err)
+		next.destroy()
+		return refuse(message.NotifyTemporaryFailure, nil)
+	}
+	if sa.ikeRekey != nil {
+		sa.e.log.Info("IKE rekey collision: both ends rekey", "sa", sa.logID())
+	}
+	// The Child SAs move when the peer deletes this IKE SA (or at once if
+	// our own colliding rekey wins).
+	sa.ikeSuccessor = next
+	return []message.Payload{
+		sel.wire(message.ProtocolIKE, binary.BigEndian.AppendUint64(nil, next.spiR)),
+		&message.Nonce{Data: next.nr},
+		&message.KeyExchange{Group: message.DHGroup(sel.DH), Data: pub},
+	}, nil
+}
