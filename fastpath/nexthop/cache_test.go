@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/xdpsec/xdpsec/fastpath"
 )
@@ -191,6 +192,18 @@ func TestLookupConcurrent(t *testing.T) {
 		case <-tb.queue:
 		default:
 		}
+	}
+	// On a loaded machine the writer can finish before the readers ran
+	// at all; let them do some work against the final state too.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if st := tb.Stats(); st.Hits+st.Misses > 10_000 {
+			break
+		}
+		select {
+		case <-tb.queue:
+		default:
+		}
+		time.Sleep(time.Millisecond)
 	}
 	close(stop)
 	wg.Wait()
