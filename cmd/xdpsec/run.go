@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/xdpsec/xdpsec/internal/config"
+	"github.com/xdpsec/xdpsec/internal/daemon"
+)
+
+func init() {
+	register("run", "run the gateway daemon (-c FILE; --check validates only)", runDaemon)
+}
+
+func runDaemon(args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	file := fs.String("c", "/etc/xdpsec/xdpsec.yaml", "configuration file")
+	check := fs.Bool("check", false, "validate the configuration and exit")
+	cleanup := fs.Bool("cleanup", false, "detach and unpin what a crashed daemon left for this configuration, and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if *check {
+		defer cfg.Wipe()
+		mode := "two-arm"
+		if cfg.OneArm() {
+			mode = "one-arm"
+		}
+		fmt.Printf("%s: ok (%s, lan %s, wan %s, %d queues, %d SAs, %d policies)\n",
+			*file, mode, cfg.LAN, cfg.WAN, cfg.Queues, len(cfg.SAs), len(cfg.Policies))
+		return 0
+	}
+	if *cleanup {
+		cfg.Wipe()
+		if err := daemon.Cleanup(cfg); err != nil {
+			fmt.Fprintln(os.Stderr, "xdpsec run --cleanup:", err)
+			return 1
+		}
+		return 0
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log.Info("xdpsec starting", "version", version, "config", *file, "pid", os.Getpid())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := daemon.Run(ctx, cfg, log); err != nil {
+		log.Error("xdpsec", "err", err)
+		return 1
+	}
+	log.Info("xdpsec stopped")
+	return 0
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/xdpsec/xdpsec/internal/config"
+	"github.com/xdpsec/xdpsec/internal/control"
+)
+
+func init() {
+	register("show", "show sa|policy|stats of the running daemon [-o json] [--socket PATH | -c FILE]", runShow)
+}
+
+func runShow(args []string) int {
+	fs := flag.NewFlagSet("show", flag.ContinueOnError)
+	out := fs.String("o", "text", "output: text or json")
+	sock := fs.String("socket", "", "control socket of the daemon")
+	file := fs.String("c", "", "configuration file naming the control socket")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: xdpsec show sa|policy|stats [-o json] [--socket PATH | -c FILE]")
+		fs.PrintDefaults()
+	}
+	// The object may come before or after the flags.
+	var what string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		what, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if what == "" && fs.NArg() > 0 {
+		what = fs.Arg(0)
+	}
+	switch what {
+	case "sa", "sas", "policy", "policies", "stats":
+	default:
+		fs.Usage()
+		return 2
+	}
+	if *out != "text" && *out != "json" {
+		fmt.Fprintln(os.Stderr, "xdpsec show: -o is text or json")
+		return 2
+	}
+	path := *sock
+	if path == "" {
+		path = config.DefaultControl
+		if *file != "" {
+			cfg, err := config.Load(*file)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			path = cfg.Control
+			cfg.Wipe()
+		}
+	}
+	s, err := control.Query(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xdpsec show:", err)
+		return 1
+	}
+	if *out == "json" {
+		var v any = s
+		switch what {
+		case "sa", "sas":
+			v = s.SAs
+		case "policy", "policies":
+			v = s.Policies
+		case "stats":
+			v = struct {
+				Workers  []control.Worker             `json:"workers"`
+				XDP      map[string]map[string]uint64 `json:"xdp"`
+				XSK      []control.XSK                `json:"xsk"`
+				NextHops map[string]map[string]uint64 `json:"next_hops,omitempty"`
+			}{s.Workers, s.XDP, s.XSK, s.NextHops}
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			return 1
+		}
+		return 0
+	}
+	switch what {
+	case "sa", "sas":
+		printSAs(os.Stdout, s)
+	case "policy", "policies":
+		printPolicies(os.Stdout, s)
+	case "stats":
+		printStats(os.Stdout, s)
+	}
+	return 0
+}
+
+// printSAs writes the SAs the way `show crypto ipsec sa` does: the
+// endpoints, then per SA its counters and each drop cause by name.
+func printSAs(w io.Writer, s *control.Snapshot) {
+	fmt.Fprintf(w, "xdpsec pid %d, config %s, up %v\n", s.PID, s.Config, s.Now.Sub(s.Started).Round(time.Second))
+	for _, ifc := range s.Interfaces {
+		fmt.Fprintf(w, "interface: %s (ifindex %d), xdp %s %s\n", ifc.Name, ifc.Ifindex, ifc.Role, ifc.XDPMode)
+	}
+	for _, sa := range s.SAs {
+		fmt.Fprintf(w, "\n  sa %s: spi 0x%08X (%d), %s, %s, %s\n", sa.Name, sa.SPI, sa.SPI, dirLong(sa.Dir), sa.Mode, sa.Suite)
+		encap := "ESP"
+		if sa.UDPDst != 0 {
+			encap = fmt.Sprintf("ESP-in-UDP %d->%d", sa.UDPSrc, sa.UDPDst)
+		}
+		fmt.Fprintf(w, "    local crypto endpt.: %s, remote crypto endpt.: %s, %s\n", sa.Local, sa.Remote, encap)
+		for _, sel := range sa.Selectors {
+			fmt.Fprintf(w, "    selector: %s\n", sel)
+		}
+		if len(sa.Selectors) == 0 {
+			fmt.Fprintf(w, "    selector: any\n")
+		}
+		state := "active"
+		if !sa.Usable {
+			state = "expired"
+		} else if sa.NeedsRekey {
+			state = "active, rekey due"
+		}
+		esn := "no"
+		if sa.ESN {
+			esn = "yes"
+		}
+		fmt.Fprintf(w, "    status: %s, esn: %s, created %s\n", state, esn, sa.Created.Format(time.RFC3339))
+		if sa.Dir == "out" {
+			fmt.Fprintf(w, "    #pkts encaps: %d, #pkts encrypt: %d, #bytes: %d, seq: %d\n", sa.Packets, sa.Packets, sa.Bytes, sa.Seq)
+		} else {
+			fmt.Fprintf(w, "    #pkts decaps: %d, #pkts decrypt: %d, #pkts verify: %d, #bytes: %d\n", sa.Packets, sa.Packets, sa.Packets, sa.Bytes)
+			if sa.ReplayWin > 0 {
+				fmt.Fprintf(w, "    replay window: %d, top: %d\n", sa.ReplayWin, sa.ReplayTop)
+			} else {
+				fmt.Fprintf(w, "    replay window: off\n")
+			}
+		}
+		var total uint64
+		for _, n := range sa.Drops {
+			total += n
+		}
+		fmt.Fprintf(w, "    #pkts dropped: %d\n", total)
+		for _, r := range sortedKeys(sa.Drops) {
+			fmt.Fprintf(w, "      %-18s %d\n", r+":", sa.Drops[r])
+		}
+	}
+}
+
+func dirLong(d string) string {
+	if d == "in" {
+		return "inbound"
+	}
+	return "outbound"
+}
+
+func printPolicies(w io.Writer, s *control.Snapshot) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tNAME\tSELECTOR\tACTION\tSA")
+	for i, p := range s.Policies {
+		sa := "-"
+		if p.SA != "" {
+			sa = fmt.Sprintf("%s (0x%08x)", p.SA, p.SPI)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i, p.Name, p.Selector, p.Action, sa)
+	}
+	tw.Flush()
+}
+
+func printStats(w io.Writer, s *control.Snapshot) {
+	for _, wk := range s.Workers {
+		cpu := "any"
+		if wk.CPU >= 0 {
+			cpu = fmt.Sprint(wk.CPU)
+		}
+		fmt.Fprintf(w, "worker %d (queue %d, cpu %s)\n", wk.ID, wk.Queue, cpu)
+		printMap(w, "  ", wk.Counters)
+		if len(wk.Drops) > 0 {
+			fmt.Fprintf(w, "  drops:\n")
+			printMap(w, "    ", wk.Drops)
+		}
+	}
+	for _, prog := range sortedKeys(s.XDP) {
+		fmt.Fprintf(w, "xdp %s\n", prog)
+		printMap(w, "  ", s.XDP[prog])
+	}
+	for _, x := range s.XSK {
+		fmt.Fprintf(w, "xsk %s queue %d (zero-copy %v)\n", x.Interface, x.Queue, x.ZeroCopy)
+		printMap(w, "  ", x.Counters)
+	}
+	for _, ifc := range sortedKeys(s.NextHops) {
+		fmt.Fprintf(w, "next hops %s\n", ifc)
+		printMap(w, "  ", s.NextHops[ifc])
+	}
+}
+
+func printMap(w io.Writer, indent string, m map[string]uint64) {
+	for _, k := range sortedKeys(m) {
+		fmt.Fprintf(w, "%s%-26s %d\n", indent, k+":", m[k])
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

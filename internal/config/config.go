@@ -1,0 +1,921 @@
+package config
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/sad"
+	"github.com/xdpsec/xdpsec/sad/spd"
+)
+
+// Limits that keep a hostile or mistaken file from costing much.
+const (
+	maxFileSize    = 4 << 20 // the configuration file
+	maxKeyFileSize = 4 << 10 // a key file: hex of at most a few hundred bytes
+	maxErrors      = 20      // errors reported before giving up
+)
+
+// Defaults for fields the file leaves out.
+const (
+	DefaultControl  = "/run/xdpsec/xdpsec.sock"
+	DefaultNATTPort = 4500
+	DefaultQueues   = 1
+)
+
+// Config is a checked gateway configuration.
+type Config struct {
+	// File is the path the configuration was read from.
+	File string
+
+	// LAN is the protected interface, WAN the unprotected one; the same
+	// name for both is one-arm mode.
+	LAN, WAN string
+	// Queues is the number of receive queues served, 0..Queues-1, one
+	// worker each.
+	Queues int
+	// XDPMode is how the steering program is attached.
+	XDPMode bpf.AttachMode
+	// CPUs, when set, pins worker i to CPUs[i]; len(CPUs) == Queues.
+	CPUs []int
+
+	// DefaultAction is what happens to LAN traffic no policy matches:
+	// spd.Discard (the default: fail closed) or spd.Bypass.
+	DefaultAction spd.Action
+	// NATTPort is the UDP port of ESP-in-UDP (RFC 3948).
+	NATTPort uint16
+	// PinPath is the bpffs directory the XDP objects are pinned under;
+	// empty means nothing outlives the daemon (no fail-closed across a
+	// crash).
+	PinPath string
+	// Control is the Unix socket `xdpsec show` talks to.
+	Control string
+	// Metrics is the host:port of the Prometheus endpoint; empty: none.
+	Metrics string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// StateFile keeps the outbound SAs' sequence-number reservations
+	// across restarts, so a restarted daemon never reuses a sequence
+	// number its peer has already seen (which the peer's anti-replay
+	// window would drop). Default: the control socket's path with
+	// ".seq" in place of its extension.
+	StateFile string
+
+	SAs      []SA
+	Policies []Policy
+}
+
+// OneArm reports whether one interface is both the protected and the
+// unprotected side.
+func (c *Config) OneArm() bool { return c.LAN == c.WAN }
+
+// SA is one manually keyed SA.
+type SA struct {
+	// Line is where the SA is defined, for later errors.
+	Line int
+	sad.Config
+}
+
+// Policy is one SPD entry, in the file's order.
+type Policy struct {
+	Line     int
+	Name     string
+	Selector sad.Selector
+	Action   spd.Action
+	// SA names the outbound SA of a PROTECT policy.
+	SA string
+}
+
+// Wipe overwrites the key material the configuration holds. Call it once
+// the SAs are built.
+func (c *Config) Wipe() {
+	for i := range c.SAs {
+		clear(c.SAs[i].Key)
+		clear(c.SAs[i].IntegKey)
+	}
+}
+
+// Error is one configuration error: where it is and what is wrong.
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Field, e.Msg)
+}
+
+// Load reads and checks the configuration in path.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	if len(b) > maxFileSize {
+		return nil, fmt.Errorf("config: %s: larger than %d bytes", path, maxFileSize)
+	}
+	return Parse(path, b)
+}
+
+// Parse checks the configuration in b; name is used in errors and as the
+// base for relative key_file paths.
+func Parse(name string, b []byte) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &Error{File: name, Line: 1, Msg: "empty configuration"}
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	d := &decoder{file: name, dir: filepath.Dir(name)}
+	c := &Config{
+		File: name, Queues: DefaultQueues, XDPMode: bpf.ModeAuto,
+		DefaultAction: spd.Discard, NATTPort: DefaultNATTPort,
+		Control: DefaultControl, LogLevel: "info",
+	}
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	d.top(doc, c)
+	if len(d.errs) == 0 {
+		d.check(doc, c)
+	}
+	if len(d.errs) > 0 {
+		c.Wipe()
+		return nil, errors.Join(d.errs...)
+	}
+	return c, nil
+}
+
+type decoder struct {
+	file string
+	dir  string
+	errs []error
+}
+
+func (d *decoder) errf(n *yaml.Node, field, format string, args ...any) {
+	if len(d.errs) == maxErrors {
+		d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Msg: "too many errors"})
+	}
+	if len(d.errs) > maxErrors {
+		return
+	}
+	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// mapping calls f for each key of a mapping node, refusing unknown and
+// repeated keys. known lists the accepted keys.
+func (d *decoder) mapping(n *yaml.Node, path string, known []string, f func(key string, v *yaml.Node)) {
+	if n.Kind != yaml.MappingNode {
+		d.errf(n, path, "expected a mapping")
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		field := join(path, k.Value)
+		if k.Kind != yaml.ScalarNode {
+			d.errf(k, path, "keys must be plain names")
+			continue
+		}
+		if seen[k.Value] {
+			d.errf(k, field, "given twice")
+			continue
+		}
+		seen[k.Value] = true
+		ok := false
+		for _, kk := range known {
+			if kk == k.Value {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			d.errf(k, field, "unknown field (known: %s)", strings.Join(known, ", "))
+			continue
+		}
+		f(k.Value, v)
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func (d *decoder) scalar(n *yaml.Node, field string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		d.errf(n, field, "expected a single value")
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (d *decoder) str(n *yaml.Node, field string) string {
+	s, _ := d.scalar(n, field)
+	return s
+}
+
+func (d *decoder) integer(n *yaml.Node, field string, lo, hi int64) (int64, bool) {
+	s, ok := d.scalar(n, field)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 0, 64)
+	if err != nil {
+		d.errf(n, field, "%q is not an integer", s)
+		return 0, false
+	}
+	if v < lo || v > hi {
+		d.errf(n, field, "%d out of range [%d, %d]", v, lo, hi)
+		return 0, false
+	}
+	return v, true
+}
+
+func (d *decoder) boolean(n *yaml.Node, field string) bool {
+	s, ok := d.scalar(n, field)
+	if !ok {
+		return false
+	}
+	switch strings.ToLower(s) {
+	case "true", "yes", "on":
+		return true
+	case "false", "no", "off":
+		return false
+	}
+	d.errf(n, field, "%q is not true or false", s)
+	return false
+}
+
+func (d *decoder) duration(n *yaml.Node, field string) time.Duration {
+	s, ok := d.scalar(n, field)
+	if !ok {
+		return 0
+	}
+	if s == "0" {
+		return 0
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		d.errf(n, field, "%q is not a duration such as 50m or 1h", s)
+		return 0
+	}
+	return v
+}
+
+func (d *decoder) top(n *yaml.Node, c *Config) {
+	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies"}
+	var sasNode, polNode *yaml.Node
+	d.mapping(n, "", known, func(k string, v *yaml.Node) {
+		switch k {
+		case "interfaces":
+			d.interfaces(v, c)
+		case "default_action":
+			switch s := d.str(v, k); s {
+			case "discard", "drop":
+				c.DefaultAction = spd.Discard
+			case "bypass", "pass":
+				c.DefaultAction = spd.Bypass
+			default:
+				d.errf(v, k, "%q is neither discard nor bypass", s)
+			}
+		case "nat_t_port":
+			if p, ok := d.integer(v, k, 1, 65535); ok {
+				if p == 500 {
+					d.errf(v, k, "500 is IKE's port")
+				}
+				c.NATTPort = uint16(p)
+			}
+		case "pin_path":
+			c.PinPath = d.str(v, k)
+			if c.PinPath != "" && !filepath.IsAbs(c.PinPath) {
+				d.errf(v, k, "must be an absolute path on a bpf filesystem")
+			}
+		case "control":
+			c.Control = d.str(v, k)
+			if c.Control == "" {
+				d.errf(v, k, "must not be empty")
+			}
+		case "metrics":
+			c.Metrics = d.str(v, k)
+		case "state_file":
+			c.StateFile = d.str(v, k)
+		case "log_level":
+			c.LogLevel = d.str(v, k)
+			switch c.LogLevel {
+			case "debug", "info", "warn", "error":
+			default:
+				d.errf(v, k, "%q is not debug, info, warn or error", c.LogLevel)
+			}
+		case "sas":
+			sasNode = v
+		case "policies":
+			polNode = v
+		}
+	})
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	if sasNode != nil {
+		d.seq(sasNode, "sas", func(i int, e *yaml.Node) {
+			if sa, ok := d.sa(e, fmt.Sprintf("sas[%d]", i), c); ok {
+				c.SAs = append(c.SAs, sa)
+			}
+		})
+	}
+	if polNode != nil {
+		d.seq(polNode, "policies", func(i int, e *yaml.Node) {
+			if p, ok := d.policy(e, fmt.Sprintf("policies[%d]", i)); ok {
+				c.Policies = append(c.Policies, p)
+			}
+		})
+	}
+	if c.LAN == "" || c.WAN == "" {
+		d.errf(n, "interfaces", "lan and wan are required (the same name for one-arm)")
+	}
+	if c.StateFile == "" {
+		c.StateFile = strings.TrimSuffix(c.Control, filepath.Ext(c.Control)) + ".seq"
+	}
+}
+
+func (d *decoder) seq(n *yaml.Node, field string, f func(int, *yaml.Node)) {
+	if n.Kind != yaml.SequenceNode {
+		d.errf(n, field, "expected a list")
+		return
+	}
+	for i, e := range n.Content {
+		f(i, e)
+	}
+}
+
+func (d *decoder) interfaces(n *yaml.Node, c *Config) {
+	var cpusNode *yaml.Node
+	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus"}, func(k string, v *yaml.Node) {
+		f := "interfaces." + k
+		switch k {
+		case "lan":
+			c.LAN = d.str(v, f)
+		case "wan":
+			c.WAN = d.str(v, f)
+		case "queues":
+			if q, ok := d.integer(v, f, 1, bpf.MaxQueues); ok {
+				c.Queues = int(q)
+			}
+		case "xdp_mode":
+			m, err := bpf.ParseAttachMode(d.str(v, f))
+			if err != nil {
+				d.errf(v, f, "%q is not auto, native or generic", v.Value)
+			}
+			c.XDPMode = m
+		case "cpus":
+			cpusNode = v
+			d.seq(v, f, func(i int, e *yaml.Node) {
+				if cpu, ok := d.integer(e, fmt.Sprintf("%s[%d]", f, i), 0, 4095); ok {
+					c.CPUs = append(c.CPUs, int(cpu))
+				}
+			})
+		}
+	})
+	if cpusNode != nil && len(c.CPUs) > 0 && len(c.CPUs) != c.Queues {
+		d.errf(cpusNode, "interfaces.cpus", "%d CPUs for %d queues: give one per queue, or none", len(c.CPUs), c.Queues)
+	}
+	for _, name := range []string{c.LAN, c.WAN} {
+		if len(name) > 15 || strings.ContainsAny(name, "/ \t") {
+			d.errf(n, "interfaces", "%q is not an interface name", name)
+		}
+	}
+}
+
+var saFields = []string{
+	"name", "spi", "dir", "mode", "local", "remote", "suite", "key", "key_file",
+	"integ_key", "integ_key_file", "esn", "replay_window", "udp_encap", "df", "ttl",
+	"selectors", "lifetime", "reqid",
+}
+
+func (d *decoder) sa(n *yaml.Node, path string, c *Config) (SA, bool) {
+	sa := SA{Line: n.Line}
+	sa.Mode = sad.Tunnel
+	nerr := len(d.errs)
+	var keyNode, integNode, suiteNode *yaml.Node
+	var key, integ []byte
+	haveKey, haveInteg := 0, 0
+	d.mapping(n, path, saFields, func(k string, v *yaml.Node) {
+		f := path + "." + k
+		switch k {
+		case "name":
+			sa.Name = d.str(v, f)
+		case "spi":
+			// RFC 4303 §2.1: 1..255 are reserved by IANA, 0 is never sent.
+			if s, ok := d.integer(v, f, 256, 0xffffffff); ok {
+				sa.SPI = uint32(s)
+			}
+		case "dir":
+			switch s := d.str(v, f); s {
+			case "in", "inbound":
+				sa.Dir = sad.Inbound
+			case "out", "outbound":
+				sa.Dir = sad.Outbound
+			default:
+				d.errf(v, f, "%q is neither in nor out", s)
+			}
+		case "mode":
+			switch s := d.str(v, f); s {
+			case "tunnel":
+				sa.Mode = sad.Tunnel
+			case "transport":
+				sa.Mode = sad.Transport
+			default:
+				d.errf(v, f, "%q is neither tunnel nor transport", s)
+			}
+		case "local", "remote":
+			a, err := netip.ParseAddr(d.str(v, f))
+			if err != nil || a.Zone() != "" {
+				d.errf(v, f, "%q is not an IP address", v.Value)
+			}
+			if k == "local" {
+				sa.Local = a
+			} else {
+				sa.Remote = a
+			}
+		case "suite":
+			suiteNode = v
+			s, err := sad.ParseSuite(d.str(v, f))
+			if err != nil {
+				d.errf(v, f, "%v", err)
+			}
+			sa.Suite = s
+		case "key", "key_file":
+			keyNode = v
+			if haveKey++; haveKey > 1 {
+				d.errf(v, path+".key", "give key or key_file, not both")
+				return
+			}
+			key = d.keyMaterial(v, f, k == "key_file")
+		case "integ_key", "integ_key_file":
+			integNode = v
+			if haveInteg++; haveInteg > 1 {
+				d.errf(v, path+".integ_key", "give integ_key or integ_key_file, not both")
+				return
+			}
+			integ = d.keyMaterial(v, f, k == "integ_key_file")
+		case "esn":
+			sa.ESN = d.boolean(v, f)
+		case "replay_window":
+			if w, ok := d.integer(v, f, 0, 1<<20); ok {
+				if w == 0 {
+					sa.NoReplay = true
+				} else if w < 32 {
+					d.errf(v, f, "%d is too small: 0 (anti-replay off) or 32 and more", w)
+				}
+				sa.ReplayWindow = int(w)
+			}
+		case "udp_encap":
+			d.udpEncap(v, f, c, &sa)
+		case "df":
+			switch s := d.str(v, f); s {
+			case "copy":
+				sa.DF = sad.DFCopy
+			case "set":
+				sa.DF = sad.DFSet
+			case "clear":
+				sa.DF = sad.DFClear
+			default:
+				d.errf(v, f, "%q is not copy, set or clear", s)
+			}
+		case "ttl":
+			if t, ok := d.integer(v, f, 1, 255); ok {
+				sa.TTL = uint8(t)
+			}
+		case "selectors":
+			d.seq(v, f, func(i int, e *yaml.Node) {
+				if s, ok := d.selector(e, fmt.Sprintf("%s[%d]", f, i), []string{"src", "dst", "proto", "sport", "dport"}, nil); ok {
+					sa.Selectors = append(sa.Selectors, s)
+				}
+			})
+		case "lifetime":
+			d.lifetime(v, f, &sa.Lifetime)
+		case "reqid":
+			if r, ok := d.integer(v, f, 0, 0xffffffff); ok {
+				sa.ReqID = uint32(r)
+			}
+		}
+	})
+	if len(d.errs) > nerr || n.Kind != yaml.MappingNode {
+		clear(key)
+		clear(integ)
+		return sa, false
+	}
+	need := func(ok bool, field string) {
+		if !ok {
+			d.errf(n, path+"."+field, "required")
+		}
+	}
+	need(sa.Name != "", "name")
+	need(sa.SPI != 0, "spi")
+	need(sa.Dir != 0, "dir")
+	need(suiteNode != nil, "suite")
+	need(sa.Local.IsValid(), "local")
+	need(sa.Remote.IsValid(), "remote")
+	if sa.Local.IsValid() && sa.Remote.IsValid() && sa.Local.Is4() != sa.Remote.Is4() {
+		d.errf(n, path+".remote", "local and remote are of different address families")
+	}
+	if suiteNode != nil && len(d.errs) == nerr {
+		// Lengths only: the key itself never appears in an error.
+		if want := sa.Suite.KeyLen(); len(key) != want {
+			at := n
+			if keyNode != nil {
+				at = keyNode
+			}
+			d.errf(at, path+".key", "%d bytes, %s needs %d%s", len(key), sa.Suite, want, saltNote(sa.Suite))
+		}
+		if want := sa.Suite.IntegKeyLen(); !sa.Suite.IsAEAD() && len(integ) != want {
+			at := n
+			if integNode != nil {
+				at = integNode
+			}
+			d.errf(at, path+".integ_key", "%d bytes, %s needs %d", len(integ), sa.Suite, want)
+		} else if sa.Suite.IsAEAD() && integNode != nil {
+			d.errf(integNode, path+".integ_key", "%s is an AEAD suite: it has no separate integrity key", sa.Suite)
+		}
+	}
+	sa.Key, sa.IntegKey = key, integ
+	if len(d.errs) == nerr {
+		if err := sa.Config.Validate(); err != nil {
+			d.errf(n, path, "%v", err)
+		}
+	}
+	if len(d.errs) > nerr {
+		clear(key)
+		clear(integ)
+		return sa, false
+	}
+	return sa, true
+}
+
+func saltNote(s sad.Suite) string {
+	if s.IsAEAD() {
+		return " (the key followed by the 4-byte salt)"
+	}
+	return ""
+}
+
+// keyMaterial reads a hex key, inline or from a file relative to the
+// configuration's directory. Errors never quote the key.
+func (d *decoder) keyMaterial(n *yaml.Node, field string, fromFile bool) []byte {
+	s, ok := d.scalar(n, field)
+	if !ok {
+		return nil
+	}
+	if fromFile {
+		p := s
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(d.dir, p)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			d.errf(n, field, "%v", err)
+			return nil
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+		if err != nil {
+			d.errf(n, field, "%s: %v", p, err)
+			return nil
+		}
+		if len(b) > maxKeyFileSize {
+			d.errf(n, field, "%s: larger than %d bytes", p, maxKeyFileSize)
+			return nil
+		}
+		s = string(b)
+		clear(b)
+	}
+	k, err := parseHex(s)
+	if err != nil {
+		d.errf(n, field, "%v", err)
+		return nil
+	}
+	return k
+}
+
+// parseHex accepts hex digits with an optional 0x and ':' or white-space
+// separators. Its errors give positions, never the digits.
+func parseHex(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
+	clean := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case ':', ' ', '\t', '\n', '\r', '_':
+		default:
+			clean = append(clean, c)
+		}
+	}
+	if len(clean) == 0 {
+		return nil, errors.New("empty key")
+	}
+	if len(clean)%2 != 0 {
+		clear(clean)
+		return nil, fmt.Errorf("odd number of hex digits (%d)", len(clean))
+	}
+	k := make([]byte, len(clean)/2)
+	if _, err := hex.Decode(k, clean); err != nil {
+		clear(clean)
+		clear(k)
+		return nil, errors.New("not hexadecimal")
+	}
+	clear(clean)
+	return k, nil
+}
+
+func (d *decoder) udpEncap(n *yaml.Node, field string, c *Config, sa *SA) {
+	if n.Kind == yaml.ScalarNode {
+		if d.boolean(n, field) {
+			// Both ports the configured NAT-T port; the port is applied in
+			// check, after nat_t_port is known.
+			sa.Encap = sad.UDPEncap{SrcPort: 0xffff, DstPort: 0xffff}
+		}
+		return
+	}
+	d.mapping(n, field, []string{"src", "dst"}, func(k string, v *yaml.Node) {
+		p, ok := d.integer(v, field+"."+k, 1, 65535)
+		if !ok {
+			return
+		}
+		if k == "src" {
+			sa.Encap.SrcPort = uint16(p)
+		} else {
+			sa.Encap.DstPort = uint16(p)
+		}
+	})
+	if sa.Encap.SrcPort == 0 || sa.Encap.DstPort == 0 {
+		d.errf(n, field, "give both src and dst ports (or true for the NAT-T port)")
+	}
+}
+
+func (d *decoder) lifetime(n *yaml.Node, field string, lt *sad.Lifetime) {
+	d.mapping(n, field, []string{"soft", "hard"}, func(k string, v *yaml.Node) {
+		l := &lt.Soft
+		if k == "hard" {
+			l = &lt.Hard
+		}
+		f := field + "." + k
+		d.mapping(v, f, []string{"time", "bytes", "packets"}, func(kk string, vv *yaml.Node) {
+			switch kk {
+			case "time":
+				l.Time = d.duration(vv, f+".time")
+			case "bytes":
+				if b, ok := d.integer(vv, f+".bytes", 0, 1<<62); ok {
+					l.Bytes = uint64(b)
+				}
+			case "packets":
+				if p, ok := d.integer(vv, f+".packets", 0, 1<<62); ok {
+					l.Packets = uint64(p)
+				}
+			}
+		})
+	})
+	soft, hard := lt.Soft, lt.Hard
+	bad := func(s, h uint64) bool { return s != 0 && h != 0 && s > h }
+	if bad(uint64(soft.Time), uint64(hard.Time)) || bad(soft.Bytes, hard.Bytes) || bad(soft.Packets, hard.Packets) {
+		d.errf(n, field, "a soft limit exceeds its hard limit")
+	}
+}
+
+// selector reads src, dst, proto, sport and dport; extra fields go to f.
+func (d *decoder) selector(n *yaml.Node, path string, known []string, extra func(k string, v *yaml.Node)) (sad.Selector, bool) {
+	var s sad.Selector
+	nerr := len(d.errs)
+	var portNode *yaml.Node
+	d.mapping(n, path, known, func(k string, v *yaml.Node) {
+		f := path + "." + k
+		switch k {
+		case "src", "dst":
+			p, err := parsePrefix(d.str(v, f))
+			if err != nil {
+				d.errf(v, f, "%v", err)
+			}
+			if k == "src" {
+				s.Src = p
+			} else {
+				s.Dst = p
+			}
+		case "proto":
+			pr, err := parseProto(d.str(v, f))
+			if err != nil {
+				d.errf(v, f, "%v", err)
+			}
+			s.Proto = pr
+		case "sport", "dport":
+			portNode = v
+			r, err := parsePorts(d.str(v, f))
+			if err != nil {
+				d.errf(v, f, "%v", err)
+			}
+			if k == "sport" {
+				s.SrcPorts = r
+			} else {
+				s.DstPorts = r
+			}
+		default:
+			extra(k, v)
+		}
+	})
+	if s.Src.IsValid() && s.Dst.IsValid() && s.Src.Addr().Is4() != s.Dst.Addr().Is4() {
+		d.errf(n, path+".dst", "src and dst are of different address families")
+	}
+	if portNode != nil && (!s.SrcPorts.AnyPort() || !s.DstPorts.AnyPort()) {
+		switch s.Proto {
+		case 6, 17, 132, 136:
+		default:
+			d.errf(portNode, path+".proto", "ports need proto tcp, udp, sctp or udplite")
+		}
+	}
+	return s, len(d.errs) == nerr
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if s == "" || s == "any" {
+		return netip.Prefix{}, nil
+	}
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a prefix", s)
+		}
+		if p.Addr().Zone() != "" || p.Addr().Is4In6() {
+			return netip.Prefix{}, fmt.Errorf("%q: no zones or IPv4-mapped prefixes", s)
+		}
+		if p.Masked() != p {
+			return netip.Prefix{}, fmt.Errorf("%q has host bits set (did you mean %s?)", s, p.Masked())
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" || a.Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or prefix", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+var protoNames = map[string]uint8{
+	"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51,
+	"icmpv6": 58, "ipv6-icmp": 58, "sctp": 132, "udplite": 136,
+}
+
+func parseProto(s string) (uint8, error) {
+	if s == "" || s == "any" {
+		return 0, nil
+	}
+	if p, ok := protoNames[strings.ToLower(s)]; ok {
+		return p, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 8)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("%q is not a protocol (a name such as tcp, or 1..255, or any)", s)
+	}
+	return uint8(v), nil
+}
+
+func parsePorts(s string) (sad.PortRange, error) {
+	if s == "" || s == "any" {
+		return sad.PortRange{}, nil
+	}
+	lo, hi, isRange := strings.Cut(s, "-")
+	a, err := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	if err != nil {
+		return sad.PortRange{}, fmt.Errorf("%q is not a port, a range lo-hi or any", s)
+	}
+	b := a
+	if isRange {
+		b, err = strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+		if err != nil {
+			return sad.PortRange{}, fmt.Errorf("%q is not a port, a range lo-hi or any", s)
+		}
+	}
+	if a > b {
+		return sad.PortRange{}, fmt.Errorf("%q: the range is empty", s)
+	}
+	if a == 0 && b == 0 {
+		return sad.PortRange{}, fmt.Errorf("%q: port 0 is not a port (write any)", s)
+	}
+	return sad.PortRange{Lo: uint16(a), Hi: uint16(b)}, nil
+}
+
+func (d *decoder) policy(n *yaml.Node, path string) (Policy, bool) {
+	p := Policy{Line: n.Line}
+	nerr := len(d.errs)
+	sel, ok := d.selector(n, path, []string{"name", "src", "dst", "proto", "sport", "dport", "action", "sa"}, func(k string, v *yaml.Node) {
+		f := path + "." + k
+		switch k {
+		case "name":
+			p.Name = d.str(v, f)
+		case "action":
+			switch s := d.str(v, f); s {
+			case "protect":
+				p.Action = spd.Protect
+			case "bypass", "pass":
+				p.Action = spd.Bypass
+			case "discard", "drop":
+				p.Action = spd.Discard
+			default:
+				d.errf(v, f, "%q is not protect, bypass or discard", s)
+			}
+		case "sa":
+			p.SA = d.str(v, f)
+		}
+	})
+	p.Selector = sel
+	if !ok || n.Kind != yaml.MappingNode {
+		return p, false
+	}
+	if p.Name == "" {
+		d.errf(n, path+".name", "required")
+	}
+	if p.Action == 0 {
+		d.errf(n, path+".action", "required (protect, bypass or discard)")
+	}
+	if p.Action == spd.Protect && p.SA == "" {
+		d.errf(n, path+".sa", "a protect policy names its outbound SA")
+	}
+	if p.Action != spd.Protect && p.Action != 0 && p.SA != "" {
+		d.errf(n, path+".sa", "only protect policies have an SA")
+	}
+	return p, len(d.errs) == nerr
+}
+
+// check applies the rules that span entries.
+func (d *decoder) check(root *yaml.Node, c *Config) {
+	names := map[string]int{}
+	spis := map[[2]uint32]int{}
+	for i := range c.SAs {
+		sa := &c.SAs[i]
+		at := &yaml.Node{Line: sa.Line}
+		path := fmt.Sprintf("sas[%d]", i)
+		if j, dup := names[sa.Name]; dup {
+			d.errf(at, path+".name", "%q already names sas[%d]", sa.Name, j)
+		}
+		names[sa.Name] = i
+		k := [2]uint32{uint32(sa.Dir), sa.SPI}
+		if j, dup := spis[k]; dup {
+			d.errf(at, path+".spi", "0x%08x already used by sas[%d] in this direction", sa.SPI, j)
+		}
+		spis[k] = i
+		if sa.Encap.SrcPort == 0xffff && sa.Encap.DstPort == 0xffff {
+			sa.Encap = sad.UDPEncap{SrcPort: c.NATTPort, DstPort: c.NATTPort}
+		}
+		if sa.Dir == sad.Inbound && sa.Encap.Enabled() && sa.Encap.DstPort != c.NATTPort {
+			// The XDP program steers ESP-in-UDP by destination port alone.
+			d.errf(at, path+".udp_encap.dst", "inbound ESP-in-UDP arrives on nat_t_port %d, not %d", c.NATTPort, sa.Encap.DstPort)
+		}
+	}
+	pnames := map[string]int{}
+	for i := range c.Policies {
+		p := &c.Policies[i]
+		at := &yaml.Node{Line: p.Line}
+		path := fmt.Sprintf("policies[%d]", i)
+		if j, dup := pnames[p.Name]; dup {
+			d.errf(at, path+".name", "%q already names policies[%d]", p.Name, j)
+		}
+		pnames[p.Name] = i
+		if p.Action != spd.Protect {
+			continue
+		}
+		j, ok := names[p.SA]
+		if !ok {
+			d.errf(at, path+".sa", "no SA named %q", p.SA)
+			continue
+		}
+		if c.SAs[j].Dir != sad.Outbound {
+			d.errf(at, path+".sa", "%q is an inbound SA; a policy protects with an outbound one", p.SA)
+		}
+	}
+	if len(c.SAs) == 0 && len(c.Policies) == 0 {
+		d.errf(root, "sas", "no SAs and no policies: nothing to do")
+	}
+}

@@ -1,0 +1,225 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/sad"
+	"github.com/xdpsec/xdpsec/sad/spd"
+)
+
+const goodKey = "0x000102030405060708090a0b0c0d0e0f10111213"
+
+// base is a minimal valid configuration; tests append to it or replace
+// lines in it.
+const base = `interfaces: {lan: lan0, wan: wan0}
+sas:
+  - name: ab
+    spi: 0x1001
+    dir: out
+    local: 192.0.2.1
+    remote: 192.0.2.2
+    suite: aes128gcm16
+    key: ` + goodKey + `
+policies:
+  - {name: p, src: 198.18.1.0/24, dst: 198.18.2.0/24, action: protect, sa: ab}
+`
+
+func TestExampleConfig(t *testing.T) {
+	c, err := Load(filepath.Join("..", "..", "scripts", "lab", "gw-a.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LAN != "lan0" || c.WAN != "wan0" || c.OneArm() || c.Queues != 1 || c.XDPMode != bpf.ModeAuto {
+		t.Errorf("interfaces: %+v", c)
+	}
+	if len(c.CPUs) != 1 || c.CPUs[0] != 1 {
+		t.Errorf("cpus %v", c.CPUs)
+	}
+	if c.DefaultAction != spd.Discard || c.NATTPort != 4500 || c.PinPath != "/sys/fs/bpf/xdpsec/gw-a" ||
+		c.Control != "/run/xdpsec/gw-a.sock" || c.Metrics != "127.0.0.1:9301" || c.StateFile != "/run/xdpsec/gw-a.seq" {
+		t.Errorf("globals: %+v", c)
+	}
+	if len(c.SAs) != 2 || len(c.Policies) != 2 {
+		t.Fatalf("%d SAs, %d policies", len(c.SAs), len(c.Policies))
+	}
+	out := c.SAs[0]
+	if out.Name != "a-to-b" || out.SPI != 0x1001 || out.Dir != sad.Outbound || out.Mode != sad.Tunnel ||
+		out.Suite != sad.AESGCM128 || len(out.Key) != 20 || !out.ESN || out.TTL != 64 || out.DF != sad.DFCopy ||
+		out.Lifetime.Soft.Time != 50*time.Minute || out.Local != netip.MustParseAddr("192.0.2.1") {
+		t.Errorf("outbound SA: %+v", out)
+	}
+	if len(out.Selectors) != 2 || out.Selectors[0].Src != netip.MustParsePrefix("198.18.1.0/24") {
+		t.Errorf("selectors %+v", out.Selectors)
+	}
+	if in := c.SAs[1]; in.Dir != sad.Inbound || in.ReplayWindow != 4096 || in.Line == 0 {
+		t.Errorf("inbound SA: %+v", in)
+	}
+	if p := c.Policies[0]; p.Action != spd.Protect || p.SA != "a-to-b" || p.Selector.Dst != netip.MustParsePrefix("198.18.2.0/24") {
+		t.Errorf("policy %+v", p)
+	}
+	c.Wipe()
+	if !bytes.Equal(c.SAs[0].Key, make([]byte, 20)) {
+		t.Error("Wipe left key material")
+	}
+}
+
+func TestParseDetails(t *testing.T) {
+	cfg := strings.Replace(base, "    key: "+goodKey, `    key: `+goodKey+`
+    udp_encap: true
+    replay_window: 0
+    selectors: [{src: 198.18.1.5, dst: any, proto: tcp, sport: any, dport: 80-90}]
+    lifetime: {soft: {bytes: 1000, packets: 10}, hard: {bytes: 2000, time: 1h}}`, 1)
+	cfg = strings.Replace(cfg, "interfaces: {lan: lan0, wan: wan0}", "interfaces: {lan: eth0, wan: eth0, queues: 2, xdp_mode: generic}\nnat_t_port: 4501\ndefault_action: bypass", 1)
+	c, err := Parse("x.yaml", []byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.OneArm() || c.Queues != 2 || c.XDPMode != bpf.ModeGeneric || c.DefaultAction != spd.Bypass || c.NATTPort != 4501 {
+		t.Errorf("globals %+v", c)
+	}
+	sa := c.SAs[0]
+	if sa.Encap != (sad.UDPEncap{SrcPort: 4501, DstPort: 4501}) {
+		t.Errorf("udp_encap: true gave %+v", sa.Encap)
+	}
+	if !sa.NoReplay {
+		t.Error("replay_window 0 did not turn anti-replay off")
+	}
+	want := sad.Selector{Src: netip.MustParsePrefix("198.18.1.5/32"), Proto: 6, DstPorts: sad.PortRange{Lo: 80, Hi: 90}}
+	if len(sa.Selectors) != 1 || sa.Selectors[0] != want {
+		t.Errorf("selector %+v, want %+v", sa.Selectors, want)
+	}
+	if sa.Lifetime.Soft.Bytes != 1000 || sa.Lifetime.Soft.Packets != 10 || sa.Lifetime.Hard.Time != time.Hour {
+		t.Errorf("lifetime %+v", sa.Lifetime)
+	}
+}
+
+func TestKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "k.hex"), []byte("00:01:02:03:04:05:06:07:08:09:0a:0b:0c:0d:0e:0f:10:11:12:13\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(base, "key: "+goodKey, "key_file: k.hex", 1)
+	path := filepath.Join(dir, "gw.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := c.SAs[0].Key; len(k) != 20 || k[19] != 0x13 {
+		t.Errorf("key from file: %d bytes", len(k))
+	}
+}
+
+// TestErrors: each mistake is reported with its line and field, and key
+// material never appears in an error.
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name, from, to string
+		want           string // "line: field: message" prefix
+	}{
+		{"unknown top field", "sas:", "bogus: 1\nsas:", "x.yaml:2: bogus: unknown field"},
+		{"missing interfaces", "interfaces: {lan: lan0, wan: wan0}", "nat_t_port: 4500", "x.yaml:1: interfaces: lan and wan are required"},
+		{"bad queues", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, queues: 0}", "x.yaml:1: interfaces.queues: 0 out of range"},
+		{"cpus per queue", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, queues: 2, cpus: [1]}", "x.yaml:1: interfaces.cpus: 1 CPUs for 2 queues"},
+		{"xdp mode", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, xdp_mode: turbo}", "interfaces.xdp_mode: \"turbo\""},
+		{"reserved spi", "spi: 0x1001", "spi: 255", "x.yaml:4: sas[0].spi: 255 out of range"},
+		{"dir", "dir: out", "dir: sideways", "x.yaml:5: sas[0].dir: \"sideways\""},
+		{"bad address", "local: 192.0.2.1", "local: 192.0.2.300", "x.yaml:6: sas[0].local"},
+		{"families", "remote: 192.0.2.2", "remote: 2001:db8::2", "x.yaml:3: sas[0].remote: local and remote are of different address families"},
+		{"suite", "aes128gcm16", "aes128gcm15", "x.yaml:8: sas[0].suite"},
+		{"short key", goodKey, goodKey[:len(goodKey)-2], "x.yaml:9: sas[0].key: 19 bytes, aes128gcm16 needs 20"},
+		{"odd key", goodKey, goodKey + "1", "x.yaml:9: sas[0].key: odd number of hex digits"},
+		{"not hex", goodKey, "0xzz0102030405060708090a0b0c0d0e0f10111213", "x.yaml:9: sas[0].key: not hexadecimal"},
+		{"integ key on AEAD", "    key: " + goodKey, "    key: " + goodKey + "\n    integ_key: 0x0011", "x.yaml:10: sas[0].integ_key: aes128gcm16 is an AEAD suite"},
+		{"missing key file", "key: " + goodKey, "key_file: /nonexistent/k", "x.yaml:9: sas[0].key_file"},
+		{"both keys", "    key: " + goodKey, "    key_file: k\n    key: " + goodKey, "x.yaml:10: sas[0].key: give key or key_file, not both"},
+		{"duplicate field", "    dir: out", "    dir: out\n    dir: in", "x.yaml:6: sas[0].dir: given twice"},
+		{"ports without proto", "dst: 198.18.2.0/24, action", "dst: 198.18.2.0/24, dport: 80, action", "x.yaml:11: policies[0].proto: ports need proto"},
+		{"host bits", "src: 198.18.1.0/24", "src: 198.18.1.1/24", "x.yaml:11: policies[0].src: \"198.18.1.1/24\" has host bits set"},
+		{"unknown sa", "sa: ab}", "sa: nope}", "x.yaml:11: policies[0].sa: no SA named \"nope\""},
+		{"protect without sa", ", sa: ab}", "}", "x.yaml:11: policies[0].sa: a protect policy names its outbound SA"},
+		{"bypass with sa", "action: protect", "action: bypass", "x.yaml:11: policies[0].sa: only protect policies have an SA"},
+		{"protect with inbound", "dir: out", "dir: in", "x.yaml:11: policies[0].sa: \"ab\" is an inbound SA"},
+		{"bad action", "action: protect", "action: encrypt", "x.yaml:11: policies[0].action"},
+		{"lifetime", "    key: " + goodKey, "    key: " + goodKey + "\n    lifetime: {soft: {time: 2h}, hard: {time: 1h}}", "x.yaml:10: sas[0].lifetime: a soft limit exceeds its hard limit"},
+		{"nat-t port 500", "sas:", "nat_t_port: 500\nsas:", "x.yaml:2: nat_t_port: 500 is IKE's port"},
+		{"not a mapping", "interfaces: {lan: lan0, wan: wan0}", "interfaces: [lan0]", "x.yaml:1: interfaces: expected a mapping"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(base, tc.from) {
+				t.Fatalf("test bug: %q not in base", tc.from)
+			}
+			cfg := strings.Replace(base, tc.from, tc.to, 1)
+			_, err := Parse("x.yaml", []byte(cfg))
+			if err == nil {
+				t.Fatalf("accepted:\n%s", cfg)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q\nwant it to contain %q", err, tc.want)
+			}
+			var ce *Error
+			if !errors.As(err, &ce) && !strings.Contains(tc.want, "yaml") {
+				t.Errorf("error %T is not a *config.Error", err)
+			}
+			if strings.Contains(err.Error(), "0405060708") {
+				t.Errorf("error prints key material: %v", err)
+			}
+		})
+	}
+}
+
+func TestDuplicates(t *testing.T) {
+	cfg := base + `  - {name: p, dst: 203.0.113.0/24, action: bypass}
+`
+	cfg = strings.Replace(cfg, "policies:", `  - name: ab
+    spi: 0x1001
+    dir: out
+    local: 192.0.2.1
+    remote: 192.0.2.2
+    suite: aes128gcm16
+    key: `+goodKey+`
+policies:`, 1)
+	_, err := Parse("x.yaml", []byte(cfg))
+	if err == nil {
+		t.Fatal("duplicates accepted")
+	}
+	for _, want := range []string{
+		"x.yaml:10: sas[1].name: \"ab\" already names sas[0]",
+		"x.yaml:10: sas[1].spi: 0x00001001 already used by sas[0]",
+		"x.yaml:19: policies[1].name: \"p\" already names policies[0]",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q\nlacks %q", err, want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(base))
+	f.Add([]byte("interfaces: {lan: a, wan: a}\npolicies: [{name: x, action: discard}]\n"))
+	f.Add([]byte("sas: [[], {}, 1]\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse("fuzz.yaml", b)
+		if err == nil {
+			if c.LAN == "" || c.WAN == "" {
+				t.Fatal("accepted without interfaces")
+			}
+			for _, sa := range c.SAs {
+				if len(sa.Key) != sa.Suite.KeyLen() {
+					t.Fatalf("accepted a %d-byte key for %s", len(sa.Key), sa.Suite)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,83 @@
+package control
+
+import "time"
+
+// Snapshot is the gateway's state at one moment. Keys are never part of it.
+type Snapshot struct {
+	Config     string      `json:"config"`
+	PID        int         `json:"pid"`
+	Started    time.Time   `json:"started"`
+	Now        time.Time   `json:"now"`
+	OneArm     bool        `json:"one_arm"`
+	Interfaces []Interface `json:"interfaces"`
+	SAs        []SA        `json:"sas"`
+	Policies   []Policy    `json:"policies"`
+	Workers    []Worker    `json:"workers"`
+	// XDP holds the steering program's verdict counters per set of
+	// objects ("wan", "lan" or "onearm").
+	XDP map[string]map[string]uint64 `json:"xdp"`
+	XSK []XSK                        `json:"xsk"`
+	// NextHops are the next-hop tables' counters per interface role.
+	NextHops map[string]map[string]uint64 `json:"next_hops,omitempty"`
+}
+
+// Interface is one interface the program is attached to.
+type Interface struct {
+	Name    string `json:"name"`
+	Ifindex int    `json:"ifindex"`
+	Role    string `json:"role"`
+	XDPMode string `json:"xdp_mode"`
+	// Reused: a pinned attachment of an earlier run was taken over.
+	Reused bool `json:"reused"`
+}
+
+// SA is one SA as `show sa` prints it.
+type SA struct {
+	Name       string    `json:"name"`
+	SPI        uint32    `json:"spi"`
+	Dir        string    `json:"dir"`
+	Mode       string    `json:"mode"`
+	Suite      string    `json:"suite"`
+	Local      string    `json:"local"`
+	Remote     string    `json:"remote"`
+	UDPSrc     uint16    `json:"udp_src,omitempty"`
+	UDPDst     uint16    `json:"udp_dst,omitempty"`
+	ESN        bool      `json:"esn"`
+	Selectors  []string  `json:"selectors"`
+	Created    time.Time `json:"created"`
+	Seq        uint64    `json:"seq,omitempty"`
+	ReplayWin  int       `json:"replay_window,omitempty"`
+	ReplayTop  uint64    `json:"replay_top,omitempty"`
+	Usable     bool      `json:"usable"`
+	NeedsRekey bool      `json:"needs_rekey"`
+	Packets    uint64    `json:"packets"`
+	Bytes      uint64    `json:"bytes"`
+	// Drops by reason name (sad.Reason.String), zero counts left out.
+	Drops map[string]uint64 `json:"drops"`
+}
+
+// Policy is one SPD entry.
+type Policy struct {
+	Name     string `json:"name"`
+	Selector string `json:"selector"`
+	Action   string `json:"action"`
+	SA       string `json:"sa,omitempty"`
+	SPI      uint32 `json:"spi,omitempty"`
+}
+
+// Worker is one worker's counters (fastpath.Stats).
+type Worker struct {
+	ID       int               `json:"id"`
+	Queue    int               `json:"queue"`
+	CPU      int               `json:"cpu"` // -1: not pinned
+	Counters map[string]uint64 `json:"counters"`
+	Drops    map[string]uint64 `json:"drops"`
+}
+
+// XSK is one AF_XDP socket's counters (xsk.Stats).
+type XSK struct {
+	Interface string            `json:"interface"`
+	Queue     int               `json:"queue"`
+	ZeroCopy  bool              `json:"zero_copy"`
+	Counters  map[string]uint64 `json:"counters"`
+}

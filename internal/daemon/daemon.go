@@ -1,0 +1,619 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/cpuid/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/fastpath"
+	"github.com/xdpsec/xdpsec/fastpath/nexthop"
+	"github.com/xdpsec/xdpsec/fastpath/xsk"
+	"github.com/xdpsec/xdpsec/internal/config"
+	"github.com/xdpsec/xdpsec/internal/control"
+	"github.com/xdpsec/xdpsec/sad"
+	"github.com/xdpsec/xdpsec/sad/spd"
+)
+
+// idlePoll bounds how long an idle worker sleeps in poll(2): it is also
+// how long a shutdown may wait for a worker to notice.
+const idlePoll = 5 * time.Millisecond
+
+// Daemon is a running gateway.
+type Daemon struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	started time.Time
+
+	inbound  *sad.Table
+	spd      *spd.SPD
+	sas      []*sad.SA // every SA, in the file's order
+	policies []*spd.Policy
+
+	lanIf, wanIf *net.Interface
+	// objs are the loaded XDP objects: one set in one-arm mode; a WAN
+	// and a LAN set otherwise, because the program's XSKMAP is indexed by
+	// receive queue alone and each interface's queue q needs its own
+	// socket.
+	objs     []*objSet
+	lanHop   fastpath.NextHop
+	wanHop   fastpath.NextHop
+	hopClose []func() error
+	hopStats map[string]func() map[string]uint64
+
+	seq *seqState
+
+	queues []*queue
+	stop   atomic.Bool
+	wg     sync.WaitGroup
+
+	ctl     *control.Server
+	httpSrv *http.Server
+	bg      context.CancelFunc
+	bgDone  chan struct{}
+	closed  bool
+}
+
+type objSet struct {
+	name string // "wan", "lan" or "onearm"
+	o    *bpf.Objects
+	att  *bpf.Attachment
+	ifc  *net.Interface
+}
+
+type queue struct {
+	q        int
+	cpu      int
+	lan, wan *xsk.Socket // the same socket in one-arm mode
+	w        *fastpath.Worker
+	// registered: the sockets are in the XSKMAPs, so release must take
+	// them out (and only then: the slots may hold another run's).
+	registered bool
+}
+
+// Start brings the gateway up: tables, XDP programs, sockets, workers,
+// control socket and metrics. On error everything it set up is released;
+// a pinned program that was attached stays, failing closed.
+func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
+	d = &Daemon{cfg: cfg, log: log, started: time.Now()}
+	defer func() {
+		if err != nil {
+			d.release(false)
+			d = nil
+		}
+	}()
+	// A second daemon on the same configuration would take over the
+	// first one's pinned program and maps: refuse before touching them.
+	if control.InUse(cfg.Control) {
+		return d, fmt.Errorf("a daemon already serves %s: one daemon per configuration", cfg.Control)
+	}
+	logCPU(log)
+	if err := d.buildTables(); err != nil {
+		return d, err
+	}
+	d.restoreSeq()
+	if err := d.resolveInterfaces(); err != nil {
+		return d, err
+	}
+	if err := d.loadXDP(); err != nil {
+		return d, err
+	}
+	if err := d.openNextHops(); err != nil {
+		return d, err
+	}
+	if err := d.openQueues(); err != nil {
+		return d, err
+	}
+	for _, q := range d.queues {
+		d.wg.Add(1)
+		go d.runWorker(q)
+	}
+	d.ctl, err = control.Listen(cfg.Control, d.Snapshot, log)
+	if err != nil {
+		return d, err
+	}
+	if cfg.Metrics != "" {
+		if err := d.serveMetrics(); err != nil {
+			return d, err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.bg, d.bgDone = cancel, make(chan struct{})
+	go d.lifetimes(ctx)
+	mode := "two-arm"
+	if cfg.OneArm() {
+		mode = "one-arm"
+	}
+	log.Info("gateway up", "mode", mode, "lan", cfg.LAN, "wan", cfg.WAN, "queues", cfg.Queues,
+		"sas", len(d.sas), "policies", len(d.policies), "control", cfg.Control, "metrics", cfg.Metrics)
+	return d, nil
+}
+
+// Run starts the gateway and serves until ctx is done, then shuts down
+// cleanly: nothing stays attached.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	d, err := Start(cfg, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	return d.Close()
+}
+
+// logCPU reports the CPU features the AEADs depend on.
+func logCPU(log *slog.Logger) {
+	c := cpuid.CPU
+	log.Info("cpu", "brand", c.BrandName, "cores", runtime.NumCPU(),
+		"aes-ni", c.Supports(cpuid.AESNI), "pclmulqdq", c.Supports(cpuid.CLMUL),
+		"vaes", c.Supports(cpuid.VAES), "vpclmulqdq", c.Supports(cpuid.VPCLMULQDQ),
+		"avx512f", c.Supports(cpuid.AVX512F), "avx2", c.Supports(cpuid.AVX2))
+	if runtime.GOARCH == "amd64" && !c.Supports(cpuid.AESNI) {
+		log.Warn("!!! this CPU has no AES-NI: AES-GCM runs in software, an order of magnitude slower; consider chacha20poly1305 !!!")
+	}
+}
+
+func (d *Daemon) buildTables() error {
+	cfg := d.cfg
+	defer cfg.Wipe() // the SAs hold their own copies of the keys
+	d.inbound = sad.NewTable(len(cfg.SAs))
+	out := map[string]*sad.SA{}
+	for i := range cfg.SAs {
+		sc := &cfg.SAs[i]
+		sa, err := sad.New(sc.Config)
+		if err != nil {
+			return fmt.Errorf("%s:%d: sa %s: %w", cfg.File, sc.Line, sc.Name, err)
+		}
+		d.sas = append(d.sas, sa)
+		if sa.Dir == sad.Inbound {
+			if err := d.inbound.Add(sa); err != nil {
+				return fmt.Errorf("%s:%d: sa %s: %w", cfg.File, sc.Line, sc.Name, err)
+			}
+		} else {
+			out[sc.Name] = sa
+		}
+	}
+	for _, pc := range cfg.Policies {
+		p := &spd.Policy{Name: pc.Name, Selector: pc.Selector, Action: pc.Action}
+		if pc.Action == spd.Protect {
+			sa := out[pc.SA]
+			p.SA.Store(sa)
+			p.ReqID = sa.ReqID
+		}
+		d.policies = append(d.policies, p)
+	}
+	d.spd = spd.New()
+	if err := d.spd.Replace(d.policies); err != nil {
+		return fmt.Errorf("spd: %w", err)
+	}
+	return nil
+}
+
+// restoreSeq resumes the outbound SAs past what an earlier run of this
+// configuration may have sent, and reserves the next stretch before any
+// packet goes out.
+func (d *Daemon) restoreSeq() {
+	st, err := loadSeqState(d.cfg.StateFile)
+	if err != nil {
+		d.log.Warn("reading sequence reservations", "file", d.cfg.StateFile, "err", err)
+	}
+	if n := st.resume(d.sas); n > 0 {
+		d.log.Info("outbound sequence numbers resumed past the last run's reservation", "sas", n, "file", d.cfg.StateFile)
+	}
+	if _, err := st.reserve(d.sas, true); err != nil {
+		// Not fatal: after a crash the peer would drop our first packets
+		// as replays until we pass its window's top.
+		d.log.Warn("cannot keep sequence reservations; a restart may meet replay drops at the peer", "err", err)
+		return
+	}
+	d.seq = st
+}
+
+func (d *Daemon) resolveInterfaces() error {
+	var err error
+	if d.lanIf, err = net.InterfaceByName(d.cfg.LAN); err != nil {
+		return fmt.Errorf("interfaces.lan %q: %w", d.cfg.LAN, err)
+	}
+	if d.wanIf, err = net.InterfaceByName(d.cfg.WAN); err != nil {
+		return fmt.Errorf("interfaces.wan %q: %w", d.cfg.WAN, err)
+	}
+	return nil
+}
+
+// ownAddrs are the gateway's unicast addresses on its interfaces.
+func (d *Daemon) ownAddrs() []netip.Addr {
+	var as []netip.Addr
+	for _, ifc := range []*net.Interface{d.lanIf, d.wanIf} {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			d.log.Warn("interface addresses", "interface", ifc.Name, "err", err)
+			continue
+		}
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			if ad, ok := netip.AddrFromSlice(ipn.IP); ok && !ad.IsLinkLocalUnicast() {
+				as = append(as, ad.Unmap())
+			}
+		}
+	}
+	return as
+}
+
+// mirror is the SPD projected for the XDP program, with the gateway's own
+// addresses BYPASS so that traffic to the gateway (IKE, ESP in one-arm
+// mode, management, neighbour discovery) reaches the kernel even when a
+// PROTECT or DISCARD prefix covers it.
+func (d *Daemon) mirror() []bpf.SPDEntry {
+	m := d.spd.MirrorWithDefault(d.cfg.DefaultAction)
+	entries := make([]bpf.SPDEntry, 0, len(m)+4)
+	own := map[netip.Prefix]bool{}
+	for _, a := range d.ownAddrs() {
+		own[netip.PrefixFrom(a, a.BitLen())] = true
+	}
+	for _, e := range m {
+		if own[e.Prefix] {
+			continue
+		}
+		entries = append(entries, bpf.SPDEntry{Prefix: e.Prefix, Action: mirrorAction(e.Action)})
+	}
+	for p := range own {
+		entries = append(entries, bpf.SPDEntry{Prefix: p, Action: bpf.ActionBypass})
+	}
+	return entries
+}
+
+func mirrorAction(a spd.MirrorAction) bpf.Action {
+	switch a {
+	case spd.MirrorBypass:
+		return bpf.ActionBypass
+	case spd.MirrorProtect:
+		return bpf.ActionProtect
+	case spd.MirrorDiscard:
+		return bpf.ActionDiscard
+	default:
+		// Anything unknown goes to user space, which decides exactly.
+		return bpf.ActionDivert
+	}
+}
+
+func (d *Daemon) liveSPIs() []uint32 {
+	var spis []uint32
+	for _, sa := range d.sas {
+		if sa.Dir == sad.Inbound {
+			spis = append(spis, sa.SPI)
+		}
+	}
+	return spis
+}
+
+func (d *Daemon) load(name, pin string) (*bpf.Objects, error) {
+	o, err := bpf.Load(bpf.Options{PinPath: pin, ReplaceIncompatible: true})
+	if err != nil {
+		return nil, fmt.Errorf("xdp %s: %w", name, err)
+	}
+	if err := o.SetNATTPort(d.cfg.NATTPort); err != nil {
+		o.Close()
+		return nil, fmt.Errorf("xdp %s: %w", name, err)
+	}
+	return o, nil
+}
+
+// loadXDP loads, fills and attaches the steering programs. The maps are
+// filled before the attach, so a program taken over from a crashed run
+// never sees the old run's SPIs with this run's sockets.
+func (d *Daemon) loadXDP() error {
+	cfg := d.cfg
+	pin := func(sub string) string {
+		if cfg.PinPath == "" {
+			return ""
+		}
+		if cfg.OneArm() {
+			return cfg.PinPath
+		}
+		return filepath.Join(cfg.PinPath, sub)
+	}
+	if cfg.PinPath == "" {
+		d.log.Warn("no pin_path: the XDP program goes with the daemon, so a crash does not fail closed")
+	}
+	type plan struct {
+		name   string
+		ifc    *net.Interface
+		spis   []uint32
+		spd    []bpf.SPDEntry
+		attach func(*bpf.Objects, int, bpf.AttachMode) (*bpf.Attachment, error)
+	}
+	var plans []plan
+	if cfg.OneArm() {
+		plans = []plan{{"onearm", d.wanIf, d.liveSPIs(), d.mirror(), (*bpf.Objects).AttachOneArm}}
+	} else {
+		plans = []plan{
+			{"wan", d.wanIf, d.liveSPIs(), nil, (*bpf.Objects).AttachWAN},
+			{"lan", d.lanIf, nil, d.mirror(), (*bpf.Objects).AttachLAN},
+		}
+	}
+	for _, p := range plans {
+		o, err := d.load(p.name, pin(p.name))
+		if err != nil {
+			return err
+		}
+		set := &objSet{name: p.name, o: o, ifc: p.ifc}
+		d.objs = append(d.objs, set)
+		if err := o.SyncSPIs(p.spis); err != nil {
+			return fmt.Errorf("xdp %s: %w", p.name, err)
+		}
+		if err := o.SyncSPD(p.spd); err != nil {
+			return fmt.Errorf("xdp %s: %w", p.name, err)
+		}
+		att, err := p.attach(o, p.ifc.Index, cfg.XDPMode)
+		if err != nil {
+			return fmt.Errorf("xdp %s on %s: %w", p.name, p.ifc.Name, err)
+		}
+		set.att = att
+		lvl := slog.LevelInfo
+		if att.Mode == bpf.ModeGeneric {
+			lvl = slog.LevelWarn // works everywhere, but slow and copy-only
+		}
+		d.log.Log(context.Background(), lvl, "xdp attached", "program", "xdp_"+p.name, "interface", p.ifc.Name,
+			"ifindex", p.ifc.Index, "mode", att.Mode.String(), "reused_pin", att.Reused,
+			"live_spis", len(p.spis), "spd_entries", len(p.spd))
+	}
+	return nil
+}
+
+func (d *Daemon) openNextHops() error {
+	open := func(ifc *net.Interface) (fastpath.NextHop, error) {
+		t, err := nexthop.New(ifc.Index, nexthop.Options{Logger: d.log.With("nexthop", ifc.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("next hops on %s: %w", ifc.Name, err)
+		}
+		d.hopClose = append(d.hopClose, t.Close)
+		if d.hopStats == nil {
+			d.hopStats = map[string]func() map[string]uint64{}
+		}
+		d.hopStats[ifc.Name] = func() map[string]uint64 { return hopStatsMap(t.Stats()) }
+		return t, nil
+	}
+	var err error
+	if d.wanHop, err = open(d.wanIf); err != nil {
+		return err
+	}
+	if d.cfg.OneArm() {
+		d.lanHop = d.wanHop
+		return nil
+	}
+	d.lanHop, err = open(d.lanIf)
+	return err
+}
+
+func (d *Daemon) openQueues() error {
+	cfg := d.cfg
+	obj := func(name string) *bpf.Objects {
+		for _, s := range d.objs {
+			if s.name == name {
+				return s.o
+			}
+		}
+		return nil
+	}
+	for q := 0; q < cfg.Queues; q++ {
+		qu := &queue{q: q, cpu: -1}
+		if len(cfg.CPUs) > 0 {
+			qu.cpu = cfg.CPUs[q]
+		}
+		// Registered in d.queues first so that release closes what
+		// was opened if a later step fails.
+		d.queues = append(d.queues, qu)
+		var err error
+		qu.wan, err = xsk.Open(d.wanIf.Index, q, xsk.Options{})
+		if err != nil {
+			return fmt.Errorf("af_xdp %s queue %d: %w", d.wanIf.Name, q, err)
+		}
+		qu.registered = true
+		if cfg.OneArm() {
+			qu.lan = qu.wan
+			if err := obj("onearm").RegisterXSK(q, qu.wan.FD()); err != nil {
+				return err
+			}
+		} else {
+			// Separate UMEMs: the worker copies across them, and the
+			// AEAD's output is that copy.
+			qu.lan, err = xsk.Open(d.lanIf.Index, q, xsk.Options{})
+			if err != nil {
+				return fmt.Errorf("af_xdp %s queue %d: %w", d.lanIf.Name, q, err)
+			}
+			if err := obj("wan").RegisterXSK(q, qu.wan.FD()); err != nil {
+				return err
+			}
+			if err := obj("lan").RegisterXSK(q, qu.lan.FD()); err != nil {
+				return err
+			}
+		}
+		qu.w = fastpath.NewWorker(q, fastpath.Config{
+			LAN: qu.lan, WAN: qu.wan, Inbound: d.inbound, SPD: d.spd,
+			LANHop: d.lanHop, WANHop: d.wanHop, NATTPort: cfg.NATTPort,
+			DefaultBypass: cfg.DefaultAction == spd.Bypass,
+		})
+		d.log.Info("queue up", "queue", q, "cpu", qu.cpu, "zero_copy", qu.wan.ZeroCopy())
+	}
+	return nil
+}
+
+func (d *Daemon) runWorker(q *queue) {
+	defer d.wg.Done()
+	// The worker owns its sockets' rings; keeping it on one OS thread
+	// (and, when configured, one CPU) keeps their cache lines there.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if q.cpu >= 0 {
+		var set unix.CPUSet
+		set.Set(q.cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			d.log.Warn("cpu pinning failed", "queue", q.q, "cpu", q.cpu, "err", err)
+		}
+	}
+	socks := []*xsk.Socket{q.wan}
+	if q.lan != q.wan {
+		socks = append(socks, q.lan)
+	}
+	var pollErrs int
+	for !d.stop.Load() {
+		if q.w.Poll() > 0 {
+			continue
+		}
+		if _, err := xsk.PollAny(idlePoll, socks...); err != nil {
+			pollErrs++
+			if pollErrs == 1 {
+				d.log.Error("worker poll", "queue", q.q, "err", err)
+			}
+			time.Sleep(idlePoll)
+		}
+	}
+}
+
+// lifetimes applies the SAs' time limits and reports, once each, SAs that
+// want a rekey (which static SAs cannot have) or died.
+func (d *Daemon) lifetimes(ctx context.Context) {
+	defer close(d.bgDone)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	rekey := map[*sad.SA]bool{}
+	dead := map[*sad.SA]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if d.seq != nil {
+				if _, err := d.seq.reserve(d.sas, false); err != nil {
+					d.log.Error("saving sequence reservations", "err", err)
+				}
+			}
+			for _, sa := range d.sas {
+				sa.CheckTime(now)
+				if sa.NeedsRekey() && !rekey[sa] {
+					rekey[sa] = true
+					d.log.Warn("soft lifetime reached; static SAs are not rekeyed: replace the keys", "sa", sa.String())
+				}
+				if !sa.Usable() && !dead[sa] {
+					dead[sa] = true
+					d.log.Error("SA expired: its traffic is dropped", "sa", sa.String())
+				}
+			}
+		}
+	}
+}
+
+// Close shuts the gateway down in order: workers stop, sockets leave the
+// XSKMAP and close, the programs are detached and unpinned, and the
+// control and metrics endpoints go. Afterwards nothing of the daemon is
+// attached to any interface.
+func (d *Daemon) Close() error {
+	return d.release(true)
+}
+
+func (d *Daemon) release(detach bool) error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var errs []error
+	d.stop.Store(true)
+	d.wg.Wait()
+	if d.bg != nil {
+		d.bg()
+		<-d.bgDone
+	}
+	if d.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		errs = append(errs, d.httpSrv.Shutdown(ctx))
+		cancel()
+	}
+	if d.ctl != nil {
+		errs = append(errs, d.ctl.Close())
+	}
+	for _, q := range d.queues {
+		for _, s := range d.objs {
+			if !q.registered {
+				break
+			}
+			if err := s.o.UnregisterXSK(q.q); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if q.wan != nil {
+			errs = append(errs, q.wan.Close())
+		}
+		if q.lan != nil && q.lan != q.wan {
+			errs = append(errs, q.lan.Close())
+		}
+	}
+	for _, s := range d.objs {
+		if detach {
+			if err := s.o.Detach(); err != nil {
+				errs = append(errs, fmt.Errorf("xdp %s: detach: %w", s.name, err))
+			} else {
+				d.log.Info("xdp detached", "program", "xdp_"+s.name, "interface", s.ifc.Name)
+			}
+		} else {
+			if s.att != nil {
+				s.att.Close()
+				if d.cfg.PinPath != "" {
+					d.log.Warn("start failed: the pinned XDP program stays attached and drops PROTECT traffic (fail closed); fix and rerun, or remove it with `xdpsec run --cleanup -c FILE`",
+						"program", "xdp_"+s.name, "interface", s.ifc.Name)
+				}
+			}
+			errs = append(errs, s.o.Close())
+		}
+	}
+	if detach && d.cfg.PinPath != "" && !d.cfg.OneArm() {
+		// The per-role directories are gone; their parent was ours too.
+		if err := os.Remove(d.cfg.PinPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("pin path: %w", err))
+		}
+	}
+	for _, c := range d.hopClose {
+		errs = append(errs, c())
+	}
+	for _, sa := range d.sas {
+		sa.Kill()
+		sa.Crypto.Destroy()
+	}
+	return errors.Join(errs...)
+}
+
+// Cleanup removes what a crashed daemon left pinned for cfg: the programs
+// are detached and the maps unpinned, so the kernel routes on its own
+// again. It is for operators; a restarted daemon takes the pins over
+// instead.
+func Cleanup(cfg *config.Config) error {
+	if cfg.PinPath == "" {
+		return errors.New("no pin_path in the configuration: nothing is pinned")
+	}
+	var errs []error
+	if cfg.OneArm() {
+		errs = append(errs, bpf.DetachPinned(cfg.PinPath))
+	} else {
+		errs = append(errs, bpf.DetachPinned(filepath.Join(cfg.PinPath, "wan")),
+			bpf.DetachPinned(filepath.Join(cfg.PinPath, "lan")))
+		if err := os.Remove(cfg.PinPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,499 @@
+// Package e2e runs the xdpsec binary as two real gateways in network
+// namespaces (scripts/lab.sh: hostA — gwA — WAN — gwB — hostB) and checks
+// what crosses the wire: ping and iperf3 through the tunnel in raw ESP
+// (RFC 4303) and ESP-in-UDP (RFC 3948), no plaintext on the WAN, every ESP
+// packet decrypted by tshark with good ICVs, and the drops the SA counters
+// must show for key mismatches, replays (RFC 4303 §3.4.3), unknown SPIs,
+// truncated and forged packets; a daemon killed with SIGKILL must leak
+// nothing and a restarted one must carry traffic again; SIGTERM must leave
+// nothing attached.
+//
+// The tests need root, iproute2, ethtool, nsenter, ping, tcpdump, tshark
+// and iperf3; without them they skip and say why.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/internal/control"
+)
+
+var (
+	xdpsecBin string // built once in TestMain
+	labScript string
+	skipWhy   string // why the namespace tests cannot run here
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	root, err := repoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	labScript = filepath.Join(root, "scripts", "lab.sh")
+	tmp, err := os.MkdirTemp("", "xdpsec-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	xdpsecBin = filepath.Join(tmp, "xdpsec")
+	build := exec.Command("go", "build", "-o", xdpsecBin, "./cmd/xdpsec")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	skipWhy = labPrerequisites()
+	return m.Run()
+}
+
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the xdpsec module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+func labPrerequisites() string {
+	if os.Geteuid() != 0 {
+		return "needs root (network namespaces, XDP, AF_XDP)"
+	}
+	var missing []string
+	for _, tool := range []string{"ip", "ethtool", "nsenter", "ping", "tcpdump", "tshark", "iperf3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) > 0 {
+		return "missing tools: " + strings.Join(missing, ", ") + " (scripts/install-deps.sh installs them; ping is Debian's iputils-ping)"
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/bpf", &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
+		return "no bpf filesystem on /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)"
+	}
+	return ""
+}
+
+func needBinary(t *testing.T) {
+	t.Helper()
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+}
+
+func needLab(t *testing.T) {
+	t.Helper()
+	needBinary(t)
+	if skipWhy != "" {
+		t.Skip("e2e lab: " + skipWhy)
+	}
+}
+
+// lab is one scripts/lab.sh topology with a unique prefix.
+type lab struct {
+	t      *testing.T
+	prefix string
+	dir    string
+}
+
+// newLab brings a lab up; variant is "" or "onearm" (see lab.sh).
+func newLab(t *testing.T, variant string) *lab {
+	return newLabQueues(t, variant, 1)
+}
+
+// newLabQueues brings up a lab whose veths have queues queues each.
+func newLabQueues(t *testing.T, variant string, queues int) *lab {
+	t.Helper()
+	var b [3]byte
+	rand.Read(b[:])
+	l := &lab{t: t, prefix: "e" + hex.EncodeToString(b[:]), dir: t.TempDir()}
+	args := []string{"up", l.prefix}
+	if variant != "" {
+		args = append(args, variant)
+	}
+	up := exec.Command(labScript, args...)
+	up.Env = append(os.Environ(), fmt.Sprintf("LAB_QUEUES=%d", queues))
+	if out, err := up.CombinedOutput(); err != nil {
+		exec.Command(labScript, "down", l.prefix).Run()
+		t.Fatalf("lab.sh up: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command(labScript, "down", l.prefix).CombinedOutput(); err != nil {
+			t.Errorf("lab.sh down: %v\n%s", err, out)
+		}
+		// What a test's killed daemon left: pins and its control socket.
+		for _, g := range []string{"gA", "gB"} {
+			cleanupPins(l.pinPath(g))
+			os.Remove(l.sockPath(g))
+		}
+	})
+	return l
+}
+
+// cleanupPins removes what a daemon the test killed left pinned: with the
+// namespaces gone the attachments are defunct, only the pins remain.
+func cleanupPins(path string) {
+	os.RemoveAll(path)
+}
+
+func (l *lab) ns(node string) string       { return "/run/netns/" + l.prefix + "-" + node }
+func (l *lab) pinPath(node string) string  { return "/sys/fs/bpf/xdpsec/" + l.prefix + "-" + node }
+func (l *lab) sockPath(node string) string { return "/run/xdpsec/" + l.prefix + "-" + node + ".sock" }
+
+// cmd makes a command that runs in node's network namespace.
+func (l *lab) cmd(ctx context.Context, node string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + l.ns(node), "--"}, args...)...)
+}
+
+// run runs a command in node and returns its combined output.
+func (l *lab) run(node string, timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := l.cmd(ctx, node, args...).CombinedOutput()
+	return string(out), err
+}
+
+var receivedRE = regexp.MustCompile(`(\d+) received`)
+
+// ping sends count echo requests from node to dst and returns how many
+// were answered.
+func (l *lab) ping(node, dst string, count int) int {
+	out, _ := l.run(node, time.Duration(count)*time.Second+5*time.Second,
+		"ping", "-n", "-q", "-c", strconv.Itoa(count), "-i", "0.05", "-W", "1", dst)
+	m := receivedRE.FindStringSubmatch(out)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// warmUp pings until an answer comes back (the gateways' next-hop tables
+// resolve on the first packets, which they drop and count), at most 10 s.
+func (l *lab) warmUp(t *testing.T, node, dst string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if l.ping(node, dst, 1) == 1 {
+			return
+		}
+	}
+	t.Fatalf("no ping answer from %s to %s within 10 s\n%s", node, dst, l.diagnose())
+}
+
+// diagnose describes the running gateways' counters, for failure messages.
+func (l *lab) diagnose() string {
+	var b strings.Builder
+	for _, g := range []string{"gA", "gB"} {
+		s, err := control.Query(l.sockPath(g))
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", g, err)
+			continue
+		}
+		d, _ := json.Marshal(struct {
+			Workers  []control.Worker
+			XDP      map[string]map[string]uint64
+			NextHops map[string]map[string]uint64
+			SAs      []control.SA
+		}{s.Workers, s.XDP, s.NextHops, s.SAs})
+		fmt.Fprintf(&b, "%s: %s\n", g, d)
+	}
+	return b.String()
+}
+
+// gateway is one running xdpsec daemon.
+type gateway struct {
+	l    *lab
+	node string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+// start runs `xdpsec run -c cfg` in node and waits until its control
+// socket answers.
+func (l *lab) start(t *testing.T, node, cfg string) *gateway {
+	t.Helper()
+	g := &gateway{l: l, node: node, log: filepath.Join(l.dir, fmt.Sprintf("%s-%d.log", node, time.Now().UnixNano())), done: make(chan struct{})}
+	logf, err := os.Create(g.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.cmd = exec.Command("nsenter", "--net="+l.ns(node), "--", xdpsecBin, "run", "-c", cfg)
+	g.cmd.Stdout, g.cmd.Stderr = logf, logf
+	if err := g.cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatal(err)
+	}
+	go func() {
+		g.err = g.cmd.Wait()
+		logf.Close()
+		close(g.done)
+	}()
+	t.Cleanup(func() { g.stop(t, syscall.SIGTERM) })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-g.done:
+			t.Fatalf("xdpsec in %s exited: %v\n%s", node, g.err, g.logText())
+		default:
+		}
+		if _, err := control.Query(l.sockPath(node)); err == nil {
+			return g
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("xdpsec in %s: control socket not answering after 10 s\n%s", node, g.logText())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (g *gateway) logText() string {
+	b, _ := os.ReadFile(g.log)
+	return string(b)
+}
+
+// stop signals the daemon and waits for it; it reports the exit error.
+func (g *gateway) stop(t *testing.T, sig syscall.Signal) error {
+	select {
+	case <-g.done:
+		return g.err
+	default:
+	}
+	g.cmd.Process.Signal(sig)
+	select {
+	case <-g.done:
+	case <-time.After(10 * time.Second):
+		g.cmd.Process.Kill()
+		<-g.done
+		t.Errorf("xdpsec in %s did not stop within 10 s of %v\n%s", g.node, sig, g.logText())
+	}
+	return g.err
+}
+
+// showSAs runs `xdpsec show sa -o json` against the daemon.
+func (g *gateway) showSAs(t *testing.T) map[string]control.SA {
+	t.Helper()
+	out, err := exec.Command(xdpsecBin, "show", "sa", "-o", "json", "--socket", g.l.sockPath(g.node)).Output()
+	if err != nil {
+		t.Fatalf("xdpsec show sa: %v", err)
+	}
+	var sas []control.SA
+	if err := json.Unmarshal(out, &sas); err != nil {
+		t.Fatalf("xdpsec show sa -o json: %v\n%s", err, out)
+	}
+	m := map[string]control.SA{}
+	for _, sa := range sas {
+		m[sa.Dir] = sa
+	}
+	return m
+}
+
+type stats struct {
+	Workers []control.Worker             `json:"workers"`
+	XDP     map[string]map[string]uint64 `json:"xdp"`
+}
+
+func (g *gateway) showStats(t *testing.T) stats {
+	t.Helper()
+	out, err := exec.Command(xdpsecBin, "show", "stats", "-o", "json", "--socket", g.l.sockPath(g.node)).Output()
+	if err != nil {
+		t.Fatalf("xdpsec show stats: %v", err)
+	}
+	var s stats
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatalf("xdpsec show stats -o json: %v\n%s", err, out)
+	}
+	return s
+}
+
+func (s stats) workerDrop(reason string) uint64 {
+	var n uint64
+	for _, w := range s.Workers {
+		n += w.Drops[reason]
+	}
+	return n
+}
+
+// xdpAttached lists the interfaces of node that have an XDP program.
+func (l *lab) xdpAttached(t *testing.T, node string) []string {
+	t.Helper()
+	out, err := l.run(node, 5*time.Second, "ip", "-o", "-d", "link", "show")
+	if err != nil {
+		t.Fatalf("ip link: %v\n%s", err, out)
+	}
+	var with []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "prog/xdp") {
+			with = append(with, strings.Fields(line)[1])
+		}
+	}
+	return with
+}
+
+// capture is a tcpdump writing a pcap file.
+type capture struct {
+	cmd  *exec.Cmd
+	file string
+	done chan struct{}
+}
+
+// capture starts tcpdump on dev in node, keeping snap bytes of each frame
+// (0: all of it), and returns once it listens.
+func (l *lab) capture(t *testing.T, node, dev string, snap int) *capture {
+	t.Helper()
+	c := &capture{file: filepath.Join(l.dir, fmt.Sprintf("%s-%s-%d.pcap", node, dev, time.Now().UnixNano())), done: make(chan struct{})}
+	// -Z root: Debian's tcpdump drops to its own user, which cannot
+	// write into the test's directory. --immediate-mode and -U: every
+	// frame is written as it comes; otherwise frames wait in a ring block
+	// that tcpdump drops when it is interrupted.
+	c.cmd = l.cmd(context.Background(), node, "tcpdump", "-i", dev, "-n", "-s", strconv.Itoa(snap), "-U", "--immediate-mode", "-Z", "root", "-w", c.file)
+	stderr, err := c.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "listening on") {
+				close(ready)
+				break
+			}
+		}
+		for sc.Scan() {
+		}
+	}()
+	go func() { c.cmd.Wait(); close(c.done) }()
+	select {
+	case <-ready:
+	case <-c.done:
+		t.Fatal("tcpdump exited before capturing")
+	case <-time.After(5 * time.Second):
+		t.Fatal("tcpdump not ready after 5 s")
+	}
+	t.Cleanup(func() { c.stop() })
+	return c
+}
+
+func (c *capture) stop() string {
+	select {
+	case <-c.done:
+		return c.file
+	default:
+	}
+	time.Sleep(100 * time.Millisecond) // let the last frames in
+	c.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.done
+	}
+	return c.file
+}
+
+// tshark runs tshark on a capture with the given ESP SA table (none: no
+// decryption) and returns its output lines.
+func tshark(t *testing.T, file string, uat []string, args ...string) []string {
+	t.Helper()
+	conf := t.TempDir()
+	prefs := "esp.enable_encryption_decode: FALSE\n"
+	if len(uat) > 0 {
+		prefs = "esp.enable_encryption_decode: TRUE\nesp.enable_authentication_check: TRUE\nesp.do_esp_sequence_analysis: FALSE\n"
+		if err := os.WriteFile(filepath.Join(conf, "esp_sa"), []byte(strings.Join(uat, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(conf, "preferences"), []byte(prefs), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "tshark", append([]string{"-n", "-r", file}, args...)...)
+	cmd.Env = append(os.Environ(), "WIRESHARK_CONFIG_DIR="+conf, "HOME="+conf)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tshark %v: %v\n%s", args, err, stderr.String())
+	}
+	s := strings.TrimRight(string(out), "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// inNetns runs f on a thread that has entered node's network namespace,
+// and brings the thread back before handing it to the scheduler again. If
+// it cannot come back, the goroutine exits still locked and the runtime
+// retires the thread. (Leaving a thread in a lab namespace would be worse
+// than wrong sockets: were it the main thread, `ip netns pids` would list
+// the test process and lab.sh down would kill it.)
+func (l *lab) inNetns(node string, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open(l.ns(node))
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns %s: %w", node, err)
+			return
+		}
+		ferr := f()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("back from %s: %w", node, err)
+			return // still locked: the thread goes with the goroutine
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
