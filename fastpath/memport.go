@@ -11,7 +11,8 @@ import "sync"
 type MemPort struct {
 	pool *MemPool
 	mu   sync.Mutex
-	rx   []Packet // receive queue (ring)
+	rx   []Packet // receive queue (ring of mask+1 entries)
+	mask int
 	rxh  int
 	rxn  int
 	tx   []Packet // transmitted, until Drain
@@ -41,7 +42,12 @@ func NewMemPool(n int) *MemPool {
 
 // Port makes a port on the pool whose queues hold up to depth packets.
 func (p *MemPool) Port(depth int) *MemPort {
-	return &MemPort{pool: p, rx: make([]Packet, depth), tx: make([]Packet, 0, depth)}
+	// A power-of-two ring: indexes wrap with a mask, not a division.
+	n := 1
+	for n < depth {
+		n <<= 1
+	}
+	return &MemPort{pool: p, rx: make([]Packet, n), mask: n - 1, tx: make([]Packet, 0, depth)}
 }
 
 // Free is the number of frames not in use.
@@ -100,7 +106,7 @@ func (m *MemPort) InjectBatch(bs [][]byte) int {
 		}
 		f := m.pool.frame(a)
 		copy(f[Headroom:], b)
-		m.rx[(m.rxh+m.rxn)%len(m.rx)] = Packet{Frame: f, Off: Headroom, Len: len(b), Addr: a}
+		m.rx[(m.rxh+m.rxn)&m.mask] = Packet{Frame: f, Off: Headroom, Len: len(b), Addr: a}
 		m.rxn++
 		n++
 	}
@@ -121,7 +127,7 @@ func (m *MemPort) Recv(pkts []Packet) int {
 	for n < len(pkts) && m.rxn > 0 {
 		pkts[n] = m.rx[m.rxh]
 		m.rx[m.rxh] = Packet{}
-		m.rxh = (m.rxh + 1) % len(m.rx)
+		m.rxh = (m.rxh + 1) & m.mask
 		m.rxn--
 		n++
 	}
