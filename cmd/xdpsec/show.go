@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register("show", "show sa|policy|stats of the running daemon [-o json] [--socket PATH | -c FILE]", runShow)
+	register("show", "show sa|policy|stats|ike of the running daemon [-o json] [--socket PATH | -c FILE]", runShow)
 }
 
 func runShow(args []string) int {
@@ -25,7 +25,7 @@ func runShow(args []string) int {
 	sock := fs.String("socket", "", "control socket of the daemon")
 	file := fs.String("c", "", "configuration file naming the control socket")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: xdpsec show sa|policy|stats [-o json] [--socket PATH | -c FILE]")
+		fmt.Fprintln(os.Stderr, "usage: xdpsec show sa|policy|stats|ike [-o json] [--socket PATH | -c FILE]")
 		fs.PrintDefaults()
 	}
 	// The object may come before or after the flags.
@@ -40,7 +40,7 @@ func runShow(args []string) int {
 		what = fs.Arg(0)
 	}
 	switch what {
-	case "sa", "sas", "policy", "policies", "stats":
+	case "sa", "sas", "policy", "policies", "stats", "ike":
 	default:
 		fs.Usage()
 		return 2
@@ -49,18 +49,10 @@ func runShow(args []string) int {
 		fmt.Fprintln(os.Stderr, "xdpsec show: -o is text or json")
 		return 2
 	}
-	path := *sock
-	if path == "" {
-		path = config.DefaultControl
-		if *file != "" {
-			cfg, err := config.Load(*file)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-			path = cfg.Control
-			cfg.Wipe()
-		}
+	path, err := controlPath(*sock, *file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	s, err := control.Query(path)
 	if err != nil {
@@ -74,6 +66,11 @@ func runShow(args []string) int {
 			v = s.SAs
 		case "policy", "policies":
 			v = s.Policies
+		case "ike":
+			v = s.IKE
+			if s.IKE == nil {
+				v = []control.IKESA{}
+			}
 		case "stats":
 			v = struct {
 				Workers  []control.Worker             `json:"workers"`
@@ -96,8 +93,27 @@ func runShow(args []string) int {
 		printPolicies(os.Stdout, s)
 	case "stats":
 		printStats(os.Stdout, s)
+	case "ike":
+		printIKE(os.Stdout, s)
 	}
 	return 0
+}
+
+// controlPath is the daemon's socket: given, named by a configuration, or
+// the default.
+func controlPath(sock, file string) (string, error) {
+	if sock != "" {
+		return sock, nil
+	}
+	if file == "" {
+		return config.DefaultControl, nil
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		return "", err
+	}
+	cfg.Wipe()
+	return cfg.Control, nil
 }
 
 // printSAs writes the SAs the way `show crypto ipsec sa` does: the

@@ -74,6 +74,8 @@ type Config struct {
 
 	SAs      []SA
 	Policies []Policy
+	// IKE holds the IKEv2 connections (connections:) and the key log.
+	IKE IKE
 }
 
 // OneArm reports whether one interface is both the protected and the
@@ -97,9 +99,17 @@ type Policy struct {
 	SA string
 }
 
-// Wipe overwrites the key material the configuration holds. Call it once
-// the SAs are built.
+// Wipe overwrites all the key material the configuration holds: the
+// static SAs' keys and the connections' pre-shared keys.
 func (c *Config) Wipe() {
+	c.WipeSAKeys()
+	c.wipeIKE()
+}
+
+// WipeSAKeys overwrites the static SAs' keys. Call it once the SAs are
+// built; the connections' PSKs stay for the IKE engine, which wipes them
+// when it closes.
+func (c *Config) WipeSAKeys() {
 	for i := range c.SAs {
 		clear(c.SAs[i].Key)
 		clear(c.SAs[i].IntegKey)
@@ -290,8 +300,8 @@ func (d *decoder) duration(n *yaml.Node, field string) time.Duration {
 }
 
 func (d *decoder) top(n *yaml.Node, c *Config) {
-	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies"}
-	var sasNode, polNode *yaml.Node
+	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies", "connections", "key_log"}
+	var sasNode, polNode, connNode *yaml.Node
 	d.mapping(n, "", known, func(k string, v *yaml.Node) {
 		switch k {
 		case "interfaces":
@@ -337,6 +347,13 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 			sasNode = v
 		case "policies":
 			polNode = v
+		case "connections":
+			connNode = v
+		case "key_log":
+			c.IKE.KeyLog = d.str(v, k)
+			if c.IKE.KeyLog != "" && !filepath.IsAbs(c.IKE.KeyLog) {
+				c.IKE.KeyLog = filepath.Join(d.dir, c.IKE.KeyLog)
+			}
 		}
 	})
 	if n.Kind != yaml.MappingNode {
@@ -353,6 +370,23 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 		d.seq(polNode, "policies", func(i int, e *yaml.Node) {
 			if p, ok := d.policy(e, fmt.Sprintf("policies[%d]", i)); ok {
 				c.Policies = append(c.Policies, p)
+			}
+		})
+	}
+	if connNode != nil {
+		d.seq(connNode, "connections", func(i int, e *yaml.Node) {
+			if i >= maxConnections {
+				if i == maxConnections {
+					d.errf(e, "connections", "more than %d connections", maxConnections)
+				}
+				return
+			}
+			if cn, ok := d.connection(e, fmt.Sprintf("connections[%d]", i)); ok {
+				c.IKE.Connections = append(c.IKE.Connections, cn)
+			} else {
+				// A half-read connection may hold a PSK already.
+				clear(cn.Local.PSK)
+				clear(cn.Remote.PSK)
 			}
 		})
 	}
@@ -915,7 +949,8 @@ func (d *decoder) check(root *yaml.Node, c *Config) {
 			d.errf(at, path+".sa", "%q is an inbound SA; a policy protects with an outbound one", p.SA)
 		}
 	}
-	if len(c.SAs) == 0 && len(c.Policies) == 0 {
-		d.errf(root, "sas", "no SAs and no policies: nothing to do")
+	d.checkIKE(c)
+	if len(c.SAs) == 0 && len(c.Policies) == 0 && len(c.IKE.Connections) == 0 {
+		d.errf(root, "sas", "no SAs, no policies and no connections: nothing to do")
 	}
 }

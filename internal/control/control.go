@@ -2,6 +2,7 @@ package control
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,20 +18,37 @@ import (
 const (
 	// CommandSnapshot asks for a Snapshot.
 	CommandSnapshot = "snapshot"
+	// CommandInitiate asks the IKE engine to establish the connection
+	// named in Request.Name and waits for the outcome.
+	CommandInitiate = "initiate"
+	// CommandTerminate asks the IKE engine to delete the connection's
+	// IKE SAs (and their Child SAs) and waits for the peer's answer.
+	CommandTerminate = "terminate"
 
 	maxRequest = 4 << 10 // a request is one short JSON line
 	ioTimeout  = 5 * time.Second
+	// ActionTimeout bounds an initiate or terminate: IKE's retransmission
+	// schedule gives up within it.
+	ActionTimeout = 30 * time.Second
 )
 
 // Request is what a client sends.
 type Request struct {
 	Command string `json:"command"`
+	// Name is the connection an action applies to.
+	Name string `json:"name,omitempty"`
 }
+
+// Action carries out a command on a named object (a connection) and says
+// what it did.
+type Action func(ctx context.Context, name string) (string, error)
 
 // Response is what the server answers: an error or a snapshot.
 type Response struct {
 	Error    string    `json:"error,omitempty"`
 	Snapshot *Snapshot `json:"snapshot,omitempty"`
+	// Result is an action's one-line outcome.
+	Result string `json:"result,omitempty"`
 }
 
 // Server answers control requests on a Unix socket.
@@ -41,6 +59,11 @@ type Server struct {
 	log      *slog.Logger
 	wg       sync.WaitGroup
 	once     sync.Once
+
+	mu      sync.Mutex
+	actions map[string]Action
+	ctx     context.Context
+	cancel  context.CancelFunc
 }
 
 // InUse reports whether a daemon answers on the socket at path.
@@ -77,10 +100,24 @@ func Listen(path string, snapshot func() *Snapshot, log *slog.Logger) (*Server, 
 		ln.Close()
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	s := &Server{ln: ln, path: path, snapshot: snapshot, log: log}
+	s := &Server{ln: ln, path: path, snapshot: snapshot, log: log, actions: map[string]Action{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
+}
+
+// Handle registers f for command; requests for it carry a Name.
+func (s *Server) Handle(command string, f Action) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.actions[command] = f
+}
+
+func (s *Server) action(command string) Action {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.actions[command]
 }
 
 func (s *Server) serve() {
@@ -113,9 +150,20 @@ func (s *Server) handle(c net.Conn) {
 	if req, err := decodeRequest(line); err != nil {
 		resp.Error = err.Error()
 	} else {
-		switch req.Command {
-		case CommandSnapshot:
+		switch f := s.action(req.Command); {
+		case req.Command == CommandSnapshot:
 			resp.Snapshot = s.snapshot()
+		case f != nil:
+			// Actions wait on the network: give them their own, longer
+			// deadline, and end them when the server closes.
+			c.SetDeadline(time.Now().Add(ActionTimeout + ioTimeout))
+			ctx, cancel := context.WithTimeout(s.ctx, ActionTimeout)
+			res, err := f(ctx, req.Name)
+			cancel()
+			resp.Result = res
+			if err != nil {
+				resp.Error = err.Error()
+			}
 		default:
 			resp.Error = fmt.Sprintf("unknown command %q", req.Command)
 		}
@@ -142,6 +190,7 @@ func decodeRequest(line []byte) (Request, error) {
 func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
+		s.cancel()
 		err = s.ln.Close()
 		s.wg.Wait()
 		os.Remove(s.path)
@@ -171,4 +220,26 @@ func Query(path string) (*Snapshot, error) {
 		return nil, errors.New("control: daemon sent no snapshot")
 	}
 	return resp.Snapshot, nil
+}
+
+// Do asks the daemon at path to carry out command on name (an initiate or
+// terminate) and returns its one-line result.
+func Do(path, command, name string) (string, error) {
+	c, err := net.DialTimeout("unix", path, ioTimeout)
+	if err != nil {
+		return "", fmt.Errorf("control: is the daemon running? %w", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(ActionTimeout + 2*ioTimeout))
+	if err := json.NewEncoder(c).Encode(Request{Command: command, Name: name}); err != nil {
+		return "", fmt.Errorf("control: send: %w", err)
+	}
+	var resp Response
+	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+		return "", fmt.Errorf("control: read: %w", err)
+	}
+	if resp.Error != "" {
+		return resp.Result, fmt.Errorf("%s %s: %s", command, name, resp.Error)
+	}
+	return resp.Result, nil
 }

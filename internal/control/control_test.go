@@ -1,7 +1,10 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -123,4 +126,38 @@ func FuzzDecodeRequest(f *testing.F) {
 			t.Fatalf("accepted invalid JSON %q as %+v", b, req)
 		}
 	})
+}
+
+func TestActions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.sock")
+	s, err := Listen(path, sample, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Handle(CommandInitiate, func(ctx context.Context, name string) (string, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			return "", errors.New("no deadline")
+		}
+		if name != "site" {
+			return "", fmt.Errorf("no connection named %q", name)
+		}
+		return "connection site established", nil
+	})
+	for _, tc := range []struct {
+		command, name, want, wantErr string
+	}{
+		{CommandInitiate, "site", "connection site established", ""},
+		{CommandInitiate, "other", "", `initiate other: no connection named "other"`},
+		{CommandTerminate, "site", "", `terminate site: unknown command "terminate"`},
+	} {
+		got, err := Do(path, tc.command, tc.name)
+		if got != tc.want || (err == nil) != (tc.wantErr == "") || (err != nil && err.Error() != tc.wantErr) {
+			t.Errorf("%s %s: %q, %v; want %q, %q", tc.command, tc.name, got, err, tc.want, tc.wantErr)
+		}
+	}
+	// Snapshots still work beside actions.
+	if snap, err := Query(path); err != nil || snap.PID != 42 {
+		t.Errorf("query: %v %+v", err, snap)
+	}
 }

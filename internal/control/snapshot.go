@@ -19,6 +19,41 @@ type Snapshot struct {
 	XSK []XSK                        `json:"xsk"`
 	// NextHops are the next-hop tables' counters per interface role.
 	NextHops map[string]map[string]uint64 `json:"next_hops,omitempty"`
+	// IKE lists the IKE SAs and their Child SAs; empty without
+	// connections.
+	IKE []IKESA `json:"ike,omitempty"`
+}
+
+// IKESA is one IKE SA as `show ike` prints it.
+type IKESA struct {
+	Connection  string    `json:"connection"`
+	State       string    `json:"state"`
+	Initiator   bool      `json:"initiator"`
+	SPIi        string    `json:"spi_i"` // 16 hex digits
+	SPIr        string    `json:"spi_r"`
+	Local       string    `json:"local"` // addr:port
+	Remote      string    `json:"remote"`
+	LocalID     string    `json:"local_id"`
+	RemoteID    string    `json:"remote_id"`
+	NATT        bool      `json:"nat_t"`
+	Proposal    string    `json:"proposal"`
+	Established time.Time `json:"established,omitzero"`
+	Children    []ChildSA `json:"children"`
+}
+
+// ChildSA is one Child SA of an IKE SA.
+type ChildSA struct {
+	Name      string    `json:"name"`
+	State     string    `json:"state"` // INSTALLED or INSTALLING
+	ReqID     uint32    `json:"reqid"`
+	SPIIn     uint32    `json:"spi_in"`
+	SPIOut    uint32    `json:"spi_out"`
+	Mode      string    `json:"mode"`
+	UDPEncap  bool      `json:"udp_encap"`
+	Proposal  string    `json:"proposal"`
+	LocalTS   []string  `json:"local_ts"`
+	RemoteTS  []string  `json:"remote_ts"`
+	Installed time.Time `json:"installed,omitzero"`
 }
 
 // Interface is one interface the program is attached to.

@@ -56,6 +56,9 @@ type Daemon struct {
 
 	seq *seqState
 
+	// ike is the IKEv2 control plane; nil without connections.
+	ike *ikePlane
+
 	queues []*queue
 	stop   atomic.Bool
 	wg     sync.WaitGroup
@@ -121,9 +124,18 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 		d.wg.Add(1)
 		go d.runWorker(q)
 	}
+	if d.ike != nil {
+		if err := d.ike.start(); err != nil {
+			return d, err
+		}
+	}
 	d.ctl, err = control.Listen(cfg.Control, d.Snapshot, log)
 	if err != nil {
 		return d, err
+	}
+	if d.ike != nil {
+		d.ctl.Handle(control.CommandInitiate, d.ike.initiate)
+		d.ctl.Handle(control.CommandTerminate, d.ike.terminate)
 	}
 	if cfg.Metrics != "" {
 		if err := d.serveMetrics(); err != nil {
@@ -138,7 +150,8 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 		mode = "one-arm"
 	}
 	log.Info("gateway up", "mode", mode, "lan", cfg.LAN, "wan", cfg.WAN, "queues", cfg.Queues,
-		"sas", len(d.sas), "policies", len(d.policies), "control", cfg.Control, "metrics", cfg.Metrics)
+		"sas", len(d.sas), "policies", len(d.policies), "connections", len(cfg.IKE.Connections),
+		"control", cfg.Control, "metrics", cfg.Metrics)
 	return d, nil
 }
 
@@ -168,7 +181,7 @@ func logCPU(log *slog.Logger) {
 
 func (d *Daemon) buildTables() error {
 	cfg := d.cfg
-	defer cfg.Wipe() // the SAs hold their own copies of the keys
+	defer cfg.WipeSAKeys() // the SAs hold their own copies of the keys
 	d.inbound = sad.NewTable(len(cfg.SAs))
 	out := map[string]*sad.SA{}
 	for i := range cfg.SAs {
@@ -194,6 +207,12 @@ func (d *Daemon) buildTables() error {
 			p.ReqID = sa.ReqID
 		}
 		d.policies = append(d.policies, p)
+	}
+	if len(cfg.IKE.Connections) > 0 {
+		// The connections' selectors are policies from the start, after
+		// the file's own: dropped until a Child SA is up, never leaked.
+		d.ike = newIKEPlane(d)
+		d.policies = append(d.policies, d.ike.traps...)
 	}
 	d.spd = spd.New()
 	if err := d.spd.Replace(d.policies); err != nil {
@@ -515,6 +534,9 @@ func (d *Daemon) lifetimes(ctx context.Context) {
 					d.log.Error("SA expired: its traffic is dropped", "sa", sa.String())
 				}
 			}
+			if d.ike != nil && d.ike.engine != nil {
+				d.ike.tick()
+			}
 		}
 	}
 }
@@ -538,6 +560,14 @@ func (d *Daemon) release(detach bool) error {
 	if d.bg != nil {
 		d.bg()
 		<-d.bgDone
+	}
+	if d.ike != nil {
+		if detach && d.ike.engine != nil {
+			d.ike.goodbye()
+		}
+		// Before the XDP objects close: the engine's last deletes unset
+		// live SPIs in them.
+		errs = append(errs, d.ike.close())
 	}
 	if d.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

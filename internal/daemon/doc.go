@@ -14,4 +14,18 @@
 // sets of XDP objects (pinned under pin_path/lan and pin_path/wan): the
 // program's XSKMAP is indexed by receive queue only, and queue q of each
 // interface needs its own socket.
+//
+// With connections in the configuration the daemon also runs the IKEv2
+// engine (package ike, RFC 7296) on the WAN address, UDP 500 and the NAT-T
+// port, which the XDP program passes to the kernel. The daemon is the
+// engine's Installer (RFC 7296 §2.8 ordering, as documented on
+// ike.Installer): an inbound Child SA goes into the inbound table and the
+// XDP program's live SPIs; an outbound one is published through the PROTECT
+// policies of its ReqID with one atomic store each, so a rekey repoints the
+// policy without rebuilding the SPD. Each configured child's selectors are
+// PROTECT policies without an SA from the start, so their traffic is
+// dropped, never sent in the clear, while no tunnel is up (RFC 4301 §5.1:
+// a PROTECT policy with no SA discards and asks the key manager). A ticker
+// reports the data plane's byte, packet and sequence-number expiries to the
+// engine (soft: rekey; hard: delete).
 package daemon

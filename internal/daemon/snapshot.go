@@ -33,7 +33,13 @@ func (d *Daemon) Snapshot() *control.Snapshot {
 	for _, sa := range d.sas {
 		s.SAs = append(s.SAs, SAInfo(sa))
 	}
-	for _, p := range d.policies {
+	if d.ike != nil && d.ike.engine != nil {
+		for _, sa := range d.ike.sas() {
+			s.SAs = append(s.SAs, SAInfo(sa))
+		}
+		s.IKE = d.ike.list()
+	}
+	for _, p := range d.spd.Policies() {
 		cp := control.Policy{Name: p.Name, Selector: SelectorString(p.Selector), Action: p.Action.String()}
 		if sa := p.SA.Load(); sa != nil {
 			cp.SA, cp.SPI = sa.Name, sa.SPI

@@ -298,7 +298,7 @@ func testTraffic(t *testing.T, l *lab, o tunnelOpts, iperf bool) {
 	// Full frames while pinging, for tshark to decrypt.
 	capPing := l.capture(t, "wan", "a0", 0)
 	for _, p := range [][2]string{{"hA", hostB4}, {"hA", hostB6}, {"hB", hostA4}, {"hB", hostA6}} {
-		if got := l.ping(p[0], p[1], 10); got != 10 {
+		if got := l.pingAll(p[0], p[1], 10); got != 10 {
 			t.Errorf("ping %s -> %s: %d of 10 answered\n%s", p[0], p[1], got, l.diagnose())
 		}
 	}
@@ -402,7 +402,7 @@ func testAttacks(t *testing.T, l *lab) {
 	gB := l.start(t, "gB", b)
 	l.warmUp(t, "hA", hostB4)
 	c := l.capture(t, "wan", "a0", 0)
-	if got := l.ping("hA", hostB4, 5); got != 5 {
+	if got := l.pingAll("hA", hostB4, 5); got != 5 {
 		t.Errorf("ping: %d of 5 answered", got)
 	}
 	pcap := c.stop()
@@ -470,7 +470,7 @@ func testAttacks(t *testing.T, l *lab) {
 	if inB2.Packets != inB.Packets {
 		t.Errorf("attack frames delivered: SA packets %d -> %d", inB.Packets, inB2.Packets)
 	}
-	if got := l.ping("hA", hostB4, 5); got != 5 {
+	if got := l.pingAll("hA", hostB4, 5); got != 5 {
 		t.Errorf("ping after the attacks: %d of 5 answered", got)
 	}
 	l.stopClean(t, gA)
@@ -542,10 +542,10 @@ func testKill9(t *testing.T, l *lab) {
 		p.Wait()
 	}
 	l.warmUp(t, "hA", hostB4)
-	if got := l.ping("hA", hostB4, 10); got != 10 {
+	if got := l.pingAll("hA", hostB4, 10); got != 10 {
 		t.Errorf("after the restart: %d of 10 pings answered", got)
 	}
-	if got := l.ping("hA", hostB6, 10); got != 10 {
+	if got := l.pingAll("hA", hostB6, 10); got != 10 {
 		t.Errorf("after the restart: %d of 10 IPv6 pings answered", got)
 	}
 	noLeak(t, c.stop())
@@ -575,7 +575,7 @@ func testKill9(t *testing.T, l *lab) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out, "already serves") {
 		t.Errorf("second daemon: %v\n%s", err, out)
 	}
-	if got := l.ping("hA", hostB4, 5); got != 5 {
+	if got := l.pingAll("hA", hostB4, 5); got != 5 {
 		t.Errorf("after a refused second daemon: %d of 5 pings answered", got)
 	}
 
@@ -609,7 +609,7 @@ func TestOneArm(t *testing.T) {
 	}
 	c := l.capture(t, "wan", "a0", 0)
 	for _, p := range [][2]string{{"hA", hostB4}, {"hA", hostB6}, {"hB", hostA4}, {"hB", hostA6}} {
-		if got := l.ping(p[0], p[1], 10); got != 10 {
+		if got := l.pingAll(p[0], p[1], 10); got != 10 {
 			t.Errorf("ping %s -> %s: %d of 10 answered\n%s", p[0], p[1], got, l.diagnose())
 		}
 	}
@@ -647,7 +647,7 @@ func TestMultiQueue(t *testing.T) {
 	gA := l.start(t, "gA", a)
 	gB := l.start(t, "gB", b)
 	l.warmUp(t, "hA", hostB4)
-	if got := l.ping("hA", hostB4, 10); got != 10 {
+	if got := l.pingAll("hA", hostB4, 10); got != 10 {
 		t.Errorf("ping: %d of 10 answered", got)
 	}
 	// Eight flows: the sender's veth spreads them over its two queues.

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/xdpsec/xdpsec/internal/control"
+)
+
+func init() {
+	register("initiate", "establish an IKE connection: initiate NAME [--socket PATH | -c FILE]", func(args []string) int {
+		return runIKEAction("initiate", control.CommandInitiate, args)
+	})
+	register("terminate", "delete an IKE connection's SAs: terminate NAME [--socket PATH | -c FILE]", func(args []string) int {
+		return runIKEAction("terminate", control.CommandTerminate, args)
+	})
+}
+
+func runIKEAction(name, command string, args []string) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	sock := fs.String("socket", "", "control socket of the daemon")
+	file := fs.String("c", "", "configuration file naming the control socket")
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: xdpsec %s NAME [--socket PATH | -c FILE]\n", name)
+		fs.PrintDefaults()
+	}
+	// The connection may come before or after the flags.
+	var conn string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		conn, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if conn == "" && fs.NArg() == 1 {
+		conn = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	if conn == "" {
+		fs.Usage()
+		return 2
+	}
+	path, err := controlPath(*sock, *file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	res, err := control.Do(path, command, conn)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "xdpsec %s: %v\n", name, err)
+		return 1
+	}
+	fmt.Println(res)
+	return 0
+}
+
+// printIKE writes the IKE SAs the way `swanctl --list-sas` does: one block
+// per IKE SA with its endpoints, identities, SPIs and proposal, then its
+// Child SAs with their SPIs, mode, proposal and selectors.
+func printIKE(w io.Writer, s *control.Snapshot) {
+	if len(s.IKE) == 0 {
+		fmt.Fprintln(w, "no IKE SAs")
+		return
+	}
+	for i, sa := range s.IKE {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		mi, mr := "", ""
+		if sa.Initiator {
+			mi = "*"
+		} else {
+			mr = "*"
+		}
+		fmt.Fprintf(w, "%s: %s, IKEv2, %s_i%s %s_r%s\n", sa.Connection, sa.State, sa.SPIi, mi, sa.SPIr, mr)
+		fmt.Fprintf(w, "  local  '%s' @ %s\n", sa.LocalID, bracketPort(sa.Local))
+		fmt.Fprintf(w, "  remote '%s' @ %s\n", sa.RemoteID, bracketPort(sa.Remote))
+		if sa.Proposal != "" {
+			fmt.Fprintf(w, "  %s\n", sa.Proposal)
+		}
+		if sa.NATT {
+			fmt.Fprintf(w, "  NAT-T: UDP encapsulation on the NAT-T port\n")
+		}
+		if !sa.Established.IsZero() {
+			fmt.Fprintf(w, "  established %s ago\n", ago(s.Now, sa.Established))
+		}
+		for _, c := range sa.Children {
+			mode := strings.ToUpper(c.Mode)
+			if c.UDPEncap {
+				mode += "-in-UDP"
+			}
+			fmt.Fprintf(w, "  %s: reqid %d, %s, %s, ESP:%s\n", c.Name, c.ReqID, c.State, mode, c.Proposal)
+			if !c.Installed.IsZero() {
+				fmt.Fprintf(w, "    installed %s ago\n", ago(s.Now, c.Installed))
+			}
+			fmt.Fprintf(w, "    in  %08x\n", c.SPIIn)
+			fmt.Fprintf(w, "    out %08x\n", c.SPIOut)
+			fmt.Fprintf(w, "    local  %s\n", strings.Join(c.LocalTS, " "))
+			fmt.Fprintf(w, "    remote %s\n", strings.Join(c.RemoteTS, " "))
+		}
+	}
+}
+
+// bracketPort writes addr:port as swanctl does, addr[port].
+func bracketPort(ap string) string {
+	i := strings.LastIndex(ap, ":")
+	if i < 0 {
+		return ap
+	}
+	return strings.Trim(ap[:i], "[]") + "[" + ap[i+1:] + "]"
+}
+
+func ago(now, t time.Time) string {
+	d := now.Sub(t).Round(time.Second)
+	if d < 0 {
+		d = 0
+	}
+	return d.String()
+}

@@ -1,0 +1,164 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/sad"
+)
+
+const testPSK = "0123456789abcdef-a-secret-key-for-tests"
+
+// ikeBase is a gateway with one IKE connection; %s is the auth mapping.
+const ikeBase = `interfaces: {lan: lan0, wan: wan0}
+key_log: keys
+connections:
+  - name: site
+    local_addr: 192.0.2.1
+    remote_addr: 192.0.2.2
+    remote_id: gw-b.example
+    auth: %s
+    ike_proposals: [aes256gcm16-prfsha384-ecp384]
+    start_action: start
+    dpd_delay: 30s
+    dpd_action: restart
+    rekey_time: 4h
+    children:
+      - name: net
+        local_ts: [198.18.1.0/24, 2001:db8:a::/64]
+        remote_ts: [198.18.2.0/24]
+        mode: tunnel
+        esp_proposals: [aes128gcm16-x25519, aes256gcm16]
+        lifetime: {soft: {time: 50m, bytes: 1000000}, hard: {time: 1h}}
+`
+
+func writePSK(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "psk")
+	if err := os.WriteFile(p, []byte(testPSK+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConnections(t *testing.T) {
+	dir := t.TempDir()
+	writePSK(t, dir)
+	c, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(strings.Replace(ikeBase, "%s", "{psk_file: psk}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.IKE.Connections) != 1 || c.IKE.KeyLog != filepath.Join(dir, "keys") {
+		t.Fatalf("connections %d, key log %q", len(c.IKE.Connections), c.IKE.KeyLog)
+	}
+	cn := c.IKE.Connections[0]
+	if cn.Line != 4 || cn.Name != "site" || cn.LocalAddr.String() != "192.0.2.1" || cn.RemoteAddr.String() != "192.0.2.2" {
+		t.Errorf("connection: %+v", cn)
+	}
+	if string(cn.Local.PSK) != testPSK || string(cn.Remote.PSK) != testPSK {
+		t.Error("PSK not read (or its line end kept)")
+	}
+	if cn.Local.ID.String() != "192.0.2.1" || cn.Remote.ID.String() != "gw-b.example" {
+		t.Errorf("ids %s %s", cn.Local.ID, cn.Remote.ID)
+	}
+	if cn.StartAction != ike.StartStart || cn.DPDDelay != 30*time.Second || cn.DPDAction != ike.DPDRestart || cn.IKERekeyTime != 4*time.Hour {
+		t.Errorf("actions: %+v", cn.Connection)
+	}
+	if len(cn.IKEProposals) != 1 || cn.IKEProposals[0].String() != "aes256gcm16-prfsha384-ecp384" {
+		t.Errorf("ike proposals %v", cn.IKEProposals)
+	}
+	ch := cn.Children[0]
+	if ch.Name != "net" || len(ch.LocalTS) != 2 || len(ch.RemoteTS) != 1 || ch.Mode != sad.Tunnel || len(ch.ESPProposals) != 2 ||
+		ch.Lifetime.Soft.Time != 50*time.Minute || ch.Lifetime.Soft.Bytes != 1000000 || ch.Lifetime.Hard.Time != time.Hour {
+		t.Errorf("child %+v", ch)
+	}
+	c.Wipe()
+	if string(cn.Local.PSK) == testPSK {
+		t.Error("Wipe left the PSK")
+	}
+}
+
+func TestConnectionPSKEnv(t *testing.T) {
+	t.Setenv("XDPSEC_TEST_PSK", testPSK)
+	c, err := Parse("gw.yaml", []byte(strings.Replace(ikeBase, "%s", "{psk_env: XDPSEC_TEST_PSK}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(c.IKE.Connections[0].Local.PSK) != testPSK {
+		t.Error("PSK from the environment not read")
+	}
+}
+
+func TestConnectionErrors(t *testing.T) {
+	dir := t.TempDir()
+	writePSK(t, dir)
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, []byte("hunter2\n"), 0o600)
+	os.Unsetenv("XDPSEC_NO_SUCH_PSK")
+	for _, tc := range []struct {
+		name, auth, edit, with string
+		want                   string
+	}{
+		{"no auth kind", "{}", "", "", "gw.yaml:8: connections[0].auth: give psk_file, psk_env, or cert and key with ca"},
+		{"both psk sources", "{psk_file: psk, psk_env: X}", "", "", "connections[0].auth: give psk_file or psk_env, not both"},
+		{"psk in yaml", "{psk: " + testPSK + "}", "", "", "connections[0].auth.psk: unknown field"},
+		{"missing env", "{psk_env: XDPSEC_NO_SUCH_PSK}", "", "", "gw.yaml:8: connections[0].auth.psk_env: the environment variable XDPSEC_NO_SUCH_PSK is not set"},
+		{"short psk", "{psk_file: short}", "", "", "use at least 16"},
+		{"missing file", "{psk_file: nope}", "", "", "gw.yaml:8: connections[0].auth.psk_file: open"},
+		{"cert without ca", "{cert: a.pem, key: a.key}", "", "", "certificate authentication needs cert, key and ca"},
+		{"bad proposal", "{psk_file: psk}", "aes256gcm16-prfsha384-ecp384", "aes256gcm16-prfsha384-ecp999", "gw.yaml:9: connections[0].ike_proposals[0]:"},
+		{"bad esp proposal", "{psk_file: psk}", "aes128gcm16-x25519,", "aes128gcm17,", "gw.yaml:19: connections[0].children[0].esp_proposals[0]:"},
+		{"bad ts", "{psk_file: psk}", "remote_ts: [198.18.2.0/24]", "remote_ts: [198.18.2.0/33]", "gw.yaml:17: connections[0].children[0].remote_ts[0]:"},
+		{"bad mode", "{psk_file: psk}", "mode: tunnel", "mode: beet", "gw.yaml:18: connections[0].children[0].mode: \"beet\" is not tunnel or transport"},
+		{"bad start", "{psk_file: psk}", "start_action: start", "start_action: trap", "gw.yaml:10: connections[0].start_action: \"trap\" is not start or none"},
+		{"bad dpd", "{psk_file: psk}", "dpd_action: restart", "dpd_action: hold", "gw.yaml:12: connections[0].dpd_action"},
+		{"bad addr", "{psk_file: psk}", "remote_addr: 192.0.2.2", "remote_addr: gw-b", "gw.yaml:6: connections[0].remote_addr: \"gw-b\" is not a unicast address"},
+		{"mixed families", "{psk_file: psk}", "remote_addr: 192.0.2.2", "remote_addr: 2001:db8::2", "connections[0].remote_addr: local_addr and remote_addr are of different address families"},
+		{"no children", "{psk_file: psk}", "    children:", "    kids:", "connections[0].kids: unknown field"},
+		{"unknown child field", "{psk_file: psk}", "mode: tunnel", "mood: tunnel", "gw.yaml:18: connections[0].children[0].mood: unknown field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			y := strings.Replace(ikeBase, "%s", tc.auth, 1)
+			if tc.edit != "" {
+				if !strings.Contains(y, tc.edit) {
+					t.Fatalf("base lacks %q", tc.edit)
+				}
+				y = strings.Replace(y, tc.edit, tc.with, 1)
+			}
+			_, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(y))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q\nlacks %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), testPSK) || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error quotes the PSK: %q", err)
+			}
+		})
+	}
+}
+
+func TestConnectionDuplicates(t *testing.T) {
+	dir := t.TempDir()
+	writePSK(t, dir)
+	one := strings.Replace(ikeBase, "%s", "{psk_file: psk}", 1)
+	conn := one[strings.Index(one, "  - name: site"):]
+	y := one + strings.Replace(conn, "local_addr: 192.0.2.1", "local_addr: 192.0.2.9", 1)
+	_, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(y))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{
+		`gw.yaml:21: connections[1].name: "site" already names connections[0]`,
+		"gw.yaml:21: connections[1].local_addr: all connections share one local_addr (192.0.2.1)",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q\nlacks %q", err, want)
+		}
+	}
+}

@@ -1,0 +1,571 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/transport"
+	"github.com/xdpsec/xdpsec/internal/control"
+	"github.com/xdpsec/xdpsec/sad"
+	"github.com/xdpsec/xdpsec/sad/spd"
+)
+
+// ikePlane is the IKE side of the gateway: the engine, its sockets, and
+// the data-plane state it installed (the Installer below).
+type ikePlane struct {
+	d       *Daemon
+	engine  *ike.Engine
+	conn    *transport.UDP
+	keyLogs []*os.File
+	// ikePort and nattPort are the UDP ports (500 and nat_t_port; the
+	// peer's are the same); tests move them off the privileged ones.
+	ikePort, nattPort uint16
+
+	mu sync.Mutex
+	// in and out are the negotiated SAs by SPI.
+	in, out map[uint32]*sad.SA
+	// bound are the policies a ReqID's outbound SAs are published
+	// through, and reqOut the outbound SPIs installed under each ReqID
+	// (two during a rekey).
+	bound  map[uint32][]*spd.Policy
+	reqOut map[uint32]map[uint32]bool
+	// traps are the fail-closed policies of the configured children:
+	// PROTECT with no SA until a Child SA binds them. owner says which
+	// ReqID has them (0: none).
+	traps []*spd.Policy
+	owner map[*spd.Policy]uint32
+	// dynamic are policies made for narrowed selectors; they go when
+	// their ReqID has no outbound SA left.
+	dynamic map[*spd.Policy]bool
+	// reported: SAs whose soft or hard expiry went to the engine.
+	soft, hard map[*sad.SA]bool
+	// graveyard holds deleted SAs until no worker can hold them; their
+	// keys are wiped on the next tick.
+	graveyard []*sad.SA
+}
+
+// outboundSelectors are a child's policies: every local × remote pair of
+// one address family.
+func outboundSelectors(ch ike.ChildConfig) []sad.Selector {
+	var out []sad.Selector
+	for _, l := range ch.LocalTS {
+		for _, r := range ch.RemoteTS {
+			if l.Prefix.Addr().Is4() != r.Prefix.Addr().Is4() {
+				continue
+			}
+			proto := l.Proto
+			if proto == 0 {
+				proto = r.Proto
+			} else if r.Proto != 0 && r.Proto != proto {
+				continue // no packet has two protocols
+			}
+			out = append(out, sad.Selector{Src: l.Prefix, Dst: r.Prefix, Proto: proto, SrcPorts: l.Ports, DstPorts: r.Ports})
+		}
+	}
+	return out
+}
+
+// sameSelector compares selectors as the SPD matches them: a port range
+// covering every port is "any", prefixes compare masked.
+func sameSelector(a, b sad.Selector) bool {
+	norm := func(s sad.Selector) sad.Selector {
+		if s.SrcPorts.AnyPort() {
+			s.SrcPorts = sad.PortRange{}
+		}
+		if s.DstPorts.AnyPort() {
+			s.DstPorts = sad.PortRange{}
+		}
+		s.Src, s.Dst = s.Src.Masked(), s.Dst.Masked()
+		return s
+	}
+	return norm(a) == norm(b)
+}
+
+// trapPolicies are the configured children's selectors as PROTECT
+// policies without an SA: until a tunnel is up their traffic is dropped,
+// never sent in the clear (fail closed).
+func trapPolicies(conns []ike.Connection) []*spd.Policy {
+	var ps []*spd.Policy
+	seen := map[sad.Selector]bool{}
+	for _, c := range conns {
+		for _, ch := range c.Children {
+			for i, sel := range outboundSelectors(ch) {
+				if seen[sel] {
+					continue
+				}
+				seen[sel] = true
+				ps = append(ps, &spd.Policy{Name: fmt.Sprintf("%s/%s#%d", c.Name, ch.Name, i), Selector: sel, Action: spd.Protect})
+			}
+		}
+	}
+	return ps
+}
+
+func (d *Daemon) ikeConnections() []ike.Connection {
+	cs := make([]ike.Connection, len(d.cfg.IKE.Connections))
+	for i := range d.cfg.IKE.Connections {
+		cs[i] = d.cfg.IKE.Connections[i].Connection
+	}
+	return cs
+}
+
+func newIKEPlane(d *Daemon) *ikePlane {
+	p := &ikePlane{
+		d: d, in: map[uint32]*sad.SA{}, out: map[uint32]*sad.SA{},
+		bound: map[uint32][]*spd.Policy{}, reqOut: map[uint32]map[uint32]bool{},
+		owner: map[*spd.Policy]uint32{}, dynamic: map[*spd.Policy]bool{},
+		soft: map[*sad.SA]bool{}, hard: map[*sad.SA]bool{},
+		ikePort: 500, nattPort: d.cfg.NATTPort,
+	}
+	p.traps = trapPolicies(d.ikeConnections())
+	return p
+}
+
+// start opens the IKE sockets on the connections' local address and runs
+// the engine. The daemon's data plane is up by then, so a connection with
+// start_action start carries traffic as soon as it is established.
+func (p *ikePlane) start() error {
+	d := p.d
+	conns := d.ikeConnections()
+	laddr := conns[0].LocalAddr
+	var err error
+	// IKE's ports go to the kernel (XDP_PASS): the XDP program passes UDP
+	// 500 and the zero non-ESP marker on the NAT-T port.
+	p.conn, err = transport.Listen(laddr, p.ikePort, p.nattPort)
+	if err != nil {
+		return fmt.Errorf("ike: listen on %s: %w", laddr, err)
+	}
+	ecfg := ike.Config{Connections: conns, Logger: d.log.With("subsystem", "ike")}
+	if dir := d.cfg.IKE.KeyLog; dir != "" {
+		d.log.Warn("!!! key_log is on: every IKE and ESP key is written in the clear to " + dir +
+			" (Wireshark's ikev2_decryption_table and esp_sa); for debugging only, turn it off in production !!!")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("key_log: %w", err)
+		}
+		open := func(name string) (io.Writer, error) {
+			f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+			if err != nil {
+				return nil, fmt.Errorf("key_log: %w", err)
+			}
+			p.keyLogs = append(p.keyLogs, f)
+			return f, nil
+		}
+		if ecfg.KeyLogIKE, err = open("ikev2_decryption_table"); err != nil {
+			return err
+		}
+		if ecfg.KeyLogESP, err = open("esp_sa"); err != nil {
+			return err
+		}
+	}
+	p.engine, err = ike.New(ecfg, p.conn, p)
+	if err != nil {
+		return fmt.Errorf("ike: %w", err)
+	}
+	ik, nt := p.conn.Ports()
+	d.log.Info("ike up", "address", laddr, "ports", fmt.Sprintf("%d,%d", ik, nt), "connections", len(conns))
+	return nil
+}
+
+// close stops the engine (which deletes its SAs through the Installer
+// without telling the peers) and the sockets.
+func (p *ikePlane) close() error {
+	var errs []error
+	if p.engine != nil {
+		p.engine.Close()
+	}
+	if p.conn != nil {
+		errs = append(errs, p.conn.Close())
+	}
+	for _, f := range p.keyLogs {
+		errs = append(errs, f.Close())
+	}
+	p.mu.Lock()
+	for _, sa := range p.graveyard {
+		sa.Crypto.Destroy()
+	}
+	p.graveyard = nil
+	p.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// liveObjs are the objects whose XDP program receives ESP (the WAN side).
+func (d *Daemon) liveObjs() []*objSet {
+	var out []*objSet
+	for _, s := range d.objs {
+		if s.name != "lan" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// syncMirror publishes the SPD to the XDP programs that steer protected
+// traffic, after a policy was added or removed.
+func (d *Daemon) syncMirror() error {
+	var m []bpf.SPDEntry
+	var errs []error
+	for _, s := range d.objs {
+		if s.name == "wan" {
+			continue
+		}
+		if m == nil {
+			m = d.mirror()
+		}
+		if err := s.o.SyncSPD(m); err != nil {
+			errs = append(errs, fmt.Errorf("xdp %s: %w", s.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// InstallInbound implements ike.Installer: the SA goes into the inbound
+// table and its SPI into the XDP program's live set, so its packets are
+// steered to the workers rather than dropped as unknown.
+func (p *ikePlane) InstallInbound(cfg sad.Config) error {
+	sa, err := sad.New(cfg)
+	if err != nil {
+		return fmt.Errorf("inbound sa %08x: %w", cfg.SPI, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.d.inbound.Add(sa); err != nil {
+		sa.Crypto.Destroy()
+		return fmt.Errorf("inbound sa %08x: %w", cfg.SPI, err)
+	}
+	for _, s := range p.d.liveObjs() {
+		if err := s.o.SetSPILive(sa.SPI, true); err != nil {
+			p.d.inbound.Delete(sa.SPI)
+			sa.Kill()
+			p.graveyard = append(p.graveyard, sa)
+			return fmt.Errorf("inbound sa %08x: xdp %s: %w", cfg.SPI, s.name, err)
+		}
+	}
+	p.in[sa.SPI] = sa
+	p.d.log.Info("child sa installed", "dir", "in", "spi", fmt.Sprintf("%08x", sa.SPI), "name", sa.Name, "reqid", sa.ReqID)
+	return nil
+}
+
+// InstallOutbound implements ike.Installer: the policies of cfg.ReqID
+// point at the new SA with one atomic store each. The first SA of a ReqID
+// binds the child's fail-closed policies (or new ones, placed first, for
+// selectors the responder narrowed); a rekey's SA repoints them, and the
+// old SA stays until Delete.
+func (p *ikePlane) InstallOutbound(cfg sad.Config, sel []sad.Selector) error {
+	sa, err := sad.New(cfg)
+	if err != nil {
+		return fmt.Errorf("outbound sa %08x: %w", cfg.SPI, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, dup := p.out[sa.SPI]; dup {
+		sa.Crypto.Destroy()
+		return fmt.Errorf("outbound sa %08x: already installed", cfg.SPI)
+	}
+	pols, ok := p.bound[cfg.ReqID]
+	if !ok {
+		var added []*spd.Policy
+		for i, s := range sel {
+			var pol *spd.Policy
+			for _, t := range p.traps {
+				if sameSelector(t.Selector, s) && p.owner[t] == 0 {
+					pol = t
+					break
+				}
+			}
+			if pol == nil {
+				pol = &spd.Policy{Name: fmt.Sprintf("%s#%d", cfg.Name, i), Selector: s, Action: spd.Protect, ReqID: cfg.ReqID}
+				added = append(added, pol)
+			}
+			p.owner[pol] = cfg.ReqID
+			pols = append(pols, pol)
+		}
+		// Newer, narrower policies come first: traffic they take is this
+		// SA's; the rest still meets the traps.
+		for i, pol := range added {
+			if err := p.d.spd.Insert(pol, i); err != nil {
+				for _, q := range added[:i] {
+					p.d.spd.Remove(q)
+				}
+				for _, q := range pols {
+					delete(p.owner, q)
+				}
+				sa.Crypto.Destroy()
+				return fmt.Errorf("outbound sa %08x: spd: %w", cfg.SPI, err)
+			}
+			p.dynamic[pol] = true
+		}
+		p.bound[cfg.ReqID] = pols
+		if len(added) > 0 {
+			if err := p.d.syncMirror(); err != nil {
+				p.d.log.Error("xdp spd mirror", "err", err)
+			}
+		}
+	}
+	for _, pol := range pols {
+		pol.SA.Store(sa)
+	}
+	p.out[sa.SPI] = sa
+	if p.reqOut[cfg.ReqID] == nil {
+		p.reqOut[cfg.ReqID] = map[uint32]bool{}
+	}
+	p.reqOut[cfg.ReqID][sa.SPI] = true
+	p.d.log.Info("child sa installed", "dir", "out", "spi", fmt.Sprintf("%08x", sa.SPI), "name", sa.Name,
+		"reqid", sa.ReqID, "policies", len(pols))
+	return nil
+}
+
+// Delete implements ike.Installer. An inbound SA leaves the table and the
+// live SPI set; an outbound one is unhooked from the policies that still
+// point at it (a rekey's replacement is left alone). When a ReqID has no
+// outbound SA left its policies fall back to dropping: the configured
+// selectors stay as fail-closed traps, narrowed ones go.
+func (p *ikePlane) Delete(spi uint32, dir sad.Direction) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if dir == sad.Inbound {
+		sa, ok := p.in[spi]
+		if !ok {
+			return fmt.Errorf("inbound sa %08x: not installed", spi)
+		}
+		delete(p.in, spi)
+		p.d.inbound.Delete(spi)
+		var errs []error
+		for _, s := range p.d.liveObjs() {
+			if err := s.o.SetSPILive(spi, false); err != nil {
+				errs = append(errs, fmt.Errorf("xdp %s: %w", s.name, err))
+			}
+		}
+		p.bury(sa)
+		p.d.log.Info("child sa deleted", "dir", "in", "spi", fmt.Sprintf("%08x", spi), "name", sa.Name)
+		return errors.Join(errs...)
+	}
+	sa, ok := p.out[spi]
+	if !ok {
+		return fmt.Errorf("outbound sa %08x: not installed", spi)
+	}
+	delete(p.out, spi)
+	for _, pol := range p.bound[sa.ReqID] {
+		pol.SA.CompareAndSwap(sa, nil)
+	}
+	delete(p.reqOut[sa.ReqID], spi)
+	var err error
+	if len(p.reqOut[sa.ReqID]) == 0 {
+		delete(p.reqOut, sa.ReqID)
+		err = p.release(sa.ReqID)
+	}
+	p.bury(sa)
+	p.d.log.Info("child sa deleted", "dir", "out", "spi", fmt.Sprintf("%08x", spi), "name", sa.Name)
+	return err
+}
+
+// release unbinds a ReqID's policies; p.mu is held.
+func (p *ikePlane) release(reqID uint32) error {
+	var removed bool
+	var errs []error
+	for _, pol := range p.bound[reqID] {
+		delete(p.owner, pol)
+		if p.dynamic[pol] {
+			delete(p.dynamic, pol)
+			if err := p.d.spd.Remove(pol); err != nil {
+				errs = append(errs, err)
+			}
+			removed = true
+		}
+	}
+	delete(p.bound, reqID)
+	if removed {
+		errs = append(errs, p.d.syncMirror())
+	}
+	return errors.Join(errs...)
+}
+
+// InstallTrap implements ike.TrapInstaller (dpd_action trap): the
+// selectors stay as PROTECT policies without an SA. The configured
+// children's selectors are traps from the start; others are added.
+func (p *ikePlane) InstallTrap(reqID uint32, sel []sad.Selector) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var added bool
+	for i, s := range sel {
+		if slices.ContainsFunc(p.traps, func(t *spd.Policy) bool { return sameSelector(t.Selector, s) }) {
+			continue
+		}
+		pol := &spd.Policy{Name: fmt.Sprintf("trap-%d#%d", reqID, i), Selector: s, Action: spd.Protect}
+		if err := p.d.spd.Insert(pol, -1); err != nil {
+			return fmt.Errorf("trap %d: %w", reqID, err)
+		}
+		p.traps = append(p.traps, pol)
+		added = true
+	}
+	if added {
+		return p.d.syncMirror()
+	}
+	return nil
+}
+
+// bury kills sa now and wipes its keys on a later tick, once no worker's
+// batch can hold it any more; p.mu is held.
+func (p *ikePlane) bury(sa *sad.SA) {
+	sa.Kill()
+	p.graveyard = append(p.graveyard, sa)
+	delete(p.soft, sa)
+	delete(p.hard, sa)
+}
+
+// tick reports the data plane's count-based expiries (bytes, packets,
+// sequence numbers) to the engine, once each, and wipes the SAs buried
+// before the previous tick. The engine keeps the time lifetimes itself.
+func (p *ikePlane) tick() {
+	p.mu.Lock()
+	dead := p.graveyard
+	p.graveyard = nil
+	type exp struct {
+		spi  uint32
+		hard bool
+	}
+	var todo []exp
+	for _, m := range []map[uint32]*sad.SA{p.in, p.out} {
+		for spi, sa := range m {
+			if sa.Expired() && !p.hard[sa] {
+				p.hard[sa] = true
+				todo = append(todo, exp{spi, true})
+			} else if sa.NeedsRekey() && !p.soft[sa] {
+				p.soft[sa] = true
+				todo = append(todo, exp{spi, false})
+			}
+		}
+	}
+	p.mu.Unlock()
+	for _, sa := range dead {
+		sa.Crypto.Destroy()
+	}
+	for _, e := range todo {
+		// Outside p.mu: the engine calls back into the Installer.
+		if err := p.engine.Expire(e.spi, e.hard); err != nil {
+			p.d.log.Debug("expire", "spi", fmt.Sprintf("%08x", e.spi), "hard", e.hard, "err", err)
+		} else {
+			p.d.log.Info("child sa lifetime reached", "spi", fmt.Sprintf("%08x", e.spi), "hard", e.hard)
+		}
+	}
+}
+
+// sas returns the installed SAs, inbound first, for snapshots.
+func (p *ikePlane) sas() []*sad.SA {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*sad.SA, 0, len(p.in)+len(p.out))
+	for _, m := range []map[uint32]*sad.SA{p.in, p.out} {
+		keys := make([]uint32, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			out = append(out, m[k])
+		}
+	}
+	return out
+}
+
+// list describes the IKE SAs for `show ike`.
+func (p *ikePlane) list() []control.IKESA {
+	infos := p.engine.List()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]control.IKESA, 0, len(infos))
+	for _, in := range infos {
+		s := control.IKESA{
+			Connection: in.Name, State: in.State.String(), Initiator: in.Initiator,
+			SPIi: fmt.Sprintf("%016x", in.SPIi), SPIr: fmt.Sprintf("%016x", in.SPIr),
+			Local: addrPort(in.Local), Remote: addrPort(in.Remote), LocalID: in.LocalID, RemoteID: in.RemoteID,
+			NATT: in.NATT, Proposal: in.Proposal, Established: in.Established, Children: []control.ChildSA{},
+		}
+		for _, c := range in.Children {
+			ch := control.ChildSA{
+				Name: c.Name, State: "INSTALLING", ReqID: c.ReqID, SPIIn: c.SPIIn, SPIOut: c.SPIOut,
+				Mode: c.Mode, UDPEncap: c.UDPEncap, Proposal: c.Proposal, LocalTS: c.LocalTS, RemoteTS: c.RemoteTS,
+			}
+			if c.InstalledInOut {
+				ch.State = "INSTALLED"
+			}
+			if sa := p.in[c.SPIIn]; sa != nil {
+				ch.Installed = sa.Created
+			}
+			s.Children = append(s.Children, ch)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func addrPort(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// initiate and terminate are the control socket's actions.
+func (p *ikePlane) initiate(ctx context.Context, name string) (string, error) {
+	if !p.known(name) {
+		return "", fmt.Errorf("no connection named %q", name)
+	}
+	start := time.Now()
+	if err := p.engine.Initiate(ctx, name); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("connection %s established in %v", name, time.Since(start).Round(time.Millisecond)), nil
+}
+
+func (p *ikePlane) terminate(ctx context.Context, name string) (string, error) {
+	if !p.known(name) {
+		return "", fmt.Errorf("no connection named %q", name)
+	}
+	if err := p.engine.Terminate(ctx, name); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("connection %s terminated", name), nil
+}
+
+func (p *ikePlane) known(name string) bool {
+	for _, c := range p.d.cfg.IKE.Connections {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// goodbye deletes the IKE SAs with the peers on a clean shutdown, so they
+// stop sending at once rather than after their DPD timeout; a peer that
+// does not answer quickly is left to find out.
+func (p *ikePlane) goodbye() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	seen := map[string]bool{}
+	for _, sa := range p.engine.List() {
+		if seen[sa.Name] {
+			continue
+		}
+		seen[sa.Name] = true
+		wg.Add(1)
+		go func(name string) {
+			defer wg.Done()
+			if err := p.engine.Terminate(ctx, name); err != nil {
+				p.d.log.Debug("terminate on shutdown", "connection", name, "err", err)
+			}
+		}(sa.Name)
+	}
+	wg.Wait()
+}
