@@ -220,17 +220,24 @@ func (t *authTask) dropChild(sa *ikeSA) {
 func (sa *ikeSA) established() {
 	sa.state = StateEstablished
 	sa.estab = sa.e.now()
+	// Both AUTH payloads are computed and checked by now, and the peer has
+	// stopped retransmitting IKE_SA_INIT, so the two messages the AUTH
+	// octets sign (RFC 7296 §2.15) are no longer needed.
+	sa.initReq, sa.initResp = nil, nil
+	sa.cands = nil // IKE_AUTH has picked sa.conn among them
+	// For the same reason the responder stops matching retransmitted
+	// IKE_SA_INITs against this SA: the initiator had our response, since
+	// it sent IKE_AUTH under the keys it made, and a copy arriving now is a
+	// stale duplicate that the half-open limit and timeout deal with.
+	if !sa.initiator && sa.e.byInit[sa.hoKey] == sa {
+		delete(sa.e.byInit, sa.hoKey)
+	}
 	sa.e.removeHalfOpen(sa)
 	sa.armIKE()
 	sa.e.log.Info("IKE SA established", "sa", sa.logID(), "local", sa.local, "remote", sa.remote, "remote_id", sa.remoteID.String(), "proposal", sa.sel.String())
 }
 
-func (sa *ikeSA) notifyWaiters(err error) {
-	for _, w := range sa.waiters {
-		signal(w, err)
-	}
-	sa.waiters = nil
-}
+func (sa *ikeSA) notifyWaiters(err error) { sa.signalWaiters(false, err) }
 
 // respondAuth is the responder's side of IKE_AUTH.
 func respondAuth(sa *ikeSA, req message.Payloads) ([]message.Payload, func()) {

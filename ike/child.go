@@ -16,33 +16,21 @@ import (
 // childSA is one negotiated ESP SA pair. Its keys are handed to the
 // Installer and wiped; the engine keeps only what show and delete need.
 type childSA struct {
-	cfg       *ChildConfig
-	inSPI     uint32 // chosen by us: the peer sends with it
-	outSPI    uint32 // chosen by the peer
-	mode      sad.Mode
-	sel       selected
-	localTS   []message.TrafficSelector
-	remoteTS  []message.TrafficSelector
-	encap     sad.UDPEncap
-	reqID     uint32
-	installed bool // the inbound half is in the data plane
-	outInst   bool // the outbound half is in the data plane
-
+	cfg      *ChildConfig
+	sel      selected
+	localTS  []message.TrafficSelector
+	remoteTS []message.TrafficSelector
 	// Keying of a Child SA made by CREATE_CHILD_SA: that exchange's nonces
-	// and key exchange output, and whether we initiated it (which decides
-	// the direction of the first keys, RFC 7296 §2.17). The IKE_AUTH Child
-	// SA uses the IKE SA's nonces and roles instead. secret is wiped once
-	// the keys are derived.
-	ni, nr     []byte
-	secret     []byte
-	ourRequest bool
-	viaCreate  bool
+	// and key exchange output, and whether we initiated it (ourRequest,
+	// below; it decides the direction of the first keys, RFC 7296 §2.17).
+	// The IKE_AUTH Child SA uses the IKE SA's nonces and roles instead.
+	// secret is wiped once the keys are derived.
+	ni, nr []byte
+	secret []byte
 	// outKeys holds the outbound keys between the installation of the
 	// inbound half and that of the outbound half (a rekey responder waits
 	// for the peer's Delete of the old SA); wiped once used.
 	outKeys *crypto.ESPKeys
-
-	state childState
 	// successor is the Child SA that replaces this one after a rekey the
 	// peer started: our outbound switches to it when the peer deletes this
 	// one (or the grace period ends). While our own rekey of this SA is in
@@ -51,6 +39,19 @@ type childSA struct {
 	ike       *ikeSA // the IKE SA that carries it now (it moves on an IKE rekey)
 	created   time.Time
 	timers    []*time.Timer
+
+	// The small fields together, so they pack: a gateway holds one
+	// childSA per tunnel, and this keeps it in the 288-byte size class.
+	inSPI      uint32 // chosen by us: the peer sends with it
+	outSPI     uint32 // chosen by the peer
+	reqID      uint32
+	encap      sad.UDPEncap
+	mode       sad.Mode
+	state      childState
+	installed  bool // the inbound half is in the data plane
+	outInst    bool // the outbound half is in the data plane
+	ourRequest bool
+	viaCreate  bool
 }
 
 // childState is the life stage of a Child SA with respect to rekeying.
@@ -300,9 +301,13 @@ func (e *Engine) installChild(sa *ikeSA, c *childSA, in, out bool) error {
 		c.reqID = e.nextReqID
 	}
 	outSel := selectors(c.localTS, c.remoteTS)
+	window := c.cfg.ReplayWindow
+	if window == 0 {
+		window = DefaultReplayWindow
+	}
 	base := sad.Config{
 		Mode: c.mode, Local: sa.local.Addr(), Remote: sa.remote.Addr(), Encap: c.encap,
-		Suite: suite, ESN: c.sel.ESN, ReplayWindow: c.cfg.ReplayWindow, Lifetime: c.cfg.Lifetime,
+		Suite: suite, ESN: c.sel.ESN, ReplayWindow: window, Lifetime: c.cfg.Lifetime,
 		ReqID: c.reqID, Name: sa.name() + "/" + c.cfg.Name,
 	}
 	if in {

@@ -55,7 +55,7 @@ type Engine struct {
 
 	sas       map[uint64]*ikeSA      // by our SPI
 	halfOpen  map[halfOpenKey]*ikeSA // responder SAs before IKE_AUTH
-	byInit    map[halfOpenKey]*ikeSA // every responder SA, to spot retransmitted IKE_SA_INITs
+	byInit    map[halfOpenKey]*ikeSA // responder SAs until established, to spot retransmitted IKE_SA_INITs
 	spis      map[uint32]struct{}    // our inbound ESP SPIs
 	nextReqID uint32
 
@@ -335,6 +335,7 @@ func (e *Engine) removeHalfOpen(sa *ikeSA) {
 		sa.halfOpen = false
 		if sa.hoTimer != nil {
 			sa.hoTimer.Stop()
+			sa.hoTimer = nil // the timer and its closure go with it
 		}
 	}
 }
@@ -377,7 +378,7 @@ func (e *Engine) initiate(name string, w chan error) (*ikeSA, error) {
 	sa := e.newSA(c, true, netip.AddrPortFrom(local, ikePort), netip.AddrPortFrom(c.RemoteAddr, e.remoteIKEPort(c)))
 	sa.dhGroup = c.IKEProposals[0].DH[0]
 	if w != nil {
-		sa.waiters = append(sa.waiters, w)
+		sa.waiters = append(sa.waiters, waiter{ch: w})
 	}
 	e.log.Info("initiating IKE SA", "sa", sa.logID(), "remote", sa.remote)
 	sa.enqueue(&initTask{})
@@ -420,7 +421,7 @@ func (e *Engine) Terminate(ctx context.Context, name string) error {
 		for _, sa := range e.sas {
 			if sa.conn != nil && sa.conn.Name == name && sa.state != StateDead {
 				w := make(chan error, 1)
-				sa.delWait = append(sa.delWait, w)
+				sa.waiters = append(sa.waiters, waiter{ch: w, terminate: true})
 				waits = append(waits, w)
 				if sa.state == StateEstablished {
 					sa.enqueue(&deleteIKETask{})
@@ -494,7 +495,7 @@ func (e *Engine) Ping(ctx context.Context, name string) error {
 				w := make(chan error, 1)
 				waits = append(waits, w)
 				sa.enqueue(&livenessTask{done: w})
-				sa.delWait = append(sa.delWait, w) // a dying SA answers too
+				sa.waiters = append(sa.waiters, waiter{ch: w, terminate: true}) // a dying SA answers too
 			}
 		}
 	})

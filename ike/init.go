@@ -214,7 +214,7 @@ func (sa *ikeSA) deriveKeys(secret []byte) error {
 		return fmt.Errorf("IKE keys: %w", err)
 	}
 	sa.keys = keys
-	if sa.out, sa.in, err = keys.Protectors(sa.initiator); err != nil {
+	if err = sa.checkProtectors(); err != nil {
 		return fmt.Errorf("IKE protectors: %w", err)
 	}
 	sa.e.logIKEKeys(sa)

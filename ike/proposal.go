@@ -432,7 +432,9 @@ func selectProposal(ours []Proposal, theirs []message.Proposal, withDH bool) (se
 			}
 			var s selected
 			var ok bool
-			s.Number, s.SPI = wp.Number, wp.SPI
+			// A copy: the peer's SPI lives as long as the SA, and a slice
+			// of the decoded message would keep all of it alive.
+			s.Number, s.SPI = wp.Number, slices.Clone(wp.SPI)
 			if s.Encr, ok = pick(o.Encr, t.encr); !ok {
 				continue
 			}

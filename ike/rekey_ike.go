@@ -154,7 +154,7 @@ func (sa *ikeSA) deriveRekeyedKeys(old *ikeSA, sel selected, secret []byte) erro
 		return fmt.Errorf("rekeyed IKE keys: %w", err)
 	}
 	sa.sel, sa.prf, sa.keys = sel, prf, keys
-	if sa.out, sa.in, err = keys.Protectors(sa.initiator); err != nil {
+	if err = sa.checkProtectors(); err != nil {
 		return fmt.Errorf("IKE protectors: %w", err)
 	}
 	sa.e.logIKEKeys(sa)

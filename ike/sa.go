@@ -64,63 +64,98 @@ type pendingRequest struct {
 	timer *time.Timer
 }
 
+// waiter is a caller waiting on an IKE SA: Initiate for its outcome, or
+// Terminate (terminate set) for its deletion. One slice holds both kinds, as
+// nearly every IKE SA has none of either.
+type waiter struct {
+	ch        chan error
+	terminate bool
+}
+
+// signalWaiters tells the waiters of one kind err and forgets them.
+func (sa *ikeSA) signalWaiters(terminate bool, err error) {
+	kept := sa.waiters[:0]
+	for _, w := range sa.waiters {
+		if w.terminate == terminate {
+			signal(w.ch, err)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(sa.waiters[len(kept):])
+	if sa.waiters = kept; len(kept) == 0 {
+		sa.waiters = nil
+	}
+}
+
 // ikeSA is one IKE SA. Only the engine's loop goroutine touches it.
+//
+// A gateway holds one per tunnel, so the small fields are grouped at the
+// end where they pack without padding, and the rarely used waiters share
+// one slice: that keeps the struct in the Go allocator's 704-byte size
+// class (it was 896).
 type ikeSA struct {
-	e         *Engine
-	conn      *Connection
-	cands     []*Connection // responder: connections the IKE_SA_INIT could belong to
-	initiator bool
-	spiI      uint64
-	spiR      uint64
-	state     State
+	e     *Engine
+	conn  *Connection
+	cands []*Connection // responder: connections the IKE_SA_INIT could belong to
+	spiI  uint64
+	spiR  uint64
 
 	local, remote netip.AddrPort
-	// natLocal: we are behind a NAT; natRemote: the peer is (or claims to
-	// be, as strongSwan's kernel-libipsec does to force UDP encapsulation).
-	natLocal, natRemote bool
 
-	sel      selected
-	prf      crypto.PRF
-	keys     *crypto.IKEKeys
-	out, in  crypto.Protector
+	sel  selected
+	prf  crypto.PRF
+	keys *crypto.IKEKeys
+	// The SK payload protectors are built from keys for each message and
+	// destroyed after it (see sealer and opener): an idle IKE SA, which is
+	// what a gateway holds most of, keeps no cipher state. out is kept only
+	// once outSeals reaches maxRandomIVSeals.
+	out      crypto.Protector
 	ni, nr   []byte
 	kex      crypto.KeyExchange
-	dhGroup  crypto.GroupID // the group the initiator offers in KE
-	initReq  []byte         // IKE_SA_INIT request as sent or received
+	initReq  []byte // IKE_SA_INIT request as sent or received; nil once established
 	initResp []byte
 
 	peerHashes []crypto.HashAlgorithm // from SIGNATURE_HASH_ALGORITHMS; nil if none
 	remoteID   Identity
 
-	nextMID uint32 // our next request's message ID
 	pending *pendingRequest
 	queue   []task
 
-	peerMID      uint32 // the peer's next request's message ID
-	lastResp     []byte
-	haveLastResp bool
+	lastResp []byte
 
 	children []*childSA
 	created  time.Time
 	estab    time.Time
-	halfOpen bool
 	hoKey    halfOpenKey
 	hoTimer  *time.Timer
 
-	waiters []chan error // Initiate callers waiting for the outcome
-	delWait []chan error // Terminate callers
+	waiters []waiter // Initiate and Terminate callers
 
 	// IKE SA rekeying (§2.18): our rekey in flight, and the IKE SA the
 	// peer's rekey created, to which the Child SAs move when the peer
 	// deletes this one.
 	ikeRekey     *ikeRekeyTask
 	ikeSuccessor *ikeSA
-	replaced     bool // its Child SAs moved to a new IKE SA; it only waits for deletion
 
-	lastRecv      time.Time     // the last authenticated message from the peer (DPD)
-	timers        []*time.Timer // lifetime timers
-	dpdTimer      *time.Timer
-	restartOnFail bool // a DPD restart: keep trying until it works
+	lastRecv time.Time     // the last authenticated message from the peer (DPD)
+	timers   []*time.Timer // lifetime timers
+	dpdTimer *time.Timer
+
+	outSeals uint32         // messages sealed under keys by per-message protectors
+	nextMID  uint32         // our next request's message ID
+	peerMID  uint32         // the peer's next request's message ID
+	dhGroup  crypto.GroupID // the group the initiator offers in KE
+
+	state     State
+	initiator bool
+	// natLocal: we are behind a NAT; natRemote: the peer is (or claims to
+	// be, as strongSwan's kernel-libipsec does to force UDP encapsulation).
+	natLocal, natRemote bool
+	haveLastResp        bool
+	halfOpen            bool
+	replaced            bool // its Child SAs moved to a new IKE SA; it only waits for deletion
+	restartOnFail       bool // a DPD restart: keep trying until it works
 }
 
 func (sa *ikeSA) localSPI() uint64 {
@@ -180,15 +215,17 @@ func (sa *ikeSA) encode(exch message.ExchangeType, response bool, mid uint32, pa
 		m := message.Message{Header: h, Payloads: payloads}
 		return m.Encode()
 	}
-	if sa.out == nil {
-		return nil, errors.New("no keys to protect the message")
+	out, done, err := sa.sealer()
+	if err != nil {
+		return nil, err
 	}
+	defer done()
 	inner, first, err := message.AppendPayloads(nil, payloads)
 	if err != nil {
 		return nil, err
 	}
 	defer crypto.Zero(inner)
-	bodyLen := sa.out.SealedLen(len(inner))
+	bodyLen := out.SealedLen(len(inner))
 	m := message.Message{Header: h, Payloads: message.Payloads{&message.Encrypted{NextPayload: first, Body: make([]byte, bodyLen)}}}
 	b, err := m.Encode()
 	if err != nil {
@@ -197,7 +234,78 @@ func (sa *ikeSA) encode(exch message.ExchangeType, response bool, mid uint32, pa
 	prefix := b[:len(b)-bodyLen]
 	msg := make([]byte, 0, len(b))
 	msg = append(msg, prefix...)
-	return sa.out.Seal(msg, prefix, inner)
+	return out.Seal(msg, prefix, inner)
+}
+
+// maxRandomIVSeals bounds how many messages one IKE SA key seals with
+// per-message protectors. Each new Protector starts its IV counter at a
+// fresh random 64-bit mask, so those IVs are unique only with high
+// probability: after n of them two collide with probability about
+// n²/2^65, 2^-41 for n = 2^12. Past the bound the SA keeps one protector,
+// whose IVs are a counter and never repeat among themselves. An IKE SA
+// rarely sends that many messages before it is rekeyed (new keys, new
+// count); a DPD every 30 s takes 34 hours to get there.
+const maxRandomIVSeals = 1 << 12
+
+// sealer returns the protector for a message this end sends and a func to
+// call once the message is sealed.
+func (sa *ikeSA) sealer() (crypto.Protector, func(), error) {
+	if sa.out != nil {
+		return sa.out, func() {}, nil
+	}
+	if sa.keys == nil {
+		return nil, nil, errors.New("no keys to protect the message")
+	}
+	p, err := sa.protector(true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sa.outSeals++; sa.outSeals >= maxRandomIVSeals {
+		sa.out = p
+		return p, func() {}, nil
+	}
+	return p, p.Destroy, nil
+}
+
+// opener returns a protector for one received message; the caller
+// destroys it after use. Opening keeps no state between messages, so a
+// fresh protector for each costs one key schedule and nothing else.
+func (sa *ikeSA) opener() (crypto.Protector, error) {
+	if sa.keys == nil {
+		return nil, errors.New("no keys yet")
+	}
+	return sa.protector(false)
+}
+
+// protector builds the SK payload protector for one direction from the
+// IKE SA's keys: the initiator sends with SK_ei/SK_ai and the responder
+// with SK_er/SK_ar (RFC 7296 §2.14).
+func (sa *ikeSA) protector(outbound bool) (crypto.Protector, error) {
+	k := sa.keys
+	enc, integ := k.SKei, k.SKai
+	if sa.initiator != outbound {
+		enc, integ = k.SKer, k.SKar
+	}
+	p, err := crypto.NewProtector(k.Suite, enc, integ)
+	if err != nil {
+		return nil, fmt.Errorf("IKE protector: %w", err)
+	}
+	return p, nil
+}
+
+// checkProtectors runs whenever the IKE SA gets keys: it drops a protector
+// kept for the old ones and checks that the suite can protect messages, so
+// a bad one fails the exchange that derived the keys rather than the first
+// message. It builds no protector: the keys come from the suite, so their
+// lengths fit, and a trial build would only leave garbage beside the SAs
+// being set up (heap fragmentation is resident memory too).
+func (sa *ikeSA) checkProtectors() error {
+	if sa.out != nil {
+		sa.out.Destroy()
+		sa.out = nil
+	}
+	sa.outSeals = 0
+	return sa.keys.Suite.ValidateCipher()
 }
 
 // decrypt opens the SK payload of a received message and decodes the
@@ -210,15 +318,17 @@ func (sa *ikeSA) decrypt(raw []byte, m *message.Message) (message.Payloads, erro
 	if !ok {
 		return nil, errors.New("no encrypted payload (fragments are not supported)")
 	}
-	if sa.in == nil {
-		return nil, errors.New("no keys yet")
+	in, err := sa.opener()
+	if err != nil {
+		return nil, err
 	}
-	lay, err := message.LocateEncrypted(raw, sa.in.IVLen(), sa.in.ICVLen())
+	defer in.Destroy()
+	lay, err := message.LocateEncrypted(raw, in.IVLen(), in.ICVLen())
 	if err != nil {
 		return nil, err
 	}
 	body := raw[len(lay.AssociatedData):]
-	plain, err := sa.in.Open(nil, lay.AssociatedData, body)
+	plain, err := in.Open(nil, lay.AssociatedData, body)
 	if err != nil {
 		return nil, err
 	}
@@ -427,10 +537,7 @@ func notify(t message.NotifyType, data []byte) *message.Notify {
 
 // fail ends the IKE SA after an error, telling whoever waits on it.
 func (sa *ikeSA) fail(err error) {
-	for _, w := range sa.waiters {
-		signal(w, err)
-	}
-	sa.waiters = nil
+	sa.signalWaiters(false, err)
 	restart := sa.restartOnFail && sa.state != StateEstablished && sa.state != StateDead
 	sa.destroy()
 	if restart {
@@ -479,14 +586,8 @@ func (sa *ikeSA) destroy() {
 		sa.e.deleteChild(sa, c)
 	}
 	sa.children = nil
-	for _, w := range sa.waiters {
-		signal(w, errors.New("IKE SA deleted"))
-	}
-	sa.waiters = nil
-	for _, w := range sa.delWait {
-		signal(w, nil)
-	}
-	sa.delWait = nil
+	sa.signalWaiters(false, errors.New("IKE SA deleted"))
+	sa.signalWaiters(true, nil)
 	if sa.kex != nil {
 		sa.kex.Destroy()
 	}
@@ -495,7 +596,7 @@ func (sa *ikeSA) destroy() {
 	}
 	if sa.out != nil {
 		sa.out.Destroy()
-		sa.in.Destroy()
+		sa.out = nil
 	}
 	sa.e.forget(sa)
 }

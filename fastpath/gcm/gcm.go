@@ -35,17 +35,27 @@ const (
 	implGeneric                       // crypto/aes blocks and this package's GHASH
 )
 
-// asmKeys is read by the assembly; its layout (nr at 0, rk at 16, htab at
-// 256) is mirrored in gcm_amd64.s.
+// asmKeys is read by the assembly; its layout (nr at 0, htab at 64, rk at
+// 576) is mirrored in gcm_amd64.s and checked by TestAsmKeysLayout.
+//
+// It is 832 bytes, in the allocator's 896-byte class, whose objects start
+// on 64-byte boundaries (896 = 14·64), so htab's 64-byte loads never split
+// a cache line; a gateway holds two per Child SA. (It used to put 16 zero
+// entries after htab for the reads described below, which made it 1024.)
 type asmKeys struct {
 	nr uint64
-	_  uint64
+	_  [56]byte // htab on its own cache lines
+	// htab holds H^32, H^31, …, H^1 in clmulForm. A final window of n ≤ 16
+	// blocks starts its reads at entry 32−n and reads whole 64-byte groups,
+	// so up to 16 entries (256 bytes) past H^1: those reads land on rk and
+	// tail, which need only be readable. Their values never count, because
+	// the data lanes they meet are masked to zero (VMOVDQU8.Z) and a
+	// carry-less product with zero is zero.
+	htab [32][16]byte
 	// rk holds the Nr+1 round keys (FIPS-197 §5.2), unused ones zero.
 	rk [maxRounds + 1][16]byte
-	// htab holds H^32, H^31, …, H^1 in clmulForm, then 16 zero entries: a
-	// window of n ≤ 16 blocks starts its reads at entry 32−n, and reads of
-	// whole 64-byte groups past entry 31 must stay inside the table.
-	htab [48][16]byte
+	// tail makes rk and tail together the 256 bytes reads past htab touch.
+	tail [16]byte
 }
 
 // AEAD is AES-GCM with a 12-byte nonce and an 8-, 12- or 16-byte tag. It
@@ -56,7 +66,9 @@ type AEAD struct {
 	keys    *asmKeys    // implAsm
 	std     cipher.AEAD // implStdlib
 	block   cipher.Block
-	table   ghashTable // implGeneric
+	// table is behind a pointer so the AEAD of the other paths stays 64
+	// bytes instead of 320: a gateway holds two per Child SA.
+	table *ghashTable // implGeneric
 }
 
 var _ cipher.AEAD = (*AEAD)(nil)
@@ -127,7 +139,8 @@ func newWith(key []byte, tagSize int, impl implementation) (*AEAD, error) {
 	case implGeneric:
 		var hb [16]byte
 		block.Encrypt(hb[:], hb[:])
-		a.table = newGHASHTable(loadElement(hb[:]))
+		t := newGHASHTable(loadElement(hb[:]))
+		a.table = &t
 		clear(hb[:])
 		a.block = block
 	default:

@@ -4,8 +4,8 @@
 
 // Layout of asmKeys (gcm.go).
 #define KEYS_NR 0
-#define KEYS_RK 16
-#define KEYS_HTAB 256
+#define KEYS_HTAB 64
+#define KEYS_RK 576
 
 // Byte-reversal shuffle: turns a GCM block into the 128-bit integer whose
 // top bit is the x^0 coefficient (and back).
@@ -260,7 +260,7 @@ ctrReturn:
 // 128 bits of each lane), lanes folded, then a single reduction. R13 points
 // at H^16 in htab, so a final window of n ≤ 16 blocks takes its powers from
 // R13 + 16·(16-n) and one code path serves every n; masked-off blocks are
-// zero and meet the zero padding past H^1.
+// zero, so what they meet past H^1 (the rest of asmKeys) does not count.
 //
 // Registers: Z31 byte-reversal mask, X14 reduction constant, X13 state Y,
 // X15 the tag mask E(K, J0), Z11/Z12 scratch.
@@ -361,7 +361,7 @@ TEXT ·gcmTagAVX512(SB), NOSPLIT, $0-72
 	MOVQ ct_len+56(FP), R12
 	MOVQ KEYS_NR(R8), CX
 	// R13 points at H^16 (htab entry 16): H^32..H^17 lie below it, H^16..H^1
-	// and then the zero padding above.
+	// above, and past H^1 the rest of asmKeys (read only against zero lanes).
 	LEAQ (KEYS_HTAB+16*16)(R8), R13
 
 	// The tag mask E(K, J0), J0 = nonce ‖ [1]32. It depends on nothing

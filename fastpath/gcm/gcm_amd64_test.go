@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"testing"
+	"unsafe"
 )
 
 // FIPS-197 Appendix C: one block through the assembly's AES with our key
@@ -31,5 +32,30 @@ func TestAESBlockFIPS197AppendixC(t *testing.T) {
 		if got := hex.EncodeToString(out); got != tc.ct {
 			t.Errorf("key %s: E(K, P) = %s, want %s", tc.key, got, tc.ct)
 		}
+	}
+}
+
+// TestAsmKeysLayout: the offsets gcm_amd64.s uses (KEYS_NR, KEYS_HTAB,
+// KEYS_RK), and the 256 readable bytes past htab that a final GHASH window
+// may load (16 entries past H^1), all inside the struct.
+func TestAsmKeysLayout(t *testing.T) {
+	var k asmKeys
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"nr", unsafe.Offsetof(k.nr), 0},
+		{"htab", unsafe.Offsetof(k.htab), 64},
+		{"rk", unsafe.Offsetof(k.rk), 576},
+	} {
+		if c.got != c.want {
+			t.Errorf("asmKeys.%s at %d, gcm_amd64.s expects %d", c.name, c.got, c.want)
+		}
+	}
+	if end, size := unsafe.Offsetof(k.htab)+uintptr(len(k.htab)+16)*16, unsafe.Sizeof(k); end > size {
+		t.Errorf("reads past htab reach offset %d of a %d-byte asmKeys", end, size)
+	}
+	if size := unsafe.Sizeof(k); size > 896 {
+		t.Errorf("asmKeys is %d bytes, over the 896-byte size class", size)
 	}
 }
