@@ -51,7 +51,7 @@ func (l *lab) startCharon(t *testing.T, ikeProp, espProp string) *charon {
 		t.Fatal(err)
 	}
 	conf := fmt.Sprintf(`charon {
-	load = random nonce aes sha1 sha2 hmac gcm curve25519 gmp openssl kdf x509 pubkey pem pkcs1 vici socket-default kernel-libipsec kernel-netlink
+	load = random nonce aes sha1 sha2 hmac gcm chapoly curve25519 gmp openssl kdf x509 pubkey pem pkcs1 vici socket-default kernel-libipsec kernel-netlink
 	retransmit_tries = 3
 	retransmit_timeout = 1.0
 	plugins {
@@ -159,8 +159,9 @@ func (c *charon) swanctl(t *testing.T, cmd string, args ...string) string {
 
 // TestIKEStrongSwan runs xdpsec as gwA against strongSwan 5.9.8's charon
 // as gwB, over the lab's real links: a covering subset of the issue's
-// matrix (PSK; groups 19 and 31; IKE aes128gcm16 and aes256gcm16; ESP
-// aes128gcm16 and aes256gcm16; each end initiating). This charon fakes a
+// matrix (PSK; groups 14, 19, 20 and 31; IKE aes128gcm16, aes256gcm16,
+// chacha20poly1305 and aes256-sha256; ESP aes128gcm16, aes256gcm16 and
+// chacha20poly1305; each end initiating). This charon fakes a
 // NAT, so both ends float to UDP 4500 and the Child SAs are ESP-in-UDP
 // (RFC 3948). In each case ping and iperf3 cross both ways, `show ike`
 // and `swanctl --list-sas` agree, nothing leaks in clear, and tshark
@@ -175,6 +176,8 @@ func TestIKEStrongSwan(t *testing.T) {
 	}{
 		{"xdpsec-initiates/ecp256/ike-aes128gcm16/esp-aes256gcm16", "aes128gcm16-prfsha256-ecp256", "aes256gcm16", true},
 		{"strongswan-initiates/x25519/ike-aes256gcm16/esp-aes128gcm16", "aes256gcm16-prfsha384-x25519", "aes128gcm16-x25519", false},
+		{"xdpsec-initiates/modp2048/ike-chacha20poly1305/esp-chacha20poly1305", "chacha20poly1305-prfsha256-modp2048", "chacha20poly1305", true},
+		{"strongswan-initiates/ecp384/ike-aes256-sha256/esp-aes256gcm16", "aes256-sha256-prfsha256-ecp384", "aes256gcm16-ecp384", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,9 +225,20 @@ func TestIKEStrongSwan(t *testing.T) {
 			if n := len(tshark(t, pcap, nil, "-Y", "udp.port == 4500 and esp")); n == 0 {
 				t.Error("no ESP-in-UDP on the WAN")
 			}
-			uat := keyLogUAT(t, filepath.Join(l.dir, "keylog-a"))
-			if good := decryptWithKeyLog(t, pcap, uat); good < 80 {
-				t.Errorf("only %d ESP frames verified", good)
+			// tshark 4.0 decrypts neither ESP nor IKEv2 with ChaCha20-
+			// Poly1305; there the tunnel's traffic is the check.
+			if strings.HasPrefix(tc.esp, "chacha") {
+				t.Log("tshark 4.0 cannot verify ChaCha20-Poly1305 ESP: ESP decryption check skipped")
+			} else {
+				uat := keyLogUAT(t, filepath.Join(l.dir, "keylog-a"))
+				if good := decryptWithKeyLog(t, pcap, uat); good < 80 {
+					t.Errorf("only %d ESP frames verified", good)
+				}
+			}
+			if strings.HasPrefix(tc.ike, "chacha") {
+				t.Log("tshark 4.0 cannot decrypt ChaCha20-Poly1305 IKEv2: IKE_AUTH check skipped")
+				l.stopClean(t, gA)
+				return
 			}
 			auth := 0
 			for _, r := range decryptIKEWithKeyLog(t, pcap, filepath.Join(l.dir, "keylog-a")) {
