@@ -12,3 +12,4 @@ go run ./bench/cmd/benchtable < bench/out/micro.txt | tee bench/out/micro.md
 if [[ $(id -u) -eq 0 ]]; then
 	go test -run '^$' -bench CompareTrafgen -benchtime 1x ./bench/gen | tee bench/out/trafgen.txt
 fi
+[[ $(id -u) -ne 0 ]] || ./scripts/bench-lab.sh # kernel forwarding vs xdpsec vs strongSwan in the lab (bench/out/lab.md)
