@@ -29,7 +29,7 @@ func FuzzParseProposal(f *testing.F) {
 		if err != nil || q.String() != p.String() {
 			t.Fatalf("%q -> %q -> %q (%v)", s, p.String(), q.String(), err)
 		}
-		_ = p.wire(1, nil, true)
+		_ = p.Wire(1, nil, true)
 	})
 }
 
@@ -68,7 +68,7 @@ func establishedResponder(t testing.TB) (*Engine, *ikeSA, *MemInstaller) {
 	t.Cleanup(func() { close(e.quit) })
 	sa := e.newSA(e.conns[0], false, fuzzLocal, fuzzRemote)
 	sa.spiI = 0x0102030405060708
-	sel, err := selectProposal(cr.IKEProposals, []message.Proposal{cr.IKEProposals[0].wire(1, nil, true)}, true)
+	sel, err := selectProposal(cr.IKEProposals, []message.Proposal{cr.IKEProposals[0].Wire(1, nil, true)}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

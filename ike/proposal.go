@@ -264,10 +264,11 @@ func appendNew[T comparable](s []T, v T) []T {
 	return append(s, v)
 }
 
-// wire encodes the proposal as an SA payload proposal. withDH false leaves
-// the key exchange transforms out (the Child SA of IKE_AUTH has none,
-// RFC 7296 §1.2).
-func (p Proposal) wire(num uint8, spi []byte, withDH bool) message.Proposal {
+// Wire encodes the proposal as an SA payload proposal numbered num. withDH
+// false leaves the key exchange transforms out (the Child SA of IKE_AUTH
+// has none, RFC 7296 §1.2). ChaCha20-Poly1305 gets no Key Length attribute
+// (RFC 7634 §2); every AES transform does (RFC 7296 §3.3.5).
+func (p Proposal) Wire(num uint8, spi []byte, withDH bool) message.Proposal {
 	w := message.Proposal{Number: num, Protocol: p.Protocol, SPI: spi}
 	for _, e := range p.Encr {
 		t := message.Transform{Type: message.TransformEncr, ID: message.TransformID(e.ID)}
@@ -307,7 +308,7 @@ func (p Proposal) wire(num uint8, spi []byte, withDH bool) message.Proposal {
 func wireSA(ps []Proposal, spi []byte, withDH bool) *message.SA {
 	sa := &message.SA{}
 	for i, p := range ps {
-		sa.Proposals = append(sa.Proposals, p.wire(uint8(i+1), spi, withDH))
+		sa.Proposals = append(sa.Proposals, p.Wire(uint8(i+1), spi, withDH))
 	}
 	return sa
 }
@@ -361,7 +362,7 @@ func (s selected) wire(protocol message.ProtocolID, spi []byte) *message.SA {
 	if s.DH != 0 {
 		p.DH = []crypto.GroupID{s.DH}
 	}
-	return &message.SA{Proposals: []message.Proposal{p.wire(s.Number, spi, true)}}
+	return &message.SA{Proposals: []message.Proposal{p.Wire(s.Number, spi, true)}}
 }
 
 var errNoProposal = errors.New("no acceptable proposal")

@@ -69,7 +69,7 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	pub := make([]byte, 32)
 	pub[0] = 9 // the X25519 base point, a valid public value
 	initResp := message.Message{Header: hdr, Payloads: message.Payloads{
-		&message.SA{Proposals: []message.Proposal{wireProposal(initS.p.ike, 1, nil, true)}},
+		&message.SA{Proposals: []message.Proposal{initS.p.ike.Wire(1, nil, true)}},
 		&message.KeyExchange{Group: message.DHGroup(crypto.GroupCurve25519), Data: pub},
 		&message.Nonce{Data: bytes.Repeat([]byte{7}, 32)},
 		notify(message.NotifyNATDetectionSourceIP, natHash(fuzzSPIi, fuzzSPIr, initS.remote)),
@@ -90,7 +90,7 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	inner, first, err := message.AppendPayloads(nil, message.Payloads{
 		idr,
 		&message.Auth{Method: message.AuthSharedKeyMIC, Data: bytes.Repeat([]byte{4}, 32)},
-		&message.SA{Proposals: []message.Proposal{wireProposal(authS.p.esp, 1, espSPI, false)}},
+		&message.SA{Proposals: []message.Proposal{authS.p.esp.Wire(1, espSPI, false)}},
 		tsPayload(false, netip.MustParsePrefix("100.64.0.0/32")),
 		tsPayload(true, netip.MustParsePrefix("0.0.0.0/0")),
 	})

@@ -199,16 +199,16 @@ func TestChosenRejectsWhatWasNotOffered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok := wireProposal(offer, 1, nil, true)
+	ok := offer.Wire(1, nil, true)
 	suite, g, err := chosen(offer, &message.SA{Proposals: []message.Proposal{ok}}, message.ProtocolIKE)
 	if err != nil || g != crypto.GroupCurve25519 || suite.Encr != crypto.EncrAESGCM16 || suite.KeyBits != 128 || suite.PRF != crypto.PRFHMACSHA2_256 {
 		t.Fatalf("own proposal: %+v %v %v", suite, g, err)
 	}
 	other, _ := ike.ParseProposal(message.ProtocolIKE, "aes256gcm16-prfsha256-x25519")
-	twoEncr := wireProposal(offer, 1, nil, true)
+	twoEncr := offer.Wire(1, nil, true)
 	twoEncr.Transforms = append(twoEncr.Transforms, twoEncr.Transforms[0])
 	for name, sa := range map[string]*message.SA{
-		"other key length": {Proposals: []message.Proposal{wireProposal(other, 1, nil, true)}},
+		"other key length": {Proposals: []message.Proposal{other.Wire(1, nil, true)}},
 		"two proposals":    {Proposals: []message.Proposal{ok, ok}},
 		"two encr":         {Proposals: []message.Proposal{twoEncr}},
 		"none":             nil,

@@ -121,45 +121,6 @@ func natHash(spiI, spiR uint64, ap netip.AddrPort) []byte {
 	return h.Sum(nil)
 }
 
-// wireProposal encodes a configured proposal as an SA payload proposal.
-func wireProposal(p ike.Proposal, num uint8, spi []byte, withDH bool) message.Proposal {
-	w := message.Proposal{Number: num, Protocol: p.Protocol, SPI: spi}
-	for _, e := range p.Encr {
-		t := message.Transform{Type: message.TransformEncr, ID: message.TransformID(e.ID)}
-		// ChaCha20-Poly1305 has a fixed key and no Key Length attribute
-		// (RFC 7634 §2); every AES transform needs one (RFC 7296 §3.3.5).
-		if e.ID != crypto.EncrChaCha20Poly1305 {
-			t.Attributes = []message.Attribute{message.KeyLengthAttribute(uint16(e.KeyBits))}
-		}
-		w.Transforms = append(w.Transforms, t)
-	}
-	for _, f := range p.PRF {
-		w.Transforms = append(w.Transforms, message.Transform{Type: message.TransformPRF, ID: message.TransformID(f)})
-	}
-	for _, i := range p.Integ {
-		w.Transforms = append(w.Transforms, message.Transform{Type: message.TransformInteg, ID: message.TransformID(i)})
-	}
-	if withDH {
-		for _, g := range p.DH {
-			w.Transforms = append(w.Transforms, message.Transform{Type: message.TransformDH, ID: message.TransformID(g)})
-		}
-	}
-	if p.Protocol == message.ProtocolESP {
-		esn := p.ESN
-		if len(esn) == 0 {
-			esn = []bool{false}
-		}
-		for _, e := range esn {
-			id := message.ESNNo
-			if e {
-				id = message.ESNYes
-			}
-			w.Transforms = append(w.Transforms, message.Transform{Type: message.TransformESN, ID: id})
-		}
-	}
-	return w
-}
-
 // chosen reads the responder's single accepted proposal and checks that
 // every transform in it is one we offered (RFC 7296 §3.3.6: the responder
 // must not pick what was not proposed).
@@ -252,7 +213,7 @@ func (s *setup) buildInit() ([]byte, error) {
 		ps = append(ps, notify(message.NotifyCookie, s.cookie))
 	}
 	ps = append(ps,
-		&message.SA{Proposals: []message.Proposal{wireProposal(s.p.ike, 1, nil, true)}},
+		&message.SA{Proposals: []message.Proposal{s.p.ike.Wire(1, nil, true)}},
 		&message.KeyExchange{Group: message.DHGroup(s.kex.Group()), Data: s.kex.PublicKey()},
 		&message.Nonce{Data: s.ni},
 		notify(message.NotifyNATDetectionSourceIP, natHash(s.spiI, 0, s.local)),
@@ -417,7 +378,7 @@ func (s *setup) buildAuth() ([]byte, error) {
 	}
 	ps = append(ps,
 		&message.Auth{Method: message.AuthSharedKeyMIC, Data: crypto.SharedKeyAuth(s.prf, s.p.psk, octets)},
-		&message.SA{Proposals: []message.Proposal{wireProposal(s.p.esp, 1, spi[:], false)}},
+		&message.SA{Proposals: []message.Proposal{s.p.esp.Wire(1, spi[:], false)}},
 		tsPayload(false, s.p.tsi(s.index)),
 		tsPayload(true, s.p.tsr),
 	)
