@@ -207,20 +207,7 @@ func (d *decoder) identity(n *yaml.Node, field string, def netip.Addr) ike.Ident
 
 // proposals reads a list of proposals (or one string with commas).
 func (d *decoder) proposals(n *yaml.Node, field string, proto message.ProtocolID) []ike.Proposal {
-	var items []*yaml.Node
-	switch n.Kind {
-	case yaml.ScalarNode:
-		items = []*yaml.Node{n}
-	case yaml.SequenceNode:
-		items = n.Content
-	default:
-		d.errf(n, field, "expected a list of proposals")
-		return nil
-	}
-	if len(items) > maxProposalList {
-		d.errf(n, field, "more than %d proposals", maxProposalList)
-		return nil
-	}
+	items := d.list(n, field, "proposals", maxProposalList)
 	var out []ike.Proposal
 	for i, it := range items {
 		s, ok := d.scalar(it, fmt.Sprintf("%s[%d]", field, i))
@@ -478,20 +465,7 @@ func (d *decoder) child(n *yaml.Node, path string) (ike.ChildConfig, bool) {
 }
 
 func (d *decoder) selectors(n *yaml.Node, field string) []ike.TrafficSelector {
-	var items []*yaml.Node
-	switch n.Kind {
-	case yaml.ScalarNode:
-		items = []*yaml.Node{n}
-	case yaml.SequenceNode:
-		items = n.Content
-	default:
-		d.errf(n, field, "expected a list of traffic selectors")
-		return nil
-	}
-	if len(items) > maxTSPerSide {
-		d.errf(n, field, "more than %d traffic selectors", maxTSPerSide)
-		return nil
-	}
+	items := d.list(n, field, "traffic selectors", maxTSPerSide)
 	var out []ike.TrafficSelector
 	for i, it := range items {
 		f := fmt.Sprintf("%s[%d]", field, i)
@@ -535,4 +509,24 @@ func (d *decoder) checkIKE(c *Config) {
 			cnames[ch.Name] = true
 		}
 	}
+}
+
+// list returns the items of a field that takes one value or a list of
+// them (what names them in errors), at most max; nil after an error.
+func (d *decoder) list(n *yaml.Node, field, what string, max int) []*yaml.Node {
+	var items []*yaml.Node
+	switch n.Kind {
+	case yaml.ScalarNode:
+		items = []*yaml.Node{n}
+	case yaml.SequenceNode:
+		items = n.Content
+	default:
+		d.errf(n, field, "expected a list of %s", what)
+		return nil
+	}
+	if len(items) > max {
+		d.errf(n, field, "more than %d %s", max, what)
+		return nil
+	}
+	return items
 }
