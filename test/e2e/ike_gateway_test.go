@@ -217,7 +217,7 @@ func TestIKEGateway(t *testing.T) {
 			t.Errorf("ping %s -> %s: %d of 10 answered\n%s", p[0], p[1], got, l.diagnose())
 		}
 	}
-	tcp := l.iperf(t, hostB4, "-t", "1")
+	tcp := l.iperf(t, hostB4, "-t", "1", "-b", "300M")
 	if tcp.End.SumReceived.Bytes == 0 {
 		t.Errorf("iperf3 through the IKE tunnel moved nothing: %+v", tcp)
 	}

@@ -212,8 +212,8 @@ func TestIKEStrongSwan(t *testing.T) {
 					t.Errorf("ping %s -> %s: %d of 10 answered\n%s", p[0], p[1], got, l.diagnose())
 				}
 			}
-			up := l.iperf(t, hostB4, "-t", "1")
-			down := l.iperf(t, hostB4, "-t", "1", "-R")
+			up := l.iperf(t, hostB4, "-t", "1", "-b", "300M")
+			down := l.iperf(t, hostB4, "-t", "1", "-R", "-b", "300M")
 			if up.End.SumReceived.Bytes == 0 || down.End.SumReceived.Bytes == 0 {
 				t.Errorf("iperf3 moved nothing: A->B %d bytes, B->A %d bytes", up.End.SumReceived.Bytes, down.End.SumReceived.Bytes)
 			}
