@@ -34,6 +34,9 @@ type pairOpts struct {
 	v6    bool // outer IPv6
 	udp   bool
 	cross bool // LAN and WAN on different memories
+	// frames and depth size each pool and each port's queues (defaults
+	// 1024 and 256); benchmarks that stage whole rings ahead use more.
+	frames, depth int
 }
 
 func mkSA(t testing.TB, spi uint32, dir sad.Direction, local, remote string, o pairOpts, sel []sad.Selector) *sad.SA {
@@ -100,13 +103,19 @@ func newPair(t testing.TB, o pairOpts) *gwPair {
 	tabA.Add(p.inA)
 	tabB.Add(p.inB)
 
+	if o.frames == 0 {
+		o.frames = 1024
+	}
+	if o.depth == 0 {
+		o.depth = 256
+	}
 	mk := func() (lan, wan *MemPort) {
-		pl := NewMemPool(1024)
-		lan = pl.Port(256)
+		pl := NewMemPool(o.frames)
+		lan = pl.Port(o.depth)
 		if o.cross {
-			wan = NewMemPool(1024).Port(256)
+			wan = NewMemPool(o.frames).Port(o.depth)
 		} else {
-			wan = pl.Port(256)
+			wan = pl.Port(o.depth)
 		}
 		return
 	}

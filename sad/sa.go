@@ -296,6 +296,7 @@ type SA struct {
 	Encap     UDPEncap
 	Crypto    *Crypto
 	Selectors []Selector
+	sel       []compiledSel // Selectors compiled for MatchInner
 	// Replay is the inbound anti-replay window; nil for outbound SAs and
 	// when anti-replay is off.
 	Replay *replay.Window
@@ -354,6 +355,9 @@ func New(cfg Config) (*SA, error) {
 	}
 	if sa.TTL == 0 {
 		sa.TTL = 64
+	}
+	for i := range sa.Selectors {
+		sa.sel = append(sa.sel, compileSelector(&sa.Selectors[i]))
 	}
 	if sa.Mode == Tunnel {
 		sa.buildOuter()

@@ -61,3 +61,133 @@ func (s Selector) Reverse() Selector {
 	s.SrcPorts, s.DstPorts = s.DstPorts, s.SrcPorts
 	return s
 }
+
+// compiledSel is a Selector reduced to integer compares, built once by New
+// so the per-packet check on the inbound path touches no netip values.
+// Addresses are 128-bit big-endian numbers split in two halves; an IPv4
+// address sits in lo's low 32 bits with hi zero.
+type compiledSel struct {
+	fam                  uint8 // 0: any family, 4 or 6; never: a selector that can match nothing
+	proto                uint8
+	srcHi, srcLo         uint64
+	srcMaskHi, srcMaskLo uint64
+	dstHi, dstLo         uint64
+	dstMaskHi, dstMaskLo uint64
+	sp, dp               PortRange
+}
+
+const famNever = 0xff
+
+func prefixBits(p netip.Prefix) (hi, lo, mhi, mlo uint64, fam uint8) {
+	if !p.IsValid() {
+		return 0, 0, 0, 0, 0
+	}
+	p = p.Masked()
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		a := p.Addr().As4()
+		lo = uint64(a[0])<<24 | uint64(a[1])<<16 | uint64(a[2])<<8 | uint64(a[3])
+		if bits > 0 {
+			mlo = uint64(^uint32(0) << (32 - bits))
+		}
+		return 0, lo, 0, mlo, 4
+	}
+	a := p.Addr().As16()
+	for i := 0; i < 8; i++ {
+		hi = hi<<8 | uint64(a[i])
+		lo = lo<<8 | uint64(a[8+i])
+	}
+	switch {
+	case bits == 0:
+	case bits <= 64:
+		mhi = ^uint64(0) << (64 - bits)
+	default:
+		mhi = ^uint64(0)
+		mlo = ^uint64(0) << (128 - bits)
+	}
+	return hi, lo, mhi, mlo, 6
+}
+
+func compileSelector(s *Selector) compiledSel {
+	var c compiledSel
+	var fs, fd uint8
+	c.srcHi, c.srcLo, c.srcMaskHi, c.srcMaskLo, fs = prefixBits(s.Src)
+	c.dstHi, c.dstLo, c.dstMaskHi, c.dstMaskLo, fd = prefixBits(s.Dst)
+	switch {
+	case fs != 0 && fd != 0 && fs != fd:
+		c.fam = famNever // an IPv4 source with an IPv6 destination
+	case fs != 0:
+		c.fam = fs
+	default:
+		c.fam = fd
+	}
+	c.proto = s.Proto
+	c.sp, c.dp = s.SrcPorts, s.DstPorts
+	return c
+}
+
+// InnerFlow is what MatchInner needs of a packet: its addresses as
+// 128-bit numbers (an IPv4 address in Lo's low 32 bits), protocol and
+// ports, as FlowKey holds them.
+type InnerFlow struct {
+	V6                         bool
+	SrcHi, SrcLo, DstHi, DstLo uint64
+	Proto                      uint8
+	SrcPort, DstPort           uint16
+}
+
+// MatchInner reports whether a decapsulated packet lies inside one of the
+// SA's selectors (RFC 4301 §5.2 step 4); no selectors means any. It gives
+// the same answer as Selector.Matches on the packet's FlowKey.
+func (sa *SA) MatchInner(f *InnerFlow) bool {
+	if len(sa.Selectors) == 0 {
+		return true
+	}
+	if len(sa.sel) != len(sa.Selectors) {
+		// An SA not made by New: take the general path.
+		k := f.key()
+		for i := range sa.Selectors {
+			if sa.Selectors[i].Matches(&k) {
+				return true
+			}
+		}
+		return false
+	}
+	fam := uint8(4)
+	if f.V6 {
+		fam = 6
+	}
+	for i := range sa.sel {
+		c := &sa.sel[i]
+		if c.fam != 0 && c.fam != fam {
+			continue
+		}
+		if (f.SrcHi&c.srcMaskHi) != c.srcHi || (f.SrcLo&c.srcMaskLo) != c.srcLo ||
+			(f.DstHi&c.dstMaskHi) != c.dstHi || (f.DstLo&c.dstMaskLo) != c.dstLo {
+			continue
+		}
+		if c.proto != 0 && c.proto != f.Proto {
+			continue
+		}
+		if c.sp.Contains(f.SrcPort) && c.dp.Contains(f.DstPort) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *InnerFlow) key() FlowKey {
+	k := FlowKey{Proto: f.Proto, SrcPort: f.SrcPort, DstPort: f.DstPort}
+	if f.V6 {
+		var s, d [16]byte
+		for i := 0; i < 8; i++ {
+			s[i], s[8+i] = byte(f.SrcHi>>(56-8*i)), byte(f.SrcLo>>(56-8*i))
+			d[i], d[8+i] = byte(f.DstHi>>(56-8*i)), byte(f.DstLo>>(56-8*i))
+		}
+		k.Src, k.Dst = netip.AddrFrom16(s), netip.AddrFrom16(d)
+	} else {
+		k.Src = netip.AddrFrom4([4]byte{byte(f.SrcLo >> 24), byte(f.SrcLo >> 16), byte(f.SrcLo >> 8), byte(f.SrcLo)})
+		k.Dst = netip.AddrFrom4([4]byte{byte(f.DstLo >> 24), byte(f.DstLo >> 16), byte(f.DstLo >> 8), byte(f.DstLo)})
+	}
+	return k
+}

@@ -57,15 +57,15 @@ func TestTableBasic(t *testing.T) {
 	if tb.Delete(0x1234) != nil {
 		t.Fatal("double delete returned something")
 	}
-	// SPI 0 is never a real SA; it must not match the tombstone.
+	// SPI 0 is never a real SA; it must not match a free lane.
 	if tb.Lookup(0) != nil {
-		t.Fatal("lookup of 0 matched a tombstone")
+		t.Fatal("lookup of 0 matched a free lane")
 	}
 }
 
 // TestTableAgainstMap drives random adds, replaces and deletes and checks
-// every SPI against a map after each step, across growth, tombstones and
-// rebuilds.
+// every SPI against a map after each step, across growth, overflowing
+// buckets, deletes and rebuilds.
 func TestTableAgainstMap(t *testing.T) {
 	tb := NewTable(0)
 	ref := map[uint32]*SA{}
@@ -109,6 +109,79 @@ func TestTableAgainstMap(t *testing.T) {
 	tb.Range(func(*SA) bool { n++; return true })
 	if n != len(ref) {
 		t.Fatalf("range saw %d SAs, want %d", n, len(ref))
+	}
+}
+
+// TestTableOverflow fills one bucket past its four lanes with SPIs that
+// hash alike, then deletes those in front: the ones that overflowed into
+// the next buckets must stay reachable, absent SPIs of the same hash must
+// miss, and every lane position must be found (the lane arithmetic of
+// Lookup).
+func TestTableOverflow(t *testing.T) {
+	tb := NewTable(64)
+	mask := tb.cur.Load().mask
+	var same []uint32
+	for s := uint32(256); len(same) < 14; s++ {
+		if spiHash(s)&mask == 5 {
+			same = append(same, s)
+		}
+	}
+	absent := same[10:]
+	same = same[:10]
+	for _, s := range same {
+		if err := tb.Add(cheapSA(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tb.cur.Load().mask != mask {
+		t.Fatal("the table grew; the test needs a fixed size")
+	}
+	if tb.cur.Load().b[5].over.Load() == 0 || tb.cur.Load().b[6].over.Load() == 0 {
+		t.Fatal("ten SPIs of one hash did not overflow two buckets")
+	}
+	check := func(live []uint32) {
+		t.Helper()
+		for _, s := range live {
+			if sa := tb.Lookup(s); sa == nil || sa.SPI != s {
+				t.Fatalf("spi %d not found (live %v)", s, live)
+			}
+		}
+		for _, s := range absent {
+			if tb.Lookup(s) != nil {
+				t.Fatalf("absent spi %d found", s)
+			}
+		}
+	}
+	check(same)
+	for i := 0; i < 5; i++ {
+		if tb.Delete(same[i]) == nil {
+			t.Fatalf("delete %d", same[i])
+		}
+		check(same[i+1:])
+		if tb.Lookup(same[i]) != nil {
+			t.Fatalf("deleted spi %d still found", same[i])
+		}
+	}
+	// Emptied lanes are not refilled before a rebuild (readers rely on
+	// it): re-added SPIs land further on, and are all found.
+	for i := 0; i < 5; i++ {
+		tb.Add(cheapSA(same[i]))
+	}
+	check(same)
+	for l := 0; l < 4; l++ {
+		if laneSPI(&tb.cur.Load().b[5], l) != 0 {
+			t.Fatalf("lane %d of the home bucket refilled before a rebuild", l)
+		}
+	}
+	// A rebuild packs them back.
+	tb.mu.Lock()
+	tb.rebuild(tb.n)
+	tb.mu.Unlock()
+	check(same)
+	for l := 0; l < 4; l++ {
+		if laneSPI(&tb.cur.Load().b[5], l) == 0 {
+			t.Fatalf("lane %d of the home bucket free after a rebuild", l)
+		}
 	}
 }
 

@@ -193,14 +193,9 @@ func selectorsMatch(sa *sad.SA, b []byte, ip *packet.IP) bool {
 	if len(sa.Selectors) == 0 {
 		return true
 	}
-	var k sad.FlowKey
-	packet.Flow(b, ip, &k)
-	for i := range sa.Selectors {
-		if sa.Selectors[i].Matches(&k) {
-			return true
-		}
-	}
-	return false
+	var f sad.InnerFlow
+	packet.FlowInner(b, ip, &f)
+	return sa.MatchInner(&f)
 }
 
 // ECN codepoints (RFC 3168).

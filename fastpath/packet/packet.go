@@ -216,3 +216,23 @@ func Flow(b []byte, ip *IP, k *sad.FlowKey) {
 		k.DstPort = binary.BigEndian.Uint16(b[ip.HdrLen+2:])
 	}
 }
+
+// FlowInner fills f with the selector fields of the IP packet b as
+// integers, for sad.SA.MatchInner; ip must come from ParseIP(b). The
+// fields are those of Flow.
+func FlowInner(b []byte, ip *IP, f *sad.InnerFlow) {
+	f.V6 = ip.V6
+	if ip.V6 {
+		f.SrcHi, f.SrcLo = binary.BigEndian.Uint64(b[8:]), binary.BigEndian.Uint64(b[16:])
+		f.DstHi, f.DstLo = binary.BigEndian.Uint64(b[24:]), binary.BigEndian.Uint64(b[32:])
+	} else {
+		f.SrcHi, f.SrcLo = 0, uint64(binary.BigEndian.Uint32(b[12:]))
+		f.DstHi, f.DstLo = 0, uint64(binary.BigEndian.Uint32(b[16:]))
+	}
+	f.Proto = ip.Proto
+	f.SrcPort, f.DstPort = 0, 0
+	if hasPorts(ip.Proto) && ip.FirstFrag && ip.HdrLen+4 <= ip.TotalLen {
+		f.SrcPort = binary.BigEndian.Uint16(b[ip.HdrLen:])
+		f.DstPort = binary.BigEndian.Uint16(b[ip.HdrLen+2:])
+	}
+}
