@@ -52,9 +52,12 @@ type FloodStats struct {
 	HalfOpenDropped uint64 // dropped because the half-open table was full
 	HalfOpenExpired uint64 // half-open IKE SAs that timed out before IKE_AUTH
 	QueueDropped    uint64 // admitted messages dropped while the engine's loop was behind
-	HalfOpen        uint64 // half-open responder IKE SAs now
-	HalfOpenPeak    uint64 // the most there have been at once
-	CookieRetries   uint64 // as initiator: IKE_SA_INIT repeated with the responder's COOKIE
+	// TransportDropped counts datagrams the transport dropped while
+	// admission was behind (if the transport counts them: Dropped()).
+	TransportDropped uint64
+	HalfOpen         uint64 // half-open responder IKE SAs now
+	HalfOpenPeak     uint64 // the most there have been at once
+	CookieRetries    uint64 // as initiator: IKE_SA_INIT repeated with the responder's COOKIE
 }
 
 // floodCounters are FloodStats as atomics: admission, the loop and Stats
@@ -75,8 +78,15 @@ func (e *Engine) Stats() FloodStats {
 		CookiesSent: c.cookiesSent.Load(), CookiesValid: c.cookiesValid.Load(), CookiesInvalid: c.cookiesInvalid.Load(),
 		RateLimited: c.rateLimited.Load(), HalfOpenDropped: c.halfOpenDropped.Load(), HalfOpenExpired: c.halfOpenExpired.Load(),
 		QueueDropped: c.queueDropped.Load(), HalfOpen: c.halfOpen.Load(), HalfOpenPeak: c.halfOpenPeak.Load(),
-		CookieRetries: c.cookieRetries.Load(),
+		CookieRetries: c.cookieRetries.Load(), TransportDropped: e.transportDropped(),
 	}
+}
+
+func (e *Engine) transportDropped() uint64 {
+	if d, ok := e.conn.(interface{ Dropped() uint64 }); ok {
+		return d.Dropped()
+	}
+	return 0
 }
 
 // setHalfOpen publishes the half-open count (the loop calls it on every
@@ -89,10 +99,12 @@ func (e *Engine) setHalfOpen(n int) {
 	}
 }
 
-// inbound is an admitted datagram and its decoded message.
+// inbound is an admitted datagram and its decoded message; startsSA
+// marks an IKE_SA_INIT request counted in initsQueued.
 type inbound struct {
-	p transport.Packet
-	m *message.Message
+	p        transport.Packet
+	m        *message.Message
+	startsSA bool
 }
 
 // gate runs admission for every datagram from the transport and hands the
@@ -118,9 +130,18 @@ func (e *Engine) gate() {
 		if !ok {
 			continue
 		}
+		in := inbound{p: p, m: m, startsSA: startsSA(m)}
+		if in.startsSA {
+			// Counted before it is queued, so the next request's cookie
+			// decision already sees it (see cookiesRequired).
+			e.initsQueued.Add(1)
+		}
 		select {
-		case e.admitted <- inbound{p, m}:
+		case e.admitted <- in:
 		default:
+			if in.startsSA {
+				e.initsQueued.Add(-1)
+			}
 			e.flood.queueDropped.Add(1)
 		}
 	}
@@ -178,9 +199,16 @@ func (e *Engine) acceptsPeer(local, remote netip.Addr) bool {
 
 // cookiesRequired says whether IKE_SA_INIT requests must carry a COOKIE
 // now: always if so configured, else once the half-open SAs reach the
-// threshold.
+// threshold. Requests admitted but not yet handled by the loop count as
+// half-open: each may become one, and without them a burst would be
+// admitted whole (up to the queue's length) before the first of it shows
+// in the half-open count.
 func (e *Engine) cookiesRequired() bool {
-	return e.cookiesAlways || e.flood.halfOpen.Load() >= uint64(e.cookieThreshold)
+	return e.cookiesAlways || e.flood.halfOpen.Load()+uint64(max(e.initsQueued.Load(), 0)) >= uint64(e.cookieThreshold)
+}
+
+func startsSA(m *message.Message) bool {
+	return m.Exchange == message.ExchangeIKESAInit && !m.IsResponse() && m.SPIr == 0
 }
 
 // checkCookie admits the request if no cookie is required or it carries a

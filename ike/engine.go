@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
@@ -72,6 +73,7 @@ type Engine struct {
 	flood           floodCounters
 	quiet           quietLog
 	admitted        chan inbound
+	initsQueued     atomic.Int64 // IKE_SA_INIT requests in admitted
 	rIKEPort        uint16
 	rNATTPort       uint16
 	keylogIKE       io.Writer
@@ -233,6 +235,9 @@ func (e *Engine) loop() {
 				continue
 			}
 			e.dispatch(in.p, in.m)
+			if in.startsSA {
+				e.initsQueued.Add(-1) // after dispatch: by now it is half-open or gone
+			}
 		}
 	}
 }

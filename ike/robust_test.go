@@ -138,6 +138,9 @@ func TestHalfOpenExpires(t *testing.T) {
 	mc.rx <- transport.Packet{Data: initRequest(t), Local: fuzzLocal, Remote: fuzzRemote}
 	waitFor(t, "a half-open SA", func() bool { return e.HalfOpen() == 1 })
 	waitFor(t, "the half-open SA to expire", func() bool { return e.HalfOpen() == 0 && len(e.List()) == 0 })
+	if st := e.Stats(); st.HalfOpenExpired != 1 || st.HalfOpen != 0 || st.HalfOpenPeak != 1 {
+		t.Fatalf("stats %+v", st)
+	}
 }
 
 func TestUnsupportedCriticalPayload(t *testing.T) {

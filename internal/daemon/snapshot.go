@@ -185,7 +185,7 @@ func IKEStats(st ike.FloodStats) map[string]uint64 {
 		"init_requests": st.InitRequests, "init_malformed": st.InitMalformed, "unknown_peer": st.UnknownPeer,
 		"cookies_sent": st.CookiesSent, "cookies_valid": st.CookiesValid, "cookies_invalid": st.CookiesInvalid,
 		"rate_limited": st.RateLimited, "half_open_dropped": st.HalfOpenDropped, "half_open_expired": st.HalfOpenExpired,
-		"queue_dropped": st.QueueDropped, "cookie_retries": st.CookieRetries,
+		"queue_dropped": st.QueueDropped, "transport_dropped": st.TransportDropped, "cookie_retries": st.CookieRetries,
 		"half_open": st.HalfOpen, "half_open_peak": st.HalfOpenPeak,
 	}
 }
