@@ -52,10 +52,20 @@
 //     peer and, received, clears the stale IKE SAs of the same identities.
 //   - §2.5: UNSUPPORTED_CRITICAL_PAYLOAD for a critical unknown payload.
 //   - RFC 7427 §4: SIGNATURE_HASH_ALGORITHMS.
+//   - §2.6: cookies. Once the half-open IKE SAs reach Config.CookieThreshold,
+//     IKE_SA_INIT requests without a valid COOKIE get a stateless reply with
+//     only a COOKIE (no state, no key exchange); the cookie is an HMAC over
+//     SPIi, the initiator's address and Ni under a secret that rotates, the
+//     previous one still accepted (cookie.go). As initiator the engine
+//     repeats IKE_SA_INIT with the cookie first, with the same SPIi and
+//     nonce, also across INVALID_KE_PAYLOAD (§2.6.1), at most three times.
 //
 // Unauthenticated input cannot grow state without bound: responder IKE SAs
 // that have not finished IKE_AUTH live in a half-open table with a fixed cap
-// and expire after a timeout.
+// and expire after a timeout; the requests that may create them pass an
+// admission step on its own goroutine (cookies, unknown peers) and then a
+// per-source rate limit in a fixed-size table (admit.go, ratelimit.go).
+// Engine.Stats counts what each of these dropped or answered.
 //
 // Proposals are written the way strongSwan's configuration writes them
 // (ParseProposals): "aes256gcm16-prfsha384-ecp384" for IKE,
@@ -66,7 +76,7 @@
 // InitiateChild, RekeyChild, RekeyIKE, Expire, Terminate, TerminateChild
 // and Ping drive it; List shows its SAs.
 //
-// Not implemented yet: NAT keepalives, cookies (§2.6), fragmentation
+// Not implemented yet: NAT keepalives, fragmentation
 // (RFC 7383), configuration payloads, EAP, MOBIKE, acquires from trap
 // policies, and rekeying of IKE SAs whose peer negotiates additional key
 // exchanges (RFC 9370).

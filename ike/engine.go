@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
@@ -25,6 +26,23 @@ type Config struct {
 	HalfOpenLimit int
 	// HalfOpenTimeout is how long such an SA may wait for IKE_AUTH. Default 30 s.
 	HalfOpenTimeout time.Duration
+	// CookieThreshold is the number of half-open IKE SAs from which
+	// IKE_SA_INIT requests must carry a valid COOKIE (RFC 7296 §2.6).
+	// Default 32. CookiesAlways demands them from every request.
+	CookieThreshold int
+	CookiesAlways   bool
+	// CookieSecretLifetime is how long one cookie secret makes cookies;
+	// those of the previous secret stay valid one lifetime more. Default 2m.
+	CookieSecretLifetime time.Duration
+	// InitRate and InitBurst limit the IKE_SA_INIT requests one source
+	// address may have answered with a key exchange: InitRate a second,
+	// InitBurst at once. Defaults 10 and 20; a negative InitRate turns the
+	// limit off (a load generator behind one address).
+	InitRate  float64
+	InitBurst int
+	// RateLimitSlots sizes the per-source table (fixed memory, 24 octets a
+	// slot); default 4096.
+	RateLimitSlots int
 	// RemoteIKEPort and RemoteNATTPort are the peer's ports; zero means the
 	// same as ours (500 and 4500 in production, anything in tests).
 	RemoteIKEPort, RemoteNATTPort uint16
@@ -48,6 +66,14 @@ type Engine struct {
 	retransmit      Retransmit
 	halfOpenLimit   int
 	halfOpenTimeout time.Duration
+	cookieThreshold int
+	cookiesAlways   bool
+	cookies         *cookieJar     // admission's only
+	limiter         *sourceLimiter // the loop's only; nil: no limit
+	flood           floodCounters
+	quiet           quietLog
+	admitted        chan inbound
+	initsQueued     atomic.Int64 // IKE_SA_INIT requests in admitted
 	rIKEPort        uint16
 	rNATTPort       uint16
 	keylogIKE       io.Writer
@@ -79,6 +105,7 @@ func New(cfg Config, conn transport.Conn, inst Installer) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	go e.gate()
 	go e.loop()
 	e.autoStart()
 	return e, nil
@@ -96,6 +123,9 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		retransmit:      cfg.Retransmit.withDefaults(),
 		halfOpenLimit:   cfg.HalfOpenLimit,
 		halfOpenTimeout: cfg.HalfOpenTimeout,
+		cookieThreshold: cfg.CookieThreshold,
+		cookiesAlways:   cfg.CookiesAlways,
+		admitted:        make(chan inbound, admittedQueue),
 		rIKEPort:        cfg.RemoteIKEPort,
 		rNATTPort:       cfg.RemoteNATTPort,
 		keylogIKE:       cfg.KeyLogIKE,
@@ -112,11 +142,27 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	if e.halfOpenLimit <= 0 {
-		e.halfOpenLimit = 10000
+		e.halfOpenLimit = defaultHalfOpenLimit
 	}
 	if e.halfOpenTimeout <= 0 {
-		e.halfOpenTimeout = 30 * time.Second
+		e.halfOpenTimeout = defaultHalfOpenTimeout
 	}
+	if e.cookieThreshold <= 0 {
+		e.cookieThreshold = defaultCookieThreshold
+	}
+	now := e.now()
+	e.cookies = newCookieJar(cfg.CookieSecretLifetime, now)
+	rate, burst, slots := cfg.InitRate, cfg.InitBurst, cfg.RateLimitSlots
+	if rate == 0 {
+		rate = defaultInitRate
+	}
+	if burst <= 0 {
+		burst = defaultInitBurst
+	}
+	if slots <= 0 {
+		slots = defaultLimiterSize
+	}
+	e.limiter = newSourceLimiter(rate, burst, min(slots, 1<<20), now)
 	names := map[string]bool{}
 	for i := range cfg.Connections {
 		c := cfg.Connections[i]
@@ -169,7 +215,7 @@ func (e *Engine) afterFunc(d time.Duration, f func()) *time.Timer {
 
 func (e *Engine) loop() {
 	defer close(e.done)
-	rx := e.conn.Receive()
+	rx := e.admitted
 	for {
 		select {
 		case <-e.quit:
@@ -183,12 +229,15 @@ func (e *Engine) loop() {
 			return
 		case f := <-e.events:
 			f()
-		case p, ok := <-rx:
+		case in, ok := <-rx:
 			if !ok {
 				rx = nil
 				continue
 			}
-			e.receive(p)
+			e.dispatch(in.p, in.m)
+			if in.startsSA {
+				e.initsQueued.Add(-1) // after dispatch: by now it is half-open or gone
+			}
 		}
 	}
 }
@@ -200,36 +249,46 @@ func (e *Engine) Close() {
 	<-e.done
 }
 
-// receive dispatches one datagram. Nothing here trusts the datagram until
-// it has passed the integrity check of an established SA's keys.
+// receive admits and dispatches one datagram, as the gate and the loop
+// together do; tests drive a loop-less engine with it.
 func (e *Engine) receive(p transport.Packet) {
-	h, err := message.DecodeHeader(p.Data)
-	if err != nil {
-		return
+	if m, ok := e.admit(p); ok {
+		e.dispatch(p, m)
 	}
-	m, err := message.Decode(p.Data)
-	var crit *message.UnsupportedCriticalPayloadError
-	if err != nil {
-		if errors.As(err, &crit) && h.Exchange == message.ExchangeIKESAInit && !h.IsResponse() && h.SPIr == 0 {
-			// RFC 7296 §2.5: refuse the request, naming the payload.
-			resp := message.Message{Header: message.Header{SPIi: h.SPIi, Exchange: h.Exchange, Flags: message.FlagResponse},
-				Payloads: message.Payloads{notify(message.NotifyUnsupportedCriticalPayload, []byte{byte(crit.Type)})}}
-			if b, err := resp.Encode(); err == nil {
-				e.conn.Send(transport.Packet{Data: b, Local: p.Local, Remote: p.Remote})
-			}
-		}
-		return
-	}
+}
+
+// dispatch hands an admitted message to its IKE SA, or starts one. Nothing
+// here trusts the message until it has passed the integrity check of an
+// established SA's keys.
+func (e *Engine) dispatch(p transport.Packet, m *message.Message) {
 	if m.Exchange == message.ExchangeIKESAInit && !m.IsResponse() && m.SPIr == 0 {
-		if m.MessageID != 0 || !m.IsInitiator() {
-			return
-		}
 		if sa := e.byInit[halfOpenKey{m.SPIi, p.Remote}]; sa != nil {
 			// A retransmission (RFC 7296 §2.1) gets the same answer; the
 			// SA may have moved on to IKE_AUTH already.
 			if string(sa.initReq) == string(p.Data) {
 				e.conn.Send(transport.Packet{Data: sa.initResp, Local: p.Local, Remote: p.Remote})
+				return
 			}
+			if !sa.halfOpen || sa.state != StateConnecting || sa.peerMID != 1 {
+				return
+			}
+			// The same initiator (same SPIi and address; under load one
+			// that proved its address with a cookie) started over with
+			// another request before any IKE_AUTH: typically our
+			// response was lost, its retransmission was answered with a
+			// COOKIE, and this is the retry with it. The old half-open SA
+			// is of no use to anyone now.
+			e.log.Debug("IKE_SA_INIT restarted by the initiator, replacing the half-open IKE SA", "sa", sa.logID(), "peer", p.Remote)
+			sa.destroy()
+		}
+		if !e.limiter.allow(p.Remote.Addr(), e.now()) {
+			e.flood.rateLimited.Add(1)
+			e.quiet.log(e.log, noisyRateLimited, slog.LevelWarn, "IKE_SA_INIT rate limit reached, dropping", "peer", p.Remote)
+			return
+		}
+		if len(e.halfOpen) >= e.halfOpenLimit {
+			e.flood.halfOpenDropped.Add(1)
+			e.quiet.log(e.log, noisyHalfOpenFull, slog.LevelWarn, "half-open IKE SA table full, dropping IKE_SA_INIT", "peer", p.Remote, "limit", e.halfOpenLimit)
 			return
 		}
 		e.respondInit(m, p.Data, p)
@@ -314,16 +373,16 @@ func (e *Engine) newSA(conn *Connection, initiator bool, local, remote netip.Add
 	return sa
 }
 
-func (e *Engine) halfOpenCount() int { return len(e.halfOpen) }
-
 func (e *Engine) addHalfOpen(sa *ikeSA) {
 	sa.halfOpen = true
 	sa.hoKey = halfOpenKey{sa.spiI, sa.remote}
 	e.halfOpen[sa.hoKey] = sa
 	e.byInit[sa.hoKey] = sa
+	e.setHalfOpen(len(e.halfOpen))
 	sa.hoTimer = e.afterFunc(e.halfOpenTimeout, func() {
 		if sa.halfOpen && sa.state == StateConnecting {
-			e.log.Info("half-open IKE SA timed out", "sa", sa.logID(), "peer", sa.remote)
+			e.flood.halfOpenExpired.Add(1)
+			e.quiet.log(e.log, noisyHalfOpenExpired, slog.LevelInfo, "half-open IKE SA timed out", "sa", sa.logID(), "peer", sa.remote)
 			sa.destroy()
 		}
 	})
@@ -332,6 +391,7 @@ func (e *Engine) addHalfOpen(sa *ikeSA) {
 func (e *Engine) removeHalfOpen(sa *ikeSA) {
 	if sa.halfOpen {
 		delete(e.halfOpen, sa.hoKey)
+		e.setHalfOpen(len(e.halfOpen))
 		sa.halfOpen = false
 		if sa.hoTimer != nil {
 			sa.hoTimer.Stop()

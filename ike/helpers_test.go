@@ -168,6 +168,13 @@ func startPairAt(t testing.TB, ci, cr Connection, addrI, addrR netip.Addr) (*pee
 // wrap (side 0 is the initiator); nil wraps nothing.
 func startPairWith(t testing.TB, ci, cr Connection, addrI, addrR netip.Addr, wrap func(side int, m *MemInstaller) Installer) (*peer, *peer) {
 	t.Helper()
+	return startPairConfig(t, ci, cr, addrI, addrR, wrap, nil)
+}
+
+// startPairConfig is startPairWith with each engine's Config passed
+// through tune (side 0 is the initiator) before the engine starts.
+func startPairConfig(t testing.TB, ci, cr Connection, addrI, addrR netip.Addr, wrap func(side int, m *MemInstaller) Installer, tune func(side int, c *Config)) (*peer, *peer) {
+	t.Helper()
 	ui, err := transport.Listen(addrI, 0, 0)
 	if err != nil {
 		t.Skipf("cannot listen on %v: %v", addrI, err)
@@ -190,12 +197,16 @@ func startPairWith(t testing.TB, ci, cr Connection, addrI, addrR netip.Addr, wra
 		if wrap != nil {
 			inst = wrap(side, p.inst)
 		}
-		side++
-		e, err := New(Config{
+		cfg := Config{
 			Connections: conns, RemoteIKEPort: rike, RemoteNATTPort: rnatt,
 			Retransmit: Retransmit{Timeout: 100 * time.Millisecond, Tries: 3},
 			Logger:     slog.New(slog.NewTextHandler(p.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		}, p.conn, inst)
+		}
+		if tune != nil {
+			tune(side, &cfg)
+		}
+		side++
+		e, err := New(cfg, p.conn, inst)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
@@ -99,7 +100,9 @@ func peerHashAlgorithms(ps message.Payloads) []crypto.HashAlgorithm {
 // initTask is IKE_SA_INIT as the initiator runs it (strongSwan's ike_init
 // plus ike_natd).
 type initTask struct {
-	retries int // INVALID_KE_PAYLOAD retries so far
+	retries      int    // INVALID_KE_PAYLOAD retries so far
+	cookieRounds int    // COOKIE replies followed so far
+	cookie       []byte // the responder's COOKIE, echoed in every retry (§2.6)
 }
 
 func (*initTask) exchange() message.ExchangeType { return message.ExchangeIKESAInit }
@@ -115,17 +118,40 @@ func (t *initTask) build(sa *ikeSA) ([]message.Payload, error) {
 	if sa.ni == nil {
 		sa.ni = newNonce()
 	}
-	ps := []message.Payload{
+	var ps []message.Payload
+	if t.cookie != nil {
+		// RFC 7296 §2.6: the COOKIE comes first. It stays in the retries
+		// after INVALID_KE_PAYLOAD too (the short exchange of §2.6.1): our
+		// SPIi and Ni do not change, and those are what a cookie binds.
+		ps = append(ps, notify(message.NotifyCookie, t.cookie))
+	}
+	ps = append(ps,
 		wireSA(sa.conn.IKEProposals, nil, true),
 		&message.KeyExchange{Group: message.DHGroup(sa.dhGroup), Data: sa.kex.PublicKey()},
 		&message.Nonce{Data: sa.ni},
-	}
+	)
 	ps = append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.conn.ForceEncap)...)
 	ps = append(ps, sigHashNotify())
 	return ps, nil
 }
 
 func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
+	if n := resp.Notify(message.NotifyCookie); n != nil && sa.spiR == 0 {
+		// The responder is under load and wants proof that we receive at
+		// our address: send the same request (same SPIi, nonce and key
+		// share) again with its cookie first.
+		if len(n.Data) == 0 || len(n.Data) > maxCookieLen {
+			return fmt.Errorf("COOKIE of %d octets (RFC 7296 allows 1 to %d)", len(n.Data), maxCookieLen)
+		}
+		if t.cookieRounds >= maxCookieRounds {
+			return fmt.Errorf("responder asked for a cookie %d times in a row", t.cookieRounds+1)
+		}
+		t.cookieRounds++
+		t.cookie = append(t.cookie[:0], n.Data...)
+		sa.e.flood.cookieRetries.Add(1)
+		sa.e.log.Info("responder asks for a cookie, repeating IKE_SA_INIT with it", "sa", sa.logID(), "peer", sa.remote)
+		return errRestart
+	}
 	if n := resp.Notify(message.NotifyInvalidKEPayload); n != nil {
 		g, err := n.KEGroup()
 		if err != nil {
@@ -264,19 +290,15 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 		}
 	}
 	if conn == nil {
-		e.log.Warn("no IKE proposal chosen", "peer", pkt.Remote, "received", describeProposals(saP.Proposals), "configured", describeOurs(cands[0].IKEProposals))
+		e.quiet.log(e.log, noisyNoProposal, slog.LevelWarn, "no IKE proposal chosen", "peer", pkt.Remote, "received", describeProposals(saP.Proposals), "configured", describeOurs(cands[0].IKEProposals))
 		reply(notify(message.NotifyNoProposalChosen, nil))
 		return
 	}
 	if crypto.GroupID(keP.Group) != sel.DH {
-		e.log.Info("peer sent KE of another group, asking for ours", "peer", pkt.Remote, "received", crypto.GroupID(keP.Group), "wanted", sel.DH)
+		e.quiet.log(e.log, noisyWrongKE, slog.LevelInfo, "peer sent KE of another group, asking for ours", "peer", pkt.Remote, "received", crypto.GroupID(keP.Group), "wanted", sel.DH)
 		var g [2]byte
 		binary.BigEndian.PutUint16(g[:], uint16(sel.DH))
 		reply(notify(message.NotifyInvalidKEPayload, g[:]))
-		return
-	}
-	if e.halfOpenCount() >= e.halfOpenLimit {
-		e.log.Warn("half-open IKE SA table full, dropping IKE_SA_INIT", "peer", pkt.Remote, "limit", e.halfOpenLimit)
 		return
 	}
 	pub, secret, err := crypto.RespondKeyExchange(sel.DH, keP.Data)

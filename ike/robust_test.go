@@ -48,10 +48,16 @@ var (
 // responderEngine builds an engine whose loop does not run: the test calls
 // receive itself, so everything is deterministic.
 func responderEngine(t testing.TB, limit int) (*Engine, *memConn) {
+	return responderEngineConfig(t, Config{HalfOpenLimit: limit})
+}
+
+// responderEngineConfig is responderEngine with more of the Config given.
+func responderEngineConfig(t testing.TB, cfg Config) (*Engine, *memConn) {
 	_, cr := pskPair(t, "aes128gcm16-prfsha256-x25519, aes256-sha256-modp2048", "aes128gcm16")
 	cr.LocalAddr, cr.RemoteAddr = fuzzLocal.Addr(), netip.Addr{}
 	mc := newMemConn()
-	e, err := newEngine(Config{Connections: []Connection{cr}, HalfOpenLimit: limit}, mc, NewMemInstaller())
+	cfg.Connections = []Connection{cr}
+	e, err := newEngine(cfg, mc, NewMemInstaller())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +138,9 @@ func TestHalfOpenExpires(t *testing.T) {
 	mc.rx <- transport.Packet{Data: initRequest(t), Local: fuzzLocal, Remote: fuzzRemote}
 	waitFor(t, "a half-open SA", func() bool { return e.HalfOpen() == 1 })
 	waitFor(t, "the half-open SA to expire", func() bool { return e.HalfOpen() == 0 && len(e.List()) == 0 })
+	if st := e.Stats(); st.HalfOpenExpired != 1 || st.HalfOpen != 0 || st.HalfOpenPeak != 1 {
+		t.Fatalf("stats %+v", st)
+	}
 }
 
 func TestUnsupportedCriticalPayload(t *testing.T) {

@@ -109,7 +109,11 @@ func ServeXdpsec(cfg ServeConfig) (*Server, error) {
 	e, err := ike.New(ike.Config{
 		Connections:   []ike.Connection{conn},
 		HalfOpenLimit: cfg.HalfOpenLimit,
-		Logger:        cfg.Logger,
+		// The generator sets up thousands of IKE SAs from a handful of
+		// addresses: a per-source limit would measure itself. Cookies stay
+		// on as in the gateway (the generator follows them).
+		InitRate: -1,
+		Logger:   cfg.Logger,
 	}, udp, inst)
 	if err != nil {
 		udp.Close()

@@ -64,6 +64,7 @@ func runIKEAction(name, command string, args []string) int {
 // per IKE SA with its endpoints, identities, SPIs and proposal, then its
 // Child SAs with their SPIs, mode, proposal and selectors.
 func printIKE(w io.Writer, s *control.Snapshot) {
+	defer printIKEStats(w, s.IKEStats)
 	if len(s.IKE) == 0 {
 		fmt.Fprintln(w, "no IKE SAs")
 		return
@@ -122,4 +123,16 @@ func ago(now, t time.Time) string {
 		d = 0
 	}
 	return d.String()
+}
+
+// printIKEStats ends `show ike` with the responder's load figures, the
+// way `swanctl --stats` sums up half-open SAs.
+func printIKEStats(w io.Writer, st map[string]uint64) {
+	if len(st) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nhalf-open IKE SAs: %d (peak %d); IKE_SA_INIT requests: %d\n", st["half_open"], st["half_open_peak"], st["init_requests"])
+	fmt.Fprintf(w, "  cookies: %d sent, %d valid, %d invalid; our cookie retries: %d\n", st["cookies_sent"], st["cookies_valid"], st["cookies_invalid"], st["cookie_retries"])
+	fmt.Fprintf(w, "  dropped: %d rate-limited, %d half-open cap, %d unknown peer, %d malformed, %d engine busy (%d before admission); %d half-open expired\n",
+		st["rate_limited"], st["half_open_dropped"], st["unknown_peer"], st["init_malformed"], st["queue_dropped"], st["transport_dropped"], st["half_open_expired"])
 }

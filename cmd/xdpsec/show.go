@@ -77,7 +77,8 @@ func runShow(args []string) int {
 				XDP      map[string]map[string]uint64 `json:"xdp"`
 				XSK      []control.XSK                `json:"xsk"`
 				NextHops map[string]map[string]uint64 `json:"next_hops,omitempty"`
-			}{s.Workers, s.XDP, s.XSK, s.NextHops}
+				IKE      map[string]uint64            `json:"ike,omitempty"`
+			}{s.Workers, s.XDP, s.XSK, s.NextHops, s.IKEStats}
 		}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -212,6 +213,10 @@ func printStats(w io.Writer, s *control.Snapshot) {
 	for _, ifc := range sortedKeys(s.NextHops) {
 		fmt.Fprintf(w, "next hops %s\n", ifc)
 		printMap(w, "  ", s.NextHops[ifc])
+	}
+	if len(s.IKEStats) > 0 {
+		fmt.Fprintf(w, "ike\n")
+		printMap(w, "  ", s.IKEStats)
 	}
 }
 

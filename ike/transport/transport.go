@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 )
 
 // Packet is one IKE message with the addresses it travelled between. Local's
@@ -47,6 +48,7 @@ type UDP struct {
 	ikePort   uint16
 	nattPort  uint16
 	ch        chan Packet
+	dropped   atomic.Uint64 // datagrams dropped because the engine was behind
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -102,9 +104,14 @@ func (u *UDP) read(c *net.UDPConn, port uint16, marker bool) {
 		default:
 			// The engine is behind: drop rather than queue without bound;
 			// the peer retransmits.
+			u.dropped.Add(1)
 		}
 	}
 }
+
+// Dropped returns how many received datagrams were dropped because the
+// reader of Receive was behind.
+func (u *UDP) Dropped() uint64 { return u.dropped.Load() }
 
 // Receive implements Conn.
 func (u *UDP) Receive() <-chan Packet { return u.ch }

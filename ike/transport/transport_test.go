@@ -68,3 +68,32 @@ func TestNonESPMarker(t *testing.T) {
 		t.Fatal("unspecified address accepted")
 	}
 }
+
+// TestDroppedCounted: with nobody reading Receive, datagrams beyond the
+// channel's room are dropped, and counted.
+func TestDroppedCounted(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	u, err := Listen(lo, 0, 0)
+	if err != nil {
+		t.Skipf("loopback: %v", err)
+	}
+	defer u.Close()
+	ikePort, _ := u.Ports()
+	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	room := cap(u.ch)
+	for range room + 100 {
+		peer.WriteToUDPAddrPort(make([]byte, 28), netip.AddrPortFrom(lo, ikePort))
+		time.Sleep(20 * time.Microsecond) // keep within the socket buffer
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for u.Dropped() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d := u.Dropped(); d == 0 || d > 100 {
+		t.Fatalf("Dropped() = %d with %d datagrams for %d places", d, room+100, room)
+	}
+}

@@ -300,7 +300,7 @@ func (d *decoder) duration(n *yaml.Node, field string) time.Duration {
 }
 
 func (d *decoder) top(n *yaml.Node, c *Config) {
-	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies", "connections", "key_log"}
+	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies", "connections", "key_log", "ike"}
 	var sasNode, polNode, connNode *yaml.Node
 	d.mapping(n, "", known, func(k string, v *yaml.Node) {
 		switch k {
@@ -349,6 +349,8 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 			polNode = v
 		case "connections":
 			connNode = v
+		case "ike":
+			d.defence(v, &c.IKE.Defence)
 		case "key_log":
 			c.IKE.KeyLog = d.str(v, k)
 			if c.IKE.KeyLog != "" && !filepath.IsAbs(c.IKE.KeyLog) {

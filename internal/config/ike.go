@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -42,6 +43,98 @@ type IKE struct {
 	// esp_sa and ikev2_decryption_table files into: a debugging aid that
 	// gives away every key it lists.
 	KeyLog string
+	// Defence is the ike: section, the responder's flood defence.
+	Defence Defence
+}
+
+// Defence is the ike: section: how the IKE responder holds up under a
+// flood of IKE_SA_INIT requests (RFC 7296 §2.6 cookies, a per-source rate
+// limit, the half-open cap). Zero values mean the engine's defaults.
+type Defence struct {
+	Line            int // of the ike: key; 0 if absent
+	HalfOpenLimit   int
+	HalfOpenTimeout time.Duration
+	// CookieThreshold is the number of half-open IKE SAs from which
+	// cookies are demanded; CookiesAlways is cookie_threshold: 0.
+	CookieThreshold      int
+	CookiesAlways        bool
+	CookieSecretLifetime time.Duration
+	// InitRate is IKE_SA_INIT requests a second per source address; -1
+	// (init_rate: 0) turns the limit off.
+	InitRate       float64
+	InitBurst      int
+	RateLimitSlots int
+}
+
+// Engine copies the section into an engine configuration.
+func (f Defence) Engine(c *ike.Config) {
+	c.HalfOpenLimit, c.HalfOpenTimeout = f.HalfOpenLimit, f.HalfOpenTimeout
+	c.CookieThreshold, c.CookiesAlways, c.CookieSecretLifetime = f.CookieThreshold, f.CookiesAlways, f.CookieSecretLifetime
+	c.InitRate, c.InitBurst, c.RateLimitSlots = f.InitRate, f.InitBurst, f.RateLimitSlots
+}
+
+// Defaults the ike: section documents (the engine's own).
+const (
+	defaultHalfOpenLimit   = 10000
+	defaultCookieThreshold = 32
+)
+
+// defence reads the ike: section.
+func (d *decoder) defence(n *yaml.Node, f *Defence) {
+	f.Line = n.Line
+	known := []string{"half_open_limit", "half_open_timeout", "cookie_threshold", "cookie_secret_lifetime",
+		"init_rate", "init_burst", "rate_limit_slots"}
+	thresholdSet := false
+	d.mapping(n, "ike", known, func(k string, v *yaml.Node) {
+		field := "ike." + k
+		switch k {
+		case "half_open_limit":
+			if x, ok := d.integer(v, field, 1, 1<<22); ok {
+				f.HalfOpenLimit = int(x)
+			}
+		case "half_open_timeout":
+			f.HalfOpenTimeout = d.duration(v, field)
+			if f.HalfOpenTimeout != 0 && (f.HalfOpenTimeout < time.Second || f.HalfOpenTimeout > 10*time.Minute) {
+				d.errf(v, field, "%v out of range [1s, 10m]", f.HalfOpenTimeout)
+			}
+		case "cookie_threshold":
+			if x, ok := d.integer(v, field, 0, 1<<22); ok {
+				thresholdSet = true
+				f.CookieThreshold = int(x)
+				f.CookiesAlways = x == 0
+			}
+		case "cookie_secret_lifetime":
+			f.CookieSecretLifetime = d.duration(v, field)
+			if f.CookieSecretLifetime != 0 && (f.CookieSecretLifetime < 10*time.Second || f.CookieSecretLifetime > 24*time.Hour) {
+				d.errf(v, field, "%v out of range [10s, 24h]", f.CookieSecretLifetime)
+			}
+		case "init_rate":
+			if x, ok := d.integer(v, field, 0, 1_000_000); ok {
+				f.InitRate = float64(x)
+				if x == 0 {
+					f.InitRate = -1
+				}
+			}
+		case "init_burst":
+			if x, ok := d.integer(v, field, 1, 1_000_000); ok {
+				f.InitBurst = int(x)
+			}
+		case "rate_limit_slots":
+			if x, ok := d.integer(v, field, 1, 1<<20); ok {
+				f.RateLimitSlots = int(x)
+			}
+		}
+	})
+	limit, threshold := f.HalfOpenLimit, f.CookieThreshold
+	if limit == 0 {
+		limit = defaultHalfOpenLimit
+	}
+	if !thresholdSet {
+		threshold = defaultCookieThreshold
+	}
+	if !f.CookiesAlways && threshold >= limit {
+		d.errf(n, "ike.cookie_threshold", "%d is not below half_open_limit (%d): the table would fill before any cookie is asked for", threshold, limit)
+	}
 }
 
 // wipeIKE overwrites the pre-shared keys the configuration holds.

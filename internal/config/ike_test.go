@@ -162,3 +162,65 @@ func TestConnectionDuplicates(t *testing.T) {
 		}
 	}
 }
+
+func TestIKEDefence(t *testing.T) {
+	dir := t.TempDir()
+	writePSK(t, dir)
+	base := strings.Replace(ikeBase, "%s", "{psk_file: psk}", 1)
+	parse := func(section string) (*Config, error) {
+		return Parse(filepath.Join(dir, "gw.yaml"), []byte(base+section))
+	}
+	c, err := parse("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IKE.Defence != (Defence{}) {
+		t.Fatalf("defaults must be the engine's (zero): %+v", c.IKE.Defence)
+	}
+	c, err = parse(`ike:
+  half_open_limit: 2000
+  half_open_timeout: 20s
+  cookie_threshold: 16
+  cookie_secret_lifetime: 5m
+  init_rate: 5
+  init_burst: 8
+  rate_limit_slots: 1024
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Defence{Line: 22, HalfOpenLimit: 2000, HalfOpenTimeout: 20 * time.Second, CookieThreshold: 16,
+		CookieSecretLifetime: 5 * time.Minute, InitRate: 5, InitBurst: 8, RateLimitSlots: 1024}
+	if c.IKE.Defence != want {
+		t.Fatalf("got %+v\nwant %+v", c.IKE.Defence, want)
+	}
+	var ec ike.Config
+	c.IKE.Defence.Engine(&ec)
+	if ec.HalfOpenLimit != 2000 || ec.CookieThreshold != 16 || ec.CookiesAlways || ec.InitRate != 5 || ec.InitBurst != 8 ||
+		ec.RateLimitSlots != 1024 || ec.HalfOpenTimeout != 20*time.Second || ec.CookieSecretLifetime != 5*time.Minute {
+		t.Fatalf("engine config %+v", ec)
+	}
+	c, err = parse("ike: {cookie_threshold: 0, init_rate: 0}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.IKE.Defence.CookiesAlways || c.IKE.Defence.InitRate != -1 {
+		t.Fatalf("cookie_threshold 0 must mean always, init_rate 0 no limit: %+v", c.IKE.Defence)
+	}
+	for _, tc := range []struct{ section, want string }{
+		{"ike: {cookie_threshold: 50, half_open_limit: 50}\n", "gw.yaml:21: ike.cookie_threshold: 50 is not below half_open_limit (50)"},
+		{"ike: {half_open_limit: 10}\n", "gw.yaml:21: ike.cookie_threshold: 32 is not below half_open_limit (10)"},
+		{"ike:\n  init_rate: -3\n", "gw.yaml:22: ike.init_rate: -3 out of range"},
+		{"ike:\n  init_burst: 0\n", "gw.yaml:22: ike.init_burst: 0 out of range"},
+		{"ike:\n  half_open_timeout: 100ms\n", "gw.yaml:22: ike.half_open_timeout: 100ms out of range [1s, 10m]"},
+		{"ike:\n  cookie_secret_lifetime: 1s\n", "gw.yaml:22: ike.cookie_secret_lifetime: 1s out of range [10s, 24h]"},
+		{"ike:\n  cookie_secret_lifetime: soon\n", "gw.yaml:22: ike.cookie_secret_lifetime: \"soon\" is not a duration"},
+		{"ike:\n  cookies: on\n", "gw.yaml:22: ike.cookies: unknown field"},
+		{"ike: 5\n", "gw.yaml:21: ike: expected a mapping"},
+	} {
+		_, err := parse(tc.section)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.section, err, tc.want)
+		}
+	}
+}

@@ -22,6 +22,10 @@ type Snapshot struct {
 	// IKE lists the IKE SAs and their Child SAs; empty without
 	// connections.
 	IKE []IKESA `json:"ike,omitempty"`
+	// IKEStats are the IKE responder's flood-defence counters (cookies,
+	// rate-limit and half-open drops) and the half-open gauge; absent
+	// without connections.
+	IKEStats map[string]uint64 `json:"ike_stats,omitempty"`
 }
 
 // IKESA is one IKE SA as `show ike` prints it.

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/control"
 	"github.com/xdpsec/xdpsec/sad"
@@ -171,10 +172,11 @@ func TestSAInfo(t *testing.T) {
 
 func TestCollector(t *testing.T) {
 	snap := &control.Snapshot{
-		SAs:     []control.SA{{Name: "ab", SPI: 0x1001, Dir: "in", Packets: 9, Usable: true, Drops: map[string]uint64{"replay": 3}}},
-		Workers: []control.Worker{{ID: 0, Counters: map[string]uint64{"encaps": 4}, Drops: map[string]uint64{"no_route": 1}}},
-		XDP:     map[string]map[string]uint64{"wan": {"esp_unknown_spi": 2}},
-		XSK:     []control.XSK{{Interface: "wan0", Counters: map[string]uint64{"free": 10}}},
+		SAs:      []control.SA{{Name: "ab", SPI: 0x1001, Dir: "in", Packets: 9, Usable: true, Drops: map[string]uint64{"replay": 3}}},
+		Workers:  []control.Worker{{ID: 0, Counters: map[string]uint64{"encaps": 4}, Drops: map[string]uint64{"no_route": 1}}},
+		XDP:      map[string]map[string]uint64{"wan": {"esp_unknown_spi": 2}},
+		XSK:      []control.XSK{{Interface: "wan0", Counters: map[string]uint64{"free": 10}}},
+		IKEStats: IKEStats(ike.FloodStats{CookiesSent: 5, RateLimited: 6, HalfOpen: 7, HalfOpenPeak: 8}),
 	}
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(newCollector(func() *control.Snapshot { return snap })); err != nil {
@@ -203,6 +205,10 @@ func TestCollector(t *testing.T) {
 		"xdpsec_worker_drops_total{reason=no_route,worker=0}":              1,
 		"xdpsec_xdp_packets_total{program=wan,verdict=esp_unknown_spi}":    2,
 		"xdpsec_xsk{counter=free,interface=wan0,queue=0}":                  10,
+		"xdpsec_ike_flood_total{counter=cookies_sent}":                     5,
+		"xdpsec_ike_flood_total{counter=rate_limited}":                     6,
+		"xdpsec_ike_half_open{gauge=half_open}":                            7,
+		"xdpsec_ike_half_open{gauge=half_open_peak}":                       8,
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)

@@ -27,5 +27,8 @@
 // dropped, never sent in the clear, while no tunnel is up (RFC 4301 §5.1:
 // a PROTECT policy with no SA discards and asks the key manager). A ticker
 // reports the data plane's byte, packet and sequence-number expiries to the
-// engine (soft: rekey; hard: delete).
+// engine (soft: rekey; hard: delete). The ike: section of the configuration
+// sets the engine's flood defence (cookies, per-source limit, half-open
+// cap); its counters appear as ike_stats in the snapshot (`xdpsec show ike`,
+// `show stats`) and as xdpsec_ike_flood_total and xdpsec_ike_half_open.
 package daemon

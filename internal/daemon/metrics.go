@@ -21,6 +21,7 @@ type collector struct {
 
 	saPackets, saBytes, saDrops, saSeq, saReplayTop, saUsable *prometheus.Desc
 	worker, workerDrops, xdp, xskC, hops                      *prometheus.Desc
+	ikeFlood, ikeHalfOpen                                     *prometheus.Desc
 }
 
 func newCollector(snap func() *control.Snapshot) *collector {
@@ -38,12 +39,15 @@ func newCollector(snap func() *control.Snapshot) *collector {
 		xdp:         prometheus.NewDesc("xdpsec_xdp_packets_total", "XDP steering verdicts.", []string{"program", "verdict"}, nil),
 		xskC:        prometheus.NewDesc("xdpsec_xsk", "AF_XDP socket counters and frame accounting.", []string{"interface", "queue", "counter"}, nil),
 		hops:        prometheus.NewDesc("xdpsec_nexthop_total", "Next-hop table counters.", []string{"interface", "counter"}, nil),
+		ikeFlood: prometheus.NewDesc("xdpsec_ike_flood_total",
+			"IKE_SA_INIT handling under load: requests, cookies sent/valid/invalid, rate-limited and half-open-cap drops, expiries.", []string{"counter"}, nil),
+		ikeHalfOpen: prometheus.NewDesc("xdpsec_ike_half_open", "Half-open responder IKE SAs: now (half_open) and the peak (half_open_peak).", []string{"gauge"}, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.saPackets, c.saBytes, c.saDrops, c.saSeq, c.saReplayTop, c.saUsable,
-		c.worker, c.workerDrops, c.xdp, c.xskC, c.hops} {
+		c.worker, c.workerDrops, c.xdp, c.xskC, c.hops, c.ikeFlood, c.ikeHalfOpen} {
 		ch <- d
 	}
 }
@@ -92,6 +96,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		q := strconv.Itoa(x.Queue)
 		for k, v := range x.Counters {
 			gauge(c.xskC, v, x.Interface, q, k)
+		}
+	}
+	for k, v := range s.IKEStats {
+		if ikeGauges[k] {
+			gauge(c.ikeHalfOpen, v, k)
+		} else {
+			counter(c.ikeFlood, v, k)
 		}
 	}
 	for ifc, m := range s.NextHops {

@@ -9,6 +9,7 @@ import (
 	"github.com/xdpsec/xdpsec/fastpath"
 	"github.com/xdpsec/xdpsec/fastpath/nexthop"
 	"github.com/xdpsec/xdpsec/fastpath/xsk"
+	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/internal/control"
 	"github.com/xdpsec/xdpsec/sad"
 )
@@ -38,6 +39,7 @@ func (d *Daemon) Snapshot() *control.Snapshot {
 			s.SAs = append(s.SAs, SAInfo(sa))
 		}
 		s.IKE = d.ike.list()
+		s.IKEStats = IKEStats(d.ike.engine.Stats())
 	}
 	for _, p := range d.spd.Policies() {
 		cp := control.Policy{Name: p.Name, Selector: SelectorString(p.Selector), Action: p.Action.String()}
@@ -175,3 +177,18 @@ func hopStatsMap(st nexthop.Stats) map[string]uint64 {
 		"errors": st.Errors,
 	}
 }
+
+// IKEStats flattens the engine's flood-defence counters; half_open and
+// half_open_peak are gauges, the rest count up.
+func IKEStats(st ike.FloodStats) map[string]uint64 {
+	return map[string]uint64{
+		"init_requests": st.InitRequests, "init_malformed": st.InitMalformed, "unknown_peer": st.UnknownPeer,
+		"cookies_sent": st.CookiesSent, "cookies_valid": st.CookiesValid, "cookies_invalid": st.CookiesInvalid,
+		"rate_limited": st.RateLimited, "half_open_dropped": st.HalfOpenDropped, "half_open_expired": st.HalfOpenExpired,
+		"queue_dropped": st.QueueDropped, "transport_dropped": st.TransportDropped, "cookie_retries": st.CookieRetries,
+		"half_open": st.HalfOpen, "half_open_peak": st.HalfOpenPeak,
+	}
+}
+
+// ikeGauges are the IKEStats keys that are not counters.
+var ikeGauges = map[string]bool{"half_open": true, "half_open_peak": true}

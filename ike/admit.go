@@ -1,0 +1,297 @@
+package ike
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/ike/transport"
+)
+
+// Flood defence. Every datagram passes the admission step (admit) before
+// the engine's loop sees it. Admission runs on its own goroutine, beside
+// the loop, as charon's receiver thread does: it decodes, drops IKE_SA_INIT
+// requests no connection accepts, and, once the half-open IKE SAs reach
+// the cookie threshold, answers requests without a valid COOKIE with a
+// stateless COOKIE reply (RFC 7296 §2.6). So a flood of spoofed requests
+// costs a decode, an HMAC and a send each, off the loop, and never a key
+// exchange or a byte of state; the loop, which does the key exchanges,
+// only sees requests from initiators that receive at their address. There
+// the per-source limit and the half-open cap bound what such initiators
+// can make the responder spend.
+
+// Defaults of the flood defence.
+const (
+	defaultCookieThreshold = 32
+	defaultHalfOpenLimit   = 10000
+	defaultHalfOpenTimeout = 30 * time.Second
+	// admittedQueue is how many admitted messages may wait for the loop.
+	admittedQueue = 256
+	// maxCookieRounds bounds how often an initiator repeats IKE_SA_INIT
+	// for a responder that keeps asking for cookies: a responder that
+	// does not accept its own cookie (or an attacker who forges COOKIE
+	// replies) must not keep an IKE SA retrying forever.
+	maxCookieRounds = 3
+)
+
+// FloodStats counts what the engine did about IKE_SA_INIT requests and
+// half-open IKE SAs. Counters only grow; HalfOpen is the number now.
+type FloodStats struct {
+	InitRequests    uint64 // IKE_SA_INIT requests received (retransmissions included)
+	InitMalformed   uint64 // IKE_SA_INIT requests dropped as malformed before any state
+	UnknownPeer     uint64 // dropped: no connection accepts the source address
+	CookiesSent     uint64 // stateless replies asking for a COOKIE (§2.6)
+	CookiesValid    uint64 // requests whose COOKIE verified
+	CookiesInvalid  uint64 // requests whose COOKIE did not (forged, stale, replayed from elsewhere); each got a fresh one
+	RateLimited     uint64 // dropped by the per-source limit
+	HalfOpenDropped uint64 // dropped because the half-open table was full
+	HalfOpenExpired uint64 // half-open IKE SAs that timed out before IKE_AUTH
+	QueueDropped    uint64 // admitted messages dropped while the engine's loop was behind
+	// TransportDropped counts datagrams the transport dropped while
+	// admission was behind (if the transport counts them: Dropped()).
+	TransportDropped uint64
+	HalfOpen         uint64 // half-open responder IKE SAs now
+	HalfOpenPeak     uint64 // the most there have been at once
+	CookieRetries    uint64 // as initiator: IKE_SA_INIT repeated with the responder's COOKIE
+}
+
+// floodCounters are FloodStats as atomics: admission, the loop and Stats
+// run on different goroutines.
+type floodCounters struct {
+	initRequests, initMalformed, unknownPeer            atomic.Uint64
+	cookiesSent, cookiesValid, cookiesInvalid           atomic.Uint64
+	rateLimited, halfOpenDropped, halfOpenExpired       atomic.Uint64
+	queueDropped, halfOpen, halfOpenPeak, cookieRetries atomic.Uint64
+}
+
+// Stats returns the flood-defence counters; safe from any goroutine and
+// cheap, so a scrape under attack does not queue behind the flood.
+func (e *Engine) Stats() FloodStats {
+	c := &e.flood
+	return FloodStats{
+		InitRequests: c.initRequests.Load(), InitMalformed: c.initMalformed.Load(), UnknownPeer: c.unknownPeer.Load(),
+		CookiesSent: c.cookiesSent.Load(), CookiesValid: c.cookiesValid.Load(), CookiesInvalid: c.cookiesInvalid.Load(),
+		RateLimited: c.rateLimited.Load(), HalfOpenDropped: c.halfOpenDropped.Load(), HalfOpenExpired: c.halfOpenExpired.Load(),
+		QueueDropped: c.queueDropped.Load(), HalfOpen: c.halfOpen.Load(), HalfOpenPeak: c.halfOpenPeak.Load(),
+		CookieRetries: c.cookieRetries.Load(), TransportDropped: e.transportDropped(),
+	}
+}
+
+func (e *Engine) transportDropped() uint64 {
+	if d, ok := e.conn.(interface{ Dropped() uint64 }); ok {
+		return d.Dropped()
+	}
+	return 0
+}
+
+// setHalfOpen publishes the half-open count (the loop calls it on every
+// change) for admission's cookie decision and for Stats.
+func (e *Engine) setHalfOpen(n int) {
+	c := &e.flood
+	c.halfOpen.Store(uint64(n))
+	if uint64(n) > c.halfOpenPeak.Load() {
+		c.halfOpenPeak.Store(uint64(n)) // only the loop writes: no race between load and store
+	}
+}
+
+// inbound is an admitted datagram and its decoded message; startsSA
+// marks an IKE_SA_INIT request counted in initsQueued.
+type inbound struct {
+	p        transport.Packet
+	m        *message.Message
+	startsSA bool
+}
+
+// gate runs admission for every datagram from the transport and hands the
+// admitted ones to the loop. When the loop is behind, an admitted message
+// is dropped (and counted) rather than stalling admission: a stalled
+// admission would stop the cookie replies, and the socket would then drop
+// spoofed and genuine requests alike.
+func (e *Engine) gate() {
+	defer close(e.admitted)
+	rx := e.conn.Receive()
+	for {
+		var p transport.Packet
+		var ok bool
+		select {
+		case p, ok = <-rx:
+			if !ok {
+				return
+			}
+		case <-e.quit:
+			return
+		}
+		m, ok := e.admit(p)
+		if !ok {
+			continue
+		}
+		in := inbound{p: p, m: m, startsSA: startsSA(m)}
+		if in.startsSA {
+			// Counted before it is queued, so the next request's cookie
+			// decision already sees it (see cookiesRequired).
+			e.initsQueued.Add(1)
+		}
+		select {
+		case e.admitted <- in:
+		default:
+			if in.startsSA {
+				e.initsQueued.Add(-1)
+			}
+			e.flood.queueDropped.Add(1)
+		}
+	}
+}
+
+// admit decodes a datagram and decides whether the loop should see it.
+// Requests that start an IKE SA are checked here; everything else passes
+// (the loop matches it to an IKE SA or drops it).
+func (e *Engine) admit(p transport.Packet) (*message.Message, bool) {
+	h, err := message.DecodeHeader(p.Data)
+	if err != nil {
+		return nil, false
+	}
+	startsSA := h.Exchange == message.ExchangeIKESAInit && !h.IsResponse() && h.SPIr == 0
+	if startsSA {
+		e.flood.initRequests.Add(1)
+	}
+	m, err := message.Decode(p.Data)
+	if err != nil {
+		var crit *message.UnsupportedCriticalPayloadError
+		if startsSA && errors.As(err, &crit) {
+			// RFC 7296 §2.5: refuse the request, naming the payload.
+			// Stateless, like the cookie reply.
+			e.replyInit(h.SPIi, p, notify(message.NotifyUnsupportedCriticalPayload, []byte{byte(crit.Type)}))
+		} else if startsSA {
+			e.flood.initMalformed.Add(1)
+		}
+		return nil, false
+	}
+	if !startsSA {
+		return m, true
+	}
+	if m.MessageID != 0 || !m.IsInitiator() {
+		e.flood.initMalformed.Add(1)
+		return nil, false
+	}
+	if !e.acceptsPeer(p.Local.Addr(), p.Remote.Addr()) {
+		e.flood.unknownPeer.Add(1)
+		e.quiet.log(e.log, noisyUnknownPeer, slog.LevelInfo, "IKE_SA_INIT from unknown peer ignored", "peer", p.Remote)
+		return nil, false
+	}
+	return m, e.checkCookie(m, p)
+}
+
+// acceptsPeer reports whether any connection takes IKE_SA_INIT from remote
+// to local (candidates without the slice).
+func (e *Engine) acceptsPeer(local, remote netip.Addr) bool {
+	for _, c := range e.conns {
+		if (!c.LocalAddr.IsValid() || c.LocalAddr == local) && (!c.RemoteAddr.IsValid() || c.RemoteAddr == remote) {
+			return true
+		}
+	}
+	return false
+}
+
+// cookiesRequired says whether IKE_SA_INIT requests must carry a COOKIE
+// now: always if so configured, else once the half-open SAs reach the
+// threshold. Requests admitted but not yet handled by the loop count as
+// half-open: each may become one, and without them a burst would be
+// admitted whole (up to the queue's length) before the first of it shows
+// in the half-open count.
+func (e *Engine) cookiesRequired() bool {
+	return e.cookiesAlways || e.flood.halfOpen.Load()+uint64(max(e.initsQueued.Load(), 0)) >= uint64(e.cookieThreshold)
+}
+
+func startsSA(m *message.Message) bool {
+	return m.Exchange == message.ExchangeIKESAInit && !m.IsResponse() && m.SPIr == 0
+}
+
+// checkCookie admits the request if no cookie is required or it carries a
+// valid one; otherwise it sends the stateless COOKIE reply (RFC 7296 §2.6)
+// and drops the request. A cookie sent while none is required is not
+// checked: it costs nothing to ignore.
+func (e *Engine) checkCookie(m *message.Message, p transport.Packet) bool {
+	if !e.cookiesRequired() {
+		return true
+	}
+	nP, _ := m.Get(message.PayloadNonce).(*message.Nonce)
+	if nP == nil {
+		// The cookie binds Ni; without one the request is malformed
+		// anyway, and under load it gets no answer.
+		e.flood.initMalformed.Add(1)
+		return false
+	}
+	now := e.now()
+	if n := m.Notify(message.NotifyCookie); n != nil {
+		if e.cookies.check(now, n.Data, m.SPIi, p.Remote.Addr(), nP.Data) {
+			e.flood.cookiesValid.Add(1)
+			return true
+		}
+		e.flood.cookiesInvalid.Add(1)
+		e.quiet.log(e.log, noisyBadCookie, slog.LevelInfo, "IKE_SA_INIT with an invalid or stale COOKIE, sending a fresh one", "peer", p.Remote)
+	}
+	e.replyInit(m.SPIi, p, notify(message.NotifyCookie, e.cookies.make(now, m.SPIi, p.Remote.Addr(), nP.Data)))
+	e.flood.cookiesSent.Add(1)
+	return false
+}
+
+// replyInit sends a stateless IKE_SA_INIT response: no responder SPI, the
+// payloads given (RFC 7296 §2.6, §2.21.1).
+func (e *Engine) replyInit(spiI uint64, p transport.Packet, ps ...message.Payload) {
+	out := message.Message{
+		Header:   message.Header{SPIi: spiI, Exchange: message.ExchangeIKESAInit, Flags: message.FlagResponse},
+		Payloads: ps,
+	}
+	if b, err := out.Encode(); err == nil {
+		e.conn.Send(transport.Packet{Data: b, Local: p.Local, Remote: p.Remote})
+	}
+}
+
+// The log lines a flood could repeat once per datagram; quietLog lets
+// each through a few times a second and then says how many it held back.
+const (
+	noisyUnknownPeer = iota
+	noisyBadCookie
+	noisyRateLimited
+	noisyHalfOpenFull
+	noisyNoProposal
+	noisyWrongKE
+	noisyHalfOpenExpired
+	noisyKinds
+)
+
+// quietLog rate-limits log lines by kind: up to quietBurst a second each.
+type quietLog struct {
+	mu    sync.Mutex
+	kinds [noisyKinds]struct {
+		window     time.Time
+		n, dropped int
+	}
+}
+
+const quietBurst = 5
+
+func (q *quietLog) log(l *slog.Logger, kind int, level slog.Level, msg string, args ...any) {
+	q.mu.Lock()
+	k := &q.kinds[kind]
+	now := time.Now()
+	if now.Sub(k.window) >= time.Second {
+		if k.dropped > 0 {
+			args = append(args, "suppressed_since_last", k.dropped)
+		}
+		k.window, k.n, k.dropped = now, 0, 0
+	}
+	k.n++
+	if k.n > quietBurst {
+		k.dropped++
+		q.mu.Unlock()
+		return
+	}
+	q.mu.Unlock()
+	l.Log(context.Background(), level, msg, args...)
+}
