@@ -122,7 +122,24 @@ func (t *initTask) build(sa *ikeSA) ([]message.Payload, error) {
 	}
 	ps = append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.conn.ForceEncap)...)
 	ps = append(ps, sigHashNotify())
+	if offersAddKE(sa.conn.IKEProposals) {
+		// RFC 9370 §2.2.1: additional key exchanges run in IKE_INTERMEDIATE,
+		// which each end announces (RFC 9242 §3.1). Announced only when
+		// needed: we have no other use for the exchange.
+		ps = append(ps, notify(message.NotifyIntermediateExchangeSupported, nil))
+	}
 	return ps, nil
+}
+
+// offersAddKE reports whether any of the proposals asks for additional
+// key exchanges.
+func offersAddKE(ps []Proposal) bool {
+	for i := range ps {
+		if ps[i].hasAddKE() {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
@@ -188,6 +205,19 @@ func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
 	if err := sa.deriveKeys(secret); err != nil {
 		return err
 	}
+	if sa.startHybrid() {
+		if resp.Notify(message.NotifyIntermediateExchangeSupported) == nil {
+			return fmt.Errorf("peer chose additional key exchanges (%s) without announcing IKE_INTERMEDIATE", sel.String())
+		}
+		// The IKE_INTERMEDIATE exchanges go before the queued IKE_AUTH,
+		// one per additional key exchange, in the order of the ADDKE
+		// types (RFC 9370 §2.2.2).
+		var ts []task
+		for _, g := range sa.hybrid().pending {
+			ts = append(ts, &intermediateTask{group: g})
+		}
+		sa.queue = append(ts, sa.queue...)
+	}
 	sa.peerHashes = peerHashAlgorithms(resp)
 	peerNAT, localNAT, ok := checkNAT(resp, sa.spiI, sa.spiR, sa.local, sa.remote)
 	sa.natRemote, sa.natLocal = peerNAT, localNAT || sa.conn.ForceEncap
@@ -217,7 +247,11 @@ func (sa *ikeSA) deriveKeys(secret []byte) error {
 	if err = sa.checkProtectors(); err != nil {
 		return fmt.Errorf("IKE protectors: %w", err)
 	}
-	sa.e.logIKEKeys(sa)
+	if len(sa.sel.addKEs()) == 0 {
+		// With additional key exchanges the keys change again before
+		// IKE_AUTH; applyAddKE logs the final ones.
+		sa.e.logIKEKeys(sa)
+	}
 	return nil
 }
 
@@ -259,13 +293,21 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 		if conn == nil {
 			conn, sel = c, s
 			matching = append(matching, c)
-		} else if s2 := s; s2.Encr == sel.Encr && s2.Integ == sel.Integ && s2.PRF == sel.PRF && s2.DH == sel.DH {
+		} else if s.sameAlgorithms(sel) {
 			matching = append(matching, c)
 		}
 	}
 	if conn == nil {
 		e.log.Warn("no IKE proposal chosen", "peer", pkt.Remote, "received", describeProposals(saP.Proposals), "configured", describeOurs(cands[0].IKEProposals))
 		reply(notify(message.NotifyNoProposalChosen, nil))
+		return
+	}
+	hybrid := len(sel.addKEs()) > 0
+	if hybrid && m.Payloads.Notify(message.NotifyIntermediateExchangeSupported) == nil {
+		// RFC 9370 §2.2.1 needs IKE_INTERMEDIATE for the additional
+		// exchanges; an initiator that offers them without it is broken.
+		e.log.Warn("IKE_SA_INIT offers additional key exchanges without INTERMEDIATE_EXCHANGE_SUPPORTED", "peer", pkt.Remote, "received", describeProposals(saP.Proposals))
+		reply(notify(message.NotifyInvalidSyntax, nil))
 		return
 	}
 	if crypto.GroupID(keP.Group) != sel.DH {
@@ -294,6 +336,7 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 	sa.nr = newNonce()
 	sa.initReq = append([]byte(nil), raw...)
 	defer crypto.Zero(secret)
+	sa.startHybrid()
 	e.addHalfOpen(sa)
 	sa.peerHashes = peerHashAlgorithms(m.Payloads)
 	if err := sa.deriveKeys(secret); err != nil {
@@ -310,6 +353,9 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 	}
 	ps = append(ps, natNotifies(sa.spiI, sa.spiR, pkt.Local, pkt.Remote, conn.ForceEncap)...)
 	ps = append(ps, sigHashNotify())
+	if hybrid {
+		ps = append(ps, notify(message.NotifyIntermediateExchangeSupported, nil))
+	}
 	if cr := conn.Remote.certReq(); cr != nil {
 		// The responder asks in IKE_SA_INIT (RFC 7296 §1.2), so the
 		// initiator's IKE_AUTH brings its certificate.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
 	"github.com/xdpsec/xdpsec/ike/message"
@@ -60,7 +61,7 @@ func (t *ikeRekeyTask) build(sa *ikeSA) ([]message.Payload, error) {
 	sa.ikeRekey = t
 	spi := binary.BigEndian.AppendUint64(nil, t.next.spiI)
 	return []message.Payload{
-		wireSA(sa.conn.IKEProposals, spi, true),
+		wireSA(rekeyProposals(sa.conn.IKEProposals), spi, true),
 		&message.Nonce{Data: t.next.ni},
 		&message.KeyExchange{Group: message.DHGroup(t.group), Data: kex.PublicKey()},
 	}, nil
@@ -103,7 +104,7 @@ func (t *ikeRekeyTask) process(sa *ikeSA, resp message.Payloads) error {
 		t.abort(sa, errors.New("response lacks SA, Nonce or KE"))
 		return nil
 	}
-	sel, err := selectProposal(sa.conn.IKEProposals, saP.Proposals, true)
+	sel, err := selectProposal(rekeyProposals(sa.conn.IKEProposals), saP.Proposals, true)
 	if err != nil || len(sel.SPI) != 8 || sel.DH != t.group || crypto.GroupID(keP.Group) != t.group {
 		t.abort(sa, fmt.Errorf("peer chose a proposal we did not offer: %s", describeProposals(saP.Proposals)))
 		return nil
@@ -140,6 +141,28 @@ func (t *ikeRekeyTask) process(sa *ikeSA, resp message.Payloads) error {
 	sa.moveTo(next)
 	sa.enqueue(&deleteIKETask{})
 	return nil
+}
+
+// rekeyProposals are the proposals a CREATE_CHILD_SA rekey of a classical
+// IKE SA may use: those that do not require an additional key exchange,
+// with their optional ADDKE slots dropped. Only SAs without additional
+// exchanges are rekeyed this way (see reauthenticate), so nothing is lost,
+// and the peer cannot choose an ADDKE that would need IKE_FOLLOWUP_KE.
+func rekeyProposals(ps []Proposal) []Proposal {
+	out := make([]Proposal, 0, len(ps))
+	for _, p := range ps {
+		ok := true
+		for _, slot := range p.AddKE {
+			if len(slot) > 0 && !slices.Contains(slot, groupNone) {
+				ok = false
+			}
+		}
+		if ok {
+			p.AddKE = [maxAddKE][]crypto.GroupID{}
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // deriveRekeyedKeys makes the keys of an IKE SA that replaces old
@@ -210,7 +233,15 @@ func respondRekeyIKE(sa *ikeSA, req message.Payloads) ([]message.Payload, func()
 	if nP == nil || keP == nil {
 		return refuse(message.NotifyInvalidSyntax, nil)
 	}
-	sel, err := selectProposal(sa.conn.IKEProposals, saP.Proposals, true)
+	if sa.isHybrid() {
+		// Our IKE SA has additional key exchanges that a CREATE_CHILD_SA
+		// rekey could only repeat with IKE_FOLLOWUP_KE (RFC 9370 §2.2.4),
+		// which we do not implement: refuse rather than let the new SA
+		// lose them. We reauthenticate such SAs instead of rekeying.
+		sa.e.log.Error("refusing rekey of an IKE SA with additional key exchanges: IKE_FOLLOWUP_KE is not supported, the new SA would be classical only; reauthenticate instead", "sa", sa.logID(), "proposal", sa.sel.String())
+		return refuse(message.NotifyNoProposalChosen, nil)
+	}
+	sel, err := selectProposal(rekeyProposals(sa.conn.IKEProposals), saP.Proposals, true)
 	if err != nil || len(sel.SPI) != 8 || binary.BigEndian.Uint64(sel.SPI) == 0 {
 		sa.e.log.Warn("no IKE proposal chosen for rekey", "sa", sa.logID(), "received", describeProposals(saP.Proposals))
 		return refuse(message.NotifyNoProposalChosen, nil)
