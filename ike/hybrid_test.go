@@ -163,6 +163,31 @@ func TestSelectProposalAddKE(t *testing.T) {
 	}
 }
 
+func TestWithLegacyCopies(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"aes256gcm16-prfsha384-x25519-ke1_mlkem768", "aes256gcm16-prfsha384-x25519-ke1_mlkem768"},
+		{"aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none",
+			"aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none, aes256gcm16-prfsha384-x25519"},
+		{"aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none-ke2_ecp256", // ADDKE2 required: no copy
+			"aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none-ke2_ecp256"},
+		{"aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none, aes256gcm16-prfsha384-x25519", // present already
+			"aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none, aes256gcm16-prfsha384-x25519"},
+		{"aes128gcm16-prfsha256-ecp256", "aes128gcm16-prfsha256-ecp256"},
+	} {
+		if got := describeOurs(withLegacyCopies(mustProposals(t, message.ProtocolIKE, tc.in))); got != tc.want {
+			t.Fatalf("%s: sent %s, want %s", tc.in, got, tc.want)
+		}
+	}
+	// The RFC 9370 responder still meets the hybrid original first.
+	i, r := hybridPair(t, "aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none", "aes256gcm16-prfsha384-x25519-ke1_mlkem768")
+	if err := i.e.Initiate(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.conn.sent("IKE_INTERMEDIATE/resp"); n != 1 {
+		t.Fatalf("%d IKE_INTERMEDIATE exchanges, want 1", n)
+	}
+}
+
 // hybridPair sets up two engines with a hybrid IKE proposal.
 func hybridPair(t *testing.T, ikeI, ikeR string) (*peer, *peer) {
 	t.Helper()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
 	"github.com/xdpsec/xdpsec/ike/message"
@@ -116,7 +117,7 @@ func (t *initTask) build(sa *ikeSA) ([]message.Payload, error) {
 		sa.ni = newNonce()
 	}
 	ps := []message.Payload{
-		wireSA(sa.conn.IKEProposals, nil, true),
+		wireSA(withLegacyCopies(sa.conn.IKEProposals), nil, true),
 		&message.KeyExchange{Group: message.DHGroup(sa.dhGroup), Data: sa.kex.PublicKey()},
 		&message.Nonce{Data: sa.ni},
 	}
@@ -129,6 +130,46 @@ func (t *initTask) build(sa *ikeSA) ([]message.Payload, error) {
 		ps = append(ps, notify(message.NotifyIntermediateExchangeSupported, nil))
 	}
 	return ps, nil
+}
+
+// withLegacyCopies follows each proposal whose additional key exchanges
+// are all optional (every ADDKE slot includes NONE) with the same proposal
+// without ADDKE transforms, unless the list has that one already. A
+// responder that predates RFC 9370 (strongSwan 5.9.8, checked in
+// TestStrongSwanInterop) rejects every proposal with a transform type it
+// does not know, NONE or not (RFC 7296 §3.3.6), so "optional" would
+// otherwise mean "no agreement" with it. One that knows RFC 9370 meets
+// the original first and never needs the copy.
+func withLegacyCopies(ps []Proposal) []Proposal {
+	var out []Proposal
+	for i, p := range ps {
+		out = append(out, p)
+		if !p.hasAddKE() {
+			continue
+		}
+		optional := true
+		for _, slot := range p.AddKE {
+			if len(slot) > 0 && !slices.Contains(slot, groupNone) {
+				optional = false
+			}
+		}
+		if !optional {
+			continue
+		}
+		c := p
+		c.AddKE = [maxAddKE][]crypto.GroupID{}
+		dup := false
+		for _, q := range ps[i+1:] {
+			dup = dup || q.String() == c.String()
+		}
+		if !dup {
+			out = append(out, c)
+		}
+	}
+	if len(out) > 255 {
+		out = out[:255] // proposal numbers are one octet
+	}
+	return out
 }
 
 // offersAddKE reports whether any of the proposals asks for additional
