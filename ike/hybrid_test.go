@@ -156,10 +156,15 @@ func TestSelectProposalAddKE(t *testing.T) {
 	if s, err := selectProposal(esp, req, true); err != nil || len(s.addKEs()) != 0 {
 		t.Fatalf("ESP proposal with an optional ADDKE1: %v %v", s, err)
 	}
-	// A rekey of a classical IKE SA never offers an ADDKE.
-	rk := rekeyProposals(mustProposals(t, message.ProtocolIKE, hybrid+","+optional+","+classic))
-	if len(rk) != 2 || rk[0].hasAddKE() || rk[1].hasAddKE() || rk[0].String() != classic {
-		t.Fatalf("rekey proposals %v", rk)
+	// The rekey of a classical IKE SA offers the configured proposals;
+	// that of a hybrid one only hybrid ones, NONE taken out.
+	sa := &ikeSA{conn: &Connection{IKEProposals: mustProposals(t, message.ProtocolIKE, hybrid+","+optional+","+classic)}}
+	if got := describeOurs(rekeyOffer(sa)); got != hybrid+", "+optional+", "+classic {
+		t.Fatalf("classical SA's rekey offers %s", got)
+	}
+	sa.sel.addKE[0] = uint8(crypto.GroupMLKEM768)
+	if got := describeOurs(rekeyOffer(sa)); got != hybrid+", "+hybrid {
+		t.Fatalf("hybrid SA's rekey offers %s", got)
 	}
 }
 
@@ -311,6 +316,7 @@ func TestHybridTamperedIntermediate(t *testing.T) {
 				if err != nil {
 					t.Fatalf("re-sealed unchanged message: %v", err)
 				}
+				waitFor(t, "responder outbound SA", func() bool { return len(r.inst.Outbound()) == 1 })
 				checkPairs(t, i.inst, r.inst, 1)
 				return
 			}
@@ -408,60 +414,105 @@ func mustBuild(t *testing.T, sa *ikeSA) []message.Payload {
 	return ps
 }
 
-// TestHybridRekeyReauthenticates: an IKE SA with an additional key
-// exchange is not rekeyed with CREATE_CHILD_SA (that would drop ML-KEM
-// from the new keys without IKE_FOLLOWUP_KE) but replaced by a new one
-// that runs IKE_INTERMEDIATE again; and a peer's CREATE_CHILD_SA rekey of
-// such an SA is refused.
-func TestHybridRekeyReauthenticates(t *testing.T) {
-	i, r := hybridPair(t, "aes256gcm16-prfsha384-x25519-ke1_mlkem768", "aes256gcm16-prfsha384-x25519-ke1_mlkem768")
+// TestHybridIKERekey rekeys a hybrid IKE SA, by either end: the
+// CREATE_CHILD_SA exchange carries X25519 and IKE_FOLLOWUP_KE the ML-KEM
+// exchange (two of them with two ADDKE slots, RFC 9370 §2.2.4); the Child
+// SA moves to the new IKE SA, whose keys work (a Child SA rekey on it
+// gives both ends the same keys).
+func TestHybridIKERekey(t *testing.T) {
+	for _, tc := range []struct {
+		name, ike string
+		rounds    int
+	}{
+		{"mlkem768", "aes256gcm16-prfsha384-x25519-ke1_mlkem768", 1},
+		{"mlkem768-ecp384", "aes128gcm16-prfsha256-x25519-ke1_mlkem768-ke2_ecp384", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			i, r := hybridPair(t, tc.ike, tc.ike)
+			if err := i.e.Initiate(ctx(t), "test"); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "responder outbound SA", func() bool { return len(r.inst.Outbound()) == 1 })
+			child := i.inst.Inbound()[0].SPI
+			for _, by := range []*peer{i, r} {
+				old := by.e.List()[0]
+				if err := by.e.RekeyIKE(ctx(t), "test"); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, "old IKE SA gone on both sides", func() bool {
+					li, lr := i.e.List(), r.e.List()
+					return len(li) == 1 && len(lr) == 1 && li[0].SPIi != old.SPIi && li[0].SPIi == lr[0].SPIi &&
+						li[0].State == StateEstablished && lr[0].State == StateEstablished
+				})
+				if got := by.conn.sent("IKE_FOLLOWUP_KE/req"); got != tc.rounds {
+					t.Fatalf("%d IKE_FOLLOWUP_KE requests, want %d", got, tc.rounds)
+				}
+				li, lr := i.e.List()[0], r.e.List()[0]
+				if li.Proposal != lr.Proposal || !strings.Contains(li.Proposal, "ke1_mlkem768") {
+					t.Fatalf("rekeyed IKE SA: %q / %q", li.Proposal, lr.Proposal)
+				}
+				if len(li.Children) != 1 || li.Children[0].SPIIn != child {
+					t.Fatalf("Child SA did not move: %+v", li.Children)
+				}
+			}
+			// The new IKE SA's SK_d agrees on both ends.
+			if err := i.e.RekeyChild(ctx(t), child); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "one Child SA pair", func() bool {
+				return len(i.inst.Outbound()) == 1 && len(r.inst.Outbound()) == 1 && len(i.inst.Inbound()) == 1 &&
+					len(r.inst.Inbound()) == 1 && i.inst.Inbound()[0].SPI != child
+			})
+			checkPairs(t, i.inst, r.inst, 1)
+			if hasLine(i.log.String()+r.log.String(), "IKE SA rekey failed") {
+				t.Fatal("a rekey failed on the way")
+			}
+		})
+	}
+}
+
+// TestHybridRekeyRefusals: a classical rekey of a hybrid IKE SA is
+// refused, and an IKE_FOLLOWUP_KE without our link finds no state.
+func TestHybridRekeyRefusals(t *testing.T) {
+	const hybrid = "aes256gcm16-prfsha384-x25519-ke1_mlkem768"
+	ci, cr := pskPair(t, hybrid+", aes256gcm16-prfsha384-x25519", "aes256gcm16")
+	i, r := startPair(t, ci, cr)
 	if err := i.e.Initiate(ctx(t), "test"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "responder outbound SA", func() bool { return len(r.inst.Outbound()) == 1 })
-	old := i.e.List()[0]
-	if err := i.e.RekeyIKE(ctx(t), "test"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "old IKE SA gone on both sides", func() bool {
-		li, lr := i.e.List(), r.e.List()
-		return len(li) == 1 && len(lr) == 1 && li[0].SPIi != old.SPIi && lr[0].SPIi != old.SPIi &&
-			li[0].State == StateEstablished && lr[0].State == StateEstablished
-	})
-	if n := i.conn.sent("IKE_INTERMEDIATE/req"); n != 2 {
-		t.Fatalf("%d IKE_INTERMEDIATE exchanges, want 2 (setup and reauthentication)", n)
-	}
-	if n := i.conn.sent("CREATE_CHILD_SA/req"); n != 0 {
-		t.Fatalf("%d CREATE_CHILD_SA requests, want none", n)
-	}
-	if p := i.e.List()[0].Proposal; !strings.Contains(p, "ke1_mlkem768") {
-		t.Fatalf("new IKE SA is %q", p)
-	}
-	waitFor(t, "one Child SA pair", func() bool { return len(i.inst.Outbound()) == 1 && len(r.inst.Outbound()) == 1 })
-	checkPairs(t, i.inst, r.inst, 1)
-
-	// The responder side refuses a CREATE_CHILD_SA rekey of a hybrid SA.
-	var refused chan []message.Payload = make(chan []message.Payload, 1)
+	got := make(chan [2][]message.Payload, 1)
 	r.e.post(func() {
 		for _, sa := range r.e.sas {
-			if sa.state == StateEstablished {
-				ps, _ := respondRekeyIKE(sa, message.Payloads{
-					wireSA(rekeyProposals(sa.conn.IKEProposals), []byte{1, 2, 3, 4, 5, 6, 7, 8}, true),
-					&message.Nonce{Data: newNonce()},
-					&message.KeyExchange{Group: message.DHGroup(crypto.GroupCurve25519), Data: make([]byte, 32)},
-				})
-				refused <- ps
-				return
+			if sa.state != StateEstablished {
+				continue
 			}
+			classic := mustProposals(t, message.ProtocolIKE, "aes256gcm16-prfsha384-x25519")
+			a, _ := respondRekeyIKE(sa, message.Payloads{
+				wireSA(classic, []byte{1, 2, 3, 4, 5, 6, 7, 8}, true),
+				&message.Nonce{Data: newNonce()},
+				&message.KeyExchange{Group: message.DHGroup(crypto.GroupCurve25519), Data: make([]byte, 32)},
+			})
+			b, _ := respondFollowupKE(sa, message.Payloads{
+				&message.KeyExchange{Group: message.DHGroup(crypto.GroupMLKEM768), Data: make([]byte, 1184)},
+				notify(message.NotifyAdditionalKeyExchange, []byte("made up")),
+			})
+			got <- [2][]message.Payload{a, b}
+			return
 		}
-		refused <- nil
+		got <- [2][]message.Payload{}
 	})
 	select {
-	case ps := <-refused:
-		if len(ps) != 1 || ps[0].(*message.Notify).NotifyType != message.NotifyNoProposalChosen {
-			t.Fatalf("responder answered a classical rekey of a hybrid SA with %v", ps)
+	case ps := <-got:
+		if len(ps[0]) != 1 || ps[0][0].(*message.Notify).NotifyType != message.NotifyNoProposalChosen {
+			t.Fatalf("classical rekey of a hybrid SA answered with %v", ps[0])
+		}
+		if len(ps[1]) != 1 || ps[1][0].(*message.Notify).NotifyType != message.NotifyStateNotFound {
+			t.Fatalf("stray IKE_FOLLOWUP_KE answered with %v", ps[1])
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("engine did not run the check")
+	}
+	if !hasLine(r.log.String(), "refusing rather than lose them") {
+		t.Fatal("the refusal was not logged as such")
 	}
 }

@@ -110,55 +110,8 @@ func (e *Engine) rekeyIKE(sa *ikeSA, done chan error) bool {
 			return false
 		}
 	}
-	if sa.isHybrid() {
-		return e.reauthenticate(sa, done)
-	}
 	e.log.Info("rekeying IKE SA", "sa", sa.logID())
 	sa.enqueue(&ikeRekeyTask{done: done})
-	return true
-}
-
-// reauthenticate replaces an IKE SA that negotiated additional key
-// exchanges (RFC 9370) by a new one set up from scratch, IKE_INTERMEDIATE
-// exchanges included, and deletes the old one once the new one is up
-// (make-before-break reauthentication, RFC 7296 §2.8.3). A CREATE_CHILD_SA
-// rekey would need IKE_FOLLOWUP_KE (RFC 9370 §2.2.4) to repeat the
-// additional exchanges, which we do not implement; a rekey without them
-// would quietly drop the post-quantum exchange from the new keys.
-func (e *Engine) reauthenticate(old *ikeSA, done chan error) bool {
-	if old.conn == nil || !old.conn.RemoteAddr.IsValid() {
-		e.log.Error("IKE SA with additional key exchanges cannot be rekeyed (IKE_FOLLOWUP_KE is not supported) nor reauthenticated (no remote address); it ends at its hard lifetime", "sa", old.logID())
-		signal(done, errors.New("ike: hybrid IKE SA cannot be rekeyed or reauthenticated"))
-		return false
-	}
-	w := make(chan error, 1)
-	next, err := e.initiate(old.conn.Name, w)
-	if err != nil {
-		e.log.Error("reauthentication of hybrid IKE SA failed to start", "sa", old.logID(), "err", err)
-		signal(done, err)
-		return false
-	}
-	e.log.Info("reauthenticating IKE SA with additional key exchanges instead of rekeying it", "sa", old.logID(), "new", next.logID())
-	// The marker keeps a second rekey from starting, and destroy drops the
-	// half-made successor with the old SA.
-	marker := &ikeRekeyTask{next: next, done: done}
-	old.ikeRekey = marker
-	go func() {
-		err := <-w
-		e.post(func() {
-			marker.finish(old, err)
-			if old.state == StateDead {
-				return
-			}
-			if err != nil {
-				e.log.Warn("reauthentication of hybrid IKE SA failed", "sa", old.logID(), "err", err)
-				e.retryIKERekey(old)
-				return
-			}
-			e.log.Info("IKE SA reauthenticated, deleting the old one", "old", old.logID(), "new", next.logID())
-			old.enqueueFirst(&deleteIKETask{})
-		})
-	}()
 	return true
 }
 

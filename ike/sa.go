@@ -523,6 +523,8 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 		resp, after = respondInformational(sa, payloads)
 	case m.Exchange == message.ExchangeCreateChildSA && sa.state != StateConnecting:
 		resp, after = respondCreateChild(sa, payloads)
+	case m.Exchange == message.ExchangeIKEFollowupKE && sa.state != StateConnecting:
+		resp, after = respondFollowupKE(sa, payloads)
 	default:
 		return
 	}
@@ -567,8 +569,13 @@ func (sa *ikeSA) destroy() {
 			if t.kex != nil {
 				t.kex.Destroy()
 			}
+		case *followupKETask:
+			if t.kex != nil {
+				t.kex.Destroy()
+			}
 		}
 	}
+	sa.e.dropFollowup(sa, true)
 	sa.stopPending()
 	if sa.hoTimer != nil {
 		sa.hoTimer.Stop()
