@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/control"
 )
 
 // TestIKEPostQuantum runs two xdpsec gateways whose IKE SA is a hybrid of
@@ -21,6 +23,15 @@ func TestIKEPostQuantum(t *testing.T) {
 	const proposal = "aes256gcm16-prfsha384-x25519-ke1_mlkem768"
 	l := newLab(t, "")
 	a, b := l.ikeConfigs(t, proposal, "aes256gcm16", "start")
+	// Only gwA rekeys the IKE SA, so the two ends do not collide.
+	conf, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf = []byte(strings.Replace(string(conf), "    dpd_action: clear\n", "    dpd_action: clear\n    rekey_time: 6s\n", 1))
+	if err := os.WriteFile(a, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	capAll := l.capture(t, "wan", "a0", 0)
 	gB := l.start(t, "gB", b)
 	gA := l.start(t, "gA", a)
@@ -48,6 +59,31 @@ func TestIKEPostQuantum(t *testing.T) {
 	}
 	t.Logf("iperf3 TCP through the hybrid-keyed tunnel: %.0f Mbit/s", tcp.End.SumReceived.BitsPerSecond/1e6)
 
+	// The IKE rekey (rekey_time 6s, jittered by up to 10%).
+	var ra, rb []control.IKESA
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ra, rb = showIKE(t, sockA), showIKE(t, sockB)
+		if len(ra) == 1 && len(rb) == 1 && ra[0].SPIi != ia.SPIi && ra[0].SPIi == rb[0].SPIi && ra[0].State == "ESTABLISHED" && rb[0].State == "ESTABLISHED" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no IKE rekey within 15 s: gA %+v, gB %+v", ra, rb)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ra[0].Proposal != proposal || rb[0].Proposal != proposal {
+		t.Errorf("rekeyed IKE SA: gA %q, gB %q, want %s", ra[0].Proposal, rb[0].Proposal, proposal)
+	}
+	if len(ra[0].Children) != 1 || ra[0].Children[0].SPIIn != ca.SPIIn {
+		t.Errorf("Child SA did not move to the rekeyed IKE SA: %+v", ra[0].Children)
+	}
+	for _, p := range [][2]string{{"hA", hostB4}, {"hB", hostA6}} {
+		if got := l.pingAll(p[0], p[1], 10); got != 10 {
+			t.Errorf("after the IKE rekey, ping %s -> %s: %d of 10 answered\n%s", p[0], p[1], got, l.diagnose())
+		}
+	}
+
 	pcap := capAll.stop()
 	ikeNoLeak(t, pcap)
 	// IKE_SA_INIT announces IKE_INTERMEDIATE and offers ADDKE1 = ML-KEM-768
@@ -63,20 +99,25 @@ func TestIKEPostQuantum(t *testing.T) {
 			t.Errorf("IKE_INTERMEDIATE frame of %d octets cannot hold an ML-KEM-768 key share", n)
 		}
 	}
+	if n := len(tshark(t, pcap, nil, "-Y", "isakmp.exchangetype == 44")); n < 2 {
+		t.Errorf("%d IKE_FOLLOWUP_KE messages on the WAN, want a request and a response per IKE rekey", n)
+	}
 	if n := len(tshark(t, pcap, nil, "-Y", "isakmp.exchangetype == 34 and isakmp.notify.msgtype == 16438")); n != 2 {
 		t.Errorf("%d IKE_SA_INIT messages with INTERMEDIATE_EXCHANGE_SUPPORTED, want 2", n)
 	}
 	if n := len(tshark(t, pcap, nil, "-Y", "isakmp.exchangetype == 34 and isakmp.tf.type == 6")); n != 2 {
 		t.Errorf("%d IKE_SA_INIT messages with an ADDKE1 transform, want 2", n)
 	}
-	// The key log has one IKE row per SA, with the final keys: IKE_AUTH
-	// decrypts with it and shows the PSK AUTH payloads.
+	// The key log has one IKE row per SA (the first and its rekeyed
+	// successors), with the final keys: IKE_AUTH decrypts with it and
+	// shows the PSK AUTH payloads.
 	table, err := os.ReadFile(filepath.Join(l.dir, "keylog-a", "ikev2_decryption_table"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rows := strings.Count(strings.TrimSpace(string(table)), "\n") + 1; rows != 1 {
-		t.Errorf("ikev2_decryption_table: %d rows, want 1 (the keys after IKE_INTERMEDIATE)", rows)
+	rows := strings.Split(strings.TrimSpace(string(table)), "\n")
+	if len(rows) < 2 || !strings.HasPrefix(rows[0], strings.ToLower(ia.SPIi+","+ia.SPIr+",")) {
+		t.Errorf("ikev2_decryption_table: %d rows, want one per IKE SA, the first for %s_i (keys after IKE_INTERMEDIATE):\n%s", len(rows), ia.SPIi, table)
 	}
 	auth := 0
 	for _, r := range decryptIKEWithKeyLog(t, pcap, filepath.Join(l.dir, "keylog-a")) {
