@@ -240,6 +240,42 @@ func TestHybridEstablish(t *testing.T) {
 	}
 }
 
+// TestHybridLoss drops the first IKE_INTERMEDIATE request and the first
+// response: retransmissions (the responder answers a repeated request from
+// its cache, under the keys before the update) still bring the SA up.
+func TestHybridLoss(t *testing.T) {
+	i, r := hybridPair(t, "aes256gcm16-prfsha384-x25519-ke1_mlkem768", "aes256gcm16-prfsha384-x25519-ke1_mlkem768")
+	drop := func(h message.Header, n int) bool { return h.Exchange == message.ExchangeIKEIntermediate && n == 0 }
+	i.conn.setDrop(drop)
+	r.conn.setDrop(drop)
+	if err := i.e.Initiate(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "responder outbound SA", func() bool { return len(r.inst.Outbound()) == 1 })
+	checkPairs(t, i.inst, r.inst, 1)
+	if n, m := i.conn.sent("IKE_INTERMEDIATE/req"), r.conn.sent("IKE_INTERMEDIATE/resp"); n != 3 || m != 2 {
+		t.Fatalf("sent %d IKE_INTERMEDIATE requests and %d responses, want 3 and 2", n, m)
+	}
+}
+
+// TestHybridAnswerWithTwoMethods: an IKE_SA_INIT answer that names two
+// methods for one ADDKE type is not a selection; the initiator gives up.
+func TestHybridAnswerWithTwoMethods(t *testing.T) {
+	offer := mustProposals(t, message.ProtocolIKE, "aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_mlkem1024")
+	w := offer[0].Wire(1, nil, true)
+	if oneAddKEEach(&w) {
+		t.Fatal("two ADDKE1 methods taken as one")
+	}
+	sel, err := selectProposal(offer, []message.Proposal{w}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := sel.wire(message.ProtocolIKE, nil).Proposals[0]
+	if !oneAddKEEach(&a) {
+		t.Fatalf("our own answer %v names two methods", a.String())
+	}
+}
+
 // TestHybridKeysDiffer checks that the additional exchange changes the
 // keys: the same IKE_SA_INIT secrets without IKE_INTERMEDIATE would give
 // other SK_* and so other Child SA keys.

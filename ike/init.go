@@ -228,7 +228,7 @@ func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
 		return errors.New("IKE_SA_INIT response must carry exactly one proposal")
 	}
 	sel, err := selectProposal(sa.conn.IKEProposals, saP.Proposals, true)
-	if err != nil || len(groupTransforms(&saP.Proposals[0]).encr) != 1 {
+	if err != nil || len(groupTransforms(&saP.Proposals[0]).encr) != 1 || !oneAddKEEach(&saP.Proposals[0]) {
 		return fmt.Errorf("peer chose a proposal we did not offer: %s", describeProposals(saP.Proposals))
 	}
 	if sel.DH != sa.dhGroup || crypto.GroupID(keP.Group) != sa.dhGroup {

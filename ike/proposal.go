@@ -619,6 +619,19 @@ func selectProposal(ours []Proposal, theirs []message.Proposal, withDH bool) (se
 	return selected{}, errNoProposal
 }
 
+// oneAddKEEach reports whether an answer's proposal names at most one
+// method per ADDKE type, as a selection must (RFC 7296 §3.3.6): with two,
+// the ends could run different exchanges.
+func oneAddKEEach(p *message.Proposal) bool {
+	t := groupTransforms(p)
+	for _, slot := range t.addKE {
+		if len(slot) > 1 {
+			return false
+		}
+	}
+	return true
+}
+
 // pickAddKE selects the additional key exchanges (RFC 9370 §2.2.1): per
 // ADDKE type our most preferred method that the peer offers, where a type
 // missing from either side stands for NONE alone. A method already chosen

@@ -118,7 +118,7 @@ func (t *ikeRekeyTask) process(sa *ikeSA, resp message.Payloads) error {
 		return nil
 	}
 	sel, err := selectProposal(rekeyOffer(sa), saP.Proposals, true)
-	if err != nil || len(sel.SPI) != 8 || sel.DH != t.group || crypto.GroupID(keP.Group) != t.group {
+	if err != nil || len(sel.SPI) != 8 || sel.DH != t.group || crypto.GroupID(keP.Group) != t.group || !oneAddKEEach(&saP.Proposals[0]) {
 		t.abort(sa, fmt.Errorf("peer chose a proposal we did not offer: %s", describeProposals(saP.Proposals)))
 		return nil
 	}
