@@ -95,6 +95,13 @@ func respondFollowupKE(sa *ikeSA, req message.Payloads) ([]message.Payload, func
 		sa.e.log.Warn("IKE_FOLLOWUP_KE for no rekey of ours", "sa", sa.logID(), "have_state", st != nil)
 		return []message.Payload{notify(message.NotifyStateNotFound, nil)}, nil
 	}
+	if sa.state != StateEstablished || sa.replaced {
+		// Our own rekey of this IKE SA won a collision (or it is being
+		// deleted): the peer's would only make a redundant IKE SA.
+		sa.e.log.Info("IKE_FOLLOWUP_KE for an IKE SA we replaced, refusing", "sa", sa.logID())
+		sa.e.dropFollowup(sa, true)
+		return []message.Payload{notify(message.NotifyTemporaryFailure, nil)}, nil
+	}
 	fail := func(why string, args ...any) ([]message.Payload, func()) {
 		sa.e.log.Warn("IKE_FOLLOWUP_KE refused: "+why, append([]any{"sa", sa.logID()}, args...)...)
 		sa.e.dropFollowup(sa, true)

@@ -2,8 +2,10 @@ package ike
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -551,4 +553,44 @@ func TestHybridRekeyRefusals(t *testing.T) {
 	if !hasLine(r.log.String(), "refusing rather than lose them") {
 		t.Fatal("the refusal was not logged as such")
 	}
+}
+
+// TestHybridIKERekeyCollisions rekeys a hybrid IKE SA from both ends at
+// once, ten times: the collision rules of RFC 7296 §2.8.1 hold with the
+// IKE_FOLLOWUP_KE exchanges in between, and no Child SA traffic is lost
+// (lossless checks the installer's switch-overs).
+func TestHybridIKERekeyCollisions(t *testing.T) {
+	const h = "aes256gcm16-prfsha384-x25519-ke1_mlkem768"
+	ci, cr := pskPair(t, h, "aes128gcm16-x25519")
+	var l lossless
+	i, r := startPairWith(t, ci, cr, addrI, addrR, l.wrap)
+	if err := i.e.Initiate(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	steady(t, i, r, 1)
+	l.arm()
+	seen := map[uint64]bool{}
+	for n := range 10 {
+		var wg sync.WaitGroup
+		for _, p := range []*peer{i, r} {
+			wg.Add(1)
+			go func() { defer wg.Done(); p.e.RekeyIKE(ctx(t), "test") }()
+		}
+		wg.Wait()
+		var li []IKESAInfo
+		waitFor(t, fmt.Sprintf("round %d: one IKE SA on each end", n), func() bool {
+			li = i.e.List()
+			lr := r.e.List()
+			return len(li) == 1 && len(lr) == 1 && li[0].SPIi == lr[0].SPIi && li[0].SPIr == lr[0].SPIr &&
+				li[0].State == StateEstablished && lr[0].State == StateEstablished && !seen[li[0].SPIi]
+		})
+		seen[li[0].SPIi] = true
+		steady(t, i, r, 1)
+		if err := i.e.RekeyChild(ctx(t), childSPI(t, i)); err != nil {
+			t.Fatalf("round %d: Child SA rekey on the new IKE SA: %v", n, err)
+		}
+		steady(t, i, r, 1)
+	}
+	l.result(t)
+	t.Logf("%d IKE rekey collisions", strings.Count(i.log.String()+r.log.String(), "IKE rekey collision:"))
 }

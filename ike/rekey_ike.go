@@ -165,7 +165,15 @@ func (t *ikeRekeyTask) complete(sa *ikeSA, sel selected, secret []byte, addition
 		return
 	}
 	t.finish(sa, nil)
-	if peer := sa.ikeSuccessor; peer != nil && peer.state != StateDead {
+	peer := sa.ikeSuccessor
+	if st := sa.e.followups[sa]; peer == nil && st != nil {
+		// The peer's colliding rekey still waits for its IKE_FOLLOWUP_KE
+		// exchanges; its nonces are known, so both ends reach the same
+		// verdict now. If we win, its follow-ups are refused (the old SA
+		// is replaced, see respondFollowupKE).
+		peer = st.next
+	}
+	if peer != nil && peer.state != StateDead {
 		// Both ends rekeyed the IKE SA at once (§2.8.1): the new SA with
 		// the lowest nonce is redundant and its initiator deletes it.
 		if bytes.Compare(minNonce(next.ni, next.nr), minNonce(peer.ni, peer.nr)) < 0 {
