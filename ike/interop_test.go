@@ -648,11 +648,14 @@ func TestStrongSwanInterop(t *testing.T) {
 		if hasLine(logs.String(), "IKE_INTERMEDIATE") {
 			t.Fatal("IKE_INTERMEDIATE with a peer that did not choose an additional key exchange")
 		}
-		// How 5.9.8 takes the unknown types: it parses the message and
-		// drops the transforms it cannot name, then turns down the
-		// proposals that carried them.
+		// How 5.9.8 takes the unknown types: it parses them (as
+		// UNKNOWN_6_36, UNKNOWN_6_0, ...), answers no error, and turns
+		// down every proposal that carries one, NONE included.
 		b, _ := os.ReadFile(filepath.Join(l.dir, "charon.log"))
-		t.Logf("charon on our hybrid proposals:\n%s", grepLines(string(b), "proposal", "transform"))
+		if !strings.Contains(string(b), "UNKNOWN_6_36") {
+			t.Errorf("charon's log does not show our ADDKE1 transform as unknown")
+		}
+		t.Logf("charon on our hybrid proposals:\n%s", grepLines(string(b), "received proposals", "selected proposal"))
 		if !strings.Contains(string(b), "selected proposal: IKE:AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519") {
 			t.Fatalf("charon did not log selecting the classical proposal")
 		}
