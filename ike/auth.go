@@ -14,18 +14,20 @@ import (
 )
 
 // authSigned returns the octets our AUTH covers (RFC 7296 §2.15).
+// After IKE_INTERMEDIATE exchanges both ends' octets also carry IntAuth
+// (RFC 9242 §3.3.2).
 func (sa *ikeSA) ourSignedOctets(idBody []byte) []byte {
 	if sa.initiator {
-		return crypto.SignedOctets(sa.prf, sa.initReq, sa.nr, sa.keys.SKpi, idBody)
+		return crypto.SignedOctets(sa.prf, sa.initReq, sa.nr, sa.keys.SKpi, idBody, sa.intAuth())
 	}
-	return crypto.SignedOctets(sa.prf, sa.initResp, sa.ni, sa.keys.SKpr, idBody)
+	return crypto.SignedOctets(sa.prf, sa.initResp, sa.ni, sa.keys.SKpr, idBody, sa.intAuth())
 }
 
 func (sa *ikeSA) peerSignedOctets(idBody []byte) []byte {
 	if sa.initiator {
-		return crypto.SignedOctets(sa.prf, sa.initResp, sa.ni, sa.keys.SKpr, idBody)
+		return crypto.SignedOctets(sa.prf, sa.initResp, sa.ni, sa.keys.SKpr, idBody, sa.intAuth())
 	}
-	return crypto.SignedOctets(sa.prf, sa.initReq, sa.nr, sa.keys.SKpi, idBody)
+	return crypto.SignedOctets(sa.prf, sa.initReq, sa.nr, sa.keys.SKpi, idBody, sa.intAuth())
 }
 
 // buildAuth makes our ID, CERT and AUTH payloads with conn's local auth.
@@ -145,6 +147,14 @@ type authTask struct {
 func (*authTask) exchange() message.ExchangeType { return message.ExchangeIKEAuth }
 
 func (t *authTask) build(sa *ikeSA) ([]message.Payload, error) {
+	if sa.hybridPending() {
+		return nil, errors.New("IKE_AUTH before the additional key exchanges")
+	}
+	if pq := sa.hybrid(); pq != nil {
+		// start gives this request the next message ID (RFC 9242 §3.3.2:
+		// IKE_AUTH_MID is the ID of the IKE_AUTH request).
+		pq.authMID = sa.nextMID
+	}
 	ps, err := sa.buildAuth(sa.conn)
 	if err != nil {
 		return nil, err
@@ -224,7 +234,8 @@ func (sa *ikeSA) established() {
 	// stopped retransmitting IKE_SA_INIT, so the two messages the AUTH
 	// octets sign (RFC 7296 §2.15) are no longer needed.
 	sa.initReq, sa.initResp = nil, nil
-	sa.cands = nil // IKE_AUTH has picked sa.conn among them
+	sa.cands = nil          // IKE_AUTH has picked sa.conn among them
+	delete(sa.e.hybrid, sa) // the IntAuth chains are in both AUTHs by now
 	// For the same reason the responder stops matching retransmitted
 	// IKE_SA_INITs against this SA: the initiator had our response, since
 	// it sent IKE_AUTH under the keys it made, and a copy arriving now is a
@@ -249,6 +260,15 @@ func respondAuth(sa *ikeSA, req message.Payloads) ([]message.Payload, func()) {
 	if id == nil || auth == nil {
 		sa.e.log.Warn("IKE_AUTH request without IDi or AUTH", "sa", sa.logID(), "peer", sa.remote)
 		return fail()
+	}
+	if sa.hybridPending() {
+		// The initiator skipped negotiated key exchanges: going on would
+		// give it an IKE SA without them.
+		sa.e.log.Warn("IKE_AUTH before the negotiated additional key exchanges", "sa", sa.logID(), "peer", sa.remote, "missing", len(sa.hybrid().pending))
+		return []message.Payload{notify(message.NotifyInvalidSyntax, nil)}, sa.destroy
+	}
+	if pq := sa.hybrid(); pq != nil {
+		pq.authMID = sa.peerMID // handleRequest checked the request's ID against it
 	}
 	idr, _ := req.Get(message.PayloadIDr).(*message.ID)
 	// Prefer the connection whose local identity the peer asked for in IDr,

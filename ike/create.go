@@ -284,7 +284,7 @@ func respondCreateChild(sa *ikeSA, req message.Payloads) ([]message.Payload, fun
 	if saP != nil && len(saP.Proposals) > 0 && saP.Proposals[0].Protocol == message.ProtocolIKE {
 		return respondRekeyIKE(sa, req)
 	}
-	if sa.state != StateEstablished || sa.ikeRekey != nil || sa.ikeSuccessor != nil || sa.replaced {
+	if sa.state != StateEstablished || sa.ikeRekey != nil || sa.ikeSuccessor != nil || sa.replaced || sa.e.followups[sa] != nil {
 		// §2.25: busy with the IKE SA itself; the peer may try again.
 		return refuse(message.NotifyTemporaryFailure)
 	}

@@ -59,6 +59,14 @@
 //     previous one still accepted (cookie.go). As initiator the engine
 //     repeats IKE_SA_INIT with the cookie first, with the same SPIi and
 //     nonce, also across INVALID_KE_PAYLOAD (§2.6.1), at most three times.
+//   - RFC 9370 with RFC 9242 (intermediate.go, followup.go): hybrid key
+//     exchange, e.g. X25519 in IKE_SA_INIT and ML-KEM-768 (ADDKE1) in an
+//     IKE_INTERMEDIATE exchange, keys chained after each (§2.2.2), AUTH
+//     over IntAuth (RFC 9242 §3.3.2); IKE SA rekeys repeat the additional
+//     exchanges in IKE_FOLLOWUP_KE (§2.2.4) and never drop them. A proposal
+//     whose ADDKE slots are all optional also goes out without them, for
+//     peers that predate RFC 9370 (strongSwan 5.9.8 refuses any proposal
+//     with an ADDKE transform).
 //
 // Unauthenticated input cannot grow state without bound: responder IKE SAs
 // that have not finished IKE_AUTH live in a half-open table with a fixed cap
@@ -69,7 +77,9 @@
 //
 // Proposals are written the way strongSwan's configuration writes them
 // (ParseProposals): "aes256gcm16-prfsha384-ecp384" for IKE,
-// "aes128gcm16-x25519-esn" for ESP.
+// "aes256gcm16-prfsha384-x25519-ke1_mlkem768" for a hybrid IKE SA (strongSwan
+// 6's syntax; keN_none makes slot N optional), "aes128gcm16-x25519-esn" for
+// ESP.
 //
 // The API: New starts an Engine on a transport.Conn (ike/transport opens
 // UDP 500 and 4500) with the Connections and an Installer; Initiate,
@@ -78,6 +88,7 @@
 //
 // Not implemented yet: NAT keepalives, fragmentation
 // (RFC 7383), configuration payloads, EAP, MOBIKE, acquires from trap
-// policies, and rekeying of IKE SAs whose peer negotiates additional key
-// exchanges (RFC 9370).
+// policies, and additional key exchanges for Child SAs (ESP proposals with
+// keN_ are refused: their IKE_FOLLOWUP_KE is not implemented; the keys of
+// a hybrid IKE SA's Child SAs come from its SK_d, which carries them).
 package ike

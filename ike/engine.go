@@ -79,10 +79,12 @@ type Engine struct {
 	keylogIKE       io.Writer
 	keylogESP       io.Writer
 
-	sas       map[uint64]*ikeSA      // by our SPI
-	halfOpen  map[halfOpenKey]*ikeSA // responder SAs before IKE_AUTH
-	byInit    map[halfOpenKey]*ikeSA // responder SAs until established, to spot retransmitted IKE_SA_INITs
-	spis      map[uint32]struct{}    // our inbound ESP SPIs
+	sas       map[uint64]*ikeSA         // by our SPI
+	halfOpen  map[halfOpenKey]*ikeSA    // responder SAs before IKE_AUTH
+	byInit    map[halfOpenKey]*ikeSA    // responder SAs until established, to spot retransmitted IKE_SA_INITs
+	hybrid    map[*ikeSA]*hybridState   // IKE SAs between IKE_SA_INIT and IKE_AUTH with additional key exchanges
+	followups map[*ikeSA]*followupState // by old IKE SA: peers' rekeys waiting for IKE_FOLLOWUP_KE
+	spis      map[uint32]struct{}       // our inbound ESP SPIs
 	nextReqID uint32
 
 	events    chan func()
@@ -133,6 +135,8 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		sas:             map[uint64]*ikeSA{},
 		halfOpen:        map[halfOpenKey]*ikeSA{},
 		byInit:          map[halfOpenKey]*ikeSA{},
+		hybrid:          map[*ikeSA]*hybridState{},
+		followups:       map[*ikeSA]*followupState{},
 		spis:            map[uint32]struct{}{},
 		events:          make(chan func(), 64),
 		quit:            make(chan struct{}),

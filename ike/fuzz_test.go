@@ -12,7 +12,8 @@ import (
 // and that whatever it accepts prints back to text it parses to the same
 // proposal.
 func FuzzParseProposal(f *testing.F) {
-	for _, s := range []string{"aes256gcm16-prfsha384-ecp384", "aes128gcm16-x25519", "aes256-sha256-modp2048", "chacha20poly1305-esn-noesn", "aes128-sha1", "-", ""} {
+	for _, s := range []string{"aes256gcm16-prfsha384-ecp384", "aes128gcm16-x25519", "aes256-sha256-modp2048", "chacha20poly1305-esn-noesn", "aes128-sha1", "-", "",
+		"aes256gcm16-prfsha384-x25519-ke1_mlkem768", "aes128gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none-ke2_ecp256", "ke7_none"} {
 		f.Add(s, true)
 		f.Add(s, false)
 	}

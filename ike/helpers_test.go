@@ -49,6 +49,9 @@ type lossyConn struct {
 	mu    sync.Mutex
 	drop  func(h message.Header, n int) bool // n: how many such messages were sent before
 	count map[string]int
+	// mangle, if set, may replace a datagram before it goes out; it runs
+	// on the sending engine's loop goroutine.
+	mangle func(h message.Header, data []byte) []byte
 }
 
 func msgKey(h message.Header) string {
@@ -67,9 +70,13 @@ func (l *lossyConn) Send(p transport.Packet) error {
 		n := l.count[k]
 		l.count[k]++
 		drop := l.drop != nil && l.drop(h, n)
+		mangle := l.mangle
 		l.mu.Unlock()
 		if drop {
 			return nil
+		}
+		if mangle != nil {
+			p.Data = mangle(h, p.Data)
 		}
 	}
 	return l.Conn.Send(p)
@@ -79,6 +86,12 @@ func (l *lossyConn) setDrop(f func(h message.Header, n int) bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.drop = f
+}
+
+func (l *lossyConn) setMangle(f func(h message.Header, data []byte) []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mangle = f
 }
 
 func (l *lossyConn) sent(k string) int {

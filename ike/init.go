@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
 	"github.com/xdpsec/xdpsec/ike/message"
@@ -126,13 +127,70 @@ func (t *initTask) build(sa *ikeSA) ([]message.Payload, error) {
 		ps = append(ps, notify(message.NotifyCookie, t.cookie))
 	}
 	ps = append(ps,
-		wireSA(sa.conn.IKEProposals, nil, true),
+		wireSA(withLegacyCopies(sa.conn.IKEProposals), nil, true),
 		&message.KeyExchange{Group: message.DHGroup(sa.dhGroup), Data: sa.kex.PublicKey()},
 		&message.Nonce{Data: sa.ni},
 	)
 	ps = append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.conn.ForceEncap)...)
 	ps = append(ps, sigHashNotify())
+	if offersAddKE(sa.conn.IKEProposals) {
+		// RFC 9370 §2.2.1: additional key exchanges run in IKE_INTERMEDIATE,
+		// which each end announces (RFC 9242 §3.1). Announced only when
+		// needed: we have no other use for the exchange.
+		ps = append(ps, notify(message.NotifyIntermediateExchangeSupported, nil))
+	}
 	return ps, nil
+}
+
+// withLegacyCopies follows each proposal whose additional key exchanges
+// are all optional (every ADDKE slot includes NONE) with the same proposal
+// without ADDKE transforms, unless the list has that one already. A
+// responder that predates RFC 9370 (strongSwan 5.9.8, checked in
+// TestStrongSwanInterop) rejects every proposal with a transform type it
+// does not know, NONE or not (RFC 7296 §3.3.6), so "optional" would
+// otherwise mean "no agreement" with it. One that knows RFC 9370 meets
+// the original first and never needs the copy.
+func withLegacyCopies(ps []Proposal) []Proposal {
+	var out []Proposal
+	for i, p := range ps {
+		out = append(out, p)
+		if !p.hasAddKE() {
+			continue
+		}
+		optional := true
+		for _, slot := range p.AddKE {
+			if len(slot) > 0 && !slices.Contains(slot, groupNone) {
+				optional = false
+			}
+		}
+		if !optional {
+			continue
+		}
+		c := p
+		c.AddKE = [maxAddKE][]crypto.GroupID{}
+		dup := false
+		for _, q := range ps[i+1:] {
+			dup = dup || q.String() == c.String()
+		}
+		if !dup {
+			out = append(out, c)
+		}
+	}
+	if len(out) > 255 {
+		out = out[:255] // proposal numbers are one octet
+	}
+	return out
+}
+
+// offersAddKE reports whether any of the proposals asks for additional
+// key exchanges.
+func offersAddKE(ps []Proposal) bool {
+	for i := range ps {
+		if ps[i].hasAddKE() {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
@@ -196,7 +254,7 @@ func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
 		return errors.New("IKE_SA_INIT response must carry exactly one proposal")
 	}
 	sel, err := selectProposal(sa.conn.IKEProposals, saP.Proposals, true)
-	if err != nil || len(groupTransforms(&saP.Proposals[0]).encr) != 1 {
+	if err != nil || len(groupTransforms(&saP.Proposals[0]).encr) != 1 || !oneAddKEEach(&saP.Proposals[0]) {
 		return fmt.Errorf("peer chose a proposal we did not offer: %s", describeProposals(saP.Proposals))
 	}
 	if sel.DH != sa.dhGroup || crypto.GroupID(keP.Group) != sa.dhGroup {
@@ -213,6 +271,19 @@ func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
 	defer crypto.Zero(secret)
 	if err := sa.deriveKeys(secret); err != nil {
 		return err
+	}
+	if sa.startHybrid() {
+		if resp.Notify(message.NotifyIntermediateExchangeSupported) == nil {
+			return fmt.Errorf("peer chose additional key exchanges (%s) without announcing IKE_INTERMEDIATE", sel.String())
+		}
+		// The IKE_INTERMEDIATE exchanges go before the queued IKE_AUTH,
+		// one per additional key exchange, in the order of the ADDKE
+		// types (RFC 9370 §2.2.2).
+		var ts []task
+		for _, g := range sa.hybrid().pending {
+			ts = append(ts, &intermediateTask{group: g})
+		}
+		sa.queue = append(ts, sa.queue...)
 	}
 	sa.peerHashes = peerHashAlgorithms(resp)
 	peerNAT, localNAT, ok := checkNAT(resp, sa.spiI, sa.spiR, sa.local, sa.remote)
@@ -243,7 +314,11 @@ func (sa *ikeSA) deriveKeys(secret []byte) error {
 	if err = sa.checkProtectors(); err != nil {
 		return fmt.Errorf("IKE protectors: %w", err)
 	}
-	sa.e.logIKEKeys(sa)
+	if len(sa.sel.addKEs()) == 0 {
+		// With additional key exchanges the keys change again before
+		// IKE_AUTH; applyAddKE logs the final ones.
+		sa.e.logIKEKeys(sa)
+	}
 	return nil
 }
 
@@ -285,13 +360,21 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 		if conn == nil {
 			conn, sel = c, s
 			matching = append(matching, c)
-		} else if s2 := s; s2.Encr == sel.Encr && s2.Integ == sel.Integ && s2.PRF == sel.PRF && s2.DH == sel.DH {
+		} else if s.sameAlgorithms(sel) {
 			matching = append(matching, c)
 		}
 	}
 	if conn == nil {
 		e.quiet.log(e.log, noisyNoProposal, slog.LevelWarn, "no IKE proposal chosen", "peer", pkt.Remote, "received", describeProposals(saP.Proposals), "configured", describeOurs(cands[0].IKEProposals))
 		reply(notify(message.NotifyNoProposalChosen, nil))
+		return
+	}
+	hybrid := len(sel.addKEs()) > 0
+	if hybrid && m.Payloads.Notify(message.NotifyIntermediateExchangeSupported) == nil {
+		// RFC 9370 §2.2.1 needs IKE_INTERMEDIATE for the additional
+		// exchanges; an initiator that offers them without it is broken.
+		e.log.Warn("IKE_SA_INIT offers additional key exchanges without INTERMEDIATE_EXCHANGE_SUPPORTED", "peer", pkt.Remote, "received", describeProposals(saP.Proposals))
+		reply(notify(message.NotifyInvalidSyntax, nil))
 		return
 	}
 	if crypto.GroupID(keP.Group) != sel.DH {
@@ -316,6 +399,7 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 	sa.nr = newNonce()
 	sa.initReq = append([]byte(nil), raw...)
 	defer crypto.Zero(secret)
+	sa.startHybrid()
 	e.addHalfOpen(sa)
 	sa.peerHashes = peerHashAlgorithms(m.Payloads)
 	if err := sa.deriveKeys(secret); err != nil {
@@ -332,6 +416,9 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 	}
 	ps = append(ps, natNotifies(sa.spiI, sa.spiR, pkt.Local, pkt.Remote, conn.ForceEncap)...)
 	ps = append(ps, sigHashNotify())
+	if hybrid {
+		ps = append(ps, notify(message.NotifyIntermediateExchangeSupported, nil))
+	}
 	if cr := conn.Remote.certReq(); cr != nil {
 		// The responder asks in IKE_SA_INIT (RFC 7296 §1.2), so the
 		// initiator's IKE_AUTH brings its certificate.

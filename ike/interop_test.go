@@ -330,6 +330,20 @@ func (l *swanLab) tsharkIDs(t *testing.T, pcap, keyLog string) string {
 	return string(out)
 }
 
+// grepLines returns the lines of s that contain any of words.
+func grepLines(s string, words ...string) string {
+	var out []string
+	for line := range strings.SplitSeq(s, "\n") {
+		for _, w := range words {
+			if strings.Contains(line, w) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 var (
 	reSwanChild     = regexp.MustCompile(`(?m)^\s+(\w+): #\d+, reqid \d+, (\w+), ([\w-]+), `)
 	reSwanSPI       = regexp.MustCompile(`(?m)^\s+(in|out)\s+([0-9a-f]{8})`)
@@ -384,10 +398,33 @@ func TestStrongSwanInterop(t *testing.T) {
 					ESPProposals: mustProposals(t, message.ProtocolESP, "aes128gcm16-x25519")}},
 			},
 			{
+				// strongSwan 5.9.8 predates RFC 9370: a hybrid proposal
+				// first, then the classical one it will take.
+				Name: "pqtocharon", LocalAddr: ours, RemoteAddr: netip.MustParseAddr(labCharon),
+				Local:  AuthConfig{ID: mustID(t, "xdpsec.test"), PSK: psk()},
+				Remote: AuthConfig{ID: mustID(t, "charon.test"), PSK: psk()},
+				IKEProposals: mustProposals(t, message.ProtocolIKE,
+					"aes256gcm16-prfsha384-x25519-ke1_mlkem768, aes128gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none-ke2_ecp256-ke2_none, aes128gcm16-prfsha256-x25519"),
+				Children: []ChildConfig{{Name: "pqnet", LocalTS: mustTS(t, ourNet), RemoteTS: mustTS(t, charonNet),
+					ESPProposals: mustProposals(t, message.ProtocolESP, "aes128gcm16-x25519")}},
+			},
+			{
+				// One proposal with ML-KEM optional: its ADDKE-less copy
+				// (withLegacyCopies) is what 5.9.8 can take.
+				Name: "pqopttocharon", LocalAddr: ours, RemoteAddr: netip.MustParseAddr(labCharon),
+				Local:        AuthConfig{ID: mustID(t, "xdpsec.test"), PSK: psk()},
+				Remote:       AuthConfig{ID: mustID(t, "charon.test"), PSK: psk()},
+				IKEProposals: mustProposals(t, message.ProtocolIKE, "aes128gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none"),
+				Children: []ChildConfig{{Name: "pqoptnet", LocalTS: mustTS(t, ourNet), RemoteTS: mustTS(t, charonNet),
+					ESPProposals: mustProposals(t, message.ProtocolESP, "aes128gcm16-x25519")}},
+			},
+			{
+				// As responder we prefer the hybrid proposal; charon offers
+				// only classical ones.
 				Name: "fromcharon", LocalAddr: ours, RemoteAddr: netip.MustParseAddr(labCharon),
 				Local:        AuthConfig{ID: mustID(t, "xdpsec2.test"), PSK: psk()},
 				Remote:       AuthConfig{ID: mustID(t, "charon2.test"), PSK: psk()},
-				IKEProposals: mustProposals(t, message.ProtocolIKE, "aes256-sha256-modp2048"),
+				IKEProposals: mustProposals(t, message.ProtocolIKE, "aes256gcm16-prfsha384-x25519-ke1_mlkem768, aes256-sha256-modp2048"),
 				Children: []ChildConfig{{Name: "net2", LocalTS: mustTS(t, ourNet2), RemoteTS: mustTS(t, charonNet2),
 					ESPProposals: mustProposals(t, message.ProtocolESP, "aes256gcm16-esn, aes256-sha256")}},
 			},
@@ -580,6 +617,64 @@ func TestStrongSwanInterop(t *testing.T) {
 		if n := len(inst.Inbound()) + len(inst.Outbound()); n != 0 {
 			t.Fatalf("%d SAs left after Terminate", n)
 		}
+	})
+
+	// RFC 9370 fallback: charon 5.9.8 knows no ADDKE transform types. It
+	// must skip our hybrid proposals (RFC 7296 §3.3.6: a proposal with an
+	// unknown transform type is not chosen) and take the classical one,
+	// with no IKE_INTERMEDIATE.
+	t.Run("hybrid-falls-back-to-classical", func(t *testing.T) {
+		if err := e.Initiate(ctx(t), "pqtocharon"); err != nil {
+			t.Fatal(err)
+		}
+		cin, cout, _ := l.charonSA("fromus")
+		c := findChild("pqnet")
+		if c == nil || c.SPIIn != cout || c.SPIOut != cin {
+			t.Fatalf("ours %+v, charon in %08x out %08x", c, cin, cout)
+		}
+		checkInstalled(c.SPIIn, c.SPIOut)
+		var p string
+		for _, sa := range e.List() {
+			if sa.Name == "pqtocharon" {
+				p = sa.Proposal
+			}
+		}
+		if p != "aes128gcm16-prfsha256-x25519" {
+			t.Fatalf("negotiated %q, want the classical proposal", p)
+		}
+		if list := l.swanctl("--list-sas", "--ike", "fromus"); !strings.Contains(list, "AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519") {
+			t.Fatalf("charon's IKE SA:\n%s", list)
+		}
+		if hasLine(logs.String(), "IKE_INTERMEDIATE") {
+			t.Fatal("IKE_INTERMEDIATE with a peer that did not choose an additional key exchange")
+		}
+		// How 5.9.8 takes the unknown types: it parses them (as
+		// UNKNOWN_6_36, UNKNOWN_6_0, ...), answers no error, and turns
+		// down every proposal that carries one, NONE included.
+		b, _ := os.ReadFile(filepath.Join(l.dir, "charon.log"))
+		if !strings.Contains(string(b), "UNKNOWN_6_36") {
+			t.Errorf("charon's log does not show our ADDKE1 transform as unknown")
+		}
+		t.Logf("charon on our hybrid proposals:\n%s", grepLines(string(b), "received proposals", "selected proposal"))
+		if !strings.Contains(string(b), "selected proposal: IKE:AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519") {
+			t.Fatalf("charon did not log selecting the classical proposal")
+		}
+		if err := e.Terminate(ctx(t), "pqtocharon"); err != nil {
+			t.Fatal(err)
+		}
+		// ML-KEM optional in the only proposal.
+		if err := e.Initiate(ctx(t), "pqopttocharon"); err != nil {
+			t.Fatal(err)
+		}
+		cin, cout, _ = l.charonSA("fromus")
+		if c := findChild("pqoptnet"); c == nil || c.SPIIn != cout || c.SPIOut != cin {
+			t.Fatalf("ours %+v, charon in %08x out %08x", c, cin, cout)
+		}
+		if err := e.Terminate(ctx(t), "pqopttocharon"); err != nil {
+			t.Fatal(err)
+		}
+		// And charon initiating to us, who prefer the hybrid proposal:
+		// see charon-initiates, whose connection lists it first.
 	})
 
 	t.Run("we-initiate-ecdsa-certificates", func(t *testing.T) {

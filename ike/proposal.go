@@ -25,6 +25,12 @@ func (e Encr) aead() bool {
 // an IKE SA has Encr, PRF and DH (and Integ unless the cipher is an AEAD);
 // one for ESP has Encr, Integ for non-AEAD ciphers, optional DH groups
 // (PFS, used by CREATE_CHILD_SA) and ESN choices.
+//
+// AddKE are the additional key exchanges of RFC 9370 (IKE only): slot n
+// is transform type ADDKE(n+1), run in IKE_INTERMEDIATE exchange n+1 after
+// IKE_SA_INIT. A slot lists acceptable methods in order of preference;
+// crypto.GroupID 0 in it is NONE, which makes the exchange optional. An
+// empty slot is not sent and accepts only NONE from the peer.
 type Proposal struct {
 	Protocol message.ProtocolID
 	Encr     []Encr
@@ -32,6 +38,32 @@ type Proposal struct {
 	PRF      []crypto.PRFID
 	DH       []crypto.GroupID
 	ESN      []bool // ESP only; empty means "no ESN"
+	AddKE    [maxAddKE][]crypto.GroupID
+}
+
+// maxAddKE is the number of additional key exchange transform types
+// (ADDKE1 to ADDKE7, RFC 9370 §2.2.1).
+const maxAddKE = 7
+
+// groupNone is the NONE transform of an ADDKE type (RFC 9370 §2.2.1).
+const groupNone crypto.GroupID = 0
+
+// hasAddKE reports whether the proposal asks for any additional key
+// exchange (a slot that is not just NONE).
+func (p *Proposal) hasAddKE() bool {
+	for _, slot := range p.AddKE {
+		for _, g := range slot {
+			if g != groupNone {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// addKETransform is the transform type of ADDKE slot n (0-based).
+func addKETransform(n int) message.TransformType {
+	return message.TransformAddKE1 + message.TransformType(n)
 }
 
 // String writes the proposal back in strongSwan's syntax.
@@ -49,6 +81,11 @@ func (p Proposal) String() string {
 	for _, g := range p.DH {
 		parts = append(parts, groupToken[g])
 	}
+	for n, slot := range p.AddKE {
+		for _, g := range slot {
+			parts = append(parts, fmt.Sprintf("ke%d_%s", n+1, addKEToken(g)))
+		}
+	}
 	for _, e := range p.ESN {
 		if e {
 			parts = append(parts, "esn")
@@ -57,6 +94,16 @@ func (p Proposal) String() string {
 		}
 	}
 	return strings.Join(parts, "-")
+}
+
+func addKEToken(g crypto.GroupID) string {
+	if g == groupNone {
+		return "none"
+	}
+	if t, ok := groupToken[g]; ok {
+		return t
+	}
+	return fmt.Sprintf("ke%d", g)
 }
 
 func encrToken(e Encr) string {
@@ -98,12 +145,36 @@ var groupToken = map[crypto.GroupID]string{
 	crypto.GroupECP384:     "ecp384",
 	crypto.GroupECP521:     "ecp521",
 	crypto.GroupCurve25519: "x25519",
+	crypto.GroupMLKEM768:   "mlkem768",
+	crypto.GroupMLKEM1024:  "mlkem1024",
 }
 
 var tokenGroup = map[string]crypto.GroupID{
 	"modp2048": crypto.GroupMODP2048, "modp3072": crypto.GroupMODP3072, "modp4096": crypto.GroupMODP4096,
 	"ecp256": crypto.GroupECP256, "ecp384": crypto.GroupECP384, "ecp521": crypto.GroupECP521,
 	"x25519": crypto.GroupCurve25519, "curve25519": crypto.GroupCurve25519,
+}
+
+// tokenAddKE are the methods an ADDKE slot takes: ML-KEM (the reason the
+// slots exist) and every group of tokenGroup, as strongSwan 6 accepts them
+// (its syntax: ke1_mlkem768, ke2_none).
+var tokenAddKE = map[string]crypto.GroupID{
+	"mlkem768": crypto.GroupMLKEM768, "mlkem1024": crypto.GroupMLKEM1024, "none": groupNone,
+}
+
+// parseAddKE reads a "keN_method" keyword; ok is false for other keywords.
+func parseAddKE(tok string) (slot int, g crypto.GroupID, ok bool, err error) {
+	if len(tok) < 5 || !strings.HasPrefix(tok, "ke") || tok[3] != '_' || tok[2] < '1' || tok[2] > '0'+maxAddKE {
+		return 0, 0, false, nil
+	}
+	name := tok[4:]
+	if g, ok := tokenAddKE[name]; ok {
+		return int(tok[2] - '1'), g, true, nil
+	}
+	if g, ok := tokenGroup[name]; ok {
+		return int(tok[2] - '1'), g, true, nil
+	}
+	return 0, 0, true, fmt.Errorf("unknown key exchange method %q in %q", name, tok)
 }
 
 var tokenInteg = map[string]crypto.IntegID{
@@ -146,7 +217,9 @@ func parseEncr(tok string) (Encr, bool) {
 // keywords joined by '-' (aes128, aes192, aes256, aes128gcm16, aes256gcm12,
 // chacha20poly1305; sha256, sha384, sha512; prfsha256, prfsha384,
 // prfsha512; modp2048, modp3072, modp4096, ecp256, ecp384, ecp521, x25519;
-// esn, noesn). Several keywords of one type are alternatives, in order of
+// esn, noesn; for IKE, ke1_mlkem768 to ke7_... and keN_none for the
+// additional key exchanges of RFC 9370, as strongSwan 6 writes them).
+// Several keywords of one type are alternatives, in order of
 // preference. For IKE, integrity keywords also stand for the PRF of the
 // same hash when no prf keyword is given, as in strongSwan; an AEAD-only
 // IKE proposal must name its PRF. protocol is message.ProtocolIKE or
@@ -178,6 +251,20 @@ func ParseProposal(protocol message.ProtocolID, s string) (Proposal, error) {
 		}
 		if g, ok := tokenGroup[tok]; ok {
 			p.DH = appendNew(p.DH, g)
+			continue
+		}
+		if slot, g, ok, err := parseAddKE(tok); ok {
+			if err != nil {
+				return p, fmt.Errorf("proposal %q: %w", s, err)
+			}
+			if protocol != message.ProtocolIKE {
+				// A Child SA with additional key exchanges needs
+				// IKE_FOLLOWUP_KE (RFC 9370 §2.2.4), which we do not
+				// implement: refusing the configuration beats a Child SA
+				// that quietly has only the classical exchange.
+				return p, fmt.Errorf("proposal %q: %q: additional key exchanges for ESP (IKE_FOLLOWUP_KE) are not supported", s, tok)
+			}
+			p.AddKE[slot] = appendNew(p.AddKE[slot], g)
 			continue
 		}
 		if tok == "esn" || tok == "noesn" {
@@ -287,6 +374,11 @@ func (p Proposal) Wire(num uint8, spi []byte, withDH bool) message.Proposal {
 		for _, g := range p.DH {
 			w.Transforms = append(w.Transforms, message.Transform{Type: message.TransformDH, ID: message.TransformID(g)})
 		}
+		for n, slot := range p.AddKE {
+			for _, g := range slot {
+				w.Transforms = append(w.Transforms, message.Transform{Type: addKETransform(n), ID: message.TransformID(g)})
+			}
+		}
 	}
 	if p.Protocol == message.ProtocolESP {
 		esn := p.ESN
@@ -316,12 +408,44 @@ func wireSA(ps []Proposal, spi []byte, withDH bool) *message.SA {
 // selected is the outcome of proposal selection: one algorithm per type.
 type selected struct {
 	Number uint8 // the peer's proposal number
-	SPI    []byte
-	Encr   Encr
-	Integ  crypto.IntegID
-	PRF    crypto.PRFID
-	DH     crypto.GroupID // 0 when none was negotiated
-	ESN    bool
+	// addKE are the additional key exchanges (RFC 9370) by ADDKE slot,
+	// zero (NONE) where the slot was NONE or absent. One octet each:
+	// the selection only ever holds methods of our own proposals, which
+	// ParseProposal limits to ones we implement, all below 256; that keeps
+	// the struct (in every IKE and Child SA) at its size without them.
+	addKE [maxAddKE]uint8
+	SPI   []byte
+	Encr  Encr
+	Integ crypto.IntegID
+	PRF   crypto.PRFID
+	DH    crypto.GroupID // 0 when none was negotiated
+	ESN   bool
+	// addKESlots has bit n set when the peer's proposal carried
+	// ADDKE(n+1), so the answer carries it too (RFC 7296 §3.3.6: one
+	// transform of each type offered).
+	addKESlots uint8
+}
+
+// AddKE returns the method selected for ADDKE slot n (0-based), groupNone
+// for none.
+func (s *selected) AddKE(n int) crypto.GroupID { return crypto.GroupID(s.addKE[n]) }
+
+// addKEs returns the additional key exchanges to run, in order, NONE
+// slots left out (RFC 9370 §2.2.2).
+func (s selected) addKEs() []crypto.GroupID {
+	var out []crypto.GroupID
+	for _, g := range s.addKE {
+		if g != 0 {
+			out = append(out, crypto.GroupID(g))
+		}
+	}
+	return out
+}
+
+// sameAlgorithms reports whether two selections agree on every algorithm
+// (not on the peer's proposal number or SPI).
+func (s selected) sameAlgorithms(o selected) bool {
+	return s.Encr == o.Encr && s.Integ == o.Integ && s.PRF == o.PRF && s.DH == o.DH && s.ESN == o.ESN && s.addKE == o.addKE
 }
 
 // Suite returns the ike/crypto suite of the selection.
@@ -341,6 +465,11 @@ func (s selected) String() string {
 	}
 	if s.DH != 0 {
 		p.DH = []crypto.GroupID{s.DH}
+	}
+	for n, g := range s.addKE {
+		if g != 0 {
+			p.AddKE[n] = []crypto.GroupID{crypto.GroupID(g)}
+		}
 	}
 	if p.Protocol == message.ProtocolESP {
 		p.ESN = []bool{s.ESN}
@@ -362,6 +491,11 @@ func (s selected) wire(protocol message.ProtocolID, spi []byte) *message.SA {
 	if s.DH != 0 {
 		p.DH = []crypto.GroupID{s.DH}
 	}
+	for n, g := range s.addKE {
+		if g != 0 || s.addKESlots&(1<<n) != 0 {
+			p.AddKE[n] = []crypto.GroupID{crypto.GroupID(g)}
+		}
+	}
 	return &message.SA{Proposals: []message.Proposal{p.Wire(s.Number, spi, true)}}
 }
 
@@ -374,6 +508,7 @@ type theirTransforms struct {
 	prf   []crypto.PRFID
 	dh    []crypto.GroupID
 	esn   []bool
+	addKE [maxAddKE][]crypto.GroupID
 	other bool // a transform type we do not know: the proposal cannot be taken
 }
 
@@ -398,6 +533,12 @@ func groupTransforms(wp *message.Proposal) theirTransforms {
 			t.dh = append(t.dh, crypto.GroupID(tr.ID))
 		case message.TransformESN:
 			t.esn = append(t.esn, tr.ID == message.ESNYes)
+		case message.TransformAddKE1, message.TransformAddKE2, message.TransformAddKE3, message.TransformAddKE4,
+			message.TransformAddKE5, message.TransformAddKE6, message.TransformAddKE7:
+			n := int(tr.Type - message.TransformAddKE1)
+			if len(t.addKE[n]) < 64 { // bounded: a slot needs no more alternatives
+				t.addKE[n] = append(t.addKE[n], crypto.GroupID(tr.ID))
+			}
 		default:
 			t.other = true
 		}
@@ -456,6 +597,9 @@ func selectProposal(ours []Proposal, theirs []message.Proposal, withDH bool) (se
 					continue
 				}
 			}
+			if withDH && !pickAddKE(&s, &o, &t) {
+				continue
+			}
 			if o.Protocol == message.ProtocolESP {
 				ourESN := o.ESN
 				if len(ourESN) == 0 {
@@ -473,6 +617,58 @@ func selectProposal(ours []Proposal, theirs []message.Proposal, withDH bool) (se
 		}
 	}
 	return selected{}, errNoProposal
+}
+
+// oneAddKEEach reports whether an answer's proposal names at most one
+// method per ADDKE type, as a selection must (RFC 7296 §3.3.6): with two,
+// the ends could run different exchanges.
+func oneAddKEEach(p *message.Proposal) bool {
+	t := groupTransforms(p)
+	for _, slot := range t.addKE {
+		if len(slot) > 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// pickAddKE selects the additional key exchanges (RFC 9370 §2.2.1): per
+// ADDKE type our most preferred method that the peer offers, where a type
+// missing from either side stands for NONE alone. A method already chosen
+// for the main exchange or an earlier slot is not chosen again: the same
+// exchange twice adds nothing. It reports false when some slot cannot
+// match, which rules the proposal out.
+func pickAddKE(s *selected, o *Proposal, t *theirTransforms) bool {
+	none := []crypto.GroupID{groupNone}
+	for n := range maxAddKE {
+		ours, theirs := o.AddKE[n], t.addKE[n]
+		if len(ours) == 0 {
+			ours = none
+		}
+		if len(theirs) == 0 {
+			theirs = none
+		} else {
+			s.addKESlots |= 1 << n
+		}
+		found := false
+		for _, g := range ours {
+			if !slices.Contains(theirs, g) {
+				continue
+			}
+			if g > 0xff {
+				continue // not one we implement (see selected.addKE)
+			}
+			if g != groupNone && (g == s.DH || slices.Contains(s.addKE[:n], uint8(g))) {
+				continue
+			}
+			s.addKE[n], found = uint8(g), true
+			break
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // describeProposals lists received proposals for a log line.

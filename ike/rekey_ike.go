@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
 	"github.com/xdpsec/xdpsec/ike/message"
@@ -20,6 +21,15 @@ type ikeRekeyTask struct {
 	group   crypto.GroupID
 	retries int
 	done    chan error
+
+	// With additional key exchanges (RFC 9370 §2.2.4) the new SA is
+	// complete only after the IKE_FOLLOWUP_KE exchanges: until then the
+	// task keeps the selection, the shared secrets SK(0)..SK(n) so far,
+	// the exchanges still due and the responder's link to its state.
+	sel     selected
+	secrets [][]byte
+	pending []crypto.GroupID
+	link    []byte
 }
 
 func (*ikeRekeyTask) exchange() message.ExchangeType { return message.ExchangeCreateChildSA }
@@ -29,6 +39,10 @@ func (t *ikeRekeyTask) finish(sa *ikeSA, err error) {
 		t.kex.Destroy()
 		t.kex = nil
 	}
+	for _, s := range t.secrets {
+		crypto.Zero(s)
+	}
+	t.secrets, t.pending = nil, nil
 	if sa.ikeRekey == t {
 		sa.ikeRekey = nil
 	}
@@ -60,7 +74,7 @@ func (t *ikeRekeyTask) build(sa *ikeSA) ([]message.Payload, error) {
 	sa.ikeRekey = t
 	spi := binary.BigEndian.AppendUint64(nil, t.next.spiI)
 	return []message.Payload{
-		wireSA(sa.conn.IKEProposals, spi, true),
+		wireSA(withLegacyCopies(rekeyOffer(sa)), spi, true),
 		&message.Nonce{Data: t.next.ni},
 		&message.KeyExchange{Group: message.DHGroup(t.group), Data: kex.PublicKey()},
 	}, nil
@@ -103,8 +117,8 @@ func (t *ikeRekeyTask) process(sa *ikeSA, resp message.Payloads) error {
 		t.abort(sa, errors.New("response lacks SA, Nonce or KE"))
 		return nil
 	}
-	sel, err := selectProposal(sa.conn.IKEProposals, saP.Proposals, true)
-	if err != nil || len(sel.SPI) != 8 || sel.DH != t.group || crypto.GroupID(keP.Group) != t.group {
+	sel, err := selectProposal(rekeyOffer(sa), saP.Proposals, true)
+	if err != nil || len(sel.SPI) != 8 || sel.DH != t.group || crypto.GroupID(keP.Group) != t.group || !oneAddKEEach(&saP.Proposals[0]) {
 		t.abort(sa, fmt.Errorf("peer chose a proposal we did not offer: %s", describeProposals(saP.Proposals)))
 		return nil
 	}
@@ -120,36 +134,99 @@ func (t *ikeRekeyTask) process(sa *ikeSA, resp message.Payloads) error {
 		t.abort(sa, fmt.Errorf("key exchange: %w", err))
 		return nil
 	}
-	defer crypto.Zero(secret)
-	if err := next.deriveRekeyedKeys(sa, sel, secret); err != nil {
-		t.abort(sa, err)
+	if ks := sel.addKEs(); len(ks) > 0 {
+		// RFC 9370 §2.2.4: the additional exchanges follow in
+		// IKE_FOLLOWUP_KE, each carrying the responder's link back.
+		n := resp.Notify(message.NotifyAdditionalKeyExchange)
+		if n == nil || len(n.Data) == 0 || len(n.Data) > maxLinkLen {
+			crypto.Zero(secret)
+			t.abort(sa, errors.New("peer chose additional key exchanges without a valid ADDITIONAL_KEY_EXCHANGE link"))
+			return nil
+		}
+		t.sel, t.secrets, t.pending, t.link = sel, [][]byte{secret}, ks, slices.Clone(n.Data)
+		sa.enqueueFirst(&followupKETask{rk: t})
 		return nil
 	}
+	defer crypto.Zero(secret)
+	t.complete(sa, sel, secret)
+	return nil
+}
+
+// complete derives the new IKE SA's keys from all the rekey's shared
+// secrets and hands the Child SAs over.
+func (t *ikeRekeyTask) complete(sa *ikeSA, sel selected, secret []byte, additional ...[]byte) {
+	next := t.next
+	if sa.isHybrid() && len(sel.addKEs()) == 0 {
+		t.abort(sa, errors.New("rekey without the additional key exchanges the IKE SA has"))
+		return
+	}
+	if err := next.deriveRekeyedKeys(sa, sel, secret, additional...); err != nil {
+		t.abort(sa, err)
+		return
+	}
 	t.finish(sa, nil)
-	if peer := sa.ikeSuccessor; peer != nil && peer.state != StateDead {
+	peer := sa.ikeSuccessor
+	if st := sa.e.followups[sa]; peer == nil && st != nil {
+		// The peer's colliding rekey still waits for its IKE_FOLLOWUP_KE
+		// exchanges; its nonces are known, so both ends reach the same
+		// verdict now. If we win, its follow-ups are refused (the old SA
+		// is replaced, see respondFollowupKE).
+		peer = st.next
+	}
+	if peer != nil && peer.state != StateDead {
 		// Both ends rekeyed the IKE SA at once (§2.8.1): the new SA with
 		// the lowest nonce is redundant and its initiator deletes it.
 		if bytes.Compare(minNonce(next.ni, next.nr), minNonce(peer.ni, peer.nr)) < 0 {
 			sa.e.log.Info("IKE rekey collision lost, deleting our redundant IKE SA", "sa", next.logID())
 			next.enqueue(&deleteIKETask{})
-			return nil
+			return
 		}
 		sa.e.log.Info("IKE rekey collision won", "sa", next.logID())
 	}
-	sa.e.log.Info("IKE SA rekeyed", "old", sa.logID(), "new", next.logID())
+	sa.e.log.Info("IKE SA rekeyed", "old", sa.logID(), "new", next.logID(), "proposal", next.sel.String())
 	sa.moveTo(next)
 	sa.enqueue(&deleteIKETask{})
-	return nil
+}
+
+// rekeyOffer is what a CREATE_CHILD_SA rekey of the IKE SA may agree on:
+// the connection's proposals, but for an IKE SA that has additional key
+// exchanges only those with one, NONE dropped from their slots. A rekey
+// must not quietly give the new SA less than the old one had (the peer
+// could otherwise pick a classical proposal or NONE).
+func rekeyOffer(sa *ikeSA) []Proposal {
+	ps := sa.conn.IKEProposals
+	if !sa.isHybrid() {
+		return ps
+	}
+	out := make([]Proposal, 0, len(ps))
+	for _, p := range ps {
+		for n, slot := range p.AddKE {
+			if slices.Contains(slot, groupNone) {
+				kept := make([]crypto.GroupID, 0, len(slot))
+				for _, g := range slot {
+					if g != groupNone {
+						kept = append(kept, g)
+					}
+				}
+				p.AddKE[n] = kept
+			}
+		}
+		if p.hasAddKE() {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // deriveRekeyedKeys makes the keys of an IKE SA that replaces old
 // (RFC 7296 §2.18) and completes the new SA.
-func (sa *ikeSA) deriveRekeyedKeys(old *ikeSA, sel selected, secret []byte) error {
+// additional are the secrets of IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4).
+func (sa *ikeSA) deriveRekeyedKeys(old *ikeSA, sel selected, secret []byte, additional ...[]byte) error {
 	prf, err := crypto.NewPRF(sel.PRF)
 	if err != nil {
 		return err
 	}
-	keys, err := crypto.DeriveRekeyedIKEKeys(old.sel.PRF, old.keys.SKd, sel.Suite(), secret, sa.ni, sa.nr, sa.spiI, sa.spiR)
+	keys, err := crypto.DeriveRekeyedIKEKeys(old.sel.PRF, old.keys.SKd, sel.Suite(), secret, sa.ni, sa.nr, sa.spiI, sa.spiR, additional...)
 	if err != nil {
 		return fmt.Errorf("rekeyed IKE keys: %w", err)
 	}
@@ -192,9 +269,10 @@ func respondRekeyIKE(sa *ikeSA, req message.Payloads) ([]message.Payload, func()
 	refuse := func(t message.NotifyType, data []byte) ([]message.Payload, func()) {
 		return []message.Payload{notify(t, data)}, nil
 	}
-	if sa.state != StateEstablished || sa.ikeSuccessor != nil || sa.replaced {
+	if sa.state != StateEstablished || sa.ikeSuccessor != nil || sa.replaced || sa.e.followups[sa] != nil {
 		// Rekeyed already, by the peer or (a collision the peer has not
-		// seen yet) by us: §2.25.
+		// seen yet) by us, or the peer's rekey waits for IKE_FOLLOWUP_KE:
+		// §2.25.
 		return refuse(message.NotifyTemporaryFailure, nil)
 	}
 	for _, c := range sa.children {
@@ -207,12 +285,16 @@ func respondRekeyIKE(sa *ikeSA, req message.Payloads) ([]message.Payload, func()
 	saP, _ := req.Get(message.PayloadSA).(*message.SA)
 	nP, _ := req.Get(message.PayloadNonce).(*message.Nonce)
 	keP, _ := req.Get(message.PayloadKE).(*message.KeyExchange)
-	if nP == nil || keP == nil {
+	if saP == nil || nP == nil || keP == nil {
 		return refuse(message.NotifyInvalidSyntax, nil)
 	}
-	sel, err := selectProposal(sa.conn.IKEProposals, saP.Proposals, true)
+	sel, err := selectProposal(rekeyOffer(sa), saP.Proposals, true)
 	if err != nil || len(sel.SPI) != 8 || binary.BigEndian.Uint64(sel.SPI) == 0 {
-		sa.e.log.Warn("no IKE proposal chosen for rekey", "sa", sa.logID(), "received", describeProposals(saP.Proposals))
+		if sa.isHybrid() {
+			sa.e.log.Error("no IKE proposal with additional key exchanges chosen for the rekey of a hybrid IKE SA; refusing rather than lose them", "sa", sa.logID(), "ours", sa.sel.String(), "received", describeProposals(saP.Proposals))
+		} else {
+			sa.e.log.Warn("no IKE proposal chosen for rekey", "sa", sa.logID(), "received", describeProposals(saP.Proposals))
+		}
 		return refuse(message.NotifyNoProposalChosen, nil)
 	}
 	if crypto.GroupID(keP.Group) != sel.DH {
@@ -225,10 +307,21 @@ func respondRekeyIKE(sa *ikeSA, req message.Payloads) ([]message.Payload, func()
 		sa.e.log.Warn("bad key exchange data", "sa", sa.logID(), "err", err)
 		return refuse(message.NotifyInvalidSyntax, nil)
 	}
-	defer crypto.Zero(secret)
 	next := sa.e.newSA(sa.conn, false, sa.local, sa.remote)
 	next.spiI = binary.BigEndian.Uint64(sel.SPI)
 	next.ni, next.nr = append([]byte(nil), nP.Data...), newNonce()
+	if ks := sel.addKEs(); len(ks) > 0 {
+		// RFC 9370 §2.2.4: the new SA waits for the IKE_FOLLOWUP_KE
+		// exchanges; the peer finds our state again by the link.
+		st := sa.e.startFollowup(sa, next, sel, secret, ks)
+		return []message.Payload{
+			sel.wire(message.ProtocolIKE, binary.BigEndian.AppendUint64(nil, next.spiR)),
+			&message.Nonce{Data: next.nr},
+			&message.KeyExchange{Group: message.DHGroup(sel.DH), Data: pub},
+			notify(message.NotifyAdditionalKeyExchange, st.link),
+		}, nil
+	}
+	defer crypto.Zero(secret)
 	if err := next.deriveRekeyedKeys(sa, sel, secret); err != nil {
 		sa.e.log.Error("rekeyed IKE keys", "sa", sa.logID(), "err", err)
 		next.destroy()

@@ -232,6 +232,9 @@ func (sa *ikeSA) encode(exch message.ExchangeType, response bool, mid uint32, pa
 		return nil, err
 	}
 	prefix := b[:len(b)-bodyLen]
+	if exch == message.ExchangeIKEIntermediate && sa.state == StateConnecting {
+		sa.foldIntAuth(sa.initiator, prefix, inner)
+	}
 	msg := make([]byte, 0, len(b))
 	msg = append(msg, prefix...)
 	return out.Seal(msg, prefix, inner)
@@ -333,6 +336,9 @@ func (sa *ikeSA) decrypt(raw []byte, m *message.Message) (message.Payloads, erro
 		return nil, err
 	}
 	defer crypto.Zero(plain)
+	if m.Exchange == message.ExchangeIKEIntermediate && sa.state == StateConnecting {
+		sa.foldIntAuth(!sa.initiator, lay.AssociatedData, plain)
+	}
 	return message.DecodePayloads(sk.NextPayload, plain)
 }
 
@@ -509,12 +515,16 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 	case crit != nil:
 		sa.e.log.Warn("request carries an unsupported critical payload", "sa", sa.logID(), "payload", crit.Type)
 		resp = []message.Payload{notify(message.NotifyUnsupportedCriticalPayload, []byte{byte(crit.Type)})}
+	case m.Exchange == message.ExchangeIKEIntermediate && sa.state == StateConnecting && !sa.initiator:
+		resp, after = respondIntermediate(sa, payloads)
 	case m.Exchange == message.ExchangeIKEAuth && sa.state == StateConnecting && !sa.initiator:
 		resp, after = respondAuth(sa, payloads)
 	case m.Exchange == message.ExchangeInformational && sa.state != StateConnecting:
 		resp, after = respondInformational(sa, payloads)
 	case m.Exchange == message.ExchangeCreateChildSA && sa.state != StateConnecting:
 		resp, after = respondCreateChild(sa, payloads)
+	case m.Exchange == message.ExchangeIKEFollowupKE && sa.state != StateConnecting:
+		resp, after = respondFollowupKE(sa, payloads)
 	default:
 		return
 	}
@@ -552,10 +562,20 @@ func (sa *ikeSA) destroy() {
 	}
 	sa.state = StateDead
 	if p := sa.pending; p != nil {
-		if t, ok := p.task.(*createChildTask); ok {
+		switch t := p.task.(type) {
+		case *createChildTask:
 			t.drop(sa)
+		case *intermediateTask:
+			if t.kex != nil {
+				t.kex.Destroy()
+			}
+		case *followupKETask:
+			if t.kex != nil {
+				t.kex.Destroy()
+			}
 		}
 	}
+	sa.e.dropFollowup(sa, true)
 	sa.stopPending()
 	if sa.hoTimer != nil {
 		sa.hoTimer.Stop()
@@ -598,6 +618,7 @@ func (sa *ikeSA) destroy() {
 		sa.out.Destroy()
 		sa.out = nil
 	}
+	delete(sa.e.hybrid, sa)
 	sa.e.forget(sa)
 }
 

@@ -266,6 +266,7 @@ const (
 	NotifyUseAssignedHoA             NotifyType = 42 // RFC 5026
 	NotifyTemporaryFailure           NotifyType = 43
 	NotifyChildSANotFound            NotifyType = 44
+	NotifyStateNotFound              NotifyType = 47 // RFC 9370
 )
 
 // Status notify types.

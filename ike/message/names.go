@@ -262,6 +262,7 @@ var notifyNames = map[NotifyType]string{
 	NotifyUseAssignedHoA:                  "USE_ASSIGNED_HoA",
 	NotifyTemporaryFailure:                "TEMPORARY_FAILURE",
 	NotifyChildSANotFound:                 "CHILD_SA_NOT_FOUND",
+	NotifyStateNotFound:                   "STATE_NOT_FOUND",
 	NotifyInitialContact:                  "INITIAL_CONTACT",
 	NotifySetWindowSize:                   "SET_WINDOW_SIZE",
 	NotifyAdditionalTSPossible:            "ADDITIONAL_TS_POSSIBLE",

@@ -82,6 +82,28 @@ func TestConnections(t *testing.T) {
 	}
 }
 
+// TestConnectionHybridProposals reads RFC 9370 proposals as strongSwan 6
+// writes them, a hybrid one first and a classical fallback after it.
+func TestConnectionHybridProposals(t *testing.T) {
+	dir := t.TempDir()
+	writePSK(t, dir)
+	y := strings.Replace(ikeBase, "%s", "{psk_file: psk}", 1)
+	y = strings.Replace(y, "ike_proposals: [aes256gcm16-prfsha384-ecp384]",
+		"ike_proposals: [aes256gcm16-prfsha384-x25519-ke1_mlkem768, aes256gcm16-prfsha384-x25519-ke1_mlkem1024-ke1_none-ke2_ecp384, aes256gcm16-prfsha384-x25519]", 1)
+	c, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.IKE.Connections[0].IKEProposals {
+		got = append(got, p.String())
+	}
+	want := []string{"aes256gcm16-prfsha384-x25519-ke1_mlkem768", "aes256gcm16-prfsha384-x25519-ke1_mlkem1024-ke1_none-ke2_ecp384", "aes256gcm16-prfsha384-x25519"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("ike proposals %q, want %q", got, want)
+	}
+}
+
 func TestConnectionPSKEnv(t *testing.T) {
 	t.Setenv("XDPSEC_TEST_PSK", testPSK)
 	c, err := Parse("gw.yaml", []byte(strings.Replace(ikeBase, "%s", "{psk_env: XDPSEC_TEST_PSK}", 1)))
@@ -112,6 +134,8 @@ func TestConnectionErrors(t *testing.T) {
 		{"cert without ca", "{cert: a.pem, key: a.key}", "", "", "certificate authentication needs cert, key and ca"},
 		{"bad proposal", "{psk_file: psk}", "aes256gcm16-prfsha384-ecp384", "aes256gcm16-prfsha384-ecp999", "gw.yaml:9: connections[0].ike_proposals[0]:"},
 		{"bad esp proposal", "{psk_file: psk}", "aes128gcm16-x25519,", "aes128gcm17,", "gw.yaml:19: connections[0].children[0].esp_proposals[0]:"},
+		{"bad addke method", "{psk_file: psk}", "aes256gcm16-prfsha384-ecp384", "aes256gcm16-prfsha384-ecp384-ke1_mlkem512", "gw.yaml:9: connections[0].ike_proposals[0]:"},
+		{"esp addke", "{psk_file: psk}", "aes128gcm16-x25519,", "aes128gcm16-x25519-ke1_mlkem768,", "gw.yaml:19: connections[0].children[0].esp_proposals[0]: proposal \"aes128gcm16-x25519-ke1_mlkem768\": \"ke1_mlkem768\": additional key exchanges for ESP (IKE_FOLLOWUP_KE) are not supported"},
 		{"bad ts", "{psk_file: psk}", "remote_ts: [198.18.2.0/24]", "remote_ts: [198.18.2.0/33]", "gw.yaml:17: connections[0].children[0].remote_ts[0]:"},
 		{"bad mode", "{psk_file: psk}", "mode: tunnel", "mode: beet", "gw.yaml:18: connections[0].children[0].mode: \"beet\" is not tunnel or transport"},
 		{"bad start", "{psk_file: psk}", "start_action: start", "start_action: trap", "gw.yaml:10: connections[0].start_action: \"trap\" is not start or none"},
