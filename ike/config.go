@@ -210,6 +210,9 @@ type StartAction uint8
 const (
 	StartNone  StartAction = iota // wait for the peer (or an explicit Initiate)
 	StartStart                    // initiate at once
+	// StartTrap installs the children's policies as traps: the first packet
+	// that matches one with no SA starts the negotiation (Engine.Acquire).
+	StartTrap
 )
 
 // Connection is one configured peer (strongSwan's "connections" entry).
@@ -326,8 +329,8 @@ func (c *Connection) Validate() error {
 			return fmt.Errorf("connection %s: child %s has no ESP proposals", c.Name, ch.Name)
 		}
 	}
-	if c.StartAction == StartStart && !c.RemoteAddr.IsValid() {
-		return fmt.Errorf("connection %s: start needs a remote address", c.Name)
+	if (c.StartAction == StartStart || c.StartAction == StartTrap) && !c.RemoteAddr.IsValid() {
+		return fmt.Errorf("connection %s: start and trap need a remote address", c.Name)
 	}
 	return nil
 }

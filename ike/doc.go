@@ -50,6 +50,10 @@
 //     clear, restart (re-initiate until the peer answers) and trap
 //     (TrapInstaller); INITIAL_CONTACT sent on the first IKE_AUTH with a
 //     peer and, received, clears the stale IKE SAs of the same identities.
+//   - Acquires (RFC 4301 §4.4.1, strongSwan's start_action trap):
+//     Engine.Acquire starts the Child SA a trap policy's traffic asks for,
+//     with CREATE_CHILD_SA on an established IKE SA or a new IKE SA, and
+//     coalesces with a negotiation already under way.
 //   - §2.5: UNSUPPORTED_CRITICAL_PAYLOAD for a critical unknown payload.
 //   - RFC 7427 §4: SIGNATURE_HASH_ALGORITHMS.
 //
@@ -67,7 +71,6 @@
 // and Ping drive it; List shows its SAs.
 //
 // Not implemented yet: NAT keepalives, cookies (§2.6), fragmentation
-// (RFC 7383), configuration payloads, EAP, MOBIKE, acquires from trap
-// policies, and rekeying of IKE SAs whose peer negotiates additional key
-// exchanges (RFC 9370).
+// (RFC 7383), configuration payloads, EAP, MOBIKE, and rekeying of IKE SAs
+// whose peer negotiates additional key exchanges (RFC 9370).
 package ike

@@ -9,7 +9,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -42,6 +44,41 @@ type IKE struct {
 	// esp_sa and ikev2_decryption_table files into: a debugging aid that
 	// gives away every key it lists.
 	KeyLog string
+	// AcquireInterval is how often one trap policy (start_action trap)
+	// may ask for negotiation while its packets find no SA
+	// (acquire_interval; 0: the data plane's default, 1 s).
+	AcquireInterval time.Duration
+	// Retransmit is the IKE requests' retransmission schedule
+	// (retransmit: {timeout, base, tries}, strongSwan's retransmit_*); it
+	// also decides how soon a silent peer is declared dead by DPD. Zero
+	// fields take the engine's defaults.
+	Retransmit ike.Retransmit
+}
+
+// retransmit reads retransmit: {timeout: 500ms, base: 2, tries: 5}.
+func (d *decoder) retransmit(n *yaml.Node, path string, r *ike.Retransmit) {
+	d.mapping(n, path, []string{"timeout", "base", "tries"}, func(k string, v *yaml.Node) {
+		f := path + "." + k
+		switch k {
+		case "timeout":
+			r.Timeout = d.duration(v, f)
+			if r.Timeout > 0 && r.Timeout < 10*time.Millisecond {
+				d.errf(v, f, "below 10ms")
+			}
+		case "base":
+			s := d.str(v, f)
+			b, err := strconv.ParseFloat(s, 64)
+			if err != nil || b < 1 || b > 10 {
+				d.errf(v, f, "%q is not a number from 1 to 10", s)
+				return
+			}
+			r.Base = b
+		case "tries":
+			if t, ok := d.integer(v, f, 1, 20); ok {
+				r.Tries = int(t)
+			}
+		}
+	})
 }
 
 // wipeIKE overwrites the pre-shared keys the configuration holds.
@@ -95,10 +132,12 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 			switch s := d.str(v, f); s {
 			case "start":
 				c.StartAction = ike.StartStart
+			case "trap":
+				c.StartAction = ike.StartTrap
 			case "none", "":
 				c.StartAction = ike.StartNone
 			default:
-				d.errf(v, f, "%q is not start or none", s)
+				d.errf(v, f, "%q is not start, trap or none", s)
 			}
 		case "dpd_delay":
 			c.DPDDelay = d.duration(v, f)
@@ -140,8 +179,8 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 	if len(c.IKEProposals) == 0 && len(d.errs) == nerr {
 		d.errf(n, path+".ike_proposals", "required (e.g. [aes256gcm16-prfsha384-ecp384])")
 	}
-	if c.StartAction == ike.StartStart && !c.RemoteAddr.IsValid() {
-		d.errf(n, path+".start_action", "start needs a remote_addr to initiate to")
+	if (c.StartAction == ike.StartStart || c.StartAction == ike.StartTrap) && !c.RemoteAddr.IsValid() {
+		d.errf(n, path+".start_action", "start and trap need a remote_addr to initiate to")
 	}
 	if authNode == nil {
 		d.errf(n, path+".auth", "required (psk_file, psk_env, or cert and key with ca)")

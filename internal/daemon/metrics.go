@@ -20,7 +20,7 @@ type collector struct {
 	snap func() *control.Snapshot
 
 	saPackets, saBytes, saDrops, saSeq, saReplayTop, saUsable *prometheus.Desc
-	worker, workerDrops, xdp, xskC, hops                      *prometheus.Desc
+	worker, workerDrops, xdp, xskC, hops, acquires            *prometheus.Desc
 }
 
 func newCollector(snap func() *control.Snapshot) *collector {
@@ -38,12 +38,13 @@ func newCollector(snap func() *control.Snapshot) *collector {
 		xdp:         prometheus.NewDesc("xdpsec_xdp_packets_total", "XDP steering verdicts.", []string{"program", "verdict"}, nil),
 		xskC:        prometheus.NewDesc("xdpsec_xsk", "AF_XDP socket counters and frame accounting.", []string{"interface", "queue", "counter"}, nil),
 		hops:        prometheus.NewDesc("xdpsec_nexthop_total", "Next-hop table counters.", []string{"interface", "counter"}, nil),
+		acquires:    prometheus.NewDesc("xdpsec_acquires_total", "Trap policies' acquires: raised by the workers, lost, and what IKE made of them.", []string{"counter"}, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.saPackets, c.saBytes, c.saDrops, c.saSeq, c.saReplayTop, c.saUsable,
-		c.worker, c.workerDrops, c.xdp, c.xskC, c.hops} {
+		c.worker, c.workerDrops, c.xdp, c.xskC, c.hops, c.acquires} {
 		ch <- d
 	}
 }
@@ -98,6 +99,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for k, v := range m {
 			counter(c.hops, v, ifc, k)
 		}
+	}
+	for k, v := range s.Acquires {
+		counter(c.acquires, v, k)
 	}
 }
 
