@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,7 +80,8 @@ func (l *lab) trapUp(t *testing.T, sockA, sockB string, what string) time.Durati
 // trap. Nothing is negotiated until hostA sends: the first packets are
 // dropped at gwA (counted as no_sa), one acquire starts IKE, and the
 // tunnel carries the rest. After the Child SAs are deleted (terminate on
-// either side) the trap stays and the next packets bring the tunnel back.
+// either side) the trap stays and the next packets bring the tunnel back;
+// so do they after gwA's daemon was killed and restarted.
 // The WAN capture holds no plaintext throughout, and every ESP frame
 // decrypts with xdpsec's key log.
 func TestIKETrap(t *testing.T) {
@@ -133,12 +135,21 @@ func TestIKETrap(t *testing.T) {
 	if acq["failed"] != 0 || acq["unknown_policy"] != 0 || acq["initiated"] != 3 {
 		t.Errorf("acquire counters %v, want 3 initiations and no failures", acq)
 	}
+
+	// gwA killed and restarted: the traps are back, the next packets
+	// negotiate (with INITIAL_CONTACT, so gwB drops its stale IKE SA).
+	gA.stop(t, syscall.SIGKILL)
+	gA = l.start(t, "gA", a)
+	if sas := showIKE(t, sockA); len(sas) != 0 {
+		t.Fatalf("the restarted trap connection negotiated with no traffic: %+v", sas)
+	}
+	d4 := l.trapUp(t, sockA, sockB, "after gwA restarted")
 	pcap := capAll.stop()
 	ikeNoLeak(t, pcap)
 	if good := decryptWithKeyLog(t, pcap, keyLogUAT(t, filepath.Join(l.dir, "keylog-a"))); good < 100 {
 		t.Errorf("only %d ESP frames verified", good)
 	}
-	t.Logf("trap to tunnel up: %v, %v, %v", d, d2, d3)
+	t.Logf("trap to tunnel up: %v, %v, %v, %v", d, d2, d3, d4)
 	l.stopClean(t, gA)
 	l.stopClean(t, gB)
 }
