@@ -77,7 +77,8 @@ func runShow(args []string) int {
 				XDP      map[string]map[string]uint64 `json:"xdp"`
 				XSK      []control.XSK                `json:"xsk"`
 				NextHops map[string]map[string]uint64 `json:"next_hops,omitempty"`
-			}{s.Workers, s.XDP, s.XSK, s.NextHops}
+				Acquires map[string]uint64            `json:"acquires,omitempty"`
+			}{s.Workers, s.XDP, s.XSK, s.NextHops, s.Acquires}
 		}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -183,7 +184,11 @@ func printPolicies(w io.Writer, s *control.Snapshot) {
 		if p.SA != "" {
 			sa = fmt.Sprintf("%s (0x%08x)", p.SA, p.SPI)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i, p.Name, p.Selector, p.Action, sa)
+		action := p.Action
+		if p.Trap {
+			action += " (trap)" // negotiates on traffic while it has no SA
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i, p.Name, p.Selector, action, sa)
 	}
 	tw.Flush()
 }
@@ -212,6 +217,10 @@ func printStats(w io.Writer, s *control.Snapshot) {
 	for _, ifc := range sortedKeys(s.NextHops) {
 		fmt.Fprintf(w, "next hops %s\n", ifc)
 		printMap(w, "  ", s.NextHops[ifc])
+	}
+	if len(s.Acquires) > 0 {
+		fmt.Fprintf(w, "acquires\n")
+		printMap(w, "  ", s.Acquires)
 	}
 }
 
