@@ -25,7 +25,20 @@
 // policy without rebuilding the SPD. Each configured child's selectors are
 // PROTECT policies without an SA from the start, so their traffic is
 // dropped, never sent in the clear, while no tunnel is up (RFC 4301 §5.1:
-// a PROTECT policy with no SA discards and asks the key manager). A ticker
-// reports the data plane's byte, packet and sequence-number expiries to the
-// engine (soft: rekey; hard: delete).
+// a PROTECT policy with no SA discards and asks the key manager). Those of
+// start_action trap connections (and those dpd_action trap keeps) are
+// traps: the workers raise an acquire (fastpath.Acquirer, at most one per
+// policy per acquire_interval) and the daemon asks the engine for the
+// policy's child (ike.Engine.Acquire, which coalesces with a negotiation
+// under way). A ticker reports the data plane's byte, packet and
+// sequence-number expiries to the engine (soft: rekey; hard: delete).
+//
+// After a restart the configured tunnels come back by themselves:
+// start_action start connections initiate at once, with INITIAL_CONTACT
+// (RFC 7296 §2.4), so the peer drops the SAs it still holds with the old
+// run; trap connections on their first packet. A peer that restarted as
+// responder has lost the SAs this end still sends on; this end finds out
+// by DPD (RFC 7296 §2.4: liveness checks when only outbound traffic is
+// seen) and, with dpd_action restart, initiates again. The retransmit
+// schedule (retransmit:) decides how soon.
 package daemon
