@@ -37,8 +37,9 @@
 // start_action start connections initiate at once, with INITIAL_CONTACT
 // (RFC 7296 §2.4), so the peer drops the SAs it still holds with the old
 // run; trap connections on their first packet. A peer that restarted as
-// responder has lost the SAs this end still sends on; this end finds out
-// by DPD (RFC 7296 §2.4: liveness checks when only outbound traffic is
-// seen) and, with dpd_action restart, initiates again. The retransmit
-// schedule (retransmit:) decides how soon.
+// responder has lost the SAs this end still sends on, and RFC 7296 gives
+// it no trustworthy way to say so; this end finds out by its liveness
+// checks (DPD, §2.4: dpd_delay) and, with dpd_action restart, initiates
+// again. dpd_delay and the retransmit schedule (retransmit:) decide how
+// soon.
 package daemon
