@@ -245,6 +245,10 @@ type Connection struct {
 	// retransmission schedule, DPDAction is taken. Zero disables DPD.
 	DPDDelay  time.Duration
 	DPDAction DPDAction
+	// CloseAction is what happens when the peer deletes the IKE SA or a
+	// Child SA that was not being replaced by a rekey (strongSwan's
+	// close_action): a peer shutting down or restarting does so.
+	CloseAction CloseAction
 	// MaxChildren caps the Child SAs one IKE SA may carry; a peer's
 	// CREATE_CHILD_SA beyond it is answered with NO_ADDITIONAL_SAS
 	// (RFC 7296 §1.3). Default 64.

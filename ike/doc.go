@@ -50,6 +50,9 @@
 //     clear, restart (re-initiate until the peer answers) and trap
 //     (TrapInstaller); INITIAL_CONTACT sent on the first IKE_AUTH with a
 //     peer and, received, clears the stale IKE SAs of the same identities.
+//   - Close actions (strongSwan's close_action): when the peer deletes
+//     the IKE SA or a Child SA other than by a rekey, CloseStart initiates
+//     again and CloseTrap keeps the policies as traps.
 //   - Acquires (RFC 4301 §4.4.1, strongSwan's start_action trap):
 //     Engine.Acquire starts the Child SA a trap policy's traffic asks for,
 //     with CREATE_CHILD_SA on an established IKE SA or a new IKE SA, and

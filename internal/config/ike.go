@@ -95,7 +95,7 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 	nerr := len(d.errs)
 	var authNode, localIDNode, remoteIDNode, childrenNode *yaml.Node
 	known := []string{"name", "local_addr", "remote_addr", "remote_port", "local_id", "remote_id", "auth",
-		"ike_proposals", "children", "start_action", "dpd_delay", "dpd_action", "rekey_time", "ike_lifetime",
+		"ike_proposals", "children", "start_action", "dpd_delay", "dpd_action", "close_action", "rekey_time", "ike_lifetime",
 		"encap", "max_children"}
 	d.mapping(n, path, known, func(k string, v *yaml.Node) {
 		f := path + "." + k
@@ -152,6 +152,17 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 			default:
 				d.errf(v, f, "%q is not clear, restart or trap", s)
 			}
+		case "close_action":
+			switch s := d.str(v, f); s {
+			case "none", "":
+				c.CloseAction = ike.CloseNone
+			case "start":
+				c.CloseAction = ike.CloseStart
+			case "trap":
+				c.CloseAction = ike.CloseTrap
+			default:
+				d.errf(v, f, "%q is not none, start or trap", s)
+			}
 		case "rekey_time":
 			c.IKERekeyTime = d.duration(v, f)
 		case "ike_lifetime":
@@ -181,6 +192,9 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 	}
 	if (c.StartAction == ike.StartStart || c.StartAction == ike.StartTrap) && !c.RemoteAddr.IsValid() {
 		d.errf(n, path+".start_action", "start and trap need a remote_addr to initiate to")
+	}
+	if c.CloseAction != ike.CloseNone && !c.RemoteAddr.IsValid() {
+		d.errf(n, path+".close_action", "start and trap need a remote_addr to initiate to")
 	}
 	if authNode == nil {
 		d.errf(n, path+".auth", "required (psk_file, psk_env, or cert and key with ca)")

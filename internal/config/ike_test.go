@@ -120,6 +120,8 @@ func TestConnectionErrors(t *testing.T) {
 		{"bad retransmit base", "{psk_file: psk}", "key_log: keys", "retransmit: {base: 0.5}", "gw.yaml:2: retransmit.base: \"0.5\" is not a number from 1 to 10"},
 		{"bad retransmit tries", "{psk_file: psk}", "key_log: keys", "retransmit: {tries: 0}", "gw.yaml:2: retransmit.tries"},
 		{"bad retransmit field", "{psk_file: psk}", "key_log: keys", "retransmit: {timout: 1s}", "gw.yaml:2: retransmit.timout: unknown field"},
+		{"bad close", "{psk_file: psk}", "dpd_action: restart", "dpd_action: restart\n    close_action: restart", "gw.yaml:13: connections[0].close_action: \"restart\" is not none, start or trap"},
+		{"close without remote", "{psk_file: psk}", "    remote_addr: 192.0.2.2\n    remote_id: gw-b.example\n    auth: {psk_file: psk}\n    ike_proposals: [aes256gcm16-prfsha384-ecp384]\n    start_action: start", "    remote_id: gw-b.example\n    auth: {psk_file: psk}\n    ike_proposals: [aes256gcm16-prfsha384-ecp384]\n    close_action: trap", "connections[0].close_action: start and trap need a remote_addr"},
 		{"bad dpd", "{psk_file: psk}", "dpd_action: restart", "dpd_action: hold", "gw.yaml:12: connections[0].dpd_action"},
 		{"bad addr", "{psk_file: psk}", "remote_addr: 192.0.2.2", "remote_addr: gw-b", "gw.yaml:6: connections[0].remote_addr: \"gw-b\" is not a unicast address"},
 		{"mixed families", "{psk_file: psk}", "remote_addr: 192.0.2.2", "remote_addr: 2001:db8::2", "connections[0].remote_addr: local_addr and remote_addr are of different address families"},
@@ -174,7 +176,7 @@ func TestTrapAndTimers(t *testing.T) {
 	dir := t.TempDir()
 	writePSK(t, dir)
 	y := strings.Replace(ikeBase, "%s", "{psk_file: psk}", 1)
-	y = strings.Replace(y, "start_action: start", "start_action: trap", 1)
+	y = strings.Replace(y, "start_action: start", "start_action: trap\n    close_action: start", 1)
 	y = strings.Replace(y, "key_log: keys", "acquire_interval: 250ms\nretransmit: {timeout: 200ms, base: 1.5, tries: 3}", 1)
 	c, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(y))
 	if err != nil {
@@ -182,6 +184,9 @@ func TestTrapAndTimers(t *testing.T) {
 	}
 	if sa := c.IKE.Connections[0].StartAction; sa != ike.StartTrap {
 		t.Errorf("start_action %v, want trap", sa)
+	}
+	if ca := c.IKE.Connections[0].CloseAction; ca != ike.CloseStart {
+		t.Errorf("close_action %v, want start", ca)
 	}
 	if c.IKE.AcquireInterval != 250*time.Millisecond {
 		t.Errorf("acquire_interval %v", c.IKE.AcquireInterval)

@@ -129,7 +129,9 @@ func restartCycle(t *testing.T, ping *pinger, what string, within time.Duration,
 // restartConfigs are the lab's IKE configurations for the restart test:
 // gwA initiates at start, checks liveness every second and restarts the
 // connection when gwB stops answering (dpd_action restart), with a short
-// retransmission schedule so that takes about three seconds; gwB waits.
+// retransmission schedule so that takes about three seconds, and
+// initiates again when gwB deletes the SAs (close_action start, as gwB
+// does when it shuts down); gwB waits.
 func (l *lab) restartConfigs(t *testing.T) (string, string) {
 	t.Helper()
 	a, b := l.ikeConfigs(t, "aes256gcm16-prfsha384-ecp384", "aes128gcm16-x25519", "start")
@@ -140,7 +142,7 @@ func (l *lab) restartConfigs(t *testing.T) (string, string) {
 	s := string(y)
 	for _, r := range [][2]string{
 		{"dpd_delay: 10s", "dpd_delay: 1s"},
-		{"dpd_action: clear", "dpd_action: restart"},
+		{"dpd_action: clear", "dpd_action: restart\n    close_action: start"},
 		{"connections:\n", "retransmit: {timeout: 250ms, base: 1.5, tries: 3}\nconnections:\n"},
 	} {
 		if !strings.Contains(s, r[0]) {
@@ -161,7 +163,8 @@ func (l *lab) restartConfigs(t *testing.T) (string, string) {
 // gwB replaces its stale SAs. gwA stopped with SIGTERM: it deletes the SAs
 // with gwB first, and comes back the same way. gwB (the responder) killed:
 // gwA keeps sending on SAs gwB no longer has until its DPD finds gwB
-// silent and restarts the connection. Each time the tunnel must carry the
+// silent and restarts the connection. gwB stopped with SIGTERM: it
+// deletes the SAs, and gwA's close action initiates until gwB answers. Each time the tunnel must carry the
 // echoes again within a few seconds of the restart, each side must hold
 // exactly one IKE SA, and not one plaintext packet may cross the WAN.
 func TestIKERestart(t *testing.T) {
@@ -194,6 +197,8 @@ func TestIKERestart(t *testing.T) {
 	cycle(&gA, "gA", a, syscall.SIGTERM, 5*time.Second)
 	// gwA's DPD: 1 s of silence, then 250 ms × 1.5^n over three tries.
 	cycle(&gB, "gB", b, syscall.SIGKILL, 8*time.Second)
+	// gwB says goodbye: gwA's close action initiates until gwB is back.
+	cycle(&gB, "gB", b, syscall.SIGTERM, 5*time.Second)
 
 	time.Sleep(time.Second)
 	ping.stop()
