@@ -215,7 +215,9 @@ func TestIKERestart(t *testing.T) {
 // charon as gwB (responder, ESP-in-UDP): killed and restarted xdpsec
 // initiates with INITIAL_CONTACT and charon replaces its stale IKE SA
 // (its uniqueids default); killed and restarted charon has lost the SAs
-// xdpsec still sends on, and xdpsec's DPD restarts the connection.
+// xdpsec still sends on, and xdpsec's DPD restarts the connection;
+// stopped with SIGTERM it deletes them, and xdpsec's close action starts
+// again.
 func TestIKERestartStrongSwan(t *testing.T) {
 	needLab(t)
 	needCharon(t)
@@ -254,26 +256,34 @@ func TestIKERestartStrongSwan(t *testing.T) {
 		func() { gA.stop(t, syscall.SIGKILL) },
 		func() { gA = l.start(t, "gA", a) },
 		settled)
-	restartCycle(t, ping, "charon SIGKILL", 8*time.Second,
-		func() {
-			pid := ch.cmd.Process.Pid
-			ch.cmd.Process.Signal(syscall.SIGKILL)
-			deadline := time.Now().Add(5 * time.Second)
-			for syscall.Kill(pid, 0) == nil {
-				if time.Now().After(deadline) {
-					t.Fatal("charon did not die")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			// Its VICI socket would fool startCharon's wait.
-			os.Remove(filepath.Join(ch.dir, "charon.vici"))
-		},
-		func() { ch = l.startCharon(t, ikeP, espP) },
-		settled)
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		// SIGKILL: gwA's DPD finds charon gone; SIGTERM: charon deletes
+		// the SAs and gwA's close action initiates until it is back.
+		restartCycle(t, ping, "charon "+sig.String(), 8*time.Second,
+			func() { ch.stop(t, sig) },
+			func() { ch = l.startCharon(t, ikeP, espP) },
+			settled)
+	}
 
 	time.Sleep(time.Second)
 	ping.stop()
 	pcap := capAll.stop()
 	ikeNoLeak(t, pcap)
 	l.stopClean(t, gA)
+}
+
+// stop signals charon and waits until it is gone.
+func (c *charon) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	pid := c.cmd.Process.Pid
+	c.cmd.Process.Signal(sig)
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("charon did not stop on %v", sig)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Its VICI socket would fool startCharon's wait for the next one.
+	os.Remove(filepath.Join(c.dir, "charon.vici"))
 }
