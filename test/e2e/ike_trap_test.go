@@ -55,18 +55,18 @@ func (l *lab) firstReply(t *testing.T, node, dst string, count int, interval tim
 func (l *lab) trapUp(t *testing.T, sockA, sockB string, what string) time.Duration {
 	t.Helper()
 	before := snapshot(t, sockA).Acquires["initiated"]
-	const interval = 10 * time.Millisecond
-	first, answered := l.firstReply(t, "hA", hostB4, 300, interval)
+	const interval, count = 10 * time.Millisecond, 150
+	first, answered := l.firstReply(t, "hA", hostB4, count, interval)
 	if first == 0 {
-		t.Fatalf("%s: no echo answered in 300 pings through the trap\n%s", what, l.diagnose())
+		t.Fatalf("%s: no echo answered in %d pings through the trap\n%s", what, count, l.diagnose())
 	}
 	up := time.Duration(first-1) * interval
-	t.Logf("%s: first packet to tunnel up: %v (echo %d of 300 the first answered; %d answered)", what, up, first, answered)
+	t.Logf("%s: first packet to tunnel up: %v (echo %d of %d the first answered; %d answered)", what, up, first, count, answered)
 	if first == 1 {
 		t.Errorf("%s: the very first echo was answered: the tunnel was up before the trap fired", what)
 	}
-	if answered < 300-first-10 {
-		t.Errorf("%s: only %d of the %d echoes after the tunnel came up were answered", what, answered, 300-first+1)
+	if answered < count-first-10 {
+		t.Errorf("%s: only %d of the %d echoes after the tunnel came up were answered", what, answered, count-first+1)
 	}
 	waitIKE(t, sockA, 1, 5*time.Second)
 	waitIKE(t, sockB, 1, 5*time.Second)
