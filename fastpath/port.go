@@ -16,6 +16,10 @@
 // The hot path allocates nothing, takes no locks, makes no syscalls and
 // calls interfaces once per batch, not per packet. Each drop has its own
 // counter; counters are kept in the worker and published once per batch.
+//
+// A PROTECT policy without an SA drops its packets (no_sa); when the
+// policy is a trap, the worker also raises an acquire through an Acquirer,
+// rate-limited per policy, so the control plane negotiates the SA.
 package fastpath
 
 import "net/netip"

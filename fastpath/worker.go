@@ -37,6 +37,10 @@ type Config struct {
 	ICMPSrc4, ICMPSrc6 netip.Addr
 	// ICMPRate caps ICMP errors per second per worker; 0 means 100.
 	ICMPRate int
+	// Acquire, when set, receives the acquires of trap policies
+	// (spd.Policy.Acquire) whose packets found no SA. It is shared by all
+	// workers.
+	Acquire *Acquirer
 }
 
 // maxFrags bounds how many fragments one packet may become (a 9000-byte
@@ -201,6 +205,7 @@ func (w *Worker) drop(nfree *int, p *Packet, r sad.Reason) {
 func (w *Worker) outbound(pkts []Packet) {
 	nfree, nruns := 0, 0
 	var k sad.FlowKey
+	var now int64 // read once per batch, and only when a trap fires
 	// Pass 1: policy and SA for each packet; count packets per SA.
 	for i := range pkts {
 		w.pktRun[i] = -2 // dropped
@@ -231,7 +236,14 @@ func (w *Worker) outbound(pkts []Packet) {
 			sa = pol.SA.Load()
 		}
 		if sa == nil {
-			// PROTECT with no SA yet: never in clear.
+			// PROTECT with no SA yet: never in clear. A trap asks the
+			// control plane for one, rate-limited per policy.
+			if w.cfg.Acquire != nil && pol.Acquire.Load() {
+				if now == 0 {
+					now = monotime()
+				}
+				w.cfg.Acquire.raise(pol, now)
+			}
 			w.drop(&nfree, p, sad.ErrNoSA)
 			continue
 		}

@@ -210,6 +210,9 @@ type StartAction uint8
 const (
 	StartNone  StartAction = iota // wait for the peer (or an explicit Initiate)
 	StartStart                    // initiate at once
+	// StartTrap installs the children's policies as traps: the first packet
+	// that matches one with no SA starts the negotiation (Engine.Acquire).
+	StartTrap
 )
 
 // Connection is one configured peer (strongSwan's "connections" entry).
@@ -242,6 +245,10 @@ type Connection struct {
 	// retransmission schedule, DPDAction is taken. Zero disables DPD.
 	DPDDelay  time.Duration
 	DPDAction DPDAction
+	// CloseAction is what happens when the peer deletes the IKE SA or a
+	// Child SA that was not being replaced by a rekey (strongSwan's
+	// close_action): a peer shutting down or restarting does so.
+	CloseAction CloseAction
 	// MaxChildren caps the Child SAs one IKE SA may carry; a peer's
 	// CREATE_CHILD_SA beyond it is answered with NO_ADDITIONAL_SAS
 	// (RFC 7296 §1.3). Default 64.
@@ -326,8 +333,8 @@ func (c *Connection) Validate() error {
 			return fmt.Errorf("connection %s: child %s has no ESP proposals", c.Name, ch.Name)
 		}
 	}
-	if c.StartAction == StartStart && !c.RemoteAddr.IsValid() {
-		return fmt.Errorf("connection %s: start needs a remote address", c.Name)
+	if (c.StartAction == StartStart || c.StartAction == StartTrap) && !c.RemoteAddr.IsValid() {
+		return fmt.Errorf("connection %s: start and trap need a remote address", c.Name)
 	}
 	return nil
 }

@@ -50,6 +50,13 @@
 //     clear, restart (re-initiate until the peer answers) and trap
 //     (TrapInstaller); INITIAL_CONTACT sent on the first IKE_AUTH with a
 //     peer and, received, clears the stale IKE SAs of the same identities.
+//   - Close actions (strongSwan's close_action): when the peer deletes
+//     the IKE SA or a Child SA other than by a rekey, CloseStart initiates
+//     again and CloseTrap keeps the policies as traps.
+//   - Acquires (RFC 4301 §4.4.1, strongSwan's start_action trap):
+//     Engine.Acquire starts the Child SA a trap policy's traffic asks for,
+//     with CREATE_CHILD_SA on an established IKE SA or a new IKE SA, and
+//     coalesces with a negotiation already under way.
 //   - §2.5: UNSUPPORTED_CRITICAL_PAYLOAD for a critical unknown payload.
 //   - RFC 7427 §4: SIGNATURE_HASH_ALGORITHMS.
 //   - §2.6: cookies. Once the half-open IKE SAs reach Config.CookieThreshold,
@@ -87,8 +94,8 @@
 // and Ping drive it; List shows its SAs.
 //
 // Not implemented yet: NAT keepalives, fragmentation
-// (RFC 7383), configuration payloads, EAP, MOBIKE, acquires from trap
-// policies, and additional key exchanges for Child SAs (ESP proposals with
-// keN_ are refused: their IKE_FOLLOWUP_KE is not implemented; the keys of
-// a hybrid IKE SA's Child SAs come from its SK_d, which carries them).
+// (RFC 7383), configuration payloads, EAP, MOBIKE, and additional key
+// exchanges for Child SAs (ESP proposals with keN_ are refused: their
+// IKE_FOLLOWUP_KE is not implemented; the keys of a hybrid IKE SA's Child
+// SAs come from its SK_d, which carries them).
 package ike

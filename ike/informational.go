@@ -94,6 +94,7 @@ func (t *livenessTask) process(sa *ikeSA, resp message.Payloads) error {
 func respondInformational(sa *ikeSA, req message.Payloads) ([]message.Payload, func()) {
 	var resp []message.Payload
 	var after func()
+	var closed []closedChild // children the peer closed (not rekeyed)
 	for p := range req.All(message.PayloadDelete) {
 		d := p.(*message.Delete)
 		switch d.Protocol {
@@ -104,8 +105,25 @@ func respondInformational(sa *ikeSA, req message.Payloads) ([]message.Payload, f
 				sa.e.log.Info("IKE SA rekeyed by peer", "old", sa.logID(), "new", next.logID())
 				sa.moveTo(next)
 			}
+			// A close unless the SA was replaced by a rekey: then its
+			// children live on in the successor.
+			closed := sa.ikeSuccessor == nil && !sa.replaced
+			var cs []closedChild
+			if closed {
+				for _, c := range sa.children {
+					if c.state != childDead {
+						cs = append(cs, closing(c))
+					}
+				}
+			}
+			conn := sa.conn
 			sa.state = StateDeleting
-			return nil, sa.destroy
+			return nil, func() {
+				sa.destroy()
+				if closed {
+					sa.e.peerClosed(conn, sa, cs, true)
+				}
+			}
 		case message.ProtocolESP:
 			ours := &message.Delete{Protocol: message.ProtocolESP}
 			for _, spi := range d.SPIs {
@@ -115,6 +133,9 @@ func respondInformational(sa *ikeSA, req message.Payloads) ([]message.Payload, f
 						// SA, so our traffic moves there before the old
 						// one goes (make-before-break).
 						sa.e.switchToSuccessor(sa, c)
+						if c.successor == nil && c.state == childActive {
+							closed = append(closed, closing(c))
+						}
 						ours.SPIs = append(ours.SPIs, c.inSPI)
 						sa.e.log.Info("peer deleted Child SA", "sa", sa.logID(), "child", c.cfg.Name, "spi_in", fmt.Sprintf("%08x", c.inSPI), "spi_out", fmt.Sprintf("%08x", c.outSPI))
 						sa.e.deleteChild(sa, c)
@@ -124,6 +145,10 @@ func respondInformational(sa *ikeSA, req message.Payloads) ([]message.Payload, f
 			}
 			if len(ours.SPIs) > 0 {
 				resp = append(resp, ours)
+			}
+			if len(closed) > 0 {
+				conn := sa.conn
+				after = func() { sa.e.peerClosed(conn, sa, closed, false) }
 			}
 		}
 	}

@@ -78,7 +78,8 @@ func runShow(args []string) int {
 				XSK      []control.XSK                `json:"xsk"`
 				NextHops map[string]map[string]uint64 `json:"next_hops,omitempty"`
 				IKE      map[string]uint64            `json:"ike,omitempty"`
-			}{s.Workers, s.XDP, s.XSK, s.NextHops, s.IKEStats}
+				Acquires map[string]uint64            `json:"acquires,omitempty"`
+			}{s.Workers, s.XDP, s.XSK, s.NextHops, s.IKEStats, s.Acquires}
 		}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -184,7 +185,11 @@ func printPolicies(w io.Writer, s *control.Snapshot) {
 		if p.SA != "" {
 			sa = fmt.Sprintf("%s (0x%08x)", p.SA, p.SPI)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i, p.Name, p.Selector, p.Action, sa)
+		action := p.Action
+		if p.Trap {
+			action += " (trap)" // negotiates on traffic while it has no SA
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i, p.Name, p.Selector, action, sa)
 	}
 	tw.Flush()
 }
@@ -217,6 +222,10 @@ func printStats(w io.Writer, s *control.Snapshot) {
 	if len(s.IKEStats) > 0 {
 		fmt.Fprintf(w, "ike\n")
 		printMap(w, "  ", s.IKEStats)
+	}
+	if len(s.Acquires) > 0 {
+		fmt.Fprintf(w, "acquires\n")
+		printMap(w, "  ", s.Acquires)
 	}
 }
 

@@ -300,7 +300,7 @@ func (d *decoder) duration(n *yaml.Node, field string) time.Duration {
 }
 
 func (d *decoder) top(n *yaml.Node, c *Config) {
-	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies", "connections", "key_log", "ike"}
+	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit"}
 	var sasNode, polNode, connNode *yaml.Node
 	d.mapping(n, "", known, func(k string, v *yaml.Node) {
 		switch k {
@@ -351,6 +351,13 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 			connNode = v
 		case "ike":
 			d.defence(v, &c.IKE.Defence)
+		case "acquire_interval":
+			c.IKE.AcquireInterval = d.duration(v, k)
+			if c.IKE.AcquireInterval > 0 && c.IKE.AcquireInterval < time.Millisecond {
+				d.errf(v, k, "below 1ms: every packet of a trap would start a negotiation")
+			}
+		case "retransmit":
+			d.retransmit(v, k, &c.IKE.Retransmit)
 		case "key_log":
 			c.IKE.KeyLog = d.str(v, k)
 			if c.IKE.KeyLog != "" && !filepath.IsAbs(c.IKE.KeyLog) {

@@ -5,7 +5,9 @@
 // connections that key SAs on their own: addresses, identities, PSK (from a
 // file or the environment, never from the YAML) or certificates, proposals
 // in strongSwan's syntax, children with traffic selectors, lifetimes, start
-// and DPD actions, and an optional Wireshark key log.
+// (none, start, trap) and DPD actions, the acquire interval of trap
+// policies, the IKE retransmission schedule, and an optional Wireshark key
+// log.
 //
 // Every error names the file, the line and the field (e.g.
 // "gw.yaml:12: sas[0].key: 20 bytes, aes128gcm16 needs 20"), so an operator

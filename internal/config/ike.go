@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +44,15 @@ type IKE struct {
 	// esp_sa and ikev2_decryption_table files into: a debugging aid that
 	// gives away every key it lists.
 	KeyLog string
+	// AcquireInterval is how often one trap policy (start_action trap)
+	// may ask for negotiation while its packets find no SA
+	// (acquire_interval; 0: the data plane's default, 1 s).
+	AcquireInterval time.Duration
+	// Retransmit is the IKE requests' retransmission schedule
+	// (retransmit: {timeout, base, tries}, strongSwan's retransmit_*); it
+	// also decides how soon a silent peer is declared dead by DPD. Zero
+	// fields take the engine's defaults.
+	Retransmit ike.Retransmit
 	// Defence is the ike: section, the responder's flood defence.
 	Defence Defence
 }
@@ -137,6 +147,32 @@ func (d *decoder) defence(n *yaml.Node, f *Defence) {
 	}
 }
 
+// retransmit reads retransmit: {timeout: 500ms, base: 2, tries: 5}.
+func (d *decoder) retransmit(n *yaml.Node, path string, r *ike.Retransmit) {
+	d.mapping(n, path, []string{"timeout", "base", "tries"}, func(k string, v *yaml.Node) {
+		f := path + "." + k
+		switch k {
+		case "timeout":
+			r.Timeout = d.duration(v, f)
+			if r.Timeout > 0 && r.Timeout < 10*time.Millisecond {
+				d.errf(v, f, "below 10ms")
+			}
+		case "base":
+			s := d.str(v, f)
+			b, err := strconv.ParseFloat(s, 64)
+			if err != nil || b < 1 || b > 10 {
+				d.errf(v, f, "%q is not a number from 1 to 10", s)
+				return
+			}
+			r.Base = b
+		case "tries":
+			if t, ok := d.integer(v, f, 1, 20); ok {
+				r.Tries = int(t)
+			}
+		}
+	})
+}
+
 // wipeIKE overwrites the pre-shared keys the configuration holds.
 func (c *Config) wipeIKE() {
 	for i := range c.IKE.Connections {
@@ -151,7 +187,7 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 	nerr := len(d.errs)
 	var authNode, localIDNode, remoteIDNode, childrenNode *yaml.Node
 	known := []string{"name", "local_addr", "remote_addr", "remote_port", "local_id", "remote_id", "auth",
-		"ike_proposals", "children", "start_action", "dpd_delay", "dpd_action", "rekey_time", "ike_lifetime",
+		"ike_proposals", "children", "start_action", "dpd_delay", "dpd_action", "close_action", "rekey_time", "ike_lifetime",
 		"encap", "max_children"}
 	d.mapping(n, path, known, func(k string, v *yaml.Node) {
 		f := path + "." + k
@@ -188,10 +224,12 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 			switch s := d.str(v, f); s {
 			case "start":
 				c.StartAction = ike.StartStart
+			case "trap":
+				c.StartAction = ike.StartTrap
 			case "none", "":
 				c.StartAction = ike.StartNone
 			default:
-				d.errf(v, f, "%q is not start or none", s)
+				d.errf(v, f, "%q is not start, trap or none", s)
 			}
 		case "dpd_delay":
 			c.DPDDelay = d.duration(v, f)
@@ -205,6 +243,17 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 				c.DPDAction = ike.DPDTrap
 			default:
 				d.errf(v, f, "%q is not clear, restart or trap", s)
+			}
+		case "close_action":
+			switch s := d.str(v, f); s {
+			case "none", "":
+				c.CloseAction = ike.CloseNone
+			case "start":
+				c.CloseAction = ike.CloseStart
+			case "trap":
+				c.CloseAction = ike.CloseTrap
+			default:
+				d.errf(v, f, "%q is not none, start or trap", s)
 			}
 		case "rekey_time":
 			c.IKERekeyTime = d.duration(v, f)
@@ -233,8 +282,11 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 	if len(c.IKEProposals) == 0 && len(d.errs) == nerr {
 		d.errf(n, path+".ike_proposals", "required (e.g. [aes256gcm16-prfsha384-ecp384])")
 	}
-	if c.StartAction == ike.StartStart && !c.RemoteAddr.IsValid() {
-		d.errf(n, path+".start_action", "start needs a remote_addr to initiate to")
+	if (c.StartAction == ike.StartStart || c.StartAction == ike.StartTrap) && !c.RemoteAddr.IsValid() {
+		d.errf(n, path+".start_action", "start and trap need a remote_addr to initiate to")
+	}
+	if c.CloseAction != ike.CloseNone && !c.RemoteAddr.IsValid() {
+		d.errf(n, path+".close_action", "start and trap need a remote_addr to initiate to")
 	}
 	if authNode == nil {
 		d.errf(n, path+".auth", "required (psk_file, psk_env, or cert and key with ca)")

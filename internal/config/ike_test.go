@@ -138,7 +138,14 @@ func TestConnectionErrors(t *testing.T) {
 		{"esp addke", "{psk_file: psk}", "aes128gcm16-x25519,", "aes128gcm16-x25519-ke1_mlkem768,", "gw.yaml:19: connections[0].children[0].esp_proposals[0]: proposal \"aes128gcm16-x25519-ke1_mlkem768\": \"ke1_mlkem768\": additional key exchanges for ESP (IKE_FOLLOWUP_KE) are not supported"},
 		{"bad ts", "{psk_file: psk}", "remote_ts: [198.18.2.0/24]", "remote_ts: [198.18.2.0/33]", "gw.yaml:17: connections[0].children[0].remote_ts[0]:"},
 		{"bad mode", "{psk_file: psk}", "mode: tunnel", "mode: beet", "gw.yaml:18: connections[0].children[0].mode: \"beet\" is not tunnel or transport"},
-		{"bad start", "{psk_file: psk}", "start_action: start", "start_action: trap", "gw.yaml:10: connections[0].start_action: \"trap\" is not start or none"},
+		{"bad start", "{psk_file: psk}", "start_action: start", "start_action: hold", "gw.yaml:10: connections[0].start_action: \"hold\" is not start, trap or none"},
+		{"trap without remote", "{psk_file: psk}", "    remote_addr: 192.0.2.2\n    remote_id: gw-b.example\n", "    remote_id: gw-b.example\n", "connections[0].start_action: start and trap need a remote_addr"},
+		{"tiny acquire interval", "{psk_file: psk}", "key_log: keys", "acquire_interval: 10us", "gw.yaml:2: acquire_interval: below 1ms"},
+		{"bad retransmit base", "{psk_file: psk}", "key_log: keys", "retransmit: {base: 0.5}", "gw.yaml:2: retransmit.base: \"0.5\" is not a number from 1 to 10"},
+		{"bad retransmit tries", "{psk_file: psk}", "key_log: keys", "retransmit: {tries: 0}", "gw.yaml:2: retransmit.tries"},
+		{"bad retransmit field", "{psk_file: psk}", "key_log: keys", "retransmit: {timout: 1s}", "gw.yaml:2: retransmit.timout: unknown field"},
+		{"bad close", "{psk_file: psk}", "dpd_action: restart", "dpd_action: restart\n    close_action: restart", "gw.yaml:13: connections[0].close_action: \"restart\" is not none, start or trap"},
+		{"close without remote", "{psk_file: psk}", "    remote_addr: 192.0.2.2\n    remote_id: gw-b.example\n    auth: {psk_file: psk}\n    ike_proposals: [aes256gcm16-prfsha384-ecp384]\n    start_action: start", "    remote_id: gw-b.example\n    auth: {psk_file: psk}\n    ike_proposals: [aes256gcm16-prfsha384-ecp384]\n    close_action: trap", "connections[0].close_action: start and trap need a remote_addr"},
 		{"bad dpd", "{psk_file: psk}", "dpd_action: restart", "dpd_action: hold", "gw.yaml:12: connections[0].dpd_action"},
 		{"bad addr", "{psk_file: psk}", "remote_addr: 192.0.2.2", "remote_addr: gw-b", "gw.yaml:6: connections[0].remote_addr: \"gw-b\" is not a unicast address"},
 		{"mixed families", "{psk_file: psk}", "remote_addr: 192.0.2.2", "remote_addr: 2001:db8::2", "connections[0].remote_addr: local_addr and remote_addr are of different address families"},
@@ -246,5 +253,31 @@ func TestIKEDefence(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.section, err, tc.want)
 		}
+	}
+}
+
+// TestTrapAndTimers: start_action trap, the acquire interval and the
+// retransmission schedule reach the engine's configuration.
+func TestTrapAndTimers(t *testing.T) {
+	dir := t.TempDir()
+	writePSK(t, dir)
+	y := strings.Replace(ikeBase, "%s", "{psk_file: psk}", 1)
+	y = strings.Replace(y, "start_action: start", "start_action: trap\n    close_action: start", 1)
+	y = strings.Replace(y, "key_log: keys", "acquire_interval: 250ms\nretransmit: {timeout: 200ms, base: 1.5, tries: 3}", 1)
+	c, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sa := c.IKE.Connections[0].StartAction; sa != ike.StartTrap {
+		t.Errorf("start_action %v, want trap", sa)
+	}
+	if ca := c.IKE.Connections[0].CloseAction; ca != ike.CloseStart {
+		t.Errorf("close_action %v, want start", ca)
+	}
+	if c.IKE.AcquireInterval != 250*time.Millisecond {
+		t.Errorf("acquire_interval %v", c.IKE.AcquireInterval)
+	}
+	if r := c.IKE.Retransmit; r != (ike.Retransmit{Timeout: 200 * time.Millisecond, Base: 1.5, Tries: 3}) {
+		t.Errorf("retransmit %+v", r)
 	}
 }

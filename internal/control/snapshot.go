@@ -26,6 +26,9 @@ type Snapshot struct {
 	// rate-limit and half-open drops) and the half-open gauge; absent
 	// without connections.
 	IKEStats map[string]uint64 `json:"ike_stats,omitempty"`
+	// Acquires counts the trap policies' acquires: raised by the workers,
+	// lost (no room), and what the IKE engine made of them.
+	Acquires map[string]uint64 `json:"acquires,omitempty"`
 }
 
 // IKESA is one IKE SA as `show ike` prints it.
@@ -102,6 +105,8 @@ type Policy struct {
 	Action   string `json:"action"`
 	SA       string `json:"sa,omitempty"`
 	SPI      uint32 `json:"spi,omitempty"`
+	// Trap: without an SA, its traffic starts a negotiation.
+	Trap bool `json:"trap,omitempty"`
 }
 
 // Worker is one worker's counters (fastpath.Stats).

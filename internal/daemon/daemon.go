@@ -463,11 +463,15 @@ func (d *Daemon) openQueues() error {
 				return err
 			}
 		}
-		qu.w = fastpath.NewWorker(q, fastpath.Config{
+		wc := fastpath.Config{
 			LAN: qu.lan, WAN: qu.wan, Inbound: d.inbound, SPD: d.spd,
 			LANHop: d.lanHop, WANHop: d.wanHop, NATTPort: cfg.NATTPort,
 			DefaultBypass: cfg.DefaultAction == spd.Bypass,
-		})
+		}
+		if d.ike != nil {
+			wc.Acquire = d.ike.acq
+		}
+		qu.w = fastpath.NewWorker(q, wc)
 		d.log.Info("queue up", "queue", q, "cpu", qu.cpu, "zero_copy", qu.wan.ZeroCopy())
 	}
 	return nil

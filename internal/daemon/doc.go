@@ -25,10 +25,25 @@
 // policy without rebuilding the SPD. Each configured child's selectors are
 // PROTECT policies without an SA from the start, so their traffic is
 // dropped, never sent in the clear, while no tunnel is up (RFC 4301 §5.1:
-// a PROTECT policy with no SA discards and asks the key manager). A ticker
-// reports the data plane's byte, packet and sequence-number expiries to the
-// engine (soft: rekey; hard: delete). The ike: section of the configuration
-// sets the engine's flood defence (cookies, per-source limit, half-open
-// cap); its counters appear as ike_stats in the snapshot (`xdpsec show ike`,
-// `show stats`) and as xdpsec_ike_flood_total and xdpsec_ike_half_open.
+// a PROTECT policy with no SA discards and asks the key manager). Those of
+// start_action trap connections (and those dpd_action trap keeps) are
+// traps: the workers raise an acquire (fastpath.Acquirer, at most one per
+// policy per acquire_interval) and the daemon asks the engine for the
+// policy's child (ike.Engine.Acquire, which coalesces with a negotiation
+// under way). A ticker reports the data plane's byte, packet and
+// sequence-number expiries to the engine (soft: rekey; hard: delete). The
+// ike: section of the configuration sets the engine's flood defence
+// (cookies, per-source limit, half-open cap); its counters appear as
+// ike_stats in the snapshot (`xdpsec show ike`, `show stats`) and as
+// xdpsec_ike_flood_total and xdpsec_ike_half_open.
+//
+// After a restart the configured tunnels come back by themselves:
+// start_action start connections initiate at once, with INITIAL_CONTACT
+// (RFC 7296 §2.4), so the peer drops the SAs it still holds with the old
+// run; trap connections on their first packet. A peer that restarted as
+// responder has lost the SAs this end still sends on, and RFC 7296 gives
+// it no trustworthy way to say so; this end finds out by its liveness
+// checks (DPD, §2.4: dpd_delay) and, with dpd_action restart, initiates
+// again. dpd_delay and the retransmit schedule (retransmit:) decide how
+// soon.
 package daemon

@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/fastpath"
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/transport"
 	"github.com/xdpsec/xdpsec/internal/control"
@@ -41,9 +43,11 @@ type ikePlane struct {
 	reqOut map[uint32]map[uint32]bool
 	// traps are the fail-closed policies of the configured children:
 	// PROTECT with no SA until a Child SA binds them. owner says which
-	// ReqID has them (0: none).
-	traps []*spd.Policy
-	owner map[*spd.Policy]uint32
+	// ReqID has them (0: none); trapFor which child they stand for, so
+	// an acquire (spd.Policy.Acquire) knows what to negotiate.
+	traps   []*spd.Policy
+	owner   map[*spd.Policy]uint32
+	trapFor map[*spd.Policy]childRef
 	// dynamic are policies made for narrowed selectors; they go when
 	// their ReqID has no outbound SA left.
 	dynamic map[*spd.Policy]bool
@@ -52,6 +56,13 @@ type ikePlane struct {
 	// graveyard holds deleted SAs until no worker can hold them; their
 	// keys are wiped on the next tick.
 	graveyard []*sad.SA
+
+	// acq carries the workers' acquires (trap policies' packets that
+	// found no SA); the acquires goroutine turns them into negotiations
+	// until acqStop closes. acqStats count what became of them.
+	acq              *fastpath.Acquirer
+	acqStop, acqDone chan struct{}
+	acqStats         struct{ initiated, child, coalesced, failed, unknown atomic.Uint64 }
 }
 
 // outboundSelectors are a child's policies: every local × remote pair of
@@ -91,11 +102,17 @@ func sameSelector(a, b sad.Selector) bool {
 	return norm(a) == norm(b)
 }
 
+// childRef names a configured Child SA.
+type childRef struct{ conn, child string }
+
 // trapPolicies are the configured children's selectors as PROTECT
 // policies without an SA: until a tunnel is up their traffic is dropped,
-// never sent in the clear (fail closed).
-func trapPolicies(conns []ike.Connection) []*spd.Policy {
+// never sent in the clear (fail closed). Those of start_action trap
+// connections also raise acquires. A selector two children share belongs
+// to the first.
+func trapPolicies(conns []ike.Connection) ([]*spd.Policy, map[*spd.Policy]childRef) {
 	var ps []*spd.Policy
+	refs := map[*spd.Policy]childRef{}
 	seen := map[sad.Selector]bool{}
 	for _, c := range conns {
 		for _, ch := range c.Children {
@@ -104,11 +121,45 @@ func trapPolicies(conns []ike.Connection) []*spd.Policy {
 					continue
 				}
 				seen[sel] = true
-				ps = append(ps, &spd.Policy{Name: fmt.Sprintf("%s/%s#%d", c.Name, ch.Name, i), Selector: sel, Action: spd.Protect})
+				pol := &spd.Policy{Name: fmt.Sprintf("%s/%s#%d", c.Name, ch.Name, i), Selector: sel, Action: spd.Protect}
+				pol.Acquire.Store(c.StartAction == ike.StartTrap)
+				ps = append(ps, pol)
+				refs[pol] = childRef{c.Name, ch.Name}
 			}
 		}
 	}
-	return ps
+	return ps, refs
+}
+
+// childFor finds the configured child whose selectors cover sel (a
+// negotiated, possibly narrowed selector).
+func childFor(conns []ike.Connection, sel sad.Selector) (childRef, bool) {
+	for _, c := range conns {
+		for _, ch := range c.Children {
+			for _, cs := range outboundSelectors(ch) {
+				if covers(cs, sel) {
+					return childRef{c.Name, ch.Name}, true
+				}
+			}
+		}
+	}
+	return childRef{}, false
+}
+
+// covers reports whether every packet sel matches, outer matches too.
+func covers(outer, sel sad.Selector) bool {
+	pfx := func(o, s netip.Prefix) bool {
+		if !o.IsValid() {
+			return true // any
+		}
+		return s.IsValid() && o.Addr().Is4() == s.Addr().Is4() && o.Bits() <= s.Bits() && o.Contains(s.Addr())
+	}
+	ports := func(o, s sad.PortRange) bool {
+		return o.AnyPort() || !s.AnyPort() && o.Lo <= s.Lo && s.Hi <= o.Hi
+	}
+	return pfx(outer.Src, sel.Src) && pfx(outer.Dst, sel.Dst) &&
+		(outer.Proto == 0 || outer.Proto == sel.Proto) &&
+		ports(outer.SrcPorts, sel.SrcPorts) && ports(outer.DstPorts, sel.DstPorts)
 }
 
 func (d *Daemon) ikeConnections() []ike.Connection {
@@ -124,10 +175,11 @@ func newIKEPlane(d *Daemon) *ikePlane {
 		d: d, in: map[uint32]*sad.SA{}, out: map[uint32]*sad.SA{},
 		bound: map[uint32][]*spd.Policy{}, reqOut: map[uint32]map[uint32]bool{},
 		owner: map[*spd.Policy]uint32{}, dynamic: map[*spd.Policy]bool{},
+		acq:  fastpath.NewAcquirer(d.cfg.IKE.AcquireInterval),
 		soft: map[*sad.SA]bool{}, hard: map[*sad.SA]bool{},
 		ikePort: 500, nattPort: d.cfg.NATTPort,
 	}
-	p.traps = trapPolicies(d.ikeConnections())
+	p.traps, p.trapFor = trapPolicies(d.ikeConnections())
 	return p
 }
 
@@ -145,7 +197,7 @@ func (p *ikePlane) start() error {
 	if err != nil {
 		return fmt.Errorf("ike: listen on %s: %w", laddr, err)
 	}
-	ecfg := ike.Config{Connections: conns, Logger: d.log.With("subsystem", "ike")}
+	ecfg := ike.Config{Connections: conns, Retransmit: d.cfg.IKE.Retransmit, Logger: d.log.With("subsystem", "ike")}
 	d.cfg.IKE.Defence.Engine(&ecfg)
 	if dir := d.cfg.IKE.KeyLog; dir != "" {
 		d.log.Warn("!!! key_log is on: every IKE and ESP key is written in the clear to " + dir +
@@ -172,6 +224,8 @@ func (p *ikePlane) start() error {
 	if err != nil {
 		return fmt.Errorf("ike: %w", err)
 	}
+	p.acqStop, p.acqDone = make(chan struct{}), make(chan struct{})
+	go p.acquires()
 	ik, nt := p.conn.Ports()
 	d.log.Info("ike up", "address", laddr, "ports", fmt.Sprintf("%d,%d", ik, nt), "connections", len(conns))
 	return nil
@@ -181,6 +235,11 @@ func (p *ikePlane) start() error {
 // without telling the peers) and the sockets.
 func (p *ikePlane) close() error {
 	var errs []error
+	if p.acqStop != nil {
+		close(p.acqStop)
+		<-p.acqDone
+		p.acqStop = nil
+	}
 	if p.engine != nil {
 		p.engine.Close()
 	}
@@ -197,6 +256,79 @@ func (p *ikePlane) close() error {
 	p.graveyard = nil
 	p.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// acquires turns the workers' acquires into negotiations: each trap
+// policy that met traffic without an SA names a configured child, and the
+// engine starts (or, when one is under way, coalesces with) the
+// negotiation that brings it. The workers rate-limit per policy; a child
+// with several policies may still fire for each, so one drain asks once
+// per child.
+func (p *ikePlane) acquires() {
+	defer close(p.acqDone)
+	buf := make([]*spd.Policy, 0, 64)
+	for {
+		select {
+		case <-p.acqStop:
+			return
+		case <-p.acq.C():
+		}
+		buf = p.acq.Drain(buf[:0])
+		asked := map[childRef]bool{}
+		for i, pol := range buf {
+			buf[i] = nil // no stale references held between wake-ups
+			ref, ok := p.acquireRef(pol)
+			if !ok {
+				p.acqStats.unknown.Add(1)
+				continue
+			}
+			if asked[ref] {
+				continue
+			}
+			asked[ref] = true
+			p.acquire(ref, pol.Name)
+		}
+	}
+}
+
+// acquireRef is the child an acquire of pol asks for.
+func (p *ikePlane) acquireRef(pol *spd.Policy) (childRef, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ref, ok := p.trapFor[pol]
+	return ref, ok
+}
+
+func (p *ikePlane) acquire(ref childRef, policy string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := p.engine.Acquire(ctx, ref.conn, ref.child)
+	switch {
+	case err != nil:
+		p.acqStats.failed.Add(1)
+		p.d.log.Warn("acquire failed", "policy", policy, "connection", ref.conn, "child", ref.child, "err", err)
+	case res == ike.AcquireCoalesced:
+		p.acqStats.coalesced.Add(1)
+		p.d.log.Debug("acquire", "policy", policy, "connection", ref.conn, "child", ref.child, "result", res.String())
+	default:
+		if res == ike.AcquireIKE {
+			p.acqStats.initiated.Add(1)
+		} else {
+			p.acqStats.child.Add(1)
+		}
+		p.d.log.Info("acquire", "policy", policy, "connection", ref.conn, "child", ref.child, "result", res.String())
+	}
+}
+
+// acquireCounters are the acquire path's counters for snapshots.
+func (p *ikePlane) acquireCounters() map[string]uint64 {
+	st := p.acq.Stats()
+	return map[string]uint64{
+		"raised": st.Raised, "lost": st.Lost,
+		"initiated": p.acqStats.initiated.Load(), "child_created": p.acqStats.child.Load(),
+		"coalesced": p.acqStats.coalesced.Load(), "failed": p.acqStats.failed.Load(),
+		"unknown_policy": p.acqStats.unknown.Load(),
+	}
 }
 
 // liveObjs are the objects whose XDP program receives ESP (the WAN side).
@@ -391,21 +523,31 @@ func (p *ikePlane) release(reqID uint32) error {
 }
 
 // InstallTrap implements ike.TrapInstaller (dpd_action trap): the
-// selectors stay as PROTECT policies without an SA. The configured
-// children's selectors are traps from the start; others are added.
+// selectors stay as PROTECT policies without an SA, and raise acquires
+// from now on. The configured children's selectors are fail-closed
+// policies from the start; others are added.
 func (p *ikePlane) InstallTrap(reqID uint32, sel []sad.Selector) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var added bool
 	for i, s := range sel {
-		if slices.ContainsFunc(p.traps, func(t *spd.Policy) bool { return sameSelector(t.Selector, s) }) {
+		if j := slices.IndexFunc(p.traps, func(t *spd.Policy) bool { return sameSelector(t.Selector, s) }); j >= 0 {
+			// From now on its traffic brings the tunnel back.
+			p.traps[j].Acquire.Store(true)
 			continue
 		}
 		pol := &spd.Policy{Name: fmt.Sprintf("trap-%d#%d", reqID, i), Selector: s, Action: spd.Protect}
+		ref, ok := childFor(p.d.ikeConnections(), s)
+		if ok {
+			pol.Acquire.Store(true)
+		}
 		if err := p.d.spd.Insert(pol, -1); err != nil {
 			return fmt.Errorf("trap %d: %w", reqID, err)
 		}
 		p.traps = append(p.traps, pol)
+		if ok {
+			p.trapFor[pol] = ref
+		}
 		added = true
 	}
 	if added {

@@ -243,6 +243,13 @@ func TestOutboundSelectors(t *testing.T) {
 // lifetime is tiny, and starts their IKE planes on free high ports.
 func loopbackPair(t *testing.T) (a, b *Daemon) {
 	t.Helper()
+	return loopbackPairWith(t, "none", "")
+}
+
+// loopbackPairWith is loopbackPair with gwA's start_action and extra
+// top-level configuration lines for both.
+func loopbackPairWith(t *testing.T, startA, extra string) (a, b *Daemon) {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "psk"), []byte("a-test-psk-of-enough-length"), 0o600); err != nil {
 		t.Fatal(err)
@@ -250,6 +257,7 @@ func loopbackPair(t *testing.T) (a, b *Daemon) {
 	gw := func(name, local, remote, lnet, rnet, start string) *Daemon {
 		y := fmt.Sprintf(`interfaces: {lan: lo, wan: lo}
 key_log: keys-%[1]s
+%[7]s
 connections:
   - name: site
     local_addr: %[2]s
@@ -263,7 +271,7 @@ connections:
         remote_ts: [%[5]s]
         esp_proposals: [aes256gcm16]
         lifetime: {soft: {bytes: 1000}}
-`, name, local, remote, lnet, rnet, start)
+`, name, local, remote, lnet, rnet, start, extra)
 		cfg, err := config.Parse(filepath.Join(dir, name+".yaml"), []byte(y))
 		if err != nil {
 			t.Fatal(err)
@@ -274,7 +282,7 @@ connections:
 		}
 		return d
 	}
-	a = gw("a", "127.0.0.1", "127.0.0.2", "198.18.1.0/24", "198.18.2.0/24", "none")
+	a = gw("a", "127.0.0.1", "127.0.0.2", "198.18.1.0/24", "198.18.2.0/24", startA)
 	b = gw("b", "127.0.0.2", "127.0.0.1", "198.18.2.0/24", "198.18.1.0/24", "none")
 	// Both ends use the same port pair on their own address, as 500 and
 	// 4500 would be; find a pair free on both.

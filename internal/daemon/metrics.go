@@ -20,7 +20,7 @@ type collector struct {
 	snap func() *control.Snapshot
 
 	saPackets, saBytes, saDrops, saSeq, saReplayTop, saUsable *prometheus.Desc
-	worker, workerDrops, xdp, xskC, hops                      *prometheus.Desc
+	worker, workerDrops, xdp, xskC, hops, acquires            *prometheus.Desc
 	ikeFlood, ikeHalfOpen                                     *prometheus.Desc
 }
 
@@ -42,12 +42,13 @@ func newCollector(snap func() *control.Snapshot) *collector {
 		ikeFlood: prometheus.NewDesc("xdpsec_ike_flood_total",
 			"IKE_SA_INIT handling under load: requests, cookies sent/valid/invalid, rate-limited and half-open-cap drops, expiries.", []string{"counter"}, nil),
 		ikeHalfOpen: prometheus.NewDesc("xdpsec_ike_half_open", "Half-open responder IKE SAs: now (half_open) and the peak (half_open_peak).", []string{"gauge"}, nil),
+		acquires:    prometheus.NewDesc("xdpsec_acquires_total", "Trap policies' acquires: raised by the workers, lost, and what IKE made of them.", []string{"counter"}, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.saPackets, c.saBytes, c.saDrops, c.saSeq, c.saReplayTop, c.saUsable,
-		c.worker, c.workerDrops, c.xdp, c.xskC, c.hops, c.ikeFlood, c.ikeHalfOpen} {
+		c.worker, c.workerDrops, c.xdp, c.xskC, c.hops, c.acquires, c.ikeFlood, c.ikeHalfOpen} {
 		ch <- d
 	}
 }
@@ -109,6 +110,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for k, v := range m {
 			counter(c.hops, v, ifc, k)
 		}
+	}
+	for k, v := range s.Acquires {
+		counter(c.acquires, v, k)
 	}
 }
 

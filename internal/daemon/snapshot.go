@@ -40,9 +40,10 @@ func (d *Daemon) Snapshot() *control.Snapshot {
 		}
 		s.IKE = d.ike.list()
 		s.IKEStats = IKEStats(d.ike.engine.Stats())
+		s.Acquires = d.ike.acquireCounters()
 	}
 	for _, p := range d.spd.Policies() {
-		cp := control.Policy{Name: p.Name, Selector: SelectorString(p.Selector), Action: p.Action.String()}
+		cp := control.Policy{Name: p.Name, Selector: SelectorString(p.Selector), Action: p.Action.String(), Trap: p.Acquire.Load()}
 		if sa := p.SA.Load(); sa != nil {
 			cp.SA, cp.SPI = sa.Name, sa.SPI
 		}

@@ -46,6 +46,27 @@ type Policy struct {
 	// yet (the caller raises an acquire and drops the packet). Storing it
 	// needs no rebuild: Lookup returns the Policy, and the caller loads SA.
 	SA atomic.Pointer[sad.SA]
+	// Acquire makes a PROTECT policy a trap (strongSwan's start_action
+	// trap): a packet that finds no SA asks the control plane to negotiate
+	// one (an acquire, RFC 4301 §4.4.1 and §5.2). Without it the packet is
+	// only dropped. It may be set or cleared at any time.
+	Acquire atomic.Bool
+	// lastAcquire is when an acquire was last raised for the policy, on
+	// the caller's monotonic clock (see TryAcquire); 0 means never.
+	lastAcquire atomic.Int64
+}
+
+// TryAcquire reports whether an acquire may be raised for p at now
+// (nanoseconds on a monotonic clock all callers share, never 0): at most
+// one per interval, however many workers ask at once. Inside the interval
+// it costs one atomic load; the one caller that wins the interval does one
+// compare-and-swap, and the losers of that race are told no.
+func (p *Policy) TryAcquire(now, interval int64) bool {
+	last := p.lastAcquire.Load()
+	if last != 0 && now-last < interval {
+		return false
+	}
+	return p.lastAcquire.CompareAndSwap(last, now)
 }
 
 // Errors returned by the writers; they are wrapped with the position and
