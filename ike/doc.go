@@ -52,6 +52,12 @@
 //     peer and, received, clears the stale IKE SAs of the same identities.
 //   - §2.5: UNSUPPORTED_CRITICAL_PAYLOAD for a critical unknown payload.
 //   - RFC 7427 §4: SIGNATURE_HASH_ALGORITHMS.
+//   - RFC 7383: IKE message fragmentation, negotiated with
+//     IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT (Connection.NoFragmentation
+//     turns it off): a protected message over Connection.FragmentSize goes
+//     out, and is retransmitted, as Encrypted Fragment payloads each sealed on
+//     its own; received fragments are verified one by one and reassembled
+//     within fixed bounds (fragment.go), counted in Engine.FragmentStats.
 //
 // Unauthenticated input cannot grow state without bound: responder IKE SAs
 // that have not finished IKE_AUTH live in a half-open table with a fixed cap
@@ -66,8 +72,8 @@
 // InitiateChild, RekeyChild, RekeyIKE, Expire, Terminate, TerminateChild
 // and Ping drive it; List shows its SAs.
 //
-// Not implemented yet: NAT keepalives, cookies (§2.6), fragmentation
-// (RFC 7383), configuration payloads, EAP, MOBIKE, acquires from trap
+// Not implemented yet: NAT keepalives, cookies (§2.6), configuration
+// payloads, EAP, MOBIKE, acquires from trap
 // policies, and rekeying of IKE SAs whose peer negotiates additional key
 // exchanges (RFC 9370).
 package ike

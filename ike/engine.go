@@ -58,6 +58,9 @@ type Engine struct {
 	byInit    map[halfOpenKey]*ikeSA // responder SAs until established, to spot retransmitted IKE_SA_INITs
 	spis      map[uint32]struct{}    // our inbound ESP SPIs
 	nextReqID uint32
+	frag      fragCounters
+	// fragTimeout is reassemblyTimeout; tests shorten it.
+	fragTimeout time.Duration
 
 	events    chan func()
 	quit      chan struct{}
@@ -104,6 +107,7 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		halfOpen:        map[halfOpenKey]*ikeSA{},
 		byInit:          map[halfOpenKey]*ikeSA{},
 		spis:            map[uint32]struct{}{},
+		fragTimeout:     reassemblyTimeout,
 		events:          make(chan func(), 64),
 		quit:            make(chan struct{}),
 		done:            make(chan struct{}),
