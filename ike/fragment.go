@@ -110,6 +110,18 @@ type FragmentStats struct {
 	Malformed uint64
 }
 
+// Counters returns the counters by name, as `xdpsec show stats` and the
+// metrics export them.
+func (s FragmentStats) Counters() map[string]uint64 {
+	return map[string]uint64{
+		"messages_sent": s.MessagesSent, "fragments_sent": s.FragmentsSent,
+		"fragments_accepted": s.FragmentsAccepted, "reassembled": s.Reassembled,
+		"drop_not_negotiated": s.NotNegotiated, "drop_integrity": s.Integrity, "drop_duplicate": s.Duplicate,
+		"drop_too_many": s.TooMany, "drop_too_large": s.TooLarge, "drop_total_mismatch": s.TotalMismatch,
+		"restarted": s.Restarted, "timeout": s.Timeout, "malformed": s.Malformed,
+	}
+}
+
 // fragCounters is FragmentStats as the loop updates it; other goroutines
 // read it through Engine.FragmentStats.
 type fragCounters struct {

@@ -73,11 +73,12 @@ func runShow(args []string) int {
 			}
 		case "stats":
 			v = struct {
-				Workers  []control.Worker             `json:"workers"`
-				XDP      map[string]map[string]uint64 `json:"xdp"`
-				XSK      []control.XSK                `json:"xsk"`
-				NextHops map[string]map[string]uint64 `json:"next_hops,omitempty"`
-			}{s.Workers, s.XDP, s.XSK, s.NextHops}
+				Workers      []control.Worker             `json:"workers"`
+				XDP          map[string]map[string]uint64 `json:"xdp"`
+				XSK          []control.XSK                `json:"xsk"`
+				NextHops     map[string]map[string]uint64 `json:"next_hops,omitempty"`
+				IKEFragments map[string]uint64            `json:"ike_fragments,omitempty"`
+			}{s.Workers, s.XDP, s.XSK, s.NextHops, s.IKEFragments}
 		}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -212,6 +213,10 @@ func printStats(w io.Writer, s *control.Snapshot) {
 	for _, ifc := range sortedKeys(s.NextHops) {
 		fmt.Fprintf(w, "next hops %s\n", ifc)
 		printMap(w, "  ", s.NextHops[ifc])
+	}
+	if len(s.IKEFragments) > 0 {
+		fmt.Fprintf(w, "ike fragments\n")
+		printMap(w, "  ", s.IKEFragments)
 	}
 }
 

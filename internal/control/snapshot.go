@@ -22,6 +22,9 @@ type Snapshot struct {
 	// IKE lists the IKE SAs and their Child SAs; empty without
 	// connections.
 	IKE []IKESA `json:"ike,omitempty"`
+	// IKEFragments are the IKE engine's fragmentation (RFC 7383)
+	// counters; empty without connections.
+	IKEFragments map[string]uint64 `json:"ike_fragments,omitempty"`
 }
 
 // IKESA is one IKE SA as `show ike` prints it.

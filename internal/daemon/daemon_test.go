@@ -175,6 +175,8 @@ func TestCollector(t *testing.T) {
 		Workers: []control.Worker{{ID: 0, Counters: map[string]uint64{"encaps": 4}, Drops: map[string]uint64{"no_route": 1}}},
 		XDP:     map[string]map[string]uint64{"wan": {"esp_unknown_spi": 2}},
 		XSK:     []control.XSK{{Interface: "wan0", Counters: map[string]uint64{"free": 10}}},
+
+		IKEFragments: map[string]uint64{"drop_integrity": 5},
 	}
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(newCollector(func() *control.Snapshot { return snap })); err != nil {
@@ -203,6 +205,7 @@ func TestCollector(t *testing.T) {
 		"xdpsec_worker_drops_total{reason=no_route,worker=0}":              1,
 		"xdpsec_xdp_packets_total{program=wan,verdict=esp_unknown_spi}":    2,
 		"xdpsec_xsk{counter=free,interface=wan0,queue=0}":                  10,
+		"xdpsec_ike_fragments_total{counter=drop_integrity}":               5,
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)

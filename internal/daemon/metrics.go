@@ -21,6 +21,7 @@ type collector struct {
 
 	saPackets, saBytes, saDrops, saSeq, saReplayTop, saUsable *prometheus.Desc
 	worker, workerDrops, xdp, xskC, hops                      *prometheus.Desc
+	ikeFrag                                                   *prometheus.Desc
 }
 
 func newCollector(snap func() *control.Snapshot) *collector {
@@ -38,12 +39,13 @@ func newCollector(snap func() *control.Snapshot) *collector {
 		xdp:         prometheus.NewDesc("xdpsec_xdp_packets_total", "XDP steering verdicts.", []string{"program", "verdict"}, nil),
 		xskC:        prometheus.NewDesc("xdpsec_xsk", "AF_XDP socket counters and frame accounting.", []string{"interface", "queue", "counter"}, nil),
 		hops:        prometheus.NewDesc("xdpsec_nexthop_total", "Next-hop table counters.", []string{"interface", "counter"}, nil),
+		ikeFrag:     prometheus.NewDesc("xdpsec_ike_fragments_total", "IKE fragmentation (RFC 7383): fragments sent and reassembled, and drops by cause.", []string{"counter"}, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.saPackets, c.saBytes, c.saDrops, c.saSeq, c.saReplayTop, c.saUsable,
-		c.worker, c.workerDrops, c.xdp, c.xskC, c.hops} {
+		c.worker, c.workerDrops, c.xdp, c.xskC, c.hops, c.ikeFrag} {
 		ch <- d
 	}
 }
@@ -98,6 +100,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for k, v := range m {
 			counter(c.hops, v, ifc, k)
 		}
+	}
+	for k, v := range s.IKEFragments {
+		counter(c.ikeFrag, v, k)
 	}
 }
 

@@ -38,6 +38,7 @@ func (d *Daemon) Snapshot() *control.Snapshot {
 			s.SAs = append(s.SAs, SAInfo(sa))
 		}
 		s.IKE = d.ike.list()
+		s.IKEFragments = d.ike.engine.FragmentStats().Counters()
 	}
 	for _, p := range d.spd.Policies() {
 		cp := control.Policy{Name: p.Name, Selector: SelectorString(p.Selector), Action: p.Action.String()}

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -258,6 +259,23 @@ func (l *lab) fragmentsDropped(t *testing.T) int {
 	return n
 }
 
+// ikeFragCounters returns the daemon's IKE fragmentation counters from
+// `xdpsec show stats -o json`.
+func ikeFragCounters(t *testing.T, sock string) map[string]uint64 {
+	t.Helper()
+	out, err := exec.Command(xdpsecBin, "show", "stats", "-o", "json", "--socket", sock).Output()
+	if err != nil {
+		t.Fatalf("xdpsec show stats: %v", err)
+	}
+	var v struct {
+		IKEFragments map[string]uint64 `json:"ike_fragments"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatalf("xdpsec show stats -o json: %v\n%s", err, out)
+	}
+	return v.IKEFragments
+}
+
 // ikeFrames lists a capture's IKE and IP-fragment frames as "source,IP
 // length,MF,Fragment Number,Total Fragments" (the last two empty for
 // unfragmented IKE messages), with tshark's IP reassembly off so every IP
@@ -364,6 +382,17 @@ func TestIKEFragStrongSwan(t *testing.T) {
 				if got := l.pingAll(pr[0], pr[1], 5); got != 5 {
 					t.Errorf("ping %s -> %s: %d of 5 answered\n%s", pr[0], pr[1], got, l.diagnose())
 				}
+			}
+
+			// xdpsec's own counters agree: its IKE_AUTH went out in
+			// fragments (more than once only if a loaded box made it
+			// retransmit), the peer's was reassembled, and nothing was
+			// dropped but duplicates.
+			fc := ikeFragCounters(t, sockA)
+			t.Logf("xdpsec's fragment counters: %v", fc)
+			if fc["messages_sent"] < 1 || fc["fragments_sent"] < 4 || fc["reassembled"] < 1 ||
+				fc["drop_integrity"]+fc["drop_not_negotiated"]+fc["malformed"]+fc["drop_too_many"]+fc["drop_too_large"] != 0 {
+				t.Errorf("xdpsec's fragment counters: %v", fc)
 			}
 
 			pcap := capAll.stop()
