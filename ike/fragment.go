@@ -145,7 +145,11 @@ func (e *Engine) FragmentStats() FragmentStats {
 // maxMessageLen is the largest IKE message of this SA that fits in one IP
 // datagram of the connection's fragment size.
 func (sa *ikeSA) maxMessageLen() int {
-	n := sa.conn.fragmentSize() - 8 // UDP header
+	n := DefaultFragmentSize
+	if sa.conn != nil {
+		n = sa.conn.fragmentSize()
+	}
+	n -= 8 // UDP header
 	if sa.remote.Addr().Unmap().Is4() {
 		n -= 20
 	} else {

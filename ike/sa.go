@@ -235,12 +235,14 @@ func (sa *ikeSA) encode(exch message.ExchangeType, response bool, mid uint32, pa
 	}
 	defer crypto.Zero(inner)
 	bodyLen := out.SealedLen(len(inner))
-	if maxLen := sa.maxMessageLen(); sa.fragment && message.HeaderLen+4+bodyLen > maxLen {
-		msgs, err := sealFragments(h, first, inner, out, maxLen)
-		if err != nil {
-			return nil, fmt.Errorf("fragment %v: %w", exch, err)
+	if sa.fragment {
+		if maxLen := sa.maxMessageLen(); message.HeaderLen+4+bodyLen > maxLen {
+			msgs, err := sealFragments(h, first, inner, out, maxLen)
+			if err != nil {
+				return nil, fmt.Errorf("fragment %v: %w", exch, err)
+			}
+			return msgs, nil
 		}
-		return msgs, nil
 	}
 	m := message.Message{Header: h, Payloads: message.Payloads{&message.Encrypted{NextPayload: first, Body: make([]byte, bodyLen)}}}
 	b, err := m.Encode()
