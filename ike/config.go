@@ -253,6 +253,43 @@ type Connection struct {
 	// CREATE_CHILD_SA beyond it is answered with NO_ADDITIONAL_SAS
 	// (RFC 7296 §1.3). Default 64.
 	MaxChildren int
+
+	// NoFragmentation turns IKE message fragmentation (RFC 7383) off: we
+	// neither announce IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT nor
+	// accept Encrypted Fragment payloads. It is on by default, as a big
+	// IKE_AUTH (a certificate chain) otherwise depends on IP fragments,
+	// which many paths drop.
+	NoFragmentation bool
+	// FragmentSize is the largest IP datagram (IP and UDP headers and the
+	// non-ESP marker included) a fragment may fill; messages that would
+	// not fit in one are fragmented once fragmentation is negotiated.
+	// Zero means DefaultFragmentSize.
+	FragmentSize int
+}
+
+// DefaultFragmentSize is the IP datagram size our IKE fragments fill by
+// default: 1280 octets, the minimum MTU every IPv6 link must carry
+// (RFC 8200 §5), which RFC 7383 §2.5.1 suggests for IPv6 and which in
+// practice also crosses IPv4 paths (tunnels, PPPoE and VPN overlays sit
+// well above it). It is strongSwan's default (charon.fragment_size) too.
+// RFC 7383's IPv4 floor of 576 would be safer still but triples the
+// fragments of a certificate chain; a path that needs it sets
+// FragmentSize.
+const DefaultFragmentSize = 1280
+
+// MinFragmentSize is the smallest FragmentSize accepted: the IPv4 minimum
+// reassembly size (RFC 791), below which no IP path is required to work
+// and the fixed overhead of each fragment would dominate.
+const MinFragmentSize = 576
+
+// fragmentation reports whether we offer and accept RFC 7383 fragments.
+func (c *Connection) fragmentation() bool { return !c.NoFragmentation }
+
+func (c *Connection) fragmentSize() int {
+	if c.FragmentSize > 0 {
+		return c.FragmentSize
+	}
+	return DefaultFragmentSize
 }
 
 // DPDAction is what happens to a connection whose peer is found dead
@@ -335,6 +372,9 @@ func (c *Connection) Validate() error {
 	}
 	if (c.StartAction == StartStart || c.StartAction == StartTrap) && !c.RemoteAddr.IsValid() {
 		return fmt.Errorf("connection %s: start and trap need a remote address", c.Name)
+	}
+	if c.FragmentSize != 0 && (c.FragmentSize < MinFragmentSize || c.FragmentSize > 65535) {
+		return fmt.Errorf("connection %s: fragment size %d is outside %d to 65535", c.Name, c.FragmentSize, MinFragmentSize)
 	}
 	return nil
 }

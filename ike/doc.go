@@ -74,6 +74,12 @@
 //     whose ADDKE slots are all optional also goes out without them, for
 //     peers that predate RFC 9370 (strongSwan 5.9.8 refuses any proposal
 //     with an ADDKE transform).
+//   - RFC 7383: IKE message fragmentation, negotiated with
+//     IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT (Connection.NoFragmentation
+//     turns it off): a protected message over Connection.FragmentSize goes
+//     out, and is retransmitted, as Encrypted Fragment payloads each sealed on
+//     its own; received fragments are verified one by one and reassembled
+//     within fixed bounds (fragment.go), counted in Engine.FragmentStats.
 //
 // Unauthenticated input cannot grow state without bound: responder IKE SAs
 // that have not finished IKE_AUTH live in a half-open table with a fixed cap
@@ -93,9 +99,8 @@
 // InitiateChild, RekeyChild, RekeyIKE, Expire, Terminate, TerminateChild
 // and Ping drive it; List shows its SAs.
 //
-// Not implemented yet: NAT keepalives, fragmentation
-// (RFC 7383), configuration payloads, EAP, MOBIKE, and additional key
-// exchanges for Child SAs (ESP proposals with keN_ are refused: their
-// IKE_FOLLOWUP_KE is not implemented; the keys of a hybrid IKE SA's Child
-// SAs come from its SK_d, which carries them).
+// Not implemented yet: NAT keepalives, configuration payloads, EAP,
+// MOBIKE, and additional key exchanges for Child SAs (ESP proposals with
+// keN_ are refused: their IKE_FOLLOWUP_KE is not implemented; the keys of
+// a hybrid IKE SA's Child SAs come from its SK_d, which carries them).
 package ike

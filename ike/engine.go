@@ -86,6 +86,9 @@ type Engine struct {
 	followups map[*ikeSA]*followupState // by old IKE SA: peers' rekeys waiting for IKE_FOLLOWUP_KE
 	spis      map[uint32]struct{}       // our inbound ESP SPIs
 	nextReqID uint32
+	frag      fragCounters
+	// fragTimeout is reassemblyTimeout; tests shorten it.
+	fragTimeout time.Duration
 
 	events    chan func()
 	quit      chan struct{}
@@ -138,6 +141,7 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		hybrid:          map[*ikeSA]*hybridState{},
 		followups:       map[*ikeSA]*followupState{},
 		spis:            map[uint32]struct{}{},
+		fragTimeout:     reassemblyTimeout,
 		events:          make(chan func(), 64),
 		quit:            make(chan struct{}),
 		done:            make(chan struct{}),

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,6 +53,9 @@ type lossyConn struct {
 	// mangle, if set, may replace a datagram before it goes out; it runs
 	// on the sending engine's loop goroutine.
 	mangle func(h message.Header, data []byte) []byte
+	// pathMTU, when set, drops datagrams over it (see Send); tooBig counts them.
+	pathMTU atomic.Int32
+	tooBig  atomic.Int32
 }
 
 func msgKey(h message.Header) string {
@@ -63,6 +67,19 @@ func msgKey(h message.Header) string {
 }
 
 func (l *lossyConn) Send(p transport.Packet) error {
+	if mtu := l.pathMTU.Load(); mtu > 0 {
+		// A path of this MTU that drops IP fragments: a datagram whose IP
+		// packet (IPv4 and UDP headers, the non-ESP marker on the NAT-T
+		// port) would not fit never arrives.
+		n := len(p.Data) + 28
+		if _, natt := l.Conn.Ports(); p.Local.Port() == natt {
+			n += 4
+		}
+		if n > int(mtu) {
+			l.tooBig.Add(1)
+			return nil
+		}
+	}
 	h, err := message.DecodeHeader(p.Data)
 	if err == nil {
 		l.mu.Lock()

@@ -346,8 +346,12 @@ func TestHybridTamperedIntermediate(t *testing.T) {
 					t.Errorf("re-sealing: %v", err)
 					return data
 				}
+				if len(out) != 1 {
+					t.Errorf("re-sealed IKE_INTERMEDIATE response went out in %d fragments", len(out))
+					return data
+				}
 				resealed++
-				return out
+				return out[0]
 			})
 			err := i.e.Initiate(ctx(t), "test")
 			if !tamper {
@@ -428,8 +432,12 @@ func TestHybridSkippedIntermediate(t *testing.T) {
 				t.Error(err)
 				return data
 			}
+			if len(out) != 1 {
+				t.Errorf("IKE_AUTH went out in %d fragments", len(out))
+				return data
+			}
 			sa.pending.raw = out
-			return out
+			return out[0]
 		}
 		return data
 	})

@@ -139,6 +139,9 @@ func (t *initTask) build(sa *ikeSA) ([]message.Payload, error) {
 		// needed: we have no other use for the exchange.
 		ps = append(ps, notify(message.NotifyIntermediateExchangeSupported, nil))
 	}
+	if sa.conn.fragmentation() {
+		ps = append(ps, notify(message.NotifyIKEv2FragmentationSupported, nil))
+	}
 	return ps, nil
 }
 
@@ -286,6 +289,8 @@ func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
 		sa.queue = append(ts, sa.queue...)
 	}
 	sa.peerHashes = peerHashAlgorithms(resp)
+	// RFC 7383 §2.3: fragmentation is used only when both ends announced it.
+	sa.fragment = sa.conn.fragmentation() && resp.Notify(message.NotifyIKEv2FragmentationSupported) != nil
 	peerNAT, localNAT, ok := checkNAT(resp, sa.spiI, sa.spiR, sa.local, sa.remote)
 	sa.natRemote, sa.natLocal = peerNAT, localNAT || sa.conn.ForceEncap
 	if (ok || sa.conn.ForceEncap) && (sa.natRemote || sa.natLocal) {
@@ -419,6 +424,12 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 	if hybrid {
 		ps = append(ps, notify(message.NotifyIntermediateExchangeSupported, nil))
 	}
+	if conn.fragmentation() && m.Notify(message.NotifyIKEv2FragmentationSupported) != nil {
+		// RFC 7383 §2.3: the responder announces support only in answer to
+		// the initiator's announcement.
+		sa.fragment = true
+		ps = append(ps, notify(message.NotifyIKEv2FragmentationSupported, nil))
+	}
 	if cr := conn.Remote.certReq(); cr != nil {
 		// The responder asks in IKE_SA_INIT (RFC 7296 §1.2), so the
 		// initiator's IKE_AUTH brings its certificate.
@@ -430,7 +441,7 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 		sa.destroy()
 		return
 	}
-	sa.initResp = out
+	sa.initResp = out[0]
 	sa.peerMID = 1
 	sa.lastResp, sa.haveLastResp = out, true
 	e.log.Info("IKE_SA_INIT answered", "sa", sa.logID(), "proposal", sel.String(), "peer", pkt.Remote, "peer_behind_nat", peerNAT, "we_behind_nat", localNAT)

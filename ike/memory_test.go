@@ -93,10 +93,14 @@ func TestSealerKeepsProtectorPastBound(t *testing.T) {
 	payload := []message.Payload{notify(message.NotifyType(40000), []byte("hello"))}
 	sa.outSeals = maxRandomIVSeals - 3
 	for n := range 6 {
-		raw, err := sa.encode(message.ExchangeInformational, true, uint32(n), payload)
+		msgs, err := sa.encode(message.ExchangeInformational, true, uint32(n), payload)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if len(msgs) != 1 {
+			t.Fatalf("message %d: %d datagrams", n, len(msgs))
+		}
+		raw := msgs[0]
 		m, err := message.Decode(raw)
 		if err != nil {
 			t.Fatalf("message %d: %v", n, err)

@@ -238,6 +238,9 @@ func (sa *ikeSA) deriveRekeyedKeys(old *ikeSA, sel selected, secret []byte, addi
 	sa.remoteID = old.remoteID
 	sa.peerHashes = old.peerHashes
 	sa.natLocal, sa.natRemote = old.natLocal, old.natRemote
+	// Fragmentation support is a property of the peer announced only in
+	// IKE_SA_INIT; the IKE SA that replaces this one keeps it.
+	sa.fragment = old.fragment
 	sa.local, sa.remote = old.local, old.remote
 	sa.established()
 	return nil

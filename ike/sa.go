@@ -59,7 +59,7 @@ var errSilentFail = errors.New("exchange failed")
 type pendingRequest struct {
 	task  task
 	mid   uint32
-	raw   []byte
+	raw   [][]byte // the message, or its fragments (RFC 7383)
 	sends int
 	timer *time.Timer
 }
@@ -122,7 +122,9 @@ type ikeSA struct {
 	pending *pendingRequest
 	queue   []task
 
-	lastResp []byte
+	lastResp [][]byte // our last response, or its fragments
+
+	frags *fragState // fragmented messages being reassembled; nil if none
 
 	children []*childSA
 	created  time.Time
@@ -156,6 +158,7 @@ type ikeSA struct {
 	halfOpen            bool
 	replaced            bool // its Child SAs moved to a new IKE SA; it only waits for deletion
 	restartOnFail       bool // a DPD restart: keep trying until it works
+	fragment            bool // both ends support RFC 7383 fragmentation
 }
 
 func (sa *ikeSA) localSPI() uint64 {
@@ -202,8 +205,10 @@ func (sa *ikeSA) floatToNATT() {
 }
 
 // encode builds a message of this SA; everything but IKE_SA_INIT goes in
-// an SK payload sealed with our outbound keys.
-func (sa *ikeSA) encode(exch message.ExchangeType, response bool, mid uint32, payloads []message.Payload) ([]byte, error) {
+// an SK payload sealed with our outbound keys. It returns the datagrams to
+// send: the message, or its fragments when fragmentation was negotiated
+// and the message does not fit in one datagram of the fragment size.
+func (sa *ikeSA) encode(exch message.ExchangeType, response bool, mid uint32, payloads []message.Payload) ([][]byte, error) {
 	h := message.Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: exch, MessageID: mid}
 	if sa.initiator {
 		h.Flags |= message.FlagInitiator
@@ -213,7 +218,11 @@ func (sa *ikeSA) encode(exch message.ExchangeType, response bool, mid uint32, pa
 	}
 	if exch == message.ExchangeIKESAInit {
 		m := message.Message{Header: h, Payloads: payloads}
-		return m.Encode()
+		b, err := m.Encode()
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{b}, nil
 	}
 	out, done, err := sa.sealer()
 	if err != nil {
@@ -233,11 +242,25 @@ func (sa *ikeSA) encode(exch message.ExchangeType, response bool, mid uint32, pa
 	}
 	prefix := b[:len(b)-bodyLen]
 	if exch == message.ExchangeIKEIntermediate && sa.state == StateConnecting {
+		// RFC 9242 §3.3.2: IntAuth covers the message as if unfragmented,
+		// so it is folded before any fragmentation.
 		sa.foldIntAuth(sa.initiator, prefix, inner)
+	}
+	if sa.fragment {
+		if maxLen := sa.maxMessageLen(); message.HeaderLen+4+bodyLen > maxLen {
+			msgs, err := sealFragments(h, first, inner, out, maxLen)
+			if err != nil {
+				return nil, fmt.Errorf("fragment %v: %w", exch, err)
+			}
+			return msgs, nil
+		}
 	}
 	msg := make([]byte, 0, len(b))
 	msg = append(msg, prefix...)
-	return out.Seal(msg, prefix, inner)
+	if msg, err = out.Seal(msg, prefix, inner); err != nil {
+		return nil, err
+	}
+	return [][]byte{msg}, nil
 }
 
 // maxRandomIVSeals bounds how many messages one IKE SA key seals with
@@ -319,7 +342,7 @@ func (sa *ikeSA) decrypt(raw []byte, m *message.Message) (message.Payloads, erro
 	}
 	sk, ok := m.Payloads[len(m.Payloads)-1].(*message.Encrypted)
 	if !ok {
-		return nil, errors.New("no encrypted payload (fragments are not supported)")
+		return nil, errors.New("no encrypted payload")
 	}
 	in, err := sa.opener()
 	if err != nil {
@@ -342,9 +365,20 @@ func (sa *ikeSA) decrypt(raw []byte, m *message.Message) (message.Payloads, erro
 	return message.DecodePayloads(sk.NextPayload, plain)
 }
 
-func (sa *ikeSA) send(raw []byte) {
-	if err := sa.e.conn.Send(transport.Packet{Data: raw, Local: sa.local, Remote: sa.remote}); err != nil {
-		sa.e.log.Debug("send failed", "sa", sa.logID(), "err", err)
+// send sends a message, or all its fragments, to the peer.
+func (sa *ikeSA) send(msgs [][]byte) {
+	sa.sendTo(msgs, sa.local, sa.remote)
+}
+
+func (sa *ikeSA) sendTo(msgs [][]byte, local, remote netip.AddrPort) {
+	if len(msgs) > 1 {
+		sa.e.frag.messagesSent.Add(1)
+		sa.e.frag.fragmentsSent.Add(uint64(len(msgs)))
+	}
+	for _, raw := range msgs {
+		if err := sa.e.conn.Send(transport.Packet{Data: raw, Local: local, Remote: remote}); err != nil {
+			sa.e.log.Debug("send failed", "sa", sa.logID(), "err", err)
+		}
 	}
 }
 
@@ -387,7 +421,7 @@ func (sa *ikeSA) start(t task, mid uint32) error {
 		return fmt.Errorf("encode %v: %w", t.exchange(), err)
 	}
 	if t.exchange() == message.ExchangeIKESAInit {
-		sa.initReq = raw
+		sa.initReq = raw[0]
 	}
 	sa.nextMID = mid + 1
 	p := &pendingRequest{task: t, mid: mid, raw: raw}
@@ -430,7 +464,15 @@ func (sa *ikeSA) handleResponse(raw []byte, m *message.Message, from transport.P
 		payloads = m.Payloads
 	} else {
 		var err error
-		if payloads, err = sa.decrypt(raw, m); err != nil {
+		var complete bool
+		payloads, complete, err = sa.openMessage(raw, m, fragResponse)
+		if !complete {
+			if err != nil {
+				sa.e.log.Debug("dropping response fragment", "sa", sa.logID(), "err", err)
+			}
+			return // the retransmission timer still runs
+		}
+		if err != nil {
 			var crit *message.UnsupportedCriticalPayloadError
 			if !errors.As(err, &crit) {
 				sa.e.log.Debug("dropping response", "sa", sa.logID(), "err", err)
@@ -472,6 +514,8 @@ func (sa *ikeSA) stopPending() {
 		sa.pending.timer.Stop()
 	}
 	sa.pending = nil
+	// Fragments of a response to it can no longer complete anything.
+	sa.dropReassembly(fragResponse)
 }
 
 // followPeer updates the peer's address after an authenticated message
@@ -494,14 +538,25 @@ func (sa *ikeSA) followPeer(from transport.Packet) {
 // dropped (RFC 7296 §2.3).
 func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Packet) {
 	if sa.haveLastResp && m.MessageID+1 == sa.peerMID {
+		if f := lastFragment(m); f != nil && f.Number != 1 {
+			// RFC 7383 §2.6.1: of a retransmitted fragmented request only
+			// fragment 1 triggers the resend, or every fragment would.
+			return
+		}
 		sa.e.log.Debug("retransmitted request, resending response", "sa", sa.logID(), "message_id", m.MessageID)
-		sa.e.conn.Send(transport.Packet{Data: sa.lastResp, Local: from.Local, Remote: from.Remote})
+		sa.sendTo(sa.lastResp, from.Local, from.Remote)
 		return
 	}
 	if m.MessageID != sa.peerMID || m.Exchange == message.ExchangeIKESAInit {
 		return
 	}
-	payloads, err := sa.decrypt(raw, m)
+	payloads, complete, err := sa.openMessage(raw, m, fragRequest)
+	if !complete {
+		if err != nil {
+			sa.e.log.Debug("dropping request fragment", "sa", sa.logID(), "err", err)
+		}
+		return
+	}
 	var crit *message.UnsupportedCriticalPayloadError
 	if err != nil && !errors.As(err, &crit) {
 		sa.e.log.Debug("dropping request", "sa", sa.logID(), "err", err)
@@ -577,6 +632,7 @@ func (sa *ikeSA) destroy() {
 	}
 	sa.e.dropFollowup(sa, true)
 	sa.stopPending()
+	sa.dropReassembly(fragRequest)
 	if sa.hoTimer != nil {
 		sa.hoTimer.Stop()
 	}

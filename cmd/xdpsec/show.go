@@ -73,13 +73,14 @@ func runShow(args []string) int {
 			}
 		case "stats":
 			v = struct {
-				Workers  []control.Worker             `json:"workers"`
-				XDP      map[string]map[string]uint64 `json:"xdp"`
-				XSK      []control.XSK                `json:"xsk"`
-				NextHops map[string]map[string]uint64 `json:"next_hops,omitempty"`
-				IKE      map[string]uint64            `json:"ike,omitempty"`
-				Acquires map[string]uint64            `json:"acquires,omitempty"`
-			}{s.Workers, s.XDP, s.XSK, s.NextHops, s.IKEStats, s.Acquires}
+				Workers      []control.Worker             `json:"workers"`
+				XDP          map[string]map[string]uint64 `json:"xdp"`
+				XSK          []control.XSK                `json:"xsk"`
+				NextHops     map[string]map[string]uint64 `json:"next_hops,omitempty"`
+				IKE          map[string]uint64            `json:"ike,omitempty"`
+				IKEFragments map[string]uint64            `json:"ike_fragments,omitempty"`
+				Acquires     map[string]uint64            `json:"acquires,omitempty"`
+			}{s.Workers, s.XDP, s.XSK, s.NextHops, s.IKEStats, s.IKEFragments, s.Acquires}
 		}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -226,6 +227,10 @@ func printStats(w io.Writer, s *control.Snapshot) {
 	if len(s.Acquires) > 0 {
 		fmt.Fprintf(w, "acquires\n")
 		printMap(w, "  ", s.Acquires)
+	}
+	if len(s.IKEFragments) > 0 {
+		fmt.Fprintf(w, "ike fragments\n")
+		printMap(w, "  ", s.IKEFragments)
 	}
 }
 

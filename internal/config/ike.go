@@ -188,7 +188,7 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 	var authNode, localIDNode, remoteIDNode, childrenNode *yaml.Node
 	known := []string{"name", "local_addr", "remote_addr", "remote_port", "local_id", "remote_id", "auth",
 		"ike_proposals", "children", "start_action", "dpd_delay", "dpd_action", "close_action", "rekey_time", "ike_lifetime",
-		"encap", "max_children"}
+		"encap", "max_children", "fragmentation", "fragment_size"}
 	d.mapping(n, path, known, func(k string, v *yaml.Node) {
 		f := path + "." + k
 		switch k {
@@ -264,6 +264,14 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 		case "max_children":
 			if m, ok := d.integer(v, f, 1, 1<<16); ok {
 				c.MaxChildren = int(m)
+			}
+		case "fragmentation":
+			// IKE fragmentation (RFC 7383), on unless turned off.
+			c.NoFragmentation = !d.boolean(v, f)
+		case "fragment_size":
+			// The IP datagram size fragments fill, headers included.
+			if m, ok := d.integer(v, f, ike.MinFragmentSize, 65535); ok {
+				c.FragmentSize = int(m)
 			}
 		}
 	})

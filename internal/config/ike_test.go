@@ -65,6 +65,9 @@ func TestConnections(t *testing.T) {
 	if cn.Local.ID.String() != "192.0.2.1" || cn.Remote.ID.String() != "gw-b.example" {
 		t.Errorf("ids %s %s", cn.Local.ID, cn.Remote.ID)
 	}
+	if cn.NoFragmentation || cn.FragmentSize != 0 {
+		t.Errorf("fragmentation off or sized by default: %v, %d", cn.NoFragmentation, cn.FragmentSize)
+	}
 	if cn.StartAction != ike.StartStart || cn.DPDDelay != 30*time.Second || cn.DPDAction != ike.DPDRestart || cn.IKERekeyTime != 4*time.Hour {
 		t.Errorf("actions: %+v", cn.Connection)
 	}
@@ -150,6 +153,8 @@ func TestConnectionErrors(t *testing.T) {
 		{"bad addr", "{psk_file: psk}", "remote_addr: 192.0.2.2", "remote_addr: gw-b", "gw.yaml:6: connections[0].remote_addr: \"gw-b\" is not a unicast address"},
 		{"mixed families", "{psk_file: psk}", "remote_addr: 192.0.2.2", "remote_addr: 2001:db8::2", "connections[0].remote_addr: local_addr and remote_addr are of different address families"},
 		{"no children", "{psk_file: psk}", "    children:", "    kids:", "connections[0].kids: unknown field"},
+		{"bad fragmentation", "{psk_file: psk}", "rekey_time: 4h", "rekey_time: 4h\n    fragmentation: maybe", "gw.yaml:14: connections[0].fragmentation: \"maybe\" is not true or false"},
+		{"small fragment size", "{psk_file: psk}", "rekey_time: 4h", "rekey_time: 4h\n    fragment_size: 500", "gw.yaml:14: connections[0].fragment_size: 500 out of range [576, 65535]"},
 		{"unknown child field", "{psk_file: psk}", "mode: tunnel", "mood: tunnel", "gw.yaml:18: connections[0].children[0].mood: unknown field"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -279,5 +284,31 @@ func TestTrapAndTimers(t *testing.T) {
 	}
 	if r := c.IKE.Retransmit; r != (ike.Retransmit{Timeout: 200 * time.Millisecond, Base: 1.5, Tries: 3}) {
 		t.Errorf("retransmit %+v", r)
+	}
+}
+
+// TestConnectionFragmentation: fragmentation and fragment_size reach the
+// engine's connection.
+func TestConnectionFragmentation(t *testing.T) {
+	dir := t.TempDir()
+	writePSK(t, dir)
+	for _, tc := range []struct {
+		yaml string
+		off  bool
+		size int
+	}{
+		{"fragmentation: no", true, 0},
+		{"fragmentation: yes\n    fragment_size: 1400", false, 1400},
+		{"fragment_size: 576", false, 576},
+	} {
+		y := strings.Replace(strings.Replace(ikeBase, "%s", "{psk_file: psk}", 1), "rekey_time: 4h", "rekey_time: 4h\n    "+tc.yaml, 1)
+		c, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(y))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		cn := c.IKE.Connections[0]
+		if cn.NoFragmentation != tc.off || cn.FragmentSize != tc.size {
+			t.Errorf("%q: off %v size %d", tc.yaml, cn.NoFragmentation, cn.FragmentSize)
+		}
 	}
 }

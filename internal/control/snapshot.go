@@ -29,6 +29,9 @@ type Snapshot struct {
 	// Acquires counts the trap policies' acquires: raised by the workers,
 	// lost (no room), and what the IKE engine made of them.
 	Acquires map[string]uint64 `json:"acquires,omitempty"`
+	// IKEFragments are the IKE engine's fragmentation (RFC 7383)
+	// counters; empty without connections.
+	IKEFragments map[string]uint64 `json:"ike_fragments,omitempty"`
 }
 
 // IKESA is one IKE SA as `show ike` prints it.

@@ -172,11 +172,12 @@ func TestSAInfo(t *testing.T) {
 
 func TestCollector(t *testing.T) {
 	snap := &control.Snapshot{
-		SAs:      []control.SA{{Name: "ab", SPI: 0x1001, Dir: "in", Packets: 9, Usable: true, Drops: map[string]uint64{"replay": 3}}},
-		Workers:  []control.Worker{{ID: 0, Counters: map[string]uint64{"encaps": 4}, Drops: map[string]uint64{"no_route": 1}}},
-		XDP:      map[string]map[string]uint64{"wan": {"esp_unknown_spi": 2}},
-		XSK:      []control.XSK{{Interface: "wan0", Counters: map[string]uint64{"free": 10}}},
-		IKEStats: IKEStats(ike.FloodStats{CookiesSent: 5, RateLimited: 6, HalfOpen: 7, HalfOpenPeak: 8}),
+		SAs:          []control.SA{{Name: "ab", SPI: 0x1001, Dir: "in", Packets: 9, Usable: true, Drops: map[string]uint64{"replay": 3}}},
+		Workers:      []control.Worker{{ID: 0, Counters: map[string]uint64{"encaps": 4}, Drops: map[string]uint64{"no_route": 1}}},
+		XDP:          map[string]map[string]uint64{"wan": {"esp_unknown_spi": 2}},
+		XSK:          []control.XSK{{Interface: "wan0", Counters: map[string]uint64{"free": 10}}},
+		IKEStats:     IKEStats(ike.FloodStats{CookiesSent: 5, RateLimited: 6, HalfOpen: 7, HalfOpenPeak: 8}),
+		IKEFragments: map[string]uint64{"drop_integrity": 5},
 	}
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(newCollector(func() *control.Snapshot { return snap })); err != nil {
@@ -209,6 +210,7 @@ func TestCollector(t *testing.T) {
 		"xdpsec_ike_flood_total{counter=rate_limited}":                     6,
 		"xdpsec_ike_half_open{gauge=half_open}":                            7,
 		"xdpsec_ike_half_open{gauge=half_open_peak}":                       8,
+		"xdpsec_ike_fragments_total{counter=drop_integrity}":               5,
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)

@@ -354,6 +354,8 @@ func TestIKEPlaneLoopback(t *testing.T) {
 	}
 	if snap := a.Snapshot(); len(snap.IKE) != 1 || len(snap.SAs) != 2 {
 		t.Errorf("snapshot: %d IKE SAs, %d SAs; want 1 and 2", len(snap.IKE), len(snap.SAs))
+	} else if _, ok := snap.IKEFragments["reassembled"]; !ok {
+		t.Errorf("snapshot lacks the IKE fragment counters: %v", snap.IKEFragments)
 	}
 	rows, err := os.ReadFile(filepath.Join(filepath.Dir(a.cfg.File), "keys-a", "esp_sa"))
 	if err != nil || !strings.Contains(string(rows), fmt.Sprintf("0x%08x", outA.SPI)) {

@@ -21,7 +21,7 @@ type collector struct {
 
 	saPackets, saBytes, saDrops, saSeq, saReplayTop, saUsable *prometheus.Desc
 	worker, workerDrops, xdp, xskC, hops, acquires            *prometheus.Desc
-	ikeFlood, ikeHalfOpen                                     *prometheus.Desc
+	ikeFlood, ikeHalfOpen, ikeFrag                            *prometheus.Desc
 }
 
 func newCollector(snap func() *control.Snapshot) *collector {
@@ -43,12 +43,13 @@ func newCollector(snap func() *control.Snapshot) *collector {
 			"IKE_SA_INIT handling under load: requests, cookies sent/valid/invalid, rate-limited and half-open-cap drops, expiries.", []string{"counter"}, nil),
 		ikeHalfOpen: prometheus.NewDesc("xdpsec_ike_half_open", "Half-open responder IKE SAs: now (half_open) and the peak (half_open_peak).", []string{"gauge"}, nil),
 		acquires:    prometheus.NewDesc("xdpsec_acquires_total", "Trap policies' acquires: raised by the workers, lost, and what IKE made of them.", []string{"counter"}, nil),
+		ikeFrag:     prometheus.NewDesc("xdpsec_ike_fragments_total", "IKE fragmentation (RFC 7383): fragments sent and reassembled, and drops by cause.", []string{"counter"}, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.saPackets, c.saBytes, c.saDrops, c.saSeq, c.saReplayTop, c.saUsable,
-		c.worker, c.workerDrops, c.xdp, c.xskC, c.hops, c.acquires, c.ikeFlood, c.ikeHalfOpen} {
+		c.worker, c.workerDrops, c.xdp, c.xskC, c.hops, c.acquires, c.ikeFlood, c.ikeHalfOpen, c.ikeFrag} {
 		ch <- d
 	}
 }
@@ -113,6 +114,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, v := range s.Acquires {
 		counter(c.acquires, v, k)
+	}
+	for k, v := range s.IKEFragments {
+		counter(c.ikeFrag, v, k)
 	}
 }
 

@@ -41,6 +41,7 @@ func (d *Daemon) Snapshot() *control.Snapshot {
 		s.IKE = d.ike.list()
 		s.IKEStats = IKEStats(d.ike.engine.Stats())
 		s.Acquires = d.ike.acquireCounters()
+		s.IKEFragments = d.ike.engine.FragmentStats().Counters()
 	}
 	for _, p := range d.spd.Policies() {
 		cp := control.Policy{Name: p.Name, Selector: SelectorString(p.Selector), Action: p.Action.String(), Trap: p.Acquire.Load()}
