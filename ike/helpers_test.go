@@ -49,7 +49,8 @@ type lossyConn struct {
 	transport.Conn
 	mu    sync.Mutex
 	drop  func(h message.Header, n int) bool // n: how many such messages were sent before
-	count map[string]int
+	count map[string]int                     // datagrams by kind
+	msgs  map[string]int                     // messages by kind (fragments of one count once)
 	// mangle, if set, may replace a datagram before it goes out; it runs
 	// on the sending engine's loop goroutine.
 	mangle func(h message.Header, data []byte) []byte
@@ -85,6 +86,11 @@ func (l *lossyConn) Send(p transport.Packet) error {
 		l.mu.Lock()
 		k := msgKey(h)
 		n := l.count[k]
+		if h.NextPayload != message.PayloadSKF || len(p.Data) < message.HeaderLen+6 || p.Data[message.HeaderLen+5] == 1 && p.Data[message.HeaderLen+4] == 0 {
+			// Messages, not datagrams: a fragmented message counts once,
+			// at its fragment 1.
+			l.msgs[k]++
+		}
 		l.count[k]++
 		drop := l.drop != nil && l.drop(h, n)
 		mangle := l.mangle
@@ -111,10 +117,12 @@ func (l *lossyConn) setMangle(f func(h message.Header, data []byte) []byte) {
 	l.mangle = f
 }
 
+// sent is the number of messages of kind k sent (a fragmented message
+// counts once).
 func (l *lossyConn) sent(k string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.count[k]
+	return l.msgs[k]
 }
 
 // peer is one engine of a test pair.
@@ -218,7 +226,7 @@ func startPairConfig(t testing.TB, ci, cr Connection, addrI, addrR netip.Addr, w
 	rIKE, rNATT := ur.Ports()
 	side := 0
 	mk := func(u *transport.UDP, c Connection, rike, rnatt uint16, addr netip.Addr) *peer {
-		p := &peer{inst: NewMemInstaller(), conn: &lossyConn{Conn: u, count: map[string]int{}}, log: &logBuffer{}, addr: addr}
+		p := &peer{inst: NewMemInstaller(), conn: &lossyConn{Conn: u, count: map[string]int{}, msgs: map[string]int{}}, log: &logBuffer{}, addr: addr}
 		var conns []Connection
 		if c.Name != "" {
 			conns = append(conns, c)
