@@ -59,6 +59,13 @@ type Config struct {
 	// empty means nothing outlives the daemon (no fail-closed across a
 	// crash).
 	PinPath string
+	// DetachOnStop (on_stop: detach) removes the XDP programs when the
+	// daemon stops, so the kernel routes on its own again. The default
+	// (on_stop: keep) leaves the pinned programs attached: until the next
+	// start takes them over, PROTECT traffic is dropped, never routed in
+	// clear, across a restart as across a crash. Without pin_path nothing
+	// outlives the daemon either way.
+	DetachOnStop bool
 	// Control is the Unix socket `xdpsec show` talks to.
 	Control string
 	// Metrics is the host:port of the Prometheus endpoint; empty: none.
@@ -300,7 +307,7 @@ func (d *decoder) duration(n *yaml.Node, field string) time.Duration {
 }
 
 func (d *decoder) top(n *yaml.Node, c *Config) {
-	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit"}
+	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit", "on_stop"}
 	var sasNode, polNode, connNode *yaml.Node
 	d.mapping(n, "", known, func(k string, v *yaml.Node) {
 		switch k {
@@ -321,6 +328,14 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 					d.errf(v, k, "500 is IKE's port")
 				}
 				c.NATTPort = uint16(p)
+			}
+		case "on_stop":
+			switch x := d.str(v, k); x {
+			case "keep":
+			case "detach":
+				c.DetachOnStop = true
+			default:
+				d.errf(v, k, "%q is not keep or detach", x)
 			}
 		case "pin_path":
 			c.PinPath = d.str(v, k)

@@ -153,6 +153,7 @@ func TestErrors(t *testing.T) {
 		{"bad action", "action: protect", "action: encrypt", "x.yaml:11: policies[0].action"},
 		{"lifetime", "    key: " + goodKey, "    key: " + goodKey + "\n    lifetime: {soft: {time: 2h}, hard: {time: 1h}}", "x.yaml:10: sas[0].lifetime: a soft limit exceeds its hard limit"},
 		{"nat-t port 500", "sas:", "nat_t_port: 500\nsas:", "x.yaml:2: nat_t_port: 500 is IKE's port"},
+		{"bad on_stop", "sas:", "on_stop: unpin\nsas:", "x.yaml:2: on_stop: \"unpin\" is not keep or detach"},
 		{"not a mapping", "interfaces: {lan: lan0, wan: wan0}", "interfaces: [lan0]", "x.yaml:1: interfaces: expected a mapping"},
 	}
 	for _, tc := range tests {
@@ -222,4 +223,21 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOnStop: keep is the default (a stopped daemon fails closed), detach
+// is asked for.
+func TestOnStop(t *testing.T) {
+	for _, tc := range []struct {
+		extra  string
+		detach bool
+	}{{"", false}, {"on_stop: keep\n", false}, {"on_stop: detach\n", true}} {
+		c, err := Parse("x.yaml", []byte(strings.Replace(base, "sas:", tc.extra+"sas:", 1)))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.extra, err)
+		}
+		if c.DetachOnStop != tc.detach {
+			t.Errorf("%q: DetachOnStop %v, want %v", tc.extra, c.DetachOnStop, tc.detach)
+		}
+	}
 }

@@ -94,7 +94,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	d = &Daemon{cfg: cfg, log: log, started: time.Now()}
 	defer func() {
 		if err != nil {
-			d.release(false)
+			d.release(false, false)
 			d = nil
 		}
 	}()
@@ -155,8 +155,9 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	return d, nil
 }
 
-// Run starts the gateway and serves until ctx is done, then shuts down
-// cleanly: nothing stays attached.
+// Run starts the gateway and serves until ctx is done, then shuts down:
+// with on_stop: detach (or no pin_path) nothing stays attached; by default
+// the pinned programs stay and fail closed until the next start (Stop).
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	d, err := Start(cfg, log)
 	if err != nil {
@@ -164,6 +165,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
+	if cfg.PinPath != "" && !cfg.DetachOnStop {
+		return d.Stop()
+	}
 	return d.Close()
 }
 
@@ -550,10 +554,21 @@ func (d *Daemon) lifetimes(ctx context.Context) {
 // control and metrics endpoints go. Afterwards nothing of the daemon is
 // attached to any interface.
 func (d *Daemon) Close() error {
-	return d.release(true)
+	return d.release(true, true)
 }
 
-func (d *Daemon) release(detach bool) error {
+// Stop shuts the gateway down as Close does, IKE deletes to the peers
+// included, but leaves the pinned XDP programs attached: with no socket
+// to redirect to they drop PROTECT traffic and ESP (fail closed) until
+// the next start takes them over, or `xdpsec run --cleanup` removes them.
+// It is what a restart wants: no plaintext leaves in between.
+func (d *Daemon) Stop() error {
+	return d.release(false, true)
+}
+
+// release tears the daemon down; detach removes the XDP programs (else
+// the pinned ones stay attached), goodbye sends IKE deletes first.
+func (d *Daemon) release(detach, goodbye bool) error {
 	if d.closed {
 		return nil
 	}
@@ -566,7 +581,7 @@ func (d *Daemon) release(detach bool) error {
 		<-d.bgDone
 	}
 	if d.ike != nil {
-		if detach && d.ike.engine != nil {
+		if goodbye && d.ike.engine != nil {
 			d.ike.goodbye()
 		}
 		// Before the XDP objects close: the engine's last deletes unset
@@ -608,7 +623,11 @@ func (d *Daemon) release(detach bool) error {
 			if s.att != nil {
 				s.att.Close()
 				if d.cfg.PinPath != "" {
-					d.log.Warn("start failed: the pinned XDP program stays attached and drops PROTECT traffic (fail closed); fix and rerun, or remove it with `xdpsec run --cleanup -c FILE`",
+					why := "start failed"
+					if goodbye {
+						why = "stopped (on_stop: keep)"
+					}
+					d.log.Warn(why+": the pinned XDP program stays attached and drops PROTECT traffic (fail closed) until the next start; remove it with `xdpsec run --cleanup -c FILE`",
 						"program", "xdp_"+s.name, "interface", s.ifc.Name)
 				}
 			}

@@ -27,6 +27,7 @@ interfaces: {lan: lan0, wan: wan0, queues: 1, xdp_mode: auto}
 default_action: discard
 nat_t_port: 4500
 pin_path: /sys/fs/bpf/xdpsec/$P-$2
+on_stop: detach   # a lab: leave nothing behind (production keeps failing closed)
 control: /run/xdpsec/$P-$2.sock
 state_file: $DIR/$2.seq
 metrics: 127.0.0.1:9301

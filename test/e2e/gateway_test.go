@@ -96,6 +96,7 @@ func (l *lab) configs(t *testing.T, o tunnelOpts) (string, string, tunnelKeys) {
 interfaces: {lan: %[16]s, wan: wan0, queues: %[18]d, xdp_mode: auto, cpus: %[17]s}
 default_action: discard
 pin_path: %[2]s
+on_stop: detach
 control: %[3]s
 state_file: %[15]s
 metrics: 127.0.0.1:9301
@@ -499,10 +500,23 @@ func testKeyMismatch(t *testing.T, l *lab) {
 
 // testKill9: gwA killed while hostA sends leaks not one plaintext packet
 // (its pinned program fails closed), and a restarted gwA carries traffic
-// again at once.
+// again at once. The same for a SIGTERM with the production default
+// on_stop: keep (the lab's configurations say detach): the stopped daemon
+// leaves its programs attached and the next start takes them over.
 func testKill9(t *testing.T, l *lab) {
 	a, b, _ := l.configs(t, tunnelOpts{})
-	gA := l.start(t, "gA", a)
+	keep := filepath.Join(filepath.Dir(a), "gA-keep.yaml")
+	y, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(y, []byte("on_stop: detach")) {
+		t.Fatalf("%s has no on_stop: detach line", a)
+	}
+	if err := os.WriteFile(keep, bytes.Replace(y, []byte("on_stop: detach"), []byte("on_stop: keep"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gA := l.start(t, "gA", keep)
 	gB := l.start(t, "gB", b)
 	l.warmUp(t, "hA", hostB4)
 	l.warmUp(t, "hA", hostB6)
@@ -525,7 +539,7 @@ func testKill9(t *testing.T, l *lab) {
 	defer cancel()
 	var pingers []*exec.Cmd
 	for _, dst := range []string{hostB4, hostB6} {
-		p := l.cmd(ctx, "hA", "ping", "-n", "-q", "-i", "0.01", "-w", "4", dst)
+		p := l.cmd(ctx, "hA", "ping", "-n", "-q", "-i", "0.01", "-w", "6", dst)
 		if err := p.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -537,6 +551,18 @@ func testKill9(t *testing.T, l *lab) {
 	if att := l.xdpAttached(t, "gA"); len(att) != 2 {
 		t.Errorf("after kill -9, XDP attached on %v, want lan0 and wan0 (fail closed)", att)
 	}
+	gAk := l.start(t, "gA", keep)
+	time.Sleep(500 * time.Millisecond)
+	if err := gAk.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("SIGTERM with on_stop: keep: exit %v\n%s", err, gAk.logText())
+	}
+	if att := l.xdpAttached(t, "gA"); len(att) != 2 {
+		t.Errorf("after SIGTERM with on_stop: keep, XDP attached on %v, want lan0 and wan0 (fail closed)", att)
+	}
+	if _, err := os.Stat(l.pinPath("gA")); err != nil {
+		t.Errorf("after SIGTERM with on_stop: keep, the pins are gone: %v", err)
+	}
+	time.Sleep(time.Second)
 	gA2 := l.start(t, "gA", a)
 	for _, p := range pingers {
 		p.Wait()

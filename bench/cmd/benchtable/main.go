@@ -86,12 +86,13 @@ func main() {
 	section("ESP decapsulation (ParseOuter + Decap, replay on) vs bare AES-GCM-128 Open", "fastpath/esp",
 		"BenchmarkDecap", "BenchmarkAEADOpen", suites,
 		func(n, s string) string { return n + "/size=" + s }, func(s string) string { return "size=" + s })
-	section("Whole pipeline, AES-GCM-128, worker polls of 64 (RX copy, SPD, SA, seq, ESP, TX) vs bare Seal", "fastpath",
-		"BenchmarkPipelineEncap", "BenchmarkBareSeal", []string{"encap"},
-		func(_, s string) string { return "size=" + s }, func(s string) string { return "size=" + s })
-	section("Whole pipeline, decap (RX copy, SPI, replay, open, selectors, TX) vs bare Open", "fastpath",
-		"BenchmarkPipelineDecap", "BenchmarkBareOpen", []string{"decap"},
-		func(_, s string) string { return "size=" + s }, func(s string) string { return "size=" + s })
+	rx := []string{"staged", "copy"}
+	section("Whole pipeline, AES-GCM-128, worker polls of 64 (RX, SPD, SA, seq, ESP, TX) vs bare Seal; rx=staged: frames already in port memory (zero-copy NIC), rx=copy: copied in on the clock (copy-mode AF_XDP)", "fastpath",
+		"BenchmarkPipelineEncap", "BenchmarkBareSeal", rx,
+		func(n, s string) string { return "rx=" + n + "/size=" + s }, func(s string) string { return "size=" + s })
+	section("Whole pipeline, decap (RX, SPI, replay, open, selectors, TX) vs bare Open; rx as above", "fastpath",
+		"BenchmarkPipelineDecap", "BenchmarkBareOpen", rx,
+		func(n, s string) string { return "rx=" + n + "/size=" + s }, func(s string) string { return "size=" + s })
 
 	fmt.Fprintf(w, "### SA lookup by SPI (sad.Table) against the same lookup in a table of one\n\n| SAs | working set | ns/op | ratio to 1 SA |\n|---|---|---:|---:|\n")
 	for _, set := range []string{"hot", "spread"} {
