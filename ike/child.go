@@ -410,7 +410,13 @@ func (e *Engine) removeChild(sa *ikeSA, c *childSA, linger bool) {
 	if !linger {
 		e.releaseSPI(c.inSPI)
 	}
-	sa.children = slices.DeleteFunc(sa.children, func(x *childSA) bool { return x == c })
+	// c may have moved to a new IKE SA (an IKE rekey) while an exchange
+	// about it ran on the old one: it leaves the one that carries it now.
+	gone := func(x *childSA) bool { return x == c }
+	sa.children = slices.DeleteFunc(sa.children, gone)
+	if c.ike != nil && c.ike != sa {
+		c.ike.children = slices.DeleteFunc(c.ike.children, gone)
+	}
 }
 
 // endLinger removes a rekeyed Child SA's lingering inbound half and frees

@@ -99,7 +99,7 @@ func respondInformational(sa *ikeSA, req message.Payloads) ([]message.Payload, f
 		switch d.Protocol {
 		case message.ProtocolIKE:
 			sa.e.log.Info("peer deleted the IKE SA", "sa", sa.logID())
-			if next := sa.ikeSuccessor; next != nil && next.state == StateEstablished {
+			if next := sa.ikeSuccessor; next != nil && next.state == StateEstablished && !sa.replaced {
 				// The end of a rekey the peer started (§2.18).
 				sa.e.log.Info("IKE SA rekeyed by peer", "old", sa.logID(), "new", next.logID())
 				sa.moveTo(next)

@@ -753,3 +753,38 @@ func firstKey[V any](m map[uint64]V) uint64 {
 	}
 	return 0
 }
+
+// TestChildDeleteAcrossIKERekey: the Delete of a rekeyed Child SA waits
+// RekeyDeleteDelay; an IKE SA rekey that starts meanwhile moves the Child
+// SAs to the new IKE SA, and the Delete must go with them (not die with
+// the old IKE SA's queue), or the old Child SA would stay for ever.
+func TestChildDeleteAcrossIKERekey(t *testing.T) {
+	defer func(d time.Duration) { testRekeyDeleteDelay = d }(testRekeyDeleteDelay)
+	testRekeyDeleteDelay = 30 * time.Millisecond
+	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
+	var l lossless
+	i, r := startPairWith(t, ci, cr, addrI, addrR, l.wrap)
+	if err := i.e.Initiate(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	steady(t, i, r, 1)
+	l.arm()
+	for n := range 10 {
+		if err := i.e.RekeyChild(ctx(t), childSPI(t, i)); err != nil {
+			t.Fatal(err)
+		}
+		// The IKE rekey is in flight when the Child SA's Delete is due:
+		// the responder's loop is held while the request waits.
+		held := make(chan struct{})
+		go r.e.do(ctx(t), func() { close(held); time.Sleep(time.Duration(40+n%3*20) * time.Millisecond) })
+		<-held
+		if err := i.e.RekeyIKE(ctx(t), "test"); err != nil {
+			t.Fatal(err)
+		}
+		steady(t, i, r, 1)
+	}
+	l.result(t)
+	if strings.Contains(r.log.String(), "peer did not delete the rekeyed Child SA") {
+		t.Error("a Delete of a rekeyed Child SA was lost in an IKE rekey; the responder's grace timer had to clean up")
+	}
+}
