@@ -290,8 +290,8 @@ func (e *Engine) RekeyChild(ctx context.Context, spi uint32) error {
 // RekeyChildren rekeys the Child SAs named child of the connection's
 // established IKE SAs (an operator's or a test's explicit rekey, as
 // `swanctl --rekey --child`) and waits for the CREATE_CHILD_SA exchanges.
-// A Child SA the peer is rekeying already counts as done: its successor
-// replaces it.
+// Child SAs being rekeyed (by either end) or deleted are left alone; it
+// fails when that leaves none.
 func (e *Engine) RekeyChildren(ctx context.Context, conn, child string) error {
 	var waits []chan error
 	var busy bool
