@@ -52,6 +52,11 @@ type childSA struct {
 	outInst    bool // the outbound half is in the data plane
 	ourRequest bool
 	viaCreate  bool
+	// replaced: a rekey made a successor that carries this SA's traffic
+	// now; its inbound half lingers after the deletion (retireChild).
+	replaced bool
+	// rekeyDue: a soft lifetime ran out, so a failed rekey is retried.
+	rekeyDue bool
 }
 
 // childState is the life stage of a Child SA with respect to rekeying.
@@ -368,12 +373,31 @@ func (e *Engine) deleteOutbound(c *childSA) {
 
 // deleteChild removes both halves of a Child SA from the data plane.
 func (e *Engine) deleteChild(sa *ikeSA, c *childSA) {
+	e.removeChild(sa, c, false)
+}
+
+// retireChild ends a Child SA at the close of its Delete exchange: like
+// deleteChild, except that a rekeyed SA's inbound half lingers for
+// RekeyedInboundDelay, so the packets the peer sealed with it before it
+// switched to the successor are still decrypted (make-before-break on
+// the receiving side: the old inbound SA lives until the peer stops using
+// it).
+func (e *Engine) retireChild(sa *ikeSA, c *childSA) {
+	e.removeChild(sa, c, c.replaced && e.rekeyedDelay > 0)
+}
+
+func (e *Engine) removeChild(sa *ikeSA, c *childSA, linger bool) {
 	e.deleteOutbound(c)
 	if c.installed {
-		if err := e.inst.Delete(c.inSPI, sad.Inbound); err != nil {
+		if linger {
+			spi := c.inSPI
+			e.lingering[spi] = e.afterFunc(e.rekeyedDelay, func() { e.endLinger(spi) })
+		} else if err := e.inst.Delete(c.inSPI, sad.Inbound); err != nil {
 			e.log.Debug("delete inbound", "spi", fmt.Sprintf("%08x", c.inSPI), "err", err)
 		}
 		c.installed = false
+	} else {
+		linger = false
 	}
 	for _, t := range c.timers {
 		t.Stop()
@@ -383,6 +407,29 @@ func (e *Engine) deleteChild(sa *ikeSA, c *childSA) {
 	c.secret = nil
 	c.wipeOutKeys()
 	c.state = childDead
-	e.releaseSPI(c.inSPI)
-	sa.children = slices.DeleteFunc(sa.children, func(x *childSA) bool { return x == c })
+	if !linger {
+		e.releaseSPI(c.inSPI)
+	}
+	// c may have moved to a new IKE SA (an IKE rekey) while an exchange
+	// about it ran on the old one: it leaves the one that carries it now.
+	gone := func(x *childSA) bool { return x == c }
+	sa.children = slices.DeleteFunc(sa.children, gone)
+	if c.ike != nil && c.ike != sa {
+		c.ike.children = slices.DeleteFunc(c.ike.children, gone)
+	}
+}
+
+// endLinger removes a rekeyed Child SA's lingering inbound half and frees
+// its SPI.
+func (e *Engine) endLinger(spi uint32) {
+	t, ok := e.lingering[spi]
+	if !ok {
+		return
+	}
+	t.Stop()
+	delete(e.lingering, spi)
+	if err := e.inst.Delete(spi, sad.Inbound); err != nil {
+		e.log.Debug("delete lingering inbound", "spi", fmt.Sprintf("%08x", spi), "err", err)
+	}
+	e.releaseSPI(spi)
 }

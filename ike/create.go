@@ -141,6 +141,7 @@ func (t *createChildTask) abort(sa *ikeSA, err error) {
 			// A collision whose other half succeeded: the peer's SA
 			// replaces old, and the peer deletes old.
 			old.state = childRekeyed
+			old.replaced = true
 		} else {
 			old.state = childActive
 			sa.e.retryRekey(old)
@@ -228,6 +229,7 @@ func (t *createChildTask) process(sa *ikeSA, resp message.Payloads) error {
 		if bytes.Compare(minNonce(c.ni, c.nr), minNonce(peer.ni, peer.nr)) < 0 {
 			sa.e.log.Info("rekey collision lost, deleting our redundant Child SA", "sa", sa.logID(), "child", t.cfg.Name, "spi_in", fmt.Sprintf("%08x", c.inSPI))
 			old.state = childRekeyed
+			old.replaced = true
 			c.ike = sa
 			c.state = childDeleting
 			sa.children = append(sa.children, c)
@@ -248,14 +250,33 @@ func (t *createChildTask) process(sa *ikeSA, resp message.Payloads) error {
 		// Make-before-break: the peer has had the new inbound SA since its
 		// response and InstallOutbound just moved our traffic to the new
 		// SA; old's outbound half is idle, its inbound half stays until
-		// the peer confirms the Delete.
+		// the peer confirms the Delete, and lingers a little after it.
 		sa.e.log.Info("Child SA rekeyed", "sa", sa.logID(), "child", t.cfg.Name, "old_in", fmt.Sprintf("%08x", old.inSPI), "new_in", fmt.Sprintf("%08x", c.inSPI), "pfs", t.group != 0)
 		old.state = childDeleting
+		old.replaced = true
 		sa.e.deleteOutbound(old)
-		sa.enqueueFirst(&deleteChildTask{children: []*childSA{old}})
+		sa.e.deleteRekeyed(old)
 	}
 	t.finish(nil)
 	return nil
+}
+
+// deleteRekeyed sends the Delete of a Child SA our rekey replaced, once
+// RekeyDeleteDelay has let the packets sealed with it before the switch
+// leave the data plane (they must not arrive after the Delete at a peer
+// that removes the SA at once). The SA may have moved to another IKE SA
+// meanwhile; on a dead IKE SA it went with the rest.
+func (e *Engine) deleteRekeyed(old *childSA) {
+	send := func() {
+		if sa := old.ike; old.state == childDeleting && sa != nil && sa.state == StateEstablished && slices.Contains(sa.children, old) {
+			sa.enqueueFirst(&deleteChildTask{children: []*childSA{old}})
+		}
+	}
+	if e.rekeyDelete <= 0 {
+		send()
+		return
+	}
+	old.timers = append(old.timers, e.afterFunc(e.rekeyDelete, send))
 }
 
 func minNonce(a, b []byte) []byte {
@@ -433,14 +454,17 @@ func refuseWith(t message.NotifyType, data []byte) ([]message.Payload, func()) {
 // that replaced it in a rekey the peer started.
 func (e *Engine) switchToSuccessor(sa *ikeSA, old *childSA) {
 	s := old.successor
-	if s == nil || s.state == childDead || s.outInst || s.ike != sa {
+	if s == nil || s.state == childDead || s.ike != sa {
 		return
 	}
-	if err := e.installChild(sa, s, false, true); err != nil {
-		e.log.Error("cannot install outbound SA", "sa", sa.logID(), "child", s.cfg.Name, "err", err)
-		return
+	if !s.outInst {
+		if err := e.installChild(sa, s, false, true); err != nil {
+			e.log.Error("cannot install outbound SA", "sa", sa.logID(), "child", s.cfg.Name, "err", err)
+			return
+		}
+		e.log.Info("Child SA rekeyed by peer", "sa", sa.logID(), "child", s.cfg.Name, "old_in", fmt.Sprintf("%08x", old.inSPI), "new_in", fmt.Sprintf("%08x", s.inSPI))
 	}
-	e.log.Info("Child SA rekeyed by peer", "sa", sa.logID(), "child", s.cfg.Name, "old_in", fmt.Sprintf("%08x", old.inSPI), "new_in", fmt.Sprintf("%08x", s.inSPI))
+	old.replaced = true
 }
 
 // graceExpired handles a peer that rekeyed old but never deleted it: we

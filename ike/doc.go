@@ -35,17 +35,23 @@
 //   - §1.3.3, §2.8: Child SA rekeying (REKEY_SA), make-before-break: the
 //     responder installs the new inbound SA before its response, the
 //     initiator installs both halves on the response and deletes the old
-//     SA; the responder moves its outbound traffic when that Delete arrives
-//     (or after a grace period). The Installer contract for the switch is
+//     SA RekeyDeleteDelay later (packets sealed with it just before the
+//     switch leave first); the responder moves its outbound traffic when
+//     that Delete arrives (or after a grace period). Both ends keep the old
+//     inbound SA RekeyedInboundDelay past the Delete exchange, for packets
+//     the IKE message overtook. The Installer contract for the switch is
 //     on Installer. §2.8.1: simultaneous rekeys, the SA with the lowest
 //     nonce is deleted by its creator. §2.25: TEMPORARY_FAILURE and
 //     CHILD_SA_NOT_FOUND for rekeys of SAs going away or unknown.
 //   - §1.3.2, §2.18: IKE SA rekeying with new SPIs and SKEYSEED from the old
-//     SK_d; the Child SAs move to the new IKE SA; collisions as in §2.8.1.
+//     SK_d; the Child SAs move to the new IKE SA (on the responder, at the
+//     Delete of the old one or the first Child SA work on the new one);
+//     collisions as in §2.8.1.
 //   - Lifetimes: soft (rekey, jittered up to 10% earlier) and hard
 //     (delete) times for Child SAs (ChildConfig.Lifetime) and IKE SAs
 //     (Connection.IKERekeyTime, IKELifetime); the data plane's byte, packet
-//     and sequence-number limits arrive through Engine.Expire.
+//     and sequence-number limits arrive through Engine.Expire. A rekey a
+//     soft lifetime asked for is retried until it succeeds.
 //   - §2.4: dead peer detection (Connection.DPDDelay) with the actions
 //     clear, restart (re-initiate until the peer answers) and trap
 //     (TrapInstaller); INITIAL_CONTACT sent on the first IKE_AUTH with a
@@ -96,7 +102,7 @@
 //
 // The API: New starts an Engine on a transport.Conn (ike/transport opens
 // UDP 500 and 4500) with the Connections and an Installer; Initiate,
-// InitiateChild, RekeyChild, RekeyIKE, Expire, Terminate, TerminateChild
+// InitiateChild, RekeyChild, RekeyChildren, RekeyIKE, Expire, Terminate, TerminateChild
 // and Ping drive it; List shows its SAs.
 //
 // Not implemented yet: NAT keepalives, configuration payloads, EAP,

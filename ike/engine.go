@@ -52,7 +52,32 @@ type Config struct {
 	// files (copy them into a WIRESHARK_CONFIG_DIR). For debugging only: they
 	// defeat the protection of every SA they list. Off (nil) by default.
 	KeyLogIKE, KeyLogESP io.Writer
+	// RekeyedInboundDelay is how long the inbound half of a Child SA that
+	// a rekey replaced stays in the data plane after the Delete exchange
+	// that ends it (strongSwan's delete_rekeyed_delay): the peer switched
+	// to the new SA just before, and ESP it sealed with the old one may
+	// still be on the wire or in a worker's queue, behind the IKE message
+	// that took the faster path. The SA can only decrypt; nothing is sent
+	// with it. Default DefaultRekeyedInboundDelay; negative: none.
+	RekeyedInboundDelay time.Duration
+	// RekeyDeleteDelay is how long the initiator of a Child SA rekey waits,
+	// after its traffic moved to the new SA, before it sends the Delete of
+	// the old one: packets a worker sealed with the old SA just before the
+	// switch leave through the data plane, the Delete through the kernel,
+	// and a peer that drops the old inbound SA at once on the Delete
+	// (strongSwan as rekey responder does) would lose the ones the Delete
+	// overtook. Default DefaultRekeyDeleteDelay; negative: none.
+	RekeyDeleteDelay time.Duration
 }
+
+// DefaultRekeyDeleteDelay is the default Config.RekeyDeleteDelay: many
+// times a worker's batch, well under any lifetime.
+const DefaultRekeyDeleteDelay = 100 * time.Millisecond
+
+// DefaultRekeyedInboundDelay is the default Config.RekeyedInboundDelay:
+// far longer than any reordering between the IKE and the ESP path, short
+// enough that very short lifetimes do not pile SAs up.
+const DefaultRekeyedInboundDelay = time.Second
 
 // Engine owns the IKE sockets' traffic, the IKE SAs and their Child SAs.
 // Its methods are safe for concurrent use: they hand work to the engine's
@@ -78,6 +103,8 @@ type Engine struct {
 	rNATTPort       uint16
 	keylogIKE       io.Writer
 	keylogESP       io.Writer
+	rekeyedDelay    time.Duration
+	rekeyDelete     time.Duration
 
 	sas       map[uint64]*ikeSA         // by our SPI
 	halfOpen  map[halfOpenKey]*ikeSA    // responder SAs before IKE_AUTH
@@ -85,6 +112,10 @@ type Engine struct {
 	hybrid    map[*ikeSA]*hybridState   // IKE SAs between IKE_SA_INIT and IKE_AUTH with additional key exchanges
 	followups map[*ikeSA]*followupState // by old IKE SA: peers' rekeys waiting for IKE_FOLLOWUP_KE
 	spis      map[uint32]struct{}       // our inbound ESP SPIs
+	// lingering are the inbound halves of rekeyed Child SAs kept for
+	// late packets after their deletion (RekeyedInboundDelay), by SPI;
+	// their SPIs stay reserved until the timer removes them.
+	lingering map[uint32]*time.Timer
 	nextReqID uint32
 	frag      fragCounters
 	// fragTimeout is reassemblyTimeout; tests shorten it.
@@ -135,6 +166,9 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		rNATTPort:       cfg.RemoteNATTPort,
 		keylogIKE:       cfg.KeyLogIKE,
 		keylogESP:       cfg.KeyLogESP,
+		rekeyedDelay:    cfg.RekeyedInboundDelay,
+		rekeyDelete:     cfg.RekeyDeleteDelay,
+		lingering:       map[uint32]*time.Timer{},
 		sas:             map[uint64]*ikeSA{},
 		halfOpen:        map[halfOpenKey]*ikeSA{},
 		byInit:          map[halfOpenKey]*ikeSA{},
@@ -171,6 +205,12 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		slots = defaultLimiterSize
 	}
 	e.limiter = newSourceLimiter(rate, burst, min(slots, 1<<20), now)
+	if e.rekeyedDelay == 0 {
+		e.rekeyedDelay = DefaultRekeyedInboundDelay
+	}
+	if e.rekeyDelete == 0 {
+		e.rekeyDelete = DefaultRekeyDeleteDelay
+	}
 	names := map[string]bool{}
 	for i := range cfg.Connections {
 		c := cfg.Connections[i]
@@ -229,6 +269,9 @@ func (e *Engine) loop() {
 		case <-e.quit:
 			for _, sa := range e.sas {
 				sa.destroy()
+			}
+			for spi := range e.lingering {
+				e.endLinger(spi)
 			}
 			for _, c := range e.conns {
 				crypto.Zero(c.Local.PSK)

@@ -237,8 +237,10 @@ func startPairConfig(t testing.TB, ci, cr Connection, addrI, addrR netip.Addr, w
 		}
 		cfg := Config{
 			Connections: conns, RemoteIKEPort: rike, RemoteNATTPort: rnatt,
-			Retransmit: Retransmit{Timeout: 100 * time.Millisecond, Tries: 3},
-			Logger:     slog.New(slog.NewTextHandler(p.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Retransmit:          Retransmit{Timeout: 100 * time.Millisecond, Tries: 3},
+			RekeyedInboundDelay: testRekeyedDelay,
+			RekeyDeleteDelay:    testRekeyDeleteDelay,
+			Logger:              slog.New(slog.NewTextHandler(p.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		}
 		if tune != nil {
 			tune(side, &cfg)
@@ -260,6 +262,13 @@ func startPairConfig(t testing.TB, ci, cr Connection, addrI, addrR netip.Addr, w
 	}
 	return mk(ui, ci, rIKE, rNATT, addrI), mk(ur, cr, iIKE, iNATT, addrR)
 }
+
+// testRekeyedDelay is the engines' RekeyedInboundDelay in tests: short,
+// so a rekeyed SA's inbound half is gone soon after its Delete exchange.
+var testRekeyedDelay = 20 * time.Millisecond
+
+// testRekeyDeleteDelay is the engines' RekeyDeleteDelay in tests.
+var testRekeyDeleteDelay = 5 * time.Millisecond
 
 func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)

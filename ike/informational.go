@@ -46,7 +46,7 @@ func (t *deleteChildTask) process(sa *ikeSA, resp message.Payloads) error {
 	// peer has stopped using our inbound SPIs.
 	for _, c := range t.children {
 		sa.e.log.Info("Child SA deleted", "sa", sa.logID(), "child", c.cfg.Name, "spi_in", fmt.Sprintf("%08x", c.inSPI), "spi_out", fmt.Sprintf("%08x", c.outSPI))
-		sa.e.deleteChild(sa, c)
+		sa.e.retireChild(sa, c)
 	}
 	if t.done != nil {
 		signal(t.done, nil)
@@ -100,7 +100,7 @@ func respondInformational(sa *ikeSA, req message.Payloads) ([]message.Payload, f
 		switch d.Protocol {
 		case message.ProtocolIKE:
 			sa.e.log.Info("peer deleted the IKE SA", "sa", sa.logID())
-			if next := sa.ikeSuccessor; next != nil && next.state == StateEstablished {
+			if next := sa.ikeSuccessor; next != nil && next.state == StateEstablished && !sa.replaced {
 				// The end of a rekey the peer started (§2.18).
 				sa.e.log.Info("IKE SA rekeyed by peer", "old", sa.logID(), "new", next.logID())
 				sa.moveTo(next)
@@ -138,7 +138,7 @@ func respondInformational(sa *ikeSA, req message.Payloads) ([]message.Payload, f
 						}
 						ours.SPIs = append(ours.SPIs, c.inSPI)
 						sa.e.log.Info("peer deleted Child SA", "sa", sa.logID(), "child", c.cfg.Name, "spi_in", fmt.Sprintf("%08x", c.inSPI), "spi_out", fmt.Sprintf("%08x", c.outSPI))
-						sa.e.deleteChild(sa, c)
+						sa.e.retireChild(sa, c)
 						break
 					}
 				}

@@ -22,7 +22,7 @@ func jitter(d time.Duration) time.Duration {
 func (e *Engine) armChild(c *childSA) {
 	lt := c.cfg.Lifetime
 	if lt.Soft.Time > 0 {
-		c.timers = append(c.timers, e.afterFunc(jitter(lt.Soft.Time), func() { e.rekeyChild(c, nil) }))
+		c.timers = append(c.timers, e.afterFunc(jitter(lt.Soft.Time), func() { e.softExpired(c) }))
 	}
 	if lt.Hard.Time > 0 {
 		c.timers = append(c.timers, e.afterFunc(lt.Hard.Time, func() { e.expireChild(c, nil) }))
@@ -31,6 +31,14 @@ func (e *Engine) armChild(c *childSA) {
 
 func (c *childSA) alive() bool {
 	return c.state != childDead && c.ike != nil && c.ike.state != StateDead && slices.Contains(c.ike.children, c)
+}
+
+// softExpired rekeys c because a soft lifetime ran out: its time, or the
+// data plane's bytes, packets or sequence numbers. From now on a rekey
+// that fails is tried again until one succeeds or c goes.
+func (e *Engine) softExpired(c *childSA) {
+	c.rekeyDue = true
+	e.rekeyChild(c, nil)
 }
 
 // rekeyChild queues a rekey of c unless one is under way or c is going.
@@ -49,9 +57,13 @@ func (e *Engine) rekeyChild(c *childSA, done chan error) bool {
 }
 
 // retryRekey tries a failed rekey again after a short while (the peer may
-// have answered TEMPORARY_FAILURE), as long as the SA lives.
+// have answered TEMPORARY_FAILURE, or an IKE rekey was under way), as
+// long as the SA lives and its soft lifetime has run out. A soft expiry
+// the data plane reported (bytes, packets, a sequence number nearing its
+// limit) is reported once: without the retry such an SA would run on to
+// its hard limit or stop sending when its sequence numbers end.
 func (e *Engine) retryRekey(c *childSA) {
-	if c.cfg.Lifetime.Soft.Time == 0 {
+	if !c.rekeyDue {
 		return
 	}
 	d := max(e.retransmit.Timeout, c.cfg.Lifetime.Soft.Time/10)
@@ -240,7 +252,7 @@ func (e *Engine) Expire(spi uint32, hard bool) error {
 		if hard {
 			e.expireChild(c, nil)
 		} else {
-			e.rekeyChild(c, nil)
+			e.softExpired(c)
 		}
 	})
 	if !ok {
@@ -273,6 +285,48 @@ func (e *Engine) RekeyChild(ctx context.Context, spi uint32) error {
 		return err
 	}
 	return wait(ctx, w)
+}
+
+// RekeyChildren rekeys the Child SAs named child of the connection's
+// established IKE SAs (an operator's or a test's explicit rekey, as
+// `swanctl --rekey --child`) and waits for the CREATE_CHILD_SA exchanges.
+// Child SAs being rekeyed (by either end) or deleted are left alone; it
+// fails when that leaves none.
+func (e *Engine) RekeyChildren(ctx context.Context, conn, child string) error {
+	var waits []chan error
+	var busy bool
+	if !e.do(ctx, func() {
+		for _, sa := range e.sas {
+			if sa.conn == nil || sa.conn.Name != conn || sa.state != StateEstablished {
+				continue
+			}
+			for _, c := range sa.children {
+				if c.cfg.Name != child {
+					continue
+				}
+				w := make(chan error, 1)
+				if e.rekeyChild(c, w) {
+					waits = append(waits, w)
+				} else if c.state != childDead {
+					busy = true
+				}
+			}
+		}
+	}) {
+		return errors.New("ike: engine closed")
+	}
+	if len(waits) == 0 {
+		if busy {
+			return fmt.Errorf("ike: Child SA %s/%s is being rekeyed or deleted", conn, child)
+		}
+		return fmt.Errorf("ike: no installed Child SA %s/%s to rekey", conn, child)
+	}
+	for _, w := range waits {
+		if err := wait(ctx, w); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RekeyIKE rekeys every established IKE SA of the connection and waits

@@ -255,16 +255,58 @@ func (sa *ikeSA) moveTo(next *ikeSA) {
 		next.children = append(next.children, c)
 	}
 	sa.children = nil
+	// Child SA work queued here goes with the Child SAs: a rekey's
+	// pending Delete of the old Child SA (RekeyDeleteDelay) left behind
+	// would die with this IKE SA, and the old SA would stay for ever.
 	var keep []task
 	for _, t := range sa.queue {
-		if ct, ok := t.(*createChildTask); ok {
-			next.queue = append(next.queue, ct)
+		switch t.(type) {
+		case *createChildTask, *deleteChildTask:
+			next.queue = append(next.queue, t)
 			continue
 		}
 		keep = append(keep, t)
 	}
 	sa.queue = keep
 	next.next()
+}
+
+// childWork reports whether a request is about Child SAs: a
+// CREATE_CHILD_SA other than an IKE SA rekey, or an INFORMATIONAL that
+// deletes Child SAs and not the IKE SA.
+func childWork(ex message.ExchangeType, req message.Payloads) bool {
+	switch ex {
+	case message.ExchangeCreateChildSA:
+		saP, _ := req.Get(message.PayloadSA).(*message.SA)
+		return saP == nil || len(saP.Proposals) == 0 || saP.Proposals[0].Protocol != message.ProtocolIKE
+	case message.ExchangeInformational:
+		child := false
+		for p := range req.All(message.PayloadDelete) {
+			if p.(*message.Delete).Protocol == message.ProtocolIKE {
+				return false
+			}
+			child = true
+		}
+		return child
+	}
+	return false
+}
+
+// adoptFromPredecessor ends, on the responder's side, an IKE SA rekey the
+// peer started: the peer does Child SA work on the new IKE SA, so it has
+// moved its Child SAs already; ours move now too, rather than on the
+// Delete of the old IKE SA, which may still be on its way (a Delete of a
+// rekeyed Child SA that the peer queued behind the IKE rekey would
+// otherwise find no such Child SA here). The peer never uses a new IKE SA
+// it is about to delete as a collision's loser (§2.8.1), so only the SA
+// it kept gets here.
+func (sa *ikeSA) adoptFromPredecessor() {
+	for _, o := range sa.e.sas {
+		if o.ikeSuccessor == sa && o.state == StateEstablished && !o.replaced {
+			sa.e.log.Info("IKE SA rekeyed by peer", "old", o.logID(), "new", sa.logID())
+			o.moveTo(sa)
+		}
+	}
 }
 
 // respondRekeyIKE answers the peer's rekey of this IKE SA.

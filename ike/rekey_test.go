@@ -3,6 +3,7 @@ package ike
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -591,5 +592,199 @@ func TestInitialContact(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if n := len(r.e.List()); n != 2 || hasLine(r.log.String(), "INITIAL_CONTACT") {
 		t.Fatalf("%d IKE SAs at the responder, want 2 without INITIAL_CONTACT", n)
+	}
+}
+
+// TestRekeyedInboundLingers checks the receiving half of make-before-break:
+// after a rekey's Delete exchange the old inbound SA stays installed for
+// RekeyedInboundDelay on both ends (the peer may have sealed packets with
+// it just before it switched, and they can arrive after the IKE message
+// that ended it), then goes and frees its SPI; Close removes it at once.
+func TestRekeyedInboundLingers(t *testing.T) {
+	for _, who := range []string{"initiator", "responder"} {
+		t.Run(who, func(t *testing.T) {
+			defer func(d time.Duration) { testRekeyedDelay = d }(testRekeyedDelay)
+			testRekeyedDelay = 600 * time.Millisecond
+			ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
+			i, r := startPair(t, ci, cr)
+			if err := i.e.Initiate(ctx(t), "test"); err != nil {
+				t.Fatal(err)
+			}
+			steady(t, i, r, 1)
+			oldI, oldR := childSPI(t, i), childSPI(t, r)
+			rekeyer := i
+			if who == "responder" {
+				rekeyer = r
+			}
+			start := time.Now()
+			if err := rekeyer.e.RekeyChild(ctx(t), childSPI(t, rekeyer)); err != nil {
+				t.Fatal(err)
+			}
+			// The Delete exchange is over once neither end lists old.
+			replaced := func(p *peer, old uint32) bool {
+				l := p.e.List()
+				return len(l) == 1 && len(l[0].Children) == 1 && l[0].Children[0].SPIIn != old && len(p.inst.Outbound()) == 1
+			}
+			waitFor(t, "the old Child SA deleted on both ends", func() bool { return replaced(i, oldI) && replaced(r, oldR) })
+			if time.Since(start) > testRekeyedDelay/2 {
+				t.Skipf("the rekey took %v on this loaded machine; the linger cannot be observed", time.Since(start))
+			}
+			for _, c := range []struct {
+				p   *peer
+				old uint32
+			}{{i, oldI}, {r, oldR}} {
+				if !slices.ContainsFunc(c.p.inst.Inbound(), func(s sad.Config) bool { return s.SPI == c.old }) {
+					t.Errorf("%v: the old inbound SA %08x went with the Delete exchange; late packets sealed with it would be lost", c.p.addr, c.old)
+				}
+			}
+			waitFor(t, "the lingering inbound SAs removed", func() bool {
+				return len(i.inst.Inbound()) == 1 && len(r.inst.Inbound()) == 1
+			})
+			if d := time.Since(start); d < testRekeyedDelay*9/10 {
+				t.Errorf("lingering inbound SAs removed after %v, before the %v delay", d, testRekeyedDelay)
+			}
+			steady(t, i, r, 1)
+			// The SPIs are free again only now: nothing else uses them.
+			for _, c := range []struct {
+				p   *peer
+				old uint32
+			}{{i, oldI}, {r, oldR}} {
+				var used bool
+				c.p.e.do(ctx(t), func() { _, used = c.p.e.spis[c.old] })
+				if used {
+					t.Errorf("%v: SPI %08x still reserved after its SA went", c.p.addr, c.old)
+				}
+			}
+
+			// A second rekey, then Close while the old inbound lingers:
+			// Close takes it out with the rest.
+			last := childSPI(t, i)
+			if err := i.e.RekeyChild(ctx(t), last); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "rekey done", func() bool { return replaced(i, last) })
+			i.e.Close()
+			if n := len(i.inst.Inbound()) + len(i.inst.Outbound()); n != 0 {
+				t.Errorf("after Close %d SAs remain installed: %v", n, i.inst.Log())
+			}
+		})
+	}
+}
+
+// TestRekeyDeleteWaits checks that the initiator of a Child SA rekey
+// moves its traffic to the new SA at once but sends the Delete of the old
+// one only after RekeyDeleteDelay, so packets sealed with the old SA just
+// before the switch are not overtaken by the Delete (a peer such as
+// strongSwan drops the old inbound SA the moment the Delete arrives).
+func TestRekeyDeleteWaits(t *testing.T) {
+	defer func(d time.Duration) { testRekeyDeleteDelay = d }(testRekeyDeleteDelay)
+	testRekeyDeleteDelay = 400 * time.Millisecond
+	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
+	var l lossless
+	i, r := startPairWith(t, ci, cr, addrI, addrR, l.wrap)
+	if err := i.e.Initiate(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	steady(t, i, r, 1)
+	l.arm()
+	old := childSPI(t, i)
+	oldOut := i.inst.Active()[0].SPI
+	start := time.Now()
+	if err := i.e.RekeyChild(ctx(t), old); err != nil {
+		t.Fatal(err)
+	}
+	if a := i.inst.Active(); len(a) != 1 || a[0].SPI == oldOut {
+		t.Fatalf("the initiator still sends on the old SA %08x after the rekey: %+v", oldOut, a)
+	}
+	// The responder switches on the Delete; until then it keeps the old
+	// pair, and the initiator keeps the old inbound SA.
+	if time.Since(start) < testRekeyDeleteDelay/2 {
+		if a := r.inst.Active(); len(a) != 1 || a[0].SPI != old {
+			t.Errorf("the responder switched before the delay: %+v", a)
+		}
+		if !slices.ContainsFunc(i.inst.Inbound(), func(s sad.Config) bool { return s.SPI == old }) {
+			t.Error("the old inbound SA went before the Delete exchange")
+		}
+	}
+	waitFor(t, "the responder's switch", func() bool {
+		a := r.inst.Active()
+		return len(a) == 1 && a[0].SPI != old
+	})
+	if d := time.Since(start); d < testRekeyDeleteDelay*9/10 {
+		t.Errorf("the Delete went %v after the switch, before the %v delay", d, testRekeyDeleteDelay)
+	}
+	steady(t, i, r, 1)
+	l.result(t)
+}
+
+// TestDataPlaneSoftExpiryRetried: a soft expiry the data plane reports
+// (bytes, packets, sequence numbers: one Expire call, no soft time
+// configured) whose rekey the peer refuses for a while must be tried
+// again until it succeeds; otherwise the SA would run on to its sequence
+// limit and stop sending.
+func TestDataPlaneSoftExpiryRetried(t *testing.T) {
+	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
+	i, r := startPair(t, ci, cr)
+	if err := i.e.Initiate(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	steady(t, i, r, 1)
+	first := childSPI(t, i)
+	// The responder answers TEMPORARY_FAILURE while it deems the SA busy.
+	setState := func(s childState) {
+		r.e.do(ctx(t), func() { r.e.sas[firstKey(r.e.sas)].children[0].state = s })
+	}
+	setState(childDeleting)
+	if err := i.e.Expire(first, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a refused rekey", func() bool { return strings.Contains(i.log.String(), "TEMPORARY_FAILURE") })
+	setState(childActive)
+	waitFor(t, "the retried rekey", func() bool {
+		l := i.e.List()
+		return len(l) == 1 && len(l[0].Children) == 1 && l[0].Children[0].SPIIn != first
+	})
+	steady(t, i, r, 1)
+}
+
+func firstKey[V any](m map[uint64]V) uint64 {
+	for k := range m {
+		return k
+	}
+	return 0
+}
+
+// TestChildDeleteAcrossIKERekey: the Delete of a rekeyed Child SA waits
+// RekeyDeleteDelay; an IKE SA rekey that starts meanwhile moves the Child
+// SAs to the new IKE SA, and the Delete must go with them (not die with
+// the old IKE SA's queue), or the old Child SA would stay for ever.
+func TestChildDeleteAcrossIKERekey(t *testing.T) {
+	defer func(d time.Duration) { testRekeyDeleteDelay = d }(testRekeyDeleteDelay)
+	testRekeyDeleteDelay = 30 * time.Millisecond
+	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
+	var l lossless
+	i, r := startPairWith(t, ci, cr, addrI, addrR, l.wrap)
+	if err := i.e.Initiate(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	steady(t, i, r, 1)
+	l.arm()
+	for n := range 10 {
+		if err := i.e.RekeyChild(ctx(t), childSPI(t, i)); err != nil {
+			t.Fatal(err)
+		}
+		// The IKE rekey is in flight when the Child SA's Delete is due:
+		// the responder's loop is held while the request waits.
+		held := make(chan struct{})
+		go r.e.do(ctx(t), func() { close(held); time.Sleep(time.Duration(40+n%3*20) * time.Millisecond) })
+		<-held
+		if err := i.e.RekeyIKE(ctx(t), "test"); err != nil {
+			t.Fatal(err)
+		}
+		steady(t, i, r, 1)
+	}
+	l.result(t)
+	if strings.Contains(r.log.String(), "peer did not delete the rekeyed Child SA") {
+		t.Error("a Delete of a rekeyed Child SA was lost in an IKE rekey; the responder's grace timer had to clean up")
 	}
 }

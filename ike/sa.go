@@ -564,6 +564,9 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 	}
 	sa.followPeer(from)
 	sa.lastRecv = sa.e.now()
+	if sa.state == StateEstablished && crit == nil && childWork(m.Exchange, payloads) {
+		sa.adoptFromPredecessor()
+	}
 	var resp []message.Payload
 	var after func()
 	switch {

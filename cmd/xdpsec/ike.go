@@ -18,6 +18,37 @@ func init() {
 	register("terminate", "delete an IKE connection's SAs: terminate NAME [--socket PATH | -c FILE]", func(args []string) int {
 		return runIKEAction("terminate", control.CommandTerminate, args)
 	})
+	register("rekey", "rekey now: rekey NAME [CHILD] [--socket PATH | -c FILE] (the IKE SA, or the child's Child SAs)", runRekey)
+}
+
+// runRekey is `xdpsec rekey CONNECTION [CHILD]`: without CHILD the
+// connection's IKE SAs are rekeyed (their Child SAs move to the new ones),
+// with it that child's Child SAs.
+func runRekey(args []string) int {
+	var pos, rest []string
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--socket" || a == "-socket" || a == "-c" || a == "--c":
+			rest = append(rest, a)
+			if i+1 < len(args) {
+				rest = append(rest, args[i+1])
+				i++
+			}
+		case strings.HasPrefix(a, "-"):
+			rest = append(rest, a)
+		default:
+			pos = append(pos, a)
+		}
+	}
+	switch len(pos) {
+	case 1:
+	case 2:
+		pos = []string{pos[0] + "/" + pos[1]}
+	default:
+		fmt.Fprintln(os.Stderr, "usage: xdpsec rekey NAME [CHILD] [--socket PATH | -c FILE]")
+		return 2
+	}
+	return runIKEAction("rekey", control.CommandRekey, append(pos, rest...))
 }
 
 func runIKEAction(name, command string, args []string) int {

@@ -24,6 +24,11 @@ const (
 	// CommandTerminate asks the IKE engine to delete the connection's
 	// IKE SAs (and their Child SAs) and waits for the peer's answer.
 	CommandTerminate = "terminate"
+	// CommandRekey asks the IKE engine to rekey now: Request.Name is a
+	// connection (its IKE SAs are rekeyed, the Child SAs move along) or
+	// "CONNECTION/CHILD" (that child's Child SAs are rekeyed), and the
+	// answer comes once the CREATE_CHILD_SA exchanges are done.
+	CommandRekey = "rekey"
 
 	maxRequest = 4 << 10 // a request is one short JSON line
 	ioTimeout  = 5 * time.Second

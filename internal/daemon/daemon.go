@@ -136,6 +136,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.ike != nil {
 		d.ctl.Handle(control.CommandInitiate, d.ike.initiate)
 		d.ctl.Handle(control.CommandTerminate, d.ike.terminate)
+		d.ctl.Handle(control.CommandRekey, d.ike.rekey)
 	}
 	if cfg.Metrics != "" {
 		if err := d.serveMetrics(); err != nil {

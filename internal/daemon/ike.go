@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -678,6 +679,28 @@ func (p *ikePlane) terminate(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("connection %s terminated", name), nil
+}
+
+// rekey rekeys a connection's IKE SAs (name is the connection) or one
+// child's Child SAs (name is "CONNECTION/CHILD"; a connection whose own
+// name has a slash is taken whole first).
+func (p *ikePlane) rekey(ctx context.Context, name string) (string, error) {
+	start := time.Now()
+	if p.known(name) {
+		if err := p.engine.RekeyIKE(ctx, name); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("IKE SA of %s rekeyed in %v", name, time.Since(start).Round(time.Millisecond)), nil
+	}
+	i := strings.LastIndexByte(name, '/')
+	if i < 0 || !p.known(name[:i]) {
+		return "", fmt.Errorf("no connection named %q", name)
+	}
+	conn, child := name[:i], name[i+1:]
+	if err := p.engine.RekeyChildren(ctx, conn, child); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("Child SA %s/%s rekeyed in %v", conn, child, time.Since(start).Round(time.Millisecond)), nil
 }
 
 func (p *ikePlane) known(name string) bool {

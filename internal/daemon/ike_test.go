@@ -10,10 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/config"
+	"github.com/xdpsec/xdpsec/internal/control"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
 )
@@ -393,5 +395,130 @@ func TestIKEPlaneLoopback(t *testing.T) {
 	}
 	if n := a.inbound.Len(); n != 0 {
 		t.Errorf("after terminate %d inbound SAs remain", n)
+	}
+}
+
+// TestIKESeqNearLimitRekeys: an outbound SA whose sequence numbers near
+// their limit (2^32-1 without ESN, RFC 4303 §3.3.3) is rekeyed before the
+// data plane has to refuse to send on it. A stand-in worker takes one
+// sequence number per packet from whatever SA the policy holds, starting
+// just short of sad's soft mark; tick (the daemon's lifetime loop, run
+// faster here) must carry the flag to the engine, and the policy must move
+// to a new SA while the old one still had numbers left. No time, byte or
+// packet lifetime is involved: the worker accounts nothing.
+func TestIKESeqNearLimitRekeys(t *testing.T) {
+	a, _ := loopbackPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.ike.initiate(ctx, "site"); err != nil {
+		t.Fatal(err)
+	}
+	pol := lookup(a, "198.18.1.5", "198.18.2.5")
+	old := pol.SA.Load()
+	if old == nil || old.ESN {
+		t.Fatalf("want a non-ESN outbound SA, have %v", old)
+	}
+	const limit = 1<<32 - 1
+	start := uint64(limit - limit/16 - 50)
+	old.SetSeq(start)
+	a.ike.tick()
+	if pol.SA.Load() != old || old.NeedsRekey() {
+		t.Fatal("rekeyed before the sequence numbers came near their limit")
+	}
+
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var refused, sent atomic.Int64
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if sa := pol.SA.Load(); sa != nil && sa.Usable() {
+				if _, got := sa.ReserveSeq(1); got == 0 {
+					refused.Add(1)
+				} else {
+					sent.Add(1)
+				}
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for pol.SA.Load() == old {
+		if time.Now().After(deadline) {
+			close(stop)
+			<-done
+			t.Fatalf("no rekey: the old SA is at sequence number %d (soft mark crossed: %v)", old.Seq(), old.NeedsRekey())
+		}
+		a.ike.tick()
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	<-done
+	if old.Seq() <= start+50 {
+		t.Errorf("the rekey came before the soft mark: old SA at %d, mark at %d", old.Seq(), start+50)
+	}
+	if old.SeqExhausted() || refused.Load() > 0 || old.Seq() >= limit {
+		t.Errorf("the old SA ran out (seq %d, exhausted %v) and %d packets were refused", old.Seq(), old.SeqExhausted(), refused.Load())
+	}
+	if n := pol.SA.Load(); n == nil || n.Seq() >= limit/2 {
+		t.Errorf("the new SA does not start its sequence numbers afresh: %v", n)
+	}
+	t.Logf("old SA rekeyed at sequence number %d (limit %d), %d packets sent across the switch", old.Seq(), uint64(limit), sent.Load())
+}
+
+// TestIKERekeyAction: the control socket's rekey action rekeys a child's
+// Child SA ("site/net": the policy moves to a new SA) or the IKE SA
+// ("site": new SPIs, the Child SA stays), and refuses unknown names.
+func TestIKERekeyAction(t *testing.T) {
+	a, _ := loopbackPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.ike.initiate(ctx, "site"); err != nil {
+		t.Fatal(err)
+	}
+	pol := lookup(a, "198.18.1.5", "198.18.2.5")
+	old := pol.SA.Load()
+	if res, err := a.ike.rekey(ctx, "site/net"); err != nil || !strings.Contains(res, "Child SA site/net rekeyed") {
+		t.Fatalf("rekey site/net: %q %v", res, err)
+	}
+	if n := pol.SA.Load(); n == nil || n == old {
+		t.Errorf("after a Child SA rekey the policy still uses %v", n)
+	}
+	// The old Child SA goes with its Delete exchange (after the rekey's
+	// short delete delay).
+	var before []control.IKESA
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if before = a.ike.list(); len(before) == 1 && len(before[0].Children) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rekeyed Child SA stays: %+v", before)
+		}
+	}
+	if res, err := a.ike.rekey(ctx, "site"); err != nil || !strings.Contains(res, "IKE SA of site rekeyed") {
+		t.Fatalf("rekey site: %q %v", res, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		after := a.ike.list()
+		if len(after) == 1 && after[0].SPIi != before[0].SPIi && len(after[0].Children) == 1 &&
+			after[0].Children[0].SPIIn == before[0].Children[0].SPIIn {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after an IKE rekey: %+v (before %+v)", after, before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, name := range []string{"nosuch", "site/nochild", "nosuch/net"} {
+		if res, err := a.ike.rekey(ctx, name); err == nil {
+			t.Errorf("rekey %q succeeded: %q", name, res)
+		}
 	}
 }
