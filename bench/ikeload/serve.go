@@ -116,7 +116,7 @@ func ServeXdpsec(cfg ServeConfig) (*Server, error) {
 		// cookie rounds (the generator follows cookies all the same).
 		InitRate:        -1,
 		CookieThreshold: 1_000_000,
-		Logger:   cfg.Logger,
+		Logger:          cfg.Logger,
 	}, udp, inst)
 	if err != nil {
 		udp.Close()
