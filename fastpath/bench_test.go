@@ -89,8 +89,13 @@ func BenchmarkBareOpen(b *testing.B) {
 //     copy-mode AF_XDP socket (veth, drivers without zero copy) does on
 //     the receiving CPU.
 //
-// Staged rings hold stageN frames, refilled off the clock.
-const stageN = 256
+// Staged rings hold stageN frames (a ring's worth), refilled off the
+// clock. The copy flavour injects from a pool of copyPool ESP frames (a
+// NIC ring or two) through ports of the default size.
+const (
+	stageN   = 256
+	copyPool = 2048
+)
 
 var rxModes = []string{"staged", "copy"}
 
@@ -99,7 +104,11 @@ func BenchmarkPipelineEncap(b *testing.B) {
 	for _, rx := range rxModes {
 		for _, n := range pipeSizes {
 			b.Run("rx="+rx+"/"+pipeName(n), func(b *testing.B) {
-				p := newPair(b, pairOpts{frames: 2 * stageN, depth: stageN})
+				o := pairOpts{frames: 2 * stageN, depth: stageN}
+				if rx == "copy" {
+					o = pairOpts{}
+				}
+				p := newPair(b, o)
 				p.aWAN.Sink = true
 				fs := innerFrames(n)
 				batch := make([][]byte, stageN)
@@ -138,14 +147,18 @@ func BenchmarkPipelineDecap(b *testing.B) {
 	for _, rx := range rxModes {
 		for _, n := range pipeSizes {
 			b.Run("rx="+rx+"/"+pipeName(n), func(b *testing.B) {
-				p := newPair(b, pairOpts{frames: 2 * stageN, depth: stageN})
+				o, pool := pairOpts{frames: 2 * stageN, depth: stageN}, stageN
+				if rx == "copy" {
+					o, pool = pairOpts{}, copyPool
+				}
+				p := newPair(b, o)
 				p.bLAN.Sink = true
 				fs := innerFrames(n)
-				esp := make([][]byte, 0, stageN)
+				esp := make([][]byte, 0, pool)
 				k := 0
 				refill := func() {
 					esp = esp[:0]
-					for len(esp) < stageN {
+					for len(esp) < pool {
 						for j := 0; j < Batch; j++ {
 							p.aLAN.Inject(fs[k%len(fs)])
 							k++
@@ -157,7 +170,7 @@ func BenchmarkPipelineDecap(b *testing.B) {
 				b.ReportAllocs()
 				b.ResetTimer()
 				if rx == "copy" {
-					m := stageN
+					m := pool
 					for i := 0; i < b.N; i += Batch {
 						if m+Batch > len(esp) {
 							b.StopTimer()
