@@ -99,7 +99,7 @@ stop_gateways() {
 log() { echo "bench-lab: $*" >&2; }
 ns() { local n=$1; shift; ip netns exec "$P-$n" "$@"; }
 
-[[ -x $BIN ]] || go build -o "$BIN" ./cmd/xdpsec
+[[ -n ${XDPSEC:-} ]] || go build -o "$BIN" ./cmd/xdpsec # always: a stale bin/xdpsec would measure old code
 go build -o "$GEN" ./bench/cmd/xdpgen
 # shellcheck source=benchlab/modes.sh
 . "$ROOT/scripts/benchlab/modes.sh"

@@ -4,14 +4,14 @@
 # a short iperf3 through the tunnel, and `xdpsec show sa` from both sides.
 # Everything is torn down on exit, whatever happens.
 #
-# usage: demo-lab.sh [esp|udp]     (as root; builds bin/xdpsec if missing)
+# usage: demo-lab.sh [esp|udp]     (as root; builds bin/xdpsec unless XDPSEC names a binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENCAP=${1:-esp}
 P="d$$"
 P=${P:0:8}
 BIN=${XDPSEC:-$PWD/bin/xdpsec}
-[[ -x $BIN ]] || go build -o "$BIN" ./cmd/xdpsec
+[[ -n ${XDPSEC:-} ]] || go build -o "$BIN" ./cmd/xdpsec # always: a stale bin/xdpsec would measure old code
 WORK=$(mktemp -d /tmp/xdpsec-demo.XXXXXX)
 pids=()
 

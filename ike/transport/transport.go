@@ -6,6 +6,7 @@
 package transport
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -49,6 +50,7 @@ type UDP struct {
 	nattPort  uint16
 	ch        chan Packet
 	dropped   atomic.Uint64 // datagrams dropped because the engine was behind
+	initShed  atomic.Uint64 // of those, SA-starting requests shed at half a queue
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -98,6 +100,15 @@ func (u *UDP) read(c *net.UDPConn, port uint16, marker bool) {
 			}
 			b = b[4:]
 		}
+		if len(b) >= 16 && binary.BigEndian.Uint64(b[8:16]) == 0 && len(u.ch) >= cap(u.ch)/2 {
+			// A request that starts an IKE SA (responder SPI zero), with
+			// the queue half full: those may take only half of it, so a
+			// flood of spoofed IKE_SA_INITs (on either port) cannot crowd
+			// out the messages of established SAs (IKE_AUTH, rekeys, DPD).
+			u.dropped.Add(1)
+			u.initShed.Add(1)
+			continue
+		}
 		p := Packet{Data: append([]byte(nil), b...), Local: local, Remote: netip.AddrPortFrom(from.Addr().Unmap(), from.Port())}
 		select {
 		case u.ch <- p:
@@ -112,6 +123,10 @@ func (u *UDP) read(c *net.UDPConn, port uint16, marker bool) {
 // Dropped returns how many received datagrams were dropped because the
 // reader of Receive was behind.
 func (u *UDP) Dropped() uint64 { return u.dropped.Load() }
+
+// InitShed returns how many of the dropped datagrams were requests that
+// start an IKE SA, shed once the queue was half full.
+func (u *UDP) InitShed() uint64 { return u.initShed.Load() }
 
 // Receive implements Conn.
 func (u *UDP) Receive() <-chan Packet { return u.ch }

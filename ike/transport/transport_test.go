@@ -93,7 +93,53 @@ func TestDroppedCounted(t *testing.T) {
 	for u.Dropped() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if d := u.Dropped(); d == 0 || d > 100 {
-		t.Fatalf("Dropped() = %d with %d datagrams for %d places", d, room+100, room)
+	// All-zero datagrams look like SA-starting requests (responder SPI
+	// zero): they get half the queue.
+	if d := u.Dropped(); d == 0 || d > uint64(room/2+100) || u.InitShed() != d {
+		t.Fatalf("Dropped() = %d, InitShed() = %d with %d datagrams for %d places", d, u.InitShed(), room+100, room)
+	}
+}
+
+// TestInitFloodLeavesRoom: with the queue half full of SA-starting
+// requests, more of them are shed but a message of an established SA
+// (non-zero responder SPI) still gets in.
+func TestInitFloodLeavesRoom(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	u, err := Listen(lo, 0, 0)
+	if err != nil {
+		t.Skipf("loopback: %v", err)
+	}
+	defer u.Close()
+	ikePort, nattPort := u.Ports()
+	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	room := cap(u.ch)
+	for range room {
+		peer.WriteToUDPAddrPort(make([]byte, 28), netip.AddrPortFrom(lo, ikePort))
+		time.Sleep(20 * time.Microsecond)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for u.InitShed() < uint64(room/2)-10 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := u.InitShed(); s < uint64(room/2)-10 {
+		t.Fatalf("InitShed() = %d after %d SA-starting requests for %d places", s, room, room)
+	}
+	auth := make([]byte, 28)
+	auth[15] = 7 // responder SPI
+	auth[19] = 35
+	peer.WriteToUDPAddrPort(append([]byte{0, 0, 0, 0}, auth...), netip.AddrPortFrom(lo, nattPort))
+	for {
+		select {
+		case p := <-u.Receive():
+			if bytes.Equal(p.Data, auth) {
+				return
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("the established SA's message was lost behind the flood (dropped %d, shed %d)", u.Dropped(), u.InitShed())
+		}
 	}
 }
