@@ -38,3 +38,18 @@ func tagAsm(k *asmKeys, nonce, ct, aad []byte, tag *[16]byte) {
 func ctrAsm(k *asmKeys, nonce, dst, ct []byte) {
 	gcmCtrAVX512(k, (*[12]byte)(nonce), 2, dst, ct)
 }
+
+// gcmOpenShortAVX512 opens a short message in one pass (see the assembly):
+// 1 ≤ len(aad) ≤ 16, 1 ≤ len(ct) ≤ 224, len(tag) ≤ 16, len(dst) ≥ len(ct)
+// with dst and ct the same or not overlapping. It writes dst only when the
+// tag matches.
+//
+//go:noescape
+func gcmOpenShortAVX512(k *asmKeys, nonce *[12]byte, dst, ct, aad, tag []byte) bool
+
+// maxShortOpen is the longest ciphertext gcmOpenShortAVX512 takes.
+const maxShortOpen = 224
+
+func openShortAsm(k *asmKeys, nonce, dst, ct, aad, tag []byte) bool {
+	return gcmOpenShortAVX512(k, (*[12]byte)(nonce), dst, ct, aad, tag)
+}

@@ -584,3 +584,265 @@ tagReduce:
 	VPXOR   X15, X15, X15
 	VZEROUPPER
 	RET
+
+// ---------------------------------------------------------------------------
+// Open of a short message in one call: 1..16 bytes of AAD (ESP's 8 or 12)
+// and 1..224 bytes of ciphertext (ESP packets up to ~200 bytes). The AES of
+// J0 and of the data's counter blocks and the GHASH over AAD, ciphertext
+// and length block do not depend on each other, so the CPU runs them side
+// by side; the separate tag and counter-mode calls ran them one after the
+// other. The tag is checked before a byte of dst is written.
+//
+// The counter blocks J0, 2, 3, … fill lanes 0, 1, 2, … of Z0..Z3, so the
+// data's keystream starts 16 bytes into Z0: the ciphertext is loaded and
+// the plaintext stored at -16 from their starts, with those 16 bytes masked
+// off (masked-off bytes are neither read nor written, so nothing outside
+// the slices is touched).
+//
+// Registers: Z0..Z3 AES state, Z4 ctrFour then the length block, Z5 the
+// AAD block, Z6/Z7 ciphertext for GHASH then for the XOR, Z8..Z12 GHASH
+// accumulators and scratch, X13 Y, X14 reduction constant, Z15 counters
+// then the tag mask, Z16..Z30 round keys, Z31 byte-reversal mask.
+
+// func gcmOpenShortAVX512(k *asmKeys, nonce *[12]byte, dst, ct, aad, tag []byte) bool
+TEXT ·gcmOpenShortAVX512(SB), NOSPLIT, $0-113
+	MOVQ k+0(FP), R8
+	MOVQ nonce+8(FP), R9
+	MOVQ dst_base+16(FP), DI
+	MOVQ ct_base+40(FP), R11
+	MOVQ ct_len+48(FP), R12
+	MOVQ aad_base+64(FP), SI
+	MOVQ aad_len+72(FP), DX
+	MOVQ KEYS_NR(R8), CX
+	LEAQ (KEYS_HTAB+16*16)(R8), R13
+
+	VBROADCASTI32X4 (KEYS_RK+0*16)(R8), Z16
+	VBROADCASTI32X4 (KEYS_RK+1*16)(R8), Z17
+	VBROADCASTI32X4 (KEYS_RK+2*16)(R8), Z18
+	VBROADCASTI32X4 (KEYS_RK+3*16)(R8), Z19
+	VBROADCASTI32X4 (KEYS_RK+4*16)(R8), Z20
+	VBROADCASTI32X4 (KEYS_RK+5*16)(R8), Z21
+	VBROADCASTI32X4 (KEYS_RK+6*16)(R8), Z22
+	VBROADCASTI32X4 (KEYS_RK+7*16)(R8), Z23
+	VBROADCASTI32X4 (KEYS_RK+8*16)(R8), Z24
+	VBROADCASTI32X4 (KEYS_RK+9*16)(R8), Z25
+	VBROADCASTI32X4 (KEYS_RK+10*16)(R8), Z26
+	VBROADCASTI32X4 (KEYS_RK+11*16)(R8), Z27
+	VBROADCASTI32X4 (KEYS_RK+12*16)(R8), Z28
+	VBROADCASTI32X4 (KEYS_RK+13*16)(R8), Z29
+	MOVQ CX, AX
+	SHLQ $4, AX
+	VBROADCASTI32X4 KEYS_RK(R8)(AX*1), Z30
+
+	// J0 = nonce ‖ [1]32 in lane 0, then inc32 per lane.
+	VMOVQ   (R9), X15
+	VPINSRD $2, 8(R9), X15, X15
+	MOVL    $0x01000000, AX
+	VPINSRD $3, AX, X15, X15
+	VBROADCASTI32X4 bswapMask<>(SB), Z31
+	VSHUFI32X4 $0, Z15, Z15, Z15
+	VPSHUFB Z31, Z15, Z15
+	VPADDD ctrOffsets<>(SB), Z15, Z15
+	VBROADCASTI32X4 ctrFour<>(SB), Z4
+
+	CMPQ R12, $112
+	JA   openAES4
+
+	// Up to 112 bytes of ciphertext: J0 and 7 data blocks, two registers.
+	VPSHUFB Z31, Z15, Z0
+	VPADDD  Z4, Z15, Z15
+	VPSHUFB Z31, Z15, Z1
+	VPXORD Z16, Z0, Z0
+	VPXORD Z16, Z1, Z1
+	ROUND2(Z17)
+	ROUND2(Z18)
+	ROUND2(Z19)
+	ROUND2(Z20)
+	ROUND2(Z21)
+	ROUND2(Z22)
+	ROUND2(Z23)
+	ROUND2(Z24)
+	ROUND2(Z25)
+	CMPQ CX, $10
+	JE   openLast2
+	ROUND2(Z26)
+	ROUND2(Z27)
+	CMPQ CX, $12
+	JE   openLast2
+	ROUND2(Z28)
+	ROUND2(Z29)
+
+openLast2:
+	VAESENCLAST Z30, Z0, Z0
+	VAESENCLAST Z30, Z1, Z1
+	JMP openGHASH
+
+openAES4:
+	VPSHUFB Z31, Z15, Z0
+	VPADDD  Z4, Z15, Z15
+	VPSHUFB Z31, Z15, Z1
+	VPADDD  Z4, Z15, Z15
+	VPSHUFB Z31, Z15, Z2
+	VPADDD  Z4, Z15, Z15
+	VPSHUFB Z31, Z15, Z3
+	VPXORD Z16, Z0, Z0
+	VPXORD Z16, Z1, Z1
+	VPXORD Z16, Z2, Z2
+	VPXORD Z16, Z3, Z3
+	ROUND4(Z17)
+	ROUND4(Z18)
+	ROUND4(Z19)
+	ROUND4(Z20)
+	ROUND4(Z21)
+	ROUND4(Z22)
+	ROUND4(Z23)
+	ROUND4(Z24)
+	ROUND4(Z25)
+	CMPQ CX, $10
+	JE   openLast4
+	ROUND4(Z26)
+	ROUND4(Z27)
+	CMPQ CX, $12
+	JE   openLast4
+	ROUND4(Z28)
+	ROUND4(Z29)
+
+openLast4:
+	LAST4(Z30)
+
+openGHASH:
+	// The tag mask E(K, J0) is lane 0 of Z0.
+	VMOVDQA X0, X15
+	VMOVDQU gcmPoly<>(SB), X14
+	MOVQ    $-1, AX
+
+	// The AAD block, multiplied by H^(n+1) with n = ceil(len(ct)/16) + 1
+	// (the ciphertext blocks and the length block): powers from
+	// R14 = R13 + 16·(16-n).
+	BZHIQ DX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z (SI), K1, Z5
+	VPSHUFB Z31, Z5, Z5
+	LEAQ 31(R12), BX
+	SHRQ $4, BX
+	NEGQ BX
+	SHLQ $4, BX
+	LEAQ 256(R13)(BX*1), R14
+	ZERO_ACC
+	MULACC(Z5, -16(R14))
+
+	// Length block [len(A)]64 ‖ [len(C)]64 in bits, times H^1 (VEX ops
+	// clear lanes 1..3 of Z4).
+	MOVQ    DX, BX
+	SHLQ    $3, BX
+	MOVQ    R12, R10
+	SHLQ    $3, R10
+	VMOVQ   R10, X4
+	VPINSRQ $1, BX, X4, X4
+	MULACC(Z4, (15*16)(R13))
+
+	// Ciphertext, 64 bytes at a time, masked to its length.
+	BZHIQ R12, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z (R11), K1, Z6
+	VPSHUFB Z31, Z6, Z6
+	MULACC(Z6, (R14))
+	CMPQ R12, $64
+	JBE  openReduce
+	LEAQ -64(R12), BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z 64(R11), K1, Z7
+	VPSHUFB Z31, Z7, Z7
+	MULACC(Z7, 64(R14))
+	CMPQ R12, $128
+	JBE  openReduce
+	LEAQ -128(R12), BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z 128(R11), K1, Z6
+	VPSHUFB Z31, Z6, Z6
+	MULACC(Z6, 128(R14))
+	CMPQ R12, $192
+	JBE  openReduce
+	LEAQ -192(R12), BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z 192(R11), K1, Z7
+	VPSHUFB Z31, Z7, Z7
+	MULACC(Z7, 192(R14))
+
+openReduce:
+	REDUCE
+	VPSHUFB X31, X13, X13
+	VPXOR   X15, X13, X13
+
+	// Compare with the received tag, its length in bytes (constant time:
+	// one test of the XOR of both).
+	MOVQ tag_base+88(FP), R9
+	MOVQ tag_len+96(FP), BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K5
+	VMOVDQU8.Z (R9), K5, X6
+	VMOVDQU8.Z X13, K5, X7
+	VPXOR X6, X7, X7
+	VPTEST X7, X7
+	JNZ  openFail
+
+	// Plaintext = keystream ⊕ ciphertext, over the span of 16 + len(ct)
+	// bytes from 16 bytes before ct (its first 16 masked off).
+	LEAQ 16(R12), DX
+	BZHIQ DX, AX, BX
+	ANDQ $-65536, BX
+	KMOVQ BX, K1
+	XORQ R10, R10
+	LEAQ -64(DX), BX
+	CMPQ DX, $64
+	CMOVQLT R10, BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K2
+	LEAQ -128(DX), BX
+	CMPQ DX, $128
+	CMOVQLT R10, BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K3
+	LEAQ -192(DX), BX
+	CMPQ DX, $192
+	CMOVQLT R10, BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K4
+	// All loads before any store: dst may be ct itself.
+	VMOVDQU8.Z -16(R11), K1, Z6
+	VMOVDQU8.Z 48(R11), K2, Z7
+	VPXORD Z6, Z0, Z0
+	VPXORD Z7, Z1, Z1
+	CMPQ R12, $112
+	JBE  openStore2
+	VMOVDQU8.Z 112(R11), K3, Z6
+	VMOVDQU8.Z 176(R11), K4, Z7
+	VPXORD Z6, Z2, Z2
+	VPXORD Z7, Z3, Z3
+	VMOVDQU8 Z2, K3, 112(DI)
+	VMOVDQU8 Z3, K4, 176(DI)
+
+openStore2:
+	VMOVDQU8 Z0, K1, -16(DI)
+	VMOVDQU8 Z1, K2, 48(DI)
+	MOVB $1, ret+112(FP)
+	JMP  openClear
+
+openFail:
+	MOVB $0, ret+112(FP)
+
+openClear:
+	// Keystream, tag mask and plaintext out of the registers.
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z15, Z15, Z15
+	VPXORD Z13, Z13, Z13
+	VZEROUPPER
+	RET
