@@ -138,20 +138,12 @@ type InnerFlow struct {
 
 // MatchInner reports whether a decapsulated packet lies inside one of the
 // SA's selectors (RFC 4301 §5.2 step 4); no selectors means any. It gives
-// the same answer as Selector.Matches on the packet's FlowKey.
+// the same answer as Selector.Matches on the packet's FlowKey, from the
+// selectors New compiled (an SA built otherwise with selectors matches
+// nothing: fail closed).
 func (sa *SA) MatchInner(f *InnerFlow) bool {
 	if len(sa.Selectors) == 0 {
 		return true
-	}
-	if len(sa.sel) != len(sa.Selectors) {
-		// An SA not made by New: take the general path.
-		k := f.key()
-		for i := range sa.Selectors {
-			if sa.Selectors[i].Matches(&k) {
-				return true
-			}
-		}
-		return false
 	}
 	fam := uint8(4)
 	if f.V6 {
@@ -174,20 +166,4 @@ func (sa *SA) MatchInner(f *InnerFlow) bool {
 		}
 	}
 	return false
-}
-
-func (f *InnerFlow) key() FlowKey {
-	k := FlowKey{Proto: f.Proto, SrcPort: f.SrcPort, DstPort: f.DstPort}
-	if f.V6 {
-		var s, d [16]byte
-		for i := 0; i < 8; i++ {
-			s[i], s[8+i] = byte(f.SrcHi>>(56-8*i)), byte(f.SrcLo>>(56-8*i))
-			d[i], d[8+i] = byte(f.DstHi>>(56-8*i)), byte(f.DstLo>>(56-8*i))
-		}
-		k.Src, k.Dst = netip.AddrFrom16(s), netip.AddrFrom16(d)
-	} else {
-		k.Src = netip.AddrFrom4([4]byte{byte(f.SrcLo >> 24), byte(f.SrcLo >> 16), byte(f.SrcLo >> 8), byte(f.SrcLo)})
-		k.Dst = netip.AddrFrom4([4]byte{byte(f.DstLo >> 24), byte(f.DstLo >> 16), byte(f.DstLo >> 8), byte(f.DstLo)})
-	}
-	return k
 }
