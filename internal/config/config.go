@@ -258,6 +258,39 @@ func (d *decoder) str(n *yaml.Node, field string) string {
 	return s
 }
 
+// choice is one value of an enumerated field and the words that name it;
+// the first word is the one an error lists.
+type choice[T any] struct {
+	val   T
+	words []string
+}
+
+func opt[T any](val T, words ...string) choice[T] { return choice[T]{val, words} }
+
+// oneOf sets *dst to the value the field's word names; any other word is
+// an error listing the choices ("x" is not a, b or c).
+func oneOf[T any](d *decoder, n *yaml.Node, field string, dst *T, choices ...choice[T]) {
+	s, ok := d.scalar(n, field)
+	if !ok {
+		return
+	}
+	names := make([]string, len(choices))
+	for i, c := range choices {
+		for _, w := range c.words {
+			if s == w {
+				*dst = c.val
+				return
+			}
+		}
+		names[i] = c.words[0]
+	}
+	list := names[len(names)-1]
+	if len(names) > 1 {
+		list = strings.Join(names[:len(names)-1], ", ") + " or " + list
+	}
+	d.errf(n, field, "%q is not %s", s, list)
+}
+
 func (d *decoder) integer(n *yaml.Node, field string, lo, hi int64) (int64, bool) {
 	s, ok := d.scalar(n, field)
 	if !ok {
@@ -330,13 +363,7 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 				c.NATTPort = uint16(p)
 			}
 		case "on_stop":
-			switch x := d.str(v, k); x {
-			case "keep":
-			case "detach":
-				c.DetachOnStop = true
-			default:
-				d.errf(v, k, "%q is not keep or detach", x)
-			}
+			oneOf(d, v, k, &c.DetachOnStop, opt(false, "keep"), opt(true, "detach"))
 		case "pin_path":
 			c.PinPath = d.str(v, k)
 			if c.PinPath != "" && !filepath.IsAbs(c.PinPath) {
@@ -352,12 +379,7 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 		case "state_file":
 			c.StateFile = d.str(v, k)
 		case "log_level":
-			c.LogLevel = d.str(v, k)
-			switch c.LogLevel {
-			case "debug", "info", "warn", "error":
-			default:
-				d.errf(v, k, "%q is not debug, info, warn or error", c.LogLevel)
-			}
+			oneOf(d, v, k, &c.LogLevel, opt("debug", "debug"), opt("info", "info"), opt("warn", "warn"), opt("error", "error"))
 		case "sas":
 			sasNode = v
 		case "policies":
@@ -556,16 +578,7 @@ func (d *decoder) sa(n *yaml.Node, path string, c *Config) (SA, bool) {
 		case "udp_encap":
 			d.udpEncap(v, f, c, &sa)
 		case "df":
-			switch s := d.str(v, f); s {
-			case "copy":
-				sa.DF = sad.DFCopy
-			case "set":
-				sa.DF = sad.DFSet
-			case "clear":
-				sa.DF = sad.DFClear
-			default:
-				d.errf(v, f, "%q is not copy, set or clear", s)
-			}
+			oneOf(d, v, f, &sa.DF, opt(sad.DFCopy, "copy"), opt(sad.DFSet, "set"), opt(sad.DFClear, "clear"))
 		case "ttl":
 			if t, ok := d.integer(v, f, 1, 255); ok {
 				sa.TTL = uint8(t)
@@ -894,16 +907,7 @@ func (d *decoder) policy(n *yaml.Node, path string) (Policy, bool) {
 		case "name":
 			p.Name = d.str(v, f)
 		case "action":
-			switch s := d.str(v, f); s {
-			case "protect":
-				p.Action = spd.Protect
-			case "bypass", "pass":
-				p.Action = spd.Bypass
-			case "discard", "drop":
-				p.Action = spd.Discard
-			default:
-				d.errf(v, f, "%q is not protect, bypass or discard", s)
-			}
+			oneOf(d, v, f, &p.Action, opt(spd.Protect, "protect"), opt(spd.Bypass, "bypass", "pass"), opt(spd.Discard, "discard", "drop"))
 		case "sa":
 			p.SA = d.str(v, f)
 		}

@@ -221,40 +221,13 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 		case "children":
 			childrenNode = v
 		case "start_action":
-			switch s := d.str(v, f); s {
-			case "start":
-				c.StartAction = ike.StartStart
-			case "trap":
-				c.StartAction = ike.StartTrap
-			case "none", "":
-				c.StartAction = ike.StartNone
-			default:
-				d.errf(v, f, "%q is not start, trap or none", s)
-			}
+			oneOf(d, v, f, &c.StartAction, opt(ike.StartStart, "start"), opt(ike.StartTrap, "trap"), opt(ike.StartNone, "none", ""))
 		case "dpd_delay":
 			c.DPDDelay = d.duration(v, f)
 		case "dpd_action":
-			switch s := d.str(v, f); s {
-			case "clear":
-				c.DPDAction = ike.DPDClear
-			case "restart":
-				c.DPDAction = ike.DPDRestart
-			case "trap":
-				c.DPDAction = ike.DPDTrap
-			default:
-				d.errf(v, f, "%q is not clear, restart or trap", s)
-			}
+			oneOf(d, v, f, &c.DPDAction, opt(ike.DPDClear, "clear"), opt(ike.DPDRestart, "restart"), opt(ike.DPDTrap, "trap"))
 		case "close_action":
-			switch s := d.str(v, f); s {
-			case "none", "":
-				c.CloseAction = ike.CloseNone
-			case "start":
-				c.CloseAction = ike.CloseStart
-			case "trap":
-				c.CloseAction = ike.CloseTrap
-			default:
-				d.errf(v, f, "%q is not none, start or trap", s)
-			}
+			oneOf(d, v, f, &c.CloseAction, opt(ike.CloseNone, "none", ""), opt(ike.CloseStart, "start"), opt(ike.CloseTrap, "trap"))
 		case "rekey_time":
 			c.IKERekeyTime = d.duration(v, f)
 		case "ike_lifetime":
@@ -581,14 +554,7 @@ func (d *decoder) child(n *yaml.Node, path string) (ike.ChildConfig, bool) {
 		case "remote_ts":
 			ch.RemoteTS = d.selectors(v, f)
 		case "mode":
-			switch s := d.str(v, f); s {
-			case "tunnel", "":
-				ch.Mode = sad.Tunnel
-			case "transport":
-				ch.Mode = sad.Transport
-			default:
-				d.errf(v, f, "%q is not tunnel or transport", s)
-			}
+			oneOf(d, v, f, &ch.Mode, opt(sad.Tunnel, "tunnel", ""), opt(sad.Transport, "transport"))
 		case "esp_proposals":
 			ch.ESPProposals = d.proposals(v, f, message.ProtocolESP)
 		case "lifetime":
