@@ -347,14 +347,7 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 		case "interfaces":
 			d.interfaces(v, c)
 		case "default_action":
-			switch s := d.str(v, k); s {
-			case "discard", "drop":
-				c.DefaultAction = spd.Discard
-			case "bypass", "pass":
-				c.DefaultAction = spd.Bypass
-			default:
-				d.errf(v, k, "%q is neither discard nor bypass", s)
-			}
+			oneOf(d, v, k, &c.DefaultAction, opt(spd.Discard, "discard", "drop"), opt(spd.Bypass, "bypass", "pass"))
 		case "nat_t_port":
 			if p, ok := d.integer(v, k, 1, 65535); ok {
 				if p == 500 {
@@ -516,23 +509,9 @@ func (d *decoder) sa(n *yaml.Node, path string, c *Config) (SA, bool) {
 				sa.SPI = uint32(s)
 			}
 		case "dir":
-			switch s := d.str(v, f); s {
-			case "in", "inbound":
-				sa.Dir = sad.Inbound
-			case "out", "outbound":
-				sa.Dir = sad.Outbound
-			default:
-				d.errf(v, f, "%q is neither in nor out", s)
-			}
+			oneOf(d, v, f, &sa.Dir, opt(sad.Inbound, "in", "inbound"), opt(sad.Outbound, "out", "outbound"))
 		case "mode":
-			switch s := d.str(v, f); s {
-			case "tunnel":
-				sa.Mode = sad.Tunnel
-			case "transport":
-				sa.Mode = sad.Transport
-			default:
-				d.errf(v, f, "%q is neither tunnel nor transport", s)
-			}
+			oneOf(d, v, f, &sa.Mode, opt(sad.Tunnel, "tunnel"), opt(sad.Transport, "transport"))
 		case "local", "remote":
 			a, err := netip.ParseAddr(d.str(v, f))
 			if err != nil || a.Zone() != "" {
