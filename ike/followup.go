@@ -108,16 +108,9 @@ func respondFollowupKE(sa *ikeSA, req message.Payloads) ([]message.Payload, func
 		return []message.Payload{notify(message.NotifyInvalidSyntax, nil)}, nil
 	}
 	want := st.pending[0]
-	keP, _ := req.Get(message.PayloadKE).(*message.KeyExchange)
-	if keP == nil {
-		return fail("request lacks KE")
-	}
-	if crypto.GroupID(keP.Group) != want {
-		return fail("KE of the wrong method", "received", crypto.GroupID(keP.Group), "negotiated", want)
-	}
-	pub, secret, err := crypto.RespondKeyExchange(want, keP.Data)
+	pub, secret, err := addKEResponse(req, want)
 	if err != nil {
-		return fail("bad key exchange data", "method", want, "err", err)
+		return fail(err.Error())
 	}
 	st.secrets = append(st.secrets, secret)
 	st.pending = st.pending[1:]
@@ -193,14 +186,9 @@ func (t *followupKETask) process(sa *ikeSA, resp message.Payloads) error {
 			return nil
 		}
 	}
-	keP, _ := resp.Get(message.PayloadKE).(*message.KeyExchange)
-	if keP == nil || crypto.GroupID(keP.Group) != t.group {
-		rk.abort(sa, fmt.Errorf("IKE_FOLLOWUP_KE response without a KE of %v", t.group))
-		return nil
-	}
-	secret, err := t.kex.SharedSecret(keP.Data)
+	secret, err := addKEShared(resp, t.group, t.kex)
 	if err != nil {
-		rk.abort(sa, fmt.Errorf("additional key exchange %v: %w", t.group, err))
+		rk.abort(sa, fmt.Errorf("IKE_FOLLOWUP_KE response: %w", err))
 		return nil
 	}
 	rk.secrets = append(rk.secrets, secret)

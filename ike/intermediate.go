@@ -184,16 +184,9 @@ func (t *intermediateTask) process(sa *ikeSA, resp message.Payloads) error {
 			return fmt.Errorf("peer refused IKE_INTERMEDIATE (additional key exchange %v): %v", t.group, n.NotifyType)
 		}
 	}
-	keP, _ := resp.Get(message.PayloadKE).(*message.KeyExchange)
-	if keP == nil {
-		return errors.New("IKE_INTERMEDIATE response lacks KE")
-	}
-	if crypto.GroupID(keP.Group) != t.group {
-		return fmt.Errorf("IKE_INTERMEDIATE response carries a KE of %v, we run %v", crypto.GroupID(keP.Group), t.group)
-	}
-	secret, err := t.kex.SharedSecret(keP.Data)
+	secret, err := addKEShared(resp, t.group, t.kex)
 	if err != nil {
-		return fmt.Errorf("additional key exchange %v: %w", t.group, err)
+		return fmt.Errorf("IKE_INTERMEDIATE response: %w", err)
 	}
 	defer crypto.Zero(secret)
 	if err := sa.applyAddKE(secret); err != nil {
@@ -218,16 +211,9 @@ func respondIntermediate(sa *ikeSA, req message.Payloads) ([]message.Payload, fu
 		return fail("no additional key exchange is due")
 	}
 	want := sa.hybrid().pending[0]
-	keP, _ := req.Get(message.PayloadKE).(*message.KeyExchange)
-	if keP == nil {
-		return fail("request lacks KE")
-	}
-	if crypto.GroupID(keP.Group) != want {
-		return fail("KE of the wrong method", "received", crypto.GroupID(keP.Group), "negotiated", want)
-	}
-	pub, secret, err := crypto.RespondKeyExchange(want, keP.Data)
+	pub, secret, err := addKEResponse(req, want)
 	if err != nil {
-		return fail("bad key exchange data", "method", want, "err", err)
+		return fail(err.Error())
 	}
 	return []message.Payload{&message.KeyExchange{Group: message.DHGroup(want), Data: pub}}, func() {
 		defer crypto.Zero(secret)
@@ -238,4 +224,39 @@ func respondIntermediate(sa *ikeSA, req message.Payloads) ([]message.Payload, fu
 		}
 		sa.e.log.Info("IKE_INTERMEDIATE answered", "sa", sa.logID(), "key_exchange", want, "round", sa.hybrid().done)
 	}
+}
+
+// addKEResponse answers the KE payload of a request for an additional key
+// exchange of method want (IKE_INTERMEDIATE, IKE_FOLLOWUP_KE): our public
+// value and the shared secret, or what was wrong with the request.
+func addKEResponse(req message.Payloads, want crypto.GroupID) (pub, secret []byte, err error) {
+	keP, _ := req.Get(message.PayloadKE).(*message.KeyExchange)
+	if keP == nil {
+		return nil, nil, errors.New("request lacks KE")
+	}
+	if g := crypto.GroupID(keP.Group); g != want {
+		return nil, nil, fmt.Errorf("KE of %v, negotiated %v", g, want)
+	}
+	pub, secret, err = crypto.RespondKeyExchange(want, keP.Data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bad %v key exchange data: %w", want, err)
+	}
+	return pub, secret, nil
+}
+
+// addKEShared completes our additional key exchange of method group with
+// the KE payload of the peer's response.
+func addKEShared(resp message.Payloads, group crypto.GroupID, kex crypto.KeyExchange) ([]byte, error) {
+	keP, _ := resp.Get(message.PayloadKE).(*message.KeyExchange)
+	if keP == nil {
+		return nil, errors.New("no KE payload")
+	}
+	if g := crypto.GroupID(keP.Group); g != group {
+		return nil, fmt.Errorf("KE of %v, we run %v", g, group)
+	}
+	secret, err := kex.SharedSecret(keP.Data)
+	if err != nil {
+		return nil, fmt.Errorf("additional key exchange %v: %w", group, err)
+	}
+	return secret, nil
 }
