@@ -17,10 +17,10 @@ import (
 	"github.com/xdpsec/xdpsec/ike/transport"
 )
 
-// Config configures an Engine.
-type Config struct {
-	Connections []Connection
-	Retransmit  Retransmit
+// Defence configures the responder's flood defence (RFC 7296 §2.6
+// cookies, a per-source limit, the half-open cap); zero fields take the
+// defaults.
+type Defence struct {
 	// HalfOpenLimit caps responder IKE SAs that have not completed IKE_AUTH;
 	// IKE_SA_INIT requests beyond it are dropped. Default 10000.
 	HalfOpenLimit int
@@ -43,6 +43,15 @@ type Config struct {
 	// RateLimitSlots sizes the per-source table (fixed memory, 24 octets a
 	// slot); default 4096.
 	RateLimitSlots int
+}
+
+// Config configures an Engine.
+type Config struct {
+	Connections []Connection
+	Retransmit  Retransmit
+	// Defence is how the responder holds up under a flood of
+	// IKE_SA_INIT requests.
+	Defence
 	// RemoteIKEPort and RemoteNATTPort are the peer's ports; zero means the
 	// same as ours (500 and 4500 in production, anything in tests).
 	RemoteIKEPort, RemoteNATTPort uint16

@@ -181,7 +181,7 @@ func TestSourceLimiter(t *testing.T) {
 // cookie gets a reply with only a COOKIE and leaves no state; the retry
 // with the cookie first is answered for real.
 func TestCookieThreshold(t *testing.T) {
-	e, mc := responderEngineConfig(t, Config{CookieThreshold: 3, HalfOpenLimit: 100})
+	e, mc := responderEngineConfig(t, Config{Defence: Defence{CookieThreshold: 3, HalfOpenLimit: 100}})
 	for i := range 3 {
 		e.receive(transport.Packet{Data: initRequest(t), Local: fuzzLocal, Remote: srcN(i)})
 	}
@@ -230,7 +230,7 @@ func TestCookieThreshold(t *testing.T) {
 }
 
 func TestCookieForgedAndStale(t *testing.T) {
-	e, mc := responderEngineConfig(t, Config{CookiesAlways: true, CookieSecretLifetime: time.Minute})
+	e, mc := responderEngineConfig(t, Config{Defence: Defence{CookiesAlways: true, CookieSecretLifetime: time.Minute}})
 	const spi = 0xabcdef
 	ni := newNonce()
 	from := srcN(1)
@@ -280,7 +280,7 @@ func TestCookieForgedAndStale(t *testing.T) {
 }
 
 func TestInitRateLimit(t *testing.T) {
-	e, mc := responderEngineConfig(t, Config{InitRate: 1, InitBurst: 2, CookieThreshold: 1000})
+	e, mc := responderEngineConfig(t, Config{Defence: Defence{InitRate: 1, InitBurst: 2, CookieThreshold: 1000}})
 	for range 5 {
 		e.receive(transport.Packet{Data: initRequest(t), Local: fuzzLocal, Remote: srcN(1)})
 	}
@@ -311,7 +311,7 @@ func TestInitRateLimit(t *testing.T) {
 }
 
 func TestHalfOpenCapCounted(t *testing.T) {
-	e, mc := responderEngineConfig(t, Config{HalfOpenLimit: 4, CookieThreshold: 1000})
+	e, mc := responderEngineConfig(t, Config{Defence: Defence{HalfOpenLimit: 4, CookieThreshold: 1000}})
 	for i := range 10 {
 		e.receive(transport.Packet{Data: initRequest(t), Local: fuzzLocal, Remote: srcN(i)})
 	}
@@ -326,7 +326,7 @@ func TestHalfOpenCapCounted(t *testing.T) {
 // the cookie) replaces its half-open SA instead of being ignored until the
 // old one times out.
 func TestInitRestartReplacesHalfOpen(t *testing.T) {
-	e, mc := responderEngineConfig(t, Config{CookieThreshold: 1000})
+	e, mc := responderEngineConfig(t, Config{Defence: Defence{CookieThreshold: 1000}})
 	const spi = 0x77
 	e.receive(transport.Packet{Data: cookieRequest(t, spi, newNonce(), nil), Local: fuzzLocal, Remote: srcN(1)})
 	first := mc.take()
@@ -452,7 +452,7 @@ func FuzzResponderCookies(f *testing.F) {
 	f.Add(initRequest(f))
 	f.Add(cookieRequest(f, 1, newNonce(), bytes.Repeat([]byte{0xc0}, cookieLen)))
 	f.Add(cookieRequest(f, 2, newNonce(), []byte{1}))
-	e, mc := responderEngineConfig(f, Config{CookiesAlways: true, HalfOpenLimit: 4})
+	e, mc := responderEngineConfig(f, Config{Defence: Defence{CookiesAlways: true, HalfOpenLimit: 4}})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e.receive(transport.Packet{Data: data, Local: fuzzLocal, Remote: fuzzRemote})
 		for _, p := range mc.take() {
@@ -474,7 +474,7 @@ func FuzzResponderCookies(f *testing.F) {
 // responder under load: decode, cookie MAC, COOKIE reply (to a transport
 // that only records it). BenchmarkCookieMAC is the bare MAC beside it.
 func BenchmarkAdmitSpoofed(b *testing.B) {
-	e, mc := responderEngineConfig(b, Config{CookiesAlways: true})
+	e, mc := responderEngineConfig(b, Config{Defence: Defence{CookiesAlways: true}})
 	req := initRequest(b)
 	p := transport.Packet{Data: req, Local: fuzzLocal, Remote: fuzzRemote}
 	b.ReportAllocs()
@@ -503,7 +503,7 @@ func BenchmarkCookieMAC(b *testing.B) {
 // by the loop count towards the threshold, so a burst cannot slip past
 // it through the queue.
 func TestCookieThresholdCountsQueued(t *testing.T) {
-	e, mc := responderEngineConfig(t, Config{CookieThreshold: 3})
+	e, mc := responderEngineConfig(t, Config{Defence: Defence{CookieThreshold: 3}})
 	e.initsQueued.Store(3)
 	e.receive(transport.Packet{Data: cookieRequest(t, 9, newNonce(), nil), Local: fuzzLocal, Remote: srcN(1)})
 	cookieOf(t, mc.take(), 9)

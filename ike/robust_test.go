@@ -48,7 +48,7 @@ var (
 // responderEngine builds an engine whose loop does not run: the test calls
 // receive itself, so everything is deterministic.
 func responderEngine(t testing.TB, limit int) (*Engine, *memConn) {
-	return responderEngineConfig(t, Config{HalfOpenLimit: limit})
+	return responderEngineConfig(t, Config{Defence: Defence{HalfOpenLimit: limit}})
 }
 
 // responderEngineConfig is responderEngine with more of the Config given.
@@ -130,7 +130,7 @@ func TestHalfOpenExpires(t *testing.T) {
 	_, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
 	cr.LocalAddr, cr.RemoteAddr = fuzzLocal.Addr(), netip.Addr{}
 	mc := newMemConn()
-	e, err := New(Config{Connections: []Connection{cr}, HalfOpenTimeout: 50 * time.Millisecond}, mc, NewMemInstaller())
+	e, err := New(Config{Connections: []Connection{cr}, Defence: Defence{HalfOpenTimeout: 50 * time.Millisecond}}, mc, NewMemInstaller())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,16 +107,14 @@ func ServeXdpsec(cfg ServeConfig) (*Server, error) {
 	}
 	inst := NewSADInstaller()
 	e, err := ike.New(ike.Config{
-		Connections:   []ike.Connection{conn},
-		HalfOpenLimit: cfg.HalfOpenLimit,
+		Connections: []ike.Connection{conn},
 		// The generator sets up thousands of IKE SAs from a handful of
 		// addresses: a per-source limit would measure itself. The cookie
 		// threshold is raised as strongSwan's is in the comparison
 		// (cookie_threshold = 1000000): the benchmark measures setups, not
 		// cookie rounds (the generator follows cookies all the same).
-		InitRate:        -1,
-		CookieThreshold: 1_000_000,
-		Logger:          cfg.Logger,
+		Defence: ike.Defence{HalfOpenLimit: cfg.HalfOpenLimit, InitRate: -1, CookieThreshold: 1_000_000},
+		Logger:  cfg.Logger,
 	}, udp, inst)
 	if err != nil {
 		udp.Close()

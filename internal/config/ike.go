@@ -57,30 +57,13 @@ type IKE struct {
 	Defence Defence
 }
 
-// Defence is the ike: section: how the IKE responder holds up under a
-// flood of IKE_SA_INIT requests (RFC 7296 §2.6 cookies, a per-source rate
-// limit, the half-open cap). Zero values mean the engine's defaults.
+// Defence is the ike: section: the engine's flood defence (RFC 7296 §2.6
+// cookies, a per-source rate limit, the half-open cap) and where it was
+// written. cookie_threshold: 0 is CookiesAlways; init_rate: 0 is an
+// InitRate of -1 (no limit). Zero values mean the engine's defaults.
 type Defence struct {
-	Line            int // of the ike: key; 0 if absent
-	HalfOpenLimit   int
-	HalfOpenTimeout time.Duration
-	// CookieThreshold is the number of half-open IKE SAs from which
-	// cookies are demanded; CookiesAlways is cookie_threshold: 0.
-	CookieThreshold      int
-	CookiesAlways        bool
-	CookieSecretLifetime time.Duration
-	// InitRate is IKE_SA_INIT requests a second per source address; -1
-	// (init_rate: 0) turns the limit off.
-	InitRate       float64
-	InitBurst      int
-	RateLimitSlots int
-}
-
-// Engine copies the section into an engine configuration.
-func (f Defence) Engine(c *ike.Config) {
-	c.HalfOpenLimit, c.HalfOpenTimeout = f.HalfOpenLimit, f.HalfOpenTimeout
-	c.CookieThreshold, c.CookiesAlways, c.CookieSecretLifetime = f.CookieThreshold, f.CookiesAlways, f.CookieSecretLifetime
-	c.InitRate, c.InitBurst, c.RateLimitSlots = f.InitRate, f.InitBurst, f.RateLimitSlots
+	Line int // of the ike: key; 0 if absent
+	ike.Defence
 }
 
 // Defaults the ike: section documents (the engine's own).

@@ -225,16 +225,10 @@ func TestIKEDefence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Defence{Line: 22, HalfOpenLimit: 2000, HalfOpenTimeout: 20 * time.Second, CookieThreshold: 16,
-		CookieSecretLifetime: 5 * time.Minute, InitRate: 5, InitBurst: 8, RateLimitSlots: 1024}
+	want := Defence{Line: 22, Defence: ike.Defence{HalfOpenLimit: 2000, HalfOpenTimeout: 20 * time.Second, CookieThreshold: 16,
+		CookieSecretLifetime: 5 * time.Minute, InitRate: 5, InitBurst: 8, RateLimitSlots: 1024}}
 	if c.IKE.Defence != want {
 		t.Fatalf("got %+v\nwant %+v", c.IKE.Defence, want)
-	}
-	var ec ike.Config
-	c.IKE.Defence.Engine(&ec)
-	if ec.HalfOpenLimit != 2000 || ec.CookieThreshold != 16 || ec.CookiesAlways || ec.InitRate != 5 || ec.InitBurst != 8 ||
-		ec.RateLimitSlots != 1024 || ec.HalfOpenTimeout != 20*time.Second || ec.CookieSecretLifetime != 5*time.Minute {
-		t.Fatalf("engine config %+v", ec)
 	}
 	c, err = parse("ike: {cookie_threshold: 0, init_rate: 0}\n")
 	if err != nil {

@@ -198,8 +198,8 @@ func (p *ikePlane) start() error {
 	if err != nil {
 		return fmt.Errorf("ike: listen on %s: %w", laddr, err)
 	}
-	ecfg := ike.Config{Connections: conns, Retransmit: d.cfg.IKE.Retransmit, Logger: d.log.With("subsystem", "ike")}
-	d.cfg.IKE.Defence.Engine(&ecfg)
+	ecfg := ike.Config{Connections: conns, Retransmit: d.cfg.IKE.Retransmit, Defence: d.cfg.IKE.Defence.Defence,
+		Logger: d.log.With("subsystem", "ike")}
 	if dir := d.cfg.IKE.KeyLog; dir != "" {
 		d.log.Warn("!!! key_log is on: every IKE and ESP key is written in the clear to " + dir +
 			" (Wireshark's ikev2_decryption_table and esp_sa); for debugging only, turn it off in production !!!")
