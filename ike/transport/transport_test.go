@@ -8,19 +8,27 @@ import (
 	"time"
 )
 
-func TestNonESPMarker(t *testing.T) {
+// pair opens the transport on loopback and a peer socket to talk to it;
+// both close with the test.
+func pair(t *testing.T) (*UDP, *net.UDPConn, netip.Addr) {
+	t.Helper()
 	lo := netip.MustParseAddr("127.0.0.1")
 	u, err := Listen(lo, 0, 0)
 	if err != nil {
 		t.Skipf("loopback: %v", err)
 	}
-	defer u.Close()
-	ikePort, nattPort := u.Ports()
+	t.Cleanup(func() { u.Close() })
 	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer peer.Close()
+	t.Cleanup(func() { peer.Close() })
+	return u, peer, lo
+}
+
+func TestNonESPMarker(t *testing.T) {
+	u, peer, lo := pair(t)
+	ikePort, nattPort := u.Ports()
 	peerAddr := peer.LocalAddr().(*net.UDPAddr).AddrPort()
 	ike := bytes.Repeat([]byte{0xab}, 40)
 	send := func(port uint16, b []byte) {
@@ -72,18 +80,8 @@ func TestNonESPMarker(t *testing.T) {
 // TestDroppedCounted: with nobody reading Receive, datagrams beyond the
 // channel's room are dropped, and counted.
 func TestDroppedCounted(t *testing.T) {
-	lo := netip.MustParseAddr("127.0.0.1")
-	u, err := Listen(lo, 0, 0)
-	if err != nil {
-		t.Skipf("loopback: %v", err)
-	}
-	defer u.Close()
+	u, peer, lo := pair(t)
 	ikePort, _ := u.Ports()
-	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
 	room := cap(u.ch)
 	for range room + 100 {
 		peer.WriteToUDPAddrPort(make([]byte, 28), netip.AddrPortFrom(lo, ikePort))
@@ -104,18 +102,8 @@ func TestDroppedCounted(t *testing.T) {
 // requests, more of them are shed but a message of an established SA
 // (non-zero responder SPI) still gets in.
 func TestInitFloodLeavesRoom(t *testing.T) {
-	lo := netip.MustParseAddr("127.0.0.1")
-	u, err := Listen(lo, 0, 0)
-	if err != nil {
-		t.Skipf("loopback: %v", err)
-	}
-	defer u.Close()
+	u, peer, lo := pair(t)
 	ikePort, nattPort := u.Ports()
-	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
 	room := cap(u.ch)
 	for range room {
 		peer.WriteToUDPAddrPort(make([]byte, 28), netip.AddrPortFrom(lo, ikePort))
