@@ -151,11 +151,20 @@ func (c *charon) useCerts(t *testing.T, p *certPKI, ikeProp, espProp string) {
 	writePEM(t, filepath.Join(c.dir, "x509ca", "ca.pem"), "CERTIFICATE", p.ca.Raw)
 	typ, keyDir, der := keyPEM(t, p.keyB)
 	writePEM(t, filepath.Join(c.dir, keyDir, "gw-b.key"), typ, der)
+	c.loadPubkeySite(t, "ca.pem", "", ikeProp, espProp)
+}
+
+// loadPubkeySite rewrites connection "site" with `auth = pubkey` both ways
+// (our gw-b.pem, the peer checked against x509ca/cacert; extra lines go
+// into the connection) and loads it and the credentials again.
+func (c *charon) loadPubkeySite(t *testing.T, cacert, extra, ikeProp, espProp string) {
+	t.Helper()
 	swanctl := fmt.Sprintf(`connections {
 	site {
 		local_addrs = %[1]s
 		remote_addrs = %[2]s
 		proposals = %[3]s
+		%[5]s
 		local {
 			auth = pubkey
 			certs = gw-b.pem
@@ -163,7 +172,7 @@ func (c *charon) useCerts(t *testing.T, p *certPKI, ikeProp, espProp string) {
 		}
 		remote {
 			auth = pubkey
-			cacerts = ca.pem
+			cacerts = %[6]s
 			id = gw-a.lab
 		}
 		children {
@@ -175,14 +184,13 @@ func (c *charon) useCerts(t *testing.T, p *certPKI, ikeProp, espProp string) {
 		}
 	}
 }
-`, gwB4, gwA4, ikeProp, espProp)
+`, gwB4, gwA4, ikeProp, espProp, extra, cacert)
 	file := filepath.Join(c.dir, "swanctl.conf")
 	if err := os.WriteFile(file, []byte(swanctl), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c.swanctl(t, "--load-all", "--file", file)
-	conns := c.swanctl(t, "--list-conns")
-	if strings.Count(conns, "public key authentication") != 2 {
+	if conns := c.swanctl(t, "--list-conns"); strings.Count(conns, "public key authentication") != 2 {
 		t.Fatalf("charon did not take the public-key connection:\n%s", conns)
 	}
 }
@@ -244,19 +252,8 @@ func TestIKEStrongSwanCerts(t *testing.T) {
 				}
 			}
 
-			for _, pr := range [][2]string{{"hA", hostB4}, {"hB", hostA4}} {
-				l.warmUp(t, pr[0], pr[1])
-				if got := l.pingAll(pr[0], pr[1], 10); got != 10 {
-					t.Errorf("ping %s -> %s: %d of 10 answered\n%s", pr[0], pr[1], got, l.diagnose())
-				}
-			}
-			up := l.iperf(t, hostB4, "-t", "1", "-b", "300M")
-			down := l.iperf(t, hostB4, "-t", "1", "-R", "-b", "300M")
-			if up.End.SumReceived.Bytes == 0 || down.End.SumReceived.Bytes == 0 {
-				t.Errorf("iperf3 moved nothing: A->B %d bytes, B->A %d bytes", up.End.SumReceived.Bytes, down.End.SumReceived.Bytes)
-			}
-			t.Logf("iperf3 TCP xdpsec->charon %.0f Mbit/s, charon->xdpsec %.0f Mbit/s",
-				up.End.SumReceived.BitsPerSecond/1e6, down.End.SumReceived.BitsPerSecond/1e6)
+			l.pingPairs(t, 10, [][2]string{{"hA", hostB4}, {"hB", hostA4}})
+			l.iperfTCP(t, "xdpsec<->charon", true)
 
 			pcap := capAll.stop()
 			ikeNoLeak(t, pcap)

@@ -142,40 +142,7 @@ func (c *charon) useChain(t *testing.T, p *chainPKI, ikeProp, espProp string) {
 	writePEM(t, filepath.Join(c.dir, "x509ca", "b2.pem"), "CERTIFICATE", p.chainB[1].Raw)
 	writePEM(t, filepath.Join(c.dir, "x509ca", "b1.pem"), "CERTIFICATE", p.chainB[2].Raw)
 	writePEM(t, filepath.Join(c.dir, "rsa", "gw-b.key"), "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(p.keyB))
-	swanctl := fmt.Sprintf(`connections {
-	site {
-		local_addrs = %[1]s
-		remote_addrs = %[2]s
-		proposals = %[3]s
-		fragmentation = yes
-		local {
-			auth = pubkey
-			certs = gw-b.pem
-			id = gw-b.lab
-		}
-		remote {
-			auth = pubkey
-			cacerts = root.pem
-			id = gw-a.lab
-		}
-		children {
-			net {
-				local_ts = 198.18.2.0/24,2001:db8:b::/64
-				remote_ts = 198.18.1.0/24,2001:db8:a::/64
-				esp_proposals = %[4]s
-			}
-		}
-	}
-}
-`, gwB4, gwA4, ikeProp, espProp)
-	file := filepath.Join(c.dir, "swanctl.conf")
-	if err := os.WriteFile(file, []byte(swanctl), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c.swanctl(t, "--load-all", "--file", file)
-	if conns := c.swanctl(t, "--list-conns"); strings.Count(conns, "public key authentication") != 2 {
-		t.Fatalf("charon did not take the public-key connection:\n%s", conns)
-	}
+	c.loadPubkeySite(t, "root.pem", "fragmentation = yes", ikeProp, espProp)
 }
 
 // narrowWAN makes the lab's WAN a path of MTU 1280 that drops IP
@@ -377,12 +344,7 @@ func TestIKEFragStrongSwan(t *testing.T) {
 					t.Errorf("swanctl --list-sas lacks %q; xdpsec has %+v:\n%s", want, ia, list)
 				}
 			}
-			for _, pr := range [][2]string{{"hA", hostB4}, {"hB", hostA4}} {
-				l.warmUp(t, pr[0], pr[1])
-				if got := l.pingAll(pr[0], pr[1], 5); got != 5 {
-					t.Errorf("ping %s -> %s: %d of 5 answered\n%s", pr[0], pr[1], got, l.diagnose())
-				}
-			}
+			l.pingPairs(t, 5, [][2]string{{"hA", hostB4}, {"hB", hostA4}})
 
 			// xdpsec's own counters agree: its IKE_AUTH went out in
 			// fragments (more than once only if a loaded box made it

@@ -211,17 +211,8 @@ func TestIKEGateway(t *testing.T) {
 		t.Errorf("xdpsec show ike: %v\n%s", err, out)
 	}
 
-	for _, p := range [][2]string{{"hA", hostB4}, {"hA", hostB6}, {"hB", hostA4}, {"hB", hostA6}} {
-		l.warmUp(t, p[0], p[1])
-		if got := l.pingAll(p[0], p[1], 10); got != 10 {
-			t.Errorf("ping %s -> %s: %d of 10 answered\n%s", p[0], p[1], got, l.diagnose())
-		}
-	}
-	tcp := l.iperf(t, hostB4, "-t", "1", "-b", "300M")
-	if tcp.End.SumReceived.Bytes == 0 {
-		t.Errorf("iperf3 through the IKE tunnel moved nothing: %+v", tcp)
-	}
-	t.Logf("iperf3 TCP through the IKE-keyed tunnel: %.0f Mbit/s", tcp.End.SumReceived.BitsPerSecond/1e6)
+	l.pingPairs(t, 10, [][2]string{{"hA", hostB4}, {"hA", hostB6}, {"hB", hostA4}, {"hB", hostA6}})
+	l.iperfTCP(t, "through the IKE tunnel", false)
 
 	// Terminate: both ends lose the SAs, the policies stay and drop.
 	ikeAction(t, sockA, "terminate", "site")

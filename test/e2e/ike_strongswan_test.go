@@ -206,19 +206,8 @@ func TestIKEStrongSwan(t *testing.T) {
 				t.Errorf("swanctl --list-sas does not show the SAs xdpsec has (%+v):\n%s", ia, list)
 			}
 
-			for _, p := range [][2]string{{"hA", hostB4}, {"hB", hostA4}, {"hA", hostB6}, {"hB", hostA6}} {
-				l.warmUp(t, p[0], p[1])
-				if got := l.pingAll(p[0], p[1], 10); got != 10 {
-					t.Errorf("ping %s -> %s: %d of 10 answered\n%s", p[0], p[1], got, l.diagnose())
-				}
-			}
-			up := l.iperf(t, hostB4, "-t", "1", "-b", "300M")
-			down := l.iperf(t, hostB4, "-t", "1", "-R", "-b", "300M")
-			if up.End.SumReceived.Bytes == 0 || down.End.SumReceived.Bytes == 0 {
-				t.Errorf("iperf3 moved nothing: A->B %d bytes, B->A %d bytes", up.End.SumReceived.Bytes, down.End.SumReceived.Bytes)
-			}
-			t.Logf("iperf3 TCP xdpsec->charon %.0f Mbit/s, charon->xdpsec %.0f Mbit/s",
-				up.End.SumReceived.BitsPerSecond/1e6, down.End.SumReceived.BitsPerSecond/1e6)
+			l.pingPairs(t, 10, [][2]string{{"hA", hostB4}, {"hB", hostA4}, {"hA", hostB6}, {"hB", hostA6}})
+			l.iperfTCP(t, "xdpsec<->charon", true)
 
 			pcap := capAll.stop()
 			ikeNoLeak(t, pcap)

@@ -111,12 +111,7 @@ func TestIKETrap(t *testing.T) {
 	if got := gA.showStats(t).workerDrop("no_sa"); got == noSA {
 		t.Error("gwA dropped no packet for want of an SA before the tunnel came up")
 	}
-	for _, p := range [][2]string{{"hA", hostB4}, {"hB", hostA4}, {"hA", hostB6}} {
-		l.warmUp(t, p[0], p[1])
-		if got := l.pingAll(p[0], p[1], 10); got != 10 {
-			t.Errorf("ping %s -> %s: %d of 10 answered\n%s", p[0], p[1], got, l.diagnose())
-		}
-	}
+	l.pingPairs(t, 10, [][2]string{{"hA", hostB4}, {"hB", hostA4}, {"hA", hostB6}})
 
 	// Deleted by gwA: the trap stays, traffic brings the tunnel back.
 	ikeAction(t, sockA, "terminate", "site")

@@ -508,3 +508,35 @@ func (l *lab) inNetns(node string, f func() error) error {
 	}()
 	return <-errc
 }
+
+// pingPairs warms each (from node, to address) pair up and expects n of n
+// pings answered.
+func (l *lab) pingPairs(t *testing.T, n int, pairs [][2]string) {
+	t.Helper()
+	for _, p := range pairs {
+		l.warmUp(t, p[0], p[1])
+		if got := l.pingAll(p[0], p[1], n); got != n {
+			t.Errorf("ping %s -> %s: %d of %d answered\n%s", p[0], p[1], got, n, l.diagnose())
+		}
+	}
+}
+
+// iperfTCP runs iperf3 TCP for a second from hostA to hostB at the
+// 300 Mbit/s cap, and back too when both; anything that moves nothing is
+// an error, and the rates are logged under what.
+func (l *lab) iperfTCP(t *testing.T, what string, both bool) {
+	t.Helper()
+	up := l.iperf(t, hostB4, "-t", "1", "-b", "300M")
+	if up.End.SumReceived.Bytes == 0 {
+		t.Errorf("iperf3 %s A->B moved nothing: %+v", what, up)
+	}
+	t.Logf("iperf3 TCP %s A->B: %.0f Mbit/s", what, up.End.SumReceived.BitsPerSecond/1e6)
+	if !both {
+		return
+	}
+	down := l.iperf(t, hostB4, "-t", "1", "-R", "-b", "300M")
+	if down.End.SumReceived.Bytes == 0 {
+		t.Errorf("iperf3 %s B->A moved nothing: %+v", what, down)
+	}
+	t.Logf("iperf3 TCP %s B->A: %.0f Mbit/s", what, down.End.SumReceived.BitsPerSecond/1e6)
+}
