@@ -74,7 +74,7 @@ func (e *Engine) acquire(name, child string) (AcquireResult, error) {
 	}
 	var est *ikeSA
 	for _, sa := range e.sas {
-		if sa.conn != c {
+		if sa.conn != c || sa.unauthenticated() {
 			continue
 		}
 		switch sa.state {

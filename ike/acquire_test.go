@@ -3,6 +3,8 @@ package ike
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ike/transport"
 )
 
 // TestAcquire: an acquire on an idle trap connection initiates; acquires
@@ -83,5 +85,48 @@ func TestStartTrapNeedsRemote(t *testing.T) {
 	ci.RemoteAddr = netip.Addr{}
 	if err := ci.Validate(); err == nil {
 		t.Fatal("trap without a remote address accepted")
+	}
+}
+
+// TestSpoofedInitHoldsNothingOff: a half-open responder IKE SA, which
+// anyone can make with one IKE_SA_INIT from the peer's address, does not
+// count as the connection being on its way: an acquire still initiates,
+// and so does a restart (DPD, close_action).
+func TestSpoofedInitHoldsNothingOff(t *testing.T) {
+	_, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
+	cr.LocalAddr, cr.RemoteAddr = fuzzLocal.Addr(), fuzzRemote.Addr()
+	mc := newMemConn()
+	e, err := newEngine(Config{Connections: []Connection{cr}}, mc, NewMemInstaller())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { close(e.quit) })
+	initiated := func() int {
+		n := 0
+		for _, sa := range e.sas {
+			if sa.initiator {
+				n++
+			}
+		}
+		return n
+	}
+	e.receive(transport.Packet{Data: initRequest(t), Local: fuzzLocal, Remote: fuzzRemote})
+	if len(e.halfOpen) != 1 {
+		t.Fatalf("%d half-open SAs after one IKE_SA_INIT, want 1", len(e.halfOpen))
+	}
+	if res, err := e.acquire("test", "net"); err != nil || res != AcquireIKE {
+		t.Fatalf("acquire beside a half-open responder SA: %v, %v; want %v", res, err, AcquireIKE)
+	}
+	if n := initiated(); n != 1 {
+		t.Fatalf("%d IKE SAs initiated, want 1", n)
+	}
+	for _, sa := range e.sas {
+		if sa.initiator {
+			e.forget(sa)
+		}
+	}
+	e.restart(e.connection("test"))
+	if n := initiated(); n != 1 {
+		t.Fatalf("restart beside a half-open responder SA initiated %d IKE SAs, want 1", n)
 	}
 }

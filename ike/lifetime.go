@@ -201,7 +201,7 @@ func (e *Engine) restart(conn *Connection) {
 		return
 	}
 	for _, sa := range e.sas {
-		if sa.conn == conn && sa.state != StateDead && sa.state != StateDeleting {
+		if sa.conn == conn && !sa.unauthenticated() && sa.state != StateDead && sa.state != StateDeleting {
 			return
 		}
 	}

@@ -693,3 +693,12 @@ func signal(w chan error, err error) {
 	default:
 	}
 }
+
+// unauthenticated reports whether sa is a responder IKE SA that has not
+// finished IKE_AUTH. Anyone who can send from the peer's address can make
+// one (its connection is only the first that matches the addresses), so it
+// must not count as the connection being up or on its way: a spoofed
+// IKE_SA_INIT would otherwise hold off acquires and restarts.
+func (sa *ikeSA) unauthenticated() bool {
+	return !sa.initiator && sa.halfOpen
+}
