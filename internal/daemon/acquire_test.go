@@ -66,24 +66,29 @@ func TestIKETrapPolicyFlags(t *testing.T) {
 			t.Errorf("%s: acquire asks for %+v (%v), want %+v", c.dst, ref, ok, c.ref)
 		}
 	}
-	// dpd_action trap on site: its policies start to acquire.
-	if err := d.ike.InstallTrap(7, []sad.Selector{sel("198.18.1.0/24", "198.18.2.0/24"), sel("198.18.1.0/25", "198.18.2.0/25")}); err != nil {
+	// dpd_action trap on site with the selectors the peer narrowed: the
+	// configured policy, which covers them and comes first in the SPD,
+	// starts to acquire; nothing is added behind it to be shadowed.
+	n := len(d.spd.Policies())
+	if err := d.ike.InstallTrap(7, []sad.Selector{sel("198.18.1.0/25", "198.18.2.0/25")}); err != nil {
 		t.Fatal(err)
 	}
-	if pol := lookup(d, "198.18.1.5", "198.18.2.5"); !pol.Acquire.Load() {
-		t.Error("dpd_action trap left the configured policy without acquires")
+	pol := lookup(d, "198.18.1.5", "198.18.2.5")
+	if !pol.Acquire.Load() {
+		t.Errorf("dpd_action trap on narrowed selectors: the policy that catches their traffic (%s) does not acquire", pol.Name)
 	}
-	var narrowed *spd.Policy
-	for _, p := range d.spd.Policies() {
-		if p.Selector.Dst == netip.MustParsePrefix("198.18.2.0/25") {
-			narrowed = p
-		}
-	}
-	if narrowed == nil || !narrowed.Acquire.Load() {
-		t.Fatalf("narrowed trap %+v", narrowed)
-	}
-	if ref, ok := d.ike.acquireRef(narrowed); !ok || ref != (childRef{"site", "net"}) {
+	if ref, ok := d.ike.acquireRef(pol); !ok || ref != (childRef{"site", "net"}) {
 		t.Errorf("narrowed trap asks for %+v (%v)", ref, ok)
+	}
+	if m := len(d.spd.Policies()); m != n {
+		t.Errorf("%d policies after the trap, want %d (no shadowed copy)", m, n)
+	}
+	// A selector no configured trap covers gets a policy of its own.
+	if err := d.ike.InstallTrap(8, []sad.Selector{sel("198.18.1.0/24", "198.18.9.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	if pol := lookup(d, "198.18.1.5", "198.18.9.5"); pol == nil || pol.Action != spd.Protect || pol.SA.Load() != nil {
+		t.Errorf("uncovered trap selector: policy %+v", pol)
 	}
 }
 

@@ -532,9 +532,17 @@ func (p *ikePlane) InstallTrap(reqID uint32, sel []sad.Selector) error {
 	defer p.mu.Unlock()
 	var added bool
 	for i, s := range sel {
-		if j := slices.IndexFunc(p.traps, func(t *spd.Policy) bool { return sameSelector(t.Selector, s) }); j >= 0 {
-			// From now on its traffic brings the tunnel back.
-			p.traps[j].Acquire.Store(true)
+		// A trap already in the SPD that covers s (the configured child's,
+		// when the peer narrowed the selectors) catches its traffic before
+		// anything added behind it: from now on it brings the tunnel back.
+		covered := false
+		for _, t := range p.traps {
+			if covers(t.Selector, s) {
+				t.Acquire.Store(true)
+				covered = true
+			}
+		}
+		if covered {
 			continue
 		}
 		pol := &spd.Policy{Name: fmt.Sprintf("trap-%d#%d", reqID, i), Selector: s, Action: spd.Protect}
