@@ -39,6 +39,7 @@ type childSA struct {
 	ike       *ikeSA // the IKE SA that carries it now (it moves on an IKE rekey)
 	created   time.Time
 	timers    []*time.Timer
+	retry     *time.Timer // the pending rekey retry: one at a time, not one more per refusal
 
 	// The small fields together, so they pack: a gateway holds one
 	// childSA per tunnel, and this keeps it in the 288-byte size class.
@@ -403,6 +404,10 @@ func (e *Engine) removeChild(sa *ikeSA, c *childSA, linger bool) {
 		t.Stop()
 	}
 	c.timers = nil
+	if c.retry != nil {
+		c.retry.Stop()
+		c.retry = nil
+	}
 	crypto.Zero(c.secret)
 	c.secret = nil
 	c.wipeOutKeys()

@@ -67,7 +67,12 @@ func (e *Engine) retryRekey(c *childSA) {
 		return
 	}
 	d := max(e.retransmit.Timeout, c.cfg.Lifetime.Soft.Time/10)
-	c.timers = append(c.timers, e.afterFunc(jitter(d), func() { e.rekeyChild(c, nil) }))
+	// One pending retry, replaced: a peer that keeps refusing must not
+	// grow the SA's timers for as long as it lives.
+	if c.retry != nil {
+		c.retry.Stop()
+	}
+	c.retry = e.afterFunc(jitter(d), func() { e.rekeyChild(c, nil) })
 }
 
 // expireChild deletes c: its hard lifetime ran out.
@@ -132,7 +137,10 @@ func (e *Engine) retryIKERekey(sa *ikeSA) {
 		return
 	}
 	d := max(e.retransmit.Timeout, sa.conn.IKERekeyTime/10)
-	sa.timers = append(sa.timers, e.afterFunc(jitter(d), func() { e.rekeyIKE(sa, nil) }))
+	if sa.retry != nil {
+		sa.retry.Stop()
+	}
+	sa.retry = e.afterFunc(jitter(d), func() { e.rekeyIKE(sa, nil) })
 }
 
 // dpdCheck sends an empty INFORMATIONAL when the peer was silent for the

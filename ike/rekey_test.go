@@ -788,3 +788,33 @@ func TestChildDeleteAcrossIKERekey(t *testing.T) {
 		t.Error("a Delete of a rekeyed Child SA was lost in an IKE rekey; the responder's grace timer had to clean up")
 	}
 }
+
+// TestRekeyRetriesDoNotAccumulate: each refused rekey schedules a retry;
+// a peer that keeps refusing must leave one pending retry, not a growing
+// list of timers for the SA's whole life.
+func TestRekeyRetriesDoNotAccumulate(t *testing.T) {
+	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
+	ci.IKERekeyTime = time.Hour
+	i, r := startPair(t, ci, cr)
+	if err := i.e.Initiate(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	steady(t, i, r, 1)
+	i.e.do(ctx(t), func() {
+		sa := i.e.sas[firstKey(i.e.sas)]
+		c := sa.children[0]
+		c.rekeyDue = true
+		nc, ns := len(c.timers), len(sa.timers)
+		for range 50 {
+			i.e.retryRekey(c)
+			i.e.retryIKERekey(sa)
+		}
+		if len(c.timers) != nc || len(sa.timers) != ns || c.retry == nil || sa.retry == nil {
+			t.Errorf("after 50 retries: child timers %d (was %d), IKE timers %d (was %d), pending retries %v/%v",
+				len(c.timers), nc, len(sa.timers), ns, c.retry != nil, sa.retry != nil)
+		}
+		c.rekeyDue = false
+		c.retry.Stop()
+		sa.retry.Stop()
+	})
+}

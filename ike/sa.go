@@ -142,6 +142,7 @@ type ikeSA struct {
 
 	lastRecv time.Time     // the last authenticated message from the peer (DPD)
 	timers   []*time.Timer // lifetime timers
+	retry    *time.Timer   // the pending IKE rekey retry
 	dpdTimer *time.Timer
 
 	outSeals uint32         // messages sealed under keys by per-message protectors
@@ -643,6 +644,10 @@ func (sa *ikeSA) destroy() {
 		t.Stop()
 	}
 	sa.timers = nil
+	if sa.retry != nil {
+		sa.retry.Stop()
+		sa.retry = nil
+	}
 	if sa.dpdTimer != nil {
 		sa.dpdTimer.Stop()
 	}
