@@ -42,6 +42,10 @@ type followupState struct {
 	pending []crypto.GroupID
 	link    []byte
 	timer   *time.Timer
+	// deadline is when the peer's next IKE_FOLLOWUP_KE is due; a timer
+	// event already queued when the deadline moved on finds it later and
+	// does nothing.
+	deadline time.Time
 }
 
 func newLink() []byte {
@@ -55,8 +59,9 @@ func newLink() []byte {
 func (e *Engine) startFollowup(old, next *ikeSA, sel selected, secret []byte, pending []crypto.GroupID) *followupState {
 	st := &followupState{next: next, sel: sel, secrets: [][]byte{secret}, pending: pending, link: newLink()}
 	e.followups[old] = st
+	st.deadline = e.now().Add(followupTimeout)
 	st.timer = e.afterFunc(followupTimeout, func() {
-		if e.followups[old] == st {
+		if e.followups[old] == st && !e.now().Before(st.deadline) {
 			e.log.Warn("peer did not continue its IKE rekey with IKE_FOLLOWUP_KE, dropping it", "sa", old.logID(), "new", next.logID())
 			e.dropFollowup(old, true)
 		}
@@ -117,6 +122,7 @@ func respondFollowupKE(sa *ikeSA, req message.Payloads) ([]message.Payload, func
 	resp := []message.Payload{&message.KeyExchange{Group: message.DHGroup(want), Data: pub}}
 	if len(st.pending) > 0 {
 		st.link = newLink()
+		st.deadline = sa.e.now().Add(followupTimeout)
 		st.timer.Reset(followupTimeout)
 		return append(resp, notify(message.NotifyAdditionalKeyExchange, st.link)), nil
 	}
