@@ -1,9 +1,7 @@
 package ike
 
 import (
-	"context"
 	"errors"
-	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -25,10 +23,11 @@ import (
 // the per-source limit and the half-open cap bound what such initiators
 // can make the responder spend.
 
-// Defaults of the flood defence.
+// Defaults of the flood defence (Defence's zero values); the exported
+// ones are what the configuration checks its ike: section against.
 const (
-	defaultCookieThreshold = 32
-	defaultHalfOpenLimit   = 10000
+	DefaultCookieThreshold = 32
+	DefaultHalfOpenLimit   = 10000
 	defaultHalfOpenTimeout = 30 * time.Second
 	// admittedQueue is how many admitted messages may wait for the loop.
 	admittedQueue = 256
@@ -58,6 +57,13 @@ type FloodStats struct {
 	HalfOpen         uint64 // half-open responder IKE SAs now
 	HalfOpenPeak     uint64 // the most there have been at once
 	CookieRetries    uint64 // as initiator: IKE_SA_INIT repeated with the responder's COOKIE
+	// TransportShed counts, of TransportDropped, the SA-starting requests
+	// shed to keep half the transport's queue for established SAs.
+	TransportShed uint64
+	// UnknownSA counts messages for no IKE SA of ours (or with the wrong
+	// other SPI); ForgedRetransmits apparent retransmissions of a
+	// request that failed their integrity check, so got no resent response.
+	UnknownSA, ForgedRetransmits uint64
 }
 
 // floodCounters are FloodStats as atomics: admission, the loop and Stats
@@ -67,6 +73,7 @@ type floodCounters struct {
 	cookiesSent, cookiesValid, cookiesInvalid           atomic.Uint64
 	rateLimited, halfOpenDropped, halfOpenExpired       atomic.Uint64
 	queueDropped, halfOpen, halfOpenPeak, cookieRetries atomic.Uint64
+	unknownSA, forgedRetransmits                        atomic.Uint64
 }
 
 // Stats returns the flood-defence counters; safe from any goroutine and
@@ -78,13 +85,21 @@ func (e *Engine) Stats() FloodStats {
 		CookiesSent: c.cookiesSent.Load(), CookiesValid: c.cookiesValid.Load(), CookiesInvalid: c.cookiesInvalid.Load(),
 		RateLimited: c.rateLimited.Load(), HalfOpenDropped: c.halfOpenDropped.Load(), HalfOpenExpired: c.halfOpenExpired.Load(),
 		QueueDropped: c.queueDropped.Load(), HalfOpen: c.halfOpen.Load(), HalfOpenPeak: c.halfOpenPeak.Load(),
-		CookieRetries: c.cookieRetries.Load(), TransportDropped: e.transportDropped(),
+		CookieRetries: c.cookieRetries.Load(), TransportDropped: e.transportDropped(), TransportShed: e.transportShed(),
+		UnknownSA: c.unknownSA.Load(), ForgedRetransmits: c.forgedRetransmits.Load(),
 	}
 }
 
 func (e *Engine) transportDropped() uint64 {
 	if d, ok := e.conn.(interface{ Dropped() uint64 }); ok {
 		return d.Dropped()
+	}
+	return 0
+}
+
+func (e *Engine) transportShed() uint64 {
+	if d, ok := e.conn.(interface{ InitShed() uint64 }); ok {
+		return d.InitShed()
 	}
 	return 0
 }
@@ -180,7 +195,9 @@ func (e *Engine) admit(p transport.Packet) (*message.Message, bool) {
 	}
 	if !e.acceptsPeer(p.Local.Addr(), p.Remote.Addr()) {
 		e.flood.unknownPeer.Add(1)
-		e.quiet.log(e.log, noisyUnknownPeer, slog.LevelInfo, "IKE_SA_INIT from unknown peer ignored", "peer", p.Remote)
+		if n, ok := e.quiet.allow(noisyUnknownPeer); ok {
+			e.log.Info("IKE_SA_INIT from unknown peer ignored", "peer", p.Remote, "suppressed_since_last", n)
+		}
 		return nil, false
 	}
 	return m, e.checkCookie(m, p)
@@ -233,7 +250,9 @@ func (e *Engine) checkCookie(m *message.Message, p transport.Packet) bool {
 			return true
 		}
 		e.flood.cookiesInvalid.Add(1)
-		e.quiet.log(e.log, noisyBadCookie, slog.LevelInfo, "IKE_SA_INIT with an invalid or stale COOKIE, sending a fresh one", "peer", p.Remote)
+		if n, ok := e.quiet.allow(noisyBadCookie); ok {
+			e.log.Info("IKE_SA_INIT with an invalid or stale COOKIE, sending a fresh one", "peer", p.Remote, "suppressed_since_last", n)
+		}
 	}
 	e.replyInit(m.SPIi, p, notify(message.NotifyCookie, e.cookies.make(now, m.SPIi, p.Remote.Addr(), nP.Data)))
 	e.flood.cookiesSent.Add(1)
@@ -276,22 +295,22 @@ type quietLog struct {
 
 const quietBurst = 5
 
-func (q *quietLog) log(l *slog.Logger, kind int, level slog.Level, msg string, args ...any) {
+// allow reports whether a line of this kind may be logged now (at most
+// quietBurst a second) and how many were suppressed since the last one
+// that was. Callers build the line's arguments only when it may: a flood
+// must not cost an allocation per datagram for lines nobody sees.
+func (q *quietLog) allow(kind int) (suppressed int, ok bool) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	k := &q.kinds[kind]
-	now := time.Now()
-	if now.Sub(k.window) >= time.Second {
-		if k.dropped > 0 {
-			args = append(args, "suppressed_since_last", k.dropped)
-		}
-		k.window, k.n, k.dropped = now, 0, 0
+	if now := time.Now(); now.Sub(k.window) >= time.Second {
+		k.window, k.n = now, 0
 	}
 	k.n++
 	if k.n > quietBurst {
 		k.dropped++
-		q.mu.Unlock()
-		return
+		return 0, false
 	}
-	q.mu.Unlock()
-	l.Log(context.Background(), level, msg, args...)
+	suppressed, k.dropped = k.dropped, 0
+	return suppressed, true
 }

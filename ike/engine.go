@@ -193,13 +193,13 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	if e.halfOpenLimit <= 0 {
-		e.halfOpenLimit = defaultHalfOpenLimit
+		e.halfOpenLimit = DefaultHalfOpenLimit
 	}
 	if e.halfOpenTimeout <= 0 {
 		e.halfOpenTimeout = defaultHalfOpenTimeout
 	}
 	if e.cookieThreshold <= 0 {
-		e.cookieThreshold = defaultCookieThreshold
+		e.cookieThreshold = DefaultCookieThreshold
 	}
 	now := e.now()
 	e.cookies = newCookieJar(cfg.CookieSecretLifetime, now)
@@ -343,12 +343,16 @@ func (e *Engine) dispatch(p transport.Packet, m *message.Message) {
 		}
 		if !e.limiter.allow(p.Remote.Addr(), e.now()) {
 			e.flood.rateLimited.Add(1)
-			e.quiet.log(e.log, noisyRateLimited, slog.LevelWarn, "IKE_SA_INIT rate limit reached, dropping", "peer", p.Remote)
+			if n, ok := e.quiet.allow(noisyRateLimited); ok {
+				e.log.Warn("IKE_SA_INIT rate limit reached, dropping", "peer", p.Remote, "suppressed_since_last", n)
+			}
 			return
 		}
 		if len(e.halfOpen) >= e.halfOpenLimit {
 			e.flood.halfOpenDropped.Add(1)
-			e.quiet.log(e.log, noisyHalfOpenFull, slog.LevelWarn, "half-open IKE SA table full, dropping IKE_SA_INIT", "peer", p.Remote, "limit", e.halfOpenLimit)
+			if n, ok := e.quiet.allow(noisyHalfOpenFull); ok {
+				e.log.Warn("half-open IKE SA table full, dropping IKE_SA_INIT", "peer", p.Remote, "limit", e.halfOpenLimit, "suppressed_since_last", n)
+			}
 			return
 		}
 		e.respondInit(m, p.Data, p)
@@ -358,11 +362,13 @@ func (e *Engine) dispatch(p transport.Packet, m *message.Message) {
 	if m.IsInitiator() {
 		sa = e.sas[m.SPIr] // we are the responder
 		if sa == nil || sa.initiator || sa.spiI != m.SPIi {
+			e.flood.unknownSA.Add(1)
 			return
 		}
 	} else {
 		sa = e.sas[m.SPIi]
 		if sa == nil || !sa.initiator {
+			e.flood.unknownSA.Add(1)
 			return
 		}
 		if sa.spiR == 0 && m.Exchange == message.ExchangeIKESAInit && m.IsResponse() {
@@ -372,6 +378,7 @@ func (e *Engine) dispatch(p transport.Packet, m *message.Message) {
 				sa.spiR = m.SPIr
 			}
 		} else if sa.spiR != m.SPIr {
+			e.flood.unknownSA.Add(1)
 			return
 		}
 	}
@@ -442,7 +449,9 @@ func (e *Engine) addHalfOpen(sa *ikeSA) {
 	sa.hoTimer = e.afterFunc(e.halfOpenTimeout, func() {
 		if sa.halfOpen && sa.state == StateConnecting {
 			e.flood.halfOpenExpired.Add(1)
-			e.quiet.log(e.log, noisyHalfOpenExpired, slog.LevelInfo, "half-open IKE SA timed out", "sa", sa.logID(), "peer", sa.remote)
+			if n, ok := e.quiet.allow(noisyHalfOpenExpired); ok {
+				e.log.Info("half-open IKE SA timed out", "sa", sa.logID(), "peer", sa.remote, "suppressed_since_last", n)
+			}
 			sa.destroy()
 		}
 	})

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"slices"
 
@@ -370,7 +369,9 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 		}
 	}
 	if conn == nil {
-		e.quiet.log(e.log, noisyNoProposal, slog.LevelWarn, "no IKE proposal chosen", "peer", pkt.Remote, "received", describeProposals(saP.Proposals), "configured", describeOurs(cands[0].IKEProposals))
+		if n, ok := e.quiet.allow(noisyNoProposal); ok {
+			e.log.Warn("no IKE proposal chosen", "peer", pkt.Remote, "received", describeProposals(saP.Proposals), "configured", describeOurs(cands[0].IKEProposals), "suppressed_since_last", n)
+		}
 		reply(notify(message.NotifyNoProposalChosen, nil))
 		return
 	}
@@ -383,7 +384,9 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 		return
 	}
 	if crypto.GroupID(keP.Group) != sel.DH {
-		e.quiet.log(e.log, noisyWrongKE, slog.LevelInfo, "peer sent KE of another group, asking for ours", "peer", pkt.Remote, "received", crypto.GroupID(keP.Group), "wanted", sel.DH)
+		if n, ok := e.quiet.allow(noisyWrongKE); ok {
+			e.log.Info("peer sent KE of another group, asking for ours", "peer", pkt.Remote, "received", crypto.GroupID(keP.Group), "wanted", sel.DH, "suppressed_since_last", n)
+		}
 		var g [2]byte
 		binary.BigEndian.PutUint16(g[:], uint16(sel.DH))
 		reply(notify(message.NotifyInvalidKEPayload, g[:]))

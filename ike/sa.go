@@ -544,6 +544,16 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 			// fragment 1 triggers the resend, or every fragment would.
 			return
 		}
+		// Anyone who saw the SPIs and the message ID could otherwise have
+		// us resend the whole response, every fragment of it, for one
+		// forged datagram. Not checkable: IKE_SA_INIT (unprotected) and
+		// IKE_INTERMEDIATE, whose request is protected by the keys before
+		// the ones its exchange derived (RFC 9370 §2.2.2); both answers
+		// are about the size of the request.
+		if m.Exchange != message.ExchangeIKESAInit && m.Exchange != message.ExchangeIKEIntermediate && !sa.authentic(raw) {
+			sa.e.flood.forgedRetransmits.Add(1)
+			return
+		}
 		sa.e.log.Debug("retransmitted request, resending response", "sa", sa.logID(), "message_id", m.MessageID)
 		sa.sendTo(sa.lastResp, from.Local, from.Remote)
 		return
@@ -706,4 +716,24 @@ func signal(w chan error, err error) {
 // IKE_SA_INIT would otherwise hold off acquires and restarts.
 func (sa *ikeSA) unauthenticated() bool {
 	return !sa.initiator && sa.halfOpen
+}
+
+// authentic reports whether raw, a protected message or fragment from the
+// peer, passes its integrity check under this IKE SA's keys.
+func (sa *ikeSA) authentic(raw []byte) bool {
+	in, err := sa.opener()
+	if err != nil {
+		return false
+	}
+	defer in.Destroy()
+	lay, err := message.LocateEncrypted(raw, in.IVLen(), in.ICVLen())
+	if err != nil {
+		return false
+	}
+	plain, err := in.Open(nil, lay.AssociatedData, raw[len(lay.AssociatedData):])
+	if err != nil {
+		return false
+	}
+	crypto.Zero(plain)
+	return true
 }

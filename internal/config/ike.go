@@ -66,12 +66,6 @@ type Defence struct {
 	ike.Defence
 }
 
-// Defaults the ike: section documents (the engine's own).
-const (
-	defaultHalfOpenLimit   = 10000
-	defaultCookieThreshold = 32
-)
-
 // defence reads the ike: section.
 func (d *decoder) defence(n *yaml.Node, f *Defence) {
 	f.Line = n.Line
@@ -120,10 +114,10 @@ func (d *decoder) defence(n *yaml.Node, f *Defence) {
 	})
 	limit, threshold := f.HalfOpenLimit, f.CookieThreshold
 	if limit == 0 {
-		limit = defaultHalfOpenLimit
+		limit = ike.DefaultHalfOpenLimit
 	}
 	if !thresholdSet {
-		threshold = defaultCookieThreshold
+		threshold = ike.DefaultCookieThreshold
 	}
 	if !f.CookiesAlways && threshold >= limit {
 		d.errf(n, "ike.cookie_threshold", "%d is not below half_open_limit (%d): the table would fill before any cookie is asked for", threshold, limit)

@@ -188,7 +188,8 @@ func IKEStats(st ike.FloodStats) map[string]uint64 {
 		"cookies_sent": st.CookiesSent, "cookies_valid": st.CookiesValid, "cookies_invalid": st.CookiesInvalid,
 		"rate_limited": st.RateLimited, "half_open_dropped": st.HalfOpenDropped, "half_open_expired": st.HalfOpenExpired,
 		"queue_dropped": st.QueueDropped, "transport_dropped": st.TransportDropped, "cookie_retries": st.CookieRetries,
-		"half_open": st.HalfOpen, "half_open_peak": st.HalfOpenPeak,
+		"half_open": st.HalfOpen, "half_open_peak": st.HalfOpenPeak, "transport_shed": st.TransportShed,
+		"unknown_sa": st.UnknownSA, "forged_retransmits": st.ForgedRetransmits,
 	}
 }
 

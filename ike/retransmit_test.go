@@ -1,0 +1,88 @@
+package ike
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/ike/transport"
+)
+
+// TestForgedRetransmitNotAnswered: a copy of an answered request resends
+// the cached response only if it passes the integrity check; one with a
+// flipped bit (anyone who saw the SPIs and message ID could send it) gets
+// nothing and is counted.
+func TestForgedRetransmitNotAnswered(t *testing.T) {
+	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
+	i, r := startPair(t, ci, cr)
+	if err := i.e.Initiate(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	steady(t, i, r, 1)
+	var mu sync.Mutex
+	var req []byte
+	i.conn.setMangle(func(h message.Header, data []byte) []byte {
+		mu.Lock()
+		defer mu.Unlock()
+		if h.Exchange == message.ExchangeInformational && !h.IsResponse() && req == nil {
+			req = append([]byte(nil), data...)
+		}
+		return data
+	})
+	if err := i.e.Ping(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	i.conn.setMangle(nil)
+	mu.Lock()
+	defer mu.Unlock()
+	if req == nil {
+		t.Fatal("no INFORMATIONAL request seen")
+	}
+	pi, _ := i.conn.Ports()
+	pr, _ := r.conn.Ports()
+	send := func(b []byte) {
+		t.Helper()
+		if err := i.conn.Conn.Send(transport.Packet{Data: b, Local: netip.AddrPortFrom(i.addr, pi), Remote: netip.AddrPortFrom(r.addr, pr)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answered := r.conn.sent("INFORMATIONAL/resp")
+	forged := append([]byte(nil), req...)
+	forged[len(forged)-1] ^= 1 // the ICV
+	send(forged)
+	waitFor(t, "the forged retransmission counted", func() bool { return r.e.Stats().ForgedRetransmits == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if n := r.conn.sent("INFORMATIONAL/resp"); n != answered {
+		t.Fatalf("a forged retransmission was answered (%d responses, had %d)", n, answered)
+	}
+	send(req)
+	waitFor(t, "the genuine retransmission answered", func() bool { return r.conn.sent("INFORMATIONAL/resp") == answered+1 })
+	if n := r.e.Stats().ForgedRetransmits; n != 1 {
+		t.Fatalf("ForgedRetransmits = %d after a genuine retransmission, want 1", n)
+	}
+}
+
+// TestQuietLogAllow: at most quietBurst lines of a kind a second; the
+// next one allowed says how many were held back.
+func TestQuietLogAllow(t *testing.T) {
+	var q quietLog
+	for i := range quietBurst {
+		if n, ok := q.allow(noisyUnknownPeer); !ok || n != 0 {
+			t.Fatalf("line %d: allowed %v, suppressed %d", i, ok, n)
+		}
+	}
+	for range 7 {
+		if _, ok := q.allow(noisyUnknownPeer); ok {
+			t.Fatal("a line past the burst was allowed")
+		}
+	}
+	if _, ok := q.allow(noisyBadCookie); !ok {
+		t.Fatal("another kind was held back")
+	}
+	q.kinds[noisyUnknownPeer].window = time.Now().Add(-2 * time.Second)
+	if n, ok := q.allow(noisyUnknownPeer); !ok || n != 7 {
+		t.Fatalf("next second: allowed %v, suppressed %d; want true, 7", ok, n)
+	}
+}
