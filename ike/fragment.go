@@ -208,10 +208,8 @@ var errFragmentDropped = errors.New("fragment dropped")
 // fragment was dropped (err then says why); once complete, payloads and err
 // are those of the whole message, as decrypt returns them.
 func (sa *ikeSA) openMessage(raw []byte, m *message.Message, dir int) (payloads message.Payloads, complete bool, err error) {
-	if n := len(m.Payloads); n > 0 {
-		if f, ok := m.Payloads[n-1].(*message.EncryptedFragment); ok {
-			return sa.reassemble(raw, m, f, dir)
-		}
+	if f := lastFragment(m); f != nil {
+		return sa.reassemble(raw, m, f, dir)
 	}
 	ps, err := sa.decrypt(raw, m)
 	return ps, true, err
