@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,11 +104,12 @@ func keyLogUAT(t *testing.T, dir string) []string {
 	return rows
 }
 
-// decryptWithKeyLog has tshark decrypt every ESP frame of the capture with
-// the key log's rows and checks each ICV; it returns how many it checked.
+// decryptWithKeyLog has tshark decrypt the ESP frames among the first
+// decryptFrames frames of the capture with the key log's rows and checks
+// each ICV; it returns how many it checked.
 func decryptWithKeyLog(t *testing.T, pcap string, uat []string) int {
 	t.Helper()
-	lines := tshark(t, pcap, uat, "-Y", "esp", "-T", "fields", "-e", "esp.spi", "-e", "esp.icv_good", "-e", "esp.icv_bad")
+	lines := tshark(t, pcap, uat, "-c", strconv.Itoa(decryptFrames), "-Y", "esp", "-T", "fields", "-e", "esp.spi", "-e", "esp.icv_good", "-e", "esp.icv_bad")
 	if len(lines) == 0 {
 		t.Fatal("no ESP in the capture to decrypt")
 	}

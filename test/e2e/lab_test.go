@@ -437,6 +437,12 @@ func (c *capture) stop() string {
 	return c.file
 }
 
+// decryptFrames bounds the frames tshark decrypts from one capture. An
+// iperf3 run leaves tens of thousands of ESP frames; checking each took
+// seconds here but ran past the minute on a loaded CI machine. The first
+// frames hold the pings and the start of each iperf3 flow, both ways.
+const decryptFrames = 6000
+
 // tshark runs tshark on a capture with the given ESP SA table (none: no
 // decryption) and returns its output lines.
 func tshark(t *testing.T, file string, uat []string, args ...string) []string {
@@ -444,7 +450,10 @@ func tshark(t *testing.T, file string, uat []string, args ...string) []string {
 	conf := t.TempDir()
 	prefs := "esp.enable_encryption_decode: FALSE\n"
 	if len(uat) > 0 {
-		prefs = "esp.enable_encryption_decode: TRUE\nesp.enable_authentication_check: TRUE\nesp.do_esp_sequence_analysis: FALSE\n"
+		// Decryption is the slow part: the inner TCP is neither
+		// reassembled nor analysed, only the ESP layer is checked.
+		prefs = "esp.enable_encryption_decode: TRUE\nesp.enable_authentication_check: TRUE\nesp.do_esp_sequence_analysis: FALSE\n" +
+			"tcp.desegment_tcp_streams: FALSE\ntcp.analyze_sequence_numbers: FALSE\n"
 		if err := os.WriteFile(filepath.Join(conf, "esp_sa"), []byte(strings.Join(uat, "\n")+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -458,9 +467,13 @@ func tshark(t *testing.T, file string, uat []string, args ...string) []string {
 	cmd.Env = append(os.Environ(), "WIRESHARK_CONFIG_DIR="+conf, "HOME="+conf)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	start := time.Now()
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("tshark %v: %v\n%s", args, err, stderr.String())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Logf("tshark %v took %v", args, d.Round(time.Millisecond))
 	}
 	s := strings.TrimRight(string(out), "\n")
 	if s == "" {
