@@ -217,8 +217,8 @@ func (w *Worker) outbound(pkts []Packet) {
 			continue
 		}
 		ipb := d[packet.EthLen:]
-		ip, ok := packet.ParseIP(ipb)
-		if !ok {
+		var ip packet.IP
+		if !ip.Parse(ipb) {
 			w.drop(&nfree, p, sad.ErrBadHeader)
 			continue
 		}
@@ -490,8 +490,8 @@ func (w *Worker) encap(p *Packet, sa *sad.SA, seq uint64) (*Packet, sad.Reason) 
 	inner := p.Frame[innerOff : p.Off+p.Len]
 	hr := esp.HeadRoom(sa)
 	if sa.Mode == sad.Transport {
-		ip, ok := packet.ParseIP(inner)
-		if !ok {
+		var ip packet.IP
+		if !ip.Parse(inner) {
 			return nil, sad.ErrBadHeader
 		}
 		hr += ip.HdrLen
@@ -646,8 +646,13 @@ func (w *Worker) inbound(pkts []Packet) {
 			w.drop(&nfree, p, sad.ErrNoRoute)
 			continue
 		}
-		q.Off, q.Len = start, packet.EthLen+n
-		writeEth(q.Frame[q.Off:], hop, v4)
+		// Copy the descriptor before changing it: a copy made after
+		// the new Off/Len stores would load them back with wide loads
+		// the CPU cannot forward from those stores (a stall a packet).
+		t := &w.tx[ntx]
+		*t = *q
+		t.Off, t.Len = start, packet.EthLen+n
+		writeEth(t.Frame[start:], hop, v4)
 		if sa != cur {
 			if cur != nil {
 				cur.Account(pk, by)
@@ -657,7 +662,6 @@ func (w *Worker) inbound(pkts []Packet) {
 		pk++
 		by += uint64(n)
 		w.local.Decaps++
-		w.tx[ntx] = *q
 		ntx++
 		if q != p {
 			w.free[nfree] = *p

@@ -24,11 +24,10 @@ type Outer struct {
 // that is not ESP. Outer fragments are refused: reassembly is the
 // kernel's job, and a gateway should not be doing it for ESP anyway.
 func ParseOuter(pkt []byte, nattPort uint16, o *Outer) sad.Reason {
-	ip, ok := packet.ParseIP(pkt)
-	if !ok {
+	ip := &o.IP
+	if !ip.Parse(pkt) {
 		return sad.ErrBadHeader
 	}
-	o.IP = ip
 	o.UDP = false
 	if ip.Fragment {
 		return sad.ErrFragment
@@ -143,8 +142,8 @@ func Decap(s *Scratch, pkt []byte, o *Outer, sa *sad.SA) (off, n int, r sad.Reas
 		if nh != packet.ProtoIPv4 && nh != packet.ProtoIPv6 {
 			return 0, 0, sad.ErrBadNextHeader
 		}
-		in, ok := packet.ParseIP(data)
-		if !ok || in.V6 != (nh == packet.ProtoIPv6) {
+		var in packet.IP
+		if !in.Parse(data) || in.V6 != (nh == packet.ProtoIPv6) {
 			return 0, 0, sad.ErrBadHeader
 		}
 		// TFC padding (RFC 4303 §2.7) may follow the inner packet.
@@ -177,8 +176,8 @@ func Decap(s *Scratch, pkt []byte, o *Outer, sa *sad.SA) (off, n int, r sad.Reas
 		binary.BigEndian.PutUint16(hdr[10:], packet.IPv4HeaderChecksum(hdr))
 	}
 	inner := pkt[newOff : newOff+total]
-	in, ok := packet.ParseIP(inner)
-	if !ok {
+	var in packet.IP
+	if !in.Parse(inner) {
 		return 0, 0, sad.ErrBadHeader
 	}
 	if !selectorsMatch(sa, inner, &in) {

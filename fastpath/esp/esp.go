@@ -85,8 +85,8 @@ func inexactOverlap(x, y []byte) bool {
 // In tunnel mode the gateway forwards the inner packet, so its TTL or hop
 // limit is decremented, and ErrTTLExpired returned when it runs out.
 func Encap(s *Scratch, out, inner []byte, sa *sad.SA, seq uint64) (int, sad.Reason) {
-	ip, ok := packet.ParseIP(inner)
-	if !ok {
+	var ip packet.IP
+	if !ip.Parse(inner) {
 		return 0, sad.ErrBadHeader
 	}
 	inner = inner[:ip.TotalLen]
