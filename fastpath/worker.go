@@ -578,7 +578,8 @@ func writeEth(b []byte, h *Hop, v4 bool) {
 func (w *Worker) inbound(pkts []Packet) {
 	nfree, ntx := 0, 0
 	var o esp.Outer
-	var cur *sad.SA
+	var cur, lastSA *sad.SA
+	var lastSPI uint32 // 0 is reserved: never found, lastSA nil
 	var pk, by uint64
 	if w.crossLAN {
 		got := w.cfg.LAN.Alloc(w.spare[:len(pkts)])
@@ -597,7 +598,13 @@ func (w *Worker) inbound(pkts []Packet) {
 			w.drop(&nfree, p, r)
 			continue
 		}
-		sa := w.cfg.Inbound.Lookup(o.SPI)
+		// A batch is mostly one SA's packets: look an SPI up once per
+		// run of it. Like any reader, the batch may finish with an SA
+		// replaced meanwhile; a deleted one fails Usable below.
+		if o.SPI != lastSPI {
+			lastSPI, lastSA = o.SPI, w.cfg.Inbound.Lookup(o.SPI)
+		}
+		sa := lastSA
 		if sa == nil {
 			w.drop(&nfree, p, sad.ErrUnknownSPI)
 			continue

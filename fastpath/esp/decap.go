@@ -233,8 +233,9 @@ func combineECN(b []byte, v6 bool, outer byte) sad.Reason {
 		return sad.OK
 	}
 	old := binary.BigEndian.Uint16(b[0:])
-	b[1] = b[1]&^3 | next
+	word := old&^3 | uint16(next)
+	binary.BigEndian.PutUint16(b[0:], word)
 	cs := binary.BigEndian.Uint16(b[10:])
-	binary.BigEndian.PutUint16(b[10:], packet.UpdateChecksum16(cs, old, binary.BigEndian.Uint16(b[0:])))
+	binary.BigEndian.PutUint16(b[10:], packet.UpdateChecksum16(cs, old, word))
 	return sad.OK
 }

@@ -236,13 +236,17 @@ func decTTL(b []byte, v6 bool) sad.Reason {
 		b[7]--
 		return sad.OK
 	}
-	if b[8] <= 1 {
+	// TTL and protocol are one 16-bit word of the checksum. The new word
+	// is made in a register: reading it back after a byte store would
+	// be a load the CPU cannot forward from that store.
+	old := binary.BigEndian.Uint16(b[8:])
+	if old>>8 <= 1 {
 		return sad.ErrTTLExpired
 	}
-	old := binary.BigEndian.Uint16(b[8:])
-	b[8]--
+	ttlProto := old - 0x100
+	binary.BigEndian.PutUint16(b[8:], ttlProto)
 	cs := binary.BigEndian.Uint16(b[10:])
-	binary.BigEndian.PutUint16(b[10:], packet.UpdateChecksum16(cs, old, binary.BigEndian.Uint16(b[8:])))
+	binary.BigEndian.PutUint16(b[10:], packet.UpdateChecksum16(cs, old, ttlProto))
 	return sad.OK
 }
 
