@@ -123,14 +123,13 @@ func (m *MemPort) Pending() int {
 // Recv implements Port.
 func (m *MemPort) Recv(pkts []Packet) int {
 	m.mu.Lock()
-	n := 0
-	for n < len(pkts) && m.rxn > 0 {
-		pkts[n] = m.rx[m.rxh]
-		m.rx[m.rxh] = Packet{}
-		m.rxh = (m.rxh + 1) & m.mask
-		m.rxn--
-		n++
-	}
+	// Descriptors are copied out in bulk, as from a ring; the slots keep
+	// their stale copies (the frames are the pool's either way).
+	n := min(len(pkts), m.rxn)
+	k := copy(pkts[:n], m.rx[m.rxh:])
+	copy(pkts[k:n], m.rx)
+	m.rxh = (m.rxh + n) & m.mask
+	m.rxn -= n
 	m.mu.Unlock()
 	return n
 }
