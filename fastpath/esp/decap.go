@@ -97,8 +97,7 @@ func Decap(s *Scratch, pkt []byte, o *Outer, sa *sad.SA) (off, n int, r sad.Reas
 
 	switch c.Suite.Cipher {
 	case sad.CipherAESGCM, sad.CipherChaCha20Poly1305:
-		copy(s.nonce[:4], c.Salt[:])
-		copy(s.nonce[4:], esp[HdrLen:HdrLen+8])
+		s.setNonce(&c.Salt, binary.BigEndian.Uint64(esp[HdrLen:]))
 		aad := aadFor(s, esp, sa.ESN, seq)
 		if _, err := c.AEAD.Open(ct[:0], s.nonce[:], esp[ptOff:], aad); err != nil {
 			return 0, 0, sad.ErrAuth

@@ -3,6 +3,7 @@ package esp
 import (
 	"crypto/subtle"
 	"encoding/binary"
+	"math/bits"
 	"unsafe"
 
 	"github.com/xdpsec/xdpsec/fastpath/packet"
@@ -150,8 +151,9 @@ func Encap(s *Scratch, out, inner []byte, sa *sad.SA, seq uint64) (int, sad.Reas
 
 	// Headers, from the ESP header outwards.
 	espOff := hdr - c.IV - HdrLen
-	binary.BigEndian.PutUint32(out[espOff:], sa.SPI)
-	binary.BigEndian.PutUint32(out[espOff+4:], uint32(seq))
+	// SPI and sequence number in one store: non-ESN AES-GCM reads them
+	// back as its AAD with one 8-byte load.
+	binary.BigEndian.PutUint64(out[espOff:], uint64(sa.SPI)<<32|seq&0xffffffff)
 	if sa.Mode == sad.Tunnel {
 		writeOuter(out, inner, ip.V6, sa, seq, total)
 	} else {
@@ -171,8 +173,7 @@ func Encap(s *Scratch, out, inner []byte, sa *sad.SA, seq uint64) (int, sad.Reas
 		// RFC 4106 §3.1 / RFC 7634 §2: the IV is the 64-bit sequence
 		// number, unique within the SA since sequence numbers never wrap.
 		binary.BigEndian.PutUint64(esp[HdrLen:], seq)
-		copy(s.nonce[:4], c.Salt[:])
-		binary.BigEndian.PutUint64(s.nonce[4:], seq)
+		s.setNonce(&c.Salt, seq)
 		aad := aadFor(s, esp, sa.ESN, seq)
 		c.AEAD.Seal(out[hdr:hdr], s.nonce[:], pt, aad)
 	case sad.CipherAESCBC:
@@ -200,12 +201,22 @@ func Encap(s *Scratch, out, inner []byte, sa *sad.SA, seq uint64) (int, sad.Reas
 	return total, sad.OK
 }
 
-// aadFor writes the AEAD associated data: SPI and sequence number, with
+// setNonce writes the AEAD nonce, salt ‖ IV (RFC 4106 §4), with iv the
+// 8 IV bytes read as a big-endian number. The stores are one of 8 bytes
+// and one of 4, the widths of the loads the AES-GCM assembly reads the
+// nonce with: a load that spans two stores cannot be forwarded from them
+// and waits for both to reach the cache, on the critical path of the AES.
+func (s *Scratch) setNonce(salt *[4]byte, iv uint64) {
+	lo := uint64(binary.LittleEndian.Uint32(salt[:])) | uint64(bits.ReverseBytes32(uint32(iv>>32)))<<32
+	binary.LittleEndian.PutUint64(s.nonce[0:], lo)
+	binary.BigEndian.PutUint32(s.nonce[8:], uint32(iv))
+}
+
+// aadFor returns the AEAD associated data: SPI and sequence number, with
 // the high 32 bits between them when ESN is on (RFC 4106 §5).
 func aadFor(s *Scratch, esp []byte, esn bool, seq uint64) []byte {
 	if !esn {
-		copy(s.aad[:8], esp[:8])
-		return s.aad[:8]
+		return esp[:8:8] // the header as it is
 	}
 	copy(s.aad[:4], esp[:4])
 	binary.BigEndian.PutUint32(s.aad[4:], uint32(seq>>32))
