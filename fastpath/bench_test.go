@@ -10,9 +10,9 @@ import (
 
 // The pipeline benchmarks run whole worker polls of 64 packets through
 // in-memory ports, next to the bare AES-GCM-128 Seal/Open of the inner
-// packet size in the same run. One op is one packet. The pipeline cost
-// includes what a copy-mode AF_XDP RX costs anyway: the copy of the frame
-// into the port's memory (MemPort.Inject).
+// packet size in the same run. One op is one packet. Whether the copy of
+// each frame into the port's memory is on the clock is the rx flavour
+// (see rxModes below).
 
 var pipeSizes = []int{64, 512, 1400, -1}
 

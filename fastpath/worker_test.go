@@ -459,3 +459,45 @@ func TestPipelineZeroAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelineSPIRuns: the worker looks an SPI up once per run of equal
+// SPIs in a batch; unknown SPIs (0 among them) between runs of a known
+// one are still each refused, and the known one found again after them.
+func TestPipelineSPIRuns(t *testing.T) {
+	p := newPair(t, pairOpts{})
+	for i := 0; i < 3; i++ {
+		p.aLAN.Inject(frame("198.18.1.1", "198.18.2.2", 64, uint32(i)))
+	}
+	p.a.Poll()
+	good := collect(p.aWAN)
+	if len(good) != 3 {
+		t.Fatalf("gateway A sent %d, want 3", len(good))
+	}
+	withSPI := func(f []byte, spi uint32) []byte {
+		g := append([]byte(nil), f...)
+		binary.BigEndian.PutUint32(g[14+20:], spi)
+		return g
+	}
+	for _, f := range [][]byte{good[0], withSPI(good[1], 0xdead), withSPI(good[1], 0xdead), good[1],
+		withSPI(good[2], 0), good[2]} {
+		p.bWAN.Inject(f)
+	}
+	p.b.Poll()
+	if got := len(collect(p.bLAN)); got != 3 {
+		t.Fatalf("delivered %d, want 3", got)
+	}
+	if s := p.b.Stats(); s.Decaps != 3 || s.Drops[sad.ErrUnknownSPI] != 3 {
+		t.Fatalf("decaps %d, unknown SPI %d; want 3 and 3", s.Decaps, s.Drops[sad.ErrUnknownSPI])
+	}
+	// A deleted SA is refused even when the lookup before it was cached.
+	p.aLAN.Inject(frame("198.18.1.1", "198.18.2.2", 64, 9))
+	p.a.Poll()
+	late := collect(p.aWAN)
+	p.inB.Kill()
+	p.bWAN.Inject(late[0])
+	p.b.Poll()
+	if got := len(collect(p.bLAN)); got != 0 || p.b.Stats().Drops[sad.ErrExpired] != 1 {
+		t.Fatalf("killed SA still used: delivered %d, stats %+v", got, p.b.Stats())
+	}
+	checkNoLeak(t, p)
+}
