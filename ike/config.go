@@ -240,9 +240,11 @@ type Connection struct {
 	// Zero disables either.
 	IKERekeyTime, IKELifetime time.Duration
 	// DPDDelay is the liveness interval (RFC 7296 §2.4): when nothing
-	// authenticated arrived from the peer for this long, an empty
-	// INFORMATIONAL request goes out; when it goes unanswered through the
-	// retransmission schedule, DPDAction is taken. Zero disables DPD.
+	// authenticated arrived from the peer for this long — no IKE message
+	// and, where the installer reports it (UsageInstaller), no ESP on the
+	// connection's Child SAs — an empty INFORMATIONAL request goes out;
+	// when it goes unanswered through the retransmission schedule,
+	// DPDAction is taken. Zero disables DPD.
 	DPDDelay  time.Duration
 	DPDAction DPDAction
 	// CloseAction is what happens when the peer deletes the IKE SA or a

@@ -41,6 +41,15 @@ type TrapInstaller interface {
 	InstallTrap(reqID uint32, sel []sad.Selector) error
 }
 
+// UsageInstaller is implemented by Installers that can tell how many
+// packets an inbound SA has delivered. The engine then takes ESP arriving
+// from the peer as a sign of life and sends no liveness check while it
+// flows: RFC 7296 §2.4 asks for one only when nothing cryptographically
+// protected came from the peer for a while (strongSwan does the same).
+type UsageInstaller interface {
+	InboundPackets(spi uint32) (n uint64, ok bool)
+}
+
 // MemInstaller is an Installer that keeps the SAs in memory, for tests and
 // for showing what would be installed. It is safe for concurrent use.
 type MemInstaller struct {
@@ -50,6 +59,7 @@ type MemInstaller struct {
 	policies map[uint32][]sad.Selector
 	active   map[uint32]uint32 // ReqID -> the outbound SPI its policy uses
 	traps    map[uint32][]sad.Selector
+	usage    map[uint32]uint64 // inbound SPI -> packets, set by tests
 	log      []string
 }
 
@@ -61,7 +71,26 @@ func NewMemInstaller() *MemInstaller {
 		policies: map[uint32][]sad.Selector{},
 		active:   map[uint32]uint32{},
 		traps:    map[uint32][]sad.Selector{},
+		usage:    map[uint32]uint64{},
 	}
+}
+
+// SetInboundPackets sets what InboundPackets reports for an installed
+// inbound SA, as if the data plane had delivered n packets on it.
+func (m *MemInstaller) SetInboundPackets(spi uint32, n uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.usage[spi] = n
+}
+
+// InboundPackets implements UsageInstaller.
+func (m *MemInstaller) InboundPackets(spi uint32) (uint64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.inbound[spi]; !ok {
+		return 0, false
+	}
+	return m.usage[spi], true
 }
 
 func cloneConfig(cfg sad.Config) sad.Config {

@@ -100,7 +100,7 @@ func (sa *ikeSA) armIKE() {
 	if c == nil {
 		return
 	}
-	sa.lastRecv = sa.e.now()
+	sa.lastRecv = sa.e.now().Sub(sa.created)
 	if c.IKERekeyTime > 0 {
 		sa.timers = append(sa.timers, sa.e.afterFunc(jitter(c.IKERekeyTime), func() { sa.e.rekeyIKE(sa, nil) }))
 	}
@@ -113,8 +113,38 @@ func (sa *ikeSA) armIKE() {
 		}))
 	}
 	if c.DPDDelay > 0 {
+		sa.espSeen = sa.inboundPackets()
 		sa.dpdTimer = sa.e.afterFunc(c.DPDDelay, sa.dpdCheck)
 	}
+}
+
+// inboundPackets is the sum of the packets the data plane delivered on
+// the IKE SA's installed inbound Child SAs, or 0 when the installer cannot
+// tell (UsageInstaller).
+func (sa *ikeSA) inboundPackets() uint64 {
+	u, ok := sa.e.inst.(UsageInstaller)
+	if !ok {
+		return 0
+	}
+	var sum uint64
+	for _, c := range sa.children {
+		if c.installed {
+			if n, ok := u.InboundPackets(c.inSPI); ok {
+				sum += n
+			}
+		}
+	}
+	return sum
+}
+
+// espArrived reports whether ESP came in from the peer since the last
+// call. The sum only grows with traffic: a new Child SA starts at zero, a
+// deleted one lowers the sum, which is then taken as the new mark.
+func (sa *ikeSA) espArrived() bool {
+	n := sa.inboundPackets()
+	grew := n > sa.espSeen
+	sa.espSeen = n
+	return grew
 }
 
 // rekeyIKE queues a rekey of the IKE SA.
@@ -151,8 +181,13 @@ func (sa *ikeSA) dpdCheck() {
 		return
 	}
 	d := sa.conn.DPDDelay
-	idle := sa.e.now().Sub(sa.lastRecv)
+	idle := sa.e.now().Sub(sa.created) - sa.lastRecv
 	next := d - idle
+	if idle >= d && sa.espArrived() {
+		// The peer's ESP kept coming: it is alive, no check needed.
+		sa.lastRecv = sa.e.now().Sub(sa.created)
+		idle, next = 0, d
+	}
 	if idle >= d {
 		if sa.pending == nil && len(sa.queue) == 0 {
 			sa.enqueue(&livenessTask{})

@@ -255,6 +255,9 @@ func (sa *ikeSA) moveTo(next *ikeSA) {
 		next.children = append(next.children, c)
 	}
 	sa.children = nil
+	// The replacement's DPD counts ESP from here, not what the Child SAs
+	// carried before they moved.
+	next.espSeen = next.inboundPackets()
 	// Child SA work queued here goes with the Child SAs: a rekey's
 	// pending Delete of the old Child SA (RekeyDeleteDelay) left behind
 	// would die with this IKE SA, and the old SA would stay for ever.

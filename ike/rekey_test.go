@@ -393,6 +393,38 @@ func TestDPDRestart(t *testing.T) {
 	}
 }
 
+// TestDPDQuietWhileESPFlows: no liveness check goes out while the peer's
+// ESP keeps arriving on the Child SA (RFC 7296 §2.4), and checks start
+// within an interval or two once it stops.
+func TestDPDQuietWhileESPFlows(t *testing.T) {
+	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
+	ci.DPDDelay = 100 * time.Millisecond
+	i, r := startPair(t, ci, cr)
+	if err := i.e.Initiate(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	steady(t, i, r, 1)
+	in := i.inst.Inbound()
+	if len(in) != 1 {
+		t.Fatalf("inbound SAs %d", len(in))
+	}
+	spi := in[0].SPI
+	base := i.conn.sent("INFORMATIONAL/req")
+	var n uint64
+	for end := time.Now().Add(700 * time.Millisecond); time.Now().Before(end); {
+		n += 10
+		i.inst.SetInboundPackets(spi, n)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := i.conn.sent("INFORMATIONAL/req") - base; got != 0 {
+		t.Fatalf("%d DPD checks sent while ESP arrived every 20 ms (interval 100 ms)", got)
+	}
+	waitFor(t, "a DPD check once ESP stopped", func() bool { return i.conn.sent("INFORMATIONAL/req") > base })
+	if l := i.e.List(); len(l) != 1 || l[0].State != StateEstablished {
+		t.Fatalf("IKE SA after the checks: %+v", l)
+	}
+}
+
 func TestDPDActions(t *testing.T) {
 	for _, action := range []DPDAction{DPDClear, DPDTrap} {
 		t.Run(action.String(), func(t *testing.T) {

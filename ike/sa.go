@@ -140,7 +140,8 @@ type ikeSA struct {
 	ikeRekey     *ikeRekeyTask
 	ikeSuccessor *ikeSA
 
-	lastRecv time.Time     // the last authenticated message from the peer (DPD)
+	lastRecv time.Duration // when the last authenticated message from the peer came, since created (DPD)
+	espSeen  uint64        // packets delivered by its inbound Child SAs at the last DPD check
 	timers   []*time.Timer // lifetime timers
 	retry    *time.Timer   // the pending IKE rekey retry
 	dpdTimer *time.Timer
@@ -485,7 +486,7 @@ func (sa *ikeSA) handleResponse(raw []byte, m *message.Message, from transport.P
 			return
 		}
 		sa.followPeer(from)
-		sa.lastRecv = sa.e.now()
+		sa.lastRecv = sa.e.now().Sub(sa.created)
 	}
 	sa.stopPending()
 	if m.Exchange == message.ExchangeIKESAInit {
@@ -574,7 +575,7 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 		return
 	}
 	sa.followPeer(from)
-	sa.lastRecv = sa.e.now()
+	sa.lastRecv = sa.e.now().Sub(sa.created)
 	if sa.state == StateEstablished && crit == nil && childWork(m.Exchange, payloads) {
 		sa.adoptFromPredecessor()
 	}

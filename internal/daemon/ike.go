@@ -389,6 +389,17 @@ func (p *ikePlane) InstallInbound(cfg sad.Config) error {
 	return nil
 }
 
+// InboundPackets implements ike.UsageInstaller: the packets the workers
+// delivered on an inbound SA (its counter, read without a lock), so that
+// the engine sends no DPD check while the peer's ESP flows.
+func (p *ikePlane) InboundPackets(spi uint32) (uint64, bool) {
+	sa := p.d.inbound.Lookup(spi)
+	if sa == nil {
+		return 0, false
+	}
+	return sa.Counters.Packets.Load(), true
+}
+
 // InstallOutbound implements ike.Installer: the policies of cfg.ReqID
 // point at the new SA with one atomic store each. The first SA of a ReqID
 // binds the child's fail-closed policies (or new ones, placed first, for
@@ -522,6 +533,8 @@ func (p *ikePlane) release(reqID uint32) error {
 	}
 	return errors.Join(errs...)
 }
+
+var _ ike.UsageInstaller = (*ikePlane)(nil)
 
 // InstallTrap implements ike.TrapInstaller (dpd_action trap): the
 // selectors stay as PROTECT policies without an SA, and raise acquires

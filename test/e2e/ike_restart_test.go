@@ -180,6 +180,17 @@ func TestIKERestart(t *testing.T) {
 	l.warmUp(t, "hA", hostB4)
 	ping := l.startPinger(t, "hA", hostB4, 20*time.Millisecond)
 	ping.firstAfter(t, time.Now(), 5*time.Second, "before the restarts")
+	// While gwB's ESP comes back every 20 ms, gwA (DPD every second) has
+	// no reason to check gwB's liveness (RFC 7296 §2.4): no INFORMATIONAL.
+	capQuiet := l.capture(t, "wan", "a0", 0)
+	time.Sleep(3500 * time.Millisecond)
+	quiet := capQuiet.stop()
+	if n := len(tshark(t, quiet, nil, "-Y", "isakmp.exchangetype == 37")); n != 0 {
+		t.Errorf("%d INFORMATIONAL messages in 3.5 s of ESP both ways: DPD checks while the peer's ESP flows", n)
+	}
+	if n := len(tshark(t, quiet, nil, "-Y", "esp")); n < 100 {
+		t.Errorf("only %d ESP frames in 3.5 s of pings", n)
+	}
 
 	// cycle stops node's daemon with sig, leaves it down for a second,
 	// starts it again and reports how soon the echoes came back.
