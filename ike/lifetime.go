@@ -114,8 +114,19 @@ func (sa *ikeSA) armIKE() {
 	}
 	if c.DPDDelay > 0 {
 		sa.espSeen = sa.inboundPackets()
-		sa.dpdTimer = sa.e.afterFunc(c.DPDDelay, sa.dpdCheck)
+		sa.dpdPrev = sa.lastRecv
+		sa.dpdTimer = sa.e.afterFunc(sa.dpdStep(c.DPDDelay), sa.dpdCheck)
 	}
+}
+
+// dpdStep is the longest wait between two DPD checks: the interval, or
+// half of it when the installer reports ESP (UsageInstaller), so that the
+// time of the peer's last ESP is known to within half an interval.
+func (sa *ikeSA) dpdStep(d time.Duration) time.Duration {
+	if _, ok := sa.e.inst.(UsageInstaller); ok {
+		return d / 2
+	}
+	return d
 }
 
 // inboundPackets is the sum of the packets the data plane delivered on
@@ -175,19 +186,24 @@ func (e *Engine) retryIKERekey(sa *ikeSA) {
 
 // dpdCheck sends an empty INFORMATIONAL when the peer was silent for the
 // DPD interval (RFC 7296 §2.4) and re-arms itself. A missing answer ends
-// in peerDead through the retransmission schedule.
+// in peerDead through the retransmission schedule. Silent means no
+// authenticated IKE message and no ESP on its Child SAs: ESP that arrived
+// since the previous check proves the peer alive as of that check (the
+// earliest it can have come), so a peer whose ESP flows is never probed,
+// and one that falls silent is probed at most an interval after its last
+// packet, as without traffic.
 func (sa *ikeSA) dpdCheck() {
 	if sa.state != StateEstablished {
 		return
 	}
 	d := sa.conn.DPDDelay
-	idle := sa.e.now().Sub(sa.created) - sa.lastRecv
-	next := d - idle
-	if idle >= d && sa.espArrived() {
-		// The peer's ESP kept coming: it is alive, no check needed.
-		sa.lastRecv = sa.e.now().Sub(sa.created)
-		idle, next = 0, d
+	now := sa.e.now().Sub(sa.created)
+	if sa.espArrived() && sa.dpdPrev > sa.lastRecv {
+		sa.lastRecv = sa.dpdPrev
 	}
+	sa.dpdPrev = now
+	idle := now - sa.lastRecv
+	next := d - idle
 	if idle >= d {
 		if sa.pending == nil && len(sa.queue) == 0 {
 			sa.enqueue(&livenessTask{})
@@ -195,7 +211,7 @@ func (sa *ikeSA) dpdCheck() {
 		// Any outstanding request is a liveness check by itself.
 		next = d
 	}
-	sa.dpdTimer = sa.e.afterFunc(next, sa.dpdCheck)
+	sa.dpdTimer = sa.e.afterFunc(min(next, sa.dpdStep(d)), sa.dpdCheck)
 }
 
 // peerDead ends an IKE SA whose peer did not answer through the whole

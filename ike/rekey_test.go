@@ -416,10 +416,18 @@ func TestDPDQuietWhileESPFlows(t *testing.T) {
 		i.inst.SetInboundPackets(spi, n)
 		time.Sleep(20 * time.Millisecond)
 	}
+	stopped := time.Now()
 	if got := i.conn.sent("INFORMATIONAL/req") - base; got != 0 {
 		t.Fatalf("%d DPD checks sent while ESP arrived every 20 ms (interval 100 ms)", got)
 	}
 	waitFor(t, "a DPD check once ESP stopped", func() bool { return i.conn.sent("INFORMATIONAL/req") > base })
+	// The check comes within an interval of the last ESP (checks run
+	// every half interval and date ESP to the check before), not two.
+	took := time.Since(stopped)
+	t.Logf("first DPD check %v after the last ESP (interval 100 ms)", took.Round(time.Millisecond))
+	if took > 250*time.Millisecond {
+		t.Fatalf("first DPD check %v after the last ESP, want within one 100 ms interval", took)
+	}
 	if l := i.e.List(); len(l) != 1 || l[0].State != StateEstablished {
 		t.Fatalf("IKE SA after the checks: %+v", l)
 	}

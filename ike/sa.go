@@ -142,6 +142,7 @@ type ikeSA struct {
 
 	lastRecv time.Duration // when the last authenticated message from the peer came, since created (DPD)
 	espSeen  uint64        // packets delivered by its inbound Child SAs at the last DPD check
+	dpdPrev  time.Duration // when that check ran, since created
 	timers   []*time.Timer // lifetime timers
 	retry    *time.Timer   // the pending IKE rekey retry
 	dpdTimer *time.Timer
