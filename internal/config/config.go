@@ -323,6 +323,19 @@ func (d *decoder) boolean(n *yaml.Node, field string) bool {
 	return false
 }
 
+// rekeyDelay reads one of the rekey delays, at most limit, in the
+// engine's terms: 0 written means none (-1), absent stays 0 (default).
+func (d *decoder) rekeyDelay(n *yaml.Node, field string, limit time.Duration) time.Duration {
+	v := d.duration(n, field)
+	if v > limit {
+		d.errf(n, field, "%v is over %v", v, limit)
+	}
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
 func (d *decoder) duration(n *yaml.Node, field string) time.Duration {
 	s, ok := d.scalar(n, field)
 	if !ok {
@@ -340,7 +353,8 @@ func (d *decoder) duration(n *yaml.Node, field string) time.Duration {
 }
 
 func (d *decoder) top(n *yaml.Node, c *Config) {
-	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit", "on_stop"}
+	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit", "on_stop",
+		"delete_rekeyed_delay", "rekey_delete_delay"}
 	var sasNode, polNode, connNode *yaml.Node
 	d.mapping(n, "", known, func(k string, v *yaml.Node) {
 		switch k {
@@ -388,6 +402,10 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 			}
 		case "retransmit":
 			d.retransmit(v, k, &c.IKE.Retransmit)
+		case "delete_rekeyed_delay":
+			c.IKE.RekeyedInboundDelay = d.rekeyDelay(v, k, time.Minute)
+		case "rekey_delete_delay":
+			c.IKE.RekeyDeleteDelay = d.rekeyDelay(v, k, 10*time.Second)
 		case "key_log":
 			c.IKE.KeyLog = d.str(v, k)
 			if c.IKE.KeyLog != "" && !filepath.IsAbs(c.IKE.KeyLog) {

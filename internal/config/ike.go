@@ -55,6 +55,11 @@ type IKE struct {
 	Retransmit ike.Retransmit
 	// Defence is the ike: section, the responder's flood defence.
 	Defence Defence
+	// RekeyedInboundDelay (delete_rekeyed_delay, strongSwan's name) and
+	// RekeyDeleteDelay (rekey_delete_delay) are the engine's
+	// ike.Config fields of those names: 0 the engine's default (1 s,
+	// 100 ms), negative none (written as 0).
+	RekeyedInboundDelay, RekeyDeleteDelay time.Duration
 }
 
 // Defence is the ike: section: the engine's flood defence (RFC 7296 §2.6

@@ -279,6 +279,43 @@ func TestTrapAndTimers(t *testing.T) {
 	if r := c.IKE.Retransmit; r != (ike.Retransmit{Timeout: 200 * time.Millisecond, Base: 1.5, Tries: 3}) {
 		t.Errorf("retransmit %+v", r)
 	}
+	if c.IKE.RekeyedInboundDelay != 0 || c.IKE.RekeyDeleteDelay != 0 {
+		t.Errorf("rekey delays %v/%v without the keys, want the engine's defaults (0)", c.IKE.RekeyedInboundDelay, c.IKE.RekeyDeleteDelay)
+	}
+}
+
+// TestRekeyDelays: delete_rekeyed_delay and rekey_delete_delay reach the
+// engine's configuration; 0 means none, over the limit is refused.
+func TestRekeyDelays(t *testing.T) {
+	dir := t.TempDir()
+	writePSK(t, dir)
+	base := strings.Replace(ikeBase, "%s", "{psk_file: psk}", 1)
+	for _, tc := range []struct {
+		keys         string
+		inbound, del time.Duration
+		err          string
+	}{
+		{"delete_rekeyed_delay: 5s\nrekey_delete_delay: 250ms", 5 * time.Second, 250 * time.Millisecond, ""},
+		{"delete_rekeyed_delay: 0\nrekey_delete_delay: 0s", -1, -1, ""},
+		{"delete_rekeyed_delay: 2m", 0, 0, "delete_rekeyed_delay: 2m0s is over 1m0s"},
+		{"rekey_delete_delay: 11s", 0, 0, "rekey_delete_delay: 11s is over 10s"},
+		{"rekey_delete_delay: soon", 0, 0, "not a duration"},
+	} {
+		y := strings.Replace(base, "key_log: keys", tc.keys, 1)
+		c, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(y))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.keys, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tc.keys, err)
+		}
+		if c.IKE.RekeyedInboundDelay != tc.inbound || c.IKE.RekeyDeleteDelay != tc.del {
+			t.Errorf("%q: delays %v/%v, want %v/%v", tc.keys, c.IKE.RekeyedInboundDelay, c.IKE.RekeyDeleteDelay, tc.inbound, tc.del)
+		}
+	}
 }
 
 // TestConnectionFragmentation: fragmentation and fragment_size reach the

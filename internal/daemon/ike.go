@@ -199,6 +199,7 @@ func (p *ikePlane) start() error {
 		return fmt.Errorf("ike: listen on %s: %w", laddr, err)
 	}
 	ecfg := ike.Config{Connections: conns, Retransmit: d.cfg.IKE.Retransmit, Defence: d.cfg.IKE.Defence.Defence,
+		RekeyedInboundDelay: d.cfg.IKE.RekeyedInboundDelay, RekeyDeleteDelay: d.cfg.IKE.RekeyDeleteDelay,
 		Logger: d.log.With("subsystem", "ike")}
 	if dir := d.cfg.IKE.KeyLog; dir != "" {
 		d.log.Warn("!!! key_log is on: every IKE and ESP key is written in the clear to " + dir +
