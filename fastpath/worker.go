@@ -653,13 +653,8 @@ func (w *Worker) inbound(pkts []Packet) {
 			w.drop(&nfree, p, sad.ErrNoRoute)
 			continue
 		}
-		// Copy the descriptor before changing it: a copy made after
-		// the new Off/Len stores would load them back with wide loads
-		// the CPU cannot forward from those stores (a stall a packet).
-		t := &w.tx[ntx]
-		*t = *q
-		t.Off, t.Len = start, packet.EthLen+n
-		writeEth(t.Frame[start:], hop, v4)
+		q.Off, q.Len = start, packet.EthLen+n
+		writeEth(q.Frame[q.Off:], hop, v4)
 		if sa != cur {
 			if cur != nil {
 				cur.Account(pk, by)
@@ -669,6 +664,7 @@ func (w *Worker) inbound(pkts []Packet) {
 		pk++
 		by += uint64(n)
 		w.local.Decaps++
+		w.tx[ntx] = *q
 		ntx++
 		if q != p {
 			w.free[nfree] = *p

@@ -461,8 +461,9 @@ func TestPipelineZeroAllocs(t *testing.T) {
 }
 
 // TestPipelineSPIRuns: the worker looks an SPI up once per run of equal
-// SPIs in a batch; unknown SPIs (0 among them) between runs of a known
-// one are still each refused, and the known one found again after them.
+// SPIs in a batch; a replay within a run is still refused, unknown SPIs
+// (0 among them) between runs of a known one are each refused, and the
+// known one is found again after them.
 func TestPipelineSPIRuns(t *testing.T) {
 	p := newPair(t, pairOpts{})
 	for i := 0; i < 3; i++ {
@@ -478,7 +479,7 @@ func TestPipelineSPIRuns(t *testing.T) {
 		binary.BigEndian.PutUint32(g[14+20:], spi)
 		return g
 	}
-	for _, f := range [][]byte{good[0], withSPI(good[1], 0xdead), withSPI(good[1], 0xdead), good[1],
+	for _, f := range [][]byte{good[0], good[0], withSPI(good[1], 0xdead), withSPI(good[1], 0xdead), good[1],
 		withSPI(good[2], 0), good[2]} {
 		p.bWAN.Inject(f)
 	}
@@ -486,8 +487,9 @@ func TestPipelineSPIRuns(t *testing.T) {
 	if got := len(collect(p.bLAN)); got != 3 {
 		t.Fatalf("delivered %d, want 3", got)
 	}
-	if s := p.b.Stats(); s.Decaps != 3 || s.Drops[sad.ErrUnknownSPI] != 3 {
-		t.Fatalf("decaps %d, unknown SPI %d; want 3 and 3", s.Decaps, s.Drops[sad.ErrUnknownSPI])
+	if s := p.b.Stats(); s.Decaps != 3 || s.Drops[sad.ErrUnknownSPI] != 3 || s.Drops[sad.ErrReplay] != 1 {
+		t.Fatalf("decaps %d, unknown SPI %d, replays %d; want 3, 3 and 1 (the repeated first packet)",
+			s.Decaps, s.Drops[sad.ErrUnknownSPI], s.Drops[sad.ErrReplay])
 	}
 	// A deleted SA is refused even when the lookup before it was cached.
 	p.aLAN.Inject(frame("198.18.1.1", "198.18.2.2", 64, 9))

@@ -13,11 +13,7 @@ func TestCloseActionStart(t *testing.T) {
 	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
 	ci.CloseAction = CloseStart
 	cr.CloseAction = CloseStart // rekeys must not trip it on either end
-	i, r := startPair(t, ci, cr)
-	if err := i.e.Initiate(ctx(t), "test"); err != nil {
-		t.Fatal(err)
-	}
-	steady(t, i, r, 1)
+	i, r := upPair(t, ci, cr)
 
 	// Rekeys delete the old SAs: no close action.
 	for _, rekey := range []func() error{
@@ -69,11 +65,7 @@ func TestCloseActionStart(t *testing.T) {
 func TestCloseActionTrap(t *testing.T) {
 	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
 	ci.CloseAction = CloseTrap
-	i, r := startPair(t, ci, cr)
-	if err := i.e.Initiate(ctx(t), "test"); err != nil {
-		t.Fatal(err)
-	}
-	steady(t, i, r, 1)
+	i, r := upPair(t, ci, cr)
 	reqID := i.inst.Outbound()[0].ReqID
 	if err := r.e.Terminate(ctx(t), "test"); err != nil {
 		t.Fatal(err)
@@ -90,11 +82,7 @@ func TestCloseActionTrap(t *testing.T) {
 
 func TestCloseActionNone(t *testing.T) {
 	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
-	i, r := startPair(t, ci, cr)
-	if err := i.e.Initiate(ctx(t), "test"); err != nil {
-		t.Fatal(err)
-	}
-	steady(t, i, r, 1)
+	i, r := upPair(t, ci, cr)
 	if err := r.e.Terminate(ctx(t), "test"); err != nil {
 		t.Fatal(err)
 	}

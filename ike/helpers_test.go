@@ -191,6 +191,18 @@ func pskPair(t testing.TB, ike, esp string) (Connection, Connection) {
 	return ci, cr
 }
 
+// upPair starts a pair, has the initiator bring the connection up and
+// waits until each end holds one Child SA pair and nothing else.
+func upPair(t *testing.T, ci, cr Connection) (*peer, *peer) {
+	t.Helper()
+	i, r := startPair(t, ci, cr)
+	if err := i.e.Initiate(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	steady(t, i, r, 1)
+	return i, r
+}
+
 // startPair runs two engines over loopback UDP on free high ports.
 func startPair(t testing.TB, ci, cr Connection) (*peer, *peer) {
 	t.Helper()

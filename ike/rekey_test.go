@@ -246,11 +246,7 @@ func TestChildLifetimes(t *testing.T) {
 	t.Run("hard", func(t *testing.T) {
 		ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
 		ci.Children[0].Lifetime.Hard.Time = 300 * time.Millisecond
-		i, r := startPair(t, ci, cr)
-		if err := i.e.Initiate(ctx(t), "test"); err != nil {
-			t.Fatal(err)
-		}
-		steady(t, i, r, 1)
+		i, r := upPair(t, ci, cr)
 		waitFor(t, "hard expiry", func() bool {
 			return len(i.inst.Inbound())+len(i.inst.Outbound())+len(r.inst.Inbound())+len(r.inst.Outbound()) == 0
 		})
@@ -261,11 +257,7 @@ func TestChildLifetimes(t *testing.T) {
 	t.Run("expire-call", func(t *testing.T) {
 		// The data plane's byte and packet limits arrive through Expire.
 		ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
-		i, r := startPair(t, ci, cr)
-		if err := i.e.Initiate(ctx(t), "test"); err != nil {
-			t.Fatal(err)
-		}
-		steady(t, i, r, 1)
+		i, r := upPair(t, ci, cr)
 		first := childSPI(t, r)
 		if err := r.e.Expire(first, false); err != nil {
 			t.Fatal(err)
@@ -355,11 +347,7 @@ func TestIKERekey(t *testing.T) {
 func TestDPDRestart(t *testing.T) {
 	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
 	ci.DPDDelay, ci.DPDAction = 200*time.Millisecond, DPDRestart
-	i, r := startPair(t, ci, cr)
-	if err := i.e.Initiate(ctx(t), "test"); err != nil {
-		t.Fatal(err)
-	}
-	steady(t, i, r, 1)
+	i, r := upPair(t, ci, cr)
 	old := i.e.List()[0]
 	// A live peer answers the checks and nothing changes.
 	time.Sleep(500 * time.Millisecond)
@@ -395,15 +383,11 @@ func TestDPDRestart(t *testing.T) {
 
 // TestDPDQuietWhileESPFlows: no liveness check goes out while the peer's
 // ESP keeps arriving on the Child SA (RFC 7296 §2.4), and checks start
-// within an interval or two once it stops.
+// within an interval of its last packet once it stops.
 func TestDPDQuietWhileESPFlows(t *testing.T) {
 	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
 	ci.DPDDelay = 100 * time.Millisecond
-	i, r := startPair(t, ci, cr)
-	if err := i.e.Initiate(ctx(t), "test"); err != nil {
-		t.Fatal(err)
-	}
-	steady(t, i, r, 1)
+	i, _ := upPair(t, ci, cr)
 	in := i.inst.Inbound()
 	if len(in) != 1 {
 		t.Fatalf("inbound SAs %d", len(in))
@@ -438,11 +422,7 @@ func TestDPDActions(t *testing.T) {
 		t.Run(action.String(), func(t *testing.T) {
 			ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
 			ci.DPDDelay, ci.DPDAction = 100*time.Millisecond, action
-			i, r := startPair(t, ci, cr)
-			if err := i.e.Initiate(ctx(t), "test"); err != nil {
-				t.Fatal(err)
-			}
-			steady(t, i, r, 1)
+			i, r := upPair(t, ci, cr)
 			r.conn.setDrop(func(message.Header, int) bool { return true })
 			waitFor(t, "dead peer", func() bool { return len(i.e.List()) == 0 })
 			if len(i.inst.Inbound())+len(i.inst.Outbound()) != 0 {
@@ -464,11 +444,7 @@ func TestDPDActions(t *testing.T) {
 // CHILD_SA_NOT_FOUND and leaves everything as it was.
 func TestRekeyRefusals(t *testing.T) {
 	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
-	i, r := startPair(t, ci, cr)
-	if err := i.e.Initiate(ctx(t), "test"); err != nil {
-		t.Fatal(err)
-	}
-	steady(t, i, r, 1)
+	i, r := upPair(t, ci, cr)
 	got := make(chan message.Payloads, 1)
 	i.e.do(ctx(t), func() {
 		for _, sa := range i.e.sas {
@@ -646,11 +622,7 @@ func TestRekeyedInboundLingers(t *testing.T) {
 			defer func(d time.Duration) { testRekeyedDelay = d }(testRekeyedDelay)
 			testRekeyedDelay = 600 * time.Millisecond
 			ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
-			i, r := startPair(t, ci, cr)
-			if err := i.e.Initiate(ctx(t), "test"); err != nil {
-				t.Fatal(err)
-			}
-			steady(t, i, r, 1)
+			i, r := upPair(t, ci, cr)
 			oldI, oldR := childSPI(t, i), childSPI(t, r)
 			rekeyer := i
 			if who == "responder" {
@@ -764,11 +736,7 @@ func TestRekeyDeleteWaits(t *testing.T) {
 // limit and stop sending.
 func TestDataPlaneSoftExpiryRetried(t *testing.T) {
 	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
-	i, r := startPair(t, ci, cr)
-	if err := i.e.Initiate(ctx(t), "test"); err != nil {
-		t.Fatal(err)
-	}
-	steady(t, i, r, 1)
+	i, r := upPair(t, ci, cr)
 	first := childSPI(t, i)
 	// The responder answers TEMPORARY_FAILURE while it deems the SA busy.
 	setState := func(s childState) {
@@ -835,11 +803,7 @@ func TestChildDeleteAcrossIKERekey(t *testing.T) {
 func TestRekeyRetriesDoNotAccumulate(t *testing.T) {
 	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
 	ci.IKERekeyTime = time.Hour
-	i, r := startPair(t, ci, cr)
-	if err := i.e.Initiate(ctx(t), "test"); err != nil {
-		t.Fatal(err)
-	}
-	steady(t, i, r, 1)
+	i, _ := upPair(t, ci, cr)
 	i.e.do(ctx(t), func() {
 		sa := i.e.sas[firstKey(i.e.sas)]
 		c := sa.children[0]

@@ -16,11 +16,7 @@ import (
 // nothing and is counted.
 func TestForgedRetransmitNotAnswered(t *testing.T) {
 	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
-	i, r := startPair(t, ci, cr)
-	if err := i.e.Initiate(ctx(t), "test"); err != nil {
-		t.Fatal(err)
-	}
-	steady(t, i, r, 1)
+	i, r := upPair(t, ci, cr)
 	var mu sync.Mutex
 	var req []byte
 	i.conn.setMangle(func(h message.Header, data []byte) []byte {
