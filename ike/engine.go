@@ -125,8 +125,11 @@ type Engine struct {
 	// late packets after their deletion (RekeyedInboundDelay), by SPI;
 	// their SPIs stay reserved until the timer removes them.
 	lingering map[uint32]*time.Timer
-	nextReqID uint32
-	frag      fragCounters
+	// keepalives are the IKE SAs behind a NAT that send NAT-T keepalives.
+	keepalives     map[*ikeSA]*natKeepalive
+	keepalivesSent atomic.Uint64
+	nextReqID      uint32
+	frag           fragCounters
 	// fragTimeout is reassemblyTimeout; tests shorten it.
 	fragTimeout time.Duration
 
@@ -178,6 +181,7 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		rekeyedDelay:    cfg.RekeyedInboundDelay,
 		rekeyDelete:     cfg.RekeyDeleteDelay,
 		lingering:       map[uint32]*time.Timer{},
+		keepalives:      map[*ikeSA]*natKeepalive{},
 		sas:             map[uint64]*ikeSA{},
 		halfOpen:        map[halfOpenKey]*ikeSA{},
 		byInit:          map[halfOpenKey]*ikeSA{},

@@ -378,6 +378,7 @@ func (sa *ikeSA) sendTo(msgs [][]byte, local, remote netip.AddrPort) {
 		sa.e.frag.messagesSent.Add(1)
 		sa.e.frag.fragmentsSent.Add(uint64(len(msgs)))
 	}
+	sa.sentOnFlow(local, remote)
 	for _, raw := range msgs {
 		if err := sa.e.conn.Send(transport.Packet{Data: raw, Local: local, Remote: remote}); err != nil {
 			sa.e.log.Debug("send failed", "sa", sa.logID(), "err", err)
@@ -534,6 +535,7 @@ func (sa *ikeSA) followPeer(from transport.Packet) {
 		sa.natRemote = true
 	}
 	sa.local, sa.remote = from.Local, from.Remote
+	sa.moveChildren()
 }
 
 // handleRequest answers a request of the peer. A retransmitted request
@@ -695,6 +697,7 @@ func (sa *ikeSA) destroy() {
 		sa.out = nil
 	}
 	delete(sa.e.hybrid, sa)
+	sa.stopKeepalive()
 	sa.e.forget(sa)
 }
 
