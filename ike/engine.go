@@ -125,11 +125,13 @@ type Engine struct {
 	// late packets after their deletion (RekeyedInboundDelay), by SPI;
 	// their SPIs stay reserved until the timer removes them.
 	lingering map[uint32]*time.Timer
+
 	// keepalives are the IKE SAs behind a NAT that send NAT-T keepalives.
 	keepalives     map[*ikeSA]*natKeepalive
 	keepalivesSent atomic.Uint64
-	nextReqID      uint32
-	frag           fragCounters
+
+	nextReqID uint32
+	frag      fragCounters
 	// fragTimeout is reassemblyTimeout; tests shorten it.
 	fragTimeout time.Duration
 
