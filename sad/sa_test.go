@@ -157,3 +157,74 @@ func TestSelectorMatch(t *testing.T) {
 		t.Fatal("zero selector must match all")
 	}
 }
+
+// TestMovedNeverReusesSeq: moving an outbound SA to a new peer address
+// and UDP port keeps its keys and continues its sequence numbers, while
+// workers that still reserve on the old SA, concurrently, get none; no
+// number is handed out twice.
+func TestMovedNeverReusesSeq(t *testing.T) {
+	sa, err := New(Config{SPI: 0x302, Dir: Outbound, Mode: Tunnel,
+		Local: netip.MustParseAddr("192.0.2.1"), Remote: netip.MustParseAddr("192.0.2.2"),
+		Encap: UDPEncap{SrcPort: 4500, DstPort: 4500}, Suite: AESGCM256, Key: make([]byte, 36)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	got := make(chan [][2]uint64)
+	for range 4 {
+		go func() {
+			var mine [][2]uint64
+			for {
+				select {
+				case <-stop:
+					got <- mine
+					return
+				default:
+				}
+				if first, n := sa.ReserveSeq(3); n > 0 {
+					mine = append(mine, [2]uint64{first, uint64(n)})
+				}
+			}
+		}()
+	}
+	time.Sleep(2 * time.Millisecond)
+	remote := netip.MustParseAddr("198.51.100.7")
+	n, err := sa.Moved(sa.Local, remote, UDPEncap{SrcPort: 4500, DstPort: 31337})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all [][2]uint64
+	for range 100 {
+		if first, k := n.ReserveSeq(3); k > 0 {
+			all = append(all, [2]uint64{first, uint64(k)})
+		}
+	}
+	close(stop)
+	for range 4 {
+		all = append(all, <-got...)
+	}
+	used := map[uint64]bool{}
+	for _, r := range all {
+		for s := r[0]; s < r[0]+r[1]; s++ {
+			if used[s] {
+				t.Fatalf("sequence number %d handed out twice", s)
+			}
+			used[s] = true
+		}
+	}
+	if len(used) < 300 {
+		t.Fatalf("only %d sequence numbers handed out", len(used))
+	}
+	if _, got := sa.ReserveSeq(1); got != 0 {
+		t.Fatal("the old SA still hands out sequence numbers")
+	}
+	if n.Remote != remote || n.Encap.DstPort != 31337 || n.Crypto != sa.Crypto || n.SPI != sa.SPI {
+		t.Fatalf("moved SA: %v %+v", n.Remote, n.Encap)
+	}
+	if r := n.OuterHdr[16:20]; netip.AddrFrom4([4]byte(r)) != remote {
+		t.Fatalf("outer header still sends to %v", netip.AddrFrom4([4]byte(r)))
+	}
+	if _, err := n.Moved(netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2"), UDPEncap{}); err == nil {
+		t.Fatal("moved across address families")
+	}
+}
