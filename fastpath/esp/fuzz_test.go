@@ -65,10 +65,10 @@ func FuzzDecap(f *testing.F) {
 		if r := esp.ParseOuter(in, nattPort, &o); r != sad.OK {
 			return
 		}
-		if o.ESPOff < 0 || o.ESPOff+8 > o.IP.TotalLen || o.IP.TotalLen > len(pkt) {
-			t.Fatalf("ParseOuter: ESP at %d, total %d, in %d bytes", o.ESPOff, o.IP.TotalLen, len(pkt))
+		if o.ESPOff < 0 || o.ESPOff+8 > o.ESPEnd || o.ESPEnd > o.IP.TotalLen || o.IP.TotalLen > len(pkt) {
+			t.Fatalf("ParseOuter: ESP at %d..%d, total %d, in %d bytes", o.ESPOff, o.ESPEnd, o.IP.TotalLen, len(pkt))
 		}
-		espb := bytes.Clone(pkt[o.ESPOff:o.IP.TotalLen])
+		espb := bytes.Clone(pkt[o.ESPOff:o.ESPEnd])
 		seqLo := binary.BigEndian.Uint32(espb[4:])
 		// A new window infers high-order bits 0 (RFC 4303 Appendix A2.2),
 		// except for the last W numbers of the first subspace, which it
