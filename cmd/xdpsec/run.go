@@ -32,6 +32,9 @@ func runDaemon(args []string) int {
 	}
 	if *check {
 		defer cfg.Wipe()
+		for _, w := range cfg.Warnings {
+			fmt.Fprintln(os.Stderr, "warning:", w)
+		}
 		mode := "two-arm"
 		if cfg.OneArm() {
 			mode = "one-arm"

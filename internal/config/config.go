@@ -68,6 +68,14 @@ type Config struct {
 	DetachOnStop bool
 	// Control is the Unix socket `xdpsec show` talks to.
 	Control string
+	// ControlGroup (control_group) is the gid whose members may read the
+	// daemon's state on the control socket (`xdpsec show`);
+	// ControlAdminGroup (control_admin_group) the gid whose members may
+	// also change it (initiate, terminate, rekey). 0: none, root only.
+	ControlGroup, ControlAdminGroup uint32
+	// Warnings are things about the file worth saying once at start that
+	// do not stop it (keys written inline in the YAML).
+	Warnings []string
 	// Metrics is the host:port of the Prometheus endpoint; empty: none.
 	Metrics string
 	// LogLevel is debug, info, warn or error.
@@ -184,6 +192,9 @@ func Parse(name string, b []byte) (*Config, error) {
 		c.Wipe()
 		return nil, errors.Join(d.errs...)
 	}
+	if w := d.inlineKeyWarning(); w != "" {
+		c.Warnings = append(c.Warnings, w)
+	}
 	return c, nil
 }
 
@@ -191,6 +202,8 @@ type decoder struct {
 	file string
 	dir  string
 	errs []error
+	// inlineKeys lists the keys written in the YAML (field and line).
+	inlineKeys []string
 }
 
 func (d *decoder) errf(n *yaml.Node, field, format string, args ...any) {
@@ -354,7 +367,8 @@ func (d *decoder) duration(n *yaml.Node, field string) time.Duration {
 
 func (d *decoder) top(n *yaml.Node, c *Config) {
 	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit", "on_stop",
-		"delete_rekeyed_delay", "rekey_delete_delay"}
+		"delete_rekeyed_delay", "rekey_delete_delay",
+		"control_group", "control_admin_group"}
 	var sasNode, polNode, connNode *yaml.Node
 	d.mapping(n, "", known, func(k string, v *yaml.Node) {
 		switch k {
@@ -381,6 +395,10 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 			if c.Control == "" {
 				d.errf(v, k, "must not be empty")
 			}
+		case "control_group":
+			c.ControlGroup = d.group(v, k)
+		case "control_admin_group":
+			c.ControlAdminGroup = d.group(v, k)
 		case "metrics":
 			c.Metrics = d.str(v, k)
 		case "state_file":
@@ -660,6 +678,9 @@ func (d *decoder) keyMaterial(n *yaml.Node, field string, fromFile bool) []byte 
 	if !ok {
 		return nil
 	}
+	if !fromFile {
+		d.noteInlineKey(n, field)
+	}
 	if fromFile {
 		p := s
 		if !filepath.IsAbs(p) {
@@ -671,6 +692,10 @@ func (d *decoder) keyMaterial(n *yaml.Node, field string, fromFile bool) []byte 
 			return nil
 		}
 		defer f.Close()
+		if err := checkSecretFile(f, p); err != nil {
+			d.errf(n, field, "%v", err)
+			return nil
+		}
 		b, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
 		if err != nil {
 			d.errf(n, field, "%s: %v", p, err)

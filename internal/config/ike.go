@@ -423,6 +423,16 @@ func (d *decoder) auth(n *yaml.Node, path string, c *Connection) {
 
 // readFile reads a small file relative to the configuration's directory.
 func (d *decoder) readFile(n *yaml.Node, field, p string, limit int) []byte {
+	return d.readFileMode(n, field, p, limit, false)
+}
+
+// readPrivate reads a file holding a secret (a PSK, a private key), which
+// group and others must not be able to access.
+func (d *decoder) readPrivate(n *yaml.Node, field, p string, limit int) []byte {
+	return d.readFileMode(n, field, p, limit, true)
+}
+
+func (d *decoder) readFileMode(n *yaml.Node, field, p string, limit int, secret bool) []byte {
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(d.dir, p)
 	}
@@ -432,6 +442,12 @@ func (d *decoder) readFile(n *yaml.Node, field, p string, limit int) []byte {
 		return nil
 	}
 	defer f.Close()
+	if secret {
+		if err := checkSecretFile(f, p); err != nil {
+			d.errf(n, field, "%v", err)
+			return nil
+		}
+	}
 	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
 		d.errf(n, field, "%s: %v", p, err)
@@ -448,7 +464,7 @@ func (d *decoder) readFile(n *yaml.Node, field, p string, limit int) []byte {
 // readSecret reads a PSK file: its bytes up to a final line end. Errors
 // never quote it.
 func (d *decoder) readSecret(n *yaml.Node, field, p string) []byte {
-	b := d.readFile(n, field, p, maxPSKSize)
+	b := d.readPrivate(n, field, p, maxPSKSize)
 	if b == nil {
 		return nil
 	}
@@ -486,7 +502,7 @@ func (d *decoder) readCerts(n *yaml.Node, field, p string) []*x509.Certificate {
 }
 
 func (d *decoder) readKey(n *yaml.Node, field, p string) crypto.Signer {
-	b := d.readFile(n, field, p, maxPEMSize)
+	b := d.readPrivate(n, field, p, maxPEMSize)
 	if b == nil {
 		return nil
 	}

@@ -104,6 +104,9 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 		return d, fmt.Errorf("a daemon already serves %s: one daemon per configuration", cfg.Control)
 	}
 	logCPU(log)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 	if err := d.buildTables(); err != nil {
 		return d, err
 	}
@@ -129,7 +132,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 			return d, err
 		}
 	}
-	d.ctl, err = control.Listen(cfg.Control, d.Snapshot, log)
+	d.ctl, err = control.Listen(cfg.Control, control.Access{ReadGID: cfg.ControlGroup, AdminGID: cfg.ControlAdminGroup}, d.Snapshot, log)
 	if err != nil {
 		return d, err
 	}
