@@ -239,13 +239,6 @@ func (s *Server) handle(c net.Conn) {
 		s.log.Warn("control: peer credentials", "err", err)
 		return
 	}
-	if s.access.permit(p, s.self) == permNone {
-		// Told before it sends anything: it may not use the socket at all.
-		s.log.Debug("control: refused", "uid", p.uid, "gid", p.gid)
-		c.SetDeadline(time.Now().Add(ioTimeout))
-		json.NewEncoder(c).Encode(&Response{Error: s.refuse(p, "")})
-		return
-	}
 	c.SetDeadline(time.Now().Add(ioTimeout))
 	r := bufio.NewReader(io.LimitReader(c, maxRequest))
 	line, err := r.ReadBytes('\n')
@@ -256,6 +249,8 @@ func (s *Server) handle(c net.Conn) {
 	if req, err := decodeRequest(line); err != nil {
 		resp.Error = err.Error()
 	} else if msg := s.refuse(p, req.Command); msg != "" {
+		// Answered (the request is bounded) so the client sees why.
+		s.log.Debug("control: refused", "command", req.Command, "uid", p.uid, "gid", p.gid)
 		resp.Error = msg
 	} else {
 		switch f := s.action(req.Command); {

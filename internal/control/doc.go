@@ -18,6 +18,6 @@
 // connect) decide: root and the daemon's own user may do everything;
 // members of Access.AdminGID (control_admin_group) may too; members of
 // Access.ReadGID (control_group) may only read (the snapshot behind
-// `xdpsec show`); anyone else is refused before the request is read.
+// `xdpsec show`); anyone else is refused whatever it asks.
 // Every command other than the snapshot counts as changing state.
 package control
