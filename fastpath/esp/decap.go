@@ -12,7 +12,7 @@ import (
 // unprotected side.
 type Outer struct {
 	IP     packet.IP
-	ESPOff int    // offset of the ESP header in the packet
+	ESPOff int // offset of the ESP header in the packet
 	// ESPEnd is where the ESP packet ends: the IP total length for raw
 	// ESP, the end of the UDP datagram (its length field) for ESP in UDP.
 	ESPEnd int
