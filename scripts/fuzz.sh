@@ -10,6 +10,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 t=${FUZZTIME:-30s}
+# Each input that finds new coverage is minimized for at most this long
+# (go test's default, 60s, let a slow target spend nearly all its time
+# minimizing: FuzzReassembly ran 7 inputs a minute).
+min=${FUZZMINIMIZETIME:-2s}
 sel=${FUZZ:-.}
 par=()
 [[ -n ${FUZZPARALLEL:-} ]] && par=(-parallel "$FUZZPARALLEL")
@@ -21,7 +25,7 @@ while IFS=: read -r file name; do
 	pkg=./$(dirname "$file")
 	[[ "$pkg/$name" =~ $sel ]] || continue
 	echo "== $pkg $name ($t)"
-	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" "${par[@]}" "$pkg" >"$log" 2>&1; then
+	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" -fuzzminimizetime "$min" "${par[@]}" "$pkg" >"$log" 2>&1; then
 		fail=1
 		tail -n 30 "$log"
 		summary+=("$(printf '%-22s %-34s FAILED' "$pkg" "$name")")
