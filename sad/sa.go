@@ -326,8 +326,8 @@ type SA struct {
 	// is written only once per reserved block.
 	seqLimit atomic.Uint64
 	_        cacheLine
-	flags atomic.Uint32
-	_     cacheLine
+	flags    atomic.Uint32
+	_        cacheLine
 	// Counters are added to once per batch by each worker.
 	Counters Counters
 }
