@@ -324,8 +324,9 @@ func (w *Worker) outbound(pkts []Packet) {
 		} else {
 			sa := w.runs[j]
 			if w.runLeft[j] == 0 {
-				sa.Drop(sad.ErrSeqExhausted, 1)
-				w.drop(&nfree, p, sad.ErrSeqExhausted)
+				r := sa.SeqDrop() // exhausted, or not reserved yet
+				sa.Drop(r, 1)
+				w.drop(&nfree, p, r)
 				continue
 			}
 			if w.pktFrag[i] > 1 {
@@ -338,8 +339,9 @@ func (w *Worker) outbound(pkts []Packet) {
 					continue
 				}
 				if w.runLeft[j] == 0 {
-					sa.Drop(sad.ErrSeqExhausted, 1)
-					w.drop(&nfree, p, sad.ErrSeqExhausted)
+					r := sa.SeqDrop()
+					sa.Drop(r, 1)
+					w.drop(&nfree, p, r)
 					continue
 				}
 			}
@@ -456,7 +458,7 @@ func (w *Worker) fragment(p *Packet, sa *sad.SA, j int8, count, ntx int) (int, b
 		in := Headroom + packet.EthLen + hr
 		n := writeFragment(f.Frame[in:], ipb, hl, per, k)
 		if w.runLeft[j] == 0 {
-			sa.Drop(sad.ErrSeqExhausted, 1)
+			sa.Drop(sa.SeqDrop(), 1)
 			w.cfg.WAN.Free(w.frag[k-1 : count-1])
 			return queued, false
 		}

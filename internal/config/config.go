@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -32,6 +33,16 @@ const (
 	DefaultControl  = "/run/xdpsec/xdpsec.sock"
 	DefaultNATTPort = 4500
 	DefaultQueues   = 1
+	// DefaultStateDir holds the static SAs' sequence-number marks: on
+	// persistent storage, since a mark lost in a reboot makes the key
+	// unusable (see package seqstate).
+	DefaultStateDir = "/var/lib/xdpsec"
+	// DefaultPinDir is where pin_path points by default: DefaultPinDir/NAME,
+	// NAME from the control socket's file name.
+	DefaultPinDir = "/sys/fs/bpf/xdpsec"
+	// NoPin (pin_path: none) is the explicit opt-out of failing closed
+	// while the daemon is down.
+	NoPin = "none"
 )
 
 // Config is a checked gateway configuration.
@@ -55,9 +66,12 @@ type Config struct {
 	DefaultAction spd.Action
 	// NATTPort is the UDP port of ESP-in-UDP (RFC 3948).
 	NATTPort uint16
-	// PinPath is the bpffs directory the XDP objects are pinned under;
-	// empty means nothing outlives the daemon (no fail-closed across a
-	// crash).
+	// PinPath is the bpffs directory the XDP objects are pinned under.
+	// Default: DefaultPinDir/NAME, NAME the control socket's file name
+	// without its extension (plus a hash of its directory when that is
+	// not /run/xdpsec), so that two daemons never share pins. Empty only
+	// with `pin_path: none`: nothing outlives the daemon, and while it is
+	// down the kernel may route PROTECT traffic in clear.
 	PinPath string
 	// DetachOnStop (on_stop: detach) removes the XDP programs when the
 	// daemon stops, so the kernel routes on its own again. The default
@@ -80,12 +94,12 @@ type Config struct {
 	Metrics string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
-	// StateFile keeps the outbound SAs' sequence-number reservations
-	// across restarts, so a restarted daemon never reuses a sequence
-	// number its peer has already seen (which the peer's anti-replay
-	// window would drop). Default: the control socket's path with
-	// ".seq" in place of its extension.
-	StateFile string
+	// StateDir keeps the outbound static SAs' sequence-number marks,
+	// filed by a fingerprint of each key, so that no run ever reuses a
+	// number (with AEAD suites, a nonce) an earlier run may have sent.
+	// Default DefaultStateDir; it must be writable and should survive
+	// reboots.
+	StateDir string
 
 	SAs      []SA
 	Policies []Policy
@@ -178,7 +192,7 @@ func Parse(name string, b []byte) (*Config, error) {
 	c := &Config{
 		File: name, Queues: DefaultQueues, XDPMode: bpf.ModeAuto,
 		DefaultAction: spd.Discard, NATTPort: DefaultNATTPort,
-		Control: DefaultControl, LogLevel: "info",
+		Control: DefaultControl, LogLevel: "info", StateDir: DefaultStateDir,
 	}
 	doc := &root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
@@ -366,10 +380,11 @@ func (d *decoder) duration(n *yaml.Node, field string) time.Duration {
 }
 
 func (d *decoder) top(n *yaml.Node, c *Config) {
-	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit", "on_stop",
+	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "state_dir", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit", "on_stop",
 		"delete_rekeyed_delay", "rekey_delete_delay",
 		"control_group", "control_admin_group"}
 	var sasNode, polNode, connNode *yaml.Node
+	pinSet := false
 	d.mapping(n, "", known, func(k string, v *yaml.Node) {
 		switch k {
 		case "interfaces":
@@ -387,8 +402,11 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 			oneOf(d, v, k, &c.DetachOnStop, opt(false, "keep"), opt(true, "detach"))
 		case "pin_path":
 			c.PinPath = d.str(v, k)
-			if c.PinPath != "" && !filepath.IsAbs(c.PinPath) {
-				d.errf(v, k, "must be an absolute path on a bpf filesystem")
+			pinSet = true
+			if c.PinPath == NoPin {
+				c.PinPath = ""
+			} else if !filepath.IsAbs(c.PinPath) {
+				d.errf(v, k, "must be an absolute path on a bpf filesystem, or %q (nothing stays attached while the daemon is down: the kernel may route PROTECT traffic in clear)", NoPin)
 			}
 		case "control":
 			c.Control = d.str(v, k)
@@ -402,7 +420,12 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 		case "metrics":
 			c.Metrics = d.str(v, k)
 		case "state_file":
-			c.StateFile = d.str(v, k)
+			d.errf(v, k, "replaced by state_dir: a directory on persistent storage (default %s) holding a mark per static key; move the old file away", DefaultStateDir)
+		case "state_dir":
+			c.StateDir = d.str(v, k)
+			if !filepath.IsAbs(c.StateDir) {
+				d.errf(v, k, "must be an absolute path (default %s)", DefaultStateDir)
+			}
 		case "log_level":
 			oneOf(d, v, k, &c.LogLevel, opt("debug", "debug"), opt("info", "info"), opt("warn", "warn"), opt("error", "error"))
 		case "sas":
@@ -468,9 +491,21 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 	if c.LAN == "" || c.WAN == "" {
 		d.errf(n, "interfaces", "lan and wan are required (the same name for one-arm)")
 	}
-	if c.StateFile == "" {
-		c.StateFile = strings.TrimSuffix(c.Control, filepath.Ext(c.Control)) + ".seq"
+	if !pinSet {
+		c.PinPath = defaultPinPath(c.Control)
 	}
+}
+
+// defaultPinPath is pin_path for a configuration that names none: one
+// directory per control socket, which is one per daemon (Start refuses a
+// second daemon on a socket in use).
+func defaultPinPath(control string) string {
+	name := strings.TrimSuffix(filepath.Base(control), filepath.Ext(control))
+	if dir := filepath.Dir(control); dir != filepath.Dir(DefaultControl) {
+		h := sha256.Sum256([]byte(dir))
+		name += "-" + hex.EncodeToString(h[:4])
+	}
+	return filepath.Join(DefaultPinDir, name)
 }
 
 func (d *decoder) seq(n *yaml.Node, field string, f func(int, *yaml.Node)) {
@@ -953,14 +988,47 @@ func (d *decoder) policy(n *yaml.Node, path string) (Policy, bool) {
 	return p, len(d.errs) == nerr
 }
 
+// uniqueKeys refuses key material another SA already has, in either
+// direction and either role: with an AEAD suite the sequence number is
+// the nonce, so two SAs under one key (the peer's included, when an
+// inbound SA repeats an outbound key) would seal with the same nonces.
+// An AEAD key is compared without its salt. Only digests are kept, and
+// errors never quote the key.
+func (d *decoder) uniqueKeys(at *yaml.Node, path string, i int, sa *SA, seen map[[sha256.Size]byte]int) {
+	enc := sa.Key
+	if sa.Suite.IsAEAD() && len(enc) > aeadSaltLen {
+		enc = enc[:len(enc)-aeadSaltLen]
+	}
+	for _, k := range []struct {
+		field string
+		b     []byte
+	}{{".key", enc}, {".integ_key", sa.IntegKey}} {
+		if len(k.b) == 0 {
+			continue
+		}
+		h := sha256.Sum256(k.b)
+		if j, dup := seen[h]; dup && j != i {
+			d.errf(at, path+k.field, "the same key as sas[%d]: every SA needs its own key (two SAs under one AEAD key repeat nonces)", j)
+			continue
+		}
+		seen[h] = i
+	}
+}
+
+// aeadSaltLen is the salt at the end of an AEAD SA's key (RFC 4106 §8.1,
+// RFC 7634 §4).
+const aeadSaltLen = 4
+
 // check applies the rules that span entries.
 func (d *decoder) check(root *yaml.Node, c *Config) {
 	names := map[string]int{}
 	spis := map[[2]uint32]int{}
+	keys := map[[sha256.Size]byte]int{}
 	for i := range c.SAs {
 		sa := &c.SAs[i]
 		at := &yaml.Node{Line: sa.Line}
 		path := fmt.Sprintf("sas[%d]", i)
+		d.uniqueKeys(at, path, i, sa, keys)
 		if j, dup := names[sa.Name]; dup {
 			d.errf(at, path+".name", "%q already names sas[%d]", sa.Name, j)
 		}

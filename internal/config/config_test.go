@@ -44,7 +44,7 @@ func TestExampleConfig(t *testing.T) {
 		t.Errorf("cpus %v", c.CPUs)
 	}
 	if c.DefaultAction != spd.Discard || c.NATTPort != 4500 || c.PinPath != "/sys/fs/bpf/xdpsec/gw-a" ||
-		c.Control != "/run/xdpsec/gw-a.sock" || c.Metrics != "127.0.0.1:9301" || c.StateFile != "/run/xdpsec/gw-a.seq" {
+		c.Control != "/run/xdpsec/gw-a.sock" || c.Metrics != "127.0.0.1:9301" || c.StateDir != DefaultStateDir {
 		t.Errorf("globals: %+v", c)
 	}
 	if len(c.SAs) != 2 || len(c.Policies) != 2 {
@@ -155,6 +155,9 @@ func TestErrors(t *testing.T) {
 		{"nat-t port 500", "sas:", "nat_t_port: 500\nsas:", "x.yaml:2: nat_t_port: 500 is IKE's port"},
 		{"bad on_stop", "sas:", "on_stop: unpin\nsas:", "x.yaml:2: on_stop: \"unpin\" is not keep or detach"},
 		{"not a mapping", "interfaces: {lan: lan0, wan: wan0}", "interfaces: [lan0]", "x.yaml:1: interfaces: expected a mapping"},
+		{"state_file is gone", "sas:", "state_file: /run/xdpsec/gw.seq\nsas:", "x.yaml:2: state_file: replaced by state_dir"},
+		{"relative state_dir", "sas:", "state_dir: state\nsas:", "x.yaml:2: state_dir: must be an absolute path"},
+		{"relative pin_path", "sas:", "pin_path: pins\nsas:", "x.yaml:2: pin_path: must be an absolute path on a bpf filesystem, or \"none\""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -198,6 +201,7 @@ policies:`, 1)
 	for _, want := range []string{
 		"x.yaml:10: sas[1].name: \"ab\" already names sas[0]",
 		"x.yaml:10: sas[1].spi: 0x00001001 already used by sas[0]",
+		"x.yaml:10: sas[1].key: the same key as sas[0]",
 		"x.yaml:19: policies[1].name: \"p\" already names policies[0]",
 	} {
 		if !strings.Contains(err.Error(), want) {
@@ -238,6 +242,78 @@ func TestOnStop(t *testing.T) {
 		}
 		if c.DetachOnStop != tc.detach {
 			t.Errorf("%q: DetachOnStop %v, want %v", tc.extra, c.DetachOnStop, tc.detach)
+		}
+	}
+}
+
+// TestSameKeys: key material given to two SAs is refused, whatever their
+// directions, names or SPIs; an AEAD key differing only in its salt is the
+// same key. Errors name the other SA, never the key.
+func TestSameKeys(t *testing.T) {
+	const other = "0x202122232425262728292a2b2c2d2e2f30313233"
+	in := func(suite, key, integ string) string {
+		s := `  - {name: ba, spi: 0x2001, dir: in, local: 192.0.2.1, remote: 192.0.2.2, suite: ` + suite + `, key: ` + key
+		if integ != "" {
+			s += ", integ_key: " + integ
+		}
+		return s + "}\npolicies:"
+	}
+	const k16 = "0x000102030405060708090a0b0c0d0e0f"
+	const i32 = "0x" + "4041424344454647484940414243444546474849404142434445464748494041"
+	for _, tc := range []struct {
+		name, sa, want string
+	}{
+		{"inbound repeats the outbound key", in("aes128gcm16", goodKey, ""), "x.yaml:10: sas[1].key: the same key as sas[0]"},
+		{"only the salt differs", in("aes128gcm16", goodKey[:len(goodKey)-8]+"ffffffff", ""), "x.yaml:10: sas[1].key: the same key as sas[0]"},
+		{"as a CBC key", in("aes128-sha256", k16, i32), "x.yaml:10: sas[1].key: the same key as sas[0]"},
+		{"own keys", in("aes128gcm16", other, ""), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := strings.Replace(base, "policies:", tc.sa, 1)
+			_, err := Parse("x.yaml", []byte(cfg))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "0405060708") {
+				t.Errorf("error prints key material: %v", err)
+			}
+		})
+	}
+	// Two SAs sharing an integrity key.
+	two := in("aes128-sha256", "0x"+strings.Repeat("11", 16), i32)
+	two = strings.Replace(two, "policies:", strings.ReplaceAll(in("aes128-sha256", "0x"+strings.Repeat("22", 16), i32), "ba, spi: 0x2001", "ca, spi: 0x2002"), 1)
+	cfg := strings.Replace(base, "policies:", two, 1)
+	if _, err := Parse("x.yaml", []byte(cfg)); err == nil || !strings.Contains(err.Error(), "sas[2].integ_key: the same key as sas[1]") {
+		t.Fatalf("shared integrity key: %v\n%s", err, cfg)
+	}
+}
+
+// TestPinPathDefault: without pin_path a daemon still fails closed: its
+// programs are pinned under a directory of its own, named after its
+// control socket; `pin_path: none` is the explicit opt-out.
+func TestPinPathDefault(t *testing.T) {
+	for _, tc := range []struct{ extra, want string }{
+		{"", "/sys/fs/bpf/xdpsec/xdpsec"},
+		{"control: /run/xdpsec/gw-a.sock\n", "/sys/fs/bpf/xdpsec/gw-a"},
+		{"control: /tmp/x/gw-a.sock\n", "/sys/fs/bpf/xdpsec/gw-a-"},
+		{"pin_path: /sys/fs/bpf/mine\n", "/sys/fs/bpf/mine"},
+		{"pin_path: none\n", ""},
+	} {
+		c, err := Parse("x.yaml", []byte(strings.Replace(base, "sas:", tc.extra+"sas:", 1)))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.extra, err)
+		}
+		if c.PinPath != tc.want && !(strings.HasSuffix(tc.want, "-") && strings.HasPrefix(c.PinPath, tc.want) && len(c.PinPath) == len(tc.want)+8) {
+			t.Errorf("%q: pin_path %q, want %q", tc.extra, c.PinPath, tc.want)
+		}
+		if c.StateDir != DefaultStateDir {
+			t.Errorf("state_dir %q", c.StateDir)
 		}
 	}
 }

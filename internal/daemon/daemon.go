@@ -24,6 +24,7 @@ import (
 	"github.com/xdpsec/xdpsec/fastpath/xsk"
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/control"
+	"github.com/xdpsec/xdpsec/internal/seqstate"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
 )
@@ -54,7 +55,13 @@ type Daemon struct {
 	hopClose []func() error
 	hopStats map[string]func() map[string]uint64
 
-	seq *seqState
+	// seqKeys are the outbound static SAs and their keys' fingerprints;
+	// seqRes keeps their durable sequence marks ahead (seqstate).
+	seqKeys  []seqstate.Key
+	seqStore *seqstate.Store
+	seqRes   *seqstate.Reserver
+	seqStop  context.CancelFunc
+	seqDone  chan struct{}
 
 	// ike is the IKEv2 control plane; nil without connections.
 	ike *ikePlane
@@ -110,7 +117,14 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	if err := d.buildTables(); err != nil {
 		return d, err
 	}
-	d.restoreSeq()
+	if err := d.restoreSeq(); err != nil {
+		return d, err
+	}
+	if d.seqRes != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		d.seqStop, d.seqDone = cancel, make(chan struct{})
+		go d.reserveSeq(ctx, d.seqDone)
+	}
 	if err := d.resolveInterfaces(); err != nil {
 		return d, err
 	}
@@ -207,6 +221,7 @@ func (d *Daemon) buildTables() error {
 			out[sc.Name] = sa
 		}
 	}
+	d.seqKeys = seqKeys(cfg, d.sas)
 	for _, pc := range cfg.Policies {
 		p := &spd.Policy{Name: pc.Name, Selector: pc.Selector, Action: pc.Action}
 		if pc.Action == spd.Protect {
@@ -227,26 +242,6 @@ func (d *Daemon) buildTables() error {
 		return fmt.Errorf("spd: %w", err)
 	}
 	return nil
-}
-
-// restoreSeq resumes the outbound SAs past what an earlier run of this
-// configuration may have sent, and reserves the next stretch before any
-// packet goes out.
-func (d *Daemon) restoreSeq() {
-	st, err := loadSeqState(d.cfg.StateFile)
-	if err != nil {
-		d.log.Warn("reading sequence reservations", "file", d.cfg.StateFile, "err", err)
-	}
-	if n := st.resume(d.sas); n > 0 {
-		d.log.Info("outbound sequence numbers resumed past the last run's reservation", "sas", n, "file", d.cfg.StateFile)
-	}
-	if _, err := st.reserve(d.sas, true); err != nil {
-		// Not fatal: after a crash the peer would drop our first packets
-		// as replays until we pass its window's top.
-		d.log.Warn("cannot keep sequence reservations; a restart may meet replay drops at the peer", "err", err)
-		return
-	}
-	d.seq = st
 }
 
 func (d *Daemon) resolveInterfaces() error {
@@ -331,6 +326,11 @@ func (d *Daemon) liveSPIs() []uint32 {
 
 func (d *Daemon) load(name, pin string) (*bpf.Objects, error) {
 	o, err := bpf.Load(bpf.Options{PinPath: pin, ReplaceIncompatible: true})
+	if err != nil && pin != "" {
+		return nil, fmt.Errorf("xdp %s: %w\n  pin_path (%s) keeps the XDP program attached while the daemon is down, so PROTECT traffic is dropped, "+
+			"never routed in clear: mount a bpf filesystem there (mount -t bpf bpf /sys/fs/bpf) or set pin_path to one; "+
+			"`pin_path: none` opts out of failing closed", name, err, d.cfg.PinPath)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("xdp %s: %w", name, err)
 	}
@@ -356,7 +356,7 @@ func (d *Daemon) loadXDP() error {
 		return filepath.Join(cfg.PinPath, sub)
 	}
 	if cfg.PinPath == "" {
-		d.log.Warn("no pin_path: the XDP program goes with the daemon, so a crash does not fail closed")
+		d.log.Warn("pin_path: none: the XDP program goes with the daemon, so while it is down (crash, stop, restart) the kernel may route PROTECT traffic in clear")
 	}
 	type plan struct {
 		name   string
@@ -530,11 +530,6 @@ func (d *Daemon) lifetimes(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if d.seq != nil {
-				if _, err := d.seq.reserve(d.sas, false); err != nil {
-					d.log.Error("saving sequence reservations", "err", err)
-				}
-			}
 			for _, sa := range d.sas {
 				sa.CheckTime(now)
 				if sa.NeedsRekey() && !rekey[sa] {
@@ -580,6 +575,14 @@ func (d *Daemon) release(detach, goodbye bool) error {
 	var errs []error
 	d.stop.Store(true)
 	d.wg.Wait()
+	if d.seqStop != nil {
+		// The workers are gone: no number is used past this point.
+		d.seqStop()
+		<-d.seqDone
+	}
+	if d.seqStore != nil {
+		errs = append(errs, d.seqStore.Close())
+	}
 	if d.bg != nil {
 		d.bg()
 		<-d.bgDone

@@ -99,7 +99,7 @@ default_action: discard
 pin_path: %[2]s
 on_stop: detach
 control: %[3]s
-state_file: %[15]s
+state_dir: %[15]s
 metrics: 127.0.0.1:9301
 sas:
   - name: out
@@ -124,7 +124,7 @@ policies:
   - {name: v6, src: %[13]s, dst: %[14]s, action: protect, sa: out}
 `, l.prefix, l.pinPath(node), l.sockPath(node), local, remote, out, in,
 			hex.EncodeToString(outKey), hex.EncodeToString(inKey), encap, l4, r4, l6, r6,
-			filepath.Join(l.dir, node+".seq"), lan, cpu, queues)
+			filepath.Join(l.dir, node+"-state"), lan, cpu, queues)
 	}
 	a := filepath.Join(l.dir, "gw-a.yaml")
 	b := filepath.Join(l.dir, "gw-b.yaml")
@@ -134,7 +134,19 @@ policies:
 	if err := os.WriteFile(b, []byte(gw("gB", lanB, "[]", k.b, k.a, spiBA, spiAB, k.ba, atB, "198.18.2.0/24", "198.18.1.0/24", "2001:db8:b::/64", "2001:db8:a::/64")), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The keys were made just now: declare them new, once.
+	newKeys(t, a)
+	newKeys(t, b)
 	return a, b, k
+}
+
+// newKeys runs `xdpsec newkeys -c cfg`: the configuration's static keys
+// are new, so the daemon may start them at sequence number 1.
+func newKeys(t *testing.T, cfg string) {
+	t.Helper()
+	if out, err := exec.Command(xdpsecBin, "newkeys", "-c", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("xdpsec newkeys -c %s: %v\n%s", cfg, err, out)
+	}
 }
 
 // stopClean stops a gateway with SIGTERM and checks that it left nothing:
