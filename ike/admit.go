@@ -43,13 +43,13 @@ const (
 // FloodStats counts what the engine did about IKE_SA_INIT requests and
 // half-open IKE SAs. Counters only grow; HalfOpen is the number now.
 type FloodStats struct {
-	InitRequests    uint64 // IKE_SA_INIT requests received (retransmissions included)
-	InitMalformed   uint64 // IKE_SA_INIT requests dropped as malformed before any state
-	UnknownPeer     uint64 // dropped: no connection accepts the source address
-	CookiesSent     uint64 // stateless replies asking for a COOKIE (§2.6)
-	CookiesValid    uint64 // requests whose COOKIE verified
-	CookiesInvalid  uint64 // requests whose COOKIE did not (forged, stale, replayed from elsewhere); each got a fresh one
-	RateLimited     uint64 // dropped by the per-source limit (requests with a valid COOKIE: the source is real)
+	InitRequests   uint64 // IKE_SA_INIT requests received (retransmissions included)
+	InitMalformed  uint64 // IKE_SA_INIT requests dropped as malformed before any state
+	UnknownPeer    uint64 // dropped: no connection accepts the source address
+	CookiesSent    uint64 // stateless replies asking for a COOKIE (§2.6)
+	CookiesValid   uint64 // requests whose COOKIE verified
+	CookiesInvalid uint64 // requests whose COOKIE did not (forged, stale, replayed from elsewhere); each got a fresh one
+	RateLimited    uint64 // dropped by the per-source limit (requests with a valid COOKIE: the source is real)
 	// LimitCookies counts, of CookiesSent, the replies to requests without a
 	// valid COOKIE from a source over its limit (rate or half-open share):
 	// such a source may be spoofed, so it is asked to prove its address
@@ -58,11 +58,11 @@ type FloodStats struct {
 	// PrefixFull counts requests refused because their source prefix held
 	// its share of half-open IKE SAs (answered with a COOKIE, or dropped
 	// when they carried one).
-	PrefixFull      uint64
+	PrefixFull uint64
 	// AddressIgnored counts authenticated messages from another address
 	// that did not move their IKE SA there: no NAT was detected, so the
 	// peer's address has no reason to change (RFC 7296 §2.23).
-	AddressIgnored uint64
+	AddressIgnored  uint64
 	HalfOpenDropped uint64 // dropped because the half-open table was full
 	HalfOpenExpired uint64 // half-open IKE SAs that timed out before IKE_AUTH
 	QueueDropped    uint64 // admitted messages dropped while the engine's loop was behind

@@ -141,8 +141,8 @@ type Engine struct {
 	rekeyedDelay    time.Duration
 	rekeyDelete     time.Duration
 
-	sas       map[uint64]*ikeSA         // by our SPI
-	halfOpen  map[halfOpenKey]bool      // responder SAs before IKE_AUTH: started with a valid COOKIE
+	sas      map[uint64]*ikeSA    // by our SPI
+	halfOpen map[halfOpenKey]bool // responder SAs before IKE_AUTH: started with a valid COOKIE
 
 	byInit    map[halfOpenKey]*ikeSA    // responder SAs until established, to spot retransmitted IKE_SA_INITs
 	hybrid    map[*ikeSA]*hybridState   // IKE SAs between IKE_SA_INIT and IKE_AUTH with additional key exchanges

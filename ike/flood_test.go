@@ -284,7 +284,7 @@ func TestCookieForgedAndStale(t *testing.T) {
 // proved their address, which has a limit of its own; another source and
 // retransmissions are not limited.
 func TestInitRateLimit(t *testing.T) {
-	e, mc := responderEngineConfig(t, Config{Defence: Defence{InitRate: 1, InitBurst: 2, CookieThreshold: 1000}})
+	e, mc := responderEngineConfig(t, Config{Defence: Defence{InitRate: 0.001, InitBurst: 2, CookieThreshold: 1000}})
 	type req struct {
 		spi        uint64
 		ni, cookie []byte

@@ -30,7 +30,7 @@ const (
 	noisyNoProposal
 	noisyWrongKE
 	noisyHalfOpenExpired
-	noisyBadInit     // malformed IKE_SA_INIT content: bad KE data, ADDKE without INTERMEDIATE
+	noisyBadInit // malformed IKE_SA_INIT content: bad KE data, ADDKE without INTERMEDIATE
 	noisyInitAnswered
 	noisyAuthFailed // IKE_AUTH of an unauthenticated peer refused
 	noisyIntermediate

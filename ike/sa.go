@@ -159,12 +159,12 @@ type ikeSA struct {
 	natLocal, natRemote bool
 	// natHere: NAT detection found a NAT in front of us (natLocal may
 	// also be set by ForceEncap without one).
-	natHere      bool
-	haveLastResp bool
-	halfOpen            bool
-	replaced            bool // its Child SAs moved to a new IKE SA; it only waits for deletion
-	restartOnFail       bool // a DPD restart: keep trying until it works
-	fragment            bool // both ends support RFC 7383 fragmentation
+	natHere       bool
+	haveLastResp  bool
+	halfOpen      bool
+	replaced      bool // its Child SAs moved to a new IKE SA; it only waits for deletion
+	restartOnFail bool // a DPD restart: keep trying until it works
+	fragment      bool // both ends support RFC 7383 fragmentation
 }
 
 func (sa *ikeSA) localSPI() uint64 {
