@@ -63,7 +63,8 @@ type IKE struct {
 }
 
 // Defence is the ike: section: the engine's flood defence (RFC 7296 §2.6
-// cookies, a per-source rate limit, the half-open cap) and where it was
+// cookies, a per-source rate limit and half-open share, sources counted by
+// prefix, the half-open cap, the reassembly budget) and where it was
 // written. cookie_threshold: 0 is CookiesAlways; init_rate: 0 is an
 // InitRate of -1 (no limit). Zero values mean the engine's defaults.
 type Defence struct {
@@ -75,7 +76,8 @@ type Defence struct {
 func (d *decoder) defence(n *yaml.Node, f *Defence) {
 	f.Line = n.Line
 	known := []string{"half_open_limit", "half_open_timeout", "cookie_threshold", "cookie_secret_lifetime",
-		"init_rate", "init_burst", "rate_limit_slots"}
+		"init_rate", "init_burst", "rate_limit_slots", "source_prefix_v4", "source_prefix_v6", "half_open_per_prefix",
+		"reassembly_budget", "unauth_reassembly_limit"}
 	thresholdSet := false
 	d.mapping(n, "ike", known, func(k string, v *yaml.Node) {
 		field := "ike." + k
@@ -115,6 +117,26 @@ func (d *decoder) defence(n *yaml.Node, f *Defence) {
 			if x, ok := d.integer(v, field, 1, 1<<20); ok {
 				f.RateLimitSlots = int(x)
 			}
+		case "source_prefix_v4":
+			if x, ok := d.integer(v, field, 8, 32); ok {
+				f.SourcePrefixV4 = int(x)
+			}
+		case "source_prefix_v6":
+			if x, ok := d.integer(v, field, 16, 128); ok {
+				f.SourcePrefixV6 = int(x)
+			}
+		case "half_open_per_prefix":
+			if x, ok := d.integer(v, field, 1, 1<<22); ok {
+				f.HalfOpenPerPrefix = int(x)
+			}
+		case "reassembly_budget":
+			if x, ok := d.integer(v, field, 1<<20, 1<<32); ok {
+				f.ReassemblyBudget = int(x)
+			}
+		case "unauth_reassembly_limit":
+			if x, ok := d.integer(v, field, 4<<10, 1<<20); ok {
+				f.UnauthReassemblyLimit = int(x)
+			}
 		}
 	})
 	limit, threshold := f.HalfOpenLimit, f.CookieThreshold
@@ -126,6 +148,14 @@ func (d *decoder) defence(n *yaml.Node, f *Defence) {
 	}
 	if !f.CookiesAlways && threshold >= limit {
 		d.errf(n, "ike.cookie_threshold", "%d is not below half_open_limit (%d): the table would fill before any cookie is asked for", threshold, limit)
+	}
+	if budget, unauth := f.ReassemblyBudget, f.UnauthReassemblyLimit; unauth != 0 {
+		if budget == 0 {
+			budget = ike.DefaultReassemblyBudget
+		}
+		if unauth > budget/2 {
+			d.errf(n, "ike.unauth_reassembly_limit", "%d is over half of reassembly_budget (%d), the most unauthenticated IKE SAs may hold together", unauth, budget)
+		}
 	}
 }
 

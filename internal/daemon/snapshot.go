@@ -190,6 +190,7 @@ func IKEStats(st ike.FloodStats) map[string]uint64 {
 		"queue_dropped": st.QueueDropped, "transport_dropped": st.TransportDropped, "cookie_retries": st.CookieRetries,
 		"half_open": st.HalfOpen, "half_open_peak": st.HalfOpenPeak, "transport_shed": st.TransportShed,
 		"unknown_sa": st.UnknownSA, "forged_retransmits": st.ForgedRetransmits,
+		"limit_cookies": st.LimitCookies, "prefix_full": st.PrefixFull, "address_ignored": st.AddressIgnored,
 	}
 }
 
