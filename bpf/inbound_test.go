@@ -311,7 +311,7 @@ func (b *fuzzBytes) addr(v6 bool) netip.Addr {
 	if v6 {
 		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, x & 0xf0, 0, 0, 0, 0, 0, 0, 0, 0, 0, y & 0x0f, x})
 	}
-	return netip.AddrFrom4([4]byte{198, 18, x & 0xf0, y & 0x0f | x&0x30})
+	return netip.AddrFrom4([4]byte{198, 18, x & 0xf0, y&0x0f | x&0x30})
 }
 
 func (b *fuzzBytes) prefix(v6 bool) netip.Prefix {
