@@ -42,6 +42,9 @@ type Daemon struct {
 	spd      *spd.SPD
 	sas      []*sad.SA // every SA, in the file's order
 	policies []*spd.Policy
+	// static are the file's policies with their directions, in its order.
+	static        []staticPolicy
+	inTruncWarned bool
 
 	lanIf, wanIf *net.Interface
 	// objs are the loaded XDP objects: one set in one-arm mode; a WAN
@@ -210,6 +213,10 @@ func (d *Daemon) buildTables() error {
 			sa := out[pc.SA]
 			p.SA.Store(sa)
 			p.ReqID = sa.ReqID
+		}
+		d.static = append(d.static, staticPolicy{p, pc.Dir})
+		if pc.Dir == config.DirIn {
+			continue // decides WAN cleartext only
 		}
 		d.policies = append(d.policies, p)
 	}
@@ -383,6 +390,15 @@ func (d *Daemon) loadXDP() error {
 		}
 		if err := o.SyncSPD(p.spd); err != nil {
 			return fmt.Errorf("xdp %s: %w", p.name, err)
+		}
+		if p.name != "lan" {
+			in, err := d.inboundSPD()
+			if err == nil {
+				err = o.SyncInbound(in)
+			}
+			if err != nil {
+				return fmt.Errorf("xdp %s: %w", p.name, err)
+			}
 		}
 		att, err := p.attach(o, p.ifc.Index, cfg.XDPMode)
 		if err != nil {
