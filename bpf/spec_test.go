@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -43,7 +44,7 @@ func TestCounterNamesMatchBTF(t *testing.T) {
 			t.Errorf("counter %d has no name", i)
 		}
 	}
-	if got := Counter(NumCounters).String(); got != "counter(16)" {
+	if got := Counter(NumCounters).String(); got != fmt.Sprintf("counter(%d)", NumCounters) {
 		t.Errorf("out-of-range counter string %q", got)
 	}
 }
@@ -63,7 +64,10 @@ func TestMapSpecs(t *testing.T) {
 		"spd_v4":    {ebpf.LPMTrie, 8, 4, 1 << 16},
 		"spd_v6":    {ebpf.LPMTrie, 20, 4, 1 << 16},
 		"counters":  {ebpf.PerCPUArray, 4, 8, uint32(NumCounters)},
-		"config":    {ebpf.Array, 4, 8, 1},
+		"config":    {ebpf.Array, 4, 16, 1},
+		"in_v4":     {ebpf.LPMTrie, 8, 4, 1 << 16},
+		"in_v6":     {ebpf.LPMTrie, 20, 4, 1 << 16},
+		"in_rules":  {ebpf.Array, 4, 76, MaxInboundRules},
 	}
 	if len(spec.Maps) != len(want) {
 		t.Errorf("object has %d maps, want %d", len(spec.Maps), len(want))

@@ -487,7 +487,10 @@ func TestEveryPacketOneVerdict(t *testing.T) {
 // XDP_DROP here (no socket is registered), together with CounterXSKMissing.
 var (
 	passCounters = []Counter{CounterPassOther, CounterPassIKE, CounterPassNATTKeepalive, CounterPassNATTShort,
-		CounterLANBypass, CounterLANLinkLocalPass, CounterFragPass, CounterMalformedPass, CounterIPv6ExtHdrPass}
+		CounterLANBypass, CounterLANLinkLocalPass, CounterFragPass, CounterMalformedPass, CounterIPv6ExtHdrPass,
+		CounterInBypass, CounterInDefaultPass}
+	dropCounters = []Counter{CounterESPUnknownSPI, CounterLANDiscard, CounterInProtectDrop, CounterInDiscard,
+		CounterInDefaultDrop, CounterInUnsureDrop}
 	redirectCounters = []Counter{CounterESPRedirect, CounterESPUDPRedirect, CounterLANProtectRedirect, CounterLANDivertRedirect}
 )
 
@@ -534,7 +537,7 @@ func checkOneVerdict(o *Objects, r Role, frame []byte) error {
 		if ret != xdpDrop || moved[CounterXSKMissing] != 1 {
 			return fmt.Errorf("redirect without socket: %s with %v", verdictName(ret), moved)
 		}
-	case verdict == CounterESPUnknownSPI || verdict == CounterLANDiscard:
+	case slices.Contains(dropCounters, verdict):
 		if ret != xdpDrop || moved[CounterXSKMissing] != 0 {
 			return fmt.Errorf("%s with %v", verdictName(ret), moved)
 		}

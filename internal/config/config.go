@@ -126,6 +126,34 @@ type Policy struct {
 	Action   spd.Action
 	// SA names the outbound SA of a PROTECT policy.
 	SA string
+	// Dir is the traffic the policy decides. The selector is always
+	// written from the protected side (src ours, dst the far side); inbound
+	// cleartext is matched with it reversed.
+	Dir PolicyDir
+}
+
+// PolicyDir says which traffic a policy decides (`dir:`).
+type PolicyDir uint8
+
+const (
+	// DirBoth, the default: outbound traffic and, reversed, the inbound
+	// cleartext arriving on the WAN (RFC 4301 section 5.2: a PROTECT
+	// policy's traffic in clear is dropped).
+	DirBoth PolicyDir = iota
+	// DirOut: only traffic from the protected side.
+	DirOut
+	// DirIn: only cleartext arriving on the WAN (no outbound SA).
+	DirIn
+)
+
+func (d PolicyDir) String() string {
+	switch d {
+	case DirOut:
+		return "out"
+	case DirIn:
+		return "in"
+	}
+	return "both"
 }
 
 // Wipe overwrites all the key material the configuration holds: the
@@ -958,7 +986,7 @@ func parsePorts(s string) (sad.PortRange, error) {
 func (d *decoder) policy(n *yaml.Node, path string) (Policy, bool) {
 	p := Policy{Line: n.Line}
 	nerr := len(d.errs)
-	sel, ok := d.selector(n, path, []string{"name", "src", "dst", "proto", "sport", "dport", "action", "sa"}, func(k string, v *yaml.Node) {
+	sel, ok := d.selector(n, path, []string{"name", "src", "dst", "proto", "sport", "dport", "action", "sa", "dir"}, func(k string, v *yaml.Node) {
 		f := path + "." + k
 		switch k {
 		case "name":
@@ -967,6 +995,8 @@ func (d *decoder) policy(n *yaml.Node, path string) (Policy, bool) {
 			oneOf(d, v, f, &p.Action, opt(spd.Protect, "protect"), opt(spd.Bypass, "bypass", "pass"), opt(spd.Discard, "discard", "drop"))
 		case "sa":
 			p.SA = d.str(v, f)
+		case "dir":
+			oneOf(d, v, f, &p.Dir, opt(DirBoth, "both"), opt(DirOut, "out", "outbound"), opt(DirIn, "in", "inbound"))
 		}
 	})
 	p.Selector = sel
@@ -979,8 +1009,11 @@ func (d *decoder) policy(n *yaml.Node, path string) (Policy, bool) {
 	if p.Action == 0 {
 		d.errf(n, path+".action", "required (protect, bypass or discard)")
 	}
-	if p.Action == spd.Protect && p.SA == "" {
+	if p.Action == spd.Protect && p.SA == "" && p.Dir != DirIn {
 		d.errf(n, path+".sa", "a protect policy names its outbound SA")
+	}
+	if p.Dir == DirIn && p.SA != "" {
+		d.errf(n, path+".sa", "an inbound-only policy (dir: in) sends nothing: it has no SA")
 	}
 	if p.Action != spd.Protect && p.Action != 0 && p.SA != "" {
 		d.errf(n, path+".sa", "only protect policies have an SA")
@@ -1055,7 +1088,7 @@ func (d *decoder) check(root *yaml.Node, c *Config) {
 			d.errf(at, path+".name", "%q already names policies[%d]", p.Name, j)
 		}
 		pnames[p.Name] = i
-		if p.Action != spd.Protect {
+		if p.Action != spd.Protect || p.Dir == DirIn {
 			continue
 		}
 		j, ok := names[p.SA]

@@ -151,6 +151,8 @@ func TestErrors(t *testing.T) {
 		{"bypass with sa", "action: protect", "action: bypass", "x.yaml:11: policies[0].sa: only protect policies have an SA"},
 		{"protect with inbound", "dir: out", "dir: in", "x.yaml:11: policies[0].sa: \"ab\" is an inbound SA"},
 		{"bad action", "action: protect", "action: encrypt", "x.yaml:11: policies[0].action"},
+		{"policy dir", "sa: ab}", "sa: ab, dir: up}", "x.yaml:11: policies[0].dir: \"up\" is not both, out or in"},
+		{"inbound-only with sa", "sa: ab}", "sa: ab, dir: in}", "x.yaml:11: policies[0].sa: an inbound-only policy (dir: in) sends nothing"},
 		{"lifetime", "    key: " + goodKey, "    key: " + goodKey + "\n    lifetime: {soft: {time: 2h}, hard: {time: 1h}}", "x.yaml:10: sas[0].lifetime: a soft limit exceeds its hard limit"},
 		{"nat-t port 500", "sas:", "nat_t_port: 500\nsas:", "x.yaml:2: nat_t_port: 500 is IKE's port"},
 		{"bad on_stop", "sas:", "on_stop: unpin\nsas:", "x.yaml:2: on_stop: \"unpin\" is not keep or detach"},
@@ -314,6 +316,26 @@ func TestPinPathDefault(t *testing.T) {
 		}
 		if c.StateDir != DefaultStateDir {
 			t.Errorf("state_dir %q", c.StateDir)
+		}
+	}
+}
+
+// TestPolicyDir: a policy decides both directions unless it says
+// otherwise, and an inbound-only PROTECT policy needs no SA.
+func TestPolicyDir(t *testing.T) {
+	cfg := strings.Replace(base, "policies:\n", `policies:
+  - {name: out-only, dst: 203.0.113.0/24, action: bypass, dir: out}
+  - {name: in-only, src: 198.18.1.0/24, dst: 198.18.3.0/24, action: protect, dir: in}
+  - {name: mgmt, src: 198.18.1.10/32, dst: 192.0.2.0/24, proto: tcp, sport: 22, action: bypass, dir: both}
+`, 1)
+	c, err := Parse("x.yaml", []byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]PolicyDir{"out-only": DirOut, "in-only": DirIn, "mgmt": DirBoth, "p": DirBoth}
+	for _, p := range c.Policies {
+		if p.Dir != want[p.Name] {
+			t.Errorf("%s: dir %s, want %s", p.Name, p.Dir, want[p.Name])
 		}
 	}
 }

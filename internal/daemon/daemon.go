@@ -43,6 +43,9 @@ type Daemon struct {
 	spd      *spd.SPD
 	sas      []*sad.SA // every SA, in the file's order
 	policies []*spd.Policy
+	// static are the file's policies with their directions, in its order.
+	static        []staticPolicy
+	inTruncWarned bool
 
 	lanIf, wanIf *net.Interface
 	// objs are the loaded XDP objects: one set in one-arm mode; a WAN
@@ -229,6 +232,10 @@ func (d *Daemon) buildTables() error {
 			p.SA.Store(sa)
 			p.ReqID = sa.ReqID
 		}
+		d.static = append(d.static, staticPolicy{p, pc.Dir})
+		if pc.Dir == config.DirIn {
+			continue // decides WAN cleartext only
+		}
 		d.policies = append(d.policies, p)
 	}
 	if len(cfg.IKE.Connections) > 0 {
@@ -386,6 +393,15 @@ func (d *Daemon) loadXDP() error {
 		}
 		if err := o.SyncSPD(p.spd); err != nil {
 			return fmt.Errorf("xdp %s: %w", p.name, err)
+		}
+		if p.name != "lan" {
+			in, err := d.inboundSPD()
+			if err == nil {
+				err = o.SyncInbound(in)
+			}
+			if err != nil {
+				return fmt.Errorf("xdp %s: %w", p.name, err)
+			}
 		}
 		att, err := p.attach(o, p.ifc.Index, cfg.XDPMode)
 		if err != nil {

@@ -345,7 +345,8 @@ func (d *Daemon) liveObjs() []*objSet {
 }
 
 // syncMirror publishes the SPD to the XDP programs that steer protected
-// traffic, after a policy was added or removed.
+// traffic, and its inbound side to those that receive the WAN, after a
+// policy was added or removed.
 func (d *Daemon) syncMirror() error {
 	var m []bpf.SPDEntry
 	var errs []error
@@ -360,6 +361,7 @@ func (d *Daemon) syncMirror() error {
 			errs = append(errs, fmt.Errorf("xdp %s: %w", s.name, err))
 		}
 	}
+	errs = append(errs, d.syncInbound())
 	return errors.Join(errs...)
 }
 
