@@ -155,6 +155,12 @@ func TestErrors(t *testing.T) {
 		{"nat-t port 500", "sas:", "nat_t_port: 500\nsas:", "x.yaml:2: nat_t_port: 500 is IKE's port"},
 		{"bad on_stop", "sas:", "on_stop: unpin\nsas:", "x.yaml:2: on_stop: \"unpin\" is not keep or detach"},
 		{"not a mapping", "interfaces: {lan: lan0, wan: wan0}", "interfaces: [lan0]", "x.yaml:1: interfaces: expected a mapping"},
+		{"mtu too small", "sas:", "mtu: 1000\nsas:", "x.yaml:2: mtu: 1000 out of range [1280, 9216]"},
+		{"mtu not a number", "sas:", "mtu: big\nsas:", "x.yaml:2: mtu: \"big\" is not an integer"},
+		{"mss_clamp word", "sas:", "mss_clamp: yes\nsas:", "x.yaml:2: mss_clamp: \"yes\" is not auto, off or an MSS"},
+		{"mss_clamp range", "sas:", "mss_clamp: 40\nsas:", "x.yaml:2: mss_clamp: 40 out of range"},
+		{"policy mss_clamp", "sa: ab}", "sa: ab, mss_clamp: maybe}", "x.yaml:11: policies[0].mss_clamp: \"maybe\""},
+		{"bypass mss_clamp", "action: protect, sa: ab}", "action: bypass, mss_clamp: auto}", "x.yaml:11: policies[0].mss_clamp: only protect policies"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,6 +244,29 @@ func TestOnStop(t *testing.T) {
 		}
 		if c.DetachOnStop != tc.detach {
 			t.Errorf("%q: DetachOnStop %v, want %v", tc.extra, c.DetachOnStop, tc.detach)
+		}
+	}
+}
+
+// TestMTUAndMSSClamp: mtu and mss_clamp, globally and per policy.
+func TestMTUAndMSSClamp(t *testing.T) {
+	for _, tc := range []struct {
+		top, pol  string
+		mtu, g, p int
+	}{
+		{"", "", 0, 0, spd.MSSInherit},
+		{"mtu: 1500\nmss_clamp: auto\n", "", 1500, spd.MSSAuto, spd.MSSInherit},
+		{"mss_clamp: 1360\n", ", mss_clamp: off", 0, 1360, spd.MSSOff},
+		{"mss_clamp: off\n", ", mss_clamp: auto", 0, 0, spd.MSSAuto},
+		{"", ", mss_clamp: 1200", 0, 0, 1200},
+	} {
+		cfg := tc.top + strings.Replace(base, "sa: ab}", "sa: ab"+tc.pol+"}", 1)
+		c, err := Parse("x.yaml", []byte(cfg))
+		if err != nil {
+			t.Fatalf("%q: %v", cfg, err)
+		}
+		if c.MTU != tc.mtu || c.MSSClamp != tc.g || c.Policies[0].MSSClamp != tc.p {
+			t.Errorf("%q: mtu %d mss_clamp %d policy %d, want %d %d %d", cfg, c.MTU, c.MSSClamp, c.Policies[0].MSSClamp, tc.mtu, tc.g, tc.p)
 		}
 	}
 }
