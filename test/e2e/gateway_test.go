@@ -45,10 +45,11 @@ var (
 // the outer addresses they are used between.
 type tunnelKeys struct {
 	ab, ba []byte
-	// abInteg and baInteg are the HMAC keys of a non-AEAD suite.
-	abInteg, baInteg []byte
 	family string // "IPv4" or "IPv6", as tshark's esp_sa table says
 	a, b   string // gwA's and gwB's outer addresses
+
+	// abInteg and baInteg are the HMAC keys of a non-AEAD suite.
+	abInteg, baInteg []byte
 }
 
 type tunnelOpts struct {
