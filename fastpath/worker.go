@@ -29,8 +29,17 @@ type Config struct {
 	// default they are dropped (fail closed).
 	DefaultBypass bool
 	// WANMTU is the largest IP packet the WAN carries; 0 means only the
-	// frame size limits. See mtu.go for what happens past it.
+	// frame size limits. See mtu.go for what happens past it. An SA's
+	// learned path MTU (sad.SA.PathMTU) lowers it for that SA, and
+	// SetWANMTU changes it while the worker runs.
 	WANMTU int
+	// MSSClamp clamps the MSS of TCP SYNs crossing the tunnel, both ways,
+	// for policies that do not say otherwise (spd.Policy.MSSClamp):
+	// 0 off, spd.MSSAuto, or a value in bytes. See mss.go.
+	MSSClamp int
+	// PolicyMSS says some policy sets its own MSSClamp, so inbound SYNs
+	// look their policy up even when MSSClamp is off.
+	PolicyMSS bool
 	// ICMPSrc4 and ICMPSrc6 are the addresses ICMP errors are sent from
 	// (the gateway's LAN addresses); without one, oversized packets of
 	// that family are dropped without an ICMP error.
@@ -57,7 +66,9 @@ type Stats struct {
 	// Fragmented the packets split before encryption, Fragments the
 	// pieces they became.
 	ICMPTooBig, Fragmented, Fragments uint64
-	Drops                             [sad.NumReasons]uint64
+	// MSSClamped counts TCP SYNs whose MSS option was lowered.
+	MSSClamped uint64
+	Drops      [sad.NumReasons]uint64
 }
 
 // atomicStats is the published copy, added to once per poll.
@@ -65,6 +76,7 @@ type atomicStats struct {
 	Polls, RxPackets, TxPackets, Encaps, Decaps, Bypassed atomic.Uint64
 	TxFull, NoFrame, NotIP                                atomic.Uint64
 	ICMPTooBig, Fragmented, Fragments                     atomic.Uint64
+	MSSClamped                                            atomic.Uint64
 	Drops                                                 [sad.NumReasons]atomic.Uint64
 }
 
@@ -104,6 +116,11 @@ type Worker struct {
 
 	lanCache, wanCache hopCache
 	spdCache           spd.Cache
+	spdCacheIn         spd.Cache // reverse lookups for inbound SYNs
+
+	// mtuSet is a WAN MTU set by SetWANMTU (0: none yet), taken into
+	// cfg.WANMTU at the start of each poll.
+	mtuSet atomic.Int32
 
 	local Stats
 	pub   atomicStats
@@ -144,6 +161,9 @@ func NewWorker(id int, cfg Config) *Worker {
 // Poll runs one round: a batch from the WAN side, then one from the LAN
 // side (one batch in one-arm mode). It returns the packets received.
 func (w *Worker) Poll() int {
+	if m := int(w.mtuSet.Load()); m != 0 {
+		w.cfg.WANMTU = m
+	}
 	n := w.cfg.WAN.Recv(w.rx[:])
 	if n > 0 {
 		w.local.RxPackets += uint64(n)
@@ -160,6 +180,25 @@ func (w *Worker) Poll() int {
 	w.local.Polls++
 	w.flush()
 	return n
+}
+
+// SetWANMTU changes the WAN MTU the worker encapsulates for (the
+// interface's MTU changed, or the operator said so); the worker takes it
+// at its next poll. Safe from any goroutine.
+func (w *Worker) SetWANMTU(mtu int) {
+	if mtu > 0 && mtu <= 0xffff {
+		w.mtuSet.Store(int32(mtu))
+	}
+}
+
+// mtuFor is the largest ESP packet sa may send: the WAN MTU, or the path
+// MTU learned for sa when smaller.
+func (w *Worker) mtuFor(sa *sad.SA) int {
+	m := w.cfg.WANMTU
+	if p := sa.PathMTU(); p != 0 && (m == 0 || p < m) {
+		m = p
+	}
+	return m
 }
 
 // process splits a received batch into inbound ESP and outbound traffic.
@@ -251,13 +290,18 @@ func (w *Worker) outbound(pkts []Packet) {
 			w.drop(&nfree, p, sad.ErrExpired)
 			continue
 		}
+		if (w.cfg.MSSClamp != 0 || pol.MSSClamp != spd.MSSInherit) && isSYN(ipb, &ip) {
+			if m := w.mssFor(pol, sa, ip.HdrLen); m > 0 && clampMSS(ipb[ip.HdrLen:ip.TotalLen], m) {
+				w.local.MSSClamped++
+			}
+		}
 		need := 1
 		w.pktFrag[i] = 0
-		if w.cfg.WANMTU > 0 && esp.EncapLen(sa, ip.TotalLen, ip.HdrLen) > w.cfg.WANMTU {
+		if mtu := w.mtuFor(sa); mtu > 0 && esp.EncapLen(sa, ip.TotalLen, ip.HdrLen) > mtu {
 			// Only plain IPv4 (no options, DF clear) in tunnel mode is
 			// fragmented; everything else gets "too big" (see mtu.go).
 			if !ip.V6 && sa.Mode == sad.Tunnel && ipb[6]&0x40 == 0 && ip.HdrLen == packet.IPv4MinLen {
-				_, cnt := fragPlan(ip.TotalLen, ip.HdrLen, esp.MaxInner(sa, w.cfg.WANMTU, ip.HdrLen))
+				_, cnt := fragPlan(ip.TotalLen, ip.HdrLen, esp.MaxInner(sa, mtu, ip.HdrLen))
 				if cnt < 2 || cnt > maxFrags {
 					sa.Drop(sad.ErrTooBig, 1)
 					w.drop(&nfree, p, sad.ErrTooBig)
@@ -419,7 +463,7 @@ func (w *Worker) tooBig(p *Packet, sa *sad.SA) bool {
 	if !ok {
 		return false
 	}
-	mtu := esp.MaxInner(sa, w.cfg.WANMTU, ip.HdrLen)
+	mtu := esp.MaxInner(sa, w.mtuFor(sa), ip.HdrLen)
 	off, n, ok := buildTooBig(p.Frame, ipOff, ip.TotalLen, ip.V6, mtu, src)
 	if !ok {
 		return false
@@ -439,7 +483,7 @@ func (w *Worker) fragment(p *Packet, sa *sad.SA, j int8, count, ntx int) (int, b
 	ipOff := p.Off + packet.EthLen
 	ipb := p.Frame[ipOff : p.Off+p.Len]
 	hl := packet.IPv4MinLen
-	per, _ := fragPlan(int(binary.BigEndian.Uint16(ipb[2:])), hl, esp.MaxInner(sa, w.cfg.WANMTU, hl))
+	per, _ := fragPlan(int(binary.BigEndian.Uint16(ipb[2:])), hl, esp.MaxInner(sa, w.mtuFor(sa), hl))
 	got := w.cfg.WAN.Alloc(w.frag[:count-1])
 	if got < count-1 {
 		w.cfg.WAN.Free(w.frag[:got])
@@ -657,6 +701,9 @@ func (w *Worker) inbound(pkts []Packet) {
 		}
 		q.Off, q.Len = start, packet.EthLen+n
 		writeEth(q.Frame[q.Off:], hop, v4)
+		if w.cfg.MSSClamp != 0 || w.cfg.PolicyMSS {
+			w.clampInbound(inner, sa)
+		}
 		if sa != cur {
 			if cur != nil {
 				cur.Account(pk, by)
@@ -721,6 +768,7 @@ func (w *Worker) flush() {
 	add(&pub.ICMPTooBig, &l.ICMPTooBig)
 	add(&pub.Fragmented, &l.Fragmented)
 	add(&pub.Fragments, &l.Fragments)
+	add(&pub.MSSClamped, &l.MSSClamped)
 	for i := range l.Drops {
 		add(&pub.Drops[i], &l.Drops[i])
 	}
@@ -734,6 +782,7 @@ func (w *Worker) Stats() Stats {
 	s.Encaps, s.Decaps, s.Bypassed = p.Encaps.Load(), p.Decaps.Load(), p.Bypassed.Load()
 	s.TxFull, s.NoFrame, s.NotIP = p.TxFull.Load(), p.NoFrame.Load(), p.NotIP.Load()
 	s.ICMPTooBig, s.Fragmented, s.Fragments = p.ICMPTooBig.Load(), p.Fragmented.Load(), p.Fragments.Load()
+	s.MSSClamped = p.MSSClamped.Load()
 	for i := range s.Drops {
 		s.Drops[i] = p.Drops[i].Load()
 	}

@@ -327,7 +327,12 @@ type SA struct {
 	seqLimit atomic.Uint64
 	_        cacheLine
 	flags    atomic.Uint32
-	_        cacheLine
+	// pmtu is the path MTU towards Remote learned from ICMP (0: none),
+	// read by workers with flags; pmtuAt is when it was learned (unix
+	// nanoseconds), for ageing. See pmtu.go.
+	pmtu   atomic.Uint32
+	pmtuAt atomic.Int64
+	_      cacheLine
 	// Counters are added to once per batch by each worker.
 	Counters Counters
 }

@@ -119,7 +119,7 @@ func TestInlineKeyWarning(t *testing.T) {
     local: 192.0.2.1
     remote: 192.0.2.2
     suite: aes128gcm16
-    key: `+goodKey+`
+    key: 0x202122232425262728292a2b2c2d2e2f30313233
 policies:`, 1)
 	c, err := Parse("gw.yaml", []byte(two))
 	if err != nil {

@@ -101,6 +101,13 @@ type Config struct {
 	// reboots.
 	StateDir string
 
+	// MTU overrides the WAN interface's MTU: the largest ESP packet the
+	// gateway sends (0: the interface's, followed when it changes).
+	MTU int
+	// MSSClamp clamps TCP SYNs' MSS through the tunnel (spd.MSSAuto,
+	// a value in bytes, or 0: off); a policy's mss_clamp overrides it.
+	MSSClamp int
+
 	SAs      []SA
 	Policies []Policy
 	// IKE holds the IKEv2 connections (connections:) and the key log.
@@ -126,6 +133,9 @@ type Policy struct {
 	Action   spd.Action
 	// SA names the outbound SA of a PROTECT policy.
 	SA string
+	// MSSClamp is the policy's own mss_clamp (spd.MSSInherit: the
+	// gateway's).
+	MSSClamp int
 	// Dir is the traffic the policy decides. The selector is always
 	// written from the protected side (src ours, dst the far side); inbound
 	// cleartext is matched with it reversed.
@@ -410,7 +420,8 @@ func (d *decoder) duration(n *yaml.Node, field string) time.Duration {
 func (d *decoder) top(n *yaml.Node, c *Config) {
 	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "state_dir", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit", "on_stop",
 		"delete_rekeyed_delay", "rekey_delete_delay",
-		"control_group", "control_admin_group"}
+		"control_group", "control_admin_group",
+		"mtu", "mss_clamp"}
 	var sasNode, polNode, connNode *yaml.Node
 	pinSet := false
 	d.mapping(n, "", known, func(k string, v *yaml.Node) {
@@ -425,6 +436,16 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 					d.errf(v, k, "500 is IKE's port")
 				}
 				c.NATTPort = uint16(p)
+			}
+		case "mtu":
+			// 1280: IPv6's minimum link MTU (RFC 8200 §5); 9216: jumbo.
+			if m, ok := d.integer(v, k, 1280, 9216); ok {
+				c.MTU = int(m)
+			}
+		case "mss_clamp":
+			c.MSSClamp = d.mssClamp(v, k)
+			if c.MSSClamp == spd.MSSOff {
+				c.MSSClamp = 0
 			}
 		case "on_stop":
 			oneOf(d, v, k, &c.DetachOnStop, opt(false, "keep"), opt(true, "detach"))
@@ -986,9 +1007,11 @@ func parsePorts(s string) (sad.PortRange, error) {
 func (d *decoder) policy(n *yaml.Node, path string) (Policy, bool) {
 	p := Policy{Line: n.Line}
 	nerr := len(d.errs)
-	sel, ok := d.selector(n, path, []string{"name", "src", "dst", "proto", "sport", "dport", "action", "sa", "dir"}, func(k string, v *yaml.Node) {
+	sel, ok := d.selector(n, path, []string{"name", "src", "dst", "proto", "sport", "dport", "action", "sa", "dir", "mss_clamp"}, func(k string, v *yaml.Node) {
 		f := path + "." + k
 		switch k {
+		case "mss_clamp":
+			p.MSSClamp = d.mssClamp(v, f)
 		case "name":
 			p.Name = d.str(v, f)
 		case "action":
@@ -1014,6 +1037,9 @@ func (d *decoder) policy(n *yaml.Node, path string) (Policy, bool) {
 	}
 	if p.Dir == DirIn && p.SA != "" {
 		d.errf(n, path+".sa", "an inbound-only policy (dir: in) sends nothing: it has no SA")
+	}
+	if p.Action != spd.Protect && p.Action != 0 && p.MSSClamp != spd.MSSInherit {
+		d.errf(n, path+".mss_clamp", "only protect policies carry traffic through the tunnel")
 	}
 	if p.Action != spd.Protect && p.Action != 0 && p.SA != "" {
 		d.errf(n, path+".sa", "only protect policies have an SA")
@@ -1051,6 +1077,25 @@ func (d *decoder) uniqueKeys(at *yaml.Node, path string, i int, sa *SA, seen map
 // aeadSaltLen is the salt at the end of an AEAD SA's key (RFC 4106 §8.1,
 // RFC 7634 §4).
 const aeadSaltLen = 4
+
+// mssClamp reads an mss_clamp: auto, off, or an MSS in bytes (88, Linux's
+// smallest, up to 65495, the largest an IPv4 MTU of 65535 allows).
+func (d *decoder) mssClamp(n *yaml.Node, field string) int {
+	switch n.Value {
+	case "auto":
+		return spd.MSSAuto
+	case "off":
+		return spd.MSSOff
+	}
+	if n.Kind == yaml.ScalarNode && n.Value != "" && (n.Value[0] < '0' || n.Value[0] > '9') {
+		d.errf(n, field, "%q is not auto, off or an MSS in bytes", n.Value)
+		return spd.MSSInherit
+	}
+	if m, ok := d.integer(n, field, 88, 65495); ok {
+		return int(m)
+	}
+	return spd.MSSInherit
+}
 
 // check applies the rules that span entries.
 func (d *decoder) check(root *yaml.Node, c *Config) {

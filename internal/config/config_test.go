@@ -160,6 +160,12 @@ func TestErrors(t *testing.T) {
 		{"state_file is gone", "sas:", "state_file: /run/xdpsec/gw.seq\nsas:", "x.yaml:2: state_file: replaced by state_dir"},
 		{"relative state_dir", "sas:", "state_dir: state\nsas:", "x.yaml:2: state_dir: must be an absolute path"},
 		{"relative pin_path", "sas:", "pin_path: pins\nsas:", "x.yaml:2: pin_path: must be an absolute path on a bpf filesystem, or \"none\""},
+		{"mtu too small", "sas:", "mtu: 1000\nsas:", "x.yaml:2: mtu: 1000 out of range [1280, 9216]"},
+		{"mtu not a number", "sas:", "mtu: big\nsas:", "x.yaml:2: mtu: \"big\" is not an integer"},
+		{"mss_clamp word", "sas:", "mss_clamp: yes\nsas:", "x.yaml:2: mss_clamp: \"yes\" is not auto, off or an MSS"},
+		{"mss_clamp range", "sas:", "mss_clamp: 40\nsas:", "x.yaml:2: mss_clamp: 40 out of range"},
+		{"policy mss_clamp", "sa: ab}", "sa: ab, mss_clamp: maybe}", "x.yaml:11: policies[0].mss_clamp: \"maybe\""},
+		{"bypass mss_clamp", "action: protect, sa: ab}", "action: bypass, mss_clamp: auto}", "x.yaml:11: policies[0].mss_clamp: only protect policies"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -336,6 +342,29 @@ func TestPolicyDir(t *testing.T) {
 	for _, p := range c.Policies {
 		if p.Dir != want[p.Name] {
 			t.Errorf("%s: dir %s, want %s", p.Name, p.Dir, want[p.Name])
+		}
+	}
+}
+
+// TestMTUAndMSSClamp: mtu and mss_clamp, globally and per policy.
+func TestMTUAndMSSClamp(t *testing.T) {
+	for _, tc := range []struct {
+		top, pol  string
+		mtu, g, p int
+	}{
+		{"", "", 0, 0, spd.MSSInherit},
+		{"mtu: 1500\nmss_clamp: auto\n", "", 1500, spd.MSSAuto, spd.MSSInherit},
+		{"mss_clamp: 1360\n", ", mss_clamp: off", 0, 1360, spd.MSSOff},
+		{"mss_clamp: off\n", ", mss_clamp: auto", 0, 0, spd.MSSAuto},
+		{"", ", mss_clamp: 1200", 0, 0, 1200},
+	} {
+		cfg := tc.top + strings.Replace(base, "sa: ab}", "sa: ab"+tc.pol+"}", 1)
+		c, err := Parse("x.yaml", []byte(cfg))
+		if err != nil {
+			t.Fatalf("%q: %v", cfg, err)
+		}
+		if c.MTU != tc.mtu || c.MSSClamp != tc.g || c.Policies[0].MSSClamp != tc.p {
+			t.Errorf("%q: mtu %d mss_clamp %d policy %d, want %d %d %d", cfg, c.MTU, c.MSSClamp, c.Policies[0].MSSClamp, tc.mtu, tc.g, tc.p)
 		}
 	}
 }

@@ -66,6 +66,12 @@ type Daemon struct {
 	seqStop  context.CancelFunc
 	seqDone  chan struct{}
 
+	// curMTU is the WAN MTU the workers use; pmtu counts the ICMP
+	// reports about our ESP and icmp reads them (pmtu.go).
+	curMTU atomic.Int64
+	pmtu   pmtuCounters
+	icmp   *icmpListener
+
 	// ike is the IKEv2 control plane; nil without connections.
 	ike *ikePlane
 
@@ -163,6 +169,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 			return d, err
 		}
 	}
+	d.icmp = d.listenICMP()
 	ctx, cancel := context.WithCancel(context.Background())
 	d.bg, d.bgDone = cancel, make(chan struct{})
 	go d.lifetimes(ctx)
@@ -226,7 +233,7 @@ func (d *Daemon) buildTables() error {
 	}
 	d.seqKeys = seqKeys(cfg, d.sas)
 	for _, pc := range cfg.Policies {
-		p := &spd.Policy{Name: pc.Name, Selector: pc.Selector, Action: pc.Action}
+		p := &spd.Policy{Name: pc.Name, Selector: pc.Selector, Action: pc.Action, MSSClamp: pc.MSSClamp}
 		if pc.Action == spd.Protect {
 			sa := out[pc.SA]
 			p.SA.Store(sa)
@@ -454,6 +461,14 @@ func (d *Daemon) openQueues() error {
 		}
 		return nil
 	}
+	mtu := d.wanMTU()
+	d.curMTU.Store(int64(mtu))
+	src4, src6 := d.icmpSources()
+	policyMSS := false
+	for _, p := range cfg.Policies {
+		policyMSS = policyMSS || p.MSSClamp != spd.MSSInherit
+	}
+	d.log.Info("path MTU", "wan_mtu", mtu, "configured", cfg.MTU > 0, "icmp_from", []netip.Addr{src4, src6}, "mss_clamp", cfg.MSSClamp)
 	for q := 0; q < cfg.Queues; q++ {
 		qu := &queue{q: q, cpu: -1}
 		if len(cfg.CPUs) > 0 {
@@ -491,6 +506,8 @@ func (d *Daemon) openQueues() error {
 			LAN: qu.lan, WAN: qu.wan, Inbound: d.inbound, SPD: d.spd,
 			LANHop: d.lanHop, WANHop: d.wanHop, NATTPort: cfg.NATTPort,
 			DefaultBypass: cfg.DefaultAction == spd.Bypass,
+			WANMTU:        mtu, ICMPSrc4: src4, ICMPSrc6: src6,
+			MSSClamp: cfg.MSSClamp, PolicyMSS: policyMSS,
 		}
 		if d.ike != nil {
 			wc.Acquire = d.ike.acq
@@ -560,6 +577,8 @@ func (d *Daemon) lifetimes(ctx context.Context) {
 			if d.ike != nil && d.ike.engine != nil {
 				d.ike.tick()
 			}
+			d.refreshMTU()
+			d.agePMTU(now)
 		}
 	}
 }
@@ -603,6 +622,7 @@ func (d *Daemon) release(detach, goodbye bool) error {
 		d.bg()
 		<-d.bgDone
 	}
+	d.icmp.close()
 	if d.ike != nil {
 		if goodbye && d.ike.engine != nil {
 			d.ike.goodbye()

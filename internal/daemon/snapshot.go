@@ -71,6 +71,8 @@ func (d *Daemon) Snapshot() *control.Snapshot {
 			s.XSK = append(s.XSK, control.XSK{Interface: name, Queue: q.q, ZeroCopy: st.ZeroCopy, Counters: XSKCounters(st)})
 		}
 	}
+	s.WANMTU = int(d.curMTU.Load())
+	s.PMTU = d.pmtu.snapshot()
 	if len(d.hopStats) > 0 {
 		s.NextHops = map[string]map[string]uint64{}
 		for name, f := range d.hopStats {
@@ -92,6 +94,7 @@ func SAInfo(sa *sad.SA) control.SA {
 	}
 	if sa.Dir == sad.Outbound {
 		info.Seq = sa.Seq()
+		info.PathMTU = sa.PathMTU()
 	}
 	if sa.Replay != nil {
 		info.ReplayWin, info.ReplayTop = sa.Replay.Size(), sa.Replay.Top()
@@ -155,6 +158,8 @@ func WorkerCounters(st fastpath.Stats) (map[string]uint64, map[string]uint64) {
 		"polls": st.Polls, "rx_packets": st.RxPackets, "tx_packets": st.TxPackets,
 		"encaps": st.Encaps, "decaps": st.Decaps, "bypassed": st.Bypassed,
 		"tx_full": st.TxFull, "no_frame": st.NoFrame, "not_ip": st.NotIP,
+		"icmp_too_big": st.ICMPTooBig, "fragmented": st.Fragmented, "fragments": st.Fragments,
+		"mss_clamped": st.MSSClamped,
 	}
 	return c, dropMap(st.Drops[:])
 }

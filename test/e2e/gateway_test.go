@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/internal/control"
+	"github.com/xdpsec/xdpsec/sad"
 )
 
 // The lab's addresses (scripts/lab.sh).
@@ -46,6 +47,9 @@ type tunnelKeys struct {
 	ab, ba []byte
 	family string // "IPv4" or "IPv6", as tshark's esp_sa table says
 	a, b   string // gwA's and gwB's outer addresses
+
+	// abInteg and baInteg are the HMAC keys of a non-AEAD suite.
+	abInteg, baInteg []byte
 }
 
 type tunnelOpts struct {
@@ -58,25 +62,50 @@ type tunnelOpts struct {
 	outer6 bool
 	// queues is the number of queues each gateway serves (default 1).
 	queues int
-}
-
-func randKey() []byte {
-	k := make([]byte, 20)
-	rand.Read(k)
-	return k
+	// suite is the ESP suite (default aes128gcm16).
+	suite string
+	// mssClamp is both gateways' mss_clamp ("" leaves it out).
+	mssClamp string
 }
 
 // configs writes the two gateways' configurations: a pair of static SAs
 // each way, IPv4 and IPv6 inner, no ESN (tshark 4.0 cannot check ESN ICVs).
 func (l *lab) configs(t *testing.T, o tunnelOpts) (string, string, tunnelKeys) {
 	t.Helper()
-	k := tunnelKeys{ab: randKey(), ba: randKey(), family: "IPv4", a: gwA4, b: gwB4}
+	suite := o.suite
+	if suite == "" {
+		suite = "aes128gcm16"
+	}
+	su, err := sad.ParseSuite(suite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyOf := func(n int) []byte {
+		if n == 0 {
+			return nil
+		}
+		b := make([]byte, n)
+		rand.Read(b)
+		return b
+	}
+	k := tunnelKeys{ab: keyOf(su.KeyLen()), ba: keyOf(su.KeyLen()), family: "IPv4", a: gwA4, b: gwB4,
+		abInteg: keyOf(su.IntegKeyLen()), baInteg: keyOf(su.IntegKeyLen())}
+	integ := func(key []byte) string {
+		if key == nil {
+			return ""
+		}
+		return "\n    integ_key: 0x" + hex.EncodeToString(key)
+	}
+	extra := ""
+	if o.mssClamp != "" {
+		extra = "\nmss_clamp: " + o.mssClamp
+	}
 	if o.outer6 {
 		k.family, k.a, k.b = "IPv6", gwA6, gwB6
 	}
 	atB := k.ab
 	if o.badKeyAtB {
-		atB = randKey()
+		atB = keyOf(su.KeyLen())
 	}
 	encap := ""
 	if o.udp {
@@ -92,10 +121,10 @@ func (l *lab) configs(t *testing.T, o tunnelOpts) (string, string, tunnelKeys) {
 	if queues > 1 {
 		cpuA = "[]"
 	}
-	gw := func(node, lan, cpu string, local, remote string, out, in uint32, outKey, inKey []byte, l4, r4, l6, r6 string) string {
+	gw := func(node, lan, cpu string, local, remote string, out, in uint32, outKey, inKey []byte, l4, r4, l6, r6, outInteg, inInteg string) string {
 		return fmt.Sprintf(`# e2e lab %[1]s
 interfaces: {lan: %[16]s, wan: wan0, queues: %[18]d, xdp_mode: auto, cpus: %[17]s}
-default_action: discard
+default_action: discard%[22]s
 pin_path: %[2]s
 on_stop: detach
 control: %[3]s
@@ -107,16 +136,16 @@ sas:
     dir: out
     local: %[4]s
     remote: %[5]s
-    suite: aes128gcm16
-    key: 0x%[8]s%[10]s
+    suite: %[19]s
+    key: 0x%[8]s%[20]s%[10]s
     selectors: [{src: %[11]s, dst: %[12]s}, {src: %[13]s, dst: %[14]s}]
   - name: in
     spi: 0x%[7]x
     dir: in
     local: %[4]s
     remote: %[5]s
-    suite: aes128gcm16
-    key: 0x%[9]s%[10]s
+    suite: %[19]s
+    key: 0x%[9]s%[21]s%[10]s
     replay_window: 1024
     selectors: [{src: %[12]s, dst: %[11]s}, {src: %[14]s, dst: %[13]s}]
 policies:
@@ -124,14 +153,14 @@ policies:
   - {name: v6, src: %[13]s, dst: %[14]s, action: protect, sa: out}
 `, l.prefix, l.pinPath(node), l.sockPath(node), local, remote, out, in,
 			hex.EncodeToString(outKey), hex.EncodeToString(inKey), encap, l4, r4, l6, r6,
-			filepath.Join(l.dir, node+"-state"), lan, cpu, queues)
+			filepath.Join(l.dir, node+"-state"), lan, cpu, queues, suite, outInteg, inInteg, extra)
 	}
 	a := filepath.Join(l.dir, "gw-a.yaml")
 	b := filepath.Join(l.dir, "gw-b.yaml")
-	if err := os.WriteFile(a, []byte(gw("gA", "lan0", cpuA, k.a, k.b, spiAB, spiBA, k.ab, k.ba, "198.18.1.0/24", "198.18.2.0/24", "2001:db8:a::/64", "2001:db8:b::/64")), 0o600); err != nil {
+	if err := os.WriteFile(a, []byte(gw("gA", "lan0", cpuA, k.a, k.b, spiAB, spiBA, k.ab, k.ba, "198.18.1.0/24", "198.18.2.0/24", "2001:db8:a::/64", "2001:db8:b::/64", integ(k.abInteg), integ(k.baInteg))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(b, []byte(gw("gB", lanB, "[]", k.b, k.a, spiBA, spiAB, k.ba, atB, "198.18.2.0/24", "198.18.1.0/24", "2001:db8:b::/64", "2001:db8:a::/64")), 0o600); err != nil {
+	if err := os.WriteFile(b, []byte(gw("gB", lanB, "[]", k.b, k.a, spiBA, spiAB, k.ba, atB, "198.18.2.0/24", "198.18.1.0/24", "2001:db8:b::/64", "2001:db8:a::/64", integ(k.baInteg), integ(k.abInteg))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The keys were made just now: declare them new, once.

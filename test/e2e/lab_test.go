@@ -133,6 +133,12 @@ func newLab(t *testing.T, variant string) *lab {
 // newLabQueues brings up a lab whose veths have queues queues each.
 func newLabQueues(t *testing.T, variant string, queues int) *lab {
 	t.Helper()
+	return newLabMTU(t, variant, queues, 0)
+}
+
+// newLabMTU brings up a lab whose WAN has MTU wanMTU (0: lab.sh's 1600).
+func newLabMTU(t *testing.T, variant string, queues, wanMTU int) *lab {
+	t.Helper()
 	var b [3]byte
 	rand.Read(b[:])
 	l := &lab{t: t, prefix: "e" + hex.EncodeToString(b[:]), dir: t.TempDir()}
@@ -142,6 +148,9 @@ func newLabQueues(t *testing.T, variant string, queues int) *lab {
 	}
 	up := exec.Command(labScript, args...)
 	up.Env = append(os.Environ(), fmt.Sprintf("LAB_QUEUES=%d", queues))
+	if wanMTU > 0 {
+		up.Env = append(up.Env, fmt.Sprintf("LAB_WAN_MTU=%d", wanMTU))
+	}
 	if out, err := up.CombinedOutput(); err != nil {
 		exec.Command(labScript, "down", l.prefix).Run()
 		t.Fatalf("lab.sh up: %v\n%s", err, out)
@@ -383,12 +392,19 @@ type capture struct {
 // (0: all of it), and returns once it listens.
 func (l *lab) capture(t *testing.T, node, dev string, snap int) *capture {
 	t.Helper()
+	return l.captureFilter(t, node, dev, snap)
+}
+
+// captureFilter is capture keeping only the frames a tcpdump filter
+// expression (its words in filter) selects.
+func (l *lab) captureFilter(t *testing.T, node, dev string, snap int, filter ...string) *capture {
+	t.Helper()
 	c := &capture{file: filepath.Join(l.dir, fmt.Sprintf("%s-%s-%d.pcap", node, dev, time.Now().UnixNano())), done: make(chan struct{})}
 	// -Z root: Debian's tcpdump drops to its own user, which cannot
 	// write into the test's directory. --immediate-mode and -U: every
 	// frame is written as it comes; otherwise frames wait in a ring block
 	// that tcpdump drops when it is interrupted.
-	c.cmd = l.cmd(context.Background(), node, "tcpdump", "-i", dev, "-n", "-s", strconv.Itoa(snap), "-U", "--immediate-mode", "-Z", "root", "-w", c.file)
+	c.cmd = l.cmd(context.Background(), node, append([]string{"tcpdump", "-i", dev, "-n", "-s", strconv.Itoa(snap), "-U", "--immediate-mode", "-Z", "root", "-w", c.file}, filter...)...)
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
