@@ -32,10 +32,11 @@ test: deps vet
 	$(GO) test -count=1 -tags purego -timeout 10m ./fastpath/gcm
 
 # Every Fuzz target in the tree, one after the other, FUZZTIME each
-# (FUZZ=regexp picks targets by "package/FuzzName"); prints execs/s.
+# (FUZZ=regexp picks targets by "package/FuzzName", FUZZPARALLEL sets the
+# workers, FUZZMINIMIZETIME bounds minimizing); prints execs/s per target.
 FUZZTIME ?= 30s
 fuzz:
-	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+	FUZZTIME='$(FUZZTIME)' FUZZ='$(FUZZ)' FUZZPARALLEL='$(FUZZPARALLEL)' FUZZMINIMIZETIME='$(FUZZMINIMIZETIME)' ./scripts/fuzz.sh
 
 demo: deps build
 	./scripts/demo.sh

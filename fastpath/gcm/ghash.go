@@ -14,11 +14,6 @@ func loadElement(b []byte) fieldElement {
 	return fieldElement{binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])}
 }
 
-func (e fieldElement) store(b []byte) {
-	binary.BigEndian.PutUint64(b, e.hi)
-	binary.BigEndian.PutUint64(b[8:], e.lo)
-}
-
 // mulX returns e·x mod P, P = x^128 + x^7 + x^2 + x + 1. In GCM's bit order
 // that is a right shift, with x^128 folded back as the constant R of
 // SP 800-38D §6.3 (0xe1 ‖ 0^120).

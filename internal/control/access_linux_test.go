@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/internal/control/controltest"
 )
 
 // Throwaway ids for TestAccessByCredentials: no user or group with them is
@@ -46,10 +48,8 @@ func TestControlClientHelper(t *testing.T) {
 // returns its RESULT line.
 func runAs(t *testing.T, exe, dir, sock, command string, uid, gid uint32, groups []uint32) string {
 	t.Helper()
-	cmd := exec.Command(exe, "-test.run=^TestControlClientHelper$", "-test.v")
-	cmd.Dir = dir
+	cmd := controltest.As(exec.Command(exe, "-test.run=^TestControlClientHelper$", "-test.v"), dir, uid, gid, groups)
 	cmd.Env = append(os.Environ(), "XDPSEC_CONTROL_SOCKET="+sock, "XDPSEC_CONTROL_COMMAND="+command)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: groups}}
 	out, err := cmd.CombinedOutput()
 	for _, l := range strings.Split(string(out), "\n") {
 		if r, ok := strings.CutPrefix(l, "RESULT "); ok {
@@ -71,26 +71,13 @@ func TestAccessByCredentials(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs clients under other uids")
 	}
-	dir := t.TempDir()
-	// The clients must reach the socket and the binary: open the test
-	// directories (TempDir makes them 0700) for traversal.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The clients must reach the socket and the binary.
+	dir := controltest.Open(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := filepath.Join(dir, "control.test")
-	if err := os.WriteFile(client, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	client := controltest.Copy(t, exe, dir)
 	sock := filepath.Join(dir, "run", "ctl.sock")
 	s, err := Listen(sock, Access{ReadGID: testReadGID, AdminGID: testAdminGID}, sample, quiet())
 	if err != nil {

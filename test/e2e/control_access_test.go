@@ -3,11 +3,11 @@ package e2e
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/control/controltest"
 )
 
 // TestControlSocketAccess (issue 13): a gateway with control_group and
@@ -33,25 +33,10 @@ func TestControlSocketAccess(t *testing.T) {
 	waitIKE(t, sockA, 1, 10*time.Second)
 
 	// The other users need a copy of the binary they can reach.
-	dir, err := os.MkdirTemp("", "xdpsec-ctl-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	bin, err := os.ReadFile(xdpsecBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli := filepath.Join(dir, "xdpsec")
-	if err := os.WriteFile(cli, bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := controltest.Open(t)
+	cli := controltest.Copy(t, xdpsecBin, dir)
 	as := func(uid, gid uint32, groups []uint32, args ...string) (string, error) {
-		cmd := exec.Command(cli, append(args, "--socket", sockA)...)
-		cmd.Dir = dir
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: groups}}
-		out, err := cmd.CombinedOutput()
+		out, err := controltest.As(exec.Command(cli, append(args, "--socket", sockA)...), dir, uid, gid, groups).CombinedOutput()
 		return string(out), err
 	}
 
