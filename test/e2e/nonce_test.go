@@ -68,17 +68,8 @@ func TestStaticNonceUnique(t *testing.T) {
 	l.warmUp(t, "hA", hostB6)
 	// Real routes in gwA's kernel: only the XDP program stands between
 	// hostA's packets and the WAN.
-	route := func(args ...string) {
-		if out, err := l.run("gA", 5*time.Second, append([]string{"ip"}, args...)...); err != nil {
-			t.Fatalf("ip %v: %v\n%s", args, err, out)
-		}
-	}
-	route("route", "replace", "198.18.2.0/24", "via", gwB4)
-	route("-6", "route", "replace", "2001:db8:b::/64", "via", "2001:db8:f::2")
-	defer func() {
-		route("route", "replace", "unreachable", "198.18.2.0/24")
-		route("-6", "route", "replace", "unreachable", "2001:db8:b::/64")
-	}()
+	l.routeFarSite(t, true)
+	defer l.routeFarSite(t, false)
 	c := l.capture(t, "wan", "a0", 128)
 	traffic := func(what string) {
 		t.Helper()
@@ -142,8 +133,7 @@ func TestStaticNonceUnique(t *testing.T) {
 	// the daemon is up (a late TCP retransmission from hostA would
 	// otherwise find gwA's kernel routing with no program attached).
 	gA.stop(t, syscall.SIGKILL)
-	route("route", "replace", "unreachable", "198.18.2.0/24")
-	route("-6", "route", "replace", "unreachable", "2001:db8:b::/64")
+	l.routeFarSite(t, false)
 	os.Remove(strings.TrimSuffix(l.sockPath("gA"), ".sock") + ".seq") // where state_file used to default to
 	os.Remove(l.sockPath("gA"))
 	cleanupPins(l.pinPath("gA"))
@@ -152,8 +142,7 @@ func TestStaticNonceUnique(t *testing.T) {
 		t.Errorf("the simulated reboot left XDP attached on %v", att)
 	}
 	gA = l.start(t, "gA", def)
-	route("route", "replace", "198.18.2.0/24", "via", gwB4)
-	route("-6", "route", "replace", "2001:db8:b::/64", "via", "2001:db8:f::2")
+	l.routeFarSite(t, true)
 	traffic("after a reboot")
 
 	// The SA renamed: the mark follows the key.
