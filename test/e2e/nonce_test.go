@@ -164,6 +164,7 @@ func TestStaticNonceUnique(t *testing.T) {
 	// The state directory read-only (in a mount namespace of the
 	// daemon's own): refused, with the reason and the remedy.
 	gA.stop(t, syscall.SIGKILL)
+	time.Sleep(time.Second) // as after the first kill: the kernel lets go of the dead one's sockets
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	ro := l.cmd(ctx, "gA", "unshare", "--mount", "--propagation", "private", "sh", "-c",
