@@ -49,7 +49,7 @@ func TestStaticNonceUnique(t *testing.T) {
 	}
 	stateDir := config.DefaultStateDir
 	_, statErr := os.Stat(stateDir)
-	fp := seqstate.Fingerprint("aes128gcm16", keys.ab, nil)
+	fp := seqstate.Fingerprint(keys.ab, nil)
 	t.Cleanup(func() {
 		os.Remove(filepath.Join(stateDir, fp+".seq"))
 		os.Remove(filepath.Join(stateDir, fp+".lock"))
