@@ -21,7 +21,7 @@ func seqKeys(cfg *config.Config, sas []*sad.SA) []seqstate.Key {
 			continue
 		}
 		sc := &cfg.SAs[i]
-		keys = append(keys, seqstate.Key{SA: sa, Fingerprint: seqstate.Fingerprint(sc.Suite.String(), sc.Key, sc.IntegKey)})
+		keys = append(keys, seqstate.Key{SA: sa, Fingerprint: seqstate.Fingerprint(sc.Key, sc.IntegKey)})
 	}
 	return keys
 }
@@ -121,7 +121,7 @@ func DeclareNewKeys(cfg *config.Config) (declared, known []string, err error) {
 			continue
 		}
 		keys = append(keys, seqstate.Key{SA: &sad.SA{Name: sc.Name, SPI: sc.SPI},
-			Fingerprint: seqstate.Fingerprint(sc.Suite.String(), sc.Key, sc.IntegKey)})
+			Fingerprint: seqstate.Fingerprint(sc.Key, sc.IntegKey)})
 	}
 	if len(keys) == 0 {
 		return nil, nil, nil

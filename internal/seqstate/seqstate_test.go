@@ -39,19 +39,18 @@ func openStore(t testing.TB, dir string) *Store {
 
 func TestFingerprint(t *testing.T) {
 	key := []byte("0123456789abcdefSALT")
-	fp := Fingerprint("aes128gcm16", key, nil)
-	if len(fp) != 32 || fp != Fingerprint("aes128gcm16", key, nil) {
+	fp := Fingerprint(key, nil)
+	if len(fp) != 32 || fp != Fingerprint(key, nil) {
 		t.Fatalf("fingerprint %q not a stable 128-bit hex", fp)
 	}
 	if strings.Contains(fp, hex.EncodeToString(key[:4])) {
 		t.Fatal("fingerprint shows the key")
 	}
 	other := map[string]string{
-		"key":   Fingerprint("aes128gcm16", []byte("0123456789abcdefSALU"), nil),
-		"suite": Fingerprint("chacha20poly1305", key, nil),
-		"integ": Fingerprint("aes128gcm16", key, []byte{1}),
+		"key":   Fingerprint([]byte("0123456789abcdefSALU"), nil),
+		"integ": Fingerprint(key, []byte{1}),
 		// The length prefix keeps key ‖ integ key apart.
-		"split": Fingerprint("aes128gcm16", key[:19], key[19:]),
+		"split": Fingerprint(key[:19], key[19:]),
 	}
 	for what, f := range other {
 		if f == fp {

@@ -26,6 +26,7 @@ package seqstate
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -42,16 +43,16 @@ import (
 // some other system publishes too.
 const fingerprintLabel = "xdpsec outbound sequence state v1"
 
-// Fingerprint names a key in the store: HMAC-SHA-256 over the suite's
-// name and the key material, 128 bits in hex. It is one-way; the key
-// cannot be recovered from it.
-func Fingerprint(suite string, key, integKey []byte) string {
+// Fingerprint names a key in the store: HMAC-SHA-256 over the key
+// material, 128 bits in hex. It is one-way; the key cannot be recovered
+// from it. The suite is left out on purpose: the same key bytes under
+// another tag length (aes128gcm16 and aes128gcm8) give the same nonces,
+// so they must share one mark.
+func Fingerprint(key, integKey []byte) string {
 	m := hmac.New(sha256.New, []byte(fingerprintLabel))
-	m.Write([]byte(suite))
-	m.Write([]byte{0})
 	var n [4]byte
-	n[0], n[1], n[2], n[3] = byte(len(key)>>24), byte(len(key)>>16), byte(len(key)>>8), byte(len(key))
-	m.Write(n[:])
+	binary.BigEndian.PutUint32(n[:], uint32(len(key)))
+	m.Write(n[:]) // keeps key ‖ integ key apart from other splits
 	m.Write(key)
 	m.Write(integKey)
 	return hex.EncodeToString(m.Sum(nil)[:16])

@@ -541,6 +541,21 @@ func testKeyMismatch(t *testing.T, l *lab) {
 	l.stopClean(t, gB)
 }
 
+// routeFarSite gives gwA's kernel real routes to site B (on), or makes
+// site B unreachable again (off, as lab.sh leaves it).
+func (l *lab) routeFarSite(t *testing.T, on bool) {
+	t.Helper()
+	v4, v6 := []string{"198.18.2.0/24", "via", gwB4}, []string{"2001:db8:b::/64", "via", "2001:db8:f::2"}
+	if !on {
+		v4, v6 = []string{"unreachable", "198.18.2.0/24"}, []string{"unreachable", "2001:db8:b::/64"}
+	}
+	for _, args := range [][]string{append([]string{"route", "replace"}, v4...), append([]string{"-6", "route", "replace"}, v6...)} {
+		if out, err := l.run("gA", 5*time.Second, append([]string{"ip"}, args...)...); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
+}
+
 // testKill9: gwA killed while hostA sends leaks not one plaintext packet
 // (its pinned program fails closed), and a restarted gwA carries traffic
 // again at once. The same for a SIGTERM with the production default
@@ -565,17 +580,8 @@ func testKill9(t *testing.T, l *lab) {
 	l.warmUp(t, "hA", hostB6)
 	// Give gwA's kernel real routes to the far site, so that only the
 	// pinned XDP program stands between hostA's packets and the WAN.
-	route := func(args ...string) {
-		if out, err := l.run("gA", 5*time.Second, append([]string{"ip"}, args...)...); err != nil {
-			t.Fatalf("ip %v: %v\n%s", args, err, out)
-		}
-	}
-	route("route", "replace", "198.18.2.0/24", "via", gwB4)
-	route("-6", "route", "replace", "2001:db8:b::/64", "via", "2001:db8:f::2")
-	defer func() {
-		route("route", "replace", "unreachable", "198.18.2.0/24")
-		route("-6", "route", "replace", "unreachable", "2001:db8:b::/64")
-	}()
+	l.routeFarSite(t, true)
+	defer l.routeFarSite(t, false)
 	c := l.capture(t, "wan", "a0", 0)
 	// hostA sends throughout: v4 and v6 echo requests every 10 ms.
 	ctx, cancel := context.WithCancel(context.Background())
