@@ -187,6 +187,9 @@ type spoofer struct {
 	keOff    int
 	nonceOff int
 	ipOff    int
+	// from, when set, is the one source address (and port 500) of every
+	// request: a peer's, spoofed.
+	from net.IP
 }
 
 func newSpoofer(t *testing.T, l *lab, node, dev string, dstMAC net.HardwareAddr, dst string, proposal string) *spoofer {
@@ -245,8 +248,8 @@ func newSpoofer(t *testing.T, l *lab, node, dev string, dstMAC net.HardwareAddr,
 	return s
 }
 
-// send puts n requests on the wire, rate a second or (0) as fast as one
-// goroutine can, calling progress after each thousand; it returns how many
+// send puts n requests on the wire, rate a second (spaced evenly up to
+// 1000 a second, above in bursts of 64) or (0) as fast as one goroutine can, calling progress after each thousand; it returns how many
 // went out.
 func (s *spoofer) send(n, rate int, progress func(sent int)) (int, error) {
 	r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
@@ -254,7 +257,7 @@ func (s *spoofer) send(n, rate int, progress func(sent int)) (int, error) {
 	ip := f[s.ipOff : s.ipOff+20]
 	t0 := time.Now()
 	for i := range n {
-		if rate > 0 && i%64 == 0 {
+		if rate > 0 && (rate <= 1000 || i%64 == 0) { // low rates evenly, not in bursts of 64
 			if ahead := time.Duration(i)*time.Second/time.Duration(rate) - time.Since(t0); ahead > 0 {
 				time.Sleep(ahead)
 			}
@@ -267,6 +270,10 @@ func (s *spoofer) send(n, rate int, progress func(sent int)) (int, error) {
 		src := r.Uint32()
 		ip[12], ip[13], ip[14], ip[15] = 198, 19, byte(src>>8), byte(src)
 		binary.BigEndian.PutUint16(f[s.ipOff+20:], 1024+uint16(src>>16)%64000) // UDP source port
+		if s.from != nil {
+			copy(ip[12:16], s.from.To4())
+			binary.BigEndian.PutUint16(f[s.ipOff+20:], 500)
+		}
 		binary.BigEndian.PutUint16(ip[4:], uint16(i))                          // IP ID
 		ip[10], ip[11] = 0, 0
 		binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip))
@@ -552,4 +559,75 @@ func TestIKECookieStrongSwan(t *testing.T) {
 			l.stopClean(t, gA)
 		})
 	}
+}
+
+// TestIKESpoofedPeerFlood is issue 13's flood against a configured peer:
+// from the WAN namespace, IKE_SA_INIT requests spoofed from strongSwan's
+// own address and port (gwB, remote_addr of gwA's connection), with a
+// proposal gwA does not take, 200 a second, while strongSwan initiates.
+// Such requests cost gwA no key exchange, so they must not use up gwB's
+// allowance: strongSwan must connect within its first retransmission
+// (1 s in this charon), and gwA's log must stay at a few lines a second.
+// On the code before the fix each request spent gwB's token, and
+// strongSwan never connected.
+func TestIKESpoofedPeerFlood(t *testing.T) {
+	needLab(t)
+	needCharon(t)
+	const ikeProp, espProp = "aes128gcm16-prfsha256-x25519", "aes128gcm16"
+	const rate, floodFor = 200, 6 * time.Second
+	l := newLab(t, "")
+	a, _ := l.ikeConfigs(t, ikeProp, espProp, "none")
+	ch := l.startCharon(t, ikeProp, espProp)
+	gA := l.start(t, "gA", a)
+	sock := l.sockPath("gA")
+	wan0MAC, _ := linkAddr(t, l, "gA", "wan0")
+	sp := newSpoofer(t, l, "wan", "a0", wan0MAC, gwA4, "aes256-sha384-modp3072")
+	sp.from = net.ParseIP(gwB4)
+	time.Sleep(300 * time.Millisecond)
+	log0 := len(gA.logText())
+	before := ikeStats(t, sock)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := sp.send(rate*int(floodFor/time.Second), rate, nil)
+		done <- err
+	}()
+	time.Sleep(2 * time.Second) // the flood has drained any allowance by now
+	t0 := time.Now()
+	out, err := exec.Command("nsenter", "--net="+l.ns("gB"), "--", "swanctl", "--initiate", "--uri", ch.vici(),
+		"--child", "net", "--timeout", "10").CombinedOutput()
+	took := time.Since(t0)
+	if ferr := <-done; ferr != nil {
+		t.Fatalf("flood: %v", ferr)
+	}
+	time.Sleep(1500 * time.Millisecond) // the last suppressed-lines summary
+	after := ikeStats(t, sock)
+	st := map[string]uint64{}
+	for k, v := range after {
+		st[k] = v - before[k]
+	}
+	logged := gA.logText()[log0:]
+	lines := strings.Count(logged, "\n")
+	t.Logf("strongSwan connected in %v during a flood of %d spoofed requests a second from its address; gwA: %d requests, %d malformed, %d cookies (%d to sources over their limit), %d rate-limited; %d log lines in %v",
+		took.Round(time.Millisecond), rate, st["init_requests"], st["init_malformed"], st["cookies_sent"], st["limit_cookies"], st["rate_limited"], lines, floodFor+1500*time.Millisecond)
+	if err != nil {
+		t.Fatalf("strongSwan did not connect during the flood: %v\n%s", err, out)
+	}
+	if took > 1500*time.Millisecond {
+		t.Errorf("strongSwan took %v (bound: its first retransmission, 1 s, and some)\n%s", took, out)
+	}
+	if !established(t, sock) {
+		t.Fatalf("gwA shows no established IKE SA with gw-b.lab: %+v", showIKE(t, sock))
+	}
+	// A few lines a second: of one kind the limiter lets 2 through and a
+	// summary; and the lines of strongSwan's own IKE SA and Child SA. The
+	// code before the fix logged 66 here (a Warn of each kind at 5/s).
+	if bound := 40; lines > bound {
+		t.Errorf("gwA logged %d lines during the flood (bound %d):\n%s", lines, bound, logged)
+	}
+	l.warmUp(t, "hA", hostB4)
+	if got := l.pingAll("hA", hostB4, 5); got != 5 {
+		t.Errorf("ping through the tunnel after the flood: %d of 5\n%s", got, l.diagnose())
+	}
+	l.stopClean(t, gA)
 }
