@@ -274,7 +274,7 @@ func (s *spoofer) send(n, rate int, progress func(sent int)) (int, error) {
 			copy(ip[12:16], s.from.To4())
 			binary.BigEndian.PutUint16(f[s.ipOff+20:], 500)
 		}
-		binary.BigEndian.PutUint16(ip[4:], uint16(i))                          // IP ID
+		binary.BigEndian.PutUint16(ip[4:], uint16(i)) // IP ID
 		ip[10], ip[11] = 0, 0
 		binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip))
 		for {
