@@ -56,10 +56,10 @@ func (s sourcePrefix) key(a netip.Addr) [16]byte {
 // if that bucket is full (its owner has been quiet); otherwise the two
 // share the bucket. So a flood from many addresses can neither evict a
 // busy source's account to give it a fresh burst, nor grow the table.
-// Sharing can limit an innocent source that collides with a busy one; the
-// limiter sits behind the cookie check, so under attack the busy sources
-// are ones that receive at their address, and 4096 slots make a collision
-// with any one of them unlikely.
+// Sharing can limit an innocent source that collides with a busy one;
+// such a source is then asked for a cookie (see chargeInit), and requests
+// that return one are counted in a second limiter that spoofed requests
+// cannot reach, so a collision costs a round trip, not the connection.
 //
 // Not safe for concurrent use: the engine's loop owns it.
 type sourceLimiter struct {
