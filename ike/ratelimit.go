@@ -140,24 +140,22 @@ func (e *Engine) chargeInit(spiI uint64, p transport.Packet, proven bool, ni []b
 	addr := p.Remote.Addr()
 	held := e.hoPrefix[e.prefix.key(addr)][b2i(proven)]
 	full := int(held) >= e.halfOpenPer
+	limiter := e.limiter
 	if proven {
-		if !full && e.provenLimiter.allow(addr, now) {
-			return true
-		}
-		if full {
-			e.flood.prefixFull.Add(1)
-		}
+		limiter = e.provenLimiter
+	}
+	if !full && limiter.allow(addr, now) {
+		return true
+	}
+	if full {
+		e.flood.prefixFull.Add(1)
+	}
+	if proven {
 		e.flood.rateLimited.Add(1)
 		if e.quiet.allow(noisyRateLimited) {
 			e.log.Warn("IKE_SA_INIT limit of the source reached, dropping", "peer", p.Remote, "half_open", held)
 		}
 		return false
-	}
-	if !full && e.limiter.allow(addr, now) {
-		return true
-	}
-	if full {
-		e.flood.prefixFull.Add(1)
 	}
 	e.flood.limitCookies.Add(1)
 	if e.quiet.allow(noisyRateLimited) {
