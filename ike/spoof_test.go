@@ -420,3 +420,15 @@ func TestInitRequestSizeCapped(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestLimitsOffForLoadGenerators: a negative InitRate (a load generator
+// behind one address) turns the per-source half-open share off too.
+func TestLimitsOffForLoadGenerators(t *testing.T) {
+	e, mc := responderEngineConfig(t, Config{Defence: Defence{InitRate: -1, CookieThreshold: 1000}})
+	for range 2 * DefaultHalfOpenPerPrefix {
+		e.receive(transport.Packet{Data: initRequest(t), Local: fuzzLocal, Remote: srcN(1)})
+	}
+	if n, got := len(e.halfOpen), len(mc.take()); n != 2*DefaultHalfOpenPerPrefix || got != n {
+		t.Fatalf("%d half-open, %d answers from one source with the limits off", n, got)
+	}
+}
