@@ -744,6 +744,8 @@ func TestIKEPrefixFlood(t *testing.T) {
 	sp := newSpoofer(t, l, "wan", "a0", wan0MAC, gwA4, ikeProp)
 	sp.toIPv6(t, gwA6, attackNet)
 	time.Sleep(300 * time.Millisecond)
+	pid := daemonPID(t, gA)
+	rss0 := rssBytes(t, pid)
 	log0 := len(gA.logText())
 	before := ikeStats(t, sockA)
 
@@ -760,6 +762,7 @@ func TestIKEPrefixFlood(t *testing.T) {
 		t.Fatalf("flood: %v", ferr)
 	}
 	time.Sleep(1500 * time.Millisecond)
+	growth := int64(rssBytes(t, pid)) - int64(rss0)
 	after := ikeStats(t, sockA)
 	st := map[string]uint64{}
 	for k, v := range after {
@@ -767,8 +770,11 @@ func TestIKEPrefixFlood(t *testing.T) {
 	}
 	logged := gA.logText()[log0:]
 	lines := strings.Count(logged, "\n")
-	t.Logf("gwB connected in %v during %d requests a second from one /64; gwA: %d requests, half-open peak %d, %d cookies (%d to sources over their limit), %d at their half-open share; %d log lines",
-		took.Round(time.Millisecond), rate, st["init_requests"], after["half_open_peak"], st["cookies_sent"], st["limit_cookies"], st["prefix_full"], lines)
+	t.Logf("gwB connected in %v during %d requests a second from one /64; gwA: %d requests, half-open peak %d, %d cookies (%d to sources over their limit), %d at their half-open share; %d log lines; RSS grew %.1f MiB",
+		took.Round(time.Millisecond), rate, st["init_requests"], after["half_open_peak"], st["cookies_sent"], st["limit_cookies"], st["prefix_full"], lines, float64(growth)/(1<<20))
+	if growth > floodRSSBound {
+		t.Errorf("RSS grew by %d MiB (bound %d MiB)", growth>>20, floodRSSBound>>20)
+	}
 	if err != nil {
 		t.Fatalf("gwB did not connect during the flood: %v\n%s", err, out)
 	}
