@@ -19,8 +19,12 @@ import (
 // costs a decode, an HMAC and a send each, off the loop, and never a key
 // exchange or a byte of state; the loop, which does the key exchanges,
 // only sees requests from initiators that receive at their address. There
-// the per-source limit and the half-open cap bound what such initiators
-// can make the responder spend.
+// the per-source limits (chargeInit: a rate and a share of the half-open
+// table per source prefix, charged only for requests that would cost a key
+// exchange) and the half-open cap bound what such initiators can make the
+// responder spend. Below the threshold spoofed requests reach the loop
+// too; a source over its limit then gets a COOKIE instead of silence, so
+// spoofing a peer's address cannot lock the peer out.
 
 // Defaults of the flood defence (Defence's zero values); the exported
 // ones are what the configuration checks its ike: section against.
@@ -247,10 +251,6 @@ func (e *Engine) acceptsPeer(local, remote netip.Addr) bool {
 // in the half-open count.
 func (e *Engine) cookiesRequired() bool {
 	return e.cookiesAlways || e.flood.halfOpen.Load()+uint64(max(e.initsQueued.Load(), 0)) >= uint64(e.cookieThreshold)
-}
-
-func startsSA(m *message.Message) bool {
-	return m.Exchange == message.ExchangeIKESAInit && !m.IsResponse() && m.SPIr == 0
 }
 
 // checkCookie admits the request if no cookie is required or it carries a

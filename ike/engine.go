@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"slices"
 	"sync"
@@ -55,7 +56,8 @@ type Defence struct {
 	// HalfOpenPerPrefix caps the half-open IKE SAs of one source, those
 	// started with a valid COOKIE and the others each; beyond it the
 	// source is asked for a COOKIE (or, if it sent one, dropped). Default
-	// DefaultHalfOpenPerPrefix.
+	// DefaultHalfOpenPerPrefix; off, with the rate, when InitRate is
+	// negative.
 	HalfOpenPerPrefix int
 	// ReassemblyBudget bounds the memory of all partially reassembled
 	// fragmented messages (RFC 7383) together, in octets; IKE SAs not yet
@@ -256,7 +258,10 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		}
 	}
 	e.halfOpenPer = cfg.HalfOpenPerPrefix
-	if e.halfOpenPer <= 0 {
+	switch {
+	case e.limiter == nil:
+		e.halfOpenPer = math.MaxInt // the per-source limits are off
+	case e.halfOpenPer <= 0:
 		e.halfOpenPer = DefaultHalfOpenPerPrefix
 	}
 	e.reasm = newReassemblyBudget(cfg.ReassemblyBudget, cfg.UnauthReassemblyLimit)

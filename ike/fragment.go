@@ -361,7 +361,9 @@ func (sa *ikeSA) reassemble(raw []byte, m *message.Message, f *message.Encrypted
 		r.timer = sa.e.afterFunc(sa.e.fragTimeout, func() {
 			if sa.frags != nil && sa.frags.r[dir] == r {
 				c.timeout.Add(1)
-				sa.e.log.Debug("fragmented message timed out", "sa", sa.logID(), "message_id", r.mid, "have", r.have, "total", r.total)
+				if sa.e.debugQuiet(noisyDropped) {
+					sa.e.log.Debug("fragmented message timed out", "sa", sa.logID(), "message_id", r.mid, "have", r.have, "total", r.total)
+				}
 				sa.dropReassembly(dir)
 			}
 		})

@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -36,6 +37,8 @@ const (
 	noisyIntermediate
 	noisyCritical // unsupported critical payload in a request
 	noisyFloat
+	noisyDropped // (Debug) a message or fragment dropped, a send that failed
+	noisyResent  // (Debug) a retransmitted request answered again
 	noisyKinds
 )
 
@@ -53,6 +56,8 @@ var noisyNames = [noisyKinds]string{
 	noisyIntermediate:    "ike_intermediate",
 	noisyCritical:        "unsupported_critical",
 	noisyFloat:           "peer_address",
+	noisyDropped:         "dropped_message",
+	noisyResent:          "resent_response",
 }
 
 const (
@@ -113,6 +118,13 @@ func (q *quietLog) summarize() {
 	if total > 0 {
 		q.log.Warn(fmt.Sprintf("%d similar messages suppressed", total), attrs...)
 	}
+}
+
+// debugQuiet reports whether a Debug line an outsider can cause may be
+// logged: only if Debug is on (else it would spend the limiter's budget
+// for nothing), and then through the limiter.
+func (e *Engine) debugQuiet(kind noisyKind) bool {
+	return e.log.Enabled(context.Background(), slog.LevelDebug) && e.quiet.allow(kind)
 }
 
 // stop cancels a pending summary (the engine is closing).

@@ -56,10 +56,10 @@ func (s sourcePrefix) key(a netip.Addr) [16]byte {
 // if that bucket is full (its owner has been quiet); otherwise the two
 // share the bucket. So a flood from many addresses can neither evict a
 // busy source's account to give it a fresh burst, nor grow the table.
-// Sharing can limit an innocent source that collides with a busy one; the
-// limiter sits behind the cookie check, so under attack the busy sources
-// are ones that receive at their address, and 4096 slots make a collision
-// with any one of them unlikely.
+// Sharing can limit an innocent source that collides with a busy one;
+// such a source is then asked for a cookie (see chargeInit), and requests
+// that return one are counted in a second limiter that spoofed requests
+// cannot reach, so a collision costs a round trip, not the connection.
 //
 // Not safe for concurrent use: the engine's loop owns it.
 type sourceLimiter struct {
@@ -140,24 +140,22 @@ func (e *Engine) chargeInit(spiI uint64, p transport.Packet, proven bool, ni []b
 	addr := p.Remote.Addr()
 	held := e.hoPrefix[e.prefix.key(addr)][b2i(proven)]
 	full := int(held) >= e.halfOpenPer
+	limiter := e.limiter
 	if proven {
-		if !full && e.provenLimiter.allow(addr, now) {
-			return true
-		}
-		if full {
-			e.flood.prefixFull.Add(1)
-		}
+		limiter = e.provenLimiter
+	}
+	if !full && limiter.allow(addr, now) {
+		return true
+	}
+	if full {
+		e.flood.prefixFull.Add(1)
+	}
+	if proven {
 		e.flood.rateLimited.Add(1)
 		if e.quiet.allow(noisyRateLimited) {
 			e.log.Warn("IKE_SA_INIT limit of the source reached, dropping", "peer", p.Remote, "half_open", held)
 		}
 		return false
-	}
-	if !full && e.limiter.allow(addr, now) {
-		return true
-	}
-	if full {
-		e.flood.prefixFull.Add(1)
 	}
 	e.flood.limitCookies.Add(1)
 	if e.quiet.allow(noisyRateLimited) {

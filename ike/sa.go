@@ -383,7 +383,9 @@ func (sa *ikeSA) sendTo(msgs [][]byte, local, remote netip.AddrPort) {
 	}
 	for _, raw := range msgs {
 		if err := sa.e.conn.Send(transport.Packet{Data: raw, Local: local, Remote: remote}); err != nil {
-			sa.e.log.Debug("send failed", "sa", sa.logID(), "err", err)
+			if sa.e.debugQuiet(noisyDropped) {
+				sa.e.log.Debug("send failed", "sa", sa.logID(), "err", err)
+			}
 		}
 	}
 }
@@ -473,7 +475,7 @@ func (sa *ikeSA) handleResponse(raw []byte, m *message.Message, from transport.P
 		var complete bool
 		payloads, complete, err = sa.openMessage(raw, m, fragResponse)
 		if !complete {
-			if err != nil {
+			if err != nil && sa.e.debugQuiet(noisyDropped) {
 				sa.e.log.Debug("dropping response fragment", "sa", sa.logID(), "err", err)
 			}
 			return // the retransmission timer still runs
@@ -481,7 +483,9 @@ func (sa *ikeSA) handleResponse(raw []byte, m *message.Message, from transport.P
 		if err != nil {
 			var crit *message.UnsupportedCriticalPayloadError
 			if !errors.As(err, &crit) {
-				sa.e.log.Debug("dropping response", "sa", sa.logID(), "err", err)
+				if sa.e.debugQuiet(noisyDropped) {
+					sa.e.log.Debug("dropping response", "sa", sa.logID(), "err", err)
+				}
 				return
 			}
 			sa.e.log.Warn("response carries an unsupported critical payload", "sa", sa.logID(), "payload", crit.Type)
@@ -578,7 +582,9 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 			sa.e.flood.forgedRetransmits.Add(1)
 			return
 		}
-		sa.e.log.Debug("retransmitted request, resending response", "sa", sa.logID(), "message_id", m.MessageID)
+		if sa.e.debugQuiet(noisyResent) {
+			sa.e.log.Debug("retransmitted request, resending response", "sa", sa.logID(), "message_id", m.MessageID)
+		}
 		sa.sendTo(sa.lastResp, from.Local, from.Remote)
 		return
 	}
@@ -587,14 +593,16 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 	}
 	payloads, complete, err := sa.openMessage(raw, m, fragRequest)
 	if !complete {
-		if err != nil {
+		if err != nil && sa.e.debugQuiet(noisyDropped) {
 			sa.e.log.Debug("dropping request fragment", "sa", sa.logID(), "err", err)
 		}
 		return
 	}
 	var crit *message.UnsupportedCriticalPayloadError
 	if err != nil && !errors.As(err, &crit) {
-		sa.e.log.Debug("dropping request", "sa", sa.logID(), "err", err)
+		if sa.e.debugQuiet(noisyDropped) {
+			sa.e.log.Debug("dropping request", "sa", sa.logID(), "err", err)
+		}
 		return
 	}
 	sa.followPeer(from)

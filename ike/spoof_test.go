@@ -396,3 +396,39 @@ func TestPeerAddressFollowsOnlyBehindNAT(t *testing.T) {
 		})
 	}
 }
+
+// TestInitRequestSizeCapped: a half-open SA keeps its IKE_SA_INIT request
+// until IKE_AUTH, so a request over maxInitRequestLen (padded with a large
+// Vendor ID) is dropped as malformed before any state; one just under is
+// answered.
+func TestInitRequestSizeCapped(t *testing.T) {
+	e, mc := responderEngineConfig(t, Config{Defence: Defence{CookieThreshold: 1000}})
+	small := initRequest(t)
+	for _, tc := range []struct {
+		pad    int
+		answer bool
+	}{{maxInitRequestLen - len(small) - 4, true}, {maxInitRequestLen - len(small) - 3, false}, {60000, false}} {
+		req := initRequest(t, &message.VendorID{Data: make([]byte, tc.pad)})
+		before := len(e.halfOpen)
+		e.receive(transport.Packet{Data: req, Local: fuzzLocal, Remote: srcN(tc.pad % 250)})
+		got := len(mc.take())
+		if (got == 1) != tc.answer || (len(e.halfOpen) > before) != tc.answer {
+			t.Fatalf("%d-octet request: %d answers, %d half-open; want answered %v", len(req), got, len(e.halfOpen), tc.answer)
+		}
+	}
+	if st := e.Stats(); st.InitMalformed != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestLimitsOffForLoadGenerators: a negative InitRate (a load generator
+// behind one address) turns the per-source half-open share off too.
+func TestLimitsOffForLoadGenerators(t *testing.T) {
+	e, mc := responderEngineConfig(t, Config{Defence: Defence{InitRate: -1, CookieThreshold: 1000}})
+	for range 2 * DefaultHalfOpenPerPrefix {
+		e.receive(transport.Packet{Data: initRequest(t), Local: fuzzLocal, Remote: srcN(1)})
+	}
+	if n, got := len(e.halfOpen), len(mc.take()); n != 2*DefaultHalfOpenPerPrefix || got != n {
+		t.Fatalf("%d half-open, %d answers from one source with the limits off", n, got)
+	}
+}

@@ -79,6 +79,17 @@ func (d *decoder) defence(n *yaml.Node, f *Defence) {
 		"init_rate", "init_burst", "rate_limit_slots", "source_prefix_v4", "source_prefix_v6", "half_open_per_prefix",
 		"reassembly_budget", "unauth_reassembly_limit"}
 	thresholdSet := false
+	// Keys that only take an integer in a range.
+	ranged := map[string]struct {
+		lo, hi int64
+		to     *int
+	}{
+		"source_prefix_v4":        {8, 32, &f.SourcePrefixV4},
+		"source_prefix_v6":        {16, 128, &f.SourcePrefixV6},
+		"half_open_per_prefix":    {1, 1 << 22, &f.HalfOpenPerPrefix},
+		"reassembly_budget":       {1 << 20, 1 << 32, &f.ReassemblyBudget},
+		"unauth_reassembly_limit": {4 << 10, 1 << 20, &f.UnauthReassemblyLimit},
+	}
 	d.mapping(n, "ike", known, func(k string, v *yaml.Node) {
 		field := "ike." + k
 		switch k {
@@ -117,25 +128,11 @@ func (d *decoder) defence(n *yaml.Node, f *Defence) {
 			if x, ok := d.integer(v, field, 1, 1<<20); ok {
 				f.RateLimitSlots = int(x)
 			}
-		case "source_prefix_v4":
-			if x, ok := d.integer(v, field, 8, 32); ok {
-				f.SourcePrefixV4 = int(x)
-			}
-		case "source_prefix_v6":
-			if x, ok := d.integer(v, field, 16, 128); ok {
-				f.SourcePrefixV6 = int(x)
-			}
-		case "half_open_per_prefix":
-			if x, ok := d.integer(v, field, 1, 1<<22); ok {
-				f.HalfOpenPerPrefix = int(x)
-			}
-		case "reassembly_budget":
-			if x, ok := d.integer(v, field, 1<<20, 1<<32); ok {
-				f.ReassemblyBudget = int(x)
-			}
-		case "unauth_reassembly_limit":
-			if x, ok := d.integer(v, field, 4<<10, 1<<20); ok {
-				f.UnauthReassemblyLimit = int(x)
+		default:
+			if r, ok := ranged[k]; ok {
+				if x, ok := d.integer(v, field, r.lo, r.hi); ok {
+					*r.to = int(x)
+				}
 			}
 		}
 	})
