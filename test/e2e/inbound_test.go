@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -159,7 +160,7 @@ func testInjection(t *testing.T, l *lab, g *gateway, tg injectTarget, classes []
 	if echo := tshark(t, pcap, nil, "-Y", "eth.src=="+gwLANMAC+" and (icmp.type==0 or icmp.type==8)"); len(echo) == 0 {
 		t.Errorf("the capture on %s holds no tunnel traffic: it cannot witness anything", tg.host)
 	}
-	t.Logf("%d injected frames, none reached %s", sent, tg.host)
+	t.Logf("%d injected frames sent", sent)
 }
 
 var regexpPing = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
@@ -245,6 +246,20 @@ func TestInboundInjectionOneArm(t *testing.T) {
 	a, b, _ := l.configs(t, tunnelOpts{oneArmB: true})
 	l.start(t, "gA", a)
 	gB := l.start(t, "gB", b)
-	testInjection(t, l, gB, injectTarget{gw: "gB", wan: "wan0", program: "onearm", host: "hB", peer: hostA4, pinger: "hB"},
-		spoofClasses(hostB4, hostB6, hostA4, hostA6, "192.0.2.99", "2001:db8:f::99", "lan_discard", "lan_discard"))
+	tg := injectTarget{gw: "gB", wan: "wan0", program: "onearm", host: "hB", peer: hostA4, pinger: "hB"}
+	testInjection(t, l, gB, tg, spoofClasses(hostB4, hostB6, hostA4, hostA6, "192.0.2.99", "2001:db8:f::99", "lan_discard", "lan_discard"))
+
+	// With default_action: bypass the outbound mirror lets the packets to
+	// hostB through, and the inbound SPD drops those from site A's
+	// prefix: they are site A's only through the SA.
+	l.stopClean(t, gB)
+	cfg, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b, []byte(strings.Replace(string(cfg), "default_action: discard", "default_action: bypass", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gB = l.start(t, "gB", b)
+	testInjection(t, l, gB, tg, spoofClasses(hostB4, hostB6, hostA4, hostA6, "192.0.2.99", "2001:db8:f::99", "in_protect_drop", "")[:8])
 }
