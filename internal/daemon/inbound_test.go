@@ -119,3 +119,22 @@ policies:
 		})
 	}
 }
+
+// TestSnapshotPolicyDir: show policy lists one-direction policies with
+// their direction, the inbound-only ones too.
+func TestSnapshotPolicyDir(t *testing.T) {
+	d := inboundDaemon(t, inboundConfig)
+	got := map[string]string{}
+	for _, p := range d.Snapshot().Policies {
+		got[p.Name] = p.Dir
+	}
+	want := map[string]string{"site": "", "web-out": "out", "ssh-in": "in", "mgmt": ""}
+	if len(got) != len(want) {
+		t.Errorf("policies %v, want %v", got, want)
+	}
+	for n, w := range want {
+		if g, ok := got[n]; !ok || g != w {
+			t.Errorf("%s: dir %q (listed %v), want %q", n, g, ok, w)
+		}
+	}
+}
