@@ -3,9 +3,6 @@ package bpf
 import (
 	"net/netip"
 	"testing"
-
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 )
 
 // BenchmarkXDPCleartext is the WAN program's cost per cleartext packet
@@ -16,24 +13,12 @@ func BenchmarkXDPCleartext(b *testing.B) {
 	o := loadForTest(b, Options{})
 	setupState(b, o)
 	syncTestInbound(b, o, false)
-	baseline, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type:         ebpf.XDP,
-		License:      "Dual MIT/GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer baseline.Close()
+	baseline := passProgram(b)
 	v4 := func(src, dst netip.Addr, proto uint8, l4 []byte, frag uint16) []byte {
 		return ether(false, etherTypeIPv4, ipv4(proto, src, dst, l4, v4opts{fragOff: frag}))
 	}
 	wan := o.Program(RoleWAN)
-	cases := []struct {
-		name  string
-		prog  *ebpf.Program
-		frame []byte
-	}{
+	benchRuns(b, []benchRun{
 		{"baseline-pass", baseline, v4(peer4, gw4, protoESP, esp(spiKnown, 1, 1400), 0)},
 		{"esp-live", wan, v4(peer4, gw4, protoESP, esp(spiKnown, 1, 1400), 0)},
 		{"espinudp-live", wan, v4(peer4, gw4, protoUDP, udp(4500, 4500, esp(spiKnown, 1, 1400)), 0)},
@@ -44,20 +29,5 @@ func BenchmarkXDPCleartext(b *testing.B) {
 		{"spoofed-udp-v6", wan, ether(false, etherTypeIPv6, ipv6(protoUDP, inHostB6, inHostA6, udp(1000, 2000, make([]byte, 64))))},
 		{"wan-src-to-lan-default", wan, v4(peer4, inHostA, protoUDP, udp(1000, 2000, make([]byte, 64)), 0)},
 		{"ssh-bypass-4th-rule", wan, v4(inOutside, inMgmt, protoTCP, tcpSYN(40000, 22), 0)},
-	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			var total float64
-			runs := 0
-			for b.Loop() {
-				_, d, err := c.prog.Benchmark(c.frame, 1000, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				total += float64(d.Nanoseconds())
-				runs++
-			}
-			b.ReportMetric(total/float64(runs), "kernel-ns/pkt")
-		})
-	}
+	})
 }

@@ -31,9 +31,13 @@ policies:
   - {name: mgmt, dst: 203.0.113.0/24, action: bypass}
 `
 
-func testDaemon(t *testing.T) *Daemon {
+func testDaemon(t *testing.T) *Daemon { return daemonFromYAML(t, testConfig) }
+
+// daemonFromYAML builds a daemon's tables from a configuration, as Start
+// does before it touches any interface.
+func daemonFromYAML(t *testing.T, text string) *Daemon {
 	t.Helper()
-	cfg, err := config.Parse(filepath.Join(t.TempDir(), "gw.yaml"), []byte(testConfig))
+	cfg, err := config.Parse(filepath.Join(t.TempDir(), "gw.yaml"), []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
