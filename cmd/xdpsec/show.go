@@ -190,6 +190,9 @@ func printPolicies(w io.Writer, s *control.Snapshot) {
 		if p.Trap {
 			action += " (trap)" // negotiates on traffic while it has no SA
 		}
+		if p.Dir != "" {
+			action += " (" + p.Dir + " only)"
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i, p.Name, p.Selector, action, sa)
 	}
 	tw.Flush()

@@ -117,6 +117,10 @@ type Policy struct {
 	SPI      uint32 `json:"spi,omitempty"`
 	// Trap: without an SA, its traffic starts a negotiation.
 	Trap bool `json:"trap,omitempty"`
+	// Dir is "out" or "in" for a policy that decides one direction only;
+	// empty for both (inbound, cleartext is matched against the reversed
+	// selector).
+	Dir string `json:"dir,omitempty"`
 }
 
 // Worker is one worker's counters (fastpath.Stats).

@@ -32,12 +32,11 @@ policies:
   - {name: mgmt, dst: 203.0.113.0/24, action: bypass}
 `
 
-func testDaemon(t *testing.T) *Daemon {
-	t.Helper()
-	return testDaemonFrom(t, testConfig)
-}
+func testDaemon(t *testing.T) *Daemon { return daemonFromYAML(t, testConfig) }
 
-func testDaemonFrom(t *testing.T, text string) *Daemon {
+// daemonFromYAML builds a daemon's tables from a configuration, as Start
+// does before it touches any interface.
+func daemonFromYAML(t *testing.T, text string) *Daemon {
 	t.Helper()
 	cfg, err := config.Parse(filepath.Join(t.TempDir(), "gw.yaml"), []byte(text))
 	if err != nil {
@@ -112,7 +111,7 @@ func TestMirror(t *testing.T) {
 func TestRestoreSeq(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	daemonAt := func(cfgText string) *Daemon {
-		d := testDaemonFrom(t, cfgText)
+		d := daemonFromYAML(t, cfgText)
 		d.cfg.StateDir = dir
 		return d
 	}

@@ -1,15 +1,11 @@
 package daemon
 
 import (
-	"io"
-	"log/slog"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/xdpsec/xdpsec/bpf"
-	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/sad/spd"
 )
 
@@ -25,24 +21,11 @@ policies:
   - {name: mgmt, src: 198.18.1.0/24, dst: 192.0.2.0/24, action: bypass}
 `
 
-func inboundDaemon(t *testing.T, cfgText string) *Daemon {
-	t.Helper()
-	cfg, err := config.Parse(filepath.Join(t.TempDir(), "gw.yaml"), []byte(cfgText))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &Daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := d.buildTables(); err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 // TestInboundPolicies: the inbound side is the file's order less dir: out,
 // with dir: in policies (kept out of the outbound SPD) at their place, and
 // every selector reversed.
 func TestInboundPolicies(t *testing.T) {
-	d := inboundDaemon(t, inboundConfig)
+	d := daemonFromYAML(t, inboundConfig)
 	var out []string
 	for _, p := range d.spd.Policies() {
 		out = append(out, p.Name)
@@ -93,7 +76,7 @@ policies:
 		{"one-arm", strings.Replace(only, "{lan: lan0, wan: wan0}", "{lan: eth0, wan: eth0}", 1), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := inboundDaemon(t, tc.cfg)
+			d := daemonFromYAML(t, tc.cfg)
 			tab, err := d.inboundSPD()
 			if err != nil {
 				t.Fatal(err)
@@ -117,5 +100,24 @@ policies:
 				t.Errorf("%d rules", tab.Rules())
 			}
 		})
+	}
+}
+
+// TestSnapshotPolicyDir: show policy lists one-direction policies with
+// their direction, the inbound-only ones too.
+func TestSnapshotPolicyDir(t *testing.T) {
+	d := daemonFromYAML(t, inboundConfig)
+	got := map[string]string{}
+	for _, p := range d.Snapshot().Policies {
+		got[p.Name] = p.Dir
+	}
+	want := map[string]string{"site": "", "web-out": "out", "ssh-in": "in", "mgmt": ""}
+	if len(got) != len(want) {
+		t.Errorf("policies %v, want %v", got, want)
+	}
+	for n, w := range want {
+		if g, ok := got[n]; !ok || g != w {
+			t.Errorf("%s: dir %q (listed %v), want %q", n, g, ok, w)
+		}
 	}
 }

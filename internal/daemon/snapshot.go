@@ -10,8 +10,10 @@ import (
 	"github.com/xdpsec/xdpsec/fastpath/nexthop"
 	"github.com/xdpsec/xdpsec/fastpath/xsk"
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/control"
 	"github.com/xdpsec/xdpsec/sad"
+	"github.com/xdpsec/xdpsec/sad/spd"
 )
 
 // Snapshot reports the gateway's state; safe from any goroutine.
@@ -43,12 +45,24 @@ func (d *Daemon) Snapshot() *control.Snapshot {
 		s.Acquires = d.ike.acquireCounters()
 		s.IKEFragments = d.ike.engine.FragmentStats().Counters()
 	}
+	dir := make(map[*spd.Policy]config.PolicyDir, len(d.static))
+	for _, sp := range d.static {
+		dir[sp.p] = sp.dir
+	}
 	for _, p := range d.spd.Policies() {
 		cp := control.Policy{Name: p.Name, Selector: SelectorString(p.Selector), Action: p.Action.String(), Trap: p.Acquire.Load()}
 		if sa := p.SA.Load(); sa != nil {
 			cp.SA, cp.SPI = sa.Name, sa.SPI
 		}
+		if dir[p] == config.DirOut {
+			cp.Dir = "out"
+		}
 		s.Policies = append(s.Policies, cp)
+	}
+	for _, sp := range d.static {
+		if sp.dir == config.DirIn {
+			s.Policies = append(s.Policies, control.Policy{Name: sp.p.Name, Selector: SelectorString(sp.p.Selector), Action: sp.p.Action.String(), Dir: "in"})
+		}
 	}
 	for _, q := range d.queues {
 		if q.w == nil {
