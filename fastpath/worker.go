@@ -68,7 +68,12 @@ type Stats struct {
 	ICMPTooBig, Fragmented, Fragments uint64
 	// MSSClamped counts TCP SYNs whose MSS option was lowered.
 	MSSClamped uint64
-	Drops      [sad.NumReasons]uint64
+	// Held counts packets held for a neighbour being resolved, Released
+	// those sent once it was, HeldDrops those refused because the hold
+	// was full (see pending.go; the ones that wait too long are no_route
+	// drops).
+	Held, Released, HeldDrops uint64
+	Drops                     [sad.NumReasons]uint64
 }
 
 // atomicStats is the published copy, added to once per poll.
@@ -77,6 +82,7 @@ type atomicStats struct {
 	TxFull, NoFrame, NotIP                                atomic.Uint64
 	ICMPTooBig, Fragmented, Fragments                     atomic.Uint64
 	MSSClamped                                            atomic.Uint64
+	Held, Released, HeldDrops                             atomic.Uint64
 	Drops                                                 [sad.NumReasons]atomic.Uint64
 }
 
@@ -117,6 +123,8 @@ type Worker struct {
 	lanCache, wanCache hopCache
 	spdCache           spd.Cache
 	spdCacheIn         spd.Cache // reverse lookups for inbound SYNs
+
+	pending pendingQueue
 
 	// mtuSet is a WAN MTU set by SetWANMTU (0: none yet), taken into
 	// cfg.WANMTU at the start of each poll.
@@ -163,6 +171,9 @@ func NewWorker(id int, cfg Config) *Worker {
 func (w *Worker) Poll() int {
 	if m := int(w.mtuSet.Load()); m != 0 {
 		w.cfg.WANMTU = m
+	}
+	if w.pending.n > 0 {
+		w.release()
 	}
 	n := w.cfg.WAN.Recv(w.rx[:])
 	if n > 0 {
@@ -402,6 +413,15 @@ func (w *Worker) outbound(pkts []Packet) {
 			w.runPk[j]++
 			w.runBy[j] += uint64(p.Len - packet.EthLen)
 			w.local.Encaps++
+			if outP == nil {
+				// Held for the peer's neighbour (pending.go); the LAN
+				// frame is free if the ESP went into a WAN frame.
+				if w.crossWAN {
+					w.free[nfree] = *p
+					nfree++
+				}
+				continue
+			}
 		}
 		w.tx[ntx] = *outP
 		ntx++
@@ -543,11 +563,10 @@ func (w *Worker) encap(p *Packet, sa *sad.SA, seq uint64) (*Packet, sad.Reason) 
 		hr += ip.HdrLen
 		innerOff += ip.HdrLen // the payload, which stays put
 	}
-	// The hop first: a miss must not strand a frame taken below.
+	// A hop that misses is asked for again once the packet is sealed, to
+	// hold the packet for it (pending.go): the lookup is what starts the
+	// neighbour's resolution.
 	hop, ok := w.wanCache.lookup(w.cfg.WANHop, sa.Remote)
-	if !ok {
-		return nil, sad.ErrNoRoute
-	}
 	var out []byte
 	var q *Packet
 	if w.crossWAN {
@@ -576,7 +595,19 @@ func (w *Worker) encap(p *Packet, sa *sad.SA, seq uint64) (*Packet, sad.Reason) 
 		return nil, r
 	}
 	q.Len = packet.EthLen + n
-	writeEth(q.Frame[q.Off:], hop, sa.Local.Is4() || sa.Mode == sad.Transport && inner[0]>>4 == 4)
+	v4 := sa.Local.Is4() || sa.Mode == sad.Transport && inner[0]>>4 == 4
+	if !ok {
+		if !w.hold(q, sa.Remote, v4, false) {
+			if w.crossWAN {
+				w.spareUsed--
+			}
+			return nil, sad.ErrNoRoute
+		}
+		// A spare taken stays below spareUsed, which is never freed
+		// here: the hold owns that frame now.
+		return nil, sad.OK
+	}
+	writeEth(q.Frame[q.Off:], hop, v4)
 	return q, sad.OK
 }
 
@@ -692,15 +723,16 @@ func (w *Worker) inbound(pkts []Packet) {
 			dst = netip.AddrFrom16([16]byte(inner[24:40]))
 		}
 		hop, ok := w.lanCache.lookup(w.cfg.LANHop, dst)
-		if !ok {
+		q.Off, q.Len = start, packet.EthLen+n
+		if ok {
+			writeEth(q.Frame[q.Off:], hop, v4)
+		} else if !w.hold(q, dst, v4, true) {
 			if q != p {
 				w.spareUsed--
 			}
 			w.drop(&nfree, p, sad.ErrNoRoute)
 			continue
 		}
-		q.Off, q.Len = start, packet.EthLen+n
-		writeEth(q.Frame[q.Off:], hop, v4)
 		if w.cfg.MSSClamp != 0 || w.cfg.PolicyMSS {
 			w.clampInbound(inner, sa)
 		}
@@ -713,8 +745,10 @@ func (w *Worker) inbound(pkts []Packet) {
 		pk++
 		by += uint64(n)
 		w.local.Decaps++
-		w.tx[ntx] = *q
-		ntx++
+		if ok {
+			w.tx[ntx] = *q
+			ntx++
+		}
 		if q != p {
 			w.free[nfree] = *p
 			nfree++
@@ -769,6 +803,9 @@ func (w *Worker) flush() {
 	add(&pub.Fragmented, &l.Fragmented)
 	add(&pub.Fragments, &l.Fragments)
 	add(&pub.MSSClamped, &l.MSSClamped)
+	add(&pub.Held, &l.Held)
+	add(&pub.Released, &l.Released)
+	add(&pub.HeldDrops, &l.HeldDrops)
 	for i := range l.Drops {
 		add(&pub.Drops[i], &l.Drops[i])
 	}
@@ -783,6 +820,7 @@ func (w *Worker) Stats() Stats {
 	s.TxFull, s.NoFrame, s.NotIP = p.TxFull.Load(), p.NoFrame.Load(), p.NotIP.Load()
 	s.ICMPTooBig, s.Fragmented, s.Fragments = p.ICMPTooBig.Load(), p.Fragmented.Load(), p.Fragments.Load()
 	s.MSSClamped = p.MSSClamped.Load()
+	s.Held, s.Released, s.HeldDrops = p.Held.Load(), p.Released.Load(), p.HeldDrops.Load()
 	for i := range s.Drops {
 		s.Drops[i] = p.Drops[i].Load()
 	}

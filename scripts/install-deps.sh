@@ -6,7 +6,7 @@
 set -euo pipefail
 
 pkgs=(
-	python3 iproute2 iputils-ping ethtool iperf3 netsniff-ng tcpdump tshark util-linux
+	python3 iproute2 iputils-ping iputils-tracepath ethtool iperf3 netsniff-ng tcpdump tshark util-linux
 	strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins libstrongswan-standard-plugins
 	python3-scapy nftables
 	clang llvm libbpf-dev

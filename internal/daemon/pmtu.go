@@ -7,7 +7,10 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/fastpath/packet"
 	"github.com/xdpsec/xdpsec/sad"
@@ -213,6 +216,9 @@ func (d *Daemon) listenICMP() *icmpListener {
 			d.log.Warn("no path MTU discovery from ICMP", "network", fam.network, "err", err)
 			continue
 		}
+		if err := onlyTooBig(c, fam.v6); err != nil {
+			d.log.Warn("ICMP type filter (every ICMP message will be read)", "network", fam.network, "err", err)
+		}
 		l.conns = append(l.conns, c)
 		l.wg.Add(1)
 		go func(c net.PacketConn, v6 bool) {
@@ -239,6 +245,39 @@ func (d *Daemon) listenICMP() *icmpListener {
 		}(c, fam.v6)
 	}
 	return l
+}
+
+// onlyTooBig has the kernel pass the raw socket nothing but
+// "destination unreachable" (IPv4: its "fragmentation needed" is a code of
+// it) or "packet too big" (IPv6), so echo, neighbour discovery and ICMP
+// floods towards the gateway cost the daemon nothing (Linux's ICMP_FILTER,
+// RFC 3542 §3.2's ICMP6_FILTER).
+func onlyTooBig(c net.PacketConn, v6 bool) error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return errors.New("not a raw socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		if v6 {
+			var f unix.ICMPv6Filter
+			for i := range f.Data {
+				f.Data[i] = ^uint32(0) // a set bit blocks its type
+			}
+			f.Data[0] &^= 1 << 2 // packet too big
+			serr = unix.SetsockoptICMPv6Filter(int(fd), unix.IPPROTO_ICMPV6, unix.ICMPV6_FILTER, &f)
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_RAW, unix.ICMP_FILTER, int(^uint32(1<<3)))
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
 func (l *icmpListener) close() {

@@ -174,6 +174,7 @@ func WorkerCounters(st fastpath.Stats) (map[string]uint64, map[string]uint64) {
 		"tx_full": st.TxFull, "no_frame": st.NoFrame, "not_ip": st.NotIP,
 		"icmp_too_big": st.ICMPTooBig, "fragmented": st.Fragmented, "fragments": st.Fragments,
 		"mss_clamped": st.MSSClamped,
+		"held":        st.Held, "released": st.Released, "held_drops": st.HeldDrops,
 	}
 	return c, dropMap(st.Drops[:])
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -118,6 +119,17 @@ func testMTUCase(t *testing.T, l *lab, wan int, c mtuCase) {
 	// themselves).
 	if out, _ := l.run("hA", 10*time.Second, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", "-M", "dont", "-s", "1472", hostB4); !strings.Contains(out, " 2 received") {
 		t.Errorf("1500-byte ping without DF did not come back whole:\n%s\n%s", out, l.diagnose())
+	}
+	// tracepath finds the tunnel's limit from the gateway's "too big".
+	if !fits {
+		if _, err := exec.LookPath("tracepath"); err != nil {
+			t.Log("no tracepath (Debian's iputils-tracepath): not checked")
+		} else {
+			out, _ := l.run("hA", 15*time.Second, "tracepath", "-n", "-m", "4", hostB4)
+			if want := fmt.Sprintf("pmtu %d", limit); !strings.Contains(out, want) {
+				t.Errorf("tracepath to %s does not say %q:\n%s", hostB4, want, out)
+			}
+		}
 	}
 	// SYNs as hostB receives them and SYN-ACKs as hostA does.
 	syn := []string{"tcp[tcpflags] & tcp-syn != 0"}
