@@ -72,6 +72,10 @@ type Config struct {
 	Metrics string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// LogFormat is how log lines are written to stderr: text (logfmt,
+	// the default) or json, one object per line, so a journal or a log
+	// shipper keeps the fields.
+	LogFormat string
 	// StateFile keeps the outbound SAs' sequence-number reservations
 	// across restarts, so a restarted daemon never reuses a sequence
 	// number its peer has already seen (which the peer's anti-replay
@@ -170,7 +174,7 @@ func Parse(name string, b []byte) (*Config, error) {
 	c := &Config{
 		File: name, Queues: DefaultQueues, XDPMode: bpf.ModeAuto,
 		DefaultAction: spd.Discard, NATTPort: DefaultNATTPort,
-		Control: DefaultControl, LogLevel: "info",
+		Control: DefaultControl, LogLevel: "info", LogFormat: "text",
 	}
 	doc := &root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
@@ -353,7 +357,7 @@ func (d *decoder) duration(n *yaml.Node, field string) time.Duration {
 }
 
 func (d *decoder) top(n *yaml.Node, c *Config) {
-	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit", "on_stop",
+	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "log_format", "state_file", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit", "on_stop",
 		"delete_rekeyed_delay", "rekey_delete_delay"}
 	var sasNode, polNode, connNode *yaml.Node
 	d.mapping(n, "", known, func(k string, v *yaml.Node) {
@@ -387,6 +391,8 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 			c.StateFile = d.str(v, k)
 		case "log_level":
 			oneOf(d, v, k, &c.LogLevel, opt("debug", "debug"), opt("info", "info"), opt("warn", "warn"), opt("error", "error"))
+		case "log_format":
+			oneOf(d, v, k, &c.LogFormat, opt("text", "text", "logfmt"), opt("json", "json"))
 		case "sas":
 			sasNode = v
 		case "policies":

@@ -154,6 +154,7 @@ func TestErrors(t *testing.T) {
 		{"lifetime", "    key: " + goodKey, "    key: " + goodKey + "\n    lifetime: {soft: {time: 2h}, hard: {time: 1h}}", "x.yaml:10: sas[0].lifetime: a soft limit exceeds its hard limit"},
 		{"nat-t port 500", "sas:", "nat_t_port: 500\nsas:", "x.yaml:2: nat_t_port: 500 is IKE's port"},
 		{"bad on_stop", "sas:", "on_stop: unpin\nsas:", "x.yaml:2: on_stop: \"unpin\" is not keep or detach"},
+		{"bad log_format", "sas:", "log_format: xml\nsas:", "x.yaml:2: log_format: \"xml\" is not text or json"},
 		{"not a mapping", "interfaces: {lan: lan0, wan: wan0}", "interfaces: [lan0]", "x.yaml:1: interfaces: expected a mapping"},
 	}
 	for _, tc := range tests {
@@ -238,6 +239,21 @@ func TestOnStop(t *testing.T) {
 		}
 		if c.DetachOnStop != tc.detach {
 			t.Errorf("%q: DetachOnStop %v, want %v", tc.extra, c.DetachOnStop, tc.detach)
+		}
+	}
+}
+
+// TestLogFormat: text (logfmt) is the default, json is asked for.
+func TestLogFormat(t *testing.T) {
+	for _, tc := range []struct{ extra, want string }{
+		{"", "text"}, {"log_format: text\n", "text"}, {"log_format: logfmt\n", "text"}, {"log_format: json\n", "json"},
+	} {
+		c, err := Parse("x.yaml", []byte(strings.Replace(base, "sas:", tc.extra+"sas:", 1)))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.extra, err)
+		}
+		if c.LogFormat != tc.want {
+			t.Errorf("%q: LogFormat %q, want %q", tc.extra, c.LogFormat, tc.want)
 		}
 	}
 }
