@@ -9,6 +9,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"golang.org/x/sys/unix"
 )
 
 // These tests read the embedded object only; they need no privileges.
@@ -231,6 +232,42 @@ func TestLoadRejectsNonBPFFS(t *testing.T) {
 	_, err := Load(Options{PinPath: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "not on a bpf filesystem") {
 		t.Errorf("Load on tmpfs: %v", err)
+	}
+}
+
+// TestPinPathHints: a pin path that cannot be made or used says why and
+// what to do. /sys/kernel stands for the empty /sys/fs/bpf `ip netns exec`
+// leaves (plain sysfs, where mkdir fails with "no such file or directory").
+func TestPinPathHints(t *testing.T) {
+	for _, tc := range []struct {
+		name, dir string
+		want      []string
+	}{
+		{"sysfs, as under ip netns exec", "/sys/kernel/xdpsec-test/gw", []string{
+			"bpf: pin path /sys/kernel/xdpsec-test/gw: no bpf filesystem is mounted at /sys/kernel",
+			"`ip netns exec` remounts /sys", "nsenter --net=/run/netns/NAME", "mount -t bpf bpf /sys/fs/bpf"}},
+		{"not bpffs", filepath.Join(t.TempDir(), "pins"), []string{
+			"is not on a bpf filesystem; set pin_path under one (mount -t bpf bpf /sys/fs/bpf"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := preparePinPath(tc.dir)
+			for _, w := range tc.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("preparePinPath(%s): %v\nwant it to contain %q", tc.dir, err, w)
+				}
+			}
+		})
+	}
+	// --cleanup under `ip netns exec` must not report success while the
+	// pins it cannot see stay.
+	if err := DetachPinned("/sys/kernel/xdpsec-test/gw"); err == nil || !strings.Contains(err.Error(), "nsenter --net") {
+		t.Errorf("DetachPinned on sysfs: %v", err)
+	}
+	var st unix.Statfs_t
+	if unix.Statfs("/sys/fs/bpf", &st) == nil && uint32(st.Type) == bpffsMagic {
+		if h := bpffsHint("/sys/fs/bpf/xdpsec-never-made/gw"); h != "" {
+			t.Errorf("a path under the mounted bpffs got a hint: %s", h)
+		}
 	}
 }
 

@@ -94,6 +94,10 @@ type Config struct {
 	Metrics string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// LogFormat is how log lines are written to stderr: text (logfmt,
+	// the default) or json, one object per line, so a journal or a log
+	// shipper keeps the fields.
+	LogFormat string
 	// StateDir keeps the outbound static SAs' sequence-number marks,
 	// filed by a fingerprint of each key, so that no run ever reuses a
 	// number (with AEAD suites, a nonce) an earlier run may have sent.
@@ -230,7 +234,7 @@ func Parse(name string, b []byte) (*Config, error) {
 	c := &Config{
 		File: name, Queues: DefaultQueues, XDPMode: bpf.ModeAuto,
 		DefaultAction: spd.Discard, NATTPort: DefaultNATTPort,
-		Control: DefaultControl, LogLevel: "info", StateDir: DefaultStateDir,
+		Control: DefaultControl, LogLevel: "info", LogFormat: "text", StateDir: DefaultStateDir,
 	}
 	doc := &root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
@@ -418,7 +422,7 @@ func (d *decoder) duration(n *yaml.Node, field string) time.Duration {
 }
 
 func (d *decoder) top(n *yaml.Node, c *Config) {
-	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "state_dir", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit", "on_stop",
+	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "log_format", "state_file", "state_dir", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit", "on_stop",
 		"delete_rekeyed_delay", "rekey_delete_delay",
 		"control_group", "control_admin_group",
 		"mtu", "mss_clamp"}
@@ -477,6 +481,8 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 			}
 		case "log_level":
 			oneOf(d, v, k, &c.LogLevel, opt("debug", "debug"), opt("info", "info"), opt("warn", "warn"), opt("error", "error"))
+		case "log_format":
+			oneOf(d, v, k, &c.LogFormat, opt("text", "text", "logfmt"), opt("json", "json"))
 		case "sas":
 			sasNode = v
 		case "policies":

@@ -368,3 +368,18 @@ func TestMTUAndMSSClamp(t *testing.T) {
 		}
 	}
 }
+
+// TestLogFormat: text (logfmt) is the default, json is asked for.
+func TestLogFormat(t *testing.T) {
+	for _, tc := range []struct{ extra, want string }{
+		{"", "text"}, {"log_format: text\n", "text"}, {"log_format: logfmt\n", "text"}, {"log_format: json\n", "json"},
+	} {
+		c, err := Parse("x.yaml", []byte(strings.Replace(base, "sas:", tc.extra+"sas:", 1)))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.extra, err)
+		}
+		if c.LogFormat != tc.want {
+			t.Errorf("%q: LogFormat %q, want %q", tc.extra, c.LogFormat, tc.want)
+		}
+	}
+}

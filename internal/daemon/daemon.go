@@ -112,6 +112,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 		if err != nil {
 			d.release(false, false)
 			d = nil
+			err = startHint(err)
 		}
 	}()
 	// A second daemon on the same configuration would take over the
@@ -157,7 +158,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	}
 	d.ctl, err = control.Listen(cfg.Control, control.Access{ReadGID: cfg.ControlGroup, AdminGID: cfg.ControlAdminGroup}, d.Snapshot, log)
 	if err != nil {
-		return d, err
+		return d, hinted(err, controlHint(err))
 	}
 	if d.ike != nil {
 		d.ctl.Handle(control.CommandInitiate, d.ike.initiate)
@@ -261,10 +262,10 @@ func (d *Daemon) buildTables() error {
 func (d *Daemon) resolveInterfaces() error {
 	var err error
 	if d.lanIf, err = net.InterfaceByName(d.cfg.LAN); err != nil {
-		return fmt.Errorf("interfaces.lan %q: %w", d.cfg.LAN, err)
+		return hinted(fmt.Errorf("interfaces.lan %q: %w", d.cfg.LAN, err), interfaceHint(err))
 	}
 	if d.wanIf, err = net.InterfaceByName(d.cfg.WAN); err != nil {
-		return fmt.Errorf("interfaces.wan %q: %w", d.cfg.WAN, err)
+		return hinted(fmt.Errorf("interfaces.wan %q: %w", d.cfg.WAN, err), interfaceHint(err))
 	}
 	return nil
 }
@@ -412,7 +413,7 @@ func (d *Daemon) loadXDP() error {
 		}
 		att, err := p.attach(o, p.ifc.Index, cfg.XDPMode)
 		if err != nil {
-			return fmt.Errorf("xdp %s on %s: %w", p.name, p.ifc.Name, err)
+			return hinted(fmt.Errorf("xdp %s on %s: %w", p.name, p.ifc.Name, err), attachHint(p.ifc.Name, err))
 		}
 		set.att = att
 		lvl := slog.LevelInfo

@@ -196,7 +196,7 @@ func (p *ikePlane) start() error {
 	// 500 and the zero non-ESP marker on the NAT-T port.
 	p.conn, err = transport.Listen(laddr, p.ikePort, p.nattPort)
 	if err != nil {
-		return fmt.Errorf("ike: listen on %s: %w", laddr, err)
+		return hinted(fmt.Errorf("ike: listen on %s: %w", laddr, err), listenHint("ike", err))
 	}
 	ecfg := ike.Config{Connections: conns, Retransmit: d.cfg.IKE.Retransmit, Defence: d.cfg.IKE.Defence.Defence,
 		RekeyedInboundDelay: d.cfg.IKE.RekeyedInboundDelay, RekeyDeleteDelay: d.cfg.IKE.RekeyDeleteDelay,

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -225,20 +224,8 @@ func decryptAll(t *testing.T, pcap string, k tunnelKeys) {
 			"AES-GCM with 16 octet ICV [RFC4106]", "0x"+hex.EncodeToString(key), "NULL", "")
 	}
 	uat := []string{row(k.a, k.b, spiAB, k.ab), row(k.b, k.a, spiBA, k.ba)}
-	lines := tshark(t, pcap, uat, "-c", strconv.Itoa(decryptFrames), "-Y", "esp", "-T", "fields", "-e", "esp.spi", "-e", "esp.icv_good", "-e", "esp.icv_bad")
-	if len(lines) == 0 {
-		t.Fatal("no ESP in the capture to decrypt")
-	}
-	good := 0
-	for _, line := range lines {
-		f := strings.Split(line, "\t")
-		if len(f) == 3 && f[1] == "1" && f[2] != "1" {
-			good++
-		} else {
-			t.Errorf("tshark: ESP frame not verified: %q", line)
-		}
-	}
-	t.Logf("tshark decrypted %d/%d ESP frames with good ICVs", good, len(lines))
+	good, n := verifyESP(t, pcap, uat)
+	t.Logf("tshark decrypted %d/%d ESP frames with good ICVs", good, n)
 }
 
 type iperfResult struct {

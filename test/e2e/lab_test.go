@@ -459,6 +459,29 @@ func (c *capture) stop() string {
 // frames hold the pings and the start of each iperf3 flow, both ways.
 const decryptFrames = 6000
 
+// verifyESP has tshark decrypt the ESP frames among the first
+// decryptFrames frames of a capture with the SA table uat and checks every
+// ICV is good; it returns the good ones and all it checked. A frame that
+// fails is reported with what tshark sees in it.
+func verifyESP(t *testing.T, pcap string, uat []string) (good, n int) {
+	t.Helper()
+	lines := tshark(t, pcap, uat, "-c", strconv.Itoa(decryptFrames), "-Y", "esp", "-T", "fields",
+		"-e", "esp.icv_good", "-e", "esp.icv_bad", "-e", "frame.number", "-e", "frame.len", "-e", "frame.cap_len",
+		"-e", "frame.protocols", "-e", "esp.spi", "-e", "esp.sequence")
+	if len(lines) == 0 {
+		t.Fatal("no ESP in the capture to decrypt")
+	}
+	for _, line := range lines {
+		f := strings.Split(line, "\t")
+		if len(f) == 8 && f[0] == "1" && f[1] != "1" {
+			good++
+			continue
+		}
+		t.Errorf("tshark: ESP frame not verified (icv_good, icv_bad, frame, len, captured, protocols, spi, seq): %q", line)
+	}
+	return good, len(lines)
+}
+
 // tshark runs tshark on a capture with the given ESP SA table (none: no
 // decryption) and returns its output lines.
 func tshark(t *testing.T, file string, uat []string, args ...string) []string {
