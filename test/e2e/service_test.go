@@ -65,7 +65,7 @@ func TestSIGHUP(t *testing.T) {
 			t.Errorf("log_format: json, but a line is not JSON: %q", line)
 			continue
 		}
-		if msg, _ := m["msg"].(string); strings.Contains(msg, "SIGHUP") {
+		if msg, _ := m["msg"].(string); strings.HasPrefix(msg, "SIGHUP:") {
 			hup++
 			if m["log_level"] != "debug" || m["level"] != "WARN" {
 				t.Errorf("SIGHUP line: %v", m)
