@@ -623,6 +623,50 @@ func TestIKECookieStrongSwan(t *testing.T) {
 	}
 }
 
+// floodResult is what floodWhileConnecting saw.
+type floodResult struct {
+	took   time.Duration // connect's run
+	out    []byte
+	err    error
+	st     map[string]uint64 // the gateway's counters' growth (half_open_peak as it is)
+	logged string            // what the gateway logged meanwhile
+	lines  int
+}
+
+// floodWhileConnecting sends rate spoofed requests a second for floodFor
+// at gateway g (control socket sock) and, 2 s into it (when any allowance
+// the flood could spend is spent), runs connect; it then waits for the
+// flood to end and for the log limiter's last summary.
+func floodWhileConnecting(t *testing.T, sp *spoofer, g *gateway, sock string, rate int, floodFor time.Duration, connect func() ([]byte, error)) floodResult {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond)
+	log0 := len(g.logText())
+	before := ikeStats(t, sock)
+	done := make(chan error, 1)
+	go func() {
+		_, err := sp.send(rate*int(floodFor/time.Second), rate, nil)
+		done <- err
+	}()
+	time.Sleep(2 * time.Second)
+	var r floodResult
+	t0 := time.Now()
+	r.out, r.err = connect()
+	r.took = time.Since(t0)
+	if err := <-done; err != nil {
+		t.Fatalf("flood: %v", err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the last suppressed-lines summary
+	after := ikeStats(t, sock)
+	r.st = map[string]uint64{}
+	for k, v := range after {
+		r.st[k] = v - before[k]
+	}
+	r.st["half_open_peak"] = after["half_open_peak"]
+	r.logged = g.logText()[log0:]
+	r.lines = strings.Count(r.logged, "\n")
+	return r
+}
+
 // TestIKESpoofedPeerFlood is issue 13's flood against a configured peer:
 // from the WAN namespace, IKE_SA_INIT requests spoofed from strongSwan's
 // own address and port (gwB, remote_addr of gwA's connection), with a
@@ -645,31 +689,11 @@ func TestIKESpoofedPeerFlood(t *testing.T) {
 	wan0MAC, _ := linkAddr(t, l, "gA", "wan0")
 	sp := newSpoofer(t, l, "wan", "a0", wan0MAC, gwA4, "aes256-sha384-modp3072")
 	sp.from = net.ParseIP(gwB4)
-	time.Sleep(300 * time.Millisecond)
-	log0 := len(gA.logText())
-	before := ikeStats(t, sock)
-
-	done := make(chan error, 1)
-	go func() {
-		_, err := sp.send(rate*int(floodFor/time.Second), rate, nil)
-		done <- err
-	}()
-	time.Sleep(2 * time.Second) // the flood has drained any allowance by now
-	t0 := time.Now()
-	out, err := exec.Command("nsenter", "--net="+l.ns("gB"), "--", "swanctl", "--initiate", "--uri", ch.vici(),
-		"--child", "net", "--timeout", "10").CombinedOutput()
-	took := time.Since(t0)
-	if ferr := <-done; ferr != nil {
-		t.Fatalf("flood: %v", ferr)
-	}
-	time.Sleep(1500 * time.Millisecond) // the last suppressed-lines summary
-	after := ikeStats(t, sock)
-	st := map[string]uint64{}
-	for k, v := range after {
-		st[k] = v - before[k]
-	}
-	logged := gA.logText()[log0:]
-	lines := strings.Count(logged, "\n")
+	fr := floodWhileConnecting(t, sp, gA, sock, rate, floodFor, func() ([]byte, error) {
+		return exec.Command("nsenter", "--net="+l.ns("gB"), "--", "swanctl", "--initiate", "--uri", ch.vici(),
+			"--child", "net", "--timeout", "10").CombinedOutput()
+	})
+	took, out, err, st, logged, lines := fr.took, fr.out, fr.err, fr.st, fr.logged, fr.lines
 	t.Logf("strongSwan connected in %v during a flood of %d spoofed requests a second from its address; gwA: %d requests, %d malformed, %d cookies (%d to sources over their limit), %d rate-limited; %d log lines in %v",
 		took.Round(time.Millisecond), rate, st["init_requests"], st["init_malformed"], st["cookies_sent"], st["limit_cookies"], st["rate_limited"], lines, floodFor+1500*time.Millisecond)
 	if err != nil {
@@ -743,35 +767,15 @@ func TestIKEPrefixFlood(t *testing.T) {
 	wan0MAC, _ := linkAddr(t, l, "gA", "wan0")
 	sp := newSpoofer(t, l, "wan", "a0", wan0MAC, gwA4, ikeProp)
 	sp.toIPv6(t, gwA6, attackNet)
-	time.Sleep(300 * time.Millisecond)
 	pid := daemonPID(t, gA)
 	rss0 := rssBytes(t, pid)
-	log0 := len(gA.logText())
-	before := ikeStats(t, sockA)
-
-	done := make(chan error, 1)
-	go func() {
-		_, err := sp.send(rate*int(floodFor/time.Second), rate, nil)
-		done <- err
-	}()
-	time.Sleep(2 * time.Second)
-	t0 := time.Now()
-	out, err := exec.Command(xdpsecBin, "initiate", "site", "--socket", sockB).CombinedOutput()
-	took := time.Since(t0)
-	if ferr := <-done; ferr != nil {
-		t.Fatalf("flood: %v", ferr)
-	}
-	time.Sleep(1500 * time.Millisecond)
+	fr := floodWhileConnecting(t, sp, gA, sockA, rate, floodFor, func() ([]byte, error) {
+		return exec.Command(xdpsecBin, "initiate", "site", "--socket", sockB).CombinedOutput()
+	})
+	took, out, err, st, logged, lines := fr.took, fr.out, fr.err, fr.st, fr.logged, fr.lines
 	growth := int64(rssBytes(t, pid)) - int64(rss0)
-	after := ikeStats(t, sockA)
-	st := map[string]uint64{}
-	for k, v := range after {
-		st[k] = v - before[k]
-	}
-	logged := gA.logText()[log0:]
-	lines := strings.Count(logged, "\n")
 	t.Logf("gwB connected in %v during %d requests a second from one /64; gwA: %d requests, half-open peak %d, %d cookies (%d to sources over their limit), %d at their half-open share; %d log lines; RSS grew %.1f MiB",
-		took.Round(time.Millisecond), rate, st["init_requests"], after["half_open_peak"], st["cookies_sent"], st["limit_cookies"], st["prefix_full"], lines, float64(growth)/(1<<20))
+		took.Round(time.Millisecond), rate, st["init_requests"], st["half_open_peak"], st["cookies_sent"], st["limit_cookies"], st["prefix_full"], lines, float64(growth)/(1<<20))
 	if growth > floodRSSBound {
 		t.Errorf("RSS grew by %d MiB (bound %d MiB)", growth>>20, floodRSSBound>>20)
 	}
@@ -781,7 +785,7 @@ func TestIKEPrefixFlood(t *testing.T) {
 	if took > 1500*time.Millisecond {
 		t.Errorf("gwB took %v (bound: its first retransmission, 0.5 s, and some)", took)
 	}
-	if peak := after["half_open_peak"]; peak > ike.DefaultHalfOpenPerPrefix+1 {
+	if peak := st["half_open_peak"]; peak > ike.DefaultHalfOpenPerPrefix+1 {
 		t.Errorf("half-open peak %d: the /64 held more than its share of %d", peak, ike.DefaultHalfOpenPerPrefix)
 	}
 	if st["limit_cookies"] == 0 {
