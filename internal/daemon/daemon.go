@@ -391,6 +391,13 @@ func (d *Daemon) loadXDP() error {
 		if err := o.SyncSPD(p.spd); err != nil {
 			return fmt.Errorf("xdp %s: %w", p.name, err)
 		}
+		vid := cfg.WANVLAN
+		if p.name == "lan" {
+			vid = cfg.LANVLAN
+		}
+		if err := o.SetVLAN(vid); err != nil {
+			return fmt.Errorf("xdp %s: %w", p.name, err)
+		}
 		if p.name != "lan" {
 			in, err := d.inboundSPD()
 			if err == nil {
@@ -488,6 +495,7 @@ func (d *Daemon) openQueues() error {
 			LAN: qu.lan, WAN: qu.wan, Inbound: d.inbound, SPD: d.spd,
 			LANHop: d.lanHop, WANHop: d.wanHop, NATTPort: cfg.NATTPort,
 			DefaultBypass: cfg.DefaultAction == spd.Bypass,
+			LANVLAN:       cfg.LANVLAN, WANVLAN: cfg.WANVLAN,
 		}
 		if d.ike != nil {
 			wc.Acquire = d.ike.acq
