@@ -67,6 +67,11 @@ const (
 	CounterInUnsureDrop = Counter(xdpsecCounterCNT_IN_UNSURE_DROP)
 )
 
+// CounterVLANOtherPass: a frame of another 802.1Q VLAN than the one set
+// with SetVLAN (or untagged while one is set, or tagged while none is):
+// the kernel's VLAN devices', passed unclassified.
+const CounterVLANOtherPass = Counter(xdpsecCounterCNT_VLAN_OTHER_PASS)
+
 // CounterXSKMissing is not a verdict: it counts redirects (a subset of the
 // *Redirect counters, plus unknown SPIs under FlagRedirectUnknownSPI) that
 // were dropped because no socket was registered for the receive queue.
@@ -100,6 +105,7 @@ var counterNames = [NumCounters]string{
 	CounterInDefaultDrop:      "in_default_drop",
 	CounterInDefaultPass:      "in_default_pass",
 	CounterInUnsureDrop:       "in_unsure_drop",
+	CounterVLANOtherPass:      "vlan_other_pass",
 }
 
 func (c Counter) String() string {

@@ -431,6 +431,21 @@ func (o *Objects) SetNATTPort(port uint16) error {
 	return o.setConfig(c)
 }
 
+// SetVLAN sets the 802.1Q VLAN (1..4094) whose frames the program
+// classifies; 0 means untagged frames. Frames of other VLANs go to the
+// kernel, counted as CounterVLANOtherPass.
+func (o *Objects) SetVLAN(vid uint16) error {
+	if vid > 4094 {
+		return fmt.Errorf("bpf: vlan %d out of range", vid)
+	}
+	c, err := o.config()
+	if err != nil {
+		return err
+	}
+	c.Vid = vid
+	return o.setConfig(c)
+}
+
 // SetFlags replaces the program's run-time flags.
 func (o *Objects) SetFlags(f Flags) error {
 	if f&^knownFlags != 0 {

@@ -86,6 +86,7 @@ enum counter {
 	CNT_IN_DEFAULT_DROP, /* no policy, default_action discard */
 	CNT_IN_DEFAULT_PASS, /* no policy, default bypass (or one-arm) */
 	CNT_IN_UNSURE_DROP,  /* a rule needs ports/protocol the packet does not show */
+	CNT_VLAN_OTHER_PASS, /* not the configured VLAN (or untagged): the kernel's */
 	CNT_MAX,
 };
 
@@ -107,7 +108,10 @@ enum in_action {
 
 struct config {
 	__u16 natt_port; /* host order; 0 means NATT_PORT_DEFAULT */
-	__u16 pad;
+	/* The 802.1Q VLAN the interface's traffic carries (0: untagged).
+	 * Frames of any other VLAN, or untagged ones when a VLAN is set, are
+	 * the kernel's (its VLAN devices'): passed, not classified. */
+	__u16 vid;
 	__u32 flags;
 	__u32 in_nrules;      /* rules of in_rules the scan reads */
 	__u8 in_enabled;      /* 0: the inbound SPD is not applied */
@@ -227,6 +231,7 @@ enum parse_result {
 	PARSE_IP,
 	PARSE_NOT_IP,
 	PARSE_MALFORMED,
+	PARSE_OTHER_VLAN,
 };
 
 /* Not inlined: one small subprogram instead of a copy per call site, and it
@@ -242,11 +247,20 @@ static __attribute__((noinline)) void count(enum counter c)
 		*v += 1;
 }
 
+static __always_inline struct config *get_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&config, &zero);
+}
+
 static __always_inline int parse(struct xdp_md *ctx, struct hdrs *h)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
+	struct config *cfg = get_config();
+	__u16 vid = 0;
 	void *l3;
 	__be16 proto;
 
@@ -262,9 +276,13 @@ static __always_inline int parse(struct xdp_md *ctx, struct hdrs *h)
 
 		if ((void *)(vh + 1) > end)
 			return PARSE_MALFORMED;
+		vid = bpf_ntohs(vh->tci) & 0x0fff;
 		proto = vh->encap_proto;
 		l3 = vh + 1;
 	}
+	/* Steered by tag: only the configured VLAN's frames are ours. */
+	if (vid != (cfg ? cfg->vid : 0))
+		return PARSE_OTHER_VLAN;
 
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = l3;
@@ -318,13 +336,6 @@ static __always_inline int to_xsk(struct xdp_md *ctx)
 	if (ret != XDP_REDIRECT)
 		count(CNT_XSK_MISSING);
 	return (int)ret;
-}
-
-static __always_inline struct config *get_config(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&config, &zero);
 }
 
 /* spi is the SPI as it sits in the packet (network order, not swapped). */
@@ -742,7 +753,10 @@ static __always_inline int lan_stage(struct xdp_md *ctx, struct hdrs *h, int *li
 
 static __always_inline int not_ip_verdict(int r)
 {
-	count(r == PARSE_MALFORMED ? CNT_MALFORMED_PASS : CNT_PASS_OTHER);
+	if (r == PARSE_OTHER_VLAN)
+		count(CNT_VLAN_OTHER_PASS);
+	else
+		count(r == PARSE_MALFORMED ? CNT_MALFORMED_PASS : CNT_PASS_OTHER);
 	return XDP_PASS;
 }
 

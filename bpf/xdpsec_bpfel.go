@@ -16,7 +16,7 @@ import (
 type xdpsecConfig struct {
 	_             structs.HostLayout
 	NattPort      uint16
-	Pad           uint16
+	Vid           uint16
 	Flags         uint32
 	InNrules      uint32
 	InEnabled     uint8
@@ -50,7 +50,8 @@ const (
 	xdpsecCounterCNT_IN_DEFAULT_DROP      xdpsecCounter = 19
 	xdpsecCounterCNT_IN_DEFAULT_PASS      xdpsecCounter = 20
 	xdpsecCounterCNT_IN_UNSURE_DROP       xdpsecCounter = 21
-	xdpsecCounterCNT_MAX                  xdpsecCounter = 22
+	xdpsecCounterCNT_VLAN_OTHER_PASS      xdpsecCounter = 22
+	xdpsecCounterCNT_MAX                  xdpsecCounter = 23
 )
 
 type xdpsecInAction uint32

@@ -28,6 +28,11 @@ type Config struct {
 	// DefaultBypass forwards packets no policy matches in clear; by
 	// default they are dropped (fail closed).
 	DefaultBypass bool
+	// LANVLAN and WANVLAN are the 802.1Q VLANs (1..4094) each side's
+	// frames carry, 0 for untagged: received frames must carry the tag,
+	// which is stripped (vlan.go), and sent frames get it. In one-arm
+	// mode they are the same.
+	LANVLAN, WANVLAN uint16
 	// WANMTU is the largest IP packet the WAN carries; 0 means only the
 	// frame size limits. See mtu.go for what happens past it. An SA's
 	// learned path MTU (sad.SA.PathMTU) lowers it for that SA, and
@@ -178,13 +183,13 @@ func (w *Worker) Poll() int {
 	n := w.cfg.WAN.Recv(w.rx[:])
 	if n > 0 {
 		w.local.RxPackets += uint64(n)
-		w.process(w.rx[:n], true)
+		w.process(w.rx[:w.untag(w.cfg.WAN, w.rx[:n], w.cfg.WANVLAN)], true)
 	}
 	if !w.oneArm {
 		m := w.cfg.LAN.Recv(w.rx[:])
 		if m > 0 {
 			w.local.RxPackets += uint64(m)
-			w.process(w.rx[:m], false)
+			w.process(w.rx[:w.untag(w.cfg.LAN, w.rx[:m], w.cfg.LANVLAN)], false)
 		}
 		n += m
 	}
@@ -772,6 +777,7 @@ func (w *Worker) send(port Port, n int) {
 	if n == 0 {
 		return
 	}
+	tag(w.tx[:n], w.vlanOf(port))
 	sent := port.Send(w.tx[:n])
 	w.local.TxPackets += uint64(sent)
 	if sent < n {

@@ -60,6 +60,11 @@ type Config struct {
 	XDPMode bpf.AttachMode
 	// CPUs, when set, pins worker i to CPUs[i]; len(CPUs) == Queues.
 	CPUs []int
+	// LANVLAN and WANVLAN are the 802.1Q VLANs (1..4094) each side's
+	// frames carry on its interface, 0 for untagged: the XDP program
+	// steers only that VLAN's frames (others are the kernel's) and the
+	// workers send with the tag. One-arm mode has one VLAN.
+	LANVLAN, WANVLAN uint16
 
 	// DefaultAction is what happens to LAN traffic no policy matches:
 	// spd.Discard (the default: fail closed) or spd.Bypass.
@@ -575,7 +580,7 @@ func (d *decoder) seq(n *yaml.Node, field string, f func(int, *yaml.Node)) {
 
 func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 	var cpusNode *yaml.Node
-	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus"}, func(k string, v *yaml.Node) {
+	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus", "lan_vlan", "wan_vlan"}, func(k string, v *yaml.Node) {
 		f := "interfaces." + k
 		switch k {
 		case "lan":
@@ -592,6 +597,14 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 				d.errf(v, f, "%q is not auto, native or generic", v.Value)
 			}
 			c.XDPMode = m
+		case "lan_vlan", "wan_vlan":
+			if id, ok := d.integer(v, f, 0, 4094); ok {
+				if k == "lan_vlan" {
+					c.LANVLAN = uint16(id)
+				} else {
+					c.WANVLAN = uint16(id)
+				}
+			}
 		case "cpus":
 			cpusNode = v
 			d.seq(v, f, func(i int, e *yaml.Node) {
@@ -601,6 +614,9 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 			})
 		}
 	})
+	if c.LAN == c.WAN && c.LANVLAN != c.WANVLAN {
+		d.errf(n, "interfaces.wan_vlan", "one-arm mode carries one VLAN: lan_vlan %d and wan_vlan %d differ (two VLANs of one trunk are not supported)", c.LANVLAN, c.WANVLAN)
+	}
 	if cpusNode != nil && len(c.CPUs) > 0 && len(c.CPUs) != c.Queues {
 		d.errf(cpusNode, "interfaces.cpus", "%d CPUs for %d queues: give one per queue, or none", len(c.CPUs), c.Queues)
 	}

@@ -131,6 +131,8 @@ func TestErrors(t *testing.T) {
 		{"missing interfaces", "interfaces: {lan: lan0, wan: wan0}", "nat_t_port: 4500", "x.yaml:1: interfaces: lan and wan are required"},
 		{"bad queues", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, queues: 0}", "x.yaml:1: interfaces.queues: 0 out of range"},
 		{"cpus per queue", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, queues: 2, cpus: [1]}", "x.yaml:1: interfaces.cpus: 1 CPUs for 2 queues"},
+		{"vlan range", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, wan_vlan: 4095}", "x.yaml:1: interfaces.wan_vlan: 4095 out of range"},
+		{"one-arm vlans", "{lan: lan0, wan: wan0}", "{lan: eth0, wan: eth0, lan_vlan: 10, wan_vlan: 20}", "x.yaml:1: interfaces.wan_vlan: one-arm mode carries one VLAN"},
 		{"xdp mode", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, xdp_mode: turbo}", "interfaces.xdp_mode: \"turbo\""},
 		{"reserved spi", "spi: 0x1001", "spi: 255", "x.yaml:4: sas[0].spi: 255 out of range"},
 		{"dir", "dir: out", "dir: sideways", "x.yaml:5: sas[0].dir: \"sideways\""},
@@ -381,5 +383,19 @@ func TestLogFormat(t *testing.T) {
 		if c.LogFormat != tc.want {
 			t.Errorf("%q: LogFormat %q, want %q", tc.extra, c.LogFormat, tc.want)
 		}
+	}
+}
+
+func TestVLANs(t *testing.T) {
+	c, err := Parse("x.yaml", []byte(strings.Replace(base, "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, lan_vlan: 10, wan_vlan: 100}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LANVLAN != 10 || c.WANVLAN != 100 {
+		t.Errorf("vlans %d %d", c.LANVLAN, c.WANVLAN)
+	}
+	c, err = Parse("x.yaml", []byte(base))
+	if err != nil || c.LANVLAN != 0 || c.WANVLAN != 0 {
+		t.Errorf("untagged by default: %v %d %d", err, c.LANVLAN, c.WANVLAN)
 	}
 }

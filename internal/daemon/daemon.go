@@ -402,6 +402,13 @@ func (d *Daemon) loadXDP() error {
 		if err := o.SyncSPD(p.spd); err != nil {
 			return fmt.Errorf("xdp %s: %w", p.name, err)
 		}
+		vid := cfg.WANVLAN
+		if p.name == "lan" {
+			vid = cfg.LANVLAN
+		}
+		if err := o.SetVLAN(vid); err != nil {
+			return fmt.Errorf("xdp %s: %w", p.name, err)
+		}
 		if p.name != "lan" {
 			in, err := d.inboundSPD()
 			if err == nil {
@@ -509,6 +516,7 @@ func (d *Daemon) openQueues() error {
 			DefaultBypass: cfg.DefaultAction == spd.Bypass,
 			WANMTU:        mtu, ICMPSrc4: src4, ICMPSrc6: src6,
 			MSSClamp: cfg.MSSClamp, PolicyMSS: policyMSS,
+			LANVLAN: cfg.LANVLAN, WANVLAN: cfg.WANVLAN,
 		}
 		if d.ike != nil {
 			wc.Acquire = d.ike.acq

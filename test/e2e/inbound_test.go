@@ -14,6 +14,14 @@ import (
 	"time"
 )
 
+// scapyMissing says why packets cannot be crafted here ("" when they can).
+func scapyMissing() string {
+	if out, err := exec.Command("/usr/bin/python3", "-c", "import scapy.all").CombinedOutput(); err != nil {
+		return err.Error() + " " + string(out)
+	}
+	return ""
+}
+
 // needScapy skips a test that crafts packets when /usr/bin/python3 cannot
 // import scapy.
 func needScapy(t *testing.T) string {
@@ -22,8 +30,8 @@ func needScapy(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("/usr/bin/python3", "-c", "import scapy.all").CombinedOutput(); err != nil {
-		t.Skipf("e2e inbound: needs /usr/bin/python3 with scapy (Debian: python3-scapy; scripts/install-deps.sh installs it): %v %s", err, out)
+	if why := scapyMissing(); why != "" {
+		t.Skipf("e2e inbound: needs /usr/bin/python3 with scapy (Debian: python3-scapy; scripts/install-deps.sh installs it): %s", why)
 	}
 	return filepath.Join(root, "test", "e2e", "testdata", "inject.py")
 }

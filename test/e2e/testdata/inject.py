@@ -4,13 +4,14 @@
 # CLASS: udp, tcp-syn, icmp (IPv4), udp6, tcp-syn6, icmp6 (IPv6),
 # frag4 (an IPv4 UDP datagram in a first and later fragments),
 # frag6 (the same with an IPv6 Fragment header).
+# A suffix -vlanN (udp-vlan100) sends the frames with an 802.1Q tag N.
 # Prints the number of frames sent.
 import logging
 import sys
 
 # No route warnings: the WAN bridge has no address, and needs none.
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
-from scapy.all import (ICMP, IP, TCP, UDP, Ether, ICMPv6EchoRequest, IPv6,
+from scapy.all import (ICMP, IP, TCP, UDP, Dot1Q, Ether, ICMPv6EchoRequest, IPv6,
                        IPv6ExtHdrFragment, Raw, conf, fragment, fragment6,
                        sendp)
 
@@ -18,6 +19,9 @@ conf.verb = 0
 iface, dstmac, cls, src, dst = sys.argv[1:6]
 mark = Raw(b"xdpsec-inject " + cls.encode())
 eth = Ether(dst=dstmac)
+if "-vlan" in cls:
+    cls, vid = cls.split("-vlan")
+    eth = eth / Dot1Q(vlan=int(vid))
 ip = IPv6(src=src, dst=dst) if ":" in dst else IP(src=src, dst=dst)
 frames = {
     "udp": lambda: [eth / ip / UDP(sport=40000, dport=7777) / mark for _ in range(5)],
