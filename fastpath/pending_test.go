@@ -74,6 +74,21 @@ func TestHoldForNeighbour(t *testing.T) {
 			t.Fatalf("%+v: held packets not accepted by B: %+v", o, sb)
 		}
 
+		// Traffic in clear (a BYPASS policy) is held the same way.
+		wanA.resolved.Store(false)
+		p.a.wanCache = hopCache{}
+		p.aLAN.Inject(frame("198.18.1.1", "203.0.113.5", 64, 7))
+		p.a.Poll()
+		if n := len(collect(p.aWAN)); n != 0 {
+			t.Fatalf("%+v: bypass sent before the neighbour is known", o)
+		}
+		wanA.resolved.Store(true)
+		time.Sleep(2 * time.Millisecond)
+		p.a.Poll()
+		if got := collect(p.aWAN); len(got) != 1 || binary.BigEndian.Uint32(got[0][14+20+8:]) != 7 {
+			t.Fatalf("%+v: held bypass packet not released: %d", o, len(got))
+		}
+
 		// Bounds: a destination holds pendingPerDst, the rest are dropped.
 		wanA.resolved.Store(false)
 		p.a.cfg.WANHop = wanA
@@ -83,7 +98,7 @@ func TestHoldForNeighbour(t *testing.T) {
 		}
 		p.a.Poll()
 		s := p.a.Stats()
-		if s.Held != 3+pendingPerDst || s.HeldDrops != uint64(10-pendingPerDst) || s.Drops[sad.ErrNoRoute] != uint64(10-pendingPerDst) {
+		if s.Held != 4+pendingPerDst || s.HeldDrops != uint64(10-pendingPerDst) || s.Drops[sad.ErrNoRoute] != uint64(10-pendingPerDst) {
 			t.Fatalf("%+v: bounded hold: %+v", o, s)
 		}
 		// Expiry: never resolved, dropped after pendingWait (made past

@@ -375,12 +375,20 @@ func (w *Worker) outbound(pkts []Packet) {
 		}
 		var outP *Packet
 		if j == -1 {
-			outP = w.bypass(p, w.cfg.WAN, w.crossWAN, &w.wanCache, w.cfg.WANHop)
-			if outP == nil {
+			var held bool
+			outP, held = w.bypass(p, w.cfg.WAN, w.crossWAN, &w.wanCache, w.cfg.WANHop)
+			if outP == nil && !held {
 				w.drop(&nfree, p, sad.ErrNoRoute)
 				continue
 			}
 			w.local.Bypassed++
+			if held {
+				if w.crossWAN {
+					w.free[nfree] = *p // copied into the held WAN frame
+					nfree++
+				}
+				continue
+			}
 		} else {
 			sa := w.runs[j]
 			if w.runLeft[j] == 0 {
@@ -616,8 +624,10 @@ func (w *Worker) encap(p *Packet, sa *sad.SA, seq uint64) (*Packet, sad.Reason) 
 	return q, sad.OK
 }
 
-// bypass forwards a packet unchanged but for its Ethernet header.
-func (w *Worker) bypass(p *Packet, to Port, cross bool, c *hopCache, nh NextHop) *Packet {
+// bypass forwards a packet unchanged but for its Ethernet header. When
+// the next hop is not resolved yet the packet is held for it (held true,
+// nil returned; pending.go); nil and false mean it is to be dropped.
+func (w *Worker) bypass(p *Packet, to Port, cross bool, c *hopCache, nh NextHop) (*Packet, bool) {
 	d := p.Data()
 	ipb := d[packet.EthLen:]
 	var dst netip.Addr
@@ -628,22 +638,28 @@ func (w *Worker) bypass(p *Packet, to Port, cross bool, c *hopCache, nh NextHop)
 		dst = netip.AddrFrom16([16]byte(ipb[24:40]))
 	}
 	hop, ok := c.lookup(nh, dst)
-	if !ok {
-		return nil
-	}
 	q := p
 	if cross {
 		if w.spareUsed == w.spareN {
 			w.local.NoFrame++
-			return nil
+			return nil, false
 		}
 		q = &w.spare[w.spareUsed]
 		w.spareUsed++
 		q.Off, q.Len = Headroom, p.Len
 		copy(q.Frame[Headroom:], d)
 	}
+	if !ok {
+		if w.hold(q, dst, v4, c == &w.lanCache) { // released through the same cache and table
+			return nil, true
+		}
+		if cross {
+			w.spareUsed--
+		}
+		return nil, false
+	}
 	writeEth(q.Frame[q.Off:], hop, v4)
-	return q
+	return q, false
 }
 
 func writeEth(b []byte, h *Hop, v4 bool) {

@@ -14,7 +14,7 @@ import (
 	"github.com/xdpsec/xdpsec/fastpath/packet"
 )
 
-// The MTU matrix: LANs at 1500 and WANs of 1500 and 1400 (what real sites
+// The MTU matrix: LANs at 1500 and WANs of 1500, 1400 and 1280 (what real sites
 // have; the other tests run with 1600, room for ESP around a full LAN
 // packet), raw ESP and ESP in UDP, a spread of suites, IPv4 and IPv6 outer.
 // Through each: iperf3 TCP both ways moves data; `ping -M do` one byte
@@ -78,6 +78,13 @@ func TestMTUMatrix(t *testing.T) {
 		{1400, []mtuCase{
 			{"aes128gcm16", tunnelOpts{}, true}, // 1346
 			{"aes256gcm16-udp-outer6", tunnelOpts{suite: "aes256gcm16", udp: true, outer6: true}, true}, // 1318
+		}},
+		// IPv6's minimum link MTU on the WAN: IPv4 inside (an IPv6 packet
+		// of 1280 bytes cannot fit with ESP around it, and the gateway
+		// does not fragment outer packets; see the README).
+		{1280, []mtuCase{
+			{"aes128gcm16", tunnelOpts{}, false},                    // 1226
+			{"aes128gcm16-outer6", tunnelOpts{outer6: true}, false}, // 1206
 		}},
 		{1600, []mtuCase{{"aes128gcm16", tunnelOpts{}, false}}},
 	}
