@@ -543,6 +543,26 @@ func (l *lab) routeFarSite(t *testing.T, on bool) {
 	}
 }
 
+// pingThrough has hostA send v4 and v6 echo requests to hostB every
+// interval seconds for seconds seconds, across whatever the test does to
+// the gateways meanwhile; wait waits for the pings to end.
+func (l *lab) pingThrough(t *testing.T, interval string, seconds int) (wait func()) {
+	t.Helper()
+	var ps []*exec.Cmd
+	for _, dst := range []string{hostB4, hostB6} {
+		p := l.cmd(context.Background(), "hA", "ping", "-n", "-q", "-i", interval, "-w", strconv.Itoa(seconds), dst)
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	return func() {
+		for _, p := range ps {
+			p.Wait()
+		}
+	}
+}
+
 // testKill9: gwA killed while hostA sends leaks not one plaintext packet
 // (its pinned program fails closed), and a restarted gwA carries traffic
 // again at once. The same for a SIGTERM with the production default
@@ -571,16 +591,7 @@ func testKill9(t *testing.T, l *lab) {
 	defer l.routeFarSite(t, false)
 	c := l.capture(t, "wan", "a0", 0)
 	// hostA sends throughout: v4 and v6 echo requests every 10 ms.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var pingers []*exec.Cmd
-	for _, dst := range []string{hostB4, hostB6} {
-		p := l.cmd(ctx, "hA", "ping", "-n", "-q", "-i", "0.01", "-w", "6", dst)
-		if err := p.Start(); err != nil {
-			t.Fatal(err)
-		}
-		pingers = append(pingers, p)
-	}
+	waitPings := l.pingThrough(t, "0.01", 6)
 	time.Sleep(500 * time.Millisecond)
 	gA.stop(t, syscall.SIGKILL)
 	time.Sleep(time.Second)
@@ -600,9 +611,7 @@ func testKill9(t *testing.T, l *lab) {
 	}
 	time.Sleep(time.Second)
 	gA2 := l.start(t, "gA", a)
-	for _, p := range pingers {
-		p.Wait()
-	}
+	waitPings()
 	l.warmUp(t, "hA", hostB4)
 	if got := l.pingAll("hA", hostB4, 10); got != 10 {
 		t.Errorf("after the restart: %d of 10 pings answered", got)

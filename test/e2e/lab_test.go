@@ -460,6 +460,7 @@ func (c *capture) stop() string {
 // iperf3 run leaves tens of thousands of ESP frames; checking each took
 // seconds here but ran past the minute on a loaded CI machine. The first
 // frames hold the pings and the start of each iperf3 flow, both ways.
+// The cut splits no packet: -c counts whole pcap records.
 const decryptFrames = 6000
 
 // verifyESP has tshark decrypt the ESP packets among the first
@@ -491,7 +492,10 @@ func verifyESP(t *testing.T, pcap string, uat []string) (good, n int) {
 // packet when the capture kept less than the frame (its captured length
 // is short of its length), or when the ESP is the start of a packet
 // quoted in an ICMP error (tshark matches "esp" inside the quote, which
-// ends long before the ICV).
+// ends long before the ICV). Reading a failure: icv_bad 1 is a wrong ICV
+// on a whole packet; neither set means tshark did not check it — no SA
+// row for its addresses and SPI, or fewer octets than its IP header
+// claims.
 func judgeESP(lines []string) (good int, notPackets map[string]int, bad []string) {
 	notPackets = map[string]int{}
 	for _, line := range lines {

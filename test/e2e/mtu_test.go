@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/fastpath/packet"
+	"github.com/xdpsec/xdpsec/internal/control"
 )
 
 // The MTU matrix: LANs at 1500 and WANs of 1500, 1400 and 1280 (what real sites
@@ -250,6 +251,29 @@ func testPMTUFromICMP(t *testing.T, l *lab) {
 	gA := l.start(t, "gA", a)
 	gB := l.start(t, "gB", b)
 	l.warmUp(t, "hA", hostB4)
+	// The WAN interface's MTU is followed while the daemon runs.
+	setMTU := func(mtu int) {
+		t.Helper()
+		if out, err := l.run("gA", 5*time.Second, "ip", "link", "set", "wan0", "mtu", strconv.Itoa(mtu)); err != nil {
+			t.Fatalf("ip link set mtu: %v\n%s", err, out)
+		}
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			s, err := control.Query(l.sockPath("gA"))
+			if err == nil && s.WANMTU == mtu {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("gwA did not take the WAN MTU %d: %v %+v", mtu, err, s)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	setMTU(1450)
+	if ok, mtu := l.pingDF(false, hostB4, tunnelLimit(o, 1450)-28+1); ok || mtu != tunnelLimit(o, 1450) {
+		t.Errorf("after the WAN MTU fell to 1450: reply %v, mtu %d, want mtu %d", ok, mtu, tunnelLimit(o, 1450))
+	}
+	setMTU(1500)
 	send := func(spi uint32, mtu int) {
 		t.Helper()
 		err := l.inNetns("gB", func() error {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -80,25 +79,6 @@ func TestStaticNonceUnique(t *testing.T) {
 		}
 		t.Logf("%s: iperf3 UDP %d packets, %.1f%% lost", what, r.End.Sum.Packets, r.End.Sum.LostPercent)
 	}
-	// pingThrough keeps hostA sending (v4 and v6, every 5 ms) across a
-	// daemon's death and restart.
-	pingThrough := func(d time.Duration) func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		var ps []*exec.Cmd
-		for _, dst := range []string{hostB4, hostB6} {
-			p := l.cmd(ctx, "hA", "ping", "-n", "-q", "-i", "0.005", "-w", strconv.Itoa(int(d.Seconds())), dst)
-			if err := p.Start(); err != nil {
-				t.Fatal(err)
-			}
-			ps = append(ps, p)
-		}
-		return func() {
-			for _, p := range ps {
-				p.Wait()
-			}
-			cancel()
-		}
-	}
 	failClosed := func(what string) {
 		t.Helper()
 		if att := l.xdpAttached(t, "gA"); len(att) != 2 {
@@ -108,7 +88,7 @@ func TestStaticNonceUnique(t *testing.T) {
 	traffic("first run")
 
 	// kill -9 while sending: the marks on disk cover every number used.
-	wait := pingThrough(4 * time.Second)
+	wait := l.pingThrough(t, "0.005", 4)
 	time.Sleep(500 * time.Millisecond)
 	gA.stop(t, syscall.SIGKILL)
 	time.Sleep(time.Second)
@@ -118,7 +98,7 @@ func TestStaticNonceUnique(t *testing.T) {
 	traffic("after kill -9")
 
 	// SIGTERM: the default on_stop keeps the programs attached.
-	wait = pingThrough(4 * time.Second)
+	wait = l.pingThrough(t, "0.005", 4)
 	time.Sleep(500 * time.Millisecond)
 	if err := gA.stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("SIGTERM: exit %v\n%s", err, gA.logText())
