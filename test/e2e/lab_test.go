@@ -504,8 +504,14 @@ func judgeESP(lines []string) (good int, notPackets map[string]int, bad []string
 			bad = append(bad, line)
 			continue
 		}
-		switch protos := ":" + f[5] + ":"; {
-		case strings.Contains(protos, ":icmp:") || strings.Contains(protos, ":icmpv6:"):
+		// Only an ICMP header outside the ESP one makes a quote: ESP
+		// carrying a ping has ":esp:ip:icmp:" and is a whole packet.
+		outer := ":" + f[5] + ":"
+		if i := strings.Index(outer, ":esp:"); i >= 0 {
+			outer = outer[:i+1]
+		}
+		switch {
+		case strings.Contains(outer, ":icmp:") || strings.Contains(outer, ":icmpv6:"):
 			notPackets["quoted in an ICMP error"]++
 		case f[3] != f[4]:
 			notPackets["captured short"]++

@@ -25,10 +25,12 @@ func TestJudgeESP(t *testing.T) {
 	}
 	key, _ := hex.DecodeString("000102030405060708090a0b0c0d0e0f" + "a0a1a2a3") // key ‖ salt
 	src, dst := [4]byte{192, 0, 2, 1}, [4]byte{192, 0, 2, 2}
-	good := espPacket(t, key, src, dst, 0x1001, 1, false)
-	badICV := espPacket(t, key, src, dst, 0x1001, 2, false)
+	good := espPacket(t, key, src, dst, 0x1001, 1, false, 17)
+	badICV := espPacket(t, key, src, dst, 0x1001, 2, false, 17)
 	badICV[len(badICV)-1] ^= 1
-	inUDP := espPacket(t, key, src, dst, 0x1001, 3, true)
+	inUDP := espPacket(t, key, src, dst, 0x1001, 3, true, 17)
+	// A ping through the tunnel: ICMP inside ESP is a whole packet.
+	ping := espPacket(t, key, src, dst, 0x1001, 4, false, 1)
 	// A router's "host unreachable" quoting the first 8 octets of ESP.
 	quoted := append([]byte{3, 1, 0, 0, 0, 0, 0, 0}, good[:20+8]...)
 	binary.BigEndian.PutUint16(quoted[2:], ipv4Checksum(quoted))
@@ -37,6 +39,7 @@ func TestJudgeESP(t *testing.T) {
 	pcap := filepath.Join(t.TempDir(), "esp.pcap")
 	writePcap(t, pcap, []pcapRecord{
 		{data: good}, {data: badICV}, {data: icmpErr}, {data: good[:len(good)-10], orig: len(good)}, {data: inUDP},
+		{data: ping},
 	})
 	uat := []string{fmt.Sprintf("%q,%q,%q,%q,%q,%q,%q,%q", "IPv4", "192.0.2.1", "192.0.2.2", "0x00001001",
 		"AES-GCM with 16 octet ICV [RFC4106]", "0x"+hex.EncodeToString(key), "NULL", "")}
@@ -44,8 +47,8 @@ func TestJudgeESP(t *testing.T) {
 		"-e", "esp.icv_good", "-e", "esp.icv_bad", "-e", "frame.number", "-e", "frame.len", "-e", "frame.cap_len",
 		"-e", "frame.protocols", "-e", "esp.spi", "-e", "esp.sequence")
 	n, notPackets, bad := judgeESP(lines)
-	if n != 2 {
-		t.Errorf("%d good ESP packets, want 2 (frames 1 and 5)\n%s", n, strings.Join(lines, "\n"))
+	if n != 3 {
+		t.Errorf("%d good ESP packets, want 3 (frames 1, 5 and 6)\n%s", n, strings.Join(lines, "\n"))
 	}
 	if want := map[string]int{"quoted in an ICMP error": 1, "captured short": 1}; !reflect.DeepEqual(notPackets, want) {
 		t.Errorf("set aside %v, want %v\n%s", notPackets, want, strings.Join(lines, "\n"))
@@ -57,8 +60,8 @@ func TestJudgeESP(t *testing.T) {
 
 // espPacket is an IPv4 ESP packet (in UDP to 4500 if udp) from src to dst
 // sealed with AES-GCM-128 (RFC 4106) under key ‖ salt, carrying a small
-// IPv4 datagram.
-func espPacket(t *testing.T, key []byte, src, dst [4]byte, spi, seq uint32, udp bool) []byte {
+// IPv4 datagram of protocol proto (1: an ICMP echo request).
+func espPacket(t *testing.T, key []byte, src, dst [4]byte, spi, seq uint32, udp bool, proto byte) []byte {
 	t.Helper()
 	block, err := aes.NewCipher(key[:16])
 	if err != nil {
@@ -68,7 +71,12 @@ func espPacket(t *testing.T, key []byte, src, dst [4]byte, spi, seq uint32, udp 
 	if err != nil {
 		t.Fatal(err)
 	}
-	inner := ipv4Packet([4]byte{198, 18, 1, 2}, [4]byte{198, 18, 2, 2}, 17, make([]byte, 8+20))
+	body := make([]byte, 8+20)
+	if proto == 1 {
+		body[0] = 8 // echo request
+		binary.BigEndian.PutUint16(body[2:], ipv4Checksum(body))
+	}
+	inner := ipv4Packet([4]byte{198, 18, 1, 2}, [4]byte{198, 18, 2, 2}, proto, body)
 	pad := (4 - (len(inner)+2)%4) % 4
 	plain := append(inner, []byte{1, 2, 3}[:pad]...)
 	plain = append(plain, byte(pad), 4) // pad length, next header: IPv4
