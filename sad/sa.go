@@ -398,7 +398,9 @@ func New(cfg Config) (*SA, error) {
 // dies. Its sequence numbers go on from the last one sa handed out, and sa
 // hands out none after this call (its counter jumps to the end of the
 // space), so no number is used twice however many workers still hold sa;
-// a batch that reserves on sa in between finds it used up and drops.
+// a batch that reserves on sa in between finds it used up and drops. The
+// copy keeps sa's sequence limit (SetSeqLimit), and its path MTU when
+// only the port moved.
 func (sa *SA) Moved(local, remote netip.Addr, encap UDPEncap) (*SA, error) {
 	if sa.Dir != Outbound {
 		return nil, fmt.Errorf("sa %08x: only an outbound SA moves", sa.SPI)
@@ -422,6 +424,14 @@ func (sa *SA) Moved(local, remote netip.Addr, encap UDPEncap) (*SA, error) {
 	n.Counters.Packets.Store(sa.Counters.Packets.Load())
 	n.Counters.Bytes.Store(sa.Counters.Bytes.Load())
 	n.flags.Store(sa.flags.Load())
+	// The limit before the numbers: the copy never goes past a mark sa
+	// was held to (seqstate), nor starts from the zero limit.
+	n.seqLimit.Store(sa.seqLimit.Load())
+	if remote == sa.Remote {
+		// Same path (only the port moved): what ICMP taught still holds.
+		n.pmtuAt.Store(sa.pmtuAt.Load())
+		n.pmtu.Store(sa.pmtu.Load())
+	}
 	n.seq.Store(sa.seq.Swap(sa.seqMax))
 	if n.seq.Load() >= n.seqMax {
 		n.flags.Or(flagExhausted | flagSeqSoft)

@@ -187,6 +187,64 @@ func TestSelectorMatch(t *testing.T) {
 	}
 }
 
+// TestMovedKeepsSeqLimit: the moved copy keeps the SA's sequence limit
+// (SetSeqLimit): a copy that started from the zero limit sent nothing at
+// all (seq_unreserved), and one past the limit would go beyond a durable
+// mark.
+func TestMovedKeepsSeqLimit(t *testing.T) {
+	for _, limit := range []uint64{0, 10, 1<<32 - 1} {
+		sa, err := New(Config{SPI: 0x303, Dir: Outbound, Mode: Tunnel,
+			Local: netip.MustParseAddr("192.0.2.1"), Remote: netip.MustParseAddr("192.0.2.2"),
+			Encap: UDPEncap{SrcPort: 4500, DstPort: 4500}, Suite: AESGCM256, Key: make([]byte, 36)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if limit != 1<<32-1 {
+			sa.SetSeqLimit(limit)
+		}
+		if _, n := sa.ReserveSeq(3); n != int(min(limit, 3)) {
+			t.Fatalf("limit %d: reserved %d before the move", limit, n)
+		}
+		n, err := sa.Moved(sa.Local, netip.MustParseAddr("198.51.100.7"), UDPEncap{SrcPort: 4500, DstPort: 31337})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.SeqLimit() != limit {
+			t.Fatalf("moved SA's limit %d, want %d", n.SeqLimit(), limit)
+		}
+		want := uint64(min(limit-min(limit, 3), 5))
+		if first, got := n.ReserveSeq(5); uint64(got) != want || (got > 0 && first != 4) {
+			t.Fatalf("limit %d: moved SA reserved %d from %d, want %d from 4", limit, got, first, want)
+		}
+	}
+}
+
+// TestMovedPathMTU: a copy that only moved port keeps the learned path
+// MTU; one that moved to another address learns its own.
+func TestMovedPathMTU(t *testing.T) {
+	sa, err := New(Config{SPI: 0x304, Dir: Outbound, Mode: Tunnel,
+		Local: netip.MustParseAddr("192.0.2.1"), Remote: netip.MustParseAddr("192.0.2.2"),
+		Encap: UDPEncap{SrcPort: 4500, DstPort: 4500}, Suite: AESGCM256, Key: make([]byte, 36)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa.LowerPathMTU(1400, time.Now())
+	port, err := sa.Moved(sa.Local, sa.Remote, UDPEncap{SrcPort: 4500, DstPort: 31337})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if port.PathMTU() != 1400 {
+		t.Fatalf("port move: path MTU %d, want 1400", port.PathMTU())
+	}
+	addr, err := port.Moved(sa.Local, netip.MustParseAddr("198.51.100.7"), UDPEncap{SrcPort: 4500, DstPort: 4500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addr.PathMTU() != 0 {
+		t.Fatalf("address move: path MTU %d, want none", addr.PathMTU())
+	}
+}
+
 // TestMovedNeverReusesSeq: moving an outbound SA to a new peer address
 // and UDP port keeps its keys and continues its sequence numbers, while
 // workers that still reserve on the old SA, concurrently, get none; no
