@@ -40,8 +40,8 @@ func TestIKEInstallerMove(t *testing.T) {
 	if old.Usable() || !sa.Usable() {
 		t.Fatal("the old SA is still usable, or the new one is not")
 	}
-	if first, _ := sa.ReserveSeq(1); first != 11 {
-		t.Fatalf("sequence numbers restart at %d after the move", first)
+	if first, got := sa.ReserveSeq(1); first != 11 || got != 1 {
+		t.Fatalf("after the move: %d sequence numbers from %d, want 1 from 11", got, first)
 	}
 	if n, _ := p.OutboundPackets(0x2222); n != 10 {
 		t.Fatalf("counters lost in the move: %d", n)
