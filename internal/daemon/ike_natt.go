@@ -8,6 +8,10 @@ import (
 	"github.com/xdpsec/xdpsec/sad"
 )
 
+// nattKeepalives is the IKEStats key (`xdpsec show stats`, "ike") of the
+// NAT-T keepalives sent; the metrics export it on its own.
+const nattKeepalives = "natt_keepalives"
+
 var (
 	_ ike.OutboundUsageInstaller = (*ikePlane)(nil)
 	_ ike.EndpointInstaller      = (*ikePlane)(nil)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -70,6 +71,9 @@ func TestIKEBehindNAT(t *testing.T) {
 	if n < 4 {
 		t.Fatalf("%d NAT-T keepalives from gwA in 7 s idle, want one a second", n)
 	}
+	if sent := ikeStat(t, sockA, "natt_keepalives"); sent < uint64(n) {
+		t.Fatalf("gwA counts %d NAT-T keepalives sent, %d seen on the wire", sent, n)
+	}
 	both("after idling past the NAT's timeout")
 	if now := netip.MustParseAddrPort(showIKE(t, sockB)[0].Remote); now != before {
 		t.Fatalf("gwA's mapping changed while idle: %v -> %v", before, now)
@@ -121,4 +125,24 @@ func editConfig(t *testing.T, file, old, new string) {
 	if err := os.WriteFile(file, []byte(strings.Replace(string(b), old, new, 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ikeStat is one of the "ike" counters of `xdpsec show stats`.
+func ikeStat(t *testing.T, sock, name string) uint64 {
+	t.Helper()
+	out, err := exec.Command(xdpsecBin, "show", "stats", "-o", "json", "--socket", sock).Output()
+	if err != nil {
+		t.Fatalf("xdpsec show stats: %v", err)
+	}
+	var s struct {
+		IKE map[string]uint64 `json:"ike"`
+	}
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatalf("xdpsec show stats -o json: %v\n%s", err, out)
+	}
+	v, ok := s.IKE[name]
+	if !ok {
+		t.Fatalf("xdpsec show stats: no ike counter %q in %v", name, s.IKE)
+	}
+	return v
 }
