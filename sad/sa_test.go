@@ -187,18 +187,25 @@ func TestSelectorMatch(t *testing.T) {
 	}
 }
 
+// natSA is an outbound tunnel SA in UDP 4500, the kind that moves.
+func natSA(t *testing.T, spi uint32) *SA {
+	t.Helper()
+	sa, err := New(Config{SPI: spi, Dir: Outbound, Mode: Tunnel,
+		Local: netip.MustParseAddr("192.0.2.1"), Remote: netip.MustParseAddr("192.0.2.2"),
+		Encap: UDPEncap{SrcPort: 4500, DstPort: 4500}, Suite: AESGCM256, Key: make([]byte, 36)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa
+}
+
 // TestMovedKeepsSeqLimit: the moved copy keeps the SA's sequence limit
 // (SetSeqLimit): a copy that started from the zero limit sent nothing at
 // all (seq_unreserved), and one past the limit would go beyond a durable
 // mark.
 func TestMovedKeepsSeqLimit(t *testing.T) {
 	for _, limit := range []uint64{0, 10, 1<<32 - 1} {
-		sa, err := New(Config{SPI: 0x303, Dir: Outbound, Mode: Tunnel,
-			Local: netip.MustParseAddr("192.0.2.1"), Remote: netip.MustParseAddr("192.0.2.2"),
-			Encap: UDPEncap{SrcPort: 4500, DstPort: 4500}, Suite: AESGCM256, Key: make([]byte, 36)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		sa := natSA(t, 0x303)
 		if limit != 1<<32-1 {
 			sa.SetSeqLimit(limit)
 		}
@@ -222,12 +229,7 @@ func TestMovedKeepsSeqLimit(t *testing.T) {
 // TestMovedPathMTU: a copy that only moved port keeps the learned path
 // MTU; one that moved to another address learns its own.
 func TestMovedPathMTU(t *testing.T) {
-	sa, err := New(Config{SPI: 0x304, Dir: Outbound, Mode: Tunnel,
-		Local: netip.MustParseAddr("192.0.2.1"), Remote: netip.MustParseAddr("192.0.2.2"),
-		Encap: UDPEncap{SrcPort: 4500, DstPort: 4500}, Suite: AESGCM256, Key: make([]byte, 36)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sa := natSA(t, 0x304)
 	sa.LowerPathMTU(1400, time.Now())
 	port, err := sa.Moved(sa.Local, sa.Remote, UDPEncap{SrcPort: 4500, DstPort: 31337})
 	if err != nil {
@@ -250,12 +252,7 @@ func TestMovedPathMTU(t *testing.T) {
 // workers that still reserve on the old SA, concurrently, get none; no
 // number is handed out twice.
 func TestMovedNeverReusesSeq(t *testing.T) {
-	sa, err := New(Config{SPI: 0x302, Dir: Outbound, Mode: Tunnel,
-		Local: netip.MustParseAddr("192.0.2.1"), Remote: netip.MustParseAddr("192.0.2.2"),
-		Encap: UDPEncap{SrcPort: 4500, DstPort: 4500}, Suite: AESGCM256, Key: make([]byte, 36)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sa := natSA(t, 0x302)
 	stop := make(chan struct{})
 	got := make(chan [][2]uint64)
 	for range 4 {

@@ -4,9 +4,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/xdpsec/xdpsec/ike"
-	"github.com/xdpsec/xdpsec/internal/control"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -71,34 +68,5 @@ func TestIKEInstallerMove(t *testing.T) {
 	}
 	if len(p.graveyard) != 1 {
 		t.Fatalf("graveyard holds %d SAs, want 1", len(p.graveyard))
-	}
-}
-
-// TestCollectorKeepalives: the NAT-T keepalives sent are their own
-// counter, not one of the flood-defence ones they share IKEStats with.
-func TestCollectorKeepalives(t *testing.T) {
-	st := IKEStats(ike.FloodStats{CookiesSent: 1})
-	st[nattKeepalives] = 42
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(newCollector(func() *control.Snapshot { return &control.Snapshot{IKEStats: st} })); err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetValue() == nattKeepalives {
-					t.Errorf("%s carries %s as a label", mf.GetName(), nattKeepalives)
-				}
-			}
-			got[mf.GetName()] += m.GetCounter().GetValue()
-		}
-	}
-	if got["xdpsec_ike_natt_keepalives_total"] != 42 {
-		t.Fatalf("xdpsec_ike_natt_keepalives_total = %v, want 42", got["xdpsec_ike_natt_keepalives_total"])
 	}
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -30,7 +29,7 @@ func TestIKEBehindNAT(t *testing.T) {
 	editConfig(t, a, "    dpd_delay: 10s\n", "    dpd_delay: 10s\n    keepalive: 1s\n")
 	editConfig(t, b, "    remote_addr: 192.0.2.1\n", "    remote_addr: "+natPublic+"\n")
 	gB := l.start(t, "gB", b)
-	l.start(t, "gA", a)
+	gA := l.start(t, "gA", a)
 	sockA, sockB := l.sockPath("gA"), l.sockPath("gB")
 	waitIKE(t, sockA, 1, 10*time.Second)
 	sasB := waitIKE(t, sockB, 1, 5*time.Second)
@@ -71,7 +70,7 @@ func TestIKEBehindNAT(t *testing.T) {
 	if n < 4 {
 		t.Fatalf("%d NAT-T keepalives from gwA in 7 s idle, want one a second", n)
 	}
-	if sent := ikeStat(t, sockA, "natt_keepalives"); sent < uint64(n) {
+	if sent := gA.showStats(t).IKE["natt_keepalives"]; sent < uint64(n) {
 		t.Fatalf("gwA counts %d NAT-T keepalives sent, %d seen on the wire", sent, n)
 	}
 	both("after idling past the NAT's timeout")
@@ -125,24 +124,4 @@ func editConfig(t *testing.T, file, old, new string) {
 	if err := os.WriteFile(file, []byte(strings.Replace(string(b), old, new, 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// ikeStat is one of the "ike" counters of `xdpsec show stats`.
-func ikeStat(t *testing.T, sock, name string) uint64 {
-	t.Helper()
-	out, err := exec.Command(xdpsecBin, "show", "stats", "-o", "json", "--socket", sock).Output()
-	if err != nil {
-		t.Fatalf("xdpsec show stats: %v", err)
-	}
-	var s struct {
-		IKE map[string]uint64 `json:"ike"`
-	}
-	if err := json.Unmarshal(out, &s); err != nil {
-		t.Fatalf("xdpsec show stats -o json: %v\n%s", err, out)
-	}
-	v, ok := s.IKE[name]
-	if !ok {
-		t.Fatalf("xdpsec show stats: no ike counter %q in %v", name, s.IKE)
-	}
-	return v
 }
