@@ -84,12 +84,21 @@ func TestIKEBehindNAT(t *testing.T) {
 	// The NAT forgets everything: gwA's next packets leave from a new
 	// port. gwB's replies to the old one are lost until an authenticated
 	// IKE message from the new one (gwA's DPD, 10 s) moves gwB's IKE SA
-	// and, with it, the Child SA's ESP.
+	// and, with it, the Child SA's ESP; ESP from the new port moves
+	// nothing (anyone could send it).
+	inBefore := gB.showSAs(t)["in"].Packets
 	if out, err := l.run("wan", 5*time.Second, "conntrack", "-F"); err != nil {
 		t.Fatalf("conntrack -F: %v\n%s", err, out)
 	}
 	flushed := time.Now()
 	p := l.startPinger(t, "hA", hostB4, 200*time.Millisecond)
+	time.Sleep(time.Second)
+	if in := gB.showSAs(t)["in"].Packets; in <= inBefore {
+		t.Fatalf("gwB received no ESP from gwA's new mapping (%d packets before, %d now)", inBefore, in)
+	}
+	if now := netip.MustParseAddrPort(showIKE(t, sockB)[0].Remote); now != before {
+		t.Fatalf("gwB moved to %v on ESP alone, %.1f s after the flush (DPD is 10 s)", now, time.Since(flushed).Seconds())
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	var after netip.AddrPort
 	for {
