@@ -43,20 +43,23 @@ type pendingQueue struct {
 
 // hold takes p, whose packet waits for dst's neighbour, into the queue. It
 // reports false, leaving p to the caller, when the queue or dst's share of
-// it is full.
+// it is full. A packet held only to stay behind others (behind) is not
+// held to dst's share: the neighbour is known, and the next poll sends
+// them all.
 func (w *Worker) hold(p *Packet, dst netip.Addr, v4, lan bool) bool {
 	q := &w.pending
 	if q.n == pendingMax {
 		w.local.HeldDrops++
 		return false
 	}
-	same := 0
+	same, after := 0, false
 	for i := 0; i < q.n; i++ {
 		if q.pk[i].dst == dst {
 			same++
+			after = after || q.pk[i].lan == lan && q.lastTry == 0
 		}
 	}
-	if same >= pendingPerDst {
+	if same >= pendingPerDst && !after {
 		w.local.HeldDrops++
 		return false
 	}
@@ -68,6 +71,23 @@ func (w *Worker) hold(p *Packet, dst netip.Addr, v4, lan bool) bool {
 	q.n++
 	w.local.Held++
 	return true
+}
+
+// behind reports whether packets towards dst on the given side are held:
+// a packet whose next hop is now known must then be held after them
+// rather than overtake them (ESP sent after newer sequence numbers can
+// fall below the peer's replay window, which then drops it). It makes the
+// next release immediate, since the neighbour has been resolved. Callers
+// test w.pending.n first: nothing held, nothing to ask.
+func (w *Worker) behind(dst netip.Addr, lan bool) bool {
+	q := &w.pending
+	for i := 0; i < q.n; i++ {
+		if q.pk[i].dst == dst && q.pk[i].lan == lan {
+			q.lastTry = 0
+			return true
+		}
+	}
+	return false
 }
 
 // release sends the held packets whose neighbours are now known and drops

@@ -135,3 +135,47 @@ func TestHoldForNeighbour(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldNotOvertaken: packets that find the neighbour known while older
+// ones still wait for it (the hop resolved between two releases) go out
+// after them, in sequence-number order, so the peer's replay window takes
+// every one: a flood right after a restart used to send thousands of new
+// packets before the held ones, which the peer then dropped as replays.
+func TestHeldNotOvertaken(t *testing.T) {
+	for _, o := range []pairOpts{{}, {cross: true}} {
+		p := newPair(t, o)
+		wanA := &lateHop{hop: Hop{Src: macA, Dst: macB}}
+		p.a.cfg.WANHop = wanA
+		for i := 0; i < 3; i++ {
+			p.aLAN.Inject(frame("198.18.1.1", "198.18.2.2", 64, uint32(i)))
+		}
+		p.a.Poll() // held: the neighbour is unknown
+		wanA.resolved.Store(true)
+		// The next batch finds the hop at once, before the release is due.
+		for i := 3; i < 8; i++ {
+			p.aLAN.Inject(frame("198.18.1.1", "198.18.2.2", 64, uint32(i)))
+		}
+		p.a.Poll()
+		p.a.Poll()
+		wan := collect(p.aWAN)
+		if len(wan) != 8 {
+			t.Fatalf("%+v: %d ESP packets sent, want 8: %+v", o, len(wan), p.a.Stats())
+		}
+		var last uint32
+		for i, f := range wan {
+			seq := binary.BigEndian.Uint32(f[14+20+4:])
+			if i > 0 && seq != last+1 {
+				t.Fatalf("%+v: ESP packet %d has sequence number %d after %d: the held packets were overtaken", o, i, seq, last)
+			}
+			last = seq
+		}
+		for _, f := range wan {
+			p.bWAN.Inject(f)
+		}
+		p.b.Poll()
+		if sb := p.b.Stats(); sb.Drops[sad.ErrReplay] != 0 || p.inB.Counters.Snapshot().Packets != 8 {
+			t.Fatalf("%+v: B took %d of 8, replay drops %d", o, p.inB.Counters.Snapshot().Packets, sb.Drops[sad.ErrReplay])
+		}
+		checkNoLeak(t, p)
+	}
+}

@@ -524,7 +524,9 @@ func (w *Worker) fragment(p *Packet, sa *sad.SA, j int8, count, ntx int) (int, b
 		return 0, false
 	}
 	hop, ok := w.wanCache.lookup(w.cfg.WANHop, sa.Remote)
-	if !ok {
+	if !ok || w.pending.n > 0 && w.behind(sa.Remote, false) {
+		// Unresolved, or packets wait for it that these must not
+		// overtake: only whole packets are held.
 		w.cfg.WAN.Free(w.frag[:got])
 		return 0, false
 	}
@@ -580,6 +582,9 @@ func (w *Worker) encap(p *Packet, sa *sad.SA, seq uint64) (*Packet, sad.Reason) 
 	// hold the packet for it (pending.go): the lookup is what starts the
 	// neighbour's resolution.
 	hop, ok := w.wanCache.lookup(w.cfg.WANHop, sa.Remote)
+	if ok && w.pending.n > 0 && w.behind(sa.Remote, false) {
+		ok = false // after the held ones, in sequence-number order
+	}
 	var out []byte
 	var q *Packet
 	if w.crossWAN {
@@ -638,6 +643,9 @@ func (w *Worker) bypass(p *Packet, to Port, cross bool, c *hopCache, nh NextHop)
 		dst = netip.AddrFrom16([16]byte(ipb[24:40]))
 	}
 	hop, ok := c.lookup(nh, dst)
+	if ok && w.pending.n > 0 && w.behind(dst, c == &w.lanCache) {
+		ok = false // after the held ones, in order
+	}
 	q := p
 	if cross {
 		if w.spareUsed == w.spareN {
@@ -744,6 +752,9 @@ func (w *Worker) inbound(pkts []Packet) {
 			dst = netip.AddrFrom16([16]byte(inner[24:40]))
 		}
 		hop, ok := w.lanCache.lookup(w.cfg.LANHop, dst)
+		if ok && w.pending.n > 0 && w.behind(dst, true) {
+			ok = false // after the held ones, in order
+		}
 		q.Off, q.Len = start, packet.EthLen+n
 		if ok {
 			writeEth(q.Frame[q.Off:], hop, v4)
