@@ -31,8 +31,34 @@ const (
 const (
 	DefaultControl  = "/run/xdpsec/xdpsec.sock"
 	DefaultNATTPort = 4500
-	DefaultQueues   = 1
+	// DefaultQueues (0: auto) serves every RX queue the interfaces have.
+	DefaultQueues = QueuesAuto
+	// QueuesAuto is `queues: auto`.
+	QueuesAuto = 0
 )
+
+// ZeroCopyMode is `zerocopy: auto|on|off`: how AF_XDP sockets are bound.
+type ZeroCopyMode int
+
+const (
+	// ZeroCopyAuto binds with XDP_ZEROCOPY and falls back to copy mode
+	// where the driver cannot (logged once).
+	ZeroCopyAuto ZeroCopyMode = iota
+	// ZeroCopyOn demands zero-copy: the daemon refuses to start without it.
+	ZeroCopyOn
+	// ZeroCopyOff binds in copy mode.
+	ZeroCopyOff
+)
+
+func (m ZeroCopyMode) String() string {
+	switch m {
+	case ZeroCopyOn:
+		return "on"
+	case ZeroCopyOff:
+		return "off"
+	}
+	return "auto"
+}
 
 // Config is a checked gateway configuration.
 type Config struct {
@@ -43,12 +69,21 @@ type Config struct {
 	// name for both is one-arm mode.
 	LAN, WAN string
 	// Queues is the number of receive queues served, 0..Queues-1, one
-	// worker each.
+	// worker each; QueuesAuto (the default) serves every RX queue the
+	// interfaces have, and an explicit count must match them.
 	Queues int
+	// SetChannels (set_channels: true) lets an explicit Queues set the
+	// interfaces' RX channel count instead of refusing to start.
+	SetChannels bool
 	// XDPMode is how the steering program is attached.
 	XDPMode bpf.AttachMode
 	// CPUs, when set, pins worker i to CPUs[i]; len(CPUs) == Queues.
 	CPUs []int
+	// CPUsAuto (cpus: auto) pins each worker to the CPU its queue's
+	// interrupt is affined to, or spreads them over the online CPUs.
+	CPUsAuto bool
+	// ZeroCopy is how the AF_XDP sockets are bound (zerocopy:).
+	ZeroCopy ZeroCopyMode
 
 	// DefaultAction is what happens to LAN traffic no policy matches:
 	// spd.Discard (the default: fail closed) or spd.Bypass.
@@ -467,7 +502,7 @@ func (d *decoder) seq(n *yaml.Node, field string, f func(int, *yaml.Node)) {
 
 func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 	var cpusNode *yaml.Node
-	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus"}, func(k string, v *yaml.Node) {
+	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus", "set_channels", "zerocopy"}, func(k string, v *yaml.Node) {
 		f := "interfaces." + k
 		switch k {
 		case "lan":
@@ -475,9 +510,15 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 		case "wan":
 			c.WAN = d.str(v, f)
 		case "queues":
-			if q, ok := d.integer(v, f, 1, bpf.MaxQueues); ok {
+			if v.Kind == yaml.ScalarNode && v.Value == "auto" {
+				c.Queues = QueuesAuto
+			} else if q, ok := d.integer(v, f, 1, bpf.MaxQueues); ok {
 				c.Queues = int(q)
 			}
+		case "set_channels":
+			c.SetChannels = d.boolean(v, f)
+		case "zerocopy":
+			oneOf(d, v, f, &c.ZeroCopy, opt(ZeroCopyAuto, "auto"), opt(ZeroCopyOn, "on", "true"), opt(ZeroCopyOff, "off", "false"))
 		case "xdp_mode":
 			m, err := bpf.ParseAttachMode(d.str(v, f))
 			if err != nil {
@@ -486,6 +527,10 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 			c.XDPMode = m
 		case "cpus":
 			cpusNode = v
+			if v.Kind == yaml.ScalarNode && v.Value == "auto" {
+				c.CPUsAuto = true
+				return
+			}
 			d.seq(v, f, func(i int, e *yaml.Node) {
 				if cpu, ok := d.integer(e, fmt.Sprintf("%s[%d]", f, i), 0, 4095); ok {
 					c.CPUs = append(c.CPUs, int(cpu))
@@ -493,7 +538,9 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 			})
 		}
 	})
-	if cpusNode != nil && len(c.CPUs) > 0 && len(c.CPUs) != c.Queues {
+	if cpusNode != nil && len(c.CPUs) > 0 && c.Queues == QueuesAuto {
+		d.errf(cpusNode, "interfaces.cpus", "a CPU list needs an explicit queues count; with queues: auto use cpus: auto")
+	} else if cpusNode != nil && len(c.CPUs) > 0 && len(c.CPUs) != c.Queues {
 		d.errf(cpusNode, "interfaces.cpus", "%d CPUs for %d queues: give one per queue, or none", len(c.CPUs), c.Queues)
 	}
 	for _, name := range []string{c.LAN, c.WAN} {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.LAN != "lan0" || c.WAN != "wan0" || c.OneArm() || c.Queues != 1 || c.XDPMode != bpf.ModeAuto {
+	if c.LAN != "lan0" || c.WAN != "wan0" || c.OneArm() || c.Queues != 1 || c.CPUsAuto || c.ZeroCopy != ZeroCopyAuto || c.XDPMode != bpf.ModeAuto {
 		t.Errorf("interfaces: %+v", c)
 	}
 	if len(c.CPUs) != 1 || c.CPUs[0] != 1 {
@@ -82,7 +83,7 @@ func TestParseDetails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.OneArm() || c.Queues != 2 || c.XDPMode != bpf.ModeGeneric || c.DefaultAction != spd.Bypass || c.NATTPort != 4501 {
+	if !c.OneArm() || c.Queues != 2 || c.SetChannels || c.CPUsAuto || c.XDPMode != bpf.ModeGeneric || c.DefaultAction != spd.Bypass || c.NATTPort != 4501 {
 		t.Errorf("globals %+v", c)
 	}
 	sa := c.SAs[0]
@@ -131,6 +132,10 @@ func TestErrors(t *testing.T) {
 		{"missing interfaces", "interfaces: {lan: lan0, wan: wan0}", "nat_t_port: 4500", "x.yaml:1: interfaces: lan and wan are required"},
 		{"bad queues", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, queues: 0}", "x.yaml:1: interfaces.queues: 0 out of range"},
 		{"cpus per queue", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, queues: 2, cpus: [1]}", "x.yaml:1: interfaces.cpus: 1 CPUs for 2 queues"},
+		{"cpu list with auto queues", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, cpus: [1]}", "x.yaml:1: interfaces.cpus: a CPU list needs an explicit queues count"},
+		{"bad queues word", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, queues: many}", "x.yaml:1: interfaces.queues: \"many\" is not an integer"},
+		{"zerocopy", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, zerocopy: maybe}", "x.yaml:1: interfaces.zerocopy: \"maybe\" is not auto, on or off"},
+		{"set_channels", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, set_channels: 2}", "x.yaml:1: interfaces.set_channels: \"2\" is not true or false"},
 		{"xdp mode", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, xdp_mode: turbo}", "interfaces.xdp_mode: \"turbo\""},
 		{"reserved spi", "spi: 0x1001", "spi: 255", "x.yaml:4: sas[0].spi: 255 out of range"},
 		{"dir", "dir: out", "dir: sideways", "x.yaml:5: sas[0].dir: \"sideways\""},
@@ -238,6 +243,34 @@ func TestOnStop(t *testing.T) {
 		}
 		if c.DetachOnStop != tc.detach {
 			t.Errorf("%q: DetachOnStop %v, want %v", tc.extra, c.DetachOnStop, tc.detach)
+		}
+	}
+}
+
+// TestQueuesAndZeroCopy: queues: auto and cpus: auto, set_channels and
+// zerocopy parse to their fields.
+func TestQueuesAndZeroCopy(t *testing.T) {
+	for _, tc := range []struct {
+		ifaces   string
+		queues   int
+		cpusAuto bool
+		cpus     []int
+		set      bool
+		zc       ZeroCopyMode
+	}{
+		{"{lan: lan0, wan: wan0}", QueuesAuto, false, nil, false, ZeroCopyAuto},
+		{"{lan: lan0, wan: wan0, queues: auto, cpus: auto}", QueuesAuto, true, nil, false, ZeroCopyAuto},
+		{"{lan: lan0, wan: wan0, queues: 4, cpus: auto, set_channels: true, zerocopy: on}", 4, true, nil, true, ZeroCopyOn},
+		{"{lan: lan0, wan: wan0, queues: 2, cpus: [0, 1], zerocopy: off}", 2, false, []int{0, 1}, false, ZeroCopyOff},
+	} {
+		cfg := strings.Replace(base, "interfaces: {lan: lan0, wan: wan0}", "interfaces: "+tc.ifaces, 1)
+		c, err := Parse("x.yaml", []byte(cfg))
+		if err != nil {
+			t.Errorf("%s: %v", tc.ifaces, err)
+			continue
+		}
+		if c.Queues != tc.queues || c.CPUsAuto != tc.cpusAuto || !slices.Equal(c.CPUs, tc.cpus) || c.SetChannels != tc.set || c.ZeroCopy != tc.zc {
+			t.Errorf("%s: queues %d cpus %v/%v set_channels %v zerocopy %v", tc.ifaces, c.Queues, c.CPUsAuto, c.CPUs, c.SetChannels, c.ZeroCopy)
 		}
 	}
 }
