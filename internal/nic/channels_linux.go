@@ -35,6 +35,13 @@ type ifreqData struct {
 }
 
 func ethtool(name string, c *Channels) error {
+	err := ethtoolCall(name, unsafe.Pointer(c))
+	runtime.KeepAlive(c)
+	return err
+}
+
+// ethtoolCall makes the SIOCETHTOOL call whose command struct is at p.
+func ethtoolCall(name string, p unsafe.Pointer) error {
 	if len(name) >= unix.IFNAMSIZ {
 		return fmt.Errorf("%q: name too long", name)
 	}
@@ -45,9 +52,8 @@ func ethtool(name string, c *Channels) error {
 	defer unix.Close(fd)
 	var ifr ifreqData
 	copy(ifr.name[:], name)
-	ifr.data = uintptr(unsafe.Pointer(c))
+	ifr.data = uintptr(p)
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
-	runtime.KeepAlive(c)
 	if errno != 0 {
 		return errno
 	}

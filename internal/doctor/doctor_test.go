@@ -1,0 +1,64 @@
+package doctor
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/xdpsec/xdpsec/internal/config"
+	"golang.org/x/sys/unix"
+)
+
+// TestChecks: each check's outcome for a good and a broken input, and a
+// fix command wherever the outcome is not ok.
+func TestChecks(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c    Check
+		want Status
+		fix  string // a substring of Fix
+	}{
+		{"bpffs ok", bpffsCheck("/sys/fs/bpf", true, true), OK, ""},
+		{"bpffs missing, pinned", bpffsCheck("/tmp", true, false), Fail, "mount -t bpf"},
+		{"bpffs missing, unpinned", bpffsCheck("/sys/fs/bpf", false, false), Warn, "mount -t bpf"},
+		{"memlock unlimited", memlockCheck(unix.RLIM_INFINITY, false), OK, ""},
+		{"memlock root", memlockCheck(64<<10, true), OK, ""},
+		{"memlock user", memlockCheck(64<<10, false), Warn, "LimitMEMLOCK"},
+		{"veth", driverCheck("wan0", "veth", nil), OK, ""},
+		{"unknown driver", driverCheck("wan0", "r8169", nil), Warn, "native XDP"},
+		{"no driver info", driverCheck("wan0", "", errors.New("x")), Warn, ""},
+		{"queues auto", queueCheck("wan0", config.QueuesAuto, false, 8, nil), OK, ""},
+		{"queues equal", queueCheck("wan0", 4, false, 4, nil), OK, ""},
+		{"queues fewer", queueCheck("wan0", 1, false, 4, nil), Fail, "ethtool -L wan0 combined 1"},
+		{"queues set_channels", queueCheck("wan0", 1, true, 4, nil), Warn, ""},
+		{"offloads off", offloadCheck("lan0", false, false, nil), OK, ""},
+		{"gro on", offloadCheck("lan0", true, false, nil), Warn, "ethtool -K lan0 gro off"},
+		{"lro on", offloadCheck("lan0", false, true, nil), Warn, "lro off"},
+		{"mtu fits", mtuCheck("lan0", "wan0", 1395, 1500, false), OK, ""},
+		{"mtu too small", mtuCheck("lan0", "wan0", 1500, 1500, false), Warn, "ip link set lan0 mtu 1395"},
+		{"mtu one-arm", mtuCheck("wan0", "wan0", 1500, 1500, true), OK, ""},
+		{"rp_filter loose", rpFilterCheck("wan0", "2", "0"), OK, ""},
+		{"rp_filter strict", rpFilterCheck("wan0", "0", "1"), Warn, "rp_filter=2"},
+		{"forwarding off", forwardingCheck("0", false), OK, ""},
+		{"forwarding, kept programs", forwardingCheck("1", true), OK, ""},
+		{"forwarding, detach", forwardingCheck("1", false), Warn, "on_stop: keep"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.c.Status != tc.want {
+				t.Errorf("status %s, want %s: %+v", tc.c.Status, tc.want, tc.c)
+			}
+			if tc.want != OK && !strings.Contains(tc.c.Fix, tc.fix) {
+				t.Errorf("fix %q does not say %q", tc.c.Fix, tc.fix)
+			}
+			if tc.c.Status != OK && tc.c.Status != Warn && tc.c.Status != Fail {
+				t.Errorf("status %q", tc.c.Status)
+			}
+		})
+	}
+	if got := cpuCheck("x", false, false, false); got[0].Status != Warn || got[0].Fix == "" {
+		t.Errorf("no AES-NI: %+v", got[0])
+	}
+	if !Failed([]Check{{Status: OK}, {Status: Fail}}) || Failed([]Check{{Status: Warn}}) {
+		t.Error("Failed")
+	}
+}
