@@ -58,9 +58,9 @@ func TestDoctor(t *testing.T) {
 		want(m, name, doctor.OK, "")
 	}
 
-	// Broken: GRO on, the LAN MTU at the WAN's, two queues on one-queue
+	// Broken: GRO on, the LAN MTU at the WAN's (1600), two queues on one-queue
 	// veths, pin_path on a directory that is not bpffs.
-	for _, cmd := range [][]string{{"ethtool", "-K", "lan0", "gro", "on"}, {"ip", "link", "set", "lan0", "mtu", "1500"}} {
+	for _, cmd := range [][]string{{"ethtool", "-K", "lan0", "gro", "on"}, {"ip", "link", "set", "lan0", "mtu", "1600"}} {
 		if out, err := l.run("gA", 5*time.Second, cmd...); err != nil {
 			t.Fatalf("%v: %v\n%s", cmd, err, out)
 		}
@@ -75,7 +75,7 @@ func TestDoctor(t *testing.T) {
 	want(m, "bpffs", doctor.Fail, "mount -t bpf")
 	want(m, "queues wan0", doctor.Fail, "ethtool -L wan0 combined 2")
 	want(m, "offloads lan0", doctor.Warn, "ethtool -K lan0 gro off")
-	want(m, "mtu", doctor.Warn, "ip link set lan0 mtu 1395")
+	want(m, "mtu", doctor.Warn, "ip link set lan0 mtu 1495")
 	if att := l.xdpAttached(t, "gA"); len(att) > 0 {
 		t.Errorf("doctor attached XDP on %v", att)
 	}
