@@ -12,8 +12,10 @@ import (
 	"strings"
 
 	"github.com/klauspost/cpuid/v2"
+	"github.com/vishvananda/netlink"
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/nic"
+	"github.com/xdpsec/xdpsec/sad/spd"
 	"golang.org/x/sys/unix"
 )
 
@@ -70,8 +72,122 @@ func Run(cfg *config.Config) []Check {
 	if len(mtus) == len(ifs) {
 		cs = append(cs, mtuCheck(cfg.LAN, cfg.WAN, mtus[cfg.LAN], mtus[cfg.WAN], cfg.OneArm()))
 	}
-	cs = append(cs, forwardingCheck(sysctl("net/ipv4/ip_forward"), cfg.PinPath != "" && !cfg.DetachOnStop))
+	fwd, keeps := sysctl("net/ipv4/ip_forward"), cfg.PinPath != "" && !cfg.DetachOnStop
+	cs = append(cs, forwardingCheck(fwd, keeps))
+	for _, p := range cfg.Policies {
+		if p.Action != spd.Protect || !p.Selector.Dst.IsValid() {
+			continue
+		}
+		oif := ""
+		dst := p.Selector.Dst.Addr()
+		if routes, err := netlink.RouteGet(dst.AsSlice()); err == nil && len(routes) > 0 && routes[0].Type != unix.RTN_UNREACHABLE && routes[0].Type != unix.RTN_BLACKHOLE {
+			if l, err := netlink.LinkByIndex(routes[0].LinkIndex); err == nil {
+				oif = l.Attrs().Name
+			}
+		}
+		f := fwd
+		if dst.Is6() && !dst.Is4In6() {
+			f = sysctl("net/ipv6/conf/all/forwarding")
+		}
+		cs = append(cs, leakCheck(p.Name, p.Selector.Dst.String(), oif, f, keeps))
+	}
+	cs = append(cs, kernelCheck())
+	cs = append(cs, irqChecks(cfg, ifs)...)
 	return cs
+}
+
+// leakCheck: a PROTECT policy's destination that the kernel would route
+// (forwarding on for its family) goes out in clear whenever no XDP program holds the
+// interfaces, unless the pinned programs stay attached.
+func leakCheck(policy, dst, oif, fwd string, keeps bool) Check {
+	c := Check{Name: "leak " + policy, Status: OK}
+	switch {
+	case oif == "":
+		c.Detail = dst + ": no route, nothing to leak"
+	case fwd != "1":
+		c.Detail = dst + " routes via " + oif + ", but forwarding is off"
+	case keeps:
+		c.Detail = dst + " routes via " + oif + "; the pinned programs stay attached when the daemon stops"
+	default:
+		c.Status = Warn
+		c.Detail = dst + " routes via " + oif + " with forwarding on: in clear whenever the daemon is down (on_stop: detach or no pin_path)"
+		c.Fix = "set pin_path and on_stop: keep, or nft add rule inet filter forward ip daddr " + dst + " drop"
+	}
+	return c
+}
+
+// kernelCheck: AF_XDP with need_wakeup and shared UMEMs across devices,
+// which the sockets use, needs 5.4; 5.10 is the oldest tested.
+func kernelCheck() Check {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return Check{Name: "kernel", Status: Warn, Detail: err.Error()}
+	}
+	return kernelVersionCheck(unix.ByteSliceToString(u.Release[:]))
+}
+
+func kernelVersionCheck(release string) Check {
+	c := Check{Name: "kernel", Status: OK, Detail: release}
+	var major, minor int
+	if _, err := fmt.Sscanf(release, "%d.%d", &major, &minor); err != nil {
+		c.Status, c.Detail = Warn, release+": version not understood"
+		return c
+	}
+	switch {
+	case major < 5 || major == 5 && minor < 4:
+		c.Status, c.Detail, c.Fix = Fail, release+": AF_XDP need_wakeup needs 5.4", "a 5.10 or later kernel"
+	case major == 5 && minor < 10:
+		c.Status, c.Detail, c.Fix = Warn, release+": untested before 5.10", "a 5.10 or later kernel"
+	}
+	return c
+}
+
+// irqChecks compares each queue's interrupt affinity with the worker CPUs
+// the configuration gives.
+func irqChecks(cfg *config.Config, ifs []string) []Check {
+	var cs []Check
+	for _, name := range ifs {
+		n := cfg.Queues
+		if n == config.QueuesAuto {
+			n = len(cfg.CPUs)
+			if c, err := nic.GetChannels(name); err == nil {
+				n = c.RXQueues()
+			}
+		}
+		cs = append(cs, irqCheck(name, cfg.CPUs, cfg.CPUsAuto, nic.QueueCPUs(name, n)))
+	}
+	return cs
+}
+
+func irqCheck(name string, cpus []int, auto bool, queues []nic.QueueCPU) Check {
+	c := Check{Name: "irq " + name, Status: OK}
+	irqs := 0
+	for _, q := range queues {
+		if q.IRQ >= 0 {
+			irqs++
+		}
+	}
+	switch {
+	case irqs == 0:
+		c.Detail = "no queue interrupts (veth, or a driver whose vector names are not known)"
+	case auto:
+		c.Detail = fmt.Sprintf("%d queue interrupts; cpus: auto puts each worker on its queue's CPU", irqs)
+	case len(cpus) == 0:
+		c.Status = Warn
+		c.Detail = fmt.Sprintf("%d queue interrupts, workers not pinned", irqs)
+		c.Fix = "cpus: auto"
+	default:
+		bad := nic.Disagreements(cpus, queues)
+		if len(bad) == 0 {
+			c.Detail = "every worker on its queue's interrupt CPU"
+			break
+		}
+		c.Status = Warn
+		q := bad[0]
+		c.Detail = fmt.Sprintf("queues %v: interrupt and worker on different CPUs", bad)
+		c.Fix = fmt.Sprintf("echo %d > /proc/irq/%d/smp_affinity_list (and the others), or cpus: auto", cpus[q], queues[q].IRQ)
+	}
+	return c
 }
 
 // Failed says whether any check failed.

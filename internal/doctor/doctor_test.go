@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/internal/config"
+	"github.com/xdpsec/xdpsec/internal/nic"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,6 +43,19 @@ func TestChecks(t *testing.T) {
 		{"forwarding off", forwardingCheck("0", false), OK, ""},
 		{"forwarding, kept programs", forwardingCheck("1", true), OK, ""},
 		{"forwarding, detach", forwardingCheck("1", false), Warn, "on_stop: keep"},
+		{"no route", leakCheck("v4", "198.18.2.0/24", "", "1", false), OK, ""},
+		{"route, forwarding off", leakCheck("v4", "198.18.2.0/24", "wan0", "0", false), OK, ""},
+		{"route, kept programs", leakCheck("v4", "198.18.2.0/24", "wan0", "1", true), OK, ""},
+		{"route leaks", leakCheck("v4", "198.18.2.0/24", "wan0", "1", false), Warn, "ip daddr 198.18.2.0/24 drop"},
+		{"kernel 6.18", kernelVersionCheck("6.18.0-1-amd64"), OK, ""},
+		{"kernel 5.4", kernelVersionCheck("5.4.0"), Warn, "5.10"},
+		{"kernel 4.19", kernelVersionCheck("4.19.0"), Fail, "5.10"},
+		{"kernel garbage", kernelVersionCheck("x"), Warn, ""},
+		{"irq none", irqCheck("wan0", nil, false, []nic.QueueCPU{{IRQ: -1}}), OK, ""},
+		{"irq auto", irqCheck("wan0", nil, true, []nic.QueueCPU{{IRQ: 5, CPUs: []int{3}}}), OK, ""},
+		{"irq unpinned", irqCheck("wan0", nil, false, []nic.QueueCPU{{IRQ: 5, CPUs: []int{3}}}), Warn, "cpus: auto"},
+		{"irq agrees", irqCheck("wan0", []int{3}, false, []nic.QueueCPU{{IRQ: 5, CPUs: []int{3}}}), OK, ""},
+		{"irq disagrees", irqCheck("wan0", []int{0, 1}, false, []nic.QueueCPU{{IRQ: 5, CPUs: []int{0}}, {IRQ: 6, CPUs: []int{2}}}), Warn, "echo 1 > /proc/irq/6/smp_affinity_list"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.c.Status != tc.want {

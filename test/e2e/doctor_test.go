@@ -54,13 +54,16 @@ func TestDoctor(t *testing.T) {
 	if failed {
 		t.Error("doctor failed on a good setup")
 	}
-	for _, name := range []string{"bpffs", "driver wan0", "driver lan0", "queues wan0", "queues lan0", "offloads lan0", "offloads wan0", "mtu"} {
+	for _, name := range []string{"bpffs", "driver wan0", "driver lan0", "queues wan0", "queues lan0", "offloads lan0", "offloads wan0", "mtu", "leak v4", "leak v6", "kernel", "irq wan0"} {
 		want(m, name, doctor.OK, "")
 	}
 
 	// Broken: GRO on, the LAN MTU at the WAN's (1600), two queues on one-queue
-	// veths, pin_path on a directory that is not bpffs.
-	for _, cmd := range [][]string{{"ethtool", "-K", "lan0", "gro", "on"}, {"ip", "link", "set", "lan0", "mtu", "1600"}} {
+	// veths, pin_path on a directory that is not bpffs, and the lab's
+	// unreachable route to site B replaced by one via gwB, which the
+	// kernel would use in clear once the (detaching) daemon stops.
+	for _, cmd := range [][]string{{"ethtool", "-K", "lan0", "gro", "on"}, {"ip", "link", "set", "lan0", "mtu", "1600"},
+		{"ip", "route", "replace", "198.18.2.0/24", "via", "192.0.2.2", "dev", "wan0"}} {
 		if out, err := l.run("gA", 5*time.Second, cmd...); err != nil {
 			t.Fatalf("%v: %v\n%s", cmd, err, out)
 		}
@@ -76,6 +79,8 @@ func TestDoctor(t *testing.T) {
 	want(m, "queues wan0", doctor.Fail, "ethtool -L wan0 combined 2")
 	want(m, "offloads lan0", doctor.Warn, "ethtool -K lan0 gro off")
 	want(m, "mtu", doctor.Warn, "ip link set lan0 mtu 1495")
+	want(m, "leak v4", doctor.Warn, "ip daddr 198.18.2.0/24 drop")
+	want(m, "leak v6", doctor.OK, "")
 	if att := l.xdpAttached(t, "gA"); len(att) > 0 {
 		t.Errorf("doctor attached XDP on %v", att)
 	}
