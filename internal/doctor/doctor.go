@@ -67,6 +67,12 @@ func Run(cfg *config.Config) []Check {
 		cs = append(cs, queueCheck(name, cfg.Queues, cfg.SetChannels, n, err))
 		gro, lro, err := nic.Offloads(name)
 		cs = append(cs, offloadCheck(name, gro, lro, err))
+		vlan := cfg.WANVLAN
+		if name == cfg.LAN && !cfg.OneArm() {
+			vlan = cfg.LANVLAN
+		}
+		rxvlan, err := nic.RXVLANOffload(name)
+		cs = append(cs, vlanCheck(name, vlan, rxvlan, err))
 		cs = append(cs, rpFilterCheck(name, sysctl("net/ipv4/conf/"+name+"/rp_filter"), sysctl("net/ipv4/conf/all/rp_filter")))
 	}
 	if len(mtus) == len(ifs) {
@@ -91,7 +97,7 @@ func Run(cfg *config.Config) []Check {
 		}
 		cs = append(cs, leakCheck(p.Name, p.Selector.Dst.String(), oif, f, keeps))
 	}
-	cs = append(cs, kernelCheck())
+	cs = append(cs, kernelCheck(), afxdp(), timeSync())
 	cs = append(cs, irqChecks(cfg, ifs)...)
 	return cs
 }

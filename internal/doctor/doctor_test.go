@@ -56,6 +56,16 @@ func TestChecks(t *testing.T) {
 		{"irq unpinned", irqCheck("wan0", nil, false, []nic.QueueCPU{{IRQ: 5, CPUs: []int{3}}}), Warn, "cpus: auto"},
 		{"irq agrees", irqCheck("wan0", []int{3}, false, []nic.QueueCPU{{IRQ: 5, CPUs: []int{3}}}), OK, ""},
 		{"irq disagrees", irqCheck("wan0", []int{0, 1}, false, []nic.QueueCPU{{IRQ: 5, CPUs: []int{0}}, {IRQ: 6, CPUs: []int{2}}}), Warn, "echo 1 > /proc/irq/6/smp_affinity_list"},
+		{"af_xdp ok", afxdpCheck(nil, nil, nil), OK, ""},
+		{"af_xdp no sockets", afxdpCheck(nil, nil, unix.EAFNOSUPPORT), Fail, "CONFIG_XDP_SOCKETS"},
+		{"af_xdp not root", afxdpCheck(unix.EPERM, unix.EPERM, nil), Fail, "run as root"},
+		{"time synced", timeCheck(0, 0, 16000), OK, ""},
+		{"time error", timeCheck(timeError, 0, 16000000), Warn, "timedatectl set-ntp true"},
+		{"time unsync", timeCheck(0, staUnsync, 0), Warn, "chronyd"},
+		{"untagged", vlanCheck("wan0", 0, true, nil), OK, ""},
+		{"vlan, offload off", vlanCheck("wan0", 100, false, nil), OK, ""},
+		{"vlan stripped", vlanCheck("wan0", 100, true, nil), Warn, "ethtool -K wan0 rxvlan off"},
+		{"vlan unreadable", vlanCheck("wan0", 100, false, errors.New("x")), Warn, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.c.Status != tc.want {

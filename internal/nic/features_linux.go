@@ -27,6 +27,7 @@ const (
 	ethtoolGFlags = 0x25 // ETHTOOL_GFLAGS
 	ethtoolGGRO   = 0x2b // ETHTOOL_GGRO
 	ethFlagLRO    = 1 << 15
+	ethFlagRXVLAN = 1 << 8
 )
 
 type ethtoolValue struct{ cmd, data uint32 }
@@ -51,4 +52,14 @@ func Offloads(name string) (gro, lro bool, err error) {
 		return g != 0, false, nil // no legacy flags: no LRO to report
 	}
 	return g != 0, f&ethFlagLRO != 0, nil
+}
+
+// RXVLANOffload reports whether the NIC strips 802.1Q tags on receive
+// (ethtool -k: rx-vlan-offload), which hides them from XDP.
+func RXVLANOffload(name string) (bool, error) {
+	f, err := ethtoolGet(name, ethtoolGFlags)
+	if err != nil {
+		return false, fmt.Errorf("%s: ethtool flags: %w", name, err)
+	}
+	return f&ethFlagRXVLAN != 0, nil
 }

@@ -54,21 +54,26 @@ func TestDoctor(t *testing.T) {
 	if failed {
 		t.Error("doctor failed on a good setup")
 	}
-	for _, name := range []string{"bpffs", "driver wan0", "driver lan0", "queues wan0", "queues lan0", "offloads lan0", "offloads wan0", "mtu", "leak v4", "leak v6", "kernel", "irq wan0"} {
+	for _, name := range []string{"bpffs", "driver wan0", "driver lan0", "queues wan0", "queues lan0", "offloads lan0", "offloads wan0", "mtu", "leak v4", "leak v6", "kernel", "irq wan0", "af_xdp", "vlan wan0", "vlan lan0"} {
 		want(m, name, doctor.OK, "")
+	}
+	// The lab shares the host's clock: synchronised or not, the check is made.
+	if c, ok := m["time"]; !ok || c.Status == doctor.Fail || c.Status == doctor.Warn && !strings.Contains(c.Fix, "set-ntp") {
+		t.Errorf("time: %+v", c)
 	}
 
 	// Broken: GRO on, the LAN MTU at the WAN's (1600), two queues on one-queue
-	// veths, pin_path on a directory that is not bpffs, and the lab's
+	// veths, pin_path on a directory that is not bpffs, wan_vlan with
+	// receive VLAN offload on, and the lab's
 	// unreachable route to site B replaced by one via gwB, which the
 	// kernel would use in clear once the (detaching) daemon stops.
 	for _, cmd := range [][]string{{"ethtool", "-K", "lan0", "gro", "on"}, {"ip", "link", "set", "lan0", "mtu", "1600"},
-		{"ip", "route", "replace", "198.18.2.0/24", "via", "192.0.2.2", "dev", "wan0"}} {
+		{"ip", "route", "replace", "198.18.2.0/24", "via", "192.0.2.2", "dev", "wan0"}, {"ethtool", "-K", "wan0", "rxvlan", "on"}} {
 		if out, err := l.run("gA", 5*time.Second, cmd...); err != nil {
 			t.Fatalf("%v: %v\n%s", cmd, err, out)
 		}
 	}
-	rewriteConfig(t, a, "queues: 1,", "queues: 2,")
+	rewriteConfig(t, a, "queues: 1,", "queues: 2, wan_vlan: 100,")
 	rewriteConfig(t, a, "cpus: [", "cpus: [0, ")
 	rewriteConfig(t, a, "pin_path: "+l.pinPath("gA"), "pin_path: "+l.dir+"/pins")
 	m, failed = l.doctorChecks(t, "gA", a)
@@ -81,6 +86,8 @@ func TestDoctor(t *testing.T) {
 	want(m, "mtu", doctor.Warn, "ip link set lan0 mtu 1495")
 	want(m, "leak v4", doctor.Warn, "ip daddr 198.18.2.0/24 drop")
 	want(m, "leak v6", doctor.OK, "")
+	want(m, "vlan wan0", doctor.Warn, "ethtool -K wan0 rxvlan off")
+	want(m, "vlan lan0", doctor.OK, "")
 	if att := l.xdpAttached(t, "gA"); len(att) > 0 {
 		t.Errorf("doctor attached XDP on %v", att)
 	}
