@@ -86,6 +86,11 @@ type Config struct {
 	// SetChannels (set_channels: true) lets an explicit Queues set the
 	// interfaces' RX channel count instead of refusing to start.
 	SetChannels bool
+	// RSSESPSPI (rss_esp_spi: true) asks the WAN NIC at start to hash ESP
+	// on the SPI as well as the outer addresses (ethtool rx-flow-hash
+	// esp4/esp6 sdfn), so the SAs between two gateways spread over the
+	// queues; a driver that cannot is logged and the daemon goes on.
+	RSSESPSPI bool
 	// XDPMode is how the steering program is attached.
 	XDPMode bpf.AttachMode
 	// CPUs, when set, pins worker i to CPUs[i]; len(CPUs) == Queues.
@@ -615,7 +620,7 @@ func (d *decoder) seq(n *yaml.Node, field string, f func(int, *yaml.Node)) {
 
 func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 	var cpusNode *yaml.Node
-	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus", "set_channels", "zerocopy", "lan_vlan", "wan_vlan"}, func(k string, v *yaml.Node) {
+	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus", "set_channels", "zerocopy", "lan_vlan", "wan_vlan", "rss_esp_spi"}, func(k string, v *yaml.Node) {
 		f := "interfaces." + k
 		switch k {
 		case "lan":
@@ -630,6 +635,8 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 			}
 		case "set_channels":
 			c.SetChannels = d.boolean(v, f)
+		case "rss_esp_spi":
+			c.RSSESPSPI = d.boolean(v, f)
 		case "zerocopy":
 			oneOf(d, v, f, &c.ZeroCopy, opt(ZeroCopyAuto, "auto"), opt(ZeroCopyOn, "on", "true"), opt(ZeroCopyOff, "off", "false"))
 		case "xdp_mode":

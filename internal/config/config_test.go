@@ -136,6 +136,7 @@ func TestErrors(t *testing.T) {
 		{"bad queues word", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, queues: many}", "x.yaml:1: interfaces.queues: \"many\" is not an integer"},
 		{"zerocopy", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, zerocopy: maybe}", "x.yaml:1: interfaces.zerocopy: \"maybe\" is not auto, on or off"},
 		{"set_channels", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, set_channels: 2}", "x.yaml:1: interfaces.set_channels: \"2\" is not true or false"},
+		{"rss_esp_spi", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, rss_esp_spi: spi}", "x.yaml:1: interfaces.rss_esp_spi: \"spi\" is not true or false"},
 		{"vlan range", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, wan_vlan: 4095}", "x.yaml:1: interfaces.wan_vlan: 4095 out of range"},
 		{"one-arm vlans", "{lan: lan0, wan: wan0}", "{lan: eth0, wan: eth0, lan_vlan: 10, wan_vlan: 20}", "x.yaml:1: interfaces.wan_vlan: one-arm mode carries one VLAN"},
 		{"xdp mode", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, xdp_mode: turbo}", "interfaces.xdp_mode: \"turbo\""},
@@ -271,11 +272,13 @@ func TestQueuesAndZeroCopy(t *testing.T) {
 		cpus     []int
 		set      bool
 		zc       ZeroCopyMode
+		rss      bool
 	}{
-		{"{lan: lan0, wan: wan0}", QueuesAuto, false, nil, false, ZeroCopyAuto},
-		{"{lan: lan0, wan: wan0, queues: auto, cpus: auto}", QueuesAuto, true, nil, false, ZeroCopyAuto},
-		{"{lan: lan0, wan: wan0, queues: 4, cpus: auto, set_channels: true, zerocopy: on}", 4, true, nil, true, ZeroCopyOn},
-		{"{lan: lan0, wan: wan0, queues: 2, cpus: [0, 1], zerocopy: off}", 2, false, []int{0, 1}, false, ZeroCopyOff},
+		{"{lan: lan0, wan: wan0}", QueuesAuto, false, nil, false, ZeroCopyAuto, false},
+		{"{lan: lan0, wan: wan0, queues: auto, cpus: auto}", QueuesAuto, true, nil, false, ZeroCopyAuto, false},
+		{"{lan: lan0, wan: wan0, queues: 4, cpus: auto, set_channels: true, zerocopy: on}", 4, true, nil, true, ZeroCopyOn, false},
+		{"{lan: lan0, wan: wan0, queues: 2, cpus: [0, 1], zerocopy: off}", 2, false, []int{0, 1}, false, ZeroCopyOff, false},
+		{"{lan: lan0, wan: wan0, rss_esp_spi: true}", QueuesAuto, false, nil, false, ZeroCopyAuto, true},
 	} {
 		cfg := strings.Replace(base, "interfaces: {lan: lan0, wan: wan0}", "interfaces: "+tc.ifaces, 1)
 		c, err := Parse("x.yaml", []byte(cfg))
@@ -283,8 +286,8 @@ func TestQueuesAndZeroCopy(t *testing.T) {
 			t.Errorf("%s: %v", tc.ifaces, err)
 			continue
 		}
-		if c.Queues != tc.queues || c.CPUsAuto != tc.cpusAuto || !slices.Equal(c.CPUs, tc.cpus) || c.SetChannels != tc.set || c.ZeroCopy != tc.zc {
-			t.Errorf("%s: queues %d cpus %v/%v set_channels %v zerocopy %v", tc.ifaces, c.Queues, c.CPUsAuto, c.CPUs, c.SetChannels, c.ZeroCopy)
+		if c.Queues != tc.queues || c.CPUsAuto != tc.cpusAuto || !slices.Equal(c.CPUs, tc.cpus) || c.SetChannels != tc.set || c.ZeroCopy != tc.zc || c.RSSESPSPI != tc.rss {
+			t.Errorf("%s: queues %d cpus %v/%v set_channels %v zerocopy %v rss_esp_spi %v", tc.ifaces, c.Queues, c.CPUsAuto, c.CPUs, c.SetChannels, c.ZeroCopy, c.RSSESPSPI)
 		}
 	}
 }

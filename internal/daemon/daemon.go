@@ -150,6 +150,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	if err := d.planQueues(); err != nil {
 		return d, err
 	}
+	d.spreadESP()
 	if err := d.loadXDP(); err != nil {
 		return d, err
 	}

@@ -201,3 +201,24 @@ func (d *Daemon) openXSK(ifc *net.Interface, q int) (*xsk.Socket, error) {
 	}
 	return s, nil
 }
+
+// spreadESP asks the WAN NIC to hash ESP on the SPI (rss_esp_spi: true).
+// A driver that cannot is not an error: ESP then spreads by outer
+// addresses only, which one line says.
+func (d *Daemon) spreadESP() {
+	if !d.cfg.RSSESPSPI {
+		return
+	}
+	name := d.wanIf.Name
+	var done []string
+	for _, flow := range []uint32{nic.ESPv4Flow, nic.ESPv6Flow} {
+		if err := nic.SetESPHash(name, flow); err != nil {
+			drv, _ := nic.Driver(name)
+			d.log.Warn("rss_esp_spi: the driver cannot hash ESP on the SPI; each pair of gateway addresses stays on one queue",
+				"interface", name, "driver", drv, "err", err)
+			return
+		}
+		done = append(done, map[uint32]string{nic.ESPv4Flow: "esp4", nic.ESPv6Flow: "esp6"}[flow])
+	}
+	d.log.Info("rss_esp_spi: RSS hashes ESP on addresses and SPI", "interface", name, "flows", done)
+}

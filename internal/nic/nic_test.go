@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // A /proc/interrupts in the shape the drivers write it (taken from the
@@ -157,4 +158,17 @@ func FuzzParseCPUList(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRXFHLayout: ETHTOOL_SRXFH reads cmd, flow_type and a 64-bit data
+// at offset 8 (the original struct ethtool_rxnfc), and "sdfn" is the
+// addresses and the first four bytes after the IP header: the SPI.
+func TestRXFHLayout(t *testing.T) {
+	var r rxfh
+	if unsafe.Sizeof(r) != 16 || unsafe.Offsetof(r.data) != 8 {
+		t.Fatalf("rxfh: size %d, data at %d", unsafe.Sizeof(r), unsafe.Offsetof(r.data))
+	}
+	if ESPSPIHash != 0xf0 {
+		t.Errorf("sdfn = %#x, want 0xf0 (RXH_IP_SRC|RXH_IP_DST|RXH_L4_B_0_1|RXH_L4_B_2_3)", ESPSPIHash)
+	}
 }
