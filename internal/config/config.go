@@ -91,6 +91,11 @@ type Config struct {
 	// esp4/esp6 sdfn), so the SAs between two gateways spread over the
 	// queues; a driver that cannot is logged and the daemon goes on.
 	RSSESPSPI bool
+	// BusyPoll (busy_poll: µs, 0 off), PreferBusyPoll and BusyPollBudget
+	// are passed to every AF_XDP socket as SO_BUSY_POLL,
+	// SO_PREFER_BUSY_POLL and SO_BUSY_POLL_BUDGET.
+	BusyPoll, BusyPollBudget int
+	PreferBusyPoll           bool
 	// XDPMode is how the steering program is attached.
 	XDPMode bpf.AttachMode
 	// CPUs, when set, pins worker i to CPUs[i]; len(CPUs) == Queues.
@@ -620,7 +625,7 @@ func (d *decoder) seq(n *yaml.Node, field string, f func(int, *yaml.Node)) {
 
 func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 	var cpusNode *yaml.Node
-	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus", "set_channels", "zerocopy", "lan_vlan", "wan_vlan", "rss_esp_spi"}, func(k string, v *yaml.Node) {
+	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus", "set_channels", "zerocopy", "lan_vlan", "wan_vlan", "rss_esp_spi", "busy_poll", "prefer_busy_poll", "busy_poll_budget"}, func(k string, v *yaml.Node) {
 		f := "interfaces." + k
 		switch k {
 		case "lan":
@@ -637,6 +642,16 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 			c.SetChannels = d.boolean(v, f)
 		case "rss_esp_spi":
 			c.RSSESPSPI = d.boolean(v, f)
+		case "busy_poll":
+			if n, ok := d.integer(v, f, 0, 1_000_000); ok {
+				c.BusyPoll = int(n)
+			}
+		case "busy_poll_budget":
+			if n, ok := d.integer(v, f, 0, 65535); ok {
+				c.BusyPollBudget = int(n)
+			}
+		case "prefer_busy_poll":
+			c.PreferBusyPoll = d.boolean(v, f)
 		case "zerocopy":
 			oneOf(d, v, f, &c.ZeroCopy, opt(ZeroCopyAuto, "auto"), opt(ZeroCopyOn, "on", "true"), opt(ZeroCopyOff, "off", "false"))
 		case "xdp_mode":

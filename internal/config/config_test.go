@@ -136,6 +136,8 @@ func TestErrors(t *testing.T) {
 		{"bad queues word", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, queues: many}", "x.yaml:1: interfaces.queues: \"many\" is not an integer"},
 		{"zerocopy", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, zerocopy: maybe}", "x.yaml:1: interfaces.zerocopy: \"maybe\" is not auto, on or off"},
 		{"set_channels", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, set_channels: 2}", "x.yaml:1: interfaces.set_channels: \"2\" is not true or false"},
+		{"busy_poll", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, busy_poll: -1}", "x.yaml:1: interfaces.busy_poll:"},
+		{"busy_poll_budget", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, busy_poll_budget: 70000}", "x.yaml:1: interfaces.busy_poll_budget:"},
 		{"rss_esp_spi", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, rss_esp_spi: spi}", "x.yaml:1: interfaces.rss_esp_spi: \"spi\" is not true or false"},
 		{"vlan range", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, wan_vlan: 4095}", "x.yaml:1: interfaces.wan_vlan: 4095 out of range"},
 		{"one-arm vlans", "{lan: lan0, wan: wan0}", "{lan: eth0, wan: eth0, lan_vlan: 10, wan_vlan: 20}", "x.yaml:1: interfaces.wan_vlan: one-arm mode carries one VLAN"},
@@ -278,13 +280,16 @@ func TestQueuesAndZeroCopy(t *testing.T) {
 		{"{lan: lan0, wan: wan0, queues: auto, cpus: auto}", QueuesAuto, true, nil, false, ZeroCopyAuto, false},
 		{"{lan: lan0, wan: wan0, queues: 4, cpus: auto, set_channels: true, zerocopy: on}", 4, true, nil, true, ZeroCopyOn, false},
 		{"{lan: lan0, wan: wan0, queues: 2, cpus: [0, 1], zerocopy: off}", 2, false, []int{0, 1}, false, ZeroCopyOff, false},
-		{"{lan: lan0, wan: wan0, rss_esp_spi: true}", QueuesAuto, false, nil, false, ZeroCopyAuto, true},
+		{"{lan: lan0, wan: wan0, rss_esp_spi: true, busy_poll: 50, busy_poll_budget: 64, prefer_busy_poll: true}", QueuesAuto, false, nil, false, ZeroCopyAuto, true},
 	} {
 		cfg := strings.Replace(base, "interfaces: {lan: lan0, wan: wan0}", "interfaces: "+tc.ifaces, 1)
 		c, err := Parse("x.yaml", []byte(cfg))
 		if err != nil {
 			t.Errorf("%s: %v", tc.ifaces, err)
 			continue
+		}
+		if tc.rss && (c.BusyPoll != 50 || c.BusyPollBudget != 64 || !c.PreferBusyPoll) {
+			t.Errorf("%s: busy_poll %d budget %d prefer %v", tc.ifaces, c.BusyPoll, c.BusyPollBudget, c.PreferBusyPoll)
 		}
 		if c.Queues != tc.queues || c.CPUsAuto != tc.cpusAuto || !slices.Equal(c.CPUs, tc.cpus) || c.SetChannels != tc.set || c.ZeroCopy != tc.zc || c.RSSESPSPI != tc.rss {
 			t.Errorf("%s: queues %d cpus %v/%v set_channels %v zerocopy %v rss_esp_spi %v", tc.ifaces, c.Queues, c.CPUsAuto, c.CPUs, c.SetChannels, c.ZeroCopy, c.RSSESPSPI)

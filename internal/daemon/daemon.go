@@ -534,6 +534,7 @@ func (d *Daemon) openQueues() error {
 		qu.w = fastpath.NewWorker(q, wc)
 		d.log.Info("queue up", "queue", q, "cpu", qu.cpu, "zero_copy", qu.wan.ZeroCopy())
 	}
+	d.logUMEMPages()
 	return nil
 }
 

@@ -3,10 +3,12 @@ package daemon
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/fastpath"
 	"github.com/xdpsec/xdpsec/fastpath/xsk"
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/nic"
@@ -179,7 +181,8 @@ func (d *Daemon) openXSK(ifc *net.Interface, q int) (*xsk.Socket, error) {
 	if d.cfg.ZeroCopy == config.ZeroCopyOff {
 		mode = xsk.ModeCopy
 	}
-	s, err := xsk.Open(ifc.Index, q, xsk.Options{Mode: mode})
+	o := xsk.Options{Mode: mode, HugePages: true, BusyPollUsecs: d.cfg.BusyPoll, PreferBusyPoll: d.cfg.PreferBusyPoll, BusyPollBudget: d.cfg.BusyPollBudget}
+	s, err := xsk.Open(ifc.Index, q, o)
 	switch {
 	case err == nil:
 		return s, nil
@@ -188,7 +191,8 @@ func (d *Daemon) openXSK(ifc *net.Interface, q int) (*xsk.Socket, error) {
 	case mode == xsk.ModeCopy:
 		return nil, fmt.Errorf("af_xdp %s queue %d: %w", ifc.Name, q, err)
 	}
-	s, cerr := xsk.Open(ifc.Index, q, xsk.Options{Mode: xsk.ModeCopy})
+	o.Mode = xsk.ModeCopy
+	s, cerr := xsk.Open(ifc.Index, q, o)
 	if cerr != nil {
 		return nil, fmt.Errorf("af_xdp %s queue %d: zero-copy: %v; copy mode: %w", ifc.Name, q, err, cerr)
 	}
@@ -221,4 +225,30 @@ func (d *Daemon) spreadESP() {
 		done = append(done, map[uint32]string{nic.ESPv4Flow: "esp4", nic.ESPv6Flow: "esp6"}[flow])
 	}
 	d.log.Info("rss_esp_spi: RSS hashes ESP on addresses and SPI", "interface", name, "flows", done)
+}
+
+// logUMEMPages says once whether the UMEMs came from hugepages, and how
+// many would be needed where they did not.
+func (d *Daemon) logUMEMPages() {
+	var socks []*xsk.Socket
+	for _, qu := range d.queues {
+		for _, s := range []*xsk.Socket{qu.wan, qu.lan} {
+			if s != nil && !slices.Contains(socks, s) {
+				socks = append(socks, s)
+			}
+		}
+	}
+	huge := 0
+	for _, s := range socks {
+		if s.HugePages() {
+			huge++
+		}
+	}
+	if huge == len(socks) {
+		d.log.Info("UMEM on 2 MiB hugepages", "sockets", huge)
+		return
+	}
+	pages := len(socks) * xsk.DefaultNumFrames * fastpath.FrameSize / (2 << 20)
+	d.log.Info("UMEM on normal pages: not enough free 2 MiB hugepages", "sockets", len(socks), "on_hugepages", huge,
+		"fix", fmt.Sprintf("sysctl -w vm.nr_hugepages=%d (before starting)", pages))
 }

@@ -73,6 +73,7 @@ func Run(cfg *config.Config) []Check {
 		}
 		rxvlan, err := nic.RXVLANOffload(name)
 		cs = append(cs, vlanCheck(name, vlan, rxvlan, err))
+		cs = append(cs, frameCheck(name, ifc.mtu, vlan))
 		cs = append(cs, rpFilterCheck(name, sysctl("net/ipv4/conf/"+name+"/rp_filter"), sysctl("net/ipv4/conf/all/rp_filter")))
 	}
 	if len(mtus) == len(ifs) {

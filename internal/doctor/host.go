@@ -6,6 +6,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
+	"github.com/xdpsec/xdpsec/fastpath"
 	"golang.org/x/sys/unix"
 )
 
@@ -93,6 +94,27 @@ func vlanCheck(name string, vlan uint16, rxvlan bool, err error) Check {
 		c.Fix = "ethtool -K " + name + " rxvlan off"
 	default:
 		c.Detail = fmt.Sprintf("VLAN %d; receive VLAN offload off, XDP sees the tag", vlan)
+	}
+	return c
+}
+
+// frameRoom is what a UMEM frame holds of a received Ethernet frame: the
+// kernel puts XDP_PACKET_HEADROOM in front, and zero-copy drivers size
+// their receive buffers from the rest (one buffer per packet).
+const frameRoom = fastpath.FrameSize - unix.XDP_PACKET_HEADROOM
+
+// frameCheck: an interface MTU whose frames (Ethernet header and a VLAN
+// tag included) do not fit one UMEM frame cannot be received whole.
+func frameCheck(name string, mtu int, vlan uint16) Check {
+	hdr := 14
+	if vlan != 0 {
+		hdr += 4
+	}
+	c := Check{Name: "frame " + name, Status: OK, Detail: fmt.Sprintf("MTU %d + %d fits a %d-byte UMEM frame (%d after headroom)", mtu, hdr, fastpath.FrameSize, frameRoom)}
+	if mtu+hdr > frameRoom {
+		c.Status = Fail
+		c.Detail = fmt.Sprintf("MTU %d + %d does not fit a %d-byte UMEM frame (%d after headroom): larger frames are dropped (or native XDP refused)", mtu, hdr, fastpath.FrameSize, frameRoom)
+		c.Fix = fmt.Sprintf("ip link set %s mtu %d", name, frameRoom-hdr)
 	}
 	return c
 }

@@ -93,11 +93,16 @@ func TestQueuesFromNIC(t *testing.T) {
 
 	// rss_esp_spi on veth, which cannot choose its hash fields: one line
 	// saying so, and the gateway runs.
-	rewriteConfig(t, a, "cpus: auto", "cpus: auto, rss_esp_spi: true")
+	// Busy polling is passed to the sockets; the lab reserves no
+	// hugepages, so the UMEMs are on normal pages, which one line says.
+	rewriteConfig(t, a, "cpus: auto", "cpus: auto, rss_esp_spi: true, busy_poll: 50, prefer_busy_poll: true, busy_poll_budget: 64")
 	gA := l.start(t, "gA", a)
 	gB := l.start(t, "gB", b)
 	if n := strings.Count(gA.logText(), "rss_esp_spi: the driver cannot hash ESP on the SPI"); n != 1 {
 		t.Errorf("rss_esp_spi on veth: %d lines saying the driver cannot; want 1\n%s", n, gA.logText())
+	}
+	if n := strings.Count(gA.logText(), "UMEM on normal pages"); n != 1 {
+		t.Errorf("%d lines on the UMEMs' pages; want 1\n%s", n, gA.logText())
 	}
 	l.warmUp(t, "hA", hostB4)
 	tcp := l.iperf(t, hostB4, "-t", "2", "-P", "16", "-b", "20M")
