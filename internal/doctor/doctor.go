@@ -65,6 +65,10 @@ func Run(cfg *config.Config) []Check {
 		cs = append(cs, driverCheck(name, drv, err))
 		n, err := nic.RXQueues(name, ifc.index)
 		cs = append(cs, queueCheck(name, cfg.Queues, cfg.SetChannels, n, err))
+		if name == cfg.WAN {
+			fields, ferr := nic.ESPHash(name, nic.ESPv4Flow)
+			cs = append(cs, rssCheck(name, n, fields, ferr))
+		}
 		gro, lro, err := nic.Offloads(name)
 		cs = append(cs, offloadCheck(name, gro, lro, err))
 		vlan := cfg.WANVLAN

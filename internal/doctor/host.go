@@ -7,6 +7,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
 	"github.com/xdpsec/xdpsec/fastpath"
+	"github.com/xdpsec/xdpsec/internal/nic"
 	"golang.org/x/sys/unix"
 )
 
@@ -115,6 +116,25 @@ func frameCheck(name string, mtu int, vlan uint16) Check {
 		c.Status = Fail
 		c.Detail = fmt.Sprintf("MTU %d + %d does not fit a %d-byte UMEM frame (%d after headroom): larger frames are dropped (or native XDP refused)", mtu, hdr, fastpath.FrameSize, frameRoom)
 		c.Fix = fmt.Sprintf("ip link set %s mtu %d", name, frameRoom-hdr)
+	}
+	return c
+}
+
+// rssCheck: with several queues, ESP hashed on the outer addresses alone
+// puts every SA between two gateways on one queue.
+func rssCheck(name string, queues int, fields uint64, err error) Check {
+	c := Check{Name: "rss " + name, Status: OK}
+	switch {
+	case queues <= 1:
+		c.Detail = "one RX queue: nothing to spread"
+	case err != nil:
+		c.Detail = "the driver does not report its ESP hash fields (rss_esp_spi cannot apply)"
+	case fields&nic.ESPSPIHash == nic.ESPSPIHash:
+		c.Detail = fmt.Sprintf("%d queues; ESP hashed on addresses and SPI", queues)
+	default:
+		c.Status = Warn
+		c.Detail = fmt.Sprintf("%d queues, but ESP is hashed without the SPI (fields %#x): the SAs between two gateways share one queue", queues, fields)
+		c.Fix = "rss_esp_spi: true, or ethtool -N " + name + " rx-flow-hash esp4 sdfn"
 	}
 	return c
 }

@@ -54,7 +54,7 @@ func TestDoctor(t *testing.T) {
 	if failed {
 		t.Error("doctor failed on a good setup")
 	}
-	for _, name := range []string{"bpffs", "driver wan0", "driver lan0", "queues wan0", "queues lan0", "offloads lan0", "offloads wan0", "mtu", "leak v4", "leak v6", "kernel", "irq wan0", "af_xdp", "vlan wan0", "vlan lan0", "frame wan0", "frame lan0"} {
+	for _, name := range []string{"bpffs", "driver wan0", "driver lan0", "queues wan0", "queues lan0", "offloads lan0", "offloads wan0", "mtu", "leak v4", "leak v6", "kernel", "irq wan0", "af_xdp", "vlan wan0", "vlan lan0", "frame wan0", "frame lan0", "rss wan0"} {
 		want(m, name, doctor.OK, "")
 	}
 	// The lab shares the host's clock: synchronised or not, the check is made.
