@@ -39,8 +39,12 @@ func runDaemon(args []string) int {
 		if cfg.OneArm() {
 			mode = "one-arm"
 		}
-		fmt.Printf("%s: ok (%s, lan %s, wan %s, %d queues, %d SAs, %d policies, %d connections)\n",
-			*file, mode, cfg.LAN, cfg.WAN, cfg.Queues, len(cfg.SAs), len(cfg.Policies), len(cfg.IKE.Connections))
+		queues := fmt.Sprint(cfg.Queues)
+		if cfg.Queues == config.QueuesAuto {
+			queues = "auto"
+		}
+		fmt.Printf("%s: ok (%s, lan %s, wan %s, %s queues, %d SAs, %d policies, %d connections)\n",
+			*file, mode, cfg.LAN, cfg.WAN, queues, len(cfg.SAs), len(cfg.Policies), len(cfg.IKE.Connections))
 		return 0
 	}
 	if *cleanup {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -204,6 +205,7 @@ func printPolicies(w io.Writer, s *control.Snapshot) {
 }
 
 func printStats(w io.Writer, s *control.Snapshot) {
+	printQueues(w, s)
 	for _, wk := range s.Workers {
 		cpu := "any"
 		if wk.CPU >= 0 {
@@ -244,6 +246,43 @@ func printStats(w io.Writer, s *control.Snapshot) {
 		fmt.Fprintf(w, "wan mtu %d; ICMP too-big reports about our ESP\n", s.WANMTU)
 		printMap(w, "  ", s.PMTU)
 	}
+}
+
+// printQueues is the spread over the receive queues: packets received per
+// queue and interface, so an operator sees whether RSS spreads the load.
+func printQueues(w io.Writer, s *control.Snapshot) {
+	if len(s.XSK) == 0 {
+		return
+	}
+	var ifcs []string
+	rx := map[int]map[string]uint64{}
+	for _, x := range s.XSK {
+		if !slices.Contains(ifcs, x.Interface) {
+			ifcs = append(ifcs, x.Interface)
+		}
+		if rx[x.Queue] == nil {
+			rx[x.Queue] = map[string]uint64{}
+		}
+		rx[x.Queue][x.Interface] = x.Counters["rx_packets"]
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "queue\tcpu")
+	for _, ifc := range ifcs {
+		fmt.Fprintf(tw, "\t%s rx", ifc)
+	}
+	fmt.Fprintln(tw)
+	for _, wk := range s.Workers {
+		cpu := "any"
+		if wk.CPU >= 0 {
+			cpu = fmt.Sprint(wk.CPU)
+		}
+		fmt.Fprintf(tw, "%d\t%s", wk.Queue, cpu)
+		for _, ifc := range ifcs {
+			fmt.Fprintf(tw, "\t%d", rx[wk.Queue][ifc])
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
 }
 
 func printMap(w io.Writer, indent string, m map[string]uint64) {

@@ -19,6 +19,10 @@ const (
 const (
 	maxNumFrames = 1 << 20 // 2 GiB of 2 KiB frames
 	maxRingSize  = 1 << 16
+	// The kernel takes a budget up to U16_MAX; one past a ring is
+	// pointless. A second of busy polling per call is already absurd.
+	maxBusyPollBudget = maxRingSize
+	maxBusyPollUsecs  = 1_000_000
 )
 
 // umemHeadroom is the headroom registered with the UMEM. The kernel always
@@ -79,6 +83,21 @@ type Options struct {
 	// interface or queue. Frames then cross between the two sockets
 	// without a copy, and both must be driven by the same goroutine.
 	ShareWith *Socket
+	// HugePages maps a socket's own UMEM from 2 MiB hugepages when the
+	// system has enough free (vm.nr_hugepages), else from normal pages;
+	// Socket.HugePages says which. Fewer pages to pin and fewer TLB misses
+	// on the frame memory the workers touch for every packet.
+	HugePages bool
+	// Busy polling (SO_BUSY_POLL, SO_PREFER_BUSY_POLL,
+	// SO_BUSY_POLL_BUDGET on the socket): BusyPollUsecs > 0 lets the
+	// socket's wakeup calls poll the NIC's queue for that long instead of
+	// waiting for its interrupt; PreferBusyPoll asks the kernel to leave
+	// the queue to those calls (with the device's napi_defer_hard_irqs and
+	// gro_flush_timeout set); BusyPollBudget is the packets per poll (0:
+	// the kernel's 8).
+	BusyPollUsecs  int
+	PreferBusyPoll bool
+	BusyPollBudget int
 }
 
 // withDefaults checks o and fills in its zero fields. frames is the size
@@ -119,6 +138,9 @@ func (o Options) withDefaults() (Options, error) {
 		if *r.v < 1 || *r.v > maxRingSize || bits.OnesCount(uint(*r.v)) != 1 {
 			return o, fmt.Errorf("%s %d: want a power of two up to %d", r.name, *r.v, maxRingSize)
 		}
+	}
+	if o.BusyPollUsecs < 0 || o.BusyPollUsecs > maxBusyPollUsecs || o.BusyPollBudget < 0 || o.BusyPollBudget > maxBusyPollBudget {
+		return o, fmt.Errorf("busy poll %d µs, budget %d: want 0..%d µs and a budget of 0..%d", o.BusyPollUsecs, o.BusyPollBudget, maxBusyPollUsecs, maxBusyPollBudget)
 	}
 	if o.FillFrames == 0 {
 		o.FillFrames = max(min(o.FillSize, o.NumFrames/2), 1)

@@ -93,7 +93,7 @@ func open(ifindex, queue int, o Options) (_ *Socket, err error) {
 		}
 		s.u, s.shared = owner.u, true
 	} else {
-		if s.u, err = newUMEM(o.NumFrames); err != nil {
+		if s.u, err = newUMEM(o.NumFrames, o.HugePages); err != nil {
 			return nil, err
 		}
 	}
@@ -105,6 +105,21 @@ func open(ifindex, queue int, o Options) (_ *Socket, err error) {
 
 	if s.fd, err = unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err != nil {
 		return nil, fmt.Errorf("socket(AF_XDP): %w", err)
+	}
+	for _, b := range []struct {
+		name   string
+		opt, v int
+	}{
+		{"SO_BUSY_POLL", unix.SO_BUSY_POLL, o.BusyPollUsecs},
+		{"SO_PREFER_BUSY_POLL", unix.SO_PREFER_BUSY_POLL, b2i(o.PreferBusyPoll)},
+		{"SO_BUSY_POLL_BUDGET", unix.SO_BUSY_POLL_BUDGET, o.BusyPollBudget},
+	} {
+		if b.v == 0 {
+			continue
+		}
+		if err = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, b.opt, b.v); err != nil {
+			return nil, fmt.Errorf("%s %d: %w", b.name, b.v, err)
+		}
 	}
 	if !s.shared {
 		reg := unix.XDPUmemReg{
@@ -190,6 +205,16 @@ func (s *Socket) Queue() int { return s.queue }
 
 // ZeroCopy reports whether the kernel bound the socket in zero-copy mode.
 func (s *Socket) ZeroCopy() bool { return s.zeroCopy }
+
+// HugePages reports whether the socket's UMEM is on hugepages.
+func (s *Socket) HugePages() bool { return s.u != nil && s.u.huge }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 // Close unbinds the socket and unmaps its rings; the UMEM is unmapped with
 // the last socket using it. Frames the worker still holds must not be

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -730,4 +732,83 @@ func TestLedgerRefusesForeignFrames(t *testing.T) {
 	if len(u.free) != n-1 || u.bad.Load() != uint64(len(tests)+1) {
 		t.Fatalf("double free accepted: free %d bad %d", len(u.free), u.bad.Load())
 	}
+}
+
+// TestBusyPollOptions: out-of-range busy-poll settings are refused before
+// any socket exists.
+func TestBusyPollOptions(t *testing.T) {
+	for _, o := range []Options{{BusyPollUsecs: -1}, {BusyPollBudget: -1}, {BusyPollBudget: maxBusyPollBudget + 1}, {BusyPollUsecs: maxBusyPollUsecs + 1}} {
+		if _, err := o.withDefaults(); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+	if _, err := (Options{BusyPollUsecs: 50, BusyPollBudget: 64, PreferBusyPoll: true}).withDefaults(); err != nil {
+		t.Error(err)
+	}
+}
+
+// hugePagesFree reads HugePages_Free from /proc/meminfo.
+func hugePagesFree(tb testing.TB) int {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "HugePages_Free:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
+}
+
+// TestHugePagesAndBusyPoll: a UMEM asked on hugepages falls back to normal
+// pages when none are free and is on hugepages once some are reserved;
+// the busy-poll options reach the socket. (veth: no zero-copy, so the
+// hugepage UMEM is exercised in copy mode only.)
+func TestHugePagesAndBusyPoll(t *testing.T) {
+	l := newLab(t, 1)
+	p := l.pairs[0]
+	const frames = 4096 // 8 MiB: four 2 MiB pages
+	need := frames * fastpath.FrameSize / hugePageSize
+	if hugePagesFree(t) < need {
+		s := l.open(l.hA, nil, p.ifA, 0, Options{NumFrames: frames, HugePages: true})
+		if s.HugePages() {
+			t.Error("UMEM on hugepages with none free")
+		}
+		s.Close()
+	}
+	const nr = "/proc/sys/vm/nr_hugepages"
+	old, err := os.ReadFile(nr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(old)))
+	if err := os.WriteFile(nr, []byte(strconv.Itoa(n+need)), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.WriteFile(nr, old, 0) })
+	s := l.open(l.hA, nil, p.ifA, 0, Options{NumFrames: frames, HugePages: true, BusyPollUsecs: 50, PreferBusyPoll: true, BusyPollBudget: 64})
+	t.Logf("UMEM on hugepages: %v", s.HugePages())
+	if free := hugePagesFree(t); !s.HugePages() && free >= need {
+		t.Errorf("UMEM on normal pages with %d hugepages free", free)
+	} else if !s.HugePages() {
+		t.Logf("only %d hugepages could be reserved: the hugepage half is not checked", free)
+	}
+	for _, o := range []struct {
+		name      string
+		opt, want int
+	}{{"SO_BUSY_POLL", unix.SO_BUSY_POLL, 50}, {"SO_PREFER_BUSY_POLL", unix.SO_PREFER_BUSY_POLL, 1}} {
+		// SO_BUSY_POLL_BUDGET cannot be read back (ENOPROTOOPT): that
+		// Open set it without an error is the check.
+		if v, err := unix.GetsockoptInt(s.FD(), unix.SOL_SOCKET, o.opt); err != nil || v != o.want {
+			t.Errorf("%s: %d, %v; want %d", o.name, v, err, o.want)
+		}
+	}
+	// The hugepage UMEM carries traffic like any other.
+	pkts := make([]fastpath.Packet, 1)
+	if s.Alloc(pkts) != 1 || len(pkts[0].Frame) != fastpath.FrameSize {
+		t.Fatal("Alloc from the hugepage UMEM")
+	}
+	s.Free(pkts)
 }

@@ -37,21 +37,38 @@ type umem struct {
 	lost  atomic.Int64  // frames abandoned in the rings of closed sharing sockets
 	bad   atomic.Uint64 // frames handed back that were not the worker's
 
+	huge bool // mem is on 2 MiB hugepages
+
 	mu   sync.Mutex // guards refs; taken only by Open and Close
 	refs int
 }
 
-// newUMEM maps n frames of anonymous memory. fastpath.FrameSize is a power
-// of two and divides the page size, so the aligned-chunk mode the kernel
-// uses by default applies.
-func newUMEM(n int) (*umem, error) {
-	mem, err := unix.Mmap(-1, 0, n*fastpath.FrameSize, unix.PROT_READ|unix.PROT_WRITE,
+// newUMEM maps n frames of anonymous memory, from 2 MiB hugepages when
+// huge is set and the system has them free (a hugetlb mapping reserves its
+// pages at mmap, so a shortage fails here, not at first touch), else from
+// normal pages. fastpath.FrameSize is a power of two and divides the page
+// size, so the aligned-chunk mode the kernel uses by default applies and
+// no frame straddles a page.
+func newUMEM(n int, huge bool) (*umem, error) {
+	size := n * fastpath.FrameSize
+	if huge && size%hugePageSize == 0 {
+		mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE|unix.MAP_HUGETLB|unix.MAP_HUGE_2MB)
+		if err == nil {
+			u := initUMEM(mem, n)
+			u.huge = true
+			return u, nil
+		}
+	}
+	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("mmap umem of %d frames: %w", n, err)
 	}
 	return initUMEM(mem, n), nil
 }
+
+const hugePageSize = 2 << 20
 
 // initUMEM builds the free list and ledger over mem.
 func initUMEM(mem []byte, n int) *umem {

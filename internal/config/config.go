@@ -32,7 +32,10 @@ const (
 const (
 	DefaultControl  = "/run/xdpsec/xdpsec.sock"
 	DefaultNATTPort = 4500
-	DefaultQueues   = 1
+	// DefaultQueues (0: auto) serves every RX queue the interfaces have.
+	DefaultQueues = QueuesAuto
+	// QueuesAuto is `queues: auto`.
+	QueuesAuto = 0
 	// DefaultStateDir holds the static SAs' sequence-number marks: on
 	// persistent storage, since a mark lost in a reboot makes the key
 	// unusable (see package seqstate).
@@ -45,6 +48,29 @@ const (
 	NoPin = "none"
 )
 
+// ZeroCopyMode is `zerocopy: auto|on|off`: how AF_XDP sockets are bound.
+type ZeroCopyMode int
+
+const (
+	// ZeroCopyAuto binds with XDP_ZEROCOPY and falls back to copy mode
+	// where the driver cannot (logged once).
+	ZeroCopyAuto ZeroCopyMode = iota
+	// ZeroCopyOn demands zero-copy: the daemon refuses to start without it.
+	ZeroCopyOn
+	// ZeroCopyOff binds in copy mode.
+	ZeroCopyOff
+)
+
+func (m ZeroCopyMode) String() string {
+	switch m {
+	case ZeroCopyOn:
+		return "on"
+	case ZeroCopyOff:
+		return "off"
+	}
+	return "auto"
+}
+
 // Config is a checked gateway configuration.
 type Config struct {
 	// File is the path the configuration was read from.
@@ -54,12 +80,31 @@ type Config struct {
 	// name for both is one-arm mode.
 	LAN, WAN string
 	// Queues is the number of receive queues served, 0..Queues-1, one
-	// worker each.
+	// worker each; QueuesAuto (the default) serves every RX queue the
+	// interfaces have, and an explicit count must match them.
 	Queues int
+	// SetChannels (set_channels: true) lets an explicit Queues set the
+	// interfaces' RX channel count instead of refusing to start.
+	SetChannels bool
+	// RSSESPSPI (rss_esp_spi: true) asks the WAN NIC at start to hash ESP
+	// on the SPI as well as the outer addresses (ethtool rx-flow-hash
+	// esp4/esp6 sdfn), so the SAs between two gateways spread over the
+	// queues; a driver that cannot is logged and the daemon goes on.
+	RSSESPSPI bool
+	// BusyPoll (busy_poll: µs, 0 off), PreferBusyPoll and BusyPollBudget
+	// are passed to every AF_XDP socket as SO_BUSY_POLL,
+	// SO_PREFER_BUSY_POLL and SO_BUSY_POLL_BUDGET.
+	BusyPoll, BusyPollBudget int
+	PreferBusyPoll           bool
 	// XDPMode is how the steering program is attached.
 	XDPMode bpf.AttachMode
 	// CPUs, when set, pins worker i to CPUs[i]; len(CPUs) == Queues.
 	CPUs []int
+	// CPUsAuto (cpus: auto) pins each worker to the CPU its queue's
+	// interrupt is affined to, or spreads them over the online CPUs.
+	CPUsAuto bool
+	// ZeroCopy is how the AF_XDP sockets are bound (zerocopy:).
+	ZeroCopy ZeroCopyMode
 	// LANVLAN and WANVLAN are the 802.1Q VLANs (1..4094) each side's
 	// frames carry on its interface, 0 for untagged: the XDP program
 	// steers only that VLAN's frames (others are the kernel's) and the
@@ -580,7 +625,7 @@ func (d *decoder) seq(n *yaml.Node, field string, f func(int, *yaml.Node)) {
 
 func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 	var cpusNode *yaml.Node
-	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus", "lan_vlan", "wan_vlan"}, func(k string, v *yaml.Node) {
+	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus", "set_channels", "zerocopy", "lan_vlan", "wan_vlan", "rss_esp_spi", "busy_poll", "prefer_busy_poll", "busy_poll_budget"}, func(k string, v *yaml.Node) {
 		f := "interfaces." + k
 		switch k {
 		case "lan":
@@ -588,9 +633,27 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 		case "wan":
 			c.WAN = d.str(v, f)
 		case "queues":
-			if q, ok := d.integer(v, f, 1, bpf.MaxQueues); ok {
+			if v.Kind == yaml.ScalarNode && v.Value == "auto" {
+				c.Queues = QueuesAuto
+			} else if q, ok := d.integer(v, f, 1, bpf.MaxQueues); ok {
 				c.Queues = int(q)
 			}
+		case "set_channels":
+			c.SetChannels = d.boolean(v, f)
+		case "rss_esp_spi":
+			c.RSSESPSPI = d.boolean(v, f)
+		case "busy_poll":
+			if n, ok := d.integer(v, f, 0, 1_000_000); ok {
+				c.BusyPoll = int(n)
+			}
+		case "busy_poll_budget":
+			if n, ok := d.integer(v, f, 0, 65535); ok {
+				c.BusyPollBudget = int(n)
+			}
+		case "prefer_busy_poll":
+			c.PreferBusyPoll = d.boolean(v, f)
+		case "zerocopy":
+			oneOf(d, v, f, &c.ZeroCopy, opt(ZeroCopyAuto, "auto"), opt(ZeroCopyOn, "on", "true"), opt(ZeroCopyOff, "off", "false"))
 		case "xdp_mode":
 			m, err := bpf.ParseAttachMode(d.str(v, f))
 			if err != nil {
@@ -607,6 +670,10 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 			}
 		case "cpus":
 			cpusNode = v
+			if v.Kind == yaml.ScalarNode && v.Value == "auto" {
+				c.CPUsAuto = true
+				return
+			}
 			d.seq(v, f, func(i int, e *yaml.Node) {
 				if cpu, ok := d.integer(e, fmt.Sprintf("%s[%d]", f, i), 0, 4095); ok {
 					c.CPUs = append(c.CPUs, int(cpu))
@@ -617,7 +684,9 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 	if c.LAN == c.WAN && c.LANVLAN != c.WANVLAN {
 		d.errf(n, "interfaces.wan_vlan", "one-arm mode carries one VLAN: lan_vlan %d and wan_vlan %d differ (two VLANs of one trunk are not supported)", c.LANVLAN, c.WANVLAN)
 	}
-	if cpusNode != nil && len(c.CPUs) > 0 && len(c.CPUs) != c.Queues {
+	if cpusNode != nil && len(c.CPUs) > 0 && c.Queues == QueuesAuto {
+		d.errf(cpusNode, "interfaces.cpus", "a CPU list needs an explicit queues count; with queues: auto use cpus: auto")
+	} else if cpusNode != nil && len(c.CPUs) > 0 && len(c.CPUs) != c.Queues {
 		d.errf(cpusNode, "interfaces.cpus", "%d CPUs for %d queues: give one per queue, or none", len(c.CPUs), c.Queues)
 	}
 	for _, name := range []string{c.LAN, c.WAN} {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.LAN != "lan0" || c.WAN != "wan0" || c.OneArm() || c.Queues != 1 || c.XDPMode != bpf.ModeAuto {
+	if c.LAN != "lan0" || c.WAN != "wan0" || c.OneArm() || c.Queues != 1 || c.CPUsAuto || c.ZeroCopy != ZeroCopyAuto || c.XDPMode != bpf.ModeAuto {
 		t.Errorf("interfaces: %+v", c)
 	}
 	if len(c.CPUs) != 1 || c.CPUs[0] != 1 {
@@ -82,7 +83,7 @@ func TestParseDetails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.OneArm() || c.Queues != 2 || c.XDPMode != bpf.ModeGeneric || c.DefaultAction != spd.Bypass || c.NATTPort != 4501 {
+	if !c.OneArm() || c.Queues != 2 || c.SetChannels || c.CPUsAuto || c.XDPMode != bpf.ModeGeneric || c.DefaultAction != spd.Bypass || c.NATTPort != 4501 {
 		t.Errorf("globals %+v", c)
 	}
 	sa := c.SAs[0]
@@ -131,6 +132,13 @@ func TestErrors(t *testing.T) {
 		{"missing interfaces", "interfaces: {lan: lan0, wan: wan0}", "nat_t_port: 4500", "x.yaml:1: interfaces: lan and wan are required"},
 		{"bad queues", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, queues: 0}", "x.yaml:1: interfaces.queues: 0 out of range"},
 		{"cpus per queue", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, queues: 2, cpus: [1]}", "x.yaml:1: interfaces.cpus: 1 CPUs for 2 queues"},
+		{"cpu list with auto queues", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, cpus: [1]}", "x.yaml:1: interfaces.cpus: a CPU list needs an explicit queues count"},
+		{"bad queues word", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, queues: many}", "x.yaml:1: interfaces.queues: \"many\" is not an integer"},
+		{"zerocopy", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, zerocopy: maybe}", "x.yaml:1: interfaces.zerocopy: \"maybe\" is not auto, on or off"},
+		{"set_channels", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, set_channels: 2}", "x.yaml:1: interfaces.set_channels: \"2\" is not true or false"},
+		{"busy_poll", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, busy_poll: -1}", "x.yaml:1: interfaces.busy_poll:"},
+		{"busy_poll_budget", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, busy_poll_budget: 70000}", "x.yaml:1: interfaces.busy_poll_budget:"},
+		{"rss_esp_spi", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, rss_esp_spi: spi}", "x.yaml:1: interfaces.rss_esp_spi: \"spi\" is not true or false"},
 		{"vlan range", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, wan_vlan: 4095}", "x.yaml:1: interfaces.wan_vlan: 4095 out of range"},
 		{"one-arm vlans", "{lan: lan0, wan: wan0}", "{lan: eth0, wan: eth0, lan_vlan: 10, wan_vlan: 20}", "x.yaml:1: interfaces.wan_vlan: one-arm mode carries one VLAN"},
 		{"xdp mode", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, xdp_mode: turbo}", "interfaces.xdp_mode: \"turbo\""},
@@ -252,6 +260,39 @@ func TestOnStop(t *testing.T) {
 		}
 		if c.DetachOnStop != tc.detach {
 			t.Errorf("%q: DetachOnStop %v, want %v", tc.extra, c.DetachOnStop, tc.detach)
+		}
+	}
+}
+
+// TestQueuesAndZeroCopy: queues: auto and cpus: auto, set_channels and
+// zerocopy parse to their fields.
+func TestQueuesAndZeroCopy(t *testing.T) {
+	for _, tc := range []struct {
+		ifaces   string
+		queues   int
+		cpusAuto bool
+		cpus     []int
+		set      bool
+		zc       ZeroCopyMode
+		rss      bool
+	}{
+		{"{lan: lan0, wan: wan0}", QueuesAuto, false, nil, false, ZeroCopyAuto, false},
+		{"{lan: lan0, wan: wan0, queues: auto, cpus: auto}", QueuesAuto, true, nil, false, ZeroCopyAuto, false},
+		{"{lan: lan0, wan: wan0, queues: 4, cpus: auto, set_channels: true, zerocopy: on}", 4, true, nil, true, ZeroCopyOn, false},
+		{"{lan: lan0, wan: wan0, queues: 2, cpus: [0, 1], zerocopy: off}", 2, false, []int{0, 1}, false, ZeroCopyOff, false},
+		{"{lan: lan0, wan: wan0, rss_esp_spi: true, busy_poll: 50, busy_poll_budget: 64, prefer_busy_poll: true}", QueuesAuto, false, nil, false, ZeroCopyAuto, true},
+	} {
+		cfg := strings.Replace(base, "interfaces: {lan: lan0, wan: wan0}", "interfaces: "+tc.ifaces, 1)
+		c, err := Parse("x.yaml", []byte(cfg))
+		if err != nil {
+			t.Errorf("%s: %v", tc.ifaces, err)
+			continue
+		}
+		if tc.rss && (c.BusyPoll != 50 || c.BusyPollBudget != 64 || !c.PreferBusyPoll) {
+			t.Errorf("%s: busy_poll %d budget %d prefer %v", tc.ifaces, c.BusyPoll, c.BusyPollBudget, c.PreferBusyPoll)
+		}
+		if c.Queues != tc.queues || c.CPUsAuto != tc.cpusAuto || !slices.Equal(c.CPUs, tc.cpus) || c.SetChannels != tc.set || c.ZeroCopy != tc.zc || c.RSSESPSPI != tc.rss {
+			t.Errorf("%s: queues %d cpus %v/%v set_channels %v zerocopy %v rss_esp_spi %v", tc.ifaces, c.Queues, c.CPUsAuto, c.CPUs, c.SetChannels, c.ZeroCopy, c.RSSESPSPI)
 		}
 	}
 }

@@ -76,8 +76,17 @@ type Daemon struct {
 	ike *ikePlane
 
 	queues []*queue
-	stop   atomic.Bool
-	wg     sync.WaitGroup
+	// nQueues queues are served, worker q on cpus[q] (-1: not pinned);
+	// rxQueues are the interfaces' RX queue counts as last seen.
+	nQueues  int
+	cpus     []int
+	rxQueues []ifQueues
+	// watchQueues' state: xsk_missing last logged, and when.
+	missingSeen                  uint64
+	missingLogged, queuesChecked time.Time
+	zcFallback                   map[string]bool // interfaces logged as copy mode
+	stop                         atomic.Bool
+	wg                           sync.WaitGroup
 
 	ctl     *control.Server
 	httpSrv *http.Server
@@ -138,6 +147,10 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	if err := d.resolveInterfaces(); err != nil {
 		return d, err
 	}
+	if err := d.planQueues(); err != nil {
+		return d, err
+	}
+	d.spreadESP()
 	if err := d.loadXDP(); err != nil {
 		return d, err
 	}
@@ -178,7 +191,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	if cfg.OneArm() {
 		mode = "one-arm"
 	}
-	log.Info("gateway up", "mode", mode, "lan", cfg.LAN, "wan", cfg.WAN, "queues", cfg.Queues,
+	log.Info("gateway up", "mode", mode, "lan", cfg.LAN, "wan", cfg.WAN, "queues", d.nQueues,
 		"sas", len(d.sas), "policies", len(d.policies), "connections", len(cfg.IKE.Connections),
 		"control", cfg.Control, "metrics", cfg.Metrics)
 	return d, nil
@@ -477,18 +490,15 @@ func (d *Daemon) openQueues() error {
 		policyMSS = policyMSS || p.MSSClamp != spd.MSSInherit
 	}
 	d.log.Info("path MTU", "wan_mtu", mtu, "configured", cfg.MTU > 0, "icmp_from", []netip.Addr{src4, src6}, "mss_clamp", cfg.MSSClamp)
-	for q := 0; q < cfg.Queues; q++ {
-		qu := &queue{q: q, cpu: -1}
-		if len(cfg.CPUs) > 0 {
-			qu.cpu = cfg.CPUs[q]
-		}
+	for q := 0; q < d.nQueues; q++ {
+		qu := &queue{q: q, cpu: d.cpus[q]}
 		// Registered in d.queues first so that release closes what
 		// was opened if a later step fails.
 		d.queues = append(d.queues, qu)
 		var err error
-		qu.wan, err = xsk.Open(d.wanIf.Index, q, xsk.Options{})
+		qu.wan, err = d.openXSK(d.wanIf, q)
 		if err != nil {
-			return fmt.Errorf("af_xdp %s queue %d: %w", d.wanIf.Name, q, err)
+			return err
 		}
 		qu.registered = true
 		if cfg.OneArm() {
@@ -499,9 +509,9 @@ func (d *Daemon) openQueues() error {
 		} else {
 			// Separate UMEMs: the worker copies across them, and the
 			// AEAD's output is that copy.
-			qu.lan, err = xsk.Open(d.lanIf.Index, q, xsk.Options{})
+			qu.lan, err = d.openXSK(d.lanIf, q)
 			if err != nil {
-				return fmt.Errorf("af_xdp %s queue %d: %w", d.lanIf.Name, q, err)
+				return err
 			}
 			if err := obj("wan").RegisterXSK(q, qu.wan.FD()); err != nil {
 				return err
@@ -524,6 +534,7 @@ func (d *Daemon) openQueues() error {
 		qu.w = fastpath.NewWorker(q, wc)
 		d.log.Info("queue up", "queue", q, "cpu", qu.cpu, "zero_copy", qu.wan.ZeroCopy())
 	}
+	d.logUMEMPages()
 	return nil
 }
 
@@ -572,6 +583,7 @@ func (d *Daemon) lifetimes(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			d.watchQueues(now)
 			for _, sa := range d.sas {
 				sa.CheckTime(now)
 				if sa.NeedsRekey() && !rekey[sa] {

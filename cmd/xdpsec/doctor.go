@@ -1,0 +1,50 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/xdpsec/xdpsec/internal/config"
+	"github.com/xdpsec/xdpsec/internal/doctor"
+)
+
+func init() {
+	register("doctor", "inspect the host as the configuration would use it (changes nothing)", runDoctor)
+}
+
+func runDoctor(args []string) int {
+	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	file := fs.String("c", "/etc/xdpsec/xdpsec.yaml", "configuration file")
+	out := fs.String("o", "text", "output: text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *out != "text" && *out != "json" {
+		fmt.Fprintln(os.Stderr, "xdpsec doctor: -o is text or json")
+		return 2
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	cfg.WipeSAKeys() // the checks need no keys
+	cs := doctor.Run(cfg)
+	if *out == "json" {
+		json.NewEncoder(os.Stdout).Encode(cs)
+	} else {
+		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "STATUS\tCHECK\tDETAIL\tFIX")
+		for _, c := range cs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Status, c.Name, c.Detail, c.Fix)
+		}
+		tw.Flush()
+	}
+	if doctor.Failed(cs) {
+		return 1
+	}
+	return 0
+}
