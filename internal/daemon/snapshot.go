@@ -155,6 +155,10 @@ func WorkerCounters(st fastpath.Stats) (map[string]uint64, map[string]uint64) {
 		"polls": st.Polls, "rx_packets": st.RxPackets, "tx_packets": st.TxPackets,
 		"encaps": st.Encaps, "decaps": st.Decaps, "bypassed": st.Bypassed,
 		"tx_full": st.TxFull, "no_frame": st.NoFrame, "not_ip": st.NotIP,
+		"reasm_fragments": st.Reasm.Fragments, "reasm_reassembled": st.Reasm.Reassembled,
+		"reasm_malformed": st.Reasm.Malformed, "reasm_tiny": st.Reasm.Tiny, "reasm_overlap": st.Reasm.Overlap,
+		"reasm_duplicate": st.Reasm.Duplicate, "reasm_too_big": st.Reasm.TooBig, "reasm_timeout": st.Reasm.Timeout,
+		"reasm_evicted": st.Reasm.Evicted, "reasm_source_limit": st.Reasm.SourceLimit,
 	}
 	return c, dropMap(st.Drops[:])
 }
