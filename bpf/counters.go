@@ -35,7 +35,8 @@ const (
 	CounterLANBypass = Counter(xdpsecCounterCNT_LAN_BYPASS)
 	// CounterLANLinkLocalPass: LAN packet to a link-scoped destination.
 	CounterLANLinkLocalPass = Counter(xdpsecCounterCNT_LAN_LINK_LOCAL_PASS)
-	// CounterFragPass: WAN IPv4 fragment or IPv6 Fragment header; to the kernel.
+	// CounterFragPass: WAN IPv4 fragment or IPv6 Fragment header of
+	// anything but ESP and ESP-in-UDP; to the kernel.
 	CounterFragPass = Counter(xdpsecCounterCNT_FRAG_PASS)
 	// CounterMalformedPass: a header was truncated or inconsistent; to the
 	// kernel, which drops it.
@@ -44,6 +45,9 @@ const (
 	// extension header (hop-by-hop, routing, destination options, AH, ...);
 	// not walked, to the kernel.
 	CounterIPv6ExtHdrPass = Counter(xdpsecCounterCNT_IPV6EXTHDR_PASS)
+	// CounterFragRedirect: WAN outer fragment of ESP, or of ESP-in-UDP
+	// (known by its first fragment), redirected for reassembly.
+	CounterFragRedirect = Counter(xdpsecCounterCNT_FRAG_REDIRECT)
 )
 
 // CounterXSKMissing is not a verdict: it counts redirects (a subset of the
@@ -73,6 +77,7 @@ var counterNames = [NumCounters]string{
 	CounterMalformedPass:      "malformed_pass",
 	CounterIPv6ExtHdrPass:     "ipv6_exthdr_pass",
 	CounterXSKMissing:         "xsk_missing",
+	CounterFragRedirect:       "frag_redirect",
 }
 
 func (c Counter) String() string {

@@ -150,6 +150,7 @@ func (o *Objects) mapsByName() map[string]*ebpf.Map {
 		xdpsecMapConfig: o.objs.Config, xdpsecMapCounters: o.objs.Counters,
 		xdpsecMapLiveSpis: o.objs.LiveSpis, xdpsecMapSpdV4: o.objs.SpdV4,
 		xdpsecMapSpdV6: o.objs.SpdV6, xdpsecMapXsks: o.objs.Xsks,
+		xdpsecMapNattFrags: o.objs.NattFrags,
 	}
 }
 

@@ -43,7 +43,7 @@ func TestCounterNamesMatchBTF(t *testing.T) {
 			t.Errorf("counter %d has no name", i)
 		}
 	}
-	if got := Counter(NumCounters).String(); got != "counter(16)" {
+	if got := Counter(NumCounters).String(); got != "counter(17)" {
 		t.Errorf("out-of-range counter string %q", got)
 	}
 }
@@ -58,12 +58,13 @@ func TestMapSpecs(t *testing.T) {
 		key, value uint32
 		max        uint32
 	}{
-		"xsks":      {ebpf.XSKMap, 4, 4, MaxQueues},
-		"live_spis": {ebpf.Hash, 4, 1, MaxLiveSPIs},
-		"spd_v4":    {ebpf.LPMTrie, 8, 4, 1 << 16},
-		"spd_v6":    {ebpf.LPMTrie, 20, 4, 1 << 16},
-		"counters":  {ebpf.PerCPUArray, 4, 8, uint32(NumCounters)},
-		"config":    {ebpf.Array, 4, 8, 1},
+		"xsks":       {ebpf.XSKMap, 4, 4, MaxQueues},
+		"live_spis":  {ebpf.Hash, 4, 1, MaxLiveSPIs},
+		"spd_v4":     {ebpf.LPMTrie, 8, 4, 1 << 16},
+		"spd_v6":     {ebpf.LPMTrie, 20, 4, 1 << 16},
+		"counters":   {ebpf.PerCPUArray, 4, 8, uint32(NumCounters)},
+		"config":     {ebpf.Array, 4, 8, 1},
+		"natt_frags": {ebpf.LRUHash, 24, 1, 4096},
 	}
 	if len(spec.Maps) != len(want) {
 		t.Errorf("object has %d maps, want %d", len(spec.Maps), len(want))

@@ -39,8 +39,16 @@ const (
 	xdpsecCounterCNT_MALFORMED_PASS       xdpsecCounter = 13
 	xdpsecCounterCNT_IPV6EXTHDR_PASS      xdpsecCounter = 14
 	xdpsecCounterCNT_XSK_MISSING          xdpsecCounter = 15
-	xdpsecCounterCNT_MAX                  xdpsecCounter = 16
+	xdpsecCounterCNT_FRAG_REDIRECT        xdpsecCounter = 16
+	xdpsecCounterCNT_MAX                  xdpsecCounter = 17
 )
+
+type xdpsecFragKey struct {
+	_      structs.HostLayout
+	Saddr  [16]uint8
+	Id     uint32
+	Family uint32
+}
 
 type xdpsecLpmV4Key struct {
 	_         structs.HostLayout
@@ -70,6 +78,7 @@ const (
 	xdpsecMapConfig     = "config"
 	xdpsecMapCounters   = "counters"
 	xdpsecMapLiveSpis   = "live_spis"
+	xdpsecMapNattFrags  = "natt_frags"
 	xdpsecMapSpdV4      = "spd_v4"
 	xdpsecMapSpdV6      = "spd_v6"
 	xdpsecMapXsks       = "xsks"
@@ -129,12 +138,13 @@ type xdpsecProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpsecMapSpecs struct {
-	Config   *ebpf.MapSpec `ebpf:"config"`
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	LiveSpis *ebpf.MapSpec `ebpf:"live_spis"`
-	SpdV4    *ebpf.MapSpec `ebpf:"spd_v4"`
-	SpdV6    *ebpf.MapSpec `ebpf:"spd_v6"`
-	Xsks     *ebpf.MapSpec `ebpf:"xsks"`
+	Config    *ebpf.MapSpec `ebpf:"config"`
+	Counters  *ebpf.MapSpec `ebpf:"counters"`
+	LiveSpis  *ebpf.MapSpec `ebpf:"live_spis"`
+	NattFrags *ebpf.MapSpec `ebpf:"natt_frags"`
+	SpdV4     *ebpf.MapSpec `ebpf:"spd_v4"`
+	SpdV6     *ebpf.MapSpec `ebpf:"spd_v6"`
+	Xsks      *ebpf.MapSpec `ebpf:"xsks"`
 }
 
 // xdpsecVariableSpecs contains global variables before they are loaded into the kernel.
@@ -163,12 +173,13 @@ func (o *xdpsecObjects) Close() error {
 //
 // It can be passed to loadXdpsecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpsecMaps struct {
-	Config   *ebpf.Map `ebpf:"config"`
-	Counters *ebpf.Map `ebpf:"counters"`
-	LiveSpis *ebpf.Map `ebpf:"live_spis"`
-	SpdV4    *ebpf.Map `ebpf:"spd_v4"`
-	SpdV6    *ebpf.Map `ebpf:"spd_v6"`
-	Xsks     *ebpf.Map `ebpf:"xsks"`
+	Config    *ebpf.Map `ebpf:"config"`
+	Counters  *ebpf.Map `ebpf:"counters"`
+	LiveSpis  *ebpf.Map `ebpf:"live_spis"`
+	NattFrags *ebpf.Map `ebpf:"natt_frags"`
+	SpdV4     *ebpf.Map `ebpf:"spd_v4"`
+	SpdV6     *ebpf.Map `ebpf:"spd_v6"`
+	Xsks      *ebpf.Map `ebpf:"xsks"`
 }
 
 func (m *xdpsecMaps) Close() error {
@@ -176,6 +187,7 @@ func (m *xdpsecMaps) Close() error {
 		m.Config,
 		m.Counters,
 		m.LiveSpis,
+		m.NattFrags,
 		m.SpdV4,
 		m.SpdV6,
 		m.Xsks,
