@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # detector.
 RACE_PKGS := ./sad/... ./fastpath ./fastpath/xsk ./ike ./ike/transport
 
-.PHONY: all build deps test test-race vet demo bench generate clean
+.PHONY: all build deps test test-race vet demo bench fuzz generate clean
 
 all: build
 
@@ -26,6 +26,17 @@ vet:
 test: deps vet
 	$(GO) test -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -race -timeout 10m $(RACE_PKGS)
+	# fastpath/gcm's whole suite again with the assembly off, so the
+	# constant-time fallback that CPUs without AVX-512 VAES run is tested
+	# on every machine, this one included.
+	$(GO) test -count=1 -tags purego -timeout 10m ./fastpath/gcm
+
+# Every Fuzz target in the tree, one after the other, FUZZTIME each
+# (FUZZ=regexp picks targets by "package/FuzzName", FUZZPARALLEL sets the
+# workers, FUZZMINIMIZETIME bounds minimizing); prints execs/s per target.
+FUZZTIME ?= 30s
+fuzz:
+	FUZZTIME='$(FUZZTIME)' FUZZ='$(FUZZ)' FUZZPARALLEL='$(FUZZPARALLEL)' FUZZMINIMIZETIME='$(FUZZMINIMIZETIME)' ./scripts/fuzz.sh
 
 demo: deps build
 	./scripts/demo.sh

@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
 // Role says which entry point runs on an interface.
@@ -319,6 +320,11 @@ func DetachPinned(pinPath string) error {
 	}
 	ents, err := os.ReadDir(pinPath)
 	if errors.Is(err, fs.ErrNotExist) {
+		// Missing because no bpffs is mounted here (`ip netns exec`):
+		// the pins may well exist, out of sight.
+		if _, fsType := nearestFS(pinPath); fsType == unix.SYSFS_MAGIC {
+			return fmt.Errorf("bpf: detach pinned %s: %s", pinPath, bpffsHint(pinPath))
+		}
 		return nil
 	}
 	if err != nil {

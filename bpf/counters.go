@@ -50,6 +50,32 @@ const (
 	CounterFragRedirect = Counter(xdpsecCounterCNT_FRAG_REDIRECT)
 )
 
+// Inbound SPD verdicts: WAN cleartext (not ESP with an SPI) that is not
+// addressed to the gateway itself nor link-scoped, decided by the inbound
+// side of the SPD (see SyncInbound).
+const (
+	// CounterInProtectDrop: inside a PROTECT policy, so only accepted
+	// through an SA (RFC 4301 section 5.2); dropped.
+	CounterInProtectDrop = Counter(xdpsecCounterCNT_IN_PROTECT_DROP)
+	// CounterInDiscard: a DISCARD policy; dropped.
+	CounterInDiscard = Counter(xdpsecCounterCNT_IN_DISCARD)
+	// CounterInBypass: a BYPASS policy; to the kernel.
+	CounterInBypass = Counter(xdpsecCounterCNT_IN_BYPASS)
+	// CounterInDefaultDrop: no policy, default_action discard; dropped.
+	CounterInDefaultDrop = Counter(xdpsecCounterCNT_IN_DEFAULT_DROP)
+	// CounterInDefaultPass: no policy, default bypass; to the kernel.
+	CounterInDefaultPass = Counter(xdpsecCounterCNT_IN_DEFAULT_PASS)
+	// CounterInUnsureDrop: the policy that could match needs ports or a
+	// protocol the packet does not show (a later fragment, IPv6 extension
+	// headers, a cut transport header), or the rules were truncated; dropped.
+	CounterInUnsureDrop = Counter(xdpsecCounterCNT_IN_UNSURE_DROP)
+)
+
+// CounterVLANOtherPass: a frame of another 802.1Q VLAN than the one set
+// with SetVLAN (or untagged while one is set, or tagged while none is):
+// the kernel's VLAN devices', passed unclassified.
+const CounterVLANOtherPass = Counter(xdpsecCounterCNT_VLAN_OTHER_PASS)
+
 // CounterXSKMissing is not a verdict: it counts redirects (a subset of the
 // *Redirect counters, plus unknown SPIs under FlagRedirectUnknownSPI) that
 // were dropped because no socket was registered for the receive queue.
@@ -77,6 +103,13 @@ var counterNames = [NumCounters]string{
 	CounterMalformedPass:      "malformed_pass",
 	CounterIPv6ExtHdrPass:     "ipv6_exthdr_pass",
 	CounterXSKMissing:         "xsk_missing",
+	CounterInProtectDrop:      "in_protect_drop",
+	CounterInDiscard:          "in_discard",
+	CounterInBypass:           "in_bypass",
+	CounterInDefaultDrop:      "in_default_drop",
+	CounterInDefaultPass:      "in_default_pass",
+	CounterInUnsureDrop:       "in_unsure_drop",
+	CounterVLANOtherPass:      "vlan_other_pass",
 	CounterFragRedirect:       "frag_redirect",
 }
 

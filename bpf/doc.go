@@ -10,8 +10,8 @@
 //     reassemble), and, on the protected side, packets whose destination
 //     the SPD mirror marks PROTECT or DIVERT;
 //   - dropped: ESP with an unknown SPI (RFC 4303 section 3.4.2: no SA, the
-//     packet is discarded), DISCARD destinations, and any redirect whose
-//     queue has no socket;
+//     packet is discarded), DISCARD destinations, WAN cleartext the inbound
+//     SPD refuses, and any redirect whose queue has no socket;
 //   - to the kernel: IKE on UDP 500 and on the NAT-T port with the non-ESP
 //     marker (RFC 3948 section 2.2), NAT-keepalives (RFC 3948 section 2.3),
 //     ARP, ND, BYPASS traffic, other fragments, IPv6 extension headers, and any
@@ -46,6 +46,22 @@
 // destinations (IPv4 169.254/16, 224.0.0.0/24, 255.255.255.255; IPv6
 // fe80::/10, ff01::/16, ff02::/16) are never looked up: routers do not forward
 // them, so no tunnel policy can apply.
+//
+// # The inbound SPD
+//
+// On the WAN (xdp_wan, and xdp_onearm for what its SPD mirror bypasses or
+// misses) every packet that is not ESP or ESP-in-UDP with an SPI meets the
+// inbound side of the SPD before the kernel can route it (RFC 4301 section
+// 5.2): in_v4 and in_v6 map destination prefixes to a verdict (the
+// gateway's own addresses are [InHost] and keep the classification above),
+// and where the verdict depends on the source, protocol or ports they say
+// [InScan] and the ordered rules in in_rules decide, first match wins.
+// Cleartext inside a PROTECT policy is dropped, as are DISCARD and, unless
+// the default is to pass, what no policy covers; BYPASS goes to the kernel.
+// A packet whose ports (later fragments, a cut transport header) or
+// protocol (IPv6 extension headers) a rule needs is dropped as undecidable.
+// User space compiles the tables with [CompileInbound] and installs them
+// with [Objects.SyncInbound]; until then the program decides nothing inbound.
 //
 // # Counters
 //

@@ -45,6 +45,19 @@ func ether(vlan bool, etherType uint16, payload []byte) []byte {
 	return append(b, payload...)
 }
 
+// frameVID is the VLAN a tagged frame's (first) tag names, 0 for an
+// untagged or cut frame: the tests set the program to it, so the frame is
+// classified as the tests of its kind expect.
+func frameVID(f []byte) uint16 {
+	if len(f) < 16 {
+		return 0
+	}
+	if et := binary.BigEndian.Uint16(f[12:]); et != etherTypeVLAN && et != etherTypeQinQ {
+		return 0
+	}
+	return binary.BigEndian.Uint16(f[14:]) & 0x0fff
+}
+
 // padMin pads a frame to the 60-byte Ethernet minimum (without FCS), as a
 // NIC delivers short frames.
 func padMin(f []byte) []byte {

@@ -150,12 +150,16 @@ func (o *Objects) mapsByName() map[string]*ebpf.Map {
 		xdpsecMapConfig: o.objs.Config, xdpsecMapCounters: o.objs.Counters,
 		xdpsecMapLiveSpis: o.objs.LiveSpis, xdpsecMapSpdV4: o.objs.SpdV4,
 		xdpsecMapSpdV6: o.objs.SpdV6, xdpsecMapXsks: o.objs.Xsks,
+		xdpsecMapInV4: o.objs.InV4, xdpsecMapInV6: o.objs.InV6, xdpsecMapInRules: o.objs.InRules,
 		xdpsecMapNattFrags: o.objs.NattFrags,
 	}
 }
 
 func preparePinPath(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		if hint := bpffsHint(dir); hint != "" {
+			return fmt.Errorf("bpf: pin path %s: %s", dir, hint)
+		}
 		return fmt.Errorf("bpf: pin path: %w", err)
 	}
 	var st unix.Statfs_t
@@ -163,9 +167,44 @@ func preparePinPath(dir string) error {
 		return fmt.Errorf("bpf: pin path %s: %w", dir, err)
 	}
 	if uint32(st.Type) != bpffsMagic {
-		return fmt.Errorf("bpf: pin path %s is not on a bpf filesystem (mount -t bpf bpf /sys/fs/bpf)", dir)
+		return fmt.Errorf("bpf: pin path %s: %s", dir, bpffsHint(dir))
 	}
 	return nil
+}
+
+// bpffsHint says, for a pin path that cannot be made or used, what is
+// wrong and what to do, judged by the file system of its nearest existing
+// ancestor; "" when that is a bpf file system (the failure is something
+// else). The common case: `ip netns exec` remounts /sys for the namespace,
+// and the new /sys has an empty /sys/fs/bpf on which nothing can be made.
+func bpffsHint(dir string) string {
+	p, fsType := nearestFS(dir)
+	if fsType == 0 || fsType == bpffsMagic {
+		return ""
+	}
+	const mount = "mount -t bpf bpf /sys/fs/bpf"
+	if fsType == unix.SYSFS_MAGIC {
+		return fmt.Sprintf("no bpf filesystem is mounted at %s (it is plain sysfs: `ip netns exec` remounts /sys without one); "+
+			"run xdpsec with `nsenter --net=/run/netns/NAME xdpsec ...` instead, which keeps the host's mounts, or mount one (%s)", p, mount)
+	}
+	return fmt.Sprintf("%s is not on a bpf filesystem; set pin_path under one (%s, then e.g. /sys/fs/bpf/xdpsec/NAME)", p, mount)
+}
+
+// nearestFS returns dir's nearest existing ancestor (dir itself if it
+// exists) and the magic number of its file system; 0 if unknown.
+func nearestFS(dir string) (string, uint32) {
+	p := filepath.Clean(dir)
+	for {
+		if _, err := os.Stat(p); err == nil || filepath.Dir(p) == p {
+			break
+		}
+		p = filepath.Dir(p)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(p, &st); err != nil {
+		return p, 0
+	}
+	return p, uint32(st.Type)
 }
 
 // PinPath returns the bpffs directory the objects are pinned under, or "".
@@ -390,6 +429,21 @@ func (o *Objects) SetNATTPort(port uint16) error {
 		return err
 	}
 	c.NattPort = port
+	return o.setConfig(c)
+}
+
+// SetVLAN sets the 802.1Q VLAN (1..4094) whose frames the program
+// classifies; 0 means untagged frames. Frames of other VLANs go to the
+// kernel, counted as CounterVLANOtherPass.
+func (o *Objects) SetVLAN(vid uint16) error {
+	if vid > 4094 {
+		return fmt.Errorf("bpf: vlan %d out of range", vid)
+	}
+	c, err := o.config()
+	if err != nil {
+		return err
+	}
+	c.Vid = vid
 	return o.setConfig(c)
 }
 

@@ -94,7 +94,7 @@ func spdKeys(entries []SPDEntry) (map[lpmKeyV4]Action, map[lpmKeyV6]Action, erro
 // syncTrie makes m hold exactly want: it first writes every wanted entry
 // (each update replaces one element atomically, so a prefix that keeps its key
 // never disappears) and only then deletes keys that are no longer wanted.
-func syncTrie[K comparable](m *ebpf.Map, want map[K]Action) error {
+func syncTrie[K comparable, V ~uint32](m *ebpf.Map, want map[K]V) error {
 	for k, a := range want {
 		if err := m.Put(k, uint32(a)); err != nil {
 			return fmt.Errorf("put: %w", err)

@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"golang.org/x/sys/unix"
 )
 
 // These tests read the embedded object only; they need no privileges.
@@ -43,7 +45,7 @@ func TestCounterNamesMatchBTF(t *testing.T) {
 			t.Errorf("counter %d has no name", i)
 		}
 	}
-	if got := Counter(NumCounters).String(); got != "counter(17)" {
+	if got := Counter(NumCounters).String(); got != fmt.Sprintf("counter(%d)", NumCounters) {
 		t.Errorf("out-of-range counter string %q", got)
 	}
 }
@@ -63,7 +65,10 @@ func TestMapSpecs(t *testing.T) {
 		"spd_v4":     {ebpf.LPMTrie, 8, 4, 1 << 16},
 		"spd_v6":     {ebpf.LPMTrie, 20, 4, 1 << 16},
 		"counters":   {ebpf.PerCPUArray, 4, 8, uint32(NumCounters)},
-		"config":     {ebpf.Array, 4, 8, 1},
+		"config":     {ebpf.Array, 4, 16, 1},
+		"in_v4":      {ebpf.LPMTrie, 8, 4, 1 << 16},
+		"in_v6":      {ebpf.LPMTrie, 20, 4, 1 << 16},
+		"in_rules":   {ebpf.Array, 4, 76, MaxInboundRules},
 		"natt_frags": {ebpf.LRUHash, 24, 1, 4096},
 	}
 	if len(spec.Maps) != len(want) {
@@ -228,6 +233,42 @@ func TestLoadRejectsNonBPFFS(t *testing.T) {
 	_, err := Load(Options{PinPath: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "not on a bpf filesystem") {
 		t.Errorf("Load on tmpfs: %v", err)
+	}
+}
+
+// TestPinPathHints: a pin path that cannot be made or used says why and
+// what to do. /sys/kernel stands for the empty /sys/fs/bpf `ip netns exec`
+// leaves (plain sysfs, where mkdir fails with "no such file or directory").
+func TestPinPathHints(t *testing.T) {
+	for _, tc := range []struct {
+		name, dir string
+		want      []string
+	}{
+		{"sysfs, as under ip netns exec", "/sys/kernel/xdpsec-test/gw", []string{
+			"bpf: pin path /sys/kernel/xdpsec-test/gw: no bpf filesystem is mounted at /sys/kernel",
+			"`ip netns exec` remounts /sys", "nsenter --net=/run/netns/NAME", "mount -t bpf bpf /sys/fs/bpf"}},
+		{"not bpffs", filepath.Join(t.TempDir(), "pins"), []string{
+			"is not on a bpf filesystem; set pin_path under one (mount -t bpf bpf /sys/fs/bpf"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := preparePinPath(tc.dir)
+			for _, w := range tc.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("preparePinPath(%s): %v\nwant it to contain %q", tc.dir, err, w)
+				}
+			}
+		})
+	}
+	// --cleanup under `ip netns exec` must not report success while the
+	// pins it cannot see stay.
+	if err := DetachPinned("/sys/kernel/xdpsec-test/gw"); err == nil || !strings.Contains(err.Error(), "nsenter --net") {
+		t.Errorf("DetachPinned on sysfs: %v", err)
+	}
+	var st unix.Statfs_t
+	if unix.Statfs("/sys/fs/bpf", &st) == nil && uint32(st.Type) == bpffsMagic {
+		if h := bpffsHint("/sys/fs/bpf/xdpsec-never-made/gw"); h != "" {
+			t.Errorf("a path under the mounted bpffs got a hint: %s", h)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -115,6 +116,9 @@ type malformedCase struct {
 // by exactly delta (every other counter unchanged).
 func runCase(t *testing.T, o *Objects, prog *ebpf.Program, c verdictCase) {
 	t.Helper()
+	if err := o.SetVLAN(frameVID(c.frame)); err != nil {
+		t.Fatal(err)
+	}
 	before, err := o.CounterValues()
 	if err != nil {
 		t.Fatal(err)
@@ -516,11 +520,17 @@ func TestEveryPacketOneVerdict(t *testing.T) {
 // XDP_DROP here (no socket is registered), together with CounterXSKMissing.
 var (
 	passCounters = []Counter{CounterPassOther, CounterPassIKE, CounterPassNATTKeepalive, CounterPassNATTShort,
-		CounterLANBypass, CounterLANLinkLocalPass, CounterFragPass, CounterMalformedPass, CounterIPv6ExtHdrPass}
+		CounterLANBypass, CounterLANLinkLocalPass, CounterFragPass, CounterMalformedPass, CounterIPv6ExtHdrPass,
+		CounterInBypass, CounterInDefaultPass, CounterVLANOtherPass}
+	dropCounters = []Counter{CounterESPUnknownSPI, CounterLANDiscard, CounterInProtectDrop, CounterInDiscard,
+		CounterInDefaultDrop, CounterInUnsureDrop}
 	redirectCounters = []Counter{CounterESPRedirect, CounterESPUDPRedirect, CounterLANProtectRedirect, CounterLANDivertRedirect, CounterFragRedirect}
 )
 
 func checkOneVerdict(o *Objects, r Role, frame []byte) error {
+	if err := o.SetVLAN(frameVID(frame)); err != nil {
+		return err
+	}
 	before, err := o.CounterValues()
 	if err != nil {
 		return err
@@ -563,7 +573,7 @@ func checkOneVerdict(o *Objects, r Role, frame []byte) error {
 		if ret != xdpDrop || moved[CounterXSKMissing] != 1 {
 			return fmt.Errorf("redirect without socket: %s with %v", verdictName(ret), moved)
 		}
-	case verdict == CounterESPUnknownSPI || verdict == CounterLANDiscard:
+	case slices.Contains(dropCounters, verdict):
 		if ret != xdpDrop || moved[CounterXSKMissing] != 0 {
 			return fmt.Errorf("%s with %v", verdictName(ret), moved)
 		}
@@ -579,4 +589,60 @@ func checkOneVerdict(o *Objects, r Role, frame []byte) error {
 func (o *Objects) flags() (Flags, error) {
 	_, f, err := o.Config()
 	return f, err
+}
+
+// TestVLANSteering: with a VLAN set, only its tagged frames are
+// classified; untagged ones and other VLANs' go to the kernel, and so do
+// tagged frames while none is set (they are a VLAN device's).
+func TestVLANSteering(t *testing.T) {
+	o := loadForTest(t, Options{})
+	setupState(t, o)
+	esp4 := ipv4(protoESP, peer4, gw4, esp(spiKnown, 1, 64), v4opts{})
+	tagged := func(vid uint16) []byte {
+		f := ether(true, etherTypeIPv4, esp4)
+		binary.BigEndian.PutUint16(f[14:], vid)
+		return f
+	}
+	other := deltas{CounterVLANOtherPass: 1}
+	redirect := deltas{CounterESPRedirect: 1, CounterXSKMissing: 1}
+	for _, tc := range []struct {
+		vid   uint16
+		frame []byte
+		want  uint32
+		delta deltas
+	}{
+		{100, tagged(100), xdpDrop, redirect},
+		{100, tagged(0x2000 | 100), xdpDrop, redirect}, // priority bits are not the VID
+		{100, tagged(200), xdpPass, other},
+		{100, ether(false, etherTypeIPv4, esp4), xdpPass, other},
+		{0, tagged(100), xdpPass, other},
+		{0, ether(false, etherTypeIPv4, esp4), xdpDrop, redirect},
+		{4094, tagged(4094), xdpDrop, redirect},
+	} {
+		for _, r := range []Role{RoleWAN, RoleLAN, RoleOneArm} {
+			if r == RoleLAN && tc.want == xdpDrop {
+				continue // ESP to the gateway is not the LAN program's
+			}
+			if err := o.SetVLAN(tc.vid); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := o.CounterValues()
+			ret, err := o.Program(r).Run(&ebpf.RunOptions{Data: tc.frame})
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, _ := o.CounterValues()
+			if ret != tc.want {
+				t.Errorf("%s vid %d frame tag %d: %s, want %s", r, tc.vid, frameVID(tc.frame), verdictName(ret), verdictName(tc.want))
+			}
+			for c, d := range tc.delta {
+				if after[c]-before[c] != d {
+					t.Errorf("%s vid %d frame tag %d: %s moved by %d, want %d", r, tc.vid, frameVID(tc.frame), c, after[c]-before[c], d)
+				}
+			}
+		}
+	}
+	if err := o.SetVLAN(4095); err == nil {
+		t.Error("SetVLAN(4095) accepted")
+	}
 }

@@ -19,6 +19,18 @@
  *   xdp_onearm  both on one interface: the SPD mirror first, then (for
  *               BYPASS and misses) the WAN classification.
  *
+ * Inbound SPD (RFC 4301 section 5.2): on the WAN, everything but ESP and
+ * ESP-in-UDP with a live SPI is first decided by the inbound side of the SPD
+ * (the policies' selectors reversed), so cleartext that we only accept
+ * through an SA is dropped before the kernel can route it into the protected
+ * LAN. An LPM map on the destination (in_v4/in_v6) answers for most
+ * destinations at once; where the answer depends on the source, protocol or
+ * ports it says IN_SCAN and the ordered rule list (in_rules) decides, first
+ * match wins. Packets whose ports (later fragments) or protocol (IPv6
+ * extension headers) are unknown are dropped when a rule needs them. The
+ * gateway's own addresses are IN_HOST: IKE, ESP and management traffic to
+ * the gateway keep the classification below.
+ *
  * Fail closed: every redirect uses XDP_DROP as the fallback action, so a
  * queue without a registered socket (daemon dead or restarting) drops instead
  * of handing protected traffic to the kernel in clear.
@@ -37,6 +49,9 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 #define LIVE_SPIS_MAX (1 << 20)
 #define SPD_MAX_ENTRIES (1 << 16)
 #define NATT_FRAGS_MAX 4096
+/* Inbound rules the scan reads; a longer SPD is cut here, and a packet that
+ * matches none of the first IN_RULES_MAX is dropped (in_unsure_drop). */
+#define IN_RULES_MAX 64
 
 /* SPD actions as mirrored by user space into spd_v4/spd_v6. */
 enum spd_action {
@@ -67,7 +82,15 @@ enum counter {
 	CNT_MALFORMED_PASS,
 	CNT_IPV6_EXTHDR_PASS,
 	CNT_XSK_MISSING,
-	CNT_FRAG_REDIRECT,
+	/* Inbound SPD verdicts (WAN cleartext not addressed to the gateway). */
+	CNT_IN_PROTECT_DROP, /* inside a PROTECT policy: only accepted through an SA */
+	CNT_IN_DISCARD,      /* a DISCARD policy */
+	CNT_IN_BYPASS,       /* a BYPASS policy: to the kernel */
+	CNT_IN_DEFAULT_DROP, /* no policy, default_action discard */
+	CNT_IN_DEFAULT_PASS, /* no policy, default bypass (or one-arm) */
+	CNT_IN_UNSURE_DROP,  /* a rule needs ports/protocol the packet does not show */
+	CNT_VLAN_OTHER_PASS, /* not the configured VLAN (or untagged): the kernel's */
+	CNT_FRAG_REDIRECT,   /* outer fragment of ESP / ESP-in-UDP, to the XSK for reassembly */
 	CNT_MAX,
 };
 
@@ -76,10 +99,43 @@ enum counter {
  * space can audit it or answer with INVALID_SPI (RFC 7296 section 1.5). */
 #define CFG_F_REDIRECT_UNKNOWN_SPI (1U << 0)
 
+/* What the inbound mirror (in_v4/in_v6) says about a destination. */
+enum in_action {
+	IN_DEFAULT = 0, /* no policy covers it: default_action */
+	IN_BYPASS = 1,
+	IN_PROTECT = 2, /* cleartext is dropped: only accepted through an SA */
+	IN_DISCARD = 3,
+	IN_SCAN = 4,    /* depends on source, protocol or ports: scan in_rules */
+	IN_HOST = 5,    /* the gateway's own address: the WAN classification */
+	IN_UNSURE = 6,  /* scan result only: not decidable from this packet */
+};
+
 struct config {
 	__u16 natt_port; /* host order; 0 means NATT_PORT_DEFAULT */
-	__u16 pad;
+	/* The 802.1Q VLAN the interface's traffic carries (0: untagged).
+	 * Frames of any other VLAN, or untagged ones when a VLAN is set, are
+	 * the kernel's (its VLAN devices'): passed, not classified. */
+	__u16 vid;
 	__u32 flags;
+	__u32 in_nrules;      /* rules of in_rules the scan reads */
+	__u8 in_enabled;      /* 0: the inbound SPD is not applied */
+	__u8 in_default_pass; /* IN_DEFAULT passes (counted) instead of dropping */
+	__u8 in_truncated;    /* in_rules holds only the first in_nrules rules */
+	__u8 pad2;
+};
+
+/* One inbound policy: addresses masked, words in network order (IPv4 in
+ * word 0), ports in host order with 0-65535 for any. */
+struct in_rule {
+	__u32 src[4];
+	__u32 smask[4];
+	__u32 dst[4];
+	__u32 dmask[4];
+	__u16 sp_lo, sp_hi, dp_lo, dp_hi;
+	__u8 family; /* 0: any, 4 or 6 */
+	__u8 proto;  /* 0: any */
+	__u8 action; /* IN_BYPASS, IN_PROTECT or IN_DISCARD */
+	__u8 ports;  /* 1: the port ranges restrict */
 };
 
 struct lpm_v4_key {
@@ -143,6 +199,29 @@ struct {
 } natt_frags SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SPD_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_v4_key);
+	__type(value, enum in_action);
+} in_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SPD_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_v6_key);
+	__type(value, enum in_action);
+} in_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, IN_RULES_MAX);
+	__type(key, __u32);
+	__type(value, struct in_rule);
+} in_rules SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, CNT_MAX);
 	__type(key, __u32);
@@ -166,13 +245,14 @@ struct hdrs {
 	__u8 family;	/* 4 or 6 */
 	__u8 proto;	/* IPv4 protocol or IPv6 fixed-header next header */
 	__u8 fragment;	/* IPv4 MF set or fragment offset non-zero */
-	__u8 first;	/* IPv4 fragment offset zero */
+	__u8 later;	/* IPv4 fragment offset non-zero: no transport header */
 };
 
 enum parse_result {
 	PARSE_IP,
 	PARSE_NOT_IP,
 	PARSE_MALFORMED,
+	PARSE_OTHER_VLAN,
 };
 
 /* Not inlined: one small subprogram instead of a copy per call site, and it
@@ -188,11 +268,20 @@ static __attribute__((noinline)) void count(enum counter c)
 		*v += 1;
 }
 
+static __always_inline struct config *get_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&config, &zero);
+}
+
 static __always_inline int parse(struct xdp_md *ctx, struct hdrs *h)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
+	struct config *cfg = get_config();
+	__u16 vid = 0;
 	void *l3;
 	__be16 proto;
 
@@ -208,9 +297,13 @@ static __always_inline int parse(struct xdp_md *ctx, struct hdrs *h)
 
 		if ((void *)(vh + 1) > end)
 			return PARSE_MALFORMED;
+		vid = bpf_ntohs(vh->tci) & 0x0fff;
 		proto = vh->encap_proto;
 		l3 = vh + 1;
 	}
+	/* Steered by tag: only the configured VLAN's frames are ours. */
+	if (vid != (cfg ? cfg->vid : 0))
+		return PARSE_OTHER_VLAN;
 
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = l3;
@@ -233,7 +326,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct hdrs *h)
 		h->proto = ip->protocol;
 		/* MF (0x2000) or a non-zero offset (0x1fff): any fragment. */
 		h->fragment = (ip->frag_off & bpf_htons(0x3fff)) != 0;
-		h->first = (ip->frag_off & bpf_htons(0x1fff)) == 0;
+		h->later = (ip->frag_off & bpf_htons(0x1fff)) != 0;
 		return PARSE_IP;
 	}
 
@@ -265,13 +358,6 @@ static __always_inline int to_xsk(struct xdp_md *ctx)
 	if (ret != XDP_REDIRECT)
 		count(CNT_XSK_MISSING);
 	return (int)ret;
-}
-
-static __always_inline struct config *get_config(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&config, &zero);
 }
 
 /* spi is the SPI as it sits in the packet (network order, not swapped). */
@@ -365,6 +451,226 @@ static __always_inline int wan_udp(struct xdp_md *ctx, struct hdrs *h)
 	return XDP_PASS;
 }
 
+/* Destinations that are never forwarded by a router, so no IPsec policy can
+ * apply to them: IPv4 169.254/16, 224.0.0.0/24, 255.255.255.255; IPv6
+ * fe80::/10 and interface/link-local scoped multicast (ff01::/16, ff02::/16
+ * and their flagged variants). */
+static __always_inline int is_link_local(struct hdrs *h)
+{
+	__u8 *d = h->daddr;
+
+	if (h->family == 4) {
+		if (d[0] == 169 && d[1] == 254)
+			return 1;
+		if (d[0] == 224 && d[1] == 0 && d[2] == 0)
+			return 1;
+		return d[0] == 255 && d[1] == 255 && d[2] == 255 && d[3] == 255;
+	}
+	if (d[0] == 0xfe && (d[1] & 0xc0) == 0x80)
+		return 1;
+	return d[0] == 0xff && ((d[1] & 0x0f) == 1 || (d[1] & 0x0f) == 2);
+}
+
+/* The selector fields of a WAN packet for the inbound rules. */
+struct in_pkt {
+	__u32 src[4];
+	__u32 dst[4];
+	__u16 sport, dport; /* host order; 0 for protocols without ports */
+	__u8 family;
+	__u8 proto;
+	__u8 proto_known; /* 0: IPv6 extension headers hide the protocol */
+	__u8 ports_known; /* 0: a later fragment, or the header is cut short */
+};
+
+struct frag6hdr {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off; /* offset in 8-octet units << 3, and M */
+	__be32 id;
+};
+
+static __always_inline int has_ports(__u8 proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP ||
+	       proto == IPPROTO_UDPLITE;
+}
+
+static __always_inline void in_fill(struct xdp_md *ctx, struct hdrs *h, struct in_pkt *p)
+{
+	void *end = (void *)(long)ctx->data_end;
+	void *l4 = h->l4;
+	__u8 proto = h->proto;
+	int later = h->later;
+
+	p->family = h->family;
+	if (h->family == 4) {
+		__builtin_memcpy(p->src, h->saddr, 4);
+		__builtin_memcpy(p->dst, h->daddr, 4);
+	} else {
+		__builtin_memcpy(p->src, h->saddr, 16);
+		__builtin_memcpy(p->dst, h->daddr, 16);
+		if (proto == IPPROTO_FRAGMENT) {
+			struct frag6hdr *f = l4;
+
+			if ((void *)(f + 1) > end)
+				return; /* protocol and ports unknown */
+			proto = f->nexthdr;
+			later = (f->frag_off & bpf_htons(0xfff8)) != 0;
+			l4 = f + 1;
+		}
+		if (proto == IPPROTO_FRAGMENT || is_v6_exthdr(proto))
+			return; /* not walked: protocol and ports unknown */
+	}
+	p->proto = proto;
+	p->proto_known = 1;
+	if (!has_ports(proto)) {
+		p->ports_known = 1; /* ports are 0, as the SPD sees them */
+		return;
+	}
+	if (later || l4 + 4 > end)
+		return;
+	p->sport = bpf_ntohs(*(__be16 *)l4);
+	p->dport = bpf_ntohs(*(__be16 *)(l4 + 2));
+	p->ports_known = 1;
+}
+
+static __always_inline int in_addr_match(const __u32 *a, const __u32 *m, const __u32 *want)
+{
+	return ((a[0] & m[0]) == want[0]) & ((a[1] & m[1]) == want[1]) &
+	       ((a[2] & m[2]) == want[2]) & ((a[3] & m[3]) == want[3]);
+}
+
+/* First match of the ordered inbound rules. Not inlined: one copy of the
+ * loop for the WAN and one-arm programs. */
+static __attribute__((noinline)) int in_scan(struct in_pkt *p)
+{
+	struct config *cfg = get_config();
+	__u32 n = cfg ? cfg->in_nrules : 0;
+	__u32 i;
+
+	for (i = 0; i < IN_RULES_MAX; i++) {
+		struct in_rule *r;
+		__u32 k = i;
+
+		if (i >= n)
+			break;
+		r = bpf_map_lookup_elem(&in_rules, &k);
+		if (!r)
+			break;
+		if (r->family && r->family != p->family)
+			continue;
+		if (!in_addr_match(p->src, r->smask, r->src) || !in_addr_match(p->dst, r->dmask, r->dst))
+			continue;
+		if (r->proto) {
+			if (!p->proto_known)
+				return IN_UNSURE;
+			if (r->proto != p->proto)
+				continue;
+		}
+		if (r->ports) {
+			if (!p->ports_known)
+				return IN_UNSURE;
+			if (p->sport < r->sp_lo || p->sport > r->sp_hi || p->dport < r->dp_lo ||
+			    p->dport > r->dp_hi)
+				continue;
+		}
+		return r->action;
+	}
+	if (!cfg || cfg->in_truncated)
+		return IN_UNSURE;
+	return IN_DEFAULT;
+}
+
+#define IN_FALLTHROUGH (-1)
+
+/* The inbound SPD for a WAN packet that is not ESP with an SPI. Returns an
+ * XDP action (counted), or IN_FALLTHROUGH (nothing counted) when the
+ * inbound SPD is off or the packet is for the gateway itself or link-scoped. */
+static __always_inline int in_stage(struct xdp_md *ctx, struct hdrs *h)
+{
+	struct config *cfg = get_config();
+	struct in_pkt p = {};
+	__u32 action = IN_DEFAULT;
+	__u32 *v;
+
+	if (!cfg || !cfg->in_enabled)
+		return IN_FALLTHROUGH;
+	if (is_link_local(h))
+		return IN_FALLTHROUGH;
+	if (h->family == 4) {
+		struct lpm_v4_key k = { .prefixlen = 32 };
+
+		__builtin_memcpy(k.addr, h->daddr, sizeof(k.addr));
+		v = bpf_map_lookup_elem(&in_v4, &k);
+	} else {
+		struct lpm_v6_key k = { .prefixlen = 128 };
+
+		__builtin_memcpy(k.addr, h->daddr, sizeof(k.addr));
+		v = bpf_map_lookup_elem(&in_v6, &k);
+	}
+	if (v)
+		action = *v;
+	if (action == IN_HOST)
+		return IN_FALLTHROUGH;
+	if (action == IN_SCAN) {
+		in_fill(ctx, h, &p);
+		action = in_scan(&p);
+	}
+	switch (action) {
+	case IN_BYPASS:
+		count(CNT_IN_BYPASS);
+		return XDP_PASS;
+	case IN_PROTECT:
+		count(CNT_IN_PROTECT_DROP);
+		return XDP_DROP;
+	case IN_DISCARD:
+		count(CNT_IN_DISCARD);
+		return XDP_DROP;
+	case IN_DEFAULT:
+		if (cfg->in_default_pass) {
+			count(CNT_IN_DEFAULT_PASS);
+			return XDP_PASS;
+		}
+		count(CNT_IN_DEFAULT_DROP);
+		return XDP_DROP;
+	}
+	count(CNT_IN_UNSURE_DROP); /* IN_UNSURE, and values we do not know */
+	return XDP_DROP;
+}
+
+/* ESP and ESP-in-UDP with an SPI go to esp_verdict before the inbound SPD:
+ * their SPI decides, and the ESP path pays no LPM lookup. Returns 1 and
+ * the SPI (wire order) for such packets. */
+static __always_inline int esp_spi(struct xdp_md *ctx, struct hdrs *h, __u32 *spi, enum counter *hit)
+{
+	void *end = (void *)(long)ctx->data_end;
+	struct udphdr *udp = h->l4;
+	struct config *cfg;
+	__u16 natt_port = NATT_PORT_DEFAULT;
+
+	if (h->fragment)
+		return 0;
+	if (h->proto == IPPROTO_ESP) {
+		if (h->l4 + 8 > end)
+			return 0;
+		__builtin_memcpy(spi, h->l4, sizeof(*spi));
+		*hit = CNT_ESP_REDIRECT;
+		return 1;
+	}
+	if (h->proto != IPPROTO_UDP || (void *)(udp + 1) + 4 > end)
+		return 0;
+	cfg = get_config();
+	if (cfg && cfg->natt_port)
+		natt_port = cfg->natt_port;
+	if (bpf_ntohs(udp->dest) != natt_port || bpf_ntohs(udp->len) < sizeof(*udp) + 4)
+		return 0;
+	__builtin_memcpy(spi, udp + 1, sizeof(*spi));
+	if (*spi == 0)
+		return 0; /* non-ESP marker: IKE */
+	*hit = CNT_ESPUDP_REDIRECT;
+	return 1;
+}
+
 /* An outer fragment (IPv4, or IPv6 with the Fragment header first). ESP
  * fragments go to the XSK: the protocol is in every IPv4 fragment and in
  * every IPv6 Fragment header's next header; the worker reassembles them in
@@ -389,7 +695,7 @@ static __always_inline int wan_frag(struct xdp_md *ctx, struct hdrs *h)
 	__u8 one = 1;
 	__u32 marker;
 	void *l4 = h->l4;
-	int first = h->first;
+	int first = !h->later;
 
 	k.family = h->family;
 	if (h->family == 4) {
@@ -446,7 +752,15 @@ static __always_inline int wan_frag(struct xdp_md *ctx, struct hdrs *h)
 static __always_inline int wan_ip(struct xdp_md *ctx, struct hdrs *h)
 {
 	void *end = (void *)(long)ctx->data_end;
+	enum counter hit = CNT_ESP_REDIRECT;
 	__u32 spi;
+	int r;
+
+	if (esp_spi(ctx, h, &spi, &hit))
+		return esp_verdict(ctx, spi, hit);
+	r = in_stage(ctx, h);
+	if (r != IN_FALLTHROUGH)
+		return r;
 
 	if (h->fragment)
 		return wan_frag(ctx, h);
@@ -473,26 +787,6 @@ static __always_inline int wan_ip(struct xdp_md *ctx, struct hdrs *h)
 	}
 	count(CNT_PASS_OTHER);
 	return XDP_PASS;
-}
-
-/* Destinations that are never forwarded by a router, so no IPsec policy can
- * apply to them: IPv4 169.254/16, 224.0.0.0/24, 255.255.255.255; IPv6
- * fe80::/10 and interface/link-local scoped multicast (ff01::/16, ff02::/16
- * and their flagged variants). */
-static __always_inline int is_link_local(struct hdrs *h)
-{
-	__u8 *d = h->daddr;
-
-	if (h->family == 4) {
-		if (d[0] == 169 && d[1] == 254)
-			return 1;
-		if (d[0] == 224 && d[1] == 0 && d[2] == 0)
-			return 1;
-		return d[0] == 255 && d[1] == 255 && d[2] == 255 && d[3] == 255;
-	}
-	if (d[0] == 0xfe && (d[1] & 0xc0) == 0x80)
-		return 1;
-	return d[0] == 0xff && ((d[1] & 0x0f) == 1 || (d[1] & 0x0f) == 2);
 }
 
 /* Looks the destination up in the SPD mirror. Returns 1 and sets *action on
@@ -551,7 +845,10 @@ static __always_inline int lan_stage(struct xdp_md *ctx, struct hdrs *h, int *li
 
 static __always_inline int not_ip_verdict(int r)
 {
-	count(r == PARSE_MALFORMED ? CNT_MALFORMED_PASS : CNT_PASS_OTHER);
+	if (r == PARSE_OTHER_VLAN)
+		count(CNT_VLAN_OTHER_PASS);
+	else
+		count(r == PARSE_MALFORMED ? CNT_MALFORMED_PASS : CNT_PASS_OTHER);
 	return XDP_PASS;
 }
 

@@ -14,10 +14,15 @@ import (
 )
 
 type xdpsecConfig struct {
-	_        structs.HostLayout
-	NattPort uint16
-	Pad      uint16
-	Flags    uint32
+	_             structs.HostLayout
+	NattPort      uint16
+	Vid           uint16
+	Flags         uint32
+	InNrules      uint32
+	InEnabled     uint8
+	InDefaultPass uint8
+	InTruncated   uint8
+	Pad2          uint8
 }
 
 type xdpsecCounter uint32
@@ -39,8 +44,15 @@ const (
 	xdpsecCounterCNT_MALFORMED_PASS       xdpsecCounter = 13
 	xdpsecCounterCNT_IPV6EXTHDR_PASS      xdpsecCounter = 14
 	xdpsecCounterCNT_XSK_MISSING          xdpsecCounter = 15
-	xdpsecCounterCNT_FRAG_REDIRECT        xdpsecCounter = 16
-	xdpsecCounterCNT_MAX                  xdpsecCounter = 17
+	xdpsecCounterCNT_IN_PROTECT_DROP      xdpsecCounter = 16
+	xdpsecCounterCNT_IN_DISCARD           xdpsecCounter = 17
+	xdpsecCounterCNT_IN_BYPASS            xdpsecCounter = 18
+	xdpsecCounterCNT_IN_DEFAULT_DROP      xdpsecCounter = 19
+	xdpsecCounterCNT_IN_DEFAULT_PASS      xdpsecCounter = 20
+	xdpsecCounterCNT_IN_UNSURE_DROP       xdpsecCounter = 21
+	xdpsecCounterCNT_VLAN_OTHER_PASS      xdpsecCounter = 22
+	xdpsecCounterCNT_FRAG_REDIRECT        xdpsecCounter = 23
+	xdpsecCounterCNT_MAX                  xdpsecCounter = 24
 )
 
 type xdpsecFragKey struct {
@@ -48,6 +60,34 @@ type xdpsecFragKey struct {
 	Saddr  [16]uint8
 	Id     uint32
 	Family uint32
+}
+
+type xdpsecInAction uint32
+
+const (
+	xdpsecInActionIN_DEFAULT xdpsecInAction = 0
+	xdpsecInActionIN_BYPASS  xdpsecInAction = 1
+	xdpsecInActionIN_PROTECT xdpsecInAction = 2
+	xdpsecInActionIN_DISCARD xdpsecInAction = 3
+	xdpsecInActionIN_SCAN    xdpsecInAction = 4
+	xdpsecInActionIN_HOST    xdpsecInAction = 5
+	xdpsecInActionIN_UNSURE  xdpsecInAction = 6
+)
+
+type xdpsecInRule struct {
+	_      structs.HostLayout
+	Src    [4]uint32
+	Smask  [4]uint32
+	Dst    [4]uint32
+	Dmask  [4]uint32
+	SpLo   uint16
+	SpHi   uint16
+	DpLo   uint16
+	DpHi   uint16
+	Family uint8
+	Proto  uint8
+	Action uint8
+	Ports  uint8
 }
 
 type xdpsecLpmV4Key struct {
@@ -77,6 +117,9 @@ const (
 const (
 	xdpsecMapConfig     = "config"
 	xdpsecMapCounters   = "counters"
+	xdpsecMapInRules    = "in_rules"
+	xdpsecMapInV4       = "in_v4"
+	xdpsecMapInV6       = "in_v6"
 	xdpsecMapLiveSpis   = "live_spis"
 	xdpsecMapNattFrags  = "natt_frags"
 	xdpsecMapSpdV4      = "spd_v4"
@@ -140,6 +183,9 @@ type xdpsecProgramSpecs struct {
 type xdpsecMapSpecs struct {
 	Config    *ebpf.MapSpec `ebpf:"config"`
 	Counters  *ebpf.MapSpec `ebpf:"counters"`
+	InRules   *ebpf.MapSpec `ebpf:"in_rules"`
+	InV4      *ebpf.MapSpec `ebpf:"in_v4"`
+	InV6      *ebpf.MapSpec `ebpf:"in_v6"`
 	LiveSpis  *ebpf.MapSpec `ebpf:"live_spis"`
 	NattFrags *ebpf.MapSpec `ebpf:"natt_frags"`
 	SpdV4     *ebpf.MapSpec `ebpf:"spd_v4"`
@@ -175,6 +221,9 @@ func (o *xdpsecObjects) Close() error {
 type xdpsecMaps struct {
 	Config    *ebpf.Map `ebpf:"config"`
 	Counters  *ebpf.Map `ebpf:"counters"`
+	InRules   *ebpf.Map `ebpf:"in_rules"`
+	InV4      *ebpf.Map `ebpf:"in_v4"`
+	InV6      *ebpf.Map `ebpf:"in_v6"`
 	LiveSpis  *ebpf.Map `ebpf:"live_spis"`
 	NattFrags *ebpf.Map `ebpf:"natt_frags"`
 	SpdV4     *ebpf.Map `ebpf:"spd_v4"`
@@ -186,6 +235,9 @@ func (m *xdpsecMaps) Close() error {
 	return _XdpsecClose(
 		m.Config,
 		m.Counters,
+		m.InRules,
+		m.InV4,
+		m.InV6,
 		m.LiveSpis,
 		m.NattFrags,
 		m.SpdV4,

@@ -18,6 +18,11 @@ import (
 //     ESP packet, so the far gateway never reassembles ESP (which would
 //     cost it memory and open it to fragment floods) and the receiving
 //     host reassembles as it would for any fragmented packet.
+//     Fragmenting the ESP packet after encryption instead would make every
+//     such packet depend on the peer's reassembly (and on middleboxes
+//     that often drop fragments), and a lost fragment would cost the whole
+//     packet its ICV check; the sender allowed fragmentation (DF clear),
+//     so the inner packet is the one to split.
 
 // icmpBucket is a per-worker token bucket for ICMP errors.
 type icmpBucket struct {

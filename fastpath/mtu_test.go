@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/xdpsec/xdpsec/fastpath/esp"
 	"github.com/xdpsec/xdpsec/fastpath/packet"
@@ -148,4 +149,38 @@ func TestPreFragment(t *testing.T) {
 		}
 		checkNoLeak(t, p)
 	}
+}
+
+// TestPathMTUPerSA: a path MTU learned for the SA (ICMP from the path,
+// RFC 4301 §8.2) lowers the MTU for that SA's packets below the WAN's:
+// the "too big" carries the smaller size; SetWANMTU changes the WAN MTU
+// at the next poll.
+func TestPathMTUPerSA(t *testing.T) {
+	p := newPair(t, pairOpts{})
+	withMTU(p, 1500)
+	send := func(n int) (wan int, icmpMTU int) {
+		p.aLAN.Inject(frame("198.18.1.10", "198.18.2.20", n-28, 1))
+		p.a.Poll()
+		wan = len(collect(p.aWAN))
+		if back := collect(p.aLAN); len(back) == 1 {
+			icmpMTU = int(binary.BigEndian.Uint16(back[0][14+26:]))
+		}
+		return
+	}
+	fit := esp.MaxInner(p.saAB, 1500, 20)
+	if w, m := send(fit); w != 1 || m != 0 {
+		t.Fatalf("at the WAN MTU: %d sent, ICMP %d", w, m)
+	}
+	p.saAB.LowerPathMTU(1300, time.Now())
+	if w, m := send(fit); w != 0 || m != esp.MaxInner(p.saAB, 1300, 20) {
+		t.Fatalf("after path MTU 1300: %d sent, ICMP says %d, want %d", w, m, esp.MaxInner(p.saAB, 1300, 20))
+	}
+	if w, _ := send(esp.MaxInner(p.saAB, 1300, 20)); w != 1 {
+		t.Fatal("a packet that fits the path MTU was not sent")
+	}
+	p.a.SetWANMTU(1200) // the WAN itself shrinks below the path MTU
+	if w, m := send(1200); w != 0 || m != esp.MaxInner(p.saAB, 1200, 20) {
+		t.Fatalf("after SetWANMTU(1200): %d sent, ICMP says %d", w, m)
+	}
+	checkNoLeak(t, p)
 }

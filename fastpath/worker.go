@@ -29,9 +29,23 @@ type Config struct {
 	// DefaultBypass forwards packets no policy matches in clear; by
 	// default they are dropped (fail closed).
 	DefaultBypass bool
+	// LANVLAN and WANVLAN are the 802.1Q VLANs (1..4094) each side's
+	// frames carry, 0 for untagged: received frames must carry the tag,
+	// which is stripped (vlan.go), and sent frames get it. In one-arm
+	// mode they are the same.
+	LANVLAN, WANVLAN uint16
 	// WANMTU is the largest IP packet the WAN carries; 0 means only the
-	// frame size limits. See mtu.go for what happens past it.
+	// frame size limits. See mtu.go for what happens past it. An SA's
+	// learned path MTU (sad.SA.PathMTU) lowers it for that SA, and
+	// SetWANMTU changes it while the worker runs.
 	WANMTU int
+	// MSSClamp clamps the MSS of TCP SYNs crossing the tunnel, both ways,
+	// for policies that do not say otherwise (spd.Policy.MSSClamp):
+	// 0 off, spd.MSSAuto, or a value in bytes. See mss.go.
+	MSSClamp int
+	// PolicyMSS says some policy sets its own MSSClamp, so inbound SYNs
+	// look their policy up even when MSSClamp is off.
+	PolicyMSS bool
 	// ICMPSrc4 and ICMPSrc6 are the addresses ICMP errors are sent from
 	// (the gateway's LAN addresses); without one, oversized packets of
 	// that family are dropped without an ICMP error.
@@ -62,7 +76,14 @@ type Stats struct {
 	// Fragmented the packets split before encryption, Fragments the
 	// pieces they became.
 	ICMPTooBig, Fragmented, Fragments uint64
-	Drops                             [sad.NumReasons]uint64
+	// MSSClamped counts TCP SYNs whose MSS option was lowered.
+	MSSClamped uint64
+	// Held counts packets held for a neighbour being resolved, Released
+	// those sent once it was, HeldDrops those refused because the hold
+	// was full (see pending.go; the ones that wait too long are no_route
+	// drops).
+	Held, Released, HeldDrops uint64
+	Drops                     [sad.NumReasons]uint64
 	// Reasm are the counters of the reassembly of outer fragments.
 	Reasm reasm.Stats
 }
@@ -72,6 +93,8 @@ type atomicStats struct {
 	Polls, RxPackets, TxPackets, Encaps, Decaps, Bypassed atomic.Uint64
 	TxFull, NoFrame, NotIP                                atomic.Uint64
 	ICMPTooBig, Fragmented, Fragments                     atomic.Uint64
+	MSSClamped                                            atomic.Uint64
+	Held, Released, HeldDrops                             atomic.Uint64
 	Drops                                                 [sad.NumReasons]atomic.Uint64
 }
 
@@ -111,6 +134,13 @@ type Worker struct {
 
 	lanCache, wanCache hopCache
 	spdCache           spd.Cache
+	spdCacheIn         spd.Cache // reverse lookups for inbound SYNs
+
+	pending pendingQueue
+
+	// mtuSet is a WAN MTU set by SetWANMTU (0: none yet), taken into
+	// cfg.WANMTU at the start of each poll.
+	mtuSet atomic.Int32
 
 	// reasm reassembles outer fragments of ESP. Per worker, so no
 	// locks: all fragments of one datagram must reach the same queue.
@@ -164,16 +194,22 @@ func NewWorker(id int, cfg Config) *Worker {
 // Poll runs one round: a batch from the WAN side, then one from the LAN
 // side (one batch in one-arm mode). It returns the packets received.
 func (w *Worker) Poll() int {
+	if m := int(w.mtuSet.Load()); m != 0 {
+		w.cfg.WANMTU = m
+	}
+	if w.pending.n > 0 {
+		w.release()
+	}
 	n := w.cfg.WAN.Recv(w.rx[:])
 	if n > 0 {
 		w.local.RxPackets += uint64(n)
-		w.process(w.rx[:n], true)
+		w.process(w.rx[:w.untag(w.cfg.WAN, w.rx[:n], w.cfg.WANVLAN)], true)
 	}
 	if !w.oneArm {
 		m := w.cfg.LAN.Recv(w.rx[:])
 		if m > 0 {
 			w.local.RxPackets += uint64(m)
-			w.process(w.rx[:m], false)
+			w.process(w.rx[:w.untag(w.cfg.LAN, w.rx[:m], w.cfg.LANVLAN)], false)
 		}
 		n += m
 	}
@@ -183,6 +219,25 @@ func (w *Worker) Poll() int {
 	}
 	w.flush()
 	return n
+}
+
+// SetWANMTU changes the WAN MTU the worker encapsulates for (the
+// interface's MTU changed, or the operator said so); the worker takes it
+// at its next poll. Safe from any goroutine.
+func (w *Worker) SetWANMTU(mtu int) {
+	if mtu > 0 && mtu <= 0xffff {
+		w.mtuSet.Store(int32(mtu))
+	}
+}
+
+// mtuFor is the largest ESP packet sa may send: the WAN MTU, or the path
+// MTU learned for sa when smaller.
+func (w *Worker) mtuFor(sa *sad.SA) int {
+	m := w.cfg.WANMTU
+	if p := sa.PathMTU(); p != 0 && (m == 0 || p < m) {
+		m = p
+	}
+	return m
 }
 
 // process splits a received batch into inbound ESP and outbound traffic.
@@ -274,13 +329,18 @@ func (w *Worker) outbound(pkts []Packet) {
 			w.drop(&nfree, p, sad.ErrExpired)
 			continue
 		}
+		if (w.cfg.MSSClamp != 0 || pol.MSSClamp != spd.MSSInherit) && isSYN(ipb, &ip) {
+			if m := w.mssFor(pol, sa, ip.HdrLen); m > 0 && clampMSS(ipb[ip.HdrLen:ip.TotalLen], m) {
+				w.local.MSSClamped++
+			}
+		}
 		need := 1
 		w.pktFrag[i] = 0
-		if w.cfg.WANMTU > 0 && esp.EncapLen(sa, ip.TotalLen, ip.HdrLen) > w.cfg.WANMTU {
+		if mtu := w.mtuFor(sa); mtu > 0 && esp.EncapLen(sa, ip.TotalLen, ip.HdrLen) > mtu {
 			// Only plain IPv4 (no options, DF clear) in tunnel mode is
 			// fragmented; everything else gets "too big" (see mtu.go).
 			if !ip.V6 && sa.Mode == sad.Tunnel && ipb[6]&0x40 == 0 && ip.HdrLen == packet.IPv4MinLen {
-				_, cnt := fragPlan(ip.TotalLen, ip.HdrLen, esp.MaxInner(sa, w.cfg.WANMTU, ip.HdrLen))
+				_, cnt := fragPlan(ip.TotalLen, ip.HdrLen, esp.MaxInner(sa, mtu, ip.HdrLen))
 				if cnt < 2 || cnt > maxFrags {
 					sa.Drop(sad.ErrTooBig, 1)
 					w.drop(&nfree, p, sad.ErrTooBig)
@@ -338,17 +398,26 @@ func (w *Worker) outbound(pkts []Packet) {
 		}
 		var outP *Packet
 		if j == -1 {
-			outP = w.bypass(p, w.cfg.WAN, w.crossWAN, &w.wanCache, w.cfg.WANHop)
-			if outP == nil {
+			var held bool
+			outP, held = w.bypass(p, w.cfg.WAN, w.crossWAN, &w.wanCache, w.cfg.WANHop)
+			if outP == nil && !held {
 				w.drop(&nfree, p, sad.ErrNoRoute)
 				continue
 			}
 			w.local.Bypassed++
+			if held {
+				if w.crossWAN {
+					w.free[nfree] = *p // copied into the held WAN frame
+					nfree++
+				}
+				continue
+			}
 		} else {
 			sa := w.runs[j]
 			if w.runLeft[j] == 0 {
-				sa.Drop(sad.ErrSeqExhausted, 1)
-				w.drop(&nfree, p, sad.ErrSeqExhausted)
+				r := sa.SeqDrop() // exhausted, or not reserved yet
+				sa.Drop(r, 1)
+				w.drop(&nfree, p, r)
 				continue
 			}
 			if w.pktFrag[i] > 1 {
@@ -361,8 +430,9 @@ func (w *Worker) outbound(pkts []Packet) {
 					continue
 				}
 				if w.runLeft[j] == 0 {
-					sa.Drop(sad.ErrSeqExhausted, 1)
-					w.drop(&nfree, p, sad.ErrSeqExhausted)
+					r := sa.SeqDrop()
+					sa.Drop(r, 1)
+					w.drop(&nfree, p, r)
 					continue
 				}
 			}
@@ -379,6 +449,15 @@ func (w *Worker) outbound(pkts []Packet) {
 			w.runPk[j]++
 			w.runBy[j] += uint64(p.Len - packet.EthLen)
 			w.local.Encaps++
+			if outP == nil {
+				// Held for the peer's neighbour (pending.go); the LAN
+				// frame is free if the ESP went into a WAN frame.
+				if w.crossWAN {
+					w.free[nfree] = *p
+					nfree++
+				}
+				continue
+			}
 		}
 		w.tx[ntx] = *outP
 		ntx++
@@ -440,7 +519,7 @@ func (w *Worker) tooBig(p *Packet, sa *sad.SA) bool {
 	if !ok {
 		return false
 	}
-	mtu := esp.MaxInner(sa, w.cfg.WANMTU, ip.HdrLen)
+	mtu := esp.MaxInner(sa, w.mtuFor(sa), ip.HdrLen)
 	off, n, ok := buildTooBig(p.Frame, ipOff, ip.TotalLen, ip.V6, mtu, src)
 	if !ok {
 		return false
@@ -460,7 +539,7 @@ func (w *Worker) fragment(p *Packet, sa *sad.SA, j int8, count, ntx int) (int, b
 	ipOff := p.Off + packet.EthLen
 	ipb := p.Frame[ipOff : p.Off+p.Len]
 	hl := packet.IPv4MinLen
-	per, _ := fragPlan(int(binary.BigEndian.Uint16(ipb[2:])), hl, esp.MaxInner(sa, w.cfg.WANMTU, hl))
+	per, _ := fragPlan(int(binary.BigEndian.Uint16(ipb[2:])), hl, esp.MaxInner(sa, w.mtuFor(sa), hl))
 	got := w.cfg.WAN.Alloc(w.frag[:count-1])
 	if got < count-1 {
 		w.cfg.WAN.Free(w.frag[:got])
@@ -479,7 +558,7 @@ func (w *Worker) fragment(p *Packet, sa *sad.SA, j int8, count, ntx int) (int, b
 		in := Headroom + packet.EthLen + hr
 		n := writeFragment(f.Frame[in:], ipb, hl, per, k)
 		if w.runLeft[j] == 0 {
-			sa.Drop(sad.ErrSeqExhausted, 1)
+			sa.Drop(sa.SeqDrop(), 1)
 			w.cfg.WAN.Free(w.frag[k-1 : count-1])
 			return queued, false
 		}
@@ -520,11 +599,10 @@ func (w *Worker) encap(p *Packet, sa *sad.SA, seq uint64) (*Packet, sad.Reason) 
 		hr += ip.HdrLen
 		innerOff += ip.HdrLen // the payload, which stays put
 	}
-	// The hop first: a miss must not strand a frame taken below.
+	// A hop that misses is asked for again once the packet is sealed, to
+	// hold the packet for it (pending.go): the lookup is what starts the
+	// neighbour's resolution.
 	hop, ok := w.wanCache.lookup(w.cfg.WANHop, sa.Remote)
-	if !ok {
-		return nil, sad.ErrNoRoute
-	}
 	var out []byte
 	var q *Packet
 	if w.crossWAN {
@@ -553,12 +631,26 @@ func (w *Worker) encap(p *Packet, sa *sad.SA, seq uint64) (*Packet, sad.Reason) 
 		return nil, r
 	}
 	q.Len = packet.EthLen + n
-	writeEth(q.Frame[q.Off:], hop, sa.Local.Is4() || sa.Mode == sad.Transport && inner[0]>>4 == 4)
+	v4 := sa.Local.Is4() || sa.Mode == sad.Transport && inner[0]>>4 == 4
+	if !ok {
+		if !w.hold(q, sa.Remote, v4, false) {
+			if w.crossWAN {
+				w.spareUsed--
+			}
+			return nil, sad.ErrNoRoute
+		}
+		// A spare taken stays below spareUsed, which is never freed
+		// here: the hold owns that frame now.
+		return nil, sad.OK
+	}
+	writeEth(q.Frame[q.Off:], hop, v4)
 	return q, sad.OK
 }
 
-// bypass forwards a packet unchanged but for its Ethernet header.
-func (w *Worker) bypass(p *Packet, to Port, cross bool, c *hopCache, nh NextHop) *Packet {
+// bypass forwards a packet unchanged but for its Ethernet header. When
+// the next hop is not resolved yet the packet is held for it (held true,
+// nil returned; pending.go); nil and false mean it is to be dropped.
+func (w *Worker) bypass(p *Packet, to Port, cross bool, c *hopCache, nh NextHop) (*Packet, bool) {
 	d := p.Data()
 	ipb := d[packet.EthLen:]
 	var dst netip.Addr
@@ -569,22 +661,28 @@ func (w *Worker) bypass(p *Packet, to Port, cross bool, c *hopCache, nh NextHop)
 		dst = netip.AddrFrom16([16]byte(ipb[24:40]))
 	}
 	hop, ok := c.lookup(nh, dst)
-	if !ok {
-		return nil
-	}
 	q := p
 	if cross {
 		if w.spareUsed == w.spareN {
 			w.local.NoFrame++
-			return nil
+			return nil, false
 		}
 		q = &w.spare[w.spareUsed]
 		w.spareUsed++
 		q.Off, q.Len = Headroom, p.Len
 		copy(q.Frame[Headroom:], d)
 	}
+	if !ok {
+		if w.hold(q, dst, v4, c == &w.lanCache) { // released through the same cache and table
+			return nil, true
+		}
+		if cross {
+			w.spareUsed--
+		}
+		return nil, false
+	}
 	writeEth(q.Frame[q.Off:], hop, v4)
-	return q
+	return q, false
 }
 
 func writeEth(b []byte, h *Hop, v4 bool) {
@@ -688,15 +786,19 @@ func (w *Worker) inbound(pkts []Packet) {
 			dst = netip.AddrFrom16([16]byte(inner[24:40]))
 		}
 		hop, ok := w.lanCache.lookup(w.cfg.LANHop, dst)
-		if !ok {
+		q.Off, q.Len = start, packet.EthLen+n
+		if ok {
+			writeEth(q.Frame[q.Off:], hop, v4)
+		} else if !w.hold(q, dst, v4, true) {
 			if q != p {
 				w.spareUsed--
 			}
 			w.drop(&nfree, p, sad.ErrNoRoute)
 			continue
 		}
-		q.Off, q.Len = start, packet.EthLen+n
-		writeEth(q.Frame[q.Off:], hop, v4)
+		if w.cfg.MSSClamp != 0 || w.cfg.PolicyMSS {
+			w.clampInbound(inner, sa)
+		}
 		if sa != cur {
 			if cur != nil {
 				cur.Account(pk, by)
@@ -706,8 +808,10 @@ func (w *Worker) inbound(pkts []Packet) {
 		pk++
 		by += uint64(n)
 		w.local.Decaps++
-		w.tx[ntx] = *q
-		ntx++
+		if ok {
+			w.tx[ntx] = *q
+			ntx++
+		}
 		if q != p {
 			w.free[nfree] = *p
 			nfree++
@@ -747,6 +851,7 @@ func (w *Worker) send(port Port, n int) {
 	if n == 0 {
 		return
 	}
+	tag(w.tx[:n], w.vlanOf(port))
 	sent := port.Send(w.tx[:n])
 	w.local.TxPackets += uint64(sent)
 	if sent < n {
@@ -777,6 +882,10 @@ func (w *Worker) flush() {
 	add(&pub.ICMPTooBig, &l.ICMPTooBig)
 	add(&pub.Fragmented, &l.Fragmented)
 	add(&pub.Fragments, &l.Fragments)
+	add(&pub.MSSClamped, &l.MSSClamped)
+	add(&pub.Held, &l.Held)
+	add(&pub.Released, &l.Released)
+	add(&pub.HeldDrops, &l.HeldDrops)
 	for i := range l.Drops {
 		add(&pub.Drops[i], &l.Drops[i])
 	}
@@ -790,6 +899,8 @@ func (w *Worker) Stats() Stats {
 	s.Encaps, s.Decaps, s.Bypassed = p.Encaps.Load(), p.Decaps.Load(), p.Bypassed.Load()
 	s.TxFull, s.NoFrame, s.NotIP = p.TxFull.Load(), p.NoFrame.Load(), p.NotIP.Load()
 	s.ICMPTooBig, s.Fragmented, s.Fragments = p.ICMPTooBig.Load(), p.Fragmented.Load(), p.Fragments.Load()
+	s.MSSClamped = p.MSSClamped.Load()
+	s.Held, s.Released, s.HeldDrops = p.Held.Load(), p.Released.Load(), p.HeldDrops.Load()
 	for i := range s.Drops {
 		s.Drops[i] = p.Drops[i].Load()
 	}

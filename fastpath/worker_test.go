@@ -398,6 +398,45 @@ func TestPipelineOneArm(t *testing.T) {
 	}
 }
 
+// TestPipelineSeqLimit: the worker never seals above the SA's durable
+// limit; what it cannot number is a counted drop, and allocation-free.
+func TestPipelineSeqLimit(t *testing.T) {
+	p := newPair(t, pairOpts{})
+	p.saAB.SetSeq(10)
+	p.saAB.SetSeqLimit(12)
+	for i := 0; i < 5; i++ {
+		p.aLAN.Inject(frame("198.18.1.1", "198.18.2.2", 20, uint32(i)))
+	}
+	p.a.Poll()
+	if n := len(collect(p.aWAN)); n != 2 {
+		t.Fatalf("sent %d with two numbers reserved, want 2", n)
+	}
+	if d := p.a.Stats().Drops[sad.ErrSeqUnreserved]; d != 3 || p.saAB.Seq() != 12 {
+		t.Fatalf("unreserved drops %d, seq %d", d, p.saAB.Seq())
+	}
+	if p.saAB.SeqExhausted() {
+		t.Fatal("the limit was taken for exhaustion")
+	}
+	// Refusing at the limit allocates nothing either.
+	f := frame("198.18.1.1", "198.18.2.2", 20, 1)
+	allocs := testing.AllocsPerRun(50, func() {
+		for i := 0; i < Batch; i++ {
+			p.aLAN.Inject(f)
+		}
+		p.a.Poll()
+	})
+	if allocs != 0 {
+		t.Fatalf("refusing at the limit allocates %v", allocs)
+	}
+	p.saAB.SetSeqLimit(100)
+	p.aLAN.Inject(frame("198.18.1.1", "198.18.2.2", 20, 9))
+	p.a.Poll()
+	if n := len(collect(p.aWAN)); n != 1 || p.saAB.Seq() != 13 {
+		t.Fatalf("after the limit rose: sent %d, seq %d", n, p.saAB.Seq())
+	}
+	checkNoLeak(t, p)
+}
+
 func TestPipelineExpiredAndExhausted(t *testing.T) {
 	p := newPair(t, pairOpts{})
 	p.saAB.SetSeq(1<<32 - 2) // room for one more

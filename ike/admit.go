@@ -3,7 +3,6 @@ package ike
 import (
 	"errors"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,8 +19,12 @@ import (
 // costs a decode, an HMAC and a send each, off the loop, and never a key
 // exchange or a byte of state; the loop, which does the key exchanges,
 // only sees requests from initiators that receive at their address. There
-// the per-source limit and the half-open cap bound what such initiators
-// can make the responder spend.
+// the per-source limits (chargeInit: a rate and a share of the half-open
+// table per source prefix, charged only for requests that would cost a key
+// exchange) and the half-open cap bound what such initiators can make the
+// responder spend. Below the threshold spoofed requests reach the loop
+// too; a source over its limit then gets a COOKIE instead of silence, so
+// spoofing a peer's address cannot lock the peer out.
 
 // Defaults of the flood defence (Defence's zero values); the exported
 // ones are what the configuration checks its ike: section against.
@@ -36,18 +39,34 @@ const (
 	// does not accept its own cookie (or an attacker who forges COOKIE
 	// replies) must not keep an IKE SA retrying forever.
 	maxCookieRounds = 3
+	// maxInitRequestLen bounds an IKE_SA_INIT request we answer (charon's
+	// max_packet is 10000 for any message): the half-open SA keeps it.
+	maxInitRequestLen = 8 << 10
 )
 
 // FloodStats counts what the engine did about IKE_SA_INIT requests and
 // half-open IKE SAs. Counters only grow; HalfOpen is the number now.
 type FloodStats struct {
-	InitRequests    uint64 // IKE_SA_INIT requests received (retransmissions included)
-	InitMalformed   uint64 // IKE_SA_INIT requests dropped as malformed before any state
-	UnknownPeer     uint64 // dropped: no connection accepts the source address
-	CookiesSent     uint64 // stateless replies asking for a COOKIE (§2.6)
-	CookiesValid    uint64 // requests whose COOKIE verified
-	CookiesInvalid  uint64 // requests whose COOKIE did not (forged, stale, replayed from elsewhere); each got a fresh one
-	RateLimited     uint64 // dropped by the per-source limit
+	InitRequests   uint64 // IKE_SA_INIT requests received (retransmissions included)
+	InitMalformed  uint64 // IKE_SA_INIT requests dropped as malformed before any state
+	UnknownPeer    uint64 // dropped: no connection accepts the source address
+	CookiesSent    uint64 // stateless replies asking for a COOKIE (§2.6)
+	CookiesValid   uint64 // requests whose COOKIE verified
+	CookiesInvalid uint64 // requests whose COOKIE did not (forged, stale, replayed from elsewhere); each got a fresh one
+	RateLimited    uint64 // dropped by the per-source limit (requests with a valid COOKIE: the source is real)
+	// LimitCookies counts, of CookiesSent, the replies to requests without a
+	// valid COOKIE from a source over its limit (rate or half-open share):
+	// such a source may be spoofed, so it is asked to prove its address
+	// rather than dropped, which would let a spoofer lock a peer out.
+	LimitCookies uint64
+	// PrefixFull counts requests refused because their source prefix held
+	// its share of half-open IKE SAs (answered with a COOKIE, or dropped
+	// when they carried one).
+	PrefixFull uint64
+	// AddressIgnored counts authenticated messages from another address
+	// that did not move their IKE SA there: no NAT was detected, so the
+	// peer's address has no reason to change (RFC 7296 §2.23).
+	AddressIgnored  uint64
 	HalfOpenDropped uint64 // dropped because the half-open table was full
 	HalfOpenExpired uint64 // half-open IKE SAs that timed out before IKE_AUTH
 	QueueDropped    uint64 // admitted messages dropped while the engine's loop was behind
@@ -74,6 +93,7 @@ type floodCounters struct {
 	rateLimited, halfOpenDropped, halfOpenExpired       atomic.Uint64
 	queueDropped, halfOpen, halfOpenPeak, cookieRetries atomic.Uint64
 	unknownSA, forgedRetransmits                        atomic.Uint64
+	limitCookies, prefixFull, addressIgnored            atomic.Uint64
 }
 
 // Stats returns the flood-defence counters; safe from any goroutine and
@@ -87,6 +107,7 @@ func (e *Engine) Stats() FloodStats {
 		QueueDropped: c.queueDropped.Load(), HalfOpen: c.halfOpen.Load(), HalfOpenPeak: c.halfOpenPeak.Load(),
 		CookieRetries: c.cookieRetries.Load(), TransportDropped: e.transportDropped(), TransportShed: e.transportShed(),
 		UnknownSA: c.unknownSA.Load(), ForgedRetransmits: c.forgedRetransmits.Load(),
+		LimitCookies: c.limitCookies.Load(), PrefixFull: c.prefixFull.Load(), AddressIgnored: c.addressIgnored.Load(),
 	}
 }
 
@@ -115,11 +136,13 @@ func (e *Engine) setHalfOpen(n int) {
 }
 
 // inbound is an admitted datagram and its decoded message; startsSA
-// marks an IKE_SA_INIT request counted in initsQueued.
+// marks an IKE_SA_INIT request counted in initsQueued, proven one whose
+// COOKIE verified: its sender receives at its address.
 type inbound struct {
 	p        transport.Packet
 	m        *message.Message
 	startsSA bool
+	proven   bool
 }
 
 // gate runs admission for every datagram from the transport and hands the
@@ -141,11 +164,10 @@ func (e *Engine) gate() {
 		case <-e.quit:
 			return
 		}
-		m, ok := e.admit(p)
+		in, ok := e.admit(p)
 		if !ok {
 			continue
 		}
-		in := inbound{p: p, m: m, startsSA: startsSA(m)}
 		if in.startsSA {
 			// Counted before it is queued, so the next request's cookie
 			// decision already sees it (see cookiesRequired).
@@ -165,14 +187,20 @@ func (e *Engine) gate() {
 // admit decodes a datagram and decides whether the loop should see it.
 // Requests that start an IKE SA are checked here; everything else passes
 // (the loop matches it to an IKE SA or drops it).
-func (e *Engine) admit(p transport.Packet) (*message.Message, bool) {
+func (e *Engine) admit(p transport.Packet) (inbound, bool) {
 	h, err := message.DecodeHeader(p.Data)
 	if err != nil {
-		return nil, false
+		return inbound{}, false
 	}
 	startsSA := h.Exchange == message.ExchangeIKESAInit && !h.IsResponse() && h.SPIr == 0
 	if startsSA {
 		e.flood.initRequests.Add(1)
+		if len(p.Data) > maxInitRequestLen {
+			// A half-open SA keeps the request until IKE_AUTH signs it
+			// (RFC 7296 §2.15); a real one is a few hundred octets.
+			e.flood.initMalformed.Add(1)
+			return inbound{}, false
+		}
 	}
 	m, err := message.Decode(p.Data)
 	if err != nil {
@@ -184,23 +212,24 @@ func (e *Engine) admit(p transport.Packet) (*message.Message, bool) {
 		} else if startsSA {
 			e.flood.initMalformed.Add(1)
 		}
-		return nil, false
+		return inbound{}, false
 	}
 	if !startsSA {
-		return m, true
+		return inbound{p: p, m: m}, true
 	}
 	if m.MessageID != 0 || !m.IsInitiator() {
 		e.flood.initMalformed.Add(1)
-		return nil, false
+		return inbound{}, false
 	}
 	if !e.acceptsPeer(p.Local.Addr(), p.Remote.Addr()) {
 		e.flood.unknownPeer.Add(1)
-		if n, ok := e.quiet.allow(noisyUnknownPeer); ok {
-			e.log.Info("IKE_SA_INIT from unknown peer ignored", "peer", p.Remote, "suppressed_since_last", n)
+		if e.quiet.allow(noisyUnknownPeer) {
+			e.log.Info("IKE_SA_INIT from unknown peer ignored", "peer", p.Remote)
 		}
-		return nil, false
+		return inbound{}, false
 	}
-	return m, e.checkCookie(m, p)
+	proven, ok := e.checkCookie(m, p)
+	return inbound{p: p, m: m, startsSA: true, proven: proven}, ok
 }
 
 // acceptsPeer reports whether any connection takes IKE_SA_INIT from remote
@@ -224,39 +253,52 @@ func (e *Engine) cookiesRequired() bool {
 	return e.cookiesAlways || e.flood.halfOpen.Load()+uint64(max(e.initsQueued.Load(), 0)) >= uint64(e.cookieThreshold)
 }
 
-func startsSA(m *message.Message) bool {
-	return m.Exchange == message.ExchangeIKESAInit && !m.IsResponse() && m.SPIr == 0
-}
-
 // checkCookie admits the request if no cookie is required or it carries a
 // valid one; otherwise it sends the stateless COOKIE reply (RFC 7296 §2.6)
-// and drops the request. A cookie sent while none is required is not
-// checked: it costs nothing to ignore.
-func (e *Engine) checkCookie(m *message.Message, p transport.Packet) bool {
-	if !e.cookiesRequired() {
-		return true
+// and drops the request. A COOKIE is verified whenever a request carries
+// one, required or not: a request whose cookie verified (proven) comes
+// from a sender that receives at its address, which the loop's per-source
+// limits count apart from the rest, so that requests spoofed from an
+// address cannot use up what the address's real owner may spend. A stale
+// cookie sent while none is required is ignored.
+func (e *Engine) checkCookie(m *message.Message, p transport.Packet) (proven, ok bool) {
+	required := e.cookiesRequired()
+	n := m.Notify(message.NotifyCookie)
+	if !required && n == nil {
+		return false, true
 	}
 	nP, _ := m.Get(message.PayloadNonce).(*message.Nonce)
 	if nP == nil {
 		// The cookie binds Ni; without one the request is malformed
 		// anyway, and under load it gets no answer.
-		e.flood.initMalformed.Add(1)
-		return false
+		if required {
+			e.flood.initMalformed.Add(1)
+		}
+		return false, !required
 	}
 	now := e.now()
-	if n := m.Notify(message.NotifyCookie); n != nil {
+	if n != nil {
 		if e.cookies.check(now, n.Data, m.SPIi, p.Remote.Addr(), nP.Data) {
 			e.flood.cookiesValid.Add(1)
-			return true
+			return true, true
+		}
+		if !required {
+			return false, true
 		}
 		e.flood.cookiesInvalid.Add(1)
-		if n, ok := e.quiet.allow(noisyBadCookie); ok {
-			e.log.Info("IKE_SA_INIT with an invalid or stale COOKIE, sending a fresh one", "peer", p.Remote, "suppressed_since_last", n)
+		if e.quiet.allow(noisyBadCookie) {
+			e.log.Info("IKE_SA_INIT with an invalid or stale COOKIE, sending a fresh one", "peer", p.Remote)
 		}
 	}
-	e.replyInit(m.SPIi, p, notify(message.NotifyCookie, e.cookies.make(now, m.SPIi, p.Remote.Addr(), nP.Data)))
+	e.sendCookie(m.SPIi, p, nP.Data, now)
+	return false, false
+}
+
+// sendCookie answers an IKE_SA_INIT request with a fresh COOKIE and
+// nothing else.
+func (e *Engine) sendCookie(spiI uint64, p transport.Packet, ni []byte, now time.Time) {
+	e.replyInit(spiI, p, notify(message.NotifyCookie, e.cookies.make(now, spiI, p.Remote.Addr(), ni)))
 	e.flood.cookiesSent.Add(1)
-	return false
 }
 
 // replyInit sends a stateless IKE_SA_INIT response: no responder SPI, the
@@ -269,48 +311,4 @@ func (e *Engine) replyInit(spiI uint64, p transport.Packet, ps ...message.Payloa
 	if b, err := out.Encode(); err == nil {
 		e.conn.Send(transport.Packet{Data: b, Local: p.Local, Remote: p.Remote})
 	}
-}
-
-// The log lines a flood could repeat once per datagram; quietLog lets
-// each through a few times a second and then says how many it held back.
-const (
-	noisyUnknownPeer = iota
-	noisyBadCookie
-	noisyRateLimited
-	noisyHalfOpenFull
-	noisyNoProposal
-	noisyWrongKE
-	noisyHalfOpenExpired
-	noisyKinds
-)
-
-// quietLog rate-limits log lines by kind: up to quietBurst a second each.
-type quietLog struct {
-	mu    sync.Mutex
-	kinds [noisyKinds]struct {
-		window     time.Time
-		n, dropped int
-	}
-}
-
-const quietBurst = 5
-
-// allow reports whether a line of this kind may be logged now (at most
-// quietBurst a second) and how many were suppressed since the last one
-// that was. Callers build the line's arguments only when it may: a flood
-// must not cost an allocation per datagram for lines nobody sees.
-func (q *quietLog) allow(kind int) (suppressed int, ok bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	k := &q.kinds[kind]
-	if now := time.Now(); now.Sub(k.window) >= time.Second {
-		k.window, k.n = now, 0
-	}
-	k.n++
-	if k.n > quietBurst {
-		k.dropped++
-		return 0, false
-	}
-	suppressed, k.dropped = k.dropped, 0
-	return suppressed, true
 }

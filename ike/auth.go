@@ -258,13 +258,17 @@ func respondAuth(sa *ikeSA, req message.Payloads) ([]message.Payload, func()) {
 		return []message.Payload{notify(message.NotifyAuthenticationFailed, nil)}, sa.destroy
 	}
 	if id == nil || auth == nil {
-		sa.e.log.Warn("IKE_AUTH request without IDi or AUTH", "sa", sa.logID(), "peer", sa.remote)
+		if sa.e.quiet.allow(noisyAuthFailed) {
+			sa.e.log.Warn("IKE_AUTH request without IDi or AUTH", "sa", sa.logID(), "peer", sa.remote)
+		}
 		return fail()
 	}
 	if sa.hybridPending() {
 		// The initiator skipped negotiated key exchanges: going on would
 		// give it an IKE SA without them.
-		sa.e.log.Warn("IKE_AUTH before the negotiated additional key exchanges", "sa", sa.logID(), "peer", sa.remote, "missing", len(sa.hybrid().pending))
+		if sa.e.quiet.allow(noisyAuthFailed) {
+			sa.e.log.Warn("IKE_AUTH before the negotiated additional key exchanges", "sa", sa.logID(), "peer", sa.remote, "missing", len(sa.hybrid().pending))
+		}
 		return []message.Payload{notify(message.NotifyInvalidSyntax, nil)}, sa.destroy
 	}
 	if pq := sa.hybrid(); pq != nil {
@@ -288,12 +292,16 @@ func respondAuth(sa *ikeSA, req message.Payloads) ([]message.Payload, func()) {
 	}
 	peerID := Identity{id.IDType, id.Data}
 	if conn == nil {
-		sa.e.log.Warn("authentication failed: no connection for the peer's identity", "sa", sa.logID(), "peer", sa.remote, "peer_id", peerID.String())
+		if sa.e.quiet.allow(noisyAuthFailed) {
+			sa.e.log.Warn("authentication failed: no connection for the peer's identity", "sa", sa.logID(), "peer", sa.remote, "peer_id", clip(peerID.String()))
+		}
 		return fail()
 	}
 	sa.conn = conn
 	if err := sa.verifyPeer(conn, id, auth, req); err != nil {
-		sa.e.log.Warn("authentication of the peer failed", "sa", sa.logID(), "peer", sa.remote, "peer_id", peerID.String(), "reason", err)
+		if sa.e.quiet.allow(noisyAuthFailed) {
+			sa.e.log.Warn("authentication of the peer failed", "sa", sa.logID(), "peer", sa.remote, "peer_id", clip(peerID.String()), "reason", clip(err.Error()))
+		}
 		return fail()
 	}
 	sa.remoteID = Identity{id.IDType, append([]byte(nil), id.Data...)}

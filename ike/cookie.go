@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"hash"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
@@ -53,8 +54,10 @@ type cookieSecret struct {
 // cookieJar makes and checks cookies. The current secret makes them; the
 // previous one, replaced less than one lifetime ago, still verifies them,
 // so a cookie handed out just before a rotation stays good for its retry.
-// Not safe for concurrent use: only the engine's admission path uses it.
+// Safe for concurrent use: admission asks for cookies, and so does the
+// loop for sources over their limit.
 type cookieJar struct {
+	mu        sync.Mutex
 	lifetime  time.Duration
 	cur, prev cookieSecret
 	sum       []byte // scratch for the MAC
@@ -118,6 +121,8 @@ func (j *cookieJar) compute(s *cookieSecret, spiI uint64, ip netip.Addr, ni []by
 
 // make returns a fresh cookie for the request (a new slice).
 func (j *cookieJar) make(now time.Time, spiI uint64, ip netip.Addr, ni []byte) []byte {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	j.rotate(now)
 	out := make([]byte, cookieLen)
 	out[0] = j.cur.version
@@ -129,6 +134,8 @@ func (j *cookieJar) make(now time.Time, spiI uint64, ip netip.Addr, ni []byte) [
 // lifetimes, for this SPIi, address and nonce. The MAC comparison takes
 // the same time wherever the first difference is.
 func (j *cookieJar) check(now time.Time, cookie []byte, spiI uint64, ip netip.Addr, ni []byte) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	j.rotate(now)
 	if len(cookie) != cookieLen {
 		return false

@@ -90,8 +90,18 @@
 // Unauthenticated input cannot grow state without bound: responder IKE SAs
 // that have not finished IKE_AUTH live in a half-open table with a fixed cap
 // and expire after a timeout; the requests that may create them pass an
-// admission step on its own goroutine (cookies, unknown peers) and then a
-// per-source rate limit in a fixed-size table (admit.go, ratelimit.go).
+// admission step on its own goroutine (cookies, unknown peers, an 8 KiB
+// size cap) and then, only when they would cost a key exchange, a
+// per-source limit (a rate in a fixed-size table and a share of the
+// half-open table, a source being an IPv4 /32 or an IPv6 /64 by default).
+// A source over its limit gets a COOKIE, not silence, and requests that
+// return a valid one are counted apart, so an off-path attacker spoofing a
+// peer's address cannot use the peer's allowance up (admit.go,
+// ratelimit.go). Fragments being reassembled share a memory budget, of
+// which IKE SAs that have not authenticated get half and a small limit
+// each (fragment.go). Log lines that unauthenticated input can cause pass
+// one rate limiter with a summary of what it held back (quietlog.go), and
+// an IKE SA follows a peer to a new address only behind a NAT (§2.23).
 // Engine.Stats counts what each of these dropped or answered.
 //
 // Proposals are written the way strongSwan's configuration writes them

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"slices"
 	"sync"
@@ -35,14 +36,36 @@ type Defence struct {
 	// those of the previous secret stay valid one lifetime more. Default 2m.
 	CookieSecretLifetime time.Duration
 	// InitRate and InitBurst limit the IKE_SA_INIT requests one source
-	// address may have answered with a key exchange: InitRate a second,
-	// InitBurst at once. Defaults 10 and 20; a negative InitRate turns the
-	// limit off (a load generator behind one address).
+	// may have answered with a key exchange: InitRate a second, InitBurst
+	// at once. Only requests that would cost one are counted (malformed
+	// ones, wrong groups and proposals nobody takes cost nothing), and a
+	// source over its limit is asked for a COOKIE rather than ignored:
+	// requests with a valid COOKIE come from the address's real owner and
+	// are counted apart, so a spoofer cannot use a peer's allowance up.
+	// Defaults 10 and 20; a negative InitRate turns the limit off (a load
+	// generator behind one address).
 	InitRate  float64
 	InitBurst int
 	// RateLimitSlots sizes the per-source table (fixed memory, 24 octets a
 	// slot); default 4096.
 	RateLimitSlots int
+	// SourcePrefixV4 and SourcePrefixV6 are what the per-source limits
+	// count as one source: the prefix of that length around the address.
+	// Defaults DefaultSourcePrefixV4 (32) and DefaultSourcePrefixV6 (64).
+	SourcePrefixV4, SourcePrefixV6 int
+	// HalfOpenPerPrefix caps the half-open IKE SAs of one source, those
+	// started with a valid COOKIE and the others each; beyond it the
+	// source is asked for a COOKIE (or, if it sent one, dropped). Default
+	// DefaultHalfOpenPerPrefix; off, with the rate, when InitRate is
+	// negative.
+	HalfOpenPerPrefix int
+	// ReassemblyBudget bounds the memory of all partially reassembled
+	// fragmented messages (RFC 7383) together, in octets; IKE SAs not yet
+	// authenticated may use half of it, each at most
+	// UnauthReassemblyLimit. Defaults DefaultReassemblyBudget and
+	// DefaultUnauthReassemblyLimit.
+	ReassemblyBudget      int
+	UnauthReassemblyLimit int
 }
 
 // Config configures an Engine.
@@ -104,6 +127,11 @@ type Engine struct {
 	cookiesAlways   bool
 	cookies         *cookieJar     // admission's only
 	limiter         *sourceLimiter // the loop's only; nil: no limit
+	provenLimiter   *sourceLimiter // for requests with a valid COOKIE
+	prefix          sourcePrefix
+	halfOpenPer     int                   // HalfOpenPerPrefix
+	hoPrefix        map[[16]byte][2]int32 // half-open SAs by source: [unproven, proven]
+	reasm           reassemblyBudget
 	flood           floodCounters
 	quiet           quietLog
 	admitted        chan inbound
@@ -115,8 +143,9 @@ type Engine struct {
 	rekeyedDelay    time.Duration
 	rekeyDelete     time.Duration
 
-	sas       map[uint64]*ikeSA         // by our SPI
-	halfOpen  map[halfOpenKey]*ikeSA    // responder SAs before IKE_AUTH
+	sas      map[uint64]*ikeSA    // by our SPI
+	halfOpen map[halfOpenKey]bool // responder SAs before IKE_AUTH: started with a valid COOKIE
+
 	byInit    map[halfOpenKey]*ikeSA    // responder SAs until established, to spot retransmitted IKE_SA_INITs
 	hybrid    map[*ikeSA]*hybridState   // IKE SAs between IKE_SA_INIT and IKE_AUTH with additional key exchanges
 	followups map[*ikeSA]*followupState // by old IKE SA: peers' rekeys waiting for IKE_FOLLOWUP_KE
@@ -179,7 +208,8 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		rekeyDelete:     cfg.RekeyDeleteDelay,
 		lingering:       map[uint32]*time.Timer{},
 		sas:             map[uint64]*ikeSA{},
-		halfOpen:        map[halfOpenKey]*ikeSA{},
+		halfOpen:        map[halfOpenKey]bool{},
+		hoPrefix:        map[[16]byte][2]int32{},
 		byInit:          map[halfOpenKey]*ikeSA{},
 		hybrid:          map[*ikeSA]*hybridState{},
 		followups:       map[*ikeSA]*followupState{},
@@ -213,7 +243,29 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 	if slots <= 0 {
 		slots = defaultLimiterSize
 	}
+	e.prefix = sourcePrefix{v4: cfg.SourcePrefixV4, v6: cfg.SourcePrefixV6}
+	if e.prefix.v4 <= 0 || e.prefix.v4 > 32 {
+		e.prefix.v4 = DefaultSourcePrefixV4
+	}
+	if e.prefix.v6 <= 0 || e.prefix.v6 > 128 {
+		e.prefix.v6 = DefaultSourcePrefixV6
+	}
 	e.limiter = newSourceLimiter(rate, burst, min(slots, 1<<20), now)
+	e.provenLimiter = newSourceLimiter(rate, burst, min(slots, 1<<20), now)
+	for _, l := range []*sourceLimiter{e.limiter, e.provenLimiter} {
+		if l != nil {
+			l.prefix = e.prefix
+		}
+	}
+	e.halfOpenPer = cfg.HalfOpenPerPrefix
+	switch {
+	case e.limiter == nil:
+		e.halfOpenPer = math.MaxInt // the per-source limits are off
+	case e.halfOpenPer <= 0:
+		e.halfOpenPer = DefaultHalfOpenPerPrefix
+	}
+	e.reasm = newReassemblyBudget(cfg.ReassemblyBudget, cfg.UnauthReassemblyLimit)
+	e.quiet.log = e.log
 	if e.rekeyedDelay == 0 {
 		e.rekeyedDelay = DefaultRekeyedInboundDelay
 	}
@@ -276,6 +328,7 @@ func (e *Engine) loop() {
 	for {
 		select {
 		case <-e.quit:
+			e.quiet.stop()
 			for _, sa := range e.sas {
 				sa.destroy()
 			}
@@ -294,7 +347,7 @@ func (e *Engine) loop() {
 				rx = nil
 				continue
 			}
-			e.dispatch(in.p, in.m)
+			e.dispatch(in)
 			if in.startsSA {
 				e.initsQueued.Add(-1) // after dispatch: by now it is half-open or gone
 			}
@@ -312,15 +365,16 @@ func (e *Engine) Close() {
 // receive admits and dispatches one datagram, as the gate and the loop
 // together do; tests drive a loop-less engine with it.
 func (e *Engine) receive(p transport.Packet) {
-	if m, ok := e.admit(p); ok {
-		e.dispatch(p, m)
+	if in, ok := e.admit(p); ok {
+		e.dispatch(in)
 	}
 }
 
 // dispatch hands an admitted message to its IKE SA, or starts one. Nothing
 // here trusts the message until it has passed the integrity check of an
 // established SA's keys.
-func (e *Engine) dispatch(p transport.Packet, m *message.Message) {
+func (e *Engine) dispatch(in inbound) {
+	p, m := in.p, in.m
 	if m.Exchange == message.ExchangeIKESAInit && !m.IsResponse() && m.SPIr == 0 {
 		if sa := e.byInit[halfOpenKey{m.SPIi, p.Remote}]; sa != nil {
 			// A retransmission (RFC 7296 §2.1) gets the same answer; the
@@ -341,21 +395,14 @@ func (e *Engine) dispatch(p transport.Packet, m *message.Message) {
 			e.log.Debug("IKE_SA_INIT restarted by the initiator, replacing the half-open IKE SA", "sa", sa.logID(), "peer", p.Remote)
 			sa.destroy()
 		}
-		if !e.limiter.allow(p.Remote.Addr(), e.now()) {
-			e.flood.rateLimited.Add(1)
-			if n, ok := e.quiet.allow(noisyRateLimited); ok {
-				e.log.Warn("IKE_SA_INIT rate limit reached, dropping", "peer", p.Remote, "suppressed_since_last", n)
-			}
-			return
-		}
 		if len(e.halfOpen) >= e.halfOpenLimit {
 			e.flood.halfOpenDropped.Add(1)
-			if n, ok := e.quiet.allow(noisyHalfOpenFull); ok {
-				e.log.Warn("half-open IKE SA table full, dropping IKE_SA_INIT", "peer", p.Remote, "limit", e.halfOpenLimit, "suppressed_since_last", n)
+			if e.quiet.allow(noisyHalfOpenFull) {
+				e.log.Warn("half-open IKE SA table full, dropping IKE_SA_INIT", "peer", p.Remote, "limit", e.halfOpenLimit)
 			}
 			return
 		}
-		e.respondInit(m, p.Data, p)
+		e.respondInit(m, p.Data, p, in.proven)
 		return
 	}
 	var sa *ikeSA
@@ -440,17 +487,21 @@ func (e *Engine) newSA(conn *Connection, initiator bool, local, remote netip.Add
 	return sa
 }
 
-func (e *Engine) addHalfOpen(sa *ikeSA) {
+func (e *Engine) addHalfOpen(sa *ikeSA, proven bool) {
 	sa.halfOpen = true
 	sa.hoKey = halfOpenKey{sa.spiI, sa.remote}
-	e.halfOpen[sa.hoKey] = sa
+	e.halfOpen[sa.hoKey] = proven
+	src := e.prefix.key(sa.hoKey.remote.Addr())
+	n := e.hoPrefix[src]
+	n[b2i(proven)]++
+	e.hoPrefix[src] = n
 	e.byInit[sa.hoKey] = sa
 	e.setHalfOpen(len(e.halfOpen))
 	sa.hoTimer = e.afterFunc(e.halfOpenTimeout, func() {
 		if sa.halfOpen && sa.state == StateConnecting {
 			e.flood.halfOpenExpired.Add(1)
-			if n, ok := e.quiet.allow(noisyHalfOpenExpired); ok {
-				e.log.Info("half-open IKE SA timed out", "sa", sa.logID(), "peer", sa.remote, "suppressed_since_last", n)
+			if e.quiet.allow(noisyHalfOpenExpired) {
+				e.log.Info("half-open IKE SA timed out", "sa", sa.logID(), "peer", sa.remote)
 			}
 			sa.destroy()
 		}
@@ -459,6 +510,14 @@ func (e *Engine) addHalfOpen(sa *ikeSA) {
 
 func (e *Engine) removeHalfOpen(sa *ikeSA) {
 	if sa.halfOpen {
+		src := e.prefix.key(sa.hoKey.remote.Addr())
+		n := e.hoPrefix[src]
+		n[b2i(e.halfOpen[sa.hoKey])]--
+		if n == [2]int32{} {
+			delete(e.hoPrefix, src)
+		} else {
+			e.hoPrefix[src] = n
+		}
 		delete(e.halfOpen, sa.hoKey)
 		e.setHalfOpen(len(e.halfOpen))
 		sa.halfOpen = false

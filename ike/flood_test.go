@@ -279,20 +279,48 @@ func TestCookieForgedAndStale(t *testing.T) {
 	}
 }
 
+// TestInitRateLimit: a source over its limit gets a COOKIE, not silence;
+// its retry with the cookie is counted in the account of sources that
+// proved their address, which has a limit of its own; another source and
+// retransmissions are not limited.
 func TestInitRateLimit(t *testing.T) {
-	e, mc := responderEngineConfig(t, Config{Defence: Defence{InitRate: 1, InitBurst: 2, CookieThreshold: 1000}})
-	for range 5 {
-		e.receive(transport.Packet{Data: initRequest(t), Local: fuzzLocal, Remote: srcN(1)})
+	e, mc := responderEngineConfig(t, Config{Defence: Defence{InitRate: 0.001, InitBurst: 2, CookieThreshold: 1000}})
+	type req struct {
+		spi        uint64
+		ni, cookie []byte
 	}
-	if n := len(mc.take()); n != 2 || len(e.halfOpen) != 2 {
-		t.Fatalf("%d answers, %d half-open from one source at burst 2", n, len(e.halfOpen))
+	var limited []req
+	for i := range 5 {
+		r := req{spi: uint64(0x100 + i), ni: newNonce()}
+		e.receive(transport.Packet{Data: cookieRequest(t, r.spi, r.ni, nil), Local: fuzzLocal, Remote: srcN(1)})
+		got := mc.take()
+		if i < 2 {
+			if len(got) != 1 || len(e.halfOpen) != i+1 {
+				t.Fatalf("request %d within the burst: %d answers, %d half-open", i, len(got), len(e.halfOpen))
+			}
+			continue
+		}
+		r.cookie = cookieOf(t, got, r.spi)
+		limited = append(limited, r)
+	}
+	if len(e.halfOpen) != 2 {
+		t.Fatalf("%d half-open from one source at burst 2", len(e.halfOpen))
+	}
+	// Each retry with its cookie is counted apart: two fit the proven
+	// account's burst, the third is dropped.
+	for i, r := range limited {
+		e.receive(transport.Packet{Data: cookieRequest(t, r.spi, r.ni, r.cookie), Local: fuzzLocal, Remote: srcN(1)})
+		got := mc.take()
+		if want := min(i+1, 2) + 2; len(e.halfOpen) != want || (i < 2) != (len(got) == 1) {
+			t.Fatalf("retry %d with the cookie: %d answers, %d half-open (want %d)", i, len(got), len(e.halfOpen), want)
+		}
 	}
 	other := srcN(2)
-	for e.limiter.slot(other.Addr().As16()) == e.limiter.slot(srcN(1).Addr().As16()) {
+	for e.limiter.slot(e.prefix.key(other.Addr())) == e.limiter.slot(e.prefix.key(srcN(1).Addr())) {
 		other = netip.AddrPortFrom(other.Addr().Next(), 500) // one that does not share srcN(1)'s slot
 	}
 	e.receive(transport.Packet{Data: initRequest(t), Local: fuzzLocal, Remote: other})
-	if n := len(mc.take()); n != 1 {
+	if n := len(mc.take()); n != 1 || len(e.halfOpen) != 5 {
 		t.Fatal("another source was limited")
 	}
 	// Retransmissions are answered from the cache whatever the limit.
@@ -305,7 +333,7 @@ func TestInitRateLimit(t *testing.T) {
 			break
 		}
 	}
-	if st := e.Stats(); st.RateLimited != 3 || st.HalfOpen != 3 {
+	if st := e.Stats(); st.LimitCookies != 3 || st.CookiesSent != 3 || st.CookiesValid != 3 || st.RateLimited != 1 || st.HalfOpen != 5 {
 		t.Fatalf("stats %+v", st)
 	}
 }

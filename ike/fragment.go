@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -37,6 +38,69 @@ const (
 	reassemblyTimeout = 30 * time.Second
 )
 
+// The reassembly memory budget. Each partial message is charged what it
+// holds: its fragment table and every kept fragment's buffer. All of them
+// together stay within DefaultReassemblyBudget; those of IKE SAs that have
+// not authenticated yet (half-open ones, whose peer only had to do a key
+// exchange) within half of it and DefaultUnauthReassemblyLimit each, so
+// however many half-open SAs there are, established SAs (rekeys with
+// large KE payloads, certificates) always find room.
+const (
+	DefaultReassemblyBudget      = 16 << 20
+	DefaultUnauthReassemblyLimit = 32 << 10
+	// fragSlotCost is what one entry of the fragment table costs.
+	fragSlotCost = 24
+)
+
+// reassemblyBudget is the engine's account of reassembly memory; the
+// loop's only.
+type reassemblyBudget struct {
+	total, unauth int // octets charged now
+	limit         int // all partial messages
+	unauthLimit   int // one unauthenticated SA's partial messages
+}
+
+func newReassemblyBudget(limit, unauth int) reassemblyBudget {
+	if limit <= 0 {
+		limit = DefaultReassemblyBudget
+	}
+	if unauth <= 0 {
+		unauth = DefaultUnauthReassemblyLimit
+	}
+	return reassemblyBudget{limit: limit, unauthLimit: min(unauth, limit/2)}
+}
+
+// charge takes n octets for a partial message of an SA that has (or has
+// not) authenticated and holds held octets already; false if that would
+// exceed a limit.
+func (b *reassemblyBudget) charge(n, held int, authed bool) bool {
+	if b.total+n > b.limit {
+		return false
+	}
+	if !authed {
+		if held+n > b.unauthLimit || b.unauth+n > b.limit/2 {
+			return false
+		}
+		b.unauth += n
+	}
+	b.total += n
+	return true
+}
+
+func (b *reassemblyBudget) release(n int, authed bool) {
+	b.total -= n
+	if !authed {
+		b.unauth -= n
+	}
+}
+
+// ReassemblyBytes returns the octets the engine holds in partial
+// fragmented messages now (all, and those of unauthenticated IKE SAs).
+func (e *Engine) ReassemblyBytes() (total, unauth int) {
+	e.do(context.Background(), func() { total, unauth = e.reasm.total, e.reasm.unauth })
+	return
+}
+
 // fragmentOverhead is what each fragment message carries besides its
 // sealed body: the IKE header, the SKF generic payload header and the
 // Fragment Number and Total Fragments fields.
@@ -65,6 +129,10 @@ type reassembly struct {
 	first message.PayloadType // the Next Payload of fragment 1
 	parts [][]byte            // decrypted inner payload octets, by Fragment Number - 1
 	timer *time.Timer
+	// charged is what the engine's reassemblyBudget holds for it, authed
+	// whether it was charged as an authenticated SA's.
+	charged int
+	authed  bool
 }
 
 func (r *reassembly) wipe() {
@@ -97,6 +165,10 @@ type FragmentStats struct {
 	// TooLarge: the message grew beyond the reassembly limit; the partial
 	// message was dropped.
 	TooLarge uint64
+	// Budget: the fragment did not fit the reassembly memory budget (all
+	// partial messages, or those of unauthenticated IKE SAs); the partial
+	// message was dropped.
+	Budget uint64
 	// TotalMismatch: a fragment with a smaller Total Fragments than the
 	// partial message's (dropped), or another exchange type.
 	TotalMismatch uint64
@@ -117,7 +189,7 @@ func (s FragmentStats) Counters() map[string]uint64 {
 		"messages_sent": s.MessagesSent, "fragments_sent": s.FragmentsSent,
 		"fragments_accepted": s.FragmentsAccepted, "reassembled": s.Reassembled,
 		"drop_not_negotiated": s.NotNegotiated, "drop_integrity": s.Integrity, "drop_duplicate": s.Duplicate,
-		"drop_too_many": s.TooMany, "drop_too_large": s.TooLarge, "drop_total_mismatch": s.TotalMismatch,
+		"drop_too_many": s.TooMany, "drop_too_large": s.TooLarge, "drop_budget": s.Budget, "drop_total_mismatch": s.TotalMismatch,
 		"restarted": s.Restarted, "timeout": s.Timeout, "malformed": s.Malformed,
 	}
 }
@@ -127,7 +199,7 @@ func (s FragmentStats) Counters() map[string]uint64 {
 type fragCounters struct {
 	messagesSent, fragmentsSent, accepted, reassembled                    atomic.Uint64
 	notNegotiated, integrity, duplicate, tooMany, tooLarge, totalMismatch atomic.Uint64
-	restarted, timeout, malformed                                         atomic.Uint64
+	restarted, timeout, malformed, budget                                 atomic.Uint64
 }
 
 // FragmentStats returns the fragmentation counters.
@@ -139,6 +211,7 @@ func (e *Engine) FragmentStats() FragmentStats {
 		NotNegotiated: c.notNegotiated.Load(), Integrity: c.integrity.Load(), Duplicate: c.duplicate.Load(),
 		TooMany: c.tooMany.Load(), TooLarge: c.tooLarge.Load(), TotalMismatch: c.totalMismatch.Load(),
 		Restarted: c.restarted.Load(), Timeout: c.timeout.Load(), Malformed: c.malformed.Load(),
+		Budget: c.budget.Load(),
 	}
 }
 
@@ -273,12 +346,24 @@ func (sa *ikeSA) reassemble(raw []byte, m *message.Message, f *message.Encrypted
 		if sa.frags == nil {
 			sa.frags = &fragState{}
 		}
-		r = &reassembly{mid: m.MessageID, exch: m.Exchange, total: f.Total, parts: make([][]byte, f.Total)}
+		authed := sa.state != StateConnecting
+		table := int(f.Total) * fragSlotCost
+		if !sa.e.reasm.charge(table, sa.reassemblyHeld(), authed) {
+			crypto.Zero(plain)
+			c.budget.Add(1)
+			if sa.frags.r[fragRequest] == nil && sa.frags.r[fragResponse] == nil {
+				sa.frags = nil
+			}
+			return nil, false, fmt.Errorf("%w: reassembly memory budget spent", errFragmentDropped)
+		}
+		r = &reassembly{mid: m.MessageID, exch: m.Exchange, total: f.Total, parts: make([][]byte, f.Total), charged: table, authed: authed}
 		sa.frags.r[dir] = r
 		r.timer = sa.e.afterFunc(sa.e.fragTimeout, func() {
 			if sa.frags != nil && sa.frags.r[dir] == r {
 				c.timeout.Add(1)
-				sa.e.log.Debug("fragmented message timed out", "sa", sa.logID(), "message_id", r.mid, "have", r.have, "total", r.total)
+				if sa.e.debugQuiet(noisyDropped) {
+					sa.e.log.Debug("fragmented message timed out", "sa", sa.logID(), "message_id", r.mid, "have", r.have, "total", r.total)
+				}
 				sa.dropReassembly(dir)
 			}
 		})
@@ -300,6 +385,13 @@ func (sa *ikeSA) reassemble(raw []byte, m *message.Message, f *message.Encrypted
 		// non-nil slice.
 		plain = make([]byte, 0, 1)
 	}
+	if !sa.e.reasm.charge(cap(plain), sa.reassemblyHeld(), r.authed) {
+		crypto.Zero(plain)
+		c.budget.Add(1)
+		sa.dropReassembly(dir)
+		return nil, false, fmt.Errorf("%w: reassembly memory budget spent", errFragmentDropped)
+	}
+	r.charged += cap(plain)
 	r.parts[i] = plain
 	r.size += len(plain)
 	r.have++
@@ -345,11 +437,26 @@ func (sa *ikeSA) dropReassembly(dir int) {
 	}
 	if r := sa.frags.r[dir]; r != nil {
 		r.wipe()
+		sa.e.reasm.release(r.charged, r.authed)
+		r.charged = 0
 		sa.frags.r[dir] = nil
 	}
 	if sa.frags.r[fragRequest] == nil && sa.frags.r[fragResponse] == nil {
 		sa.frags = nil
 	}
+}
+
+// reassemblyHeld is what the SA's partial messages hold now.
+func (sa *ikeSA) reassemblyHeld() int {
+	n := 0
+	if sa.frags != nil {
+		for _, r := range sa.frags.r {
+			if r != nil {
+				n += r.charged
+			}
+		}
+	}
+	return n
 }
 
 // lastFragment returns the message's SKF payload, or nil.

@@ -25,13 +25,9 @@ import (
 // fragmentation.
 func fragSAs(t testing.TB, ike string) (e *Engine, resp, init *ikeSA) {
 	t.Helper()
-	_, cr := pskPair(t, ike, "aes128gcm16")
-	e, err := newEngine(Config{Connections: []Connection{cr}}, newMemConn(), NewMemInstaller())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { close(e.quit) })
+	e = fuzzEngine(t, ike)
 	resp = e.newSA(e.conns[0], false, fuzzLocal, fuzzRemote)
+	cr := *e.conns[0]
 	// Fixed SPIs and nonces give fixed keys, so the fuzz corpus's sealed
 	// datagrams verify in every run.
 	delete(e.sas, resp.spiR)

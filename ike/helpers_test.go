@@ -225,6 +225,13 @@ func startPairWith(t testing.TB, ci, cr Connection, addrI, addrR netip.Addr, wra
 // through tune (side 0 is the initiator) before the engine starts.
 func startPairConfig(t testing.TB, ci, cr Connection, addrI, addrR netip.Addr, wrap func(side int, m *MemInstaller) Installer, tune func(side int, c *Config)) (*peer, *peer) {
 	t.Helper()
+	return startPairConns(t, ci, cr, addrI, addrR, wrap, tune, nil)
+}
+
+// startPairConns is startPairConfig with each engine's transport passed
+// through wrapConn (side 0 is the initiator), if set.
+func startPairConns(t testing.TB, ci, cr Connection, addrI, addrR netip.Addr, wrap func(side int, m *MemInstaller) Installer, tune func(side int, c *Config), wrapConn func(side int, c transport.Conn) transport.Conn) (*peer, *peer) {
+	t.Helper()
 	ui, err := transport.Listen(addrI, 0, 0)
 	if err != nil {
 		t.Skipf("cannot listen on %v: %v", addrI, err)
@@ -238,7 +245,11 @@ func startPairConfig(t testing.TB, ci, cr Connection, addrI, addrR netip.Addr, w
 	rIKE, rNATT := ur.Ports()
 	side := 0
 	mk := func(u *transport.UDP, c Connection, rike, rnatt uint16, addr netip.Addr) *peer {
-		p := &peer{inst: NewMemInstaller(), conn: &lossyConn{Conn: u, count: map[string]int{}, msgs: map[string]int{}}, log: &logBuffer{}, addr: addr}
+		var tc transport.Conn = u
+		if wrapConn != nil {
+			tc = wrapConn(side, u)
+		}
+		p := &peer{inst: NewMemInstaller(), conn: &lossyConn{Conn: tc, count: map[string]int{}, msgs: map[string]int{}}, log: &logBuffer{}, addr: addr}
 		var conns []Connection
 		if c.Name != "" {
 			conns = append(conns, c)

@@ -18,12 +18,8 @@ const fuzzHybrid = "aes128gcm16-prfsha256-x25519-ke1_mlkem768-ke2_ecp256"
 // else between IKE_SA_INIT and IKE_INTERMEDIATE.
 func hybridResponder(t testing.TB, established bool) (*Engine, *ikeSA) {
 	t.Helper()
-	_, cr := pskPair(t, fuzzHybrid, "aes128gcm16")
-	e, err := newEngine(Config{Connections: []Connection{cr}}, newMemConn(), NewMemInstaller())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { close(e.quit) })
+	e := fuzzEngine(t, fuzzHybrid)
+	cr := *e.conns[0]
 	sa := e.newSA(e.conns[0], false, fuzzLocal, fuzzRemote)
 	sa.spiI = 0x0102030405060708
 	sel, err := selectProposal(cr.IKEProposals, []message.Proposal{cr.IKEProposals[0].Wire(1, nil, true)}, true)

@@ -291,7 +291,7 @@ func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
 	// RFC 7383 §2.3: fragmentation is used only when both ends announced it.
 	sa.fragment = sa.conn.fragmentation() && resp.Notify(message.NotifyIKEv2FragmentationSupported) != nil
 	peerNAT, localNAT, ok := checkNAT(resp, sa.spiI, sa.spiR, sa.local, sa.remote)
-	sa.natRemote, sa.natLocal = peerNAT, localNAT || sa.conn.ForceEncap
+	sa.natRemote, sa.natLocal, sa.natHere = peerNAT, localNAT || sa.conn.ForceEncap, localNAT
 	if (ok || sa.conn.ForceEncap) && (sa.natRemote || sa.natLocal) {
 		// RFC 7296 §2.23: the initiator moves to port 4500 as soon as it
 		// knows a NAT is in the way, starting with IKE_AUTH.
@@ -330,10 +330,16 @@ func (sa *ikeSA) deriveKeys(secret []byte) error {
 // Errors that need no state (no proposal, wrong KE group) are answered
 // without keeping anything, so such requests cost the responder nothing
 // but the answer (RFC 7296 §2.6 spirit).
-func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packet) {
+//
+// proven says the request carried a valid COOKIE. Only a request that
+// passes every check and would now cost a key exchange is charged to its
+// source's limit (chargeInit).
+func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packet, proven bool) {
 	cands := e.candidates(pkt.Local.Addr(), pkt.Remote.Addr())
 	if len(cands) == 0 {
-		e.log.Info("IKE_SA_INIT from unknown peer ignored", "peer", pkt.Remote)
+		if e.quiet.allow(noisyUnknownPeer) {
+			e.log.Info("IKE_SA_INIT from unknown peer ignored", "peer", pkt.Remote)
+		}
 		return
 	}
 	reply := func(ps ...message.Payload) {
@@ -369,8 +375,8 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 		}
 	}
 	if conn == nil {
-		if n, ok := e.quiet.allow(noisyNoProposal); ok {
-			e.log.Warn("no IKE proposal chosen", "peer", pkt.Remote, "received", describeProposals(saP.Proposals), "configured", describeOurs(cands[0].IKEProposals), "suppressed_since_last", n)
+		if e.quiet.allow(noisyNoProposal) {
+			e.log.Warn("no IKE proposal chosen", "peer", pkt.Remote, "received", clip(describeProposals(saP.Proposals)), "configured", describeOurs(cands[0].IKEProposals))
 		}
 		reply(notify(message.NotifyNoProposalChosen, nil))
 		return
@@ -379,23 +385,30 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 	if hybrid && m.Payloads.Notify(message.NotifyIntermediateExchangeSupported) == nil {
 		// RFC 9370 §2.2.1 needs IKE_INTERMEDIATE for the additional
 		// exchanges; an initiator that offers them without it is broken.
-		e.log.Warn("IKE_SA_INIT offers additional key exchanges without INTERMEDIATE_EXCHANGE_SUPPORTED", "peer", pkt.Remote, "received", describeProposals(saP.Proposals))
+		if e.quiet.allow(noisyBadInit) {
+			e.log.Warn("IKE_SA_INIT offers additional key exchanges without INTERMEDIATE_EXCHANGE_SUPPORTED", "peer", pkt.Remote, "received", clip(describeProposals(saP.Proposals)))
+		}
 		reply(notify(message.NotifyInvalidSyntax, nil))
 		return
 	}
 	if crypto.GroupID(keP.Group) != sel.DH {
-		if n, ok := e.quiet.allow(noisyWrongKE); ok {
-			e.log.Info("peer sent KE of another group, asking for ours", "peer", pkt.Remote, "received", crypto.GroupID(keP.Group), "wanted", sel.DH, "suppressed_since_last", n)
+		if e.quiet.allow(noisyWrongKE) {
+			e.log.Info("peer sent KE of another group, asking for ours", "peer", pkt.Remote, "received", crypto.GroupID(keP.Group), "wanted", sel.DH)
 		}
 		var g [2]byte
 		binary.BigEndian.PutUint16(g[:], uint16(sel.DH))
 		reply(notify(message.NotifyInvalidKEPayload, g[:]))
 		return
 	}
+	if !e.chargeInit(m.SPIi, pkt, proven, nP.Data) {
+		return
+	}
 	pub, secret, err := crypto.RespondKeyExchange(sel.DH, keP.Data)
 	if err != nil {
 		// RFC 6989 §2: a public value outside the group ends the exchange.
-		e.log.Warn("bad key exchange data", "peer", pkt.Remote, "group", sel.DH, "err", err)
+		if e.quiet.allow(noisyBadInit) {
+			e.log.Warn("bad key exchange data", "peer", pkt.Remote, "group", sel.DH, "err", err)
+		}
 		reply(notify(message.NotifyInvalidSyntax, nil))
 		return
 	}
@@ -408,7 +421,7 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 	sa.initReq = append([]byte(nil), raw...)
 	defer crypto.Zero(secret)
 	sa.startHybrid()
-	e.addHalfOpen(sa)
+	e.addHalfOpen(sa, proven)
 	sa.peerHashes = peerHashAlgorithms(m.Payloads)
 	if err := sa.deriveKeys(secret); err != nil {
 		e.log.Error("key derivation failed", "sa", sa.logID(), "err", err)
@@ -416,7 +429,7 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 		return
 	}
 	peerNAT, localNAT, _ := checkNAT(m.Payloads, sa.spiI, 0, pkt.Local, pkt.Remote)
-	sa.natRemote, sa.natLocal = peerNAT, localNAT || conn.ForceEncap
+	sa.natRemote, sa.natLocal, sa.natHere = peerNAT, localNAT || conn.ForceEncap, localNAT
 	ps := []message.Payload{
 		sel.wire(message.ProtocolIKE, nil),
 		&message.KeyExchange{Group: message.DHGroup(sel.DH), Data: pub},
@@ -447,6 +460,8 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 	sa.initResp = out[0]
 	sa.peerMID = 1
 	sa.lastResp, sa.haveLastResp = out, true
-	e.log.Info("IKE_SA_INIT answered", "sa", sa.logID(), "proposal", sel.String(), "peer", pkt.Remote, "peer_behind_nat", peerNAT, "we_behind_nat", localNAT)
+	if e.quiet.allow(noisyInitAnswered) {
+		e.log.Info("IKE_SA_INIT answered", "sa", sa.logID(), "proposal", sel.String(), "peer", pkt.Remote, "peer_behind_nat", peerNAT, "we_behind_nat", localNAT)
+	}
 	sa.send(out)
 }

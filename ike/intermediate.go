@@ -204,7 +204,9 @@ func (t *intermediateTask) process(sa *ikeSA, resp message.Payloads) error {
 // renegotiated (RFC 9370 §2.2.2).
 func respondIntermediate(sa *ikeSA, req message.Payloads) ([]message.Payload, func()) {
 	fail := func(why string, args ...any) ([]message.Payload, func()) {
-		sa.e.log.Warn("IKE_INTERMEDIATE refused: "+why, append([]any{"sa", sa.logID(), "peer", sa.remote}, args...)...)
+		if sa.e.quiet.allow(noisyIntermediate) {
+			sa.e.log.Warn("IKE_INTERMEDIATE refused: "+why, append([]any{"sa", sa.logID(), "peer", sa.remote}, args...)...)
+		}
 		return []message.Payload{notify(message.NotifyInvalidSyntax, nil)}, sa.destroy
 	}
 	if !sa.hybridPending() {
@@ -222,7 +224,9 @@ func respondIntermediate(sa *ikeSA, req message.Payloads) ([]message.Payload, fu
 			sa.destroy()
 			return
 		}
-		sa.e.log.Info("IKE_INTERMEDIATE answered", "sa", sa.logID(), "key_exchange", want, "round", sa.hybrid().done)
+		if sa.e.quiet.allow(noisyIntermediate) {
+			sa.e.log.Info("IKE_INTERMEDIATE answered", "sa", sa.logID(), "key_exchange", want, "round", sa.hybrid().done)
+		}
 	}
 }
 

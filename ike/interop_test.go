@@ -22,6 +22,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/transport"
+	"github.com/xdpsec/xdpsec/internal/swantest"
 )
 
 // The strongSwan interop lab: our engine in one network namespace, charon
@@ -64,15 +65,7 @@ func newSwanLab(t *testing.T) *swanLab {
 	if os.Geteuid() != 0 {
 		t.Skip("strongSwan interop needs root (network namespaces)")
 	}
-	if _, err := os.Stat(charonBin); err != nil {
-		t.Skipf("strongSwan interop needs %s (apt-get install strongswan-charon strongswan-swanctl libcharon-extra-plugins)", charonBin)
-	}
-	if _, err := exec.LookPath("swanctl"); err != nil {
-		t.Skip("strongSwan interop needs swanctl")
-	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(charonBin), "plugins", "libstrongswan-kernel-libipsec.so")); err != nil {
-		t.Skip("strongSwan interop needs the kernel-libipsec plugin (libcharon-extra-plugins)")
-	}
+	swantest.Need(t)
 	l := &swanLab{t: t, dir: t.TempDir()}
 	id := fmt.Sprintf("xike%d", os.Getpid()%100000)
 	l.nsOurs, l.nsCharon, l.ourIf = id+"o", id+"c", id+"a"

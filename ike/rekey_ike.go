@@ -237,7 +237,7 @@ func (sa *ikeSA) deriveRekeyedKeys(old *ikeSA, sel selected, secret []byte, addi
 	sa.e.logIKEKeys(sa)
 	sa.remoteID = old.remoteID
 	sa.peerHashes = old.peerHashes
-	sa.natLocal, sa.natRemote = old.natLocal, old.natRemote
+	sa.natLocal, sa.natRemote, sa.natHere = old.natLocal, old.natRemote, old.natHere
 	// Fragmentation support is a property of the peer announced only in
 	// IKE_SA_INIT; the IKE SA that replaces this one keeps it.
 	sa.fragment = old.fragment

@@ -1,7 +1,10 @@
 package ike
 
 import (
+	"fmt"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,25 +63,39 @@ func TestForgedRetransmitNotAnswered(t *testing.T) {
 	}
 }
 
-// TestQuietLogAllow: at most quietBurst lines of a kind a second; the
-// next one allowed says how many were held back.
+// TestQuietLogAllow: at most quietPerKind lines of a kind and
+// quietPerSecond of all kinds a second; what was held back is summed up
+// in one "N similar messages suppressed" line.
 func TestQuietLogAllow(t *testing.T) {
-	var q quietLog
-	for i := range quietBurst {
-		if n, ok := q.allow(noisyUnknownPeer); !ok || n != 0 {
-			t.Fatalf("line %d: allowed %v, suppressed %d", i, ok, n)
+	var buf logBuffer
+	q := quietLog{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	for i := range quietPerKind {
+		if !q.allow(noisyUnknownPeer) {
+			t.Fatalf("line %d refused", i)
 		}
 	}
 	for range 7 {
-		if _, ok := q.allow(noisyUnknownPeer); ok {
-			t.Fatal("a line past the burst was allowed")
+		if q.allow(noisyUnknownPeer) {
+			t.Fatal("a line past the kind's share was allowed")
 		}
 	}
-	if _, ok := q.allow(noisyBadCookie); !ok {
-		t.Fatal("another kind was held back")
+	allowed := 0
+	for k := noisyBadCookie; k < noisyKinds; k++ {
+		if q.allow(k) {
+			allowed++
+		}
 	}
-	q.kinds[noisyUnknownPeer].window = time.Now().Add(-2 * time.Second)
-	if n, ok := q.allow(noisyUnknownPeer); !ok || n != 7 {
-		t.Fatalf("next second: allowed %v, suppressed %d; want true, 7", ok, n)
+	if allowed != quietPerSecond-quietPerKind {
+		t.Fatalf("%d lines of other kinds allowed, want %d", allowed, quietPerSecond-quietPerKind)
 	}
+	held := 7 + int(noisyKinds-noisyBadCookie) - allowed
+	waitFor(t, "the summary", func() bool { return strings.Contains(buf.String(), "similar messages suppressed") })
+	if want := fmt.Sprintf("%d similar messages suppressed", held); !strings.Contains(buf.String(), want) || !strings.Contains(buf.String(), "unknown_peer=7") {
+		t.Fatalf("summary %q, want %q with unknown_peer=7", buf.String(), want)
+	}
+	q.window = time.Now().Add(-2 * time.Second)
+	if !q.allow(noisyUnknownPeer) {
+		t.Fatal("refused in the next second")
+	}
+	q.stop()
 }

@@ -157,11 +157,14 @@ type ikeSA struct {
 	// natLocal: we are behind a NAT; natRemote: the peer is (or claims to
 	// be, as strongSwan's kernel-libipsec does to force UDP encapsulation).
 	natLocal, natRemote bool
-	haveLastResp        bool
-	halfOpen            bool
-	replaced            bool // its Child SAs moved to a new IKE SA; it only waits for deletion
-	restartOnFail       bool // a DPD restart: keep trying until it works
-	fragment            bool // both ends support RFC 7383 fragmentation
+	// natHere: NAT detection found a NAT in front of us (natLocal may
+	// also be set by ForceEncap without one).
+	natHere       bool
+	haveLastResp  bool
+	halfOpen      bool
+	replaced      bool // its Child SAs moved to a new IKE SA; it only waits for deletion
+	restartOnFail bool // a DPD restart: keep trying until it works
+	fragment      bool // both ends support RFC 7383 fragmentation
 }
 
 func (sa *ikeSA) localSPI() uint64 {
@@ -380,7 +383,9 @@ func (sa *ikeSA) sendTo(msgs [][]byte, local, remote netip.AddrPort) {
 	}
 	for _, raw := range msgs {
 		if err := sa.e.conn.Send(transport.Packet{Data: raw, Local: local, Remote: remote}); err != nil {
-			sa.e.log.Debug("send failed", "sa", sa.logID(), "err", err)
+			if sa.e.debugQuiet(noisyDropped) {
+				sa.e.log.Debug("send failed", "sa", sa.logID(), "err", err)
+			}
 		}
 	}
 }
@@ -470,7 +475,7 @@ func (sa *ikeSA) handleResponse(raw []byte, m *message.Message, from transport.P
 		var complete bool
 		payloads, complete, err = sa.openMessage(raw, m, fragResponse)
 		if !complete {
-			if err != nil {
+			if err != nil && sa.e.debugQuiet(noisyDropped) {
 				sa.e.log.Debug("dropping response fragment", "sa", sa.logID(), "err", err)
 			}
 			return // the retransmission timer still runs
@@ -478,7 +483,9 @@ func (sa *ikeSA) handleResponse(raw []byte, m *message.Message, from transport.P
 		if err != nil {
 			var crit *message.UnsupportedCriticalPayloadError
 			if !errors.As(err, &crit) {
-				sa.e.log.Debug("dropping response", "sa", sa.logID(), "err", err)
+				if sa.e.debugQuiet(noisyDropped) {
+					sa.e.log.Debug("dropping response", "sa", sa.logID(), "err", err)
+				}
 				return
 			}
 			sa.e.log.Warn("response carries an unsupported critical payload", "sa", sa.logID(), "payload", crit.Type)
@@ -521,17 +528,36 @@ func (sa *ikeSA) stopPending() {
 	sa.dropReassembly(fragResponse)
 }
 
-// followPeer updates the peer's address after an authenticated message
-// from a new one: a NAT mapping changed, or the peer floated to 4500
-// (RFC 7296 §2.23).
+// followPeer updates the peer's address after a new authenticated
+// message from another one, as RFC 7296 §2.23 allows and only then: when
+// the peer floats to the NAT-T port after NAT detection found a NAT, or
+// when the peer is behind a NAT (whose mapping may change) and we are not.
+// Without a NAT the address stays: a peer's addresses do not change
+// without one (MOBIKE is not supported), and following would let anyone
+// who can race a copy of an authenticated message from another source
+// move the IKE SA and its Child SAs there.
 func (sa *ikeSA) followPeer(from transport.Packet) {
 	if from.Remote == sa.remote && from.Local == sa.local {
 		return
 	}
 	_, np := sa.e.conn.Ports()
-	if from.Local.Port() == np && !sa.natt() {
-		sa.e.log.Info("peer floated to NAT-T", "sa", sa.logID(), "from", sa.remote, "to", from.Remote)
+	float := from.Local.Port() == np && !sa.natt()
+	switch {
+	case float && (sa.natRemote || sa.natLocal):
+		if sa.e.quiet.allow(noisyFloat) {
+			sa.e.log.Info("peer floated to NAT-T", "sa", sa.logID(), "from", sa.remote, "to", from.Remote)
+		}
 		sa.natRemote = true
+	case sa.natRemote && !sa.natHere && !float && from.Local.Port() == sa.local.Port():
+		if sa.e.quiet.allow(noisyFloat) {
+			sa.e.log.Info("peer's address changed behind its NAT", "sa", sa.logID(), "from", sa.remote, "to", from.Remote)
+		}
+	default:
+		sa.e.flood.addressIgnored.Add(1)
+		if sa.e.quiet.allow(noisyFloat) {
+			sa.e.log.Info("authenticated message from another address without a NAT, not moving the IKE SA", "sa", sa.logID(), "remote", sa.remote, "from", from.Remote)
+		}
+		return
 	}
 	sa.local, sa.remote = from.Local, from.Remote
 }
@@ -556,7 +582,9 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 			sa.e.flood.forgedRetransmits.Add(1)
 			return
 		}
-		sa.e.log.Debug("retransmitted request, resending response", "sa", sa.logID(), "message_id", m.MessageID)
+		if sa.e.debugQuiet(noisyResent) {
+			sa.e.log.Debug("retransmitted request, resending response", "sa", sa.logID(), "message_id", m.MessageID)
+		}
 		sa.sendTo(sa.lastResp, from.Local, from.Remote)
 		return
 	}
@@ -565,14 +593,16 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 	}
 	payloads, complete, err := sa.openMessage(raw, m, fragRequest)
 	if !complete {
-		if err != nil {
+		if err != nil && sa.e.debugQuiet(noisyDropped) {
 			sa.e.log.Debug("dropping request fragment", "sa", sa.logID(), "err", err)
 		}
 		return
 	}
 	var crit *message.UnsupportedCriticalPayloadError
 	if err != nil && !errors.As(err, &crit) {
-		sa.e.log.Debug("dropping request", "sa", sa.logID(), "err", err)
+		if sa.e.debugQuiet(noisyDropped) {
+			sa.e.log.Debug("dropping request", "sa", sa.logID(), "err", err)
+		}
 		return
 	}
 	sa.followPeer(from)
@@ -584,7 +614,9 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 	var after func()
 	switch {
 	case crit != nil:
-		sa.e.log.Warn("request carries an unsupported critical payload", "sa", sa.logID(), "payload", crit.Type)
+		if sa.e.quiet.allow(noisyCritical) {
+			sa.e.log.Warn("request carries an unsupported critical payload", "sa", sa.logID(), "payload", crit.Type)
+		}
 		resp = []message.Payload{notify(message.NotifyUnsupportedCriticalPayload, []byte{byte(crit.Type)})}
 	case m.Exchange == message.ExchangeIKEIntermediate && sa.state == StateConnecting && !sa.initiator:
 		resp, after = respondIntermediate(sa, payloads)
@@ -606,7 +638,9 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 	}
 	sa.peerMID++
 	sa.lastResp, sa.haveLastResp = out, true
-	sa.send(out)
+	// To where the request came from (RFC 7296 §2.11), which is the SA's
+	// address unless followPeer declined to move there.
+	sa.sendTo(out, from.Local, from.Remote)
 	if after != nil {
 		after()
 	}

@@ -156,6 +156,7 @@ const (
 	ErrECN
 	ErrFragment
 	ErrNoRoute
+	ErrSeqUnreserved
 	NumReasons
 )
 
@@ -181,6 +182,7 @@ var reasonNames = [NumReasons]string{
 	ErrECN:           "ecn_ce_on_not_ect",
 	ErrFragment:      "outer_fragment",
 	ErrNoRoute:       "no_route",
+	ErrSeqUnreserved: "seq_unreserved",
 }
 
 func (r Reason) String() string {
@@ -316,11 +318,21 @@ type SA struct {
 	seqMax   uint64
 	seqSoft  uint64
 
-	_     cacheLine
-	seq   atomic.Uint64 // the last sequence number handed out (outbound)
-	_     cacheLine
-	flags atomic.Uint32
-	_     cacheLine
+	_   cacheLine
+	seq atomic.Uint64 // the last sequence number handed out (outbound)
+	// seqLimit is the highest sequence number the SA may hand out: seqMax,
+	// or for a static SA the mark its state store has made durable (see
+	// SetSeqLimit). On seq's line: ReserveSeq reads both, and the limit
+	// is written only once per reserved block.
+	seqLimit atomic.Uint64
+	_        cacheLine
+	flags    atomic.Uint32
+	// pmtu is the path MTU towards Remote learned from ICMP (0: none),
+	// read by workers with flags; pmtuAt is when it was learned (unix
+	// nanoseconds), for ageing. See pmtu.go.
+	pmtu   atomic.Uint32
+	pmtuAt atomic.Int64
+	_      cacheLine
 	// Counters are added to once per batch by each worker.
 	Counters Counters
 }
@@ -353,6 +365,7 @@ func New(cfg Config) (*SA, error) {
 		Created:   time.Now(),
 		seqMax:    seqMax(cfg.ESN),
 	}
+	sa.seqLimit.Store(sa.seqMax)
 	if sa.TTL == 0 {
 		sa.TTL = 64
 	}
@@ -379,18 +392,23 @@ func New(cfg Config) (*SA, error) {
 
 // ReserveSeq hands out up to n consecutive outbound sequence numbers and
 // returns the first and how many it gave. It gives fewer than n, down to
-// none, only when the SA's sequence space (2^32-1, or 2^64-1 with ESN) is
+// none, when the SA's sequence space (2^32-1, or 2^64-1 with ESN) is
 // used up: sequence numbers never wrap (RFC 4303 §3.3.3). The SA then
-// reports NeedsRekey and SeqExhausted. One atomic operation per call, so
-// workers reserve once per batch.
+// reports NeedsRekey and SeqExhausted. It also gives fewer when the
+// numbers above the SA's limit (SetSeqLimit) are not reserved yet: those
+// are never handed out, and SeqExhausted stays false. One atomic
+// operation per call, so workers reserve once per batch.
 func (sa *SA) ReserveSeq(n int) (first uint64, got int) {
 	for {
 		cur := sa.seq.Load()
-		if cur >= sa.seqMax {
-			sa.flags.Or(flagExhausted | flagSeqSoft)
+		lim := sa.seqLimit.Load()
+		if cur >= lim {
+			if cur >= sa.seqMax {
+				sa.flags.Or(flagExhausted | flagSeqSoft)
+			}
 			return 0, 0
 		}
-		room := sa.seqMax - cur
+		room := lim - cur
 		k := uint64(n)
 		if k > room {
 			k = room
@@ -402,6 +420,29 @@ func (sa *SA) ReserveSeq(n int) (first uint64, got int) {
 			return cur + 1, int(k)
 		}
 	}
+}
+
+// SetSeqLimit sets the highest sequence number ReserveSeq may hand out,
+// at most the sequence space's end. A static SA's state store raises it
+// only after the new mark is durable, so that no number a restarted
+// daemon could hand out again ever leaves (a (key, nonce) pair is never
+// used twice). New SAs have no limit but the sequence space.
+func (sa *SA) SetSeqLimit(last uint64) { sa.seqLimit.Store(min(last, sa.seqMax)) }
+
+// SeqLimit is the highest sequence number ReserveSeq may hand out.
+func (sa *SA) SeqLimit() uint64 { return sa.seqLimit.Load() }
+
+// SeqMax is the highest sequence number the SA's sequence space holds.
+func (sa *SA) SeqMax() uint64 { return sa.seqMax }
+
+// SeqDrop is why a packet that got no sequence number is dropped: the
+// space is used up (ErrSeqExhausted), or the numbers ahead are not
+// reserved yet (ErrSeqUnreserved).
+func (sa *SA) SeqDrop() Reason {
+	if sa.seq.Load() >= sa.seqMax {
+		return ErrSeqExhausted
+	}
+	return ErrSeqUnreserved
 }
 
 // SetSeq sets the last sent sequence number (tests, and SAs restored with

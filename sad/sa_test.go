@@ -29,6 +29,35 @@ func TestReserveSeqNeverWraps(t *testing.T) {
 	}
 }
 
+// TestReserveSeqLimit: numbers above the limit a state store made durable
+// are never handed out, and running into the limit is not exhaustion.
+func TestReserveSeqLimit(t *testing.T) {
+	sa := testSA(t, 0x303)
+	if sa.SeqLimit() != 1<<32-1 {
+		t.Fatalf("new SA limited at %d", sa.SeqLimit())
+	}
+	sa.SetSeq(100)
+	sa.SetSeqLimit(103)
+	if first, got := sa.ReserveSeq(5); first != 101 || got != 3 {
+		t.Fatalf("got %d,%d, want 101,3", first, got)
+	}
+	if _, got := sa.ReserveSeq(1); got != 0 {
+		t.Fatal("handed out a number above the limit")
+	}
+	if sa.SeqExhausted() || sa.NeedsRekey() || sa.SeqDrop() != ErrSeqUnreserved {
+		t.Fatalf("limit taken for exhaustion: %v", sa.SeqDrop())
+	}
+	sa.SetSeqLimit(200)
+	if first, got := sa.ReserveSeq(2); first != 104 || got != 2 {
+		t.Fatalf("after raising the limit: %d,%d", first, got)
+	}
+	sa.SetSeqLimit(^uint64(0)) // clamped to the 32-bit space
+	sa.SetSeq(1<<32 - 1)
+	if _, got := sa.ReserveSeq(1); got != 0 || !sa.SeqExhausted() || sa.SeqDrop() != ErrSeqExhausted {
+		t.Fatal("limit above the sequence space let the counter wrap")
+	}
+}
+
 func TestReserveSeqESN(t *testing.T) {
 	sa, err := New(Config{SPI: 0x301, Dir: Outbound, Mode: Tunnel,
 		Local: netip.MustParseAddr("2001:db8::1"), Remote: netip.MustParseAddr("2001:db8::2"),

@@ -35,6 +35,7 @@ step "xdpsec on gwA and gwB ($ENCAP, fresh keys)"
 for g in a b; do
 	G=$(tr a-b A-B <<<"$g")
 	"$BIN" run --check -c "$WORK/gw-$g.yaml"
+	"$BIN" newkeys -c "$WORK/gw-$g.yaml" >/dev/null # gen-config.sh made them just now
 	# Not through the lab function: $! must be xdpsec itself (lab.sh
 	# execs nsenter, which execs xdpsec), so SIGTERM reaches it.
 	./scripts/lab.sh exec "$P" "g$G" "$BIN" run -c "$WORK/gw-$g.yaml" 2>"$WORK/gw-$g.log" &

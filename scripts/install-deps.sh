@@ -2,11 +2,13 @@
 # Installs what building and testing xdpsec needs on Debian 12, as root:
 # the peers and checkers the tests run against (strongSwan with user-space
 # ESP, tshark), lab tools (iproute2, ethtool, iperf3, trafgen, tcpdump) and
-# clang/llvm for `make generate`. Idempotent and quiet when all is there.
+# clang/llvm for `make generate`; then checks each works as the tests use it
+# (charon's plugins through scripts/check-strongswan.sh) and fails naming
+# the package when not. Idempotent and quiet when all is there.
 set -euo pipefail
 
 pkgs=(
-	python3 iproute2 iputils-ping ethtool iperf3 netsniff-ng tcpdump tshark util-linux
+	python3 iproute2 iputils-ping iputils-tracepath ethtool iperf3 netsniff-ng tcpdump tshark util-linux
 	strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins libstrongswan-standard-plugins
 	python3-scapy nftables
 	clang llvm libbpf-dev
@@ -37,3 +39,42 @@ fi
 # their charons in namespaces.
 systemctl disable --now strongswan-starter strongswan 2>/dev/null || true
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+
+# Verify, not just install: a package can be installed and its tool still
+# missing or unable to do what the tests ask (a machine that once had a
+# package hides its absence from the list above). Each check runs the tool
+# the way the suite needs it; a failure names the package.
+broken=()
+check() { # PACKAGE COMMAND...
+	local pkg=$1
+	shift
+	"$@" >/dev/null 2>&1 || broken+=("$pkg (\`$*\` failed)")
+}
+check iproute2 ip -V
+check iproute2 tc -V
+check iputils-ping ping -V
+check ethtool ethtool --version
+check iperf3 iperf3 --version
+check netsniff-ng sh -c 'trafgen -v | grep -q ^trafgen'
+check tcpdump tcpdump --version
+check util-linux nsenter --version
+check util-linux unshare --version
+check util-linux taskset --version
+check util-linux flock --version
+check python3-scapy /usr/bin/python3 -c 'import scapy.all'
+check nftables nft --version
+check clang sh -c 'clang -print-targets | grep -qw bpf'
+check llvm llvm-strip --version
+check libbpf-dev test -f /usr/include/bpf/bpf_helpers.h
+# tshark must know the ESP decryption preferences the tests set.
+check tshark sh -c 'tshark -G defaultprefs | grep -q "esp.enable_encryption_decode"'
+if ((${#broken[@]})); then
+	printf 'install-deps: not usable: %s\n' "${broken[@]}" >&2
+	echo "install-deps: reinstall those packages (apt-get install --reinstall PACKAGE)" >&2
+	exit 1
+fi
+# charon, started the way the interop tests start it, must load every
+# plugin they use (the check names the package that lacks).
+if [[ $(id -u) -eq 0 ]]; then
+	"$(dirname "$0")/check-strongswan.sh"
+fi

@@ -5,7 +5,7 @@
 #
 #   hostA  eth0  198.18.1.2/24  2001:db8:a::2/64   default via gwA
 #   gwA    lan0  198.18.1.1/24  2001:db8:a::1/64
-#          wan0  192.0.2.1/24   2001:db8:f::1/64   (MTU 1600: room for ESP)
+#          wan0  192.0.2.1/24   2001:db8:f::1/64   (MTU LAB_WAN_MTU, 1600: room for ESP)
 #   gwB    wan0  192.0.2.2/24   2001:db8:f::2/64
 #          lan0  198.18.2.1/24  2001:db8:b::1/64
 #   hostB  eth0  198.18.2.2/24  2001:db8:b::2/64   default via gwB
@@ -19,8 +19,13 @@
 # LAB_QUEUES=N (default 1) gives every veth N receive and transmit queues,
 # for gateways that serve several queues (interfaces.queues: N).
 #
+# LAB_WAN_MTU=N (default 1600) is the MTU of the WAN (the gateways' wan0,
+# the bridge and its ports); the LANs stay at 1500. 1600 leaves room for
+# ESP around a 1500-byte packet; 1500 (or less) is what real sites have,
+# and makes the gateways answer "too big" or fragment (the MTU tests).
+#
 # "onearm" puts gwB in one-arm mode: no lan0; hostB hangs off the WAN
-# bridge (port h0, MTU 1600) and gwB's wan0 also holds 198.18.2.1/24 and
+# bridge (port h0, MTU LAB_WAN_MTU) and gwB's wan0 also holds 198.18.2.1/24 and
 # 2001:db8:b::1/64, so hostB's traffic and the ESP share one interface.
 #
 # Every name carries PREFIX (default "xl"), so several labs (tests, the
@@ -43,6 +48,11 @@ cmd=${1:-}
 P=${2:-xl}
 VARIANT=${3:-}
 Q=${LAB_QUEUES:-1}
+WMTU=${LAB_WAN_MTU:-1600}
+if [[ ! $WMTU =~ ^[0-9]{3,4}$ ]] || ((WMTU < 1280 || WMTU > 9000)); then
+	echo "lab.sh: LAB_WAN_MTU must be 1280..9000" >&2
+	exit 2
+fi
 if [[ ! $Q =~ ^[1-9][0-9]?$ ]]; then
 	echo "lab.sh: LAB_QUEUES must be 1..99" >&2
 	exit 2
@@ -81,7 +91,7 @@ up() {
 	ports=(a0 b0)
 	if [[ $VARIANT == onearm ]]; then
 		veth eth0 "$hB" h0 "$wan"
-		inns "$hB" ip link set eth0 mtu 1600
+		inns "$hB" ip link set eth0 mtu "$WMTU"
 		ports+=(h0)
 	else
 		veth lan0 "$gB" eth0 "$hB"
@@ -89,13 +99,13 @@ up() {
 	inns "$wan" ip link add br0 type bridge stp_state 0
 	inns "$wan" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 	for port in "${ports[@]}"; do
-		inns "$wan" ip link set "$port" mtu 1600 master br0
+		inns "$wan" ip link set "$port" mtu "$WMTU" master br0
 		inns "$wan" ethtool -K "$port" tx off >/dev/null
 		inns "$wan" ip link set "$port" up
 	done
-	inns "$wan" ip link set br0 mtu 1600 up
-	inns "$gA" ip link set wan0 mtu 1600
-	inns "$gB" ip link set wan0 mtu 1600
+	inns "$wan" ip link set br0 mtu "$WMTU" up
+	inns "$gA" ip link set wan0 mtu "$WMTU"
+	inns "$gB" ip link set wan0 mtu "$WMTU"
 
 	addr() { # ns dev v4 v6
 		inns "$1" ip addr add "$3" dev "$2"
@@ -137,7 +147,7 @@ up() {
 	inns "$hA" ping -6 -c1 -W1 -q 2001:db8:a::1 >/dev/null || true
 	inns "$hB" ping -6 -c1 -W1 -q 2001:db8:b::1 >/dev/null || true
 	inns "$gA" ping -6 -c1 -W1 -q 2001:db8:f::2 >/dev/null || true
-	echo "lab $P up${VARIANT:+ ($VARIANT)}: ${NODES[*]}"
+	echo "lab $P up${VARIANT:+ ($VARIANT)}, WAN MTU $WMTU: ${NODES[*]}"
 }
 
 down() {

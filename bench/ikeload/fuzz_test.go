@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
@@ -18,26 +19,32 @@ const (
 	fuzzSPIr = 0x1112131415161718
 )
 
-func fuzzProfile(t testing.TB) *profile {
+// fuzzFixed is the profile and the initiator's key exchange every fuzz
+// setup shares, made once: making them (two X25519 key generations and the
+// proposal parsing) cost five times what the parsers under test do. The
+// setups never own their key exchange (a worker reuses one, RFC 7296
+// §2.12), so sharing it changes nothing they do.
+var fuzzFixed = sync.OnceValues(func() (*profile, crypto.KeyExchange) {
 	cfg := Config{Target: netip.MustParseAddrPort("192.0.2.1:500"), N: 1, C: 1, PSK: []byte("fuzz key")}
 	d := cfg.withDefaults()
 	p, err := d.profile()
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
-	return p
-}
+	kex, err := crypto.NewKeyExchange(p.group)
+	if err != nil {
+		panic(err)
+	}
+	return p, kex
+})
 
 // fuzzSetups returns a setup waiting for the IKE_SA_INIT response and one
 // waiting for the IKE_AUTH response, whose keys come from a fixed SKEYSEED
 // so the committed corpus stays decryptable, plus the responder's outbound
 // protector for those keys.
 func fuzzSetups(t testing.TB) (initS, authS *setup, respOut crypto.Protector) {
-	p := fuzzProfile(t)
-	kex, err := crypto.NewKeyExchange(p.group)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, kex := fuzzFixed()
+	var err error
 	local, remote := netip.MustParseAddrPort("192.0.2.2:500"), netip.MustParseAddrPort("192.0.2.1:500")
 	initS = &setup{p: p, kex: kex, local: local, remote: remote, spiI: fuzzSPIi}
 	if _, err := initS.buildInit(); err != nil {

@@ -74,7 +74,10 @@ static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
 #define ETH_P_8021AD 0x88A8
 
 #define IPPROTO_HOPOPTS 0
+#define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
+#define IPPROTO_SCTP 132
+#define IPPROTO_UDPLITE 136
 #define IPPROTO_ROUTING 43
 #define IPPROTO_FRAGMENT 44
 #define IPPROTO_ESP 50

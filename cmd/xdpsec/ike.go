@@ -163,7 +163,8 @@ func printIKEStats(w io.Writer, st map[string]uint64) {
 		return
 	}
 	fmt.Fprintf(w, "\nhalf-open IKE SAs: %d (peak %d); IKE_SA_INIT requests: %d\n", st["half_open"], st["half_open_peak"], st["init_requests"])
-	fmt.Fprintf(w, "  cookies: %d sent, %d valid, %d invalid; our cookie retries: %d\n", st["cookies_sent"], st["cookies_valid"], st["cookies_invalid"], st["cookie_retries"])
+	fmt.Fprintf(w, "  cookies: %d sent (%d to sources over their limit), %d valid, %d invalid; our cookie retries: %d\n", st["cookies_sent"], st["limit_cookies"], st["cookies_valid"], st["cookies_invalid"], st["cookie_retries"])
 	fmt.Fprintf(w, "  dropped: %d rate-limited, %d half-open cap, %d unknown peer, %d malformed, %d engine busy (%d before admission); %d half-open expired\n",
 		st["rate_limited"], st["half_open_dropped"], st["unknown_peer"], st["init_malformed"], st["queue_dropped"], st["transport_dropped"], st["half_open_expired"])
+	fmt.Fprintf(w, "  sources at their half-open share: %d; authenticated messages from a new address not followed (no NAT): %d\n", st["prefix_full"], st["address_ignored"])
 }

@@ -32,6 +32,9 @@ func runDaemon(args []string) int {
 	}
 	if *check {
 		defer cfg.Wipe()
+		for _, w := range cfg.Warnings {
+			fmt.Fprintln(os.Stderr, "warning:", w)
+		}
 		mode := "two-arm"
 		if cfg.OneArm() {
 			mode = "one-arm"
@@ -48,14 +51,16 @@ func runDaemon(args []string) int {
 		}
 		return 0
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		level = slog.LevelInfo
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var level slog.LevelVar
+	level.Set(parseLevel(cfg.LogLevel))
+	log := newLogger(os.Stderr, cfg.LogFormat, &level)
 	log.Info("xdpsec starting", "version", version, "config", *file, "pid", os.Getpid())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go hangups(ctx, hup, *file, &level, log)
 	if err := daemon.Run(ctx, cfg, log); err != nil {
 		log.Error("xdpsec", "err", err)
 		return 1

@@ -80,7 +80,9 @@ func runShow(args []string) int {
 				IKE          map[string]uint64            `json:"ike,omitempty"`
 				IKEFragments map[string]uint64            `json:"ike_fragments,omitempty"`
 				Acquires     map[string]uint64            `json:"acquires,omitempty"`
-			}{s.Workers, s.XDP, s.XSK, s.NextHops, s.IKEStats, s.IKEFragments, s.Acquires}
+				WANMTU       int                          `json:"wan_mtu,omitempty"`
+				PMTU         map[string]uint64            `json:"pmtu,omitempty"`
+			}{s.Workers, s.XDP, s.XSK, s.NextHops, s.IKEStats, s.IKEFragments, s.Acquires, s.WANMTU, s.PMTU}
 		}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -152,6 +154,9 @@ func printSAs(w io.Writer, s *control.Snapshot) {
 		fmt.Fprintf(w, "    status: %s, esn: %s, created %s\n", state, esn, sa.Created.Format(time.RFC3339))
 		if sa.Dir == "out" {
 			fmt.Fprintf(w, "    #pkts encaps: %d, #pkts encrypt: %d, #bytes: %d, seq: %d\n", sa.Packets, sa.Packets, sa.Bytes, sa.Seq)
+			if sa.PathMTU > 0 {
+				fmt.Fprintf(w, "    path mtu %d (learned from ICMP)\n", sa.PathMTU)
+			}
 		} else {
 			fmt.Fprintf(w, "    #pkts decaps: %d, #pkts decrypt: %d, #pkts verify: %d, #bytes: %d\n", sa.Packets, sa.Packets, sa.Packets, sa.Bytes)
 			if sa.ReplayWin > 0 {
@@ -189,6 +194,9 @@ func printPolicies(w io.Writer, s *control.Snapshot) {
 		action := p.Action
 		if p.Trap {
 			action += " (trap)" // negotiates on traffic while it has no SA
+		}
+		if p.Dir != "" {
+			action += " (" + p.Dir + " only)"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i, p.Name, p.Selector, action, sa)
 	}
@@ -231,6 +239,10 @@ func printStats(w io.Writer, s *control.Snapshot) {
 	if len(s.IKEFragments) > 0 {
 		fmt.Fprintf(w, "ike fragments\n")
 		printMap(w, "  ", s.IKEFragments)
+	}
+	if s.WANMTU > 0 {
+		fmt.Fprintf(w, "wan mtu %d; ICMP too-big reports about our ESP\n", s.WANMTU)
+		printMap(w, "  ", s.PMTU)
 	}
 }
 

@@ -12,7 +12,10 @@ import (
 // unprotected side.
 type Outer struct {
 	IP     packet.IP
-	ESPOff int    // offset of the ESP header in the packet
+	ESPOff int // offset of the ESP header in the packet
+	// ESPEnd is where the ESP packet ends: the IP total length for raw
+	// ESP, the end of the UDP datagram (its length field) for ESP in UDP.
+	ESPEnd int
 	SPI    uint32 // host order
 	UDP    bool   // carried in UDP (RFC 3948)
 }
@@ -23,6 +26,12 @@ type Outer struct {
 // (0xFF) is not ESP and comes back as ErrNotESP, as does anything else
 // that is not ESP. Outer fragments are refused: reassembly is the
 // kernel's job, and a gateway should not be doing it for ESP anyway.
+//
+// ESP in UDP ends where the UDP length says (RFC 768). A UDP length past
+// the IP payload or below the header is ErrBadHeader; one short of the IP
+// payload (bytes after the datagram that no header accounts for) is
+// ErrLength: the lengths disagree and the packet is dropped and counted
+// rather than opened with the trailing bytes taken for ciphertext.
 func ParseOuter(pkt []byte, nattPort uint16, o *Outer) sad.Reason {
 	ip := &o.IP
 	if !ip.Parse(pkt) {
@@ -32,7 +41,7 @@ func ParseOuter(pkt []byte, nattPort uint16, o *Outer) sad.Reason {
 	if ip.Fragment {
 		return sad.ErrFragment
 	}
-	off := ip.HdrLen
+	off, end := ip.HdrLen, ip.TotalLen
 	switch ip.Proto {
 	case packet.ProtoESP:
 	case packet.ProtoUDP:
@@ -43,21 +52,25 @@ func ParseOuter(pkt []byte, nattPort uint16, o *Outer) sad.Reason {
 		if ulen < packet.UDPLen || off+ulen > ip.TotalLen {
 			return sad.ErrBadHeader
 		}
+		if off+ulen != ip.TotalLen {
+			return sad.ErrLength
+		}
+		end = off + ulen
 		off += packet.UDPLen
 		if ulen == packet.UDPLen+1 && pkt[off] == 0xff {
 			return sad.ErrNotESP // NAT keepalive, RFC 3948 §2.3
 		}
-		if off+4 <= ip.TotalLen && binary.BigEndian.Uint32(pkt[off:]) == 0 {
+		if off+4 <= end && binary.BigEndian.Uint32(pkt[off:]) == 0 {
 			return sad.ErrNotESP // non-ESP marker: IKE
 		}
 		o.UDP = true
 	default:
 		return sad.ErrNotESP
 	}
-	if off+HdrLen > ip.TotalLen {
+	if off+HdrLen > end {
 		return sad.ErrTooShort
 	}
-	o.ESPOff = off
+	o.ESPOff, o.ESPEnd = off, end
 	o.SPI = binary.BigEndian.Uint32(pkt[off:])
 	return sad.OK
 }
@@ -75,8 +88,7 @@ func ParseOuter(pkt []byte, nattPort uint16, o *Outer) sad.Reason {
 // fixed up.
 func Decap(s *Scratch, pkt []byte, o *Outer, sa *sad.SA) (off, n int, r sad.Reason) {
 	c := sa.Crypto
-	end := o.IP.TotalLen
-	esp := pkt[o.ESPOff:end]
+	esp := pkt[o.ESPOff:o.ESPEnd]
 	ctLen := len(esp) - HdrLen - c.IV - c.ICV
 	if ctLen < 2 {
 		return 0, 0, sad.ErrTooShort

@@ -1341,6 +1341,14 @@ func TestParseOuter(t *testing.T) {
 	udpPayload := func(b []byte) []byte {
 		return outerAround(false, true, gw4A, gw4B, b, 0)
 	}
+	// trailing appends n bytes to the IP payload and raises the IP total
+	// length to cover them, leaving the UDP length as it was.
+	trailing := func(n int) []byte {
+		b := append(bytes.Clone(e.pkt), make([]byte, n)...)
+		binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+		setIPv4Checksum(b[:20])
+		return b
+	}
 	frag := func(v6 bool) []byte {
 		if !v6 {
 			return mk(func(b []byte) []byte { b[6] |= 0x20; setIPv4Checksum(b[:20]); return b })
@@ -1370,6 +1378,10 @@ func TestParseOuter(t *testing.T) {
 		{"IPv6 fragment header", frag(true), sad.ErrFragment},
 		{"UDP length beyond the packet", mk(func(b []byte) []byte { b[24], b[25] = 0xff, 0xff; return b }), sad.ErrBadHeader},
 		{"UDP length below 8", mk(func(b []byte) []byte { b[24], b[25] = 0, 7; return b }), sad.ErrBadHeader},
+		// RFC 768: the datagram ends where the UDP length says. Bytes
+		// after it inside the IP payload are not ciphertext (issue 13).
+		{"UDP length short of the IP payload", trailing(8), sad.ErrLength},
+		{"UDP length one short of the IP payload", trailing(1), sad.ErrLength},
 		{"IP total length beyond the data", mk(func(b []byte) []byte { b[2], b[3] = 0xff, 0xff; return b }), sad.ErrBadHeader},
 		{"version 5", mk(func(b []byte) []byte { b[0] = 0x55; return b }), sad.ErrBadHeader},
 		{"empty", nil, sad.ErrBadHeader},

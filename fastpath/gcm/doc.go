@@ -14,9 +14,11 @@
 // blocks per reduction, a packet of up to 224 bytes with at most 16 bytes of
 // AAD in a single reduction, the tag mask E(K, J0) computed alongside). Open
 // computes and checks the tag before it decrypts anything. Elsewhere,
-// and in builds tagged purego, it uses crypto/cipher's GCM for 12- and
-// 16-byte tags and a portable Go implementation for 8-byte tags, so every
-// platform gets the same answers.
+// and in builds tagged purego (which the tests use to force this path on
+// any CPU), it uses crypto/cipher's GCM, which runs in constant time: for
+// 12- and 16-byte tags directly, for 8-byte tags by computing the 16-byte
+// tag, truncating it and comparing in constant time (two passes on Open).
+// No path looks anything up in a table indexed by secret data.
 //
 // Key material: the AES key schedule is expanded per FIPS-197 §5.2 at New
 // and, together with the powers of the hash key H, is read-only afterwards,

@@ -26,14 +26,13 @@ const (
 // so a caller (and an attacker) learns nothing about which check failed.
 var errOpen = errors.New("gcm: message authentication failed")
 
-// implementation says which code path an AEAD runs; all produce the same
+// implementation says which code path an AEAD runs; both produce the same
 // bytes (the tests compare them).
 type implementation uint8
 
 const (
-	implAsm     implementation = iota // assembly (AVX-512 + VAES + VPCLMULQDQ)
-	implStdlib                        // crypto/cipher GCM, tags of 12 and 16 bytes
-	implGeneric                       // crypto/aes blocks and this package's GHASH
+	implAsm    implementation = iota // assembly (AVX-512 + VAES + VPCLMULQDQ)
+	implStdlib                       // crypto/cipher GCM, constant time; 8-byte tags truncate its 16
 )
 
 // asmKeys is read by the assembly; its layout (nr at 0, htab at 64, rk at
@@ -64,12 +63,12 @@ type asmKeys struct {
 type AEAD struct {
 	tagSize int
 	impl    implementation
-	keys    *asmKeys    // implAsm
-	std     cipher.AEAD // implStdlib
-	block   cipher.Block
-	// table is behind a pointer so the AEAD of the other paths stays 64
-	// bytes instead of 320: a gateway holds two per Child SA.
-	table *ghashTable // implGeneric
+	keys    *asmKeys // implAsm
+	// std is crypto/cipher's GCM (implStdlib) with this AEAD's tag size,
+	// or, for 8-byte tags, which crypto/cipher does not take, with 16: the
+	// full tag is computed and its leftmost 8 bytes sent or compared
+	// (SP 800-38D §5.2.1.2), as ike/crypto does for IKE's GCM-8.
+	std cipher.AEAD
 }
 
 var _ cipher.AEAD = (*AEAD)(nil)
@@ -77,18 +76,18 @@ var _ cipher.AEAD = (*AEAD)(nil)
 // New returns AES-GCM with a 12-byte nonce and a tagSize-byte tag (8, 12 or
 // 16, the ICV sizes of RFC 4106 §6), for a 16-, 24- or 32-byte key.
 func New(key []byte, tagSize int) (*AEAD, error) {
-	return newWith(key, tagSize, defaultImpl(tagSize))
+	return newWith(key, tagSize, defaultImpl(useAsm))
 }
 
-func defaultImpl(tagSize int) implementation {
-	switch {
-	case useAsm:
+// defaultImpl picks the assembly where the CPU and build have it and
+// crypto/cipher's GCM everywhere else, for every tag size. (An 8-byte tag
+// used to run a portable GHASH whose 4-bit table lookups were indexed by
+// secret-dependent values: a cache-timing side channel on the hash key.)
+func defaultImpl(asm bool) implementation {
+	if asm {
 		return implAsm
-	case tagSize >= 12:
-		return implStdlib
-	default:
-		return implGeneric
 	}
+	return implStdlib
 }
 
 // newWith builds an AEAD on a chosen path; tests use it to run every path on
@@ -130,20 +129,16 @@ func newWith(key []byte, tagSize int, impl implementation) (*AEAD, error) {
 		}
 		a.keys = k
 	case implStdlib:
+		// crypto/cipher takes tags of 12 to 16 bytes; an 8-byte tag is the
+		// truncated 16-byte one.
+		stdTag := tagSize
 		if tagSize < 12 {
-			return nil, errors.New("gcm: crypto/cipher supports tags of 12 to 16 bytes only")
+			stdTag = 16
 		}
-		a.std, err = cipher.NewGCMWithTagSize(block, tagSize)
+		a.std, err = cipher.NewGCMWithTagSize(block, stdTag)
 		if err != nil {
 			return nil, fmt.Errorf("gcm: %w", err)
 		}
-	case implGeneric:
-		var hb [16]byte
-		block.Encrypt(hb[:], hb[:])
-		t := newGHASHTable(loadElement(hb[:]))
-		a.table = &t
-		clear(hb[:])
-		a.block = block
 	default:
 		return nil, fmt.Errorf("gcm: unknown implementation %d", impl)
 	}
@@ -183,15 +178,15 @@ func (a *AEAD) Seal(dst, nonce, plaintext, additionalData []byte) []byte {
 		additionalData = append((*sp)[:0], additionalData...)
 	}
 	if a.impl == implStdlib {
+		if a.std.Overhead() != a.tagSize {
+			a.sealTruncated(out, nonce, plaintext, additionalData)
+			return ret
+		}
 		// ret has room for the output, so crypto/cipher writes it in place.
 		return a.std.Seal(ret[:len(dst)], nonce, plaintext, additionalData)
 	}
 	var tag [16]byte
-	if a.impl == implAsm {
-		sealAsm(a.keys, nonce, out[:len(plaintext)], plaintext, additionalData, &tag)
-	} else {
-		a.sealGeneric(nonce, out[:len(plaintext)], plaintext, additionalData, &tag)
-	}
+	sealAsm(a.keys, nonce, out[:len(plaintext)], plaintext, additionalData, &tag)
 	copy(out[len(plaintext):], tag[:a.tagSize])
 	return ret
 }
@@ -216,11 +211,14 @@ func (a *AEAD) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, erro
 		return nil, errors.New("gcm: invalid buffer overlap")
 	}
 	if a.impl == implStdlib {
+		if a.std.Overhead() != a.tagSize {
+			return a.openTruncated(ret, out, nonce, ciphertext, additionalData)
+		}
 		return a.openStdlib(ret, out, nonce, ciphertext, additionalData)
 	}
 	ct := ciphertext[:len(ciphertext)-a.tagSize]
 	tag := ciphertext[len(ciphertext)-a.tagSize:]
-	if a.impl == implAsm && len(ct) >= 1 && len(ct) <= maxShortOpen && len(additionalData) >= 1 && len(additionalData) <= 16 {
+	if len(ct) >= 1 && len(ct) <= maxShortOpen && len(additionalData) >= 1 && len(additionalData) <= 16 {
 		// ESP's packets up to ~200 bytes: tag and keystream in one pass.
 		if !openShortAsm(a.keys, nonce, out, ct, additionalData, tag) {
 			return nil, errOpen
@@ -228,19 +226,11 @@ func (a *AEAD) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, erro
 		return ret, nil
 	}
 	var want [16]byte
-	if a.impl == implAsm {
-		tagAsm(a.keys, nonce, ct, additionalData, &want)
-	} else {
-		a.tagGeneric(nonce, ct, additionalData, &want)
-	}
+	tagAsm(a.keys, nonce, ct, additionalData, &want)
 	if !tagEqual(&want, tag) {
 		return nil, errOpen
 	}
-	if a.impl == implAsm {
-		ctrAsm(a.keys, nonce, out, ct)
-	} else {
-		a.ctrGeneric(nonce, out, ct)
-	}
+	ctrAsm(a.keys, nonce, out, ct)
 	return ret, nil
 }
 
@@ -279,6 +269,42 @@ func (a *AEAD) openStdlib(ret, out, nonce, ciphertext, additionalData []byte) ([
 	}
 	returnScratch(sp, len(out))
 	if err != nil {
+		return nil, errOpen
+	}
+	return ret, nil
+}
+
+// sealTruncated seals with crypto/cipher's 16-byte tag into scratch and
+// writes the ciphertext and the tag's leftmost a.tagSize bytes to out
+// (len(plaintext)+a.tagSize bytes): crypto/cipher would write all 16, past
+// the end of out. Seal has already moved inexactly overlapping input aside.
+func (a *AEAD) sealTruncated(out, nonce, plaintext, additionalData []byte) {
+	n := len(plaintext) + a.std.Overhead()
+	sp := borrowScratch(n)
+	sealed := a.std.Seal((*sp)[:0], nonce, plaintext, additionalData)
+	copy(out, sealed[:len(plaintext)+a.tagSize])
+	returnScratch(sp, n)
+}
+
+// openTruncated opens a message whose tag is shorter than crypto/cipher
+// checks (8 bytes), in constant time and without writing out unless it
+// authenticates. GCM's keystream is its own inverse, so sealing the
+// ciphertext yields the plaintext; sealing that plaintext again yields the
+// ciphertext with its full tag, whose leftmost bytes are compared with the
+// message's by tagEqual. Both passes run in scratch, which is wiped.
+func (a *AEAD) openTruncated(ret, out, nonce, ciphertext, additionalData []byte) ([]byte, error) {
+	n := len(ciphertext) - a.tagSize
+	full := n + a.std.Overhead()
+	sp := borrowScratch(2 * full)
+	buf := (*sp)[:2*full]
+	pt := a.std.Seal(buf[:0], nonce, ciphertext[:n], additionalData)[:n]
+	resealed := a.std.Seal(buf[full:full], nonce, pt, additionalData)
+	ok := tagEqual((*[16]byte)(resealed[n:]), ciphertext[n:])
+	if ok {
+		copy(out, pt)
+	}
+	returnScratch(sp, 2*full)
+	if !ok {
 		return nil, errOpen
 	}
 	return ret, nil

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -32,6 +33,16 @@ const (
 	DefaultControl  = "/run/xdpsec/xdpsec.sock"
 	DefaultNATTPort = 4500
 	DefaultQueues   = 1
+	// DefaultStateDir holds the static SAs' sequence-number marks: on
+	// persistent storage, since a mark lost in a reboot makes the key
+	// unusable (see package seqstate).
+	DefaultStateDir = "/var/lib/xdpsec"
+	// DefaultPinDir is where pin_path points by default: DefaultPinDir/NAME,
+	// NAME from the control socket's file name.
+	DefaultPinDir = "/sys/fs/bpf/xdpsec"
+	// NoPin (pin_path: none) is the explicit opt-out of failing closed
+	// while the daemon is down.
+	NoPin = "none"
 )
 
 // Config is a checked gateway configuration.
@@ -49,15 +60,23 @@ type Config struct {
 	XDPMode bpf.AttachMode
 	// CPUs, when set, pins worker i to CPUs[i]; len(CPUs) == Queues.
 	CPUs []int
+	// LANVLAN and WANVLAN are the 802.1Q VLANs (1..4094) each side's
+	// frames carry on its interface, 0 for untagged: the XDP program
+	// steers only that VLAN's frames (others are the kernel's) and the
+	// workers send with the tag. One-arm mode has one VLAN.
+	LANVLAN, WANVLAN uint16
 
 	// DefaultAction is what happens to LAN traffic no policy matches:
 	// spd.Discard (the default: fail closed) or spd.Bypass.
 	DefaultAction spd.Action
 	// NATTPort is the UDP port of ESP-in-UDP (RFC 3948).
 	NATTPort uint16
-	// PinPath is the bpffs directory the XDP objects are pinned under;
-	// empty means nothing outlives the daemon (no fail-closed across a
-	// crash).
+	// PinPath is the bpffs directory the XDP objects are pinned under.
+	// Default: DefaultPinDir/NAME, NAME the control socket's file name
+	// without its extension (plus a hash of its directory when that is
+	// not /run/xdpsec), so that two daemons never share pins. Empty only
+	// with `pin_path: none`: nothing outlives the daemon, and while it is
+	// down the kernel may route PROTECT traffic in clear.
 	PinPath string
 	// DetachOnStop (on_stop: detach) removes the XDP programs when the
 	// daemon stops, so the kernel routes on its own again. The default
@@ -68,16 +87,35 @@ type Config struct {
 	DetachOnStop bool
 	// Control is the Unix socket `xdpsec show` talks to.
 	Control string
+	// ControlGroup (control_group) is the gid whose members may read the
+	// daemon's state on the control socket (`xdpsec show`);
+	// ControlAdminGroup (control_admin_group) the gid whose members may
+	// also change it (initiate, terminate, rekey). 0: none, root only.
+	ControlGroup, ControlAdminGroup uint32
+	// Warnings are things about the file worth saying once at start that
+	// do not stop it (keys written inline in the YAML).
+	Warnings []string
 	// Metrics is the host:port of the Prometheus endpoint; empty: none.
 	Metrics string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
-	// StateFile keeps the outbound SAs' sequence-number reservations
-	// across restarts, so a restarted daemon never reuses a sequence
-	// number its peer has already seen (which the peer's anti-replay
-	// window would drop). Default: the control socket's path with
-	// ".seq" in place of its extension.
-	StateFile string
+	// LogFormat is how log lines are written to stderr: text (logfmt,
+	// the default) or json, one object per line, so a journal or a log
+	// shipper keeps the fields.
+	LogFormat string
+	// StateDir keeps the outbound static SAs' sequence-number marks,
+	// filed by a fingerprint of each key, so that no run ever reuses a
+	// number (with AEAD suites, a nonce) an earlier run may have sent.
+	// Default DefaultStateDir; it must be writable and should survive
+	// reboots.
+	StateDir string
+
+	// MTU overrides the WAN interface's MTU: the largest ESP packet the
+	// gateway sends (0: the interface's, followed when it changes).
+	MTU int
+	// MSSClamp clamps TCP SYNs' MSS through the tunnel (spd.MSSAuto,
+	// a value in bytes, or 0: off); a policy's mss_clamp overrides it.
+	MSSClamp int
 
 	SAs      []SA
 	Policies []Policy
@@ -104,6 +142,37 @@ type Policy struct {
 	Action   spd.Action
 	// SA names the outbound SA of a PROTECT policy.
 	SA string
+	// MSSClamp is the policy's own mss_clamp (spd.MSSInherit: the
+	// gateway's).
+	MSSClamp int
+	// Dir is the traffic the policy decides. The selector is always
+	// written from the protected side (src ours, dst the far side); inbound
+	// cleartext is matched with it reversed.
+	Dir PolicyDir
+}
+
+// PolicyDir says which traffic a policy decides (`dir:`).
+type PolicyDir uint8
+
+const (
+	// DirBoth, the default: outbound traffic and, reversed, the inbound
+	// cleartext arriving on the WAN (RFC 4301 section 5.2: a PROTECT
+	// policy's traffic in clear is dropped).
+	DirBoth PolicyDir = iota
+	// DirOut: only traffic from the protected side.
+	DirOut
+	// DirIn: only cleartext arriving on the WAN (no outbound SA).
+	DirIn
+)
+
+func (d PolicyDir) String() string {
+	switch d {
+	case DirOut:
+		return "out"
+	case DirIn:
+		return "in"
+	}
+	return "both"
 }
 
 // Wipe overwrites all the key material the configuration holds: the
@@ -170,7 +239,7 @@ func Parse(name string, b []byte) (*Config, error) {
 	c := &Config{
 		File: name, Queues: DefaultQueues, XDPMode: bpf.ModeAuto,
 		DefaultAction: spd.Discard, NATTPort: DefaultNATTPort,
-		Control: DefaultControl, LogLevel: "info",
+		Control: DefaultControl, LogLevel: "info", LogFormat: "text", StateDir: DefaultStateDir,
 	}
 	doc := &root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
@@ -184,6 +253,9 @@ func Parse(name string, b []byte) (*Config, error) {
 		c.Wipe()
 		return nil, errors.Join(d.errs...)
 	}
+	if w := d.inlineKeyWarning(); w != "" {
+		c.Warnings = append(c.Warnings, w)
+	}
 	return c, nil
 }
 
@@ -191,6 +263,8 @@ type decoder struct {
 	file string
 	dir  string
 	errs []error
+	// inlineKeys lists the keys written in the YAML (field and line).
+	inlineKeys []string
 }
 
 func (d *decoder) errf(n *yaml.Node, field, format string, args ...any) {
@@ -353,9 +427,12 @@ func (d *decoder) duration(n *yaml.Node, field string) time.Duration {
 }
 
 func (d *decoder) top(n *yaml.Node, c *Config) {
-	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "state_file", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit", "on_stop",
-		"delete_rekeyed_delay", "rekey_delete_delay"}
+	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "log_format", "state_file", "state_dir", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit", "on_stop",
+		"delete_rekeyed_delay", "rekey_delete_delay",
+		"control_group", "control_admin_group",
+		"mtu", "mss_clamp"}
 	var sasNode, polNode, connNode *yaml.Node
+	pinSet := false
 	d.mapping(n, "", known, func(k string, v *yaml.Node) {
 		switch k {
 		case "interfaces":
@@ -369,24 +446,48 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 				}
 				c.NATTPort = uint16(p)
 			}
+		case "mtu":
+			// 1280: IPv6's minimum link MTU (RFC 8200 §5); 9216: jumbo.
+			if m, ok := d.integer(v, k, 1280, 9216); ok {
+				c.MTU = int(m)
+			}
+		case "mss_clamp":
+			c.MSSClamp = d.mssClamp(v, k)
+			if c.MSSClamp == spd.MSSOff {
+				c.MSSClamp = 0
+			}
 		case "on_stop":
 			oneOf(d, v, k, &c.DetachOnStop, opt(false, "keep"), opt(true, "detach"))
 		case "pin_path":
 			c.PinPath = d.str(v, k)
-			if c.PinPath != "" && !filepath.IsAbs(c.PinPath) {
-				d.errf(v, k, "must be an absolute path on a bpf filesystem")
+			pinSet = true
+			if c.PinPath == NoPin {
+				c.PinPath = ""
+			} else if !filepath.IsAbs(c.PinPath) {
+				d.errf(v, k, "must be an absolute path on a bpf filesystem, or %q (nothing stays attached while the daemon is down: the kernel may route PROTECT traffic in clear)", NoPin)
 			}
 		case "control":
 			c.Control = d.str(v, k)
 			if c.Control == "" {
 				d.errf(v, k, "must not be empty")
 			}
+		case "control_group":
+			c.ControlGroup = d.group(v, k)
+		case "control_admin_group":
+			c.ControlAdminGroup = d.group(v, k)
 		case "metrics":
 			c.Metrics = d.str(v, k)
 		case "state_file":
-			c.StateFile = d.str(v, k)
+			d.errf(v, k, "replaced by state_dir: a directory on persistent storage (default %s) holding a mark per static key; move the old file away", DefaultStateDir)
+		case "state_dir":
+			c.StateDir = d.str(v, k)
+			if !filepath.IsAbs(c.StateDir) {
+				d.errf(v, k, "must be an absolute path (default %s)", DefaultStateDir)
+			}
 		case "log_level":
 			oneOf(d, v, k, &c.LogLevel, opt("debug", "debug"), opt("info", "info"), opt("warn", "warn"), opt("error", "error"))
+		case "log_format":
+			oneOf(d, v, k, &c.LogFormat, opt("text", "text", "logfmt"), opt("json", "json"))
 		case "sas":
 			sasNode = v
 		case "policies":
@@ -450,9 +551,21 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 	if c.LAN == "" || c.WAN == "" {
 		d.errf(n, "interfaces", "lan and wan are required (the same name for one-arm)")
 	}
-	if c.StateFile == "" {
-		c.StateFile = strings.TrimSuffix(c.Control, filepath.Ext(c.Control)) + ".seq"
+	if !pinSet {
+		c.PinPath = defaultPinPath(c.Control)
 	}
+}
+
+// defaultPinPath is pin_path for a configuration that names none: one
+// directory per control socket, which is one per daemon (Start refuses a
+// second daemon on a socket in use).
+func defaultPinPath(control string) string {
+	name := strings.TrimSuffix(filepath.Base(control), filepath.Ext(control))
+	if dir := filepath.Dir(control); dir != filepath.Dir(DefaultControl) {
+		h := sha256.Sum256([]byte(dir))
+		name += "-" + hex.EncodeToString(h[:4])
+	}
+	return filepath.Join(DefaultPinDir, name)
 }
 
 func (d *decoder) seq(n *yaml.Node, field string, f func(int, *yaml.Node)) {
@@ -467,7 +580,7 @@ func (d *decoder) seq(n *yaml.Node, field string, f func(int, *yaml.Node)) {
 
 func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 	var cpusNode *yaml.Node
-	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus"}, func(k string, v *yaml.Node) {
+	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus", "lan_vlan", "wan_vlan"}, func(k string, v *yaml.Node) {
 		f := "interfaces." + k
 		switch k {
 		case "lan":
@@ -484,6 +597,14 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 				d.errf(v, f, "%q is not auto, native or generic", v.Value)
 			}
 			c.XDPMode = m
+		case "lan_vlan", "wan_vlan":
+			if id, ok := d.integer(v, f, 0, 4094); ok {
+				if k == "lan_vlan" {
+					c.LANVLAN = uint16(id)
+				} else {
+					c.WANVLAN = uint16(id)
+				}
+			}
 		case "cpus":
 			cpusNode = v
 			d.seq(v, f, func(i int, e *yaml.Node) {
@@ -493,6 +614,9 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 			})
 		}
 	})
+	if c.LAN == c.WAN && c.LANVLAN != c.WANVLAN {
+		d.errf(n, "interfaces.wan_vlan", "one-arm mode carries one VLAN: lan_vlan %d and wan_vlan %d differ (two VLANs of one trunk are not supported)", c.LANVLAN, c.WANVLAN)
+	}
 	if cpusNode != nil && len(c.CPUs) > 0 && len(c.CPUs) != c.Queues {
 		d.errf(cpusNode, "interfaces.cpus", "%d CPUs for %d queues: give one per queue, or none", len(c.CPUs), c.Queues)
 	}
@@ -660,6 +784,9 @@ func (d *decoder) keyMaterial(n *yaml.Node, field string, fromFile bool) []byte 
 	if !ok {
 		return nil
 	}
+	if !fromFile {
+		d.noteInlineKey(n, field)
+	}
 	if fromFile {
 		p := s
 		if !filepath.IsAbs(p) {
@@ -671,6 +798,10 @@ func (d *decoder) keyMaterial(n *yaml.Node, field string, fromFile bool) []byte 
 			return nil
 		}
 		defer f.Close()
+		if err := checkSecretFile(f, p); err != nil {
+			d.errf(n, field, "%v", err)
+			return nil
+		}
 		b, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
 		if err != nil {
 			d.errf(n, field, "%s: %v", p, err)
@@ -898,15 +1029,19 @@ func parsePorts(s string) (sad.PortRange, error) {
 func (d *decoder) policy(n *yaml.Node, path string) (Policy, bool) {
 	p := Policy{Line: n.Line}
 	nerr := len(d.errs)
-	sel, ok := d.selector(n, path, []string{"name", "src", "dst", "proto", "sport", "dport", "action", "sa"}, func(k string, v *yaml.Node) {
+	sel, ok := d.selector(n, path, []string{"name", "src", "dst", "proto", "sport", "dport", "action", "sa", "dir", "mss_clamp"}, func(k string, v *yaml.Node) {
 		f := path + "." + k
 		switch k {
+		case "mss_clamp":
+			p.MSSClamp = d.mssClamp(v, f)
 		case "name":
 			p.Name = d.str(v, f)
 		case "action":
 			oneOf(d, v, f, &p.Action, opt(spd.Protect, "protect"), opt(spd.Bypass, "bypass", "pass"), opt(spd.Discard, "discard", "drop"))
 		case "sa":
 			p.SA = d.str(v, f)
+		case "dir":
+			oneOf(d, v, f, &p.Dir, opt(DirBoth, "both"), opt(DirOut, "out", "outbound"), opt(DirIn, "in", "inbound"))
 		}
 	})
 	p.Selector = sel
@@ -919,8 +1054,14 @@ func (d *decoder) policy(n *yaml.Node, path string) (Policy, bool) {
 	if p.Action == 0 {
 		d.errf(n, path+".action", "required (protect, bypass or discard)")
 	}
-	if p.Action == spd.Protect && p.SA == "" {
+	if p.Action == spd.Protect && p.SA == "" && p.Dir != DirIn {
 		d.errf(n, path+".sa", "a protect policy names its outbound SA")
+	}
+	if p.Dir == DirIn && p.SA != "" {
+		d.errf(n, path+".sa", "an inbound-only policy (dir: in) sends nothing: it has no SA")
+	}
+	if p.Action != spd.Protect && p.Action != 0 && p.MSSClamp != spd.MSSInherit {
+		d.errf(n, path+".mss_clamp", "only protect policies carry traffic through the tunnel")
 	}
 	if p.Action != spd.Protect && p.Action != 0 && p.SA != "" {
 		d.errf(n, path+".sa", "only protect policies have an SA")
@@ -928,14 +1069,66 @@ func (d *decoder) policy(n *yaml.Node, path string) (Policy, bool) {
 	return p, len(d.errs) == nerr
 }
 
+// uniqueKeys refuses key material another SA already has, in either
+// direction and either role: with an AEAD suite the sequence number is
+// the nonce, so two SAs under one key (the peer's included, when an
+// inbound SA repeats an outbound key) would seal with the same nonces.
+// An AEAD key is compared without its salt. Only digests are kept, and
+// errors never quote the key.
+func (d *decoder) uniqueKeys(at *yaml.Node, path string, i int, sa *SA, seen map[[sha256.Size]byte]int) {
+	enc := sa.Key
+	if sa.Suite.IsAEAD() && len(enc) > aeadSaltLen {
+		enc = enc[:len(enc)-aeadSaltLen]
+	}
+	for _, k := range []struct {
+		field string
+		b     []byte
+	}{{".key", enc}, {".integ_key", sa.IntegKey}} {
+		if len(k.b) == 0 {
+			continue
+		}
+		h := sha256.Sum256(k.b)
+		if j, dup := seen[h]; dup && j != i {
+			d.errf(at, path+k.field, "the same key as sas[%d]: every SA needs its own key (two SAs under one AEAD key repeat nonces)", j)
+			continue
+		}
+		seen[h] = i
+	}
+}
+
+// aeadSaltLen is the salt at the end of an AEAD SA's key (RFC 4106 §8.1,
+// RFC 7634 §4).
+const aeadSaltLen = 4
+
+// mssClamp reads an mss_clamp: auto, off, or an MSS in bytes (88, Linux's
+// smallest, up to 65495, the largest an IPv4 MTU of 65535 allows).
+func (d *decoder) mssClamp(n *yaml.Node, field string) int {
+	switch n.Value {
+	case "auto":
+		return spd.MSSAuto
+	case "off":
+		return spd.MSSOff
+	}
+	if n.Kind == yaml.ScalarNode && n.Value != "" && (n.Value[0] < '0' || n.Value[0] > '9') {
+		d.errf(n, field, "%q is not auto, off or an MSS in bytes", n.Value)
+		return spd.MSSInherit
+	}
+	if m, ok := d.integer(n, field, 88, 65495); ok {
+		return int(m)
+	}
+	return spd.MSSInherit
+}
+
 // check applies the rules that span entries.
 func (d *decoder) check(root *yaml.Node, c *Config) {
 	names := map[string]int{}
 	spis := map[[2]uint32]int{}
+	keys := map[[sha256.Size]byte]int{}
 	for i := range c.SAs {
 		sa := &c.SAs[i]
 		at := &yaml.Node{Line: sa.Line}
 		path := fmt.Sprintf("sas[%d]", i)
+		d.uniqueKeys(at, path, i, sa, keys)
 		if j, dup := names[sa.Name]; dup {
 			d.errf(at, path+".name", "%q already names sas[%d]", sa.Name, j)
 		}
@@ -962,7 +1155,7 @@ func (d *decoder) check(root *yaml.Node, c *Config) {
 			d.errf(at, path+".name", "%q already names policies[%d]", p.Name, j)
 		}
 		pnames[p.Name] = i
-		if p.Action != spd.Protect {
+		if p.Action != spd.Protect || p.Dir == DirIn {
 			continue
 		}
 		j, ok := names[p.SA]

@@ -44,7 +44,7 @@ func TestExampleConfig(t *testing.T) {
 		t.Errorf("cpus %v", c.CPUs)
 	}
 	if c.DefaultAction != spd.Discard || c.NATTPort != 4500 || c.PinPath != "/sys/fs/bpf/xdpsec/gw-a" ||
-		c.Control != "/run/xdpsec/gw-a.sock" || c.Metrics != "127.0.0.1:9301" || c.StateFile != "/run/xdpsec/gw-a.seq" {
+		c.Control != "/run/xdpsec/gw-a.sock" || c.Metrics != "127.0.0.1:9301" || c.StateDir != DefaultStateDir {
 		t.Errorf("globals: %+v", c)
 	}
 	if len(c.SAs) != 2 || len(c.Policies) != 2 {
@@ -131,6 +131,8 @@ func TestErrors(t *testing.T) {
 		{"missing interfaces", "interfaces: {lan: lan0, wan: wan0}", "nat_t_port: 4500", "x.yaml:1: interfaces: lan and wan are required"},
 		{"bad queues", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, queues: 0}", "x.yaml:1: interfaces.queues: 0 out of range"},
 		{"cpus per queue", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, queues: 2, cpus: [1]}", "x.yaml:1: interfaces.cpus: 1 CPUs for 2 queues"},
+		{"vlan range", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, wan_vlan: 4095}", "x.yaml:1: interfaces.wan_vlan: 4095 out of range"},
+		{"one-arm vlans", "{lan: lan0, wan: wan0}", "{lan: eth0, wan: eth0, lan_vlan: 10, wan_vlan: 20}", "x.yaml:1: interfaces.wan_vlan: one-arm mode carries one VLAN"},
 		{"xdp mode", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, xdp_mode: turbo}", "interfaces.xdp_mode: \"turbo\""},
 		{"reserved spi", "spi: 0x1001", "spi: 255", "x.yaml:4: sas[0].spi: 255 out of range"},
 		{"dir", "dir: out", "dir: sideways", "x.yaml:5: sas[0].dir: \"sideways\""},
@@ -151,10 +153,21 @@ func TestErrors(t *testing.T) {
 		{"bypass with sa", "action: protect", "action: bypass", "x.yaml:11: policies[0].sa: only protect policies have an SA"},
 		{"protect with inbound", "dir: out", "dir: in", "x.yaml:11: policies[0].sa: \"ab\" is an inbound SA"},
 		{"bad action", "action: protect", "action: encrypt", "x.yaml:11: policies[0].action"},
+		{"policy dir", "sa: ab}", "sa: ab, dir: up}", "x.yaml:11: policies[0].dir: \"up\" is not both, out or in"},
+		{"inbound-only with sa", "sa: ab}", "sa: ab, dir: in}", "x.yaml:11: policies[0].sa: an inbound-only policy (dir: in) sends nothing"},
 		{"lifetime", "    key: " + goodKey, "    key: " + goodKey + "\n    lifetime: {soft: {time: 2h}, hard: {time: 1h}}", "x.yaml:10: sas[0].lifetime: a soft limit exceeds its hard limit"},
 		{"nat-t port 500", "sas:", "nat_t_port: 500\nsas:", "x.yaml:2: nat_t_port: 500 is IKE's port"},
 		{"bad on_stop", "sas:", "on_stop: unpin\nsas:", "x.yaml:2: on_stop: \"unpin\" is not keep or detach"},
 		{"not a mapping", "interfaces: {lan: lan0, wan: wan0}", "interfaces: [lan0]", "x.yaml:1: interfaces: expected a mapping"},
+		{"state_file is gone", "sas:", "state_file: /run/xdpsec/gw.seq\nsas:", "x.yaml:2: state_file: replaced by state_dir"},
+		{"relative state_dir", "sas:", "state_dir: state\nsas:", "x.yaml:2: state_dir: must be an absolute path"},
+		{"relative pin_path", "sas:", "pin_path: pins\nsas:", "x.yaml:2: pin_path: must be an absolute path on a bpf filesystem, or \"none\""},
+		{"mtu too small", "sas:", "mtu: 1000\nsas:", "x.yaml:2: mtu: 1000 out of range [1280, 9216]"},
+		{"mtu not a number", "sas:", "mtu: big\nsas:", "x.yaml:2: mtu: \"big\" is not an integer"},
+		{"mss_clamp word", "sas:", "mss_clamp: yes\nsas:", "x.yaml:2: mss_clamp: \"yes\" is not auto, off or an MSS"},
+		{"mss_clamp range", "sas:", "mss_clamp: 40\nsas:", "x.yaml:2: mss_clamp: 40 out of range"},
+		{"policy mss_clamp", "sa: ab}", "sa: ab, mss_clamp: maybe}", "x.yaml:11: policies[0].mss_clamp: \"maybe\""},
+		{"bypass mss_clamp", "action: protect, sa: ab}", "action: bypass, mss_clamp: auto}", "x.yaml:11: policies[0].mss_clamp: only protect policies"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -198,6 +211,7 @@ policies:`, 1)
 	for _, want := range []string{
 		"x.yaml:10: sas[1].name: \"ab\" already names sas[0]",
 		"x.yaml:10: sas[1].spi: 0x00001001 already used by sas[0]",
+		"x.yaml:10: sas[1].key: the same key as sas[0]",
 		"x.yaml:19: policies[1].name: \"p\" already names policies[0]",
 	} {
 		if !strings.Contains(err.Error(), want) {
@@ -239,5 +253,149 @@ func TestOnStop(t *testing.T) {
 		if c.DetachOnStop != tc.detach {
 			t.Errorf("%q: DetachOnStop %v, want %v", tc.extra, c.DetachOnStop, tc.detach)
 		}
+	}
+}
+
+// TestSameKeys: key material given to two SAs is refused, whatever their
+// directions, names or SPIs; an AEAD key differing only in its salt is the
+// same key. Errors name the other SA, never the key.
+func TestSameKeys(t *testing.T) {
+	const other = "0x202122232425262728292a2b2c2d2e2f30313233"
+	in := func(suite, key, integ string) string {
+		s := `  - {name: ba, spi: 0x2001, dir: in, local: 192.0.2.1, remote: 192.0.2.2, suite: ` + suite + `, key: ` + key
+		if integ != "" {
+			s += ", integ_key: " + integ
+		}
+		return s + "}\npolicies:"
+	}
+	const k16 = "0x000102030405060708090a0b0c0d0e0f"
+	const i32 = "0x" + "4041424344454647484940414243444546474849404142434445464748494041"
+	for _, tc := range []struct {
+		name, sa, want string
+	}{
+		{"inbound repeats the outbound key", in("aes128gcm16", goodKey, ""), "x.yaml:10: sas[1].key: the same key as sas[0]"},
+		{"only the salt differs", in("aes128gcm16", goodKey[:len(goodKey)-8]+"ffffffff", ""), "x.yaml:10: sas[1].key: the same key as sas[0]"},
+		{"as a CBC key", in("aes128-sha256", k16, i32), "x.yaml:10: sas[1].key: the same key as sas[0]"},
+		{"own keys", in("aes128gcm16", other, ""), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := strings.Replace(base, "policies:", tc.sa, 1)
+			_, err := Parse("x.yaml", []byte(cfg))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "0405060708") {
+				t.Errorf("error prints key material: %v", err)
+			}
+		})
+	}
+	// Two SAs sharing an integrity key.
+	two := in("aes128-sha256", "0x"+strings.Repeat("11", 16), i32)
+	two = strings.Replace(two, "policies:", strings.ReplaceAll(in("aes128-sha256", "0x"+strings.Repeat("22", 16), i32), "ba, spi: 0x2001", "ca, spi: 0x2002"), 1)
+	cfg := strings.Replace(base, "policies:", two, 1)
+	if _, err := Parse("x.yaml", []byte(cfg)); err == nil || !strings.Contains(err.Error(), "sas[2].integ_key: the same key as sas[1]") {
+		t.Fatalf("shared integrity key: %v\n%s", err, cfg)
+	}
+}
+
+// TestPinPathDefault: without pin_path a daemon still fails closed: its
+// programs are pinned under a directory of its own, named after its
+// control socket; `pin_path: none` is the explicit opt-out.
+func TestPinPathDefault(t *testing.T) {
+	for _, tc := range []struct{ extra, want string }{
+		{"", "/sys/fs/bpf/xdpsec/xdpsec"},
+		{"control: /run/xdpsec/gw-a.sock\n", "/sys/fs/bpf/xdpsec/gw-a"},
+		{"control: /tmp/x/gw-a.sock\n", "/sys/fs/bpf/xdpsec/gw-a-"},
+		{"pin_path: /sys/fs/bpf/mine\n", "/sys/fs/bpf/mine"},
+		{"pin_path: none\n", ""},
+	} {
+		c, err := Parse("x.yaml", []byte(strings.Replace(base, "sas:", tc.extra+"sas:", 1)))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.extra, err)
+		}
+		if c.PinPath != tc.want && !(strings.HasSuffix(tc.want, "-") && strings.HasPrefix(c.PinPath, tc.want) && len(c.PinPath) == len(tc.want)+8) {
+			t.Errorf("%q: pin_path %q, want %q", tc.extra, c.PinPath, tc.want)
+		}
+		if c.StateDir != DefaultStateDir {
+			t.Errorf("state_dir %q", c.StateDir)
+		}
+	}
+}
+
+// TestPolicyDir: a policy decides both directions unless it says
+// otherwise, and an inbound-only PROTECT policy needs no SA.
+func TestPolicyDir(t *testing.T) {
+	cfg := strings.Replace(base, "policies:\n", `policies:
+  - {name: out-only, dst: 203.0.113.0/24, action: bypass, dir: out}
+  - {name: in-only, src: 198.18.1.0/24, dst: 198.18.3.0/24, action: protect, dir: in}
+  - {name: mgmt, src: 198.18.1.10/32, dst: 192.0.2.0/24, proto: tcp, sport: 22, action: bypass, dir: both}
+`, 1)
+	c, err := Parse("x.yaml", []byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]PolicyDir{"out-only": DirOut, "in-only": DirIn, "mgmt": DirBoth, "p": DirBoth}
+	for _, p := range c.Policies {
+		if p.Dir != want[p.Name] {
+			t.Errorf("%s: dir %s, want %s", p.Name, p.Dir, want[p.Name])
+		}
+	}
+}
+
+// TestMTUAndMSSClamp: mtu and mss_clamp, globally and per policy.
+func TestMTUAndMSSClamp(t *testing.T) {
+	for _, tc := range []struct {
+		top, pol  string
+		mtu, g, p int
+	}{
+		{"", "", 0, 0, spd.MSSInherit},
+		{"mtu: 1500\nmss_clamp: auto\n", "", 1500, spd.MSSAuto, spd.MSSInherit},
+		{"mss_clamp: 1360\n", ", mss_clamp: off", 0, 1360, spd.MSSOff},
+		{"mss_clamp: off\n", ", mss_clamp: auto", 0, 0, spd.MSSAuto},
+		{"", ", mss_clamp: 1200", 0, 0, 1200},
+	} {
+		cfg := tc.top + strings.Replace(base, "sa: ab}", "sa: ab"+tc.pol+"}", 1)
+		c, err := Parse("x.yaml", []byte(cfg))
+		if err != nil {
+			t.Fatalf("%q: %v", cfg, err)
+		}
+		if c.MTU != tc.mtu || c.MSSClamp != tc.g || c.Policies[0].MSSClamp != tc.p {
+			t.Errorf("%q: mtu %d mss_clamp %d policy %d, want %d %d %d", cfg, c.MTU, c.MSSClamp, c.Policies[0].MSSClamp, tc.mtu, tc.g, tc.p)
+		}
+	}
+}
+
+// TestLogFormat: text (logfmt) is the default, json is asked for.
+func TestLogFormat(t *testing.T) {
+	for _, tc := range []struct{ extra, want string }{
+		{"", "text"}, {"log_format: text\n", "text"}, {"log_format: logfmt\n", "text"}, {"log_format: json\n", "json"},
+	} {
+		c, err := Parse("x.yaml", []byte(strings.Replace(base, "sas:", tc.extra+"sas:", 1)))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.extra, err)
+		}
+		if c.LogFormat != tc.want {
+			t.Errorf("%q: LogFormat %q, want %q", tc.extra, c.LogFormat, tc.want)
+		}
+	}
+}
+
+func TestVLANs(t *testing.T) {
+	c, err := Parse("x.yaml", []byte(strings.Replace(base, "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, lan_vlan: 10, wan_vlan: 100}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LANVLAN != 10 || c.WANVLAN != 100 {
+		t.Errorf("vlans %d %d", c.LANVLAN, c.WANVLAN)
+	}
+	c, err = Parse("x.yaml", []byte(base))
+	if err != nil || c.LANVLAN != 0 || c.WANVLAN != 0 {
+		t.Errorf("untagged by default: %v %d %d", err, c.LANVLAN, c.WANVLAN)
 	}
 }

@@ -63,7 +63,8 @@ type IKE struct {
 }
 
 // Defence is the ike: section: the engine's flood defence (RFC 7296 §2.6
-// cookies, a per-source rate limit, the half-open cap) and where it was
+// cookies, a per-source rate limit and half-open share, sources counted by
+// prefix, the half-open cap, the reassembly budget) and where it was
 // written. cookie_threshold: 0 is CookiesAlways; init_rate: 0 is an
 // InitRate of -1 (no limit). Zero values mean the engine's defaults.
 type Defence struct {
@@ -75,8 +76,20 @@ type Defence struct {
 func (d *decoder) defence(n *yaml.Node, f *Defence) {
 	f.Line = n.Line
 	known := []string{"half_open_limit", "half_open_timeout", "cookie_threshold", "cookie_secret_lifetime",
-		"init_rate", "init_burst", "rate_limit_slots"}
+		"init_rate", "init_burst", "rate_limit_slots", "source_prefix_v4", "source_prefix_v6", "half_open_per_prefix",
+		"reassembly_budget", "unauth_reassembly_limit"}
 	thresholdSet := false
+	// Keys that only take an integer in a range.
+	ranged := map[string]struct {
+		lo, hi int64
+		to     *int
+	}{
+		"source_prefix_v4":        {8, 32, &f.SourcePrefixV4},
+		"source_prefix_v6":        {16, 128, &f.SourcePrefixV6},
+		"half_open_per_prefix":    {1, 1 << 22, &f.HalfOpenPerPrefix},
+		"reassembly_budget":       {1 << 20, 1 << 32, &f.ReassemblyBudget},
+		"unauth_reassembly_limit": {4 << 10, 1 << 20, &f.UnauthReassemblyLimit},
+	}
 	d.mapping(n, "ike", known, func(k string, v *yaml.Node) {
 		field := "ike." + k
 		switch k {
@@ -115,6 +128,12 @@ func (d *decoder) defence(n *yaml.Node, f *Defence) {
 			if x, ok := d.integer(v, field, 1, 1<<20); ok {
 				f.RateLimitSlots = int(x)
 			}
+		default:
+			if r, ok := ranged[k]; ok {
+				if x, ok := d.integer(v, field, r.lo, r.hi); ok {
+					*r.to = int(x)
+				}
+			}
 		}
 	})
 	limit, threshold := f.HalfOpenLimit, f.CookieThreshold
@@ -126,6 +145,14 @@ func (d *decoder) defence(n *yaml.Node, f *Defence) {
 	}
 	if !f.CookiesAlways && threshold >= limit {
 		d.errf(n, "ike.cookie_threshold", "%d is not below half_open_limit (%d): the table would fill before any cookie is asked for", threshold, limit)
+	}
+	if budget, unauth := f.ReassemblyBudget, f.UnauthReassemblyLimit; unauth != 0 {
+		if budget == 0 {
+			budget = ike.DefaultReassemblyBudget
+		}
+		if unauth > budget/2 {
+			d.errf(n, "ike.unauth_reassembly_limit", "%d is over half of reassembly_budget (%d), the most unauthenticated IKE SAs may hold together", unauth, budget)
+		}
 	}
 }
 
@@ -423,6 +450,16 @@ func (d *decoder) auth(n *yaml.Node, path string, c *Connection) {
 
 // readFile reads a small file relative to the configuration's directory.
 func (d *decoder) readFile(n *yaml.Node, field, p string, limit int) []byte {
+	return d.readFileMode(n, field, p, limit, false)
+}
+
+// readPrivate reads a file holding a secret (a PSK, a private key), which
+// group and others must not be able to access.
+func (d *decoder) readPrivate(n *yaml.Node, field, p string, limit int) []byte {
+	return d.readFileMode(n, field, p, limit, true)
+}
+
+func (d *decoder) readFileMode(n *yaml.Node, field, p string, limit int, secret bool) []byte {
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(d.dir, p)
 	}
@@ -432,6 +469,12 @@ func (d *decoder) readFile(n *yaml.Node, field, p string, limit int) []byte {
 		return nil
 	}
 	defer f.Close()
+	if secret {
+		if err := checkSecretFile(f, p); err != nil {
+			d.errf(n, field, "%v", err)
+			return nil
+		}
+	}
 	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
 		d.errf(n, field, "%s: %v", p, err)
@@ -448,7 +491,7 @@ func (d *decoder) readFile(n *yaml.Node, field, p string, limit int) []byte {
 // readSecret reads a PSK file: its bytes up to a final line end. Errors
 // never quote it.
 func (d *decoder) readSecret(n *yaml.Node, field, p string) []byte {
-	b := d.readFile(n, field, p, maxPSKSize)
+	b := d.readPrivate(n, field, p, maxPSKSize)
 	if b == nil {
 		return nil
 	}
@@ -486,7 +529,7 @@ func (d *decoder) readCerts(n *yaml.Node, field, p string) []*x509.Certificate {
 }
 
 func (d *decoder) readKey(n *yaml.Node, field, p string) crypto.Signer {
-	b := d.readFile(n, field, p, maxPEMSize)
+	b := d.readPrivate(n, field, p, maxPEMSize)
 	if b == nil {
 		return nil
 	}

@@ -221,12 +221,18 @@ func TestIKEDefence(t *testing.T) {
   init_rate: 5
   init_burst: 8
   rate_limit_slots: 1024
+  source_prefix_v4: 24
+  source_prefix_v6: 56
+  half_open_per_prefix: 8
+  reassembly_budget: 8388608
+  unauth_reassembly_limit: 16384
 `)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Defence{Line: 22, Defence: ike.Defence{HalfOpenLimit: 2000, HalfOpenTimeout: 20 * time.Second, CookieThreshold: 16,
-		CookieSecretLifetime: 5 * time.Minute, InitRate: 5, InitBurst: 8, RateLimitSlots: 1024}}
+		CookieSecretLifetime: 5 * time.Minute, InitRate: 5, InitBurst: 8, RateLimitSlots: 1024,
+		SourcePrefixV4: 24, SourcePrefixV6: 56, HalfOpenPerPrefix: 8, ReassemblyBudget: 8 << 20, UnauthReassemblyLimit: 16 << 10}}
 	if c.IKE.Defence != want {
 		t.Fatalf("got %+v\nwant %+v", c.IKE.Defence, want)
 	}
@@ -246,6 +252,11 @@ func TestIKEDefence(t *testing.T) {
 		{"ike:\n  cookie_secret_lifetime: 1s\n", "gw.yaml:22: ike.cookie_secret_lifetime: 1s out of range [10s, 24h]"},
 		{"ike:\n  cookie_secret_lifetime: soon\n", "gw.yaml:22: ike.cookie_secret_lifetime: \"soon\" is not a duration"},
 		{"ike:\n  cookies: on\n", "gw.yaml:22: ike.cookies: unknown field"},
+		{"ike:\n  source_prefix_v6: 8\n", "gw.yaml:22: ike.source_prefix_v6: 8 out of range"},
+		{"ike:\n  source_prefix_v4: 33\n", "gw.yaml:22: ike.source_prefix_v4: 33 out of range"},
+		{"ike:\n  half_open_per_prefix: 0\n", "gw.yaml:22: ike.half_open_per_prefix: 0 out of range"},
+		{"ike:\n  reassembly_budget: 1000\n", "gw.yaml:22: ike.reassembly_budget: 1000 out of range"},
+		{"ike: {reassembly_budget: 1048576, unauth_reassembly_limit: 1048576}\n", "gw.yaml:21: ike.unauth_reassembly_limit: 1048576 is over half of reassembly_budget (1048576)"},
 		{"ike: 5\n", "gw.yaml:21: ike: expected a mapping"},
 	} {
 		_, err := parse(tc.section)

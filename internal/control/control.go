@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -56,10 +57,77 @@ type Response struct {
 	Result string `json:"result,omitempty"`
 }
 
+// Access says who besides root (and the daemon's own user) may use the
+// socket. Members of ReadGID may read (snapshot: `xdpsec show`); members
+// of AdminGID may also change state (initiate, terminate, rekey, and any
+// other command). 0 means no such group, so the zero value is root only.
+type Access struct {
+	ReadGID, AdminGID uint32
+}
+
+// permission is what a peer may do.
+type permission uint8
+
+const (
+	permNone  permission = iota
+	permRead             // read-only commands
+	permAdmin            // everything
+)
+
+// readOnly reports whether command only reads. Every other command,
+// including ones added later (a reload), changes state.
+func readOnly(command string) bool { return command == CommandSnapshot }
+
+// peer is what the kernel says about the process at the other end
+// (SO_PEERCRED, SO_PEERGROUPS), as of its connect.
+type peer struct {
+	uid, gid uint32
+	groups   []uint32
+}
+
+func (a Access) permit(p peer, self uint32) permission {
+	if p.uid == 0 || p.uid == self {
+		return permAdmin
+	}
+	in := func(g uint32) bool {
+		if g == 0 {
+			return false
+		}
+		if p.gid == g {
+			return true
+		}
+		for _, x := range p.groups {
+			if x == g {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case in(a.AdminGID):
+		return permAdmin
+	case in(a.ReadGID):
+		return permRead
+	}
+	return permNone
+}
+
+// socketGID is the group the socket file belongs to: the read group, or
+// the admin group when only that is set. An admin-group member outside the
+// read group needs both (the file has one group).
+func (a Access) socketGID() uint32 {
+	if a.ReadGID != 0 {
+		return a.ReadGID
+	}
+	return a.AdminGID
+}
+
 // Server answers control requests on a Unix socket.
 type Server struct {
 	ln       net.Listener
 	path     string
+	access   Access
+	self     uint32
 	snapshot func() *Snapshot
 	log      *slog.Logger
 	wg       sync.WaitGroup
@@ -81,14 +149,23 @@ func InUse(path string) bool {
 	return true
 }
 
-// Listen creates the socket at path (its directory too) and serves
-// requests with snapshot until Close. A stale socket left by a daemon that
-// died is replaced; one that still answers means another daemon owns it.
-func Listen(path string, snapshot func() *Snapshot, log *slog.Logger) (*Server, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+// Listen creates the socket at path and serves requests with snapshot until
+// Close, to the peers access allows. The directory is created if missing
+// and must belong to the daemon's user and be writable by no one else, so
+// no other user can put a socket of theirs (or a link) in its place. The
+// socket is created under umask 0177 (mode 0600 from its first moment),
+// then given to access's group with mode 0660 if there is one. A stale
+// socket left by a daemon that died is replaced; one that still answers
+// means another daemon owns it.
+func Listen(path string, access Access, snapshot func() *Snapshot, log *slog.Logger) (*Server, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	if _, err := os.Stat(path); err == nil {
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(path); err == nil {
 		if InUse(path) {
 			return nil, fmt.Errorf("control: %s is in use by a running daemon", path)
 		}
@@ -96,16 +173,28 @@ func Listen(path string, snapshot func() *Snapshot, log *slog.Logger) (*Server, 
 			return nil, fmt.Errorf("control: remove stale socket: %w", err)
 		}
 	}
-	// The socket is created with the umask applied; tighten it at once.
+	// bind(2) creates the file with the umask applied: make it 0600 from
+	// the start. The umask is the process's; other goroutines creating
+	// files meanwhile only get stricter modes.
+	old := syscall.Umask(0o177)
 	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	mode := os.FileMode(0o600)
+	if gid := access.socketGID(); gid != 0 {
+		if err := os.Lchown(path, -1, int(gid)); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("control: give the socket to group %d: %w", gid, err)
+		}
+		mode = 0o660
+	}
+	if err := os.Chmod(path, mode); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	s := &Server{ln: ln, path: path, snapshot: snapshot, log: log, actions: map[string]Action{}}
+	s := &Server{ln: ln, path: path, access: access, self: uint32(os.Geteuid()), snapshot: snapshot, log: log, actions: map[string]Action{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.serve()
@@ -145,6 +234,11 @@ func (s *Server) serve() {
 
 func (s *Server) handle(c net.Conn) {
 	defer c.Close()
+	p, err := peerOf(c)
+	if err != nil {
+		s.log.Warn("control: peer credentials", "err", err)
+		return
+	}
 	c.SetDeadline(time.Now().Add(ioTimeout))
 	r := bufio.NewReader(io.LimitReader(c, maxRequest))
 	line, err := r.ReadBytes('\n')
@@ -154,6 +248,10 @@ func (s *Server) handle(c net.Conn) {
 	var resp Response
 	if req, err := decodeRequest(line); err != nil {
 		resp.Error = err.Error()
+	} else if msg := s.refuse(p, req.Command); msg != "" {
+		// Answered (the request is bounded) so the client sees why.
+		s.log.Debug("control: refused", "command", req.Command, "uid", p.uid, "gid", p.gid)
+		resp.Error = msg
 	} else {
 		switch f := s.action(req.Command); {
 		case req.Command == CommandSnapshot:
@@ -176,6 +274,41 @@ func (s *Server) handle(c net.Conn) {
 	if err := json.NewEncoder(c).Encode(&resp); err != nil {
 		s.log.Debug("control: write", "err", err)
 	}
+}
+
+// refuse says why p may not run command, or "" if it may.
+func (s *Server) refuse(p peer, command string) string {
+	switch s.access.permit(p, s.self) {
+	case permAdmin:
+		return ""
+	case permRead:
+		if readOnly(command) {
+			return ""
+		}
+		return fmt.Sprintf("permission denied: %s changes state and needs root or the control_admin_group (uid %d)", command, p.uid)
+	}
+	return fmt.Sprintf("permission denied: uid %d is not root and not in the control_group or control_admin_group", p.uid)
+}
+
+// checkDir refuses a socket directory that another user owns or may write
+// to: they could replace the socket between our start and a client's
+// connect, or have put a link there.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok {
+		return fmt.Errorf("control: %s is not a directory", dir)
+	}
+	if uid := os.Geteuid(); int(st.Uid) != uid {
+		return fmt.Errorf("control: the socket's directory %s belongs to uid %d, not the daemon's (%d): give the socket a directory of its own (default %s)", dir, st.Uid, uid, "/run/xdpsec")
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("control: the socket's directory %s is writable by group or others (mode %04o): give the socket a directory of its own (default /run/xdpsec) or chmod go-w %s", dir, fi.Mode().Perm(), dir)
+	}
+	return nil
 }
 
 // decodeRequest reads one request line.
@@ -203,11 +336,23 @@ func (s *Server) Close() error {
 	return err
 }
 
+// dial connects to the daemon's socket.
+func dial(path string) (net.Conn, error) {
+	c, err := net.DialTimeout("unix", path, ioTimeout)
+	switch {
+	case errors.Is(err, syscall.EACCES):
+		return nil, fmt.Errorf("control: %s: permission denied: the socket is for root and the daemon's control_group", path)
+	case err != nil:
+		return nil, fmt.Errorf("control: is the daemon running? %w", err)
+	}
+	return c, nil
+}
+
 // Query asks the daemon at path for a snapshot.
 func Query(path string) (*Snapshot, error) {
-	c, err := net.DialTimeout("unix", path, ioTimeout)
+	c, err := dial(path)
 	if err != nil {
-		return nil, fmt.Errorf("control: is the daemon running? %w", err)
+		return nil, err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(ioTimeout))
@@ -230,9 +375,9 @@ func Query(path string) (*Snapshot, error) {
 // Do asks the daemon at path to carry out command on name (an initiate or
 // terminate) and returns its one-line result.
 func Do(path, command, name string) (string, error) {
-	c, err := net.DialTimeout("unix", path, ioTimeout)
+	c, err := dial(path)
 	if err != nil {
-		return "", fmt.Errorf("control: is the daemon running? %w", err)
+		return "", err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(ActionTimeout + 2*ioTimeout))

@@ -27,7 +27,7 @@ func sample() *Snapshot {
 
 func TestQueryRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "x.sock")
-	s, err := Listen(path, sample, quiet())
+	s, err := Listen(path, Access{}, sample, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestQueryRoundTrip(t *testing.T) {
 
 func TestBadRequests(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.sock")
-	s, err := Listen(path, sample, quiet())
+	s, err := Listen(path, Access{}, sample, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,13 +103,13 @@ func TestStaleAndBusySocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Listen(path, sample, quiet()); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := Listen(path, Access{}, sample, quiet()); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("Listen on a served socket: %v", err)
 	}
 	// Closing a unix listener removes its file; leave a stale one.
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
-	s, err := Listen(path, sample, quiet())
+	s, err := Listen(path, Access{}, sample, quiet())
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
@@ -130,7 +130,7 @@ func FuzzDecodeRequest(f *testing.F) {
 
 func TestActions(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.sock")
-	s, err := Listen(path, sample, quiet())
+	s, err := Listen(path, Access{}, sample, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,11 @@ type Snapshot struct {
 	// IKEFragments are the IKE engine's fragmentation (RFC 7383)
 	// counters; empty without connections.
 	IKEFragments map[string]uint64 `json:"ike_fragments,omitempty"`
+	// WANMTU is the MTU the workers encapsulate for; PMTU counts the
+	// ICMP "too big" reports read about our ESP (reports, learned,
+	// unmatched, unusable).
+	WANMTU int               `json:"wan_mtu,omitempty"`
+	PMTU   map[string]uint64 `json:"pmtu,omitempty"`
 }
 
 // IKESA is one IKE SA as `show ike` prints it.
@@ -78,25 +83,27 @@ type Interface struct {
 
 // SA is one SA as `show sa` prints it.
 type SA struct {
-	Name       string    `json:"name"`
-	SPI        uint32    `json:"spi"`
-	Dir        string    `json:"dir"`
-	Mode       string    `json:"mode"`
-	Suite      string    `json:"suite"`
-	Local      string    `json:"local"`
-	Remote     string    `json:"remote"`
-	UDPSrc     uint16    `json:"udp_src,omitempty"`
-	UDPDst     uint16    `json:"udp_dst,omitempty"`
-	ESN        bool      `json:"esn"`
-	Selectors  []string  `json:"selectors"`
-	Created    time.Time `json:"created"`
-	Seq        uint64    `json:"seq,omitempty"`
-	ReplayWin  int       `json:"replay_window,omitempty"`
-	ReplayTop  uint64    `json:"replay_top,omitempty"`
-	Usable     bool      `json:"usable"`
-	NeedsRekey bool      `json:"needs_rekey"`
-	Packets    uint64    `json:"packets"`
-	Bytes      uint64    `json:"bytes"`
+	Name      string    `json:"name"`
+	SPI       uint32    `json:"spi"`
+	Dir       string    `json:"dir"`
+	Mode      string    `json:"mode"`
+	Suite     string    `json:"suite"`
+	Local     string    `json:"local"`
+	Remote    string    `json:"remote"`
+	UDPSrc    uint16    `json:"udp_src,omitempty"`
+	UDPDst    uint16    `json:"udp_dst,omitempty"`
+	ESN       bool      `json:"esn"`
+	Selectors []string  `json:"selectors"`
+	Created   time.Time `json:"created"`
+	Seq       uint64    `json:"seq,omitempty"`
+	// PathMTU is an outbound SA's path MTU learned from ICMP (0: none).
+	PathMTU    int    `json:"path_mtu,omitempty"`
+	ReplayWin  int    `json:"replay_window,omitempty"`
+	ReplayTop  uint64 `json:"replay_top,omitempty"`
+	Usable     bool   `json:"usable"`
+	NeedsRekey bool   `json:"needs_rekey"`
+	Packets    uint64 `json:"packets"`
+	Bytes      uint64 `json:"bytes"`
 	// Drops by reason name (sad.Reason.String), zero counts left out.
 	Drops map[string]uint64 `json:"drops"`
 }
@@ -110,6 +117,10 @@ type Policy struct {
 	SPI      uint32 `json:"spi,omitempty"`
 	// Trap: without an SA, its traffic starts a negotiation.
 	Trap bool `json:"trap,omitempty"`
+	// Dir is "out" or "in" for a policy that decides one direction only;
+	// empty for both (inbound, cleartext is matched against the reversed
+	// selector).
+	Dir string `json:"dir,omitempty"`
 }
 
 // Worker is one worker's counters (fastpath.Stats).

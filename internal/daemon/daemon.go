@@ -24,6 +24,7 @@ import (
 	"github.com/xdpsec/xdpsec/fastpath/xsk"
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/control"
+	"github.com/xdpsec/xdpsec/internal/seqstate"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
 )
@@ -42,6 +43,9 @@ type Daemon struct {
 	spd      *spd.SPD
 	sas      []*sad.SA // every SA, in the file's order
 	policies []*spd.Policy
+	// static are the file's policies with their directions, in its order.
+	static        []staticPolicy
+	inTruncWarned bool
 
 	lanIf, wanIf *net.Interface
 	// objs are the loaded XDP objects: one set in one-arm mode; a WAN
@@ -54,7 +58,19 @@ type Daemon struct {
 	hopClose []func() error
 	hopStats map[string]func() map[string]uint64
 
-	seq *seqState
+	// seqKeys are the outbound static SAs and their keys' fingerprints;
+	// seqRes keeps their durable sequence marks ahead (seqstate).
+	seqKeys  []seqstate.Key
+	seqStore *seqstate.Store
+	seqRes   *seqstate.Reserver
+	seqStop  context.CancelFunc
+	seqDone  chan struct{}
+
+	// curMTU is the WAN MTU the workers use; pmtu counts the ICMP
+	// reports about our ESP and icmp reads them (pmtu.go).
+	curMTU atomic.Int64
+	pmtu   pmtuCounters
+	icmp   *icmpListener
 
 	// ike is the IKEv2 control plane; nil without connections.
 	ike *ikePlane
@@ -96,6 +112,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 		if err != nil {
 			d.release(false, false)
 			d = nil
+			err = startHint(err)
 		}
 	}()
 	// A second daemon on the same configuration would take over the
@@ -104,10 +121,20 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 		return d, fmt.Errorf("a daemon already serves %s: one daemon per configuration", cfg.Control)
 	}
 	logCPU(log)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 	if err := d.buildTables(); err != nil {
 		return d, err
 	}
-	d.restoreSeq()
+	if err := d.restoreSeq(); err != nil {
+		return d, err
+	}
+	if d.seqRes != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		d.seqStop, d.seqDone = cancel, make(chan struct{})
+		go d.reserveSeq(ctx, d.seqDone)
+	}
 	if err := d.resolveInterfaces(); err != nil {
 		return d, err
 	}
@@ -129,9 +156,9 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 			return d, err
 		}
 	}
-	d.ctl, err = control.Listen(cfg.Control, d.Snapshot, log)
+	d.ctl, err = control.Listen(cfg.Control, control.Access{ReadGID: cfg.ControlGroup, AdminGID: cfg.ControlAdminGroup}, d.Snapshot, log)
 	if err != nil {
-		return d, err
+		return d, hinted(err, controlHint(err))
 	}
 	if d.ike != nil {
 		d.ctl.Handle(control.CommandInitiate, d.ike.initiate)
@@ -143,6 +170,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 			return d, err
 		}
 	}
+	d.icmp = d.listenICMP()
 	ctx, cancel := context.WithCancel(context.Background())
 	d.bg, d.bgDone = cancel, make(chan struct{})
 	go d.lifetimes(ctx)
@@ -204,12 +232,17 @@ func (d *Daemon) buildTables() error {
 			out[sc.Name] = sa
 		}
 	}
+	d.seqKeys = seqKeys(cfg, d.sas)
 	for _, pc := range cfg.Policies {
-		p := &spd.Policy{Name: pc.Name, Selector: pc.Selector, Action: pc.Action}
+		p := &spd.Policy{Name: pc.Name, Selector: pc.Selector, Action: pc.Action, MSSClamp: pc.MSSClamp}
 		if pc.Action == spd.Protect {
 			sa := out[pc.SA]
 			p.SA.Store(sa)
 			p.ReqID = sa.ReqID
+		}
+		d.static = append(d.static, staticPolicy{p, pc.Dir})
+		if pc.Dir == config.DirIn {
+			continue // decides WAN cleartext only
 		}
 		d.policies = append(d.policies, p)
 	}
@@ -226,33 +259,13 @@ func (d *Daemon) buildTables() error {
 	return nil
 }
 
-// restoreSeq resumes the outbound SAs past what an earlier run of this
-// configuration may have sent, and reserves the next stretch before any
-// packet goes out.
-func (d *Daemon) restoreSeq() {
-	st, err := loadSeqState(d.cfg.StateFile)
-	if err != nil {
-		d.log.Warn("reading sequence reservations", "file", d.cfg.StateFile, "err", err)
-	}
-	if n := st.resume(d.sas); n > 0 {
-		d.log.Info("outbound sequence numbers resumed past the last run's reservation", "sas", n, "file", d.cfg.StateFile)
-	}
-	if _, err := st.reserve(d.sas, true); err != nil {
-		// Not fatal: after a crash the peer would drop our first packets
-		// as replays until we pass its window's top.
-		d.log.Warn("cannot keep sequence reservations; a restart may meet replay drops at the peer", "err", err)
-		return
-	}
-	d.seq = st
-}
-
 func (d *Daemon) resolveInterfaces() error {
 	var err error
 	if d.lanIf, err = net.InterfaceByName(d.cfg.LAN); err != nil {
-		return fmt.Errorf("interfaces.lan %q: %w", d.cfg.LAN, err)
+		return hinted(fmt.Errorf("interfaces.lan %q: %w", d.cfg.LAN, err), interfaceHint(err))
 	}
 	if d.wanIf, err = net.InterfaceByName(d.cfg.WAN); err != nil {
-		return fmt.Errorf("interfaces.wan %q: %w", d.cfg.WAN, err)
+		return hinted(fmt.Errorf("interfaces.wan %q: %w", d.cfg.WAN, err), interfaceHint(err))
 	}
 	return nil
 }
@@ -328,6 +341,11 @@ func (d *Daemon) liveSPIs() []uint32 {
 
 func (d *Daemon) load(name, pin string) (*bpf.Objects, error) {
 	o, err := bpf.Load(bpf.Options{PinPath: pin, ReplaceIncompatible: true})
+	if err != nil && pin != "" {
+		return nil, fmt.Errorf("xdp %s: %w\n  pin_path (%s) keeps the XDP program attached while the daemon is down, so PROTECT traffic is dropped, "+
+			"never routed in clear: mount a bpf filesystem there (mount -t bpf bpf /sys/fs/bpf) or set pin_path to one; "+
+			"`pin_path: none` opts out of failing closed", name, err, d.cfg.PinPath)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("xdp %s: %w", name, err)
 	}
@@ -353,7 +371,7 @@ func (d *Daemon) loadXDP() error {
 		return filepath.Join(cfg.PinPath, sub)
 	}
 	if cfg.PinPath == "" {
-		d.log.Warn("no pin_path: the XDP program goes with the daemon, so a crash does not fail closed")
+		d.log.Warn("pin_path: none: the XDP program goes with the daemon, so while it is down (crash, stop, restart) the kernel may route PROTECT traffic in clear")
 	}
 	type plan struct {
 		name   string
@@ -384,9 +402,25 @@ func (d *Daemon) loadXDP() error {
 		if err := o.SyncSPD(p.spd); err != nil {
 			return fmt.Errorf("xdp %s: %w", p.name, err)
 		}
+		vid := cfg.WANVLAN
+		if p.name == "lan" {
+			vid = cfg.LANVLAN
+		}
+		if err := o.SetVLAN(vid); err != nil {
+			return fmt.Errorf("xdp %s: %w", p.name, err)
+		}
+		if p.name != "lan" {
+			in, err := d.inboundSPD()
+			if err == nil {
+				err = o.SyncInbound(in)
+			}
+			if err != nil {
+				return fmt.Errorf("xdp %s: %w", p.name, err)
+			}
+		}
 		att, err := p.attach(o, p.ifc.Index, cfg.XDPMode)
 		if err != nil {
-			return fmt.Errorf("xdp %s on %s: %w", p.name, p.ifc.Name, err)
+			return hinted(fmt.Errorf("xdp %s on %s: %w", p.name, p.ifc.Name, err), attachHint(p.ifc.Name, err))
 		}
 		set.att = att
 		lvl := slog.LevelInfo
@@ -435,6 +469,14 @@ func (d *Daemon) openQueues() error {
 		}
 		return nil
 	}
+	mtu := d.wanMTU()
+	d.curMTU.Store(int64(mtu))
+	src4, src6 := d.icmpSources()
+	policyMSS := false
+	for _, p := range cfg.Policies {
+		policyMSS = policyMSS || p.MSSClamp != spd.MSSInherit
+	}
+	d.log.Info("path MTU", "wan_mtu", mtu, "configured", cfg.MTU > 0, "icmp_from", []netip.Addr{src4, src6}, "mss_clamp", cfg.MSSClamp)
 	for q := 0; q < cfg.Queues; q++ {
 		qu := &queue{q: q, cpu: -1}
 		if len(cfg.CPUs) > 0 {
@@ -472,6 +514,9 @@ func (d *Daemon) openQueues() error {
 			LAN: qu.lan, WAN: qu.wan, Inbound: d.inbound, SPD: d.spd,
 			LANHop: d.lanHop, WANHop: d.wanHop, NATTPort: cfg.NATTPort,
 			DefaultBypass: cfg.DefaultAction == spd.Bypass,
+			WANMTU:        mtu, ICMPSrc4: src4, ICMPSrc6: src6,
+			MSSClamp: cfg.MSSClamp, PolicyMSS: policyMSS,
+			LANVLAN: cfg.LANVLAN, WANVLAN: cfg.WANVLAN,
 		}
 		if d.ike != nil {
 			wc.Acquire = d.ike.acq
@@ -527,11 +572,6 @@ func (d *Daemon) lifetimes(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if d.seq != nil {
-				if _, err := d.seq.reserve(d.sas, false); err != nil {
-					d.log.Error("saving sequence reservations", "err", err)
-				}
-			}
 			for _, sa := range d.sas {
 				sa.CheckTime(now)
 				if sa.NeedsRekey() && !rekey[sa] {
@@ -546,6 +586,8 @@ func (d *Daemon) lifetimes(ctx context.Context) {
 			if d.ike != nil && d.ike.engine != nil {
 				d.ike.tick()
 			}
+			d.refreshMTU()
+			d.agePMTU(now)
 		}
 	}
 }
@@ -577,10 +619,19 @@ func (d *Daemon) release(detach, goodbye bool) error {
 	var errs []error
 	d.stop.Store(true)
 	d.wg.Wait()
+	if d.seqStop != nil {
+		// The workers are gone: no number is used past this point.
+		d.seqStop()
+		<-d.seqDone
+	}
+	if d.seqStore != nil {
+		errs = append(errs, d.seqStore.Close())
+	}
 	if d.bg != nil {
 		d.bg()
 		<-d.bgDone
 	}
+	d.icmp.close()
 	if d.ike != nil {
 		if goodbye && d.ike.engine != nil {
 			d.ike.goodbye()

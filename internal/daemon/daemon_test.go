@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,9 +32,13 @@ policies:
   - {name: mgmt, dst: 203.0.113.0/24, action: bypass}
 `
 
-func testDaemon(t *testing.T) *Daemon {
+func testDaemon(t *testing.T) *Daemon { return daemonFromYAML(t, testConfig) }
+
+// daemonFromYAML builds a daemon's tables from a configuration, as Start
+// does before it touches any interface.
+func daemonFromYAML(t *testing.T, text string) *Daemon {
 	t.Helper()
-	cfg, err := config.Parse(filepath.Join(t.TempDir(), "gw.yaml"), []byte(testConfig))
+	cfg, err := config.Parse(filepath.Join(t.TempDir(), "gw.yaml"), []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,43 +104,84 @@ func TestMirror(t *testing.T) {
 	}
 }
 
-func TestSeqState(t *testing.T) {
-	d := testDaemon(t)
-	path := filepath.Join(t.TempDir(), "s", "gw.seq")
-	st, err := loadSeqState(path)
+// TestRestoreSeq: a static key the state directory does not know is
+// refused until declared new; a declared key resumes above its durable
+// mark, whatever its SA is called; an unwritable directory or a key
+// another daemon holds is refused, each with its reason and remedy.
+func TestRestoreSeq(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	daemonAt := func(cfgText string) *Daemon {
+		d := daemonFromYAML(t, cfgText)
+		d.cfg.StateDir = dir
+		return d
+	}
+	d := daemonAt(testConfig)
+	err := d.restoreSeq()
+	if err == nil {
+		t.Fatal("an unknown static key was accepted")
+	}
+	for _, want := range []string{"refusing to start", "sa out (spi 0x00001001", "no sequence-number state", "xdpsec newkeys -c " + d.cfg.File, "generate a new key"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "0405060708") {
+		t.Errorf("refusal prints key material: %v", err)
+	}
+	if _, got := d.sas[0].ReserveSeq(1); got != 0 {
+		t.Fatal("the refused SA can send")
+	}
+
+	cfg, err := config.Parse("gw.yaml", []byte(testConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := st.resume(d.sas); n != 0 {
-		t.Errorf("fresh state resumed %d SAs", n)
+	cfg.StateDir = dir
+	declared, known, err := DeclareNewKeys(cfg)
+	if err != nil || len(declared) != 1 || len(known) != 0 || !strings.HasPrefix(declared[0], "out (spi 0x00001001, key ") {
+		t.Fatalf("declare: %v %v %v", declared, known, err)
+	}
+	d = daemonAt(testConfig)
+	if err := d.restoreSeq(); err != nil {
+		t.Fatal(err)
 	}
 	out := d.sas[0]
-	out.SetSeq(1000)
-	if _, err := st.reserve(d.sas, true); err != nil {
+	first, got := out.ReserveSeq(1000)
+	if first != 1 || got != 1000 {
+		t.Fatalf("a new key starts at %d (%d)", first, got)
+	}
+	// Another daemon with the same key while this one runs.
+	d2 := daemonAt(testConfig)
+	if err := d2.restoreSeq(); err == nil || !strings.Contains(err.Error(), "Another xdpsec is sending with the same key") {
+		t.Fatalf("second daemon on the key: %v", err)
+	}
+	d.seqStore.Close() // kill -9
+
+	// Renamed, new SPI, another tag length (the same nonces): the mark
+	// follows the key.
+	renamed := strings.ReplaceAll(strings.Replace(testConfig, "name: out, spi: 0x1001", "name: to-b, spi: 0x1002", 1), "sa: out}", "sa: to-b}")
+	renamed = strings.Replace(renamed, "suite: aes128gcm16", "suite: aes128gcm8", 1)
+	d = daemonAt(renamed)
+	if err := d.restoreSeq(); err != nil {
 		t.Fatal(err)
 	}
-	// Nothing to do until the SA nears its mark.
-	if wrote, _ := st.reserve(d.sas, false); wrote {
-		t.Error("reserve wrote with the mark far ahead")
+	if first, _ := d.sas[0].ReserveSeq(1); first <= 1000 {
+		t.Fatalf("renamed SA resumed at %d, below numbers already used", first)
 	}
-	out.SetSeq(1000 + seqReserve/2 + 1)
-	if wrote, _ := st.reserve(d.sas, false); !wrote {
-		t.Error("reserve did not raise a mark the SA is near")
+	if _, known, _ := DeclareNewKeys(cfg); len(known) != 1 {
+		t.Fatal("declaring again did not find the known key")
 	}
-	// A restart: fresh SAs resume past the mark.
-	d2 := testDaemon(t)
-	st2, err := loadSeqState(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := st2.resume(d2.sas); n != 1 {
-		t.Errorf("resumed %d SAs, want 1", n)
-	}
-	if got, want := d2.sas[0].Seq(), uint64(1000+seqReserve/2+1+seqReserve); got != want {
-		t.Errorf("resumed at %d, want %d", got, want)
-	}
-	if d2.sas[1].Seq() != 0 {
-		t.Error("inbound SA given a sequence number")
+	d.seqStore.Close()
+
+	// An unwritable state directory.
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o600)
+	d = daemonAt(testConfig)
+	d.cfg.StateDir = filepath.Join(file, "state")
+	err = d.restoreSeq()
+	if err == nil || !strings.Contains(err.Error(), "refusing to start") || !strings.Contains(err.Error(), "not writable") ||
+		!strings.Contains(err.Error(), "set state_dir to a writable directory on") {
+		t.Fatalf("unwritable state_dir: %v", err)
 	}
 }
 

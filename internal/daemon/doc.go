@@ -10,6 +10,11 @@
 // dropping PROTECT traffic for want of a socket (fail closed); the next
 // run takes the pins over and traffic flows again.
 //
+// Outbound static SAs resume above their keys' durable sequence marks
+// (package seqstate, state_dir) before any worker runs, and a reserver
+// keeps the marks ahead of the traffic; Start refuses whenever that
+// cannot be guaranteed (unknown key, unwritable state, a key in use).
+//
 // In two-arm mode the protected and unprotected interfaces get separate
 // sets of XDP objects (pinned under pin_path/lan and pin_path/wan): the
 // program's XSKMAP is indexed by receive queue only, and queue q of each

@@ -196,7 +196,7 @@ func (p *ikePlane) start() error {
 	// 500 and the zero non-ESP marker on the NAT-T port.
 	p.conn, err = transport.Listen(laddr, p.ikePort, p.nattPort)
 	if err != nil {
-		return fmt.Errorf("ike: listen on %s: %w", laddr, err)
+		return hinted(fmt.Errorf("ike: listen on %s: %w", laddr, err), listenHint("ike", err))
 	}
 	ecfg := ike.Config{Connections: conns, Retransmit: d.cfg.IKE.Retransmit, Defence: d.cfg.IKE.Defence.Defence,
 		RekeyedInboundDelay: d.cfg.IKE.RekeyedInboundDelay, RekeyDeleteDelay: d.cfg.IKE.RekeyDeleteDelay,
@@ -345,7 +345,8 @@ func (d *Daemon) liveObjs() []*objSet {
 }
 
 // syncMirror publishes the SPD to the XDP programs that steer protected
-// traffic, after a policy was added or removed.
+// traffic, and its inbound side to those that receive the WAN, after a
+// policy was added or removed.
 func (d *Daemon) syncMirror() error {
 	var m []bpf.SPDEntry
 	var errs []error
@@ -360,6 +361,7 @@ func (d *Daemon) syncMirror() error {
 			errs = append(errs, fmt.Errorf("xdp %s: %w", s.name, err))
 		}
 	}
+	errs = append(errs, d.syncInbound())
 	return errors.Join(errs...)
 }
 

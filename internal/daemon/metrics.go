@@ -129,7 +129,7 @@ func (d *Daemon) serveMetrics() error {
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", d.cfg.Metrics)
 	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
+		return hinted(fmt.Errorf("metrics: %w", err), listenHint("metrics", err))
 	}
 	d.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

@@ -10,8 +10,10 @@ import (
 	"github.com/xdpsec/xdpsec/fastpath/nexthop"
 	"github.com/xdpsec/xdpsec/fastpath/xsk"
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/control"
 	"github.com/xdpsec/xdpsec/sad"
+	"github.com/xdpsec/xdpsec/sad/spd"
 )
 
 // Snapshot reports the gateway's state; safe from any goroutine.
@@ -43,12 +45,24 @@ func (d *Daemon) Snapshot() *control.Snapshot {
 		s.Acquires = d.ike.acquireCounters()
 		s.IKEFragments = d.ike.engine.FragmentStats().Counters()
 	}
+	dir := make(map[*spd.Policy]config.PolicyDir, len(d.static))
+	for _, sp := range d.static {
+		dir[sp.p] = sp.dir
+	}
 	for _, p := range d.spd.Policies() {
 		cp := control.Policy{Name: p.Name, Selector: SelectorString(p.Selector), Action: p.Action.String(), Trap: p.Acquire.Load()}
 		if sa := p.SA.Load(); sa != nil {
 			cp.SA, cp.SPI = sa.Name, sa.SPI
 		}
+		if dir[p] == config.DirOut {
+			cp.Dir = "out"
+		}
 		s.Policies = append(s.Policies, cp)
+	}
+	for _, sp := range d.static {
+		if sp.dir == config.DirIn {
+			s.Policies = append(s.Policies, control.Policy{Name: sp.p.Name, Selector: SelectorString(sp.p.Selector), Action: sp.p.Action.String(), Dir: "in"})
+		}
 	}
 	for _, q := range d.queues {
 		if q.w == nil {
@@ -71,6 +85,8 @@ func (d *Daemon) Snapshot() *control.Snapshot {
 			s.XSK = append(s.XSK, control.XSK{Interface: name, Queue: q.q, ZeroCopy: st.ZeroCopy, Counters: XSKCounters(st)})
 		}
 	}
+	s.WANMTU = int(d.curMTU.Load())
+	s.PMTU = d.pmtu.snapshot()
 	if len(d.hopStats) > 0 {
 		s.NextHops = map[string]map[string]uint64{}
 		for name, f := range d.hopStats {
@@ -92,6 +108,7 @@ func SAInfo(sa *sad.SA) control.SA {
 	}
 	if sa.Dir == sad.Outbound {
 		info.Seq = sa.Seq()
+		info.PathMTU = sa.PathMTU()
 	}
 	if sa.Replay != nil {
 		info.ReplayWin, info.ReplayTop = sa.Replay.Size(), sa.Replay.Top()
@@ -159,6 +176,9 @@ func WorkerCounters(st fastpath.Stats) (map[string]uint64, map[string]uint64) {
 		"reasm_malformed": st.Reasm.Malformed, "reasm_tiny": st.Reasm.Tiny, "reasm_overlap": st.Reasm.Overlap,
 		"reasm_duplicate": st.Reasm.Duplicate, "reasm_too_big": st.Reasm.TooBig, "reasm_timeout": st.Reasm.Timeout,
 		"reasm_evicted": st.Reasm.Evicted, "reasm_source_limit": st.Reasm.SourceLimit,
+		"icmp_too_big": st.ICMPTooBig, "fragmented": st.Fragmented, "fragments": st.Fragments,
+		"mss_clamped": st.MSSClamped,
+		"held":        st.Held, "released": st.Released, "held_drops": st.HeldDrops,
 	}
 	return c, dropMap(st.Drops[:])
 }
@@ -194,6 +214,7 @@ func IKEStats(st ike.FloodStats) map[string]uint64 {
 		"queue_dropped": st.QueueDropped, "transport_dropped": st.TransportDropped, "cookie_retries": st.CookieRetries,
 		"half_open": st.HalfOpen, "half_open_peak": st.HalfOpenPeak, "transport_shed": st.TransportShed,
 		"unknown_sa": st.UnknownSA, "forged_retransmits": st.ForgedRetransmits,
+		"limit_cookies": st.LimitCookies, "prefix_full": st.PrefixFull, "address_ignored": st.AddressIgnored,
 	}
 }
 

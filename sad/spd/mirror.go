@@ -75,12 +75,83 @@ func (d *SPD) MirrorWithDefault(def Action) []MirrorEntry {
 		defBits = 0xff
 	}
 	var out []MirrorEntry
-	out = ix.v4.mirror(defBits, out)
-	out = ix.v6.mirror(defBits, out)
+	emit := func(p netip.Prefix, a MirrorAction) { out = append(out, MirrorEntry{Prefix: p, Action: a}) }
+	project(&ix.v4, defBits, mirrorAction, emit)
+	project(&ix.v6, defBits, mirrorAction, emit)
 	slices.SortFunc(out, func(a, b MirrorEntry) int {
 		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
 	})
 	return out
+}
+
+// OutcomeSet is the set of results packets to a destination region can get
+// from Lookup: a bit per Action, and OutcomeNone for "no policy matched".
+type OutcomeSet uint8
+
+// OutcomeNone stands for "no policy matched" in an OutcomeSet.
+const OutcomeNone OutcomeSet = 1
+
+// Has reports whether a (an Action) is among the outcomes.
+func (s OutcomeSet) Has(a Action) bool { return s&OutcomeSet(actionBit(a)) != 0 }
+
+// Single returns the only outcome of s: an Action, or 0 for OutcomeNone;
+// ok is false when s holds more than one (or none).
+func (s OutcomeSet) Single() (a Action, ok bool) {
+	switch s {
+	case OutcomeNone:
+		return 0, true
+	case OutcomeSet(actionBit(Protect)):
+		return Protect, true
+	case OutcomeSet(actionBit(Bypass)):
+		return Bypass, true
+	case OutcomeSet(actionBit(Discard)):
+		return Discard, true
+	}
+	return 0, false
+}
+
+// OutcomeEntry is one destination prefix and the outcomes of the packets
+// addressed to it (its own part of the space, less more specific entries).
+type OutcomeEntry struct {
+	Prefix netip.Prefix
+	Set    OutcomeSet
+}
+
+// Outcomes projects the current SPD onto destination prefixes as
+// MirrorWithDefault does, but keeps the set of possible outcomes (with
+// "no policy" as its own outcome) instead of folding it into one action:
+// a caller that must tell a PROTECT from a DISCARD from a miss (the
+// inbound side, which counts them apart) decides from the set. The result
+// holds 0.0.0.0/0 and ::/0; a prefix is listed only where its set differs
+// from the enclosing entry's.
+func (d *SPD) Outcomes() []OutcomeEntry {
+	ix := d.cur.Load()
+	if ix == nil {
+		ix = emptyIndex
+	}
+	var out []OutcomeEntry
+	emit := func(p netip.Prefix, s OutcomeSet) { out = append(out, OutcomeEntry{Prefix: p, Set: s}) }
+	same := func(b uint8) OutcomeSet { return OutcomeSet(b) }
+	project(&ix.v4, uint8(OutcomeNone), same, emit)
+	project(&ix.v6, uint8(OutcomeNone), same, emit)
+	slices.SortFunc(out, func(a, b OutcomeEntry) int {
+		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
+	})
+	return out
+}
+
+// project maps each destination-prefix node's action bits (see
+// famIndex.bits) through f and emits the nodes whose value differs from
+// their parent's, parents first.
+func project[V comparable](fi *famIndex, defBits uint8, f func(uint8) V, emit func(netip.Prefix, V)) {
+	bits, order := fi.bits(defBits)
+	eff := make([]V, len(bits))
+	for _, v := range order {
+		eff[v] = f(bits[v])
+		if p := fi.meta[v].parent; p < 0 || eff[v] != eff[p] {
+			emit(fi.meta[v].prefix, eff[v])
+		}
+	}
 }
 
 func actionBit(a Action) uint8 { return 1 << a }
@@ -106,13 +177,15 @@ func (fi *famIndex) catchesAll(r *rule) bool {
 		r.spLo == 0 && r.spHi == 0xffff && r.dpLo == 0 && r.dpHi == 0xffff
 }
 
-// mirror computes, for each destination-prefix node, the set of actions a
+// bits computes, for each destination-prefix node, the set of actions a
 // packet addressed to the node's own part of the space (the prefix less
 // its more specific nodes) can get: the candidates are the rules of the
 // node and of every enclosing node; those ordered after the first one that
 // catches all packets can never win, and if there is no such rule a
 // packet may match nothing and get def.
-func (fi *famIndex) mirror(defBits uint8, out []MirrorEntry) []MirrorEntry {
+// It returns the bits per node and the nodes in an order that puts every
+// parent before its children.
+func (fi *famIndex) bits(defBits uint8) ([]uint8, []int32) {
 	n := len(fi.meta)
 	// cum[i] is the union of the actions of the relevant rules of a node
 	// from its first rule to rule i; catch[n] the first rule of node n that
@@ -141,7 +214,7 @@ func (fi *famIndex) mirror(defBits uint8, out []MirrorEntry) []MirrorEntry {
 	slices.SortFunc(order, func(a, b int32) int {
 		return cmp.Or(cmp.Compare(fi.meta[a].prefix.Bits(), fi.meta[b].prefix.Bits()), cmp.Compare(a, b))
 	})
-	eff := make([]MirrorAction, n)
+	eff := make([]uint8, n)
 	for _, v := range order {
 		cut, cutRule := int32(noOrder), int32(-1)
 		for a := v; a >= 0; a = fi.meta[a].parent {
@@ -162,10 +235,7 @@ func (fi *famIndex) mirror(defBits uint8, out []MirrorEntry) []MirrorEntry {
 		} else {
 			acts |= defBits
 		}
-		eff[v] = mirrorAction(acts)
-		if p := fi.meta[v].parent; p < 0 || eff[v] != eff[p] {
-			out = append(out, MirrorEntry{Prefix: fi.meta[v].prefix, Action: eff[v]})
-		}
+		eff[v] = acts
 	}
-	return out
+	return eff, order
 }

@@ -2,6 +2,7 @@ package spd
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"testing"
@@ -225,5 +226,93 @@ func TestMirrorHub(t *testing.T) {
 			t.Fatalf("%v: %v", flows[i].Dst, e)
 		}
 		checkMirrorFlow(t, m, Bypass, ps, &flows[i])
+	}
+}
+
+// outcomeLPM is the longest Outcomes entry that contains dst.
+func outcomeLPM(m []OutcomeEntry, dst netip.Addr) (OutcomeEntry, bool) {
+	var best OutcomeEntry
+	found := false
+	for _, e := range m {
+		if e.Prefix.Contains(dst) && (!found || e.Prefix.Bits() > best.Prefix.Bits()) {
+			best, found = e, true
+		}
+	}
+	return best, found
+}
+
+// TestOutcomes: for random policy lists and packets, the outcome set of
+// the packet's destination holds what Lookup says (a miss as OutcomeNone),
+// and a single-outcome set is exactly that answer.
+func TestOutcomes(t *testing.T) {
+	single, checked := 0, 0
+	for _, n := range []int{0, 1, 3, 10, 40} {
+		for seed := range uint64(4) {
+			g := newGen(seed*104729 + uint64(n))
+			ps := g.policies(n)
+			d := New()
+			if err := d.Replace(ps); err != nil {
+				t.Fatal(err)
+			}
+			m := d.Outcomes()
+			for range 1000 {
+				k := g.flow(false)
+				if len(ps) > 0 && g.r.IntN(2) == 0 {
+					aim(g, ps[g.r.IntN(len(ps))], &k)
+				}
+				if k.Src.Is4() != k.Dst.Is4() {
+					continue
+				}
+				e, ok := outcomeLPM(m, k.Dst)
+				if !ok {
+					t.Fatalf("n=%d seed=%d: no outcome entry for %s", n, seed, k.Dst)
+				}
+				want := OutcomeNone
+				if p := linear(ps, &k); p != nil {
+					want = OutcomeSet(actionBit(p.Action))
+				}
+				if e.Set&want == 0 {
+					t.Fatalf("n=%d seed=%d: %s: outcomes %#x of %s lack %#x", n, seed, k.Dst, e.Set, e.Prefix, want)
+				}
+				if _, ok := e.Set.Single(); ok {
+					single++
+				}
+				checked++
+			}
+		}
+	}
+	t.Logf("%d of %d packets with a single outcome", single, checked)
+	if single < checked/10 {
+		t.Errorf("only %d of %d packets with a single outcome", single, checked)
+	}
+}
+
+func TestOutcomesTable(t *testing.T) {
+	lan, site := netip.MustParsePrefix("198.18.1.0/24"), netip.MustParsePrefix("198.18.2.0/24")
+	d := New()
+	ps := []*Policy{
+		{Name: "in-site", Action: Protect, Selector: sad.Selector{Src: site, Dst: lan}},
+		{Name: "mgmt", Action: Bypass, Selector: sad.Selector{Dst: netip.MustParsePrefix("198.18.1.10/32"), Proto: 6, DstPorts: sad.PortRange{Lo: 22, Hi: 22}}},
+		{Name: "dmz", Action: Discard, Selector: sad.Selector{Dst: netip.MustParsePrefix("198.18.9.0/24")}},
+	}
+	if err := d.Replace(ps); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]OutcomeSet{}
+	for _, e := range d.Outcomes() {
+		got[e.Prefix.String()] = e.Set
+	}
+	want := map[string]OutcomeSet{
+		"0.0.0.0/0":      OutcomeNone,
+		"198.18.1.0/24":  OutcomeNone | OutcomeSet(actionBit(Protect)),
+		"198.18.1.10/32": OutcomeNone | OutcomeSet(actionBit(Protect)|actionBit(Bypass)),
+		"198.18.9.0/24":  OutcomeSet(actionBit(Discard)),
+		"::/0":           OutcomeNone,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("outcomes %v, want %v", got, want)
+	}
+	if a, ok := want["198.18.9.0/24"].Single(); !ok || a != Discard {
+		t.Errorf("Single of a discard-only set: %v %v", a, ok)
 	}
 }

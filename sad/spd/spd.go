@@ -33,6 +33,14 @@ func (a Action) String() string {
 	return fmt.Sprintf("action(%d)", uint8(a))
 }
 
+// MSS clamp settings (Policy.MSSClamp, fastpath.Config.MSSClamp); a
+// positive value is the largest MSS in bytes.
+const (
+	MSSInherit = 0  // the policy follows the gateway's setting (for the gateway: off)
+	MSSAuto    = -1 // the largest segment that fits the tunnel's MTU
+	MSSOff     = -2 // never clamp this policy's SYNs
+)
+
 // Policy is one SPD entry. Its Name, Selector, Action and ReqID are
 // compiled into the index when the policy is published and must not
 // change afterwards (publish a new Policy instead); SA may be stored at
@@ -42,6 +50,9 @@ type Policy struct {
 	Selector sad.Selector
 	Action   Action
 	ReqID    uint32
+	// MSSClamp is the TCP MSS clamp for the policy's traffic (MSSInherit:
+	// the gateway's setting; MSSAuto, MSSOff or a value in bytes).
+	MSSClamp int
 	// SA is the outbound SA of a PROTECT policy; nil means there is none
 	// yet (the caller raises an acquire and drops the packet). Storing it
 	// needs no rebuild: Lookup returns the Policy, and the caller loads SA.

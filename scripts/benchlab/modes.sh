@@ -46,6 +46,7 @@ setup_xdpsec() {
 		# One queue, its worker pinned to this gateway's CPU.
 		sed -i "s/queues: 1,/queues: 1, cpus: [$cpu],/" "$WORK/xdpsec/gw-$g.yaml"
 		"$BIN" run --check -c "$WORK/xdpsec/gw-$g.yaml" >/dev/null
+		"$BIN" newkeys -c "$WORK/xdpsec/gw-$g.yaml" >/dev/null # fresh keys from gen-config.sh
 		# lab.sh exec ends in exec: $! is the daemon, so SIGTERM reaches it.
 		nice -n "$BENCH_NICE" taskset -c "$cpu" "$ROOT/scripts/lab.sh" exec "$P" "g$G" "$BIN" run -c "$WORK/xdpsec/gw-$g.yaml" \
 			2>"$WORK/xdpsec-g$G.log" &

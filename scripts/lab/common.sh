@@ -10,7 +10,7 @@ nat_t_port: 4500
 pin_path: /sys/fs/bpf/xdpsec/$P-$2
 on_stop: detach   # a lab: leave nothing behind (production keeps failing closed)
 control: /run/xdpsec/$P-$2.sock
-state_file: $DIR/$2.seq
+state_dir: $DIR/state-$2   # static keys' sequence marks (default /var/lib/xdpsec)
 metrics: 127.0.0.1:9301
 YAML
 }

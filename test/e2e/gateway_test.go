@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/internal/control"
+	"github.com/xdpsec/xdpsec/sad"
 )
 
 // The lab's addresses (scripts/lab.sh).
@@ -46,6 +47,9 @@ type tunnelKeys struct {
 	ab, ba []byte
 	family string // "IPv4" or "IPv6", as tshark's esp_sa table says
 	a, b   string // gwA's and gwB's outer addresses
+
+	// abInteg and baInteg are the HMAC keys of a non-AEAD suite.
+	abInteg, baInteg []byte
 }
 
 type tunnelOpts struct {
@@ -58,25 +62,50 @@ type tunnelOpts struct {
 	outer6 bool
 	// queues is the number of queues each gateway serves (default 1).
 	queues int
-}
-
-func randKey() []byte {
-	k := make([]byte, 20)
-	rand.Read(k)
-	return k
+	// suite is the ESP suite (default aes128gcm16).
+	suite string
+	// mssClamp is both gateways' mss_clamp ("" leaves it out).
+	mssClamp string
 }
 
 // configs writes the two gateways' configurations: a pair of static SAs
 // each way, IPv4 and IPv6 inner, no ESN (tshark 4.0 cannot check ESN ICVs).
 func (l *lab) configs(t *testing.T, o tunnelOpts) (string, string, tunnelKeys) {
 	t.Helper()
-	k := tunnelKeys{ab: randKey(), ba: randKey(), family: "IPv4", a: gwA4, b: gwB4}
+	suite := o.suite
+	if suite == "" {
+		suite = "aes128gcm16"
+	}
+	su, err := sad.ParseSuite(suite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyOf := func(n int) []byte {
+		if n == 0 {
+			return nil
+		}
+		b := make([]byte, n)
+		rand.Read(b)
+		return b
+	}
+	k := tunnelKeys{ab: keyOf(su.KeyLen()), ba: keyOf(su.KeyLen()), family: "IPv4", a: gwA4, b: gwB4,
+		abInteg: keyOf(su.IntegKeyLen()), baInteg: keyOf(su.IntegKeyLen())}
+	integ := func(key []byte) string {
+		if key == nil {
+			return ""
+		}
+		return "\n    integ_key: 0x" + hex.EncodeToString(key)
+	}
+	extra := ""
+	if o.mssClamp != "" {
+		extra = "\nmss_clamp: " + o.mssClamp
+	}
 	if o.outer6 {
 		k.family, k.a, k.b = "IPv6", gwA6, gwB6
 	}
 	atB := k.ab
 	if o.badKeyAtB {
-		atB = randKey()
+		atB = keyOf(su.KeyLen())
 	}
 	encap := ""
 	if o.udp {
@@ -92,14 +121,14 @@ func (l *lab) configs(t *testing.T, o tunnelOpts) (string, string, tunnelKeys) {
 	if queues > 1 {
 		cpuA = "[]"
 	}
-	gw := func(node, lan, cpu string, local, remote string, out, in uint32, outKey, inKey []byte, l4, r4, l6, r6 string) string {
+	gw := func(node, lan, cpu string, local, remote string, out, in uint32, outKey, inKey []byte, l4, r4, l6, r6, outInteg, inInteg string) string {
 		return fmt.Sprintf(`# e2e lab %[1]s
 interfaces: {lan: %[16]s, wan: wan0, queues: %[18]d, xdp_mode: auto, cpus: %[17]s}
-default_action: discard
+default_action: discard%[22]s
 pin_path: %[2]s
 on_stop: detach
 control: %[3]s
-state_file: %[15]s
+state_dir: %[15]s
 metrics: 127.0.0.1:9301
 sas:
   - name: out
@@ -107,16 +136,16 @@ sas:
     dir: out
     local: %[4]s
     remote: %[5]s
-    suite: aes128gcm16
-    key: 0x%[8]s%[10]s
+    suite: %[19]s
+    key: 0x%[8]s%[20]s%[10]s
     selectors: [{src: %[11]s, dst: %[12]s}, {src: %[13]s, dst: %[14]s}]
   - name: in
     spi: 0x%[7]x
     dir: in
     local: %[4]s
     remote: %[5]s
-    suite: aes128gcm16
-    key: 0x%[9]s%[10]s
+    suite: %[19]s
+    key: 0x%[9]s%[21]s%[10]s
     replay_window: 1024
     selectors: [{src: %[12]s, dst: %[11]s}, {src: %[14]s, dst: %[13]s}]
 policies:
@@ -124,17 +153,29 @@ policies:
   - {name: v6, src: %[13]s, dst: %[14]s, action: protect, sa: out}
 `, l.prefix, l.pinPath(node), l.sockPath(node), local, remote, out, in,
 			hex.EncodeToString(outKey), hex.EncodeToString(inKey), encap, l4, r4, l6, r6,
-			filepath.Join(l.dir, node+".seq"), lan, cpu, queues)
+			filepath.Join(l.dir, node+"-state"), lan, cpu, queues, suite, outInteg, inInteg, extra)
 	}
 	a := filepath.Join(l.dir, "gw-a.yaml")
 	b := filepath.Join(l.dir, "gw-b.yaml")
-	if err := os.WriteFile(a, []byte(gw("gA", "lan0", cpuA, k.a, k.b, spiAB, spiBA, k.ab, k.ba, "198.18.1.0/24", "198.18.2.0/24", "2001:db8:a::/64", "2001:db8:b::/64")), 0o600); err != nil {
+	if err := os.WriteFile(a, []byte(gw("gA", "lan0", cpuA, k.a, k.b, spiAB, spiBA, k.ab, k.ba, "198.18.1.0/24", "198.18.2.0/24", "2001:db8:a::/64", "2001:db8:b::/64", integ(k.abInteg), integ(k.baInteg))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(b, []byte(gw("gB", lanB, "[]", k.b, k.a, spiBA, spiAB, k.ba, atB, "198.18.2.0/24", "198.18.1.0/24", "2001:db8:b::/64", "2001:db8:a::/64")), 0o600); err != nil {
+	if err := os.WriteFile(b, []byte(gw("gB", lanB, "[]", k.b, k.a, spiBA, spiAB, k.ba, atB, "198.18.2.0/24", "198.18.1.0/24", "2001:db8:b::/64", "2001:db8:a::/64", integ(k.baInteg), integ(k.abInteg))), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The keys were made just now: declare them new, once.
+	newKeys(t, a)
+	newKeys(t, b)
 	return a, b, k
+}
+
+// newKeys runs `xdpsec newkeys -c cfg`: the configuration's static keys
+// are new, so the daemon may start them at sequence number 1.
+func newKeys(t *testing.T, cfg string) {
+	t.Helper()
+	if out, err := exec.Command(xdpsecBin, "newkeys", "-c", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("xdpsec newkeys -c %s: %v\n%s", cfg, err, out)
+	}
 }
 
 // stopClean stops a gateway with SIGTERM and checks that it left nothing:
@@ -184,20 +225,8 @@ func decryptAll(t *testing.T, pcap string, k tunnelKeys) {
 			"AES-GCM with 16 octet ICV [RFC4106]", "0x"+hex.EncodeToString(key), "NULL", "")
 	}
 	uat := []string{row(k.a, k.b, spiAB, k.ab), row(k.b, k.a, spiBA, k.ba)}
-	lines := tshark(t, pcap, uat, "-c", strconv.Itoa(decryptFrames), "-Y", "esp", "-T", "fields", "-e", "esp.spi", "-e", "esp.icv_good", "-e", "esp.icv_bad")
-	if len(lines) == 0 {
-		t.Fatal("no ESP in the capture to decrypt")
-	}
-	good := 0
-	for _, line := range lines {
-		f := strings.Split(line, "\t")
-		if len(f) == 3 && f[1] == "1" && f[2] != "1" {
-			good++
-		} else {
-			t.Errorf("tshark: ESP frame not verified: %q", line)
-		}
-	}
-	t.Logf("tshark decrypted %d/%d ESP frames with good ICVs", good, len(lines))
+	good, n := verifyESP(t, pcap, uat)
+	t.Logf("tshark decrypted %d/%d ESP frames with good ICVs", good, n)
 }
 
 type iperfResult struct {
@@ -500,6 +529,41 @@ func testKeyMismatch(t *testing.T, l *lab) {
 	l.stopClean(t, gB)
 }
 
+// routeFarSite gives gwA's kernel real routes to site B (on), or makes
+// site B unreachable again (off, as lab.sh leaves it).
+func (l *lab) routeFarSite(t *testing.T, on bool) {
+	t.Helper()
+	v4, v6 := []string{"198.18.2.0/24", "via", gwB4}, []string{"2001:db8:b::/64", "via", "2001:db8:f::2"}
+	if !on {
+		v4, v6 = []string{"unreachable", "198.18.2.0/24"}, []string{"unreachable", "2001:db8:b::/64"}
+	}
+	for _, args := range [][]string{append([]string{"route", "replace"}, v4...), append([]string{"-6", "route", "replace"}, v6...)} {
+		if out, err := l.run("gA", 5*time.Second, append([]string{"ip"}, args...)...); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
+}
+
+// pingThrough has hostA send v4 and v6 echo requests to hostB every
+// interval seconds for seconds seconds, across whatever the test does to
+// the gateways meanwhile; wait waits for the pings to end.
+func (l *lab) pingThrough(t *testing.T, interval string, seconds int) (wait func()) {
+	t.Helper()
+	var ps []*exec.Cmd
+	for _, dst := range []string{hostB4, hostB6} {
+		p := l.cmd(context.Background(), "hA", "ping", "-n", "-q", "-i", interval, "-w", strconv.Itoa(seconds), dst)
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	return func() {
+		for _, p := range ps {
+			p.Wait()
+		}
+	}
+}
+
 // testKill9: gwA killed while hostA sends leaks not one plaintext packet
 // (its pinned program fails closed), and a restarted gwA carries traffic
 // again at once. The same for a SIGTERM with the production default
@@ -524,29 +588,11 @@ func testKill9(t *testing.T, l *lab) {
 	l.warmUp(t, "hA", hostB6)
 	// Give gwA's kernel real routes to the far site, so that only the
 	// pinned XDP program stands between hostA's packets and the WAN.
-	route := func(args ...string) {
-		if out, err := l.run("gA", 5*time.Second, append([]string{"ip"}, args...)...); err != nil {
-			t.Fatalf("ip %v: %v\n%s", args, err, out)
-		}
-	}
-	route("route", "replace", "198.18.2.0/24", "via", gwB4)
-	route("-6", "route", "replace", "2001:db8:b::/64", "via", "2001:db8:f::2")
-	defer func() {
-		route("route", "replace", "unreachable", "198.18.2.0/24")
-		route("-6", "route", "replace", "unreachable", "2001:db8:b::/64")
-	}()
+	l.routeFarSite(t, true)
+	defer l.routeFarSite(t, false)
 	c := l.capture(t, "wan", "a0", 0)
 	// hostA sends throughout: v4 and v6 echo requests every 10 ms.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var pingers []*exec.Cmd
-	for _, dst := range []string{hostB4, hostB6} {
-		p := l.cmd(ctx, "hA", "ping", "-n", "-q", "-i", "0.01", "-w", "6", dst)
-		if err := p.Start(); err != nil {
-			t.Fatal(err)
-		}
-		pingers = append(pingers, p)
-	}
+	waitPings := l.pingThrough(t, "0.01", 6)
 	time.Sleep(500 * time.Millisecond)
 	gA.stop(t, syscall.SIGKILL)
 	time.Sleep(time.Second)
@@ -566,9 +612,7 @@ func testKill9(t *testing.T, l *lab) {
 	}
 	time.Sleep(time.Second)
 	gA2 := l.start(t, "gA", a)
-	for _, p := range pingers {
-		p.Wait()
-	}
+	waitPings()
 	l.warmUp(t, "hA", hostB4)
 	if got := l.pingAll("hA", hostB4, 10); got != 10 {
 		t.Errorf("after the restart: %d of 10 pings answered", got)

@@ -187,6 +187,56 @@ type spoofer struct {
 	keOff    int
 	nonceOff int
 	ipOff    int
+	// from, when set, is the one source address (and port 500) of every
+	// request: a peer's, spoofed.
+	from net.IP
+	// v6: the frame is IPv6 (see toIPv6), its sources random addresses of
+	// one /64.
+	v6 bool
+}
+
+// toIPv6 rebuilds the spoofer's frame as IPv6 to dst, from random
+// addresses of the /64 whose first half is srcNet.
+func (s *spoofer) toIPv6(t *testing.T, dst, srcNet string) {
+	t.Helper()
+	ikeMsg := s.frame[42:]
+	f := make([]byte, 14+40+8+len(ikeMsg))
+	copy(f[0:12], s.frame[0:12])
+	binary.BigEndian.PutUint16(f[12:], unix.ETH_P_IPV6)
+	ip := f[14:54]
+	ip[0] = 0x60
+	binary.BigEndian.PutUint16(ip[4:], uint16(8+len(ikeMsg)))
+	ip[6], ip[7] = unix.IPPROTO_UDP, 64
+	copy(ip[8:16], net.ParseIP(srcNet).To16()[:8])
+	copy(ip[24:40], net.ParseIP(dst).To16())
+	binary.BigEndian.PutUint16(f[54+2:], 500)
+	binary.BigEndian.PutUint16(f[54+4:], uint16(8+len(ikeMsg)))
+	copy(f[62:], ikeMsg)
+	shift := 62 - 42
+	s.frame, s.spiOff, s.keOff, s.nonceOff, s.v6 = f, s.spiOff+shift, s.keOff+shift, s.nonceOff+shift, true
+}
+
+// udp6Checksum is the UDP checksum over IPv6 (RFC 8200 §8.1: mandatory).
+func udp6Checksum(ip, udp []byte) uint16 {
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(ip[8:40])
+	sum += uint32(len(udp)) + unix.IPPROTO_UDP
+	add(udp)
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	if c := ^uint16(sum); c != 0 {
+		return c
+	}
+	return 0xffff
 }
 
 func newSpoofer(t *testing.T, l *lab, node, dev string, dstMAC net.HardwareAddr, dst string, proposal string) *spoofer {
@@ -245,8 +295,8 @@ func newSpoofer(t *testing.T, l *lab, node, dev string, dstMAC net.HardwareAddr,
 	return s
 }
 
-// send puts n requests on the wire, rate a second or (0) as fast as one
-// goroutine can, calling progress after each thousand; it returns how many
+// send puts n requests on the wire, rate a second (spaced evenly up to
+// 1000 a second, above in bursts of 64) or (0) as fast as one goroutine can, calling progress after each thousand; it returns how many
 // went out.
 func (s *spoofer) send(n, rate int, progress func(sent int)) (int, error) {
 	r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
@@ -254,7 +304,7 @@ func (s *spoofer) send(n, rate int, progress func(sent int)) (int, error) {
 	ip := f[s.ipOff : s.ipOff+20]
 	t0 := time.Now()
 	for i := range n {
-		if rate > 0 && i%64 == 0 {
+		if rate > 0 && (rate <= 1000 || i%64 == 0) { // low rates evenly, not in bursts of 64
 			if ahead := time.Duration(i)*time.Second/time.Duration(rate) - time.Since(t0); ahead > 0 {
 				time.Sleep(ahead)
 			}
@@ -264,12 +314,15 @@ func (s *spoofer) send(n, rate int, progress func(sent int)) (int, error) {
 			binary.BigEndian.PutUint64(f[s.keOff+o:], r.Uint64())
 			binary.BigEndian.PutUint64(f[s.nonceOff+o:], r.Uint64())
 		}
-		src := r.Uint32()
-		ip[12], ip[13], ip[14], ip[15] = 198, 19, byte(src>>8), byte(src)
-		binary.BigEndian.PutUint16(f[s.ipOff+20:], 1024+uint16(src>>16)%64000) // UDP source port
-		binary.BigEndian.PutUint16(ip[4:], uint16(i))                          // IP ID
-		ip[10], ip[11] = 0, 0
-		binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip))
+		if s.v6 {
+			ip6, udp := f[s.ipOff:s.ipOff+40], f[s.ipOff+40:]
+			binary.BigEndian.PutUint64(ip6[16:24], r.Uint64())
+			binary.BigEndian.PutUint16(udp, 1024+uint16(r.Uint32())%64000)
+			udp[6], udp[7] = 0, 0
+			binary.BigEndian.PutUint16(udp[6:], udp6Checksum(ip6, udp))
+		} else {
+			s.ipv4(ip, r, i)
+		}
 		for {
 			_, err := unix.Write(s.fd, f)
 			if err == nil {
@@ -284,6 +337,22 @@ func (s *spoofer) send(n, rate int, progress func(sent int)) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// ipv4 gives the i-th IPv4 frame its source (random in spoofedNet, or
+// from) and its header checksum.
+func (s *spoofer) ipv4(ip []byte, r *rand.Rand, i int) {
+	f := s.frame
+	src := r.Uint32()
+	ip[12], ip[13], ip[14], ip[15] = 198, 19, byte(src>>8), byte(src)
+	binary.BigEndian.PutUint16(f[s.ipOff+20:], 1024+uint16(src>>16)%64000) // UDP source port
+	if s.from != nil {
+		copy(ip[12:16], s.from.To4())
+		binary.BigEndian.PutUint16(f[s.ipOff+20:], 500)
+	}
+	binary.BigEndian.PutUint16(ip[4:], uint16(i)) // IP ID
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip))
 }
 
 func ipChecksum(h []byte) uint16 {
@@ -552,4 +621,180 @@ func TestIKECookieStrongSwan(t *testing.T) {
 			l.stopClean(t, gA)
 		})
 	}
+}
+
+// floodResult is what floodWhileConnecting saw.
+type floodResult struct {
+	took   time.Duration // connect's run
+	out    []byte
+	err    error
+	st     map[string]uint64 // the gateway's counters' growth (half_open_peak as it is)
+	logged string            // what the gateway logged meanwhile
+	lines  int
+}
+
+// floodWhileConnecting sends rate spoofed requests a second for floodFor
+// at gateway g (control socket sock) and, 2 s into it (when any allowance
+// the flood could spend is spent), runs connect; it then waits for the
+// flood to end and for the log limiter's last summary.
+func floodWhileConnecting(t *testing.T, sp *spoofer, g *gateway, sock string, rate int, floodFor time.Duration, connect func() ([]byte, error)) floodResult {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond)
+	log0 := len(g.logText())
+	before := ikeStats(t, sock)
+	done := make(chan error, 1)
+	go func() {
+		_, err := sp.send(rate*int(floodFor/time.Second), rate, nil)
+		done <- err
+	}()
+	time.Sleep(2 * time.Second)
+	var r floodResult
+	t0 := time.Now()
+	r.out, r.err = connect()
+	r.took = time.Since(t0)
+	if err := <-done; err != nil {
+		t.Fatalf("flood: %v", err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the last suppressed-lines summary
+	after := ikeStats(t, sock)
+	r.st = map[string]uint64{}
+	for k, v := range after {
+		r.st[k] = v - before[k]
+	}
+	r.st["half_open_peak"] = after["half_open_peak"]
+	r.logged = g.logText()[log0:]
+	r.lines = strings.Count(r.logged, "\n")
+	return r
+}
+
+// TestIKESpoofedPeerFlood is issue 13's flood against a configured peer:
+// from the WAN namespace, IKE_SA_INIT requests spoofed from strongSwan's
+// own address and port (gwB, remote_addr of gwA's connection), with a
+// proposal gwA does not take, 200 a second, while strongSwan initiates.
+// Such requests cost gwA no key exchange, so they must not use up gwB's
+// allowance: strongSwan must connect within its first retransmission
+// (1 s in this charon), and gwA's log must stay at a few lines a second.
+// On the code before the fix each request spent gwB's token, and
+// strongSwan never connected.
+func TestIKESpoofedPeerFlood(t *testing.T) {
+	needLab(t)
+	needCharon(t)
+	const ikeProp, espProp = "aes128gcm16-prfsha256-x25519", "aes128gcm16"
+	const rate, floodFor = 200, 6 * time.Second
+	l := newLab(t, "")
+	a, _ := l.ikeConfigs(t, ikeProp, espProp, "none")
+	ch := l.startCharon(t, ikeProp, espProp)
+	gA := l.start(t, "gA", a)
+	sock := l.sockPath("gA")
+	wan0MAC, _ := linkAddr(t, l, "gA", "wan0")
+	sp := newSpoofer(t, l, "wan", "a0", wan0MAC, gwA4, "aes256-sha384-modp3072")
+	sp.from = net.ParseIP(gwB4)
+	fr := floodWhileConnecting(t, sp, gA, sock, rate, floodFor, func() ([]byte, error) {
+		return exec.Command("nsenter", "--net="+l.ns("gB"), "--", "swanctl", "--initiate", "--uri", ch.vici(),
+			"--child", "net", "--timeout", "10").CombinedOutput()
+	})
+	took, out, err, st, logged, lines := fr.took, fr.out, fr.err, fr.st, fr.logged, fr.lines
+	t.Logf("strongSwan connected in %v during a flood of %d spoofed requests a second from its address; gwA: %d requests, %d malformed, %d cookies (%d to sources over their limit), %d rate-limited; %d log lines in %v",
+		took.Round(time.Millisecond), rate, st["init_requests"], st["init_malformed"], st["cookies_sent"], st["limit_cookies"], st["rate_limited"], lines, floodFor+1500*time.Millisecond)
+	if err != nil {
+		t.Fatalf("strongSwan did not connect during the flood: %v\n%s", err, out)
+	}
+	if took > 1500*time.Millisecond {
+		t.Errorf("strongSwan took %v (bound: its first retransmission, 1 s, and some)\n%s", took, out)
+	}
+	if !established(t, sock) {
+		t.Fatalf("gwA shows no established IKE SA with gw-b.lab: %+v", showIKE(t, sock))
+	}
+	// A few lines a second: of one kind the limiter lets 2 through and a
+	// summary; and the lines of strongSwan's own IKE SA and Child SA. The
+	// code before the fix logged 66 here (a Warn of each kind at 5/s).
+	if bound := 40; lines > bound {
+		t.Errorf("gwA logged %d lines during the flood (bound %d):\n%s", lines, bound, logged)
+	}
+	l.warmUp(t, "hA", hostB4)
+	if got := l.pingAll("hA", hostB4, 5); got != 5 {
+		t.Errorf("ping through the tunnel after the flood: %d of 5\n%s", got, l.diagnose())
+	}
+	l.stopClean(t, gA)
+}
+
+// TestIKEPrefixFlood: from the WAN namespace, well-formed IKE_SA_INIT
+// requests from random addresses of one IPv6 /64 (2^64 sources to whoever
+// holds it) against gwA as an IPv6 road-warrior responder, while xdpsec as
+// gwB connects over IPv6. The /64 is one source: it may hold only its
+// share of half-open IKE SAs (16) and is answered with cookies beyond,
+// far below the cookie threshold (32) that per-address counting let it
+// reach; gwB connects within its first retransmission, and gwA's log
+// stays at a few lines a second.
+func TestIKEPrefixFlood(t *testing.T) {
+	needLab(t)
+	const ikeProp, espProp = "aes128gcm16-prfsha256-x25519", "aes128gcm16"
+	const rate, floodFor = 500, 5 * time.Second
+	const attackNet, sink6 = "2001:db8:66:1::", "2001:db8:f::fe"
+	l := newLab(t, "")
+	a, b := l.ikeConfigs(t, ikeProp, espProp, "none")
+	for _, f := range []struct{ file, local, remote string }{{a, gwA6, ""}, {b, gwB6, gwA6}} {
+		raw, err := os.ReadFile(f.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(raw)
+		for _, v4 := range []string{gwA4, gwB4} {
+			if strings.Contains(s, "    local_addr: "+v4+"\n") {
+				s = strings.Replace(s, "    local_addr: "+v4+"\n", "    local_addr: "+f.local+"\n", 1)
+			} else if f.remote == "" {
+				s = strings.Replace(s, "    remote_addr: "+v4+"\n", "", 1)
+			} else {
+				s = strings.Replace(s, "    remote_addr: "+v4+"\n", "    remote_addr: "+f.remote+"\n", 1)
+			}
+		}
+		if err := os.WriteFile(f.file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a0MAC, _ := linkAddr(t, l, "wan", "a0")
+	for _, args := range [][]string{
+		{"ip", "-6", "neigh", "replace", sink6, "lladdr", a0MAC.String(), "dev", "wan0", "nud", "permanent"},
+		{"ip", "-6", "route", "add", attackNet + "/64", "via", sink6, "dev", "wan0"},
+	} {
+		if out, err := l.run("gA", 5*time.Second, args...); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	gA := l.start(t, "gA", a)
+	gB := l.start(t, "gB", b)
+	sockA, sockB := l.sockPath("gA"), l.sockPath("gB")
+	wan0MAC, _ := linkAddr(t, l, "gA", "wan0")
+	sp := newSpoofer(t, l, "wan", "a0", wan0MAC, gwA4, ikeProp)
+	sp.toIPv6(t, gwA6, attackNet)
+	pid := daemonPID(t, gA)
+	rss0 := rssBytes(t, pid)
+	fr := floodWhileConnecting(t, sp, gA, sockA, rate, floodFor, func() ([]byte, error) {
+		return exec.Command(xdpsecBin, "initiate", "site", "--socket", sockB).CombinedOutput()
+	})
+	took, out, err, st, logged, lines := fr.took, fr.out, fr.err, fr.st, fr.logged, fr.lines
+	growth := int64(rssBytes(t, pid)) - int64(rss0)
+	t.Logf("gwB connected in %v during %d requests a second from one /64; gwA: %d requests, half-open peak %d, %d cookies (%d to sources over their limit), %d at their half-open share; %d log lines; RSS grew %.1f MiB",
+		took.Round(time.Millisecond), rate, st["init_requests"], st["half_open_peak"], st["cookies_sent"], st["limit_cookies"], st["prefix_full"], lines, float64(growth)/(1<<20))
+	if growth > floodRSSBound {
+		t.Errorf("RSS grew by %d MiB (bound %d MiB)", growth>>20, floodRSSBound>>20)
+	}
+	if err != nil {
+		t.Fatalf("gwB did not connect during the flood: %v\n%s", err, out)
+	}
+	if took > 1500*time.Millisecond {
+		t.Errorf("gwB took %v (bound: its first retransmission, 0.5 s, and some)", took)
+	}
+	if peak := st["half_open_peak"]; peak > ike.DefaultHalfOpenPerPrefix+1 {
+		t.Errorf("half-open peak %d: the /64 held more than its share of %d", peak, ike.DefaultHalfOpenPerPrefix)
+	}
+	if st["limit_cookies"] == 0 {
+		t.Errorf("the /64 was never asked for a cookie: %v", st)
+	}
+	if bound := 40; lines > bound {
+		t.Errorf("gwA logged %d lines during the flood (bound %d):\n%s", lines, bound, logged)
+	}
+	waitIKE(t, sockB, 1, 5*time.Second)
+	l.stopClean(t, gB)
+	l.stopClean(t, gA)
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,20 +108,8 @@ func keyLogUAT(t *testing.T, dir string) []string {
 // each ICV; it returns how many it checked.
 func decryptWithKeyLog(t *testing.T, pcap string, uat []string) int {
 	t.Helper()
-	lines := tshark(t, pcap, uat, "-c", strconv.Itoa(decryptFrames), "-Y", "esp", "-T", "fields", "-e", "esp.spi", "-e", "esp.icv_good", "-e", "esp.icv_bad")
-	if len(lines) == 0 {
-		t.Fatal("no ESP in the capture to decrypt")
-	}
-	good := 0
-	for _, line := range lines {
-		f := strings.Split(line, "\t")
-		if len(f) == 3 && f[1] == "1" && f[2] != "1" {
-			good++
-		} else {
-			t.Errorf("tshark: ESP frame not verified with the key log: %q", line)
-		}
-	}
-	t.Logf("tshark decrypted %d/%d ESP frames with good ICVs using only xdpsec's key log", good, len(lines))
+	good, n := verifyESP(t, pcap, uat)
+	t.Logf("tshark decrypted %d/%d ESP frames with good ICVs using only xdpsec's key log", good, n)
 	return good
 }
 

@@ -133,6 +133,12 @@ func newLab(t *testing.T, variant string) *lab {
 // newLabQueues brings up a lab whose veths have queues queues each.
 func newLabQueues(t *testing.T, variant string, queues int) *lab {
 	t.Helper()
+	return newLabMTU(t, variant, queues, 0)
+}
+
+// newLabMTU brings up a lab whose WAN has MTU wanMTU (0: lab.sh's 1600).
+func newLabMTU(t *testing.T, variant string, queues, wanMTU int) *lab {
+	t.Helper()
 	var b [3]byte
 	rand.Read(b[:])
 	l := &lab{t: t, prefix: "e" + hex.EncodeToString(b[:]), dir: t.TempDir()}
@@ -142,6 +148,9 @@ func newLabQueues(t *testing.T, variant string, queues int) *lab {
 	}
 	up := exec.Command(labScript, args...)
 	up.Env = append(os.Environ(), fmt.Sprintf("LAB_QUEUES=%d", queues))
+	if wanMTU > 0 {
+		up.Env = append(up.Env, fmt.Sprintf("LAB_WAN_MTU=%d", wanMTU))
+	}
 	if out, err := up.CombinedOutput(); err != nil {
 		exec.Command(labScript, "down", l.prefix).Run()
 		t.Fatalf("lab.sh up: %v\n%s", err, out)
@@ -154,6 +163,9 @@ func newLabQueues(t *testing.T, variant string, queues int) *lab {
 		for _, g := range []string{"gA", "gB"} {
 			cleanupPins(l.pinPath(g))
 			os.Remove(l.sockPath(g))
+			// The default state_file beside the socket (the IKE
+			// configurations name none): litter after the run.
+			os.Remove(strings.TrimSuffix(l.sockPath(g), ".sock") + ".seq")
 		}
 	})
 	return l
@@ -383,12 +395,19 @@ type capture struct {
 // (0: all of it), and returns once it listens.
 func (l *lab) capture(t *testing.T, node, dev string, snap int) *capture {
 	t.Helper()
+	return l.captureFilter(t, node, dev, snap)
+}
+
+// captureFilter is capture keeping only the frames a tcpdump filter
+// expression (its words in filter) selects.
+func (l *lab) captureFilter(t *testing.T, node, dev string, snap int, filter ...string) *capture {
+	t.Helper()
 	c := &capture{file: filepath.Join(l.dir, fmt.Sprintf("%s-%s-%d.pcap", node, dev, time.Now().UnixNano())), done: make(chan struct{})}
 	// -Z root: Debian's tcpdump drops to its own user, which cannot
 	// write into the test's directory. --immediate-mode and -U: every
 	// frame is written as it comes; otherwise frames wait in a ring block
 	// that tcpdump drops when it is interrupted.
-	c.cmd = l.cmd(context.Background(), node, "tcpdump", "-i", dev, "-n", "-s", strconv.Itoa(snap), "-U", "--immediate-mode", "-Z", "root", "-w", c.file)
+	c.cmd = l.cmd(context.Background(), node, append([]string{"tcpdump", "-i", dev, "-n", "-s", strconv.Itoa(snap), "-U", "--immediate-mode", "-Z", "root", "-w", c.file}, filter...)...)
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -441,7 +460,69 @@ func (c *capture) stop() string {
 // iperf3 run leaves tens of thousands of ESP frames; checking each took
 // seconds here but ran past the minute on a loaded CI machine. The first
 // frames hold the pings and the start of each iperf3 flow, both ways.
+// The cut splits no packet: -c counts whole pcap records.
 const decryptFrames = 6000
+
+// verifyESP has tshark decrypt the ESP packets among the first
+// decryptFrames frames of a capture with the SA table uat and checks every
+// ICV is good; it returns the good ones. Only whole ESP packets count (see
+// judgeESP); a packet that fails is reported with what tshark sees in it.
+func verifyESP(t *testing.T, pcap string, uat []string) (good, n int) {
+	t.Helper()
+	lines := tshark(t, pcap, uat, "-c", strconv.Itoa(decryptFrames), "-Y", "esp", "-T", "fields", "-E", "occurrence=l",
+		"-e", "esp.icv_good", "-e", "esp.icv_bad", "-e", "frame.number", "-e", "frame.len", "-e", "frame.cap_len",
+		"-e", "frame.protocols", "-e", "esp.spi", "-e", "esp.sequence")
+	good, notPackets, bad := judgeESP(lines)
+	if good+len(bad) == 0 {
+		t.Fatal("no ESP in the capture to decrypt")
+	}
+	for _, line := range bad {
+		t.Errorf("tshark: ESP packet not verified (icv_good, icv_bad, frame, len, captured, protocols, spi, seq): %q", line)
+	}
+	if len(notPackets) > 0 {
+		t.Logf("tshark: not whole ESP packets, not counted: %v", notPackets)
+	}
+	return good, good + len(bad)
+}
+
+// judgeESP sorts verifyESP's tshark lines (-Y esp, its fields) into ESP
+// packets with a good ICV, frames that show ESP but hold no whole ESP
+// packet, by why, and every other line: an ESP packet whose ICV is bad or
+// could not be checked, which fails the test. A frame holds no whole ESP
+// packet when the capture kept less than the frame (its captured length
+// is short of its length), or when the ESP is the start of a packet
+// quoted in an ICMP error (tshark matches "esp" inside the quote, which
+// ends long before the ICV). Reading a failure: icv_bad 1 is a wrong ICV
+// on a whole packet; neither set means tshark did not check it — no SA
+// row for its addresses and SPI, or fewer octets than its IP header
+// claims.
+func judgeESP(lines []string) (good int, notPackets map[string]int, bad []string) {
+	notPackets = map[string]int{}
+	for _, line := range lines {
+		f := strings.Split(line, "\t")
+		if len(f) != 8 {
+			bad = append(bad, line)
+			continue
+		}
+		// Only an ICMP header outside the ESP one makes a quote: ESP
+		// carrying a ping has ":esp:ip:icmp:" and is a whole packet.
+		outer := ":" + f[5] + ":"
+		if i := strings.Index(outer, ":esp:"); i >= 0 {
+			outer = outer[:i+1]
+		}
+		switch {
+		case strings.Contains(outer, ":icmp:") || strings.Contains(outer, ":icmpv6:"):
+			notPackets["quoted in an ICMP error"]++
+		case f[3] != f[4]:
+			notPackets["captured short"]++
+		case f[0] == "1" && f[1] != "1":
+			good++
+		default:
+			bad = append(bad, line)
+		}
+	}
+	return good, notPackets, bad
+}
 
 // tshark runs tshark on a capture with the given ESP SA table (none: no
 // decryption) and returns its output lines.
