@@ -14,7 +14,11 @@ import (
 // of at most per payload bytes (a multiple of 8), as a router on a
 // smaller-MTU path would; spans, when set, picks the payload ranges
 // instead.
+// fragID is the IP identification of fragmentFrame's next datagram.
+var fragID uint16
+
 func fragmentFrame(f []byte, per int, spans [][2]int) [][]byte {
+	fragID++
 	eth, ipb := f[:14], f[14:]
 	v6 := ipb[0]>>4 == 6
 	hl := 20
@@ -43,11 +47,11 @@ func fragmentFrame(f []byte, per int, spans [][2]int) [][]byte {
 				fo |= 1
 			}
 			binary.BigEndian.PutUint16(h[42:], fo)
-			binary.BigEndian.PutUint32(h[44:], 0x5eed)
+			binary.BigEndian.PutUint32(h[44:], 0x5eed0000|uint32(fragID))
 		} else {
 			h = append([]byte(nil), ipb[:20]...)
 			binary.BigEndian.PutUint16(h[2:], uint16(20+hi-lo))
-			binary.BigEndian.PutUint16(h[4:], 0x5eed)
+			binary.BigEndian.PutUint16(h[4:], fragID)
 			fo := uint16(lo / 8)
 			if more {
 				fo |= 0x2000
@@ -111,11 +115,16 @@ func TestPipelineOuterFragments(t *testing.T) {
 				t.Fatalf("stats %+v", s)
 			}
 
-			// Bad sets: overlapping (the set is dropped, RFC 5722), tiny,
-			// and incomplete (expires).
+			// Bad sets: overlapping (the set is dropped, RFC 5722, and
+			// its last piece with it), tiny, and incomplete (expires).
 			p.aLAN.Inject(frame("198.18.1.10", "198.18.2.20", 1300, 9))
+			p.aLAN.Inject(frame("198.18.1.10", "198.18.2.20", 1300, 10))
 			p.a.Poll()
-			w := collect(p.aWAN)[0]
+			ws := collect(p.aWAN)
+			w := ws[0]
+			for _, f := range fragmentFrame(ws[1], 0, [][2]int{{0, 512}, {512, 1024}}) {
+				p.bWAN.Inject(f)
+			}
 			for _, f := range fragmentFrame(w, 0, [][2]int{{0, 512}, {504, 1024}, {512, len(w) - 14 - 20}}) {
 				p.bWAN.Inject(f)
 			}
@@ -129,15 +138,15 @@ func TestPipelineOuterFragments(t *testing.T) {
 				t.Fatalf("bad sets delivered %d packets", len(got))
 			}
 			s = p.b.Stats()
-			if s.Reasm.Overlap != 1 || s.Reasm.Tiny != 1 || s.Drops[sad.ErrFragment] < 2 {
+			if s.Reasm.Overlap != 1 || s.Reasm.Late != 1 || s.Reasm.Tiny != 1 || s.Drops[sad.ErrFragment] != 4 { // with the duplicate above
 				t.Fatalf("bad sets: %+v", s)
 			}
-			if p.b.reasm.Pending() != 1 { // the last piece of the overlapping set
+			if p.b.reasm.Pending() != 2 { // the dead overlapping set and the incomplete one
 				t.Fatalf("pending %d", p.b.reasm.Pending())
 			}
 			p.b.reasm.Expire(monotime() + 31e9)
-			if p.b.Stats().Reasm.Timeout != 1 {
-				t.Fatalf("timeout: %+v", p.b.Stats().Reasm)
+			if st := p.b.Stats().Reasm; st.Timeout != 1 || p.b.reasm.Pending() != 0 {
+				t.Fatalf("timeout: %+v, pending %d", st, p.b.reasm.Pending())
 			}
 			checkNoLeak(t, p)
 		})

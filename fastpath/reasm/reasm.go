@@ -13,7 +13,10 @@
 //     is "tiny" (RFC 1858's tiny-fragment attack; no real path MTU makes
 //     one) and dropped;
 //   - a fragment overlapping another of its datagram drops the whole
-//     datagram (RFC 5722, for IPv4 as well); an exact duplicate is only
+//     datagram (RFC 5722, for IPv4 as well), and the fragments of it still
+//     to come until its timeout (RFC 8200 §4.5: "including those not yet
+//     received"): the slot stays taken, marked dead, so they neither
+//     start a new datagram nor complete one; an exact duplicate is only
 //     itself dropped (RFC 8200 §4.5 allows it).
 //
 // A Reassembler is not safe for concurrent use: each worker has its own.
@@ -67,6 +70,7 @@ type Stats struct {
 	Malformed   uint64 // bad IP or fragment header, offset/length not a multiple of 8
 	Tiny        uint64 // non-last fragments under MinFrag bytes
 	Overlap     uint64 // datagrams dropped for overlapping fragments
+	Late        uint64 // fragments of a datagram already dropped for an overlap
 	Duplicate   uint64 // exact duplicate fragments dropped
 	TooBig      uint64 // datagrams past MaxLen or MaxFrags
 	Timeout     uint64 // datagrams that expired incomplete
@@ -76,7 +80,7 @@ type Stats struct {
 
 type counters struct {
 	fragments, reassembled, malformed, tiny, overlap, duplicate atomic.Uint64
-	tooBig, timeout, evicted, sourceLimit                       atomic.Uint64
+	tooBig, timeout, evicted, sourceLimit, late                 atomic.Uint64
 }
 
 type piece struct{ lo, hi int } // payload bytes [lo, hi)
@@ -84,6 +88,7 @@ type piece struct{ lo, hi int } // payload bytes [lo, hi)
 // datagram is one set of fragments being reassembled.
 type datagram struct {
 	used     bool
+	dead     bool // dropped for an overlap: its fragments are refused until it expires
 	v6       bool
 	proto    uint8
 	id       uint32
@@ -104,7 +109,10 @@ type Reassembler struct {
 	cfg   Config
 	sets  []datagram
 	inUse int
-	c     counters
+	// next is a time before which no datagram expires (Expire does
+	// nothing until then): the oldest birth seen plus the timeout.
+	next int64
+	c    counters
 }
 
 // New allocates a Reassembler's memory: Slots × (MaxLen + MaxFrags pieces).
@@ -144,7 +152,7 @@ func (r *Reassembler) Stats() Stats {
 		Fragments: c.fragments.Load(), Reassembled: c.reassembled.Load(), Malformed: c.malformed.Load(),
 		Tiny: c.tiny.Load(), Overlap: c.overlap.Load(), Duplicate: c.duplicate.Load(),
 		TooBig: c.tooBig.Load(), Timeout: c.timeout.Load(), Evicted: c.evicted.Load(),
-		SourceLimit: c.sourceLimit.Load(),
+		SourceLimit: c.sourceLimit.Load(), Late: c.late.Load(),
 	}
 }
 
@@ -155,20 +163,34 @@ func (r *Reassembler) Pending() int { return r.inUse }
 // lazily too; a worker calls this now and then so that incomplete sets are
 // counted (and their memory freed) even when no fragment follows.
 func (r *Reassembler) Expire(now int64) {
-	if r.inUse == 0 {
+	if r.inUse == 0 || now < r.next {
 		return
 	}
+	r.next = now + r.cfg.Timeout
 	for i := range r.sets {
 		d := &r.sets[i]
-		if d.used && now-d.born >= r.cfg.Timeout {
-			r.release(d)
-			r.c.timeout.Add(1)
+		if !d.used {
+			continue
+		}
+		if now-d.born >= r.cfg.Timeout {
+			r.expire(d)
+		} else if d.born+r.cfg.Timeout < r.next {
+			r.next = d.born + r.cfg.Timeout
 		}
 	}
 }
 
+// expire frees a datagram whose time is up; only a live one is counted
+// (a dead one was counted when it died).
+func (r *Reassembler) expire(d *datagram) {
+	if !d.dead {
+		r.c.timeout.Add(1)
+	}
+	r.release(d)
+}
+
 func (r *Reassembler) release(d *datagram) {
-	d.used = false
+	d.used, d.dead = false, false
 	r.inUse--
 }
 
@@ -284,8 +306,7 @@ func (r *Reassembler) Add(pkt []byte, now int64, out []byte) (int, Verdict) {
 			continue
 		}
 		if now-s.born >= r.cfg.Timeout {
-			r.release(s)
-			r.c.timeout.Add(1)
+			r.expire(s)
 			if free < 0 {
 				free = i
 			}
@@ -308,13 +329,21 @@ func (r *Reassembler) Add(pkt []byte, now int64, out []byte) (int, Verdict) {
 		}
 		if free < 0 {
 			free = oldest
+			if !r.sets[oldest].dead {
+				r.c.evicted.Add(1)
+			}
 			r.release(&r.sets[oldest])
-			r.c.evicted.Add(1)
 		}
 		d = &r.sets[free]
 		d.used, d.v6, d.proto, d.id, d.src, d.dst = true, f.v6, f.proto, f.id, f.src, f.dst
 		d.born, d.total, d.got, d.hdrLen, d.npieces = now, -1, 0, 0, 0
+		if r.inUse == 0 || now+r.cfg.Timeout < r.next {
+			r.next = now + r.cfg.Timeout
+		}
 		r.inUse++
+	} else if d.dead {
+		r.c.late.Add(1)
+		return 0, Dropped
 	}
 	lo, hi := f.off, f.off+n
 	// The unfragmentable header comes back in front of the payload.
@@ -328,7 +357,10 @@ func (r *Reassembler) Add(pkt []byte, now int64, out []byte) (int, Verdict) {
 				r.c.duplicate.Add(1)
 				return 0, Dropped
 			}
-			r.drop(d, &r.c.overlap)
+			// RFC 5722: the whole datagram, and what is still to
+			// come of it, is dropped.
+			d.dead = true
+			r.c.overlap.Add(1)
 			return 0, Dropped
 		}
 	}

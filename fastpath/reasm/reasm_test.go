@@ -87,10 +87,12 @@ func TestReassemble(t *testing.T) {
 					t.Errorf("duplicate = %d", s.Duplicate)
 				}
 			}},
-		{"v4 overlap", w4, frag4, [][2]int{{0, 512}, {504, 1400}, {512, 1400}}, Held,
+		// RFC 5722 / RFC 8200 §4.5: the set is dropped, and so is the
+		// rest of it, which would otherwise have completed it.
+		{"v4 overlap", w4, frag4, [][2]int{{0, 512}, {504, 1024}, {512, 1024}, {1024, 1400}}, Dropped,
 			func(t *testing.T, s Stats) {
-				if s.Overlap != 1 {
-					t.Errorf("overlap = %d", s.Overlap)
+				if s.Overlap != 1 || s.Late != 2 || s.Reassembled != 0 {
+					t.Errorf("overlap = %d, late = %d, reassembled = %d", s.Overlap, s.Late, s.Reassembled)
 				}
 			}},
 		{"v4 tiny", w4, frag4, [][2]int{{0, 8}}, Dropped,
@@ -101,10 +103,10 @@ func TestReassemble(t *testing.T) {
 			}},
 		{"v6 in order", w6, frag6, [][2]int{{0, 696}, {696, 1400}}, Done, nil},
 		{"v6 out of order", w6, frag6, [][2]int{{696, 1400}, {0, 696}}, Done, nil},
-		{"v6 overlap drops the set", w6, frag6, [][2]int{{0, 696}, {688, 1400}, {696, 1400}}, Held,
+		{"v6 overlap drops the set", w6, frag6, [][2]int{{0, 696}, {688, 1400}, {696, 1400}}, Dropped,
 			func(t *testing.T, s Stats) {
-				if s.Overlap != 1 {
-					t.Errorf("overlap = %d", s.Overlap)
+				if s.Overlap != 1 || s.Late != 1 {
+					t.Errorf("overlap = %d, late = %d", s.Overlap, s.Late)
 				}
 			}},
 		{"v6 three", w6, frag6, [][2]int{{400, 800}, {800, 1400}, {0, 400}}, Done, nil},
@@ -164,6 +166,48 @@ func TestTimeoutAndCaps(t *testing.T) {
 	}
 	if s := r.Stats(); s.Evicted != 1 || r.Pending() != 4 {
 		t.Fatalf("total cap: %+v pending %d", s, r.Pending())
+	}
+	// A set dropped for an overlap refuses its fragments until it
+	// expires (not counted as a timeout), then the id is free again.
+	r = New(Config{Timeout: 100})
+	w = whole4(1400, 6, 2)
+	r.Add(frag4(w, 0, 512, true), 1, out)
+	if _, v := r.Add(frag4(w, 256, 1400, false), 2, out); v != Dropped {
+		t.Fatal(v)
+	}
+	if _, v := r.Add(frag4(w, 512, 1400, false), 3, out); v != Dropped || r.Stats().Late != 1 {
+		t.Fatalf("late fragment of a dead set: %v %+v", v, r.Stats())
+	}
+	r.Expire(50)
+	if r.Pending() != 1 {
+		t.Fatal("dead set expired early")
+	}
+	r.Expire(101)
+	if s := r.Stats(); s.Timeout != 0 || r.Pending() != 0 {
+		t.Fatalf("dead set after its timeout: %+v pending %d", s, r.Pending())
+	}
+	r.Add(frag4(w, 0, 512, true), 102, out)
+	if n, v := r.Add(frag4(w, 512, 1400, false), 102, out); v != Done || !bytes.Equal(out[:n], w) {
+		t.Fatalf("the id after the dead set expired: %v", v)
+	}
+	// Expire waits for the oldest set's deadline, then finds them all.
+	r.Add(frag4(whole4(1400, 10, 3), 0, 512, true), 200, out)
+	r.Add(frag4(whole4(1400, 11, 4), 0, 512, true), 250, out)
+	r.Expire(299)
+	if r.Pending() != 2 {
+		t.Fatalf("pending %d before the first deadline", r.Pending())
+	}
+	r.Expire(300)
+	if r.Pending() != 1 {
+		t.Fatalf("pending %d after the first deadline", r.Pending())
+	}
+	r.Expire(349)
+	if r.Pending() != 1 {
+		t.Fatalf("pending %d before the second deadline", r.Pending())
+	}
+	r.Expire(350)
+	if s := r.Stats(); r.Pending() != 0 || s.Timeout != 2 {
+		t.Fatalf("pending %d after the second deadline: %+v", r.Pending(), s)
 	}
 	// Too many pieces.
 	r = New(Config{MaxFrags: 2, MinFrag: 8})

@@ -175,7 +175,7 @@ func WorkerCounters(st fastpath.Stats) (map[string]uint64, map[string]uint64) {
 		"reasm_fragments": st.Reasm.Fragments, "reasm_reassembled": st.Reasm.Reassembled,
 		"reasm_malformed": st.Reasm.Malformed, "reasm_tiny": st.Reasm.Tiny, "reasm_overlap": st.Reasm.Overlap,
 		"reasm_duplicate": st.Reasm.Duplicate, "reasm_too_big": st.Reasm.TooBig, "reasm_timeout": st.Reasm.Timeout,
-		"reasm_evicted": st.Reasm.Evicted, "reasm_source_limit": st.Reasm.SourceLimit,
+		"reasm_evicted": st.Reasm.Evicted, "reasm_source_limit": st.Reasm.SourceLimit, "reasm_late": st.Reasm.Late,
 		"icmp_too_big": st.ICMPTooBig, "fragmented": st.Fragmented, "fragments": st.Fragments,
 		"mss_clamped": st.MSSClamped,
 		"held":        st.Held, "released": st.Released, "held_drops": st.HeldDrops,
