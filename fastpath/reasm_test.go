@@ -177,3 +177,60 @@ func TestPipelineOuterFragmentsZeroAllocs(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// BenchmarkPipelineDecapFragments: BenchmarkPipelineDecap's rx=copy
+// flavour for ESP that arrives in outer fragments: each 1400-byte inner
+// packet's ESP (IPv4 outer) cut in two at a 1280-byte path, so one op is
+// one packet = two fragments through the reassembly stage, then the
+// normal decap. Beside it, the same packets unfragmented in the same run
+// (op = one packet): the difference is the reassembly's cost.
+func BenchmarkPipelineDecapFragments(b *testing.B) {
+	for _, frag := range []bool{false, true} {
+		b.Run(fmt.Sprintf("fragmented=%v", frag), func(b *testing.B) {
+			p := newPair(b, pairOpts{})
+			p.bLAN.Sink = true
+			fs := innerFrames(1400)
+			var pool [][]byte
+			refill := func() {
+				pool = pool[:0]
+				for len(pool) < copyPool {
+					for j := 0; j < Batch; j++ {
+						p.aLAN.Inject(fs[0])
+					}
+					p.a.Poll()
+					p.aWAN.Drain(func(f []byte) {
+						if frag {
+							pool = append(pool, fragmentFrame(f, 1256, nil)...)
+						} else {
+							pool = append(pool, append(f[:0:0], f...))
+						}
+					})
+				}
+			}
+			per := 1
+			if frag {
+				per = 2
+			}
+			refill()
+			m := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += Batch / per {
+				if m+Batch > len(pool) {
+					b.StopTimer()
+					refill()
+					m = 0
+					b.StartTimer()
+				}
+				p.bWAN.InjectBatch(pool[m : m+Batch])
+				m += Batch
+				p.b.Poll()
+			}
+			b.StopTimer()
+			s := p.b.Stats()
+			if s.Decaps == 0 || s.Drops != [len(s.Drops)]uint64{} || frag && s.Reasm.Reassembled != s.Decaps {
+				b.Fatalf("stats %+v", s)
+			}
+		})
+	}
+}
