@@ -274,7 +274,8 @@ func TestOneArmWANVerdicts(t *testing.T) {
 }
 
 // TestWANNATTFragments: later fragments of ESP-in-UDP carry no port; they
-// follow their first fragment (remembered by source and id), in order.
+// follow their first fragment (remembered by source and id), in order,
+// until the last one.
 func TestWANNATTFragments(t *testing.T) {
 	o := loadForTest(t, Options{})
 	setupState(t, o)
@@ -284,10 +285,16 @@ func TestWANNATTFragments(t *testing.T) {
 	for _, c := range []verdictCase{
 		{"v4 later fragment before its first", v4frag(false, protoUDP, 0x00b9, make([]byte, 64)), xdpPass, pass},
 		{"v4 first fragment of esp-in-udp", v4frag(false, protoUDP, 0x2000, udp(4500, 4500, esp(spiKnown, 1, 64))), xdpDrop, redirect},
-		{"v4 later fragment after its first", v4frag(false, protoUDP, 0x00b9, make([]byte, 64)), xdpDrop, redirect},
+		{"v4 middle fragment after its first", v4frag(false, protoUDP, 0x2040, make([]byte, 64)), xdpDrop, redirect},
+		{"v4 last fragment after its first", v4frag(false, protoUDP, 0x00b9, make([]byte, 64)), xdpDrop, redirect},
+		// The last fragment ended the set: the same source and id are
+		// another datagram's (the sender's id counter wrapped).
+		{"v4 later fragment after the set's last", v4frag(false, protoUDP, 0x00b9, make([]byte, 64)), xdpPass, pass},
 		{"v6 later fragment before its first", v6(fragHeader(protoUDP, 185, false, make([]byte, 64))), xdpPass, pass},
 		{"v6 first fragment of esp-in-udp", v6(fragHeader(protoUDP, 0, true, udp(40000, 4500, esp(spiKnown, 1, 64)))), xdpDrop, redirect},
-		{"v6 later fragment after its first", v6(fragHeader(protoUDP, 185, false, make([]byte, 64))), xdpDrop, redirect},
+		{"v6 middle fragment after its first", v6(fragHeader(protoUDP, 8, true, make([]byte, 64))), xdpDrop, redirect},
+		{"v6 last fragment after its first", v6(fragHeader(protoUDP, 185, false, make([]byte, 64))), xdpDrop, redirect},
+		{"v6 later fragment after the set's last", v6(fragHeader(protoUDP, 185, false, make([]byte, 64))), xdpPass, pass},
 		{"v6 first fragment of udp 53", v6(fragHeader(protoUDP, 0, true, udp(53, 53, make([]byte, 64)))), xdpPass, pass},
 	} {
 		t.Run(c.name, func(t *testing.T) { runCase(t, o, o.Program(RoleWAN), c) })

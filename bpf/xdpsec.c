@@ -49,6 +49,10 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 #define LIVE_SPIS_MAX (1 << 20)
 #define SPD_MAX_ENTRIES (1 << 16)
 #define NATT_FRAGS_MAX 4096
+/* How long after its first fragment an ESP-in-UDP datagram's later
+ * fragments are still taken for its own (ns): their key (source, IP id) is
+ * reused once the sender's id counter wraps. */
+#define NATT_FRAG_TTL_NS (5ULL * 1000 * 1000 * 1000)
 /* Inbound rules the scan reads; a longer SPD is cut here, and a packet that
  * matches none of the first IN_RULES_MAX is dropped (in_unsure_drop). */
 #define IN_RULES_MAX 64
@@ -183,19 +187,21 @@ struct {
 } spd_v6 SEC(".maps");
 
 /* A datagram whose first fragment was ESP-in-UDP: its later fragments carry
- * no UDP header, only this key says they belong to the XSK. */
+ * no UDP header, only this key says they belong to the XSK. The value is
+ * when the first fragment came (bpf_ktime_get_ns). */
 struct frag_key {
 	__u8 saddr[16];
 	__u32 id;	/* IPv4 identification or IPv6 fragment header id, as on the wire */
 	__u32 family;
 };
 
-/* LRU: entries are never deleted by us; old datagrams age out. */
+/* LRU: an entry goes with the datagram's last fragment, or is ignored after
+ * NATT_FRAG_TTL_NS and pushed out by newer ones. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, NATT_FRAGS_MAX);
 	__type(key, struct frag_key);
-	__type(value, __u8);
+	__type(value, __u64);
 } natt_frags SEC(".maps");
 
 struct {
@@ -246,6 +252,7 @@ struct hdrs {
 	__u8 proto;	/* IPv4 protocol or IPv6 fixed-header next header */
 	__u8 fragment;	/* IPv4 MF set or fragment offset non-zero */
 	__u8 later;	/* IPv4 fragment offset non-zero: no transport header */
+	__u8 more;	/* IPv4 MF: not the last fragment */
 };
 
 enum parse_result {
@@ -327,6 +334,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct hdrs *h)
 		/* MF (0x2000) or a non-zero offset (0x1fff): any fragment. */
 		h->fragment = (ip->frag_off & bpf_htons(0x3fff)) != 0;
 		h->later = (ip->frag_off & bpf_htons(0x1fff)) != 0;
+		h->more = (ip->frag_off & bpf_htons(0x2000)) != 0;
 		return PARSE_IP;
 	}
 
@@ -676,10 +684,14 @@ static __always_inline int esp_spi(struct xdp_md *ctx, struct hdrs *h, __u32 *sp
  * every IPv6 Fragment header's next header; the worker reassembles them in
  * bounded memory and drops what is not for a live SA. UDP fragments go to
  * the XSK when the first one is ESP-in-UDP (NAT-T port, non-zero marker);
- * its key is remembered so the later ones, which carry no ports, follow it.
- * A later UDP fragment that overtakes its first goes to the kernel (and the
- * set expires on both sides, counted); everything else, IKE fragmented by
- * IP included, is the kernel's to reassemble as before.
+ * its key is remembered so the later ones, which carry no ports, follow it,
+ * until the last one (no MF) or NATT_FRAG_TTL_NS: the sender reuses an IP
+ * id once its counter wraps, and a stale key would take the later
+ * fragments of an unrelated datagram (IKE fragmented by IP) from the
+ * kernel. A later UDP fragment that overtakes its first, or the middle one
+ * that comes after the last, goes to the kernel (and the set expires on
+ * both sides, counted); everything else, IKE fragmented by IP included, is
+ * the kernel's to reassemble as before.
  *
  * Fragments are redirected to the queue they arrived on, like any packet:
  * NICs hash fragments on addresses only, so one datagram's fragments share
@@ -692,10 +704,11 @@ static __always_inline int wan_frag(struct xdp_md *ctx, struct hdrs *h)
 	struct udphdr *udp;
 	__u16 natt_port = NATT_PORT_DEFAULT;
 	__u8 proto = h->proto;
-	__u8 one = 1;
+	__u64 now, *seen;
 	__u32 marker;
 	void *l4 = h->l4;
 	int first = !h->later;
+	int last = !h->more;
 
 	k.family = h->family;
 	if (h->family == 4) {
@@ -710,6 +723,7 @@ static __always_inline int wan_frag(struct xdp_md *ctx, struct hdrs *h)
 		}
 		proto = fh[0];
 		first = ((fh[2] << 8 | fh[3]) & 0xfff8) == 0;
+		last = (fh[3] & 1) == 0;
 		__builtin_memcpy(&k.id, fh + 4, sizeof(k.id));
 		__builtin_memcpy(k.saddr, h->saddr, 16);
 		l4 = fh + 8;
@@ -723,7 +737,10 @@ static __always_inline int wan_frag(struct xdp_md *ctx, struct hdrs *h)
 		return XDP_PASS;
 	}
 	if (!first) {
-		if (bpf_map_lookup_elem(&natt_frags, &k)) {
+		seen = bpf_map_lookup_elem(&natt_frags, &k);
+		if (seen && bpf_ktime_get_ns() - *seen < NATT_FRAG_TTL_NS) {
+			if (last)
+				bpf_map_delete_elem(&natt_frags, &k);
 			count(CNT_FRAG_REDIRECT);
 			return to_xsk(ctx);
 		}
@@ -743,7 +760,8 @@ static __always_inline int wan_frag(struct xdp_md *ctx, struct hdrs *h)
 		count(CNT_FRAG_PASS);
 		return XDP_PASS;
 	}
-	bpf_map_update_elem(&natt_frags, &k, &one, BPF_ANY);
+	now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&natt_frags, &k, &now, BPF_ANY);
 	count(CNT_FRAG_REDIRECT);
 	return to_xsk(ctx);
 }

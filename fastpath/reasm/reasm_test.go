@@ -262,5 +262,15 @@ func FuzzAdd(f *testing.F) {
 		if r.Pending() < 0 || r.Pending() > 4 {
 			t.Fatalf("pending %d", r.Pending())
 		}
+		// Everything expires, dead sets included, and the table is
+		// usable again.
+		r.Expire(1 << 62)
+		if r.Pending() != 0 {
+			t.Fatalf("pending %d after every timeout", r.Pending())
+		}
+		r.Add(frag4(w4, 0, 512, true), 1<<62, out)
+		if n, v := r.Add(frag4(w4, 512, 1400, false), 1<<62, out); v != Done || n != len(w4) {
+			t.Fatalf("after expiry: %v %d", v, n)
+		}
 	})
 }
