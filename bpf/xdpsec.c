@@ -195,8 +195,9 @@ struct frag_key {
 	__u32 family;
 };
 
-/* LRU: an entry goes with the datagram's last fragment, or is ignored after
- * NATT_FRAG_TTL_NS and pushed out by newer ones. */
+/* LRU: an entry is ignored after NATT_FRAG_TTL_NS and pushed out by newer
+ * ones (not deleted with the last fragment: fragments may come in any
+ * order). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, NATT_FRAGS_MAX);
@@ -252,7 +253,6 @@ struct hdrs {
 	__u8 proto;	/* IPv4 protocol or IPv6 fixed-header next header */
 	__u8 fragment;	/* IPv4 MF set or fragment offset non-zero */
 	__u8 later;	/* IPv4 fragment offset non-zero: no transport header */
-	__u8 more;	/* IPv4 MF: not the last fragment */
 };
 
 enum parse_result {
@@ -334,7 +334,6 @@ static __always_inline int parse(struct xdp_md *ctx, struct hdrs *h)
 		/* MF (0x2000) or a non-zero offset (0x1fff): any fragment. */
 		h->fragment = (ip->frag_off & bpf_htons(0x3fff)) != 0;
 		h->later = (ip->frag_off & bpf_htons(0x1fff)) != 0;
-		h->more = (ip->frag_off & bpf_htons(0x2000)) != 0;
 		return PARSE_IP;
 	}
 
@@ -685,13 +684,12 @@ static __always_inline int esp_spi(struct xdp_md *ctx, struct hdrs *h, __u32 *sp
  * bounded memory and drops what is not for a live SA. UDP fragments go to
  * the XSK when the first one is ESP-in-UDP (NAT-T port, non-zero marker);
  * its key is remembered so the later ones, which carry no ports, follow it,
- * until the last one (no MF) or NATT_FRAG_TTL_NS: the sender reuses an IP
- * id once its counter wraps, and a stale key would take the later
- * fragments of an unrelated datagram (IKE fragmented by IP) from the
- * kernel. A later UDP fragment that overtakes its first, or the middle one
- * that comes after the last, goes to the kernel (and the set expires on
- * both sides, counted); everything else, IKE fragmented by IP included, is
- * the kernel's to reassemble as before.
+ * for NATT_FRAG_TTL_NS: the sender reuses an IP id once its counter wraps,
+ * and a stale key would take the later fragments of an unrelated datagram
+ * (IKE fragmented by IP) from the kernel. A later UDP fragment that
+ * overtakes its first goes to the kernel (and the set expires on both
+ * sides, counted); everything else, IKE fragmented by IP included, is the
+ * kernel's to reassemble as before.
  *
  * Fragments are redirected to the queue they arrived on, like any packet:
  * NICs hash fragments on addresses only, so one datagram's fragments share
@@ -708,7 +706,6 @@ static __always_inline int wan_frag(struct xdp_md *ctx, struct hdrs *h)
 	__u32 marker;
 	void *l4 = h->l4;
 	int first = !h->later;
-	int last = !h->more;
 
 	k.family = h->family;
 	if (h->family == 4) {
@@ -723,7 +720,6 @@ static __always_inline int wan_frag(struct xdp_md *ctx, struct hdrs *h)
 		}
 		proto = fh[0];
 		first = ((fh[2] << 8 | fh[3]) & 0xfff8) == 0;
-		last = (fh[3] & 1) == 0;
 		__builtin_memcpy(&k.id, fh + 4, sizeof(k.id));
 		__builtin_memcpy(k.saddr, h->saddr, 16);
 		l4 = fh + 8;
@@ -739,8 +735,6 @@ static __always_inline int wan_frag(struct xdp_md *ctx, struct hdrs *h)
 	if (!first) {
 		seen = bpf_map_lookup_elem(&natt_frags, &k);
 		if (seen && bpf_ktime_get_ns() - *seen < NATT_FRAG_TTL_NS) {
-			if (last)
-				bpf_map_delete_elem(&natt_frags, &k);
 			count(CNT_FRAG_REDIRECT);
 			return to_xsk(ctx);
 		}
