@@ -35,7 +35,8 @@ const (
 	CounterLANBypass = Counter(xdpsecCounterCNT_LAN_BYPASS)
 	// CounterLANLinkLocalPass: LAN packet to a link-scoped destination.
 	CounterLANLinkLocalPass = Counter(xdpsecCounterCNT_LAN_LINK_LOCAL_PASS)
-	// CounterFragPass: WAN IPv4 fragment or IPv6 Fragment header; to the kernel.
+	// CounterFragPass: WAN IPv4 fragment or IPv6 Fragment header of
+	// anything but ESP and ESP-in-UDP; to the kernel.
 	CounterFragPass = Counter(xdpsecCounterCNT_FRAG_PASS)
 	// CounterMalformedPass: a header was truncated or inconsistent; to the
 	// kernel, which drops it.
@@ -44,6 +45,9 @@ const (
 	// extension header (hop-by-hop, routing, destination options, AH, ...);
 	// not walked, to the kernel.
 	CounterIPv6ExtHdrPass = Counter(xdpsecCounterCNT_IPV6EXTHDR_PASS)
+	// CounterFragRedirect: WAN outer fragment of ESP, or of ESP-in-UDP
+	// (known by its first fragment), redirected for reassembly.
+	CounterFragRedirect = Counter(xdpsecCounterCNT_FRAG_REDIRECT)
 )
 
 // Inbound SPD verdicts: WAN cleartext (not ESP with an SPI) that is not
@@ -106,6 +110,7 @@ var counterNames = [NumCounters]string{
 	CounterInDefaultPass:      "in_default_pass",
 	CounterInUnsureDrop:       "in_unsure_drop",
 	CounterVLANOtherPass:      "vlan_other_pass",
+	CounterFragRedirect:       "frag_redirect",
 }
 
 func (c Counter) String() string {

@@ -6,14 +6,15 @@
 //
 //   - to the AF_XDP socket (XSK) registered for the receive queue: inbound ESP
 //     (RFC 4303 section 2) and ESP-in-UDP (RFC 3948 section 2) whose SPI is
-//     live, and, on the protected side, packets whose destination the SPD
-//     mirror marks PROTECT or DIVERT;
+//     live, outer fragments of ESP and ESP-in-UDP (for the workers to
+//     reassemble), and, on the protected side, packets whose destination
+//     the SPD mirror marks PROTECT or DIVERT;
 //   - dropped: ESP with an unknown SPI (RFC 4303 section 3.4.2: no SA, the
 //     packet is discarded), DISCARD destinations, WAN cleartext the inbound
 //     SPD refuses, and any redirect whose queue has no socket;
 //   - to the kernel: IKE on UDP 500 and on the NAT-T port with the non-ESP
 //     marker (RFC 3948 section 2.2), NAT-keepalives (RFC 3948 section 2.3),
-//     ARP, ND, BYPASS traffic, fragments, IPv6 extension headers, and any
+//     ARP, ND, BYPASS traffic, other fragments, IPv6 extension headers, and any
 //     frame too short or malformed to classify (the kernel drops those).
 //
 // There are three entry points sharing one set of maps: xdp_wan (the

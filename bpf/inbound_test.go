@@ -94,6 +94,11 @@ func inboundCases() []verdictCase {
 			verdictCase{pre + "spoofed v6 udp", v6(inHostB6, inHostA6, protoUDP, udp(1000, 2000, []byte("x"))), xdpDrop, protect},
 			verdictCase{pre + "spoofed v6 first fragment", v6(inHostB6, inHostA6, protoFragment, fragHeader(protoUDP, 0, true, udp(1, 2, make([]byte, 16)))), xdpDrop, protect},
 			verdictCase{pre + "spoofed v6 later fragment", v6(inHostB6, inHostA6, protoFragment, fragHeader(protoUDP, 3, false, make([]byte, 16))), xdpDrop, protect},
+			// Fragments of ESP go to reassembly only when addressed to
+			// the gateway (wanCases, run with the inbound SPD on too).
+			verdictCase{pre + "spoofed first fragment of esp to a lan host", v4(inHostB, inHostA, protoESP, esp(spiKnown, 1, 64), 0x2000), xdpDrop, protect},
+			verdictCase{pre + "spoofed later fragment of esp to a lan host", v4(inHostB, inHostA, protoESP, make([]byte, 64), 0x0010), xdpDrop, protect},
+			verdictCase{pre + "spoofed v6 fragment of esp to a lan host", v6(inHostB6, inHostA6, protoFragment, fragHeader(protoESP, 0, true, esp(spiKnown, 1, 64))), xdpDrop, protect},
 			verdictCase{pre + "spoofed v6 behind hop-by-hop", v6(inHostB6, inHostA6, protoHopOpts, extHeader(protoUDP, udp(1, 2, nil))), xdpDrop, protect},
 			verdictCase{pre + "wan address to a lan host: default discard", v4(peer4, inHostA, protoUDP, udp(1000, 2000, nil), 0), xdpDrop, deltas{CounterInDefaultDrop: 1}},
 			verdictCase{pre + "wan address to a lan host, icmp", v4(peer4, inHostA, protoICMP, icmpEcho, 0), xdpDrop, deltas{CounterInDefaultDrop: 1}},

@@ -60,15 +60,16 @@ func TestMapSpecs(t *testing.T) {
 		key, value uint32
 		max        uint32
 	}{
-		"xsks":      {ebpf.XSKMap, 4, 4, MaxQueues},
-		"live_spis": {ebpf.Hash, 4, 1, MaxLiveSPIs},
-		"spd_v4":    {ebpf.LPMTrie, 8, 4, 1 << 16},
-		"spd_v6":    {ebpf.LPMTrie, 20, 4, 1 << 16},
-		"counters":  {ebpf.PerCPUArray, 4, 8, uint32(NumCounters)},
-		"config":    {ebpf.Array, 4, 16, 1},
-		"in_v4":     {ebpf.LPMTrie, 8, 4, 1 << 16},
-		"in_v6":     {ebpf.LPMTrie, 20, 4, 1 << 16},
-		"in_rules":  {ebpf.Array, 4, 76, MaxInboundRules},
+		"xsks":       {ebpf.XSKMap, 4, 4, MaxQueues},
+		"live_spis":  {ebpf.Hash, 4, 1, MaxLiveSPIs},
+		"spd_v4":     {ebpf.LPMTrie, 8, 4, 1 << 16},
+		"spd_v6":     {ebpf.LPMTrie, 20, 4, 1 << 16},
+		"counters":   {ebpf.PerCPUArray, 4, 8, uint32(NumCounters)},
+		"config":     {ebpf.Array, 4, 16, 1},
+		"in_v4":      {ebpf.LPMTrie, 8, 4, 1 << 16},
+		"in_v6":      {ebpf.LPMTrie, 20, 4, 1 << 16},
+		"in_rules":   {ebpf.Array, 4, 76, MaxInboundRules},
+		"natt_frags": {ebpf.LRUHash, 24, 8, 4096},
 	}
 	if len(spec.Maps) != len(want) {
 		t.Errorf("object has %d maps, want %d", len(spec.Maps), len(want))

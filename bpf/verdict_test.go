@@ -163,6 +163,7 @@ func wanCases() []verdictCase {
 		failClosed := deltas{CounterESPRedirect: 1, CounterXSKMissing: 1}
 		failClosedUDP := deltas{CounterESPUDPRedirect: 1, CounterXSKMissing: 1}
 		unknown := deltas{CounterESPUnknownSPI: 1}
+		fragRedirect := deltas{CounterFragRedirect: 1, CounterXSKMissing: 1}
 		pre := both(vlan) + "/"
 		cs = append(cs,
 			verdictCase{pre + "v4 esp known spi, no xsk: fail closed", v4(protoESP, esp(spiKnown, 1, 64)), xdpDrop, failClosed},
@@ -192,10 +193,17 @@ func wanCases() []verdictCase {
 			verdictCase{pre + "v4 icmp", v4(protoICMP, []byte{8, 0, 0, 0, 0, 1, 0, 1}), xdpPass, deltas{CounterPassOther: 1}},
 			verdictCase{pre + "arp", padMin(ether(vlan, etherTypeARP, arpRequest())), xdpPass, deltas{CounterPassOther: 1}},
 			verdictCase{pre + "v6 neighbour solicitation", ether(vlan, etherTypeIPv6, ipv6(protoICMPv6, peer6, solicitedNode(gw6), neighborSolicitation(gw6))), xdpPass, deltas{CounterPassOther: 1}},
-			verdictCase{pre + "v4 first fragment of esp", v4frag(vlan, protoESP, 0x2000, esp(spiKnown, 1, 64)), xdpPass, deltas{CounterFragPass: 1}},
-			verdictCase{pre + "v4 non-first fragment of esp", v4frag(vlan, protoESP, 0x0010, make([]byte, 64)), xdpPass, deltas{CounterFragPass: 1}},
-			verdictCase{pre + "v4 last fragment of esp-in-udp", v4frag(vlan, protoUDP, 0x00b9, make([]byte, 64)), xdpPass, deltas{CounterFragPass: 1}},
-			verdictCase{pre + "v6 fragment header", v6(protoFragment, fragHeader(protoESP, 0, true, esp(spiKnown, 1, 64))), xdpPass, deltas{CounterFragPass: 1}},
+			// Outer fragments of ESP go to the workers' reassembly.
+			verdictCase{pre + "v4 first fragment of esp", v4frag(vlan, protoESP, 0x2000, esp(spiKnown, 1, 64)), xdpDrop, fragRedirect},
+			verdictCase{pre + "v4 non-first fragment of esp", v4frag(vlan, protoESP, 0x0010, make([]byte, 64)), xdpDrop, fragRedirect},
+			verdictCase{pre + "v6 fragment header of esp", v6(protoFragment, fragHeader(protoESP, 0, true, esp(spiKnown, 1, 64))), xdpDrop, fragRedirect},
+			verdictCase{pre + "v6 last fragment of esp", v6(protoFragment, fragHeader(protoESP, 185, false, make([]byte, 64))), xdpDrop, fragRedirect},
+			// UDP fragments only when the first one was ESP-in-UDP (see
+			// TestWANNATTFragments); the rest are the kernel's.
+			verdictCase{pre + "v4 last fragment of unknown udp", v4frag(vlan, protoUDP, 0x00b9, make([]byte, 64)), xdpPass, deltas{CounterFragPass: 1}},
+			verdictCase{pre + "v4 first fragment of ike on 4500", v4frag(vlan, protoUDP, 0x2000, udp(4500, 4500, nonESPMarked(ikeHeader()))), xdpPass, deltas{CounterFragPass: 1}},
+			verdictCase{pre + "v4 first fragment of udp 53", v4frag(vlan, protoUDP, 0x2000, udp(53, 53, make([]byte, 64))), xdpPass, deltas{CounterFragPass: 1}},
+			verdictCase{pre + "v6 fragment of tcp", v6(protoFragment, fragHeader(protoTCP, 0, true, make([]byte, 64))), xdpPass, deltas{CounterFragPass: 1}},
 			verdictCase{pre + "v6 hop-by-hop before esp", v6(protoHopOpts, extHeader(protoESP, esp(spiKnown, 1, 64))), xdpPass, deltas{CounterIPv6ExtHdrPass: 1}},
 			verdictCase{pre + "v6 destination options", v6(60, extHeader(protoUDP, udp(4500, 4500, esp(spiKnown, 1, 8)))), xdpPass, deltas{CounterIPv6ExtHdrPass: 1}},
 			// The SPI sits after the options: reading at offset 20 would
@@ -263,6 +271,47 @@ func TestOneArmWANVerdicts(t *testing.T) {
 	for _, c := range wanCases() {
 		t.Run(c.name, func(t *testing.T) { runCase(t, o, o.Program(RoleOneArm), c) })
 	}
+}
+
+// TestWANNATTFragments: later fragments of ESP-in-UDP carry no port; they
+// follow their first fragment (remembered by source and id) for 5 s, in
+// any order.
+func TestWANNATTFragments(t *testing.T) {
+	o := loadForTest(t, Options{})
+	setupState(t, o)
+	redirect := deltas{CounterFragRedirect: 1, CounterXSKMissing: 1}
+	pass := deltas{CounterFragPass: 1}
+	v6 := func(fh []byte) []byte { return ether(false, etherTypeIPv6, ipv6(protoFragment, peer6, gw6, fh)) }
+	run := func(cs []verdictCase) {
+		for _, c := range cs {
+			t.Run(c.name, func(t *testing.T) { runCase(t, o, o.Program(RoleWAN), c) })
+		}
+	}
+	run([]verdictCase{
+		{"v4 later fragment before its first", v4frag(false, protoUDP, 0x00b9, make([]byte, 64)), xdpPass, pass},
+		{"v4 first fragment of esp-in-udp", v4frag(false, protoUDP, 0x2000, udp(4500, 4500, esp(spiKnown, 1, 64))), xdpDrop, redirect},
+		{"v4 last fragment after its first", v4frag(false, protoUDP, 0x00b9, make([]byte, 64)), xdpDrop, redirect},
+		// Reordered: the middle one after the last still belongs.
+		{"v4 middle fragment after the last", v4frag(false, protoUDP, 0x2040, make([]byte, 64)), xdpDrop, redirect},
+		{"v6 later fragment before its first", v6(fragHeader(protoUDP, 185, false, make([]byte, 64))), xdpPass, pass},
+		{"v6 first fragment of esp-in-udp", v6(fragHeader(protoUDP, 0, true, udp(40000, 4500, esp(spiKnown, 1, 64)))), xdpDrop, redirect},
+		{"v6 later fragment after its first", v6(fragHeader(protoUDP, 185, false, make([]byte, 64))), xdpDrop, redirect},
+		{"v6 first fragment of udp 53", v6(fragHeader(protoUDP, 0, true, udp(53, 53, make([]byte, 64)))), xdpPass, pass},
+	})
+	// Past NATT_FRAG_TTL_NS the key (source, IP id) is another
+	// datagram's: the sender's id counter wrapped. Age the entries (0:
+	// boot time) instead of waiting.
+	var k [24]byte
+	var v uint64
+	for it := o.objs.NattFrags.Iterate(); it.Next(&k, &v); {
+		if err := o.objs.NattFrags.Put(k, uint64(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run([]verdictCase{
+		{"v4 later fragment of an aged set", v4frag(false, protoUDP, 0x2040, make([]byte, 64)), xdpPass, pass},
+		{"v6 later fragment of an aged set", v6(fragHeader(protoUDP, 185, false, make([]byte, 64))), xdpPass, pass},
+	})
 }
 
 func lanCases() []verdictCase {
@@ -495,7 +544,7 @@ var (
 		CounterInBypass, CounterInDefaultPass, CounterVLANOtherPass}
 	dropCounters = []Counter{CounterESPUnknownSPI, CounterLANDiscard, CounterInProtectDrop, CounterInDiscard,
 		CounterInDefaultDrop, CounterInUnsureDrop}
-	redirectCounters = []Counter{CounterESPRedirect, CounterESPUDPRedirect, CounterLANProtectRedirect, CounterLANDivertRedirect}
+	redirectCounters = []Counter{CounterESPRedirect, CounterESPUDPRedirect, CounterLANProtectRedirect, CounterLANDivertRedirect, CounterFragRedirect}
 )
 
 func checkOneVerdict(o *Objects, r Role, frame []byte) error {

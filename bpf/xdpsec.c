@@ -11,6 +11,8 @@
  *
  *   xdp_wan     unprotected side: ESP (RFC 4303) and ESP-in-UDP (RFC 3948)
  *               with a live SPI go to the XSK; unknown SPIs are dropped here.
+ *               Outer fragments of ESP and ESP-in-UDP go to the XSK too, where
+ *               the worker reassembles them (fastpath/reasm).
  *   xdp_lan     protected side: the destination address is looked up in an
  *               LPM mirror of the SPD; PROTECT/DIVERT go to the XSK, DISCARD
  *               is dropped, BYPASS and misses go to the kernel.
@@ -46,6 +48,11 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 #define XSK_MAX_QUEUES 64
 #define LIVE_SPIS_MAX (1 << 20)
 #define SPD_MAX_ENTRIES (1 << 16)
+#define NATT_FRAGS_MAX 4096
+/* How long after its first fragment an ESP-in-UDP datagram's later
+ * fragments are still taken for its own (ns): their key (source, IP id) is
+ * reused once the sender's id counter wraps. */
+#define NATT_FRAG_TTL_NS (5ULL * 1000 * 1000 * 1000)
 /* Inbound rules the scan reads; a longer SPD is cut here, and a packet that
  * matches none of the first IN_RULES_MAX is dropped (in_unsure_drop). */
 #define IN_RULES_MAX 64
@@ -87,6 +94,7 @@ enum counter {
 	CNT_IN_DEFAULT_PASS, /* no policy, default bypass (or one-arm) */
 	CNT_IN_UNSURE_DROP,  /* a rule needs ports/protocol the packet does not show */
 	CNT_VLAN_OTHER_PASS, /* not the configured VLAN (or untagged): the kernel's */
+	CNT_FRAG_REDIRECT,   /* outer fragment of ESP / ESP-in-UDP, to the XSK for reassembly */
 	CNT_MAX,
 };
 
@@ -178,6 +186,25 @@ struct {
 	__type(value, enum spd_action);
 } spd_v6 SEC(".maps");
 
+/* A datagram whose first fragment was ESP-in-UDP: its later fragments carry
+ * no UDP header, only this key says they belong to the XSK. The value is
+ * when the first fragment came (bpf_ktime_get_ns). */
+struct frag_key {
+	__u8 saddr[16];
+	__u32 id;	/* IPv4 identification or IPv6 fragment header id, as on the wire */
+	__u32 family;
+};
+
+/* LRU: an entry is ignored after NATT_FRAG_TTL_NS and pushed out by newer
+ * ones (not deleted with the last fragment: fragments may come in any
+ * order). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NATT_FRAGS_MAX);
+	__type(key, struct frag_key);
+	__type(value, __u64);
+} natt_frags SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, SPD_MAX_ENTRIES);
@@ -221,6 +248,7 @@ struct hdrs {
 	void *l4;	/* first byte after the IP header (IPv4: IHL honoured) */
 	__u8 *daddr;	/* destination address (4 or 16 bytes) */
 	__u8 *saddr;	/* source address (4 or 16 bytes) */
+	__u32 id;	/* IPv4 identification, as on the wire */
 	__u8 family;	/* 4 or 6 */
 	__u8 proto;	/* IPv4 protocol or IPv6 fixed-header next header */
 	__u8 fragment;	/* IPv4 MF set or fragment offset non-zero */
@@ -300,6 +328,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct hdrs *h)
 		h->l4 = l3 + hlen;
 		h->daddr = ip->daddr;
 		h->saddr = ip->saddr;
+		h->id = ip->id;
 		h->family = 4;
 		h->proto = ip->protocol;
 		/* MF (0x2000) or a non-zero offset (0x1fff): any fragment. */
@@ -649,6 +678,88 @@ static __always_inline int esp_spi(struct xdp_md *ctx, struct hdrs *h, __u32 *sp
 	return 1;
 }
 
+/* An outer fragment (IPv4, or IPv6 with the Fragment header first). ESP
+ * fragments go to the XSK: the protocol is in every IPv4 fragment and in
+ * every IPv6 Fragment header's next header; the worker reassembles them in
+ * bounded memory and drops what is not for a live SA. UDP fragments go to
+ * the XSK when the first one is ESP-in-UDP (NAT-T port, non-zero marker);
+ * its key is remembered so the later ones, which carry no ports, follow it,
+ * for NATT_FRAG_TTL_NS: the sender reuses an IP id once its counter wraps,
+ * and a stale key would take the later fragments of an unrelated datagram
+ * (IKE fragmented by IP) from the kernel. A later UDP fragment that
+ * overtakes its first goes to the kernel (and the set expires on both
+ * sides, counted); everything else, IKE fragmented by IP included, is the
+ * kernel's to reassemble as before.
+ *
+ * Fragments are redirected to the queue they arrived on, like any packet:
+ * NICs hash fragments on addresses only, so one datagram's fragments share
+ * a queue and a worker (see fastpath/worker.go). */
+static __always_inline int wan_frag(struct xdp_md *ctx, struct hdrs *h)
+{
+	void *end = (void *)(long)ctx->data_end;
+	struct frag_key k = {};
+	struct config *cfg;
+	struct udphdr *udp;
+	__u16 natt_port = NATT_PORT_DEFAULT;
+	__u8 proto = h->proto;
+	__u64 now, *seen;
+	__u32 marker;
+	void *l4 = h->l4;
+	int first = !h->later;
+
+	k.family = h->family;
+	if (h->family == 4) {
+		k.id = h->id;
+		__builtin_memcpy(k.saddr, h->saddr, 4);
+	} else {
+		__u8 *fh = h->l4;
+
+		if ((void *)(fh + 8) > end) {
+			count(CNT_MALFORMED_PASS);
+			return XDP_PASS;
+		}
+		proto = fh[0];
+		first = ((fh[2] << 8 | fh[3]) & 0xfff8) == 0;
+		__builtin_memcpy(&k.id, fh + 4, sizeof(k.id));
+		__builtin_memcpy(k.saddr, h->saddr, 16);
+		l4 = fh + 8;
+	}
+	if (proto == IPPROTO_ESP) {
+		count(CNT_FRAG_REDIRECT);
+		return to_xsk(ctx);
+	}
+	if (proto != IPPROTO_UDP) {
+		count(CNT_FRAG_PASS);
+		return XDP_PASS;
+	}
+	if (!first) {
+		seen = bpf_map_lookup_elem(&natt_frags, &k);
+		if (seen && bpf_ktime_get_ns() - *seen < NATT_FRAG_TTL_NS) {
+			count(CNT_FRAG_REDIRECT);
+			return to_xsk(ctx);
+		}
+		count(CNT_FRAG_PASS);
+		return XDP_PASS;
+	}
+	udp = l4;
+	if ((void *)(udp + 1) + 4 > end) {
+		count(CNT_FRAG_PASS);
+		return XDP_PASS;
+	}
+	cfg = get_config();
+	if (cfg && cfg->natt_port)
+		natt_port = cfg->natt_port;
+	__builtin_memcpy(&marker, udp + 1, sizeof(marker));
+	if (bpf_ntohs(udp->dest) != natt_port || marker == 0) {
+		count(CNT_FRAG_PASS);
+		return XDP_PASS;
+	}
+	now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&natt_frags, &k, &now, BPF_ANY);
+	count(CNT_FRAG_REDIRECT);
+	return to_xsk(ctx);
+}
+
 /* WAN classification of a parsed IP packet. */
 static __always_inline int wan_ip(struct xdp_md *ctx, struct hdrs *h)
 {
@@ -663,13 +774,8 @@ static __always_inline int wan_ip(struct xdp_md *ctx, struct hdrs *h)
 	if (r != IN_FALLTHROUGH)
 		return r;
 
-	if (h->fragment) {
-		/* Non-first fragments have no SPI; first fragments of ESP are not
-		 * worth reassembling here. The kernel reassembles (and, for UDP,
-		 * delivers to the NAT-T socket). */
-		count(CNT_FRAG_PASS);
-		return XDP_PASS;
-	}
+	if (h->fragment)
+		return wan_frag(ctx, h);
 	if (h->proto == IPPROTO_ESP) {
 		/* SPI and sequence number must be present (RFC 4303 section 2). */
 		if (h->l4 + 8 > end) {
@@ -682,10 +788,8 @@ static __always_inline int wan_ip(struct xdp_md *ctx, struct hdrs *h)
 	if (h->proto == IPPROTO_UDP)
 		return wan_udp(ctx, h);
 	if (h->family == 6) {
-		if (h->proto == IPPROTO_FRAGMENT) {
-			count(CNT_FRAG_PASS);
-			return XDP_PASS;
-		}
+		if (h->proto == IPPROTO_FRAGMENT)
+			return wan_frag(ctx, h);
 		if (is_v6_exthdr(h->proto)) {
 			/* Walking extension headers costs verifier complexity for
 			 * traffic a gateway should not see on its ESP path. */

@@ -51,8 +51,16 @@ const (
 	xdpsecCounterCNT_IN_DEFAULT_PASS      xdpsecCounter = 20
 	xdpsecCounterCNT_IN_UNSURE_DROP       xdpsecCounter = 21
 	xdpsecCounterCNT_VLAN_OTHER_PASS      xdpsecCounter = 22
-	xdpsecCounterCNT_MAX                  xdpsecCounter = 23
+	xdpsecCounterCNT_FRAG_REDIRECT        xdpsecCounter = 23
+	xdpsecCounterCNT_MAX                  xdpsecCounter = 24
 )
+
+type xdpsecFragKey struct {
+	_      structs.HostLayout
+	Saddr  [16]uint8
+	Id     uint32
+	Family uint32
+}
 
 type xdpsecInAction uint32
 
@@ -113,6 +121,7 @@ const (
 	xdpsecMapInV4       = "in_v4"
 	xdpsecMapInV6       = "in_v6"
 	xdpsecMapLiveSpis   = "live_spis"
+	xdpsecMapNattFrags  = "natt_frags"
 	xdpsecMapSpdV4      = "spd_v4"
 	xdpsecMapSpdV6      = "spd_v6"
 	xdpsecMapXsks       = "xsks"
@@ -172,15 +181,16 @@ type xdpsecProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpsecMapSpecs struct {
-	Config   *ebpf.MapSpec `ebpf:"config"`
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	InRules  *ebpf.MapSpec `ebpf:"in_rules"`
-	InV4     *ebpf.MapSpec `ebpf:"in_v4"`
-	InV6     *ebpf.MapSpec `ebpf:"in_v6"`
-	LiveSpis *ebpf.MapSpec `ebpf:"live_spis"`
-	SpdV4    *ebpf.MapSpec `ebpf:"spd_v4"`
-	SpdV6    *ebpf.MapSpec `ebpf:"spd_v6"`
-	Xsks     *ebpf.MapSpec `ebpf:"xsks"`
+	Config    *ebpf.MapSpec `ebpf:"config"`
+	Counters  *ebpf.MapSpec `ebpf:"counters"`
+	InRules   *ebpf.MapSpec `ebpf:"in_rules"`
+	InV4      *ebpf.MapSpec `ebpf:"in_v4"`
+	InV6      *ebpf.MapSpec `ebpf:"in_v6"`
+	LiveSpis  *ebpf.MapSpec `ebpf:"live_spis"`
+	NattFrags *ebpf.MapSpec `ebpf:"natt_frags"`
+	SpdV4     *ebpf.MapSpec `ebpf:"spd_v4"`
+	SpdV6     *ebpf.MapSpec `ebpf:"spd_v6"`
+	Xsks      *ebpf.MapSpec `ebpf:"xsks"`
 }
 
 // xdpsecVariableSpecs contains global variables before they are loaded into the kernel.
@@ -209,15 +219,16 @@ func (o *xdpsecObjects) Close() error {
 //
 // It can be passed to loadXdpsecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpsecMaps struct {
-	Config   *ebpf.Map `ebpf:"config"`
-	Counters *ebpf.Map `ebpf:"counters"`
-	InRules  *ebpf.Map `ebpf:"in_rules"`
-	InV4     *ebpf.Map `ebpf:"in_v4"`
-	InV6     *ebpf.Map `ebpf:"in_v6"`
-	LiveSpis *ebpf.Map `ebpf:"live_spis"`
-	SpdV4    *ebpf.Map `ebpf:"spd_v4"`
-	SpdV6    *ebpf.Map `ebpf:"spd_v6"`
-	Xsks     *ebpf.Map `ebpf:"xsks"`
+	Config    *ebpf.Map `ebpf:"config"`
+	Counters  *ebpf.Map `ebpf:"counters"`
+	InRules   *ebpf.Map `ebpf:"in_rules"`
+	InV4      *ebpf.Map `ebpf:"in_v4"`
+	InV6      *ebpf.Map `ebpf:"in_v6"`
+	LiveSpis  *ebpf.Map `ebpf:"live_spis"`
+	NattFrags *ebpf.Map `ebpf:"natt_frags"`
+	SpdV4     *ebpf.Map `ebpf:"spd_v4"`
+	SpdV6     *ebpf.Map `ebpf:"spd_v6"`
+	Xsks      *ebpf.Map `ebpf:"xsks"`
 }
 
 func (m *xdpsecMaps) Close() error {
@@ -228,6 +239,7 @@ func (m *xdpsecMaps) Close() error {
 		m.InV4,
 		m.InV6,
 		m.LiveSpis,
+		m.NattFrags,
 		m.SpdV4,
 		m.SpdV6,
 		m.Xsks,

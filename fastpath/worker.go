@@ -7,6 +7,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/fastpath/esp"
 	"github.com/xdpsec/xdpsec/fastpath/packet"
+	"github.com/xdpsec/xdpsec/fastpath/reasm"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
 )
@@ -55,6 +56,10 @@ type Config struct {
 	// (spd.Policy.Acquire) whose packets found no SA. It is shared by all
 	// workers.
 	Acquire *Acquirer
+	// Reasm sizes the reassembly of outer fragments of ESP and
+	// ESP-in-UDP (zero fields: reasm's defaults; MaxLen is always what a
+	// frame holds).
+	Reasm reasm.Config
 }
 
 // maxFrags bounds how many fragments one packet may become (a 9000-byte
@@ -79,6 +84,8 @@ type Stats struct {
 	// drops).
 	Held, Released, HeldDrops uint64
 	Drops                     [sad.NumReasons]uint64
+	// Reasm are the counters of the reassembly of outer fragments.
+	Reasm reasm.Stats
 }
 
 // atomicStats is the published copy, added to once per poll.
@@ -135,6 +142,16 @@ type Worker struct {
 	// cfg.WANMTU at the start of each poll.
 	mtuSet atomic.Int32
 
+	// reasm reassembles outer fragments of ESP. Per worker, so no
+	// locks: all fragments of one datagram must reach the same queue.
+	// The XDP program redirects a fragment to the queue it arrived on,
+	// and NICs hash fragments (first and later alike) on the addresses
+	// only, having no ports or SPI in the later ones, so they do. Where
+	// RSS is configured otherwise (e.g. hashing ESP on its SPI), split
+	// sets expire and are counted as reasm timeouts: configure RSS
+	// for esp4/esp6/udp fragments by addresses ("sd").
+	reasm *reasm.Reassembler
+
 	local Stats
 	pub   atomicStats
 }
@@ -163,6 +180,9 @@ func NewWorker(id int, cfg Config) *Worker {
 		w.natt = packet.NATTPort
 	}
 	w.oneArm = cfg.LAN == cfg.WAN
+	rc := cfg.Reasm
+	rc.MaxLen = FrameSize - packet.EthLen
+	w.reasm = reasm.New(rc)
 	w.crossWAN = !cfg.WAN.Shares(cfg.LAN)
 	w.crossLAN = !cfg.LAN.Shares(cfg.WAN)
 	if w.oneArm {
@@ -194,6 +214,9 @@ func (w *Worker) Poll() int {
 		n += m
 	}
 	w.local.Polls++
+	if w.reasm.Pending() > 0 {
+		w.reasm.Expire(monotime())
+	}
 	w.flush()
 	return n
 }
@@ -687,6 +710,7 @@ func (w *Worker) inbound(pkts []Packet) {
 	var cur, lastSA *sad.SA
 	var lastSPI uint32 // 0 is reserved: never found, lastSA nil
 	var pk, by uint64
+	var now int64 // read once per batch, and only when a fragment comes
 	if w.crossLAN {
 		got := w.cfg.LAN.Alloc(w.spare[:len(pkts)])
 		w.local.NoFrame += uint64(len(pkts) - got)
@@ -700,7 +724,25 @@ func (w *Worker) inbound(pkts []Packet) {
 			w.drop(&nfree, p, sad.ErrBadHeader)
 			continue
 		}
-		if r := esp.ParseOuter(d[packet.EthLen:], w.natt, &o); r != sad.OK {
+		r := esp.ParseOuter(d[packet.EthLen:], w.natt, &o)
+		if r == sad.ErrFragment && (o.IP.Proto == packet.ProtoESP || o.IP.Proto == packet.ProtoUDP) {
+			if now == 0 {
+				now = monotime()
+			}
+			switch w.reassemble(p, now) {
+			case reasm.Held:
+				w.free[nfree] = *p
+				nfree++
+				continue
+			case reasm.Dropped:
+				w.drop(&nfree, p, sad.ErrFragment)
+				continue
+			}
+			// The whole packet now takes the normal path.
+			d = p.Data()
+			r = esp.ParseOuter(d[packet.EthLen:], w.natt, &o)
+		}
+		if r != sad.OK {
 			w.drop(&nfree, p, r)
 			continue
 		}
@@ -799,6 +841,22 @@ func (w *Worker) inbound(pkts []Packet) {
 	}
 }
 
+// reassemble gives the outer fragment in p to the reassembly stage. On
+// Done, p holds the whole packet, written from the start of its frame
+// (decapsulation needs no headroom); otherwise p's frame is to be freed.
+func (w *Worker) reassemble(p *Packet, now int64) reasm.Verdict {
+	var eth [packet.EthLen]byte
+	copy(eth[:], p.Frame[p.Off:])
+	ipb := p.Frame[p.Off+packet.EthLen : p.Off+p.Len]
+	// out may overlap ipb: Add reads the fragment before writing out.
+	n, v := w.reasm.Add(ipb, now, p.Frame[packet.EthLen:])
+	if v == reasm.Done {
+		copy(p.Frame, eth[:])
+		p.Off, p.Len = 0, packet.EthLen+n
+	}
+	return v
+}
+
 // send transmits w.tx[:n] on port, freeing what the ring refused.
 func (w *Worker) send(port Port, n int) {
 	if n == 0 {
@@ -857,5 +915,6 @@ func (w *Worker) Stats() Stats {
 	for i := range s.Drops {
 		s.Drops[i] = p.Drops[i].Load()
 	}
+	s.Reasm = w.reasm.Stats()
 	return s
 }

@@ -36,11 +36,15 @@ typedef __u32 __be32;
 #define BPF_MAP_TYPE_HASH 1
 #define BPF_MAP_TYPE_ARRAY 2
 #define BPF_MAP_TYPE_PERCPU_ARRAY 6
+#define BPF_MAP_TYPE_LRU_HASH 9
 #define BPF_MAP_TYPE_LPM_TRIE 11
 #define BPF_MAP_TYPE_XSKMAP 17
 
 /* map_flags */
 #define BPF_F_NO_PREALLOC (1U << 0)
+
+/* map update flags */
+#define BPF_ANY 0
 
 /* struct xdp_md: the XDP program context as the kernel exposes it. */
 struct xdp_md {
@@ -54,6 +58,8 @@ struct xdp_md {
 
 /* Helper calls are addressed by their stable numeric id. */
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *)2;
+static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
 static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
 
 /* BTF-defined map declarations, the same encoding libbpf and cilium/ebpf read. */

@@ -161,6 +161,9 @@ type Config struct {
 	// MSSClamp clamps TCP SYNs' MSS through the tunnel (spd.MSSAuto,
 	// a value in bytes, or 0: off); a policy's mss_clamp overrides it.
 	MSSClamp int
+	// Reassembly sizes the reassembly of outer fragments of ESP
+	// (reassembly: in the file).
+	Reassembly Reassembly
 
 	SAs      []SA
 	Policies []Policy
@@ -475,7 +478,8 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 	known := []string{"interfaces", "default_action", "nat_t_port", "pin_path", "control", "metrics", "log_level", "log_format", "state_file", "state_dir", "sas", "policies", "connections", "key_log", "ike", "acquire_interval", "retransmit", "on_stop",
 		"delete_rekeyed_delay", "rekey_delete_delay",
 		"control_group", "control_admin_group",
-		"mtu", "mss_clamp"}
+		"mtu", "mss_clamp",
+		"reassembly"}
 	var sasNode, polNode, connNode *yaml.Node
 	pinSet := false
 	d.mapping(n, "", known, func(k string, v *yaml.Node) {
@@ -496,6 +500,8 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 			if m, ok := d.integer(v, k, 1280, 9216); ok {
 				c.MTU = int(m)
 			}
+		case "reassembly":
+			d.reassembly(v, c)
 		case "mss_clamp":
 			c.MSSClamp = d.mssClamp(v, k)
 			if c.MSSClamp == spd.MSSOff {

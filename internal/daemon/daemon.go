@@ -21,6 +21,7 @@ import (
 	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/fastpath"
 	"github.com/xdpsec/xdpsec/fastpath/nexthop"
+	"github.com/xdpsec/xdpsec/fastpath/reasm"
 	"github.com/xdpsec/xdpsec/fastpath/xsk"
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/control"
@@ -527,6 +528,8 @@ func (d *Daemon) openQueues() error {
 			WANMTU:        mtu, ICMPSrc4: src4, ICMPSrc6: src6,
 			MSSClamp: cfg.MSSClamp, PolicyMSS: policyMSS,
 			LANVLAN: cfg.LANVLAN, WANVLAN: cfg.WANVLAN,
+			Reasm: reasm.Config{Slots: cfg.Reassembly.Datagrams, PerSource: cfg.Reassembly.PerSource,
+				Timeout: int64(cfg.Reassembly.Timeout)},
 		}
 		if d.ike != nil {
 			wc.Acquire = d.ike.acq

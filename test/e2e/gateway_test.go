@@ -52,6 +52,15 @@ type tunnelKeys struct {
 	abInteg, baInteg []byte
 }
 
+// uat is tshark's esp_sa table for the two AES-128-GCM SAs of k.
+func (k tunnelKeys) uat() []string {
+	row := func(src, dst string, spi uint32, key []byte) string {
+		return fmt.Sprintf("%q,%q,%q,%q,%q,%q,%q,%q", k.family, src, dst, fmt.Sprintf("0x%08x", spi),
+			"AES-GCM with 16 octet ICV [RFC4106]", "0x"+hex.EncodeToString(key), "NULL", "")
+	}
+	return []string{row(k.a, k.b, spiAB, k.ab), row(k.b, k.a, spiBA, k.ba)}
+}
+
 type tunnelOpts struct {
 	udp bool
 	// badKeyAtB gives gwB an inbound key other than gwA's outbound key.
@@ -66,6 +75,8 @@ type tunnelOpts struct {
 	suite string
 	// mssClamp is both gateways' mss_clamp ("" leaves it out).
 	mssClamp string
+	// top is more top-level YAML for both gateways (one or more lines).
+	top string
 }
 
 // configs writes the two gateways' configurations: a pair of static SAs
@@ -99,6 +110,9 @@ func (l *lab) configs(t *testing.T, o tunnelOpts) (string, string, tunnelKeys) {
 	extra := ""
 	if o.mssClamp != "" {
 		extra = "\nmss_clamp: " + o.mssClamp
+	}
+	if o.top != "" {
+		extra += "\n" + strings.TrimSuffix(o.top, "\n")
 	}
 	if o.outer6 {
 		k.family, k.a, k.b = "IPv6", gwA6, gwB6
@@ -221,12 +235,7 @@ func noLeak(t *testing.T, pcap string) (esp int) {
 // every ICV is good.
 func decryptAll(t *testing.T, pcap string, k tunnelKeys) {
 	t.Helper()
-	row := func(src, dst string, spi uint32, key []byte) string {
-		return fmt.Sprintf("%q,%q,%q,%q,%q,%q,%q,%q", k.family, src, dst, fmt.Sprintf("0x%08x", spi),
-			"AES-GCM with 16 octet ICV [RFC4106]", "0x"+hex.EncodeToString(key), "NULL", "")
-	}
-	uat := []string{row(k.a, k.b, spiAB, k.ab), row(k.b, k.a, spiBA, k.ba)}
-	good, n := verifyESP(t, pcap, uat)
+	good, n := verifyESP(t, pcap, k.uat())
 	t.Logf("tshark decrypted %d/%d ESP frames with good ICVs", good, n)
 }
 
