@@ -120,6 +120,9 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	if control.InUse(cfg.Control) {
 		return d, fmt.Errorf("a daemon already serves %s: one daemon per configuration", cfg.Control)
 	}
+	if err := checkCapabilities(cfg); err != nil {
+		return d, err
+	}
 	logCPU(log)
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
