@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	systemd "github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/daemon"
 )
@@ -61,7 +63,17 @@ func runDaemon(args []string) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go hangups(ctx, hup, *file, &level, log)
-	if err := daemon.Run(ctx, cfg, log); err != nil {
+	d, err := daemon.Start(cfg, log)
+	if err != nil {
+		log.Error("xdpsec", "err", err)
+		notify(log, "STATUS=start failed: "+err.Error())
+		return 1
+	}
+	notify(log, systemd.SdNotifyReady, "STATUS=running")
+	<-ctx.Done()
+	notify(log, systemd.SdNotifyStopping)
+	log.Info("shutting down")
+	if err := d.Shutdown(); err != nil {
 		log.Error("xdpsec", "err", err)
 		return 1
 	}
