@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,7 +19,7 @@ func init() {
 }
 
 func runDaemon(args []string) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs := newFlagSet("run")
 	file := fs.String("c", "/etc/xdpsec/xdpsec.yaml", "configuration file")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	cleanup := fs.Bool("cleanup", false, "detach and unpin what a crashed daemon left for this configuration, and exit")
