@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var overstrike = regexp.MustCompile(".\x08")
+
+// TestDebianPackage: `make deb` builds a package whose control data and
+// contents are what an operator expects (dpkg-deb -I, -c), whose unit
+// passes `systemd-analyze verify` with no complaint, whose man pages
+// render with `man -l` and no warning, whose example configuration is
+// valid, and whose binary runs. It does not `dpkg -i` on this shared
+// machine: the package's postrm purges /var/lib/xdpsec and the user
+// xdpsec, which other runs here may use.
+func TestDebianPackage(t *testing.T) {
+	needBinary(t)
+	for _, tool := range []string{"make", "dpkg-deb", "gzip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	make := exec.Command("make", "deb")
+	make.Dir = root
+	out, err := make.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make deb: %v\n%s", err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(root, "build", "xdpsec_*.deb"))
+	if len(debs) == 0 {
+		t.Fatalf("make deb made no build/xdpsec_*.deb\n%s", out)
+	}
+	deb := debs[len(debs)-1]
+	for _, d := range debs[:len(debs)-1] { // older builds' packages
+		if fi, err1 := os.Stat(d); err1 == nil {
+			if fj, err2 := os.Stat(deb); err2 == nil && fi.ModTime().After(fj.ModTime()) {
+				deb = d
+			}
+		}
+	}
+	dpkg := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("dpkg-deb", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("dpkg-deb %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	info := dpkg("-I", deb)
+	for _, want := range []string{"Package: xdpsec", "Architecture: ", "Section: net", "Depends: passwd", " conffiles", " postinst", " prerm", " postrm"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("dpkg-deb -I lacks %q:\n%s", want, info)
+		}
+	}
+	if v := strings.TrimSpace(dpkg("-f", deb, "Version")); v == "" || v[0] < '0' || v[0] > '9' {
+		t.Errorf("Version %q: a Debian version starts with a digit", v)
+	}
+	contents := dpkg("-c", deb)
+	t.Logf("dpkg-deb -c %s:\n%s", filepath.Base(deb), contents)
+	for _, want := range []string{"./usr/sbin/xdpsec", "./lib/systemd/system/xdpsec.service", "./etc/xdpsec/xdpsec.yaml",
+		"./usr/share/man/man8/xdpsec.8.gz", "./usr/share/man/man5/xdpsec.yaml.5.gz"} {
+		if !strings.Contains(contents, want+"\n") {
+			t.Errorf("dpkg-deb -c lacks %s", want)
+		}
+	}
+	ctrl := t.TempDir()
+	dpkg("-e", deb, ctrl)
+	if b, err := os.ReadFile(filepath.Join(ctrl, "conffiles")); err != nil || strings.TrimSpace(string(b)) != "/etc/xdpsec/xdpsec.yaml" {
+		t.Errorf("conffiles: %q %v, want /etc/xdpsec/xdpsec.yaml", b, err)
+	}
+	x := t.TempDir()
+	dpkg("-x", deb, x)
+	bin := filepath.Join(x, "usr", "sbin", "xdpsec")
+
+	t.Run("binary", func(t *testing.T) {
+		for _, args := range [][]string{{"version"}, {"selftest", "-packets", "200"}, {"run", "--help"}} {
+			if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+				t.Errorf("xdpsec %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+		// The example configuration is valid once its PSK file exists.
+		dir := t.TempDir()
+		psk := filepath.Join(dir, "site.psk")
+		if err := os.WriteFile(psk, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		body, err := os.ReadFile(filepath.Join(x, "etc", "xdpsec", "xdpsec.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := filepath.Join(dir, "xdpsec.yaml")
+		if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(string(body), "/etc/xdpsec/site.psk", psk)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(bin, "run", "--check", "-c", cfg).CombinedOutput(); err != nil || !strings.Contains(string(out), ": ok (") {
+			t.Errorf("xdpsec run --check on the packaged example: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("systemd-analyze verify", func(t *testing.T) {
+		if _, err := exec.LookPath("systemd-analyze"); err != nil {
+			t.Skip("systemd-analyze is not installed (Debian package systemd; scripts/install-deps.sh installs it)")
+		}
+		// The unit as packaged, its ExecStart pointing at the extracted
+		// binary (verify checks the commands exist).
+		unit, err := os.ReadFile(filepath.Join(x, "lib", "systemd", "system", "xdpsec.service"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := filepath.Join(t.TempDir(), "xdpsec.service")
+		if err := os.WriteFile(u, []byte(strings.ReplaceAll(string(unit), "/usr/sbin/xdpsec", bin)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("systemd-analyze", "verify", "--man=no", u)
+		cmd.Dir = filepath.Dir(u)
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "" {
+			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("man", func(t *testing.T) {
+		if _, err := exec.LookPath("man"); err != nil {
+			t.Skip("man is not installed (Debian packages man-db, groff-base; scripts/install-deps.sh installs them)")
+		}
+		for _, tc := range []struct {
+			page string
+			want []string
+		}{
+			{"usr/share/man/man8/xdpsec.8.gz", []string{"XDPSEC(8)", "COMMANDS", "xdpsec run [-c FILE]", "xdpsec show sa", "CAP_PERFMON", "Example:"}},
+			{"usr/share/man/man5/xdpsec.yaml.5.gz", []string{"XDPSEC.YAML(5)", "CONNECTIONS", "REFERENCE", "control_admin_group", "esp_proposals"}},
+		} {
+			cmd := exec.Command("man", "--warnings", "-l", filepath.Join(x, tc.page))
+			cmd.Env = append(os.Environ(), "MANWIDTH=100", "MAN_KEEP_FORMATTING=0", "PAGER=cat")
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil || stderr.Len() > 0 {
+				t.Errorf("man -l %s: %v\n%s", tc.page, err, stderr.String())
+			}
+			text := overstrike.ReplaceAllString(string(out), "") // bold and underline as a pipe gets them
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("man -l %s lacks %q", tc.page, w)
+				}
+			}
+		}
+	})
+}
