@@ -15,9 +15,12 @@ var overstrike = regexp.MustCompile(".\x08")
 // contents are what an operator expects (dpkg-deb -I, -c), whose unit
 // passes `systemd-analyze verify` with no complaint, whose man pages
 // render with `man -l` and no warning, whose example configuration is
-// valid, and whose binary runs. It does not `dpkg -i` on this shared
-// machine: the package's postrm purges /var/lib/xdpsec and the user
-// xdpsec, which other runs here may use.
+// valid, and whose binary runs. As root it also installs the package,
+// runs the installed xdpsec and purges it - inside a mount namespace of
+// its own where /etc, /usr and /var are overlays on throwaway upper
+// directories (and /run and /sys/fs/bpf fresh), so the machine's own
+// files, dpkg database and users are never touched: a shared test machine
+// stays as it was, whatever the package's scripts do.
 func TestDebianPackage(t *testing.T) {
 	needBinary(t)
 	for _, tool := range []string{"make", "dpkg-deb", "gzip"} {
@@ -128,6 +131,30 @@ func TestDebianPackage(t *testing.T) {
 		}
 	})
 
+	t.Run("dpkg -i and purge", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root (dpkg -i in a private mount namespace)")
+		}
+		for _, tool := range []string{"unshare", "dpkg"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				t.Skipf("%s is not installed", tool)
+			}
+		}
+		tmp := t.TempDir()
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private", "bash", "-c", dpkgInstallScript, "dpkg-test", tmp, deb)
+		out, err := cmd.CombinedOutput()
+		t.Logf("install, run, purge:\n%s", out)
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		for _, want := range []string{"user: xdpsec:x:", "/var/lib/xdpsec: xdpsec xdpsec 700", "selftest passed:",
+			"/usr/share/man/man8/xdpsec.8.gz", "/usr/share/man/man5/xdpsec.yaml.5.gz", "after purge: nothing left", "after purge: no user, no group"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("no %q in the output", want)
+			}
+		}
+	})
+
 	t.Run("man", func(t *testing.T) {
 		if _, err := exec.LookPath("man"); err != nil {
 			t.Skip("man is not installed (Debian packages man-db, groff-base; scripts/install-deps.sh installs them)")
@@ -156,3 +183,34 @@ func TestDebianPackage(t *testing.T) {
 		}
 	})
 }
+
+// dpkgInstallScript installs the package ($2) in a private mount
+// namespace whose /etc, /usr and /var are overlays with upper directories
+// under $1, runs it, purges it and lists what changed (dpkg's own
+// database and logs aside): nothing may.
+const dpkgInstallScript = `set -eu
+T=$1 DEB=$2
+for d in etc usr var; do
+	mkdir -p "$T/$d-up" "$T/$d-work"
+	mount -t overlay overlay -o "lowerdir=/$d,upperdir=$T/$d-up,workdir=$T/$d-work" "/$d"
+done
+mount -t tmpfs tmpfs /run
+mount -t bpf bpf /sys/fs/bpf
+files() { find /etc /usr /var -xdev \( -path /var/lib/dpkg -o -path /var/log -o -path /var/cache \) -prune -o -print | sort; }
+# As on a fresh machine (this one's other runs may have made these; the
+# overlay hides them from here only).
+rm -rf /etc/xdpsec /var/lib/xdpsec
+if getent passwd xdpsec >/dev/null; then userdel xdpsec; fi
+if getent group xdpsec >/dev/null; then groupdel xdpsec; fi
+files >"$T/before"
+dpkg -i "$DEB"
+echo "user: $(getent passwd xdpsec)"
+echo "/var/lib/xdpsec: $(stat -c '%U %G %a' /var/lib/xdpsec)"
+/usr/sbin/xdpsec version
+/usr/sbin/xdpsec selftest -packets 200 | tail -1
+man -w xdpsec xdpsec.yaml
+dpkg --purge xdpsec
+files >"$T/after"
+if diff "$T/before" "$T/after"; then echo "after purge: nothing left"; fi
+if ! getent passwd xdpsec && ! getent group xdpsec; then echo "after purge: no user, no group"; fi
+`
