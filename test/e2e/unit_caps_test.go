@@ -131,25 +131,10 @@ func newServiceDir(t *testing.T, l *lab) *serviceDir {
 // only, with $NOTIFY_SOCKET set as systemd would.
 func (s *serviceDir) startService(t *testing.T, l *lab, caps []string) *gateway {
 	t.Helper()
-	g := &gateway{l: l, node: "gA", log: filepath.Join(s.dir, fmt.Sprintf("gA-%d.log", time.Now().UnixNano())), done: make(chan struct{})}
-	logf, err := os.Create(g.log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	args := append([]string{"--net=" + l.ns("gA"), "--"}, setprivArgs(caps)...)
-	g.cmd = exec.Command("nsenter", append(args, s.bin, "run", "-c", s.cfgA)...)
-	g.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+s.notify)
-	g.cmd.Stdout, g.cmd.Stderr = logf, logf
-	if err := g.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	go func() {
-		g.err = g.cmd.Wait()
-		logf.Close()
-		close(g.done)
-	}()
-	t.Cleanup(func() { g.stop(t, syscall.SIGTERM) })
+	cmd := exec.Command("nsenter", append(args, s.bin, "run", "-c", s.cfgA)...)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+s.notify)
+	g := l.launch(t, "gA", s.dir, cmd)
 	return g
 }
 
