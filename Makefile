@@ -53,14 +53,17 @@ generate: deps
 man: build
 	./bin/xdpsec genman -o build/man
 
-# The Debian package (build/xdpsec_VERSION_ARCH.deb) with nfpm, pinned and
-# run as a Go tool: `go mod download` is not needed, the module cache
-# holds it after the first run (the proxy is asked once).
-NFPM        ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+# The Debian package (build/xdpsec_VERSION_ARCH.deb) with nfpm, run as a Go
+# tool: pinned (v2.45.2) in the tool block of a modfile of its own,
+# scripts/package/nfpm.mod, so its hundred modules stay out of the
+# gateway's go.mod. `go mod download -modfile=scripts/package/nfpm.mod`
+# (or the first `make deb`) fetches it; after that it builds offline.
+NFPM        ?= $(GO) tool -modfile=scripts/package/nfpm.mod nfpm
 DEB_ARCH    ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 DEB_VERSION ?= $(shell git log -1 --format=0.0~git%cd.%h --date=format:%Y%m%d 2>/dev/null || echo 0.0~dev)
 deb: man
 	gzip -9nf build/man/xdpsec.8 build/man/xdpsec.yaml.5
+	rm -f build/xdpsec_*.deb
 	XDPSEC_VERSION='$(DEB_VERSION)' DEB_ARCH='$(DEB_ARCH)' $(NFPM) package -f scripts/package/nfpm.yaml -p deb -t build/
 	@ls -l build/*.deb
 

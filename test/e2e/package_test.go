@@ -39,17 +39,10 @@ func TestDebianPackage(t *testing.T) {
 		t.Fatalf("make deb: %v\n%s", err, out)
 	}
 	debs, _ := filepath.Glob(filepath.Join(root, "build", "xdpsec_*.deb"))
-	if len(debs) == 0 {
-		t.Fatalf("make deb made no build/xdpsec_*.deb\n%s", out)
+	if len(debs) != 1 {
+		t.Fatalf("make deb: want one build/xdpsec_*.deb, have %q\n%s", debs, out)
 	}
-	deb := debs[len(debs)-1]
-	for _, d := range debs[:len(debs)-1] { // older builds' packages
-		if fi, err1 := os.Stat(d); err1 == nil {
-			if fj, err2 := os.Stat(deb); err2 == nil && fi.ModTime().After(fj.ModTime()) {
-				deb = d
-			}
-		}
-	}
+	deb := debs[0]
 	dpkg := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command("dpkg-deb", args...).CombinedOutput()
