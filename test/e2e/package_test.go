@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/internal/config"
 )
 
 var overstrike = regexp.MustCompile(".\x08")
@@ -99,6 +101,27 @@ func TestDebianPackage(t *testing.T) {
 		}
 		if out, err := exec.Command(bin, "run", "--check", "-c", cfg).CombinedOutput(); err != nil || !strings.Contains(string(out), ": ok (") {
 			t.Errorf("xdpsec run --check on the packaged example: %v\n%s", err, out)
+		}
+		// The unit gives the daemon the directories the example uses.
+		c, err := config.Load(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Wipe()
+		unit, err := os.ReadFile(filepath.Join(x, "lib", "systemd", "system", "xdpsec.service"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			"RuntimeDirectory=" + strings.TrimPrefix(filepath.Dir(c.Control), "/run/") + "\n",
+			"StateDirectory=" + strings.TrimPrefix(c.StateDir, "/var/lib/") + "\n",
+			"ReadWritePaths=" + c.StateDir + " " + filepath.Dir(c.Control) + "\n",
+			"install -d -o xdpsec -g xdpsec -m 0700 " + filepath.Dir(c.PinPath) + " " + c.PinPath + " ",
+			"ExecStart=/usr/sbin/xdpsec run -c /etc/xdpsec/xdpsec.yaml\n",
+		} {
+			if !strings.Contains(string(unit), want) {
+				t.Errorf("the unit lacks %q (control %s, state_dir %s, pin_path %s)", want, c.Control, c.StateDir, c.PinPath)
+			}
 		}
 	})
 
