@@ -74,7 +74,8 @@ type serviceDir struct {
 
 func newServiceDir(t *testing.T, l *lab) *serviceDir {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "xdpsec-svc")
+	// Under /run, not /tmp: the sandbox below hides /tmp (PrivateTmp).
+	dir, err := os.MkdirTemp("/run", "xdpsec-svc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,12 +128,41 @@ func newServiceDir(t *testing.T, l *lab) *serviceDir {
 	return s
 }
 
+// sandboxScript approximates the unit's mount hardening in a mount
+// namespace of its own, then runs its arguments: every mount read-only but
+// /dev, /proc and /sys (ProtectSystem=strict) and the colon-separated
+// writable paths in $1 (ReadWritePaths=), empty /tmp and /var/tmp
+// (PrivateTmp=), empty read-only /home and /root (ProtectHome=). The
+// remounts change this namespace's mounts only.
+const sandboxScript = `set -e
+rw=$1; shift
+IFS=:
+for p in $rw; do mount --bind "$p" "$p"; done
+unset IFS
+for m in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
+	case "$m" in /dev|/dev/*|/proc|/proc/*|/sys|/sys/*) continue ;; esac
+	case ":$rw:" in *":$m:"*) continue ;; esac
+	mount -o remount,bind,ro "$m" 2>/dev/null || true
+done
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /var/tmp
+mount -t tmpfs -o ro tmpfs /home
+mount -t tmpfs -o ro tmpfs /root
+exec "$@"
+`
+
+// sandboxed is the command line that runs args in gwA's network namespace
+// inside the sandbox, with only the service's own directories writable.
+func (s *serviceDir) sandboxed(l *lab, args ...string) []string {
+	rw := strings.Join([]string{filepath.Dir(s.sock), filepath.Join(s.dir, "state-gA")}, ":")
+	return append([]string{"--net=" + l.ns("gA"), "--", "unshare", "--mount", "--propagation", "private", "sh", "-c", sandboxScript, "sandbox", rw}, args...)
+}
+
 // startService runs gwA's daemon in its namespace as serviceUID with caps
-// only, with $NOTIFY_SOCKET set as systemd would.
+// only, in the sandbox, with $NOTIFY_SOCKET set as systemd would.
 func (s *serviceDir) startService(t *testing.T, l *lab, caps []string) *gateway {
 	t.Helper()
-	args := append([]string{"--net=" + l.ns("gA"), "--"}, setprivArgs(caps)...)
-	cmd := exec.Command("nsenter", append(args, s.bin, "run", "-c", s.cfgA)...)
+	cmd := exec.Command("nsenter", s.sandboxed(l, append(setprivArgs(caps), s.bin, "run", "-c", s.cfgA)...)...)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+s.notify)
 	g := l.launch(t, "gA", s.dir, cmd)
 	return g
@@ -181,7 +211,10 @@ func procStatus(t *testing.T, pid int) map[string]string {
 
 // TestServiceCapabilities: gwA runs the way the packaged unit runs it - a
 // user that is not root (nobody), only the unit's capabilities, its own
-// directories - and the IKE tunnel comes up and carries pings; it tells
+// directories the only writable ones (an approximation of the unit's
+// ProtectSystem=strict, PrivateTmp and ProtectHome with a mount namespace:
+// the test machines' PID 1 is not systemd) - and the IKE tunnel comes up
+// and carries pings; it tells
 // systemd READY=1 once up and STOPPING=1 on SIGTERM, and its control
 // socket is 0660 for control_group. With any one of the unit's
 // capabilities taken away it refuses to start, naming that capability.
@@ -195,6 +228,14 @@ func TestServiceCapabilities(t *testing.T) {
 	s := newServiceDir(t, l)
 	notify := s.listenNotify(t)
 	gB := l.start(t, "gB", s.cfgB)
+
+	// The sandbox holds: its writable directories are, the rest is not.
+	probe := "touch " + filepath.Join(s.dir, "state-gA", "probe") + " && ! touch " + filepath.Join(s.dir, "probe") +
+		" 2>/dev/null && ! touch /var/lib/xdpsec-sandbox-probe 2>/dev/null && ! ls /tmp/* 2>/dev/null"
+	if out, err := exec.Command("nsenter", s.sandboxed(l, "sh", "-c", probe)...).CombinedOutput(); err != nil {
+		t.Fatalf("the sandbox does not hold (%s): %v\n%s", probe, err, out)
+	}
+	os.Remove(filepath.Join(s.dir, "state-gA", "probe"))
 
 	// One capability fewer: no start, and the message names it.
 	for i, c := range caps {
