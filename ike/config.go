@@ -247,6 +247,13 @@ type Connection struct {
 	// DPDAction is taken. Zero disables DPD.
 	DPDDelay  time.Duration
 	DPDAction DPDAction
+	// Keepalive is how long the IKE SA's UDP flow may stay idle while we
+	// are behind a NAT before a NAT-T keepalive goes out (RFC 3948 §2.3):
+	// a NAT forgets an idle UDP mapping, often within 30 s. Idle means we
+	// sent no IKE message and, where the installer reports it
+	// (OutboundUsageInstaller), no ESP on the Child SAs. Zero takes
+	// DefaultKeepalive; negative disables keepalives.
+	Keepalive time.Duration
 	// CloseAction is what happens when the peer deletes the IKE SA or a
 	// Child SA that was not being replaced by a rekey (strongSwan's
 	// close_action): a peer shutting down or restarting does so.

@@ -24,7 +24,9 @@
 //   - §2.17: Child SA KEYMAT; §2.14 IKE SA keys (through ike/crypto).
 //   - §2.23 and RFC 3948: NAT detection (NAT_DETECTION_SOURCE_IP and
 //     NAT_DETECTION_DESTINATION_IP), the move to UDP 4500 with the non-ESP
-//     marker, following a peer that floats, UDP encapsulation of Child SAs.
+//     marker, following a peer that floats (its Child SAs move with it:
+//     EndpointInstaller), UDP encapsulation of Child SAs, NAT-T keepalives
+//     (RFC 3948 §2.3) when we are behind a NAT and the flow is idle.
 //   - §1.4, §2.4: INFORMATIONAL: Delete of Child SAs and of the IKE SA in
 //     both directions, the empty request as a liveness check.
 //   - §1.3.1, §2.17: CREATE_CHILD_SA for further Child SAs (a connection's
@@ -115,7 +117,7 @@
 // InitiateChild, RekeyChild, RekeyChildren, RekeyIKE, Expire, Terminate, TerminateChild
 // and Ping drive it; List shows its SAs.
 //
-// Not implemented yet: NAT keepalives, configuration payloads, EAP,
+// Not implemented yet: configuration payloads, EAP,
 // MOBIKE, and additional key exchanges for Child SAs (ESP proposals with
 // keN_ are refused: their IKE_FOLLOWUP_KE is not implemented; the keys of
 // a hybrid IKE SA's Child SAs come from its SK_d, which carries them).

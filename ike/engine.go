@@ -154,6 +154,11 @@ type Engine struct {
 	// late packets after their deletion (RekeyedInboundDelay), by SPI;
 	// their SPIs stay reserved until the timer removes them.
 	lingering map[uint32]*time.Timer
+
+	// keepalives are the IKE SAs behind a NAT that send NAT-T keepalives.
+	keepalives     map[*ikeSA]*natKeepalive
+	keepalivesSent atomic.Uint64
+
 	nextReqID uint32
 	frag      fragCounters
 	// fragTimeout is reassemblyTimeout; tests shorten it.
@@ -207,6 +212,7 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		rekeyedDelay:    cfg.RekeyedInboundDelay,
 		rekeyDelete:     cfg.RekeyDeleteDelay,
 		lingering:       map[uint32]*time.Timer{},
+		keepalives:      map[*ikeSA]*natKeepalive{},
 		sas:             map[uint64]*ikeSA{},
 		halfOpen:        map[halfOpenKey]bool{},
 		hoPrefix:        map[[16]byte][2]int32{},

@@ -57,6 +57,18 @@ type lossyConn struct {
 	// pathMTU, when set, drops datagrams over it (see Send); tooBig counts them.
 	pathMTU atomic.Int32
 	tooBig  atomic.Int32
+	// keepalives counts the NAT-T keepalives sent through it.
+	keepalives atomic.Int32
+}
+
+// SendKeepalive implements transport.KeepaliveSender: it counts, then
+// sends through the wrapped Conn.
+func (l *lossyConn) SendKeepalive(local, remote netip.AddrPort) error {
+	l.keepalives.Add(1)
+	if ks, ok := l.Conn.(transport.KeepaliveSender); ok {
+		return ks.SendKeepalive(local, remote)
+	}
+	return nil
 }
 
 func msgKey(h message.Header) string {

@@ -2,6 +2,7 @@ package ike
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 
@@ -50,6 +51,25 @@ type UsageInstaller interface {
 	InboundPackets(spi uint32) (n uint64, ok bool)
 }
 
+// OutboundUsageInstaller is implemented by Installers that can tell how
+// many packets an outbound SA has sent. ESP in UDP leaves from the NAT-T
+// port, so while it flows it keeps a NAT's mapping alive and the engine
+// sends no NAT-T keepalive (RFC 3948 §2.3: only when idle).
+type OutboundUsageInstaller interface {
+	OutboundPackets(spi uint32) (n uint64, ok bool)
+}
+
+// EndpointInstaller is implemented by Installers that can move an
+// installed outbound SA to new outer addresses and UDP encapsulation ports
+// in place: when the IKE SA follows its peer to a new address or port (a
+// NAT's mapping changed, RFC 7296 §2.23), the Child SAs' ESP must go there
+// too. The SA keeps its keys and its sequence numbers go on from where
+// they were (a number is never used twice); the data plane switches
+// without locking (a new SA published in the old one's place).
+type EndpointInstaller interface {
+	MoveOutbound(spi uint32, local, remote netip.Addr, encap sad.UDPEncap) error
+}
+
 // MemInstaller is an Installer that keeps the SAs in memory, for tests and
 // for showing what would be installed. It is safe for concurrent use.
 type MemInstaller struct {
@@ -60,6 +80,7 @@ type MemInstaller struct {
 	active   map[uint32]uint32 // ReqID -> the outbound SPI its policy uses
 	traps    map[uint32][]sad.Selector
 	usage    map[uint32]uint64 // inbound SPI -> packets, set by tests
+	outUsage map[uint32]uint64 // outbound SPI -> packets, set by tests
 	log      []string
 }
 
@@ -72,6 +93,7 @@ func NewMemInstaller() *MemInstaller {
 		active:   map[uint32]uint32{},
 		traps:    map[uint32][]sad.Selector{},
 		usage:    map[uint32]uint64{},
+		outUsage: map[uint32]uint64{},
 	}
 }
 
@@ -91,6 +113,42 @@ func (m *MemInstaller) InboundPackets(spi uint32) (uint64, bool) {
 		return 0, false
 	}
 	return m.usage[spi], true
+}
+
+// SetOutboundPackets sets what OutboundPackets reports for an installed
+// outbound SA, as if the data plane had sent n packets on it.
+func (m *MemInstaller) SetOutboundPackets(spi uint32, n uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.outUsage[spi] = n
+}
+
+// OutboundPackets implements OutboundUsageInstaller.
+func (m *MemInstaller) OutboundPackets(spi uint32) (uint64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.outbound[spi]; !ok {
+		return 0, false
+	}
+	return m.outUsage[spi], true
+}
+
+// MoveOutbound implements EndpointInstaller: the recorded outbound SA
+// takes the new addresses and ports.
+func (m *MemInstaller) MoveOutbound(spi uint32, local, remote netip.Addr, encap sad.UDPEncap) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cfg, ok := m.outbound[spi]
+	if !ok {
+		return fmt.Errorf("outbound sa %08x not installed", spi)
+	}
+	cfg.Local, cfg.Remote, cfg.Encap = local, remote, encap
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	m.outbound[spi] = cfg
+	m.log = append(m.log, fmt.Sprintf("move %08x %v %d", spi, remote, encap.DstPort))
+	return nil
 }
 
 func cloneConfig(cfg sad.Config) sad.Config {
@@ -186,7 +244,8 @@ func (m *MemInstaller) Policies(spi uint32) []sad.Selector {
 	return slices.Clone(m.policies[spi])
 }
 
-// Log returns the calls in order ("in SPI", "out SPI", "del DIR SPI").
+// Log returns the calls in order ("in SPI", "out SPI", "del DIR SPI",
+// "move SPI REMOTE PORT").
 func (m *MemInstaller) Log() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()

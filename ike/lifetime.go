@@ -117,6 +117,7 @@ func (sa *ikeSA) armIKE() {
 		sa.dpdPrev = sa.lastRecv
 		sa.dpdTimer = sa.e.afterFunc(sa.dpdStep(c.DPDDelay), sa.dpdCheck)
 	}
+	sa.armKeepalive()
 }
 
 // dpdStep is the longest wait between two DPD checks: the interval, or

@@ -381,6 +381,7 @@ func (sa *ikeSA) sendTo(msgs [][]byte, local, remote netip.AddrPort) {
 		sa.e.frag.messagesSent.Add(1)
 		sa.e.frag.fragmentsSent.Add(uint64(len(msgs)))
 	}
+	sa.sentOnFlow(local, remote)
 	for _, raw := range msgs {
 		if err := sa.e.conn.Send(transport.Packet{Data: raw, Local: local, Remote: remote}); err != nil {
 			if sa.e.debugQuiet(noisyDropped) {
@@ -560,6 +561,7 @@ func (sa *ikeSA) followPeer(from transport.Packet) {
 		return
 	}
 	sa.local, sa.remote = from.Local, from.Remote
+	sa.moveChildren()
 }
 
 // handleRequest answers a request of the peer. A retransmitted request
@@ -729,6 +731,7 @@ func (sa *ikeSA) destroy() {
 		sa.out = nil
 	}
 	delete(sa.e.hybrid, sa)
+	sa.stopKeepalive()
 	sa.e.forget(sa)
 }
 

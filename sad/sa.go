@@ -390,6 +390,55 @@ func New(cfg Config) (*SA, error) {
 	return sa, nil
 }
 
+// Moved returns a copy of the outbound SA sa that sends from local to
+// remote with encap: a NAT's mapping changed and the peer's IKE SA moved
+// (RFC 7296 §2.23, RFC 3948). Sending SAs are immutable for the workers, so
+// the owner publishes the copy in sa's place and kills sa. The copy shares
+// sa's Crypto: the owner must never Destroy sa's, only the copy's when it
+// dies. Its sequence numbers go on from the last one sa handed out, and sa
+// hands out none after this call (its counter jumps to the end of the
+// space), so no number is used twice however many workers still hold sa;
+// a batch that reserves on sa in between finds it used up and drops. The
+// copy keeps sa's sequence limit (SetSeqLimit), and its path MTU when
+// only the port moved.
+func (sa *SA) Moved(local, remote netip.Addr, encap UDPEncap) (*SA, error) {
+	if sa.Dir != Outbound {
+		return nil, fmt.Errorf("sa %08x: only an outbound SA moves", sa.SPI)
+	}
+	if !local.IsValid() || !remote.IsValid() || local.Is4() != remote.Is4() || local.Is4() != sa.Local.Is4() {
+		return nil, fmt.Errorf("sa %08x: cannot move from %v->%v to %v->%v", sa.SPI, sa.Local, sa.Remote, local, remote)
+	}
+	if encap.Enabled() && encap.SrcPort == 0 {
+		return nil, fmt.Errorf("sa %08x: udp encapsulation needs a source port", sa.SPI)
+	}
+	n := &SA{
+		SPI: sa.SPI, Dir: sa.Dir, Mode: sa.Mode, ESN: sa.ESN, TTL: sa.TTL, DF: sa.DF,
+		Local: local, Remote: remote, Encap: encap, Crypto: sa.Crypto,
+		Selectors: sa.Selectors, sel: sa.sel,
+		ReqID: sa.ReqID, Name: sa.Name, Lifetime: sa.Lifetime, Created: sa.Created,
+		seqMax: sa.seqMax, seqSoft: sa.seqSoft,
+	}
+	if n.Mode == Tunnel {
+		n.buildOuter()
+	}
+	n.Counters.Packets.Store(sa.Counters.Packets.Load())
+	n.Counters.Bytes.Store(sa.Counters.Bytes.Load())
+	n.flags.Store(sa.flags.Load())
+	// The limit before the numbers: the copy never goes past a mark sa
+	// was held to (seqstate), nor starts from the zero limit.
+	n.seqLimit.Store(sa.seqLimit.Load())
+	if remote == sa.Remote {
+		// Same path (only the port moved): what ICMP taught still holds.
+		n.pmtuAt.Store(sa.pmtuAt.Load())
+		n.pmtu.Store(sa.pmtu.Load())
+	}
+	n.seq.Store(sa.seq.Swap(sa.seqMax))
+	if n.seq.Load() >= n.seqMax {
+		n.flags.Or(flagExhausted | flagSeqSoft)
+	}
+	return n, nil
+}
+
 // ReserveSeq hands out up to n consecutive outbound sequence numbers and
 // returns the first and how many it gave. It gives fewer than n, down to
 // none, when the SA's sequence space (2^32-1, or 2^64-1 with ESN) is

@@ -186,3 +186,129 @@ func TestSelectorMatch(t *testing.T) {
 		t.Fatal("zero selector must match all")
 	}
 }
+
+// natSA is an outbound tunnel SA in UDP 4500, the kind that moves.
+func natSA(t *testing.T, spi uint32) *SA {
+	t.Helper()
+	sa, err := New(Config{SPI: spi, Dir: Outbound, Mode: Tunnel,
+		Local: netip.MustParseAddr("192.0.2.1"), Remote: netip.MustParseAddr("192.0.2.2"),
+		Encap: UDPEncap{SrcPort: 4500, DstPort: 4500}, Suite: AESGCM256, Key: make([]byte, 36)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa
+}
+
+// TestMovedKeepsSeqLimit: the moved copy keeps the SA's sequence limit
+// (SetSeqLimit): a copy that started from the zero limit sent nothing at
+// all (seq_unreserved), and one past the limit would go beyond a durable
+// mark.
+func TestMovedKeepsSeqLimit(t *testing.T) {
+	for _, limit := range []uint64{0, 10, 1<<32 - 1} {
+		sa := natSA(t, 0x303)
+		if limit != 1<<32-1 {
+			sa.SetSeqLimit(limit)
+		}
+		if _, n := sa.ReserveSeq(3); n != int(min(limit, 3)) {
+			t.Fatalf("limit %d: reserved %d before the move", limit, n)
+		}
+		n, err := sa.Moved(sa.Local, netip.MustParseAddr("198.51.100.7"), UDPEncap{SrcPort: 4500, DstPort: 31337})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.SeqLimit() != limit {
+			t.Fatalf("moved SA's limit %d, want %d", n.SeqLimit(), limit)
+		}
+		want := uint64(min(limit-min(limit, 3), 5))
+		if first, got := n.ReserveSeq(5); uint64(got) != want || (got > 0 && first != 4) {
+			t.Fatalf("limit %d: moved SA reserved %d from %d, want %d from 4", limit, got, first, want)
+		}
+	}
+}
+
+// TestMovedPathMTU: a copy that only moved port keeps the learned path
+// MTU; one that moved to another address learns its own.
+func TestMovedPathMTU(t *testing.T) {
+	sa := natSA(t, 0x304)
+	sa.LowerPathMTU(1400, time.Now())
+	port, err := sa.Moved(sa.Local, sa.Remote, UDPEncap{SrcPort: 4500, DstPort: 31337})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if port.PathMTU() != 1400 {
+		t.Fatalf("port move: path MTU %d, want 1400", port.PathMTU())
+	}
+	addr, err := port.Moved(sa.Local, netip.MustParseAddr("198.51.100.7"), UDPEncap{SrcPort: 4500, DstPort: 4500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addr.PathMTU() != 0 {
+		t.Fatalf("address move: path MTU %d, want none", addr.PathMTU())
+	}
+}
+
+// TestMovedNeverReusesSeq: moving an outbound SA to a new peer address
+// and UDP port keeps its keys and continues its sequence numbers, while
+// workers that still reserve on the old SA, concurrently, get none; no
+// number is handed out twice.
+func TestMovedNeverReusesSeq(t *testing.T) {
+	sa := natSA(t, 0x302)
+	stop := make(chan struct{})
+	got := make(chan [][2]uint64)
+	for range 4 {
+		go func() {
+			var mine [][2]uint64
+			for {
+				select {
+				case <-stop:
+					got <- mine
+					return
+				default:
+				}
+				if first, n := sa.ReserveSeq(3); n > 0 {
+					mine = append(mine, [2]uint64{first, uint64(n)})
+				}
+			}
+		}()
+	}
+	time.Sleep(2 * time.Millisecond)
+	remote := netip.MustParseAddr("198.51.100.7")
+	n, err := sa.Moved(sa.Local, remote, UDPEncap{SrcPort: 4500, DstPort: 31337})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all [][2]uint64
+	for range 100 {
+		if first, k := n.ReserveSeq(3); k > 0 {
+			all = append(all, [2]uint64{first, uint64(k)})
+		}
+	}
+	close(stop)
+	for range 4 {
+		all = append(all, <-got...)
+	}
+	used := map[uint64]bool{}
+	for _, r := range all {
+		for s := r[0]; s < r[0]+r[1]; s++ {
+			if used[s] {
+				t.Fatalf("sequence number %d handed out twice", s)
+			}
+			used[s] = true
+		}
+	}
+	if len(used) < 300 {
+		t.Fatalf("only %d sequence numbers handed out", len(used))
+	}
+	if _, got := sa.ReserveSeq(1); got != 0 {
+		t.Fatal("the old SA still hands out sequence numbers")
+	}
+	if n.Remote != remote || n.Encap.DstPort != 31337 || n.Crypto != sa.Crypto || n.SPI != sa.SPI {
+		t.Fatalf("moved SA: %v %+v", n.Remote, n.Encap)
+	}
+	if r := n.OuterHdr[16:20]; netip.AddrFrom4([4]byte(r)) != remote {
+		t.Fatalf("outer header still sends to %v", netip.AddrFrom4([4]byte(r)))
+	}
+	if _, err := n.Moved(netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2"), UDPEncap{}); err == nil {
+		t.Fatal("moved across address families")
+	}
+}

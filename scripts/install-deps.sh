@@ -10,7 +10,7 @@ set -euo pipefail
 pkgs=(
 	python3 iproute2 iputils-ping iputils-tracepath ethtool iperf3 netsniff-ng tcpdump tshark util-linux
 	strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins libstrongswan-standard-plugins
-	python3-scapy nftables
+	python3-scapy nftables conntrack
 	clang llvm libbpf-dev
 	man-db groff-base systemd # the package's tests: man -l, systemd-analyze verify (setpriv: util-linux)
 )

@@ -13,7 +13,7 @@
 #          here (tcpdump -i a0 sees all of gwA's WAN traffic): frames an AF_XDP socket sends or an XDP
 #          program redirects never reach the gateways' own packet taps.
 #
-# usage: lab.sh up [PREFIX [onearm]] | down|status [PREFIX]
+# usage: lab.sh up [PREFIX [onearm|nat]] | down|status [PREFIX]
 #        lab.sh exec PREFIX NODE CMD...   (NODE: hA gA gB hB wan)
 #
 # LAB_QUEUES=N (default 1) gives every veth N receive and transmit queues,
@@ -27,6 +27,14 @@
 # "onearm" puts gwB in one-arm mode: no lan0; hostB hangs off the WAN
 # bridge (port h0, MTU LAB_WAN_MTU) and gwB's wan0 also holds 198.18.2.1/24 and
 # 2001:db8:b::1/64, so hostB's traffic and the ESP share one interface.
+#
+# "nat" puts gwA behind a NAT: the WAN namespace routes instead of bridging
+# and masquerades gwA (192.0.2.1, on a0) as 192.0.2.253 (on b0, gwB's side)
+# with nftables, a random source port per new mapping, and UDP mappings
+# forgotten after NAT_UDP_TIMEOUT seconds (default 3) without a packet.
+# a0 answers gwA's ARP for gwB by proxy, so gwA's addresses stay as above;
+# gwB must expect its peer at 192.0.2.253. `conntrack -F` in PREFIX-wan
+# makes the NAT forget every mapping at once.
 #
 # Every name carries PREFIX (default "xl"), so several labs (tests, the
 # demo) can run side by side; `down PREFIX` removes exactly that lab.
@@ -106,6 +114,9 @@ up() {
 	inns "$wan" ip link set br0 mtu "$WMTU" up
 	inns "$gA" ip link set wan0 mtu "$WMTU"
 	inns "$gB" ip link set wan0 mtu "$WMTU"
+	if [[ $VARIANT == nat ]]; then
+		nat
+	fi
 
 	addr() { # ns dev v4 v6
 		inns "$1" ip addr add "$3" dev "$2"
@@ -150,6 +161,30 @@ up() {
 	echo "lab $P up${VARIANT:+ ($VARIANT)}, WAN MTU $WMTU: ${NODES[*]}"
 }
 
+# nat turns the WAN namespace from a bridge into a masquerading router.
+nat() {
+	local to=${NAT_UDP_TIMEOUT:-3}
+	inns "$wan" ip link set a0 nomaster
+	inns "$wan" ip link set b0 nomaster
+	inns "$wan" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
+		net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.a0.rp_filter=0 net.ipv4.conf.b0.rp_filter=0 \
+		net.ipv4.conf.a0.proxy_arp=1
+	inns "$wan" ip addr add 192.0.2.254/32 dev a0
+	inns "$wan" ip addr add 192.0.2.253/24 dev b0
+	inns "$wan" ip route add 192.0.2.1/32 dev a0
+	inns "$wan" nft -f - <<NFT
+table ip nat {
+	chain post {
+		type nat hook postrouting priority srcnat;
+		oifname "b0" masquerade fully-random
+	}
+}
+NFT
+	# Per namespace; "stream" is a mapping that saw both directions.
+	inns "$wan" sysctl -qw net.netfilter.nf_conntrack_udp_timeout="$to" \
+		net.netfilter.nf_conntrack_udp_timeout_stream="$to"
+}
+
 down() {
 	local rc=0
 	for ns in "${NODES[@]}"; do
@@ -178,8 +213,8 @@ status() {
 
 case $cmd in
 up)
-	if [[ -n $VARIANT && $VARIANT != onearm ]]; then
-		echo "lab.sh: unknown variant $VARIANT (onearm)" >&2
+	if [[ -n $VARIANT && $VARIANT != onearm && $VARIANT != nat ]]; then
+		echo "lab.sh: unknown variant $VARIANT (onearm, nat)" >&2
 		exit 2
 	fi
 	up

@@ -35,6 +35,17 @@ type Conn interface {
 	Close() error
 }
 
+// KeepaliveSender is implemented by Conns that can send NAT-T keepalives:
+// the one-octet 0xFF payload in a UDP datagram from the NAT-T port (RFC 3948
+// §2.3), which a NAT in front of us takes as traffic on the mapping. It is
+// not an IKE message, so it goes out without the non-ESP marker.
+type KeepaliveSender interface {
+	SendKeepalive(local, remote netip.AddrPort) error
+}
+
+// keepalivePayload is the NAT-keepalive packet's only octet.
+var keepalivePayload = []byte{0xff}
+
 // MaxMessage bounds a received datagram. RFC 7296 §2 only asks for 1280
 // octets; certificate-bearing IKE_AUTH messages can be several kilobytes.
 const MaxMessage = 65535
@@ -145,6 +156,17 @@ func (u *UDP) Send(p Packet) error {
 		return err
 	}
 	_, err := u.ike.WriteToUDP(p.Data, to)
+	return err
+}
+
+// SendKeepalive implements KeepaliveSender; local's address is the one
+// the Conn is bound to, so only its port matters, and it must be the NAT-T
+// port: the mapping to keep open is the one ESP in UDP and IKE use.
+func (u *UDP) SendKeepalive(local, remote netip.AddrPort) error {
+	if local.Port() != u.nattPort {
+		return fmt.Errorf("ike transport: keepalive from port %d, not the NAT-T port %d", local.Port(), u.nattPort)
+	}
+	_, err := u.natt.WriteToUDPAddrPort(keepalivePayload, remote)
 	return err
 }
 

@@ -131,3 +131,27 @@ func TestInitFloodLeavesRoom(t *testing.T) {
 		}
 	}
 }
+
+// TestSendKeepalive: a NAT-T keepalive is the single octet 0xFF from the
+// NAT-T port with no non-ESP marker (RFC 3948 §2.3), and only that port
+// may send one.
+func TestSendKeepalive(t *testing.T) {
+	u, peer, lo := pair(t)
+	ikePort, nattPort := u.Ports()
+	to := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	if err := u.SendKeepalive(netip.AddrPortFrom(lo, ikePort), to); err == nil {
+		t.Fatal("keepalive from the IKE port was sent")
+	}
+	if err := u.SendKeepalive(netip.AddrPortFrom(lo, nattPort), to); err != nil {
+		t.Fatal(err)
+	}
+	peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 64)
+	n, from, err := peer.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf[:n], []byte{0xff}) || from.Port() != nattPort {
+		t.Fatalf("got % x from port %d, want ff from %d", buf[:n], from.Port(), nattPort)
+	}
+}

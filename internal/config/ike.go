@@ -197,7 +197,7 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 	var authNode, localIDNode, remoteIDNode, childrenNode *yaml.Node
 	known := []string{"name", "local_addr", "remote_addr", "remote_port", "local_id", "remote_id", "auth",
 		"ike_proposals", "children", "start_action", "dpd_delay", "dpd_action", "close_action", "rekey_time", "ike_lifetime",
-		"encap", "max_children", "fragmentation", "fragment_size"}
+		"encap", "max_children", "fragmentation", "fragment_size", "keepalive"}
 	d.mapping(n, path, known, func(k string, v *yaml.Node) {
 		f := path + "." + k
 		switch k {
@@ -233,6 +233,12 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 			oneOf(d, v, f, &c.StartAction, opt(ike.StartStart, "start"), opt(ike.StartTrap, "trap"), opt(ike.StartNone, "none", ""))
 		case "dpd_delay":
 			c.DPDDelay = d.duration(v, f)
+		case "keepalive":
+			// NAT-T keepalive interval when behind a NAT; 0 turns them
+			// off (strongSwan's keep_alive = 0), absent takes 20 s.
+			if c.Keepalive = d.duration(v, f); c.Keepalive == 0 {
+				c.Keepalive = -1
+			}
 		case "dpd_action":
 			oneOf(d, v, f, &c.DPDAction, opt(ike.DPDClear, "clear"), opt(ike.DPDRestart, "restart"), opt(ike.DPDTrap, "trap"))
 		case "close_action":

@@ -225,6 +225,7 @@ func TestCollector(t *testing.T) {
 		IKEStats:     IKEStats(ike.FloodStats{CookiesSent: 5, RateLimited: 6, HalfOpen: 7, HalfOpenPeak: 8}),
 		IKEFragments: map[string]uint64{"drop_integrity": 5},
 	}
+	snap.IKEStats[nattKeepalives] = 13 // its own metric, not a flood counter
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(newCollector(func() *control.Snapshot { return snap })); err != nil {
 		t.Fatal(err)
@@ -257,6 +258,8 @@ func TestCollector(t *testing.T) {
 		"xdpsec_ike_half_open{gauge=half_open}":                            7,
 		"xdpsec_ike_half_open{gauge=half_open_peak}":                       8,
 		"xdpsec_ike_fragments_total{counter=drop_integrity}":               5,
+		"xdpsec_ike_natt_keepalives_total{}":                               13,
+		"xdpsec_ike_flood_total{counter=natt_keepalives}":                  0,
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)

@@ -22,6 +22,7 @@ type collector struct {
 	saPackets, saBytes, saDrops, saSeq, saReplayTop, saUsable *prometheus.Desc
 	worker, workerDrops, xdp, xskC, hops, acquires            *prometheus.Desc
 	ikeFlood, ikeHalfOpen, ikeFrag                            *prometheus.Desc
+	ikeNATT                                                   *prometheus.Desc
 }
 
 func newCollector(snap func() *control.Snapshot) *collector {
@@ -44,12 +45,13 @@ func newCollector(snap func() *control.Snapshot) *collector {
 		ikeHalfOpen: prometheus.NewDesc("xdpsec_ike_half_open", "Half-open responder IKE SAs: now (half_open) and the peak (half_open_peak).", []string{"gauge"}, nil),
 		acquires:    prometheus.NewDesc("xdpsec_acquires_total", "Trap policies' acquires: raised by the workers, lost, and what IKE made of them.", []string{"counter"}, nil),
 		ikeFrag:     prometheus.NewDesc("xdpsec_ike_fragments_total", "IKE fragmentation (RFC 7383): fragments sent and reassembled, and drops by cause.", []string{"counter"}, nil),
+		ikeNATT:     prometheus.NewDesc("xdpsec_ike_natt_keepalives_total", "NAT-T keepalives (RFC 3948 section 2.3) sent by IKE SAs behind a NAT.", nil, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.saPackets, c.saBytes, c.saDrops, c.saSeq, c.saReplayTop, c.saUsable,
-		c.worker, c.workerDrops, c.xdp, c.xskC, c.hops, c.acquires, c.ikeFlood, c.ikeHalfOpen, c.ikeFrag} {
+		c.worker, c.workerDrops, c.xdp, c.xskC, c.hops, c.acquires, c.ikeFlood, c.ikeHalfOpen, c.ikeFrag, c.ikeNATT} {
 		ch <- d
 	}
 }
@@ -101,6 +103,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for k, v := range s.IKEStats {
+		if k == nattKeepalives {
+			counter(c.ikeNATT, v)
+			continue
+		}
 		if ikeGauges[k] {
 			gauge(c.ikeHalfOpen, v, k)
 		} else {

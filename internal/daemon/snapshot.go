@@ -42,6 +42,7 @@ func (d *Daemon) Snapshot() *control.Snapshot {
 		}
 		s.IKE = d.ike.list()
 		s.IKEStats = IKEStats(d.ike.engine.Stats())
+		s.IKEStats[nattKeepalives] = d.ike.engine.KeepalivesSent()
 		s.Acquires = d.ike.acquireCounters()
 		s.IKEFragments = d.ike.engine.FragmentStats().Counters()
 	}

@@ -352,6 +352,7 @@ func (g *gateway) showSAs(t *testing.T) map[string]control.SA {
 type stats struct {
 	Workers []control.Worker             `json:"workers"`
 	XDP     map[string]map[string]uint64 `json:"xdp"`
+	IKE     map[string]uint64            `json:"ike"`
 }
 
 func (g *gateway) showStats(t *testing.T) stats {
