@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # detector.
 RACE_PKGS := ./sad/... ./fastpath ./fastpath/xsk ./ike ./ike/transport
 
-.PHONY: all build deps test test-race vet demo bench fuzz generate clean
+.PHONY: all build deps test test-race vet demo bench fuzz generate clean man deb
 
 all: build
 
@@ -48,5 +48,24 @@ bench: build
 generate: deps
 	$(GO) generate ./bpf
 
+# Manual pages from the same source as --help and the commented
+# configurations (xdpsec genman): build/man/xdpsec.8, xdpsec.yaml.5.
+man: build
+	./bin/xdpsec genman -o build/man
+
+# The Debian package (build/xdpsec_VERSION_ARCH.deb) with nfpm, run as a Go
+# tool: pinned (v2.45.2) in the tool block of a modfile of its own,
+# scripts/package/nfpm.mod, so its hundred modules stay out of the
+# gateway's go.mod. `go mod download -modfile=scripts/package/nfpm.mod`
+# (or the first `make deb`) fetches it; after that it builds offline.
+NFPM        ?= $(GO) tool -modfile=scripts/package/nfpm.mod nfpm
+DEB_ARCH    ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB_VERSION ?= $(shell git log -1 --format=0.0~git%cd.%h --date=format:%Y%m%d 2>/dev/null || echo 0.0~dev)
+deb: man
+	gzip -9nf build/man/xdpsec.8 build/man/xdpsec.yaml.5
+	rm -f build/xdpsec_*.deb
+	XDPSEC_VERSION='$(DEB_VERSION)' DEB_ARCH='$(DEB_ARCH)' $(NFPM) package -f scripts/package/nfpm.yaml -p deb -t build/
+	@ls -l build/*.deb
+
 clean:
-	rm -rf bin bench/out
+	rm -rf bin bench/out build

@@ -12,6 +12,7 @@ pkgs=(
 	strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins libstrongswan-standard-plugins
 	python3-scapy nftables conntrack
 	clang llvm libbpf-dev
+	man-db groff-base systemd # the package's tests: man -l, systemd-analyze verify (setpriv: util-linux)
 )
 
 if ! command -v go >/dev/null; then
@@ -61,6 +62,10 @@ check util-linux nsenter --version
 check util-linux unshare --version
 check util-linux taskset --version
 check util-linux flock --version
+check util-linux setpriv --version
+check man-db man --version
+check groff-base groff --version
+check systemd systemd-analyze --version
 check python3-scapy /usr/bin/python3 -c 'import scapy.all'
 check nftables nft --version
 check clang sh -c 'clang -print-targets | grep -qw bpf'

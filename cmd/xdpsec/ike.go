@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -44,6 +43,8 @@ func runRekey(args []string) int {
 	case 1:
 	case 2:
 		pos = []string{pos[0] + "/" + pos[1]}
+	case 0:
+		return runIKEAction("rekey", control.CommandRekey, rest) // prints the usage
 	default:
 		fmt.Fprintln(os.Stderr, "usage: xdpsec rekey NAME [CHILD] [--socket PATH | -c FILE]")
 		return 2
@@ -52,13 +53,9 @@ func runRekey(args []string) int {
 }
 
 func runIKEAction(name, command string, args []string) int {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs := newFlagSet(name)
 	sock := fs.String("socket", "", "control socket of the daemon")
 	file := fs.String("c", "", "configuration file naming the control socket")
-	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: xdpsec %s NAME [--socket PATH | -c FILE]\n", name)
-		fs.PrintDefaults()
-	}
 	// The connection may come before or after the flags.
 	var conn string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/xdpsec/xdpsec/internal/config"
 )
 
@@ -46,6 +48,9 @@ func hangups(ctx context.Context, sig <-chan os.Signal, file string, level *slog
 }
 
 func hangup(file string, level *slog.LevelVar, log *slog.Logger) {
+	// systemd shows the unit "reloading" until READY=1 again.
+	notifyReloading(log)
+	defer notify(log, daemon.SdNotifyReady, "STATUS=running")
 	cfg, err := config.Load(file)
 	if err != nil {
 		log.Error("SIGHUP: configuration not re-read, nothing changed", "err", err)

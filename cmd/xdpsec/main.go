@@ -6,7 +6,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"sort"
 )
 
 // A command is one subcommand: its one-line help and its entry point,
@@ -25,13 +24,8 @@ func register(name, help string, run func([]string) int) {
 }
 
 func usage() {
-	fmt.Fprintf(os.Stderr, "usage: xdpsec <command> [flags]\n\ncommands:\n")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	fmt.Fprintf(os.Stderr, "usage: xdpsec <command> [flags]   (xdpsec <command> --help: its flags and an example)\n\ncommands:\n")
+	for _, n := range commandNames() {
 		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].help)
 	}
 }
@@ -51,6 +45,11 @@ func main() {
 		fmt.Fprintf(os.Stderr, "xdpsec: unknown command %q\n", name)
 		usage()
 		os.Exit(2)
+	}
+	for _, a := range os.Args[2:] {
+		if isHelp(a) {
+			os.Exit(commandHelp(name))
+		}
 	}
 	os.Exit(c.run(os.Args[2:]))
 }

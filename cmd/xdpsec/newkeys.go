@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 
@@ -17,7 +16,7 @@ func init() {
 // keys it has no sequence-number state for were never used: `run`
 // refuses such keys, since a key whose state was lost looks the same.
 func newKeys(args []string) int {
-	fs := flag.NewFlagSet("newkeys", flag.ContinueOnError)
+	fs := newFlagSet("newkeys")
 	file := fs.String("c", "/etc/xdpsec/xdpsec.yaml", "configuration file")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	systemd "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/daemon"
@@ -18,7 +19,7 @@ func init() {
 }
 
 func runDaemon(args []string) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs := newFlagSet("run")
 	file := fs.String("c", "/etc/xdpsec/xdpsec.yaml", "configuration file")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	cleanup := fs.Bool("cleanup", false, "detach and unpin what a crashed daemon left for this configuration, and exit")
@@ -65,7 +66,17 @@ func runDaemon(args []string) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go hangups(ctx, hup, *file, &level, log)
-	if err := daemon.Run(ctx, cfg, log); err != nil {
+	d, err := daemon.Start(cfg, log)
+	if err != nil {
+		log.Error("xdpsec", "err", err)
+		notify(log, "STATUS=start failed: "+err.Error())
+		return 1
+	}
+	notify(log, systemd.SdNotifyReady, "STATUS=running")
+	<-ctx.Done()
+	notify(log, systemd.SdNotifyStopping)
+	log.Info("shutting down")
+	if err := d.Shutdown(); err != nil {
 		log.Error("xdpsec", "err", err)
 		return 1
 	}

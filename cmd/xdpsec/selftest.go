@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"time"
@@ -14,7 +13,7 @@ func init() {
 }
 
 func runSelftest(args []string) int {
-	fs := flag.NewFlagSet("selftest", flag.ContinueOnError)
+	fs := newFlagSet("selftest")
 	packets := fs.Int("packets", 20000, "packets per suite and direction")
 	suites := fs.String("suites", "aes128gcm16,aes256gcm16,chacha20poly1305,aes128-sha256", "ESP suites to run, comma-separated")
 	if err := fs.Parse(args); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,14 +20,10 @@ func init() {
 }
 
 func runShow(args []string) int {
-	fs := flag.NewFlagSet("show", flag.ContinueOnError)
+	fs := newFlagSet("show")
 	out := fs.String("o", "text", "output: text or json")
 	sock := fs.String("socket", "", "control socket of the daemon")
 	file := fs.String("c", "", "configuration file naming the control socket")
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: xdpsec show sa|policy|stats|ike [-o json] [--socket PATH | -c FILE]")
-		fs.PrintDefaults()
-	}
 	// The object may come before or after the flags.
 	var what string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {

@@ -10,7 +10,10 @@ import (
 var version = "dev"
 
 func init() {
-	register("version", "print the version", func([]string) int {
+	register("version", "print the version", func(args []string) int {
+		if err := newFlagSet("version").Parse(args); err != nil {
+			return 2
+		}
 		rev := ""
 		if bi, ok := debug.ReadBuildInfo(); ok {
 			for _, s := range bi.Settings {

@@ -106,10 +106,22 @@ func (t *Table) run(ready chan<- error) {
 }
 
 func (w *worker) setup() error {
-	if err := netns.Set(w.ns); err != nil {
-		return fmt.Errorf("enter network namespace: %w", err)
+	// setns(2) needs CAP_SYS_ADMIN even into the namespace the thread is
+	// in already, which is the daemon's case: enter only a foreign one,
+	// so the daemon runs without CAP_SYS_ADMIN. This locked thread is in
+	// w.ns from here on, so the netlink sockets below are made here, with
+	// no namespace argument (with one, netlink calls setns again).
+	if cur, err := netns.Get(); err != nil || !cur.Equal(w.ns) {
+		if err == nil {
+			cur.Close()
+		}
+		if err := netns.Set(w.ns); err != nil {
+			return fmt.Errorf("enter network namespace: %w", err)
+		}
+	} else {
+		cur.Close()
 	}
-	h, err := netlink.NewHandleAt(w.ns)
+	h, err := netlink.NewHandle()
 	if err != nil {
 		return fmt.Errorf("netlink handle: %w", err)
 	}
@@ -144,7 +156,6 @@ func (w *worker) setup() error {
 // channel closes when its socket fails (an overflow, ENOBUFS, among
 // others); the loop then subscribes again and resynchronises.
 func (w *worker) subscribe(route, neigh, link bool) error {
-	ns := w.ns
 	onErr := func(err error) {
 		w.errs.Add(1)
 		w.log.Debug("nexthop: netlink subscription", "err", err)
@@ -154,7 +165,7 @@ func (w *worker) subscribe(route, neigh, link bool) error {
 		w.routeDone = make(chan struct{})
 		w.routeCh = make(chan netlink.RouteUpdate, 64)
 		if err := netlink.RouteSubscribeWithOptions(w.routeCh, w.routeDone, netlink.RouteSubscribeOptions{
-			Namespace: &ns, ErrorCallback: onErr, ReceiveBufferSize: subscribeBuffer}); err != nil {
+			ErrorCallback: onErr, ReceiveBufferSize: subscribeBuffer}); err != nil {
 			w.routeCh = nil
 			return fmt.Errorf("route subscription: %w", err)
 		}
@@ -164,7 +175,7 @@ func (w *worker) subscribe(route, neigh, link bool) error {
 		w.neighDone = make(chan struct{})
 		w.neighCh = make(chan netlink.NeighUpdate, 64)
 		if err := netlink.NeighSubscribeWithOptions(w.neighCh, w.neighDone, netlink.NeighSubscribeOptions{
-			Namespace: &ns, ErrorCallback: onErr, ReceiveBufferSize: subscribeBuffer}); err != nil {
+			ErrorCallback: onErr, ReceiveBufferSize: subscribeBuffer}); err != nil {
 			w.neighCh = nil
 			return fmt.Errorf("neighbour subscription: %w", err)
 		}
@@ -174,7 +185,7 @@ func (w *worker) subscribe(route, neigh, link bool) error {
 		w.linkDone = make(chan struct{})
 		w.linkCh = make(chan netlink.LinkUpdate, 16)
 		if err := netlink.LinkSubscribeWithOptions(w.linkCh, w.linkDone, netlink.LinkSubscribeOptions{
-			Namespace: &ns, ErrorCallback: onErr, ReceiveBufferSize: subscribeBuffer}); err != nil {
+			ErrorCallback: onErr, ReceiveBufferSize: subscribeBuffer}); err != nil {
 			w.linkCh = nil
 			return fmt.Errorf("link subscription: %w", err)
 		}

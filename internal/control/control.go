@@ -186,7 +186,8 @@ func Listen(path string, access Access, snapshot func() *Snapshot, log *slog.Log
 	if gid := access.socketGID(); gid != 0 {
 		if err := os.Lchown(path, -1, int(gid)); err != nil {
 			ln.Close()
-			return nil, fmt.Errorf("control: give the socket to group %d: %w", gid, err)
+			// Only root may give a file to a group it is not in.
+			return nil, fmt.Errorf("control: give the socket to group %d: %w (a daemon that is not root can give it only to a group its user is in: usermod -aG GROUP USER)", gid, err)
 		}
 		mode = 0o660
 	}

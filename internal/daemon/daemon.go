@@ -130,6 +130,9 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	if control.InUse(cfg.Control) {
 		return d, fmt.Errorf("a daemon already serves %s: one daemon per configuration", cfg.Control)
 	}
+	if err := checkCapabilities(cfg); err != nil {
+		return d, err
+	}
 	logCPU(log)
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
@@ -208,7 +211,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
-	if cfg.PinPath != "" && !cfg.DetachOnStop {
+	return d.Shutdown()
+}
+
+// Shutdown ends a started gateway the way its configuration says: with
+// on_stop: detach (or no pin_path) nothing stays attached (Close); by
+// default the pinned programs stay and fail closed (Stop).
+func (d *Daemon) Shutdown() error {
+	if d.cfg.PinPath != "" && !d.cfg.DetachOnStop {
 		return d.Stop()
 	}
 	return d.Close()

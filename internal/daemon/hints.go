@@ -75,7 +75,8 @@ func privilegeHint(err error, euid int) string {
 	if euid == 0 || !errors.Is(err, fs.ErrPermission) {
 		return ""
 	}
-	return "xdpsec run needs root: it loads and pins XDP programs, opens AF_XDP sockets and binds IKE's ports (run it with sudo, or as root)"
+	return "xdpsec run needs root: it loads and pins XDP programs, opens AF_XDP sockets and binds IKE's ports (run it with sudo, or as root); " +
+		"a non-root daemon (the packaged unit's user xdpsec) also needs to own pin_path's directory, state_dir and the control socket's directory"
 }
 
 // controlHint: the control socket cannot be made where the configuration

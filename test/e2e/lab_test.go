@@ -267,23 +267,7 @@ type gateway struct {
 // socket answers.
 func (l *lab) start(t *testing.T, node, cfg string) *gateway {
 	t.Helper()
-	g := &gateway{l: l, node: node, log: filepath.Join(l.dir, fmt.Sprintf("%s-%d.log", node, time.Now().UnixNano())), done: make(chan struct{})}
-	logf, err := os.Create(g.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.cmd = exec.Command("nsenter", "--net="+l.ns(node), "--", xdpsecBin, "run", "-c", cfg)
-	g.cmd.Stdout, g.cmd.Stderr = logf, logf
-	if err := g.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	go func() {
-		g.err = g.cmd.Wait()
-		logf.Close()
-		close(g.done)
-	}()
-	t.Cleanup(func() { g.stop(t, syscall.SIGTERM) })
+	g := l.launch(t, node, l.dir, exec.Command("nsenter", "--net="+l.ns(node), "--", xdpsecBin, "run", "-c", cfg))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		select {
@@ -299,6 +283,29 @@ func (l *lab) start(t *testing.T, node, cfg string) *gateway {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// launch starts cmd as node's daemon with its output in a log file in
+// dir, and stops it (SIGTERM) when the test ends.
+func (l *lab) launch(t *testing.T, node, dir string, cmd *exec.Cmd) *gateway {
+	t.Helper()
+	g := &gateway{l: l, node: node, log: filepath.Join(dir, fmt.Sprintf("%s-%d.log", node, time.Now().UnixNano())), done: make(chan struct{}), cmd: cmd}
+	logf, err := os.Create(g.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.cmd.Stdout, g.cmd.Stderr = logf, logf
+	if err := g.cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatal(err)
+	}
+	go func() {
+		g.err = g.cmd.Wait()
+		logf.Close()
+		close(g.done)
+	}()
+	t.Cleanup(func() { g.stop(t, syscall.SIGTERM) })
+	return g
 }
 
 func (g *gateway) logText() string {

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// A page is a subcommand's manual: `xdpsec CMD --help` prints it with the
+// command's flags, and `xdpsec genman` writes xdpsec(8) from the same
+// pages, so the two never disagree.
+type page struct {
+	synopsis string // after "xdpsec "
+	text     string // what it does; paragraphs separated by blank lines
+	example  string // shell lines, one command each
+}
+
+var pages = map[string]page{
+	"run": {
+		synopsis: "run [-c FILE] [--check | --cleanup]",
+		text: "Run the gateway: load and pin the XDP programs on the LAN and WAN interfaces, open the AF_XDP sockets, " +
+			"start the workers, the IKEv2 daemon, the control socket and the metrics endpoint. Logs go to stderr in log_format. " +
+			"SIGINT and SIGTERM stop it; SIGHUP re-reads log_level. Under systemd (Type=notify) it reports READY, RELOADING and STOPPING.\n\n" +
+			"It needs root, or CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_PERFMON, CAP_IPC_LOCK and (with IKE) CAP_NET_BIND_SERVICE " +
+			"and its own pin_path, state_dir and control directories; a missing capability is named at start.\n\n" +
+			"--check validates the configuration (errors give file:line: field) and exits; --cleanup removes what a killed daemon left attached.",
+		example: "xdpsec run --check -c /etc/xdpsec/xdpsec.yaml\nxdpsec run -c /etc/xdpsec/xdpsec.yaml\nsystemctl start xdpsec",
+	},
+	"show": {
+		synopsis: "show sa|policy|stats|ike [-o json] [--socket PATH | -c FILE]",
+		text: "Ask the running daemon over its control socket for its SAs (with per-SA counters, as `show crypto ipsec sa`), its policies, " +
+			"its worker, XDP and next-hop counters, or its IKE SAs. Root, the daemon's user and the members of control_group may read.",
+		example: "xdpsec show sa\nxdpsec show ike -o json --socket /run/xdpsec/xdpsec.sock",
+	},
+	"initiate": {
+		synopsis: "initiate NAME [--socket PATH | -c FILE]",
+		text:     "Establish the IKE connection NAME and its children now. Root, the daemon's user and control_admin_group only.",
+		example:  "xdpsec initiate site",
+	},
+	"terminate": {
+		synopsis: "terminate NAME [--socket PATH | -c FILE]",
+		text:     "Delete the IKE connection NAME's SAs (with a Delete to the peer); its policies stay and drop. Root, the daemon's user and control_admin_group only.",
+		example:  "xdpsec terminate site",
+	},
+	"rekey": {
+		synopsis: "rekey NAME [CHILD] [--socket PATH | -c FILE]",
+		text:     "Rekey the connection's IKE SA now, or with CHILD that child's Child SAs (make-before-break). Root, the daemon's user and control_admin_group only.",
+		example:  "xdpsec rekey site\nxdpsec rekey site net",
+	},
+	"newkeys": {
+		synopsis: "newkeys [-c FILE]",
+		text: "Declare the configuration's outbound static SA keys new (never used) in state_dir, once, before their first run: " +
+			"`run` refuses a static key with no sequence-number mark, since a key whose state was lost looks the same.",
+		example: "xdpsec newkeys -c /etc/xdpsec/xdpsec.yaml",
+	},
+	"selftest": {
+		synopsis: "selftest [-packets N] [-suites LIST]",
+		text: "Run two gateways' pipelines back to back in memory for each ESP suite, check every packet arrives intact, replay " +
+			"and forge some, and print the counters. Needs no privileges and no network.",
+		example: "xdpsec selftest -packets 5000",
+	},
+	"version": {
+		synopsis: "version",
+		text:     "Print the version, the source revision, the Go version and the platform.",
+		example:  "xdpsec version",
+	},
+}
+
+// helpOut is where a page goes: stderr after a usage error, stdout when
+// the user asked for it (commandHelp).
+var helpOut io.Writer = os.Stderr
+
+// flagSets are the subcommands' flags, recorded when built: genman runs
+// each command with --help and reads its flags from here.
+var flagSets = map[string]*flag.FlagSet{}
+
+// newFlagSet is the flag set every subcommand parses its flags with:
+// -h and --help print the command's page; errors go to stderr.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	fs.Usage = func() { writeHelp(helpOut, name, fs) }
+	flagSets[name] = fs
+	return fs
+}
+
+// writeHelp prints the page of command name with the flags of fs.
+func writeHelp(w io.Writer, name string, fs *flag.FlagSet) {
+	p := pages[name]
+	fmt.Fprintf(w, "usage: xdpsec %s\n\n%s\n", p.synopsis, p.text)
+	if fs != nil {
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintln(w, "\nflags:")
+			out := fs.Output()
+			fs.SetOutput(w)
+			fs.PrintDefaults()
+			fs.SetOutput(out)
+		}
+	}
+	fmt.Fprintf(w, "\nexample:\n")
+	for _, l := range strings.Split(p.example, "\n") {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
+}
+
+// isHelp: the argument asks for help.
+func isHelp(a string) bool { return a == "-h" || a == "-help" || a == "--help" }
+
+// commandHelp prints command name's page: the command itself builds its
+// flags and prints it on --help (flag.ErrHelp), so --help exits 0.
+func commandHelp(name string) int {
+	helpOut = os.Stdout
+	commands[name].run([]string{"--help"})
+	return 0
+}
+
+// commandNames are the listed subcommands, sorted.
+func commandNames() []string {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		if commands[n].help != "" {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHangupNotifies: under systemd (NOTIFY_SOCKET set) a SIGHUP is
+// framed by RELOADING=1 (with MONOTONIC_USEC) and READY=1, so
+// `systemctl reload` waits for it and the unit never looks stuck; a file
+// that does not load still ends with READY=1.
+func TestHangupNotifies(t *testing.T) {
+	dir := t.TempDir()
+	sockPath := filepath.Join(dir, "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sockPath)
+	file := filepath.Join(dir, "gw.yaml")
+	var level slog.LevelVar
+	log := newLogger(&syncBuffer{}, "text", &level)
+	read := func() string {
+		t.Helper()
+		buf := make([]byte, 512)
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification: %v", err)
+		}
+		return string(buf[:n])
+	}
+	for _, body := range []string{hupConfig + "log_level: debug\n", hupConfig + "log_level: loud\n"} {
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		hangup(file, &level, log)
+		if got := read(); !strings.HasPrefix(got, "RELOADING=1\nMONOTONIC_USEC=") {
+			t.Errorf("first notification %q, want RELOADING=1 with MONOTONIC_USEC", got)
+		}
+		if got := read(); !strings.HasPrefix(got, "READY=1") {
+			t.Errorf("second notification %q, want READY=1", got)
+		}
+	}
+}
