@@ -1,6 +1,7 @@
 package swanctl
 
 import (
+	"crypto"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -100,7 +101,9 @@ func Convert(root *Section, opt Options) (*Result, error) {
 		case "authorities":
 			top = append(top, c.dropSection(s, "authorities (CRL/OCSP URIs) are not implemented: give the CA as auth.ca"))
 		default:
-			top = append(top, c.dropSection(s, "a section swanctl does not define"))
+			if !referenced(root, s.Name) {
+				top = append(top, c.dropSection(s, "a section swanctl does not define"))
+			}
 		}
 	}
 	for _, t := range top {
@@ -126,6 +129,22 @@ func Convert(root *Section, opt Options) (*Result, error) {
 	}
 	c.res.YAML = []byte(c.out.String())
 	return &c.res, nil
+}
+
+// referenced reports whether some section inherits from the top-level
+// section name (a template: its settings reach the sections that name it).
+func referenced(s *Section, name string) bool {
+	for _, r := range s.Refs {
+		if r == name {
+			return true
+		}
+	}
+	for _, c := range s.Sections {
+		if referenced(c, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *converter) header() {
@@ -882,7 +901,7 @@ func (c *converter) findKey(certFile string) (string, string) {
 	if err != nil {
 		return "", fmt.Sprintf("certificate %s: %v", certFile, err)
 	}
-	type equaler interface{ Equal(any) bool }
+	type equaler interface{ Equal(crypto.PublicKey) bool }
 	pub, ok := cert.PublicKey.(equaler)
 	if !ok {
 		return "", fmt.Sprintf("certificate %s: unsupported public key", certFile)
@@ -918,7 +937,7 @@ func (c *converter) findKey(certFile string) (string, string) {
 			if err != nil {
 				continue
 			}
-			if s, ok := k.(interface{ Public() any }); ok && pub.Equal(s.Public()) {
+			if s, ok := k.(interface{ Public() crypto.PublicKey }); ok && pub.Equal(s.Public()) {
 				return p, ""
 			}
 		}
