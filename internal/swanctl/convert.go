@@ -16,6 +16,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/internal/config"
 )
 
 // Options steer the conversion where swanctl.conf says nothing.
@@ -922,22 +923,12 @@ func (c *converter) findKey(certFile string) (string, string) {
 			if kblk == nil {
 				continue
 			}
-			var k any
-			switch kblk.Type {
-			case "PRIVATE KEY":
-				k, err = x509.ParsePKCS8PrivateKey(kblk.Bytes)
-			case "EC PRIVATE KEY":
-				k, err = x509.ParseECPrivateKey(kblk.Bytes)
-			case "RSA PRIVATE KEY":
-				k, err = x509.ParsePKCS1PrivateKey(kblk.Bytes)
-			default:
-				continue
-			}
+			k, err := config.ParsePrivateKey(kblk)
 			clear(kblk.Bytes)
 			if err != nil {
 				continue
 			}
-			if s, ok := k.(interface{ Public() crypto.PublicKey }); ok && pub.Equal(s.Public()) {
+			if pub.Equal(k.Public()) {
 				return p, ""
 			}
 		}
