@@ -717,6 +717,9 @@ func (c *converter) auth(k *conn, s *Section) []string {
 		}
 		k.remoteID = ""
 	}
+	if k.remoteID == "" && lauth == "psk" && k.remoteAddr != "" && (remote == nil || remote.Get("id") == nil || remote.Get("id").Value == "") {
+		k.notes = append(k.notes, "# remote id: none in swanctl.conf (strongSwan accepts any); xdpsec expects the peer's address "+k.remoteAddr+": set remote_id if the peer uses another")
+	}
 	switch {
 	case lauth == "psk" && rauth == "psk":
 		return c.pskAuth(k)
@@ -890,7 +893,7 @@ func (c *converter) path(kind, name string) string {
 // findKey returns the private key file whose public key is the
 // certificate's, or why there is none.
 func (c *converter) findKey(certFile string) (string, string) {
-	b, err := os.ReadFile(certFile)
+	b, err := readLimited(certFile)
 	if err != nil {
 		return "", fmt.Sprintf("certificate: %v", err)
 	}
@@ -914,7 +917,7 @@ func (c *converter) findKey(certFile string) (string, string) {
 				continue
 			}
 			p, _ := filepath.Abs(filepath.Join(c.opt.Dir, dir, e.Name()))
-			kb, err := os.ReadFile(p)
+			kb, err := readLimited(p)
 			if err != nil {
 				continue
 			}
