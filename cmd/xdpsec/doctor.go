@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -16,7 +15,7 @@ func init() {
 }
 
 func runDoctor(args []string) int {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	fs := newFlagSet("doctor")
 	file := fs.String("c", "/etc/xdpsec/xdpsec.yaml", "configuration file")
 	out := fs.String("o", "text", "output: text or json")
 	if err := fs.Parse(args); err != nil {

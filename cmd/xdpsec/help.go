@@ -56,6 +56,15 @@ var pages = map[string]page{
 			"`run` refuses a static key with no sequence-number mark, since a key whose state was lost looks the same.",
 		example: "xdpsec newkeys -c /etc/xdpsec/xdpsec.yaml",
 	},
+	"doctor": {
+		synopsis: "doctor [-c FILE] [-o json]",
+		text: "Inspect the host as the configuration would use it and print, per check, ok, warn or fail with the command that fixes it: " +
+			"bpffs, memlock, the kernel and its AF_XDP features, CPU AES features, each interface's driver, native XDP and zero-copy, " +
+			"RX queues against queues, IRQ affinity against cpus, GRO/LRO and VLAN offloads, MTU against the ESP overhead, rp_filter and " +
+			"forwarding, routes that would carry PROTECT traffic in clear while the daemon is down, and time sync. It changes nothing; " +
+			"it exits 1 when a check fails.",
+		example: "xdpsec doctor -c /etc/xdpsec/xdpsec.yaml\nxdpsec doctor -o json",
+	},
 	"selftest": {
 		synopsis: "selftest [-packets N] [-suites LIST]",
 		text: "Run two gateways' pipelines back to back in memory for each ESP suite, check every packet arrives intact, replay " +

@@ -772,7 +772,9 @@ func TestHugePagesAndBusyPoll(t *testing.T) {
 	const frames = 4096 // 8 MiB: four 2 MiB pages
 	need := frames * fastpath.FrameSize / hugePageSize
 	if hugePagesFree(t) < need {
-		s := l.open(l.hA, nil, p.ifA, 0, Options{NumFrames: frames, HugePages: true})
+		// On B's end: the kernel lets go of a closed socket's queue
+		// asynchronously, and A's queue 0 is bound again below.
+		s := l.open(l.hB, nil, p.ifB, 0, Options{NumFrames: frames, HugePages: true})
 		if s.HugePages() {
 			t.Error("UMEM on hugepages with none free")
 		}
