@@ -143,59 +143,8 @@ func (l *swanLab) startCharon() {
 }
 `, l.vici(), l.dir)
 	os.WriteFile(filepath.Join(l.dir, "strongswan.conf"), []byte(conf), 0o600)
-	swanctl := fmt.Sprintf(`connections {
-	fromus {
-		local_addrs = %[1]s
-		remote_addrs = %[2]s
-		proposals = aes128gcm16-prfsha256-x25519
-		local { auth = psk
-			id = charon.test }
-		remote { auth = psk
-			id = xdpsec.test }
-		children { fromus { local_ts = %[3]s
-			remote_ts = %[4]s
-			esp_proposals = aes128gcm16-x25519 } }
-	}
-	tous {
-		local_addrs = %[1]s
-		remote_addrs = %[2]s
-		proposals = aes256-sha256-modp2048
-		local { auth = psk
-			id = charon2.test }
-		remote { auth = psk
-			id = xdpsec2.test }
-		children { tous { local_ts = %[5]s
-			remote_ts = %[6]s
-			esp_proposals = aes256-sha256 } }
-	}
-	certfromus {
-		local_addrs = %[1]s
-		remote_addrs = %[2]s
-		proposals = aes256gcm16-prfsha384-ecp384
-		local { auth = pubkey
-			certs = %[8]s/charon.pem
-			id = charon-cert.test }
-		remote { auth = pubkey
-			cacerts = %[8]s/ca.pem
-			id = xdpsec-cert.test }
-		children { certfromus { local_ts = %[3]s
-			remote_ts = %[4]s
-			esp_proposals = aes256gcm16 } }
-	}
-}
-secrets {
-	ike-a {
-		id-a = charon.test
-		id-b = xdpsec.test
-		secret = "%[7]s"
-	}
-	ike-b {
-		id-a = charon2.test
-		id-b = xdpsec2.test
-		secret = "%[7]s"
-	}
-}
-`, labCharon, labOurs, charonNet, ourNet, charonNet2, ourNet2, labPSK, l.dir)
+	swanctl := swantest.Interop{Charon: labCharon, Ours: labOurs, CharonNet: charonNet, OurNet: ourNet,
+		CharonNet2: charonNet2, OurNet2: ourNet2, PSK: labPSK, PKIDir: l.dir}.Conf()
 	os.WriteFile(filepath.Join(l.dir, "swanctl.conf"), []byte(swanctl), 0o600)
 	cmd := exec.Command("ip", "netns", "exec", l.nsCharon, "unshare", "--mount", "--propagation", "private",
 		"sh", "-c", fmt.Sprintf("mount --bind '%s/run' /run && exec %s", l.dir, charonBin))

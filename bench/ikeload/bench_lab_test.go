@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/internal/swantest"
 )
 
 // The responder benchmark of issue 4 item 8, in one run: the same generator,
@@ -280,32 +282,7 @@ func (l *benchLab) startCharon(sw swanSetup) (pid int, stop func()) {
 	}
 }
 `, routes, table, vici, dir)
-	swanctl := fmt.Sprintf(`connections {
-	bench {
-		local_addrs = %s
-		proposals = aes128gcm16-prfsha256-x25519
-		local {
-			auth = psk
-			id = responder.ikeload.test
-		}
-		remote {
-			auth = psk
-		}
-		children {
-			load {
-				local_ts = 0.0.0.0/0
-				remote_ts = 100.64.0.0/10
-				esp_proposals = aes128gcm16
-			}
-		}
-	}
-}
-secrets {
-	ike-bench {
-		secret = "%s"
-	}
-}
-`, benchSwanIP, benchPSK)
+	swanctl := swantest.BenchResponder(benchSwanIP, benchPSK)
 	os.WriteFile(filepath.Join(dir, "strongswan.conf"), []byte(conf), 0o600)
 	os.WriteFile(filepath.Join(dir, "swanctl.conf"), []byte(swanctl), 0o600)
 	cmd := l.cmd(l.nsSwan, 0, "unshare", "--mount", "--propagation", "private",

@@ -71,6 +71,16 @@ var pages = map[string]page{
 			"and forge some, and print the counters. Needs no privileges and no network.",
 		example: "xdpsec selftest -packets 5000",
 	},
+	"import": {
+		synopsis: "import swanctl [-o FILE] [-psk-dir DIR] [-lan IF] [-wan IF] [-local-addr ADDR] FILE",
+		text: "Convert a strongSwan swanctl.conf (includes and section references followed) into an xdpsec configuration: " +
+			"connections, children, proposals, addresses, identities, traffic selectors, PSK (each key to NAME.psk, mode 0600, " +
+			"read with psk_file; never into the YAML) or certificate authentication, rekey and life times (strongSwan's defaults " +
+			"written out), DPD, start and close actions. Every setting xdpsec cannot carry over becomes a comment with its " +
+			"swanctl.conf line and the reason; a connection that cannot work without one is written as a comment whole.\n\n" +
+			"The result is checked as `run --check` checks it; a syntax error in swanctl.conf gives file:line and exit status 1.",
+		example: "xdpsec import swanctl -o /etc/xdpsec/xdpsec.yaml -lan eth1 -wan eth0 /etc/swanctl/swanctl.conf",
+	},
 	"version": {
 		synopsis: "version",
 		text:     "Print the version, the source revision, the Go version and the platform.",

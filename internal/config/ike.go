@@ -546,25 +546,9 @@ func (d *decoder) readKey(n *yaml.Node, field, p string) crypto.Signer {
 		return nil
 	}
 	defer clear(blk.Bytes)
-	var k any
-	var err error
-	switch blk.Type {
-	case "PRIVATE KEY":
-		k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	case "EC PRIVATE KEY":
-		k, err = x509.ParseECPrivateKey(blk.Bytes)
-	case "RSA PRIVATE KEY":
-		k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-	default:
-		err = fmt.Errorf("PEM block %q is not a private key", blk.Type)
-	}
+	s, err := ParsePrivateKey(blk)
 	if err != nil {
 		d.errf(n, field, "%s: %v", p, err)
-		return nil
-	}
-	s, ok := k.(crypto.Signer)
-	if !ok {
-		d.errf(n, field, "%s: the key cannot sign", p)
 		return nil
 	}
 	return s

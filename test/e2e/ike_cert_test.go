@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/swantest"
 )
 
 // certPKI is a throw-away CA and one leaf per gateway, generated per test
@@ -159,32 +161,7 @@ func (c *charon) useCerts(t *testing.T, p *certPKI, ikeProp, espProp string) {
 // into the connection) and loads it and the credentials again.
 func (c *charon) loadPubkeySite(t *testing.T, cacert, extra, ikeProp, espProp string) {
 	t.Helper()
-	swanctl := fmt.Sprintf(`connections {
-	site {
-		local_addrs = %[1]s
-		remote_addrs = %[2]s
-		proposals = %[3]s
-		%[5]s
-		local {
-			auth = pubkey
-			certs = gw-b.pem
-			id = gw-b.lab
-		}
-		remote {
-			auth = pubkey
-			cacerts = %[6]s
-			id = gw-a.lab
-		}
-		children {
-			net {
-				local_ts = 198.18.2.0/24,2001:db8:b::/64
-				remote_ts = 198.18.1.0/24,2001:db8:a::/64
-				esp_proposals = %[4]s
-			}
-		}
-	}
-}
-`, gwB4, gwA4, ikeProp, espProp, extra, cacert)
+	swanctl := swantest.GwB(gwB4, gwA4, ikeProp, espProp).PubkeyConf("gw-b.pem", cacert, extra)
 	file := filepath.Join(c.dir, "swanctl.conf")
 	if err := os.WriteFile(file, []byte(swanctl), 0o600); err != nil {
 		t.Fatal(err)

@@ -67,36 +67,7 @@ func (l *lab) startCharon(t *testing.T, ikeProp, espProp string) *charon {
 	}
 }
 `, c.vici(), c.dir)
-	swanctl := fmt.Sprintf(`connections {
-	site {
-		local_addrs = %[1]s
-		remote_addrs = %[2]s
-		proposals = %[3]s
-		local {
-			auth = psk
-			id = gw-b.lab
-		}
-		remote {
-			auth = psk
-			id = gw-a.lab
-		}
-		children {
-			net {
-				local_ts = 198.18.2.0/24,2001:db8:b::/64
-				remote_ts = 198.18.1.0/24,2001:db8:a::/64
-				esp_proposals = %[4]s
-			}
-		}
-	}
-}
-secrets {
-	ike-site {
-		id-a = gw-b.lab
-		id-b = gw-a.lab
-		secret = "%[5]s"
-	}
-}
-`, gwB4, gwA4, ikeProp, espProp, strings.TrimSpace(string(psk)))
+	swanctl := swantest.GwB(gwB4, gwA4, ikeProp, espProp).PSKConf(strings.TrimSpace(string(psk)))
 	if err := os.WriteFile(filepath.Join(c.dir, "strongswan.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
