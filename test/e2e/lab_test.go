@@ -591,7 +591,10 @@ func tshark(t *testing.T, file string, uat []string, args ...string) []string {
 	if len(uat) > 0 {
 		args = append(heuristicsOff(t), args...)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// A bound for a hung tshark, not a speed check: the nonce test's
+	// whole-capture pass reads ~600k frames (8 s here, several times that
+	// on a loaded CI machine); slow calls are logged below.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "tshark", append([]string{"-n", "-r", file}, args...)...)
 	cmd.Env = append(os.Environ(), "WIRESHARK_CONFIG_DIR="+conf, "HOME="+conf)
