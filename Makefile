@@ -24,7 +24,7 @@ vet:
 # Everything: unit, known-answer, fuzz seeds, tshark and strongSwan
 # interop, namespace labs (as root; they skip with a reason otherwise).
 test: deps vet
-	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -timeout 25m ./...
 	$(GO) test -count=1 -race -timeout 10m $(RACE_PKGS)
 	# fastpath/gcm's whole suite again with the assembly off, so the
 	# constant-time fallback that CPUs without AVX-512 VAES run is tested
