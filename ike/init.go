@@ -213,24 +213,14 @@ func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
 		return errRestart
 	}
 	if n := resp.Notify(message.NotifyInvalidKEPayload); n != nil {
-		g, err := n.KEGroup()
+		g, err := retryGroup(n, sa.dhGroup, &t.retries, sa.conn.IKEProposals)
 		if err != nil {
-			return fmt.Errorf("INVALID_KE_PAYLOAD: %w", err)
+			return err
 		}
-		offered := false
-		for _, p := range sa.conn.IKEProposals {
-			for _, og := range p.DH {
-				offered = offered || og == crypto.GroupID(g)
-			}
-		}
-		if !offered || t.retries >= 2 || crypto.GroupID(g) == sa.dhGroup {
-			return fmt.Errorf("peer asks for key exchange group %v, which we did not offer", g)
-		}
-		t.retries++
-		sa.e.log.Info("peer wants another key exchange group, retrying", "sa", sa.logID(), "offered", sa.dhGroup, "requested", crypto.GroupID(g))
+		sa.e.log.Info("peer wants another key exchange group, retrying", "sa", sa.logID(), "offered", sa.dhGroup, "requested", g)
 		sa.kex.Destroy()
 		sa.kex = nil
-		sa.dhGroup = crypto.GroupID(g)
+		sa.dhGroup = g
 		return errRestart
 	}
 	for p := range resp.All(message.PayloadNotify) {

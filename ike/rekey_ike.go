@@ -16,11 +16,10 @@ import (
 // key exchange, keyed from the old SK_d; the Child SAs move to it and the
 // old IKE SA is deleted.
 type ikeRekeyTask struct {
-	next    *ikeSA
-	kex     crypto.KeyExchange
-	group   crypto.GroupID
-	retries int
-	done    chan error
+	next *ikeSA
+	kex  crypto.KeyExchange
+	keRetry
+	done chan error
 
 	// With additional key exchanges (RFC 9370 §2.2.4) the new SA is
 	// complete only after the IKE_FOLLOWUP_KE exchanges: until then the
@@ -93,15 +92,10 @@ func (t *ikeRekeyTask) abort(sa *ikeSA, err error) {
 }
 
 func (t *ikeRekeyTask) process(sa *ikeSA, resp message.Payloads) error {
-	if n := resp.Notify(message.NotifyInvalidKEPayload); n != nil {
-		g, err := n.KEGroup()
-		if err == nil && t.retries < 2 && crypto.GroupID(g) != t.group && offersGroup(sa.conn.IKEProposals, crypto.GroupID(g)) {
-			t.retries++
-			t.group = crypto.GroupID(g)
-			sa.enqueueFirst(t)
-			return nil
+	if handled, err := t.retryKE(sa, t, resp, sa.conn.IKEProposals); handled {
+		if err != nil {
+			t.abort(sa, err)
 		}
-		t.abort(sa, errors.New("INVALID_KE_PAYLOAD for a group we cannot use"))
 		return nil
 	}
 	for p := range resp.All(message.PayloadNotify) {
