@@ -23,8 +23,7 @@ type childCreate struct {
 	old    *childSA // the SA to rekey; nil for a new Child SA
 	create bool     // carried by CREATE_CHILD_SA rather than IKE_AUTH
 	child  *childSA // the SA being made, with its inbound SPI reserved
-	kex    crypto.KeyExchange
-	keRetry
+	keyShare
 }
 
 // request returns the Child SA payloads of our request. The first call
@@ -56,13 +55,11 @@ func (n *childCreate) request(sa *ikeSA) ([]message.Payload, error) {
 			n.group = firstGroup(n.cfg.ESPProposals)
 		}
 		if n.group != 0 {
-			n.destroyKex()
-			kex, err := crypto.NewKeyExchange(n.group)
+			ke, err := n.share()
 			if err != nil {
-				return nil, fmt.Errorf("key exchange %v: %w", n.group, err)
+				return nil, err
 			}
-			n.kex = kex
-			ps = append(ps, &message.KeyExchange{Group: message.DHGroup(n.group), Data: kex.PublicKey()})
+			ps = append(ps, ke)
 		}
 	}
 	if n.old != nil {
@@ -133,13 +130,6 @@ func (n *childCreate) response(resp message.Payloads) error {
 	}
 	n.destroyKex()
 	return nil
-}
-
-func (n *childCreate) destroyKex() {
-	if n.kex != nil {
-		n.kex.Destroy()
-		n.kex = nil
-	}
 }
 
 // respondChildSA is the responder's side of a Child SA negotiation, in
@@ -274,17 +264,38 @@ func childConfigs(conn *Connection) []*ChildConfig {
 	return cands
 }
 
-// keRetry is the key exchange group of a CREATE_CHILD_SA request and its
-// retries after INVALID_KE_PAYLOAD.
-type keRetry struct {
+// keyShare is the key exchange of a CREATE_CHILD_SA request of ours (a
+// Child SA with PFS, an IKE SA rekey): its group, our private value, and
+// the retries INVALID_KE_PAYLOAD caused.
+type keyShare struct {
 	group   crypto.GroupID
+	kex     crypto.KeyExchange
 	retries int
+}
+
+// share makes a new private value of the group, for a new request (a
+// retransmission resends the old message), and returns its KE payload.
+func (k *keyShare) share() (*message.KeyExchange, error) {
+	k.destroyKex()
+	kex, err := crypto.NewKeyExchange(k.group)
+	if err != nil {
+		return nil, fmt.Errorf("key exchange %v: %w", k.group, err)
+	}
+	k.kex = kex
+	return &message.KeyExchange{Group: message.DHGroup(k.group), Data: kex.PublicKey()}, nil
+}
+
+func (k *keyShare) destroyKex() {
+	if k.kex != nil {
+		k.kex.Destroy()
+		k.kex = nil
+	}
 }
 
 // retryKE handles an INVALID_KE_PAYLOAD answer to t's request: t goes
 // again, first in sa's queue, with the group the peer asks for, or err
 // says why it cannot. handled is false when resp is no such answer.
-func (k *keRetry) retryKE(sa *ikeSA, t task, resp message.Payloads, offer []Proposal) (handled bool, err error) {
+func (k *keyShare) retryKE(sa *ikeSA, t task, resp message.Payloads, offer []Proposal) (handled bool, err error) {
 	n := resp.Notify(message.NotifyInvalidKEPayload)
 	if n == nil {
 		return false, nil

@@ -17,8 +17,7 @@ import (
 // old IKE SA is deleted.
 type ikeRekeyTask struct {
 	next *ikeSA
-	kex  crypto.KeyExchange
-	keRetry
+	keyShare
 	done chan error
 
 	// With additional key exchanges (RFC 9370 §2.2.4) the new SA is
@@ -34,10 +33,7 @@ type ikeRekeyTask struct {
 func (*ikeRekeyTask) exchange() message.ExchangeType { return message.ExchangeCreateChildSA }
 
 func (t *ikeRekeyTask) finish(sa *ikeSA, err error) {
-	if t.kex != nil {
-		t.kex.Destroy()
-		t.kex = nil
-	}
+	t.destroyKex()
 	for _, s := range t.secrets {
 		crypto.Zero(s)
 	}
@@ -62,20 +58,16 @@ func (t *ikeRekeyTask) build(sa *ikeSA) ([]message.Payload, error) {
 	if t.group == 0 {
 		t.group = sa.sel.DH
 	}
-	if t.kex != nil {
-		t.kex.Destroy()
-	}
-	kex, err := crypto.NewKeyExchange(t.group)
+	ke, err := t.share()
 	if err != nil {
-		return nil, fmt.Errorf("key exchange %v: %w", t.group, err)
+		return nil, err
 	}
-	t.kex = kex
 	sa.ikeRekey = t
 	spi := binary.BigEndian.AppendUint64(nil, t.next.spiI)
 	return []message.Payload{
 		wireSA(withLegacyCopies(rekeyOffer(sa)), spi, true),
 		&message.Nonce{Data: t.next.ni},
-		&message.KeyExchange{Group: message.DHGroup(t.group), Data: kex.PublicKey()},
+		ke,
 	}, nil
 }
 
