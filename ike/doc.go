@@ -10,13 +10,13 @@
 // task repeats that logic. One goroutine (the Engine's loop) owns every IKE
 // SA, so the state machines need no locks.
 //
-// Which sections of RFC 7296 (and of RFCs 3948, 7383, 7427, 9242, 9370) are
-// implemented, how unauthenticated input is bounded, the proposal syntax
-// (strongSwan's, parsed by ParseProposals) and what is not implemented yet:
-// docs/ike.md.
-//
 // The API: New starts an Engine on a transport.Conn (ike/transport opens
 // UDP 500 and 4500) with the Connections and an Installer; Initiate,
 // InitiateChild, RekeyChild, RekeyChildren, RekeyIKE, Expire, Terminate, TerminateChild
 // and Ping drive it; List shows its SAs.
+//
+// What is implemented, section by section of RFC 7296 (and RFCs 3948,
+// 7383, 7427, 9242, 9370), how unauthenticated input is bounded, the
+// proposal syntax (strongSwan's, read by ParseProposals) and what is not
+// implemented yet: docs/ike.md.
 package ike
