@@ -401,7 +401,7 @@ func TestCross(t *testing.T) {
 func TestSharedClose(t *testing.T) {
 	l := newLab(t, 2)
 	var s0, s1 *Socket
-	if err := in(l.hA, func() (err error) {
+	if err := l.hA.Do(func() (err error) {
 		if s0, err = Open(l.pairs[0].ifA, 0, Options{NumFrames: 512, FillSize: 128}); err != nil {
 			return err
 		}
@@ -433,7 +433,7 @@ func TestSharedClose(t *testing.T) {
 	if st.Lost != 128 || st.Free+st.Lost+st.Filled != st.Frames {
 		t.Errorf("after the owner closed: %+v; want its 128 fill frames lost and the rest accounted", st)
 	}
-	if err := in(l.hA, func() error {
+	if err := l.hA.Do(func() error {
 		_, err := Open(l.pairs[1].ifA, 1, Options{ShareWith: s0})
 		return err
 	}); err == nil {
@@ -450,7 +450,7 @@ func TestSharedClose(t *testing.T) {
 func TestClose(t *testing.T) {
 	l := newLab(t, 1)
 	var s *Socket
-	if err := in(l.hA, func() (err error) {
+	if err := l.hA.Do(func() (err error) {
 		s, err = Open(l.pairs[0].ifA, 0, Options{NumFrames: 64, FillSize: 32})
 		return err
 	}); err != nil {
@@ -633,7 +633,7 @@ func TestZeroAllocs(t *testing.T) {
 	// A connected, non-blocking UDP socket in B written with write(2):
 	// the net package would allocate on its own account.
 	var bfd int
-	if err := in(l.hB, func() (err error) {
+	if err := l.hB.Do(func() (err error) {
 		if bfd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0); err != nil {
 			return err
 		}
