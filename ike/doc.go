@@ -114,8 +114,7 @@
 //
 // The API: New starts an Engine on a transport.Conn (ike/transport opens
 // UDP 500 and 4500) with the Connections and an Installer; Initiate,
-// InitiateChild, RekeyChild, RekeyChildren, RekeyIKE, Expire, Terminate, TerminateChild
-// and Ping drive it; List shows its SAs.
+// RekeyChildren, RekeyIKE, Expire and Terminate drive it; List shows its SAs.
 //
 // Not implemented yet: configuration payloads, EAP,
 // MOBIKE, and additional key exchanges for Child SAs (ESP proposals with

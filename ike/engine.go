@@ -641,9 +641,9 @@ func (e *Engine) Terminate(ctx context.Context, name string) error {
 	return nil
 }
 
-// TerminateChild deletes the Child SAs named child of the connection's IKE
+// terminateChild deletes the Child SAs named child of the connection's IKE
 // SAs with an INFORMATIONAL exchange, keeping the IKE SA.
-func (e *Engine) TerminateChild(ctx context.Context, name, child string) error {
+func (e *Engine) terminateChild(ctx context.Context, name, child string) error {
 	var waits []chan error
 	ok := e.do(ctx, func() {
 		for _, sa := range e.sas {
@@ -679,9 +679,9 @@ func (e *Engine) TerminateChild(ctx context.Context, name, child string) error {
 	return nil
 }
 
-// Ping sends an empty INFORMATIONAL request (RFC 7296 §2.4 liveness check)
+// ping sends an empty INFORMATIONAL request (RFC 7296 §2.4 liveness check)
 // on each established IKE SA of the connection and waits for the answers.
-func (e *Engine) Ping(ctx context.Context, name string) error {
+func (e *Engine) ping(ctx context.Context, name string) error {
 	var waits []chan error
 	ok := e.do(ctx, func() {
 		for _, sa := range e.sas {

@@ -385,7 +385,7 @@ func TestStrongSwanInterop(t *testing.T) {
 		cin, cout = settled("rekey by charon", cout, cin)
 		// We rekey it.
 		c := findChild("net")
-		if err := e.RekeyChild(ctx(t), c.SPIIn); err != nil {
+		if err := e.rekeyChildSPI(ctx(t), c.SPIIn); err != nil {
 			t.Fatal(err)
 		}
 		cin, cout = settled("rekey by us", cout, cin)
@@ -438,7 +438,7 @@ func TestStrongSwanInterop(t *testing.T) {
 		}
 		// The rekeyed IKE SA still works for Child SAs.
 		c = findChild("net")
-		if err := e.RekeyChild(ctx(t), c.SPIIn); err != nil {
+		if err := e.rekeyChildSPI(ctx(t), c.SPIIn); err != nil {
 			t.Fatal(err)
 		}
 		settled("rekey on the new IKE SA", cout, cin)
@@ -537,7 +537,7 @@ func TestStrongSwanInterop(t *testing.T) {
 		if in := inst.Inbound()[0]; in.ESN || in.Suite.String() != "aes256-sha256" || len(in.IntegKey) != 32 {
 			t.Fatalf("installed %v esn=%v, want aes256-sha256 without ESN", in.Suite, in.ESN)
 		}
-		if err := e.Ping(ctx(t), "fromcharon"); err != nil {
+		if err := e.ping(ctx(t), "fromcharon"); err != nil {
 			t.Fatalf("liveness check: %v", err)
 		}
 		l.swanctl("--terminate", "--ike", "tous", "--timeout", "10")

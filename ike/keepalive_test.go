@@ -60,7 +60,7 @@ func TestNATKeepalive(t *testing.T) {
 				t.Fatalf("KeepalivesSent() = %d, %d sent", i.e.KeepalivesSent(), ki)
 			}
 			// The peer takes keepalives for what they are: the tunnel stays up.
-			if err := i.e.Ping(ctx(t), "test"); err != nil {
+			if err := i.e.ping(ctx(t), "test"); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -79,7 +79,7 @@ func TestKeepaliveHeldByIKE(t *testing.T) {
 	}
 	steady(t, i, r, 1)
 	for range 12 {
-		if err := i.e.Ping(ctx(t), "test"); err != nil {
+		if err := i.e.ping(ctx(t), "test"); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(50 * time.Millisecond)
