@@ -15,11 +15,6 @@ import (
 // with static neighbours; IPv6 is off so router solicitations do not
 // reach the sink.
 
-func requireRoot(tb testing.TB) {
-	tb.Helper()
-	testlab.RequireRoot(tb, "network namespaces, veth pairs, XDP programs and AF_XDP sockets", "ip", "ethtool")
-}
-
 type genLab struct {
 	nsA, nsB   string
 	ifA, ifB   string
@@ -29,7 +24,7 @@ type genLab struct {
 
 func newGenLab(tb testing.TB) *genLab {
 	tb.Helper()
-	requireRoot(tb)
+	testlab.RequireXDPLab(tb)
 	tag := testlab.Tag()
 	// 1504: room for IMIX's 1518-byte frame (sizes exclude the FCS).
 	a := &testlab.End{NS: testlab.NewNetns(tb, "xg"+tag+"a", testlab.NoIPv6|testlab.LoUp), Name: "xg" + tag + "a0",

@@ -21,11 +21,6 @@ import (
 // B (the peer), joined by veth pairs with static neighbours, since a
 // redirect-everything XDP program on A's side swallows ARP.
 
-func requireRoot(tb testing.TB) {
-	tb.Helper()
-	testlab.RequireRoot(tb, "network namespaces, veth pairs, XDP programs and AF_XDP sockets", "ip", "ethtool")
-}
-
 type lab struct {
 	tb     testing.TB
 	hA, hB *testlab.Netns
@@ -43,7 +38,7 @@ type vethPair struct {
 // to 198.18.i.2 (B). Everything goes away in Cleanup.
 func newLab(tb testing.TB, n int) *lab {
 	tb.Helper()
-	requireRoot(tb)
+	testlab.RequireXDPLab(tb)
 	tag := testlab.Tag()
 	// No IPv6: router solicitations and MLD reports would be noise on
 	// the sockets.

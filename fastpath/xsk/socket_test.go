@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/xdpsec/xdpsec/fastpath"
+	"github.com/xdpsec/xdpsec/internal/testlab"
 	"golang.org/x/sys/unix"
 )
 
@@ -293,7 +294,7 @@ func TestFrameAccounting(t *testing.T) {
 // with a shared UMEM (the frame itself is sent) and with separate UMEMs
 // (Alloc and copy), checking Shares and the accounting of both.
 func TestCross(t *testing.T) {
-	requireRoot(t)
+	testlab.RequireXDPLab(t)
 	for _, shared := range []bool{true, false} {
 		t.Run(map[bool]string{true: "shared", false: "separate"}[shared], func(t *testing.T) {
 			l := newLab(t, 2)
@@ -480,7 +481,7 @@ func TestClose(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	requireRoot(t)
+	testlab.RequireXDPLab(t)
 	tests := []struct {
 		name           string
 		ifindex, queue int

@@ -137,6 +137,7 @@ type End struct {
 	MAC     net.HardwareAddr // nil: the kernel's random one
 	Addr    netip.Prefix     // zero: no address
 	MTU     int              // 0: the default
+	Master  string           // a bridge in NS to enslave the end to ("": none)
 	Ifindex int
 }
 
@@ -163,6 +164,9 @@ func Veth(tb testing.TB, a, b *End, setup Setup) {
 		if e.MTU > 0 {
 			e.NS.IP(tb, "link", "set", e.Name, "mtu", strconv.Itoa(e.MTU))
 		}
+		if e.Master != "" {
+			e.NS.IP(tb, "link", "set", e.Name, "master", e.Master)
+		}
 		e.NS.IP(tb, "link", "set", e.Name, "up")
 		if setup&StaticNeigh != 0 {
 			e.NS.IP(tb, "neigh", "replace", s.peer.Addr.Addr().String(), "lladdr", s.peer.MAC.String(),
@@ -179,6 +183,14 @@ func Veth(tb testing.TB, a, b *End, setup Setup) {
 	if b.Ifindex, err = b.NS.Ifindex(b.Name); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// Bridge creates a bridge in the namespace and brings it up. Multicast
+// snooping is off, so IPv6 neighbour discovery reaches every port at once.
+func (n *Netns) Bridge(tb testing.TB, name string) {
+	tb.Helper()
+	n.IP(tb, "link", "add", name, "type", "bridge", "mcast_snooping", "0")
+	n.IP(tb, "link", "set", name, "up")
 }
 
 // Route adds a route inside the namespace: `ip -n Name route add args...`.

@@ -33,6 +33,13 @@ func RequireRoot(tb testing.TB, why string, tools ...string) {
 	}
 }
 
+// RequireXDPLab is RequireRoot for a lab of namespaces and veth pairs
+// with XDP programs and AF_XDP sockets on them.
+func RequireXDPLab(tb testing.TB) {
+	tb.Helper()
+	RequireRoot(tb, "network namespaces, veth pairs, XDP programs and AF_XDP sockets", "ip", "ethtool")
+}
+
 // Unhex decodes a hex test vector, ignoring white space and the "|" that
 // vectors use to mark field boundaries; bad hex fails tb.
 func Unhex(tb testing.TB, s string) []byte {

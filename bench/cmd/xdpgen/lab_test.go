@@ -16,7 +16,7 @@ import (
 // (the neighbour entry is resolved by ARP while nothing else runs), JSON
 // out, and no loss at a modest rate.
 func TestCommandRun(t *testing.T) {
-	testlab.RequireRoot(t, "network namespaces, veth pairs, XDP programs and AF_XDP sockets", "ip", "ethtool")
+	testlab.RequireXDPLab(t)
 	tag := testlab.Tag()
 	a := &testlab.End{NS: testlab.NewNetns(t, "xc"+tag+"a", testlab.NoIPv6), Name: "xc" + tag + "a0",
 		Addr: netip.MustParsePrefix("198.18.0.1/24")}
