@@ -125,7 +125,7 @@ func TestInstallDeleteOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"live 00003333 true out=00002222 in1=true in2=true",  // new inbound first, old outbound still sends
+		"live 00003333 true out=00002222 in1=true in2=true",   // new inbound first, old outbound still sends
 		"live 00001111 false out=00004444 in1=false in2=true", // old inbound last, after the switch
 	}
 	if !slices.Equal(seen, want) {
