@@ -523,3 +523,33 @@ func TestIKERekeyAction(t *testing.T) {
 		}
 	}
 }
+
+// TestIKERetireWaitsForWorkers: a deleted SA's keys are wiped only once
+// every worker has passed a poll since the delete (its epoch), however
+// many ticks go by; a worker parked in poll(2) holds nothing up.
+func TestIKERetireWaitsForWorkers(t *testing.T) {
+	d, p := ikeTestDaemon(t)
+	busy, parked := d.store.Grace().Register(), d.store.Grace().Register()
+	busy.Quiesce()
+	cfg := childSA(0x1111, sad.Inbound, 1)
+	cfg.Key = []byte("0123456789abcdefSALT")
+	if err := p.InstallInbound(cfg); err != nil {
+		t.Fatal(err)
+	}
+	sa := d.inbound.Lookup(0x1111)
+	if err := p.Delete(0x1111, sad.Inbound); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		p.tick()
+		if sa.Crypto.Salt == [4]byte{} {
+			t.Fatal("keys wiped while a worker's poll may still hold the SA")
+		}
+	}
+	busy.Quiesce()
+	p.tick()
+	if sa.Crypto.Salt != [4]byte{} || d.store.Retired() != 0 {
+		t.Fatal("keys not wiped after every worker passed")
+	}
+	parked.Offline()
+}
