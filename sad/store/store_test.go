@@ -557,3 +557,17 @@ func TestMove(t *testing.T) {
 		t.Error("store still holds the old SA")
 	}
 }
+
+// TestQuiesceZeroAllocs: the workers' per-poll hook allocates nothing.
+func TestQuiesceZeroAllocs(t *testing.T) {
+	g := NewGrace()
+	r := g.Register()
+	if n := testing.AllocsPerRun(1000, func() {
+		r.Quiesce()
+		g.Advance()
+		r.Quiesce()
+		r.Offline()
+	}); n != 0 {
+		t.Fatalf("%v allocations per poll", n)
+	}
+}
