@@ -26,18 +26,11 @@ const (
 	MirrorFailed
 )
 
+var eventNames = [...]string{Installed: "installed", Deleted: "deleted", Moved: "moved", Trapped: "trapped", MirrorFailed: "mirror_failed"}
+
 func (k EventKind) String() string {
-	switch k {
-	case Installed:
-		return "installed"
-	case Deleted:
-		return "deleted"
-	case Moved:
-		return "moved"
-	case Trapped:
-		return "trapped"
-	case MirrorFailed:
-		return "mirror_failed"
+	if int(k) < len(eventNames) && eventNames[k] != "" {
+		return eventNames[k]
 	}
 	return fmt.Sprintf("event(%d)", uint8(k))
 }
