@@ -383,7 +383,7 @@ func TestIKEPlaneLoopback(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	a.ike.tick() // wipes the buried SAs
+	a.ike.tick() // wipes the retired SAs (no workers in this test)
 
 	if res, err := a.ike.terminate(ctx, "site"); err != nil || !strings.Contains(res, "terminated") {
 		t.Fatalf("terminate: %q %v", res, err)
