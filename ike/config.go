@@ -232,6 +232,12 @@ type Connection struct {
 	// that cannot match, so the peer believes us behind a NAT and both ends
 	// move to the NAT-T port (RFC 7296 §2.23 allows faking it so).
 	ForceEncap bool
+	// LocalAddrs, when set, are all the gateway's addresses for this peer
+	// (strongSwan's local_addrs), either family, LocalAddr ignored: the
+	// connection answers on any of them and initiates from the first of
+	// the remote's family that reaches it (Config.Reachable). Empty:
+	// LocalAddr alone.
+	LocalAddrs []netip.Addr
 
 	// IKERekeyTime is the soft lifetime of the connection's IKE SAs: the
 	// end that reaches it first rekeys the IKE SA (RFC 7296 §2.18), at a
@@ -367,6 +373,9 @@ func (c *Connection) Validate() error {
 	}
 	if c.Local.ID.Type == 0 {
 		return fmt.Errorf("connection %s: no local identity", c.Name)
+	}
+	if err := c.validateLocals(); err != nil {
+		return err
 	}
 	for _, ch := range c.Children {
 		if ch.Name == "" {
