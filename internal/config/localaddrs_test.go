@@ -1,0 +1,65 @@
+package config
+
+import (
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestLocalAddrs: local_addrs takes a list or strongSwan's comma-separated
+// string, both families; local_addr keeps working as a one-element list;
+// the single-address LocalAddr (default identity) is the first of the
+// remote's family; errors carry file:line: field.
+func TestLocalAddrs(t *testing.T) {
+	dir := t.TempDir()
+	writePSK(t, dir)
+	base := strings.Replace(ikeBase, "%s", "{psk_file: psk}", 1)
+	const one = "    local_addr: 192.0.2.1\n"
+	for _, tc := range []struct {
+		name, with, remote string
+		want               []string // local addresses; nil: an error
+		first              string   // LocalAddr
+		err                string
+	}{
+		{"local_addr alone", one, "", nil, "192.0.2.1", ""},
+		{"list", "    local_addrs: [2001:db8:f::1, 192.0.2.1]\n", "", []string{"2001:db8:f::1", "192.0.2.1"}, "192.0.2.1", ""},
+		{"strongswan string", "    local_addrs: 192.0.2.1, 2001:db8:f::1\n", "", []string{"192.0.2.1", "2001:db8:f::1"}, "192.0.2.1", ""},
+		{"ipv6 remote", "    local_addrs: [192.0.2.1, 2001:db8:f::1]\n", "2001:db8:f::2", []string{"192.0.2.1", "2001:db8:f::1"}, "2001:db8:f::1", ""},
+		{"one element", "    local_addrs: [192.0.2.1]\n", "", []string{"192.0.2.1"}, "192.0.2.1", ""},
+		{"both keys", one + "    local_addrs: [192.0.2.1]\n", "", nil, "", "gw.yaml:6: connections[0].local_addrs: give local_addr or local_addrs, not both"},
+		{"any", "    local_addrs: [\"%any\"]\n", "", nil, "", "gw.yaml:5: connections[0].local_addrs[0]: \"%any\": xdpsec binds each local address, list them"},
+		{"not an address", "    local_addrs: [192.0.2.1, wan0]\n", "", nil, "", "gw.yaml:5: connections[0].local_addrs[1]: \"wan0\" is not a unicast address"},
+		{"twice", "    local_addrs: [192.0.2.1, 192.0.2.1]\n", "", nil, "", "gw.yaml:5: connections[0].local_addrs[1]: 192.0.2.1 given twice"},
+		{"no family", "    local_addrs: [2001:db8:f::1]\n", "", nil, "", "gw.yaml:5: connections[0].local_addrs: no address of remote_addr 192.0.2.2's family"},
+		{"none", "", "", nil, "", "gw.yaml:4: connections[0].local_addr: required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			y := strings.Replace(base, one, tc.with, 1)
+			if tc.remote != "" {
+				y = strings.Replace(y, "remote_addr: 192.0.2.2", "remote_addr: "+tc.remote, 1)
+			}
+			c, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(y))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v\nwant %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			cn := c.IKE.Connections[0]
+			var got []string
+			for _, a := range cn.LocalAddrs {
+				got = append(got, a.String())
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") || cn.LocalAddr != netip.MustParseAddr(tc.first) {
+				t.Errorf("local_addrs %v, LocalAddr %v; want %v, %v", got, cn.LocalAddr, tc.want, tc.first)
+			}
+			if want := tc.first; len(cn.Locals()) == 0 || cn.Local.ID.String() != want {
+				t.Errorf("local id %v, want %v", cn.Local.ID, want)
+			}
+		})
+	}
+}
