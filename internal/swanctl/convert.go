@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +26,7 @@ type Options struct {
 	// (swanctl.conf has none); empty: lan0 and wan0, with a comment.
 	LAN, WAN string
 	// LocalAddr is the local_addr of connections whose local_addrs give
-	// no single address (absent, %any, a name, a range).
+	// no address (absent, %any, only names or ranges).
 	LocalAddr string
 	// PSKFiles: pre-shared keys go to Result.Secrets and the YAML reads
 	// them with psk_file: PSKPrefix+NAME; else with psk_env.
@@ -297,6 +298,7 @@ type conn struct {
 	name                   string
 	sec                    *Section
 	localAddr, remoteAddr  string
+	localAddrs             []string // every address of local_addrs; localAddr is one of them
 	localID, remoteID      string
 	lines                  []string // YAML lines after name, indented 4
 	notes                  []string // comments
@@ -334,7 +336,24 @@ func (c *converter) connection(s *Section) {
 			if kv.Value != "0" && kv.Value != "2" && kv.Value != "1" {
 				k.notes = append(k.notes, c.drop(kv, "not 0, 1 or 2"))
 			}
-		case "local_addrs", "remote_addrs":
+		case "local_addrs":
+			// xdpsec listens on every address given; names, subnets
+			// and ranges it cannot bind are comments.
+			var rest []string
+			for _, a := range splitList(kv.Value) {
+				if ad, err := netip.ParseAddr(a); err == nil && !ad.IsUnspecified() && ad.Zone() == "" {
+					if s := ad.Unmap().String(); !slices.Contains(k.localAddrs, s) {
+						k.localAddrs = append(k.localAddrs, s)
+					}
+				} else if !strings.HasPrefix(a, "%any") {
+					rest = append(rest, a)
+				}
+			}
+			if len(rest) > 0 {
+				k.notes = append(k.notes, c.drop(kv, fmt.Sprintf("xdpsec binds addresses (%s), not names, subnets or ranges (%s)",
+					orNone(strings.Join(k.localAddrs, ", ")), strings.Join(rest, ", "))))
+			}
+		case "remote_addrs":
 			addrs := splitList(kv.Value)
 			var first string
 			var rest []string
@@ -345,13 +364,9 @@ func (c *converter) connection(s *Section) {
 					rest = append(rest, a)
 				}
 			}
-			if kv.Key == "local_addrs" {
-				k.localAddr = first
-			} else {
-				k.remoteAddr = first
-			}
+			k.remoteAddr = first
 			if len(rest) > 0 {
-				k.notes = append(k.notes, c.drop(kv, fmt.Sprintf("xdpsec takes one address (%s), not names, subnets, ranges or lists", orNone(first))))
+				k.notes = append(k.notes, c.drop(kv, fmt.Sprintf("xdpsec takes one remote address (%s), not names, subnets, ranges or lists", orNone(first))))
 			}
 		case "remote_port":
 			k.line("remote_port: %s", yq(kv.Value))
@@ -407,12 +422,13 @@ func (c *converter) connection(s *Section) {
 		}
 	}
 	c.lifetimeIKE(k, s)
+	k.localAddr = localForRemote(k.localAddrs, k.remoteAddr)
 	if k.localAddr == "" {
 		if c.opt.LocalAddr != "" {
 			k.localAddr = c.opt.LocalAddr
-			k.notes = append(k.notes, fmt.Sprintf("# local_addr %s from --local-addr: swanctl.conf gives no single local address", c.opt.LocalAddr))
+			k.notes = append(k.notes, fmt.Sprintf("# local_addr %s from --local-addr: swanctl.conf gives no local address", c.opt.LocalAddr))
 		} else {
-			k.fatal = append(k.fatal, where(s.File, s.Line)+": no single local address in local_addrs (xdpsec needs one: give --local-addr)")
+			k.fatal = append(k.fatal, where(s.File, s.Line)+": no local address in local_addrs (xdpsec binds specific addresses, not %any: give --local-addr)")
 		}
 	}
 	if proposals == nil && get("proposals") == nil {
@@ -443,7 +459,9 @@ func (c *converter) connection(s *Section) {
 	// Write it.
 	var b []string
 	b = append(b, "  - name: "+yq(k.name))
-	if k.localAddr != "" {
+	if len(k.localAddrs) > 1 {
+		b = append(b, "    local_addrs: ["+strings.Join(k.localAddrs, ", ")+"]")
+	} else if k.localAddr != "" {
 		b = append(b, "    local_addr: "+k.localAddr)
 	}
 	if k.remoteAddr != "" {
@@ -488,6 +506,23 @@ func (c *converter) connection(s *Section) {
 	for _, l := range b {
 		c.out.WriteString(l + "\n")
 	}
+}
+
+// localForRemote is the local address a connection's identity and
+// `dynamic` selectors take: the first of the remote's family, else the
+// first; "" for none.
+func localForRemote(locals []string, remote string) string {
+	if len(locals) == 0 {
+		return ""
+	}
+	if r, err := netip.ParseAddr(remote); err == nil {
+		for _, l := range locals {
+			if netip.MustParseAddr(l).Is4() == r.Is4() {
+				return l
+			}
+		}
+	}
+	return locals[0]
 }
 
 func orNone(s string) string {
