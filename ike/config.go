@@ -238,6 +238,11 @@ type Connection struct {
 	// the remote's family that reaches it (Config.Reachable). Empty:
 	// LocalAddr alone.
 	LocalAddrs []netip.Addr
+	// RemoteAddrs, when set, are the peer's addresses (strongSwan's
+	// remote_addrs; RemoteAddr is then the first): the connection accepts
+	// the peer from any of them and initiates to the first it has a
+	// local address for that reaches it. Empty: RemoteAddr alone.
+	RemoteAddrs []netip.Addr
 
 	// IKERekeyTime is the soft lifetime of the connection's IKE SAs: the
 	// end that reaches it first rekeys the IKE SA (RFC 7296 §2.18), at a

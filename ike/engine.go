@@ -457,7 +457,7 @@ func (e *Engine) candidates(local, remote netip.Addr) []*Connection {
 		if !c.acceptsLocal(local) {
 			continue
 		}
-		if c.RemoteAddr.IsValid() && c.RemoteAddr != remote {
+		if !c.acceptsRemote(remote) {
 			continue
 		}
 		out = append(out, c)
@@ -572,12 +572,12 @@ func (e *Engine) initiate(name string, w chan error) (*ikeSA, error) {
 	if !c.RemoteAddr.IsValid() {
 		return nil, fmt.Errorf("connection %s has no remote address to initiate to", name)
 	}
-	local, err := e.localFor(c)
+	local, remote, err := e.endpoints(c)
 	if err != nil {
 		return nil, err
 	}
 	ikePort, _ := e.conn.Ports()
-	sa := e.newSA(c, true, netip.AddrPortFrom(local, ikePort), netip.AddrPortFrom(c.RemoteAddr, e.remoteIKEPort(c)))
+	sa := e.newSA(c, true, netip.AddrPortFrom(local, ikePort), netip.AddrPortFrom(remote, e.remoteIKEPort(c)))
 	sa.dhGroup = c.IKEProposals[0].DH[0]
 	if w != nil {
 		sa.waiters = append(sa.waiters, waiter{ch: w})

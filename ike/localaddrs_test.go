@@ -143,3 +143,38 @@ func TestLocalsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestEndpoints: an initiator takes the first remote address, in order,
+// that a local address of its family reaches, and the first such local
+// address; with no route at all, the first pair of one family; with no
+// family in common, an error. A responder accepts the peer from any of
+// its remote addresses.
+func TestEndpoints(t *testing.T) {
+	a := netip.MustParseAddr
+	v4a, v4b, v6a := a("192.0.2.1"), a("198.51.100.1"), a("2001:db8:f::1")
+	r4, r6, r4b := a("192.0.2.2"), a("2001:db8:f::2"), a("203.0.113.2")
+	routes := map[[2]netip.Addr]bool{{v4b, r4}: true, {v6a, r6}: true}
+	for _, tc := range []struct {
+		name            string
+		locals, remotes []netip.Addr
+		noRoutes        bool
+		wantL, wantR    netip.Addr
+		wantErr         bool
+	}{
+		{"first local of the family that reaches", []netip.Addr{v6a, v4a, v4b}, []netip.Addr{r4}, false, v4b, r4, false},
+		{"first remote that is reached", []netip.Addr{v4a, v6a}, []netip.Addr{r4b, r6, r4}, false, v6a, r6, false},
+		{"no route: first pair of a family", []netip.Addr{v6a, v4a}, []netip.Addr{r4, r6}, true, v4a, r4, false},
+		{"no common family", []netip.Addr{v6a}, []netip.Addr{r4, r4b}, false, netip.Addr{}, netip.Addr{}, true},
+	} {
+		e := &Engine{log: slog.New(slog.DiscardHandler), reachable: func(l, r netip.Addr) bool { return !tc.noRoutes && routes[[2]netip.Addr{l, r}] }}
+		c := &Connection{Name: tc.name, LocalAddrs: tc.locals, RemoteAddrs: tc.remotes}
+		l, r, err := e.endpoints(c)
+		if (err != nil) != tc.wantErr || l != tc.wantL || r != tc.wantR {
+			t.Errorf("%s: %v -> %v (%v), want %v -> %v", tc.name, l, r, err, tc.wantL, tc.wantR)
+		}
+	}
+	c := &Connection{RemoteAddrs: []netip.Addr{r4, r6}}
+	if !c.acceptsRemote(r6) || c.acceptsRemote(r4b) || !(&Connection{}).acceptsRemote(r4b) {
+		t.Error("acceptsRemote")
+	}
+}

@@ -194,8 +194,8 @@ func (c *Config) wipeIKE() {
 func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 	c := Connection{Line: n.Line}
 	nerr := len(d.errs)
-	var authNode, localIDNode, remoteIDNode, childrenNode, localAddrNode, localAddrsNode *yaml.Node
-	known := []string{"name", "local_addr", "local_addrs", "remote_addr", "remote_port", "local_id", "remote_id", "auth",
+	var authNode, localIDNode, remoteIDNode, childrenNode, localAddrNode, localAddrsNode, remoteAddrsNode *yaml.Node
+	known := []string{"name", "local_addr", "local_addrs", "remote_addr", "remote_addrs", "remote_port", "local_id", "remote_id", "auth",
 		"ike_proposals", "children", "start_action", "dpd_delay", "dpd_action", "close_action", "rekey_time", "ike_lifetime",
 		"encap", "max_children", "fragmentation", "fragment_size", "keepalive"}
 	d.mapping(n, path, known, func(k string, v *yaml.Node) {
@@ -216,7 +216,9 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 				c.RemoteAddr = a
 			}
 		case "local_addrs":
-			c.LocalAddrs, localAddrsNode = d.localAddrs(v, f), v
+			c.LocalAddrs, localAddrsNode = d.addrList(v, f, false), v
+		case "remote_addrs":
+			c.RemoteAddrs, remoteAddrsNode = d.addrList(v, f, true), v
 		case "remote_port":
 			if p, ok := d.integer(v, f, 1, 65535); ok {
 				c.RemotePort = uint16(p)
@@ -271,7 +273,7 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 	if c.Name == "" {
 		d.errf(n, path+".name", "required")
 	}
-	d.checkLocalAddrs(n, path, &c, localAddrNode, localAddrsNode)
+	d.checkLocalAddrs(n, path, &c, localAddrNode, localAddrsNode, remoteAddrsNode)
 	if len(c.IKEProposals) == 0 && len(d.errs) == nerr {
 		d.errf(n, path+".ike_proposals", "required (e.g. [aes256gcm16-prfsha384-ecp384])")
 	}

@@ -31,7 +31,7 @@ func TestLocalAddrs(t *testing.T) {
 		{"any", "    local_addrs: [\"%any\"]\n", "", nil, "", "gw.yaml:5: connections[0].local_addrs[0]: \"%any\": xdpsec binds each local address, list them"},
 		{"not an address", "    local_addrs: [192.0.2.1, wan0]\n", "", nil, "", "gw.yaml:5: connections[0].local_addrs[1]: \"wan0\" is not a unicast address"},
 		{"twice", "    local_addrs: [192.0.2.1, 192.0.2.1]\n", "", nil, "", "gw.yaml:5: connections[0].local_addrs[1]: 192.0.2.1 given twice"},
-		{"no family", "    local_addrs: [2001:db8:f::1]\n", "", nil, "", "gw.yaml:5: connections[0].local_addrs: no address of remote_addr 192.0.2.2's family"},
+		{"no family", "    local_addrs: [2001:db8:f::1]\n", "", nil, "", "gw.yaml:5: connections[0].local_addrs: no address of the remote address's family (192.0.2.2)"},
 		{"none", "", "", nil, "", "gw.yaml:4: connections[0].local_addr: required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,6 +59,56 @@ func TestLocalAddrs(t *testing.T) {
 			}
 			if want := tc.first; len(cn.Locals()) == 0 || cn.Local.ID.String() != want {
 				t.Errorf("local id %v, want %v", cn.Local.ID, want)
+			}
+		})
+	}
+}
+
+// TestRemoteAddrs: remote_addrs lists the peer's addresses (RemoteAddr is
+// the first, the default remote identity too), %any alone is any peer,
+// and the local address the identity takes is of the first remote
+// address's family that a local address has.
+func TestRemoteAddrs(t *testing.T) {
+	dir := t.TempDir()
+	writePSK(t, dir)
+	base := strings.Replace(ikeBase, "%s", "{psk_file: psk}", 1)
+	base = strings.Replace(base, "    start_action: start\n", "", 1)
+	base = strings.Replace(base, "    remote_id: gw-b.example\n", "", 1)
+	for _, tc := range []struct {
+		name, local, remote string
+		remotes             []string
+		first, id, err      string
+	}{
+		{"list", "local_addr: 192.0.2.1", "remote_addrs: [192.0.2.2, 192.0.2.3]", []string{"192.0.2.2", "192.0.2.3"}, "192.0.2.1", "192.0.2.2", ""},
+		{"family order", "local_addrs: [192.0.2.1, 2001:db8:f::1]", "remote_addrs: 2001:db8:f::2, 192.0.2.2", []string{"2001:db8:f::2", "192.0.2.2"}, "2001:db8:f::1", "2001:db8:f::2", ""},
+		{"any", "local_addr: 192.0.2.1", "remote_addrs: \"%any\"", nil, "192.0.2.1", "", ""},
+		{"any with addresses", "local_addr: 192.0.2.1", "remote_addrs: [\"%any\", 192.0.2.2]", nil, "", "", "gw.yaml:6: connections[0].remote_addrs[0]: %any with addresses"},
+		{"both keys", "local_addr: 192.0.2.1\n    remote_addr: 192.0.2.2", "remote_addrs: [192.0.2.3]", nil, "", "", "gw.yaml:6: connections[0].remote_addrs: give remote_addr or remote_addrs, not both"},
+		{"no family", "local_addr: 192.0.2.1", "remote_addrs: [2001:db8:f::2]", nil, "", "", "gw.yaml:6: connections[0].remote_addrs: no address of local_addr 192.0.2.1's family"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			y := strings.Replace(base, "local_addr: 192.0.2.1", tc.local, 1)
+			y = strings.Replace(y, "remote_addr: 192.0.2.2", tc.remote, 1)
+			c, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(y))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v\nwant %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			cn := c.IKE.Connections[0]
+			var got []string
+			for _, a := range cn.RemoteAddrs {
+				got = append(got, a.String())
+			}
+			if strings.Join(got, ",") != strings.Join(tc.remotes, ",") || cn.LocalAddr.String() != tc.first || cn.Local.ID.String() != tc.first {
+				t.Errorf("remote_addrs %v, local %v (id %v); want %v, %v", got, cn.LocalAddr, cn.Local.ID, tc.remotes, tc.first)
+			}
+			if id := cn.Remote.ID; (tc.id == "") != (id.Type == 0) || tc.id != "" && id.String() != tc.id {
+				t.Errorf("remote id %v, want %q", id, tc.id)
 			}
 		})
 	}

@@ -299,6 +299,7 @@ type conn struct {
 	sec                    *Section
 	localAddr, remoteAddr  string
 	localAddrs             []string // every address of local_addrs; localAddr is one of them
+	remoteAddrs            []string // every address of remote_addrs; remoteAddr is the first
 	localID, remoteID      string
 	lines                  []string // YAML lines after name, indented 4
 	notes                  []string // comments
@@ -354,19 +355,24 @@ func (c *converter) connection(s *Section) {
 					orNone(strings.Join(k.localAddrs, ", ")), strings.Join(rest, ", "))))
 			}
 		case "remote_addrs":
-			addrs := splitList(kv.Value)
-			var first string
+			// Every address of the peer is carried over; %any alone is
+			// any peer (no remote_addr); names and ranges are comments.
 			var rest []string
-			for _, a := range addrs {
-				if ad, err := netip.ParseAddr(a); err == nil && first == "" && !ad.IsUnspecified() {
-					first = ad.String()
-				} else if a != "%any" && a != "%any4" && a != "%any6" || len(addrs) > 1 {
+			for _, a := range splitList(kv.Value) {
+				if ad, err := netip.ParseAddr(a); err == nil && !ad.IsUnspecified() && ad.Zone() == "" {
+					if s := ad.Unmap().String(); !slices.Contains(k.remoteAddrs, s) {
+						k.remoteAddrs = append(k.remoteAddrs, s)
+					}
+				} else if a != "%any" {
 					rest = append(rest, a)
 				}
 			}
-			k.remoteAddr = first
+			if len(k.remoteAddrs) > 0 {
+				k.remoteAddr = k.remoteAddrs[0]
+			}
 			if len(rest) > 0 {
-				k.notes = append(k.notes, c.drop(kv, fmt.Sprintf("xdpsec takes one remote address (%s), not names, subnets, ranges or lists", orNone(first))))
+				k.notes = append(k.notes, c.drop(kv, fmt.Sprintf("xdpsec takes remote addresses (%s), not names, subnets, ranges or %%any4/6 (%s)",
+					orNone(strings.Join(k.remoteAddrs, ", ")), strings.Join(rest, ", "))))
 			}
 		case "remote_port":
 			k.line("remote_port: %s", yq(kv.Value))
@@ -464,7 +470,9 @@ func (c *converter) connection(s *Section) {
 	} else if k.localAddr != "" {
 		b = append(b, "    local_addr: "+k.localAddr)
 	}
-	if k.remoteAddr != "" {
+	if len(k.remoteAddrs) > 1 {
+		b = append(b, "    remote_addrs: ["+strings.Join(k.remoteAddrs, ", ")+"]")
+	} else if k.remoteAddr != "" {
 		b = append(b, "    remote_addr: "+k.remoteAddr)
 	}
 	if k.localID != "" {
