@@ -39,21 +39,11 @@ func TestLocalAddrs(t *testing.T) {
 			if tc.remote != "" {
 				y = strings.Replace(y, "remote_addr: 192.0.2.2", "remote_addr: "+tc.remote, 1)
 			}
-			c, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(y))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v\nwant %q", err, tc.err)
-				}
+			cn := parseConn(t, filepath.Join(dir, "gw.yaml"), y, tc.err)
+			if cn == nil {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			cn := c.IKE.Connections[0]
-			var got []string
-			for _, a := range cn.LocalAddrs {
-				got = append(got, a.String())
-			}
+			got := addrStrings(cn.LocalAddrs)
 			if strings.Join(got, ",") != strings.Join(tc.want, ",") || cn.LocalAddr != netip.MustParseAddr(tc.first) {
 				t.Errorf("local_addrs %v, LocalAddr %v; want %v, %v", got, cn.LocalAddr, tc.want, tc.first)
 			}
@@ -89,21 +79,11 @@ func TestRemoteAddrs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			y := strings.Replace(base, "local_addr: 192.0.2.1", tc.local, 1)
 			y = strings.Replace(y, "remote_addr: 192.0.2.2", tc.remote, 1)
-			c, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(y))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v\nwant %q", err, tc.err)
-				}
+			cn := parseConn(t, filepath.Join(dir, "gw.yaml"), y, tc.err)
+			if cn == nil {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			cn := c.IKE.Connections[0]
-			var got []string
-			for _, a := range cn.RemoteAddrs {
-				got = append(got, a.String())
-			}
+			got := addrStrings(cn.RemoteAddrs)
 			if strings.Join(got, ",") != strings.Join(tc.remotes, ",") || cn.LocalAddr.String() != tc.first || cn.Local.ID.String() != tc.first {
 				t.Errorf("remote_addrs %v, local %v (id %v); want %v, %v", got, cn.LocalAddr, cn.Local.ID, tc.remotes, tc.first)
 			}
@@ -112,4 +92,29 @@ func TestRemoteAddrs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// parseConn parses y as file and returns its first connection, or nil
+// after checking that the error contains wantErr when that is set.
+func parseConn(t *testing.T, file, y, wantErr string) *Connection {
+	t.Helper()
+	c, err := Parse(file, []byte(y))
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error %v\nwant %q", err, wantErr)
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &c.IKE.Connections[0]
+}
+
+func addrStrings(as []netip.Addr) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.String())
+	}
+	return out
 }

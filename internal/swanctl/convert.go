@@ -341,37 +341,21 @@ func (c *converter) connection(s *Section) {
 			// xdpsec listens on every address given; names, subnets
 			// and ranges it cannot bind are comments.
 			var rest []string
-			for _, a := range splitList(kv.Value) {
-				if ad, err := netip.ParseAddr(a); err == nil && !ad.IsUnspecified() && ad.Zone() == "" {
-					if s := ad.Unmap().String(); !slices.Contains(k.localAddrs, s) {
-						k.localAddrs = append(k.localAddrs, s)
-					}
-				} else if !strings.HasPrefix(a, "%any") {
-					rest = append(rest, a)
-				}
-			}
+			k.localAddrs, rest = splitAddrs(kv.Value)
 			if len(rest) > 0 {
-				k.notes = append(k.notes, c.drop(kv, fmt.Sprintf("xdpsec binds addresses (%s), not names, subnets or ranges (%s)",
+				k.notes = append(k.notes, c.drop(kv, fmt.Sprintf("xdpsec binds addresses (%s), not names, subnets, ranges or %%any (%s)",
 					orNone(strings.Join(k.localAddrs, ", ")), strings.Join(rest, ", "))))
 			}
 		case "remote_addrs":
 			// Every address of the peer is carried over; %any alone is
 			// any peer (no remote_addr); names and ranges are comments.
 			var rest []string
-			for _, a := range splitList(kv.Value) {
-				if ad, err := netip.ParseAddr(a); err == nil && !ad.IsUnspecified() && ad.Zone() == "" {
-					if s := ad.Unmap().String(); !slices.Contains(k.remoteAddrs, s) {
-						k.remoteAddrs = append(k.remoteAddrs, s)
-					}
-				} else if a != "%any" {
-					rest = append(rest, a)
-				}
-			}
+			k.remoteAddrs, rest = splitAddrs(kv.Value)
 			if len(k.remoteAddrs) > 0 {
 				k.remoteAddr = k.remoteAddrs[0]
 			}
 			if len(rest) > 0 {
-				k.notes = append(k.notes, c.drop(kv, fmt.Sprintf("xdpsec takes remote addresses (%s), not names, subnets, ranges or %%any4/6 (%s)",
+				k.notes = append(k.notes, c.drop(kv, fmt.Sprintf("xdpsec takes remote addresses (%s), not names, subnets, ranges or %%any (%s)",
 					orNone(strings.Join(k.remoteAddrs, ", ")), strings.Join(rest, ", "))))
 			}
 		case "remote_port":
@@ -514,6 +498,24 @@ func (c *converter) connection(s *Section) {
 	for _, l := range b {
 		c.out.WriteString(l + "\n")
 	}
+}
+
+// splitAddrs splits local_addrs or remote_addrs into its addresses
+// (each once) and what xdpsec cannot take (names, subnets, ranges, %any4
+// and %any6, %any beside addresses); a lone %any, any address, is
+// neither.
+func splitAddrs(v string) (addrs, rest []string) {
+	items := splitList(v)
+	for _, a := range items {
+		if ad, err := netip.ParseAddr(a); err == nil && !ad.IsUnspecified() && ad.Zone() == "" {
+			if s := ad.Unmap().String(); !slices.Contains(addrs, s) {
+				addrs = append(addrs, s)
+			}
+		} else if a != "%any" || len(items) > 1 {
+			rest = append(rest, a)
+		}
+	}
+	return addrs, rest
 }
 
 // localForRemote is the local address a connection's identity and

@@ -32,10 +32,10 @@ secrets { ike { secret = 0123456789abcdef0123 } }
 	y := string(res.YAML)
 	for _, want := range []string{
 		"local_addrs: [192.0.2.1, 2001:db8:f::1]",
-		"swanctl.conf:3: local_addrs = 192.0.2.1, 2001:db8:f::1, gw.example.org, 192.0.2.1: not carried over: xdpsec binds addresses (192.0.2.1, 2001:db8:f::1), not names, subnets or ranges (gw.example.org)",
+		"swanctl.conf:3: local_addrs = 192.0.2.1, 2001:db8:f::1, gw.example.org, 192.0.2.1: not carried over: xdpsec binds addresses (192.0.2.1, 2001:db8:f::1), not names, subnets, ranges or %any (gw.example.org)",
 		"local_ts: [2001:db8:f::1/128]",
 		"remote_addrs: [2001:db8:f::2, 192.0.2.2]",
-		"swanctl.conf:4: remote_addrs = 2001:db8:f::2, 192.0.2.2, peer.example.org: not carried over: xdpsec takes remote addresses (2001:db8:f::2, 192.0.2.2), not names, subnets, ranges or %any4/6 (peer.example.org)",
+		"swanctl.conf:4: remote_addrs = 2001:db8:f::2, 192.0.2.2, peer.example.org: not carried over: xdpsec takes remote addresses (2001:db8:f::2, 192.0.2.2), not names, subnets, ranges or %any (peer.example.org)",
 	} {
 		if !strings.Contains(y, want) {
 			t.Errorf("output lacks %q:\n%s", want, y)

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -172,29 +171,10 @@ func TestIKEDualStackImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	swanA := dualSwanctl("a", "b", gwA4+", "+gwA6, gwB4, gwB6, psk, "start")
-	if err := os.WriteFile(filepath.Join(dirA, "swanctl.conf"), []byte(swanA), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfgA := filepath.Join(l.dir, "gw-a.yaml")
-	out, err := exec.Command(xdpsecBin, "import", "swanctl", "-o", cfgA, "-lan", "lan0", "-wan", "wan0",
-		filepath.Join(dirA, "swanctl.conf")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("xdpsec import swanctl: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "2 connections converted, 0 written as comments") {
-		t.Errorf("xdpsec import swanctl: %s", out)
-	}
-	imported, err := os.ReadFile(cfgA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfgA, imported := l.importSwanctl(t, dirA, swanA, "2 connections converted, 0 written as comments",
+		"key_log: "+filepath.Join(l.dir, "keylog-a")+"\n")
 	if n := strings.Count(string(imported), "local_addrs: ["+gwA4+", "+gwA6+"]"); n != 2 {
 		t.Errorf("the import wrote both local addresses for %d of 2 connections:\n%s", n, imported)
-	}
-	lab := fmt.Sprintf("pin_path: %s\non_stop: detach\ncontrol: %s\nstate_dir: %s\nkey_log: %s\n",
-		l.pinPath("gA"), l.sockPath("gA"), filepath.Join(l.dir, "state-gA"), filepath.Join(l.dir, "keylog-a"))
-	if err := os.WriteFile(cfgA, append(imported, lab...), 0o644); err != nil {
-		t.Fatal(err)
 	}
 
 	capAll := l.capture(t, "wan", "a0", 0)
