@@ -26,10 +26,10 @@ vet:
 test: deps vet
 	$(GO) test -count=1 -timeout 25m ./...
 	$(GO) test -count=1 -race -timeout 10m $(RACE_PKGS)
-	# fastpath/gcm's whole suite again with the assembly off, so the
+	# internal/gcm's whole suite again with the assembly off, so the
 	# constant-time fallback that CPUs without AVX-512 VAES run is tested
 	# on every machine, this one included.
-	$(GO) test -count=1 -tags purego -timeout 10m ./fastpath/gcm
+	$(GO) test -count=1 -tags purego -timeout 10m ./internal/gcm
 
 # Every Fuzz target in the tree, one after the other, FUZZTIME each
 # (FUZZ=regexp picks targets by "package/FuzzName", FUZZPARALLEL sets the

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"github.com/xdpsec/xdpsec/fastpath/gcm"
+	"github.com/xdpsec/xdpsec/internal/gcm"
 )
 
 // Cipher is the ESP encryption transform.
@@ -229,7 +229,7 @@ func (s Suite) validateKeys(key, integKey []byte) error {
 // concurrent use; the stateful HMAC and CBC objects come from a pool.
 type Crypto struct {
 	Suite Suite
-	// AEAD is AES-GCM (fastpath/gcm, ICV 8, 12 or 16) or ChaCha20-Poly1305
+	// AEAD is AES-GCM (internal/gcm, ICV 8, 12 or 16) or ChaCha20-Poly1305
 	// for those suites.
 	AEAD cipher.AEAD
 	// Block is the AES block cipher for AES-CBC.
@@ -275,7 +275,7 @@ func newCrypto(s Suite, key, integKey []byte) (*Crypto, error) {
 	c := &Crypto{Suite: s, IV: s.IVLen(), ICV: s.ICV(), Align: s.Align()}
 	switch s.Cipher {
 	case CipherAESGCM:
-		// fastpath/gcm: AES-GCM with VAES/VPCLMULQDQ assembly where the
+		// internal/gcm: AES-GCM with VAES/VPCLMULQDQ assembly where the
 		// CPU has it (2-3x the standard library on ESP-sized packets), and
 		// native 8- and 12-byte tags (RFC 4106 §6), which crypto/cipher
 		// cannot verify at 8.
