@@ -282,7 +282,7 @@ func (w *Worker) drop(nfree *int, p *Packet, r sad.Reason) {
 // outbound protects (or bypasses, or discards) a batch from the LAN.
 func (w *Worker) outbound(pkts []Packet) {
 	nfree, nruns := 0, 0
-	var k sad.FlowKey
+	var k packet.FlowKey
 	var now int64 // read once per batch, and only when a trap fires
 	// Pass 1: policy and SA for each packet; count packets per SA.
 	for i := range pkts {
