@@ -10,14 +10,12 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/xdpsec/xdpsec/bpf/xdpconf"
 	"golang.org/x/sys/unix"
 )
 
 // Limits fixed by the map definitions in xdpsec.c.
 const (
-	// MaxQueues is the number of XSKMAP slots: receive queues 0..MaxQueues-1
-	// can be steered; traffic on higher queues is dropped by redirects.
-	MaxQueues = 64
 	// MaxLiveSPIs is the capacity of the live-SPI map.
 	MaxLiveSPIs = 1 << 20
 	// DefaultNATTPort is the NAT-traversal port that carries ESP-in-UDP and IKE
@@ -278,8 +276,8 @@ func (o *Objects) XSKMap() *ebpf.Map { return o.objs.Xsks }
 // socket fd (bound to that queue of the interface). The kernel removes the
 // entry by itself when the socket is closed.
 func (o *Objects) RegisterXSK(queue int, fd int) error {
-	if queue < 0 || queue >= MaxQueues {
-		return fmt.Errorf("bpf: register xsk: queue %d out of range [0,%d)", queue, MaxQueues)
+	if queue < 0 || queue >= xdpconf.MaxQueues {
+		return fmt.Errorf("bpf: register xsk: queue %d out of range [0,%d)", queue, xdpconf.MaxQueues)
 	}
 	if fd < 0 {
 		return fmt.Errorf("bpf: register xsk queue %d: invalid fd %d", queue, fd)
@@ -292,8 +290,8 @@ func (o *Objects) RegisterXSK(queue int, fd int) error {
 
 // UnregisterXSK removes queue's socket: steered traffic on it is dropped.
 func (o *Objects) UnregisterXSK(queue int) error {
-	if queue < 0 || queue >= MaxQueues {
-		return fmt.Errorf("bpf: unregister xsk: queue %d out of range [0,%d)", queue, MaxQueues)
+	if queue < 0 || queue >= xdpconf.MaxQueues {
+		return fmt.Errorf("bpf: unregister xsk: queue %d out of range [0,%d)", queue, xdpconf.MaxQueues)
 	}
 	err := o.objs.Xsks.Delete(uint32(queue))
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"github.com/xdpsec/xdpsec/bpf/xdpconf"
 	"golang.org/x/sys/unix"
 )
 
@@ -60,7 +61,7 @@ func TestMapSpecs(t *testing.T) {
 		key, value uint32
 		max        uint32
 	}{
-		"xsks":       {ebpf.XSKMap, 4, 4, MaxQueues},
+		"xsks":       {ebpf.XSKMap, 4, 4, xdpconf.MaxQueues},
 		"live_spis":  {ebpf.Hash, 4, 1, MaxLiveSPIs},
 		"spd_v4":     {ebpf.LPMTrie, 8, 4, 1 << 16},
 		"spd_v6":     {ebpf.LPMTrie, 20, 4, 1 << 16},
@@ -188,21 +189,21 @@ func TestSPDKeys(t *testing.T) {
 }
 
 func TestParseAttachMode(t *testing.T) {
-	for in, want := range map[string]AttachMode{
-		"": ModeAuto, "auto": ModeAuto, "native": ModeNative, "driver": ModeNative, "DRV": ModeNative,
-		"generic": ModeGeneric, " skb ": ModeGeneric,
+	for in, want := range map[string]xdpconf.AttachMode{
+		"": xdpconf.ModeAuto, "auto": xdpconf.ModeAuto, "native": xdpconf.ModeNative, "driver": xdpconf.ModeNative, "DRV": xdpconf.ModeNative,
+		"generic": xdpconf.ModeGeneric, " skb ": xdpconf.ModeGeneric,
 	} {
-		got, err := ParseAttachMode(in)
+		got, err := xdpconf.ParseAttachMode(in)
 		if err != nil || got != want {
-			t.Errorf("ParseAttachMode(%q) = %v, %v; want %v", in, got, err, want)
+			t.Errorf("xdpconf.ParseAttachMode(%q) = %v, %v; want %v", in, got, err, want)
 		}
 		if in == strings.TrimSpace(strings.ToLower(in)) && in != "" && in != "driver" && in != "drv" && in != "skb" && got.String() != in {
 			t.Errorf("%v.String() = %q", got, got.String())
 		}
 	}
 	for _, bad := range []string{"offload", "hw", "nativ"} {
-		if _, err := ParseAttachMode(bad); err == nil {
-			t.Errorf("ParseAttachMode(%q) accepted", bad)
+		if _, err := xdpconf.ParseAttachMode(bad); err == nil {
+			t.Errorf("xdpconf.ParseAttachMode(%q) accepted", bad)
 		}
 	}
 }
@@ -212,7 +213,7 @@ func TestStrings(t *testing.T) {
 		ActionBypass.String(): "bypass", ActionProtect.String(): "protect", ActionDiscard.String(): "discard",
 		ActionDivert.String(): "divert", Action(7).String(): "action(7)",
 		RoleWAN.String(): "wan", RoleLAN.String(): "lan", RoleOneArm.String(): "onearm", Role(5).String(): "role(5)",
-		AttachMode(9).String(): "mode(9)",
+		xdpconf.AttachMode(9).String(): "mode(9)",
 	} {
 		if v != want {
 			t.Errorf("got %q, want %q", v, want)

@@ -16,7 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/bpf/xdpconf"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
 )
@@ -97,7 +97,7 @@ type Config struct {
 	BusyPoll, BusyPollBudget int
 	PreferBusyPoll           bool
 	// XDPMode is how the steering program is attached.
-	XDPMode bpf.AttachMode
+	XDPMode xdpconf.AttachMode
 	// CPUs, when set, pins worker i to CPUs[i]; len(CPUs) == Queues.
 	CPUs []int
 	// CPUsAuto (cpus: auto) pins each worker to the CPU its queue's
@@ -285,7 +285,7 @@ func Parse(name string, b []byte) (*Config, error) {
 	}
 	d := &decoder{file: name, dir: filepath.Dir(name)}
 	c := &Config{
-		File: name, Queues: DefaultQueues, XDPMode: bpf.ModeAuto,
+		File: name, Queues: DefaultQueues, XDPMode: xdpconf.ModeAuto,
 		DefaultAction: spd.Discard, NATTPort: DefaultNATTPort,
 		Control: DefaultControl, LogLevel: "info", LogFormat: "text", StateDir: DefaultStateDir,
 	}
@@ -641,7 +641,7 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 		case "queues":
 			if v.Kind == yaml.ScalarNode && v.Value == "auto" {
 				c.Queues = QueuesAuto
-			} else if q, ok := d.integer(v, f, 1, bpf.MaxQueues); ok {
+			} else if q, ok := d.integer(v, f, 1, xdpconf.MaxQueues); ok {
 				c.Queues = int(q)
 			}
 		case "set_channels":
@@ -661,7 +661,7 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 		case "zerocopy":
 			oneOf(d, v, f, &c.ZeroCopy, opt(ZeroCopyAuto, "auto"), opt(ZeroCopyOn, "on", "true"), opt(ZeroCopyOff, "off", "false"))
 		case "xdp_mode":
-			m, err := bpf.ParseAttachMode(d.str(v, f))
+			m, err := xdpconf.ParseAttachMode(d.str(v, f))
 			if err != nil {
 				d.errf(v, f, "%q is not auto, native or generic", v.Value)
 			}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/bpf/xdpconf"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
 )
@@ -38,7 +38,7 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.LAN != "lan0" || c.WAN != "wan0" || c.OneArm() || c.Queues != 1 || c.CPUsAuto || c.ZeroCopy != ZeroCopyAuto || c.XDPMode != bpf.ModeAuto {
+	if c.LAN != "lan0" || c.WAN != "wan0" || c.OneArm() || c.Queues != 1 || c.CPUsAuto || c.ZeroCopy != ZeroCopyAuto || c.XDPMode != xdpconf.ModeAuto {
 		t.Errorf("interfaces: %+v", c)
 	}
 	if len(c.CPUs) != 1 || c.CPUs[0] != 1 {
@@ -83,7 +83,7 @@ func TestParseDetails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.OneArm() || c.Queues != 2 || c.SetChannels || c.CPUsAuto || c.XDPMode != bpf.ModeGeneric || c.DefaultAction != spd.Bypass || c.NATTPort != 4501 {
+	if !c.OneArm() || c.Queues != 2 || c.SetChannels || c.CPUsAuto || c.XDPMode != xdpconf.ModeGeneric || c.DefaultAction != spd.Bypass || c.NATTPort != 4501 {
 		t.Errorf("globals %+v", c)
 	}
 	sa := c.SAs[0]

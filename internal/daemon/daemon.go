@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/bpf/xdpconf"
 	"github.com/xdpsec/xdpsec/fastpath"
 	"github.com/xdpsec/xdpsec/fastpath/nexthop"
 	"github.com/xdpsec/xdpsec/fastpath/reasm"
@@ -402,7 +403,7 @@ func (d *Daemon) loadXDP() error {
 		ifc    *net.Interface
 		spis   []uint32
 		spd    []bpf.SPDEntry
-		attach func(*bpf.Objects, int, bpf.AttachMode) (*bpf.Attachment, error)
+		attach func(*bpf.Objects, int, xdpconf.AttachMode) (*bpf.Attachment, error)
 	}
 	var plans []plan
 	if cfg.OneArm() {
@@ -448,7 +449,7 @@ func (d *Daemon) loadXDP() error {
 		}
 		set.att = att
 		lvl := slog.LevelInfo
-		if att.Mode == bpf.ModeGeneric {
+		if att.Mode == xdpconf.ModeGeneric {
 			lvl = slog.LevelWarn // works everywhere, but slow and copy-only
 		}
 		d.log.Log(context.Background(), lvl, "xdp attached", "program", "xdp_"+p.name, "interface", p.ifc.Name,
