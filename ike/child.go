@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/sad"
 )
@@ -234,22 +235,22 @@ func fmtTS(l []message.TrafficSelector) string {
 
 func sadSuite(s selected) (sad.Suite, error) {
 	switch s.Encr.ID {
-	case crypto.EncrAESGCM8:
+	case iana.EncrAESGCM8:
 		return sad.Suite{Cipher: sad.CipherAESGCM, KeyBits: s.Encr.KeyBits, ICVLen: 8}, nil
-	case crypto.EncrAESGCM12:
+	case iana.EncrAESGCM12:
 		return sad.Suite{Cipher: sad.CipherAESGCM, KeyBits: s.Encr.KeyBits, ICVLen: 12}, nil
-	case crypto.EncrAESGCM16:
+	case iana.EncrAESGCM16:
 		return sad.Suite{Cipher: sad.CipherAESGCM, KeyBits: s.Encr.KeyBits, ICVLen: 16}, nil
-	case crypto.EncrChaCha20Poly1305:
+	case iana.EncrChaCha20Poly1305:
 		return sad.ChaCha20, nil
-	case crypto.EncrAESCBC:
+	case iana.EncrAESCBC:
 		su := sad.Suite{Cipher: sad.CipherAESCBC, KeyBits: s.Encr.KeyBits}
 		switch s.Integ {
-		case crypto.IntegHMACSHA2_256_128:
+		case iana.IntegHMACSHA2_256_128:
 			su.Integ = sad.IntegHMACSHA256
-		case crypto.IntegHMACSHA2_384_192:
+		case iana.IntegHMACSHA2_384_192:
 			su.Integ = sad.IntegHMACSHA384
-		case crypto.IntegHMACSHA2_512_256:
+		case iana.IntegHMACSHA2_512_256:
 			su.Integ = sad.IntegHMACSHA512
 		default:
 			return su, fmt.Errorf("integrity %v not supported by the data plane", s.Integ)

@@ -76,108 +76,10 @@ const (
 	ProtocolESP  ProtocolID = 3
 )
 
-// TransformType is the Transform Type of a transform substructure
-// (RFC 7296 §3.3.2, RFC 9370 §2.2).
-type TransformType uint8
-
-// Transform types.
-const (
-	TransformEncr   TransformType = 1 // Encryption Algorithm (ENCR)
-	TransformPRF    TransformType = 2 // Pseudorandom Function (PRF)
-	TransformInteg  TransformType = 3 // Integrity Algorithm (INTEG)
-	TransformDH     TransformType = 4 // Key Exchange Method (D-H group)
-	TransformESN    TransformType = 5 // Extended Sequence Numbers
-	TransformAddKE1 TransformType = 6 // Additional Key Exchange 1, RFC 9370
-	TransformAddKE2 TransformType = 7
-	TransformAddKE3 TransformType = 8
-	TransformAddKE4 TransformType = 9
-	TransformAddKE5 TransformType = 10
-	TransformAddKE6 TransformType = 11
-	TransformAddKE7 TransformType = 12
-)
-
-// TransformID is the Transform ID of a transform; its meaning depends on the
-// transform type. Key-exchange transforms carry a [DHGroup] value.
+// TransformID is the Transform ID of a transform as it is on the wire; its
+// meaning depends on the transform type: an [iana.EncrID], [iana.PRFID],
+// [iana.IntegID], [iana.ESNID] or [iana.GroupID].
 type TransformID uint16
-
-// Encryption algorithm transform IDs (ENCR).
-const (
-	EncrDES              TransformID = 2
-	Encr3DES             TransformID = 3
-	EncrNULL             TransformID = 11
-	EncrAESCBC           TransformID = 12 // RFC 3602, needs the Key Length attribute
-	EncrAESCTR           TransformID = 13 // RFC 5930
-	EncrAESCCM8          TransformID = 14 // RFC 5282
-	EncrAESCCM12         TransformID = 15
-	EncrAESCCM16         TransformID = 16
-	EncrAESGCM8          TransformID = 18 // RFC 5282, 8-octet ICV
-	EncrAESGCM12         TransformID = 19 // RFC 5282, 12-octet ICV
-	EncrAESGCM16         TransformID = 20 // RFC 5282, 16-octet ICV
-	EncrNULLAuthAESGMAC  TransformID = 21 // RFC 4543
-	EncrCamelliaCBC      TransformID = 23 // RFC 5529
-	EncrCamelliaCTR      TransformID = 24
-	EncrCamelliaCCM8     TransformID = 25
-	EncrCamelliaCCM12    TransformID = 26
-	EncrCamelliaCCM16    TransformID = 27
-	EncrChaCha20Poly1305 TransformID = 28 // RFC 7634
-)
-
-// Pseudorandom function transform IDs (PRF).
-const (
-	PRFHMACMD5    TransformID = 1
-	PRFHMACSHA1   TransformID = 2
-	PRFAES128XCBC TransformID = 4 // RFC 4434
-	PRFHMACSHA256 TransformID = 5 // PRF_HMAC_SHA2_256, RFC 4868
-	PRFHMACSHA384 TransformID = 6 // PRF_HMAC_SHA2_384
-	PRFHMACSHA512 TransformID = 7 // PRF_HMAC_SHA2_512
-	PRFAES128CMAC TransformID = 8 // RFC 4615
-)
-
-// Integrity algorithm transform IDs (INTEG).
-const (
-	IntegNone           TransformID = 0
-	IntegHMACMD596      TransformID = 1
-	IntegHMACSHA196     TransformID = 2
-	IntegAESXCBC96      TransformID = 5
-	IntegAESCMAC96      TransformID = 8
-	IntegAES128GMAC     TransformID = 9
-	IntegAES192GMAC     TransformID = 10
-	IntegAES256GMAC     TransformID = 11
-	IntegHMACSHA256_128 TransformID = 12 // AUTH_HMAC_SHA2_256_128, RFC 4868
-	IntegHMACSHA384_192 TransformID = 13 // AUTH_HMAC_SHA2_384_192
-	IntegHMACSHA512_256 TransformID = 14 // AUTH_HMAC_SHA2_512_256
-)
-
-// Extended Sequence Numbers transform IDs (ESN).
-const (
-	ESNNo  TransformID = 0
-	ESNYes TransformID = 1
-)
-
-// DHGroup is a key exchange method number: the Transform ID of a D-H (or
-// additional key exchange) transform and the group field of the KE payload.
-type DHGroup uint16
-
-// Key exchange methods.
-const (
-	DHGroupNone       DHGroup = 0
-	DHGroupMODP768    DHGroup = 1
-	DHGroupMODP1024   DHGroup = 2
-	DHGroupMODP1536   DHGroup = 5
-	DHGroupMODP2048   DHGroup = 14 // RFC 3526
-	DHGroupMODP3072   DHGroup = 15
-	DHGroupMODP4096   DHGroup = 16
-	DHGroupMODP6144   DHGroup = 17
-	DHGroupMODP8192   DHGroup = 18
-	DHGroupECP256     DHGroup = 19 // RFC 5903
-	DHGroupECP384     DHGroup = 20
-	DHGroupECP521     DHGroup = 21
-	DHGroupCurve25519 DHGroup = 31 // RFC 8031
-	DHGroupCurve448   DHGroup = 32
-	DHGroupMLKEM512   DHGroup = 35 // draft-ietf-ipsecme-ikev2-mlkem, with RFC 9370
-	DHGroupMLKEM768   DHGroup = 36
-	DHGroupMLKEM1024  DHGroup = 37
-)
 
 // AttributeType is the type of a transform attribute (RFC 7296 §3.3.5),
 // without the Attribute Format bit.
@@ -185,38 +87,6 @@ type AttributeType uint16
 
 // AttributeKeyLength is the Key Length attribute (TV format, value in bits).
 const AttributeKeyLength AttributeType = 14
-
-// IDType is the ID Type of an IDi/IDr payload (RFC 7296 §3.5).
-type IDType uint8
-
-// Identification types.
-const (
-	IDIPv4Addr   IDType = 1
-	IDFQDN       IDType = 2
-	IDRFC822Addr IDType = 3
-	IDIPv6Addr   IDType = 5
-	IDDERASN1DN  IDType = 9
-	IDDERASN1GN  IDType = 10
-	IDKeyID      IDType = 11
-	IDFCName     IDType = 12 // RFC 4595
-	IDNull       IDType = 13 // RFC 7619
-)
-
-// AuthMethod is the Auth Method of an AUTH payload (RFC 7296 §3.8).
-type AuthMethod uint8
-
-// Authentication methods.
-const (
-	AuthRSASignature          AuthMethod = 1
-	AuthSharedKeyMIC          AuthMethod = 2
-	AuthDSSSignature          AuthMethod = 3
-	AuthECDSASHA256P256       AuthMethod = 9 // RFC 4754
-	AuthECDSASHA384P384       AuthMethod = 10
-	AuthECDSASHA512P521       AuthMethod = 11
-	AuthGenericSecurePassword AuthMethod = 12 // RFC 6467
-	AuthNULL                  AuthMethod = 13 // RFC 7619
-	AuthDigitalSignature      AuthMethod = 14 // RFC 7427
-)
 
 // CertEncoding is the Cert Encoding of a CERT or CERTREQ payload
 // (RFC 7296 §3.6).
@@ -335,19 +205,6 @@ const (
 // IsError reports whether t is in the error range (below 16384). An unknown
 // error type in a response means the request failed (RFC 7296 §3.10.1).
 func (t NotifyType) IsError() bool { return t < 16384 }
-
-// HashAlgorithm is a hash algorithm identifier of the
-// SIGNATURE_HASH_ALGORITHMS notification (RFC 7427 §4).
-type HashAlgorithm uint16
-
-// Hash algorithms for digital signatures.
-const (
-	HashSHA1     HashAlgorithm = 1
-	HashSHA256   HashAlgorithm = 2
-	HashSHA384   HashAlgorithm = 3
-	HashSHA512   HashAlgorithm = 4
-	HashIdentity HashAlgorithm = 5 // RFC 8420
-)
 
 // TSType is the TS Type of a traffic selector (RFC 7296 §3.13.1).
 type TSType uint8
