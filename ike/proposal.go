@@ -74,13 +74,13 @@ func (p Proposal) String() string {
 		parts = append(parts, encrToken(e))
 	}
 	for _, i := range p.Integ {
-		parts = append(parts, integToken[i])
+		parts = append(parts, iana.IntegKeyword(i))
 	}
 	for _, f := range p.PRF {
-		parts = append(parts, "prf"+integToken[prfInteg[f]])
+		parts = append(parts, iana.PRFKeyword(f))
 	}
 	for _, g := range p.DH {
-		parts = append(parts, groupToken[g])
+		parts = append(parts, iana.GroupKeyword(g))
 	}
 	for n, slot := range p.AddKE {
 		for _, g := range slot {
@@ -101,117 +101,35 @@ func addKEToken(g iana.GroupID) string {
 	if g == groupNone {
 		return "none"
 	}
-	if t, ok := groupToken[g]; ok {
+	if t := iana.GroupKeyword(g); t != "" {
 		return t
 	}
 	return fmt.Sprintf("ke%d", g)
 }
 
 func encrToken(e Encr) string {
-	switch e.ID {
-	case iana.EncrAESCBC:
-		return fmt.Sprintf("aes%d", e.KeyBits)
-	case iana.EncrAESGCM8:
-		return fmt.Sprintf("aes%dgcm8", e.KeyBits)
-	case iana.EncrAESGCM12:
-		return fmt.Sprintf("aes%dgcm12", e.KeyBits)
-	case iana.EncrAESGCM16:
-		return fmt.Sprintf("aes%dgcm16", e.KeyBits)
-	case iana.EncrChaCha20Poly1305:
-		return "chacha20poly1305"
+	if t := iana.EncrKeyword(e.ID, e.KeyBits); t != "" {
+		return t
 	}
 	return fmt.Sprintf("encr%d", e.ID)
 }
 
-var integToken = map[iana.IntegID]string{
-	iana.IntegHMACSHA2_256_128: "sha256",
-	iana.IntegHMACSHA2_384_192: "sha384",
-	iana.IntegHMACSHA2_512_256: "sha512",
-}
-
-// prfInteg pairs each PRF with the integrity transform of the same hash:
-// strongSwan derives an IKE proposal's PRFs from its integrity keywords when
-// it names no PRF.
-var prfInteg = map[iana.PRFID]iana.IntegID{
-	iana.PRFHMACSHA2_256: iana.IntegHMACSHA2_256_128,
-	iana.PRFHMACSHA2_384: iana.IntegHMACSHA2_384_192,
-	iana.PRFHMACSHA2_512: iana.IntegHMACSHA2_512_256,
-}
-
-var groupToken = map[iana.GroupID]string{
-	iana.GroupMODP2048:   "modp2048",
-	iana.GroupMODP3072:   "modp3072",
-	iana.GroupMODP4096:   "modp4096",
-	iana.GroupECP256:     "ecp256",
-	iana.GroupECP384:     "ecp384",
-	iana.GroupECP521:     "ecp521",
-	iana.GroupCurve25519: "x25519",
-	iana.GroupMLKEM768:   "mlkem768",
-	iana.GroupMLKEM1024:  "mlkem1024",
-}
-
-var tokenGroup = map[string]iana.GroupID{
-	"modp2048": iana.GroupMODP2048, "modp3072": iana.GroupMODP3072, "modp4096": iana.GroupMODP4096,
-	"ecp256": iana.GroupECP256, "ecp384": iana.GroupECP384, "ecp521": iana.GroupECP521,
-	"x25519": iana.GroupCurve25519, "curve25519": iana.GroupCurve25519,
-}
-
-// tokenAddKE are the methods an ADDKE slot takes: ML-KEM (the reason the
-// slots exist) and every group of tokenGroup, as strongSwan 6 accepts them
-// (its syntax: ke1_mlkem768, ke2_none).
-var tokenAddKE = map[string]iana.GroupID{
-	"mlkem768": iana.GroupMLKEM768, "mlkem1024": iana.GroupMLKEM1024, "none": groupNone,
-}
-
 // parseAddKE reads a "keN_method" keyword; ok is false for other keywords.
+// An ADDKE slot takes ML-KEM (the reason the slots exist), every other
+// method with a keyword, and none, as strongSwan 6 accepts them (its syntax:
+// ke1_mlkem768, ke2_none).
 func parseAddKE(tok string) (slot int, g iana.GroupID, ok bool, err error) {
 	if len(tok) < 5 || !strings.HasPrefix(tok, "ke") || tok[3] != '_' || tok[2] < '1' || tok[2] > '0'+maxAddKE {
 		return 0, 0, false, nil
 	}
 	name := tok[4:]
-	if g, ok := tokenAddKE[name]; ok {
-		return int(tok[2] - '1'), g, true, nil
+	if name == "none" {
+		return int(tok[2] - '1'), groupNone, true, nil
 	}
-	if g, ok := tokenGroup[name]; ok {
+	if g, _, ok := iana.ParseGroupKeyword(name); ok {
 		return int(tok[2] - '1'), g, true, nil
 	}
 	return 0, 0, true, fmt.Errorf("unknown key exchange method %q in %q", name, tok)
-}
-
-var tokenInteg = map[string]iana.IntegID{
-	"sha256": iana.IntegHMACSHA2_256_128, "sha2_256": iana.IntegHMACSHA2_256_128,
-	"sha384": iana.IntegHMACSHA2_384_192, "sha2_384": iana.IntegHMACSHA2_384_192,
-	"sha512": iana.IntegHMACSHA2_512_256, "sha2_512": iana.IntegHMACSHA2_512_256,
-}
-
-var tokenPRF = map[string]iana.PRFID{
-	"prfsha256": iana.PRFHMACSHA2_256, "prfsha2_256": iana.PRFHMACSHA2_256,
-	"prfsha384": iana.PRFHMACSHA2_384, "prfsha2_384": iana.PRFHMACSHA2_384,
-	"prfsha512": iana.PRFHMACSHA2_512, "prfsha2_512": iana.PRFHMACSHA2_512,
-}
-
-func parseEncr(tok string) (Encr, bool) {
-	switch tok {
-	case "aes", "aes128":
-		return Encr{iana.EncrAESCBC, 128}, true
-	case "aes192":
-		return Encr{iana.EncrAESCBC, 192}, true
-	case "aes256":
-		return Encr{iana.EncrAESCBC, 256}, true
-	case "chacha20poly1305":
-		return Encr{iana.EncrChaCha20Poly1305, 256}, true
-	}
-	for _, bits := range []int{128, 192, 256} {
-		for _, icv := range []struct {
-			s  string
-			id iana.EncrID
-		}{{"gcm16", iana.EncrAESGCM16}, {"gcm12", iana.EncrAESGCM12}, {"gcm8", iana.EncrAESGCM8}, {"gcm", iana.EncrAESGCM16}} {
-			if tok == fmt.Sprintf("aes%d%s", bits, icv.s) {
-				return Encr{icv.id, bits}, true
-			}
-		}
-	}
-	return Encr{}, false
 }
 
 // ParseProposal reads one proposal in strongSwan's syntax: transform
@@ -235,22 +153,22 @@ func ParseProposal(protocol message.ProtocolID, s string) (Proposal, error) {
 		return p, fmt.Errorf("empty proposal")
 	}
 	for tok := range strings.SplitSeq(s, "-") {
-		if e, ok := parseEncr(tok); ok {
-			p.Encr = appendNew(p.Encr, e)
+		if id, bits, ok := iana.ParseEncrKeyword(tok); ok {
+			p.Encr = appendNew(p.Encr, Encr{id, bits})
 			continue
 		}
-		if i, ok := tokenInteg[tok]; ok {
+		if i, ok := iana.ParseIntegKeyword(tok); ok {
 			p.Integ = appendNew(p.Integ, i)
 			continue
 		}
-		if f, ok := tokenPRF[tok]; ok {
+		if f, ok := iana.ParsePRFKeyword(tok); ok {
 			if protocol != message.ProtocolIKE {
 				return p, fmt.Errorf("proposal %q: %q is an IKE transform", s, tok)
 			}
 			p.PRF = appendNew(p.PRF, f)
 			continue
 		}
-		if g, ok := tokenGroup[tok]; ok {
+		if g, additional, ok := iana.ParseGroupKeyword(tok); ok && !additional {
 			p.DH = appendNew(p.DH, g)
 			continue
 		}
@@ -297,10 +215,8 @@ func ParseProposal(protocol message.ProtocolID, s string) (Proposal, error) {
 		if protocol == message.ProtocolIKE && len(p.PRF) == 0 {
 			// strongSwan reads sha* after an AEAD as the PRF.
 			for _, i := range p.Integ {
-				for f, fi := range prfInteg {
-					if fi == i {
-						p.PRF = appendNew(p.PRF, f)
-					}
+				if f, ok := iana.PRFOfInteg(i); ok {
+					p.PRF = appendNew(p.PRF, f)
 				}
 			}
 			p.Integ = nil
@@ -317,10 +233,8 @@ func ParseProposal(protocol message.ProtocolID, s string) (Proposal, error) {
 				return p, fmt.Errorf("proposal %q: an AEAD IKE proposal must name its PRF (e.g. prfsha256)", s)
 			}
 			for _, i := range p.Integ {
-				for _, f := range []iana.PRFID{iana.PRFHMACSHA2_256, iana.PRFHMACSHA2_384, iana.PRFHMACSHA2_512} {
-					if prfInteg[f] == i {
-						p.PRF = appendNew(p.PRF, f)
-					}
+				if f, ok := iana.PRFOfInteg(i); ok {
+					p.PRF = appendNew(p.PRF, f)
 				}
 			}
 		}

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/internal/gcm"
 )
 
@@ -115,13 +116,10 @@ func (s Suite) Align() int {
 
 func (s Suite) String() string {
 	var integ string
-	switch s.Integ {
-	case IntegHMACSHA256:
-		integ = "sha256"
-	case IntegHMACSHA384:
-		integ = "sha384"
-	case IntegHMACSHA512:
-		integ = "sha512"
+	for i, di := range integOf {
+		if di == s.Integ {
+			integ = iana.IntegKeyword(i)
+		}
 	}
 	switch s.Cipher {
 	case CipherAESGCM:
@@ -129,7 +127,7 @@ func (s Suite) String() string {
 	case CipherChaCha20Poly1305:
 		return "chacha20poly1305"
 	case CipherAESCBC:
-		return fmt.Sprintf("aes%d-%s", s.KeyBits, integ)
+		return iana.EncrKeyword(iana.EncrAESCBC, s.KeyBits) + "-" + integ
 	case CipherNull:
 		return "null-" + integ
 	}
@@ -139,48 +137,49 @@ func (s Suite) String() string {
 // ParseSuite reads an ESP suite written as strongSwan writes it:
 // aes128gcm16, aes256gcm8, chacha20poly1305, aes128-sha256, aes256-sha512,
 // null-sha256 (a trailing DH group, as in aes128gcm16-x25519, is not part of
-// the ESP transform and is refused here; the IKE layer strips it).
+// the ESP transform and is refused here; the IKE layer strips it). The
+// keywords are those of IKE proposals (ike/iana's table); an AEAD suite
+// must be spelled out in full (aes128gcm16, not aes128gcm).
 func ParseSuite(s string) (Suite, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
-	if s == "chacha20poly1305" {
-		return ChaCha20, nil
+	if id, bits, ok := iana.ParseEncrKeyword(s); ok && id != iana.EncrAESCBC && iana.EncrKeyword(id, bits) == s {
+		if id == iana.EncrChaCha20Poly1305 {
+			return ChaCha20, nil
+		}
+		return Suite{Cipher: CipherAESGCM, KeyBits: bits, ICVLen: gcmICV[id]}, nil
 	}
 	var bits, icv int
 	if n, _ := fmt.Sscanf(s, "aes%dgcm%d", &bits, &icv); n == 2 && s == fmt.Sprintf("aes%dgcm%d", bits, icv) {
-		su := Suite{Cipher: CipherAESGCM, KeyBits: bits, ICVLen: icv}
-		if bits != 128 && bits != 192 && bits != 256 || icv != 8 && icv != 12 && icv != 16 {
-			return Suite{}, fmt.Errorf("suite %q: unsupported key size or ICV length", s)
-		}
-		return su, nil
+		return Suite{}, fmt.Errorf("suite %q: unsupported key size or ICV length", s)
 	}
 	enc, integ, ok := strings.Cut(s, "-")
 	if !ok {
 		return Suite{}, fmt.Errorf("suite %q: unknown", s)
 	}
 	var su Suite
-	switch integ {
-	case "sha256", "sha2_256":
-		su.Integ = IntegHMACSHA256
-	case "sha384", "sha2_384":
-		su.Integ = IntegHMACSHA384
-	case "sha512", "sha2_512":
-		su.Integ = IntegHMACSHA512
-	default:
+	i, ok := iana.ParseIntegKeyword(integ)
+	if !ok || integOf[i] == IntegNone {
 		return Suite{}, fmt.Errorf("suite %q: unknown integrity %q", s, integ)
 	}
-	switch enc {
-	case "aes128", "aes":
-		su.Cipher, su.KeyBits = CipherAESCBC, 128
-	case "aes192":
-		su.Cipher, su.KeyBits = CipherAESCBC, 192
-	case "aes256":
-		su.Cipher, su.KeyBits = CipherAESCBC, 256
-	case "null":
+	su.Integ = integOf[i]
+	if id, bits, ok := iana.ParseEncrKeyword(enc); ok && id == iana.EncrAESCBC {
+		su.Cipher, su.KeyBits = CipherAESCBC, bits
+	} else if enc == "null" {
 		su.Cipher = CipherNull
-	default:
+	} else {
 		return Suite{}, fmt.Errorf("suite %q: unknown cipher %q", s, enc)
 	}
 	return su, nil
+}
+
+// gcmICV is the ICV length of each AES-GCM transform (RFC 4106 §8.1).
+var gcmICV = map[iana.EncrID]int{iana.EncrAESGCM8: 8, iana.EncrAESGCM12: 12, iana.EncrAESGCM16: 16}
+
+// integOf maps the IANA integrity transforms to the data plane's.
+var integOf = map[iana.IntegID]Integ{
+	iana.IntegHMACSHA2_256_128: IntegHMACSHA256,
+	iana.IntegHMACSHA2_384_192: IntegHMACSHA384,
+	iana.IntegHMACSHA2_512_256: IntegHMACSHA512,
 }
 
 func (s Suite) validateKeys(key, integKey []byte) error {
