@@ -143,10 +143,7 @@ func (s Suite) String() string {
 func ParseSuite(s string) (Suite, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	if id, bits, ok := iana.ParseEncrKeyword(s); ok && id != iana.EncrAESCBC && iana.EncrKeyword(id, bits) == s {
-		if id == iana.EncrChaCha20Poly1305 {
-			return ChaCha20, nil
-		}
-		return Suite{Cipher: CipherAESGCM, KeyBits: bits, ICVLen: gcmICV[id]}, nil
+		return SuiteOf(id, bits, iana.IntegNone)
 	}
 	var bits, icv int
 	if n, _ := fmt.Sscanf(s, "aes%dgcm%d", &bits, &icv); n == 2 && s == fmt.Sprintf("aes%dgcm%d", bits, icv) {
@@ -156,24 +153,41 @@ func ParseSuite(s string) (Suite, error) {
 	if !ok {
 		return Suite{}, fmt.Errorf("suite %q: unknown", s)
 	}
-	var su Suite
 	i, ok := iana.ParseIntegKeyword(integ)
 	if !ok || integOf[i] == IntegNone {
 		return Suite{}, fmt.Errorf("suite %q: unknown integrity %q", s, integ)
 	}
-	su.Integ = integOf[i]
 	if id, bits, ok := iana.ParseEncrKeyword(enc); ok && id == iana.EncrAESCBC {
-		su.Cipher, su.KeyBits = CipherAESCBC, bits
-	} else if enc == "null" {
-		su.Cipher = CipherNull
-	} else {
-		return Suite{}, fmt.Errorf("suite %q: unknown cipher %q", s, enc)
+		return SuiteOf(id, bits, i)
 	}
-	return su, nil
+	if enc == "null" {
+		return Suite{Cipher: CipherNull, Integ: integOf[i]}, nil
+	}
+	return Suite{}, fmt.Errorf("suite %q: unknown cipher %q", s, enc)
 }
 
-// gcmICV is the ICV length of each AES-GCM transform (RFC 4106 §8.1).
-var gcmICV = map[iana.EncrID]int{iana.EncrAESGCM8: 8, iana.EncrAESGCM12: 12, iana.EncrAESGCM16: 16}
+// SuiteOf is the data plane's suite for the IANA transforms an IKE
+// negotiation (or a suite keyword) chose: encryption with its key size and,
+// for AES-CBC, integrity (an AEAD cipher ignores integ).
+func SuiteOf(encr iana.EncrID, keyBits int, integ iana.IntegID) (Suite, error) {
+	switch encr {
+	case iana.EncrAESGCM8:
+		return Suite{Cipher: CipherAESGCM, KeyBits: keyBits, ICVLen: 8}, nil
+	case iana.EncrAESGCM12:
+		return Suite{Cipher: CipherAESGCM, KeyBits: keyBits, ICVLen: 12}, nil
+	case iana.EncrAESGCM16:
+		return Suite{Cipher: CipherAESGCM, KeyBits: keyBits, ICVLen: 16}, nil
+	case iana.EncrChaCha20Poly1305:
+		return ChaCha20, nil
+	case iana.EncrAESCBC:
+		su := Suite{Cipher: CipherAESCBC, KeyBits: keyBits, Integ: integOf[integ]}
+		if su.Integ == IntegNone {
+			return su, fmt.Errorf("integrity %v not supported by the data plane", integ)
+		}
+		return su, nil
+	}
+	return Suite{}, fmt.Errorf("cipher %v not supported by the data plane", encr)
+}
 
 // integOf maps the IANA integrity transforms to the data plane's.
 var integOf = map[iana.IntegID]Integ{
