@@ -59,7 +59,7 @@ const (
 	// Authentication.
 	PayloadAUTH PayloadType = 39 // AUTH
 	// Ni, Nr.
-	PayloadNonce PayloadType = 40 // No
+	PayloadNonce  PayloadType = 40 // No
 	PayloadNotify PayloadType = 41 // N
 	PayloadDelete PayloadType = 42 // D
 	PayloadVendor PayloadType = 43 // V
