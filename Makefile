@@ -72,9 +72,11 @@ demo: deps build
 bench: build
 	./scripts/bench.sh
 
-# Rebuild the XDP object with clang (the generated files are committed).
+# Rebuild the XDP object with clang, and the IKEv2 registry names with
+# stringer (go tool stringer); the generated files are committed.
 generate: deps
 	$(GO) generate ./bpf
+	$(GO) generate ./ike/iana ./ike/message
 
 # Manual pages from the same source as --help and the commented
 # configurations (xdpsec genman): build/man/xdpsec.8, xdpsec.yaml.5.
