@@ -188,32 +188,11 @@ func TestSPDKeys(t *testing.T) {
 	}
 }
 
-func TestParseAttachMode(t *testing.T) {
-	for in, want := range map[string]xdpconf.AttachMode{
-		"": xdpconf.ModeAuto, "auto": xdpconf.ModeAuto, "native": xdpconf.ModeNative, "driver": xdpconf.ModeNative, "DRV": xdpconf.ModeNative,
-		"generic": xdpconf.ModeGeneric, " skb ": xdpconf.ModeGeneric,
-	} {
-		got, err := xdpconf.ParseAttachMode(in)
-		if err != nil || got != want {
-			t.Errorf("xdpconf.ParseAttachMode(%q) = %v, %v; want %v", in, got, err, want)
-		}
-		if in == strings.TrimSpace(strings.ToLower(in)) && in != "" && in != "driver" && in != "drv" && in != "skb" && got.String() != in {
-			t.Errorf("%v.String() = %q", got, got.String())
-		}
-	}
-	for _, bad := range []string{"offload", "hw", "nativ"} {
-		if _, err := xdpconf.ParseAttachMode(bad); err == nil {
-			t.Errorf("xdpconf.ParseAttachMode(%q) accepted", bad)
-		}
-	}
-}
-
 func TestStrings(t *testing.T) {
 	for v, want := range map[string]string{
 		ActionBypass.String(): "bypass", ActionProtect.String(): "protect", ActionDiscard.String(): "discard",
 		ActionDivert.String(): "divert", Action(7).String(): "action(7)",
 		RoleWAN.String(): "wan", RoleLAN.String(): "lan", RoleOneArm.String(): "onearm", Role(5).String(): "role(5)",
-		xdpconf.AttachMode(9).String(): "mode(9)",
 	} {
 		if v != want {
 			t.Errorf("got %q, want %q", v, want)

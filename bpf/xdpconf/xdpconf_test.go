@@ -1,29 +1,33 @@
 package xdpconf
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
+// Moved here from bpf/spec_test.go with ParseAttachMode.
 func TestParseAttachMode(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want AttachMode
-		ok   bool
-	}{
-		{"", ModeAuto, true}, {"auto", ModeAuto, true}, {" Native ", ModeNative, true},
-		{"driver", ModeNative, true}, {"drv", ModeNative, true}, {"generic", ModeGeneric, true},
-		{"SKB", ModeGeneric, true}, {"offload", ModeAuto, false},
+	for in, want := range map[string]AttachMode{
+		"": ModeAuto, "auto": ModeAuto, "native": ModeNative, "driver": ModeNative, "DRV": ModeNative,
+		"generic": ModeGeneric, " skb ": ModeGeneric,
 	} {
-		got, err := ParseAttachMode(c.in)
-		if got != c.want || (err == nil) != c.ok {
-			t.Errorf("ParseAttachMode(%q) = %v, %v; want %v, ok %v", c.in, got, err, c.want, c.ok)
+		got, err := ParseAttachMode(in)
+		if err != nil || got != want {
+			t.Errorf("ParseAttachMode(%q) = %v, %v; want %v", in, got, err, want)
 		}
-		if c.ok && c.in != "" {
-			// String gives a spelling ParseAttachMode reads back.
-			if back, err := ParseAttachMode(got.String()); err != nil || back != got {
-				t.Errorf("round trip of %v: %v, %v", got, back, err)
-			}
+		if in == strings.TrimSpace(strings.ToLower(in)) && in != "" && in != "driver" && in != "drv" && in != "skb" && got.String() != in {
+			t.Errorf("%v.String() = %q", got, got.String())
 		}
 	}
-	if s := AttachMode(7).String(); s != "mode(7)" {
-		t.Errorf("AttachMode(7) = %q", s)
+	for _, bad := range []string{"offload", "hw", "nativ"} {
+		if _, err := ParseAttachMode(bad); err == nil {
+			t.Errorf("ParseAttachMode(%q) accepted", bad)
+		}
+	}
+}
+
+func TestAttachModeString(t *testing.T) {
+	if s := AttachMode(9).String(); s != "mode(9)" {
+		t.Errorf("AttachMode(9) = %q", s)
 	}
 }
