@@ -447,6 +447,26 @@ func (o *Objects) SetVLAN(vid uint16) error {
 	return o.setConfig(c)
 }
 
+// SetTrunk makes the one-arm program treat its port as a trunk whose
+// frames tagged lanVID (0: untagged) are the protected side and whose
+// frames of the SetVLAN VLAN are the outside: each tag meets only its own
+// side's rules. on false turns it off (one VLAN, as before). The LAN and
+// WAN programs ignore it.
+func (o *Objects) SetTrunk(on bool, lanVID uint16) error {
+	if lanVID > 4094 {
+		return fmt.Errorf("bpf: vlan %d out of range", lanVID)
+	}
+	c, err := o.config()
+	if err != nil {
+		return err
+	}
+	c.Trunk, c.LanVid = 0, 0
+	if on {
+		c.Trunk, c.LanVid = 1, lanVID
+	}
+	return o.setConfig(c)
+}
+
 // SetFlags replaces the program's run-time flags.
 func (o *Objects) SetFlags(f Flags) error {
 	if f&^knownFlags != 0 {

@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"maps"
@@ -664,5 +665,83 @@ func TestVLANSteering(t *testing.T) {
 	}
 	if err := o.SetVLAN(4095); err == nil {
 		t.Error("SetVLAN(4095) accepted")
+	}
+}
+
+// TestVLANTrunk: with the LAN and the WAN as two VLANs of one port (the
+// one-arm program, SetTrunk), each tag has its role. The LAN's tag meets
+// the SPD mirror only; the WAN's tag the WAN rules and the inbound SPD
+// only, so PROTECT-bound cleartext on the WAN's tag is not taken for LAN
+// traffic (a plain one-arm program would seal it), and spoofed cleartext
+// from the peer's prefix on the LAN's tag is not taken for WAN traffic.
+// Other tags, and untagged frames, stay the kernel's.
+func TestVLANTrunk(t *testing.T) {
+	o := loadForTest(t, Options{})
+	setupState(t, o)
+	syncTestInbound(t, o, false)
+	withTag := func(vid uint16, f []byte) []byte {
+		if vid == 0 {
+			return ether(false, binary.BigEndian.Uint16(f[16:]), f[18:])
+		}
+		f = bytes.Clone(f)
+		binary.BigEndian.PutUint16(f[14:], vid)
+		return f
+	}
+	espF := ether(true, etherTypeIPv4, ipv4(protoESP, peer4, gw4, esp(spiKnown, 1, 64), v4opts{}))
+	lanF := ether(true, etherTypeIPv4, ipv4(protoUDP, host4, netip.MustParseAddr("198.51.100.7"), udp(40000, 53, []byte("plaintext")), v4opts{}))
+	spoofF := ether(true, etherTypeIPv4, ipv4(protoUDP, netip.MustParseAddr("198.18.2.2"), netip.MustParseAddr("198.18.1.2"), udp(40000, 53, []byte("spoofed")), v4opts{}))
+	espRedirect := deltas{CounterESPRedirect: 1, CounterXSKMissing: 1}
+	protect := deltas{CounterLANProtectRedirect: 1, CounterXSKMissing: 1}
+	other := deltas{CounterVLANOtherPass: 1}
+	for _, tc := range []struct {
+		name     string
+		trunk    bool
+		wan, lan uint16
+		frame    []byte
+		want     uint32
+		delta    deltas
+	}{
+		{"esp on the WAN tag", true, 100, 10, withTag(100, espF), xdpDrop, espRedirect},
+		{"esp on the LAN tag: LAN traffic", true, 100, 10, withTag(10, espF), xdpPass, deltas{CounterLANBypass: 1}},
+		{"protect on the LAN tag", true, 100, 10, withTag(10, lanF), xdpDrop, protect},
+		{"protect on the LAN tag, priority bits", true, 100, 10, withTag(0x6000|10, lanF), xdpDrop, protect},
+		{"protect-bound cleartext on the WAN tag: inbound SPD", true, 100, 10, withTag(100, lanF), xdpDrop, deltas{CounterInDefaultDrop: 1}},
+		{"spoofed site B on the WAN tag", true, 100, 10, withTag(100, spoofF), xdpDrop, deltas{CounterInProtectDrop: 1}},
+		{"site B source on the LAN tag: LAN traffic, the SPD mirror decides", true, 100, 10, withTag(10, spoofF), xdpDrop, protect},
+		{"another tag", true, 100, 10, withTag(200, lanF), xdpPass, other},
+		{"untagged", true, 100, 10, withTag(0, lanF), xdpPass, other},
+		{"LAN untagged: protect", true, 100, 0, withTag(0, lanF), xdpDrop, protect},
+		{"LAN untagged: esp on the WAN tag", true, 100, 0, withTag(100, espF), xdpDrop, espRedirect},
+		{"LAN untagged: spoofed on the WAN tag", true, 100, 0, withTag(100, spoofF), xdpDrop, deltas{CounterInProtectDrop: 1}},
+		{"WAN untagged: esp", true, 0, 10, withTag(0, espF), xdpDrop, espRedirect},
+		{"WAN untagged: protect on the LAN tag", true, 0, 10, withTag(10, lanF), xdpDrop, protect},
+		{"WAN untagged: protect-bound cleartext untagged", true, 0, 10, withTag(0, lanF), xdpDrop, deltas{CounterInDefaultDrop: 1}},
+		// Without a trunk, one VLAN carries both sides: the SPD first.
+		{"one VLAN: protect on it is sealed", false, 100, 0, withTag(100, lanF), xdpDrop, protect},
+		{"one VLAN: the LAN's tag is another", false, 100, 0, withTag(10, lanF), xdpPass, other},
+	} {
+		if err := o.SetVLAN(tc.wan); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.SetTrunk(tc.trunk, tc.lan); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := o.CounterValues()
+		ret, err := o.Program(RoleOneArm).Run(&ebpf.RunOptions{Data: tc.frame})
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, _ := o.CounterValues()
+		if ret != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, verdictName(ret), verdictName(tc.want))
+		}
+		for c := range after {
+			if d := after[c] - before[c]; d != tc.delta[Counter(c)] {
+				t.Errorf("%s: %s moved by %d, want %d", tc.name, Counter(c), d, tc.delta[Counter(c)])
+			}
+		}
+	}
+	if err := o.SetTrunk(true, 4095); err == nil {
+		t.Error("SetTrunk(4095) accepted")
 	}
 }
