@@ -138,6 +138,8 @@ type Worker struct {
 
 	pending pendingQueue
 
+	vl vlanState // trunk mode (vlan.go)
+
 	// mtuSet is a WAN MTU set by SetWANMTU (0: none yet), taken into
 	// cfg.WANMTU at the start of each poll.
 	mtuSet atomic.Int32
@@ -188,6 +190,7 @@ func NewWorker(id int, cfg Config) *Worker {
 	if w.oneArm {
 		w.crossWAN, w.crossLAN = false, false
 	}
+	w.setupTrunk()
 	return w
 }
 
@@ -248,6 +251,10 @@ func (w *Worker) process(pkts []Packet, fromWAN bool) {
 	}
 	if !w.oneArm {
 		w.inbound(pkts)
+		return
+	}
+	if w.vl.trunk {
+		w.processTrunk(pkts)
 		return
 	}
 	// One-arm: stable partition, ESP to the front.
