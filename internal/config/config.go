@@ -108,7 +108,8 @@ type Config struct {
 	// LANVLAN and WANVLAN are the 802.1Q VLANs (1..4094) each side's
 	// frames carry on its interface, 0 for untagged: the XDP program
 	// steers only that VLAN's frames (others are the kernel's) and the
-	// workers send with the tag. One-arm mode has one VLAN.
+	// workers send with the tag. One-arm mode with two different VLANs
+	// is a trunk (Trunk): each tag has its side's role.
 	LANVLAN, WANVLAN uint16
 
 	// DefaultAction is what happens to LAN traffic no policy matches:
@@ -170,6 +171,10 @@ type Config struct {
 	// IKE holds the IKEv2 connections (connections:) and the key log.
 	IKE IKE
 }
+
+// Trunk reports whether the LAN and the WAN are two VLANs of one port
+// (one interface, lan_vlan != wan_vlan; either may be 0, untagged).
+func (c *Config) Trunk() bool { return c.OneArm() && c.LANVLAN != c.WANVLAN }
 
 // OneArm reports whether one interface is both the protected and the
 // unprotected side.
@@ -687,9 +692,6 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 			})
 		}
 	})
-	if c.LAN == c.WAN && c.LANVLAN != c.WANVLAN {
-		d.errf(n, "interfaces.wan_vlan", "one-arm mode carries one VLAN: lan_vlan %d and wan_vlan %d differ (two VLANs of one trunk are not supported)", c.LANVLAN, c.WANVLAN)
-	}
 	if cpusNode != nil && len(c.CPUs) > 0 && c.Queues == QueuesAuto {
 		d.errf(cpusNode, "interfaces.cpus", "a CPU list needs an explicit queues count; with queues: auto use cpus: auto")
 	} else if cpusNode != nil && len(c.CPUs) > 0 && len(c.CPUs) != c.Queues {

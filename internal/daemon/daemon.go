@@ -195,6 +195,9 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	if cfg.OneArm() {
 		mode = "one-arm"
 	}
+	if cfg.Trunk() {
+		mode = "trunk"
+	}
 	log.Info("gateway up", "mode", mode, "lan", cfg.LAN, "wan", cfg.WAN, "queues", d.nQueues,
 		"sas", len(d.sas), "policies", len(d.policies), "connections", len(cfg.IKE.Connections),
 		"control", cfg.Control, "metrics", cfg.Metrics)
@@ -431,6 +434,9 @@ func (d *Daemon) loadXDP() error {
 			vid = cfg.LANVLAN
 		}
 		if err := o.SetVLAN(vid); err != nil {
+			return fmt.Errorf("xdp %s: %w", p.name, err)
+		}
+		if err := o.SetTrunk(cfg.Trunk(), cfg.LANVLAN); err != nil {
 			return fmt.Errorf("xdp %s: %w", p.name, err)
 		}
 		if p.name != "lan" {
