@@ -1,11 +1,17 @@
 package e2e
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 )
 
 // TestVLANWAN: both gateways carry the tunnel on 802.1Q VLAN 100 of their
@@ -89,5 +95,165 @@ func TestVLANWAN(t *testing.T) {
 		t.Errorf("with gwA killed, %d pings crossed", got)
 	}
 	noLeak(t, c.stop())
+	l.stopClean(t, gB)
+}
+
+// vlanHost makes hostA's eth0 speak 802.1Q VLAN vid with a TCX program on
+// each direction (this kernel has no 802.1Q devices, but bpf_skb_vlan_push
+// and _pop are core helpers): every frame it sends is tagged vid, and the
+// tag of every frame it receives is removed before the stack looks at it
+// (TCX ingress runs before the kernel's own VLAN handling, which would take
+// a frame with an unknown VLAN for another host's). The links go with the
+// test.
+func vlanHost(t *testing.T, l *lab, node, dev string, vid int32) {
+	t.Helper()
+	// The tag goes into the frame on transmit, not out of band.
+	if out, err := l.run(node, 5*time.Second, "ethtool", "-K", dev, "txvlan", "off"); err != nil {
+		t.Fatalf("ethtool -K %s txvlan off: %v\n%s", dev, err, out)
+	}
+	push := asm.Instructions{
+		// bpf_skb_vlan_push(skb, htons(ETH_P_8021Q), vid)
+		asm.Mov.Imm(asm.R2, 0x0081), // 0x8100 in network order
+		asm.Mov.Imm(asm.R3, vid),
+		asm.FnSkbVlanPush.Call(),
+		asm.Mov.Imm(asm.R0, 0), // TCX_PASS
+		asm.Return(),
+	}
+	pop := asm.Instructions{
+		asm.FnSkbVlanPop.Call(), // untagged frames (the peer's kernel's): a no-op
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Return(),
+	}
+	err := l.inNetns(node, func() error {
+		ifc, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		for _, p := range []struct {
+			ins    asm.Instructions
+			attach ebpf.AttachType
+		}{{push, ebpf.AttachTCXEgress}, {pop, ebpf.AttachTCXIngress}} {
+			prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, Instructions: p.ins, License: "GPL"})
+			if err != nil {
+				return fmt.Errorf("load: %w", err)
+			}
+			lk, err := link.AttachTCX(link.TCXOptions{Interface: ifc.Index, Program: prog, Attach: p.attach})
+			prog.Close() // the link holds it
+			if err != nil {
+				return fmt.Errorf("attach tcx: %w", err)
+			}
+			t.Cleanup(func() { lk.Close() })
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("vlan %d on %s/%s: %v", vid, node, dev, err)
+	}
+}
+
+// TestVLANTrunk: gwA on one port that carries its LAN as VLAN 10 and the
+// WAN as VLAN 100 (lab variant trunk: hostA on the WAN bridge, tagging
+// its frames 10 with a TCX program; gwB on wan_vlan: 100). The kernels'
+// neighbours are static on the LAN tag (no kernel here speaks it) and
+// untagged on the WAN (native VLAN). Ping and iperf3 cross both ways; on
+// gwA's port every ESP frame is tagged 100 and decrypts, nothing of site
+// A's leaves untagged, on the WAN's tag or with ESP on the LAN's; spoofed
+// site-B cleartext tagged 100 meets the inbound SPD; a killed gwA fails
+// closed.
+func TestVLANTrunk(t *testing.T) {
+	needLab(t)
+	l := newLab(t, "trunk")
+	a, b, keys := l.configs(t, tunnelOpts{})
+	for _, e := range []struct{ f, from, to string }{
+		{a, "lan: lan0, wan: wan0,", "lan: wan0, wan: wan0, lan_vlan: 10, wan_vlan: 100,"},
+		{b, "wan: wan0,", "wan: wan0, wan_vlan: 100,"},
+	} {
+		cfg, err := os.ReadFile(e.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.Replace(string(cfg), e.from, e.to, 1)
+		if s == string(cfg) {
+			t.Fatalf("%s: no %q", e.f, e.from)
+		}
+		if err := os.WriteFile(e.f, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, port := range []string{"a0", "b0", "ha0"} {
+		if out, err := l.run("wan", 5*time.Second, "ethtool", "-K", port, "txvlan", "off"); err != nil {
+			t.Fatalf("ethtool -K %s txvlan off: %v\n%s", port, err, out)
+		}
+	}
+	macA, macH := l.mac(t, "gA", "wan0"), l.mac(t, "hA", "eth0")
+	for _, n := range [][]string{
+		{"hA", "198.18.1.1", macA, "eth0"}, {"hA", "2001:db8:a::1", macA, "eth0"},
+		{"gA", hostA4, macH, "wan0"}, {"gA", hostA6, macH, "wan0"},
+	} {
+		if out, err := l.run(n[0], 5*time.Second, "ip", "neigh", "replace", n[1], "lladdr", n[2], "dev", n[3], "nud", "permanent"); err != nil {
+			t.Fatalf("ip neigh: %v\n%s", err, out)
+		}
+	}
+	vlanHost(t, l, "hA", "eth0", 10)
+	gA := l.start(t, "gA", a)
+	gB := l.start(t, "gB", b)
+	c := l.capture(t, "wan", "a0", 0)
+	l.pingPairs(t, 10, [][2]string{{"hA", hostB4}, {"hA", hostB6}, {"hB", hostA4}, {"hB", hostA6}})
+	l.iperfTCP(t, "trunk: LAN VLAN 10, WAN VLAN 100", true)
+	pcap := c.stop()
+	count := func(filter string) int { return len(tshark(t, pcap, nil, "-Y", filter)) }
+	if n := count("esp and vlan.id == 100"); n < 40 {
+		t.Errorf("%d ESP frames tagged 100 on gwA's port", n)
+	}
+	if n := count("vlan.id == 10 and (ip.dst == " + hostB4 + " or ipv6.dst == " + hostB6 + ")"); n < 20 {
+		t.Errorf("%d frames from hostA towards site B on the LAN's tag", n)
+	}
+	siteA := "(ip.addr == 198.18.1.0/24 or ipv6.addr == 2001:db8:a::/64)"
+	for what, filter := range map[string]string{
+		"ESP not tagged 100":                   "esp and not vlan.id == 100",
+		"non-ESP IP on the WAN's tag":          "vlan.id == 100 and (ip or ipv6) and not esp",
+		"site A's traffic untagged":            "not vlan and " + siteA,
+		"site B's off the LAN's tag":           "not vlan.id == 10 and (ip.addr == 198.18.2.0/24 or ipv6.addr == 2001:db8:b::/64)",
+		"a tag other than 10 and 100":          "vlan and not vlan.id == 10 and not vlan.id == 100",
+		"the WAN's addresses on the LAN's tag": "vlan.id == 10 and (ip.addr == 192.0.2.0/24 or ipv6.addr == 2001:db8:f::/64)",
+	} {
+		if lines := tshark(t, pcap, nil, "-Y", filter); len(lines) > 0 {
+			t.Errorf("%s: %d frames (%s), e.g.\n%s", what, len(lines), filter, strings.Join(lines[:min(5, len(lines))], "\n"))
+		}
+	}
+	decryptAll(t, pcap, keys)
+	x := gA.showStats(t).XDP["onearm"]
+	t.Logf("gwA's trunk program: esp_redirect %d, lan_protect_redirect %d, lan_divert_redirect %d, vlan_other_pass %d",
+		x["esp_redirect"], x["lan_protect_redirect"], x["lan_divert_redirect"], x["vlan_other_pass"])
+	if lan := x["lan_protect_redirect"] + x["lan_divert_redirect"]; x["esp_redirect"] < 20 || lan < 20 {
+		t.Errorf("gwA's trunk program: esp_redirect %d, LAN redirects %d: %v", x["esp_redirect"], lan, x)
+	}
+
+	if scapyMissing() == "" {
+		script := needScapy(t)
+		before := gA.showStats(t).XDP["onearm"]["in_protect_drop"]
+		out, err := l.run("wan", 30*time.Second, "/usr/bin/python3", script, "br0", macA, "udp-vlan100", hostB4, hostA4)
+		if err != nil {
+			t.Fatalf("inject: %v\n%s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if after := gA.showStats(t).XDP["onearm"]["in_protect_drop"]; after-before != 5 {
+			t.Errorf("spoofed UDP tagged 100: in_protect_drop moved by %d, want 5", after-before)
+		}
+	} else {
+		t.Log("no scapy: the tagged injection is skipped")
+	}
+
+	// Fail closed: gwA killed, its pinned program stays; nothing crosses
+	// and nothing of site A's leaves but on the LAN's tag.
+	c = l.capture(t, "wan", "a0", 0)
+	gA.stop(t, syscall.SIGKILL)
+	if got := l.ping("hA", hostB4, 3); got != 0 {
+		t.Errorf("with gwA killed, %d pings crossed", got)
+	}
+	pcap = c.stop()
+	if lines := tshark(t, pcap, nil, "-Y", "not vlan.id == 10 and "+siteA); len(lines) > 0 {
+		t.Errorf("with gwA killed, site A's traffic off the LAN's tag: %d frames", len(lines))
+	}
 	l.stopClean(t, gB)
 }
