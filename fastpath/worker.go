@@ -138,7 +138,8 @@ type Worker struct {
 
 	pending pendingQueue
 
-	vl vlanState // trunk mode (vlan.go)
+	vl     vlanState // trunk mode (vlan.go)
+	fragID uint32    // outer IPv6 fragments' identification (outfrag.go)
 
 	// mtuSet is a WAN MTU set by SetWANMTU (0: none yet), taken into
 	// cfg.WANMTU at the start of each poll.
@@ -355,6 +356,8 @@ func (w *Worker) outbound(pkts []Packet) {
 				}
 				need = cnt
 				w.pktFrag[i] = uint8(cnt)
+			} else if postFragment(&ip, sa, mtu) {
+				w.pktFrag[i] = postFragMark // sealed whole, then fragmented (outfrag.go)
 			} else {
 				w.pktRun[i] = -3
 				w.pktSA[i] = sa
@@ -471,6 +474,9 @@ func (w *Worker) outbound(pkts []Packet) {
 		if outP != p {
 			w.free[nfree] = *p // the LAN frame, now copied out
 			nfree++
+		}
+		if j >= 0 && w.pktFrag[i] == postFragMark {
+			ntx = w.splitOuter(w.runs[j], ntx)
 		}
 	}
 	for j := 0; j < nruns; j++ {
