@@ -89,8 +89,8 @@ func (w *Worker) splitOuter(sa *sad.SA, ntx int) int {
 	}
 	per, cnt := outerFragPlan(len(ipb), v4, mtu)
 	// The first fragment of an IPv6 packet moves 8 bytes to the front for
-	// its Fragment header, with room for a VLAN tag still ahead of it.
-	if cnt < 2 || cnt > maxFrags || !v4 && q.Off < fragHdrLen+vlanLen {
+	// its Fragment header, with room for two VLAN tags still ahead of it.
+	if cnt < 2 || cnt > maxFrags || !v4 && q.Off < fragHdrLen+2*vlanLen {
 		return w.dropSealed(sa, ntx)
 	}
 	got := w.cfg.WAN.Alloc(w.frag[:cnt-1])

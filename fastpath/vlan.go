@@ -20,22 +20,23 @@ func (w *Worker) untag(port Port, pkts []Packet, vid uint16) int {
 	if w.vl.trunk {
 		return w.untagTrunk(port, pkts)
 	}
-	if vid == 0 {
+	svid := w.svlanOf(port)
+	if vid == 0 && svid == 0 {
 		return len(pkts)
 	}
 	n, nfree := 0, 0
 	for i := range pkts {
 		p := &pkts[i]
 		d := p.Data()
-		if len(d) < packet.EthLen+vlanLen || binary.BigEndian.Uint16(d[12:]) != packet.EtherVLAN ||
-			binary.BigEndian.Uint16(d[14:])&0x0fff != vid {
+		s, v, k := frameTags(d)
+		if k <= 0 || v != vid || s != svid {
 			w.local.NotIP++
 			w.drop(&nfree, p, sad.ErrBadHeader)
 			continue
 		}
-		copy(d[vlanLen:vlanLen+12], d[:12]) // overlapping: copy moves
-		p.Off += vlanLen
-		p.Len -= vlanLen
+		copy(d[k:k+12], d[:12]) // overlapping: copy moves
+		p.Off += k
+		p.Len -= k
 		pkts[n] = *p
 		n++
 	}
@@ -48,19 +49,74 @@ func (w *Worker) untag(port Port, pkts []Packet, vid uint16) int {
 // tag inserts an 802.1Q tag of vid (priority 0) in front of the EtherType
 // of each frame to send. Frames are built with fastpath.Headroom in front
 // of them, so the 4 bytes are there; vid 0 leaves them untagged.
-func tag(pkts []Packet, vid uint16) {
-	if vid == 0 {
+func tag(pkts []Packet, vid uint16) { tagStack(pkts, 0, vid) }
+
+// tagStack tags each frame with vid, inside an 802.1ad service tag svid
+// when that is not 0 (Q-in-Q); both 0 leave the frames untagged.
+func tagStack(pkts []Packet, svid, vid uint16) {
+	if vid == 0 && svid == 0 {
 		return
+	}
+	k := vlanLen
+	if svid != 0 {
+		k = 2 * vlanLen
 	}
 	for i := range pkts {
 		p := &pkts[i]
-		p.Off -= vlanLen
-		p.Len += vlanLen
+		p.Off -= k
+		p.Len += k
 		d := p.Data()
-		copy(d[:12], d[vlanLen:vlanLen+12])
-		binary.BigEndian.PutUint16(d[12:], packet.EtherVLAN)
-		binary.BigEndian.PutUint16(d[14:], vid)
+		copy(d[:12], d[k:k+12])
+		t := d[12:]
+		if svid != 0 {
+			binary.BigEndian.PutUint16(t[0:], etherQinQ)
+			binary.BigEndian.PutUint16(t[2:], svid)
+			t = t[vlanLen:]
+		}
+		binary.BigEndian.PutUint16(t[0:], packet.EtherVLAN)
+		binary.BigEndian.PutUint16(t[2:], vid)
 	}
+}
+
+// etherQinQ is the 802.1ad service tag's TPID.
+const etherQinQ = 0x88a8
+
+// frameTags reads a frame's VLAN tags as the XDP program does: none (k 0),
+// one 802.1Q or 802.1ad tag (k 4, svid 0), or Q-in-Q, an 802.1ad tag with
+// an 802.1Q tag inside (k 8). k is -1 for a frame cut inside its tags or
+// its Ethernet header. Priority bits are not part of a VID.
+func frameTags(d []byte) (svid, vid uint16, k int) {
+	if len(d) < packet.EthLen {
+		return 0, 0, -1
+	}
+	t := binary.BigEndian.Uint16(d[12:])
+	if t != packet.EtherVLAN && t != etherQinQ {
+		return 0, 0, 0
+	}
+	if len(d) < packet.EthLen+vlanLen {
+		return 0, 0, -1
+	}
+	vid = binary.BigEndian.Uint16(d[14:]) & 0x0fff
+	if t != etherQinQ || binary.BigEndian.Uint16(d[16:]) != packet.EtherVLAN {
+		return 0, vid, vlanLen
+	}
+	if len(d) < packet.EthLen+2*vlanLen {
+		return 0, 0, -1
+	}
+	return vid, binary.BigEndian.Uint16(d[18:]) & 0x0fff, 2 * vlanLen
+}
+
+// tagFor tags frames to send on port with that side's tags.
+func (w *Worker) tagFor(port Port, pkts []Packet) {
+	tagStack(pkts, w.svlanOf(port), w.vlanOf(port))
+}
+
+// svlanOf is the service VLAN (Q-in-Q) of port's side, 0 for none.
+func (w *Worker) svlanOf(port Port) uint16 {
+	if port == w.cfg.WAN {
+		return w.cfg.WANSVLAN
+	}
+	return w.cfg.LANSVLAN
 }
 
 // vlanOf is the VLAN frames sent on port carry. On a trunk w.cfg.LAN is
@@ -73,7 +129,8 @@ func (w *Worker) vlanOf(port Port) uint16 {
 }
 
 // Trunk: the LAN and the WAN are two VLANs of one port (one-arm mode with
-// LANVLAN != WANVLAN; either may be 0, untagged). The XDP program gives
+// LANVLAN != WANVLAN, or different service VLANs; either may be 0,
+// untagged). The XDP program gives
 // each tag its role (bpf.Objects.SetTrunk) and so does the worker: a frame
 // on the WAN's tag is only ever inbound (ESP; anything else is dropped by
 // the inbound path, never sealed as if from the LAN), a frame on the LAN's
@@ -104,7 +161,7 @@ func (l lanSide) Shares(other Port) bool {
 
 // setupTrunk is called by NewWorker once it knows the mode.
 func (w *Worker) setupTrunk() {
-	if !w.oneArm || w.cfg.LANVLAN == w.cfg.WANVLAN {
+	if !w.oneArm || w.cfg.LANVLAN == w.cfg.WANVLAN && w.cfg.LANSVLAN == w.cfg.WANSVLAN {
 		return
 	}
 	w.vl.trunk = true
@@ -120,21 +177,17 @@ func (w *Worker) untagTrunk(port Port, pkts []Packet) int {
 	for i := range pkts {
 		p := &pkts[i]
 		d := p.Data()
-		var vid uint16
-		tagged := len(d) >= packet.EthLen+vlanLen && binary.BigEndian.Uint16(d[12:]) == packet.EtherVLAN
-		if tagged {
-			vid = binary.BigEndian.Uint16(d[14:]) & 0x0fff
-		}
-		wan := vid == w.cfg.WANVLAN
-		if !wan && vid != w.cfg.LANVLAN || len(d) < packet.EthLen || vid == 0 && tagged {
+		svid, vid, k := frameTags(d)
+		wan := vid == w.cfg.WANVLAN && svid == w.cfg.WANSVLAN
+		if !wan && (vid != w.cfg.LANVLAN || svid != w.cfg.LANSVLAN) || k < 0 || vid == 0 && k > 0 {
 			w.local.NotIP++
 			w.drop(&nfree, p, sad.ErrBadHeader)
 			continue
 		}
-		if tagged {
-			copy(d[vlanLen:vlanLen+12], d[:12]) // overlapping: copy moves
-			p.Off += vlanLen
-			p.Len -= vlanLen
+		if k > 0 {
+			copy(d[k:k+12], d[:12]) // overlapping: copy moves
+			p.Off += k
+			p.Len -= k
 		}
 		if wan {
 			pkts[nw] = *p

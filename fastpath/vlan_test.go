@@ -3,6 +3,7 @@ package fastpath
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"testing"
 
 	"github.com/xdpsec/xdpsec/fastpath/packet"
@@ -128,23 +129,30 @@ func TestVLANNoAllocs(t *testing.T) {
 	}
 }
 
-// vidOf is the VLAN a frame carries: 0 untagged, -1 for a tag of VID 0.
-func vidOf(f []byte) int {
-	if binary.BigEndian.Uint16(f[12:]) != packet.EtherVLAN {
-		return 0
-	}
-	if v := int(binary.BigEndian.Uint16(f[14:]) & 0x0fff); v != 0 {
-		return v
-	}
-	return -1
-}
-
-// tagAs tags f with vid, or leaves it untagged for 0.
-func tagAs(f []byte, vid uint16) []byte {
-	if vid == 0 {
+// withTags tags f with vid inside service tag svid (0: none; both 0:
+// untagged).
+func withTags(f []byte, svid, vid uint16) []byte {
+	if vid == 0 && svid == 0 {
 		return f
 	}
-	return tagged(f, vid)
+	out := append([]byte(nil), f[:12]...)
+	if svid != 0 {
+		out = binary.BigEndian.AppendUint16(out, etherQinQ)
+		out = binary.BigEndian.AppendUint16(out, svid)
+	}
+	out = binary.BigEndian.AppendUint16(out, packet.EtherVLAN)
+	out = binary.BigEndian.AppendUint16(out, vid)
+	return append(out, f[12:]...)
+}
+
+// stackOf is the tag stack a frame carries ("svid.vid", "0.0" untagged)
+// and the frame without it.
+func stackOf(f []byte) (string, []byte) {
+	s, v, k := frameTags(f)
+	if k <= 0 {
+		return "0.0", f
+	}
+	return fmt.Sprintf("%d.%d", s, v), append(append([]byte(nil), f[:12]...), f[12+k:]...)
 }
 
 // TestPipelineTrunk: gateway B on one port that carries its LAN and its
@@ -156,14 +164,19 @@ func tagAs(f []byte, vid uint16) []byte {
 // traffic (no policy: discarded), another tag is a stray. Replies reach
 // A's LAN intact, and a trunk batch allocates nothing.
 func TestPipelineTrunk(t *testing.T) {
-	for _, tc := range []struct{ lan, wan uint16 }{{20, 100}, {0, 100}, {20, 0}} {
+	for _, tc := range []struct{ lanS, lan, wanS, wan uint16 }{
+		{0, 20, 0, 100}, {0, 0, 0, 100}, {0, 20, 0, 0},
+		{300, 20, 300, 100}, {300, 20, 301, 20}, {0, 20, 300, 100}, {300, 20, 0, 0}, // Q-in-Q
+	} {
 		p := newPair(t, pairOpts{})
-		p.a.cfg.WANVLAN = tc.wan
+		p.a.cfg.WANSVLAN, p.a.cfg.WANVLAN = tc.wanS, tc.wan
+		lanTag, wanTag := fmt.Sprintf("%d.%d", tc.lanS, tc.lan), fmt.Sprintf("%d.%d", tc.wanS, tc.wan)
 		pool := NewMemPool(512)
 		arm := pool.Port(256)
 		tab := sad.NewTable(0)
 		tab.Add(p.inB)
 		b := NewWorker(1, Config{LAN: arm, WAN: arm, Inbound: tab, SPD: p.spdB, LANVLAN: tc.lan, WANVLAN: tc.wan,
+			LANSVLAN: tc.lanS, WANSVLAN: tc.wanS,
 			LANHop: StaticHop{Src: macB, Dst: macH}, WANHop: StaticHop{Src: macB, Dst: macA}})
 		var toB, toA [][]byte
 		for i := range 6 {
@@ -184,20 +197,17 @@ func TestPipelineTrunk(t *testing.T) {
 		}
 		// Interleave: ESP on the WAN's tag, B's LAN traffic on the LAN's.
 		for i := range esp {
-			if vidOf(esp[i]) != int(tc.wan) {
-				t.Fatalf("%+v: A's ESP tagged %d", tc, vidOf(esp[i]))
+			if st, _ := stackOf(esp[i]); st != wanTag {
+				t.Fatalf("%+v: A's ESP tagged %s", tc, st)
 			}
 			arm.Inject(esp[i])
-			arm.Inject(tagAs(toA[i], tc.lan))
+			arm.Inject(withTags(toA[i], tc.lanS, tc.lan))
 		}
 		spoof := frame("198.18.2.20", "198.18.1.10", 50, 999) // B's SPD would seal it
-		arm.Inject(tagAs(spoof, tc.wan))
-		espOnLAN := esp[0]
-		if tc.wan != 0 {
-			espOnLAN = untagged(t, esp[0], tc.wan)
-		}
-		arm.Inject(tagAs(espOnLAN, tc.lan))
-		arm.Inject(tagged(toA[0], 11))
+		arm.Inject(withTags(spoof, tc.wanS, tc.wan))
+		_, espOnLAN := stackOf(esp[0])
+		arm.Inject(withTags(espOnLAN, tc.lanS, tc.lan))
+		arm.Inject(withTags(toA[0], tc.lanS, 11))
 		before := b.Stats()
 		b.Poll()
 		s := b.Stats()
@@ -215,35 +225,29 @@ func TestPipelineTrunk(t *testing.T) {
 		}
 		var plain, sealed [][]byte
 		for _, f := range collect(arm) {
-			switch vidOf(f) {
-			case int(tc.lan):
-				plain = append(plain, f)
-			case int(tc.wan):
-				sealed = append(sealed, f)
+			switch st, rest := stackOf(f); st {
+			case lanTag:
+				plain = append(plain, rest)
+			case wanTag:
+				sealed = append(sealed, rest)
 			default:
-				t.Fatalf("%+v: B sent a frame tagged %d", tc, vidOf(f))
+				t.Fatalf("%+v: B sent a frame tagged %s", tc, st)
 			}
 		}
 		if len(plain) != len(toB) || len(sealed) != len(toA) {
 			t.Fatalf("%+v: B sent %d on the LAN's tag, %d on the WAN's; want %d, %d", tc, len(plain), len(sealed), len(toB), len(toA))
 		}
 		for i, f := range plain {
-			if tc.lan != 0 {
-				f = untagged(t, f, tc.lan)
-			}
 			if !sameBeyondTTL(f[14:], toB[i][14:]) {
 				t.Fatalf("%+v: frame %d differs after the tunnel", tc, i)
 			}
 		}
 		for _, f := range sealed {
-			if tc.wan != 0 {
-				f = untagged(t, f, tc.wan)
-			}
 			ip := f[14:]
 			if ip[0]>>4 != 4 || ip[9] != packet.ProtoESP {
 				t.Fatalf("%+v: B sent cleartext on the WAN's tag: % x", tc, ip[:20])
 			}
-			p.aWAN.Inject(tagAs(f, tc.wan))
+			p.aWAN.Inject(withTags(f, tc.wanS, tc.wan))
 		}
 		p.a.Poll()
 		got := collect(p.aLAN)
@@ -257,7 +261,7 @@ func TestPipelineTrunk(t *testing.T) {
 		}
 
 		// A trunk batch of both sides allocates nothing.
-		fl, fw := tagAs(toA[0], tc.lan), tagAs(spoof, tc.wan)
+		fl, fw := withTags(toA[0], tc.lanS, tc.lan), withTags(spoof, tc.wanS, tc.wan)
 		allocs := testing.AllocsPerRun(50, func() {
 			for range Batch / 2 {
 				arm.Inject(fl)
@@ -288,6 +292,8 @@ func FuzzVLANUntag(f *testing.F) {
 	f.Add(tagged(base, 0x6000|100))
 	f.Add(tagged(base, 0))
 	f.Add(tagged(tagged(base, 20), 100))
+	f.Add(withTags(base, 300, 100))
+	f.Add(withTags(base, 300, 100)[:19])
 	f.Add(base[:15])
 	f.Add([]byte{})
 	pool := NewMemPool(4)
@@ -296,6 +302,8 @@ func FuzzVLANUntag(f *testing.F) {
 		return NewWorker(0, Config{LAN: arm, WAN: arm, LANVLAN: lan, WANVLAN: wan})
 	}
 	ws := []*Worker{mk(20, 100), mk(0, 100), mk(100, 100)}
+	q := NewWorker(0, Config{LAN: arm, WAN: arm, LANVLAN: 20, WANVLAN: 100, LANSVLAN: 300, WANSVLAN: 300})
+	ws = append(ws, q, NewWorker(0, Config{LAN: arm, WAN: arm, LANVLAN: 100, WANVLAN: 100, LANSVLAN: 300, WANSVLAN: 300}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > FrameSize-Headroom {
 			return
@@ -317,10 +325,11 @@ func FuzzVLANUntag(f *testing.F) {
 				continue
 			}
 			d := pkts[0].Data()
-			if pkts[0].Len != len(b) && pkts[0].Len != len(b)-vlanLen || len(d) < packet.EthLen {
+			k := len(b) - pkts[0].Len
+			if k != 0 && k != vlanLen && k != 2*vlanLen || len(d) < packet.EthLen {
 				t.Fatalf("kept %d bytes of %d", pkts[0].Len, len(b))
 			}
-			if pkts[0].Len == len(b)-vlanLen && !bytes.Equal(d[12:], b[16:]) {
+			if !bytes.Equal(d[12:], b[12+k:]) || !bytes.Equal(d[:12], b[:12]) {
 				t.Fatal("untagged frame is not the rest of the tagged one")
 			}
 			arm.Free(pkts[:1])

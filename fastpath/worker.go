@@ -34,6 +34,9 @@ type Config struct {
 	// which is stripped (vlan.go), and sent frames get it. In one-arm
 	// mode they are the same.
 	LANVLAN, WANVLAN uint16
+	// LANSVLAN and WANSVLAN are 802.1ad service VLANs (Q-in-Q, TPID
+	// 0x88a8) outside each side's VLAN, 0 for none (vlan.go).
+	LANSVLAN, WANSVLAN uint16
 	// WANMTU is the largest IP packet the WAN carries; 0 means only the
 	// frame size limits. See mtu.go for what happens past it. An SA's
 	// learned path MTU (sad.SA.PathMTU) lowers it for that SA, and
@@ -875,7 +878,7 @@ func (w *Worker) send(port Port, n int) {
 	if n == 0 {
 		return
 	}
-	tag(w.tx[:n], w.vlanOf(port))
+	w.tagFor(port, w.tx[:n])
 	sent := port.Send(w.tx[:n])
 	w.local.TxPackets += uint64(sent)
 	if sent < n {
