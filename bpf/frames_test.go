@@ -55,6 +55,23 @@ func frameVID(f []byte) uint16 {
 	if et := binary.BigEndian.Uint16(f[12:]); et != etherTypeVLAN && et != etherTypeQinQ {
 		return 0
 	}
+	if qinq(f) {
+		return binary.BigEndian.Uint16(f[18:]) & 0x0fff // the inner tag
+	}
+	return binary.BigEndian.Uint16(f[14:]) & 0x0fff
+}
+
+// qinq: the frame starts with an 802.1ad tag with an 802.1Q tag inside,
+// both whole.
+func qinq(f []byte) bool {
+	return len(f) >= 20 && binary.BigEndian.Uint16(f[12:]) == etherTypeQinQ && binary.BigEndian.Uint16(f[16:]) == etherTypeVLAN
+}
+
+// frameSVID is the service (outer) VLAN of a Q-in-Q frame, 0 for others.
+func frameSVID(f []byte) uint16 {
+	if !qinq(f) {
+		return 0
+	}
 	return binary.BigEndian.Uint16(f[14:]) & 0x0fff
 }
 

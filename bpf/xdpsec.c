@@ -131,6 +131,10 @@ struct config {
 	 * WAN rules and the inbound SPD, as xdp_wan, never the SPD mirror). */
 	__u8 trunk;
 	__u16 lan_vid;
+	/* Q-in-Q: the 802.1ad service tag (TPID 0x88a8) outside the 802.1Q
+	 * tag vid (lan_vid), 0 for none: the frame's two tags must both match. */
+	__u16 svid;
+	__u16 lan_svid;
 	__u16 pad3;
 };
 
@@ -295,7 +299,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct hdrs *h)
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct config *cfg = get_config();
-	__u16 vid = 0;
+	__u16 vid = 0, svid = 0;
 	void *l3;
 	__be16 proto;
 
@@ -304,22 +308,33 @@ static __always_inline int parse(struct xdp_md *ctx, struct hdrs *h)
 	proto = eth->h_proto;
 	l3 = eth + 1;
 
-	/* One 802.1Q (or 802.1ad outer) tag. A second tag is not parsed: the
-	 * frame is "not IP" to us and goes to the kernel. */
+	/* One 802.1Q (or 802.1ad) tag, or Q-in-Q: an 802.1ad service tag with
+	 * an 802.1Q tag inside. Any other stack (a third tag, 802.1Q in 802.1Q)
+	 * is "not IP" to us and goes to the kernel. */
 	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
 		struct vlan_hdr *vh = l3;
+		__be16 outer = proto;
 
 		if ((void *)(vh + 1) > end)
 			return PARSE_MALFORMED;
 		vid = bpf_ntohs(vh->tci) & 0x0fff;
 		proto = vh->encap_proto;
 		l3 = vh + 1;
+		if (outer == bpf_htons(ETH_P_8021AD) && proto == bpf_htons(ETH_P_8021Q)) {
+			vh = l3;
+			if ((void *)(vh + 1) > end)
+				return PARSE_MALFORMED;
+			svid = vid;
+			vid = bpf_ntohs(vh->tci) & 0x0fff;
+			proto = vh->encap_proto;
+			l3 = vh + 1;
+		}
 	}
 	/* Steered by tag: only the configured VLAN's frames are ours (on a
 	 * trunk, the LAN's VLAN's too, marked). */
-	if (cfg && cfg->trunk && vid == cfg->lan_vid)
+	if (cfg && cfg->trunk && vid == cfg->lan_vid && svid == cfg->lan_svid)
 		h->lan_side = 1;
-	else if (vid != (cfg ? cfg->vid : 0))
+	else if (vid != (cfg ? cfg->vid : 0) || svid != (cfg ? cfg->svid : 0))
 		return PARSE_OTHER_VLAN;
 
 	if (proto == bpf_htons(ETH_P_IP)) {

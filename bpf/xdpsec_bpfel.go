@@ -24,6 +24,8 @@ type xdpsecConfig struct {
 	InTruncated   uint8
 	Trunk         uint8
 	LanVid        uint16
+	Svid          uint16
+	LanSvid       uint16
 	Pad3          uint16
 }
 
