@@ -800,7 +800,7 @@ func TestVLANQinQ(t *testing.T) {
 		{"wan: priority bits", RoleWAN, 100, 200, false, 0, 0, qinqFrame(0xe000|100, 0x2000|200, etherTypeIPv4, esp4), xdpDrop, espRedirect},
 		{"wan: another service tag", RoleWAN, 100, 200, false, 0, 0, qinqFrame(101, 200, etherTypeIPv4, esp4), xdpPass, other},
 		{"wan: the inner tag alone", RoleWAN, 100, 200, false, 0, 0, single(etherTypeVLAN, 200, esp4), xdpPass, other},
-		{"wan: 802.1Q in 802.1Q", RoleWAN, 100, 200, false, 0, 0, dot1q2, xdpPass, deltas{CounterPassOther: 1}},
+		{"wan: 802.1Q in 802.1Q: the outer tag is the VLAN", RoleWAN, 100, 200, false, 0, 0, dot1q2, xdpPass, other},
 		{"wan: no service VLAN set", RoleWAN, 0, 200, false, 0, 0, qinqFrame(100, 200, etherTypeIPv4, esp4), xdpPass, other},
 		{"wan: one 802.1ad tag as before", RoleWAN, 0, 200, false, 0, 0, single(etherTypeQinQ, 200, esp4), xdpDrop, espRedirect},
 		{"lan: both tags", RoleLAN, 100, 200, false, 0, 0, qinqFrame(100, 200, etherTypeIPv4, lan4), xdpDrop, protect},
@@ -821,7 +821,7 @@ func TestVLANQinQ(t *testing.T) {
 			t.Fatal(err)
 		}
 		before, _ := o.CounterValues()
-		ret, err := o.Program(tc.role).Run(&ebpf.RunOptions{Data: padMin(tc.frame)})
+		ret, err := o.Program(tc.role).Run(&ebpf.RunOptions{Data: tc.frame}) // unpadded: the cut one stays cut
 		if err != nil {
 			t.Fatal(err)
 		}
