@@ -257,3 +257,52 @@ func TestVLANTrunk(t *testing.T) {
 	}
 	l.stopClean(t, gB)
 }
+
+// TestVLANQinQ: both gateways carry the tunnel on VLAN 100 inside the
+// 802.1ad service VLAN 300 (wan_vlan: 300.100), the kernels' ARP/ND
+// untagged. Ping and iperf3 cross; every ESP frame on the wire carries
+// both tags (0x88a8 300 outside, 0x8100 100 inside) and tshark decrypts it.
+func TestVLANQinQ(t *testing.T) {
+	needLab(t)
+	l := newLab(t, "")
+	a, b, keys := l.configs(t, tunnelOpts{})
+	for _, f := range []string{a, b} {
+		cfg, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tagged := strings.Replace(string(cfg), "wan: wan0,", "wan: wan0, wan_vlan: 300.100,", 1)
+		if err := os.WriteFile(f, []byte(tagged), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both tags in the frame on the bridge's transmit (see TestVLANWAN).
+	for _, port := range []string{"a0", "b0"} {
+		if out, err := l.run("wan", 5*time.Second, "ethtool", "-K", port, "txvlan", "off", "tx-vlan-stag-hw-insert", "off"); err != nil {
+			t.Fatalf("ethtool -K %s: %v\n%s", port, err, out)
+		}
+	}
+	gA := l.start(t, "gA", a)
+	gB := l.start(t, "gB", b)
+	c := l.capture(t, "wan", "a0", 0)
+	l.pingPairs(t, 10, [][2]string{{"hA", hostB4}, {"hA", hostB6}, {"hB", hostA4}, {"hB", hostA6}})
+	l.iperfTCP(t, "on WAN Q-in-Q 300.100", false)
+	pcap := c.stop()
+	if n := noLeak(t, pcap); n < 40 {
+		t.Errorf("%d ESP frames on the WAN", n)
+	}
+	if n := len(tshark(t, pcap, nil, "-Y", "esp and vlan.etype == 0x8100 and vlan.id == 300 and vlan.id == 100 and eth.type == 0x88a8")); n < 40 {
+		t.Errorf("%d ESP frames with 802.1ad 300 outside 802.1Q 100", n)
+	}
+	if bad := tshark(t, pcap, nil, "-Y", "esp and not (vlan.id == 300 and vlan.id == 100)"); len(bad) > 0 {
+		t.Errorf("%d ESP frames without both tags, e.g. %s", len(bad), bad[0])
+	}
+	decryptAll(t, pcap, keys)
+	xa := gA.showStats(t).XDP["wan"]
+	t.Logf("gwA's WAN program: esp_redirect %d, vlan_other_pass %d", xa["esp_redirect"], xa["vlan_other_pass"])
+	if xa["esp_redirect"] < 20 {
+		t.Errorf("gwA's WAN program: esp_redirect %d", xa["esp_redirect"])
+	}
+	l.stopClean(t, gA)
+	l.stopClean(t, gB)
+}
