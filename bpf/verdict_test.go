@@ -732,20 +732,7 @@ func TestVLANTrunk(t *testing.T) {
 		if err := o.SetTrunk(tc.trunk, tc.lan); err != nil {
 			t.Fatal(err)
 		}
-		before, _ := o.CounterValues()
-		ret, err := o.Program(RoleOneArm).Run(&ebpf.RunOptions{Data: tc.frame})
-		if err != nil {
-			t.Fatal(err)
-		}
-		after, _ := o.CounterValues()
-		if ret != tc.want {
-			t.Errorf("%s: %s, want %s", tc.name, verdictName(ret), verdictName(tc.want))
-		}
-		for c := range after {
-			if d := after[c] - before[c]; d != tc.delta[Counter(c)] {
-				t.Errorf("%s: %s moved by %d, want %d", tc.name, Counter(c), d, tc.delta[Counter(c)])
-			}
-		}
+		runExact(t, o, RoleOneArm, tc.name, tc.frame, tc.want, tc.delta)
 	}
 	if err := o.SetTrunk(true, 4095); err == nil {
 		t.Error("SetTrunk(4095) accepted")
@@ -820,22 +807,29 @@ func TestVLANQinQ(t *testing.T) {
 		if err := o.SetServiceVLAN(tc.svid, tc.lanSVID); err != nil {
 			t.Fatal(err)
 		}
-		before, _ := o.CounterValues()
-		ret, err := o.Program(tc.role).Run(&ebpf.RunOptions{Data: tc.frame}) // unpadded: the cut one stays cut
-		if err != nil {
-			t.Fatal(err)
-		}
-		after, _ := o.CounterValues()
-		if ret != tc.want {
-			t.Errorf("%s: %s, want %s", tc.name, verdictName(ret), verdictName(tc.want))
-		}
-		for c := range after {
-			if d := after[c] - before[c]; d != tc.delta[Counter(c)] {
-				t.Errorf("%s: %s moved by %d, want %d", tc.name, Counter(c), d, tc.delta[Counter(c)])
-			}
-		}
+		runExact(t, o, tc.role, tc.name, tc.frame, tc.want, tc.delta) // unpadded: the cut one stays cut
 	}
 	if err := o.SetServiceVLAN(4095, 0); err == nil {
 		t.Error("SetServiceVLAN(4095) accepted")
+	}
+}
+
+// runExact runs frame through role's program and checks the verdict and
+// that exactly the counters of delta moved, by their amounts.
+func runExact(t *testing.T, o *Objects, role Role, name string, frame []byte, want uint32, delta deltas) {
+	t.Helper()
+	before, _ := o.CounterValues()
+	ret, err := o.Program(role).Run(&ebpf.RunOptions{Data: frame})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := o.CounterValues()
+	if ret != want {
+		t.Errorf("%s: %s, want %s", name, verdictName(ret), verdictName(want))
+	}
+	for c := range after {
+		if d := after[c] - before[c]; d != delta[Counter(c)] {
+			t.Errorf("%s: %s moved by %d, want %d", name, Counter(c), d, delta[Counter(c)])
+		}
 	}
 }

@@ -25,37 +25,7 @@ import (
 func TestVLANWAN(t *testing.T) {
 	needLab(t)
 	l := newLab(t, "")
-	a, b, keys := l.configs(t, tunnelOpts{})
-	for _, f := range []string{a, b} {
-		cfg, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tagged := strings.Replace(string(cfg), "wan: wan0,", "wan: wan0, wan_vlan: 100,", 1)
-		if tagged == string(cfg) {
-			t.Fatalf("%s: no wan: wan0 to tag", f)
-		}
-		if err := os.WriteFile(f, []byte(tagged), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The bridge takes a frame's tag out of band on receive; without
-	// transmit VLAN offload on its ports it writes it back into the frame,
-	// where XDP sees it, as a NIC without receive VLAN offload gives it.
-	for _, port := range []string{"a0", "b0"} {
-		if out, err := l.run("wan", 5*time.Second, "ethtool", "-K", port, "txvlan", "off"); err != nil {
-			t.Fatalf("ethtool -K %s txvlan off: %v\n%s", port, err, out)
-		}
-	}
-	gA := l.start(t, "gA", a)
-	gB := l.start(t, "gB", b)
-	c := l.capture(t, "wan", "a0", 0)
-	l.pingPairs(t, 10, [][2]string{{"hA", hostB4}, {"hA", hostB6}, {"hB", hostA4}, {"hB", hostA6}})
-	l.iperfTCP(t, "on WAN VLAN 100", false)
-	pcap := c.stop()
-	if n := noLeak(t, pcap); n < 40 {
-		t.Errorf("%d ESP frames on the WAN", n)
-	}
+	gA, gB, keys, pcap := tunnelOnWANVLAN(t, l, "100", "txvlan")
 	if untagged := tshark(t, pcap, nil, "-Y", "esp and not vlan"); len(untagged) > 0 {
 		t.Errorf("%d untagged ESP frames on the WAN", len(untagged))
 	}
@@ -71,30 +41,11 @@ func TestVLANWAN(t *testing.T) {
 		t.Errorf("gwA's WAN program: esp_redirect %d, vlan_other_pass %d (the kernel's untagged ARP/ND)", xa["esp_redirect"], xa["vlan_other_pass"])
 	}
 
-	if scapyMissing() == "" {
-		script := needScapy(t)
-		mac := l.mac(t, "gA", "wan0")
-		before := gA.showStats(t).XDP["wan"]["in_protect_drop"]
-		out, err := l.run("wan", 30*time.Second, "/usr/bin/python3", script, "br0", mac, "udp-vlan100", hostB4, hostA4)
-		if err != nil {
-			t.Fatalf("inject: %v\n%s", err, out)
-		}
-		time.Sleep(200 * time.Millisecond)
-		if after := gA.showStats(t).XDP["wan"]["in_protect_drop"]; after-before != 5 {
-			t.Errorf("spoofed UDP tagged 100: in_protect_drop moved by %d, want 5", after-before)
-		}
-	} else {
-		t.Log("no scapy: the tagged injection is skipped")
-	}
+	injectTagged(t, l, gA, "wan", l.mac(t, "gA", "wan0"))
 
 	// Fail closed: gwA killed, its pinned program stays; nothing crosses
 	// and nothing leaks.
-	c = l.capture(t, "wan", "a0", 0)
-	gA.stop(t, syscall.SIGKILL)
-	if got := l.ping("hA", hostB4, 3); got != 0 {
-		t.Errorf("with gwA killed, %d pings crossed", got)
-	}
-	noLeak(t, c.stop())
+	noLeak(t, killA(t, l, gA).stop())
 	l.stopClean(t, gB)
 }
 
@@ -229,28 +180,11 @@ func TestVLANTrunk(t *testing.T) {
 		t.Errorf("gwA's trunk program: esp_redirect %d, LAN redirects %d: %v", x["esp_redirect"], lan, x)
 	}
 
-	if scapyMissing() == "" {
-		script := needScapy(t)
-		before := gA.showStats(t).XDP["onearm"]["in_protect_drop"]
-		out, err := l.run("wan", 30*time.Second, "/usr/bin/python3", script, "br0", macA, "udp-vlan100", hostB4, hostA4)
-		if err != nil {
-			t.Fatalf("inject: %v\n%s", err, out)
-		}
-		time.Sleep(200 * time.Millisecond)
-		if after := gA.showStats(t).XDP["onearm"]["in_protect_drop"]; after-before != 5 {
-			t.Errorf("spoofed UDP tagged 100: in_protect_drop moved by %d, want 5", after-before)
-		}
-	} else {
-		t.Log("no scapy: the tagged injection is skipped")
-	}
+	injectTagged(t, l, gA, "onearm", macA)
 
 	// Fail closed: gwA killed, its pinned program stays; nothing crosses
 	// and nothing of site A's leaves but on the LAN's tag.
-	c = l.capture(t, "wan", "a0", 0)
-	gA.stop(t, syscall.SIGKILL)
-	if got := l.ping("hA", hostB4, 3); got != 0 {
-		t.Errorf("with gwA killed, %d pings crossed", got)
-	}
+	c = killA(t, l, gA)
 	pcap = c.stop()
 	if lines := tshark(t, pcap, nil, "-Y", "not vlan.id == 10 and "+siteA); len(lines) > 0 {
 		t.Errorf("with gwA killed, site A's traffic off the LAN's tag: %d frames", len(lines))
@@ -265,32 +199,7 @@ func TestVLANTrunk(t *testing.T) {
 func TestVLANQinQ(t *testing.T) {
 	needLab(t)
 	l := newLab(t, "")
-	a, b, keys := l.configs(t, tunnelOpts{})
-	for _, f := range []string{a, b} {
-		cfg, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tagged := strings.Replace(string(cfg), "wan: wan0,", "wan: wan0, wan_vlan: 300.100,", 1)
-		if err := os.WriteFile(f, []byte(tagged), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Both tags in the frame on the bridge's transmit (see TestVLANWAN).
-	for _, port := range []string{"a0", "b0"} {
-		if out, err := l.run("wan", 5*time.Second, "ethtool", "-K", port, "txvlan", "off", "tx-vlan-stag-hw-insert", "off"); err != nil {
-			t.Fatalf("ethtool -K %s: %v\n%s", port, err, out)
-		}
-	}
-	gA := l.start(t, "gA", a)
-	gB := l.start(t, "gB", b)
-	c := l.capture(t, "wan", "a0", 0)
-	l.pingPairs(t, 10, [][2]string{{"hA", hostB4}, {"hA", hostB6}, {"hB", hostA4}, {"hB", hostA6}})
-	l.iperfTCP(t, "on WAN Q-in-Q 300.100", false)
-	pcap := c.stop()
-	if n := noLeak(t, pcap); n < 40 {
-		t.Errorf("%d ESP frames on the WAN", n)
-	}
+	gA, gB, keys, pcap := tunnelOnWANVLAN(t, l, "300.100", "txvlan", "tx-vlan-stag-hw-insert")
 	if n := len(tshark(t, pcap, nil, "-Y", "esp and vlan.etype == 0x8100 and vlan.id == 300 and vlan.id == 100 and eth.type == 0x88a8")); n < 40 {
 		t.Errorf("%d ESP frames with 802.1ad 300 outside 802.1Q 100", n)
 	}
@@ -305,4 +214,81 @@ func TestVLANQinQ(t *testing.T) {
 	}
 	l.stopClean(t, gA)
 	l.stopClean(t, gB)
+}
+
+// injectTagged sends spoofed UDP from site B to hostA, tagged 100, at mac
+// (scapy, from the WAN bridge) and expects program's in_protect_drop to
+// count all 5.
+func injectTagged(t *testing.T, l *lab, gA *gateway, program, mac string) {
+	t.Helper()
+	if scapyMissing() != "" {
+		t.Log("no scapy: the tagged injection is skipped")
+		return
+	}
+	script := needScapy(t)
+	before := gA.showStats(t).XDP[program]["in_protect_drop"]
+	out, err := l.run("wan", 30*time.Second, "/usr/bin/python3", script, "br0", mac, "udp-vlan100", hostB4, hostA4)
+	if err != nil {
+		t.Fatalf("inject: %v\n%s", err, out)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if after := gA.showStats(t).XDP[program]["in_protect_drop"]; after-before != 5 {
+		t.Errorf("spoofed UDP tagged 100: in_protect_drop moved by %d, want 5", after-before)
+	}
+}
+
+// killA starts a capture on gwA's bridge port, SIGKILLs gwA (its pinned
+// program stays) and expects no ping from hostA to cross; the capture is
+// the caller's to judge.
+func killA(t *testing.T, l *lab, gA *gateway) *capture {
+	t.Helper()
+	c := l.capture(t, "wan", "a0", 0)
+	gA.stop(t, syscall.SIGKILL)
+	if got := l.ping("hA", hostB4, 3); got != 0 {
+		t.Errorf("with gwA killed, %d pings crossed", got)
+	}
+	return c
+}
+
+// tunnelOnWANVLAN starts both gateways of l with wan_vlan: tag, turns the
+// named transmit VLAN offloads off on the bridge's ports (the bridge takes
+// a frame's tag out of band on receive; without the offload it writes it
+// back into the frame, where XDP sees it, as a NIC without receive VLAN
+// offload gives it), pings both ways, runs iperf3 and returns the
+// capture of gwA's port, checked for leaks and for ESP.
+func tunnelOnWANVLAN(t *testing.T, l *lab, tag string, offloads ...string) (gA, gB *gateway, keys tunnelKeys, pcap string) {
+	t.Helper()
+	a, b, keys := l.configs(t, tunnelOpts{})
+	for _, f := range []string{a, b} {
+		cfg, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tagged := strings.Replace(string(cfg), "wan: wan0,", "wan: wan0, wan_vlan: "+tag+",", 1)
+		if tagged == string(cfg) {
+			t.Fatalf("%s: no wan: wan0 to tag", f)
+		}
+		if err := os.WriteFile(f, []byte(tagged), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, port := range []string{"a0", "b0"} {
+		args := []string{"ethtool", "-K", port}
+		for _, o := range offloads {
+			args = append(args, o, "off")
+		}
+		if out, err := l.run("wan", 5*time.Second, args...); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	gA = l.start(t, "gA", a)
+	gB = l.start(t, "gB", b)
+	c := l.capture(t, "wan", "a0", 0)
+	l.pingPairs(t, 10, [][2]string{{"hA", hostB4}, {"hA", hostB6}, {"hB", hostA4}, {"hB", hostA6}})
+	l.iperfTCP(t, "on WAN VLAN "+tag, false)
+	pcap = c.stop()
+	if n := noLeak(t, pcap); n < 40 {
+		t.Errorf("%d ESP frames on the WAN", n)
+	}
+	return gA, gB, keys, pcap
 }
