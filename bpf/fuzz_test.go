@@ -105,6 +105,12 @@ func lanModel(frame []byte, spd []SPDEntry) (uint32, deltas) {
 			et = binary.BigEndian.Uint16(frame[20:])
 			off = 22
 		}
+		// The program is set to the frame's tags (checkOneVerdict), but
+		// VID 4095 cannot be set (frameVID gives 0): another VLAN's.
+		if settable(frameVID(frame)) != binary.BigEndian.Uint16(frame[off-4:])&0x0fff ||
+			qinq(frame) && frameSVID(frame) != binary.BigEndian.Uint16(frame[14:])&0x0fff {
+			return xdpPass, deltas{CounterVLANOtherPass: 1}
+		}
 	}
 	var dst netip.Addr
 	switch et {
