@@ -50,8 +50,8 @@ test-unit:
 
 # Everything: unit, known-answer, fuzz seeds, tshark and strongSwan
 # interop, namespace labs (as root; they skip with a reason otherwise);
-# first the BPF object against its source, as in make check.
-test: deps vet check-bpf
+# first staticcheck and the BPF object against its source, as in make check.
+test: deps vet staticcheck check-bpf
 	$(GO) test -count=1 -timeout 25m ./...
 	$(GO) test -count=1 -race -timeout 10m $(RACE_PKGS)
 	# fastpath/gcm's whole suite again with the assembly off, so the

@@ -136,17 +136,17 @@ func newIKEPlane(d *Daemon) *ikePlane {
 func (p *ikePlane) start() error {
 	d := p.d
 	conns := d.ikeConnections()
-	laddr := conns[0].LocalAddr
+	laddrs := d.ikeLocalAddrs(conns)
 	var err error
 	// IKE's ports go to the kernel (XDP_PASS): the XDP program passes UDP
-	// 500 and the zero non-ESP marker on the NAT-T port.
-	p.conn, err = transport.Listen(laddr, p.ikePort, p.nattPort)
+	// 500 and the zero non-ESP marker on the NAT-T port, to any address.
+	p.conn, err = transport.ListenAddrs(laddrs, p.ikePort, p.nattPort)
 	if err != nil {
-		return hinted(fmt.Errorf("ike: listen on %s: %w", laddr, err), listenHint("ike", err))
+		return hinted(fmt.Errorf("ike: listen on %v: %w", laddrs, err), listenHint("ike", err))
 	}
 	ecfg := ike.Config{Connections: conns, Retransmit: d.cfg.IKE.Retransmit, Defence: d.cfg.IKE.Defence.Defence,
 		RekeyedInboundDelay: d.cfg.IKE.RekeyedInboundDelay, RekeyDeleteDelay: d.cfg.IKE.RekeyDeleteDelay,
-		Logger: d.log.With("subsystem", "ike")}
+		Logger: d.log.With("subsystem", "ike"), Reachable: reachable}
 	if dir := d.cfg.IKE.KeyLog; dir != "" {
 		d.log.Warn("!!! key_log is on: every IKE and ESP key is written in the clear to " + dir +
 			" (Wireshark's ikev2_decryption_table and esp_sa); for debugging only, turn it off in production !!!")
@@ -175,7 +175,7 @@ func (p *ikePlane) start() error {
 	p.acqStop, p.acqDone = make(chan struct{}), make(chan struct{})
 	go p.acquires()
 	ik, nt := p.conn.Ports()
-	d.log.Info("ike up", "address", laddr, "ports", fmt.Sprintf("%d,%d", ik, nt), "connections", len(conns))
+	d.log.Info("ike up", "addresses", laddrs, "ports", fmt.Sprintf("%d,%d", ik, nt), "connections", len(conns))
 	return nil
 }
 
