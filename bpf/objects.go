@@ -445,6 +445,41 @@ func (o *Objects) SetVLAN(vid uint16) error {
 	return o.setConfig(c)
 }
 
+// SetTrunk makes the one-arm program treat its port as a trunk whose
+// frames tagged lanVID (0: untagged) are the protected side and whose
+// frames of the SetVLAN VLAN are the outside: each tag meets only its own
+// side's rules. on false turns it off (one VLAN, as before). The LAN and
+// WAN programs ignore it.
+func (o *Objects) SetTrunk(on bool, lanVID uint16) error {
+	if lanVID > 4094 {
+		return fmt.Errorf("bpf: vlan %d out of range", lanVID)
+	}
+	c, err := o.config()
+	if err != nil {
+		return err
+	}
+	c.Trunk, c.LanVid = 0, 0
+	if on {
+		c.Trunk, c.LanVid = 1, lanVID
+	}
+	return o.setConfig(c)
+}
+
+// SetServiceVLAN sets the 802.1ad service tags (Q-in-Q, TPID 0x88a8;
+// 1..4094, 0: none) outside the program's SetVLAN VLAN and outside the
+// trunk's LAN VLAN: a frame is the side's when both its tags match.
+func (o *Objects) SetServiceVLAN(svid, lanSVID uint16) error {
+	if svid > 4094 || lanSVID > 4094 {
+		return fmt.Errorf("bpf: service vlan %d/%d out of range", svid, lanSVID)
+	}
+	c, err := o.config()
+	if err != nil {
+		return err
+	}
+	c.Svid, c.LanSvid = svid, lanSVID
+	return o.setConfig(c)
+}
+
 // SetFlags replaces the program's run-time flags.
 func (o *Objects) SetFlags(f Flags) error {
 	if f&^knownFlags != 0 {

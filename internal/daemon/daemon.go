@@ -202,6 +202,9 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	if cfg.OneArm() {
 		mode = "one-arm"
 	}
+	if cfg.Trunk() {
+		mode = "trunk"
+	}
 	log.Info("gateway up", "mode", mode, "lan", cfg.LAN, "wan", cfg.WAN, "queues", d.nQueues,
 		"sas", len(d.sas), "policies", len(d.policies), "connections", len(cfg.IKE.Connections),
 		"control", cfg.Control, "metrics", cfg.Metrics)
@@ -469,6 +472,16 @@ func (d *Daemon) loadXDP() error {
 		if err := o.SetVLAN(vid); err != nil {
 			return fmt.Errorf("xdp %s: %w", p.name, err)
 		}
+		if err := o.SetTrunk(cfg.Trunk(), cfg.LANVLAN); err != nil {
+			return fmt.Errorf("xdp %s: %w", p.name, err)
+		}
+		svid := cfg.WANSVLAN
+		if p.name == "lan" {
+			svid = cfg.LANSVLAN
+		}
+		if err := o.SetServiceVLAN(svid, cfg.LANSVLAN); err != nil {
+			return fmt.Errorf("xdp %s: %w", p.name, err)
+		}
 		if p.name != "lan" {
 			in, err := d.inboundSPD()
 			if err == nil {
@@ -573,7 +586,7 @@ func (d *Daemon) openQueues() error {
 			DefaultBypass: cfg.DefaultAction == spd.Bypass,
 			WANMTU:        mtu, ICMPSrc4: src4, ICMPSrc6: src6,
 			MSSClamp: cfg.MSSClamp, PolicyMSS: policyMSS,
-			LANVLAN: cfg.LANVLAN, WANVLAN: cfg.WANVLAN,
+			LANVLAN: cfg.LANVLAN, WANVLAN: cfg.WANVLAN, LANSVLAN: cfg.LANSVLAN, WANSVLAN: cfg.WANSVLAN,
 			Reasm: reasm.Config{Slots: cfg.Reassembly.Datagrams, PerSource: cfg.Reassembly.PerSource,
 				Timeout: int64(cfg.Reassembly.Timeout)},
 		}
