@@ -66,7 +66,7 @@ func TestMapSpecs(t *testing.T) {
 		"spd_v4":     {ebpf.LPMTrie, 8, 4, 1 << 16},
 		"spd_v6":     {ebpf.LPMTrie, 20, 4, 1 << 16},
 		"counters":   {ebpf.PerCPUArray, 4, 8, uint32(NumCounters)},
-		"config":     {ebpf.Array, 4, 16, 1},
+		"config":     {ebpf.Array, 4, 24, 1},
 		"in_v4":      {ebpf.LPMTrie, 8, 4, 1 << 16},
 		"in_v6":      {ebpf.LPMTrie, 20, 4, 1 << 16},
 		"in_rules":   {ebpf.Array, 4, 76, MaxInboundRules},
