@@ -34,6 +34,9 @@ type Config struct {
 	// which is stripped (vlan.go), and sent frames get it. In one-arm
 	// mode they are the same.
 	LANVLAN, WANVLAN uint16
+	// LANSVLAN and WANSVLAN are 802.1ad service VLANs (Q-in-Q, TPID
+	// 0x88a8) outside each side's VLAN, 0 for none (vlan.go).
+	LANSVLAN, WANSVLAN uint16
 	// WANMTU is the largest IP packet the WAN carries; 0 means only the
 	// frame size limits. See mtu.go for what happens past it. An SA's
 	// learned path MTU (sad.SA.PathMTU) lowers it for that SA, and
@@ -138,6 +141,9 @@ type Worker struct {
 
 	pending pendingQueue
 
+	vl     vlanState // trunk mode (vlan.go)
+	fragID uint32    // outer IPv6 fragments' identification (outfrag.go)
+
 	// mtuSet is a WAN MTU set by SetWANMTU (0: none yet), taken into
 	// cfg.WANMTU at the start of each poll.
 	mtuSet atomic.Int32
@@ -188,6 +194,7 @@ func NewWorker(id int, cfg Config) *Worker {
 	if w.oneArm {
 		w.crossWAN, w.crossLAN = false, false
 	}
+	w.setupTrunk()
 	return w
 }
 
@@ -250,6 +257,10 @@ func (w *Worker) process(pkts []Packet, fromWAN bool) {
 		w.inbound(pkts)
 		return
 	}
+	if w.vl.trunk {
+		w.processTrunk(pkts)
+		return
+	}
 	// One-arm: stable partition, ESP to the front.
 	k := 0
 	var o esp.Outer
@@ -282,7 +293,7 @@ func (w *Worker) drop(nfree *int, p *Packet, r sad.Reason) {
 // outbound protects (or bypasses, or discards) a batch from the LAN.
 func (w *Worker) outbound(pkts []Packet) {
 	nfree, nruns := 0, 0
-	var k sad.FlowKey
+	var k packet.FlowKey
 	var now int64 // read once per batch, and only when a trap fires
 	// Pass 1: policy and SA for each packet; count packets per SA.
 	for i := range pkts {
@@ -348,6 +359,8 @@ func (w *Worker) outbound(pkts []Packet) {
 				}
 				need = cnt
 				w.pktFrag[i] = uint8(cnt)
+			} else if postFragment(&ip, sa, mtu) {
+				w.pktFrag[i] = postFragMark // sealed whole, then fragmented (outfrag.go)
 			} else {
 				w.pktRun[i] = -3
 				w.pktSA[i] = sa
@@ -464,6 +477,9 @@ func (w *Worker) outbound(pkts []Packet) {
 		if outP != p {
 			w.free[nfree] = *p // the LAN frame, now copied out
 			nfree++
+		}
+		if j >= 0 && w.pktFrag[i] == postFragMark {
+			ntx = w.splitOuter(w.runs[j], ntx)
 		}
 	}
 	for j := 0; j < nruns; j++ {
@@ -862,7 +878,7 @@ func (w *Worker) send(port Port, n int) {
 	if n == 0 {
 		return
 	}
-	tag(w.tx[:n], w.vlanOf(port))
+	w.tagFor(port, w.tx[:n])
 	sent := port.Send(w.tx[:n])
 	w.local.TxPackets += uint64(sent)
 	if sent < n {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/sad"
 )
@@ -95,7 +96,7 @@ func (n *childCreate) response(resp message.Payloads) error {
 	}
 	if n.group != 0 {
 		keP, _ := resp.Get(message.PayloadKE).(*message.KeyExchange)
-		if keP == nil || crypto.GroupID(keP.Group) != n.group {
+		if keP == nil || keP.Group != n.group {
 			return errors.New("response lacks the KE payload of the chosen group")
 		}
 		secret, err := n.kex.SharedSecret(keP.Data)
@@ -171,7 +172,7 @@ func respondChildSA(sa *ikeSA, req message.Payloads, cands []*ChildConfig, old *
 		var secret []byte
 		if sel.DH != 0 {
 			keP, _ := req.Get(message.PayloadKE).(*message.KeyExchange)
-			if keP == nil || crypto.GroupID(keP.Group) != sel.DH {
+			if keP == nil || keP.Group != sel.DH {
 				var g [2]byte
 				binary.BigEndian.PutUint16(g[:], uint16(sel.DH))
 				return refuse(message.NotifyInvalidKEPayload, g[:])
@@ -181,7 +182,7 @@ func respondChildSA(sa *ikeSA, req message.Payloads, cands []*ChildConfig, old *
 				sa.e.log.Warn("bad key exchange data", "sa", sa.logID(), "err", err)
 				return refuse(message.NotifyInvalidSyntax, nil)
 			}
-			ke = &message.KeyExchange{Group: message.DHGroup(sel.DH), Data: pub}
+			ke = &message.KeyExchange{Group: sel.DH, Data: pub}
 		}
 		c := sa.e.newChild(sa, cfg)
 		c.sel = sel
@@ -268,7 +269,7 @@ func childConfigs(conn *Connection) []*ChildConfig {
 // Child SA with PFS, an IKE SA rekey): its group, our private value, and
 // the retries INVALID_KE_PAYLOAD caused.
 type keyShare struct {
-	group   crypto.GroupID
+	group   iana.GroupID
 	kex     crypto.KeyExchange
 	retries int
 }
@@ -282,7 +283,7 @@ func (k *keyShare) share() (*message.KeyExchange, error) {
 		return nil, fmt.Errorf("key exchange %v: %w", k.group, err)
 	}
 	k.kex = kex
-	return &message.KeyExchange{Group: message.DHGroup(k.group), Data: kex.PublicKey()}, nil
+	return &message.KeyExchange{Group: k.group, Data: kex.PublicKey()}, nil
 }
 
 func (k *keyShare) destroyKex() {
@@ -317,12 +318,12 @@ const maxKERetries = 2
 // retryGroup is the one INVALID_KE_PAYLOAD rule (RFC 7296 §1.2, §1.3,
 // §2.7): the request goes again with the group the peer names if we
 // offered it and did not just send it, at most maxKERetries times.
-func retryGroup(n *message.Notify, sent crypto.GroupID, retries *int, offer []Proposal) (crypto.GroupID, error) {
+func retryGroup(n *message.Notify, sent iana.GroupID, retries *int, offer []Proposal) (iana.GroupID, error) {
 	g, err := n.KEGroup()
 	if err != nil {
 		return 0, fmt.Errorf("INVALID_KE_PAYLOAD: %w", err)
 	}
-	want := crypto.GroupID(g)
+	want := g
 	if want == sent || *retries >= maxKERetries || !offersGroup(offer, want) {
 		return 0, fmt.Errorf("INVALID_KE_PAYLOAD: peer asks for key exchange group %v, which we did not offer", want)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -41,7 +42,7 @@ func (t *createChildTask) finish(err error) {
 // firstGroup is the PFS group a request's KE uses: the first one of our
 // most preferred proposal that names any (RFC 7296 §1.3.1: the KE payload
 // must match the first proposal's group the responder is likely to take).
-func firstGroup(ps []Proposal) crypto.GroupID {
+func firstGroup(ps []Proposal) iana.GroupID {
 	for _, p := range ps {
 		if len(p.DH) > 0 {
 			return p.DH[0]
@@ -189,7 +190,7 @@ func minNonce(a, b []byte) []byte {
 	return b
 }
 
-func offersGroup(ps []Proposal, g crypto.GroupID) bool {
+func offersGroup(ps []Proposal, g iana.GroupID) bool {
 	for _, p := range ps {
 		if slices.Contains(p.DH, g) {
 			return true

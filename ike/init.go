@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/transport"
 )
@@ -69,14 +70,14 @@ func sigHashNotify() *message.Notify {
 	return notify(message.NotifySignatureHashAlgorithms, crypto.EncodeSignatureHashAlgorithms(crypto.SupportedHashAlgorithms()))
 }
 
-func peerHashAlgorithms(ps message.Payloads) []crypto.HashAlgorithm {
+func peerHashAlgorithms(ps message.Payloads) []iana.HashAlgorithm {
 	n := ps.Notify(message.NotifySignatureHashAlgorithms)
 	if n == nil {
 		return nil
 	}
 	h, err := crypto.ParseSignatureHashAlgorithms(n.Data)
 	if err != nil || h == nil {
-		return []crypto.HashAlgorithm{}
+		return []iana.HashAlgorithm{}
 	}
 	return h
 }
@@ -111,7 +112,7 @@ func (t *initTask) build(sa *ikeSA) ([]message.Payload, error) {
 	}
 	ps = append(ps,
 		wireSA(withLegacyCopies(sa.conn.IKEProposals), nil, true),
-		&message.KeyExchange{Group: message.DHGroup(sa.dhGroup), Data: sa.kex.PublicKey()},
+		&message.KeyExchange{Group: sa.dhGroup, Data: sa.kex.PublicKey()},
 		&message.Nonce{Data: sa.ni},
 	)
 	ps = append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.conn.ForceEncap)...)
@@ -153,7 +154,7 @@ func withLegacyCopies(ps []Proposal) []Proposal {
 			continue
 		}
 		c := p
-		c.AddKE = [maxAddKE][]crypto.GroupID{}
+		c.AddKE = [maxAddKE][]iana.GroupID{}
 		dup := false
 		for _, q := range ps[i+1:] {
 			dup = dup || q.String() == c.String()
@@ -233,7 +234,7 @@ func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
 	if err != nil || len(groupTransforms(&saP.Proposals[0]).encr) != 1 || !oneAddKEEach(&saP.Proposals[0]) {
 		return fmt.Errorf("peer chose a proposal we did not offer: %s", describeProposals(saP.Proposals))
 	}
-	if sel.DH != sa.dhGroup || crypto.GroupID(keP.Group) != sa.dhGroup {
+	if sel.DH != sa.dhGroup || keP.Group != sa.dhGroup {
 		return fmt.Errorf("peer chose group %v but we sent a KE of %v", sel.DH, sa.dhGroup)
 	}
 	sa.sel = sel
@@ -365,9 +366,9 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 		reply(notify(message.NotifyInvalidSyntax, nil))
 		return
 	}
-	if crypto.GroupID(keP.Group) != sel.DH {
+	if keP.Group != sel.DH {
 		if e.quiet.allow(noisyWrongKE) {
-			e.log.Info("peer sent KE of another group, asking for ours", "peer", pkt.Remote, "received", crypto.GroupID(keP.Group), "wanted", sel.DH)
+			e.log.Info("peer sent KE of another group, asking for ours", "peer", pkt.Remote, "received", keP.Group, "wanted", sel.DH)
 		}
 		var g [2]byte
 		binary.BigEndian.PutUint16(g[:], uint16(sel.DH))
@@ -406,7 +407,7 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 	sa.natRemote, sa.natLocal, sa.natHere = peerNAT, localNAT || conn.ForceEncap, localNAT
 	ps := []message.Payload{
 		sel.wire(message.ProtocolIKE, nil),
-		&message.KeyExchange{Group: message.DHGroup(sel.DH), Data: pub},
+		&message.KeyExchange{Group: sel.DH, Data: pub},
 		&message.Nonce{Data: sa.nr},
 	}
 	ps = append(ps, natNotifies(sa.spiI, sa.spiR, pkt.Local, pkt.Remote, conn.ForceEncap)...)
