@@ -102,7 +102,9 @@ func TestOuterFragment(t *testing.T) {
 					p.a.Poll()
 					p.aWAN.Drain(nil)
 				})
-				if allocs != 0 {
+				// The HMAC suites' state lives in a sync.Pool that the race
+				// detector empties on purpose: counted without it only.
+				if allocs != 0 && !(raceEnabled && o.suite != "") {
 					t.Errorf("%v allocations per fragmented packet", allocs)
 				}
 				checkNoLeak(t, p)
