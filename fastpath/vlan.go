@@ -26,7 +26,7 @@ func (w *Worker) untag(port Port, pkts []Packet, vid uint16) int {
 		d := p.Data()
 		if len(d) < packet.EthLen+vlanLen || binary.BigEndian.Uint16(d[12:]) != packet.EtherVLAN ||
 			binary.BigEndian.Uint16(d[14:])&0x0fff != vid {
-			w.local.NotIP++
+			w.local.Counts[NotIP]++
 			w.drop(&nfree, p, sad.ErrBadHeader)
 			continue
 		}

@@ -88,8 +88,8 @@ func TestPipelineVLAN(t *testing.T) {
 		p.aLAN.Inject(tagged(sent[0], 11))
 		p.a.Poll()
 		after := p.a.Stats()
-		if len(collect(p.aWAN)) != 0 || after.NotIP-before.NotIP != 2 || after.Drops[sad.ErrBadHeader]-before.Drops[sad.ErrBadHeader] != 2 {
-			t.Errorf("%+v: strays: not_ip +%d, bad_header +%d", o, after.NotIP-before.NotIP, after.Drops[sad.ErrBadHeader]-before.Drops[sad.ErrBadHeader])
+		if len(collect(p.aWAN)) != 0 || after.Counts[NotIP]-before.Counts[NotIP] != 2 || after.Drops[sad.ErrBadHeader]-before.Drops[sad.ErrBadHeader] != 2 {
+			t.Errorf("%+v: strays: not_ip +%d, bad_header +%d", o, after.Counts[NotIP]-before.Counts[NotIP], after.Drops[sad.ErrBadHeader]-before.Drops[sad.ErrBadHeader])
 		}
 	}
 }
