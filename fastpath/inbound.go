@@ -71,7 +71,7 @@ func (w *Worker) inbound(pkts []Packet) {
 		if w.crossLAN {
 			// Open works in place; copy into the LAN frame first.
 			if w.spareUsed == w.spareN {
-				w.drop(&nfree, p, sad.ErrTooBig)
+				w.drop(&nfree, p, sad.ErrNoFrame)
 				continue
 			}
 			q = &w.spare[w.spareUsed]

@@ -328,8 +328,8 @@ func (w *Worker) fragment(p *Packet, r *run, count, ntx int) (int, sad.Reason) {
 	got := w.cfg.WAN.Alloc(w.frag[:count-1])
 	if got < count-1 {
 		w.cfg.WAN.Free(w.frag[:got])
-		w.local.Counts[NoFrame]++
-		return 0, sad.ErrTooBig
+		w.local.Counts[NoFrame] += uint64(count - 1 - got)
+		return 0, sad.ErrNoFrame
 	}
 	hop, ok := w.wanCache.lookup(w.cfg.WANHop, sa.Remote)
 	if !ok || w.pending.n > 0 && w.behind(sa.Remote, false) {
@@ -396,8 +396,7 @@ func (w *Worker) encap(p *Packet, sa *sad.SA, seq uint64) (*Packet, sad.Reason) 
 	var q *Packet
 	if w.crossWAN {
 		if w.spareUsed == w.spareN {
-			w.local.Counts[NoFrame]++
-			return nil, sad.ErrTooBig
+			return nil, sad.ErrNoFrame
 		}
 		q = &w.spare[w.spareUsed]
 		w.spareUsed++
@@ -456,8 +455,7 @@ func (w *Worker) bypass(p *Packet, to Port, cross bool, c *hopCache, nh NextHop)
 	q := p
 	if cross {
 		if w.spareUsed == w.spareN {
-			w.local.Counts[NoFrame]++
-			return nil, sad.ErrNoRoute
+			return nil, sad.ErrNoFrame
 		}
 		q = &w.spare[w.spareUsed]
 		w.spareUsed++

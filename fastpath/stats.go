@@ -22,7 +22,9 @@ const (
 	Bypassed          // packets forwarded in clear by a BYPASS policy
 	// TxFull counts packets the TX ring refused.
 	TxFull
-	// NoFrame counts packets that found no frame to cross into.
+	// NoFrame counts frames a port could not give when the worker asked
+	// for them (packets crossing memories, fragments); the packets left
+	// without one are dropped as sad.ErrNoFrame.
 	NoFrame
 	// NotIP counts frames that were not IPv4/IPv6 (or not on the VLAN).
 	NotIP

@@ -19,7 +19,7 @@ func TestWorkerCounterNames(t *testing.T) {
 	}
 	st.Reasm = reasm.Stats{Fragments: 101, Reassembled: 102, Malformed: 103, Tiny: 104, Overlap: 105, Late: 106,
 		Duplicate: 107, TooBig: 108, Timeout: 109, Evicted: 110, SourceLimit: 111}
-	st.Drops[sad.ErrNoRoute], st.Drops[sad.ErrTooBig] = 7, 8
+	st.Drops[sad.ErrNoFrame], st.Drops[sad.ErrTooBig] = 7, 8
 	c, drops := WorkerCounters(st)
 	n := func(k fastpath.Counter) uint64 { return st.Counts[k] }
 	want := map[string]uint64{
@@ -44,7 +44,7 @@ func TestWorkerCounterNames(t *testing.T) {
 		}
 		seen[v] = k
 	}
-	if want := map[string]uint64{"no_route": 7, "too_big": 8}; !maps.Equal(drops, want) {
+	if want := map[string]uint64{"no_frame": 7, "too_big": 8}; !maps.Equal(drops, want) {
 		t.Errorf("drops %v, want %v", drops, want)
 	}
 }
