@@ -32,20 +32,11 @@ func (w *Worker) inbound(pkts []Packet) {
 		}
 		r := esp.ParseOuter(d[packet.EthLen:], w.natt, &o)
 		if r == sad.ErrFragment && (o.IP.Proto == packet.ProtoESP || o.IP.Proto == packet.ProtoUDP) {
-			if now == 0 {
-				now = monotime()
-			}
-			switch w.reassemble(p, now) {
-			case reasm.Held:
-				w.toFree(&nfree, p)
-				continue
-			case reasm.Dropped:
-				w.drop(&nfree, p, sad.ErrFragment)
+			var whole bool
+			if r, whole = w.defragment(p, &o, &now, &nfree); !whole {
 				continue
 			}
-			// The whole packet now takes the normal path.
 			d = p.Data()
-			r = esp.ParseOuter(d[packet.EthLen:], w.natt, &o)
 		}
 		if r != sad.OK {
 			w.drop(&nfree, p, r)
@@ -142,6 +133,27 @@ func (w *Worker) inbound(pkts []Packet) {
 	if nfree > 0 {
 		w.cfg.WAN.Free(w.free[:nfree])
 	}
+}
+
+// defragment hands the outer fragment in p to reassembly (now is read
+// once per batch, when the first fragment comes). When that completes a
+// packet, p holds it, parsed again into o, and it reports true with the
+// parse's verdict; otherwise p is queued to be freed (held in reassembly,
+// or dropped and counted).
+func (w *Worker) defragment(p *Packet, o *esp.Outer, now *int64, nfree *int) (sad.Reason, bool) {
+	if *now == 0 {
+		*now = monotime()
+	}
+	switch w.reassemble(p, *now) {
+	case reasm.Held:
+		w.toFree(nfree, p)
+		return sad.ErrFragment, false
+	case reasm.Dropped:
+		w.drop(nfree, p, sad.ErrFragment)
+		return sad.ErrFragment, false
+	}
+	// The whole packet now takes the normal path.
+	return esp.ParseOuter(p.Data()[packet.EthLen:], w.natt, o), true
 }
 
 // reassemble gives the outer fragment in p to the reassembly stage. On
