@@ -1,7 +1,6 @@
 package fastpath
 
 import (
-	"fmt"
 	"sync/atomic"
 
 	"github.com/xdpsec/xdpsec/fastpath/reasm"
@@ -9,8 +8,8 @@ import (
 )
 
 // Counter names one of a worker's counters (other than its drops, which
-// are counted by sad.Reason). Stats.Counts is indexed by it; its String is
-// the name `xdpsec show stats` and the metrics use.
+// are counted by sad.Reason). Stats.Counts is indexed by it; counterNames
+// has the names `xdpsec show stats` and the metrics use (Stats.Each).
 type Counter uint8
 
 const (
@@ -64,13 +63,6 @@ var counterNames = [NumCounters]string{
 	Held:       "held",
 	Released:   "released",
 	HeldDrops:  "held_drops",
-}
-
-func (c Counter) String() string {
-	if c < NumCounters {
-		return counterNames[c]
-	}
-	return fmt.Sprintf("counter(%d)", uint8(c))
 }
 
 // Stats are a worker's counters.
