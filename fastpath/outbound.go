@@ -95,7 +95,7 @@ func (w *Worker) outbound(pkts []Packet) {
 }
 
 // plan is the first pass: policy and SA for each packet, the packets of
-// each SA counted into a run. Dropped packets are freed into w.free. It
+// each SA counted into a run. Dropped packets are queued in w.free. It
 // returns the number of runs.
 func (w *Worker) plan(pkts []Packet, nfree *int) int {
 	nruns := 0
