@@ -78,9 +78,13 @@ type Lifetime struct {
 	Soft, Hard Limits
 }
 
-// DefaultReplayWindow is the inbound anti-replay window used when the
-// configuration names none: wide enough for reordering across several RX
-// queues at tens of Gbit/s.
+// DefaultReplayWindow is the inbound anti-replay window of a static SA
+// whose configuration names none. A gateway has a handful of static SAs, so
+// the window's memory (2304 bytes at 4096) costs nothing, and the width buys
+// tolerance of reordering across RX queues and workers: about 4.6 ms of a
+// 10 Gbit/s flow of 1400-byte packets. Negotiated Child SAs, of which a
+// gateway holds tens of thousands, default to the smaller
+// ike.DefaultReplayWindow (960) for memory.
 const DefaultReplayWindow = 4096
 
 // Config describes one SA as the control plane (IKE or a static

@@ -28,7 +28,6 @@ type Scratch struct {
 	aad   [12]byte
 	iv    [16]byte
 	ctr   [16]byte
-	ks    [16]byte
 	icv   [32]byte
 	hi    [4]byte
 }

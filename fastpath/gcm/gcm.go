@@ -48,14 +48,14 @@ type asmKeys struct {
 	// htab holds H^32, H^31, …, H^1 in clmulForm. A final window of n ≤ 16
 	// blocks starts its reads at entry 32−n and reads whole 64-byte groups,
 	// so up to 16 entries (256 bytes) past H^1: those reads land on rk and
-	// tail, which need only be readable. Their values never count, because
+	// the padding after it, which need only be readable. Their values never count, because
 	// the data lanes they meet are masked to zero (VMOVDQU8.Z) and a
 	// carry-less product with zero is zero.
 	htab [32][16]byte
 	// rk holds the Nr+1 round keys (FIPS-197 §5.2), unused ones zero.
 	rk [maxRounds + 1][16]byte
-	// tail makes rk and tail together the 256 bytes reads past htab touch.
-	tail [16]byte
+	// Padding: rk and it together are the 256 bytes reads past htab touch.
+	_ [16]byte
 }
 
 // AEAD is AES-GCM with a 12-byte nonce and an 8-, 12- or 16-byte tag. It

@@ -29,7 +29,6 @@ type lab struct {
 
 var (
 	gw4 = netip.MustParseAddr("198.18.0.2")
-	gw6 = netip.MustParseAddr("2001:db8:1::2")
 	h4  = netip.MustParseAddr("198.18.0.3")
 	h6  = netip.MustParseAddr("2001:db8:1::3")
 )

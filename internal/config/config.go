@@ -28,11 +28,17 @@ const (
 	maxErrors      = 20      // errors reported before giving up
 )
 
-// Defaults for fields the file leaves out.
+// Defaults for fields the file leaves out; docs/defaults.md gives the
+// reason for each, and for the defaults other packages apply.
 const (
-	DefaultControl  = "/run/xdpsec/xdpsec.sock"
+	// DefaultControl is in the runtime directory, emptied at boot, which
+	// the daemon owns.
+	DefaultControl = "/run/xdpsec/xdpsec.sock"
+	// DefaultNATTPort is RFC 3948's, where every peer sends ESP-in-UDP.
 	DefaultNATTPort = 4500
-	// DefaultQueues (0: auto) serves every RX queue the interfaces have.
+	// DefaultQueues (0: auto) serves every RX queue the interfaces have:
+	// RSS may put any flow on any queue, and a queue with no worker would
+	// drop what lands on it.
 	DefaultQueues = QueuesAuto
 	// QueuesAuto is `queues: auto`.
 	QueuesAuto = 0

@@ -4,11 +4,13 @@
 // and queue (package xsk), runs one fastpath.Worker per queue on its own OS
 // thread, and serves the control socket and the Prometheus metrics.
 //
-// Shutdown is orderly: workers stop, sockets leave the XSKMAP and close,
-// and the programs are detached and unpinned, so nothing stays attached. A
-// daemon that dies instead (kill -9) leaves its pinned program attached,
-// dropping PROTECT traffic for want of a socket (fail closed); the next
-// run takes the pins over and traffic flows again.
+// Shutdown is orderly: workers stop and sockets leave the XSKMAP and
+// close. By default (on_stop: keep) the pinned programs stay attached, as
+// after a daemon that dies (kill -9): PROTECT traffic is dropped for want
+// of a socket (fail closed), never routed in clear, and the next run takes
+// the pins over and traffic flows again. With on_stop: detach, or with
+// pin_path: none, the programs are detached and unpinned, so nothing stays
+// attached and the kernel routes on its own again (Daemon.Shutdown).
 //
 // Outbound static SAs resume above their keys' durable sequence marks
 // (package seqstate, state_dir) before any worker runs, and a reserver

@@ -64,13 +64,12 @@ const (
 )
 
 type converter struct {
-	opt     Options
-	root    *Section
-	out     strings.Builder
-	res     Result
-	psks    []pskEntry
-	used    map[string]bool // secret file / env names taken
-	comment []string        // comments of the connection being built
+	opt  Options
+	root *Section
+	out  strings.Builder
+	res  Result
+	psks []pskEntry
+	used map[string]bool // secret file / env names taken
 }
 
 type pskEntry struct {
