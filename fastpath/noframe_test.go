@@ -49,9 +49,9 @@ func TestNoFrame(t *testing.T) {
 			if tc.mtu != 0 {
 				withMTU(p, tc.mtu)
 			}
-			w, in, port := p.a, p.aLAN, p.aWAN
+			w, port := p.a, p.aWAN
 			if tc.inbound {
-				w, in, port = p.b, p.bWAN, p.bLAN
+				w, port = p.b, p.bLAN
 				for i := 0; i < n; i++ {
 					p.aLAN.Inject(frame("198.18.1.10", tc.dst, tc.size, uint32(i)))
 				}
@@ -61,7 +61,7 @@ func TestNoFrame(t *testing.T) {
 				}
 			} else {
 				for i := 0; i < n; i++ {
-					in.Inject(dfClear(frame("198.18.1.10", tc.dst, tc.size, uint32(i))))
+					p.aLAN.Inject(dfClear(frame("198.18.1.10", tc.dst, tc.size, uint32(i))))
 				}
 			}
 			giveBack := exhaust(port)
