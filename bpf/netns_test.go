@@ -5,35 +5,26 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/xdpsec/xdpsec/internal/testlab"
 )
 
 // testNetns is a network namespace with a veth pair (veth0 <-> veth1, both
 // up), created for one test and deleted after it.
 type testNetns struct {
-	name   string
-	handle netns.NsHandle
-	nl     *netlink.Handle
-	veth0  int // ifindex inside the namespace
-	veth1  int
+	*testlab.Netns
+	name  string
+	nl    *netlink.Handle
+	veth0 int // ifindex inside the namespace
+	veth1 int
 }
 
 var nsSeq atomic.Int32
-
-func run(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 func newTestNetns(t testing.TB) *testNetns {
 	t.Helper()
@@ -41,30 +32,23 @@ func newTestNetns(t testing.TB) *testNetns {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs iproute2's ip to create a network namespace")
 	}
-	name := fmt.Sprintf("xdpsec-bpf-%d-%d", os.Getpid(), nsSeq.Add(1))
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
 	// No IPv6 in the namespace: DAD and router solicitations would cross
 	// the veth and make counter checks racy.
-	run(t, "ip", "netns", "exec", name, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
-	run(t, "ip", "-n", name, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1")
-	run(t, "ip", "-n", name, "link", "set", "veth0", "up")
-	run(t, "ip", "-n", name, "link", "set", "veth1", "up")
+	n := testlab.NewNetns(t, "xdpsec-bpf-"+testlab.Tag(), testlab.NoIPv6)
+	veth0, veth1 := &testlab.End{NS: n, Name: "veth0"}, &testlab.End{NS: n, Name: "veth1"}
+	testlab.Veth(t, veth0, veth1, 0)
 
-	h, err := netns.GetFromName(name)
+	h, err := netns.GetFromName(n.Name)
 	if err != nil {
-		t.Fatalf("open netns %s: %v", name, err)
+		t.Fatalf("open netns %s: %v", n.Name, err)
 	}
 	t.Cleanup(func() { h.Close() })
 	nlh, err := netlink.NewHandleAt(h)
 	if err != nil {
-		t.Fatalf("netlink in %s: %v", name, err)
+		t.Fatalf("netlink in %s: %v", n.Name, err)
 	}
 	t.Cleanup(nlh.Close)
-	ns := &testNetns{name: name, handle: h, nl: nlh}
-	ns.veth0 = ns.ifindex(t, "veth0")
-	ns.veth1 = ns.ifindex(t, "veth1")
-	return ns
+	return &testNetns{Netns: n, name: n.Name, nl: nlh, veth0: veth0.Ifindex, veth1: veth1.Ifindex}
 }
 
 func (ns *testNetns) ifindex(t testing.TB, name string) int {
@@ -94,7 +78,7 @@ func (ns *testNetns) xdpState(t testing.TB, ifindex int) (attached bool, progID 
 // ipLinkShow is what an operator would look at.
 func (ns *testNetns) ipLinkShow(t testing.TB, dev string) string {
 	t.Helper()
-	return run(t, "ip", "-n", ns.name, "-d", "link", "show", "dev", dev)
+	return ns.IP(t, "-d", "link", "show", "dev", dev)
 }
 
 // do runs fn on a thread switched into the namespace. Interface indexes in
@@ -102,25 +86,7 @@ func (ns *testNetns) ipLinkShow(t testing.TB, dev string) string {
 // resolved in the calling thread's namespace.
 func (ns *testNetns) do(t testing.TB, fn func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("current netns: %v", err)
-	}
-	defer orig.Close()
-	if err := netns.Set(ns.handle); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("enter %s: %v", ns.name, err)
-	}
-	defer func() {
-		// A thread that cannot go back stays locked, so the runtime
-		// retires it instead of reusing it in the wrong namespace.
-		if err := netns.Set(orig); err == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	fn()
+	ns.InTest(t, fn)
 }
 
 // newPinPath returns a fresh directory name on bpffs, removed after the test.

@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"os"
 	"slices"
 	"testing"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/xdpsec/xdpsec/internal/testlab"
 )
 
 // XDP actions (enum xdp_action).
@@ -37,9 +38,7 @@ func verdictName(v uint32) string {
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_BPF, CAP_NET_ADMIN) to load XDP programs and run BPF_PROG_TEST_RUN")
-	}
+	testlab.RequireRoot(t, "CAP_BPF, CAP_NET_ADMIN: it loads XDP programs and runs BPF_PROG_TEST_RUN")
 }
 
 func loadForTest(t testing.TB, opts Options) *Objects {

@@ -36,7 +36,7 @@ func TestAcquire(t *testing.T) {
 		t.Fatalf("%d IKE SAs after the acquires, want 1", n)
 	}
 	// The Child SA goes; the IKE SA stays and carries the next one.
-	if err := i.e.TerminateChild(ctx(t), "test", "net"); err != nil {
+	if err := i.e.terminateChild(ctx(t), "test", "net"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the Child SA deleted", func() bool { return len(i.inst.Outbound()) == 0 && len(r.inst.Outbound()) == 0 })

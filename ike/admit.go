@@ -236,7 +236,7 @@ func (e *Engine) admit(p transport.Packet) (inbound, bool) {
 // to local (candidates without the slice).
 func (e *Engine) acceptsPeer(local, remote netip.Addr) bool {
 	for _, c := range e.conns {
-		if (!c.LocalAddr.IsValid() || c.LocalAddr == local) && (!c.RemoteAddr.IsValid() || c.RemoteAddr == remote) {
+		if c.acceptsLocal(local) && c.acceptsRemote(remote) {
 			return true
 		}
 	}

@@ -19,8 +19,8 @@ func TestCloseActionStart(t *testing.T) {
 	for _, rekey := range []func() error{
 		func() error { return i.e.RekeyIKE(ctx(t), "test") },
 		func() error { return r.e.RekeyIKE(ctx(t), "test") },
-		func() error { return r.e.RekeyChild(ctx(t), childSPI(t, r)) },
-		func() error { return i.e.RekeyChild(ctx(t), childSPI(t, i)) },
+		func() error { return r.e.rekeyChildSPI(ctx(t), childSPI(t, r)) },
+		func() error { return i.e.rekeyChildSPI(ctx(t), childSPI(t, i)) },
 	} {
 		if err := rekey(); err != nil {
 			t.Fatal(err)
@@ -35,7 +35,7 @@ func TestCloseActionStart(t *testing.T) {
 
 	// The peer deletes the Child SA alone: it comes back on the same IKE SA.
 	before := i.e.List()[0]
-	if err := r.e.TerminateChild(ctx(t), "test", "net"); err != nil {
+	if err := r.e.terminateChild(ctx(t), "test", "net"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the Child SA created again", func() bool {

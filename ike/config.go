@@ -232,6 +232,17 @@ type Connection struct {
 	// that cannot match, so the peer believes us behind a NAT and both ends
 	// move to the NAT-T port (RFC 7296 §2.23 allows faking it so).
 	ForceEncap bool
+	// LocalAddrs, when set, are all the gateway's addresses for this peer
+	// (strongSwan's local_addrs), either family, LocalAddr ignored: the
+	// connection answers on any of them and initiates from the first of
+	// the remote's family that reaches it (Config.Reachable). Empty:
+	// LocalAddr alone.
+	LocalAddrs []netip.Addr
+	// RemoteAddrs, when set, are the peer's addresses (strongSwan's
+	// remote_addrs; RemoteAddr is then the first): the connection accepts
+	// the peer from any of them and initiates to the first it has a
+	// local address for that reaches it. Empty: RemoteAddr alone.
+	RemoteAddrs []netip.Addr
 
 	// IKERekeyTime is the soft lifetime of the connection's IKE SAs: the
 	// end that reaches it first rekeys the IKE SA (RFC 7296 §2.18), at a
@@ -367,6 +378,9 @@ func (c *Connection) Validate() error {
 	}
 	if c.Local.ID.Type == 0 {
 		return fmt.Errorf("connection %s: no local identity", c.Name)
+	}
+	if err := c.validateLocals(); err != nil {
+		return err
 	}
 	for _, ch := range c.Children {
 		if ch.Name == "" {

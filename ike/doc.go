@@ -12,8 +12,7 @@
 //
 // The API: New starts an Engine on a transport.Conn (ike/transport opens
 // UDP 500 and 4500) with the Connections and an Installer; Initiate,
-// InitiateChild, RekeyChild, RekeyChildren, RekeyIKE, Expire, Terminate, TerminateChild
-// and Ping drive it; List shows its SAs.
+// RekeyChildren, RekeyIKE, Expire and Terminate drive it; List shows its SAs.
 //
 // What is implemented, section by section of RFC 7296 (and RFCs 3948,
 // 7383, 7427, 9242, 9370), how unauthenticated input is bounded, the

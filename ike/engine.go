@@ -100,6 +100,11 @@ type Config struct {
 	// (strongSwan as rekey responder does) would lose the ones the Delete
 	// overtook. Default DefaultRekeyDeleteDelay; negative: none.
 	RekeyDeleteDelay time.Duration
+	// Reachable, when set, says whether remote can be reached from local
+	// (the kernel has a route from that source); an initiator takes the
+	// first of its connection's local addresses of the remote's family
+	// for which it holds. Nil: every address reaches.
+	Reachable func(local, remote netip.Addr) bool
 }
 
 // DefaultRekeyDeleteDelay is the default Config.RekeyDeleteDelay: many
@@ -119,6 +124,8 @@ type Engine struct {
 	inst  Installer
 	log   *slog.Logger
 	conns []*Connection
+	// reachable is Config.Reachable.
+	reachable func(local, remote netip.Addr) bool
 
 	retransmit      Retransmit
 	halfOpenLimit   int
@@ -198,6 +205,7 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 	e := &Engine{
 		conn:            conn,
 		inst:            inst,
+		reachable:       cfg.Reachable,
 		log:             cfg.Logger,
 		retransmit:      cfg.Retransmit.withDefaults(),
 		halfOpenLimit:   cfg.HalfOpenLimit,
@@ -446,10 +454,10 @@ func (e *Engine) dispatch(in inbound) {
 func (e *Engine) candidates(local, remote netip.Addr) []*Connection {
 	var out []*Connection
 	for _, c := range e.conns {
-		if c.LocalAddr.IsValid() && c.LocalAddr != local {
+		if !c.acceptsLocal(local) {
 			continue
 		}
-		if c.RemoteAddr.IsValid() && c.RemoteAddr != remote {
+		if !c.acceptsRemote(remote) {
 			continue
 		}
 		out = append(out, c)
@@ -564,12 +572,12 @@ func (e *Engine) initiate(name string, w chan error) (*ikeSA, error) {
 	if !c.RemoteAddr.IsValid() {
 		return nil, fmt.Errorf("connection %s has no remote address to initiate to", name)
 	}
-	local := c.LocalAddr
-	if !local.IsValid() {
-		return nil, fmt.Errorf("connection %s has no local address", name)
+	local, remote, err := e.endpoints(c)
+	if err != nil {
+		return nil, err
 	}
 	ikePort, _ := e.conn.Ports()
-	sa := e.newSA(c, true, netip.AddrPortFrom(local, ikePort), netip.AddrPortFrom(c.RemoteAddr, e.remoteIKEPort(c)))
+	sa := e.newSA(c, true, netip.AddrPortFrom(local, ikePort), netip.AddrPortFrom(remote, e.remoteIKEPort(c)))
 	sa.dhGroup = c.IKEProposals[0].DH[0]
 	if w != nil {
 		sa.waiters = append(sa.waiters, waiter{ch: w})
@@ -641,9 +649,9 @@ func (e *Engine) Terminate(ctx context.Context, name string) error {
 	return nil
 }
 
-// TerminateChild deletes the Child SAs named child of the connection's IKE
+// terminateChild deletes the Child SAs named child of the connection's IKE
 // SAs with an INFORMATIONAL exchange, keeping the IKE SA.
-func (e *Engine) TerminateChild(ctx context.Context, name, child string) error {
+func (e *Engine) terminateChild(ctx context.Context, name, child string) error {
 	var waits []chan error
 	ok := e.do(ctx, func() {
 		for _, sa := range e.sas {
@@ -679,9 +687,9 @@ func (e *Engine) TerminateChild(ctx context.Context, name, child string) error {
 	return nil
 }
 
-// Ping sends an empty INFORMATIONAL request (RFC 7296 §2.4 liveness check)
+// ping sends an empty INFORMATIONAL request (RFC 7296 §2.4 liveness check)
 // on each established IKE SA of the connection and waits for the answers.
-func (e *Engine) Ping(ctx context.Context, name string) error {
+func (e *Engine) ping(ctx context.Context, name string) error {
 	var waits []chan error
 	ok := e.do(ctx, func() {
 		for _, sa := range e.sas {

@@ -268,7 +268,7 @@ func TestForceEncapNATT(t *testing.T) {
 		t.Fatalf("not on NAT-T: %+v / %+v", li[0], lr[0])
 	}
 	// Later exchanges run on NAT-T too.
-	if err := i.e.Ping(ctx(t), "test"); err != nil {
+	if err := i.e.ping(ctx(t), "test"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -292,7 +292,7 @@ func TestDelete(t *testing.T) {
 			}
 			var err error
 			if tc.child {
-				err = a.e.TerminateChild(ctx(t), "test", "net")
+				err = a.e.terminateChild(ctx(t), "test", "net")
 			} else {
 				err = a.e.Terminate(ctx(t), "test")
 			}
@@ -309,7 +309,7 @@ func TestDelete(t *testing.T) {
 			}
 			waitFor(t, "IKE SA state", func() bool { return len(a.e.List()) == wantIKE && len(b.e.List()) == wantIKE })
 			if tc.child {
-				if err := a.e.Ping(ctx(t), "test"); err != nil {
+				if err := a.e.ping(ctx(t), "test"); err != nil {
 					t.Fatalf("IKE SA dead after deleting its child: %v", err)
 				}
 			}
@@ -350,7 +350,7 @@ func TestRetransmitAndDuplicate(t *testing.T) {
 	r.conn.setDrop(func(h message.Header, n int) bool {
 		return h.IsResponse() && h.Exchange == message.ExchangeInformational && n == 0
 	})
-	if err := i.e.Ping(ctx(t), "test"); err != nil {
+	if err := i.e.ping(ctx(t), "test"); err != nil {
 		t.Fatal(err)
 	}
 	if n := i.conn.sent("INFORMATIONAL/req"); n != 2 {

@@ -554,7 +554,7 @@ func TestFragmentCertChainMTU1280(t *testing.T) {
 			}
 			// The rest of the SA's life uses small messages: a liveness
 			// check crosses unfragmented.
-			if err := i.e.Ping(ctx(t), "test"); err != nil {
+			if err := i.e.ping(ctx(t), "test"); err != nil {
 				t.Fatal(err)
 			}
 			if i.e.FragmentStats().MessagesSent != si.MessagesSent {

@@ -502,7 +502,7 @@ func TestHybridIKERekey(t *testing.T) {
 				}
 			}
 			// The new IKE SA's SK_d agrees on both ends.
-			if err := i.e.RekeyChild(ctx(t), child); err != nil {
+			if err := i.e.rekeyChildSPI(ctx(t), child); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, "one Child SA pair", func() bool {
@@ -594,7 +594,7 @@ func TestHybridIKERekeyCollisions(t *testing.T) {
 		})
 		seen[li[0].SPIi] = true
 		steady(t, i, r, 1)
-		if err := i.e.RekeyChild(ctx(t), childSPI(t, i)); err != nil {
+		if err := i.e.rekeyChildSPI(ctx(t), childSPI(t, i)); err != nil {
 			t.Fatalf("round %d: Child SA rekey on the new IKE SA: %v", n, err)
 		}
 		steady(t, i, r, 1)

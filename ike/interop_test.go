@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/transport"
 	"github.com/xdpsec/xdpsec/internal/swantest"
+	"github.com/xdpsec/xdpsec/internal/testlab"
 )
 
 // The strongSwan interop lab: our engine in one network namespace, charon
@@ -30,7 +30,6 @@ import (
 // 4500) in another, a veth pair between them on 198.18.10.0/24.
 
 const (
-	charonBin  = "/usr/lib/ipsec/charon"
 	labOurs    = "198.18.10.1"
 	labCharon  = "198.18.10.2"
 	labPSK     = "xdpsec interop lab key, not a secret"
@@ -41,50 +40,37 @@ const (
 )
 
 type swanLab struct {
-	pki      *testPKI
-	ourKey   gocrypto.Signer
-	ourCert  *x509.Certificate
-	t        *testing.T
-	dir      string
-	nsOurs   string
-	nsCharon string
-	ourIf    string
-	charon   *exec.Cmd
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	pki     *testPKI
+	ourKey  gocrypto.Signer
+	ourCert *x509.Certificate
+	t       *testing.T
+	dir     string
+	ours    *testlab.Netns
+	ourIf   string
+	charon  *swantest.Charon
 }
 
 func newSwanLab(t *testing.T) *swanLab {
-	if os.Geteuid() != 0 {
-		t.Skip("strongSwan interop needs root (network namespaces)")
-	}
+	testlab.RequireRoot(t, "strongSwan interop: network namespaces")
 	swantest.Need(t)
 	l := &swanLab{t: t, dir: t.TempDir()}
-	id := fmt.Sprintf("xike%d", os.Getpid()%100000)
-	l.nsOurs, l.nsCharon, l.ourIf = id+"o", id+"c", id+"a"
-	run(t, "ip", "netns", "add", l.nsOurs)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", l.nsOurs).Run() })
-	run(t, "ip", "netns", "add", l.nsCharon)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", l.nsCharon).Run() })
-	run(t, "ip", "link", "add", id+"a", "netns", l.nsOurs, "type", "veth", "peer", id+"b", "netns", l.nsCharon)
-	run(t, "ip", "-n", l.nsOurs, "addr", "add", labOurs+"/24", "dev", id+"a")
-	run(t, "ip", "-n", l.nsCharon, "addr", "add", labCharon+"/24", "dev", id+"b")
-	run(t, "ip", "-n", l.nsCharon, "addr", "add", "198.18.12.1/24", "dev", "lo")
-	run(t, "ip", "-n", l.nsCharon, "addr", "add", "198.18.14.1/24", "dev", "lo")
-	for _, ns := range []string{l.nsOurs, l.nsCharon} {
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	run(t, "ip", "-n", l.nsOurs, "link", "set", id+"a", "up")
-	run(t, "ip", "-n", l.nsCharon, "link", "set", id+"b", "up")
+	id := "xike" + testlab.Tag()
+	l.ours = testlab.NewNetns(t, id+"o", testlab.LoUp)
+	nsCharon := testlab.NewNetns(t, id+"c", testlab.LoUp)
+	a := &testlab.End{NS: l.ours, Name: id + "a", Addr: netip.MustParsePrefix(labOurs + "/24")}
+	b := &testlab.End{NS: nsCharon, Name: id + "b", Addr: netip.MustParsePrefix(labCharon + "/24")}
+	testlab.Veth(t, a, b, 0)
+	l.ourIf = a.Name
+	nsCharon.IP(t, "addr", "add", "198.18.12.1/24", "dev", "lo")
+	nsCharon.IP(t, "addr", "add", "198.18.14.1/24", "dev", "lo")
 	l.writePKI()
-	l.startCharon()
+	l.charon = swantest.StartCharon(t, nsCharon, swantest.CharonConfig{
+		Dir:      l.dir,
+		Settings: []string{"install_routes = no", "retransmit_tries = 2", "retransmit_timeout = 1.0"},
+		Swanctl: swantest.Interop{Charon: labCharon, Ours: labOurs, CharonNet: charonNet, OurNet: ourNet,
+			CharonNet2: charonNet2, OurNet2: ourNet2, PSK: labPSK, PKIDir: l.dir}.Conf(),
+		Stop: 3 * time.Second,
+	})
 	return l
 }
 
@@ -116,109 +102,21 @@ func (l *swanLab) writePKI() {
 	write("ecdsa/charon.key", "EC PRIVATE KEY", der)
 }
 
-func (l *swanLab) vici() string { return "unix://" + filepath.Join(l.dir, "charon.vici") }
-
-func (l *swanLab) startCharon() {
-	t := l.t
-	os.MkdirAll(filepath.Join(l.dir, "run"), 0o755)
-	conf := fmt.Sprintf(`charon {
-	load = random nonce aes sha1 sha2 hmac gcm curve25519 gmp openssl kdf x509 pubkey pem pkcs1 vici socket-default kernel-libipsec kernel-netlink
-	install_routes = no
-	retransmit_tries = 2
-	retransmit_timeout = 1.0
-	plugins {
-		vici {
-			socket = %s
-		}
-	}
-	filelog {
-		log {
-			path = %s/charon.log
-			flush_line = yes
-			default = 1
-			ike = 2
-			cfg = 2
-		}
-	}
-}
-`, l.vici(), l.dir)
-	os.WriteFile(filepath.Join(l.dir, "strongswan.conf"), []byte(conf), 0o600)
-	swanctl := swantest.Interop{Charon: labCharon, Ours: labOurs, CharonNet: charonNet, OurNet: ourNet,
-		CharonNet2: charonNet2, OurNet2: ourNet2, PSK: labPSK, PKIDir: l.dir}.Conf()
-	os.WriteFile(filepath.Join(l.dir, "swanctl.conf"), []byte(swanctl), 0o600)
-	cmd := exec.Command("ip", "netns", "exec", l.nsCharon, "unshare", "--mount", "--propagation", "private",
-		"sh", "-c", fmt.Sprintf("mount --bind '%s/run' /run && exec %s", l.dir, charonBin))
-	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(l.dir, "strongswan.conf"))
-	out, _ := os.Create(filepath.Join(l.dir, "charon.stdout"))
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start charon: %v", err)
-	}
-	l.charon = cmd
-	t.Cleanup(func() {
-		cmd.Process.Signal(unix.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(l.dir, "charon.log"))
-			t.Logf("charon log:\n%s", b)
-		}
-	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(l.dir, "charon.vici")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(filepath.Join(l.dir, "charon.stdout"))
-			t.Fatalf("charon did not open its VICI socket:\n%s", b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	l.swanctl("--load-all", "--file", filepath.Join(l.dir, "swanctl.conf"))
-}
-
 func (l *swanLab) swanctl(cmd string, args ...string) string {
 	l.t.Helper()
-	a := append([]string{"netns", "exec", l.nsCharon, "swanctl", cmd, "--uri", l.vici()}, args...)
-	out, err := exec.Command("ip", a...).CombinedOutput()
-	if err != nil {
-		l.t.Fatalf("swanctl %s: %v\n%s", cmd, err, out)
-	}
-	return string(out)
+	return l.charon.Swanctl(l.t, cmd, args...)
 }
 
 // listenIn opens our IKE sockets inside the lab namespace: a socket keeps
 // the namespace of the thread that created it.
 func (l *swanLab) listenIn(addr netip.Addr) *transport.UDP {
-	t := l.t
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	ns, err := os.Open("/run/netns/" + l.nsOurs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-		t.Fatal(err)
-	}
-	u, lerr := transport.Listen(addr, 500, 4500)
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		panic("cannot return to the original network namespace: " + err.Error())
-	}
-	if lerr != nil {
-		t.Fatal(lerr)
+	l.t.Helper()
+	var u *transport.UDP
+	if err := l.ours.Do(func() (err error) {
+		u, err = transport.Listen(addr, 500, 4500)
+		return err
+	}); err != nil {
+		l.t.Fatal(err)
 	}
 	return u
 }
@@ -235,7 +133,7 @@ func (l *swanLab) capture() func() string {
 		return func() string { return "" }
 	}
 	pcap := filepath.Join(l.dir, "ike.pcap")
-	cmd := exec.Command("ip", "netns", "exec", l.nsOurs, "tcpdump", "-i", l.ourIf, "-U", "--immediate-mode", "-w", pcap, "udp")
+	cmd := exec.Command("ip", "netns", "exec", l.ours.Name, "tcpdump", "-i", l.ourIf, "-U", "--immediate-mode", "-w", pcap, "udp")
 	if err := cmd.Start(); err != nil {
 		l.t.Fatal(err)
 	}
@@ -297,29 +195,20 @@ var (
 // its child INSTALLED and returns the child's SPIs (in, out) and mode line.
 func (l *swanLab) charonSA(conn string) (in, out uint32, mode string) {
 	l.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	var list string
-	for time.Now().Before(deadline) {
-		list = l.swanctl("--list-sas", "--ike", conn)
-		if strings.Contains(list, conn+": #") && strings.Contains(list, "ESTABLISHED") {
-			m := reSwanChild.FindStringSubmatch(list)
-			spis := reSwanSPI.FindAllStringSubmatch(list, -1)
-			if m != nil && m[2] == "INSTALLED" && len(spis) == 2 {
-				for _, s := range spis {
-					v, _ := strconv.ParseUint(s[2], 16, 32)
-					if s[1] == "in" {
-						in = uint32(v)
-					} else {
-						out = uint32(v)
-					}
-				}
-				return in, out, m[3]
-			}
+	list := l.charon.WaitSA(l.t, conn, 5*time.Second, func(list string) bool {
+		m := reSwanChild.FindStringSubmatch(list)
+		return strings.Contains(list, "ESTABLISHED") && m != nil && m[2] == "INSTALLED" &&
+			len(reSwanSPI.FindAllStringSubmatch(list, -1)) == 2
+	})
+	for _, s := range reSwanSPI.FindAllStringSubmatch(list, -1) {
+		v, _ := strconv.ParseUint(s[2], 16, 32)
+		if s[1] == "in" {
+			in = uint32(v)
+		} else {
+			out = uint32(v)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	l.t.Fatalf("charon has no ESTABLISHED/INSTALLED SA for %s:\n%s", conn, list)
-	return
+	return in, out, reSwanChild.FindStringSubmatch(list)[3]
 }
 
 func TestStrongSwanInterop(t *testing.T) {
@@ -496,7 +385,7 @@ func TestStrongSwanInterop(t *testing.T) {
 		cin, cout = settled("rekey by charon", cout, cin)
 		// We rekey it.
 		c := findChild("net")
-		if err := e.RekeyChild(ctx(t), c.SPIIn); err != nil {
+		if err := e.rekeyChildSPI(ctx(t), c.SPIIn); err != nil {
 			t.Fatal(err)
 		}
 		cin, cout = settled("rekey by us", cout, cin)
@@ -549,7 +438,7 @@ func TestStrongSwanInterop(t *testing.T) {
 		}
 		// The rekeyed IKE SA still works for Child SAs.
 		c = findChild("net")
-		if err := e.RekeyChild(ctx(t), c.SPIIn); err != nil {
+		if err := e.rekeyChildSPI(ctx(t), c.SPIIn); err != nil {
 			t.Fatal(err)
 		}
 		settled("rekey on the new IKE SA", cout, cin)
@@ -648,7 +537,7 @@ func TestStrongSwanInterop(t *testing.T) {
 		if in := inst.Inbound()[0]; in.ESN || in.Suite.String() != "aes256-sha256" || len(in.IntegKey) != 32 {
 			t.Fatalf("installed %v esn=%v, want aes256-sha256 without ESN", in.Suite, in.ESN)
 		}
-		if err := e.Ping(ctx(t), "fromcharon"); err != nil {
+		if err := e.ping(ctx(t), "fromcharon"); err != nil {
 			t.Fatalf("liveness check: %v", err)
 		}
 		l.swanctl("--terminate", "--ike", "tous", "--timeout", "10")

@@ -52,15 +52,20 @@ func TestNATKeepalive(t *testing.T) {
 			}
 			steady(t, i, r, 1)
 			time.Sleep(idle)
-			ki, kr := i.conn.keepalives.Load(), r.conn.keepalives.Load()
+			// Both counts are read on the engine's goroutine, which sends
+			// the keepalives: none can go out between the two reads.
+			var ki int32
+			var sent uint64
+			i.e.do(ctx(t), func() { ki, sent = i.conn.keepalives.Load(), i.e.KeepalivesSent() })
+			kr := r.conn.keepalives.Load()
 			if ki < tc.minI || ki > tc.maxI || kr != 0 {
 				t.Fatalf("keepalives in %v idle: initiator %d (want %d..%d), responder %d (want 0)", idle, ki, tc.minI, tc.maxI, kr)
 			}
-			if uint64(ki) != i.e.KeepalivesSent() {
-				t.Fatalf("KeepalivesSent() = %d, %d sent", i.e.KeepalivesSent(), ki)
+			if uint64(ki) != sent {
+				t.Fatalf("KeepalivesSent() = %d, %d sent", sent, ki)
 			}
 			// The peer takes keepalives for what they are: the tunnel stays up.
-			if err := i.e.Ping(ctx(t), "test"); err != nil {
+			if err := i.e.ping(ctx(t), "test"); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -79,7 +84,7 @@ func TestKeepaliveHeldByIKE(t *testing.T) {
 	}
 	steady(t, i, r, 1)
 	for range 12 {
-		if err := i.e.Ping(ctx(t), "test"); err != nil {
+		if err := i.e.ping(ctx(t), "test"); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(50 * time.Millisecond)

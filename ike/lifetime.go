@@ -324,10 +324,10 @@ func (e *Engine) Expire(spi uint32, hard bool) error {
 	return nil
 }
 
-// RekeyChild rekeys the Child SA with either SPI spi and waits until the
+// rekeyChildSPI rekeys the Child SA with either SPI spi and waits until the
 // CREATE_CHILD_SA exchange is done. It returns nil also when a colliding
 // rekey of the peer replaced the SA instead.
-func (e *Engine) RekeyChild(ctx context.Context, spi uint32) error {
+func (e *Engine) rekeyChildSPI(ctx context.Context, spi uint32) error {
 	w := make(chan error, 1)
 	var err error
 	if !e.do(ctx, func() {
@@ -416,9 +416,9 @@ func (e *Engine) RekeyIKE(ctx context.Context, name string) error {
 	return nil
 }
 
-// InitiateChild creates the named Child SA of the connection on an
+// initiateChild creates the named Child SA of the connection on an
 // established IKE SA with CREATE_CHILD_SA and waits for the outcome.
-func (e *Engine) InitiateChild(ctx context.Context, conn, child string) error {
+func (e *Engine) initiateChild(ctx context.Context, conn, child string) error {
 	w := make(chan error, 1)
 	var err error
 	if !e.do(ctx, func() {

@@ -67,7 +67,7 @@ func TestIdleIKESAKeepsNoCipherState(t *testing.T) {
 	waitFor(t, "responder outbound SA", func() bool { return len(r.inst.Outbound()) == 1 })
 	for round := range 3 {
 		for _, p := range []*peer{i, r} {
-			if err := p.e.Ping(ctx(t), "test"); err != nil {
+			if err := p.e.ping(ctx(t), "test"); err != nil {
 				t.Fatalf("round %d: ping: %v", round, err)
 			}
 		}

@@ -161,7 +161,7 @@ func TestSecondChild(t *testing.T) {
 			}
 			// The other direction: the IKE SA's responder asks for a
 			// second SA of net2.
-			if err := r.e.InitiateChild(ctx(t), "test", "net2"); err != nil {
+			if err := r.e.initiateChild(ctx(t), "test", "net2"); err != nil {
 				t.Fatal(err)
 			}
 			steady(t, i, r, 3)
@@ -202,7 +202,7 @@ func TestChildRekey(t *testing.T) {
 							wg.Add(1)
 							go func() {
 								defer wg.Done()
-								errs[k] = p.e.RekeyChild(ctx(t), spi)
+								errs[k] = p.e.rekeyChildSPI(ctx(t), spi)
 							}()
 						}
 					}
@@ -328,11 +328,11 @@ func TestIKERekey(t *testing.T) {
 			}
 			// The new IKE SA works: a Child SA rekey on it (keys from the
 			// new SK_d must agree) and a liveness check.
-			if err := r.e.RekeyChild(ctx(t), childSPI(t, r)); err != nil {
+			if err := r.e.rekeyChildSPI(ctx(t), childSPI(t, r)); err != nil {
 				t.Fatal(err)
 			}
 			steady(t, i, r, 1)
-			if err := i.e.Ping(ctx(t), "test"); err != nil {
+			if err := i.e.ping(ctx(t), "test"); err != nil {
 				t.Fatal(err)
 			}
 			l.result(t)
@@ -511,7 +511,7 @@ func TestIKERekeyCollisions(t *testing.T) {
 		})
 		seen[li[0].SPIi] = true
 		steady(t, i, r, 1)
-		if err := i.e.RekeyChild(ctx(t), childSPI(t, i)); err != nil {
+		if err := i.e.rekeyChildSPI(ctx(t), childSPI(t, i)); err != nil {
 			t.Fatalf("round %d: Child SA rekey on the new IKE SA: %v", n, err)
 		}
 		steady(t, i, r, 1)
@@ -631,7 +631,7 @@ func TestRekeyedInboundLingers(t *testing.T) {
 				rekeyer = r
 			}
 			start := time.Now()
-			if err := rekeyer.e.RekeyChild(ctx(t), childSPI(t, rekeyer)); err != nil {
+			if err := rekeyer.e.rekeyChildSPI(ctx(t), childSPI(t, rekeyer)); err != nil {
 				t.Fatal(err)
 			}
 			// The Delete exchange is over once neither end lists old.
@@ -673,7 +673,7 @@ func TestRekeyedInboundLingers(t *testing.T) {
 			// A second rekey, then Close while the old inbound lingers:
 			// Close takes it out with the rest.
 			last := childSPI(t, i)
-			if err := i.e.RekeyChild(ctx(t), last); err != nil {
+			if err := i.e.rekeyChildSPI(ctx(t), last); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, "rekey done", func() bool { return replaced(i, last) })
@@ -704,7 +704,7 @@ func TestRekeyDeleteWaits(t *testing.T) {
 	old := childSPI(t, i)
 	oldOut := i.inst.Active()[0].SPI
 	start := time.Now()
-	if err := i.e.RekeyChild(ctx(t), old); err != nil {
+	if err := i.e.rekeyChildSPI(ctx(t), old); err != nil {
 		t.Fatal(err)
 	}
 	if a := i.inst.Active(); len(a) != 1 || a[0].SPI == oldOut {
@@ -780,7 +780,7 @@ func TestChildDeleteAcrossIKERekey(t *testing.T) {
 	steady(t, i, r, 1)
 	l.arm()
 	for n := range 10 {
-		if err := i.e.RekeyChild(ctx(t), childSPI(t, i)); err != nil {
+		if err := i.e.rekeyChildSPI(ctx(t), childSPI(t, i)); err != nil {
 			t.Fatal(err)
 		}
 		// The IKE rekey is in flight when the Child SA's Delete is due:

@@ -30,7 +30,7 @@ func TestForgedRetransmitNotAnswered(t *testing.T) {
 		}
 		return data
 	})
-	if err := i.e.Ping(ctx(t), "test"); err != nil {
+	if err := i.e.ping(ctx(t), "test"); err != nil {
 		t.Fatal(err)
 	}
 	i.conn.setMangle(nil)

@@ -197,7 +197,7 @@ func TestUnsupportedCriticalPayloadEncrypted(t *testing.T) {
 		t.Fatal("no answer")
 	}
 	// The IKE SA is still usable: message IDs stayed in step.
-	if err := i.e.Ping(ctx(t), "test"); err != nil {
+	if err := i.e.ping(ctx(t), "test"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/xdpsec/xdpsec/internal/testlab"
 )
 
 // dropCounter is an XDP program on the sink's veth that counts every
@@ -98,7 +100,7 @@ func (d *dropCounter) measure(tb testing.TB, warm, window time.Duration) float64
 // rates and their ratio as metrics; one iteration does the whole
 // comparison, so run it with -benchtime=1x.
 func BenchmarkCompareTrafgen(b *testing.B) {
-	requireRoot(b)
+	testlab.RequireXDPLab(b)
 	trafgen, err := exec.LookPath("trafgen")
 	if err != nil {
 		b.Skipf("skipping: needs netsniff-ng's trafgen: %v", err)

@@ -4,32 +4,16 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"slices"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/testlab"
 )
 
 // The lab: namespaces A (generator) and B (sink) joined by one veth pair
 // with static neighbours; IPv6 is off so router solicitations do not
 // reach the sink.
-
-func requireRoot(tb testing.TB) {
-	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("skipping: needs root for network namespaces, veth pairs, XDP programs and AF_XDP sockets")
-	}
-	for _, tool := range []string{"ip", "ethtool"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			tb.Skipf("skipping: needs %s: %v", tool, err)
-		}
-	}
-}
-
-var labSeq atomic.Int32
 
 type genLab struct {
 	nsA, nsB   string
@@ -38,46 +22,18 @@ type genLab struct {
 	ipA, ipB   netip.Addr
 }
 
-func run(tb testing.TB, args ...string) {
-	tb.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		tb.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 func newGenLab(tb testing.TB) *genLab {
 	tb.Helper()
-	requireRoot(tb)
-	tag := fmt.Sprintf("%d%d", os.Getpid()%100000, labSeq.Add(1))
-	l := &genLab{
-		nsA: "xg" + tag + "a", nsB: "xg" + tag + "b",
-		ifA: "xg" + tag + "a0", ifB: "xg" + tag + "b0",
-		macA: net.HardwareAddr{0x02, 'X', 'G', 'E', 'N', 0x0a},
-		macB: net.HardwareAddr{0x02, 'X', 'G', 'E', 'N', 0x0b},
-		ipA:  netip.MustParseAddr("198.18.0.1"), ipB: netip.MustParseAddr("198.18.0.2"),
-	}
-	for _, ns := range []string{l.nsA, l.nsB} {
-		run(tb, "ip", "netns", "add", ns)
-		tb.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		run(tb, "ip", "netns", "exec", ns, "sysctl", "-qw",
-			"net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
-		run(tb, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	run(tb, "ip", "link", "add", l.ifA, "netns", l.nsA, "address", l.macA.String(), "type", "veth",
-		"peer", "name", l.ifB, "netns", l.nsB, "address", l.macB.String())
-	for _, s := range []struct {
-		ns, dev  string
-		ip, peer netip.Addr
-		peerMAC  net.HardwareAddr
-	}{{l.nsA, l.ifA, l.ipA, l.ipB, l.macB}, {l.nsB, l.ifB, l.ipB, l.ipA, l.macA}} {
-		run(tb, "ip", "-n", s.ns, "addr", "add", s.ip.String()+"/24", "dev", s.dev)
-		// 1504: room for IMIX's 1518-byte frame (sizes exclude the FCS).
-		run(tb, "ip", "-n", s.ns, "link", "set", s.dev, "mtu", "1504", "up")
-		run(tb, "ip", "-n", s.ns, "neigh", "replace", s.peer.String(), "lladdr", s.peerMAC.String(),
-			"dev", s.dev, "nud", "permanent")
-		run(tb, "ip", "netns", "exec", s.ns, "ethtool", "-K", s.dev, "tx", "off")
-	}
-	return l
+	testlab.RequireXDPLab(tb)
+	tag := testlab.Tag()
+	// 1504: room for IMIX's 1518-byte frame (sizes exclude the FCS).
+	a := &testlab.End{NS: testlab.NewNetns(tb, "xg"+tag+"a", testlab.NoIPv6|testlab.LoUp), Name: "xg" + tag + "a0",
+		MAC: net.HardwareAddr{0x02, 'X', 'G', 'E', 'N', 0x0a}, Addr: netip.MustParsePrefix("198.18.0.1/24"), MTU: 1504}
+	b := &testlab.End{NS: testlab.NewNetns(tb, "xg"+tag+"b", testlab.NoIPv6|testlab.LoUp), Name: "xg" + tag + "b0",
+		MAC: net.HardwareAddr{0x02, 'X', 'G', 'E', 'N', 0x0b}, Addr: netip.MustParsePrefix("198.18.0.2/24"), MTU: 1504}
+	testlab.Veth(tb, a, b, testlab.StaticNeigh|testlab.TxOff)
+	return &genLab{nsA: a.NS.Name, nsB: b.NS.Name, ifA: a.Name, ifB: b.Name, macA: a.MAC, macB: b.MAC,
+		ipA: a.Addr.Addr(), ipB: b.Addr.Addr()}
 }
 
 // TestLabTxRx sends 10k packets with a Sender in A at a modest rate and

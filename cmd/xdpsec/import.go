@@ -25,7 +25,7 @@ func runImport(args []string) int {
 	pskDir := fs.String("psk-dir", "", "write pre-shared keys to NAME.psk here, mode 0600 (default: -o's directory; with stdout and none, psk_env is used)")
 	lan := fs.String("lan", "", "the LAN (protected) interface to write (default lan0, with a comment)")
 	wan := fs.String("wan", "", "the WAN interface to write (default wan0, with a comment)")
-	localAddr := fs.String("local-addr", "", "local_addr of connections whose local_addrs give no single address")
+	localAddr := fs.String("local-addr", "", "local_addr of connections whose local_addrs give no address (%any)")
 	if len(args) > 0 && args[0] == "swanctl" {
 		args = args[1:]
 	} else if len(args) > 0 && args[0] != "" && args[0][0] != '-' {

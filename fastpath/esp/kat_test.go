@@ -5,13 +5,13 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/binary"
-	"encoding/hex"
 	"strings"
 	"testing"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/xdpsec/xdpsec/fastpath/esp"
+	"github.com/xdpsec/xdpsec/internal/testlab"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -250,14 +250,8 @@ var rfc7634Vector = katVector{
 	tunnel: true,
 }
 
-func unhex(tb testing.TB, s string) []byte {
-	tb.Helper()
-	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
-	if err != nil {
-		tb.Fatalf("bad hex in vector: %v", err)
-	}
-	return b
-}
+// unhex decodes a hex vector (testlab.Unhex).
+var unhex = testlab.Unhex
 
 // suite returns the transform and the Config.Key (key || salt) of v.
 func (v *katVector) suite(tb testing.TB) (sad.Suite, []byte) {

@@ -5,18 +5,13 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/hex"
-	"strings"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/internal/testlab"
 )
 
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
+// unhex decodes a hex vector (testlab.Unhex).
+var unhex = testlab.Unhex
 
 // implementations lists every code path this build and CPU can run (the
 // tag size no longer matters: both paths take 8, 12 and 16); tests run all

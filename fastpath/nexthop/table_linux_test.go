@@ -3,8 +3,8 @@ package nexthop
 import (
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"github.com/xdpsec/xdpsec/fastpath"
+	"github.com/xdpsec/xdpsec/internal/testlab"
 )
 
 // lab is a router namespace R whose interface rA sits on a bridged LAN
@@ -35,36 +36,26 @@ var (
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to build network namespaces (run the tests as root)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip to build network namespaces")
-	}
-	p := fmt.Sprintf("xdpsec-nh-%d-%x-", os.Getpid(), rand.Uint32())
+	testlab.RequireRoot(t, "network namespaces", "ip")
+	p := "xnh" + testlab.Tag()
 	lb := &lab{t: t, r: p + "r", g: p + "g", h: p + "h", l: p + "l",
 		gwMAC: [6]byte{0x02, 0, 0, 0, 0, 0x02}, hMAC: [6]byte{0x02, 0, 0, 0, 0, 0x03}}
-	for _, n := range []string{lb.r, lb.g, lb.h, lb.l} {
-		lb.ip("netns", "add", n)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", n).Run() })
-		lb.ip("-n", n, "link", "set", "lo", "up")
-	}
-	lb.ip("-n", lb.l, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
-	lb.ip("-n", lb.l, "link", "set", "br0", "up")
-	lb.ip("link", "add", "rA", "netns", lb.r, "type", "veth", "peer", "p0", "netns", lb.l)
-	lb.ip("link", "add", "g0", "netns", lb.g, "address", "02:00:00:00:00:02", "type", "veth", "peer", "p1", "netns", lb.l)
-	lb.ip("link", "add", "h0", "netns", lb.h, "address", "02:00:00:00:00:03", "type", "veth", "peer", "p2", "netns", lb.l)
-	for _, port := range []string{"p0", "p1", "p2"} {
-		lb.ip("-n", lb.l, "link", "set", port, "master", "br0", "up")
-	}
-	for _, x := range []struct{ ns, dev, v4, v6 string }{
-		{lb.r, "rA", "198.18.0.1/24", "2001:db8:1::1/64"},
-		{lb.g, "g0", "198.18.0.2/24", "2001:db8:1::2/64"},
-		{lb.h, "h0", "198.18.0.3/24", "2001:db8:1::3/64"},
+	nsR, nsG := testlab.NewNetns(t, lb.r, testlab.LoUp), testlab.NewNetns(t, lb.g, testlab.LoUp)
+	nsH, nsL := testlab.NewNetns(t, lb.h, testlab.LoUp), testlab.NewNetns(t, lb.l, testlab.LoUp)
+	nsL.Bridge(t, "br0")
+	for i, x := range []struct {
+		ns     *testlab.Netns
+		dev    string
+		mac    net.HardwareAddr
+		v4, v6 string
+	}{
+		{nsR, "rA", nil, "198.18.0.1/24", "2001:db8:1::1/64"},
+		{nsG, "g0", lb.gwMAC[:], "198.18.0.2/24", "2001:db8:1::2/64"},
+		{nsH, "h0", lb.hMAC[:], "198.18.0.3/24", "2001:db8:1::3/64"},
 	} {
-		lb.ip("-n", x.ns, "addr", "add", x.v4, "dev", x.dev)
-		lb.ip("-n", x.ns, "addr", "add", x.v6, "dev", x.dev, "nodad")
-		lb.ip("-n", x.ns, "link", "set", x.dev, "up")
+		testlab.Veth(t, &testlab.End{NS: x.ns, Name: x.dev, MAC: x.mac, Addr: netip.MustParsePrefix(x.v4)},
+			&testlab.End{NS: nsL, Name: fmt.Sprintf("p%d", i), Master: "br0"}, 0)
+		x.ns.IP(t, "addr", "add", x.v6, "dev", x.dev, "nodad")
 	}
 	// Link-local addresses without DAD, for a route via a link-local
 	// gateway (the usual IPv6 next hop).

@@ -6,45 +6,25 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netns"
 	"github.com/xdpsec/xdpsec/fastpath"
 	"github.com/xdpsec/xdpsec/fastpath/packet"
+	"github.com/xdpsec/xdpsec/internal/testlab"
 )
 
 // The lab: two network namespaces, A (where the AF_XDP sockets live) and
 // B (the peer), joined by veth pairs with static neighbours, since a
 // redirect-everything XDP program on A's side swallows ARP.
 
-func requireRoot(tb testing.TB) {
-	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("skipping: needs root to create network namespaces, veth pairs, XDP programs and AF_XDP sockets")
-	}
-	for _, tool := range []string{"ip", "ethtool"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			tb.Skipf("skipping: needs %s: %v", tool, err)
-		}
-	}
-}
-
-var labSeq atomic.Int32
-
 type lab struct {
-	tb       testing.TB
-	nsA, nsB string
-	hA, hB   netns.NsHandle
-	pairs    []vethPair
+	tb     testing.TB
+	hA, hB *testlab.Netns
+	pairs  []vethPair
 }
 
 type vethPair struct {
@@ -54,116 +34,35 @@ type vethPair struct {
 	ipA, ipB   netip.Addr
 }
 
-func sh(tb testing.TB, args ...string) {
-	tb.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		tb.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 // newLab builds the namespaces and n veth pairs; pair i is 198.18.i.1 (A)
 // to 198.18.i.2 (B). Everything goes away in Cleanup.
 func newLab(tb testing.TB, n int) *lab {
 	tb.Helper()
-	requireRoot(tb)
-	tag := fmt.Sprintf("%d%d", os.Getpid()%100000, labSeq.Add(1))
-	l := &lab{tb: tb, nsA: "xsk" + tag + "a", nsB: "xsk" + tag + "b"}
-	for _, ns := range []string{l.nsA, l.nsB} {
-		sh(tb, "ip", "netns", "add", ns)
-		tb.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		// No IPv6: router solicitations and MLD reports would be noise
-		// on the sockets.
-		sh(tb, "ip", "netns", "exec", ns, "sysctl", "-qw",
-			"net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
-		sh(tb, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	var err error
-	if l.hA, err = netns.GetFromName(l.nsA); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { l.hA.Close() })
-	if l.hB, err = netns.GetFromName(l.nsB); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { l.hB.Close() })
+	testlab.RequireXDPLab(tb)
+	tag := testlab.Tag()
+	// No IPv6: router solicitations and MLD reports would be noise on
+	// the sockets.
+	l := &lab{tb: tb,
+		hA: testlab.NewNetns(tb, "xsk"+tag+"a", testlab.NoIPv6|testlab.LoUp),
+		hB: testlab.NewNetns(tb, "xsk"+tag+"b", testlab.NoIPv6|testlab.LoUp)}
 	for i := range n {
-		p := vethPair{
-			a:    fmt.Sprintf("xk%sa%d", tag, i),
-			b:    fmt.Sprintf("xk%sb%d", tag, i),
-			macA: net.HardwareAddr{0x02, 'X', 'S', 'K', byte(i), 0x0a},
-			macB: net.HardwareAddr{0x02, 'X', 'S', 'K', byte(i), 0x0b},
-			ipA:  netip.AddrFrom4([4]byte{198, 18, byte(i), 1}),
-			ipB:  netip.AddrFrom4([4]byte{198, 18, byte(i), 2}),
-		}
-		sh(tb, "ip", "link", "add", p.a, "netns", l.nsA, "address", p.macA.String(), "type", "veth",
-			"peer", "name", p.b, "netns", l.nsB, "address", p.macB.String())
-		for _, side := range []struct {
-			ns, dev  string
-			ip, peer netip.Addr
-			peerMAC  net.HardwareAddr
-		}{{l.nsA, p.a, p.ipA, p.ipB, p.macB}, {l.nsB, p.b, p.ipB, p.ipA, p.macA}} {
-			sh(tb, "ip", "-n", side.ns, "addr", "add", side.ip.String()+"/24", "dev", side.dev)
-			sh(tb, "ip", "-n", side.ns, "link", "set", side.dev, "up")
-			sh(tb, "ip", "-n", side.ns, "neigh", "replace", side.peer.String(), "lladdr", side.peerMAC.String(),
-				"dev", side.dev, "nud", "permanent")
-			// Checksums finished in software: a frame an AF_XDP socket
-			// takes never reaches the offload that would finish it.
-			sh(tb, "ip", "netns", "exec", side.ns, "ethtool", "-K", side.dev, "tx", "off")
-		}
-		if p.ifA, err = l.ifindex(l.hA, p.a); err != nil {
-			tb.Fatal(err)
-		}
-		if p.ifB, err = l.ifindex(l.hB, p.b); err != nil {
-			tb.Fatal(err)
-		}
-		l.pairs = append(l.pairs, p)
+		a := &testlab.End{NS: l.hA, Name: fmt.Sprintf("xk%sa%d", tag, i),
+			MAC:  net.HardwareAddr{0x02, 'X', 'S', 'K', byte(i), 0x0a},
+			Addr: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 1}), 24)}
+		b := &testlab.End{NS: l.hB, Name: fmt.Sprintf("xk%sb%d", tag, i),
+			MAC:  net.HardwareAddr{0x02, 'X', 'S', 'K', byte(i), 0x0b},
+			Addr: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 2}), 24)}
+		testlab.Veth(tb, a, b, testlab.StaticNeigh|testlab.TxOff)
+		l.pairs = append(l.pairs, vethPair{a: a.Name, b: b.Name, ifA: a.Ifindex, ifB: b.Ifindex,
+			macA: a.MAC, macB: b.MAC, ipA: a.Addr.Addr(), ipB: b.Addr.Addr()})
 	}
 	return l
-}
-
-// in runs f on a fresh OS thread inside the namespace h. The thread is
-// returned to the scheduler only if it could be moved back; otherwise it
-// dies with its goroutine.
-func in(h netns.NsHandle, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		errc <- f()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	return <-errc
-}
-
-func (l *lab) ifindex(h netns.NsHandle, name string) (int, error) {
-	var idx int
-	err := in(h, func() error {
-		ifi, err := net.InterfaceByName(name)
-		if err != nil {
-			return err
-		}
-		idx = ifi.Index
-		return nil
-	})
-	return idx, err
 }
 
 // redirect attaches, in native mode, a program that sends every frame to
 // the XSKMAP entry of its receive queue (and passes it to the kernel when
 // the queue has no socket). It returns the map.
-func (l *lab) redirect(h netns.NsHandle, ifindex int) *ebpf.Map {
+func (l *lab) redirect(h *testlab.Netns, ifindex int) *ebpf.Map {
 	l.tb.Helper()
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: 64})
 	if err != nil {
@@ -187,7 +86,7 @@ func (l *lab) redirect(h netns.NsHandle, ifindex int) *ebpf.Map {
 	}
 	l.tb.Cleanup(func() { prog.Close() })
 	var lk link.Link
-	if err := in(h, func() (err error) {
+	if err := h.Do(func() (err error) {
 		lk, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPDriverMode})
 		return err
 	}); err != nil {
@@ -198,10 +97,10 @@ func (l *lab) redirect(h netns.NsHandle, ifindex int) *ebpf.Map {
 }
 
 // open opens a socket in namespace h and registers it in m for its queue.
-func (l *lab) open(h netns.NsHandle, m *ebpf.Map, ifindex, queue int, o Options) *Socket {
+func (l *lab) open(h *testlab.Netns, m *ebpf.Map, ifindex, queue int, o Options) *Socket {
 	l.tb.Helper()
 	var s *Socket
-	if err := in(h, func() (err error) {
+	if err := h.Do(func() (err error) {
 		s, err = Open(ifindex, queue, o)
 		return err
 	}); err != nil {
@@ -221,10 +120,10 @@ func (l *lab) open(h netns.NsHandle, m *ebpf.Map, ifindex, queue int, o Options)
 }
 
 // udp opens a UDP socket in namespace h bound to ip on an ephemeral port.
-func (l *lab) udp(h netns.NsHandle, ip netip.Addr) *net.UDPConn {
+func (l *lab) udp(h *testlab.Netns, ip netip.Addr) *net.UDPConn {
 	l.tb.Helper()
 	var c *net.UDPConn
-	if err := in(h, func() (err error) {
+	if err := h.Do(func() (err error) {
 		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 		return err
 	}); err != nil {

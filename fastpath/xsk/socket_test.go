@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/xdpsec/xdpsec/fastpath"
+	"github.com/xdpsec/xdpsec/internal/testlab"
 	"golang.org/x/sys/unix"
 )
 
@@ -293,7 +294,7 @@ func TestFrameAccounting(t *testing.T) {
 // with a shared UMEM (the frame itself is sent) and with separate UMEMs
 // (Alloc and copy), checking Shares and the accounting of both.
 func TestCross(t *testing.T) {
-	requireRoot(t)
+	testlab.RequireXDPLab(t)
 	for _, shared := range []bool{true, false} {
 		t.Run(map[bool]string{true: "shared", false: "separate"}[shared], func(t *testing.T) {
 			l := newLab(t, 2)
@@ -401,7 +402,7 @@ func TestCross(t *testing.T) {
 func TestSharedClose(t *testing.T) {
 	l := newLab(t, 2)
 	var s0, s1 *Socket
-	if err := in(l.hA, func() (err error) {
+	if err := l.hA.Do(func() (err error) {
 		if s0, err = Open(l.pairs[0].ifA, 0, Options{NumFrames: 512, FillSize: 128}); err != nil {
 			return err
 		}
@@ -433,7 +434,7 @@ func TestSharedClose(t *testing.T) {
 	if st.Lost != 128 || st.Free+st.Lost+st.Filled != st.Frames {
 		t.Errorf("after the owner closed: %+v; want its 128 fill frames lost and the rest accounted", st)
 	}
-	if err := in(l.hA, func() error {
+	if err := l.hA.Do(func() error {
 		_, err := Open(l.pairs[1].ifA, 1, Options{ShareWith: s0})
 		return err
 	}); err == nil {
@@ -450,7 +451,7 @@ func TestSharedClose(t *testing.T) {
 func TestClose(t *testing.T) {
 	l := newLab(t, 1)
 	var s *Socket
-	if err := in(l.hA, func() (err error) {
+	if err := l.hA.Do(func() (err error) {
 		s, err = Open(l.pairs[0].ifA, 0, Options{NumFrames: 64, FillSize: 32})
 		return err
 	}); err != nil {
@@ -480,7 +481,7 @@ func TestClose(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	requireRoot(t)
+	testlab.RequireXDPLab(t)
 	tests := []struct {
 		name           string
 		ifindex, queue int
@@ -633,7 +634,7 @@ func TestZeroAllocs(t *testing.T) {
 	// A connected, non-blocking UDP socket in B written with write(2):
 	// the net package would allocate on its own account.
 	var bfd int
-	if err := in(l.hB, func() (err error) {
+	if err := l.hB.Do(func() (err error) {
 		if bfd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0); err != nil {
 			return err
 		}

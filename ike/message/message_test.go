@@ -2,25 +2,17 @@ package message
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"net/netip"
 	"reflect"
-	"strings"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/internal/testlab"
 )
 
 // unhex decodes hex written with spaces, newlines and "|" separators so the
-// expected layouts below can follow the RFC figures field by field.
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	s = strings.NewReplacer(" ", "", "\n", "", "\t", "", "|", "").Replace(s)
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatalf("bad hex in test: %v", err)
-	}
-	return b
-}
+// expected layouts below can follow the RFC figures field by field (testlab.Unhex).
+var unhex = testlab.Unhex
 
 func seq(n int, start byte) []byte {
 	b := make([]byte, n)

@@ -6,6 +6,7 @@
 package transport
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,9 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Packet is one IKE message with the addresses it travelled between. Local's
@@ -53,10 +57,13 @@ const MaxMessage = 65535
 // nonESPMarker is the zero SPI that tells IKE from ESP on port 4500.
 var nonESPMarker = [4]byte{}
 
-// UDP is a Conn over two UDP sockets bound to one local address.
+// UDP is a Conn over a pair of UDP sockets (IKE port, NAT-T port) per
+// local address. Each socket is bound to its address, not the wildcard: a
+// datagram's destination is then known from the socket it arrived on (NAT
+// detection hashes it, RFC 7296 §2.23) and a reply leaves from the address
+// the request came to, with no IP_PKTINFO ancillary data on either path.
 type UDP struct {
-	addr      netip.Addr
-	ike, natt *net.UDPConn
+	socks     []boundPair
 	ikePort   uint16
 	nattPort  uint16
 	ch        chan Packet
@@ -66,35 +73,120 @@ type UDP struct {
 	closeOnce sync.Once
 }
 
+// boundPair is the IKE and NAT-T socket of one local address.
+type boundPair struct {
+	addr      netip.Addr
+	ike, natt *net.UDPConn
+}
+
 // Listen opens the IKE and NAT-T sockets on addr. Ports 500 and 4500 are
 // the standard ones; tests pass high ports. A zero port picks a free one.
 // addr must be a specific address, not the unspecified one: NAT detection
 // hashes the address a message arrived on.
 func Listen(addr netip.Addr, ikePort, nattPort uint16) (*UDP, error) {
-	if !addr.IsValid() || addr.IsUnspecified() {
-		return nil, fmt.Errorf("ike transport: need a specific local address, got %v", addr)
+	return ListenAddrs([]netip.Addr{addr}, ikePort, nattPort)
+}
+
+// ListenAddrs opens an IKE and a NAT-T socket on each of addrs (IPv4 and
+// IPv6 alike), all on the same two ports: a zero port is picked free on the
+// first address and taken on the others. Each socket is bound with
+// IP_FREEBIND, so an address the machine does not (yet) have is accepted,
+// as strongSwan accepts local_addrs it cannot find: its messages flow once
+// the address is configured. Packets carry the address they arrived on
+// in Local; Send sends from p.Local's address.
+func ListenAddrs(addrs []netip.Addr, ikePort, nattPort uint16) (*UDP, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("ike transport: no local address")
 	}
-	u := &UDP{addr: addr, ch: make(chan Packet, 256)}
-	var err error
-	if u.ike, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, ikePort))); err != nil {
-		return nil, fmt.Errorf("ike transport: %w", err)
+	u := &UDP{ch: make(chan Packet, 256), ikePort: ikePort, nattPort: nattPort}
+	seen := map[netip.Addr]bool{}
+	for _, addr := range addrs {
+		addr = addr.Unmap()
+		if !addr.IsValid() || addr.IsUnspecified() {
+			u.closeAll()
+			return nil, fmt.Errorf("ike transport: need a specific local address, got %v", addr)
+		}
+		if seen[addr] {
+			continue
+		}
+		seen[addr] = true
+		b := boundPair{addr: addr}
+		var err error
+		if b.ike, err = listenFree(addr, u.ikePort); err != nil {
+			u.closeAll()
+			return nil, fmt.Errorf("ike transport: %w", err)
+		}
+		if b.natt, err = listenFree(addr, u.nattPort); err != nil {
+			b.ike.Close()
+			u.closeAll()
+			return nil, fmt.Errorf("ike transport: %w", err)
+		}
+		u.ikePort = b.ike.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+		u.nattPort = b.natt.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+		u.socks = append(u.socks, b)
 	}
-	if u.natt, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, nattPort))); err != nil {
-		u.ike.Close()
-		return nil, fmt.Errorf("ike transport: %w", err)
+	for _, b := range u.socks {
+		u.wg.Add(2)
+		go u.read(b.ike, netip.AddrPortFrom(b.addr, u.ikePort), false)
+		go u.read(b.natt, netip.AddrPortFrom(b.addr, u.nattPort), true)
 	}
-	u.ikePort = u.ike.LocalAddr().(*net.UDPAddr).AddrPort().Port()
-	u.nattPort = u.natt.LocalAddr().(*net.UDPAddr).AddrPort().Port()
-	u.wg.Add(2)
-	go u.read(u.ike, u.ikePort, false)
-	go u.read(u.natt, u.nattPort, true)
 	go func() { u.wg.Wait(); close(u.ch) }()
 	return u, nil
 }
 
-func (u *UDP) read(c *net.UDPConn, port uint16, marker bool) {
+// listenFree binds a UDP socket to addr:port with IP_FREEBIND (or its IPv6
+// twin), so binding does not depend on the address being up yet.
+func listenFree(addr netip.Addr, port uint16) (*net.UDPConn, error) {
+	network := "udp4"
+	if addr.Is6() {
+		network = "udp6"
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			if addr.Is6() {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
+			} else {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("freebind: %w", serr)
+		}
+		return nil
+	}}
+	pc, err := lc.ListenPacket(context.Background(), network, netip.AddrPortFrom(addr, port).String())
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
+}
+
+// Addrs returns the local addresses the Conn listens on.
+func (u *UDP) Addrs() []netip.Addr {
+	as := make([]netip.Addr, len(u.socks))
+	for i, b := range u.socks {
+		as[i] = b.addr
+	}
+	return as
+}
+
+// pair returns the sockets bound to a.
+func (u *UDP) pair(a netip.Addr) (*boundPair, error) {
+	a = a.Unmap()
+	for i := range u.socks {
+		if u.socks[i].addr == a {
+			return &u.socks[i], nil
+		}
+	}
+	return nil, fmt.Errorf("ike transport: not listening on %v", a)
+}
+
+func (u *UDP) read(c *net.UDPConn, local netip.AddrPort, marker bool) {
 	defer u.wg.Done()
-	local := netip.AddrPortFrom(u.addr, port)
 	buf := make([]byte, MaxMessage)
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(buf)
@@ -145,36 +237,51 @@ func (u *UDP) Receive() <-chan Packet { return u.ch }
 // Ports implements Conn.
 func (u *UDP) Ports() (ike, natt uint16) { return u.ikePort, u.nattPort }
 
-// Send implements Conn.
+// Send implements Conn: it sends from p.Local's address, which must be one
+// the Conn listens on (a reply goes out from the address its request came
+// to, the one its IKE SA records).
 func (u *UDP) Send(p Packet) error {
-	to := net.UDPAddrFromAddrPort(p.Remote)
-	if p.Local.Port() == u.nattPort {
-		b := make([]byte, 0, 4+len(p.Data))
-		b = append(b, nonESPMarker[:]...)
-		b = append(b, p.Data...)
-		_, err := u.natt.WriteToUDP(b, to)
+	b, err := u.pair(p.Local.Addr())
+	if err != nil {
 		return err
 	}
-	_, err := u.ike.WriteToUDP(p.Data, to)
+	to := net.UDPAddrFromAddrPort(p.Remote)
+	if p.Local.Port() == u.nattPort {
+		m := make([]byte, 0, 4+len(p.Data))
+		m = append(m, nonESPMarker[:]...)
+		m = append(m, p.Data...)
+		_, err := b.natt.WriteToUDP(m, to)
+		return err
+	}
+	_, err = b.ike.WriteToUDP(p.Data, to)
 	return err
 }
 
-// SendKeepalive implements KeepaliveSender; local's address is the one
-// the Conn is bound to, so only its port matters, and it must be the NAT-T
+// SendKeepalive implements KeepaliveSender; local's port must be the NAT-T
 // port: the mapping to keep open is the one ESP in UDP and IKE use.
 func (u *UDP) SendKeepalive(local, remote netip.AddrPort) error {
 	if local.Port() != u.nattPort {
 		return fmt.Errorf("ike transport: keepalive from port %d, not the NAT-T port %d", local.Port(), u.nattPort)
 	}
-	_, err := u.natt.WriteToUDPAddrPort(keepalivePayload, remote)
+	b, err := u.pair(local.Addr())
+	if err != nil {
+		return err
+	}
+	_, err = b.natt.WriteToUDPAddrPort(keepalivePayload, remote)
 	return err
 }
 
-// Close closes both sockets; Receive's channel closes once the readers end.
+// Close closes the sockets; Receive's channel closes once the readers end.
 func (u *UDP) Close() error {
 	var err error
-	u.closeOnce.Do(func() {
-		err = errors.Join(u.ike.Close(), u.natt.Close())
-	})
+	u.closeOnce.Do(func() { err = u.closeAll() })
 	return err
+}
+
+func (u *UDP) closeAll() error {
+	var errs []error
+	for _, b := range u.socks {
+		errs = append(errs, b.ike.Close(), b.natt.Close())
+	}
+	return errors.Join(errs...)
 }

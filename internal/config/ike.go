@@ -194,8 +194,8 @@ func (c *Config) wipeIKE() {
 func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 	c := Connection{Line: n.Line}
 	nerr := len(d.errs)
-	var authNode, localIDNode, remoteIDNode, childrenNode *yaml.Node
-	known := []string{"name", "local_addr", "remote_addr", "remote_port", "local_id", "remote_id", "auth",
+	var authNode, localIDNode, remoteIDNode, childrenNode, localAddrNode, localAddrsNode, remoteAddrsNode *yaml.Node
+	known := []string{"name", "local_addr", "local_addrs", "remote_addr", "remote_addrs", "remote_port", "local_id", "remote_id", "auth",
 		"ike_proposals", "children", "start_action", "dpd_delay", "dpd_action", "close_action", "rekey_time", "ike_lifetime",
 		"encap", "max_children", "fragmentation", "fragment_size", "keepalive"}
 	d.mapping(n, path, known, func(k string, v *yaml.Node) {
@@ -211,10 +211,14 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 				return
 			}
 			if k == "local_addr" {
-				c.LocalAddr = a
+				c.LocalAddr, localAddrNode = a, v
 			} else {
 				c.RemoteAddr = a
 			}
+		case "local_addrs":
+			c.LocalAddrs, localAddrsNode = d.addrList(v, f, false), v
+		case "remote_addrs":
+			c.RemoteAddrs, remoteAddrsNode = d.addrList(v, f, true), v
 		case "remote_port":
 			if p, ok := d.integer(v, f, 1, 65535); ok {
 				c.RemotePort = uint16(p)
@@ -269,12 +273,7 @@ func (d *decoder) connection(n *yaml.Node, path string) (Connection, bool) {
 	if c.Name == "" {
 		d.errf(n, path+".name", "required")
 	}
-	if !c.LocalAddr.IsValid() {
-		d.errf(n, path+".local_addr", "required (the gateway's WAN address for this peer)")
-	}
-	if c.LocalAddr.IsValid() && c.RemoteAddr.IsValid() && c.LocalAddr.Is4() != c.RemoteAddr.Is4() {
-		d.errf(n, path+".remote_addr", "local_addr and remote_addr are of different address families")
-	}
+	d.checkLocalAddrs(n, path, &c, localAddrNode, localAddrsNode, remoteAddrsNode)
 	if len(c.IKEProposals) == 0 && len(d.errs) == nerr {
 		d.errf(n, path+".ike_proposals", "required (e.g. [aes256gcm16-prfsha384-ecp384])")
 	}
@@ -630,11 +629,6 @@ func (d *decoder) checkIKE(c *Config) {
 			d.errf(at, path+".name", "%q already names connections[%d]", cn.Name, j)
 		}
 		names[cn.Name] = i
-		if i > 0 && cn.LocalAddr != c.IKE.Connections[0].LocalAddr {
-			// One IKE transport listens on one address (NAT detection
-			// hashes the address a message arrived on).
-			d.errf(at, path+".local_addr", "all connections share one local_addr (%s)", c.IKE.Connections[0].LocalAddr)
-		}
 		cnames := map[string]bool{}
 		for _, ch := range cn.Children {
 			if cnames[ch.Name] {

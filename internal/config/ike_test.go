@@ -189,13 +189,12 @@ func TestConnectionDuplicates(t *testing.T) {
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	for _, want := range []string{
-		`gw.yaml:21: connections[1].name: "site" already names connections[0]`,
-		"gw.yaml:21: connections[1].local_addr: all connections share one local_addr (192.0.2.1)",
-	} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q\nlacks %q", err, want)
-		}
+	if want := `gw.yaml:21: connections[1].name: "site" already names connections[0]`; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q\nlacks %q", err, want)
+	}
+	// Connections may use different local addresses (local_addrs).
+	if strings.Contains(err.Error(), "local_addr") {
+		t.Errorf("error %q complains about local_addr", err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
+	"github.com/xdpsec/xdpsec/sad/store"
 )
 
 // TestIKETrapPolicyFlags: the policies of a start_action trap connection
@@ -109,7 +110,7 @@ func TestCovers(t *testing.T) {
 		{sad.Selector{DstPorts: sad.PortRange{Lo: 1000, Hi: 2000}}, sad.Selector{DstPorts: sad.PortRange{Lo: 1500, Hi: 1500}}, true},
 		{sad.Selector{DstPorts: sad.PortRange{Lo: 1000, Hi: 2000}}, sad.Selector{}, false},
 	} {
-		if got := covers(c.outer, c.sel); got != c.want {
+		if got := store.Covers(c.outer, c.sel); got != c.want {
 			t.Errorf("covers(%+v, %+v) = %v, want %v", c.outer, c.sel, got, c.want)
 		}
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/xdpsec/xdpsec/internal/seqstate"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
+	"github.com/xdpsec/xdpsec/sad/store"
 )
 
 // idlePoll bounds how long an idle worker sleeps in poll(2): it is also
@@ -40,9 +41,12 @@ type Daemon struct {
 	log     *slog.Logger
 	started time.Time
 
+	// store owns every SA and policy, static and negotiated; inbound
+	// and spd are its table and SPD, which the workers read.
+	store    *store.Store
 	inbound  *sad.Table
 	spd      *spd.SPD
-	sas      []*sad.SA // every SA, in the file's order
+	sas      []*sad.SA // the static SAs, in the file's order
 	policies []*spd.Policy
 	// static are the file's policies with their directions, in its order.
 	static        []staticPolicy
@@ -108,6 +112,8 @@ type queue struct {
 	cpu      int
 	lan, wan *xsk.Socket // the same socket in one-arm mode
 	w        *fastpath.Worker
+	// ep is the worker's epoch in the store's grace tracking.
+	ep *store.Reader
 	// registered: the sockets are in the XSKMAPs, so release must take
 	// them out (and only then: the slots may hold another run's).
 	registered bool
@@ -239,7 +245,6 @@ func logCPU(log *slog.Logger) {
 func (d *Daemon) buildTables() error {
 	cfg := d.cfg
 	defer cfg.WipeSAKeys() // the SAs hold their own copies of the keys
-	d.inbound = sad.NewTable(len(cfg.SAs))
 	out := map[string]*sad.SA{}
 	for i := range cfg.SAs {
 		sc := &cfg.SAs[i]
@@ -248,11 +253,7 @@ func (d *Daemon) buildTables() error {
 			return fmt.Errorf("%s:%d: sa %s: %w", cfg.File, sc.Line, sc.Name, err)
 		}
 		d.sas = append(d.sas, sa)
-		if sa.Dir == sad.Inbound {
-			if err := d.inbound.Add(sa); err != nil {
-				return fmt.Errorf("%s:%d: sa %s: %w", cfg.File, sc.Line, sc.Name, err)
-			}
-		} else {
+		if sa.Dir == sad.Outbound {
 			out[sc.Name] = sa
 		}
 	}
@@ -270,18 +271,52 @@ func (d *Daemon) buildTables() error {
 		}
 		d.policies = append(d.policies, p)
 	}
+	scfg := store.Config{Hint: len(cfg.SAs), Policies: d.policies, Mirror: xdpMirror{d}}
 	if len(cfg.IKE.Connections) > 0 {
 		// The connections' selectors are policies from the start, after
 		// the file's own: dropped until a Child SA is up, never leaked.
 		d.ike = newIKEPlane(d)
-		d.policies = append(d.policies, d.ike.traps...)
+		scfg.Traps = d.ike.traps
+		for _, t := range d.ike.traps {
+			d.policies = append(d.policies, t.Policy)
+		}
 	}
-	d.spd = spd.New()
-	if err := d.spd.Replace(d.policies); err != nil {
-		return fmt.Errorf("spd: %w", err)
+	st, err := store.New(scfg)
+	if err != nil {
+		return err
+	}
+	d.store, d.inbound, d.spd = st, st.Inbound(), st.SPD()
+	// The file's SAs come in through the store's one door, as IKE's do;
+	// its policies name their outbound SAs already.
+	for i, sa := range d.sas {
+		if err := st.Install(sa, store.Static, nil); err != nil {
+			sc := &cfg.SAs[i]
+			return fmt.Errorf("%s:%d: sa %s: %w", cfg.File, sc.Line, sc.Name, err)
+		}
 	}
 	return nil
 }
+
+// xdpMirror is the store's view of the XDP programs (store.Mirror).
+type xdpMirror struct{ d *Daemon }
+
+// SetSPILive makes an inbound SPI live (steered to the workers) in the
+// programs that receive ESP, or takes it out.
+func (m xdpMirror) SetSPILive(spi uint32, live bool) error {
+	var errs []error
+	for _, s := range m.d.liveObjs() {
+		if err := s.o.SetSPILive(spi, live); err != nil {
+			errs = append(errs, fmt.Errorf("xdp %s: %w", s.name, err))
+			if live {
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SyncPolicies republishes the SPD after a policy was added or removed.
+func (m xdpMirror) SyncPolicies() error { return m.d.syncMirror() }
 
 func (d *Daemon) resolveInterfaces() error {
 	var err error
@@ -545,6 +580,7 @@ func (d *Daemon) openQueues() error {
 			wc.Acquire = d.ike.acq
 		}
 		qu.w = fastpath.NewWorker(q, wc)
+		qu.ep = d.store.Grace().Register()
 		d.log.Info("queue up", "queue", q, "cpu", qu.cpu, "zero_copy", qu.wan.ZeroCopy())
 	}
 	d.logUMEMPages()
@@ -569,10 +605,17 @@ func (d *Daemon) runWorker(q *queue) {
 		socks = append(socks, q.lan)
 	}
 	var pollErrs int
+	// The worker holds no SA between polls: it says so to the store once
+	// per poll (quiescent), and before it blocks or leaves (offline), so
+	// retired SAs are wiped only after it moved past them and an idle
+	// queue never holds that up.
+	defer q.ep.Offline()
 	for !d.stop.Load() {
+		q.ep.Quiesce()
 		if q.w.Poll() > 0 {
 			continue
 		}
+		q.ep.Offline()
 		if _, err := xsk.PollAny(idlePoll, socks...); err != nil {
 			pollErrs++
 			if pollErrs == 1 {
@@ -589,25 +632,20 @@ func (d *Daemon) lifetimes(ctx context.Context) {
 	defer close(d.bgDone)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	rekey := map[*sad.SA]bool{}
-	dead := map[*sad.SA]bool{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			d.watchQueues(now)
-			for _, sa := range d.sas {
-				sa.CheckTime(now)
-				if sa.NeedsRekey() && !rekey[sa] {
-					rekey[sa] = true
-					d.log.Warn("soft lifetime reached; static SAs are not rekeyed: replace the keys", "sa", sa.String())
-				}
-				if !sa.Usable() && !dead[sa] {
-					dead[sa] = true
-					d.log.Error("SA expired: its traffic is dropped", "sa", sa.String())
+			for _, e := range d.store.Expiring(store.Static, now) {
+				if e.Hard {
+					d.log.Error("SA expired: its traffic is dropped", "sa", e.SA.String())
+				} else {
+					d.log.Warn("soft lifetime reached; static SAs are not rekeyed: replace the keys", "sa", e.SA.String())
 				}
 			}
+			d.store.Reclaim()
 			if d.ike != nil && d.ike.engine != nil {
 				d.ike.tick()
 			}
@@ -719,6 +757,10 @@ func (d *Daemon) release(detach, goodbye bool) error {
 	}
 	for _, c := range d.hopClose {
 		errs = append(errs, c())
+	}
+	// The workers are gone: every SA's keys go, retired or not.
+	if d.store != nil {
+		d.store.Close()
 	}
 	for _, sa := range d.sas {
 		sa.Kill()

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +20,7 @@ import (
 	"github.com/xdpsec/xdpsec/internal/control"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
+	"github.com/xdpsec/xdpsec/sad/store"
 )
 
 // ikePlane is the IKE side of the gateway: the engine, its sockets, and
@@ -34,29 +34,12 @@ type ikePlane struct {
 	// peer's are the same); tests move them off the privileged ones.
 	ikePort, nattPort uint16
 
-	mu sync.Mutex
-	// in and out are the negotiated SAs by SPI.
-	in, out map[uint32]*sad.SA
-	// bound are the policies a ReqID's outbound SAs are published
-	// through, and reqOut the outbound SPIs installed under each ReqID
-	// (two during a rekey).
-	bound  map[uint32][]*spd.Policy
-	reqOut map[uint32]map[uint32]bool
 	// traps are the fail-closed policies of the configured children:
-	// PROTECT with no SA until a Child SA binds them. owner says which
-	// ReqID has them (0: none); trapFor which child they stand for, so
-	// an acquire (spd.Policy.Acquire) knows what to negotiate.
-	traps   []*spd.Policy
-	owner   map[*spd.Policy]uint32
-	trapFor map[*spd.Policy]childRef
-	// dynamic are policies made for narrowed selectors; they go when
-	// their ReqID has no outbound SA left.
-	dynamic map[*spd.Policy]bool
-	// reported: SAs whose soft or hard expiry went to the engine.
-	soft, hard map[*sad.SA]bool
-	// graveyard holds deleted SAs until no worker can hold them; their
-	// keys are wiped on the next tick.
-	graveyard []*sad.SA
+	// PROTECT with no SA until a Child SA binds them, tagged with the
+	// child they stand for (an acquire knows what to negotiate). They
+	// go into the SA store with the file's policies; the store owns the
+	// negotiated SAs, their ReqID bindings and their retirement.
+	traps []store.Trap
 
 	// acq carries the workers' acquires (trap policies' packets that
 	// found no SA); the acquires goroutine turns them into negotiations
@@ -87,22 +70,6 @@ func outboundSelectors(ch ike.ChildConfig) []sad.Selector {
 	return out
 }
 
-// sameSelector compares selectors as the SPD matches them: a port range
-// covering every port is "any", prefixes compare masked.
-func sameSelector(a, b sad.Selector) bool {
-	norm := func(s sad.Selector) sad.Selector {
-		if s.SrcPorts.AnyPort() {
-			s.SrcPorts = sad.PortRange{}
-		}
-		if s.DstPorts.AnyPort() {
-			s.DstPorts = sad.PortRange{}
-		}
-		s.Src, s.Dst = s.Src.Masked(), s.Dst.Masked()
-		return s
-	}
-	return norm(a) == norm(b)
-}
-
 // childRef names a configured Child SA.
 type childRef struct{ conn, child string }
 
@@ -111,9 +78,8 @@ type childRef struct{ conn, child string }
 // never sent in the clear (fail closed). Those of start_action trap
 // connections also raise acquires. A selector two children share belongs
 // to the first.
-func trapPolicies(conns []ike.Connection) ([]*spd.Policy, map[*spd.Policy]childRef) {
-	var ps []*spd.Policy
-	refs := map[*spd.Policy]childRef{}
+func trapPolicies(conns []ike.Connection) []store.Trap {
+	var ps []store.Trap
 	seen := map[sad.Selector]bool{}
 	for _, c := range conns {
 		for _, ch := range c.Children {
@@ -124,12 +90,11 @@ func trapPolicies(conns []ike.Connection) ([]*spd.Policy, map[*spd.Policy]childR
 				seen[sel] = true
 				pol := &spd.Policy{Name: fmt.Sprintf("%s/%s#%d", c.Name, ch.Name, i), Selector: sel, Action: spd.Protect}
 				pol.Acquire.Store(c.StartAction == ike.StartTrap)
-				ps = append(ps, pol)
-				refs[pol] = childRef{c.Name, ch.Name}
+				ps = append(ps, store.Trap{Policy: pol, Tag: childRef{c.Name, ch.Name}})
 			}
 		}
 	}
-	return ps, refs
+	return ps
 }
 
 // childFor finds the configured child whose selectors cover sel (a
@@ -138,29 +103,13 @@ func childFor(conns []ike.Connection, sel sad.Selector) (childRef, bool) {
 	for _, c := range conns {
 		for _, ch := range c.Children {
 			for _, cs := range outboundSelectors(ch) {
-				if covers(cs, sel) {
+				if store.Covers(cs, sel) {
 					return childRef{c.Name, ch.Name}, true
 				}
 			}
 		}
 	}
 	return childRef{}, false
-}
-
-// covers reports whether every packet sel matches, outer matches too.
-func covers(outer, sel sad.Selector) bool {
-	pfx := func(o, s netip.Prefix) bool {
-		if !o.IsValid() {
-			return true // any
-		}
-		return s.IsValid() && o.Addr().Is4() == s.Addr().Is4() && o.Bits() <= s.Bits() && o.Contains(s.Addr())
-	}
-	ports := func(o, s sad.PortRange) bool {
-		return o.AnyPort() || !s.AnyPort() && o.Lo <= s.Lo && s.Hi <= o.Hi
-	}
-	return pfx(outer.Src, sel.Src) && pfx(outer.Dst, sel.Dst) &&
-		(outer.Proto == 0 || outer.Proto == sel.Proto) &&
-		ports(outer.SrcPorts, sel.SrcPorts) && ports(outer.DstPorts, sel.DstPorts)
 }
 
 func (d *Daemon) ikeConnections() []ike.Connection {
@@ -173,14 +122,11 @@ func (d *Daemon) ikeConnections() []ike.Connection {
 
 func newIKEPlane(d *Daemon) *ikePlane {
 	p := &ikePlane{
-		d: d, in: map[uint32]*sad.SA{}, out: map[uint32]*sad.SA{},
-		bound: map[uint32][]*spd.Policy{}, reqOut: map[uint32]map[uint32]bool{},
-		owner: map[*spd.Policy]uint32{}, dynamic: map[*spd.Policy]bool{},
-		acq:  fastpath.NewAcquirer(d.cfg.IKE.AcquireInterval),
-		soft: map[*sad.SA]bool{}, hard: map[*sad.SA]bool{},
+		d:       d,
+		acq:     fastpath.NewAcquirer(d.cfg.IKE.AcquireInterval),
 		ikePort: 500, nattPort: d.cfg.NATTPort,
 	}
-	p.traps, p.trapFor = trapPolicies(d.ikeConnections())
+	p.traps = trapPolicies(d.ikeConnections())
 	return p
 }
 
@@ -190,17 +136,17 @@ func newIKEPlane(d *Daemon) *ikePlane {
 func (p *ikePlane) start() error {
 	d := p.d
 	conns := d.ikeConnections()
-	laddr := conns[0].LocalAddr
+	laddrs := d.ikeLocalAddrs(conns)
 	var err error
 	// IKE's ports go to the kernel (XDP_PASS): the XDP program passes UDP
-	// 500 and the zero non-ESP marker on the NAT-T port.
-	p.conn, err = transport.Listen(laddr, p.ikePort, p.nattPort)
+	// 500 and the zero non-ESP marker on the NAT-T port, to any address.
+	p.conn, err = transport.ListenAddrs(laddrs, p.ikePort, p.nattPort)
 	if err != nil {
-		return hinted(fmt.Errorf("ike: listen on %s: %w", laddr, err), listenHint("ike", err))
+		return hinted(fmt.Errorf("ike: listen on %v: %w", laddrs, err), listenHint("ike", err))
 	}
 	ecfg := ike.Config{Connections: conns, Retransmit: d.cfg.IKE.Retransmit, Defence: d.cfg.IKE.Defence.Defence,
 		RekeyedInboundDelay: d.cfg.IKE.RekeyedInboundDelay, RekeyDeleteDelay: d.cfg.IKE.RekeyDeleteDelay,
-		Logger: d.log.With("subsystem", "ike")}
+		Logger: d.log.With("subsystem", "ike"), Reachable: reachable}
 	if dir := d.cfg.IKE.KeyLog; dir != "" {
 		d.log.Warn("!!! key_log is on: every IKE and ESP key is written in the clear to " + dir +
 			" (Wireshark's ikev2_decryption_table and esp_sa); for debugging only, turn it off in production !!!")
@@ -229,7 +175,7 @@ func (p *ikePlane) start() error {
 	p.acqStop, p.acqDone = make(chan struct{}), make(chan struct{})
 	go p.acquires()
 	ik, nt := p.conn.Ports()
-	d.log.Info("ike up", "address", laddr, "ports", fmt.Sprintf("%d,%d", ik, nt), "connections", len(conns))
+	d.log.Info("ike up", "addresses", laddrs, "ports", fmt.Sprintf("%d,%d", ik, nt), "connections", len(conns))
 	return nil
 }
 
@@ -251,12 +197,9 @@ func (p *ikePlane) close() error {
 	for _, f := range p.keyLogs {
 		errs = append(errs, f.Close())
 	}
-	p.mu.Lock()
-	for _, sa := range p.graveyard {
-		sa.Crypto.Destroy()
-	}
-	p.graveyard = nil
-	p.mu.Unlock()
+	// The SAs the engine deleted retire in the store: wiped now if the
+	// workers have passed them, else when the daemon closes the store.
+	p.d.store.Reclaim()
 	return errors.Join(errs...)
 }
 
@@ -295,10 +238,9 @@ func (p *ikePlane) acquires() {
 
 // acquireRef is the child an acquire of pol asks for.
 func (p *ikePlane) acquireRef(pol *spd.Policy) (childRef, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ref, ok := p.trapFor[pol]
-	return ref, ok
+	tag, ok := p.d.store.TrapTag(pol)
+	ref, isRef := tag.(childRef)
+	return ref, ok && isRef
 }
 
 func (p *ikePlane) acquire(ref childRef, policy string) {
@@ -365,29 +307,18 @@ func (d *Daemon) syncMirror() error {
 	return errors.Join(errs...)
 }
 
-// InstallInbound implements ike.Installer: the SA goes into the inbound
-// table and its SPI into the XDP program's live set, so its packets are
-// steered to the workers rather than dropped as unknown.
+// InstallInbound implements ike.Installer: the SA goes into the store,
+// which puts it in the inbound table and its SPI into the XDP program's
+// live set, so its packets are steered to the workers rather than
+// dropped as unknown.
 func (p *ikePlane) InstallInbound(cfg sad.Config) error {
 	sa, err := sad.New(cfg)
 	if err != nil {
 		return fmt.Errorf("inbound sa %08x: %w", cfg.SPI, err)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := p.d.inbound.Add(sa); err != nil {
-		sa.Crypto.Destroy()
-		return fmt.Errorf("inbound sa %08x: %w", cfg.SPI, err)
+	if err := p.d.store.Install(sa, store.Negotiated, nil); err != nil {
+		return err
 	}
-	for _, s := range p.d.liveObjs() {
-		if err := s.o.SetSPILive(sa.SPI, true); err != nil {
-			p.d.inbound.Delete(sa.SPI)
-			sa.Kill()
-			p.graveyard = append(p.graveyard, sa)
-			return fmt.Errorf("inbound sa %08x: xdp %s: %w", cfg.SPI, s.name, err)
-		}
-	}
-	p.in[sa.SPI] = sa
 	p.d.log.Info("child sa installed", "dir", "in", "spi", fmt.Sprintf("%08x", sa.SPI), "name", sa.Name, "reqid", sa.ReqID)
 	return nil
 }
@@ -403,253 +334,71 @@ func (p *ikePlane) InboundPackets(spi uint32) (uint64, bool) {
 	return sa.Counters.Packets.Load(), true
 }
 
-// InstallOutbound implements ike.Installer: the policies of cfg.ReqID
-// point at the new SA with one atomic store each. The first SA of a ReqID
-// binds the child's fail-closed policies (or new ones, placed first, for
-// selectors the responder narrowed); a rekey's SA repoints them, and the
-// old SA stays until Delete.
+// InstallOutbound implements ike.Installer: the store points the
+// policies of cfg.ReqID at the new SA with one atomic store each (see
+// store.Store.Install); a rekey's old SA stays until Delete.
 func (p *ikePlane) InstallOutbound(cfg sad.Config, sel []sad.Selector) error {
 	sa, err := sad.New(cfg)
 	if err != nil {
 		return fmt.Errorf("outbound sa %08x: %w", cfg.SPI, err)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if _, dup := p.out[sa.SPI]; dup {
-		sa.Crypto.Destroy()
-		return fmt.Errorf("outbound sa %08x: already installed", cfg.SPI)
+	if err := p.d.store.Install(sa, store.Negotiated, sel); err != nil {
+		return err
 	}
-	pols, ok := p.bound[cfg.ReqID]
-	if !ok {
-		var added []*spd.Policy
-		for i, s := range sel {
-			var pol *spd.Policy
-			for _, t := range p.traps {
-				if sameSelector(t.Selector, s) && p.owner[t] == 0 {
-					pol = t
-					break
-				}
-			}
-			if pol == nil {
-				pol = &spd.Policy{Name: fmt.Sprintf("%s#%d", cfg.Name, i), Selector: s, Action: spd.Protect, ReqID: cfg.ReqID}
-				added = append(added, pol)
-			}
-			p.owner[pol] = cfg.ReqID
-			pols = append(pols, pol)
-		}
-		// Newer, narrower policies come first: traffic they take is this
-		// SA's; the rest still meets the traps.
-		for i, pol := range added {
-			if err := p.d.spd.Insert(pol, i); err != nil {
-				for _, q := range added[:i] {
-					p.d.spd.Remove(q)
-				}
-				for _, q := range pols {
-					delete(p.owner, q)
-				}
-				sa.Crypto.Destroy()
-				return fmt.Errorf("outbound sa %08x: spd: %w", cfg.SPI, err)
-			}
-			p.dynamic[pol] = true
-		}
-		p.bound[cfg.ReqID] = pols
-		if len(added) > 0 {
-			if err := p.d.syncMirror(); err != nil {
-				p.d.log.Error("xdp spd mirror", "err", err)
-			}
-		}
-	}
-	for _, pol := range pols {
-		pol.SA.Store(sa)
-	}
-	p.out[sa.SPI] = sa
-	if p.reqOut[cfg.ReqID] == nil {
-		p.reqOut[cfg.ReqID] = map[uint32]bool{}
-	}
-	p.reqOut[cfg.ReqID][sa.SPI] = true
 	p.d.log.Info("child sa installed", "dir", "out", "spi", fmt.Sprintf("%08x", sa.SPI), "name", sa.Name,
-		"reqid", sa.ReqID, "policies", len(pols))
+		"reqid", sa.ReqID, "policies", len(p.d.store.Bound(sa.ReqID)))
 	return nil
 }
 
-// Delete implements ike.Installer. An inbound SA leaves the table and the
-// live SPI set; an outbound one is unhooked from the policies that still
-// point at it (a rekey's replacement is left alone). When a ReqID has no
-// outbound SA left its policies fall back to dropping: the configured
-// selectors stay as fail-closed traps, narrowed ones go.
+// Delete implements ike.Installer: the store unpublishes the SA (see
+// store.Store.Delete) and retires it.
 func (p *ikePlane) Delete(spi uint32, dir sad.Direction) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if dir == sad.Inbound {
-		sa, ok := p.in[spi]
-		if !ok {
-			return fmt.Errorf("inbound sa %08x: not installed", spi)
-		}
-		delete(p.in, spi)
-		p.d.inbound.Delete(spi)
-		var errs []error
-		for _, s := range p.d.liveObjs() {
-			if err := s.o.SetSPILive(spi, false); err != nil {
-				errs = append(errs, fmt.Errorf("xdp %s: %w", s.name, err))
-			}
-		}
-		p.bury(sa)
-		p.d.log.Info("child sa deleted", "dir", "in", "spi", fmt.Sprintf("%08x", spi), "name", sa.Name)
-		return errors.Join(errs...)
+	sa, err := p.d.store.Delete(store.Key{SPI: spi, Dir: dir, Origin: store.Negotiated})
+	if sa == nil {
+		return err
 	}
-	sa, ok := p.out[spi]
-	if !ok {
-		return fmt.Errorf("outbound sa %08x: not installed", spi)
-	}
-	delete(p.out, spi)
-	for _, pol := range p.bound[sa.ReqID] {
-		pol.SA.CompareAndSwap(sa, nil)
-	}
-	delete(p.reqOut[sa.ReqID], spi)
-	var err error
-	if len(p.reqOut[sa.ReqID]) == 0 {
-		delete(p.reqOut, sa.ReqID)
-		err = p.release(sa.ReqID)
-	}
-	p.bury(sa)
-	p.d.log.Info("child sa deleted", "dir", "out", "spi", fmt.Sprintf("%08x", spi), "name", sa.Name)
+	p.d.log.Info("child sa deleted", "dir", dir.String(), "spi", fmt.Sprintf("%08x", spi), "name", sa.Name)
 	return err
-}
-
-// release unbinds a ReqID's policies; p.mu is held.
-func (p *ikePlane) release(reqID uint32) error {
-	var removed bool
-	var errs []error
-	for _, pol := range p.bound[reqID] {
-		delete(p.owner, pol)
-		if p.dynamic[pol] {
-			delete(p.dynamic, pol)
-			if err := p.d.spd.Remove(pol); err != nil {
-				errs = append(errs, err)
-			}
-			removed = true
-		}
-	}
-	delete(p.bound, reqID)
-	if removed {
-		errs = append(errs, p.d.syncMirror())
-	}
-	return errors.Join(errs...)
 }
 
 var _ ike.UsageInstaller = (*ikePlane)(nil)
 
 // InstallTrap implements ike.TrapInstaller (dpd_action trap): the
 // selectors stay as PROTECT policies without an SA, and raise acquires
-// from now on. The configured children's selectors are fail-closed
-// policies from the start; others are added.
+// from now on (store.Store.InstallTrap). The configured children's
+// selectors are fail-closed policies from the start; others are added.
 func (p *ikePlane) InstallTrap(reqID uint32, sel []sad.Selector) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var added bool
-	for i, s := range sel {
-		// A trap already in the SPD that covers s (the configured child's,
-		// when the peer narrowed the selectors) catches its traffic before
-		// anything added behind it: from now on it brings the tunnel back.
-		covered := false
-		for _, t := range p.traps {
-			if covers(t.Selector, s) {
-				t.Acquire.Store(true)
-				covered = true
-			}
-		}
-		if covered {
-			continue
-		}
-		pol := &spd.Policy{Name: fmt.Sprintf("trap-%d#%d", reqID, i), Selector: s, Action: spd.Protect}
-		ref, ok := childFor(p.d.ikeConnections(), s)
-		if ok {
-			pol.Acquire.Store(true)
-		}
-		if err := p.d.spd.Insert(pol, -1); err != nil {
-			return fmt.Errorf("trap %d: %w", reqID, err)
-		}
-		p.traps = append(p.traps, pol)
-		if ok {
-			p.trapFor[pol] = ref
-		}
-		added = true
-	}
-	if added {
-		return p.d.syncMirror()
-	}
-	return nil
-}
-
-// bury kills sa now and wipes its keys on a later tick, once no worker's
-// batch can hold it any more; p.mu is held.
-func (p *ikePlane) bury(sa *sad.SA) {
-	sa.Kill()
-	p.graveyard = append(p.graveyard, sa)
-	delete(p.soft, sa)
-	delete(p.hard, sa)
+	conns := p.d.ikeConnections()
+	return p.d.store.InstallTrap(reqID, sel, func(s sad.Selector) (any, bool) {
+		ref, ok := childFor(conns, s)
+		return ref, ok
+	})
 }
 
 // tick reports the data plane's count-based expiries (bytes, packets,
-// sequence numbers) to the engine, once each, and wipes the SAs buried
-// before the previous tick. The engine keeps the time lifetimes itself.
+// sequence numbers) to the engine, once each, and wipes the retired SAs
+// the workers have passed. The engine keeps the time lifetimes itself.
 func (p *ikePlane) tick() {
-	p.mu.Lock()
-	dead := p.graveyard
-	p.graveyard = nil
-	type exp struct {
-		spi  uint32
-		hard bool
-	}
-	var todo []exp
-	for _, m := range []map[uint32]*sad.SA{p.in, p.out} {
-		for spi, sa := range m {
-			if sa.Expired() && !p.hard[sa] {
-				p.hard[sa] = true
-				todo = append(todo, exp{spi, true})
-			} else if sa.NeedsRekey() && !p.soft[sa] {
-				p.soft[sa] = true
-				todo = append(todo, exp{spi, false})
-			}
-		}
-	}
-	p.mu.Unlock()
-	for _, sa := range dead {
-		sa.Crypto.Destroy()
-	}
-	for _, e := range todo {
-		// Outside p.mu: the engine calls back into the Installer.
-		if err := p.engine.Expire(e.spi, e.hard); err != nil {
-			p.d.log.Debug("expire", "spi", fmt.Sprintf("%08x", e.spi), "hard", e.hard, "err", err)
+	p.d.store.Reclaim()
+	for _, e := range p.d.store.Expiring(store.Negotiated, time.Now()) {
+		// Outside the store's lock: the engine calls back into the
+		// Installer.
+		if err := p.engine.Expire(e.Key.SPI, e.Hard); err != nil {
+			p.d.log.Debug("expire", "spi", fmt.Sprintf("%08x", e.Key.SPI), "hard", e.Hard, "err", err)
 		} else {
-			p.d.log.Info("child sa lifetime reached", "spi", fmt.Sprintf("%08x", e.spi), "hard", e.hard)
+			p.d.log.Info("child sa lifetime reached", "spi", fmt.Sprintf("%08x", e.Key.SPI), "hard", e.Hard)
 		}
 	}
 }
 
 // sas returns the installed SAs, inbound first, for snapshots.
 func (p *ikePlane) sas() []*sad.SA {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]*sad.SA, 0, len(p.in)+len(p.out))
-	for _, m := range []map[uint32]*sad.SA{p.in, p.out} {
-		keys := make([]uint32, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			out = append(out, m[k])
-		}
-	}
-	return out
+	return p.d.store.SAs(store.Negotiated)
 }
 
 // list describes the IKE SAs for `show ike`.
 func (p *ikePlane) list() []control.IKESA {
 	infos := p.engine.List()
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	out := make([]control.IKESA, 0, len(infos))
 	for _, in := range infos {
 		s := control.IKESA{
@@ -666,7 +415,7 @@ func (p *ikePlane) list() []control.IKESA {
 			if c.InstalledInOut {
 				ch.State = "INSTALLED"
 			}
-			if sa := p.in[c.SPIIn]; sa != nil {
+			if sa := p.d.store.Lookup(store.Key{SPI: c.SPIIn, Dir: sad.Inbound, Origin: store.Negotiated}); sa != nil {
 				ch.Installed = sa.Created
 			}
 			s.Children = append(s.Children, ch)

@@ -46,7 +46,7 @@ func TestIKEInstallerMove(t *testing.T) {
 	if n, _ := p.OutboundPackets(0x2222); n != 10 {
 		t.Fatalf("counters lost in the move: %d", n)
 	}
-	if len(p.graveyard) != 0 {
+	if p.d.store.Retired() != 0 {
 		t.Fatal("the moved SA's keys are queued for wiping")
 	}
 	// A rekey's new SA holds the policy; moving the old one leaves it.
@@ -66,7 +66,7 @@ func TestIKEInstallerMove(t *testing.T) {
 	if err := p.Delete(0x2222, sad.Outbound); err != nil {
 		t.Fatal(err)
 	}
-	if len(p.graveyard) != 1 {
-		t.Fatalf("graveyard holds %d SAs, want 1", len(p.graveyard))
+	if p.d.store.Retired() != 1 {
+		t.Fatalf("%d SAs retired, want 1", p.d.store.Retired())
 	}
 }

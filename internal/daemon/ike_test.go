@@ -18,6 +18,7 @@ import (
 	"github.com/xdpsec/xdpsec/internal/control"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
+	"github.com/xdpsec/xdpsec/sad/store"
 )
 
 const ikeTestConfig = `interfaces: {lan: lo, wan: lo}
@@ -142,7 +143,7 @@ func TestIKEInstaller(t *testing.T) {
 	if sa := pol.SA.Load(); sa == nil || sa.SPI != 0x4444 {
 		t.Fatalf("rekey did not repoint the policy: %v", sa)
 	}
-	old := p.out[0x2222]
+	old := p.d.store.Lookup(store.Key{SPI: 0x2222, Dir: sad.Outbound, Origin: store.Negotiated})
 	if err := p.Delete(0x2222, sad.Outbound); err != nil {
 		t.Fatal(err)
 	}
@@ -170,8 +171,8 @@ func TestIKEInstaller(t *testing.T) {
 		t.Errorf("after the last delete: %+v, want PROTECT without an SA", p)
 	}
 	// Keys are wiped on the next tick, when no worker holds the SAs.
-	if len(p.graveyard) != 3 {
-		t.Errorf("graveyard holds %d SAs, want 3", len(p.graveyard))
+	if p.d.store.Retired() != 3 {
+		t.Errorf("%d SAs retired, want 3", p.d.store.Retired())
 	}
 }
 
@@ -209,7 +210,7 @@ func TestIKECloseWipes(t *testing.T) {
 	if err := p.InstallInbound(childSA(0x1111, sad.Inbound, 1)); err != nil {
 		t.Fatal(err)
 	}
-	sa := p.in[0x1111]
+	sa := p.d.store.Lookup(store.Key{SPI: 0x1111, Dir: sad.Inbound, Origin: store.Negotiated})
 	p.Delete(0x1111, sad.Inbound)
 	if !strings.Contains(sa.String(), "00001111") {
 		t.Errorf("sa name %q", sa)
@@ -217,7 +218,7 @@ func TestIKECloseWipes(t *testing.T) {
 	if err := p.close(); err != nil {
 		t.Fatal(err)
 	}
-	if len(p.graveyard) != 0 {
+	if p.d.store.Retired() != 0 {
 		t.Error("close left SAs unwiped")
 	}
 }
@@ -228,14 +229,14 @@ func TestOutboundSelectors(t *testing.T) {
 		t.Fatalf("traps %d, want 2 (v4 and v6 pairs; mixed families dropped)", len(p.traps))
 	}
 	for _, tr := range p.traps {
-		if tr.Selector.Src.Addr().Is4() != tr.Selector.Dst.Addr().Is4() {
-			t.Errorf("mixed-family trap %+v", tr.Selector)
+		if tr.Policy.Selector.Src.Addr().Is4() != tr.Policy.Selector.Dst.Addr().Is4() {
+			t.Errorf("mixed-family trap %+v", tr.Policy.Selector)
 		}
 	}
-	if !sameSelector(sel("198.18.1.0/24", "198.18.2.0/24"), sad.Selector{Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix("198.18.2.0/24")}) {
+	if !store.SameSelector(sel("198.18.1.0/24", "198.18.2.0/24"), sad.Selector{Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix("198.18.2.0/24")}) {
 		t.Error("0-65535 ports not the same as any")
 	}
-	if sameSelector(sel("198.18.1.0/24", "198.18.2.0/24"), sel("198.18.1.0/24", "198.18.3.0/24")) {
+	if store.SameSelector(sel("198.18.1.0/24", "198.18.2.0/24"), sel("198.18.1.0/24", "198.18.3.0/24")) {
 		t.Error("different selectors compared equal")
 	}
 }
@@ -382,7 +383,7 @@ func TestIKEPlaneLoopback(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	a.ike.tick() // wipes the buried SAs
+	a.ike.tick() // wipes the retired SAs (no workers in this test)
 
 	if res, err := a.ike.terminate(ctx, "site"); err != nil || !strings.Contains(res, "terminated") {
 		t.Fatalf("terminate: %q %v", res, err)
@@ -521,4 +522,34 @@ func TestIKERekeyAction(t *testing.T) {
 			t.Errorf("rekey %q succeeded: %q", name, res)
 		}
 	}
+}
+
+// TestIKERetireWaitsForWorkers: a deleted SA's keys are wiped only once
+// every worker has passed a poll since the delete (its epoch), however
+// many ticks go by; a worker parked in poll(2) holds nothing up.
+func TestIKERetireWaitsForWorkers(t *testing.T) {
+	d, p := ikeTestDaemon(t)
+	busy, parked := d.store.Grace().Register(), d.store.Grace().Register()
+	busy.Quiesce()
+	cfg := childSA(0x1111, sad.Inbound, 1)
+	cfg.Key = []byte("0123456789abcdefSALT")
+	if err := p.InstallInbound(cfg); err != nil {
+		t.Fatal(err)
+	}
+	sa := d.inbound.Lookup(0x1111)
+	if err := p.Delete(0x1111, sad.Inbound); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		p.tick()
+		if sa.Crypto.Salt == [4]byte{} {
+			t.Fatal("keys wiped while a worker's poll may still hold the SA")
+		}
+	}
+	busy.Quiesce()
+	p.tick()
+	if sa.Crypto.Salt != [4]byte{} || d.store.Retired() != 0 {
+		t.Fatal("keys not wiped after every worker passed")
+	}
+	parked.Offline()
 }

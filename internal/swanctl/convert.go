@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +26,7 @@ type Options struct {
 	// (swanctl.conf has none); empty: lan0 and wan0, with a comment.
 	LAN, WAN string
 	// LocalAddr is the local_addr of connections whose local_addrs give
-	// no single address (absent, %any, a name, a range).
+	// no address (absent, %any, only names or ranges).
 	LocalAddr string
 	// PSKFiles: pre-shared keys go to Result.Secrets and the YAML reads
 	// them with psk_file: PSKPrefix+NAME; else with psk_env.
@@ -296,6 +297,8 @@ type conn struct {
 	name                   string
 	sec                    *Section
 	localAddr, remoteAddr  string
+	localAddrs             []string // every address of local_addrs; localAddr is one of them
+	remoteAddrs            []string // every address of remote_addrs; remoteAddr is the first
 	localID, remoteID      string
 	lines                  []string // YAML lines after name, indented 4
 	notes                  []string // comments
@@ -333,24 +336,26 @@ func (c *converter) connection(s *Section) {
 			if kv.Value != "0" && kv.Value != "2" && kv.Value != "1" {
 				k.notes = append(k.notes, c.drop(kv, "not 0, 1 or 2"))
 			}
-		case "local_addrs", "remote_addrs":
-			addrs := splitList(kv.Value)
-			var first string
+		case "local_addrs":
+			// xdpsec listens on every address given; names, subnets
+			// and ranges it cannot bind are comments.
 			var rest []string
-			for _, a := range addrs {
-				if ad, err := netip.ParseAddr(a); err == nil && first == "" && !ad.IsUnspecified() {
-					first = ad.String()
-				} else if a != "%any" && a != "%any4" && a != "%any6" || len(addrs) > 1 {
-					rest = append(rest, a)
-				}
+			k.localAddrs, rest = splitAddrs(kv.Value)
+			if len(rest) > 0 {
+				k.notes = append(k.notes, c.drop(kv, fmt.Sprintf("xdpsec binds addresses (%s), not names, subnets, ranges or %%any (%s)",
+					orNone(strings.Join(k.localAddrs, ", ")), strings.Join(rest, ", "))))
 			}
-			if kv.Key == "local_addrs" {
-				k.localAddr = first
-			} else {
-				k.remoteAddr = first
+		case "remote_addrs":
+			// Every address of the peer is carried over; %any alone is
+			// any peer (no remote_addr); names and ranges are comments.
+			var rest []string
+			k.remoteAddrs, rest = splitAddrs(kv.Value)
+			if len(k.remoteAddrs) > 0 {
+				k.remoteAddr = k.remoteAddrs[0]
 			}
 			if len(rest) > 0 {
-				k.notes = append(k.notes, c.drop(kv, fmt.Sprintf("xdpsec takes one address (%s), not names, subnets, ranges or lists", orNone(first))))
+				k.notes = append(k.notes, c.drop(kv, fmt.Sprintf("xdpsec takes remote addresses (%s), not names, subnets, ranges or %%any (%s)",
+					orNone(strings.Join(k.remoteAddrs, ", ")), strings.Join(rest, ", "))))
 			}
 		case "remote_port":
 			k.line("remote_port: %s", yq(kv.Value))
@@ -406,12 +411,13 @@ func (c *converter) connection(s *Section) {
 		}
 	}
 	c.lifetimeIKE(k, s)
+	k.localAddr = localForRemote(k.localAddrs, k.remoteAddr)
 	if k.localAddr == "" {
 		if c.opt.LocalAddr != "" {
 			k.localAddr = c.opt.LocalAddr
-			k.notes = append(k.notes, fmt.Sprintf("# local_addr %s from --local-addr: swanctl.conf gives no single local address", c.opt.LocalAddr))
+			k.notes = append(k.notes, fmt.Sprintf("# local_addr %s from --local-addr: swanctl.conf gives no local address", c.opt.LocalAddr))
 		} else {
-			k.fatal = append(k.fatal, where(s.File, s.Line)+": no single local address in local_addrs (xdpsec needs one: give --local-addr)")
+			k.fatal = append(k.fatal, where(s.File, s.Line)+": no local address in local_addrs (xdpsec binds specific addresses, not %any: give --local-addr)")
 		}
 	}
 	if proposals == nil && get("proposals") == nil {
@@ -442,10 +448,14 @@ func (c *converter) connection(s *Section) {
 	// Write it.
 	var b []string
 	b = append(b, "  - name: "+yq(k.name))
-	if k.localAddr != "" {
+	if len(k.localAddrs) > 1 {
+		b = append(b, "    local_addrs: ["+strings.Join(k.localAddrs, ", ")+"]")
+	} else if k.localAddr != "" {
 		b = append(b, "    local_addr: "+k.localAddr)
 	}
-	if k.remoteAddr != "" {
+	if len(k.remoteAddrs) > 1 {
+		b = append(b, "    remote_addrs: ["+strings.Join(k.remoteAddrs, ", ")+"]")
+	} else if k.remoteAddr != "" {
 		b = append(b, "    remote_addr: "+k.remoteAddr)
 	}
 	if k.localID != "" {
@@ -487,6 +497,41 @@ func (c *converter) connection(s *Section) {
 	for _, l := range b {
 		c.out.WriteString(l + "\n")
 	}
+}
+
+// splitAddrs splits local_addrs or remote_addrs into its addresses
+// (each once) and what xdpsec cannot take (names, subnets, ranges, %any4
+// and %any6, %any beside addresses); a lone %any, any address, is
+// neither.
+func splitAddrs(v string) (addrs, rest []string) {
+	items := splitList(v)
+	for _, a := range items {
+		if ad, err := netip.ParseAddr(a); err == nil && !ad.IsUnspecified() && ad.Zone() == "" {
+			if s := ad.Unmap().String(); !slices.Contains(addrs, s) {
+				addrs = append(addrs, s)
+			}
+		} else if a != "%any" || len(items) > 1 {
+			rest = append(rest, a)
+		}
+	}
+	return addrs, rest
+}
+
+// localForRemote is the local address a connection's identity and
+// `dynamic` selectors take: the first of the remote's family, else the
+// first; "" for none.
+func localForRemote(locals []string, remote string) string {
+	if len(locals) == 0 {
+		return ""
+	}
+	if r, err := netip.ParseAddr(remote); err == nil {
+		for _, l := range locals {
+			if netip.MustParseAddr(l).Is4() == r.Is4() {
+				return l
+			}
+		}
+	}
+	return locals[0]
 }
 
 func orNone(s string) string {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/internal/testlab"
 )
 
 // TestCheckNamesPackage hides plugins from charon and swanctl the way a
@@ -14,9 +16,7 @@ import (
 // plugin directory bind-mounted over it) and expects the check to fail
 // naming the Debian package, quickly. Root; it starts charon.
 func TestCheckNamesPackage(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (charon runs in a namespace of its own)")
-	}
+	testlab.RequireRoot(t, "charon runs in a namespace of its own")
 	const plugins = "/usr/lib/ipsec/plugins"
 	if _, err := os.Stat(filepath.Join(plugins, "libstrongswan-openssl.so")); err != nil {
 		t.Skip("strongSwan with its standard plugins is not installed")

@@ -555,10 +555,5 @@ func TestIKERekeyStrongSwan(t *testing.T) {
 // swanctlErr is charon.swanctl for calls that may fail without failing
 // the test (a rekey refused because one is under way).
 func swanctlErr(c *charon, cmd string, args ...string) (string, error) {
-	a := append([]string{"--net=" + c.l.ns("gB"), "--", "swanctl", cmd, "--uri", c.vici()}, args...)
-	out, err := exec.Command("nsenter", a...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("swanctl %s %v: %v: %s", cmd, args, err, bytes.TrimSpace(out))
-	}
-	return string(out), nil
+	return c.SwanctlErr(cmd, args...)
 }

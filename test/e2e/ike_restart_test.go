@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -283,18 +282,8 @@ func TestIKERestartStrongSwan(t *testing.T) {
 	l.stopClean(t, gA)
 }
 
-// stop signals charon and waits until it is gone.
+// stop signals charon and waits until it is gone (swantest.Charon.Stop).
 func (c *charon) stop(t *testing.T, sig syscall.Signal) {
 	t.Helper()
-	pid := c.cmd.Process.Pid
-	c.cmd.Process.Signal(sig)
-	deadline := time.Now().Add(5 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("charon did not stop on %v", sig)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	// Its VICI socket would fool startCharon's wait for the next one.
-	os.Remove(filepath.Join(c.dir, "charon.vici"))
+	c.Stop(t, sig)
 }

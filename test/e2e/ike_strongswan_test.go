@@ -3,17 +3,13 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/swantest"
 )
-
-const charonBin = "/usr/lib/ipsec/charon"
 
 // needCharon skips without strongSwan and fails at once, naming the
 // package to install, when charon started as startCharon starts it lacks
@@ -25,104 +21,33 @@ func needCharon(t *testing.T) {
 
 // charon is strongSwan's daemon running as gwB in place of xdpsec.
 type charon struct {
+	*swantest.Charon
 	l   *lab
 	dir string
-	cmd *exec.Cmd
 }
 
-func (c *charon) vici() string { return "unix://" + filepath.Join(c.dir, "charon.vici") }
-
-// startCharon runs charon in gwB with its own configuration, VICI socket
-// and /run (5.9.8 writes /var/run/charon.pid whatever it is told), with
-// kernel-libipsec (user-space ESP over a TUN device, loaded before
-// kernel-netlink) carrying hostB's side, and loads one connection "site"
-// matching gen-ike-config.sh's gwA.
+// startCharon runs charon in gwB (see swantest.StartCharon) and loads one
+// connection "site" matching gen-ike-config.sh's gwA.
 func (l *lab) startCharon(t *testing.T, ikeProp, espProp string) *charon {
 	t.Helper()
-	c := &charon{l: l, dir: filepath.Join(l.dir, "charon")}
-	if err := os.MkdirAll(filepath.Join(c.dir, "run"), 0o700); err != nil {
-		t.Fatal(err)
-	}
 	psk, err := os.ReadFile(filepath.Join(l.dir, "psk"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := fmt.Sprintf(`charon {
-	load = random nonce aes sha1 sha2 hmac gcm chapoly curve25519 gmp openssl kdf x509 pubkey pem pkcs1 vici socket-default kernel-libipsec kernel-netlink
-	retransmit_tries = 3
-	retransmit_timeout = 1.0
-	plugins {
-		vici {
-			socket = %s
-		}
-	}
-	filelog {
-		log {
-			path = %s/charon.log
-			flush_line = yes
-			default = 1
-			ike = 2
-			cfg = 2
-		}
-	}
-}
-`, c.vici(), c.dir)
-	swanctl := swantest.GwB(gwB4, gwA4, ikeProp, espProp).PSKConf(strings.TrimSpace(string(psk)))
-	if err := os.WriteFile(filepath.Join(c.dir, "strongswan.conf"), []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(c.dir, "swanctl.conf"), []byte(swanctl), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c.cmd = exec.Command("nsenter", "--net="+l.ns("gB"), "--", "unshare", "--mount", "--propagation", "private",
-		"sh", "-c", fmt.Sprintf("mount --bind '%s/run' /run && exec %s", c.dir, charonBin))
-	c.cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(c.dir, "strongswan.conf"))
-	out, err := os.Create(filepath.Join(c.dir, "charon.stdout"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.cmd.Stdout, c.cmd.Stderr = out, out
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("start charon: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { c.cmd.Wait(); out.Close(); close(done) }()
-	t.Cleanup(func() {
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			c.cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(c.dir, "charon.log"))
-			t.Logf("charon log:\n%s", b)
-		}
+	c := &charon{l: l, dir: filepath.Join(l.dir, "charon")}
+	c.Charon = swantest.StartCharon(t, l.netns("gB"), swantest.CharonConfig{
+		Dir:      c.dir,
+		Settings: []string{"retransmit_tries = 3", "retransmit_timeout = 1.0"},
+		Swanctl:  swantest.GwB(gwB4, gwA4, ikeProp, espProp).PSKConf(strings.TrimSpace(string(psk))),
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(c.dir, "charon.vici")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(filepath.Join(c.dir, "charon.stdout"))
-			t.Fatalf("charon did not open its VICI socket:\n%s", b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	c.swanctl(t, "--load-all", "--file", filepath.Join(c.dir, "swanctl.conf"))
 	return c
 }
 
+func (c *charon) vici() string { return c.Vici() }
+
 func (c *charon) swanctl(t *testing.T, cmd string, args ...string) string {
 	t.Helper()
-	a := append([]string{"--net=" + c.l.ns("gB"), "--", "swanctl", cmd, "--uri", c.vici()}, args...)
-	out, err := exec.Command("nsenter", a...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("swanctl %s: %v\n%s", cmd, err, out)
-	}
-	return string(out)
+	return c.Swanctl(t, cmd, args...)
 }
 
 // TestIKEStrongSwan runs xdpsec as gwA against strongSwan 5.9.8's charon

@@ -58,31 +58,9 @@ func TestImportSwanctl(t *testing.T) {
 				writePEM(t, filepath.Join(dirA, keyDir, "gw-a.key"), typ, der)
 				text = swanA.PubkeyConf("gw-a.pem", "ca.pem", "")
 			}
-			if err := os.WriteFile(filepath.Join(dirA, "swanctl.conf"), []byte(text), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			cfgA := filepath.Join(l.dir, "gw-a.yaml")
-			out, err := exec.Command(xdpsecBin, "import", "swanctl", "-o", cfgA, "-lan", "lan0", "-wan", "wan0",
-				filepath.Join(dirA, "swanctl.conf")).CombinedOutput()
-			if err != nil {
-				t.Fatalf("xdpsec import swanctl: %v\n%s", err, out)
-			}
-			if !strings.Contains(string(out), "1 connections converted, 0 written as comments") {
-				t.Errorf("xdpsec import swanctl: %s", out)
-			}
-			imported, err := os.ReadFile(cfgA)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfgA, imported := l.importSwanctl(t, dirA, text, "1 connections converted, 0 written as comments", "")
 			if strings.Contains(string(imported), psk) {
 				t.Fatal("the PSK is in the imported YAML")
-			}
-			// What a lab gateway needs beyond the tunnel: its own pins,
-			// socket and state, nothing left behind.
-			lab := fmt.Sprintf("pin_path: %s\non_stop: detach\ncontrol: %s\nstate_dir: %s\n",
-				l.pinPath("gA"), l.sockPath("gA"), filepath.Join(l.dir, "state-gA"))
-			if err := os.WriteFile(cfgA, append(imported, lab...), 0o644); err != nil {
-				t.Fatal(err)
 			}
 
 			ch := l.startCharon(t, tc.ike, tc.esp)
@@ -100,4 +78,35 @@ func TestImportSwanctl(t *testing.T) {
 			l.stopClean(t, gA)
 		})
 	}
+}
+
+// importSwanctl writes text as dirA/swanctl.conf, runs `xdpsec import
+// swanctl` on it into gw-a.yaml, checks the import's summary line, and
+// appends what a lab gateway needs beyond the tunnel (its own pins,
+// socket and state, nothing left behind) and extra. It returns the
+// configuration's path and the YAML as imported.
+func (l *lab) importSwanctl(t *testing.T, dirA, text, summary, extra string) (string, []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dirA, "swanctl.conf"), []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgA := filepath.Join(l.dir, "gw-a.yaml")
+	out, err := exec.Command(xdpsecBin, "import", "swanctl", "-o", cfgA, "-lan", "lan0", "-wan", "wan0",
+		filepath.Join(dirA, "swanctl.conf")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("xdpsec import swanctl: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), summary) {
+		t.Errorf("xdpsec import swanctl: %s", out)
+	}
+	imported, err := os.ReadFile(cfgA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab := fmt.Sprintf("pin_path: %s\non_stop: detach\ncontrol: %s\nstate_dir: %s\n%s",
+		l.pinPath("gA"), l.sockPath("gA"), filepath.Join(l.dir, "state-gA"), extra)
+	if err := os.WriteFile(cfgA, append(imported, lab...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfgA, imported
 }

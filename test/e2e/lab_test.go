@@ -16,8 +16,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +23,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/internal/control"
+	"github.com/xdpsec/xdpsec/internal/testlab"
 )
 
 var (
@@ -140,9 +138,7 @@ func newLabQueues(t *testing.T, variant string, queues int) *lab {
 // newLabMTU brings up a lab whose WAN has MTU wanMTU (0: lab.sh's 1600).
 func newLabMTU(t *testing.T, variant string, queues, wanMTU int) *lab {
 	t.Helper()
-	var b [3]byte
-	rand.Read(b[:])
-	l := &lab{t: t, prefix: "e" + hex.EncodeToString(b[:]), dir: t.TempDir()}
+	l := &lab{t: t, prefix: "e" + testlab.Tag(), dir: t.TempDir()}
 	args := []string{"up", l.prefix}
 	if variant != "" {
 		args = append(args, variant)
@@ -178,13 +174,16 @@ func cleanupPins(path string) {
 	os.RemoveAll(path)
 }
 
-func (l *lab) ns(node string) string       { return "/run/netns/" + l.prefix + "-" + node }
+func (l *lab) ns(node string) string       { return l.netns(node).Path() }
 func (l *lab) pinPath(node string) string  { return "/sys/fs/bpf/xdpsec/" + l.prefix + "-" + node }
 func (l *lab) sockPath(node string) string { return "/run/xdpsec/" + l.prefix + "-" + node + ".sock" }
 
+// netns is node's network namespace, which lab.sh made.
+func (l *lab) netns(node string) *testlab.Netns { return &testlab.Netns{Name: l.prefix + "-" + node} }
+
 // cmd makes a command that runs in node's network namespace.
 func (l *lab) cmd(ctx context.Context, node string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + l.ns(node), "--"}, args...)...)
+	return l.netns(node).Command(ctx, args...)
 }
 
 // run runs a command in node and returns its combined output.
@@ -615,44 +614,10 @@ func tshark(t *testing.T, file string, uat []string, args ...string) []string {
 	return strings.Split(s, "\n")
 }
 
-// inNetns runs f on a thread that has entered node's network namespace,
-// and brings the thread back before handing it to the scheduler again. If
-// it cannot come back, the goroutine exits still locked and the runtime
-// retires the thread. (Leaving a thread in a lab namespace would be worse
-// than wrong sockets: were it the main thread, `ip netns pids` would list
-// the test process and lab.sh down would kill it.)
+// inNetns runs f on a thread that has entered node's network namespace
+// (see testlab.Netns.Do).
 func (l *lab) inNetns(node string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(l.ns(node))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", node, err)
-			return
-		}
-		ferr := f()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("back from %s: %w", node, err)
-			return // still locked: the thread goes with the goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	return l.netns(node).Do(f)
 }
 
 // pingPairs warms each (from node, to address) pair up and expects n of n
