@@ -211,11 +211,36 @@ func (w *Worker) emit(pkts []Packet, nfree *int) (ntx, nlan int) {
 			}
 			w.local.Counts[Bypassed]++
 		case verdictProtect:
-			var ok bool
-			out, ok = w.protect(p, &w.runs[pl.run], int(pl.frags), &ntx, nfree)
+			// Inline rather than a call: this is the per-packet path.
+			r := &w.runs[pl.run]
+			sa := r.sa
+			if pl.frags > 1 {
+				// Fragments 2..n go into fresh WAN frames first:
+				// encrypting fragment 1 in place overwrites the data
+				// that follows it.
+				k, why := w.fragment(p, r, int(pl.frags), ntx)
+				ntx += k
+				if why != sad.OK {
+					w.drop(nfree, p, why)
+					continue
+				}
+			}
+			seq, ok := r.next()
 			if !ok {
+				why := sa.SeqDrop() // exhausted, or not reserved yet
+				sa.Drop(why, 1)
+				w.drop(nfree, p, why)
 				continue
 			}
+			var why sad.Reason
+			if out, why = w.encap(p, sa, seq); why != sad.OK {
+				sa.Drop(why, 1)
+				w.drop(nfree, p, why)
+				continue
+			}
+			r.pk++
+			r.by += uint64(p.Len - packet.EthLen)
+			w.local.Counts[Encaps]++
 		}
 		if out == nil {
 			// Held for the next hop (pending.go); the LAN frame is free
@@ -232,41 +257,6 @@ func (w *Worker) emit(pkts []Packet, nfree *int) (ntx, nlan int) {
 		}
 	}
 	return ntx, nlan
-}
-
-// protect encapsulates p with its run's SA, first queueing fragments
-// 2..frags at w.tx[*ntx:] when it is to be fragmented. It returns the
-// packet to send (nil: held for the next hop), or false when p was
-// dropped and freed.
-func (w *Worker) protect(p *Packet, r *run, frags int, ntx, nfree *int) (*Packet, bool) {
-	sa := r.sa
-	if frags > 1 {
-		// Fragments 2..n go into fresh WAN frames first: encrypting
-		// fragment 1 in place overwrites the data that follows it.
-		k, why := w.fragment(p, r, frags, *ntx)
-		*ntx += k
-		if why != sad.OK {
-			w.drop(nfree, p, why)
-			return nil, false
-		}
-	}
-	seq, ok := r.next()
-	if !ok {
-		why := sa.SeqDrop() // exhausted, or not reserved yet
-		sa.Drop(why, 1)
-		w.drop(nfree, p, why)
-		return nil, false
-	}
-	out, why := w.encap(p, sa, seq)
-	if why != sad.OK {
-		sa.Drop(why, 1)
-		w.drop(nfree, p, why)
-		return nil, false
-	}
-	r.pk++
-	r.by += uint64(p.Len - packet.EthLen)
-	w.local.Counts[Encaps]++
-	return out, true
 }
 
 // tooBig answers an oversized packet with an ICMP error built in its own
