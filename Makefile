@@ -50,14 +50,14 @@ test-unit:
 
 # Everything: unit, known-answer, fuzz seeds, tshark and strongSwan
 # interop, namespace labs (as root; they skip with a reason otherwise);
-# first the BPF object against its source, as in make check.
-test: deps vet check-bpf
+# first staticcheck and the BPF object against its source, as in make check.
+test: deps vet staticcheck check-bpf
 	$(GO) test -count=1 -timeout 25m ./...
 	$(GO) test -count=1 -race -timeout 10m $(RACE_PKGS)
-	# fastpath/gcm's whole suite again with the assembly off, so the
+	# internal/gcm's whole suite again with the assembly off, so the
 	# constant-time fallback that CPUs without AVX-512 VAES run is tested
 	# on every machine, this one included.
-	$(GO) test -count=1 -tags purego -timeout 10m ./fastpath/gcm
+	$(GO) test -count=1 -tags purego -timeout 10m ./internal/gcm
 
 # Every Fuzz target in the tree, one after the other, FUZZTIME each
 # (FUZZ=regexp picks targets by "package/FuzzName", FUZZPARALLEL sets the
@@ -72,9 +72,11 @@ demo: deps build
 bench: build
 	./scripts/bench.sh
 
-# Rebuild the XDP object with clang (the generated files are committed).
+# Rebuild the XDP object with clang, and the IKEv2 registry names with
+# stringer (go tool stringer); the generated files are committed.
 generate: deps
 	$(GO) generate ./bpf
+	$(GO) generate ./ike/iana ./ike/message
 
 # Manual pages from the same source as --help and the commented
 # configurations (xdpsec genman): build/man/xdpsec.8, xdpsec.yaml.5.

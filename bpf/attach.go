@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	"github.com/xdpsec/xdpsec/bpf/xdpconf"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,51 +37,12 @@ func (r Role) String() string {
 	return fmt.Sprintf("role(%d)", int(r))
 }
 
-// AttachMode chooses the XDP hook.
-type AttachMode int
-
-const (
-	// ModeAuto tries ModeNative and falls back to ModeGeneric.
-	ModeAuto AttachMode = iota
-	// ModeNative runs in the driver (XDP_FLAGS_DRV_MODE).
-	ModeNative
-	// ModeGeneric runs after the skb is built (XDP_FLAGS_SKB_MODE); works on
-	// every device, slower, and AF_XDP is copy mode only.
-	ModeGeneric
-)
-
-func (m AttachMode) String() string {
-	switch m {
-	case ModeAuto:
-		return "auto"
-	case ModeNative:
-		return "native"
-	case ModeGeneric:
-		return "generic"
-	}
-	return fmt.Sprintf("mode(%d)", int(m))
-}
-
-// ParseAttachMode accepts "auto", "native" (or "driver", "drv") and
-// "generic" (or "skb"), the spellings of ip-link(8) and xdp-loader.
-func ParseAttachMode(s string) (AttachMode, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "", "auto":
-		return ModeAuto, nil
-	case "native", "driver", "drv":
-		return ModeNative, nil
-	case "generic", "skb":
-		return ModeGeneric, nil
-	}
-	return ModeAuto, fmt.Errorf("unknown xdp attach mode %q (want auto, native or generic)", s)
-}
-
 // Attachment is the program attached to one interface through a bpf_link.
 type Attachment struct {
 	Ifindex int
 	Role    Role
-	// Mode is the hook actually in use: ModeNative or ModeGeneric.
-	Mode AttachMode
+	// Mode is the hook actually in use: xdpconf.ModeNative or xdpconf.ModeGeneric.
+	Mode xdpconf.AttachMode
 	// Reused is true when a pinned attachment from an earlier run was
 	// re-opened (and its program replaced) instead of a new one created.
 	Reused bool
@@ -147,17 +109,17 @@ func (a *Attachment) forget() {
 
 // AttachWAN attaches xdp_wan to the interface (in the calling thread's
 // network namespace).
-func (o *Objects) AttachWAN(ifindex int, mode AttachMode) (*Attachment, error) {
+func (o *Objects) AttachWAN(ifindex int, mode xdpconf.AttachMode) (*Attachment, error) {
 	return o.attach(RoleWAN, ifindex, mode)
 }
 
 // AttachLAN attaches xdp_lan to the interface.
-func (o *Objects) AttachLAN(ifindex int, mode AttachMode) (*Attachment, error) {
+func (o *Objects) AttachLAN(ifindex int, mode xdpconf.AttachMode) (*Attachment, error) {
 	return o.attach(RoleLAN, ifindex, mode)
 }
 
 // AttachOneArm attaches xdp_onearm to the interface.
-func (o *Objects) AttachOneArm(ifindex int, mode AttachMode) (*Attachment, error) {
+func (o *Objects) AttachOneArm(ifindex int, mode xdpconf.AttachMode) (*Attachment, error) {
 	return o.attach(RoleOneArm, ifindex, mode)
 }
 
@@ -165,7 +127,7 @@ func (o *Objects) AttachOneArm(ifindex int, mode AttachMode) (*Attachment, error
 // role, because an interface has a single XDP hook per mode.
 const linkPinPrefix = "link_if"
 
-func (o *Objects) attach(role Role, ifindex int, mode AttachMode) (*Attachment, error) {
+func (o *Objects) attach(role Role, ifindex int, mode xdpconf.AttachMode) (*Attachment, error) {
 	prog := o.Program(role)
 	if prog == nil {
 		return nil, fmt.Errorf("bpf: attach: unknown role %d", int(role))
@@ -173,7 +135,7 @@ func (o *Objects) attach(role Role, ifindex int, mode AttachMode) (*Attachment, 
 	if ifindex < 1 {
 		return nil, fmt.Errorf("bpf: attach %s: invalid ifindex %d", role, ifindex)
 	}
-	if mode != ModeAuto && mode != ModeNative && mode != ModeGeneric {
+	if mode != xdpconf.ModeAuto && mode != xdpconf.ModeNative && mode != xdpconf.ModeGeneric {
 		return nil, fmt.Errorf("bpf: attach %s on ifindex %d: invalid mode %d", role, ifindex, int(mode))
 	}
 	o.mu.Lock()
@@ -217,32 +179,32 @@ func (o *Objects) track(a *Attachment) {
 	o.mu.Unlock()
 }
 
-func attachXDP(prog *ebpf.Program, ifindex int, mode AttachMode) (link.Link, AttachMode, error) {
-	if mode == ModeNative || mode == ModeAuto {
+func attachXDP(prog *ebpf.Program, ifindex int, mode xdpconf.AttachMode) (link.Link, xdpconf.AttachMode, error) {
+	if mode == xdpconf.ModeNative || mode == xdpconf.ModeAuto {
 		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPDriverMode})
 		if err == nil {
-			return l, ModeNative, nil
+			return l, xdpconf.ModeNative, nil
 		}
-		if mode == ModeNative {
+		if mode == xdpconf.ModeNative {
 			return nil, 0, err
 		}
 		l, gerr := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPGenericMode})
 		if gerr != nil {
 			return nil, 0, fmt.Errorf("native: %w; generic: %w", err, gerr)
 		}
-		return l, ModeGeneric, nil
+		return l, xdpconf.ModeGeneric, nil
 	}
 	l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPGenericMode})
 	if err != nil {
 		return nil, 0, err
 	}
-	return l, ModeGeneric, nil
+	return l, xdpconf.ModeGeneric, nil
 }
 
 // reopen takes over an attachment pinned by an earlier run: it swaps in prog
 // with BPF_LINK_UPDATE, so the interface is never without a program. It
 // reports false when there is nothing (usable) to take over.
-func (a *Attachment) reopen(prog *ebpf.Program, mode AttachMode) (bool, error) {
+func (a *Attachment) reopen(prog *ebpf.Program, mode xdpconf.AttachMode) (bool, error) {
 	l, err := link.LoadPinnedLink(a.pinFile, nil)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
@@ -270,7 +232,7 @@ func (a *Attachment) reopen(prog *ebpf.Program, mode AttachMode) (bool, error) {
 		l.Close()
 		return false, err
 	}
-	if mode != ModeAuto && mode != cur {
+	if mode != xdpconf.ModeAuto && mode != cur {
 		l.Close()
 		return false, fmt.Errorf("bpf: ifindex %d already has a pinned %s attachment (want %s); detach it first", a.Ifindex, cur, mode)
 	}
@@ -285,7 +247,7 @@ func (a *Attachment) reopen(prog *ebpf.Program, mode AttachMode) (bool, error) {
 // xdpModeOf asks rtnetlink which XDP hook holds a program on the interface.
 // bpf_link_info does not say, and the answer must not be guessed: a restarted
 // daemon reports it.
-func xdpModeOf(ifindex int) (AttachMode, error) {
+func xdpModeOf(ifindex int) (xdpconf.AttachMode, error) {
 	nl, err := netlink.LinkByIndex(ifindex)
 	if err != nil {
 		return 0, fmt.Errorf("bpf: query ifindex %d: %w", ifindex, err)
@@ -296,9 +258,9 @@ func xdpModeOf(ifindex int) (AttachMode, error) {
 	}
 	switch x.AttachMode {
 	case xdpAttachedDrv:
-		return ModeNative, nil
+		return xdpconf.ModeNative, nil
 	case xdpAttachedSkb:
-		return ModeGeneric, nil
+		return xdpconf.ModeGeneric, nil
 	}
 	return 0, fmt.Errorf("bpf: ifindex %d: unexpected xdp attach mode %d", ifindex, x.AttachMode)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
+	"github.com/xdpsec/xdpsec/bpf/xdpconf"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,12 +66,12 @@ func TestPinnedAttachmentLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	var a1 *Attachment
-	ns.do(t, func() { a1, err = o1.AttachWAN(ns.veth0, ModeNative) })
+	ns.do(t, func() { a1, err = o1.AttachWAN(ns.veth0, xdpconf.ModeNative) })
 	if err != nil {
 		o1.Close()
 		t.Fatalf("AttachWAN native on veth: %v", err)
 	}
-	if a1.Mode != ModeNative || a1.Reused || a1.Role != RoleWAN {
+	if a1.Mode != xdpconf.ModeNative || a1.Reused || a1.Role != RoleWAN {
 		t.Errorf("attachment %+v, want fresh native wan", a1)
 	}
 	wanID := progID(t, o1.Program(RoleWAN))
@@ -102,16 +103,16 @@ func TestPinnedAttachmentLifecycle(t *testing.T) {
 	runCase(t, o2, o2.Program(RoleWAN), verdictCase{"pinned spi", ether(false, etherTypeIPv4, ipv4(protoESP, peer4, gw4, esp(spiKnown, 1, 32), v4opts{})), xdpDrop, deltas{CounterESPRedirect: 1, CounterXSKMissing: 1}})
 
 	var a2 *Attachment
-	ns.do(t, func() { a2, err = o2.AttachLAN(ns.veth0, ModeAuto) })
+	ns.do(t, func() { a2, err = o2.AttachLAN(ns.veth0, xdpconf.ModeAuto) })
 	if err != nil {
 		t.Fatalf("re-attach: %v", err)
 	}
-	if !a2.Reused || a2.Mode != ModeNative || a2.Role != RoleLAN {
+	if !a2.Reused || a2.Mode != xdpconf.ModeNative || a2.Role != RoleLAN {
 		t.Errorf("attachment %+v, want reused native lan", a2)
 	}
 	assertAttached(t, ns, ns.veth0, progID(t, o2.Program(RoleLAN)), nl.XDP_ATTACHED_DRV)
 
-	ns.do(t, func() { _, err = o2.AttachLAN(ns.veth0, ModeGeneric) })
+	ns.do(t, func() { _, err = o2.AttachLAN(ns.veth0, xdpconf.ModeGeneric) })
 	if err == nil {
 		t.Error("re-attach in generic mode over a native attachment succeeded, want an error")
 	}
@@ -131,7 +132,7 @@ func TestUnpinnedAttachmentEndsWithProcess(t *testing.T) {
 	ns := newTestNetns(t)
 	o := loadForTest(t, Options{})
 	var err error
-	ns.do(t, func() { _, err = o.AttachLAN(ns.veth0, ModeAuto) })
+	ns.do(t, func() { _, err = o.AttachLAN(ns.veth0, xdpconf.ModeAuto) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,16 +151,16 @@ func TestAutoModeFallsBackToGeneric(t *testing.T) {
 	o := loadForTest(t, Options{})
 
 	var err error
-	ns.do(t, func() { _, err = o.AttachOneArm(lo, ModeNative) })
+	ns.do(t, func() { _, err = o.AttachOneArm(lo, xdpconf.ModeNative) })
 	if err == nil {
 		t.Fatal("native attach on loopback succeeded")
 	}
 	var a *Attachment
-	ns.do(t, func() { a, err = o.AttachOneArm(lo, ModeAuto) })
+	ns.do(t, func() { a, err = o.AttachOneArm(lo, xdpconf.ModeAuto) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Mode != ModeGeneric {
+	if a.Mode != xdpconf.ModeGeneric {
 		t.Errorf("auto picked %s, want generic", a.Mode)
 	}
 	assertAttached(t, ns, lo, progID(t, o.Program(RoleOneArm)), nl.XDP_ATTACHED_SKB)
@@ -204,7 +205,7 @@ func TestHelperDaemon(t *testing.T) {
 	if err := o.SyncSPD([]SPDEntry{{netip.MustParsePrefix("0.0.0.0/0"), ActionProtect}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := o.AttachLAN(l.Attrs().Index, ModeNative); err != nil {
+	if _, err := o.AttachLAN(l.Attrs().Index, xdpconf.ModeNative); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Println(helperReady)

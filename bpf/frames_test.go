@@ -55,7 +55,34 @@ func frameVID(f []byte) uint16 {
 	if et := binary.BigEndian.Uint16(f[12:]); et != etherTypeVLAN && et != etherTypeQinQ {
 		return 0
 	}
-	return binary.BigEndian.Uint16(f[14:]) & 0x0fff
+	v := binary.BigEndian.Uint16(f[14:]) & 0x0fff
+	if qinq(f) {
+		v = binary.BigEndian.Uint16(f[18:]) & 0x0fff // the inner tag
+	}
+	return settable(v)
+}
+
+// settable: VID 4095 is reserved (802.1Q) and no program can be set to
+// it; 0 instead, so a frame tagged 4095 is another VLAN's.
+func settable(vid uint16) uint16 {
+	if vid == 0xfff {
+		return 0
+	}
+	return vid
+}
+
+// qinq: the frame starts with an 802.1ad tag with an 802.1Q tag inside,
+// both whole.
+func qinq(f []byte) bool {
+	return len(f) >= 20 && binary.BigEndian.Uint16(f[12:]) == etherTypeQinQ && binary.BigEndian.Uint16(f[16:]) == etherTypeVLAN
+}
+
+// frameSVID is the service (outer) VLAN of a Q-in-Q frame, 0 for others.
+func frameSVID(f []byte) uint16 {
+	if !qinq(f) {
+		return 0
+	}
+	return settable(binary.BigEndian.Uint16(f[14:]) & 0x0fff)
 }
 
 // padMin pads a frame to the 60-byte Ethernet minimum (without FCS), as a

@@ -26,6 +26,10 @@ func FuzzXDP(f *testing.F) {
 	for _, c := range append(wanCases(), lanCases()...) {
 		f.Add(c.frame)
 	}
+	// Q-in-Q stacks: both tags, and cut in the inner tag.
+	q := qinqFrame(100, 200, etherTypeIPv4, ipv4(protoESP, peer4, gw4, esp(spiKnown, 1, 64), v4opts{}))
+	f.Add(q)
+	f.Add(q[:21])
 	requireRoot(f)
 	o, err := Load(Options{})
 	if err != nil {
@@ -91,8 +95,22 @@ func lanModel(frame []byte, spd []SPDEntry) (uint32, deltas) {
 		if len(frame) < 18 {
 			return xdpPass, malformed
 		}
+		outer := et
 		et = binary.BigEndian.Uint16(frame[16:])
 		off = 18
+		if outer == etherTypeQinQ && et == etherTypeVLAN { // Q-in-Q: a second tag
+			if len(frame) < 22 {
+				return xdpPass, malformed
+			}
+			et = binary.BigEndian.Uint16(frame[20:])
+			off = 22
+		}
+		// The program is set to the frame's tags (checkOneVerdict), but
+		// VID 4095 cannot be set (frameVID gives 0): another VLAN's.
+		if settable(frameVID(frame)) != binary.BigEndian.Uint16(frame[off-4:])&0x0fff ||
+			qinq(frame) && frameSVID(frame) != binary.BigEndian.Uint16(frame[14:])&0x0fff {
+			return xdpPass, deltas{CounterVLANOtherPass: 1}
+		}
 	}
 	var dst netip.Addr
 	switch et {

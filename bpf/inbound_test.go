@@ -10,6 +10,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/xdpsec/xdpsec/fastpath/packet"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
 )
@@ -214,7 +215,7 @@ func TestInboundTruncated(t *testing.T) {
 
 // inPacket is what the program sees of a WAN packet for the inbound SPD.
 type inPacket struct {
-	flow                   sad.FlowKey
+	flow                   packet.FlowKey
 	protoKnown, portsKnown bool
 }
 
@@ -361,7 +362,7 @@ func (b *fuzzBytes) packet() inPacket {
 	v6 := f&1 != 0
 	// No protocol 0: in IPv6 it is the hop-by-hop header.
 	protos := [4]uint8{protoICMP, protoTCP, protoUDP, 47}
-	p := inPacket{flow: sad.FlowKey{Src: b.addr(v6), Dst: b.addr(v6), Proto: protos[(f>>1)&3]}, protoKnown: true, portsKnown: true}
+	p := inPacket{flow: packet.FlowKey{Src: b.addr(v6), Dst: b.addr(v6), Proto: protos[(f>>1)&3]}, protoKnown: true, portsKnown: true}
 	if p.flow.Proto == protoTCP || p.flow.Proto == protoUDP {
 		p.flow.SrcPort, p.flow.DstPort = uint16(b.next()%20), uint16(b.next()%20)
 	}

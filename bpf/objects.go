@@ -10,14 +10,12 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/xdpsec/xdpsec/bpf/xdpconf"
 	"golang.org/x/sys/unix"
 )
 
 // Limits fixed by the map definitions in xdpsec.c.
 const (
-	// MaxQueues is the number of XSKMAP slots: receive queues 0..MaxQueues-1
-	// can be steered; traffic on higher queues is dropped by redirects.
-	MaxQueues = 64
 	// MaxLiveSPIs is the capacity of the live-SPI map.
 	MaxLiveSPIs = 1 << 20
 	// DefaultNATTPort is the NAT-traversal port that carries ESP-in-UDP and IKE
@@ -278,8 +276,8 @@ func (o *Objects) XSKMap() *ebpf.Map { return o.objs.Xsks }
 // socket fd (bound to that queue of the interface). The kernel removes the
 // entry by itself when the socket is closed.
 func (o *Objects) RegisterXSK(queue int, fd int) error {
-	if queue < 0 || queue >= MaxQueues {
-		return fmt.Errorf("bpf: register xsk: queue %d out of range [0,%d)", queue, MaxQueues)
+	if queue < 0 || queue >= xdpconf.MaxQueues {
+		return fmt.Errorf("bpf: register xsk: queue %d out of range [0,%d)", queue, xdpconf.MaxQueues)
 	}
 	if fd < 0 {
 		return fmt.Errorf("bpf: register xsk queue %d: invalid fd %d", queue, fd)
@@ -292,8 +290,8 @@ func (o *Objects) RegisterXSK(queue int, fd int) error {
 
 // UnregisterXSK removes queue's socket: steered traffic on it is dropped.
 func (o *Objects) UnregisterXSK(queue int) error {
-	if queue < 0 || queue >= MaxQueues {
-		return fmt.Errorf("bpf: unregister xsk: queue %d out of range [0,%d)", queue, MaxQueues)
+	if queue < 0 || queue >= xdpconf.MaxQueues {
+		return fmt.Errorf("bpf: unregister xsk: queue %d out of range [0,%d)", queue, xdpconf.MaxQueues)
 	}
 	err := o.objs.Xsks.Delete(uint32(queue))
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -444,6 +442,41 @@ func (o *Objects) SetVLAN(vid uint16) error {
 		return err
 	}
 	c.Vid = vid
+	return o.setConfig(c)
+}
+
+// SetTrunk makes the one-arm program treat its port as a trunk whose
+// frames tagged lanVID (0: untagged) are the protected side and whose
+// frames of the SetVLAN VLAN are the outside: each tag meets only its own
+// side's rules. on false turns it off (one VLAN, as before). The LAN and
+// WAN programs ignore it.
+func (o *Objects) SetTrunk(on bool, lanVID uint16) error {
+	if lanVID > 4094 {
+		return fmt.Errorf("bpf: vlan %d out of range", lanVID)
+	}
+	c, err := o.config()
+	if err != nil {
+		return err
+	}
+	c.Trunk, c.LanVid = 0, 0
+	if on {
+		c.Trunk, c.LanVid = 1, lanVID
+	}
+	return o.setConfig(c)
+}
+
+// SetServiceVLAN sets the 802.1ad service tags (Q-in-Q, TPID 0x88a8;
+// 1..4094, 0: none) outside the program's SetVLAN VLAN and outside the
+// trunk's LAN VLAN: a frame is the side's when both its tags match.
+func (o *Objects) SetServiceVLAN(svid, lanSVID uint16) error {
+	if svid > 4094 || lanSVID > 4094 {
+		return fmt.Errorf("bpf: service vlan %d/%d out of range", svid, lanSVID)
+	}
+	c, err := o.config()
+	if err != nil {
+		return err
+	}
+	c.Svid, c.LanSvid = svid, lanSVID
 	return o.setConfig(c)
 }
 

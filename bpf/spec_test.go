@@ -9,6 +9,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"github.com/xdpsec/xdpsec/bpf/xdpconf"
 	"golang.org/x/sys/unix"
 )
 
@@ -60,12 +61,12 @@ func TestMapSpecs(t *testing.T) {
 		key, value uint32
 		max        uint32
 	}{
-		"xsks":       {ebpf.XSKMap, 4, 4, MaxQueues},
+		"xsks":       {ebpf.XSKMap, 4, 4, xdpconf.MaxQueues},
 		"live_spis":  {ebpf.Hash, 4, 1, MaxLiveSPIs},
 		"spd_v4":     {ebpf.LPMTrie, 8, 4, 1 << 16},
 		"spd_v6":     {ebpf.LPMTrie, 20, 4, 1 << 16},
 		"counters":   {ebpf.PerCPUArray, 4, 8, uint32(NumCounters)},
-		"config":     {ebpf.Array, 4, 16, 1},
+		"config":     {ebpf.Array, 4, 24, 1},
 		"in_v4":      {ebpf.LPMTrie, 8, 4, 1 << 16},
 		"in_v6":      {ebpf.LPMTrie, 20, 4, 1 << 16},
 		"in_rules":   {ebpf.Array, 4, 76, MaxInboundRules},
@@ -187,32 +188,11 @@ func TestSPDKeys(t *testing.T) {
 	}
 }
 
-func TestParseAttachMode(t *testing.T) {
-	for in, want := range map[string]AttachMode{
-		"": ModeAuto, "auto": ModeAuto, "native": ModeNative, "driver": ModeNative, "DRV": ModeNative,
-		"generic": ModeGeneric, " skb ": ModeGeneric,
-	} {
-		got, err := ParseAttachMode(in)
-		if err != nil || got != want {
-			t.Errorf("ParseAttachMode(%q) = %v, %v; want %v", in, got, err, want)
-		}
-		if in == strings.TrimSpace(strings.ToLower(in)) && in != "" && in != "driver" && in != "drv" && in != "skb" && got.String() != in {
-			t.Errorf("%v.String() = %q", got, got.String())
-		}
-	}
-	for _, bad := range []string{"offload", "hw", "nativ"} {
-		if _, err := ParseAttachMode(bad); err == nil {
-			t.Errorf("ParseAttachMode(%q) accepted", bad)
-		}
-	}
-}
-
 func TestStrings(t *testing.T) {
 	for v, want := range map[string]string{
 		ActionBypass.String(): "bypass", ActionProtect.String(): "protect", ActionDiscard.String(): "discard",
 		ActionDivert.String(): "divert", Action(7).String(): "action(7)",
 		RoleWAN.String(): "wan", RoleLAN.String(): "lan", RoleOneArm.String(): "onearm", Role(5).String(): "role(5)",
-		AttachMode(9).String(): "mode(9)",
 	} {
 		if v != want {
 			t.Errorf("got %q, want %q", v, want)

@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"maps"
@@ -116,6 +117,9 @@ type malformedCase struct {
 func runCase(t *testing.T, o *Objects, prog *ebpf.Program, c verdictCase) {
 	t.Helper()
 	if err := o.SetVLAN(frameVID(c.frame)); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetServiceVLAN(frameSVID(c.frame), 0); err != nil {
 		t.Fatal(err)
 	}
 	before, err := o.CounterValues()
@@ -550,6 +554,9 @@ func checkOneVerdict(o *Objects, r Role, frame []byte) error {
 	if err := o.SetVLAN(frameVID(frame)); err != nil {
 		return err
 	}
+	if err := o.SetServiceVLAN(frameSVID(frame), 0); err != nil {
+		return err
+	}
 	before, err := o.CounterValues()
 	if err != nil {
 		return err
@@ -663,5 +670,165 @@ func TestVLANSteering(t *testing.T) {
 	}
 	if err := o.SetVLAN(4095); err == nil {
 		t.Error("SetVLAN(4095) accepted")
+	}
+}
+
+// TestVLANTrunk: with the LAN and the WAN as two VLANs of one port (the
+// one-arm program, SetTrunk), each tag has its role. The LAN's tag meets
+// the SPD mirror only; the WAN's tag the WAN rules and the inbound SPD
+// only, so PROTECT-bound cleartext on the WAN's tag is not taken for LAN
+// traffic (a plain one-arm program would seal it), and spoofed cleartext
+// from the peer's prefix on the LAN's tag is not taken for WAN traffic.
+// Other tags, and untagged frames, stay the kernel's.
+func TestVLANTrunk(t *testing.T) {
+	o := loadForTest(t, Options{})
+	setupState(t, o)
+	syncTestInbound(t, o, false)
+	withTag := func(vid uint16, f []byte) []byte {
+		if vid == 0 {
+			return ether(false, binary.BigEndian.Uint16(f[16:]), f[18:])
+		}
+		f = bytes.Clone(f)
+		binary.BigEndian.PutUint16(f[14:], vid)
+		return f
+	}
+	espF := ether(true, etherTypeIPv4, ipv4(protoESP, peer4, gw4, esp(spiKnown, 1, 64), v4opts{}))
+	lanF := ether(true, etherTypeIPv4, ipv4(protoUDP, host4, netip.MustParseAddr("198.51.100.7"), udp(40000, 53, []byte("plaintext")), v4opts{}))
+	spoofF := ether(true, etherTypeIPv4, ipv4(protoUDP, netip.MustParseAddr("198.18.2.2"), netip.MustParseAddr("198.18.1.2"), udp(40000, 53, []byte("spoofed")), v4opts{}))
+	espRedirect := deltas{CounterESPRedirect: 1, CounterXSKMissing: 1}
+	protect := deltas{CounterLANProtectRedirect: 1, CounterXSKMissing: 1}
+	other := deltas{CounterVLANOtherPass: 1}
+	for _, tc := range []struct {
+		name     string
+		trunk    bool
+		wan, lan uint16
+		frame    []byte
+		want     uint32
+		delta    deltas
+	}{
+		{"esp on the WAN tag", true, 100, 10, withTag(100, espF), xdpDrop, espRedirect},
+		{"esp on the LAN tag: LAN traffic", true, 100, 10, withTag(10, espF), xdpPass, deltas{CounterLANBypass: 1}},
+		{"protect on the LAN tag", true, 100, 10, withTag(10, lanF), xdpDrop, protect},
+		{"protect on the LAN tag, priority bits", true, 100, 10, withTag(0x6000|10, lanF), xdpDrop, protect},
+		{"protect-bound cleartext on the WAN tag: inbound SPD", true, 100, 10, withTag(100, lanF), xdpDrop, deltas{CounterInDefaultDrop: 1}},
+		{"spoofed site B on the WAN tag", true, 100, 10, withTag(100, spoofF), xdpDrop, deltas{CounterInProtectDrop: 1}},
+		{"site B source on the LAN tag: LAN traffic, the SPD mirror decides", true, 100, 10, withTag(10, spoofF), xdpDrop, protect},
+		{"another tag", true, 100, 10, withTag(200, lanF), xdpPass, other},
+		{"untagged", true, 100, 10, withTag(0, lanF), xdpPass, other},
+		{"LAN untagged: protect", true, 100, 0, withTag(0, lanF), xdpDrop, protect},
+		{"LAN untagged: esp on the WAN tag", true, 100, 0, withTag(100, espF), xdpDrop, espRedirect},
+		{"LAN untagged: spoofed on the WAN tag", true, 100, 0, withTag(100, spoofF), xdpDrop, deltas{CounterInProtectDrop: 1}},
+		{"WAN untagged: esp", true, 0, 10, withTag(0, espF), xdpDrop, espRedirect},
+		{"WAN untagged: protect on the LAN tag", true, 0, 10, withTag(10, lanF), xdpDrop, protect},
+		{"WAN untagged: protect-bound cleartext untagged", true, 0, 10, withTag(0, lanF), xdpDrop, deltas{CounterInDefaultDrop: 1}},
+		// Without a trunk, one VLAN carries both sides: the SPD first.
+		{"one VLAN: protect on it is sealed", false, 100, 0, withTag(100, lanF), xdpDrop, protect},
+		{"one VLAN: the LAN's tag is another", false, 100, 0, withTag(10, lanF), xdpPass, other},
+	} {
+		if err := o.SetVLAN(tc.wan); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.SetTrunk(tc.trunk, tc.lan); err != nil {
+			t.Fatal(err)
+		}
+		runExact(t, o, RoleOneArm, tc.name, tc.frame, tc.want, tc.delta)
+	}
+	if err := o.SetTrunk(true, 4095); err == nil {
+		t.Error("SetTrunk(4095) accepted")
+	}
+}
+
+// qinqFrame wraps an untagged frame's payload in an 802.1ad service tag
+// svid with an 802.1Q tag vid inside.
+func qinqFrame(svid, vid uint16, etherType uint16, payload []byte) []byte {
+	b := append([]byte(nil), macDst[:]...)
+	b = append(b, macSrc[:]...)
+	b = binary.BigEndian.AppendUint16(b, etherTypeQinQ)
+	b = binary.BigEndian.AppendUint16(b, svid)
+	b = binary.BigEndian.AppendUint16(b, etherTypeVLAN)
+	b = binary.BigEndian.AppendUint16(b, vid)
+	b = binary.BigEndian.AppendUint16(b, etherType)
+	return append(b, payload...)
+}
+
+// TestVLANQinQ: with a service VLAN set (802.1ad 0x88a8 outside the
+// 802.1Q VLAN), only frames whose two tags both match are classified; the
+// same inner VLAN under another service tag, the inner tag alone, and
+// other stacks go to the kernel. On a trunk the LAN's pair is the LAN's.
+func TestVLANQinQ(t *testing.T) {
+	o := loadForTest(t, Options{})
+	setupState(t, o)
+	syncTestInbound(t, o, false)
+	esp4 := ipv4(protoESP, peer4, gw4, esp(spiKnown, 1, 64), v4opts{})
+	lan4 := ipv4(protoUDP, host4, netip.MustParseAddr("198.51.100.7"), udp(40000, 53, []byte("plaintext")), v4opts{})
+	single := func(tpid, vid uint16, p []byte) []byte {
+		f := ether(true, etherTypeIPv4, p)
+		binary.BigEndian.PutUint16(f[12:], tpid)
+		binary.BigEndian.PutUint16(f[14:], vid)
+		return f
+	}
+	dot1q2 := qinqFrame(100, 200, etherTypeIPv4, esp4)
+	binary.BigEndian.PutUint16(dot1q2[12:], etherTypeVLAN) // 802.1Q in 802.1Q: not Q-in-Q
+	espRedirect := deltas{CounterESPRedirect: 1, CounterXSKMissing: 1}
+	protect := deltas{CounterLANProtectRedirect: 1, CounterXSKMissing: 1}
+	other := deltas{CounterVLANOtherPass: 1}
+	for _, tc := range []struct {
+		name            string
+		role            Role
+		svid, vid       uint16
+		trunk           bool
+		lanSVID, lanVID uint16
+		frame           []byte
+		want            uint32
+		delta           deltas
+	}{
+		{"wan: both tags", RoleWAN, 100, 200, false, 0, 0, qinqFrame(100, 200, etherTypeIPv4, esp4), xdpDrop, espRedirect},
+		{"wan: priority bits", RoleWAN, 100, 200, false, 0, 0, qinqFrame(0xe000|100, 0x2000|200, etherTypeIPv4, esp4), xdpDrop, espRedirect},
+		{"wan: another service tag", RoleWAN, 100, 200, false, 0, 0, qinqFrame(101, 200, etherTypeIPv4, esp4), xdpPass, other},
+		{"wan: the inner tag alone", RoleWAN, 100, 200, false, 0, 0, single(etherTypeVLAN, 200, esp4), xdpPass, other},
+		{"wan: 802.1Q in 802.1Q: the outer tag is the VLAN", RoleWAN, 100, 200, false, 0, 0, dot1q2, xdpPass, other},
+		{"wan: no service VLAN set", RoleWAN, 0, 200, false, 0, 0, qinqFrame(100, 200, etherTypeIPv4, esp4), xdpPass, other},
+		{"wan: one 802.1ad tag as before", RoleWAN, 0, 200, false, 0, 0, single(etherTypeQinQ, 200, esp4), xdpDrop, espRedirect},
+		{"lan: both tags", RoleLAN, 100, 200, false, 0, 0, qinqFrame(100, 200, etherTypeIPv4, lan4), xdpDrop, protect},
+		{"cut inner tag", RoleWAN, 100, 200, false, 0, 0, qinqFrame(100, 200, etherTypeIPv4, nil)[:20], xdpPass, deltas{CounterMalformedPass: 1}},
+		{"trunk: LAN pair", RoleOneArm, 100, 200, true, 100, 10, qinqFrame(100, 10, etherTypeIPv4, lan4), xdpDrop, protect},
+		{"trunk: WAN pair", RoleOneArm, 100, 200, true, 100, 10, qinqFrame(100, 200, etherTypeIPv4, esp4), xdpDrop, espRedirect},
+		{"trunk: protect-bound on the WAN pair", RoleOneArm, 100, 200, true, 100, 10, qinqFrame(100, 200, etherTypeIPv4, lan4), xdpDrop, deltas{CounterInDefaultDrop: 1}},
+		{"trunk: LAN's inner tag, wrong service tag", RoleOneArm, 100, 200, true, 100, 10, qinqFrame(300, 10, etherTypeIPv4, lan4), xdpPass, other},
+		{"trunk: LAN single-tagged, WAN Q-in-Q", RoleOneArm, 100, 200, true, 0, 10, single(etherTypeVLAN, 10, lan4), xdpDrop, protect},
+	} {
+		if err := o.SetVLAN(tc.vid); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.SetTrunk(tc.trunk, tc.lanVID); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.SetServiceVLAN(tc.svid, tc.lanSVID); err != nil {
+			t.Fatal(err)
+		}
+		runExact(t, o, tc.role, tc.name, tc.frame, tc.want, tc.delta) // unpadded: the cut one stays cut
+	}
+	if err := o.SetServiceVLAN(4095, 0); err == nil {
+		t.Error("SetServiceVLAN(4095) accepted")
+	}
+}
+
+// runExact runs frame through role's program and checks the verdict and
+// that exactly the counters of delta moved, by their amounts.
+func runExact(t *testing.T, o *Objects, role Role, name string, frame []byte, want uint32, delta deltas) {
+	t.Helper()
+	before, _ := o.CounterValues()
+	ret, err := o.Program(role).Run(&ebpf.RunOptions{Data: frame})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := o.CounterValues()
+	if ret != want {
+		t.Errorf("%s: %s, want %s", name, verdictName(ret), verdictName(want))
+	}
+	for c := range after {
+		if d := after[c] - before[c]; d != delta[Counter(c)] {
+			t.Errorf("%s: %s moved by %d, want %d", name, Counter(c), d, delta[Counter(c)])
+		}
 	}
 }

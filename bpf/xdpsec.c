@@ -125,7 +125,17 @@ struct config {
 	__u8 in_enabled;      /* 0: the inbound SPD is not applied */
 	__u8 in_default_pass; /* IN_DEFAULT passes (counted) instead of dropping */
 	__u8 in_truncated;    /* in_rules holds only the first in_nrules rules */
-	__u8 pad2;
+	/* Trunk (one-arm program only): the LAN and the WAN are two VLANs of
+	 * this one port. Frames tagged lan_vid (0: untagged) are the protected
+	 * side (the SPD mirror, as xdp_lan), frames tagged vid the outside (the
+	 * WAN rules and the inbound SPD, as xdp_wan, never the SPD mirror). */
+	__u8 trunk;
+	__u16 lan_vid;
+	/* Q-in-Q: the 802.1ad service tag (TPID 0x88a8) outside the 802.1Q
+	 * tag vid (lan_vid), 0 for none: the frame's two tags must both match. */
+	__u16 svid;
+	__u16 lan_svid;
+	__u16 pad3;
 };
 
 /* One inbound policy: addresses masked, words in network order (IPv4 in
@@ -253,6 +263,7 @@ struct hdrs {
 	__u8 proto;	/* IPv4 protocol or IPv6 fixed-header next header */
 	__u8 fragment;	/* IPv4 MF set or fragment offset non-zero */
 	__u8 later;	/* IPv4 fragment offset non-zero: no transport header */
+	__u8 lan_side;	/* trunk: the frame carries the LAN's tag */
 };
 
 enum parse_result {
@@ -288,7 +299,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct hdrs *h)
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct config *cfg = get_config();
-	__u16 vid = 0;
+	__u16 vid = 0, svid = 0;
 	void *l3;
 	__be16 proto;
 
@@ -297,19 +308,33 @@ static __always_inline int parse(struct xdp_md *ctx, struct hdrs *h)
 	proto = eth->h_proto;
 	l3 = eth + 1;
 
-	/* One 802.1Q (or 802.1ad outer) tag. A second tag is not parsed: the
-	 * frame is "not IP" to us and goes to the kernel. */
+	/* One 802.1Q (or 802.1ad) tag, or Q-in-Q: an 802.1ad service tag with
+	 * an 802.1Q tag inside. Any other stack (a third tag, 802.1Q in 802.1Q)
+	 * is "not IP" to us and goes to the kernel. */
 	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
 		struct vlan_hdr *vh = l3;
+		__be16 outer = proto;
 
 		if ((void *)(vh + 1) > end)
 			return PARSE_MALFORMED;
 		vid = bpf_ntohs(vh->tci) & 0x0fff;
 		proto = vh->encap_proto;
 		l3 = vh + 1;
+		if (outer == bpf_htons(ETH_P_8021AD) && proto == bpf_htons(ETH_P_8021Q)) {
+			vh = l3;
+			if ((void *)(vh + 1) > end)
+				return PARSE_MALFORMED;
+			svid = vid;
+			vid = bpf_ntohs(vh->tci) & 0x0fff;
+			proto = vh->encap_proto;
+			l3 = vh + 1;
+		}
 	}
-	/* Steered by tag: only the configured VLAN's frames are ours. */
-	if (vid != (cfg ? cfg->vid : 0))
+	/* Steered by tag: only the configured VLAN's frames are ours (on a
+	 * trunk, the LAN's VLAN's too, marked). */
+	if (cfg && cfg->trunk && vid == cfg->lan_vid && svid == cfg->lan_svid)
+		h->lan_side = 1;
+	else if (vid != (cfg ? cfg->vid : 0) || svid != (cfg ? cfg->svid : 0))
 		return PARSE_OTHER_VLAN;
 
 	if (proto == bpf_htons(ETH_P_IP)) {
@@ -875,22 +900,30 @@ int xdp_wan(struct xdp_md *ctx)
 	return wan_ip(ctx, &h);
 }
 
+/* LAN classification of a parsed IP packet. */
+static __always_inline int lan_ip(struct xdp_md *ctx, struct hdrs *h)
+{
+	int link_local = 0;
+	int r;
+
+	/* Fragments are classified like any packet: the destination is in every
+	 * fragment, and passing a PROTECT fragment would leak it in clear. */
+	r = lan_stage(ctx, h, &link_local);
+	if (r != LAN_FALLTHROUGH)
+		return r;
+	count(link_local ? CNT_LAN_LINK_LOCAL_PASS : CNT_LAN_BYPASS);
+	return XDP_PASS;
+}
+
 SEC("xdp")
 int xdp_lan(struct xdp_md *ctx)
 {
 	struct hdrs h = {};
 	int r = parse(ctx, &h);
-	int link_local = 0;
 
 	if (r != PARSE_IP)
 		return not_ip_verdict(r);
-	/* Fragments are classified like any packet: the destination is in every
-	 * fragment, and passing a PROTECT fragment would leak it in clear. */
-	r = lan_stage(ctx, &h, &link_local);
-	if (r != LAN_FALLTHROUGH)
-		return r;
-	count(link_local ? CNT_LAN_LINK_LOCAL_PASS : CNT_LAN_BYPASS);
-	return XDP_PASS;
+	return lan_ip(ctx, &h);
 }
 
 SEC("xdp")
@@ -899,9 +932,18 @@ int xdp_onearm(struct xdp_md *ctx)
 	struct hdrs h = {};
 	int r = parse(ctx, &h);
 	int link_local = 0;
+	struct config *cfg;
 
 	if (r != PARSE_IP)
 		return not_ip_verdict(r);
+	/* A trunk gives each tag its role: the LAN's frames meet only the SPD
+	 * mirror, the WAN's only the WAN rules, so cleartext on the WAN's tag
+	 * meets the inbound SPD and is never sealed as if from the LAN. */
+	if (h.lan_side)
+		return lan_ip(ctx, &h);
+	cfg = get_config();
+	if (cfg && cfg->trunk)
+		return wan_ip(ctx, &h);
 	/* The SPD first, so traffic from the protected side is never mistaken
 	 * for ESP or IKE addressed to us; user space keeps its own addresses
 	 * BYPASS so ESP/IKE to the gateway falls through to the WAN rules. */

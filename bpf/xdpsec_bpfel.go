@@ -22,7 +22,11 @@ type xdpsecConfig struct {
 	InEnabled     uint8
 	InDefaultPass uint8
 	InTruncated   uint8
-	Pad2          uint8
+	Trunk         uint8
+	LanVid        uint16
+	Svid          uint16
+	LanSvid       uint16
+	Pad3          uint16
 }
 
 type xdpsecCounter uint32

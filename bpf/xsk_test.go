@@ -10,6 +10,7 @@ import (
 
 	"github.com/asavie/xdp"
 	"github.com/cilium/ebpf"
+	"github.com/xdpsec/xdpsec/bpf/xdpconf"
 	"golang.org/x/sys/unix"
 )
 
@@ -130,7 +131,7 @@ func TestTestRunWithRegisteredXSK(t *testing.T) {
 		runOn("socket closed", RoleLAN, lanFrame, xdpDrop, deltas{CounterLANProtectRedirect: 1, CounterXSKMissing: 1})
 	})
 
-	for _, q := range []int{-1, MaxQueues} {
+	for _, q := range []int{-1, xdpconf.MaxQueues} {
 		if err := o.RegisterXSK(q, 3); err == nil {
 			t.Errorf("RegisterXSK(%d) accepted", q)
 		}
@@ -152,7 +153,7 @@ func TestXSKReceivesSteeredFrames(t *testing.T) {
 		err  error
 	)
 	ns.do(t, func() {
-		if _, err = o.AttachWAN(ns.veth0, ModeNative); err != nil {
+		if _, err = o.AttachWAN(ns.veth0, xdpconf.ModeNative); err != nil {
 			return
 		}
 		xsk = newXSK(t, ns.veth0, 0)

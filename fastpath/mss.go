@@ -108,7 +108,7 @@ func (w *Worker) clampInbound(inner []byte, sa *sad.SA) {
 	if !ip.Parse(inner) || !isSYN(inner, &ip) {
 		return
 	}
-	var k sad.FlowKey
+	var k packet.FlowKey
 	packet.Flow(inner, &ip, &k)
 	k.Src, k.Dst = k.Dst, k.Src
 	k.SrcPort, k.DstPort = k.DstPort, k.SrcPort

@@ -18,7 +18,8 @@ func exhaust(port *MemPort) func() {
 }
 
 // TestNoFrame: a packet that finds no frame on the port it must cross to
-// (or, fragmented, none for its fragments) is dropped as no_frame, the
+// (or, fragmented before or after sealing, none for its fragments) is
+// dropped as no_frame, the
 // cause it has, not as too_big or no_route; the no_frame counter says how
 // many frames the port could not give.
 func TestNoFrame(t *testing.T) {
@@ -35,6 +36,8 @@ func TestNoFrame(t *testing.T) {
 		mtu     int
 		inbound bool   // ESP from A to B, B's LAN memory exhausted
 		dst     string // outbound: where A's LAN packets go
+		v6      bool   // inner IPv6 from 2001:db8:a::10 (else IPv4, DF clear, from 198.18.1.10)
+		one     bool   // one packet, not n
 		size    int
 		saDrops uint64 // no_frame drops counted on the SA
 		frames  uint64 // the no_frame counter (0: as many as fragments 2..k need)
@@ -43,8 +46,15 @@ func TestNoFrame(t *testing.T) {
 		{name: "bypass", cross: true, dst: "203.0.113.5", size: 100, frames: n},
 		{name: "decap", cross: true, inbound: true, dst: "198.18.2.20", size: 100, frames: n},
 		{name: "fragments", mtu: 600, dst: "198.18.2.20", size: 1600},
+		// One packet: the frame its drop frees would carry the next. It
+		// was sealed (counted as an encap) before the split found no frame.
+		{name: "outer-fragments", mtu: 1280, v6: true, dst: "2001:db8:b::20", size: 1280 - 48, one: true, saDrops: 1, frames: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			n := uint64(n)
+			if tc.one {
+				n = 1
+			}
 			p := newPair(t, pairOpts{cross: tc.cross})
 			if tc.mtu != 0 {
 				withMTU(p, tc.mtu)
@@ -52,16 +62,20 @@ func TestNoFrame(t *testing.T) {
 			w, port := p.a, p.aWAN
 			if tc.inbound {
 				w, port = p.b, p.bLAN
-				for i := 0; i < n; i++ {
+				for i := 0; i < int(n); i++ {
 					p.aLAN.Inject(frame("198.18.1.10", tc.dst, tc.size, uint32(i)))
 				}
 				p.a.Poll()
-				if got := carry(t, p.aWAN, p.bWAN); got != n {
+				if got := carry(t, p.aWAN, p.bWAN); got != int(n) {
 					t.Fatalf("A sent %d ESP packets, want %d", got, n)
 				}
 			} else {
-				for i := 0; i < n; i++ {
-					p.aLAN.Inject(dfClear(frame("198.18.1.10", tc.dst, tc.size, uint32(i))))
+				for i := 0; i < int(n); i++ {
+					if tc.v6 {
+						p.aLAN.Inject(frame("2001:db8:a::10", tc.dst, tc.size, uint32(i)))
+					} else {
+						p.aLAN.Inject(dfClear(frame("198.18.1.10", tc.dst, tc.size, uint32(i))))
+					}
 				}
 			}
 			giveBack := exhaust(port)
@@ -85,7 +99,7 @@ func TestNoFrame(t *testing.T) {
 			if sent := len(collect(p.aWAN)) + len(collect(p.bLAN)); sent != 0 {
 				t.Errorf("%d packets sent", sent)
 			}
-			if s.Counts[Encaps]+s.Counts[Decaps]+s.Counts[Bypassed] != 0 {
+			if s.Counts[Decaps]+s.Counts[Bypassed] != 0 || !tc.one && s.Counts[Encaps] != 0 {
 				t.Errorf("counted as forwarded: %v", s.Counts)
 			}
 		})

@@ -30,7 +30,7 @@ const (
 type outPlan struct {
 	verdict verdict
 	run     uint8   // index into Worker.runs (verdictProtect)
-	frags   uint8   // fragments the packet becomes (0: not fragmented)
+	frags   uint8   // fragments the packet becomes (0: not fragmented; postFragMark: the sealed packet is)
 	sa      *sad.SA // the SA whose MTU the packet exceeds (verdictTooBig)
 }
 
@@ -99,7 +99,7 @@ func (w *Worker) outbound(pkts []Packet) {
 // returns the number of runs.
 func (w *Worker) plan(pkts []Packet, nfree *int) int {
 	nruns := 0
-	var k sad.FlowKey
+	var k packet.FlowKey
 	var now int64 // read once per batch, and only when a trap fires
 	for i := range pkts {
 		pl := &w.outPlan[i]
@@ -154,19 +154,24 @@ func (w *Worker) plan(pkts []Packet, nfree *int) int {
 		need := 1
 		if mtu := w.mtuFor(sa); mtu > 0 && esp.EncapLen(sa, ip.TotalLen, ip.HdrLen) > mtu {
 			// Only plain IPv4 (no options, DF clear) in tunnel mode is
-			// fragmented; everything else gets "too big" (see mtu.go).
-			if ip.V6 || sa.Mode != sad.Tunnel || ipb[6]&0x40 != 0 || ip.HdrLen != packet.IPv4MinLen {
+			// fragmented, small IPv6 sealed whole and then fragmented;
+			// everything else gets "too big" (see mtu.go, outfrag.go).
+			switch {
+			case !ip.V6 && sa.Mode == sad.Tunnel && ipb[6]&0x40 == 0 && ip.HdrLen == packet.IPv4MinLen:
+				_, cnt := fragPlan(ip.TotalLen, ip.HdrLen, esp.MaxInner(sa, mtu, ip.HdrLen))
+				if cnt < 2 || cnt > maxFrags {
+					sa.Drop(sad.ErrTooBig, 1)
+					w.drop(nfree, p, sad.ErrTooBig)
+					continue
+				}
+				need = cnt
+				pl.frags = uint8(cnt)
+			case postFragment(&ip, sa, mtu):
+				pl.frags = postFragMark // sealed whole, then fragmented (outfrag.go)
+			default:
 				pl.verdict, pl.sa = verdictTooBig, sa
 				continue
 			}
-			_, cnt := fragPlan(ip.TotalLen, ip.HdrLen, esp.MaxInner(sa, mtu, ip.HdrLen))
-			if cnt < 2 || cnt > maxFrags {
-				sa.Drop(sad.ErrTooBig, 1)
-				w.drop(nfree, p, sad.ErrTooBig)
-				continue
-			}
-			need = cnt
-			pl.frags = uint8(cnt)
 		}
 		j := 0
 		for j < nruns && w.runs[j].sa != sa {
@@ -254,6 +259,9 @@ func (w *Worker) emit(pkts []Packet, nfree *int) (ntx, nlan int) {
 		ntx++
 		if out != p {
 			w.toFree(nfree, p) // the LAN frame, now copied out
+		}
+		if pl.verdict == verdictProtect && pl.frags == postFragMark {
+			ntx = w.splitOuter(w.runs[pl.run].sa, ntx)
 		}
 	}
 	return ntx, nlan

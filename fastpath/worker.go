@@ -34,6 +34,9 @@ type Config struct {
 	// which is stripped (vlan.go), and sent frames get it. In one-arm
 	// mode they are the same.
 	LANVLAN, WANVLAN uint16
+	// LANSVLAN and WANSVLAN are 802.1ad service VLANs (Q-in-Q, TPID
+	// 0x88a8) outside each side's VLAN, 0 for none (vlan.go).
+	LANSVLAN, WANSVLAN uint16
 	// WANMTU is the largest IP packet the WAN carries; 0 means only the
 	// frame size limits. See mtu.go for what happens past it. An SA's
 	// learned path MTU (sad.SA.PathMTU) lowers it for that SA, and
@@ -98,6 +101,9 @@ type Worker struct {
 
 	pending pendingQueue
 
+	vl     vlanState // trunk mode (vlan.go)
+	fragID uint32    // outer IPv6 fragments' identification (outfrag.go)
+
 	// mtuSet is a WAN MTU set by SetWANMTU (0: none yet), taken into
 	// cfg.WANMTU at the start of each poll.
 	mtuSet atomic.Int32
@@ -148,6 +154,7 @@ func NewWorker(id int, cfg Config) *Worker {
 	if w.oneArm {
 		w.crossWAN, w.crossLAN = false, false
 	}
+	w.setupTrunk()
 	return w
 }
 
@@ -210,6 +217,10 @@ func (w *Worker) process(pkts []Packet, fromWAN bool) {
 		w.inbound(pkts)
 		return
 	}
+	if w.vl.trunk {
+		w.processTrunk(pkts)
+		return
+	}
 	// One-arm: stable partition, ESP to the front.
 	k := 0
 	var o esp.Outer
@@ -260,7 +271,7 @@ func (w *Worker) send(port Port, n int) {
 	if n == 0 {
 		return
 	}
-	tag(w.tx[:n], w.vlanOf(port))
+	w.tagFor(port, w.tx[:n])
 	sent := port.Send(w.tx[:n])
 	w.local.Counts[TxPackets] += uint64(sent)
 	if sent < n {

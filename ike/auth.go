@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -40,7 +41,7 @@ func (sa *ikeSA) buildAuth(conn *Connection) ([]message.Payload, error) {
 	octets := sa.ourSignedOctets(idBody)
 	ps := []message.Payload{id}
 	if conn.Local.usesPSK() {
-		ps = append(ps, &message.Auth{Method: message.AuthSharedKeyMIC, Data: crypto.SharedKeyAuth(sa.prf, conn.Local.PSK, octets)})
+		ps = append(ps, &message.Auth{Method: iana.AuthSharedKeyMIC, Data: crypto.SharedKeyAuth(sa.prf, conn.Local.PSK, octets)})
 		return ps, nil
 	}
 	ps = append(ps, &message.Cert{Encoding: message.CertX509Signature, Data: conn.Local.Certificate.Raw})
@@ -55,30 +56,30 @@ func (sa *ikeSA) buildAuth(conn *Connection) ([]message.Payload, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sign AUTH: %w", err)
 	}
-	return append(ps, &message.Auth{Method: message.AuthMethod(method), Data: data}), nil
+	return append(ps, &message.Auth{Method: method, Data: data}), nil
 }
 
 // signatureMethod picks RFC 7427 Digital Signature when the peer announced
 // hash algorithms, else the key's classic method (RFC 7296 §3.8, RFC 4754).
-func signatureMethod(pub any, peerHashes []crypto.HashAlgorithm) (crypto.AuthMethod, crypto.SignatureScheme, error) {
+func signatureMethod(pub any, peerHashes []iana.HashAlgorithm) (iana.AuthMethod, crypto.SignatureScheme, error) {
 	if peerHashes != nil {
 		s, err := crypto.SelectSignatureScheme(pub, peerHashes)
 		if err != nil {
 			return 0, 0, fmt.Errorf("no signature scheme the peer accepts: %w", err)
 		}
-		return crypto.AuthDigitalSignature, s, nil
+		return iana.AuthDigitalSignature, s, nil
 	}
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		return crypto.AuthRSASignature, crypto.SigRSAPKCS1SHA1, nil
+		return iana.AuthRSASignature, crypto.SigRSAPKCS1SHA1, nil
 	case *ecdsa.PublicKey:
 		switch k.Curve {
 		case elliptic.P256():
-			return crypto.AuthECDSASHA256P256, crypto.SigNone, nil
+			return iana.AuthECDSASHA256P256, crypto.SigNone, nil
 		case elliptic.P384():
-			return crypto.AuthECDSASHA384P384, crypto.SigNone, nil
+			return iana.AuthECDSASHA384P384, crypto.SigNone, nil
 		case elliptic.P521():
-			return crypto.AuthECDSASHA512P521, crypto.SigNone, nil
+			return iana.AuthECDSASHA512P521, crypto.SigNone, nil
 		}
 	}
 	return 0, 0, fmt.Errorf("key type %T needs RFC 7427 signatures, which the peer did not announce", pub)
@@ -98,7 +99,7 @@ func (sa *ikeSA) verifyPeer(conn *Connection, id *message.ID, auth *message.Auth
 	}
 	octets := sa.peerSignedOctets(idBody)
 	if conn.Remote.usesPSK() {
-		if auth.Method != message.AuthSharedKeyMIC {
+		if auth.Method != iana.AuthSharedKeyMIC {
 			return fmt.Errorf("%w: peer used %v, we expect a pre-shared key", errAuth, auth.Method)
 		}
 		if err := crypto.VerifySharedKeyAuth(sa.prf, conn.Remote.PSK, octets, auth.Data); err != nil {
@@ -129,10 +130,10 @@ func (sa *ikeSA) verifyPeer(conn *Connection, id *message.ID, auth *message.Auth
 	if _, err := conn.Remote.trust.Verify(leaf, inter, time.Time{}); err != nil {
 		return fmt.Errorf("%w: certificate of %q: %v", errAuth, leaf.Subject, err)
 	}
-	if err := crypto.MatchID(leaf, crypto.IDType(id.IDType), id.Data); err != nil {
+	if err := crypto.MatchID(leaf, id.IDType, id.Data); err != nil {
 		return fmt.Errorf("%w: %v", errAuth, err)
 	}
-	if _, err := crypto.VerifyAuth(crypto.AuthMethod(auth.Method), leaf.PublicKey, octets, auth.Data); err != nil {
+	if _, err := crypto.VerifyAuth(auth.Method, leaf.PublicKey, octets, auth.Data); err != nil {
 		return fmt.Errorf("%w: signature of %q: %v", errAuth, leaf.Subject, err)
 	}
 	return nil

@@ -233,30 +233,7 @@ func fmtTS(l []message.TrafficSelector) string {
 }
 
 func sadSuite(s selected) (sad.Suite, error) {
-	switch s.Encr.ID {
-	case crypto.EncrAESGCM8:
-		return sad.Suite{Cipher: sad.CipherAESGCM, KeyBits: s.Encr.KeyBits, ICVLen: 8}, nil
-	case crypto.EncrAESGCM12:
-		return sad.Suite{Cipher: sad.CipherAESGCM, KeyBits: s.Encr.KeyBits, ICVLen: 12}, nil
-	case crypto.EncrAESGCM16:
-		return sad.Suite{Cipher: sad.CipherAESGCM, KeyBits: s.Encr.KeyBits, ICVLen: 16}, nil
-	case crypto.EncrChaCha20Poly1305:
-		return sad.ChaCha20, nil
-	case crypto.EncrAESCBC:
-		su := sad.Suite{Cipher: sad.CipherAESCBC, KeyBits: s.Encr.KeyBits}
-		switch s.Integ {
-		case crypto.IntegHMACSHA2_256_128:
-			su.Integ = sad.IntegHMACSHA256
-		case crypto.IntegHMACSHA2_384_192:
-			su.Integ = sad.IntegHMACSHA384
-		case crypto.IntegHMACSHA2_512_256:
-			su.Integ = sad.IntegHMACSHA512
-		default:
-			return su, fmt.Errorf("integrity %v not supported by the data plane", s.Integ)
-		}
-		return su, nil
-	}
-	return sad.Suite{}, fmt.Errorf("cipher %v not supported by the data plane", s.Encr.ID)
+	return sad.SuiteOf(s.Encr.ID, s.Encr.KeyBits, s.Integ)
 }
 
 // installChild derives the Child SA's keys and hands the requested halves

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/sad"
 )
@@ -20,7 +21,7 @@ import (
 // "id" setting: an IP address, an FQDN, user@domain (RFC822), or an
 // X.500 distinguished name given as DER.
 type Identity struct {
-	Type message.IDType
+	Type iana.IDType
 	Data []byte
 }
 
@@ -34,35 +35,35 @@ func ParseIdentity(s string) (Identity, error) {
 	if a, err := netip.ParseAddr(s); err == nil {
 		if a.Is4() {
 			b := a.As4()
-			return Identity{message.IDIPv4Addr, b[:]}, nil
+			return Identity{iana.IDIPv4Addr, b[:]}, nil
 		}
 		b := a.As16()
-		return Identity{message.IDIPv6Addr, b[:]}, nil
+		return Identity{iana.IDIPv6Addr, b[:]}, nil
 	}
 	if strings.Contains(s, "@") {
-		return Identity{message.IDRFC822Addr, []byte(s)}, nil
+		return Identity{iana.IDRFC822Addr, []byte(s)}, nil
 	}
-	return Identity{message.IDFQDN, []byte(s)}, nil
+	return Identity{iana.IDFQDN, []byte(s)}, nil
 }
 
 // IdentityDN is the ID_DER_ASN1_DN identity of a certificate's subject.
 func IdentityDN(cert *x509.Certificate) Identity {
-	return Identity{message.IDDERASN1DN, cert.RawSubject}
+	return Identity{iana.IDDERASN1DN, cert.RawSubject}
 }
 
 func (id Identity) String() string {
 	switch id.Type {
-	case message.IDIPv4Addr, message.IDIPv6Addr:
+	case iana.IDIPv4Addr, iana.IDIPv6Addr:
 		if a, ok := netip.AddrFromSlice(id.Data); ok {
 			return a.String()
 		}
-	case message.IDFQDN, message.IDRFC822Addr:
+	case iana.IDFQDN, iana.IDRFC822Addr:
 		return string(id.Data)
 	}
 	return fmt.Sprintf("%v:%x", id.Type, id.Data)
 }
 
-func (id Identity) equal(t message.IDType, data []byte) bool {
+func (id Identity) equal(t iana.IDType, data []byte) bool {
 	return id.Type == t && string(id.Data) == string(data)
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/sad"
 )
@@ -22,7 +23,7 @@ type createChildTask struct {
 	cfg     *ChildConfig
 	old     *childSA // the SA to rekey; nil for a new Child SA
 	child   *childSA
-	group   crypto.GroupID
+	group   iana.GroupID
 	kex     crypto.KeyExchange
 	retries int
 	done    chan error
@@ -43,7 +44,7 @@ func (t *createChildTask) finish(err error) {
 // firstGroup is the PFS group a request's KE uses: the first one of our
 // most preferred proposal that names any (RFC 7296 §1.3.1: the KE payload
 // must match the first proposal's group the responder is likely to take).
-func firstGroup(ps []Proposal) crypto.GroupID {
+func firstGroup(ps []Proposal) iana.GroupID {
 	for _, p := range ps {
 		if len(p.DH) > 0 {
 			return p.DH[0]
@@ -109,7 +110,7 @@ func (t *createChildTask) build(sa *ikeSA) ([]message.Payload, error) {
 			return nil, fmt.Errorf("key exchange %v: %w", t.group, err)
 		}
 		t.kex = kex
-		ps = append(ps, &message.KeyExchange{Group: message.DHGroup(t.group), Data: kex.PublicKey()})
+		ps = append(ps, &message.KeyExchange{Group: t.group, Data: kex.PublicKey()})
 	}
 	if t.old != nil {
 		// A rekey proposes the selectors the old SA has (RFC 7296 §2.8).
@@ -155,10 +156,10 @@ func (t *createChildTask) process(sa *ikeSA, resp message.Payloads) error {
 	c := t.child
 	if n := resp.Notify(message.NotifyInvalidKEPayload); n != nil {
 		g, err := n.KEGroup()
-		if err == nil && t.retries < 2 && crypto.GroupID(g) != t.group && offersGroup(t.cfg.ESPProposals, crypto.GroupID(g)) {
+		if err == nil && t.retries < 2 && g != t.group && offersGroup(t.cfg.ESPProposals, g) {
 			// A new exchange with the group the peer wants (RFC 7296 §1.3).
 			t.retries++
-			t.group = crypto.GroupID(g)
+			t.group = g
 			sa.e.log.Info("peer wants another PFS group, retrying", "sa", sa.logID(), "child", t.cfg.Name, "group", t.group)
 			sa.enqueueFirst(t)
 			return nil
@@ -187,7 +188,7 @@ func (t *createChildTask) process(sa *ikeSA, resp message.Payloads) error {
 		return nil
 	}
 	if t.group != 0 {
-		if keP == nil || crypto.GroupID(keP.Group) != t.group {
+		if keP == nil || keP.Group != t.group {
 			t.abort(sa, errors.New("response lacks the KE payload of the chosen group"))
 			return nil
 		}
@@ -286,7 +287,7 @@ func minNonce(a, b []byte) []byte {
 	return b
 }
 
-func offersGroup(ps []Proposal, g crypto.GroupID) bool {
+func offersGroup(ps []Proposal, g iana.GroupID) bool {
 	for _, p := range ps {
 		if slices.Contains(p.DH, g) {
 			return true
@@ -376,7 +377,7 @@ func respondCreateChild(sa *ikeSA, req message.Payloads) ([]message.Payload, fun
 		c.ni, c.nr = append([]byte(nil), nP.Data...), newNonce()
 		var ke *message.KeyExchange
 		if sel.DH != 0 {
-			if keP == nil || crypto.GroupID(keP.Group) != sel.DH {
+			if keP == nil || keP.Group != sel.DH {
 				sa.e.releaseSPI(c.inSPI)
 				var g [2]byte
 				binary.BigEndian.PutUint16(g[:], uint16(sel.DH))
@@ -389,7 +390,7 @@ func respondCreateChild(sa *ikeSA, req message.Payloads) ([]message.Payload, fun
 				return refuse(message.NotifyInvalidSyntax)
 			}
 			c.secret = secret
-			ke = &message.KeyExchange{Group: message.DHGroup(sel.DH), Data: pub}
+			ke = &message.KeyExchange{Group: sel.DH, Data: pub}
 		}
 		c.sel = sel
 		c.outSPI = binary.BigEndian.Uint32(sel.SPI)

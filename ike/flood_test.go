@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/transport"
 )
@@ -17,7 +18,7 @@ import (
 // nonce, with cookie (if any) as the first payload as RFC 7296 §2.6 asks.
 func cookieRequest(t testing.TB, spi uint64, ni, cookie []byte) []byte {
 	t.Helper()
-	kex, err := crypto.NewKeyExchange(crypto.GroupCurve25519)
+	kex, err := crypto.NewKeyExchange(iana.GroupCurve25519)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +29,7 @@ func cookieRequest(t testing.TB, spi uint64, ni, cookie []byte) []byte {
 	}
 	ps = append(ps,
 		wireSA(mustProposals(t, message.ProtocolIKE, "aes128gcm16-prfsha256-x25519"), nil, true),
-		&message.KeyExchange{Group: message.DHGroupCurve25519, Data: kex.PublicKey()},
+		&message.KeyExchange{Group: iana.GroupCurve25519, Data: kex.PublicKey()},
 		&message.Nonce{Data: ni},
 	)
 	m := message.Message{Header: message.Header{SPIi: spi, Exchange: message.ExchangeIKESAInit, Flags: message.FlagInitiator}, Payloads: ps}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -39,7 +40,7 @@ type followupState struct {
 	next    *ikeSA
 	sel     selected
 	secrets [][]byte // SK(0), SK(1), …
-	pending []crypto.GroupID
+	pending []iana.GroupID
 	link    []byte
 	timer   *time.Timer
 	// deadline is when the peer's next IKE_FOLLOWUP_KE is due; a timer
@@ -56,7 +57,7 @@ func newLink() []byte {
 
 // startFollowup records the state of a peer's rekey that continues in
 // IKE_FOLLOWUP_KE; it takes ownership of secret.
-func (e *Engine) startFollowup(old, next *ikeSA, sel selected, secret []byte, pending []crypto.GroupID) *followupState {
+func (e *Engine) startFollowup(old, next *ikeSA, sel selected, secret []byte, pending []iana.GroupID) *followupState {
 	st := &followupState{next: next, sel: sel, secrets: [][]byte{secret}, pending: pending, link: newLink()}
 	e.followups[old] = st
 	st.deadline = e.now().Add(followupTimeout)
@@ -119,7 +120,7 @@ func respondFollowupKE(sa *ikeSA, req message.Payloads) ([]message.Payload, func
 	}
 	st.secrets = append(st.secrets, secret)
 	st.pending = st.pending[1:]
-	resp := []message.Payload{&message.KeyExchange{Group: message.DHGroup(want), Data: pub}}
+	resp := []message.Payload{&message.KeyExchange{Group: want, Data: pub}}
 	if len(st.pending) > 0 {
 		st.link = newLink()
 		st.deadline = sa.e.now().Add(followupTimeout)
@@ -146,7 +147,7 @@ func respondFollowupKE(sa *ikeSA, req message.Payloads) ([]message.Payload, func
 // followupKETask is one IKE_FOLLOWUP_KE exchange of our IKE rekey.
 type followupKETask struct {
 	rk    *ikeRekeyTask
-	group crypto.GroupID
+	group iana.GroupID
 	kex   crypto.KeyExchange
 }
 
@@ -170,7 +171,7 @@ func (t *followupKETask) build(sa *ikeSA) ([]message.Payload, error) {
 	}
 	t.kex = kex
 	return []message.Payload{
-		&message.KeyExchange{Group: message.DHGroup(t.group), Data: kex.PublicKey()},
+		&message.KeyExchange{Group: t.group, Data: kex.PublicKey()},
 		notify(message.NotifyAdditionalKeyExchange, t.rk.link),
 	}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -87,11 +88,11 @@ func establishedResponder(t testing.TB) (*Engine, *ikeSA, *MemInstaller) {
 func createChildSeeds(t testing.TB, spi uint32) [][]byte {
 	esp := mustProposals(t, message.ProtocolESP, "aes128gcm16-x25519")
 	ike := mustProposals(t, message.ProtocolIKE, "aes128gcm16-prfsha256-x25519")
-	kex, err := crypto.NewKeyExchange(crypto.GroupCurve25519)
+	kex, err := crypto.NewKeyExchange(iana.GroupCurve25519)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ke := &message.KeyExchange{Group: message.DHGroup(crypto.GroupCurve25519), Data: kex.PublicKey()}
+	ke := &message.KeyExchange{Group: iana.GroupCurve25519, Data: kex.PublicKey()}
 	ts := []message.Payload{wireTSList(mustTS(t, "198.18.1.0/24"), false), wireTSList(mustTS(t, "198.18.2.0/24"), true)}
 	reqs := [][]message.Payload{
 		append([]message.Payload{wireSA(esp, []byte{0xc0, 0, 0, 1}, true), &message.Nonce{Data: newNonce()}, ke}, ts...),

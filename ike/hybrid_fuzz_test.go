@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -49,18 +50,18 @@ func encodeSeed(t testing.TB, ps ...message.Payload) []byte {
 	return append([]byte{byte(first)}, b...)
 }
 
-func keSeed(t testing.TB, g crypto.GroupID) *message.KeyExchange {
+func keSeed(t testing.TB, g iana.GroupID) *message.KeyExchange {
 	kex, err := crypto.NewKeyExchange(g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &message.KeyExchange{Group: message.DHGroup(g), Data: kex.PublicKey()}
+	return &message.KeyExchange{Group: g, Data: kex.PublicKey()}
 }
 
 func intermediateSeeds(t testing.TB) [][]byte {
 	return [][]byte{
-		encodeSeed(t, keSeed(t, crypto.GroupMLKEM768)),
-		encodeSeed(t, keSeed(t, crypto.GroupECP256)),
+		encodeSeed(t, keSeed(t, iana.GroupMLKEM768)),
+		encodeSeed(t, keSeed(t, iana.GroupECP256)),
 		encodeSeed(t, notify(message.NotifyInvalidSyntax, nil)),
 	}
 }
@@ -103,9 +104,9 @@ func FuzzIntermediate(f *testing.F) {
 func followupSeeds(t testing.TB) [][]byte {
 	ike := mustProposals(t, message.ProtocolIKE, fuzzHybrid)
 	return [][]byte{
-		encodeSeed(t, wireSA(ike, []byte{1, 2, 3, 4, 5, 6, 7, 8}, true), &message.Nonce{Data: newNonce()}, keSeed(t, crypto.GroupCurve25519)),
-		encodeSeed(t, keSeed(t, crypto.GroupMLKEM768), notify(message.NotifyAdditionalKeyExchange, []byte("12345678"))),
-		encodeSeed(t, keSeed(t, crypto.GroupECP256), notify(message.NotifyAdditionalKeyExchange, []byte("12345678"))),
+		encodeSeed(t, wireSA(ike, []byte{1, 2, 3, 4, 5, 6, 7, 8}, true), &message.Nonce{Data: newNonce()}, keSeed(t, iana.GroupCurve25519)),
+		encodeSeed(t, keSeed(t, iana.GroupMLKEM768), notify(message.NotifyAdditionalKeyExchange, []byte("12345678"))),
+		encodeSeed(t, keSeed(t, iana.GroupECP256), notify(message.NotifyAdditionalKeyExchange, []byte("12345678"))),
 	}
 }
 

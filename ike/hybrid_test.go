@@ -9,19 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
 func TestParseProposalAddKE(t *testing.T) {
 	tests := []struct {
 		in    string
-		addKE [maxAddKE][]crypto.GroupID
+		addKE [maxAddKE][]iana.GroupID
 	}{
-		{"aes256gcm16-prfsha384-x25519-ke1_mlkem768", [maxAddKE][]crypto.GroupID{{crypto.GroupMLKEM768}}},
-		{"aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none", [maxAddKE][]crypto.GroupID{{crypto.GroupMLKEM768, groupNone}}},
+		{"aes256gcm16-prfsha384-x25519-ke1_mlkem768", [maxAddKE][]iana.GroupID{{iana.GroupMLKEM768}}},
+		{"aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none", [maxAddKE][]iana.GroupID{{iana.GroupMLKEM768, groupNone}}},
 		{"aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke2_ecp384-ke7_mlkem1024",
-			[maxAddKE][]crypto.GroupID{{crypto.GroupMLKEM768}, {crypto.GroupECP384}, 6: {crypto.GroupMLKEM1024}}},
+			[maxAddKE][]iana.GroupID{{iana.GroupMLKEM768}, {iana.GroupECP384}, 6: {iana.GroupMLKEM1024}}},
 	}
 	for _, tc := range tests {
 		p, err := ParseProposal(message.ProtocolIKE, tc.in)
@@ -57,13 +57,13 @@ func TestProposalWireAddKE(t *testing.T) {
 	p := mustProposals(t, message.ProtocolIKE, "aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none-ke3_ecp256")[0]
 	w := p.Wire(1, nil, true)
 	want := []message.Transform{
-		{Type: message.TransformAddKE1, ID: message.TransformID(crypto.GroupMLKEM768)},
-		{Type: message.TransformAddKE1, ID: 0},
-		{Type: message.TransformAddKE3, ID: message.TransformID(crypto.GroupECP256)},
+		{Type: iana.TransformAddKE1, ID: message.TransformID(iana.GroupMLKEM768)},
+		{Type: iana.TransformAddKE1, ID: 0},
+		{Type: iana.TransformAddKE3, ID: message.TransformID(iana.GroupECP256)},
 	}
 	var got []message.Transform
 	for _, tr := range w.Transforms {
-		if tr.Type >= message.TransformAddKE1 {
+		if tr.Type >= iana.TransformAddKE1 {
 			got = append(got, message.Transform{Type: tr.Type, ID: tr.ID})
 		}
 	}
@@ -81,12 +81,12 @@ func TestProposalWireAddKE(t *testing.T) {
 	}
 	dec := ps[0].(*message.SA)
 	tt := groupTransforms(&dec.Proposals[0])
-	if tt.other || !slices.Equal(tt.addKE[0], []crypto.GroupID{crypto.GroupMLKEM768, groupNone}) || !slices.Equal(tt.addKE[2], []crypto.GroupID{crypto.GroupECP256}) {
+	if tt.other || !slices.Equal(tt.addKE[0], []iana.GroupID{iana.GroupMLKEM768, groupNone}) || !slices.Equal(tt.addKE[2], []iana.GroupID{iana.GroupECP256}) {
 		t.Fatalf("decoded ADDKE %v", tt.addKE)
 	}
 	// The Child SA of IKE_AUTH carries no key exchange of any kind.
 	for _, tr := range p.Wire(1, nil, false).Transforms {
-		if tr.Type == message.TransformDH || tr.Type >= message.TransformAddKE1 {
+		if tr.Type == iana.TransformDH || tr.Type >= iana.TransformAddKE1 {
 			t.Fatalf("withDH=false sent %v", tr.Type)
 		}
 	}
@@ -101,20 +101,20 @@ func TestSelectProposalAddKE(t *testing.T) {
 	tests := []struct {
 		ours, theirs string
 		ok           bool
-		addKE        []crypto.GroupID
+		addKE        []iana.GroupID
 		sentSlot1    bool // the answer carries an ADDKE1 transform
 	}{
-		{hybrid, hybrid, true, []crypto.GroupID{crypto.GroupMLKEM768}, true},
+		{hybrid, hybrid, true, []iana.GroupID{iana.GroupMLKEM768}, true},
 		{hybrid, classic, false, nil, false},
 		{classic, hybrid, false, nil, false},
 		{optional, classic, true, nil, false},
 		{classic, optional, true, nil, true}, // NONE chosen, and said so
-		{hybrid, optional, true, []crypto.GroupID{crypto.GroupMLKEM768}, true},
+		{hybrid, optional, true, []iana.GroupID{iana.GroupMLKEM768}, true},
 		{"aes256gcm16-prfsha384-x25519-ke1_none-ke1_mlkem768", optional, true, nil, true}, // our preference wins
-		{"aes256gcm16-prfsha384-x25519-ke1_mlkem1024-ke1_mlkem768", "aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_mlkem1024", true, []crypto.GroupID{crypto.GroupMLKEM1024}, true},
+		{"aes256gcm16-prfsha384-x25519-ke1_mlkem1024-ke1_mlkem768", "aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_mlkem1024", true, []iana.GroupID{iana.GroupMLKEM1024}, true},
 		// The main exchange is not repeated in a slot.
-		{"aes256gcm16-prfsha384-x25519-ke1_x25519-ke1_mlkem768", "aes256gcm16-prfsha384-x25519-ke1_x25519-ke1_mlkem768", true, []crypto.GroupID{crypto.GroupMLKEM768}, true},
-		{"aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke2_ecp384", "aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke2_ecp384", true, []crypto.GroupID{crypto.GroupMLKEM768, crypto.GroupECP384}, true},
+		{"aes256gcm16-prfsha384-x25519-ke1_x25519-ke1_mlkem768", "aes256gcm16-prfsha384-x25519-ke1_x25519-ke1_mlkem768", true, []iana.GroupID{iana.GroupMLKEM768}, true},
+		{"aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke2_ecp384", "aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke2_ecp384", true, []iana.GroupID{iana.GroupMLKEM768, iana.GroupECP384}, true},
 		// Hybrid first, classical second: a classical peer gets the second.
 		{hybrid + "," + classic, classic, true, nil, false},
 	}
@@ -134,7 +134,7 @@ func TestSelectProposalAddKE(t *testing.T) {
 		w := s.wire(message.ProtocolIKE, nil).Proposals[0]
 		var slot1 []message.TransformID
 		for _, tr := range w.Transforms {
-			if tr.Type == message.TransformAddKE1 {
+			if tr.Type == iana.TransformAddKE1 {
 				slot1 = append(slot1, tr.ID)
 			}
 		}
@@ -150,11 +150,11 @@ func TestSelectProposalAddKE(t *testing.T) {
 	// no IKE_FOLLOWUP_KE), an optional one is answered with NONE.
 	esp := mustProposals(t, message.ProtocolESP, "aes256gcm16-x25519")
 	req := wireSA(esp, []byte{1, 2, 3, 4}, true).Proposals
-	req[0].Transforms = append(req[0].Transforms, message.Transform{Type: message.TransformAddKE1, ID: message.TransformID(crypto.GroupMLKEM768)})
+	req[0].Transforms = append(req[0].Transforms, message.Transform{Type: iana.TransformAddKE1, ID: message.TransformID(iana.GroupMLKEM768)})
 	if _, err := selectProposal(esp, req, true); err == nil {
 		t.Fatal("ESP proposal with a required ADDKE1 was selected")
 	}
-	req[0].Transforms = append(req[0].Transforms, message.Transform{Type: message.TransformAddKE1, ID: 0})
+	req[0].Transforms = append(req[0].Transforms, message.Transform{Type: iana.TransformAddKE1, ID: 0})
 	if s, err := selectProposal(esp, req, true); err != nil || len(s.addKEs()) != 0 {
 		t.Fatalf("ESP proposal with an optional ADDKE1: %v %v", s, err)
 	}
@@ -164,7 +164,7 @@ func TestSelectProposalAddKE(t *testing.T) {
 	if got := describeOurs(rekeyOffer(sa)); got != hybrid+", "+optional+", "+classic {
 		t.Fatalf("classical SA's rekey offers %s", got)
 	}
-	sa.sel.addKE[0] = uint8(crypto.GroupMLKEM768)
+	sa.sel.addKE[0] = uint8(iana.GroupMLKEM768)
 	if got := describeOurs(rekeyOffer(sa)); got != hybrid+", "+hybrid {
 		t.Fatalf("hybrid SA's rekey offers %s", got)
 	}
@@ -536,10 +536,10 @@ func TestHybridRekeyRefusals(t *testing.T) {
 			a, _ := respondRekeyIKE(sa, message.Payloads{
 				wireSA(classic, []byte{1, 2, 3, 4, 5, 6, 7, 8}, true),
 				&message.Nonce{Data: newNonce()},
-				&message.KeyExchange{Group: message.DHGroup(crypto.GroupCurve25519), Data: make([]byte, 32)},
+				&message.KeyExchange{Group: iana.GroupCurve25519, Data: make([]byte, 32)},
 			})
 			b, _ := respondFollowupKE(sa, message.Payloads{
-				&message.KeyExchange{Group: message.DHGroup(crypto.GroupMLKEM768), Data: make([]byte, 1184)},
+				&message.KeyExchange{Group: iana.GroupMLKEM768, Data: make([]byte, 1184)},
 				notify(message.NotifyAdditionalKeyExchange, []byte("made up")),
 			})
 			got <- [2][]message.Payload{a, b}

@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/transport"
 )
@@ -85,14 +86,14 @@ func sigHashNotify() *message.Notify {
 	return notify(message.NotifySignatureHashAlgorithms, crypto.EncodeSignatureHashAlgorithms(crypto.SupportedHashAlgorithms()))
 }
 
-func peerHashAlgorithms(ps message.Payloads) []crypto.HashAlgorithm {
+func peerHashAlgorithms(ps message.Payloads) []iana.HashAlgorithm {
 	n := ps.Notify(message.NotifySignatureHashAlgorithms)
 	if n == nil {
 		return nil
 	}
 	h, err := crypto.ParseSignatureHashAlgorithms(n.Data)
 	if err != nil || h == nil {
-		return []crypto.HashAlgorithm{}
+		return []iana.HashAlgorithm{}
 	}
 	return h
 }
@@ -127,7 +128,7 @@ func (t *initTask) build(sa *ikeSA) ([]message.Payload, error) {
 	}
 	ps = append(ps,
 		wireSA(withLegacyCopies(sa.conn.IKEProposals), nil, true),
-		&message.KeyExchange{Group: message.DHGroup(sa.dhGroup), Data: sa.kex.PublicKey()},
+		&message.KeyExchange{Group: sa.dhGroup, Data: sa.kex.PublicKey()},
 		&message.Nonce{Data: sa.ni},
 	)
 	ps = append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.conn.ForceEncap)...)
@@ -169,7 +170,7 @@ func withLegacyCopies(ps []Proposal) []Proposal {
 			continue
 		}
 		c := p
-		c.AddKE = [maxAddKE][]crypto.GroupID{}
+		c.AddKE = [maxAddKE][]iana.GroupID{}
 		dup := false
 		for _, q := range ps[i+1:] {
 			dup = dup || q.String() == c.String()
@@ -220,17 +221,17 @@ func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
 		offered := false
 		for _, p := range sa.conn.IKEProposals {
 			for _, og := range p.DH {
-				offered = offered || og == crypto.GroupID(g)
+				offered = offered || og == g
 			}
 		}
-		if !offered || t.retries >= 2 || crypto.GroupID(g) == sa.dhGroup {
+		if !offered || t.retries >= 2 || g == sa.dhGroup {
 			return fmt.Errorf("peer asks for key exchange group %v, which we did not offer", g)
 		}
 		t.retries++
-		sa.e.log.Info("peer wants another key exchange group, retrying", "sa", sa.logID(), "offered", sa.dhGroup, "requested", crypto.GroupID(g))
+		sa.e.log.Info("peer wants another key exchange group, retrying", "sa", sa.logID(), "offered", sa.dhGroup, "requested", g)
 		sa.kex.Destroy()
 		sa.kex = nil
-		sa.dhGroup = crypto.GroupID(g)
+		sa.dhGroup = g
 		return errRestart
 	}
 	for p := range resp.All(message.PayloadNotify) {
@@ -259,7 +260,7 @@ func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
 	if err != nil || len(groupTransforms(&saP.Proposals[0]).encr) != 1 || !oneAddKEEach(&saP.Proposals[0]) {
 		return fmt.Errorf("peer chose a proposal we did not offer: %s", describeProposals(saP.Proposals))
 	}
-	if sel.DH != sa.dhGroup || crypto.GroupID(keP.Group) != sa.dhGroup {
+	if sel.DH != sa.dhGroup || keP.Group != sa.dhGroup {
 		return fmt.Errorf("peer chose group %v but we sent a KE of %v", sel.DH, sa.dhGroup)
 	}
 	sa.sel = sel
@@ -391,9 +392,9 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 		reply(notify(message.NotifyInvalidSyntax, nil))
 		return
 	}
-	if crypto.GroupID(keP.Group) != sel.DH {
+	if keP.Group != sel.DH {
 		if e.quiet.allow(noisyWrongKE) {
-			e.log.Info("peer sent KE of another group, asking for ours", "peer", pkt.Remote, "received", crypto.GroupID(keP.Group), "wanted", sel.DH)
+			e.log.Info("peer sent KE of another group, asking for ours", "peer", pkt.Remote, "received", keP.Group, "wanted", sel.DH)
 		}
 		var g [2]byte
 		binary.BigEndian.PutUint16(g[:], uint16(sel.DH))
@@ -432,7 +433,7 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 	sa.natRemote, sa.natLocal, sa.natHere = peerNAT, localNAT || conn.ForceEncap, localNAT
 	ps := []message.Payload{
 		sel.wire(message.ProtocolIKE, nil),
-		&message.KeyExchange{Group: message.DHGroup(sel.DH), Data: pub},
+		&message.KeyExchange{Group: sel.DH, Data: pub},
 		&message.Nonce{Data: sa.nr},
 	}
 	ps = append(ps, natNotifies(sa.spiI, sa.spiR, pkt.Local, pkt.Remote, conn.ForceEncap)...)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -27,8 +28,8 @@ import (
 // it in a map beside the SA rather than in it: an established SA needs
 // none of it, and the SA struct stays in its allocation size class.
 type hybridState struct {
-	pending []crypto.GroupID // the additional key exchanges still to run, in order
-	done    int              // IKE_INTERMEDIATE exchanges completed
+	pending []iana.GroupID // the additional key exchanges still to run, in order
+	done    int            // IKE_INTERMEDIATE exchanges completed
 	// intAuthI and intAuthR are the running IntAuth_i and IntAuth_r of
 	// RFC 9242 §3.3.2: over the messages the initiator and the
 	// responder sent.
@@ -151,7 +152,7 @@ func (sa *ikeSA) applyAddKE(secret []byte) error {
 // key exchange, as the initiator runs it (strongSwan 6's ike_init in its
 // intermediate rounds).
 type intermediateTask struct {
-	group crypto.GroupID
+	group iana.GroupID
 	kex   crypto.KeyExchange
 }
 
@@ -169,7 +170,7 @@ func (t *intermediateTask) build(sa *ikeSA) ([]message.Payload, error) {
 		return nil, fmt.Errorf("additional key exchange %v: %w", t.group, err)
 	}
 	t.kex = kex
-	return []message.Payload{&message.KeyExchange{Group: message.DHGroup(t.group), Data: kex.PublicKey()}}, nil
+	return []message.Payload{&message.KeyExchange{Group: t.group, Data: kex.PublicKey()}}, nil
 }
 
 func (t *intermediateTask) process(sa *ikeSA, resp message.Payloads) error {
@@ -217,7 +218,7 @@ func respondIntermediate(sa *ikeSA, req message.Payloads) ([]message.Payload, fu
 	if err != nil {
 		return fail(err.Error())
 	}
-	return []message.Payload{&message.KeyExchange{Group: message.DHGroup(want), Data: pub}}, func() {
+	return []message.Payload{&message.KeyExchange{Group: want, Data: pub}}, func() {
 		defer crypto.Zero(secret)
 		if err := sa.applyAddKE(secret); err != nil {
 			sa.e.log.Error("key derivation failed", "sa", sa.logID(), "err", err)
@@ -233,12 +234,12 @@ func respondIntermediate(sa *ikeSA, req message.Payloads) ([]message.Payload, fu
 // addKEResponse answers the KE payload of a request for an additional key
 // exchange of method want (IKE_INTERMEDIATE, IKE_FOLLOWUP_KE): our public
 // value and the shared secret, or what was wrong with the request.
-func addKEResponse(req message.Payloads, want crypto.GroupID) (pub, secret []byte, err error) {
+func addKEResponse(req message.Payloads, want iana.GroupID) (pub, secret []byte, err error) {
 	keP, _ := req.Get(message.PayloadKE).(*message.KeyExchange)
 	if keP == nil {
 		return nil, nil, errors.New("request lacks KE")
 	}
-	if g := crypto.GroupID(keP.Group); g != want {
+	if g := keP.Group; g != want {
 		return nil, nil, fmt.Errorf("KE of %v, negotiated %v", g, want)
 	}
 	pub, secret, err = crypto.RespondKeyExchange(want, keP.Data)
@@ -250,12 +251,12 @@ func addKEResponse(req message.Payloads, want crypto.GroupID) (pub, secret []byt
 
 // addKEShared completes our additional key exchange of method group with
 // the KE payload of the peer's response.
-func addKEShared(resp message.Payloads, group crypto.GroupID, kex crypto.KeyExchange) ([]byte, error) {
+func addKEShared(resp message.Payloads, group iana.GroupID, kex crypto.KeyExchange) ([]byte, error) {
 	keP, _ := resp.Get(message.PayloadKE).(*message.KeyExchange)
 	if keP == nil {
 		return nil, errors.New("no KE payload")
 	}
-	if g := crypto.GroupID(keP.Group); g != group {
+	if g := keP.Group; g != group {
 		return nil, fmt.Errorf("KE of %v, we run %v", g, group)
 	}
 	secret, err := kex.SharedSecret(keP.Data)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -16,25 +17,25 @@ import (
 
 func wiresharkIKEEncr(s crypto.Suite) string {
 	switch s.Encr {
-	case crypto.EncrAESCBC:
+	case iana.EncrAESCBC:
 		return fmt.Sprintf("AES-CBC-%d [RFC3602]", s.KeyBits)
-	case crypto.EncrAESGCM8:
+	case iana.EncrAESGCM8:
 		return fmt.Sprintf("AES-GCM-%d with 8 octet ICV [RFC5282]", s.KeyBits)
-	case crypto.EncrAESGCM12:
+	case iana.EncrAESGCM12:
 		return fmt.Sprintf("AES-GCM-%d with 12 octet ICV [RFC5282]", s.KeyBits)
-	case crypto.EncrAESGCM16:
+	case iana.EncrAESGCM16:
 		return fmt.Sprintf("AES-GCM-%d with 16 octet ICV [RFC5282]", s.KeyBits)
 	}
 	return "" // Wireshark cannot decrypt it (ChaCha20-Poly1305)
 }
 
-func wiresharkIKEInteg(i crypto.IntegID) string {
+func wiresharkIKEInteg(i iana.IntegID) string {
 	switch i {
-	case crypto.IntegHMACSHA2_256_128:
+	case iana.IntegHMACSHA2_256_128:
 		return "HMAC_SHA2_256_128 [RFC4868]"
-	case crypto.IntegHMACSHA2_384_192:
+	case iana.IntegHMACSHA2_384_192:
 		return "HMAC_SHA2_384_192 [RFC4868]"
-	case crypto.IntegHMACSHA2_512_256:
+	case iana.IntegHMACSHA2_512_256:
 		return "HMAC_SHA2_512_256 [RFC4868]"
 	}
 	return "NONE [RFC4306]"

@@ -7,17 +7,18 @@ import (
 	"strings"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
 // Encr is an encryption transform with its key length.
 type Encr struct {
-	ID      crypto.EncrID
+	ID      iana.EncrID
 	KeyBits int // 128, 192 or 256 for AES; 256 for ChaCha20-Poly1305
 }
 
 func (e Encr) aead() bool {
-	return e.ID != crypto.EncrAESCBC
+	return e.ID != iana.EncrAESCBC
 }
 
 // Proposal is one proposal as configured: every transform type lists the
@@ -29,16 +30,16 @@ func (e Encr) aead() bool {
 // AddKE are the additional key exchanges of RFC 9370 (IKE only): slot n
 // is transform type ADDKE(n+1), run in IKE_INTERMEDIATE exchange n+1 after
 // IKE_SA_INIT. A slot lists acceptable methods in order of preference;
-// crypto.GroupID 0 in it is NONE, which makes the exchange optional. An
+// iana.GroupID 0 in it is NONE, which makes the exchange optional. An
 // empty slot is not sent and accepts only NONE from the peer.
 type Proposal struct {
 	Protocol message.ProtocolID
 	Encr     []Encr
-	Integ    []crypto.IntegID
-	PRF      []crypto.PRFID
-	DH       []crypto.GroupID
+	Integ    []iana.IntegID
+	PRF      []iana.PRFID
+	DH       []iana.GroupID
 	ESN      []bool // ESP only; empty means "no ESN"
-	AddKE    [maxAddKE][]crypto.GroupID
+	AddKE    [maxAddKE][]iana.GroupID
 }
 
 // maxAddKE is the number of additional key exchange transform types
@@ -46,7 +47,7 @@ type Proposal struct {
 const maxAddKE = 7
 
 // groupNone is the NONE transform of an ADDKE type (RFC 9370 §2.2.1).
-const groupNone crypto.GroupID = 0
+const groupNone iana.GroupID = 0
 
 // hasAddKE reports whether the proposal asks for any additional key
 // exchange (a slot that is not just NONE).
@@ -62,8 +63,8 @@ func (p *Proposal) hasAddKE() bool {
 }
 
 // addKETransform is the transform type of ADDKE slot n (0-based).
-func addKETransform(n int) message.TransformType {
-	return message.TransformAddKE1 + message.TransformType(n)
+func addKETransform(n int) iana.TransformType {
+	return iana.TransformAddKE1 + iana.TransformType(n)
 }
 
 // String writes the proposal back in strongSwan's syntax.
@@ -73,13 +74,13 @@ func (p Proposal) String() string {
 		parts = append(parts, encrToken(e))
 	}
 	for _, i := range p.Integ {
-		parts = append(parts, integToken[i])
+		parts = append(parts, iana.IntegKeyword(i))
 	}
 	for _, f := range p.PRF {
-		parts = append(parts, "prf"+integToken[prfInteg[f]])
+		parts = append(parts, iana.PRFKeyword(f))
 	}
 	for _, g := range p.DH {
-		parts = append(parts, groupToken[g])
+		parts = append(parts, iana.GroupKeyword(g))
 	}
 	for n, slot := range p.AddKE {
 		for _, g := range slot {
@@ -96,121 +97,39 @@ func (p Proposal) String() string {
 	return strings.Join(parts, "-")
 }
 
-func addKEToken(g crypto.GroupID) string {
+func addKEToken(g iana.GroupID) string {
 	if g == groupNone {
 		return "none"
 	}
-	if t, ok := groupToken[g]; ok {
+	if t := iana.GroupKeyword(g); t != "" {
 		return t
 	}
 	return fmt.Sprintf("ke%d", g)
 }
 
 func encrToken(e Encr) string {
-	switch e.ID {
-	case crypto.EncrAESCBC:
-		return fmt.Sprintf("aes%d", e.KeyBits)
-	case crypto.EncrAESGCM8:
-		return fmt.Sprintf("aes%dgcm8", e.KeyBits)
-	case crypto.EncrAESGCM12:
-		return fmt.Sprintf("aes%dgcm12", e.KeyBits)
-	case crypto.EncrAESGCM16:
-		return fmt.Sprintf("aes%dgcm16", e.KeyBits)
-	case crypto.EncrChaCha20Poly1305:
-		return "chacha20poly1305"
+	if t := iana.EncrKeyword(e.ID, e.KeyBits); t != "" {
+		return t
 	}
 	return fmt.Sprintf("encr%d", e.ID)
 }
 
-var integToken = map[crypto.IntegID]string{
-	crypto.IntegHMACSHA2_256_128: "sha256",
-	crypto.IntegHMACSHA2_384_192: "sha384",
-	crypto.IntegHMACSHA2_512_256: "sha512",
-}
-
-// prfInteg pairs each PRF with the integrity transform of the same hash:
-// strongSwan derives an IKE proposal's PRFs from its integrity keywords when
-// it names no PRF.
-var prfInteg = map[crypto.PRFID]crypto.IntegID{
-	crypto.PRFHMACSHA2_256: crypto.IntegHMACSHA2_256_128,
-	crypto.PRFHMACSHA2_384: crypto.IntegHMACSHA2_384_192,
-	crypto.PRFHMACSHA2_512: crypto.IntegHMACSHA2_512_256,
-}
-
-var groupToken = map[crypto.GroupID]string{
-	crypto.GroupMODP2048:   "modp2048",
-	crypto.GroupMODP3072:   "modp3072",
-	crypto.GroupMODP4096:   "modp4096",
-	crypto.GroupECP256:     "ecp256",
-	crypto.GroupECP384:     "ecp384",
-	crypto.GroupECP521:     "ecp521",
-	crypto.GroupCurve25519: "x25519",
-	crypto.GroupMLKEM768:   "mlkem768",
-	crypto.GroupMLKEM1024:  "mlkem1024",
-}
-
-var tokenGroup = map[string]crypto.GroupID{
-	"modp2048": crypto.GroupMODP2048, "modp3072": crypto.GroupMODP3072, "modp4096": crypto.GroupMODP4096,
-	"ecp256": crypto.GroupECP256, "ecp384": crypto.GroupECP384, "ecp521": crypto.GroupECP521,
-	"x25519": crypto.GroupCurve25519, "curve25519": crypto.GroupCurve25519,
-}
-
-// tokenAddKE are the methods an ADDKE slot takes: ML-KEM (the reason the
-// slots exist) and every group of tokenGroup, as strongSwan 6 accepts them
-// (its syntax: ke1_mlkem768, ke2_none).
-var tokenAddKE = map[string]crypto.GroupID{
-	"mlkem768": crypto.GroupMLKEM768, "mlkem1024": crypto.GroupMLKEM1024, "none": groupNone,
-}
-
 // parseAddKE reads a "keN_method" keyword; ok is false for other keywords.
-func parseAddKE(tok string) (slot int, g crypto.GroupID, ok bool, err error) {
+// An ADDKE slot takes ML-KEM (the reason the slots exist), every other
+// method with a keyword, and none, as strongSwan 6 accepts them (its syntax:
+// ke1_mlkem768, ke2_none).
+func parseAddKE(tok string) (slot int, g iana.GroupID, ok bool, err error) {
 	if len(tok) < 5 || !strings.HasPrefix(tok, "ke") || tok[3] != '_' || tok[2] < '1' || tok[2] > '0'+maxAddKE {
 		return 0, 0, false, nil
 	}
 	name := tok[4:]
-	if g, ok := tokenAddKE[name]; ok {
-		return int(tok[2] - '1'), g, true, nil
+	if name == "none" {
+		return int(tok[2] - '1'), groupNone, true, nil
 	}
-	if g, ok := tokenGroup[name]; ok {
+	if g, _, ok := iana.ParseGroupKeyword(name); ok {
 		return int(tok[2] - '1'), g, true, nil
 	}
 	return 0, 0, true, fmt.Errorf("unknown key exchange method %q in %q", name, tok)
-}
-
-var tokenInteg = map[string]crypto.IntegID{
-	"sha256": crypto.IntegHMACSHA2_256_128, "sha2_256": crypto.IntegHMACSHA2_256_128,
-	"sha384": crypto.IntegHMACSHA2_384_192, "sha2_384": crypto.IntegHMACSHA2_384_192,
-	"sha512": crypto.IntegHMACSHA2_512_256, "sha2_512": crypto.IntegHMACSHA2_512_256,
-}
-
-var tokenPRF = map[string]crypto.PRFID{
-	"prfsha256": crypto.PRFHMACSHA2_256, "prfsha2_256": crypto.PRFHMACSHA2_256,
-	"prfsha384": crypto.PRFHMACSHA2_384, "prfsha2_384": crypto.PRFHMACSHA2_384,
-	"prfsha512": crypto.PRFHMACSHA2_512, "prfsha2_512": crypto.PRFHMACSHA2_512,
-}
-
-func parseEncr(tok string) (Encr, bool) {
-	switch tok {
-	case "aes", "aes128":
-		return Encr{crypto.EncrAESCBC, 128}, true
-	case "aes192":
-		return Encr{crypto.EncrAESCBC, 192}, true
-	case "aes256":
-		return Encr{crypto.EncrAESCBC, 256}, true
-	case "chacha20poly1305":
-		return Encr{crypto.EncrChaCha20Poly1305, 256}, true
-	}
-	for _, bits := range []int{128, 192, 256} {
-		for _, icv := range []struct {
-			s  string
-			id crypto.EncrID
-		}{{"gcm16", crypto.EncrAESGCM16}, {"gcm12", crypto.EncrAESGCM12}, {"gcm8", crypto.EncrAESGCM8}, {"gcm", crypto.EncrAESGCM16}} {
-			if tok == fmt.Sprintf("aes%d%s", bits, icv.s) {
-				return Encr{icv.id, bits}, true
-			}
-		}
-	}
-	return Encr{}, false
 }
 
 // ParseProposal reads one proposal in strongSwan's syntax: transform
@@ -234,22 +153,22 @@ func ParseProposal(protocol message.ProtocolID, s string) (Proposal, error) {
 		return p, fmt.Errorf("empty proposal")
 	}
 	for tok := range strings.SplitSeq(s, "-") {
-		if e, ok := parseEncr(tok); ok {
-			p.Encr = appendNew(p.Encr, e)
+		if id, bits, ok := iana.ParseEncrKeyword(tok); ok {
+			p.Encr = appendNew(p.Encr, Encr{id, bits})
 			continue
 		}
-		if i, ok := tokenInteg[tok]; ok {
+		if i, ok := iana.ParseIntegKeyword(tok); ok {
 			p.Integ = appendNew(p.Integ, i)
 			continue
 		}
-		if f, ok := tokenPRF[tok]; ok {
+		if f, ok := iana.ParsePRFKeyword(tok); ok {
 			if protocol != message.ProtocolIKE {
 				return p, fmt.Errorf("proposal %q: %q is an IKE transform", s, tok)
 			}
 			p.PRF = appendNew(p.PRF, f)
 			continue
 		}
-		if g, ok := tokenGroup[tok]; ok {
+		if g, additional, ok := iana.ParseGroupKeyword(tok); ok && !additional {
 			p.DH = appendNew(p.DH, g)
 			continue
 		}
@@ -296,10 +215,8 @@ func ParseProposal(protocol message.ProtocolID, s string) (Proposal, error) {
 		if protocol == message.ProtocolIKE && len(p.PRF) == 0 {
 			// strongSwan reads sha* after an AEAD as the PRF.
 			for _, i := range p.Integ {
-				for f, fi := range prfInteg {
-					if fi == i {
-						p.PRF = appendNew(p.PRF, f)
-					}
+				if f, ok := iana.PRFOfInteg(i); ok {
+					p.PRF = appendNew(p.PRF, f)
 				}
 			}
 			p.Integ = nil
@@ -316,10 +233,8 @@ func ParseProposal(protocol message.ProtocolID, s string) (Proposal, error) {
 				return p, fmt.Errorf("proposal %q: an AEAD IKE proposal must name its PRF (e.g. prfsha256)", s)
 			}
 			for _, i := range p.Integ {
-				for _, f := range []crypto.PRFID{crypto.PRFHMACSHA2_256, crypto.PRFHMACSHA2_384, crypto.PRFHMACSHA2_512} {
-					if prfInteg[f] == i {
-						p.PRF = appendNew(p.PRF, f)
-					}
+				if f, ok := iana.PRFOfInteg(i); ok {
+					p.PRF = appendNew(p.PRF, f)
 				}
 			}
 		}
@@ -358,21 +273,21 @@ func appendNew[T comparable](s []T, v T) []T {
 func (p Proposal) Wire(num uint8, spi []byte, withDH bool) message.Proposal {
 	w := message.Proposal{Number: num, Protocol: p.Protocol, SPI: spi}
 	for _, e := range p.Encr {
-		t := message.Transform{Type: message.TransformEncr, ID: message.TransformID(e.ID)}
-		if e.ID != crypto.EncrChaCha20Poly1305 {
+		t := message.Transform{Type: iana.TransformEncr, ID: message.TransformID(e.ID)}
+		if e.ID != iana.EncrChaCha20Poly1305 {
 			t.Attributes = []message.Attribute{message.KeyLengthAttribute(uint16(e.KeyBits))}
 		}
 		w.Transforms = append(w.Transforms, t)
 	}
 	for _, f := range p.PRF {
-		w.Transforms = append(w.Transforms, message.Transform{Type: message.TransformPRF, ID: message.TransformID(f)})
+		w.Transforms = append(w.Transforms, message.Transform{Type: iana.TransformPRF, ID: message.TransformID(f)})
 	}
 	for _, i := range p.Integ {
-		w.Transforms = append(w.Transforms, message.Transform{Type: message.TransformInteg, ID: message.TransformID(i)})
+		w.Transforms = append(w.Transforms, message.Transform{Type: iana.TransformInteg, ID: message.TransformID(i)})
 	}
 	if withDH {
 		for _, g := range p.DH {
-			w.Transforms = append(w.Transforms, message.Transform{Type: message.TransformDH, ID: message.TransformID(g)})
+			w.Transforms = append(w.Transforms, message.Transform{Type: iana.TransformDH, ID: message.TransformID(g)})
 		}
 		for n, slot := range p.AddKE {
 			for _, g := range slot {
@@ -386,11 +301,11 @@ func (p Proposal) Wire(num uint8, spi []byte, withDH bool) message.Proposal {
 			esn = []bool{false}
 		}
 		for _, e := range esn {
-			id := message.ESNNo
+			id := iana.ESNNo
 			if e {
-				id = message.ESNYes
+				id = iana.ESNYes
 			}
-			w.Transforms = append(w.Transforms, message.Transform{Type: message.TransformESN, ID: id})
+			w.Transforms = append(w.Transforms, message.Transform{Type: iana.TransformESN, ID: message.TransformID(id)})
 		}
 	}
 	return w
@@ -416,9 +331,9 @@ type selected struct {
 	addKE [maxAddKE]uint8
 	SPI   []byte
 	Encr  Encr
-	Integ crypto.IntegID
-	PRF   crypto.PRFID
-	DH    crypto.GroupID // 0 when none was negotiated
+	Integ iana.IntegID
+	PRF   iana.PRFID
+	DH    iana.GroupID // 0 when none was negotiated
 	ESN   bool
 	// addKESlots has bit n set when the peer's proposal carried
 	// ADDKE(n+1), so the answer carries it too (RFC 7296 §3.3.6: one
@@ -428,15 +343,15 @@ type selected struct {
 
 // AddKE returns the method selected for ADDKE slot n (0-based), groupNone
 // for none.
-func (s *selected) AddKE(n int) crypto.GroupID { return crypto.GroupID(s.addKE[n]) }
+func (s *selected) AddKE(n int) iana.GroupID { return iana.GroupID(s.addKE[n]) }
 
 // addKEs returns the additional key exchanges to run, in order, NONE
 // slots left out (RFC 9370 §2.2.2).
-func (s selected) addKEs() []crypto.GroupID {
-	var out []crypto.GroupID
+func (s selected) addKEs() []iana.GroupID {
+	var out []iana.GroupID
 	for _, g := range s.addKE {
 		if g != 0 {
-			out = append(out, crypto.GroupID(g))
+			out = append(out, iana.GroupID(g))
 		}
 	}
 	return out
@@ -456,19 +371,19 @@ func (s selected) Suite() crypto.Suite {
 // String writes the selection in strongSwan's syntax.
 func (s selected) String() string {
 	p := Proposal{Protocol: message.ProtocolESP, Encr: []Encr{s.Encr}}
-	if s.Integ != crypto.IntegNone {
-		p.Integ = []crypto.IntegID{s.Integ}
+	if s.Integ != iana.IntegNone {
+		p.Integ = []iana.IntegID{s.Integ}
 	}
 	if s.PRF != 0 {
 		p.Protocol = message.ProtocolIKE
-		p.PRF = []crypto.PRFID{s.PRF}
+		p.PRF = []iana.PRFID{s.PRF}
 	}
 	if s.DH != 0 {
-		p.DH = []crypto.GroupID{s.DH}
+		p.DH = []iana.GroupID{s.DH}
 	}
 	for n, g := range s.addKE {
 		if g != 0 {
-			p.AddKE[n] = []crypto.GroupID{crypto.GroupID(g)}
+			p.AddKE[n] = []iana.GroupID{iana.GroupID(g)}
 		}
 	}
 	if p.Protocol == message.ProtocolESP {
@@ -480,20 +395,20 @@ func (s selected) String() string {
 // wire encodes the selection as the single proposal of a response.
 func (s selected) wire(protocol message.ProtocolID, spi []byte) *message.SA {
 	p := Proposal{Protocol: protocol, Encr: []Encr{s.Encr}}
-	if s.Integ != crypto.IntegNone {
-		p.Integ = []crypto.IntegID{s.Integ}
+	if s.Integ != iana.IntegNone {
+		p.Integ = []iana.IntegID{s.Integ}
 	}
 	if protocol == message.ProtocolIKE {
-		p.PRF = []crypto.PRFID{s.PRF}
+		p.PRF = []iana.PRFID{s.PRF}
 	} else {
 		p.ESN = []bool{s.ESN}
 	}
 	if s.DH != 0 {
-		p.DH = []crypto.GroupID{s.DH}
+		p.DH = []iana.GroupID{s.DH}
 	}
 	for n, g := range s.addKE {
 		if g != 0 || s.addKESlots&(1<<n) != 0 {
-			p.AddKE[n] = []crypto.GroupID{crypto.GroupID(g)}
+			p.AddKE[n] = []iana.GroupID{iana.GroupID(g)}
 		}
 	}
 	return &message.SA{Proposals: []message.Proposal{p.Wire(s.Number, spi, true)}}
@@ -504,11 +419,11 @@ var errNoProposal = errors.New("no acceptable proposal")
 // theirTransforms groups one received proposal's transforms by type.
 type theirTransforms struct {
 	encr  []Encr
-	integ []crypto.IntegID
-	prf   []crypto.PRFID
-	dh    []crypto.GroupID
+	integ []iana.IntegID
+	prf   []iana.PRFID
+	dh    []iana.GroupID
 	esn   []bool
-	addKE [maxAddKE][]crypto.GroupID
+	addKE [maxAddKE][]iana.GroupID
 	other bool // a transform type we do not know: the proposal cannot be taken
 }
 
@@ -517,27 +432,27 @@ func groupTransforms(wp *message.Proposal) theirTransforms {
 	for i := range wp.Transforms {
 		tr := &wp.Transforms[i]
 		switch tr.Type {
-		case message.TransformEncr:
+		case iana.TransformEncr:
 			bits, ok := tr.KeyLength()
-			if !ok && crypto.EncrID(tr.ID) == crypto.EncrChaCha20Poly1305 {
+			if !ok && iana.EncrID(tr.ID) == iana.EncrChaCha20Poly1305 {
 				bits, ok = 256, true
 			}
 			if ok {
-				t.encr = append(t.encr, Encr{crypto.EncrID(tr.ID), int(bits)})
+				t.encr = append(t.encr, Encr{iana.EncrID(tr.ID), int(bits)})
 			}
-		case message.TransformInteg:
-			t.integ = append(t.integ, crypto.IntegID(tr.ID))
-		case message.TransformPRF:
-			t.prf = append(t.prf, crypto.PRFID(tr.ID))
-		case message.TransformDH:
-			t.dh = append(t.dh, crypto.GroupID(tr.ID))
-		case message.TransformESN:
-			t.esn = append(t.esn, tr.ID == message.ESNYes)
-		case message.TransformAddKE1, message.TransformAddKE2, message.TransformAddKE3, message.TransformAddKE4,
-			message.TransformAddKE5, message.TransformAddKE6, message.TransformAddKE7:
-			n := int(tr.Type - message.TransformAddKE1)
+		case iana.TransformInteg:
+			t.integ = append(t.integ, iana.IntegID(tr.ID))
+		case iana.TransformPRF:
+			t.prf = append(t.prf, iana.PRFID(tr.ID))
+		case iana.TransformDH:
+			t.dh = append(t.dh, iana.GroupID(tr.ID))
+		case iana.TransformESN:
+			t.esn = append(t.esn, iana.ESNID(tr.ID) == iana.ESNYes)
+		case iana.TransformAddKE1, iana.TransformAddKE2, iana.TransformAddKE3, iana.TransformAddKE4,
+			iana.TransformAddKE5, iana.TransformAddKE6, iana.TransformAddKE7:
+			n := int(tr.Type - iana.TransformAddKE1)
 			if len(t.addKE[n]) < 64 { // bounded: a slot needs no more alternatives
-				t.addKE[n] = append(t.addKE[n], crypto.GroupID(tr.ID))
+				t.addKE[n] = append(t.addKE[n], iana.GroupID(tr.ID))
 			}
 		default:
 			t.other = true
@@ -584,7 +499,7 @@ func selectProposal(ours []Proposal, theirs []message.Proposal, withDH bool) (se
 				if s.Integ, ok = pick(o.Integ, t.integ); !ok {
 					continue
 				}
-			} else if len(t.integ) > 0 && !slices.Contains(t.integ, crypto.IntegNone) {
+			} else if len(t.integ) > 0 && !slices.Contains(t.integ, iana.IntegNone) {
 				continue
 			}
 			if o.Protocol == message.ProtocolIKE {
@@ -639,7 +554,7 @@ func oneAddKEEach(p *message.Proposal) bool {
 // exchange twice adds nothing. It reports false when some slot cannot
 // match, which rules the proposal out.
 func pickAddKE(s *selected, o *Proposal, t *theirTransforms) bool {
-	none := []crypto.GroupID{groupNone}
+	none := []iana.GroupID{groupNone}
 	for n := range maxAddKE {
 		ours, theirs := o.AddKE[n], t.addKE[n]
 		if len(ours) == 0 {

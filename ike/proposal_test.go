@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/sad"
 )
@@ -18,17 +19,17 @@ func TestParseProposal(t *testing.T) {
 		want  Proposal
 		str   string
 	}{
-		{ike, "aes256gcm16-prfsha384-ecp384", Proposal{Protocol: ike, Encr: []Encr{{crypto.EncrAESGCM16, 256}}, PRF: []crypto.PRFID{crypto.PRFHMACSHA2_384}, DH: []crypto.GroupID{crypto.GroupECP384}}, "aes256gcm16-prfsha384-ecp384"},
-		{ike, "aes128-sha256-modp2048", Proposal{Protocol: ike, Encr: []Encr{{crypto.EncrAESCBC, 128}}, Integ: []crypto.IntegID{crypto.IntegHMACSHA2_256_128}, PRF: []crypto.PRFID{crypto.PRFHMACSHA2_256}, DH: []crypto.GroupID{crypto.GroupMODP2048}}, "aes128-sha256-prfsha256-modp2048"},
-		{ike, "AES256-SHA512-SHA384-prfsha256-x25519-modp3072", Proposal{Protocol: ike, Encr: []Encr{{crypto.EncrAESCBC, 256}}, Integ: []crypto.IntegID{crypto.IntegHMACSHA2_512_256, crypto.IntegHMACSHA2_384_192}, PRF: []crypto.PRFID{crypto.PRFHMACSHA2_256}, DH: []crypto.GroupID{crypto.GroupCurve25519, crypto.GroupMODP3072}}, "aes256-sha512-sha384-prfsha256-x25519-modp3072"},
+		{ike, "aes256gcm16-prfsha384-ecp384", Proposal{Protocol: ike, Encr: []Encr{{iana.EncrAESGCM16, 256}}, PRF: []iana.PRFID{iana.PRFHMACSHA2_384}, DH: []iana.GroupID{iana.GroupECP384}}, "aes256gcm16-prfsha384-ecp384"},
+		{ike, "aes128-sha256-modp2048", Proposal{Protocol: ike, Encr: []Encr{{iana.EncrAESCBC, 128}}, Integ: []iana.IntegID{iana.IntegHMACSHA2_256_128}, PRF: []iana.PRFID{iana.PRFHMACSHA2_256}, DH: []iana.GroupID{iana.GroupMODP2048}}, "aes128-sha256-prfsha256-modp2048"},
+		{ike, "AES256-SHA512-SHA384-prfsha256-x25519-modp3072", Proposal{Protocol: ike, Encr: []Encr{{iana.EncrAESCBC, 256}}, Integ: []iana.IntegID{iana.IntegHMACSHA2_512_256, iana.IntegHMACSHA2_384_192}, PRF: []iana.PRFID{iana.PRFHMACSHA2_256}, DH: []iana.GroupID{iana.GroupCurve25519, iana.GroupMODP3072}}, "aes256-sha512-sha384-prfsha256-x25519-modp3072"},
 		// strongSwan reads an integrity keyword after an AEAD as the PRF.
-		{ike, "aes128gcm16-sha256-ecp256", Proposal{Protocol: ike, Encr: []Encr{{crypto.EncrAESGCM16, 128}}, PRF: []crypto.PRFID{crypto.PRFHMACSHA2_256}, DH: []crypto.GroupID{crypto.GroupECP256}}, "aes128gcm16-prfsha256-ecp256"},
-		{ike, "chacha20poly1305-prfsha512-ecp521-modp4096", Proposal{Protocol: ike, Encr: []Encr{{crypto.EncrChaCha20Poly1305, 256}}, PRF: []crypto.PRFID{crypto.PRFHMACSHA2_512}, DH: []crypto.GroupID{crypto.GroupECP521, crypto.GroupMODP4096}}, "chacha20poly1305-prfsha512-ecp521-modp4096"},
-		{esp, "aes128gcm16-x25519", Proposal{Protocol: esp, Encr: []Encr{{crypto.EncrAESGCM16, 128}}, DH: []crypto.GroupID{crypto.GroupCurve25519}}, "aes128gcm16-x25519"},
-		{esp, "aes128gcm16-aes256gcm12-esn-noesn", Proposal{Protocol: esp, Encr: []Encr{{crypto.EncrAESGCM16, 128}, {crypto.EncrAESGCM12, 256}}, ESN: []bool{true, false}}, "aes128gcm16-aes256gcm12-esn-noesn"},
-		{esp, "aes256-sha384", Proposal{Protocol: esp, Encr: []Encr{{crypto.EncrAESCBC, 256}}, Integ: []crypto.IntegID{crypto.IntegHMACSHA2_384_192}}, "aes256-sha384"},
-		{esp, "aes-sha256-ecp256", Proposal{Protocol: esp, Encr: []Encr{{crypto.EncrAESCBC, 128}}, Integ: []crypto.IntegID{crypto.IntegHMACSHA2_256_128}, DH: []crypto.GroupID{crypto.GroupECP256}}, "aes128-sha256-ecp256"},
-		{esp, "aes192gcm8", Proposal{Protocol: esp, Encr: []Encr{{crypto.EncrAESGCM8, 192}}}, "aes192gcm8"},
+		{ike, "aes128gcm16-sha256-ecp256", Proposal{Protocol: ike, Encr: []Encr{{iana.EncrAESGCM16, 128}}, PRF: []iana.PRFID{iana.PRFHMACSHA2_256}, DH: []iana.GroupID{iana.GroupECP256}}, "aes128gcm16-prfsha256-ecp256"},
+		{ike, "chacha20poly1305-prfsha512-ecp521-modp4096", Proposal{Protocol: ike, Encr: []Encr{{iana.EncrChaCha20Poly1305, 256}}, PRF: []iana.PRFID{iana.PRFHMACSHA2_512}, DH: []iana.GroupID{iana.GroupECP521, iana.GroupMODP4096}}, "chacha20poly1305-prfsha512-ecp521-modp4096"},
+		{esp, "aes128gcm16-x25519", Proposal{Protocol: esp, Encr: []Encr{{iana.EncrAESGCM16, 128}}, DH: []iana.GroupID{iana.GroupCurve25519}}, "aes128gcm16-x25519"},
+		{esp, "aes128gcm16-aes256gcm12-esn-noesn", Proposal{Protocol: esp, Encr: []Encr{{iana.EncrAESGCM16, 128}, {iana.EncrAESGCM12, 256}}, ESN: []bool{true, false}}, "aes128gcm16-aes256gcm12-esn-noesn"},
+		{esp, "aes256-sha384", Proposal{Protocol: esp, Encr: []Encr{{iana.EncrAESCBC, 256}}, Integ: []iana.IntegID{iana.IntegHMACSHA2_384_192}}, "aes256-sha384"},
+		{esp, "aes-sha256-ecp256", Proposal{Protocol: esp, Encr: []Encr{{iana.EncrAESCBC, 128}}, Integ: []iana.IntegID{iana.IntegHMACSHA2_256_128}, DH: []iana.GroupID{iana.GroupECP256}}, "aes128-sha256-ecp256"},
+		{esp, "aes192gcm8", Proposal{Protocol: esp, Encr: []Encr{{iana.EncrAESGCM8, 192}}}, "aes192gcm8"},
 	}
 	for _, tc := range tests {
 		got, err := ParseProposal(tc.proto, tc.in)
@@ -99,7 +100,7 @@ func TestSelectProposal(t *testing.T) {
 	}
 	// A proposal with a transform type we do not know is skipped whole.
 	theirs := wire(parse(message.ProtocolIKE, "aes128gcm16-prfsha256-x25519"), true)
-	theirs[0].Transforms = append(theirs[0].Transforms, message.Transform{Type: message.TransformAddKE1, ID: 36})
+	theirs[0].Transforms = append(theirs[0].Transforms, message.Transform{Type: iana.TransformAddKE1, ID: 36})
 	if sel, err := selectProposal(parse(message.ProtocolIKE, "aes128gcm16-prfsha256-x25519"), theirs, true); err == nil {
 		t.Errorf("selected %v with an unknown transform type", sel)
 	}
@@ -173,10 +174,10 @@ func TestIntersectTS(t *testing.T) {
 
 func TestParseIdentity(t *testing.T) {
 	for in, want := range map[string]Identity{
-		"gw.example":       {message.IDFQDN, []byte("gw.example")},
-		"admin@gw.example": {message.IDRFC822Addr, []byte("admin@gw.example")},
-		"192.0.2.1":        {message.IDIPv4Addr, []byte{192, 0, 2, 1}},
-		"2001:db8::1":      {message.IDIPv6Addr, netip.MustParseAddr("2001:db8::1").AsSlice()},
+		"gw.example":       {iana.IDFQDN, []byte("gw.example")},
+		"admin@gw.example": {iana.IDRFC822Addr, []byte("admin@gw.example")},
+		"192.0.2.1":        {iana.IDIPv4Addr, []byte{192, 0, 2, 1}},
+		"2001:db8::1":      {iana.IDIPv6Addr, netip.MustParseAddr("2001:db8::1").AsSlice()},
 	} {
 		got, err := ParseIdentity(in)
 		if err != nil || !reflect.DeepEqual(got, want) || got.String() != in {
@@ -189,8 +190,8 @@ func TestSignatureMethodWithoutRFC7427(t *testing.T) {
 	octets := []byte("signed octets of a test")
 	for _, tc := range []struct {
 		key  string
-		want crypto.AuthMethod
-	}{{"rsa", crypto.AuthRSASignature}, {"ecdsa", crypto.AuthECDSASHA256P256}, {"ecdsa384", crypto.AuthECDSASHA384P384}} {
+		want iana.AuthMethod
+	}{{"rsa", iana.AuthRSASignature}, {"ecdsa", iana.AuthECDSASHA256P256}, {"ecdsa384", iana.AuthECDSASHA384P384}} {
 		k := genKey(t, tc.key)
 		m, s, err := signatureMethod(k.Public(), nil)
 		if err != nil || m != tc.want {
@@ -204,7 +205,7 @@ func TestSignatureMethodWithoutRFC7427(t *testing.T) {
 			t.Fatalf("%s: %v", tc.key, err)
 		}
 		// With RFC 7427 announced, method 14.
-		if m, _, err := signatureMethod(k.Public(), crypto.SupportedHashAlgorithms()); err != nil || m != crypto.AuthDigitalSignature {
+		if m, _, err := signatureMethod(k.Public(), crypto.SupportedHashAlgorithms()); err != nil || m != iana.AuthDigitalSignature {
 			t.Fatalf("%s: %v %v", tc.key, m, err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -18,7 +19,7 @@ import (
 type ikeRekeyTask struct {
 	next    *ikeSA
 	kex     crypto.KeyExchange
-	group   crypto.GroupID
+	group   iana.GroupID
 	retries int
 	done    chan error
 
@@ -28,7 +29,7 @@ type ikeRekeyTask struct {
 	// the exchanges still due and the responder's link to its state.
 	sel     selected
 	secrets [][]byte
-	pending []crypto.GroupID
+	pending []iana.GroupID
 	link    []byte
 }
 
@@ -76,7 +77,7 @@ func (t *ikeRekeyTask) build(sa *ikeSA) ([]message.Payload, error) {
 	return []message.Payload{
 		wireSA(withLegacyCopies(rekeyOffer(sa)), spi, true),
 		&message.Nonce{Data: t.next.ni},
-		&message.KeyExchange{Group: message.DHGroup(t.group), Data: kex.PublicKey()},
+		&message.KeyExchange{Group: t.group, Data: kex.PublicKey()},
 	}, nil
 }
 
@@ -95,9 +96,9 @@ func (t *ikeRekeyTask) abort(sa *ikeSA, err error) {
 func (t *ikeRekeyTask) process(sa *ikeSA, resp message.Payloads) error {
 	if n := resp.Notify(message.NotifyInvalidKEPayload); n != nil {
 		g, err := n.KEGroup()
-		if err == nil && t.retries < 2 && crypto.GroupID(g) != t.group && offersGroup(sa.conn.IKEProposals, crypto.GroupID(g)) {
+		if err == nil && t.retries < 2 && g != t.group && offersGroup(sa.conn.IKEProposals, g) {
 			t.retries++
-			t.group = crypto.GroupID(g)
+			t.group = g
 			sa.enqueueFirst(t)
 			return nil
 		}
@@ -118,7 +119,7 @@ func (t *ikeRekeyTask) process(sa *ikeSA, resp message.Payloads) error {
 		return nil
 	}
 	sel, err := selectProposal(rekeyOffer(sa), saP.Proposals, true)
-	if err != nil || len(sel.SPI) != 8 || sel.DH != t.group || crypto.GroupID(keP.Group) != t.group || !oneAddKEEach(&saP.Proposals[0]) {
+	if err != nil || len(sel.SPI) != 8 || sel.DH != t.group || keP.Group != t.group || !oneAddKEEach(&saP.Proposals[0]) {
 		t.abort(sa, fmt.Errorf("peer chose a proposal we did not offer: %s", describeProposals(saP.Proposals)))
 		return nil
 	}
@@ -202,7 +203,7 @@ func rekeyOffer(sa *ikeSA) []Proposal {
 	for _, p := range ps {
 		for n, slot := range p.AddKE {
 			if slices.Contains(slot, groupNone) {
-				kept := make([]crypto.GroupID, 0, len(slot))
+				kept := make([]iana.GroupID, 0, len(slot))
 				for _, g := range slot {
 					if g != groupNone {
 						kept = append(kept, g)
@@ -345,7 +346,7 @@ func respondRekeyIKE(sa *ikeSA, req message.Payloads) ([]message.Payload, func()
 		}
 		return refuse(message.NotifyNoProposalChosen, nil)
 	}
-	if crypto.GroupID(keP.Group) != sel.DH {
+	if keP.Group != sel.DH {
 		var g [2]byte
 		binary.BigEndian.PutUint16(g[:], uint16(sel.DH))
 		return refuse(message.NotifyInvalidKEPayload, g[:])
@@ -365,7 +366,7 @@ func respondRekeyIKE(sa *ikeSA, req message.Payloads) ([]message.Payload, func()
 		return []message.Payload{
 			sel.wire(message.ProtocolIKE, binary.BigEndian.AppendUint64(nil, next.spiR)),
 			&message.Nonce{Data: next.nr},
-			&message.KeyExchange{Group: message.DHGroup(sel.DH), Data: pub},
+			&message.KeyExchange{Group: sel.DH, Data: pub},
 			notify(message.NotifyAdditionalKeyExchange, st.link),
 		}, nil
 	}
@@ -384,6 +385,6 @@ func respondRekeyIKE(sa *ikeSA, req message.Payloads) ([]message.Payload, func()
 	return []message.Payload{
 		sel.wire(message.ProtocolIKE, binary.BigEndian.AppendUint64(nil, next.spiR)),
 		&message.Nonce{Data: next.nr},
-		&message.KeyExchange{Group: message.DHGroup(sel.DH), Data: pub},
+		&message.KeyExchange{Group: sel.DH, Data: pub},
 	}, nil
 }

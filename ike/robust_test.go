@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/transport"
 )
@@ -67,7 +68,7 @@ func responderEngineConfig(t testing.TB, cfg Config) (*Engine, *memConn) {
 
 // initRequest builds a valid IKE_SA_INIT request, with extra payloads.
 func initRequest(t testing.TB, extra ...message.Payload) []byte {
-	kex, err := crypto.NewKeyExchange(crypto.GroupCurve25519)
+	kex, err := crypto.NewKeyExchange(iana.GroupCurve25519)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func initRequest(t testing.TB, extra ...message.Payload) []byte {
 		Header: message.Header{SPIi: binary.BigEndian.Uint64(spi[:]), Exchange: message.ExchangeIKESAInit, Flags: message.FlagInitiator},
 		Payloads: append(message.Payloads{
 			wireSA(mustProposals(t, message.ProtocolIKE, "aes128gcm16-prfsha256-x25519"), nil, true),
-			&message.KeyExchange{Group: message.DHGroupCurve25519, Data: kex.PublicKey()},
+			&message.KeyExchange{Group: iana.GroupCurve25519, Data: kex.PublicKey()},
 			&message.Nonce{Data: newNonce()},
 		}, extra...),
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/transport"
 )
@@ -116,7 +117,7 @@ type ikeSA struct {
 	initReq  []byte // IKE_SA_INIT request as sent or received; nil once established
 	initResp []byte
 
-	peerHashes []crypto.HashAlgorithm // from SIGNATURE_HASH_ALGORITHMS; nil if none
+	peerHashes []iana.HashAlgorithm // from SIGNATURE_HASH_ALGORITHMS; nil if none
 	remoteID   Identity
 
 	pending *pendingRequest
@@ -147,10 +148,10 @@ type ikeSA struct {
 	retry    *time.Timer   // the pending IKE rekey retry
 	dpdTimer *time.Timer
 
-	outSeals uint32         // messages sealed under keys by per-message protectors
-	nextMID  uint32         // our next request's message ID
-	peerMID  uint32         // the peer's next request's message ID
-	dhGroup  crypto.GroupID // the group the initiator offers in KE
+	outSeals uint32       // messages sealed under keys by per-message protectors
+	nextMID  uint32       // our next request's message ID
+	peerMID  uint32       // the peer's next request's message ID
+	dhGroup  iana.GroupID // the group the initiator offers in KE
 
 	state     State
 	initiator bool

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/transport"
 )
@@ -54,14 +54,14 @@ func spoofedInit(t testing.TB, kind int) []byte {
 	good := mustProposals(t, message.ProtocolIKE, "aes128gcm16-prfsha256-x25519")
 	ke := make([]byte, 32)
 	rand.Read(ke)
-	ps := message.Payloads{wireSA(good, nil, true), &message.KeyExchange{Group: message.DHGroupCurve25519, Data: ke}, &message.Nonce{Data: newNonce()}}
+	ps := message.Payloads{wireSA(good, nil, true), &message.KeyExchange{Group: iana.GroupCurve25519, Data: ke}, &message.Nonce{Data: newNonce()}}
 	switch kind % 5 {
 	case 0: // wrong group
-		ps[1] = &message.KeyExchange{Group: message.DHGroup(crypto.GroupECP256), Data: make([]byte, 64)}
+		ps[1] = &message.KeyExchange{Group: iana.GroupECP256, Data: make([]byte, 64)}
 	case 1: // no proposal chosen
 		ps[0] = wireSA(mustProposals(t, message.ProtocolIKE, "aes256-sha384-modp3072"), nil, true)
 	case 2: // bad key share: the all-zero X25519 point
-		ps[1] = &message.KeyExchange{Group: message.DHGroupCurve25519, Data: make([]byte, 32)}
+		ps[1] = &message.KeyExchange{Group: iana.GroupCurve25519, Data: make([]byte, 32)}
 	case 3: // no nonce
 		ps = ps[:2]
 	}

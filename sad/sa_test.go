@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/fastpath/packet"
 )
 
 func TestReserveSeqNeverWraps(t *testing.T) {
@@ -162,7 +164,7 @@ func TestParseSuite(t *testing.T) {
 func TestSelectorMatch(t *testing.T) {
 	s := Selector{Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix("198.19.0.0/16"),
 		Proto: 17, DstPorts: PortRange{Lo: 5000, Hi: 5999}}
-	k := FlowKey{Src: netip.MustParseAddr("198.18.1.9"), Dst: netip.MustParseAddr("198.19.7.7"), Proto: 17, SrcPort: 1, DstPort: 5201}
+	k := packet.FlowKey{Src: netip.MustParseAddr("198.18.1.9"), Dst: netip.MustParseAddr("198.19.7.7"), Proto: 17, SrcPort: 1, DstPort: 5201}
 	if !s.Matches(&k) {
 		t.Fatal("should match")
 	}
@@ -172,7 +174,7 @@ func TestSelectorMatch(t *testing.T) {
 	k3.Proto = 6
 	k4 := k
 	k4.Src = netip.MustParseAddr("198.18.2.1")
-	for i, kk := range []FlowKey{k2, k3, k4} {
+	for i, kk := range []packet.FlowKey{k2, k3, k4} {
 		if s.Matches(&kk) {
 			t.Errorf("case %d should not match", i)
 		}

@@ -1,6 +1,10 @@
 package sad
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/xdpsec/xdpsec/fastpath/packet"
+)
 
 // PortRange is an inclusive range of transport ports. The zero value
 // matches every port, so a selector that says nothing about ports is any.
@@ -30,17 +34,8 @@ type Selector struct {
 	SrcPorts, DstPorts PortRange
 }
 
-// FlowKey is what a packet offers to a selector: the fields are filled in
-// by the packet parser without allocating. Ports are zero for protocols
-// without ports.
-type FlowKey struct {
-	Src, Dst         netip.Addr
-	Proto            uint8
-	SrcPort, DstPort uint16
-}
-
 // Matches reports whether the flow lies inside the selector.
-func (s *Selector) Matches(k *FlowKey) bool {
+func (s *Selector) Matches(k *packet.FlowKey) bool {
 	if s.Src.IsValid() && !s.Src.Contains(k.Src) {
 		return false
 	}
@@ -126,22 +121,12 @@ func compileSelector(s *Selector) compiledSel {
 	return c
 }
 
-// InnerFlow is what MatchInner needs of a packet: its addresses as
-// 128-bit numbers (an IPv4 address in Lo's low 32 bits), protocol and
-// ports, as FlowKey holds them.
-type InnerFlow struct {
-	V6                         bool
-	SrcHi, SrcLo, DstHi, DstLo uint64
-	Proto                      uint8
-	SrcPort, DstPort           uint16
-}
-
 // MatchInner reports whether a decapsulated packet lies inside one of the
 // SA's selectors (RFC 4301 §5.2 step 4); no selectors means any. It gives
-// the same answer as Selector.Matches on the packet's FlowKey, from the
+// the same answer as Selector.Matches on the packet's packet.FlowKey, from the
 // selectors New compiled (an SA built otherwise with selectors matches
 // nothing: fail closed).
-func (sa *SA) MatchInner(f *InnerFlow) bool {
+func (sa *SA) MatchInner(f *packet.InnerFlow) bool {
 	if len(sa.Selectors) == 0 {
 		return true
 	}

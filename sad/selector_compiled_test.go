@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/fastpath/packet"
 )
 
 // TestMatchInnerAgreesWithMatches: the compiled selectors give the same
@@ -52,11 +54,11 @@ func TestMatchInnerAgreesWithMatches(t *testing.T) {
 		}
 		for j := 0; j < 20; j++ {
 			v6 := r.IntN(2) == 0
-			k := FlowKey{Src: addr(v6), Dst: addr(v6), Proto: []uint8{1, 6, 17}[r.IntN(3)]}
+			k := packet.FlowKey{Src: addr(v6), Dst: addr(v6), Proto: []uint8{1, 6, 17}[r.IntN(3)]}
 			if k.Proto != 1 {
 				k.SrcPort, k.DstPort = uint16(r.IntN(5)), uint16(r.IntN(5))
 			}
-			f := InnerFlow{V6: v6, Proto: k.Proto, SrcPort: k.SrcPort, DstPort: k.DstPort}
+			f := packet.InnerFlow{V6: v6, Proto: k.Proto, SrcPort: k.SrcPort, DstPort: k.DstPort}
 			if v6 {
 				s, d := k.Src.As16(), k.Dst.As16()
 				f.SrcHi, f.SrcLo = be64(s[:8]), be64(s[8:])

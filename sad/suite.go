@@ -14,7 +14,8 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"github.com/xdpsec/xdpsec/fastpath/gcm"
+	"github.com/xdpsec/xdpsec/ike/iana"
+	"github.com/xdpsec/xdpsec/internal/gcm"
 )
 
 // Cipher is the ESP encryption transform.
@@ -115,13 +116,10 @@ func (s Suite) Align() int {
 
 func (s Suite) String() string {
 	var integ string
-	switch s.Integ {
-	case IntegHMACSHA256:
-		integ = "sha256"
-	case IntegHMACSHA384:
-		integ = "sha384"
-	case IntegHMACSHA512:
-		integ = "sha512"
+	for i, di := range integOf {
+		if di == s.Integ {
+			integ = iana.IntegKeyword(i)
+		}
 	}
 	switch s.Cipher {
 	case CipherAESGCM:
@@ -129,7 +127,7 @@ func (s Suite) String() string {
 	case CipherChaCha20Poly1305:
 		return "chacha20poly1305"
 	case CipherAESCBC:
-		return fmt.Sprintf("aes%d-%s", s.KeyBits, integ)
+		return iana.EncrKeyword(iana.EncrAESCBC, s.KeyBits) + "-" + integ
 	case CipherNull:
 		return "null-" + integ
 	}
@@ -139,48 +137,63 @@ func (s Suite) String() string {
 // ParseSuite reads an ESP suite written as strongSwan writes it:
 // aes128gcm16, aes256gcm8, chacha20poly1305, aes128-sha256, aes256-sha512,
 // null-sha256 (a trailing DH group, as in aes128gcm16-x25519, is not part of
-// the ESP transform and is refused here; the IKE layer strips it).
+// the ESP transform and is refused here; the IKE layer strips it). The
+// keywords are those of IKE proposals (ike/iana's table); an AEAD suite
+// must be spelled out in full (aes128gcm16, not aes128gcm).
 func ParseSuite(s string) (Suite, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
-	if s == "chacha20poly1305" {
-		return ChaCha20, nil
+	if id, bits, ok := iana.ParseEncrKeyword(s); ok && id != iana.EncrAESCBC && iana.EncrKeyword(id, bits) == s {
+		return SuiteOf(id, bits, iana.IntegNone)
 	}
 	var bits, icv int
 	if n, _ := fmt.Sscanf(s, "aes%dgcm%d", &bits, &icv); n == 2 && s == fmt.Sprintf("aes%dgcm%d", bits, icv) {
-		su := Suite{Cipher: CipherAESGCM, KeyBits: bits, ICVLen: icv}
-		if bits != 128 && bits != 192 && bits != 256 || icv != 8 && icv != 12 && icv != 16 {
-			return Suite{}, fmt.Errorf("suite %q: unsupported key size or ICV length", s)
-		}
-		return su, nil
+		return Suite{}, fmt.Errorf("suite %q: unsupported key size or ICV length", s)
 	}
 	enc, integ, ok := strings.Cut(s, "-")
 	if !ok {
 		return Suite{}, fmt.Errorf("suite %q: unknown", s)
 	}
-	var su Suite
-	switch integ {
-	case "sha256", "sha2_256":
-		su.Integ = IntegHMACSHA256
-	case "sha384", "sha2_384":
-		su.Integ = IntegHMACSHA384
-	case "sha512", "sha2_512":
-		su.Integ = IntegHMACSHA512
-	default:
+	i, ok := iana.ParseIntegKeyword(integ)
+	if !ok || integOf[i] == IntegNone {
 		return Suite{}, fmt.Errorf("suite %q: unknown integrity %q", s, integ)
 	}
-	switch enc {
-	case "aes128", "aes":
-		su.Cipher, su.KeyBits = CipherAESCBC, 128
-	case "aes192":
-		su.Cipher, su.KeyBits = CipherAESCBC, 192
-	case "aes256":
-		su.Cipher, su.KeyBits = CipherAESCBC, 256
-	case "null":
-		su.Cipher = CipherNull
-	default:
-		return Suite{}, fmt.Errorf("suite %q: unknown cipher %q", s, enc)
+	if id, bits, ok := iana.ParseEncrKeyword(enc); ok && id == iana.EncrAESCBC {
+		return SuiteOf(id, bits, i)
 	}
-	return su, nil
+	if enc == "null" {
+		return Suite{Cipher: CipherNull, Integ: integOf[i]}, nil
+	}
+	return Suite{}, fmt.Errorf("suite %q: unknown cipher %q", s, enc)
+}
+
+// SuiteOf is the data plane's suite for the IANA transforms an IKE
+// negotiation (or a suite keyword) chose: encryption with its key size and,
+// for AES-CBC, integrity (an AEAD cipher ignores integ).
+func SuiteOf(encr iana.EncrID, keyBits int, integ iana.IntegID) (Suite, error) {
+	switch encr {
+	case iana.EncrAESGCM8:
+		return Suite{Cipher: CipherAESGCM, KeyBits: keyBits, ICVLen: 8}, nil
+	case iana.EncrAESGCM12:
+		return Suite{Cipher: CipherAESGCM, KeyBits: keyBits, ICVLen: 12}, nil
+	case iana.EncrAESGCM16:
+		return Suite{Cipher: CipherAESGCM, KeyBits: keyBits, ICVLen: 16}, nil
+	case iana.EncrChaCha20Poly1305:
+		return ChaCha20, nil
+	case iana.EncrAESCBC:
+		su := Suite{Cipher: CipherAESCBC, KeyBits: keyBits, Integ: integOf[integ]}
+		if su.Integ == IntegNone {
+			return su, fmt.Errorf("integrity %v not supported by the data plane", integ)
+		}
+		return su, nil
+	}
+	return Suite{}, fmt.Errorf("cipher %v not supported by the data plane", encr)
+}
+
+// integOf maps the IANA integrity transforms to the data plane's.
+var integOf = map[iana.IntegID]Integ{
+	iana.IntegHMACSHA2_256_128: IntegHMACSHA256,
+	iana.IntegHMACSHA2_384_192: IntegHMACSHA384,
+	iana.IntegHMACSHA2_512_256: IntegHMACSHA512,
 }
 
 func (s Suite) validateKeys(key, integKey []byte) error {
@@ -229,7 +242,7 @@ func (s Suite) validateKeys(key, integKey []byte) error {
 // concurrent use; the stateful HMAC and CBC objects come from a pool.
 type Crypto struct {
 	Suite Suite
-	// AEAD is AES-GCM (fastpath/gcm, ICV 8, 12 or 16) or ChaCha20-Poly1305
+	// AEAD is AES-GCM (internal/gcm, ICV 8, 12 or 16) or ChaCha20-Poly1305
 	// for those suites.
 	AEAD cipher.AEAD
 	// Block is the AES block cipher for AES-CBC.
@@ -275,7 +288,7 @@ func newCrypto(s Suite, key, integKey []byte) (*Crypto, error) {
 	c := &Crypto{Suite: s, IV: s.IVLen(), ICV: s.ICV(), Align: s.Align()}
 	switch s.Cipher {
 	case CipherAESGCM:
-		// fastpath/gcm: AES-GCM with VAES/VPCLMULQDQ assembly where the
+		// internal/gcm: AES-GCM with VAES/VPCLMULQDQ assembly where the
 		// CPU has it (2-3x the standard library on ESP-sized packets), and
 		// native 8- and 12-byte tags (RFC 4106 §6), which crypto/cipher
 		// cannot verify at 8.

@@ -13,7 +13,7 @@
 #          here (tcpdump -i a0 sees all of gwA's WAN traffic): frames an AF_XDP socket sends or an XDP
 #          program redirects never reach the gateways' own packet taps.
 #
-# usage: lab.sh up [PREFIX [onearm|nat]] | down|status [PREFIX]
+# usage: lab.sh up [PREFIX [onearm|nat|trunk]] | down|status [PREFIX]
 #        lab.sh exec PREFIX NODE CMD...   (NODE: hA gA gB hB wan)
 #
 # LAB_QUEUES=N (default 1) gives every veth N receive and transmit queues,
@@ -27,6 +27,12 @@
 # "onearm" puts gwB in one-arm mode: no lan0; hostB hangs off the WAN
 # bridge (port h0, MTU LAB_WAN_MTU) and gwB's wan0 also holds 198.18.2.1/24 and
 # 2001:db8:b::1/64, so hostB's traffic and the ESP share one interface.
+#
+# "trunk" puts gwA on one port for both sides: no lan0; hostA hangs off
+# the WAN bridge (port ha0; its own eth0 at 1500) and gwA's wan0 also holds
+# 198.18.1.1/24 and 2001:db8:a::1/64, as a trunk carrying site A's LAN and
+# the WAN (the VLAN tags are the test's to add: this kernel has no 802.1Q
+# devices; see test/e2e/vlan_test.go TestVLANTrunk).
 #
 # "nat" puts gwA behind a NAT: the WAN namespace routes instead of bridging
 # and masquerades gwA (192.0.2.1, on a0) as 192.0.2.253 (on b0, gwB's side)
@@ -93,10 +99,16 @@ up() {
 		# No DAD: addresses are usable at once, and these links are ours.
 		inns "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 	done
-	veth eth0 "$hA" lan0 "$gA"
+	if [[ $VARIANT != trunk ]]; then
+		veth eth0 "$hA" lan0 "$gA"
+	fi
 	veth wan0 "$gA" a0 "$wan"
 	veth wan0 "$gB" b0 "$wan"
 	ports=(a0 b0)
+	if [[ $VARIANT == trunk ]]; then
+		veth eth0 "$hA" ha0 "$wan" # hostA's MTU stays 1500, a LAN's
+		ports+=(ha0)
+	fi
 	if [[ $VARIANT == onearm ]]; then
 		veth eth0 "$hB" h0 "$wan"
 		inns "$hB" ip link set eth0 mtu "$WMTU"
@@ -127,8 +139,13 @@ up() {
 		inns "$1" ip link set "$2" up
 	}
 	addr "$hA" eth0 198.18.1.2/24 2001:db8:a::2/64
-	addr "$gA" lan0 198.18.1.1/24 2001:db8:a::1/64
 	addr "$gA" wan0 192.0.2.1/24 2001:db8:f::1/64
+	if [[ $VARIANT == trunk ]]; then
+		inns "$gA" ip addr add 198.18.1.1/24 dev wan0
+		inns "$gA" ip -6 addr add 2001:db8:a::1/64 dev wan0 nodad
+	else
+		addr "$gA" lan0 198.18.1.1/24 2001:db8:a::1/64
+	fi
 	addr "$gB" wan0 192.0.2.2/24 2001:db8:f::2/64
 	if [[ $VARIANT == onearm ]]; then
 		inns "$gB" ip addr add 198.18.2.1/24 dev wan0
@@ -213,8 +230,8 @@ status() {
 
 case $cmd in
 up)
-	if [[ -n $VARIANT && $VARIANT != onearm && $VARIANT != nat ]]; then
-		echo "lab.sh: unknown variant $VARIANT (onearm, nat)" >&2
+	if [[ -n $VARIANT && $VARIANT != onearm && $VARIANT != nat && $VARIANT != trunk ]]; then
+		echo "lab.sh: unknown variant $VARIANT (onearm, nat, trunk)" >&2
 		exit 2
 	fi
 	up

@@ -10,6 +10,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -155,7 +156,7 @@ func identityTemplate(tmpl string) (func(int) ike.Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ikeload: local identity: %w", err)
 	}
-	if first.Type != message.IDFQDN && first.Type != message.IDRFC822Addr {
+	if first.Type != iana.IDFQDN && first.Type != iana.IDRFC822Addr {
 		return nil, fmt.Errorf("ikeload: a %%d identity template must be an FQDN or user@fqdn, not %q", tmpl)
 	}
 	return func(i int) ike.Identity {

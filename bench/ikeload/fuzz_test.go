@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -52,7 +53,7 @@ func fuzzSetups(t testing.TB) (initS, authS *setup, respOut crypto.Protector) {
 	}
 	authS = &setup{p: p, kex: kex, local: local, remote: remote, spiI: fuzzSPIi, spiR: fuzzSPIr,
 		ni: bytes.Repeat([]byte{1}, 32), nr: bytes.Repeat([]byte{2}, 32), initReq: []byte("init request"), initResp: []byte("init response")}
-	authS.suite = crypto.Suite{Encr: crypto.EncrAESGCM16, KeyBits: 128, PRF: crypto.PRFHMACSHA2_256}
+	authS.suite = crypto.Suite{Encr: iana.EncrAESGCM16, KeyBits: 128, PRF: iana.PRFHMACSHA2_256}
 	if authS.prf, err = crypto.NewPRF(authS.suite.PRF); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	pub[0] = 9 // the X25519 base point, a valid public value
 	initResp := message.Message{Header: hdr, Payloads: message.Payloads{
 		&message.SA{Proposals: []message.Proposal{initS.p.ike.Wire(1, nil, true)}},
-		&message.KeyExchange{Group: message.DHGroup(crypto.GroupCurve25519), Data: pub},
+		&message.KeyExchange{Group: iana.GroupCurve25519, Data: pub},
 		&message.Nonce{Data: bytes.Repeat([]byte{7}, 32)},
 		notify(message.NotifyNATDetectionSourceIP, natHash(fuzzSPIi, fuzzSPIr, initS.remote)),
 		notify(message.NotifyNATDetectionDestinationIP, make([]byte, 20)),
@@ -92,11 +93,11 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idr := &message.ID{Responder: true, IDType: message.IDFQDN, Data: []byte("responder.ikeload.test")}
+	idr := &message.ID{Responder: true, IDType: iana.IDFQDN, Data: []byte("responder.ikeload.test")}
 	espSPI := []byte{0xc0, 0, 0, 1}
 	inner, first, err := message.AppendPayloads(nil, message.Payloads{
 		idr,
-		&message.Auth{Method: message.AuthSharedKeyMIC, Data: bytes.Repeat([]byte{4}, 32)},
+		&message.Auth{Method: iana.AuthSharedKeyMIC, Data: bytes.Repeat([]byte{4}, 32)},
 		&message.SA{Proposals: []message.Proposal{authS.p.esp.Wire(1, espSPI, false)}},
 		tsPayload(false, netip.MustParsePrefix("100.64.0.0/32")),
 		tsPayload(true, netip.MustParsePrefix("0.0.0.0/0")),

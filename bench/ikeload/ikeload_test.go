@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
-	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -173,7 +173,7 @@ func TestConfigProfile(t *testing.T) {
 	if got := p.tsi(258); got != netip.MustParsePrefix("100.64.1.2/32") {
 		t.Errorf("tsi(258) = %v", got)
 	}
-	if id := p.localID(7); string(id.Data) != "load-7.ikeload.test" || id.Type != message.IDFQDN {
+	if id := p.localID(7); string(id.Data) != "load-7.ikeload.test" || id.Type != iana.IDFQDN {
 		t.Errorf("localID(7) = %v", id)
 	}
 }
@@ -201,7 +201,7 @@ func TestChosenRejectsWhatWasNotOffered(t *testing.T) {
 	}
 	ok := offer.Wire(1, nil, true)
 	suite, g, err := chosen(offer, &message.SA{Proposals: []message.Proposal{ok}}, message.ProtocolIKE)
-	if err != nil || g != crypto.GroupCurve25519 || suite.Encr != crypto.EncrAESGCM16 || suite.KeyBits != 128 || suite.PRF != crypto.PRFHMACSHA2_256 {
+	if err != nil || g != iana.GroupCurve25519 || suite.Encr != iana.EncrAESGCM16 || suite.KeyBits != 128 || suite.PRF != iana.PRFHMACSHA2_256 {
 		t.Fatalf("own proposal: %+v %v %v", suite, g, err)
 	}
 	other, _ := ike.ParseProposal(message.ProtocolIKE, "aes256gcm16-prfsha256-x25519")

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -171,7 +172,7 @@ type worker struct {
 
 // keyExchange returns the worker's DH value, renewed every reuse setups
 // (RFC 7296 §2.12 lets an initiator reuse it across exchanges).
-func (w *worker) keyExchange(g crypto.GroupID, reuse int) (crypto.KeyExchange, error) {
+func (w *worker) keyExchange(g iana.GroupID, reuse int) (crypto.KeyExchange, error) {
 	if w.kex == nil || w.kexUses >= reuse {
 		if w.kex != nil {
 			w.kex.Destroy()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/crypto"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -63,7 +64,7 @@ var errCookie = errors.New("cookie requested")
 type profile struct {
 	ike      ike.Proposal
 	esp      ike.Proposal
-	group    crypto.GroupID
+	group    iana.GroupID
 	psk      []byte
 	localID  func(i int) ike.Identity
 	remoteID ike.Identity // zero: no IDr sent
@@ -124,9 +125,9 @@ func natHash(spiI, spiR uint64, ap netip.AddrPort) []byte {
 // chosen reads the responder's single accepted proposal and checks that
 // every transform in it is one we offered (RFC 7296 §3.3.6: the responder
 // must not pick what was not proposed).
-func chosen(offer ike.Proposal, sa *message.SA, protocol message.ProtocolID) (crypto.Suite, crypto.GroupID, error) {
+func chosen(offer ike.Proposal, sa *message.SA, protocol message.ProtocolID) (crypto.Suite, iana.GroupID, error) {
 	var s crypto.Suite
-	var g crypto.GroupID
+	var g iana.GroupID
 	if sa == nil || len(sa.Proposals) != 1 {
 		return s, 0, errors.New("response must carry exactly one proposal")
 	}
@@ -140,36 +141,36 @@ func chosen(offer ike.Proposal, sa *message.SA, protocol message.ProtocolID) (cr
 			seen[t.Type]++
 		}
 		switch t.Type {
-		case message.TransformEncr:
+		case iana.TransformEncr:
 			bits, _ := t.KeyLength()
 			ok := false
 			for _, e := range offer.Encr {
 				want := e.KeyBits
-				if e.ID == crypto.EncrChaCha20Poly1305 {
+				if e.ID == iana.EncrChaCha20Poly1305 {
 					want = int(bits) // no attribute on the wire
 				}
-				if crypto.EncrID(t.ID) == e.ID && int(bits) == want {
+				if iana.EncrID(t.ID) == e.ID && int(bits) == want {
 					s.Encr, s.KeyBits, ok = e.ID, e.KeyBits, true
 				}
 			}
 			if !ok {
 				return s, 0, fmt.Errorf("responder chose encryption %s, not offered", t.String())
 			}
-		case message.TransformPRF:
-			if !contains(offer.PRF, crypto.PRFID(t.ID)) {
+		case iana.TransformPRF:
+			if !contains(offer.PRF, iana.PRFID(t.ID)) {
 				return s, 0, fmt.Errorf("responder chose PRF %s, not offered", t.String())
 			}
-			s.PRF = crypto.PRFID(t.ID)
-		case message.TransformInteg:
-			if !contains(offer.Integ, crypto.IntegID(t.ID)) && t.ID != message.IntegNone {
+			s.PRF = iana.PRFID(t.ID)
+		case iana.TransformInteg:
+			if !contains(offer.Integ, iana.IntegID(t.ID)) && iana.IntegID(t.ID) != iana.IntegNone {
 				return s, 0, fmt.Errorf("responder chose integrity %s, not offered", t.String())
 			}
-			s.Integ = crypto.IntegID(t.ID)
-		case message.TransformDH:
-			if !contains(offer.DH, crypto.GroupID(t.ID)) {
+			s.Integ = iana.IntegID(t.ID)
+		case iana.TransformDH:
+			if !contains(offer.DH, iana.GroupID(t.ID)) {
 				return s, 0, fmt.Errorf("responder chose group %s, not offered", t.String())
 			}
-			g = crypto.GroupID(t.ID)
+			g = iana.GroupID(t.ID)
 		}
 	}
 	for typ := 1; typ < len(seen); typ++ {
@@ -177,7 +178,7 @@ func chosen(offer ike.Proposal, sa *message.SA, protocol message.ProtocolID) (cr
 			return s, 0, fmt.Errorf("responder chose %d transforms of type %d", seen[typ], typ)
 		}
 	}
-	if seen[message.TransformEncr] != 1 {
+	if seen[iana.TransformEncr] != 1 {
 		return s, 0, errors.New("responder chose no encryption transform")
 	}
 	if protocol == message.ProtocolIKE {
@@ -214,7 +215,7 @@ func (s *setup) buildInit() ([]byte, error) {
 	}
 	ps = append(ps,
 		&message.SA{Proposals: []message.Proposal{s.p.ike.Wire(1, nil, true)}},
-		&message.KeyExchange{Group: message.DHGroup(s.kex.Group()), Data: s.kex.PublicKey()},
+		&message.KeyExchange{Group: s.kex.Group(), Data: s.kex.PublicKey()},
 		&message.Nonce{Data: s.ni},
 		notify(message.NotifyNATDetectionSourceIP, natHash(s.spiI, 0, s.local)),
 		notify(message.NotifyNATDetectionDestinationIP, natHash(s.spiI, 0, s.remote)),
@@ -278,7 +279,7 @@ func (s *setup) processInit(raw []byte) error {
 	if err != nil {
 		return &setupError{cause: CauseBadInit, err: err}
 	}
-	if group != s.kex.Group() || crypto.GroupID(keP.Group) != group {
+	if group != s.kex.Group() || keP.Group != group {
 		return fail(CauseBadInit, "responder chose group %v with a KE of %v, we sent %v", group, keP.Group, s.kex.Group())
 	}
 	secret, err := s.kex.SharedSecret(keP.Data)
@@ -377,7 +378,7 @@ func (s *setup) buildAuth() ([]byte, error) {
 		ps = append(ps, &message.ID{Responder: true, IDType: s.p.remoteID.Type, Data: s.p.remoteID.Data})
 	}
 	ps = append(ps,
-		&message.Auth{Method: message.AuthSharedKeyMIC, Data: crypto.SharedKeyAuth(s.prf, s.p.psk, octets)},
+		&message.Auth{Method: iana.AuthSharedKeyMIC, Data: crypto.SharedKeyAuth(s.prf, s.p.psk, octets)},
 		&message.SA{Proposals: []message.Proposal{s.p.esp.Wire(1, spi[:], false)}},
 		tsPayload(false, s.p.tsi(s.index)),
 		tsPayload(true, s.p.tsr),
@@ -439,7 +440,7 @@ func (s *setup) processAuth(raw []byte) error {
 		}
 		return fail(CauseBadAuth, "IDr or AUTH missing")
 	}
-	if auth.Method != message.AuthSharedKeyMIC {
+	if auth.Method != iana.AuthSharedKeyMIC {
 		return fail(CausePeerAuth, "responder authenticates with method %d, we expect a shared key", auth.Method)
 	}
 	idBody, err := idr.AppendBody(nil)

@@ -203,7 +203,7 @@ func selectorsMatch(sa *sad.SA, b []byte, ip *packet.IP) bool {
 	if len(sa.Selectors) == 0 {
 		return true
 	}
-	var f sad.InnerFlow
+	var f packet.InnerFlow
 	packet.FlowInner(b, ip, &f)
 	return sa.MatchInner(&f)
 }

@@ -7,8 +7,6 @@ package packet
 import (
 	"encoding/binary"
 	"net/netip"
-
-	"github.com/xdpsec/xdpsec/sad"
 )
 
 // IP protocol numbers used by the data plane.
@@ -210,11 +208,31 @@ func hasPorts(p uint8) bool {
 	return p == ProtoTCP || p == ProtoUDP || p == ProtoSCTP || p == ProtoUDPLite
 }
 
+// FlowKey is what a packet offers to a selector (sad.Selector.Matches):
+// Flow fills it without allocating. Ports are zero for protocols without
+// ports. It lives here, not in sad, so that this parser imports nothing of
+// ours.
+type FlowKey struct {
+	Src, Dst         netip.Addr
+	Proto            uint8
+	SrcPort, DstPort uint16
+}
+
+// InnerFlow is what sad.SA.MatchInner needs of a packet: its addresses as
+// 128-bit numbers (an IPv4 address in Lo's low 32 bits), protocol and
+// ports, as FlowKey holds them.
+type InnerFlow struct {
+	V6                         bool
+	SrcHi, SrcLo, DstHi, DstLo uint64
+	Proto                      uint8
+	SrcPort, DstPort           uint16
+}
+
 // Flow fills k with the selector fields of the IP packet b (addresses,
 // protocol, ports); ip must come from ParseIP(b). Ports stay zero for
 // protocols without them and for non-first fragments, which RFC 4301
 // §4.4.1.3 says match only selectors with ANY ports (we treat them so).
-func Flow(b []byte, ip *IP, k *sad.FlowKey) {
+func Flow(b []byte, ip *IP, k *FlowKey) {
 	if ip.V6 {
 		k.Src = netip.AddrFrom16([16]byte(b[8:24]))
 		k.Dst = netip.AddrFrom16([16]byte(b[24:40]))
@@ -233,7 +251,7 @@ func Flow(b []byte, ip *IP, k *sad.FlowKey) {
 // FlowInner fills f with the selector fields of the IP packet b as
 // integers, for sad.SA.MatchInner; ip must come from ParseIP(b). The
 // fields are those of Flow.
-func FlowInner(b []byte, ip *IP, f *sad.InnerFlow) {
+func FlowInner(b []byte, ip *IP, f *InnerFlow) {
 	f.V6 = ip.V6
 	if ip.V6 {
 		f.SrcHi, f.SrcLo = binary.BigEndian.Uint64(b[8:]), binary.BigEndian.Uint64(b[16:])

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 // Keys are generated per test run; nothing private is committed.
@@ -44,9 +46,9 @@ var sigKeys = sync.OnceValue(func() map[string]gocrypto.Signer {
 })
 
 func TestSignedOctets(t *testing.T) {
-	p, _ := NewPRF(PRFHMACSHA2_256)
+	p, _ := NewPRF(iana.PRFHMACSHA2_256)
 	msg, nonce, skp := []byte("IKE_SA_INIT request bytes"), []byte("responder nonce"), repeat(0x11, 32)
-	idBody := []byte{byte(IDFQDN), 0, 0, 0, 'g', 'w'}
+	idBody := []byte{byte(iana.IDFQDN), 0, 0, 0, 'g', 'w'}
 	m := hmac.New(sha256.New, skp)
 	m.Write(idBody)
 	want := append(append(append([]byte{}, msg...), nonce...), m.Sum(nil)...)
@@ -60,7 +62,7 @@ func TestSignedOctets(t *testing.T) {
 }
 
 func TestSharedKeyAuth(t *testing.T) {
-	p, _ := NewPRF(PRFHMACSHA2_384)
+	p, _ := NewPRF(iana.PRFHMACSHA2_384)
 	secret, octets := []byte("a pre-shared key"), []byte("signed octets")
 	inner := hmac.New(sha512New384, secret)
 	inner.Write([]byte("Key Pad for IKEv2"))
@@ -88,26 +90,26 @@ func TestSignatureRoundTrip(t *testing.T) {
 	keys := sigKeys()
 	octets := []byte("RealMessage | Nonce | prf(SK_p, IDx')")
 	cases := []struct {
-		method AuthMethod
+		method iana.AuthMethod
 		scheme SignatureScheme
 		key    string
 		sigLen int // fixed length where the method defines one
 	}{
-		{AuthRSASignature, SigNone, "rsa", 256},
-		{AuthECDSASHA256P256, SigNone, "p256", 64},
-		{AuthECDSASHA384P384, SigNone, "p384", 96},
-		{AuthECDSASHA512P521, SigNone, "p521", 132},
-		{AuthDigitalSignature, SigRSAPKCS1SHA256, "rsa", 0},
-		{AuthDigitalSignature, SigRSAPKCS1SHA384, "rsa", 0},
-		{AuthDigitalSignature, SigRSAPKCS1SHA512, "rsa", 0},
-		{AuthDigitalSignature, SigRSAPSSSHA256, "rsa", 0},
-		{AuthDigitalSignature, SigRSAPSSSHA384, "rsa", 0},
-		{AuthDigitalSignature, SigRSAPSSSHA512, "rsa", 0},
-		{AuthDigitalSignature, SigECDSASHA256, "p256", 0},
-		{AuthDigitalSignature, SigECDSASHA384, "p384", 0},
-		{AuthDigitalSignature, SigECDSASHA512, "p521", 0},
-		{AuthDigitalSignature, SigECDSASHA512, "p256", 0}, // RFC 7427 allows any hash with any curve
-		{AuthDigitalSignature, SigEd25519, "ed25519", 0},
+		{iana.AuthRSASignature, SigNone, "rsa", 256},
+		{iana.AuthECDSASHA256P256, SigNone, "p256", 64},
+		{iana.AuthECDSASHA384P384, SigNone, "p384", 96},
+		{iana.AuthECDSASHA512P521, SigNone, "p521", 132},
+		{iana.AuthDigitalSignature, SigRSAPKCS1SHA256, "rsa", 0},
+		{iana.AuthDigitalSignature, SigRSAPKCS1SHA384, "rsa", 0},
+		{iana.AuthDigitalSignature, SigRSAPKCS1SHA512, "rsa", 0},
+		{iana.AuthDigitalSignature, SigRSAPSSSHA256, "rsa", 0},
+		{iana.AuthDigitalSignature, SigRSAPSSSHA384, "rsa", 0},
+		{iana.AuthDigitalSignature, SigRSAPSSSHA512, "rsa", 0},
+		{iana.AuthDigitalSignature, SigECDSASHA256, "p256", 0},
+		{iana.AuthDigitalSignature, SigECDSASHA384, "p384", 0},
+		{iana.AuthDigitalSignature, SigECDSASHA512, "p521", 0},
+		{iana.AuthDigitalSignature, SigECDSASHA512, "p256", 0}, // RFC 7427 allows any hash with any curve
+		{iana.AuthDigitalSignature, SigEd25519, "ed25519", 0},
 	}
 	for _, c := range cases {
 		t.Run(c.method.String()+"/"+c.scheme.String()+"/"+c.key, func(t *testing.T) {
@@ -126,7 +128,7 @@ func TestSignatureRoundTrip(t *testing.T) {
 			if c.scheme != SigNone && got != c.scheme {
 				t.Errorf("verified as %v, signed as %v", got, c.scheme)
 			}
-			if c.method == AuthDigitalSignature {
+			if c.method == iana.AuthDigitalSignature {
 				s, v, err := ParseDigitalSignature(sig)
 				if err != nil || s != c.scheme || len(v) == 0 {
 					t.Errorf("ParseDigitalSignature = %v, %d octets, %v", s, len(v), err)
@@ -164,26 +166,26 @@ func TestSignatureRoundTrip(t *testing.T) {
 func TestSignAuthRefusesMismatches(t *testing.T) {
 	keys := sigKeys()
 	cases := []struct {
-		method AuthMethod
+		method iana.AuthMethod
 		scheme SignatureScheme
 		key    string
 	}{
-		{AuthRSASignature, SigNone, "p256"},
-		{AuthRSASignature, SigRSAPSSSHA256, "rsa"},
-		{AuthECDSASHA256P256, SigNone, "p384"},
-		{AuthECDSASHA512P521, SigNone, "rsa"},
-		{AuthDigitalSignature, SigRSAPKCS1SHA1, "rsa"}, // SHA-1 only in method 1
-		{AuthDigitalSignature, SigNone, "rsa"},
-		{AuthDigitalSignature, SigEd25519, "rsa"},
-		{AuthDigitalSignature, SigECDSASHA256, "ed25519"},
-		{AuthSharedKeyMIC, SigNone, "rsa"},
+		{iana.AuthRSASignature, SigNone, "p256"},
+		{iana.AuthRSASignature, SigRSAPSSSHA256, "rsa"},
+		{iana.AuthECDSASHA256P256, SigNone, "p384"},
+		{iana.AuthECDSASHA512P521, SigNone, "rsa"},
+		{iana.AuthDigitalSignature, SigRSAPKCS1SHA1, "rsa"}, // SHA-1 only in method 1
+		{iana.AuthDigitalSignature, SigNone, "rsa"},
+		{iana.AuthDigitalSignature, SigEd25519, "rsa"},
+		{iana.AuthDigitalSignature, SigECDSASHA256, "ed25519"},
+		{iana.AuthSharedKeyMIC, SigNone, "rsa"},
 	}
 	for _, c := range cases {
 		if _, err := SignAuth(c.method, c.scheme, keys[c.key], []byte("x")); err == nil {
 			t.Errorf("SignAuth(%v, %v, %s) succeeded", c.method, c.scheme, c.key)
 		}
 	}
-	if _, err := VerifyAuth(AuthSharedKeyMIC, keys["rsa"].Public(), nil, nil); !errors.Is(err, ErrAuthFailed) {
+	if _, err := VerifyAuth(iana.AuthSharedKeyMIC, keys["rsa"].Public(), nil, nil); !errors.Is(err, ErrAuthFailed) {
 		t.Errorf("VerifyAuth(PSK) = %v", err)
 	}
 }
@@ -268,7 +270,7 @@ func TestDigitalSignatureParsing(t *testing.T) {
 	// Parameters written differently from ours, still valid: absent hash
 	// parameters (RFC 4055 allows both), a 20-octet salt.
 	ok := pssAuthData(t, key, octets, oidSHA256, oidSHA256, 20, false)
-	if s, err := VerifyAuth(AuthDigitalSignature, &key.PublicKey, octets, ok); err != nil || s != SigRSAPSSSHA256 {
+	if s, err := VerifyAuth(iana.AuthDigitalSignature, &key.PublicKey, octets, ok); err != nil || s != SigRSAPSSSHA256 {
 		t.Errorf("PSS, salt 20, no hash parameters: %v, %v", s, err)
 	}
 	oidSHA1 := asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
@@ -284,7 +286,7 @@ func TestDigitalSignatureParsing(t *testing.T) {
 		"Ed25519 with parameters":               append(append([]byte{9}, unhex(t, "300706032b65700500")...), 1, 2, 3),
 	}
 	for name, data := range bad {
-		if _, err := VerifyAuth(AuthDigitalSignature, &key.PublicKey, octets, data); !errors.Is(err, ErrAuthFailed) {
+		if _, err := VerifyAuth(iana.AuthDigitalSignature, &key.PublicKey, octets, data); !errors.Is(err, ErrAuthFailed) {
 			t.Errorf("%s: err = %v, want ErrAuthFailed", name, err)
 		}
 	}
@@ -299,7 +301,7 @@ func TestSignatureHashAlgorithms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []HashAlgorithm{HashSHA1, HashSHA2_256, HashIdentity, 0x1234}
+	want := []iana.HashAlgorithm{iana.HashSHA1, iana.HashSHA2_256, iana.HashIdentity, 0x1234}
 	if len(got) != len(want) {
 		t.Fatalf("parsed %v", got)
 	}
@@ -320,18 +322,18 @@ func TestSelectSignatureScheme(t *testing.T) {
 	keys := sigKeys()
 	cases := []struct {
 		key  string
-		peer []HashAlgorithm
+		peer []iana.HashAlgorithm
 		want SignatureScheme
 	}{
 		{"rsa", nil, SigRSAPSSSHA256},
-		{"rsa", []HashAlgorithm{HashSHA2_512}, SigRSAPSSSHA512},
-		{"p256", []HashAlgorithm{HashSHA2_256, HashSHA2_384}, SigECDSASHA256},
-		{"p384", []HashAlgorithm{HashSHA2_256, HashSHA2_384}, SigECDSASHA384},
+		{"rsa", []iana.HashAlgorithm{iana.HashSHA2_512}, SigRSAPSSSHA512},
+		{"p256", []iana.HashAlgorithm{iana.HashSHA2_256, iana.HashSHA2_384}, SigECDSASHA256},
+		{"p384", []iana.HashAlgorithm{iana.HashSHA2_256, iana.HashSHA2_384}, SigECDSASHA384},
 		{"p521", nil, SigECDSASHA512},
-		{"p521", []HashAlgorithm{HashSHA2_256}, SigECDSASHA256},
-		{"ed25519", []HashAlgorithm{HashSHA2_256, HashIdentity}, SigEd25519},
-		{"ed25519", []HashAlgorithm{HashSHA2_256}, SigNone},
-		{"rsa", []HashAlgorithm{HashSHA1}, SigNone},
+		{"p521", []iana.HashAlgorithm{iana.HashSHA2_256}, SigECDSASHA256},
+		{"ed25519", []iana.HashAlgorithm{iana.HashSHA2_256, iana.HashIdentity}, SigEd25519},
+		{"ed25519", []iana.HashAlgorithm{iana.HashSHA2_256}, SigNone},
+		{"rsa", []iana.HashAlgorithm{iana.HashSHA1}, SigNone},
 	}
 	for _, c := range cases {
 		got, err := SelectSignatureScheme(keys[c.key].Public(), c.peer)
@@ -344,7 +346,7 @@ func TestSelectSignatureScheme(t *testing.T) {
 	}
 }
 
-func containsHash(l []HashAlgorithm, h HashAlgorithm) bool {
+func containsHash(l []iana.HashAlgorithm, h iana.HashAlgorithm) bool {
 	for _, x := range l {
 		if x == h {
 			return true

@@ -4,13 +4,15 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 // IKE protection is slow-path work; these benchmarks keep an eye on the
 // overhead of the SK framing against the bare AEAD it wraps.
 
 func BenchmarkSealAESGCM256(b *testing.B) {
-	p := newTestProtector(b, Suite{Encr: EncrAESGCM16, KeyBits: 256})
+	p := newTestProtector(b, Suite{Encr: iana.EncrAESGCM16, KeyBits: 256})
 	pt, prefix := make([]byte, 1024), testPrefix(p.SealedLen(1024))
 	dst := make([]byte, 0, 2048)
 	b.SetBytes(int64(len(pt)))
@@ -36,7 +38,7 @@ func BenchmarkBareAESGCM256(b *testing.B) {
 }
 
 func BenchmarkOpenAESCBCSHA256(b *testing.B) {
-	p := newTestProtector(b, Suite{Encr: EncrAESCBC, KeyBits: 256, Integ: IntegHMACSHA2_256_128})
+	p := newTestProtector(b, Suite{Encr: iana.EncrAESCBC, KeyBits: 256, Integ: iana.IntegHMACSHA2_256_128})
 	pt, prefix := make([]byte, 1024), testPrefix(p.SealedLen(1024))
 	body, _ := p.Seal(nil, prefix, pt)
 	dst := make([]byte, 0, 2048)
@@ -50,7 +52,7 @@ func BenchmarkOpenAESCBCSHA256(b *testing.B) {
 }
 
 func BenchmarkKeyExchange(b *testing.B) {
-	for _, g := range []GroupID{GroupCurve25519, GroupECP256, GroupMODP2048, GroupMLKEM768} {
+	for _, g := range []iana.GroupID{iana.GroupCurve25519, iana.GroupECP256, iana.GroupMODP2048, iana.GroupMLKEM768} {
 		b.Run(g.String(), func(b *testing.B) {
 			peer, _ := NewKeyExchange(g)
 			for b.Loop() {

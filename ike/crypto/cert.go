@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 // TrustStore verifies peer certificates against the CA certificates the
@@ -84,14 +86,14 @@ var ErrIDMismatch = errors.New("ike/crypto: identity does not match the certific
 //
 // Other ID types (ID_KEY_ID, ID_DER_ASN1_GN) cannot be tied to a certificate
 // this way and fail.
-func MatchID(cert *x509.Certificate, t IDType, data []byte) error {
+func MatchID(cert *x509.Certificate, t iana.IDType, data []byte) error {
 	if cert == nil {
 		return errors.New("ike/crypto: no certificate")
 	}
 	switch t {
-	case IDIPv4Addr, IDIPv6Addr:
+	case iana.IDIPv4Addr, iana.IDIPv6Addr:
 		want := 4
-		if t == IDIPv6Addr {
+		if t == iana.IDIPv6Addr {
 			want = 16
 		}
 		if len(data) != want {
@@ -104,19 +106,19 @@ func MatchID(cert *x509.Certificate, t IDType, data []byte) error {
 				return nil
 			}
 		}
-	case IDFQDN:
+	case iana.IDFQDN:
 		for _, n := range cert.DNSNames {
 			if strings.EqualFold(n, string(data)) {
 				return nil
 			}
 		}
-	case IDRFC822Addr:
+	case iana.IDRFC822Addr:
 		for _, n := range cert.EmailAddresses {
 			if emailEqual(n, string(data)) {
 				return nil
 			}
 		}
-	case IDDERASN1DN:
+	case iana.IDDERASN1DN:
 		if bytes.Equal(data, cert.RawSubject) {
 			return nil
 		}
@@ -131,15 +133,15 @@ func MatchID(cert *x509.Certificate, t IDType, data []byte) error {
 
 // printableID renders ID data for error messages (identities are not
 // secret, but raw DER is unreadable).
-func printableID(t IDType, data []byte) string {
+func printableID(t iana.IDType, data []byte) string {
 	switch t {
-	case IDIPv4Addr, IDIPv6Addr:
+	case iana.IDIPv4Addr, iana.IDIPv6Addr:
 		if a, ok := netip.AddrFromSlice(data); ok {
 			return a.String()
 		}
-	case IDFQDN, IDRFC822Addr:
+	case iana.IDFQDN, iana.IDRFC822Addr:
 		return fmt.Sprintf("%q", data)
-	case IDDERASN1DN:
+	case iana.IDDERASN1DN:
 		var rdn pkix.RDNSequence
 		if rest, err := asn1.Unmarshal(data, &rdn); err == nil && len(rest) == 0 {
 			return fmt.Sprintf("%q", rdn.String())

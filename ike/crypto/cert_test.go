@@ -13,6 +13,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 type testCA struct {
@@ -126,16 +128,16 @@ func TestMatchID(t *testing.T) {
 		EmailAddresses: []string{"ops@Example.NET"},
 	}, ca)
 	ok := []struct {
-		t    IDType
+		t    iana.IDType
 		data []byte
 	}{
-		{IDIPv4Addr, []byte{192, 0, 2, 1}},
-		{IDIPv6Addr, net.ParseIP("2001:db8::1")},
-		{IDFQDN, []byte("vpn.example.net")},
-		{IDFQDN, []byte("GW.Example.Net")},
-		{IDRFC822Addr, []byte("ops@example.net")},
-		{IDDERASN1DN, leaf.RawSubject},
-		{IDDERASN1DN, rawDN(t, [2]string{"C", "DE"}, [2]string{"O", "example  gmbh"}, [2]string{"CN", "GW.example.net"})},
+		{iana.IDIPv4Addr, []byte{192, 0, 2, 1}},
+		{iana.IDIPv6Addr, net.ParseIP("2001:db8::1")},
+		{iana.IDFQDN, []byte("vpn.example.net")},
+		{iana.IDFQDN, []byte("GW.Example.Net")},
+		{iana.IDRFC822Addr, []byte("ops@example.net")},
+		{iana.IDDERASN1DN, leaf.RawSubject},
+		{iana.IDDERASN1DN, rawDN(t, [2]string{"C", "DE"}, [2]string{"O", "example  gmbh"}, [2]string{"CN", "GW.example.net"})},
 	}
 	for _, c := range ok {
 		if err := MatchID(leaf, c.t, c.data); err != nil {
@@ -143,34 +145,34 @@ func TestMatchID(t *testing.T) {
 		}
 	}
 	bad := []struct {
-		t    IDType
+		t    iana.IDType
 		data []byte
 	}{
-		{IDIPv4Addr, []byte{192, 0, 2, 2}},
-		{IDIPv4Addr, []byte{192, 0, 2}},
-		{IDIPv6Addr, net.ParseIP("2001:db8::2")},
-		{IDIPv6Addr, []byte{192, 0, 2, 1}},
-		{IDFQDN, []byte("example.net")},
-		{IDFQDN, []byte("gw.example.net.evil")},
-		{IDRFC822Addr, []byte("OPS@example.net")},
-		{IDRFC822Addr, []byte("gw.example.net")},
-		{IDDERASN1DN, rawDN(t, [2]string{"C", "DE"}, [2]string{"O", "Other GmbH"}, [2]string{"CN", "gw.example.net"})},
-		{IDDERASN1DN, rawDN(t, [2]string{"C", "DE"}, [2]string{"O", "Example GmbH"})},
-		{IDDERASN1DN, rawDN(t, [2]string{"O", "Example GmbH"}, [2]string{"C", "DE"}, [2]string{"CN", "gw.example.net"})},
-		{IDDERASN1DN, []byte{0x30, 0x80}},
-		{IDKeyID, []byte("gw")},
-		{IDDERASN1GN, []byte{0x30, 0}},
+		{iana.IDIPv4Addr, []byte{192, 0, 2, 2}},
+		{iana.IDIPv4Addr, []byte{192, 0, 2}},
+		{iana.IDIPv6Addr, net.ParseIP("2001:db8::2")},
+		{iana.IDIPv6Addr, []byte{192, 0, 2, 1}},
+		{iana.IDFQDN, []byte("example.net")},
+		{iana.IDFQDN, []byte("gw.example.net.evil")},
+		{iana.IDRFC822Addr, []byte("OPS@example.net")},
+		{iana.IDRFC822Addr, []byte("gw.example.net")},
+		{iana.IDDERASN1DN, rawDN(t, [2]string{"C", "DE"}, [2]string{"O", "Other GmbH"}, [2]string{"CN", "gw.example.net"})},
+		{iana.IDDERASN1DN, rawDN(t, [2]string{"C", "DE"}, [2]string{"O", "Example GmbH"})},
+		{iana.IDDERASN1DN, rawDN(t, [2]string{"O", "Example GmbH"}, [2]string{"C", "DE"}, [2]string{"CN", "gw.example.net"})},
+		{iana.IDDERASN1DN, []byte{0x30, 0x80}},
+		{iana.IDKeyID, []byte("gw")},
+		{iana.IDDERASN1GN, []byte{0x30, 0}},
 	}
 	for _, c := range bad {
 		err := MatchID(leaf, c.t, c.data)
 		if err == nil {
 			t.Errorf("%v %x matched", c.t, c.data)
 		}
-		if (c.t == IDFQDN || c.t == IDDERASN1DN) && !errors.Is(err, ErrIDMismatch) {
+		if (c.t == iana.IDFQDN || c.t == iana.IDDERASN1DN) && !errors.Is(err, ErrIDMismatch) {
 			t.Errorf("%v %x: %v, want ErrIDMismatch", c.t, c.data, err)
 		}
 	}
-	if err := MatchID(nil, IDFQDN, []byte("x")); err == nil {
+	if err := MatchID(nil, iana.IDFQDN, []byte("x")); err == nil {
 		t.Error("nil certificate matched")
 	}
 }
@@ -184,16 +186,16 @@ func TestCertificateAuthentication(t *testing.T) {
 	if _, err := ts.Verify(leaf, nil, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := MatchID(leaf, IDFQDN, []byte("peer.example")); err != nil {
+	if err := MatchID(leaf, iana.IDFQDN, []byte("peer.example")); err != nil {
 		t.Fatal(err)
 	}
 	octets := []byte("signed octets")
 	scheme, _ := SelectSignatureScheme(leaf.PublicKey, SupportedHashAlgorithms())
-	auth, err := SignAuth(AuthDigitalSignature, scheme, key, octets)
+	auth, err := SignAuth(iana.AuthDigitalSignature, scheme, key, octets)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, err := VerifyAuth(AuthDigitalSignature, leaf.PublicKey, octets, auth); err != nil || s != SigECDSASHA256 {
+	if s, err := VerifyAuth(iana.AuthDigitalSignature, leaf.PublicKey, octets, auth); err != nil || s != SigECDSASHA256 {
 		t.Errorf("verify: %v, %v", s, err)
 	}
 }

@@ -1,8 +1,8 @@
 // Package crypto holds the cryptography of IKEv2 (RFC 7296): everything an IKE
 // SA needs between "we agreed on these transforms" and "these bytes are
 // authentic", with no knowledge of the message codec. It works on byte slices
-// and on the IANA transform numbers, so ike/message and the exchange state
-// machines can use it without an import cycle.
+// and on the IANA transform numbers of ike/iana, the same typed constants
+// ike/message puts on the wire.
 //
 // What it implements:
 //

@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 var fuzzProtectors = sync.OnceValue(func() []Protector {
@@ -57,7 +59,7 @@ func FuzzOpen(f *testing.F) {
 func FuzzVerifyAuth(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method uint8, authData []byte) {
 		for name, k := range sigKeys() {
-			if s, err := VerifyAuth(AuthMethod(method), k.Public(), []byte("octets"), authData); err == nil {
+			if s, err := VerifyAuth(iana.AuthMethod(method), k.Public(), []byte("octets"), authData); err == nil {
 				t.Fatalf("%s key: forged %v signature accepted", name, s)
 			} else if !errors.Is(err, ErrAuthFailed) {
 				t.Fatalf("%s key: error %v does not wrap ErrAuthFailed", name, err)
@@ -126,6 +128,6 @@ var fuzzCert = sync.OnceValue(func() *x509.Certificate {
 // FuzzMatchID parses peer-chosen ID data, DNs included.
 func FuzzMatchID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, idType uint8, data []byte) {
-		MatchID(fuzzCert(), IDType(idType), data)
+		MatchID(fuzzCert(), iana.IDType(idType), data)
 	})
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 type fixture struct {
@@ -92,8 +94,8 @@ func TestStrongSwanExchange(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			fx := loadFixture(t, fmt.Sprintf("testdata/strongswan/ikev2-%s.txt", name))
 			si, ei := fx.ints["suite"], fx.ints["esp"]
-			suite := Suite{Encr: EncrID(si[0]), KeyBits: si[1], Integ: IntegID(si[2]), PRF: PRFID(si[3])}
-			esp := Suite{Encr: EncrID(ei[0]), KeyBits: ei[1], Integ: IntegID(ei[2])}
+			suite := Suite{Encr: iana.EncrID(si[0]), KeyBits: si[1], Integ: iana.IntegID(si[2]), PRF: iana.PRFID(si[3])}
+			esp := Suite{Encr: iana.EncrID(ei[0]), KeyBits: ei[1], Integ: iana.IntegID(ei[2])}
 
 			req, resp := fx.hex["init_request"], fx.hex["init_response"]
 			spiI := binary.BigEndian.Uint64(req[0:8])
@@ -160,7 +162,7 @@ func TestStrongSwanExchange(t *testing.T) {
 				}
 				pl := payloads(t, m.msg[28], inner)
 				id, auth := pl[m.idType], pl[payloadAUTH]
-				if id == nil || len(auth) < 5 || AuthMethod(auth[0]) != AuthSharedKeyMIC {
+				if id == nil || len(auth) < 5 || iana.AuthMethod(auth[0]) != iana.AuthSharedKeyMIC {
 					t.Fatalf("%s: no ID or PSK AUTH payload", m.name)
 				}
 				octets := SignedOctets(p, m.realMsg, m.nonce, m.skp, id)

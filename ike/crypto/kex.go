@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"math/big"
 	"sync"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 // ErrInvalidPublicKey is returned (wrapped) when a peer's key exchange data
@@ -20,7 +22,7 @@ var ErrInvalidPublicKey = errors.New("ike/crypto: invalid peer key exchange data
 // pair, or the decapsulation key of a KEM initiator. The KE payload carries
 // PublicKey; the peer's KE payload data goes to SharedSecret.
 type KeyExchange interface {
-	Group() GroupID
+	Group() iana.GroupID
 	// PublicKey returns the Key Exchange Data to send, in the group's IKE
 	// encoding (see NewKeyExchange).
 	PublicKey() []byte
@@ -43,13 +45,13 @@ type KeyExchange interface {
 //   - ML-KEM-768/1024: this end is the KEM initiator: PublicKey is the
 //     encapsulation key and SharedSecret takes the responder's ciphertext
 //     (draft-ietf-ipsecme-ikev2-mlkem §2.2). The responder uses Encapsulate.
-func NewKeyExchange(g GroupID) (KeyExchange, error) {
+func NewKeyExchange(g iana.GroupID) (KeyExchange, error) {
 	switch g {
-	case GroupMODP2048, GroupMODP3072, GroupMODP4096:
+	case iana.GroupMODP2048, iana.GroupMODP3072, iana.GroupMODP4096:
 		return newMODP(g)
-	case GroupECP256, GroupECP384, GroupECP521, GroupCurve25519:
+	case iana.GroupECP256, iana.GroupECP384, iana.GroupECP521, iana.GroupCurve25519:
 		return newECDH(g, nil)
-	case GroupMLKEM768, GroupMLKEM1024:
+	case iana.GroupMLKEM768, iana.GroupMLKEM1024:
 		return newMLKEMInitiator(g)
 	}
 	return nil, fmt.Errorf("ike/crypto: unsupported key exchange method %v", g)
@@ -60,8 +62,8 @@ func NewKeyExchange(g GroupID) (KeyExchange, error) {
 // returns the data to send back and the shared secret. For Diffie-Hellman it
 // generates a key pair and forgets the private half; for ML-KEM it
 // encapsulates to the initiator's key.
-func RespondKeyExchange(g GroupID, peerPublic []byte) (public, secret []byte, err error) {
-	if g == GroupMLKEM768 || g == GroupMLKEM1024 {
+func RespondKeyExchange(g iana.GroupID, peerPublic []byte) (public, secret []byte, err error) {
+	if g == iana.GroupMLKEM768 || g == iana.GroupMLKEM1024 {
 		return Encapsulate(g, peerPublic)
 	}
 	kx, err := NewKeyExchange(g)
@@ -80,17 +82,17 @@ var errKXDestroyed = errors.New("ike/crypto: key exchange used after Destroy")
 
 // modpGroup is one RFC 3526 group.
 type modpGroup struct {
-	id   GroupID
+	id   iana.GroupID
 	p    *big.Int
 	size int // octets of p
 }
 
-var modpGroups = sync.OnceValue(func() map[GroupID]*modpGroup {
-	m := make(map[GroupID]*modpGroup)
+var modpGroups = sync.OnceValue(func() map[iana.GroupID]*modpGroup {
+	m := make(map[iana.GroupID]*modpGroup)
 	for _, g := range []struct {
-		id  GroupID
+		id  iana.GroupID
 		hex string
-	}{{GroupMODP2048, modp2048Hex}, {GroupMODP3072, modp3072Hex}, {GroupMODP4096, modp4096Hex}} {
+	}{{iana.GroupMODP2048, modp2048Hex}, {iana.GroupMODP3072, modp3072Hex}, {iana.GroupMODP4096, modp4096Hex}} {
 		p, ok := new(big.Int).SetString(g.hex, 16)
 		if !ok {
 			panic("ike/crypto: bad built-in MODP prime") // a constant in this package; cannot happen
@@ -108,7 +110,7 @@ type modpKeyExchange struct {
 	pub []byte
 }
 
-func newMODP(id GroupID) (*modpKeyExchange, error) {
+func newMODP(id iana.GroupID) (*modpKeyExchange, error) {
 	g := modpGroups()[id]
 	// A full-length exponent, uniform in [2, p-2], as strongSwan does by
 	// default (ANSI X9.42); RFC 3526 §8's shorter exponents would be faster
@@ -123,8 +125,8 @@ func newMODP(id GroupID) (*modpKeyExchange, error) {
 	return &modpKeyExchange{g: g, x: x, pub: y.FillBytes(make([]byte, g.size))}, nil
 }
 
-func (k *modpKeyExchange) Group() GroupID    { return k.g.id }
-func (k *modpKeyExchange) PublicKey() []byte { return append([]byte(nil), k.pub...) }
+func (k *modpKeyExchange) Group() iana.GroupID { return k.g.id }
+func (k *modpKeyExchange) PublicKey() []byte   { return append([]byte(nil), k.pub...) }
 
 // SharedSecret checks 1 < y < p-1: with the safe primes of RFC 3526 that rules
 // out the only small subgroups, of order 1 and 2 (RFC 6989 §2.2). Note that
@@ -156,7 +158,7 @@ func (k *modpKeyExchange) Destroy() {
 }
 
 type ecdhKeyExchange struct {
-	id       GroupID
+	id       iana.GroupID
 	curve    ecdh.Curve
 	priv     *ecdh.PrivateKey
 	pub      []byte
@@ -166,16 +168,16 @@ type ecdhKeyExchange struct {
 
 // newECDH makes a key pair for g; a non-nil privateKey fixes the private key
 // (tests use the RFC vectors' keys).
-func newECDH(g GroupID, privateKey []byte) (*ecdhKeyExchange, error) {
+func newECDH(g iana.GroupID, privateKey []byte) (*ecdhKeyExchange, error) {
 	k := &ecdhKeyExchange{id: g, sec1: true}
 	switch g {
-	case GroupECP256:
+	case iana.GroupECP256:
 		k.curve, k.coordLen = ecdh.P256(), 32
-	case GroupECP384:
+	case iana.GroupECP384:
 		k.curve, k.coordLen = ecdh.P384(), 48
-	case GroupECP521:
+	case iana.GroupECP521:
 		k.curve, k.coordLen = ecdh.P521(), 66
-	case GroupCurve25519:
+	case iana.GroupCurve25519:
 		k.curve, k.coordLen, k.sec1 = ecdh.X25519(), 32, false
 	default:
 		return nil, fmt.Errorf("ike/crypto: %v is not an elliptic curve group", g)
@@ -196,8 +198,8 @@ func newECDH(g GroupID, privateKey []byte) (*ecdhKeyExchange, error) {
 	return k, nil
 }
 
-func (k *ecdhKeyExchange) Group() GroupID    { return k.id }
-func (k *ecdhKeyExchange) PublicKey() []byte { return append([]byte(nil), k.pub...) }
+func (k *ecdhKeyExchange) Group() iana.GroupID { return k.id }
+func (k *ecdhKeyExchange) PublicKey() []byte   { return append([]byte(nil), k.pub...) }
 
 func (k *ecdhKeyExchange) SharedSecret(peer []byte) ([]byte, error) {
 	if k.priv == nil {
@@ -239,27 +241,27 @@ func (k *ecdhKeyExchange) Destroy() { k.priv = nil }
 // MLKEMInitiator is the initiator's side of an ML-KEM key exchange: it holds
 // the decapsulation key and sends the encapsulation key.
 type MLKEMInitiator struct {
-	id     GroupID
+	id     iana.GroupID
 	dk768  *mlkem.DecapsulationKey768
 	dk1024 *mlkem.DecapsulationKey1024
 	pub    []byte
 }
 
 // NewMLKEM768Initiator generates an ML-KEM-768 decapsulation key.
-func NewMLKEM768Initiator() (*MLKEMInitiator, error) { return newMLKEMInitiator(GroupMLKEM768) }
+func NewMLKEM768Initiator() (*MLKEMInitiator, error) { return newMLKEMInitiator(iana.GroupMLKEM768) }
 
 // NewMLKEM1024Initiator generates an ML-KEM-1024 decapsulation key.
-func NewMLKEM1024Initiator() (*MLKEMInitiator, error) { return newMLKEMInitiator(GroupMLKEM1024) }
+func NewMLKEM1024Initiator() (*MLKEMInitiator, error) { return newMLKEMInitiator(iana.GroupMLKEM1024) }
 
-func newMLKEMInitiator(g GroupID) (*MLKEMInitiator, error) {
+func newMLKEMInitiator(g iana.GroupID) (*MLKEMInitiator, error) {
 	k := &MLKEMInitiator{id: g}
 	var err error
 	switch g {
-	case GroupMLKEM768:
+	case iana.GroupMLKEM768:
 		if k.dk768, err = mlkem.GenerateKey768(); err == nil {
 			k.pub = k.dk768.EncapsulationKey().Bytes()
 		}
-	case GroupMLKEM1024:
+	case iana.GroupMLKEM1024:
 		if k.dk1024, err = mlkem.GenerateKey1024(); err == nil {
 			k.pub = k.dk1024.EncapsulationKey().Bytes()
 		}
@@ -272,8 +274,8 @@ func newMLKEMInitiator(g GroupID) (*MLKEMInitiator, error) {
 	return k, nil
 }
 
-// Group returns GroupMLKEM768 or GroupMLKEM1024.
-func (k *MLKEMInitiator) Group() GroupID { return k.id }
+// Group returns iana.GroupMLKEM768 or iana.GroupMLKEM1024.
+func (k *MLKEMInitiator) Group() iana.GroupID { return k.id }
 
 // PublicKey returns the encapsulation key (1184 octets for ML-KEM-768, 1568
 // for ML-KEM-1024).
@@ -308,15 +310,15 @@ func (k *MLKEMInitiator) Destroy() { k.dk768, k.dk1024 = nil, nil }
 // Encapsulate is the responder's side of an ML-KEM exchange: it checks the
 // initiator's encapsulation key and returns the ciphertext for the
 // responder's KE payload and the 32-octet shared key.
-func Encapsulate(g GroupID, encapsulationKey []byte) (ciphertext, sharedSecret []byte, err error) {
+func Encapsulate(g iana.GroupID, encapsulationKey []byte) (ciphertext, sharedSecret []byte, err error) {
 	switch g {
-	case GroupMLKEM768:
+	case iana.GroupMLKEM768:
 		ek, err := mlkem.NewEncapsulationKey768(encapsulationKey)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %v: %v", ErrInvalidPublicKey, g, err)
 		}
 		sharedSecret, ciphertext = ek.Encapsulate()
-	case GroupMLKEM1024:
+	case iana.GroupMLKEM1024:
 		ek, err := mlkem.NewEncapsulationKey1024(encapsulationKey)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %v: %v", ErrInvalidPublicKey, g, err)
@@ -330,5 +332,5 @@ func Encapsulate(g GroupID, encapsulationKey []byte) (ciphertext, sharedSecret [
 
 // MLKEM768Encapsulate is Encapsulate for ML-KEM-768.
 func MLKEM768Encapsulate(encapsulationKey []byte) (ciphertext, sharedSecret []byte, err error) {
-	return Encapsulate(GroupMLKEM768, encapsulationKey)
+	return Encapsulate(iana.GroupMLKEM768, encapsulationKey)
 }

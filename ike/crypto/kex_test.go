@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/big"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 // piFloor returns floor(2^bits * pi), from Machin's formula
@@ -36,10 +38,10 @@ func piFloor(bits uint) *big.Int {
 // the RFC gives, and checks they are safe primes.
 func TestMODPPrimes(t *testing.T) {
 	for _, c := range []struct {
-		g GroupID
+		g iana.GroupID
 		n uint
 		k int64
-	}{{GroupMODP2048, 2048, 124476}, {GroupMODP3072, 3072, 1690314}, {GroupMODP4096, 4096, 240904}} {
+	}{{iana.GroupMODP2048, 2048, 124476}, {iana.GroupMODP3072, 3072, 1690314}, {iana.GroupMODP4096, 4096, 240904}} {
 		p := new(big.Int).Lsh(big.NewInt(1), c.n)
 		p.Sub(p, new(big.Int).Lsh(big.NewInt(1), c.n-64))
 		p.Sub(p, big.NewInt(1))
@@ -59,14 +61,14 @@ func TestMODPPrimes(t *testing.T) {
 	}
 }
 
-var allGroups = []GroupID{GroupMODP2048, GroupMODP3072, GroupMODP4096, GroupECP256, GroupECP384, GroupECP521, GroupCurve25519, GroupMLKEM768, GroupMLKEM1024}
+var allGroups = []iana.GroupID{iana.GroupMODP2048, iana.GroupMODP3072, iana.GroupMODP4096, iana.GroupECP256, iana.GroupECP384, iana.GroupECP521, iana.GroupCurve25519, iana.GroupMLKEM768, iana.GroupMLKEM1024}
 
 // Both ends agree, through the initiator/responder API, for every method.
 func TestKeyExchangeAgreement(t *testing.T) {
-	lens := map[GroupID][3]int{ // initiator data, responder data, secret
-		GroupMODP2048: {256, 256, 256}, GroupMODP3072: {384, 384, 384}, GroupMODP4096: {512, 512, 512},
-		GroupECP256: {64, 64, 32}, GroupECP384: {96, 96, 48}, GroupECP521: {132, 132, 66},
-		GroupCurve25519: {32, 32, 32}, GroupMLKEM768: {1184, 1088, 32}, GroupMLKEM1024: {1568, 1568, 32},
+	lens := map[iana.GroupID][3]int{ // initiator data, responder data, secret
+		iana.GroupMODP2048: {256, 256, 256}, iana.GroupMODP3072: {384, 384, 384}, iana.GroupMODP4096: {512, 512, 512},
+		iana.GroupECP256: {64, 64, 32}, iana.GroupECP384: {96, 96, 48}, iana.GroupECP521: {132, 132, 66},
+		iana.GroupCurve25519: {32, 32, 32}, iana.GroupMLKEM768: {1184, 1088, 32}, iana.GroupMLKEM1024: {1568, 1568, 32},
 	}
 	for _, g := range allGroups {
 		t.Run(g.String(), func(t *testing.T) {
@@ -108,11 +110,11 @@ func TestKeyExchangeAgreement(t *testing.T) {
 // x coordinate of g^ir; likewise from the responder's side.
 func TestECPRFC5903(t *testing.T) {
 	cases := []struct {
-		g                        GroupID
+		g                        iana.GroupID
 		i, gix, giy, r, grx, gry string
 		girx                     string
 	}{
-		{GroupECP256,
+		{iana.GroupECP256,
 			"C88F01F5 10D9AC3F 70A292DA A2316DE5 44E9AAB8 AFE84049 C62A9C57 862D1433",
 			"DAD0B653 94221CF9 B051E1FE CA5787D0 98DFE637 FC90B9EF 945D0C37 72581180",
 			"5271A046 1CDB8252 D61F1C45 6FA3E59A B1F45B33 ACCF5F58 389E0577 B8990BB3",
@@ -120,7 +122,7 @@ func TestECPRFC5903(t *testing.T) {
 			"D12DFB52 89C8D4F8 1208B702 70398C34 2296970A 0BCCB74C 736FC755 4494BF63",
 			"56FBF3CA 366CC23E 8157854C 13C58D6A AC23F046 ADA30F83 53E74F33 039872AB",
 			"D6840F6B 42F6EDAF D13116E0 E1256520 2FEF8E9E CE7DCE03 812464D0 4B9442DE"},
-		{GroupECP384,
+		{iana.GroupECP384,
 			"099F3C70 34D4A2C6 99884D73 A375A67F 7624EF7C 6B3C0F16 0647B674 14DCE655 E35B5380 41E649EE 3FAEF896 783AB194",
 			"667842D7 D180AC2C DE6F74F3 7551F557 55C7645C 20EF73E3 1634FE72 B4C55EE6 DE3AC808 ACB4BDB4 C88732AE E95F41AA",
 			"9482ED1F C0EEB9CA FC498462 5CCFC23F 65032149 E0E144AD A0241815 35A0F38E EB9FCFF3 C2C947DA E69B4C63 4573A81C",
@@ -128,7 +130,7 @@ func TestECPRFC5903(t *testing.T) {
 			"E558DBEF 53EECDE3 D3FCCFC1 AEA08A89 A987475D 12FD950D 83CFA417 32BC509D 0D1AC43A 0336DEF9 6FDA41D0 774A3571",
 			"DCFBEC7A ACF31964 72169E83 8430367F 66EEBE3C 6E70C416 DD5F0C68 759DD1FF F83FA401 42209DFF 5EAAD96D B9E6386C",
 			"11187331 C279962D 93D60424 3FD592CB 9D0A926F 422E4718 7521287E 7156C5C4 D6031355 69B9E9D0 9CF5D4A2 70F59746"},
-		{GroupECP521,
+		{iana.GroupECP521,
 			`0037ADE9 319A89F4 DABDB3EF 411AACCC A5123C61 ACAB57B5 393DCE47 608172A0
 			 95AA85A3 0FE1C295 2C6771D9 37BA9777 F5957B26 39BAB072 462F68C2 7A57382D 4A52`,
 			`0015417E 84DBF28C 0AD3C278 713349DC 7DF153C8 97A1891B D98BAB43 57C9ECBE
@@ -175,11 +177,11 @@ func TestECPRFC5903(t *testing.T) {
 
 // RFC 7748 §6.1 (the X25519 Diffie-Hellman example), used by RFC 8031.
 func TestCurve25519RFC7748(t *testing.T) {
-	alice, err := newECDH(GroupCurve25519, unhex(t, "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"))
+	alice, err := newECDH(iana.GroupCurve25519, unhex(t, "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err := newECDH(GroupCurve25519, unhex(t, "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"))
+	bob, err := newECDH(iana.GroupCurve25519, unhex(t, "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,31 +203,31 @@ func TestCurve25519RFC7748(t *testing.T) {
 }
 
 func TestKeyExchangeRejectsBadPeers(t *testing.T) {
-	p2048 := modpGroups()[GroupMODP2048].p
+	p2048 := modpGroups()[iana.GroupMODP2048].p
 	pad := func(x *big.Int) []byte { return x.FillBytes(make([]byte, 256)) }
 	pMinus1 := new(big.Int).Sub(p2048, big.NewInt(1))
 	// A point with x = 0 is not on P-256 for any y here; all-zero u is the
 	// X25519 low-order point whose product is zero (RFC 7748 §6.1).
 	cases := []struct {
-		g    GroupID
+		g    iana.GroupID
 		name string
 		peer []byte
 	}{
-		{GroupMODP2048, "empty", nil},
-		{GroupMODP2048, "short", make([]byte, 255)},
-		{GroupMODP2048, "long", make([]byte, 257)},
-		{GroupMODP2048, "zero", make([]byte, 256)},
-		{GroupMODP2048, "one", pad(big.NewInt(1))},
-		{GroupMODP2048, "p-1", pad(pMinus1)},
-		{GroupMODP2048, "p", pad(p2048)},
-		{GroupECP256, "SEC1 prefixed", append([]byte{4}, make([]byte, 64)...)},
-		{GroupECP256, "off curve", repeat(0xaa, 64)},
-		{GroupECP256, "identity", make([]byte, 64)},
-		{GroupECP521, "short", make([]byte, 131)},
-		{GroupCurve25519, "zero u", make([]byte, 32)},
-		{GroupCurve25519, "u = 1", append([]byte{1}, make([]byte, 31)...)},
-		{GroupCurve25519, "short", make([]byte, 31)},
-		{GroupMLKEM768, "short ciphertext", make([]byte, 1087)},
+		{iana.GroupMODP2048, "empty", nil},
+		{iana.GroupMODP2048, "short", make([]byte, 255)},
+		{iana.GroupMODP2048, "long", make([]byte, 257)},
+		{iana.GroupMODP2048, "zero", make([]byte, 256)},
+		{iana.GroupMODP2048, "one", pad(big.NewInt(1))},
+		{iana.GroupMODP2048, "p-1", pad(pMinus1)},
+		{iana.GroupMODP2048, "p", pad(p2048)},
+		{iana.GroupECP256, "SEC1 prefixed", append([]byte{4}, make([]byte, 64)...)},
+		{iana.GroupECP256, "off curve", repeat(0xaa, 64)},
+		{iana.GroupECP256, "identity", make([]byte, 64)},
+		{iana.GroupECP521, "short", make([]byte, 131)},
+		{iana.GroupCurve25519, "zero u", make([]byte, 32)},
+		{iana.GroupCurve25519, "u = 1", append([]byte{1}, make([]byte, 31)...)},
+		{iana.GroupCurve25519, "short", make([]byte, 31)},
+		{iana.GroupMLKEM768, "short ciphertext", make([]byte, 1087)},
 	}
 	for _, c := range cases {
 		k, err := NewKeyExchange(c.g)
@@ -235,7 +237,7 @@ func TestKeyExchangeRejectsBadPeers(t *testing.T) {
 		if s, err := k.SharedSecret(c.peer); !errors.Is(err, ErrInvalidPublicKey) || s != nil {
 			t.Errorf("%v %s: secret %x, err %v; want ErrInvalidPublicKey", c.g, c.name, s, err)
 		}
-		if c.g != GroupMLKEM768 {
+		if c.g != iana.GroupMLKEM768 {
 			if _, _, err := RespondKeyExchange(c.g, c.peer); !errors.Is(err, ErrInvalidPublicKey) {
 				t.Errorf("%v %s: responder err = %v", c.g, c.name, err)
 			}
@@ -246,10 +248,10 @@ func TestKeyExchangeRejectsBadPeers(t *testing.T) {
 	}
 	// An encapsulation key whose coefficients are out of range (all 0xff)
 	// fails FIPS 203's modulus check.
-	if _, _, err := Encapsulate(GroupMLKEM768, repeat(0xff, 1184)); !errors.Is(err, ErrInvalidPublicKey) {
+	if _, _, err := Encapsulate(iana.GroupMLKEM768, repeat(0xff, 1184)); !errors.Is(err, ErrInvalidPublicKey) {
 		t.Errorf("invalid encapsulation key: %v", err)
 	}
-	if _, _, err := Encapsulate(GroupECP256, nil); err == nil {
+	if _, _, err := Encapsulate(iana.GroupECP256, nil); err == nil {
 		t.Error("Encapsulate with an ECP group succeeded")
 	}
 }
@@ -273,7 +275,7 @@ func TestMLKEMImplicitRejection(t *testing.T) {
 		t.Error("damaged ciphertext gave the same key")
 	}
 	j, _ := NewMLKEM1024Initiator()
-	if j.Group() != GroupMLKEM1024 {
+	if j.Group() != iana.GroupMLKEM1024 {
 		t.Errorf("group %v", j.Group())
 	}
 }

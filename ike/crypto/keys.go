@@ -3,6 +3,8 @@ package crypto
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 // SKEYSEED returns prf(Ni | Nr, g^ir) (RFC 7296 §2.14). The nonces are the
@@ -100,7 +102,7 @@ func DeriveIKEKeys(s Suite, ni, nr, sharedSecret []byte, spiI, spiR uint64) (*IK
 // suite; nonces and SPIs are those of the new SA, exchanged in
 // CREATE_CHILD_SA; additional are RFC 9370 follow-up secrets (see
 // RekeySKEYSEED).
-func DeriveRekeyedIKEKeys(oldPRF PRFID, oldSKd []byte, s Suite, sharedSecret, ni, nr []byte, spiI, spiR uint64, additional ...[]byte) (*IKEKeys, error) {
+func DeriveRekeyedIKEKeys(oldPRF iana.PRFID, oldSKd []byte, s Suite, sharedSecret, ni, nr []byte, spiI, spiR uint64, additional ...[]byte) (*IKEKeys, error) {
 	p, err := NewPRF(oldPRF)
 	if err != nil {
 		return nil, err

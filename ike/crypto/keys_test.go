@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"hash"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 // handPRFPlus is an independent prf+: it builds T1 | T2 | ... by explicit
@@ -31,14 +33,14 @@ var testSuites = []struct {
 	ek, ik   int // expected key lengths: RFC 5282 §7.1, RFC 7634 §2, RFC 4868 §2.1.1
 	icv, ivl int
 }{
-	{"aes128gcm16-prfsha256", Suite{EncrAESGCM16, 128, IntegNone, PRFHMACSHA2_256}, sha256.New, 20, 0, 16, 8},
-	{"aes256gcm16-prfsha384", Suite{EncrAESGCM16, 256, IntegNone, PRFHMACSHA2_384}, sha512.New384, 36, 0, 16, 8},
-	{"aes192gcm12-prfsha256", Suite{EncrAESGCM12, 192, IntegNone, PRFHMACSHA2_256}, sha256.New, 28, 0, 12, 8},
-	{"aes128gcm8-prfsha512", Suite{EncrAESGCM8, 128, IntegNone, PRFHMACSHA2_512}, sha512.New, 20, 0, 8, 8},
-	{"chacha20poly1305-prfsha256", Suite{EncrChaCha20Poly1305, 0, IntegNone, PRFHMACSHA2_256}, sha256.New, 36, 0, 16, 8},
-	{"aes128-sha256", Suite{EncrAESCBC, 128, IntegHMACSHA2_256_128, PRFHMACSHA2_256}, sha256.New, 16, 32, 16, 16},
-	{"aes256-sha384", Suite{EncrAESCBC, 256, IntegHMACSHA2_384_192, PRFHMACSHA2_384}, sha512.New384, 32, 48, 24, 16},
-	{"aes256-sha512", Suite{EncrAESCBC, 256, IntegHMACSHA2_512_256, PRFHMACSHA2_512}, sha512.New, 32, 64, 32, 16},
+	{"aes128gcm16-prfsha256", Suite{iana.EncrAESGCM16, 128, iana.IntegNone, iana.PRFHMACSHA2_256}, sha256.New, 20, 0, 16, 8},
+	{"aes256gcm16-prfsha384", Suite{iana.EncrAESGCM16, 256, iana.IntegNone, iana.PRFHMACSHA2_384}, sha512.New384, 36, 0, 16, 8},
+	{"aes192gcm12-prfsha256", Suite{iana.EncrAESGCM12, 192, iana.IntegNone, iana.PRFHMACSHA2_256}, sha256.New, 28, 0, 12, 8},
+	{"aes128gcm8-prfsha512", Suite{iana.EncrAESGCM8, 128, iana.IntegNone, iana.PRFHMACSHA2_512}, sha512.New, 20, 0, 8, 8},
+	{"chacha20poly1305-prfsha256", Suite{iana.EncrChaCha20Poly1305, 0, iana.IntegNone, iana.PRFHMACSHA2_256}, sha256.New, 36, 0, 16, 8},
+	{"aes128-sha256", Suite{iana.EncrAESCBC, 128, iana.IntegHMACSHA2_256_128, iana.PRFHMACSHA2_256}, sha256.New, 16, 32, 16, 16},
+	{"aes256-sha384", Suite{iana.EncrAESCBC, 256, iana.IntegHMACSHA2_384_192, iana.PRFHMACSHA2_384}, sha512.New384, 32, 48, 24, 16},
+	{"aes256-sha512", Suite{iana.EncrAESCBC, 256, iana.IntegHMACSHA2_512_256, iana.PRFHMACSHA2_512}, sha512.New, 32, 64, 32, 16},
 }
 
 func TestDeriveIKEKeys(t *testing.T) {
@@ -119,18 +121,18 @@ func TestDeriveRekeyedIKEKeys(t *testing.T) {
 	oldSKd := repeat(0x11, 64) // an SK_d from a PRF_HMAC_SHA2_512 SA
 	gir := repeat(0x22, 32)
 	ni, nr := []byte("new Ni"), []byte("new Nr")
-	s := Suite{EncrAESGCM16, 256, IntegNone, PRFHMACSHA2_256} // new SA: SHA-256
+	s := Suite{iana.EncrAESGCM16, 256, iana.IntegNone, iana.PRFHMACSHA2_256} // new SA: SHA-256
 
 	m := hmac.New(sha512.New, oldSKd)
 	m.Write(gir)
 	m.Write(ni)
 	m.Write(nr)
 	wantSeed := m.Sum(nil)
-	oldPRF, _ := NewPRF(PRFHMACSHA2_512)
+	oldPRF, _ := NewPRF(iana.PRFHMACSHA2_512)
 	if got := RekeySKEYSEED(oldPRF, oldSKd, gir, ni, nr); !bytes.Equal(got, wantSeed) {
 		t.Fatalf("rekey SKEYSEED = %x, want %x", got, wantSeed)
 	}
-	k, err := DeriveRekeyedIKEKeys(PRFHMACSHA2_512, oldSKd, s, gir, ni, nr, 7, 8)
+	k, err := DeriveRekeyedIKEKeys(iana.PRFHMACSHA2_512, oldSKd, s, gir, ni, nr, 7, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +151,7 @@ func TestDeriveRekeyedIKEKeys(t *testing.T) {
 	if got := RekeySKEYSEED(oldPRF, oldSKd, gir, ni, nr, sk1); !bytes.Equal(got, m.Sum(nil)) {
 		t.Errorf("rekey SKEYSEED with SK(1) = %x", got)
 	}
-	k2, err := DeriveRekeyedIKEKeys(PRFHMACSHA2_512, oldSKd, s, gir, ni, nr, 7, 8, sk1)
+	k2, err := DeriveRekeyedIKEKeys(iana.PRFHMACSHA2_512, oldSKd, s, gir, ni, nr, 7, 8, sk1)
 	if err != nil || bytes.Equal(k2.SKd, k.SKd) {
 		t.Errorf("SK(1) did not change the keys: %v", err)
 	}
@@ -161,16 +163,16 @@ func TestDeriveRekeyedIKEKeys(t *testing.T) {
 func TestDeriveChildKeys(t *testing.T) {
 	skd := repeat(0x33, 32)
 	ni, nr := []byte("child Ni"), []byte("child Nr")
-	p, _ := NewPRF(PRFHMACSHA2_256)
+	p, _ := NewPRF(iana.PRFHMACSHA2_256)
 	cases := []struct {
 		name    string
 		esp     Suite
 		secrets [][]byte
 	}{
-		{"aes128gcm16 no PFS", Suite{Encr: EncrAESGCM16, KeyBits: 128}, nil},
-		{"aes256gcm16 PFS", Suite{Encr: EncrAESGCM16, KeyBits: 256}, [][]byte{repeat(0x44, 32)}},
-		{"chacha20poly1305 two KEs (RFC 9370)", Suite{Encr: EncrChaCha20Poly1305}, [][]byte{repeat(0x44, 32), repeat(0x55, 32)}},
-		{"aes256-sha256 PFS", Suite{Encr: EncrAESCBC, KeyBits: 256, Integ: IntegHMACSHA2_256_128}, [][]byte{repeat(0x44, 256)}},
+		{"aes128gcm16 no PFS", Suite{Encr: iana.EncrAESGCM16, KeyBits: 128}, nil},
+		{"aes256gcm16 PFS", Suite{Encr: iana.EncrAESGCM16, KeyBits: 256}, [][]byte{repeat(0x44, 32)}},
+		{"chacha20poly1305 two KEs (RFC 9370)", Suite{Encr: iana.EncrChaCha20Poly1305}, [][]byte{repeat(0x44, 32), repeat(0x55, 32)}},
+		{"aes256-sha256 PFS", Suite{Encr: iana.EncrAESCBC, KeyBits: 256, Integ: iana.IntegHMACSHA2_256_128}, [][]byte{repeat(0x44, 256)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -219,20 +221,20 @@ func TestDeriveChildKeys(t *testing.T) {
 			}
 		})
 	}
-	if _, err := DeriveChildKeys(p, skd, Suite{Encr: EncrAESGCM16, KeyBits: 128, Integ: IntegHMACSHA2_256_128}, ni, nr); err == nil {
+	if _, err := DeriveChildKeys(p, skd, Suite{Encr: iana.EncrAESGCM16, KeyBits: 128, Integ: iana.IntegHMACSHA2_256_128}, ni, nr); err == nil {
 		t.Error("AEAD with integrity accepted")
 	}
 }
 
 func TestSuiteValidation(t *testing.T) {
 	bad := []Suite{
-		{Encr: EncrAESGCM16, KeyBits: 100, PRF: PRFHMACSHA2_256},
-		{Encr: EncrAESCBC, KeyBits: 128, PRF: PRFHMACSHA2_256},                                 // no integrity
-		{Encr: EncrAESGCM16, KeyBits: 128, Integ: IntegHMACSHA2_256_128, PRF: PRFHMACSHA2_256}, // AEAD + integrity
-		{Encr: EncrChaCha20Poly1305, KeyBits: 128, PRF: PRFHMACSHA2_256},                       // ChaCha is 256 only
-		{Encr: 3, KeyBits: 128, Integ: IntegHMACSHA2_256_128, PRF: PRFHMACSHA2_256},            // 3DES
-		{Encr: EncrAESCBC, KeyBits: 128, Integ: 2, PRF: PRFHMACSHA2_256},                       // HMAC-SHA1-96
-		{Encr: EncrAESGCM16, KeyBits: 128, PRF: 4},                                             // AES-XCBC PRF
+		{Encr: iana.EncrAESGCM16, KeyBits: 100, PRF: iana.PRFHMACSHA2_256},
+		{Encr: iana.EncrAESCBC, KeyBits: 128, PRF: iana.PRFHMACSHA2_256},                                      // no integrity
+		{Encr: iana.EncrAESGCM16, KeyBits: 128, Integ: iana.IntegHMACSHA2_256_128, PRF: iana.PRFHMACSHA2_256}, // AEAD + integrity
+		{Encr: iana.EncrChaCha20Poly1305, KeyBits: 128, PRF: iana.PRFHMACSHA2_256},                            // ChaCha is 256 only
+		{Encr: 3, KeyBits: 128, Integ: iana.IntegHMACSHA2_256_128, PRF: iana.PRFHMACSHA2_256},                 // 3DES
+		{Encr: iana.EncrAESCBC, KeyBits: 128, Integ: 2, PRF: iana.PRFHMACSHA2_256},                            // HMAC-SHA1-96
+		{Encr: iana.EncrAESGCM16, KeyBits: 128, PRF: 4},                                                       // AES-XCBC PRF
 	}
 	for _, s := range bad {
 		if err := s.ValidateIKE(); err == nil {

@@ -7,32 +7,34 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 // PRF is one of the negotiated pseudorandom functions. The zero value is not
 // usable; get one from NewPRF.
 type PRF struct {
-	id      PRFID
+	id      iana.PRFID
 	newHash func() hash.Hash
 	size    int
 }
 
 // NewPRF returns the PRF for id, or an error for an ID this package does not
 // implement.
-func NewPRF(id PRFID) (PRF, error) {
+func NewPRF(id iana.PRFID) (PRF, error) {
 	switch id {
-	case PRFHMACSHA2_256:
+	case iana.PRFHMACSHA2_256:
 		return PRF{id: id, newHash: sha256.New, size: sha256.Size}, nil
-	case PRFHMACSHA2_384:
+	case iana.PRFHMACSHA2_384:
 		return PRF{id: id, newHash: sha512.New384, size: sha512.Size384}, nil
-	case PRFHMACSHA2_512:
+	case iana.PRFHMACSHA2_512:
 		return PRF{id: id, newHash: sha512.New, size: sha512.Size}, nil
 	}
 	return PRF{}, fmt.Errorf("ike/crypto: unsupported PRF %v", id)
 }
 
 // ID returns the transform ID.
-func (p PRF) ID() PRFID { return p.id }
+func (p PRF) ID() iana.PRFID { return p.id }
 
 // Size returns the output length in octets.
 func (p PRF) Size() int { return p.size }

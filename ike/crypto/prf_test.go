@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 // RFC 4231 §4 test cases 1-4, 6 and 7 (case 5 is a truncation case,
@@ -46,9 +48,9 @@ func TestHMACRFC4231(t *testing.T) {
 	}
 	for _, c := range cases {
 		for _, v := range []struct {
-			id   PRFID
+			id   iana.PRFID
 			want string
-		}{{PRFHMACSHA2_256, c.s256}, {PRFHMACSHA2_384, c.s384}, {PRFHMACSHA2_512, c.s512}} {
+		}{{iana.PRFHMACSHA2_256, c.s256}, {iana.PRFHMACSHA2_384, c.s384}, {iana.PRFHMACSHA2_512, c.s512}} {
 			p, err := NewPRF(v.id)
 			if err != nil {
 				t.Fatal(err)
@@ -75,26 +77,26 @@ func TestRFC4868Vectors(t *testing.T) {
 	jefe := func(n int) []byte { return bytes.Repeat([]byte("Jefe"), n/4) }
 	cases := []struct {
 		name      string
-		prf       PRFID
-		integ     IntegID
+		prf       iana.PRFID
+		integ     iana.IntegID
 		key, data []byte
 		want      string
 	}{
-		{"AUTH256-1", PRFHMACSHA2_256, IntegHMACSHA2_256_128, repeat(0x0b, 32), []byte("Hi There"),
+		{"AUTH256-1", iana.PRFHMACSHA2_256, iana.IntegHMACSHA2_256_128, repeat(0x0b, 32), []byte("Hi There"),
 			"198a607eb44bfbc69903a0f1cf2bbdc5 ba0aa3f3d9ae3c1c7a3b1696a0b68cf7"},
-		{"AUTH256-2", PRFHMACSHA2_256, IntegHMACSHA2_256_128, jefe(32), []byte("what do ya want for nothing?"),
+		{"AUTH256-2", iana.PRFHMACSHA2_256, iana.IntegHMACSHA2_256_128, jefe(32), []byte("what do ya want for nothing?"),
 			"167f928588c5cc2eef8e3093caa0e87c 9ff566a14794aa61648d81621a2a40c6"},
-		{"AUTH256-3", PRFHMACSHA2_256, IntegHMACSHA2_256_128, repeat(0xaa, 32), repeat(0xdd, 50),
+		{"AUTH256-3", iana.PRFHMACSHA2_256, iana.IntegHMACSHA2_256_128, repeat(0xaa, 32), repeat(0xdd, 50),
 			"cdcb1220d1ecccea91e53aba3092f962 e549fe6ce9ed7fdc43191fbde45c30b0"},
-		{"AUTH256-4", PRFHMACSHA2_256, IntegHMACSHA2_256_128, unhex(t, "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20"), repeat(0xcd, 50),
+		{"AUTH256-4", iana.PRFHMACSHA2_256, iana.IntegHMACSHA2_256_128, unhex(t, "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20"), repeat(0xcd, 50),
 			"372efcf9b40b35c2115b1346903d2ef4 2fced46f0846e7257bb156d3d7b30d3f"},
-		{"AUTH384-1", PRFHMACSHA2_384, IntegHMACSHA2_384_192, repeat(0x0b, 48), []byte("Hi There"),
+		{"AUTH384-1", iana.PRFHMACSHA2_384, iana.IntegHMACSHA2_384_192, repeat(0x0b, 48), []byte("Hi There"),
 			"b6a8d5636f5c6a7224f9977dcf7ee6c7 fb6d0c48cbdee9737a959796489bddbc 4c5df61d5b3297b4fb68dab9f1b582c2"},
-		{"AUTH384-2", PRFHMACSHA2_384, IntegHMACSHA2_384_192, jefe(48), []byte("what do ya want for nothing?"),
+		{"AUTH384-2", iana.PRFHMACSHA2_384, iana.IntegHMACSHA2_384_192, jefe(48), []byte("what do ya want for nothing?"),
 			"2c7353974f1842fd66d53c452ca42122 b28c0b594cfb184da86a368e9b8e16f5 349524ca4e82400cbde0686d403371c9"},
-		{"AUTH512-1", PRFHMACSHA2_512, IntegHMACSHA2_512_256, repeat(0x0b, 64), []byte("Hi There"),
+		{"AUTH512-1", iana.PRFHMACSHA2_512, iana.IntegHMACSHA2_512_256, repeat(0x0b, 64), []byte("Hi There"),
 			"637edc6e01dce7e6742a99451aae82df 23da3e92439e590e43e761b33e910fb8 ac2878ebd5803f6f0b61dbce5e251ff8 789a4722c1be65aea45fd464e89f8f5b"},
-		{"AUTH512-2", PRFHMACSHA2_512, IntegHMACSHA2_512_256, jefe(64), []byte("what do ya want for nothing?"),
+		{"AUTH512-2", iana.PRFHMACSHA2_512, iana.IntegHMACSHA2_512_256, jefe(64), []byte("what do ya want for nothing?"),
 			"cb370917ae8a7ce28cfd1d8f4705d614 1c173b2a9362c15df235dfb251b15454 6aa334ae9fb9afc2184932d8695e397b fa0ffb93466cfcceaae38c833b7dba38"},
 	}
 	for _, c := range cases {
@@ -104,7 +106,7 @@ func TestRFC4868Vectors(t *testing.T) {
 			if got := p.Compute(c.key, c.data); !bytes.Equal(got, want) {
 				t.Errorf("PRF = %x, want %x", got, want)
 			}
-			s := Suite{Encr: EncrAESCBC, KeyBits: 128, Integ: c.integ}
+			s := Suite{Encr: iana.EncrAESCBC, KeyBits: 128, Integ: c.integ}
 			if s.IntegKeyLen() != len(c.key) {
 				t.Fatalf("integrity key length %d, RFC key %d", s.IntegKeyLen(), len(c.key))
 			}
@@ -138,7 +140,7 @@ func TestPRFPlus(t *testing.T) {
 	t4 := mac(t3, seed, []byte{4})
 	stream := bytes.Join([][]byte{t1, t2, t3, t4}, nil)
 
-	p, _ := NewPRF(PRFHMACSHA2_256)
+	p, _ := NewPRF(iana.PRFHMACSHA2_256)
 	for _, n := range []int{0, 1, 31, 32, 33, 64, 100, 128} {
 		got, err := PRFPlus(p, key, seed, n)
 		if err != nil {
@@ -154,7 +156,7 @@ func TestPRFPlus(t *testing.T) {
 }
 
 func TestPRFPlusLimits(t *testing.T) {
-	for _, id := range []PRFID{PRFHMACSHA2_256, PRFHMACSHA2_384, PRFHMACSHA2_512} {
+	for _, id := range []iana.PRFID{iana.PRFHMACSHA2_256, iana.PRFHMACSHA2_384, iana.PRFHMACSHA2_512} {
 		p, _ := NewPRF(id)
 		max := 255 * p.Size()
 		if _, err := PRFPlus(p, []byte("k"), []byte("s"), max); err != nil {
@@ -164,7 +166,7 @@ func TestPRFPlusLimits(t *testing.T) {
 			t.Errorf("%v: 255 blocks + 1 octet: err = %v, want ErrPRFPlusTooLong", id, err)
 		}
 	}
-	p, _ := NewPRF(PRFHMACSHA2_256)
+	p, _ := NewPRF(iana.PRFHMACSHA2_256)
 	if _, err := PRFPlus(p, nil, nil, -1); err == nil {
 		t.Error("negative length accepted")
 	}

@@ -14,6 +14,7 @@ import (
 	"hash"
 	"sync/atomic"
 
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -112,7 +113,7 @@ func sliceForAppend(in []byte, n int) (head, tail []byte) {
 const aeadIVLen = 8
 
 type aeadProtector struct {
-	encr   EncrID
+	encr   iana.EncrID
 	aead   cipher.AEAD  // 16-octet tag except for GCM-12
 	block  cipher.Block // AES, kept for GCM-8 (see openTruncated)
 	icvLen int
@@ -134,7 +135,7 @@ func newAEADProtector(s Suite, encKey []byte) (*aeadProtector, error) {
 	p := &aeadProtector{encr: s.Encr, key: append([]byte(nil), key...)}
 	copy(p.salt[:], salt)
 	switch s.Encr {
-	case EncrChaCha20Poly1305:
+	case iana.EncrChaCha20Poly1305:
 		p.aead, err = chacha20poly1305.New(p.key)
 		p.icvLen = chacha20poly1305.Overhead
 	default:
@@ -143,13 +144,13 @@ func newAEADProtector(s Suite, encKey []byte) (*aeadProtector, error) {
 			break
 		}
 		switch s.Encr {
-		case EncrAESGCM8:
+		case iana.EncrAESGCM8:
 			// Go's GCM takes tags of 12 to 16 octets, so GCM-8 seals with a
 			// full tag and sends its first 8 octets (a GCM tag truncates to
 			// its leftmost bits, NIST SP 800-38D §5.2.1.2).
 			p.aead, err = cipher.NewGCM(p.block)
 			p.icvLen = 8
-		case EncrAESGCM12:
+		case iana.EncrAESGCM12:
 			p.aead, err = cipher.NewGCMWithTagSize(p.block, 12)
 			p.icvLen = 12
 		default:
@@ -280,7 +281,7 @@ func stripPadding(dst, ret []byte) ([]byte, error) {
 
 type cbcProtector struct {
 	block    cipher.Block
-	integ    IntegID
+	integ    iana.IntegID
 	newHash  func() hash.Hash
 	icvLen   int
 	encKey   []byte
@@ -295,11 +296,11 @@ func newCBCProtector(s Suite, encKey, integKey []byte) (*cbcProtector, error) {
 	}
 	// RFC 4868 §2.1: the ICV is the leftmost half of the HMAC output.
 	switch s.Integ {
-	case IntegHMACSHA2_256_128:
+	case iana.IntegHMACSHA2_256_128:
 		p.newHash, p.icvLen = sha256.New, 16
-	case IntegHMACSHA2_384_192:
+	case iana.IntegHMACSHA2_384_192:
 		p.newHash, p.icvLen = sha512.New384, 24
-	case IntegHMACSHA2_512_256:
+	case iana.IntegHMACSHA2_512_256:
 		p.newHash, p.icvLen = sha512.New, 32
 	}
 	var err error

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 // RFC 7634 Appendix B: a whole IKEv2 INFORMATIONAL message protected with
@@ -25,7 +27,7 @@ func TestRFC7634AppendixB(t *testing.T) {
 	body := append(append([]byte{}, iv...), unhex(t, `61 03 94 70 1f 8d 01 7f 7c 12 92 48 89
 		6b 71 bf e2 52 36 ef d7 cd c6 70 66 90 63 15 b2`)...)
 
-	p, err := NewProtector(Suite{Encr: EncrChaCha20Poly1305}, key, nil)
+	p, err := NewProtector(Suite{Encr: iana.EncrChaCha20Poly1305}, key, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,9 +69,9 @@ func TestGCMMcGrewViega(t *testing.T) {
 	}
 	for _, c := range cases {
 		for _, e := range []struct {
-			encr EncrID
+			encr iana.EncrID
 			icv  int
-		}{{EncrAESGCM16, 16}, {EncrAESGCM12, 12}, {EncrAESGCM8, 8}} {
+		}{{iana.EncrAESGCM16, 16}, {iana.EncrAESGCM12, 12}, {iana.EncrAESGCM8, 8}} {
 			t.Run(fmt.Sprintf("%s/%v", c.name, e.encr), func(t *testing.T) {
 				key := append(unhex(t, c.key), unhex(t, "cafebabe")...)
 				p, err := NewProtector(Suite{Encr: e.encr, KeyBits: c.bits}, key, nil)
@@ -227,7 +229,7 @@ func TestProtectorAcceptsForeignPadding(t *testing.T) {
 	inner := append(append(append([]byte{}, pt...), pad...), byte(len(pad))) // 8+23+1 = 32: two AES blocks
 	prefix := []byte("header and SK generic header")
 
-	cbc := Suite{Encr: EncrAESCBC, KeyBits: 128, Integ: IntegHMACSHA2_256_128}
+	cbc := Suite{Encr: iana.EncrAESCBC, KeyBits: 128, Integ: iana.IntegHMACSHA2_256_128}
 	enc, integ := testKeys(cbc)
 	block, _ := aes.NewCipher(enc)
 	iv := repeat(0x77, 16)
@@ -243,7 +245,7 @@ func TestProtectorAcceptsForeignPadding(t *testing.T) {
 		t.Errorf("CBC with foreign padding: %q, %v", got, err)
 	}
 
-	gcm := Suite{Encr: EncrAESGCM16, KeyBits: 128}
+	gcm := Suite{Encr: iana.EncrAESGCM16, KeyBits: 128}
 	ap := newTestProtector(t, gcm).(*aeadProtector)
 	nonceIV := repeat(0x66, 8)
 	body = append(append([]byte{}, nonceIV...), ap.aead.Seal(nil, ap.nonce(nonceIV), inner, prefix)...)
@@ -261,14 +263,14 @@ func TestProtectorAcceptsForeignPadding(t *testing.T) {
 }
 
 func TestProtectorConstruction(t *testing.T) {
-	s := Suite{Encr: EncrAESCBC, KeyBits: 256, Integ: IntegHMACSHA2_256_128}
+	s := Suite{Encr: iana.EncrAESCBC, KeyBits: 256, Integ: iana.IntegHMACSHA2_256_128}
 	if _, err := NewProtector(s, make([]byte, 16), make([]byte, 32)); err == nil {
 		t.Error("short encryption key accepted")
 	}
 	if _, err := NewProtector(s, make([]byte, 32), make([]byte, 16)); err == nil {
 		t.Error("short integrity key accepted")
 	}
-	if _, err := NewProtector(Suite{Encr: EncrAESGCM16, KeyBits: 128}, make([]byte, 16), nil); err == nil {
+	if _, err := NewProtector(Suite{Encr: iana.EncrAESGCM16, KeyBits: 128}, make([]byte, 16), nil); err == nil {
 		t.Error("GCM key without salt accepted")
 	}
 	if _, err := NewProtector(Suite{Encr: 3, KeyBits: 192}, make([]byte, 24), nil); err == nil {
@@ -305,7 +307,7 @@ func TestProtectorDestroy(t *testing.T) {
 
 // IVs must never repeat under one key, also when Seal runs concurrently.
 func TestAEADIVsUnique(t *testing.T) {
-	p := newTestProtector(t, Suite{Encr: EncrAESGCM16, KeyBits: 128})
+	p := newTestProtector(t, Suite{Encr: iana.EncrAESGCM16, KeyBits: 128})
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	var wg sync.WaitGroup

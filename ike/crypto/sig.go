@@ -16,48 +16,20 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
-
-// HashAlgorithm is an IKEv2 Hash Algorithm ID (RFC 7427 §7, IANA "IKEv2 Hash
-// Algorithms"), the unit of the SIGNATURE_HASH_ALGORITHMS notify.
-type HashAlgorithm uint16
-
-// Hash algorithm IDs. HashIdentity is for signature schemes that hash
-// internally, such as Ed25519 (RFC 8420 §2).
-const (
-	HashSHA1     HashAlgorithm = 1
-	HashSHA2_256 HashAlgorithm = 2
-	HashSHA2_384 HashAlgorithm = 3
-	HashSHA2_512 HashAlgorithm = 4
-	HashIdentity HashAlgorithm = 5
-)
-
-func (h HashAlgorithm) String() string {
-	switch h {
-	case HashSHA1:
-		return "SHA1"
-	case HashSHA2_256:
-		return "SHA2_256"
-	case HashSHA2_384:
-		return "SHA2_384"
-	case HashSHA2_512:
-		return "SHA2_512"
-	case HashIdentity:
-		return "IDENTITY"
-	}
-	return "HASH(" + strconv.Itoa(int(h)) + ")"
-}
 
 // SupportedHashAlgorithms returns what this package verifies in Digital
 // Signature AUTH payloads, to announce in SIGNATURE_HASH_ALGORITHMS. SHA-1 is
 // left out on purpose (RFC 8247 §3.2).
-func SupportedHashAlgorithms() []HashAlgorithm {
-	return []HashAlgorithm{HashSHA2_256, HashSHA2_384, HashSHA2_512, HashIdentity}
+func SupportedHashAlgorithms() []iana.HashAlgorithm {
+	return []iana.HashAlgorithm{iana.HashSHA2_256, iana.HashSHA2_384, iana.HashSHA2_512, iana.HashIdentity}
 }
 
 // EncodeSignatureHashAlgorithms returns the Notification Data of a
 // SIGNATURE_HASH_ALGORITHMS notify (RFC 7427 §4): 16-bit IDs, big-endian.
-func EncodeSignatureHashAlgorithms(algs []HashAlgorithm) []byte {
+func EncodeSignatureHashAlgorithms(algs []iana.HashAlgorithm) []byte {
 	out := make([]byte, 0, 2*len(algs))
 	for _, a := range algs {
 		out = append(out, byte(a>>8), byte(a))
@@ -67,13 +39,13 @@ func EncodeSignatureHashAlgorithms(algs []HashAlgorithm) []byte {
 
 // ParseSignatureHashAlgorithms parses SIGNATURE_HASH_ALGORITHMS notification
 // data. Unknown IDs are kept (the caller intersects with its own list).
-func ParseSignatureHashAlgorithms(data []byte) ([]HashAlgorithm, error) {
+func ParseSignatureHashAlgorithms(data []byte) ([]iana.HashAlgorithm, error) {
 	if len(data)%2 != 0 {
 		return nil, fmt.Errorf("ike/crypto: SIGNATURE_HASH_ALGORITHMS data of odd length %d", len(data))
 	}
-	out := make([]HashAlgorithm, 0, len(data)/2)
+	out := make([]iana.HashAlgorithm, 0, len(data)/2)
 	for i := 0; i < len(data); i += 2 {
-		out = append(out, HashAlgorithm(data[i])<<8|HashAlgorithm(data[i+1]))
+		out = append(out, iana.HashAlgorithm(data[i])<<8|iana.HashAlgorithm(data[i+1]))
 	}
 	return out, nil
 }
@@ -125,24 +97,24 @@ type schemeInfo struct {
 	name   string
 	key    keyKind
 	hash   gocrypto.Hash // 0 for Ed25519, which signs the message itself
-	hashID HashAlgorithm
+	hashID iana.HashAlgorithm
 	oid    asn1.ObjectIdentifier // signature algorithm OID for method 14
 	pss    bool
 	null   bool // RSA PKCS#1 v1.5 identifiers carry NULL parameters
 }
 
 var schemes = map[SignatureScheme]schemeInfo{
-	SigRSAPKCS1SHA1:   {name: "RSA-PKCS1-SHA1", key: keyRSA, hash: gocrypto.SHA1, hashID: HashSHA1},
-	SigRSAPKCS1SHA256: {name: "RSA-PKCS1-SHA256", key: keyRSA, hash: gocrypto.SHA256, hashID: HashSHA2_256, oid: oidRSAPKCS1SHA256, null: true},
-	SigRSAPKCS1SHA384: {name: "RSA-PKCS1-SHA384", key: keyRSA, hash: gocrypto.SHA384, hashID: HashSHA2_384, oid: oidRSAPKCS1SHA384, null: true},
-	SigRSAPKCS1SHA512: {name: "RSA-PKCS1-SHA512", key: keyRSA, hash: gocrypto.SHA512, hashID: HashSHA2_512, oid: oidRSAPKCS1SHA512, null: true},
-	SigRSAPSSSHA256:   {name: "RSA-PSS-SHA256", key: keyRSA, hash: gocrypto.SHA256, hashID: HashSHA2_256, oid: oidRSAPSS, pss: true},
-	SigRSAPSSSHA384:   {name: "RSA-PSS-SHA384", key: keyRSA, hash: gocrypto.SHA384, hashID: HashSHA2_384, oid: oidRSAPSS, pss: true},
-	SigRSAPSSSHA512:   {name: "RSA-PSS-SHA512", key: keyRSA, hash: gocrypto.SHA512, hashID: HashSHA2_512, oid: oidRSAPSS, pss: true},
-	SigECDSASHA256:    {name: "ECDSA-SHA256", key: keyECDSA, hash: gocrypto.SHA256, hashID: HashSHA2_256, oid: oidECDSASHA256},
-	SigECDSASHA384:    {name: "ECDSA-SHA384", key: keyECDSA, hash: gocrypto.SHA384, hashID: HashSHA2_384, oid: oidECDSASHA384},
-	SigECDSASHA512:    {name: "ECDSA-SHA512", key: keyECDSA, hash: gocrypto.SHA512, hashID: HashSHA2_512, oid: oidECDSASHA512},
-	SigEd25519:        {name: "Ed25519", key: keyEd25519, hashID: HashIdentity, oid: oidEd25519},
+	SigRSAPKCS1SHA1:   {name: "RSA-PKCS1-SHA1", key: keyRSA, hash: gocrypto.SHA1, hashID: iana.HashSHA1},
+	SigRSAPKCS1SHA256: {name: "RSA-PKCS1-SHA256", key: keyRSA, hash: gocrypto.SHA256, hashID: iana.HashSHA2_256, oid: oidRSAPKCS1SHA256, null: true},
+	SigRSAPKCS1SHA384: {name: "RSA-PKCS1-SHA384", key: keyRSA, hash: gocrypto.SHA384, hashID: iana.HashSHA2_384, oid: oidRSAPKCS1SHA384, null: true},
+	SigRSAPKCS1SHA512: {name: "RSA-PKCS1-SHA512", key: keyRSA, hash: gocrypto.SHA512, hashID: iana.HashSHA2_512, oid: oidRSAPKCS1SHA512, null: true},
+	SigRSAPSSSHA256:   {name: "RSA-PSS-SHA256", key: keyRSA, hash: gocrypto.SHA256, hashID: iana.HashSHA2_256, oid: oidRSAPSS, pss: true},
+	SigRSAPSSSHA384:   {name: "RSA-PSS-SHA384", key: keyRSA, hash: gocrypto.SHA384, hashID: iana.HashSHA2_384, oid: oidRSAPSS, pss: true},
+	SigRSAPSSSHA512:   {name: "RSA-PSS-SHA512", key: keyRSA, hash: gocrypto.SHA512, hashID: iana.HashSHA2_512, oid: oidRSAPSS, pss: true},
+	SigECDSASHA256:    {name: "ECDSA-SHA256", key: keyECDSA, hash: gocrypto.SHA256, hashID: iana.HashSHA2_256, oid: oidECDSASHA256},
+	SigECDSASHA384:    {name: "ECDSA-SHA384", key: keyECDSA, hash: gocrypto.SHA384, hashID: iana.HashSHA2_384, oid: oidECDSASHA384},
+	SigECDSASHA512:    {name: "ECDSA-SHA512", key: keyECDSA, hash: gocrypto.SHA512, hashID: iana.HashSHA2_512, oid: oidECDSASHA512},
+	SigEd25519:        {name: "Ed25519", key: keyEd25519, hashID: iana.HashIdentity, oid: oidEd25519},
 }
 
 func (s SignatureScheme) String() string {
@@ -157,7 +129,7 @@ func (s SignatureScheme) String() string {
 
 // HashAlgorithm returns the RFC 7427 hash ID a peer must have announced for
 // this scheme to be used in a Digital Signature AUTH payload.
-func (s SignatureScheme) HashAlgorithm() HashAlgorithm { return schemes[s].hashID }
+func (s SignatureScheme) HashAlgorithm() iana.HashAlgorithm { return schemes[s].hashID }
 
 func hashOID(h gocrypto.Hash) asn1.ObjectIdentifier {
 	switch h {
@@ -229,7 +201,7 @@ func keyKindOf(pub gocrypto.PublicKey) (keyKind, error) {
 // returns the default for the key. Preferences: RSA uses PSS with SHA-256,
 // then -384, -512; ECDSA first uses the hash matching its curve (P-256 with
 // SHA-256, P-384 with SHA-384, P-521 with SHA-512); Ed25519 needs Identity.
-func SelectSignatureScheme(pub gocrypto.PublicKey, peerHashes []HashAlgorithm) (SignatureScheme, error) {
+func SelectSignatureScheme(pub gocrypto.PublicKey, peerHashes []iana.HashAlgorithm) (SignatureScheme, error) {
 	var prefs []SignatureScheme
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
@@ -263,13 +235,13 @@ func SelectSignatureScheme(pub gocrypto.PublicKey, peerHashes []HashAlgorithm) (
 
 // methodCurve is the curve and coordinate length fixed by AUTH methods 9-11
 // (RFC 4754 §3).
-func methodCurve(m AuthMethod) (elliptic.Curve, gocrypto.Hash, int, bool) {
+func methodCurve(m iana.AuthMethod) (elliptic.Curve, gocrypto.Hash, int, bool) {
 	switch m {
-	case AuthECDSASHA256P256:
+	case iana.AuthECDSASHA256P256:
 		return elliptic.P256(), gocrypto.SHA256, 32, true
-	case AuthECDSASHA384P384:
+	case iana.AuthECDSASHA384P384:
 		return elliptic.P384(), gocrypto.SHA384, 48, true
-	case AuthECDSASHA512P521:
+	case iana.AuthECDSASHA512P521:
 		return elliptic.P521(), gocrypto.SHA512, 66, true
 	}
 	return nil, 0, 0, false
@@ -284,20 +256,20 @@ func digest(h gocrypto.Hash, msg []byte) []byte {
 // SignAuth computes the Authentication Data of an AUTH payload over
 // signedOctets (see SignedOctets) with key:
 //
-//   - AuthRSASignature (1): RSASSA-PKCS1-v1_5 with SHA-1, as RFC 7296 defines
+//   - iana.AuthRSASignature (1): RSASSA-PKCS1-v1_5 with SHA-1, as RFC 7296 defines
 //     it. Legacy; scheme must be SigNone or SigRSAPKCS1SHA1.
-//   - AuthECDSASHA256P256/384P384/512P521 (9-11): ECDSA on the method's curve
+//   - iana.AuthECDSASHA256P256/384P384/512P521 (9-11): ECDSA on the method's curve
 //     and hash, signature r | s at the curve's width (RFC 4754 §7); scheme is
 //     ignored.
-//   - AuthDigitalSignature (14): scheme's AlgorithmIdentifier with its length
+//   - iana.AuthDigitalSignature (14): scheme's AlgorithmIdentifier with its length
 //     octet, then the signature (RFC 7427 §3); ECDSA signatures are DER
 //     Ecdsa-Sig-Value there.
 //
 // key may be any crypto.Signer (a private key, or an HSM handle).
-func SignAuth(method AuthMethod, scheme SignatureScheme, key gocrypto.Signer, signedOctets []byte) ([]byte, error) {
+func SignAuth(method iana.AuthMethod, scheme SignatureScheme, key gocrypto.Signer, signedOctets []byte) ([]byte, error) {
 	pub := key.Public()
 	switch method {
-	case AuthRSASignature:
+	case iana.AuthRSASignature:
 		if scheme != SigNone && scheme != SigRSAPKCS1SHA1 {
 			return nil, fmt.Errorf("ike/crypto: %v signs with RSA-PKCS1-SHA1, not %v", method, scheme)
 		}
@@ -305,7 +277,7 @@ func SignAuth(method AuthMethod, scheme SignatureScheme, key gocrypto.Signer, si
 			return nil, fmt.Errorf("ike/crypto: %v needs an RSA key, have %T", method, pub)
 		}
 		return key.Sign(rand.Reader, digest(gocrypto.SHA1, signedOctets), gocrypto.SHA1)
-	case AuthECDSASHA256P256, AuthECDSASHA384P384, AuthECDSASHA512P521:
+	case iana.AuthECDSASHA256P256, iana.AuthECDSASHA384P384, iana.AuthECDSASHA512P521:
 		curve, h, size, _ := methodCurve(method)
 		if k, ok := pub.(*ecdsa.PublicKey); !ok || k.Curve != curve {
 			return nil, fmt.Errorf("ike/crypto: %v needs an ECDSA %s key, have %T", method, curve.Params().Name, pub)
@@ -315,7 +287,7 @@ func SignAuth(method AuthMethod, scheme SignatureScheme, key gocrypto.Signer, si
 			return nil, fmt.Errorf("ike/crypto: %v: %w", method, err)
 		}
 		return ecdsaDERToFixed(der, size)
-	case AuthDigitalSignature:
+	case iana.AuthDigitalSignature:
 		info, ok := schemes[scheme]
 		if !ok || info.oid == nil {
 			return nil, fmt.Errorf("ike/crypto: %v cannot carry %v", method, scheme)
@@ -372,9 +344,9 @@ func ecdsaDERToFixed(der []byte, size int) ([]byte, error) {
 // example, refuse SigRSAPKCS1SHA1). For method 14 it accepts only the
 // schemes this package defines: SHA-2 or Ed25519, RSA-PSS with MGF1 on the
 // same hash. All failures wrap ErrAuthFailed.
-func VerifyAuth(method AuthMethod, pub gocrypto.PublicKey, signedOctets, authData []byte) (SignatureScheme, error) {
+func VerifyAuth(method iana.AuthMethod, pub gocrypto.PublicKey, signedOctets, authData []byte) (SignatureScheme, error) {
 	switch method {
-	case AuthRSASignature:
+	case iana.AuthRSASignature:
 		k, ok := pub.(*rsa.PublicKey)
 		if !ok {
 			return SigNone, fmt.Errorf("%w: %v with a %T key", ErrAuthFailed, method, pub)
@@ -383,7 +355,7 @@ func VerifyAuth(method AuthMethod, pub gocrypto.PublicKey, signedOctets, authDat
 			return SigNone, fmt.Errorf("%w: %v: %v", ErrAuthFailed, method, err)
 		}
 		return SigRSAPKCS1SHA1, nil
-	case AuthECDSASHA256P256, AuthECDSASHA384P384, AuthECDSASHA512P521:
+	case iana.AuthECDSASHA256P256, iana.AuthECDSASHA384P384, iana.AuthECDSASHA512P521:
 		curve, h, size, _ := methodCurve(method)
 		k, ok := pub.(*ecdsa.PublicKey)
 		if !ok || k.Curve != curve {
@@ -404,7 +376,7 @@ func VerifyAuth(method AuthMethod, pub gocrypto.PublicKey, signedOctets, authDat
 			return SigECDSASHA512, nil
 		}
 		return SigECDSASHA256, nil
-	case AuthDigitalSignature:
+	case iana.AuthDigitalSignature:
 		return verifyDigitalSignature(pub, signedOctets, authData)
 	}
 	return SigNone, fmt.Errorf("%w: unsupported authentication method %v", ErrAuthFailed, method)

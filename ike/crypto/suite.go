@@ -1,20 +1,24 @@
 package crypto
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
+)
 
 // Suite is a negotiated set of transforms. The same type describes the IKE
 // SA's protection (all four fields) and an ESP Child SA's cipher (PRF is
 // ignored there: Child SA keys come from the IKE SA's PRF).
 type Suite struct {
-	Encr EncrID
+	Encr iana.EncrID
 	// KeyBits is the Key Length attribute of the ENCR transform: 128, 192 or
 	// 256 for the AES ciphers; 0 or 256 for ChaCha20-Poly1305, which has a
 	// fixed key and no attribute (RFC 7634 §2).
 	KeyBits int
-	// Integ must be IntegNone with an AEAD cipher (RFC 5282 §8, RFC 7634 §4)
+	// Integ must be iana.IntegNone with an AEAD cipher (RFC 5282 §8, RFC 7634 §4)
 	// and one of the HMAC-SHA2 transforms with AES-CBC.
-	Integ IntegID
-	PRF   PRFID
+	Integ iana.IntegID
+	PRF   iana.PRFID
 }
 
 func (s Suite) String() string {
@@ -27,14 +31,14 @@ func (s Suite) String() string {
 // AEAD reports whether the encryption transform is a combined mode cipher.
 func (s Suite) AEAD() bool {
 	switch s.Encr {
-	case EncrAESGCM8, EncrAESGCM12, EncrAESGCM16, EncrChaCha20Poly1305:
+	case iana.EncrAESGCM8, iana.EncrAESGCM12, iana.EncrAESGCM16, iana.EncrChaCha20Poly1305:
 		return true
 	}
 	return false
 }
 
 func (s Suite) keyBits() int {
-	if s.Encr == EncrChaCha20Poly1305 {
+	if s.Encr == iana.EncrChaCha20Poly1305 {
 		return 256
 	}
 	return s.KeyBits
@@ -59,11 +63,11 @@ func (s Suite) EncrKeyLen() int {
 // length).
 func (s Suite) IntegKeyLen() int {
 	switch s.Integ {
-	case IntegHMACSHA2_256_128:
+	case iana.IntegHMACSHA2_256_128:
 		return 32
-	case IntegHMACSHA2_384_192:
+	case iana.IntegHMACSHA2_384_192:
 		return 48
-	case IntegHMACSHA2_512_256:
+	case iana.IntegHMACSHA2_512_256:
 		return 64
 	}
 	return 0
@@ -74,13 +78,13 @@ func (s Suite) IntegKeyLen() int {
 // integrity is present exactly when the cipher is not an AEAD.
 func (s Suite) ValidateCipher() error {
 	switch s.Encr {
-	case EncrAESCBC, EncrAESGCM8, EncrAESGCM12, EncrAESGCM16:
+	case iana.EncrAESCBC, iana.EncrAESGCM8, iana.EncrAESGCM12, iana.EncrAESGCM16:
 		switch s.KeyBits {
 		case 128, 192, 256:
 		default:
 			return fmt.Errorf("ike/crypto: %v with key length %d bits", s.Encr, s.KeyBits)
 		}
-	case EncrChaCha20Poly1305:
+	case iana.EncrChaCha20Poly1305:
 		if s.KeyBits != 0 && s.KeyBits != 256 {
 			return fmt.Errorf("ike/crypto: %v with key length %d bits", s.Encr, s.KeyBits)
 		}
@@ -88,7 +92,7 @@ func (s Suite) ValidateCipher() error {
 		return fmt.Errorf("ike/crypto: unsupported encryption transform %v", s.Encr)
 	}
 	switch {
-	case s.AEAD() && s.Integ != IntegNone:
+	case s.AEAD() && s.Integ != iana.IntegNone:
 		return fmt.Errorf("ike/crypto: AEAD %v combined with integrity %v", s.Encr, s.Integ)
 	case !s.AEAD() && s.IntegKeyLen() == 0:
 		return fmt.Errorf("ike/crypto: %v needs an integrity transform, got %v", s.Encr, s.Integ)

@@ -8,13 +8,16 @@ type ExchangeType uint8
 
 // Exchange types.
 const (
-	ExchangeIKESAInit        ExchangeType = 34
-	ExchangeIKEAuth          ExchangeType = 35
-	ExchangeCreateChildSA    ExchangeType = 36
-	ExchangeInformational    ExchangeType = 37
-	ExchangeIKESessionResume ExchangeType = 38 // RFC 5723
-	ExchangeIKEIntermediate  ExchangeType = 43 // RFC 9242
-	ExchangeIKEFollowupKE    ExchangeType = 44 // RFC 9370
+	ExchangeIKESAInit     ExchangeType = 34 // IKE_SA_INIT
+	ExchangeIKEAuth       ExchangeType = 35 // IKE_AUTH
+	ExchangeCreateChildSA ExchangeType = 36 // CREATE_CHILD_SA
+	ExchangeInformational ExchangeType = 37 // INFORMATIONAL
+	// RFC 5723.
+	ExchangeIKESessionResume ExchangeType = 38 // IKE_SESSION_RESUME
+	// RFC 9242.
+	ExchangeIKEIntermediate ExchangeType = 43 // IKE_INTERMEDIATE
+	// RFC 9370.
+	ExchangeIKEFollowupKE ExchangeType = 44 // IKE_FOLLOWUP_KE
 )
 
 // Flags is the Flags field of the IKE header (RFC 7296 §3.1).
@@ -39,29 +42,49 @@ type PayloadType uint8
 
 // Payload types. Types from 1 to 32 belong to IKEv1 and are never used.
 const (
-	PayloadNone    PayloadType = 0  // no next payload
-	PayloadSA      PayloadType = 33 // Security Association
-	PayloadKE      PayloadType = 34 // Key Exchange
-	PayloadIDi     PayloadType = 35 // Identification - Initiator
-	PayloadIDr     PayloadType = 36 // Identification - Responder
-	PayloadCERT    PayloadType = 37 // Certificate
-	PayloadCERTREQ PayloadType = 38 // Certificate Request
-	PayloadAUTH    PayloadType = 39 // Authentication
-	PayloadNonce   PayloadType = 40 // Ni, Nr
-	PayloadNotify  PayloadType = 41 // N
-	PayloadDelete  PayloadType = 42 // D
-	PayloadVendor  PayloadType = 43 // V
-	PayloadTSi     PayloadType = 44 // Traffic Selector - Initiator
-	PayloadTSr     PayloadType = 45 // Traffic Selector - Responder
-	PayloadSK      PayloadType = 46 // Encrypted and Authenticated
-	PayloadCP      PayloadType = 47 // Configuration
-	PayloadEAP     PayloadType = 48 // Extensible Authentication
-	PayloadGSPM    PayloadType = 49 // RFC 6467, decoded as Unknown
-	PayloadIDg     PayloadType = 50 // G-IKEv2, decoded as Unknown
-	PayloadGSA     PayloadType = 51 // G-IKEv2, decoded as Unknown
-	PayloadKD      PayloadType = 52 // G-IKEv2, decoded as Unknown
-	PayloadSKF     PayloadType = 53 // Encrypted Fragment, RFC 7383
-	PayloadPS      PayloadType = 54 // Puzzle Solution, RFC 8019, decoded as Unknown
+	// No next payload.
+	PayloadNone PayloadType = 0 // NONE
+	// Security Association.
+	PayloadSA PayloadType = 33 // SA
+	// Key Exchange.
+	PayloadKE PayloadType = 34 // KE
+	// Identification - Initiator.
+	PayloadIDi PayloadType = 35 // IDi
+	// Identification - Responder.
+	PayloadIDr PayloadType = 36 // IDr
+	// Certificate.
+	PayloadCERT PayloadType = 37 // CERT
+	// Certificate Request.
+	PayloadCERTREQ PayloadType = 38 // CERTREQ
+	// Authentication.
+	PayloadAUTH PayloadType = 39 // AUTH
+	// Ni, Nr.
+	PayloadNonce  PayloadType = 40 // No
+	PayloadNotify PayloadType = 41 // N
+	PayloadDelete PayloadType = 42 // D
+	PayloadVendor PayloadType = 43 // V
+	// Traffic Selector - Initiator.
+	PayloadTSi PayloadType = 44 // TSi
+	// Traffic Selector - Responder.
+	PayloadTSr PayloadType = 45 // TSr
+	// Encrypted and Authenticated.
+	PayloadSK PayloadType = 46 // SK
+	// Configuration.
+	PayloadCP PayloadType = 47 // CP
+	// Extensible Authentication.
+	PayloadEAP PayloadType = 48 // EAP
+	// RFC 6467, decoded as Unknown.
+	PayloadGSPM PayloadType = 49 // GSPM
+	// G-IKEv2, decoded as Unknown.
+	PayloadIDg PayloadType = 50 // IDg
+	// G-IKEv2, decoded as Unknown.
+	PayloadGSA PayloadType = 51 // GSA
+	// G-IKEv2, decoded as Unknown.
+	PayloadKD PayloadType = 52 // KD
+	// Encrypted Fragment, RFC 7383.
+	PayloadSKF PayloadType = 53 // SKF
+	// Puzzle Solution, RFC 8019, decoded as Unknown.
+	PayloadPS PayloadType = 54 // PS
 )
 
 // ProtocolID is the Protocol ID of a proposal, notification or delete
@@ -70,114 +93,17 @@ type ProtocolID uint8
 
 // Protocol IDs.
 const (
-	ProtocolNone ProtocolID = 0 // a Notify that concerns no SA
-	ProtocolIKE  ProtocolID = 1
-	ProtocolAH   ProtocolID = 2
-	ProtocolESP  ProtocolID = 3
+	// A Notify that concerns no SA.
+	ProtocolNone ProtocolID = 0 // NONE
+	ProtocolIKE  ProtocolID = 1 // IKE
+	ProtocolAH   ProtocolID = 2 // AH
+	ProtocolESP  ProtocolID = 3 // ESP
 )
 
-// TransformType is the Transform Type of a transform substructure
-// (RFC 7296 §3.3.2, RFC 9370 §2.2).
-type TransformType uint8
-
-// Transform types.
-const (
-	TransformEncr   TransformType = 1 // Encryption Algorithm (ENCR)
-	TransformPRF    TransformType = 2 // Pseudorandom Function (PRF)
-	TransformInteg  TransformType = 3 // Integrity Algorithm (INTEG)
-	TransformDH     TransformType = 4 // Key Exchange Method (D-H group)
-	TransformESN    TransformType = 5 // Extended Sequence Numbers
-	TransformAddKE1 TransformType = 6 // Additional Key Exchange 1, RFC 9370
-	TransformAddKE2 TransformType = 7
-	TransformAddKE3 TransformType = 8
-	TransformAddKE4 TransformType = 9
-	TransformAddKE5 TransformType = 10
-	TransformAddKE6 TransformType = 11
-	TransformAddKE7 TransformType = 12
-)
-
-// TransformID is the Transform ID of a transform; its meaning depends on the
-// transform type. Key-exchange transforms carry a [DHGroup] value.
+// TransformID is the Transform ID of a transform as it is on the wire; its
+// meaning depends on the transform type: an [iana.EncrID], [iana.PRFID],
+// [iana.IntegID], [iana.ESNID] or [iana.GroupID].
 type TransformID uint16
-
-// Encryption algorithm transform IDs (ENCR).
-const (
-	EncrDES              TransformID = 2
-	Encr3DES             TransformID = 3
-	EncrNULL             TransformID = 11
-	EncrAESCBC           TransformID = 12 // RFC 3602, needs the Key Length attribute
-	EncrAESCTR           TransformID = 13 // RFC 5930
-	EncrAESCCM8          TransformID = 14 // RFC 5282
-	EncrAESCCM12         TransformID = 15
-	EncrAESCCM16         TransformID = 16
-	EncrAESGCM8          TransformID = 18 // RFC 5282, 8-octet ICV
-	EncrAESGCM12         TransformID = 19 // RFC 5282, 12-octet ICV
-	EncrAESGCM16         TransformID = 20 // RFC 5282, 16-octet ICV
-	EncrNULLAuthAESGMAC  TransformID = 21 // RFC 4543
-	EncrCamelliaCBC      TransformID = 23 // RFC 5529
-	EncrCamelliaCTR      TransformID = 24
-	EncrCamelliaCCM8     TransformID = 25
-	EncrCamelliaCCM12    TransformID = 26
-	EncrCamelliaCCM16    TransformID = 27
-	EncrChaCha20Poly1305 TransformID = 28 // RFC 7634
-)
-
-// Pseudorandom function transform IDs (PRF).
-const (
-	PRFHMACMD5    TransformID = 1
-	PRFHMACSHA1   TransformID = 2
-	PRFAES128XCBC TransformID = 4 // RFC 4434
-	PRFHMACSHA256 TransformID = 5 // PRF_HMAC_SHA2_256, RFC 4868
-	PRFHMACSHA384 TransformID = 6 // PRF_HMAC_SHA2_384
-	PRFHMACSHA512 TransformID = 7 // PRF_HMAC_SHA2_512
-	PRFAES128CMAC TransformID = 8 // RFC 4615
-)
-
-// Integrity algorithm transform IDs (INTEG).
-const (
-	IntegNone           TransformID = 0
-	IntegHMACMD596      TransformID = 1
-	IntegHMACSHA196     TransformID = 2
-	IntegAESXCBC96      TransformID = 5
-	IntegAESCMAC96      TransformID = 8
-	IntegAES128GMAC     TransformID = 9
-	IntegAES192GMAC     TransformID = 10
-	IntegAES256GMAC     TransformID = 11
-	IntegHMACSHA256_128 TransformID = 12 // AUTH_HMAC_SHA2_256_128, RFC 4868
-	IntegHMACSHA384_192 TransformID = 13 // AUTH_HMAC_SHA2_384_192
-	IntegHMACSHA512_256 TransformID = 14 // AUTH_HMAC_SHA2_512_256
-)
-
-// Extended Sequence Numbers transform IDs (ESN).
-const (
-	ESNNo  TransformID = 0
-	ESNYes TransformID = 1
-)
-
-// DHGroup is a key exchange method number: the Transform ID of a D-H (or
-// additional key exchange) transform and the group field of the KE payload.
-type DHGroup uint16
-
-// Key exchange methods.
-const (
-	DHGroupNone       DHGroup = 0
-	DHGroupMODP768    DHGroup = 1
-	DHGroupMODP1024   DHGroup = 2
-	DHGroupMODP1536   DHGroup = 5
-	DHGroupMODP2048   DHGroup = 14 // RFC 3526
-	DHGroupMODP3072   DHGroup = 15
-	DHGroupMODP4096   DHGroup = 16
-	DHGroupMODP6144   DHGroup = 17
-	DHGroupMODP8192   DHGroup = 18
-	DHGroupECP256     DHGroup = 19 // RFC 5903
-	DHGroupECP384     DHGroup = 20
-	DHGroupECP521     DHGroup = 21
-	DHGroupCurve25519 DHGroup = 31 // RFC 8031
-	DHGroupCurve448   DHGroup = 32
-	DHGroupMLKEM512   DHGroup = 35 // draft-ietf-ipsecme-ikev2-mlkem, with RFC 9370
-	DHGroupMLKEM768   DHGroup = 36
-	DHGroupMLKEM1024  DHGroup = 37
-)
 
 // AttributeType is the type of a transform attribute (RFC 7296 §3.3.5),
 // without the Attribute Format bit.
@@ -186,58 +112,28 @@ type AttributeType uint16
 // AttributeKeyLength is the Key Length attribute (TV format, value in bits).
 const AttributeKeyLength AttributeType = 14
 
-// IDType is the ID Type of an IDi/IDr payload (RFC 7296 §3.5).
-type IDType uint8
-
-// Identification types.
-const (
-	IDIPv4Addr   IDType = 1
-	IDFQDN       IDType = 2
-	IDRFC822Addr IDType = 3
-	IDIPv6Addr   IDType = 5
-	IDDERASN1DN  IDType = 9
-	IDDERASN1GN  IDType = 10
-	IDKeyID      IDType = 11
-	IDFCName     IDType = 12 // RFC 4595
-	IDNull       IDType = 13 // RFC 7619
-)
-
-// AuthMethod is the Auth Method of an AUTH payload (RFC 7296 §3.8).
-type AuthMethod uint8
-
-// Authentication methods.
-const (
-	AuthRSASignature          AuthMethod = 1
-	AuthSharedKeyMIC          AuthMethod = 2
-	AuthDSSSignature          AuthMethod = 3
-	AuthECDSASHA256P256       AuthMethod = 9 // RFC 4754
-	AuthECDSASHA384P384       AuthMethod = 10
-	AuthECDSASHA512P521       AuthMethod = 11
-	AuthGenericSecurePassword AuthMethod = 12 // RFC 6467
-	AuthNULL                  AuthMethod = 13 // RFC 7619
-	AuthDigitalSignature      AuthMethod = 14 // RFC 7427
-)
-
 // CertEncoding is the Cert Encoding of a CERT or CERTREQ payload
 // (RFC 7296 §3.6).
 type CertEncoding uint8
 
 // Certificate encodings.
 const (
-	CertPKCS7X509         CertEncoding = 1
-	CertPGP               CertEncoding = 2
-	CertDNSSignedKey      CertEncoding = 3
-	CertX509Signature     CertEncoding = 4
-	CertKerberosToken     CertEncoding = 6
-	CertCRL               CertEncoding = 7
-	CertARL               CertEncoding = 8
-	CertSPKI              CertEncoding = 9
-	CertX509Attribute     CertEncoding = 10
-	CertRawRSAKey         CertEncoding = 11
-	CertHashURLX509       CertEncoding = 12
-	CertHashURLX509Bundle CertEncoding = 13
-	CertOCSPContent       CertEncoding = 14 // RFC 4806
-	CertRawPublicKey      CertEncoding = 15 // RFC 7670
+	CertPKCS7X509         CertEncoding = 1  // PKCS7_X509
+	CertPGP               CertEncoding = 2  // PGP
+	CertDNSSignedKey      CertEncoding = 3  // DNS_SIGNED_KEY
+	CertX509Signature     CertEncoding = 4  // X509_SIGNATURE
+	CertKerberosToken     CertEncoding = 6  // KERBEROS_TOKEN
+	CertCRL               CertEncoding = 7  // CRL
+	CertARL               CertEncoding = 8  // ARL
+	CertSPKI              CertEncoding = 9  // SPKI
+	CertX509Attribute     CertEncoding = 10 // X509_ATTRIBUTE
+	CertRawRSAKey         CertEncoding = 11 // RAW_RSA_KEY
+	CertHashURLX509       CertEncoding = 12 // HASH_URL_X509
+	CertHashURLX509Bundle CertEncoding = 13 // HASH_URL_X509_BUNDLE
+	// RFC 4806.
+	CertOCSPContent CertEncoding = 14 // OCSP_CONTENT
+	// RFC 7670.
+	CertRawPublicKey CertEncoding = 15 // RAW_PUBLIC_KEY
 )
 
 // NotifyType is the Notify Message Type of a Notify payload
@@ -246,118 +142,135 @@ type NotifyType uint16
 
 // Error notify types.
 const (
-	NotifyUnsupportedCriticalPayload NotifyType = 1
-	NotifyInvalidIKESPI              NotifyType = 4
-	NotifyInvalidMajorVersion        NotifyType = 5
-	NotifyInvalidSyntax              NotifyType = 7
-	NotifyInvalidMessageID           NotifyType = 9
-	NotifyInvalidSPI                 NotifyType = 11
-	NotifyNoProposalChosen           NotifyType = 14
-	NotifyInvalidKEPayload           NotifyType = 17
-	NotifyAuthenticationFailed       NotifyType = 24
-	NotifySinglePairRequired         NotifyType = 34
-	NotifyNoAdditionalSAs            NotifyType = 35
-	NotifyInternalAddressFailure     NotifyType = 36
-	NotifyFailedCPRequired           NotifyType = 37
-	NotifyTSUnacceptable             NotifyType = 38
-	NotifyInvalidSelectors           NotifyType = 39
-	NotifyUnacceptableAddresses      NotifyType = 40 // RFC 4555
-	NotifyUnexpectedNATDetected      NotifyType = 41 // RFC 4555
-	NotifyUseAssignedHoA             NotifyType = 42 // RFC 5026
-	NotifyTemporaryFailure           NotifyType = 43
-	NotifyChildSANotFound            NotifyType = 44
-	NotifyStateNotFound              NotifyType = 47 // RFC 9370
+	NotifyUnsupportedCriticalPayload NotifyType = 1  // UNSUPPORTED_CRITICAL_PAYLOAD
+	NotifyInvalidIKESPI              NotifyType = 4  // INVALID_IKE_SPI
+	NotifyInvalidMajorVersion        NotifyType = 5  // INVALID_MAJOR_VERSION
+	NotifyInvalidSyntax              NotifyType = 7  // INVALID_SYNTAX
+	NotifyInvalidMessageID           NotifyType = 9  // INVALID_MESSAGE_ID
+	NotifyInvalidSPI                 NotifyType = 11 // INVALID_SPI
+	NotifyNoProposalChosen           NotifyType = 14 // NO_PROPOSAL_CHOSEN
+	NotifyInvalidKEPayload           NotifyType = 17 // INVALID_KE_PAYLOAD
+	NotifyAuthenticationFailed       NotifyType = 24 // AUTHENTICATION_FAILED
+	NotifySinglePairRequired         NotifyType = 34 // SINGLE_PAIR_REQUIRED
+	NotifyNoAdditionalSAs            NotifyType = 35 // NO_ADDITIONAL_SAS
+	NotifyInternalAddressFailure     NotifyType = 36 // INTERNAL_ADDRESS_FAILURE
+	NotifyFailedCPRequired           NotifyType = 37 // FAILED_CP_REQUIRED
+	NotifyTSUnacceptable             NotifyType = 38 // TS_UNACCEPTABLE
+	NotifyInvalidSelectors           NotifyType = 39 // INVALID_SELECTORS
+	// RFC 4555.
+	NotifyUnacceptableAddresses NotifyType = 40 // UNACCEPTABLE_ADDRESSES
+	// RFC 4555.
+	NotifyUnexpectedNATDetected NotifyType = 41 // UNEXPECTED_NAT_DETECTED
+	// RFC 5026.
+	NotifyUseAssignedHoA   NotifyType = 42 // USE_ASSIGNED_HoA
+	NotifyTemporaryFailure NotifyType = 43 // TEMPORARY_FAILURE
+	NotifyChildSANotFound  NotifyType = 44 // CHILD_SA_NOT_FOUND
+	// RFC 9370.
+	NotifyStateNotFound NotifyType = 47 // STATE_NOT_FOUND
 )
 
 // Status notify types.
 const (
-	NotifyInitialContact                  NotifyType = 16384
-	NotifySetWindowSize                   NotifyType = 16385
-	NotifyAdditionalTSPossible            NotifyType = 16386
-	NotifyIPCompSupported                 NotifyType = 16387
-	NotifyNATDetectionSourceIP            NotifyType = 16388
-	NotifyNATDetectionDestinationIP       NotifyType = 16389
-	NotifyCookie                          NotifyType = 16390
-	NotifyUseTransportMode                NotifyType = 16391
-	NotifyHTTPCertLookupSupported         NotifyType = 16392
-	NotifyRekeySA                         NotifyType = 16393
-	NotifyESPTFCPaddingNotSupported       NotifyType = 16394
-	NotifyNonFirstFragmentsAlso           NotifyType = 16395
-	NotifyMOBIKESupported                 NotifyType = 16396 // RFC 4555
-	NotifyAdditionalIP4Address            NotifyType = 16397
-	NotifyAdditionalIP6Address            NotifyType = 16398
-	NotifyNoAdditionalAddresses           NotifyType = 16399
-	NotifyUpdateSAAddresses               NotifyType = 16400
-	NotifyCookie2                         NotifyType = 16401
-	NotifyNoNATsAllowed                   NotifyType = 16402
-	NotifyAuthLifetime                    NotifyType = 16403 // RFC 4478
-	NotifyMultipleAuthSupported           NotifyType = 16404 // RFC 4739
-	NotifyAnotherAuthFollows              NotifyType = 16405
-	NotifyRedirectSupported               NotifyType = 16406 // RFC 5685
-	NotifyRedirect                        NotifyType = 16407
-	NotifyRedirectedFrom                  NotifyType = 16408
-	NotifyTicketLTOpaque                  NotifyType = 16409 // RFC 5723
-	NotifyTicketRequest                   NotifyType = 16410
-	NotifyTicketAck                       NotifyType = 16411
-	NotifyTicketNack                      NotifyType = 16412
-	NotifyTicketOpaque                    NotifyType = 16413
-	NotifyLinkID                          NotifyType = 16414 // RFC 5739
-	NotifyUseWESPMode                     NotifyType = 16415 // RFC 5840
-	NotifyROHCSupported                   NotifyType = 16416 // RFC 5857
-	NotifyEAPOnlyAuthentication           NotifyType = 16417 // RFC 5998
-	NotifyChildlessIKEv2Supported         NotifyType = 16418 // RFC 6023
-	NotifyQuickCrashDetection             NotifyType = 16419 // RFC 6290
-	NotifyIKEv2MessageIDSyncSupported     NotifyType = 16420 // RFC 6311
-	NotifyIPsecReplayCounterSyncSupported NotifyType = 16421
-	NotifyIKEv2MessageIDSync              NotifyType = 16422
-	NotifyIPsecReplayCounterSync          NotifyType = 16423
-	NotifySecurePasswordMethods           NotifyType = 16424 // RFC 6467
-	NotifyPSKPersist                      NotifyType = 16425 // RFC 6631
-	NotifyPSKConfirm                      NotifyType = 16426
-	NotifyERXSupported                    NotifyType = 16427 // RFC 6867
-	NotifyIFOMCapability                  NotifyType = 16428
-	NotifySenderRequestID                 NotifyType = 16429
-	NotifyIKEv2FragmentationSupported     NotifyType = 16430 // RFC 7383
-	NotifySignatureHashAlgorithms         NotifyType = 16431 // RFC 7427
-	NotifyCloneIKESASupported             NotifyType = 16432 // RFC 7791
-	NotifyCloneIKESA                      NotifyType = 16433
-	NotifyPuzzle                          NotifyType = 16434 // RFC 8019
-	NotifyUsePPK                          NotifyType = 16435 // RFC 8784
-	NotifyPPKIdentity                     NotifyType = 16436
-	NotifyNoPPKAuth                       NotifyType = 16437
-	NotifyIntermediateExchangeSupported   NotifyType = 16438 // RFC 9242
-	NotifyIP4Allowed                      NotifyType = 16439 // RFC 8983
-	NotifyIP6Allowed                      NotifyType = 16440
-	NotifyAdditionalKeyExchange           NotifyType = 16441 // RFC 9370
-	NotifyUseAggfrag                      NotifyType = 16442 // RFC 9347
+	NotifyInitialContact            NotifyType = 16384 // INITIAL_CONTACT
+	NotifySetWindowSize             NotifyType = 16385 // SET_WINDOW_SIZE
+	NotifyAdditionalTSPossible      NotifyType = 16386 // ADDITIONAL_TS_POSSIBLE
+	NotifyIPCompSupported           NotifyType = 16387 // IPCOMP_SUPPORTED
+	NotifyNATDetectionSourceIP      NotifyType = 16388 // NAT_DETECTION_SOURCE_IP
+	NotifyNATDetectionDestinationIP NotifyType = 16389 // NAT_DETECTION_DESTINATION_IP
+	NotifyCookie                    NotifyType = 16390 // COOKIE
+	NotifyUseTransportMode          NotifyType = 16391 // USE_TRANSPORT_MODE
+	NotifyHTTPCertLookupSupported   NotifyType = 16392 // HTTP_CERT_LOOKUP_SUPPORTED
+	NotifyRekeySA                   NotifyType = 16393 // REKEY_SA
+	NotifyESPTFCPaddingNotSupported NotifyType = 16394 // ESP_TFC_PADDING_NOT_SUPPORTED
+	NotifyNonFirstFragmentsAlso     NotifyType = 16395 // NON_FIRST_FRAGMENTS_ALSO
+	// RFC 4555.
+	NotifyMOBIKESupported       NotifyType = 16396 // MOBIKE_SUPPORTED
+	NotifyAdditionalIP4Address  NotifyType = 16397 // ADDITIONAL_IP4_ADDRESS
+	NotifyAdditionalIP6Address  NotifyType = 16398 // ADDITIONAL_IP6_ADDRESS
+	NotifyNoAdditionalAddresses NotifyType = 16399 // NO_ADDITIONAL_ADDRESSES
+	NotifyUpdateSAAddresses     NotifyType = 16400 // UPDATE_SA_ADDRESSES
+	NotifyCookie2               NotifyType = 16401 // COOKIE2
+	NotifyNoNATsAllowed         NotifyType = 16402 // NO_NATS_ALLOWED
+	// RFC 4478.
+	NotifyAuthLifetime NotifyType = 16403 // AUTH_LIFETIME
+	// RFC 4739.
+	NotifyMultipleAuthSupported NotifyType = 16404 // MULTIPLE_AUTH_SUPPORTED
+	NotifyAnotherAuthFollows    NotifyType = 16405 // ANOTHER_AUTH_FOLLOWS
+	// RFC 5685.
+	NotifyRedirectSupported NotifyType = 16406 // REDIRECT_SUPPORTED
+	NotifyRedirect          NotifyType = 16407 // REDIRECT
+	NotifyRedirectedFrom    NotifyType = 16408 // REDIRECTED_FROM
+	// RFC 5723.
+	NotifyTicketLTOpaque NotifyType = 16409 // TICKET_LT_OPAQUE
+	NotifyTicketRequest  NotifyType = 16410 // TICKET_REQUEST
+	NotifyTicketAck      NotifyType = 16411 // TICKET_ACK
+	NotifyTicketNack     NotifyType = 16412 // TICKET_NACK
+	NotifyTicketOpaque   NotifyType = 16413 // TICKET_OPAQUE
+	// RFC 5739.
+	NotifyLinkID NotifyType = 16414 // LINK_ID
+	// RFC 5840.
+	NotifyUseWESPMode NotifyType = 16415 // USE_WESP_MODE
+	// RFC 5857.
+	NotifyROHCSupported NotifyType = 16416 // ROHC_SUPPORTED
+	// RFC 5998.
+	NotifyEAPOnlyAuthentication NotifyType = 16417 // EAP_ONLY_AUTHENTICATION
+	// RFC 6023.
+	NotifyChildlessIKEv2Supported NotifyType = 16418 // CHILDLESS_IKEV2_SUPPORTED
+	// RFC 6290.
+	NotifyQuickCrashDetection NotifyType = 16419 // QUICK_CRASH_DETECTION
+	// RFC 6311.
+	NotifyIKEv2MessageIDSyncSupported     NotifyType = 16420 // IKEV2_MESSAGE_ID_SYNC_SUPPORTED
+	NotifyIPsecReplayCounterSyncSupported NotifyType = 16421 // IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED
+	NotifyIKEv2MessageIDSync              NotifyType = 16422 // IKEV2_MESSAGE_ID_SYNC
+	NotifyIPsecReplayCounterSync          NotifyType = 16423 // IPSEC_REPLAY_COUNTER_SYNC
+	// RFC 6467.
+	NotifySecurePasswordMethods NotifyType = 16424 // SECURE_PASSWORD_METHODS
+	// RFC 6631.
+	NotifyPSKPersist NotifyType = 16425 // PSK_PERSIST
+	NotifyPSKConfirm NotifyType = 16426 // PSK_CONFIRM
+	// RFC 6867.
+	NotifyERXSupported    NotifyType = 16427 // ERX_SUPPORTED
+	NotifyIFOMCapability  NotifyType = 16428 // IFOM_CAPABILITY
+	NotifySenderRequestID NotifyType = 16429 // SENDER_REQUEST_ID
+	// RFC 7383.
+	NotifyIKEv2FragmentationSupported NotifyType = 16430 // IKEV2_FRAGMENTATION_SUPPORTED
+	// RFC 7427.
+	NotifySignatureHashAlgorithms NotifyType = 16431 // SIGNATURE_HASH_ALGORITHMS
+	// RFC 7791.
+	NotifyCloneIKESASupported NotifyType = 16432 // CLONE_IKE_SA_SUPPORTED
+	NotifyCloneIKESA          NotifyType = 16433 // CLONE_IKE_SA
+	// RFC 8019.
+	NotifyPuzzle NotifyType = 16434 // PUZZLE
+	// RFC 8784.
+	NotifyUsePPK      NotifyType = 16435 // USE_PPK
+	NotifyPPKIdentity NotifyType = 16436 // PPK_IDENTITY
+	NotifyNoPPKAuth   NotifyType = 16437 // NO_PPK_AUTH
+	// RFC 9242.
+	NotifyIntermediateExchangeSupported NotifyType = 16438 // INTERMEDIATE_EXCHANGE_SUPPORTED
+	// RFC 8983.
+	NotifyIP4Allowed NotifyType = 16439 // IP4_ALLOWED
+	NotifyIP6Allowed NotifyType = 16440 // IP6_ALLOWED
+	// RFC 9370.
+	NotifyAdditionalKeyExchange NotifyType = 16441 // ADDITIONAL_KEY_EXCHANGE
+	// RFC 9347.
+	NotifyUseAggfrag NotifyType = 16442 // USE_AGGFRAG
 )
 
 // IsError reports whether t is in the error range (below 16384). An unknown
 // error type in a response means the request failed (RFC 7296 §3.10.1).
 func (t NotifyType) IsError() bool { return t < 16384 }
 
-// HashAlgorithm is a hash algorithm identifier of the
-// SIGNATURE_HASH_ALGORITHMS notification (RFC 7427 §4).
-type HashAlgorithm uint16
-
-// Hash algorithms for digital signatures.
-const (
-	HashSHA1     HashAlgorithm = 1
-	HashSHA256   HashAlgorithm = 2
-	HashSHA384   HashAlgorithm = 3
-	HashSHA512   HashAlgorithm = 4
-	HashIdentity HashAlgorithm = 5 // RFC 8420
-)
-
 // TSType is the TS Type of a traffic selector (RFC 7296 §3.13.1).
 type TSType uint8
 
 // Traffic selector types.
 const (
-	TSIPv4AddrRange TSType = 7
-	TSIPv6AddrRange TSType = 8
-	TSFCAddrRange   TSType = 9  // RFC 4595, kept opaque
-	TSSecLabel      TSType = 10 // RFC 9478, kept opaque
+	TSIPv4AddrRange TSType = 7 // TS_IPV4_ADDR_RANGE
+	TSIPv6AddrRange TSType = 8 // TS_IPV6_ADDR_RANGE
+	// RFC 4595, kept opaque.
+	TSFCAddrRange TSType = 9 // TS_FC_ADDR_RANGE
+	// RFC 9478, kept opaque.
+	TSSecLabel TSType = 10 // TS_SECLABEL
 )
 
 // CFGType is the CFG Type of a Configuration payload (RFC 7296 §3.15).
@@ -365,10 +278,10 @@ type CFGType uint8
 
 // Configuration payload types.
 const (
-	CFGRequest CFGType = 1
-	CFGReply   CFGType = 2
-	CFGSet     CFGType = 3
-	CFGAck     CFGType = 4
+	CFGRequest CFGType = 1 // CFG_REQUEST
+	CFGReply   CFGType = 2 // CFG_REPLY
+	CFGSet     CFGType = 3 // CFG_SET
+	CFGAck     CFGType = 4 // CFG_ACK
 )
 
 // ConfigAttributeType is the 15-bit Attribute Type of a configuration
@@ -377,16 +290,16 @@ type ConfigAttributeType uint16
 
 // Configuration attribute types.
 const (
-	ConfigInternalIP4Address  ConfigAttributeType = 1
-	ConfigInternalIP4Netmask  ConfigAttributeType = 2
-	ConfigInternalIP4DNS      ConfigAttributeType = 3
-	ConfigInternalIP4NBNS     ConfigAttributeType = 4
-	ConfigInternalIP4DHCP     ConfigAttributeType = 6
-	ConfigApplicationVersion  ConfigAttributeType = 7
-	ConfigInternalIP6Address  ConfigAttributeType = 8
-	ConfigInternalIP6DNS      ConfigAttributeType = 10
-	ConfigInternalIP6DHCP     ConfigAttributeType = 12
-	ConfigInternalIP4Subnet   ConfigAttributeType = 13
-	ConfigSupportedAttributes ConfigAttributeType = 14
-	ConfigInternalIP6Subnet   ConfigAttributeType = 15
+	ConfigInternalIP4Address  ConfigAttributeType = 1  // INTERNAL_IP4_ADDRESS
+	ConfigInternalIP4Netmask  ConfigAttributeType = 2  // INTERNAL_IP4_NETMASK
+	ConfigInternalIP4DNS      ConfigAttributeType = 3  // INTERNAL_IP4_DNS
+	ConfigInternalIP4NBNS     ConfigAttributeType = 4  // INTERNAL_IP4_NBNS
+	ConfigInternalIP4DHCP     ConfigAttributeType = 6  // INTERNAL_IP4_DHCP
+	ConfigApplicationVersion  ConfigAttributeType = 7  // APPLICATION_VERSION
+	ConfigInternalIP6Address  ConfigAttributeType = 8  // INTERNAL_IP6_ADDRESS
+	ConfigInternalIP6DNS      ConfigAttributeType = 10 // INTERNAL_IP6_DNS
+	ConfigInternalIP6DHCP     ConfigAttributeType = 12 // INTERNAL_IP6_DHCP
+	ConfigInternalIP4Subnet   ConfigAttributeType = 13 // INTERNAL_IP4_SUBNET
+	ConfigSupportedAttributes ConfigAttributeType = 14 // SUPPORTED_ATTRIBUTES
+	ConfigInternalIP6Subnet   ConfigAttributeType = 15 // INTERNAL_IP6_SUBNET
 )

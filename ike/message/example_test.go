@@ -3,6 +3,7 @@ package message_test
 import (
 	"fmt"
 
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -14,12 +15,12 @@ func Example() {
 		Payloads: message.Payloads{
 			&message.SA{Proposals: []message.Proposal{{Number: 1, Protocol: message.ProtocolIKE,
 				Transforms: []message.Transform{
-					{Type: message.TransformEncr, ID: message.EncrAESGCM16,
+					{Type: iana.TransformEncr, ID: message.TransformID(iana.EncrAESGCM16),
 						Attributes: []message.Attribute{message.KeyLengthAttribute(256)}},
-					{Type: message.TransformPRF, ID: message.PRFHMACSHA384},
-					{Type: message.TransformDH, ID: message.TransformID(message.DHGroupECP384)},
+					{Type: iana.TransformPRF, ID: message.TransformID(iana.PRFHMACSHA2_384)},
+					{Type: iana.TransformDH, ID: message.TransformID(iana.GroupECP384)},
 				}}}},
-			&message.KeyExchange{Group: message.DHGroupECP384, Data: make([]byte, 96)},
+			&message.KeyExchange{Group: iana.GroupECP384, Data: make([]byte, 96)},
 			&message.Nonce{Data: make([]byte, 32)},
 			&message.Notify{NotifyType: message.NotifyIKEv2FragmentationSupported},
 		},

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/internal/testlab"
 )
 
@@ -49,11 +50,11 @@ func saInitMessage() *Message {
 			Flags: FlagInitiator},
 		Payloads: Payloads{
 			&SA{Proposals: []Proposal{{Number: 1, Protocol: ProtocolIKE, Transforms: []Transform{
-				{Type: TransformEncr, ID: EncrAESGCM16, Attributes: []Attribute{KeyLengthAttribute(256)}},
-				{Type: TransformPRF, ID: PRFHMACSHA256},
-				{Type: TransformDH, ID: TransformID(DHGroupECP256)},
+				{Type: iana.TransformEncr, ID: TransformID(iana.EncrAESGCM16), Attributes: []Attribute{KeyLengthAttribute(256)}},
+				{Type: iana.TransformPRF, ID: TransformID(iana.PRFHMACSHA2_256)},
+				{Type: iana.TransformDH, ID: TransformID(iana.GroupECP256)},
 			}}}},
-			&KeyExchange{Group: DHGroupECP256, Data: []byte{0xde, 0xad, 0xbe, 0xef}},
+			&KeyExchange{Group: iana.GroupECP256, Data: []byte{0xde, 0xad, 0xbe, 0xef}},
 			&Nonce{Data: seq(16, 0)},
 			&Notify{NotifyType: NotifyNATDetectionSourceIP, Data: fill(20, 0x11)},
 			&VendorID{Data: []byte("xdps")},
@@ -88,14 +89,14 @@ const innerLayout = `
 
 func innerPayloads() Payloads {
 	return Payloads{
-		&ID{IDType: IDFQDN, Data: []byte("a.bc")},
+		&ID{IDType: iana.IDFQDN, Data: []byte("a.bc")},
 		&Cert{Encoding: CertX509Signature, Data: []byte{0x30, 0x82, 0x01}},
 		&CertReq{Encoding: CertX509Signature, Data: fill(20, 0x5a)},
-		&Auth{Method: AuthSharedKeyMIC, Data: fill(8, 0x77)},
+		&Auth{Method: iana.AuthSharedKeyMIC, Data: fill(8, 0x77)},
 		&SA{Proposals: []Proposal{{Number: 1, Protocol: ProtocolESP, SPI: []byte{0xc0, 0xff, 0xee, 0x01},
 			Transforms: []Transform{
-				{Type: TransformEncr, ID: EncrAESGCM16, Attributes: []Attribute{KeyLengthAttribute(128)}},
-				{Type: TransformESN, ID: ESNNo},
+				{Type: iana.TransformEncr, ID: TransformID(iana.EncrAESGCM16), Attributes: []Attribute{KeyLengthAttribute(128)}},
+				{Type: iana.TransformESN, ID: TransformID(iana.ESNNo)},
 			}}}},
 		&TrafficSelectors{Selectors: []TrafficSelector{{
 			Type: TSIPv4AddrRange, IPProtocol: 6, StartPort: 0, EndPort: 65535,
@@ -208,30 +209,30 @@ func TestRoundTripEveryPayload(t *testing.T) {
 	payloads := map[string]Payload{
 		"SA multi-proposal": &SA{Proposals: []Proposal{
 			{Number: 1, Protocol: ProtocolIKE, SPI: seq(8, 1), Transforms: []Transform{
-				{Type: TransformEncr, ID: EncrAESCBC, Attributes: []Attribute{KeyLengthAttribute(256)}},
-				{Type: TransformEncr, ID: EncrAESCBC, Attributes: []Attribute{KeyLengthAttribute(128)}},
-				{Type: TransformInteg, ID: IntegHMACSHA512_256},
-				{Type: TransformPRF, ID: PRFHMACSHA512},
-				{Type: TransformDH, ID: TransformID(DHGroupMODP4096)},
-				{Type: TransformAddKE1, ID: TransformID(DHGroupMLKEM768)},
+				{Type: iana.TransformEncr, ID: TransformID(iana.EncrAESCBC), Attributes: []Attribute{KeyLengthAttribute(256)}},
+				{Type: iana.TransformEncr, ID: TransformID(iana.EncrAESCBC), Attributes: []Attribute{KeyLengthAttribute(128)}},
+				{Type: iana.TransformInteg, ID: TransformID(iana.IntegHMACSHA2_512_256)},
+				{Type: iana.TransformPRF, ID: TransformID(iana.PRFHMACSHA2_512)},
+				{Type: iana.TransformDH, ID: TransformID(iana.GroupMODP4096)},
+				{Type: iana.TransformAddKE1, ID: TransformID(iana.GroupMLKEM768)},
 			}},
 			{Number: 2, Protocol: ProtocolIKE, SPI: seq(8, 1), Transforms: []Transform{
-				{Type: TransformEncr, ID: EncrChaCha20Poly1305},
-				{Type: TransformPRF, ID: PRFHMACSHA384},
-				{Type: TransformDH, ID: TransformID(DHGroupCurve25519)},
+				{Type: iana.TransformEncr, ID: TransformID(iana.EncrChaCha20Poly1305)},
+				{Type: iana.TransformPRF, ID: TransformID(iana.PRFHMACSHA2_384)},
+				{Type: iana.TransformDH, ID: TransformID(iana.GroupCurve25519)},
 			}},
 		}},
 		"SA TLV attribute": &SA{Proposals: []Proposal{{Number: 1, Protocol: ProtocolAH, SPI: seq(4, 9),
-			Transforms: []Transform{{Type: TransformInteg, ID: IntegHMACSHA384_192,
+			Transforms: []Transform{{Type: iana.TransformInteg, ID: TransformID(iana.IntegHMACSHA2_384_192),
 				Attributes: []Attribute{{Type: 0x4242, Data: []byte("tlv")}, {Type: 0x0001}}}}}}},
 		"SA empty proposal": &SA{Proposals: []Proposal{{Number: 7, Protocol: ProtocolESP, SPI: seq(4, 1)}}},
-		"KE":                &KeyExchange{Group: DHGroupMLKEM768, Data: seq(255, 0)},
-		"KE empty":          &KeyExchange{Group: DHGroupNone},
-		"IDi":               &ID{IDType: IDIPv4Addr, Data: []byte{198, 18, 0, 1}},
-		"IDr":               &ID{Responder: true, IDType: IDNull},
+		"KE":                &KeyExchange{Group: iana.GroupMLKEM768, Data: seq(255, 0)},
+		"KE empty":          &KeyExchange{Group: iana.GroupNone},
+		"IDi":               &ID{IDType: iana.IDIPv4Addr, Data: []byte{198, 18, 0, 1}},
+		"IDr":               &ID{Responder: true, IDType: iana.IDNull},
 		"CERT":              &Cert{Encoding: CertX509Signature, Data: seq(100, 0)},
 		"CERTREQ":           &CertReq{Encoding: CertX509Signature},
-		"AUTH":              &Auth{Method: AuthDigitalSignature, Data: seq(64, 0)},
+		"AUTH":              &Auth{Method: iana.AuthDigitalSignature, Data: seq(64, 0)},
 		"Nonce max":         &Nonce{Data: seq(256, 0)},
 		"N cookie":          &Notify{NotifyType: NotifyCookie, Data: seq(32, 0)},
 		"N IKE SPI":         &Notify{Protocol: ProtocolIKE, SPI: seq(8, 0), NotifyType: NotifyInvalidIKESPI},
@@ -502,7 +503,7 @@ func TestHelpers(t *testing.T) {
 	if bits, ok := tr.KeyLength(); !ok || bits != 256 {
 		t.Errorf("KeyLength %d %v", bits, ok)
 	}
-	if _, ok := (&Transform{Type: TransformPRF, ID: PRFHMACSHA256}).KeyLength(); ok {
+	if _, ok := (&Transform{Type: iana.TransformPRF, ID: TransformID(iana.PRFHMACSHA2_256)}).KeyLength(); ok {
 		t.Error("KeyLength on PRF")
 	}
 	p := m.Get(PayloadSA).(*SA).Proposals[0]
@@ -543,20 +544,9 @@ func TestNames(t *testing.T) {
 		{PayloadSKF.String(), "SKF"},
 		{PayloadType(7).String(), "PAYLOAD(7)"},
 		{ProtocolESP.String(), "ESP"},
-		{TransformDH.String(), "KE"},
-		{TransformIDString(TransformEncr, EncrChaCha20Poly1305), "ENCR_CHACHA20_POLY1305"},
-		{TransformIDString(TransformInteg, IntegHMACSHA256_128), "AUTH_HMAC_SHA2_256_128"},
-		{TransformIDString(TransformPRF, PRFHMACSHA384), "PRF_HMAC_SHA2_384"},
-		{TransformIDString(TransformESN, ESNYes), "ESN"},
-		{TransformIDString(TransformAddKE3, TransformID(DHGroupMLKEM768)), "ML_KEM_768"},
-		{TransformIDString(TransformType(99), 5), "TRANSFORM(99)(5)"},
-		{DHGroupCurve25519.String(), "CURVE_25519"},
-		{IDFQDN.String(), "ID_FQDN"},
-		{AuthDigitalSignature.String(), "DIGITAL_SIGNATURE"},
 		{CertX509Signature.String(), "X509_SIGNATURE"},
 		{NotifyIKEv2FragmentationSupported.String(), "IKEV2_FRAGMENTATION_SUPPORTED"},
 		{NotifyType(12345).String(), "NOTIFY(12345)"},
-		{HashIdentity.String(), "IDENTITY"},
 		{TSIPv6AddrRange.String(), "TS_IPV6_ADDR_RANGE"},
 		{CFGReply.String(), "CFG_REPLY"},
 		{ConfigInternalIP6Subnet.String(), "INTERNAL_IP6_SUBNET"},

@@ -3,6 +3,8 @@ package message
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 // Nonce sizes allowed by RFC 7296 §3.9.
@@ -13,8 +15,8 @@ const (
 
 // KeyExchange is the Key Exchange payload, KE (RFC 7296 §3.4).
 type KeyExchange struct {
-	Group DHGroup // the key exchange method of Data
-	Data  []byte  // public value or KEM share
+	Group iana.GroupID // the key exchange method of Data
+	Data  []byte       // public value or KEM share
 }
 
 // Type returns PayloadKE.
@@ -32,7 +34,7 @@ func decodeKeyExchange(b []byte) (*KeyExchange, error) {
 		return nil, truncated("KE", 4, len(b))
 	}
 	return &KeyExchange{
-		Group: DHGroup(binary.BigEndian.Uint16(b)),
+		Group: iana.GroupID(binary.BigEndian.Uint16(b)),
 		Data:  opaque(b[4:]),
 	}, nil
 }
@@ -42,7 +44,7 @@ func decodeKeyExchange(b []byte) (*KeyExchange, error) {
 // that the AUTH computation of §2.15 signs.
 type ID struct {
 	Responder bool // IDr when set, IDi otherwise
-	IDType    IDType
+	IDType    iana.IDType
 	Data      []byte
 }
 
@@ -64,7 +66,7 @@ func decodeID(b []byte, responder bool) (*ID, error) {
 	if len(b) < 4 {
 		return nil, truncated("ID", 4, len(b))
 	}
-	return &ID{Responder: responder, IDType: IDType(b[0]), Data: opaque(b[4:])}, nil
+	return &ID{Responder: responder, IDType: iana.IDType(b[0]), Data: opaque(b[4:])}, nil
 }
 
 // Cert is the Certificate payload, CERT (RFC 7296 §3.6).
@@ -106,7 +108,7 @@ func decodeCertBody(b []byte, what string) (CertEncoding, []byte, error) {
 
 // Auth is the Authentication payload, AUTH (RFC 7296 §3.8).
 type Auth struct {
-	Method AuthMethod
+	Method iana.AuthMethod
 	Data   []byte
 }
 
@@ -123,7 +125,7 @@ func decodeAuth(b []byte) (*Auth, error) {
 	if len(b) < 4 {
 		return nil, truncated("AUTH", 4, len(b))
 	}
-	return &Auth{Method: AuthMethod(b[0]), Data: opaque(b[4:])}, nil
+	return &Auth{Method: iana.AuthMethod(b[0]), Data: opaque(b[4:])}, nil
 }
 
 // Nonce is the Nonce payload, Ni or Nr (RFC 7296 §3.9). Data must be 16 to
@@ -190,29 +192,29 @@ func decodeNotify(b []byte) (*Notify, error) {
 
 // KEGroup returns the key exchange method an INVALID_KE_PAYLOAD notification
 // asks for: its data is that group's two-octet number (RFC 7296 §3.10.1).
-func (n *Notify) KEGroup() (DHGroup, error) {
+func (n *Notify) KEGroup() (iana.GroupID, error) {
 	if n.NotifyType != NotifyInvalidKEPayload {
 		return 0, fmt.Errorf("notify %v carries no group", n.NotifyType)
 	}
 	if len(n.Data) != 2 {
 		return 0, badValue("INVALID_KE_PAYLOAD data of %d bytes, want 2", len(n.Data))
 	}
-	return DHGroup(binary.BigEndian.Uint16(n.Data)), nil
+	return iana.GroupID(binary.BigEndian.Uint16(n.Data)), nil
 }
 
 // HashAlgorithms returns the list a SIGNATURE_HASH_ALGORITHMS notification
 // carries: two octets per algorithm (RFC 7427 §4). The result is bounded by
 // the notification's length.
-func (n *Notify) HashAlgorithms() ([]HashAlgorithm, error) {
+func (n *Notify) HashAlgorithms() ([]iana.HashAlgorithm, error) {
 	if n.NotifyType != NotifySignatureHashAlgorithms {
 		return nil, fmt.Errorf("notify %v carries no hash algorithms", n.NotifyType)
 	}
 	if len(n.Data)%2 != 0 {
 		return nil, badValue("SIGNATURE_HASH_ALGORITHMS data of odd length %d", len(n.Data))
 	}
-	hs := make([]HashAlgorithm, len(n.Data)/2)
+	hs := make([]iana.HashAlgorithm, len(n.Data)/2)
 	for i := range hs {
-		hs[i] = HashAlgorithm(binary.BigEndian.Uint16(n.Data[2*i:]))
+		hs[i] = iana.HashAlgorithm(binary.BigEndian.Uint16(n.Data[2*i:]))
 	}
 	return hs, nil
 }

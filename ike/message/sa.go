@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 // Substructure markers of RFC 7296 §3.3.1 and §3.3.2: the first octet of a
@@ -39,7 +41,7 @@ type Proposal struct {
 
 // Transform is a transform substructure (RFC 7296 §3.3.2).
 type Transform struct {
-	Type       TransformType
+	Type       iana.TransformType
 	ID         TransformID
 	Attributes []Attribute
 }
@@ -74,7 +76,7 @@ func (t *Transform) KeyLength() (bits uint16, ok bool) {
 // String names the transform as strongSwan logs do, e.g.
 // "ENCR_AES_GCM_16_128" for AES-GCM with a 128-bit key.
 func (t *Transform) String() string {
-	s := TransformIDString(t.Type, t.ID)
+	s := iana.TransformIDString(t.Type, uint16(t.ID))
 	if bits, ok := t.KeyLength(); ok {
 		s += "_" + strconv.Itoa(int(bits))
 	}
@@ -263,7 +265,7 @@ func decodeProposal(b []byte) (Proposal, error) {
 				j, count, marker, want)
 		}
 		t := Transform{
-			Type: TransformType(b[off+4]),
+			Type: iana.TransformType(b[off+4]),
 			ID:   TransformID(binary.BigEndian.Uint16(b[off+6:])),
 		}
 		attrs, err := decodeAttributes(b[off+transformHeaderLen : off+tlen])

@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ike/iana"
 )
 
 // The captures under testdata/strongswan come from two strongSwan 5.9.8
@@ -133,29 +135,29 @@ func TestStrongSwanIKESAInit(t *testing.T) {
 		scenario, file string
 		response       bool
 		proposal       []Transform
-		group          DHGroup
+		group          iana.GroupID
 		keLen          int
 		notifies       []NotifyType
 	}{
 		{
 			scenario: "aes128gcm16-prfsha256-x25519", file: "01-ike_sa_init-m0-request.bin",
 			proposal: []Transform{
-				{Type: TransformEncr, ID: EncrAESGCM16, Attributes: []Attribute{KeyLengthAttribute(128)}},
-				{Type: TransformPRF, ID: PRFHMACSHA256},
-				{Type: TransformDH, ID: TransformID(DHGroupCurve25519)},
+				{Type: iana.TransformEncr, ID: TransformID(iana.EncrAESGCM16), Attributes: []Attribute{KeyLengthAttribute(128)}},
+				{Type: iana.TransformPRF, ID: TransformID(iana.PRFHMACSHA2_256)},
+				{Type: iana.TransformDH, ID: TransformID(iana.GroupCurve25519)},
 			},
-			group: DHGroupCurve25519, keLen: 32,
+			group: iana.GroupCurve25519, keLen: 32,
 			notifies: []NotifyType{NotifyNATDetectionSourceIP, NotifyNATDetectionDestinationIP,
 				NotifyIKEv2FragmentationSupported, NotifySignatureHashAlgorithms, NotifyRedirectSupported},
 		},
 		{
 			scenario: "aes128gcm16-prfsha256-x25519", file: "02-ike_sa_init-m0-response.bin", response: true,
 			proposal: []Transform{
-				{Type: TransformEncr, ID: EncrAESGCM16, Attributes: []Attribute{KeyLengthAttribute(128)}},
-				{Type: TransformPRF, ID: PRFHMACSHA256},
-				{Type: TransformDH, ID: TransformID(DHGroupCurve25519)},
+				{Type: iana.TransformEncr, ID: TransformID(iana.EncrAESGCM16), Attributes: []Attribute{KeyLengthAttribute(128)}},
+				{Type: iana.TransformPRF, ID: TransformID(iana.PRFHMACSHA2_256)},
+				{Type: iana.TransformDH, ID: TransformID(iana.GroupCurve25519)},
 			},
-			group: DHGroupCurve25519, keLen: 32,
+			group: iana.GroupCurve25519, keLen: 32,
 			notifies: []NotifyType{NotifyNATDetectionSourceIP, NotifyNATDetectionDestinationIP,
 				NotifyIKEv2FragmentationSupported, NotifySignatureHashAlgorithms,
 				NotifyChildlessIKEv2Supported, NotifyMultipleAuthSupported},
@@ -163,24 +165,24 @@ func TestStrongSwanIKESAInit(t *testing.T) {
 		{
 			scenario: "aes256-sha256-modp2048", file: "01-ike_sa_init-m0-request.bin",
 			proposal: []Transform{
-				{Type: TransformEncr, ID: EncrAESCBC, Attributes: []Attribute{KeyLengthAttribute(256)}},
-				{Type: TransformInteg, ID: IntegHMACSHA256_128},
-				{Type: TransformPRF, ID: PRFHMACSHA256},
-				{Type: TransformDH, ID: TransformID(DHGroupMODP2048)},
+				{Type: iana.TransformEncr, ID: TransformID(iana.EncrAESCBC), Attributes: []Attribute{KeyLengthAttribute(256)}},
+				{Type: iana.TransformInteg, ID: TransformID(iana.IntegHMACSHA2_256_128)},
+				{Type: iana.TransformPRF, ID: TransformID(iana.PRFHMACSHA2_256)},
+				{Type: iana.TransformDH, ID: TransformID(iana.GroupMODP2048)},
 			},
-			group: DHGroupMODP2048, keLen: 256,
+			group: iana.GroupMODP2048, keLen: 256,
 			notifies: []NotifyType{NotifyNATDetectionSourceIP, NotifyNATDetectionDestinationIP,
 				NotifyIKEv2FragmentationSupported, NotifySignatureHashAlgorithms, NotifyRedirectSupported},
 		},
 		{
 			scenario: "aes256-sha256-modp2048", file: "02-ike_sa_init-m0-response.bin", response: true,
 			proposal: []Transform{
-				{Type: TransformEncr, ID: EncrAESCBC, Attributes: []Attribute{KeyLengthAttribute(256)}},
-				{Type: TransformInteg, ID: IntegHMACSHA256_128},
-				{Type: TransformPRF, ID: PRFHMACSHA256},
-				{Type: TransformDH, ID: TransformID(DHGroupMODP2048)},
+				{Type: iana.TransformEncr, ID: TransformID(iana.EncrAESCBC), Attributes: []Attribute{KeyLengthAttribute(256)}},
+				{Type: iana.TransformInteg, ID: TransformID(iana.IntegHMACSHA2_256_128)},
+				{Type: iana.TransformPRF, ID: TransformID(iana.PRFHMACSHA2_256)},
+				{Type: iana.TransformDH, ID: TransformID(iana.GroupMODP2048)},
 			},
-			group: DHGroupMODP2048, keLen: 256,
+			group: iana.GroupMODP2048, keLen: 256,
 			notifies: []NotifyType{NotifyNATDetectionSourceIP, NotifyNATDetectionDestinationIP,
 				NotifyIKEv2FragmentationSupported, NotifySignatureHashAlgorithms,
 				NotifyChildlessIKEv2Supported, NotifyMultipleAuthSupported},
@@ -190,13 +192,13 @@ func TestStrongSwanIKESAInit(t *testing.T) {
 			// sends an x25519 share.
 			scenario: "invalid-ke-payload", file: "01-ike_sa_init-m0-request.bin",
 			proposal: []Transform{
-				{Type: TransformEncr, ID: EncrAESCBC, Attributes: []Attribute{KeyLengthAttribute(256)}},
-				{Type: TransformInteg, ID: IntegHMACSHA256_128},
-				{Type: TransformPRF, ID: PRFHMACSHA256},
-				{Type: TransformDH, ID: TransformID(DHGroupCurve25519)},
-				{Type: TransformDH, ID: TransformID(DHGroupMODP2048)},
+				{Type: iana.TransformEncr, ID: TransformID(iana.EncrAESCBC), Attributes: []Attribute{KeyLengthAttribute(256)}},
+				{Type: iana.TransformInteg, ID: TransformID(iana.IntegHMACSHA2_256_128)},
+				{Type: iana.TransformPRF, ID: TransformID(iana.PRFHMACSHA2_256)},
+				{Type: iana.TransformDH, ID: TransformID(iana.GroupCurve25519)},
+				{Type: iana.TransformDH, ID: TransformID(iana.GroupMODP2048)},
 			},
-			group: DHGroupCurve25519, keLen: 32,
+			group: iana.GroupCurve25519, keLen: 32,
 			notifies: []NotifyType{NotifyNATDetectionSourceIP, NotifyNATDetectionDestinationIP,
 				NotifyIKEv2FragmentationSupported, NotifySignatureHashAlgorithms, NotifyRedirectSupported},
 		},
@@ -205,13 +207,13 @@ func TestStrongSwanIKESAInit(t *testing.T) {
 			// and strongSwan moves that group to the front.
 			scenario: "invalid-ke-payload", file: "03-ike_sa_init-m0-request.bin",
 			proposal: []Transform{
-				{Type: TransformEncr, ID: EncrAESCBC, Attributes: []Attribute{KeyLengthAttribute(256)}},
-				{Type: TransformInteg, ID: IntegHMACSHA256_128},
-				{Type: TransformPRF, ID: PRFHMACSHA256},
-				{Type: TransformDH, ID: TransformID(DHGroupMODP2048)},
-				{Type: TransformDH, ID: TransformID(DHGroupCurve25519)},
+				{Type: iana.TransformEncr, ID: TransformID(iana.EncrAESCBC), Attributes: []Attribute{KeyLengthAttribute(256)}},
+				{Type: iana.TransformInteg, ID: TransformID(iana.IntegHMACSHA2_256_128)},
+				{Type: iana.TransformPRF, ID: TransformID(iana.PRFHMACSHA2_256)},
+				{Type: iana.TransformDH, ID: TransformID(iana.GroupMODP2048)},
+				{Type: iana.TransformDH, ID: TransformID(iana.GroupCurve25519)},
 			},
-			group: DHGroupMODP2048, keLen: 256,
+			group: iana.GroupMODP2048, keLen: 256,
 			notifies: []NotifyType{NotifyNATDetectionSourceIP, NotifyNATDetectionDestinationIP,
 				NotifyIKEv2FragmentationSupported, NotifySignatureHashAlgorithms, NotifyRedirectSupported},
 		},
@@ -278,7 +280,7 @@ func TestStrongSwanIKESAInit(t *testing.T) {
 				}
 			}
 			hs, err := m.Notify(NotifySignatureHashAlgorithms).HashAlgorithms()
-			if err != nil || !slices.Equal(hs, []HashAlgorithm{HashSHA256, HashSHA384, HashSHA512, HashIdentity}) {
+			if err != nil || !slices.Equal(hs, []iana.HashAlgorithm{iana.HashSHA2_256, iana.HashSHA2_384, iana.HashSHA2_512, iana.HashIdentity}) {
 				t.Errorf("hash algorithms %v, %v", hs, err)
 			}
 			if v := m.Get(PayloadVendor).(*VendorID); !bytes.Equal(v.Data, strongSwanVID[:]) {
@@ -310,7 +312,7 @@ func TestStrongSwanInvalidKE(t *testing.T) {
 		t.Fatalf("no INVALID_KE_PAYLOAD: %v", m.Payloads)
 	}
 	g, err := n.KEGroup()
-	if err != nil || g != DHGroupMODP2048 {
+	if err != nil || g != iana.GroupMODP2048 {
 		t.Errorf("KEGroup = %v, %v; want MODP_2048", g, err)
 	}
 	req := mustDecodeFile(t, "invalid-ke-payload", "01-ike_sa_init-m0-request.bin")
@@ -509,12 +511,12 @@ func checkIKEAuth(t *testing.T, ps Payloads, response bool) {
 	}
 	idi := ps.Get(PayloadIDi)
 	idr := ps.Get(PayloadIDr).(*ID)
-	if idr.IDType != IDFQDN || string(idr.Data) != "responder.example" {
+	if idr.IDType != iana.IDFQDN || string(idr.Data) != "responder.example" {
 		t.Errorf("IDr %v %q", idr.IDType, idr.Data)
 	}
 	if !response {
 		id := idi.(*ID)
-		if id.IDType != IDFQDN || string(id.Data) != "initiator.example" {
+		if id.IDType != iana.IDFQDN || string(id.Data) != "initiator.example" {
 			t.Errorf("IDi %v %q", id.IDType, id.Data)
 		}
 		if ps.Notify(NotifyInitialContact) == nil || ps.Notify(NotifyMOBIKESupported) == nil {
@@ -524,7 +526,7 @@ func checkIKEAuth(t *testing.T, ps Payloads, response bool) {
 	auth := ps.Get(PayloadAUTH).(*Auth)
 	// PSK AUTH is prf(prf(Shared Secret, "Key Pad for IKEv2"), ...): one
 	// PRF_HMAC_SHA2_256 output.
-	if auth.Method != AuthSharedKeyMIC || len(auth.Data) != 32 {
+	if auth.Method != iana.AuthSharedKeyMIC || len(auth.Data) != 32 {
 		t.Errorf("AUTH %v, %d bytes", auth.Method, len(auth.Data))
 	}
 	sa := ps.Get(PayloadSA).(*SA)
@@ -534,7 +536,7 @@ func checkIKEAuth(t *testing.T, ps Payloads, response bool) {
 		}
 		var esn bool
 		for _, tr := range p.Transforms {
-			esn = esn || (tr.Type == TransformESN && tr.ID == ESNNo)
+			esn = esn || (tr.Type == iana.TransformESN && iana.ESNID(tr.ID) == iana.ESNNo)
 		}
 		if !esn {
 			t.Errorf("child proposal %v without NO_ESN", &p)

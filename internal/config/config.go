@@ -16,7 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/bpf/xdpconf"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
 )
@@ -103,7 +103,7 @@ type Config struct {
 	BusyPoll, BusyPollBudget int
 	PreferBusyPoll           bool
 	// XDPMode is how the steering program is attached.
-	XDPMode bpf.AttachMode
+	XDPMode xdpconf.AttachMode
 	// CPUs, when set, pins worker i to CPUs[i]; len(CPUs) == Queues.
 	CPUs []int
 	// CPUsAuto (cpus: auto) pins each worker to the CPU its queue's
@@ -114,8 +114,12 @@ type Config struct {
 	// LANVLAN and WANVLAN are the 802.1Q VLANs (1..4094) each side's
 	// frames carry on its interface, 0 for untagged: the XDP program
 	// steers only that VLAN's frames (others are the kernel's) and the
-	// workers send with the tag. One-arm mode has one VLAN.
+	// workers send with the tag. One-arm mode with two different VLANs
+	// is a trunk (Trunk): each tag has its side's role.
 	LANVLAN, WANVLAN uint16
+	// LANSVLAN and WANSVLAN are the 802.1ad service VLANs (Q-in-Q) outside
+	// them, 0 for none: lan_vlan: "300.20" is service VLAN 300, VLAN 20.
+	LANSVLAN, WANSVLAN uint16
 
 	// DefaultAction is what happens to LAN traffic no policy matches:
 	// spd.Discard (the default: fail closed) or spd.Bypass.
@@ -175,6 +179,12 @@ type Config struct {
 	Policies []Policy
 	// IKE holds the IKEv2 connections (connections:) and the key log.
 	IKE IKE
+}
+
+// Trunk reports whether the LAN and the WAN are two VLANs of one port
+// (one interface, lan_vlan != wan_vlan; either may be 0, untagged).
+func (c *Config) Trunk() bool {
+	return c.OneArm() && (c.LANVLAN != c.WANVLAN || c.LANSVLAN != c.WANSVLAN)
 }
 
 // OneArm reports whether one interface is both the protected and the
@@ -291,7 +301,7 @@ func Parse(name string, b []byte) (*Config, error) {
 	}
 	d := &decoder{file: name, dir: filepath.Dir(name)}
 	c := &Config{
-		File: name, Queues: DefaultQueues, XDPMode: bpf.ModeAuto,
+		File: name, Queues: DefaultQueues, XDPMode: xdpconf.ModeAuto,
 		DefaultAction: spd.Discard, NATTPort: DefaultNATTPort,
 		Control: DefaultControl, LogLevel: "info", LogFormat: "text", StateDir: DefaultStateDir,
 	}
@@ -434,6 +444,27 @@ func (d *decoder) integer(n *yaml.Node, field string, lo, hi int64) (int64, bool
 		return 0, false
 	}
 	return v, true
+}
+
+// vlan reads an 802.1Q VLAN (0..4094, 0: untagged) or a Q-in-Q pair
+// "SVID.VID" (each 1..4094): an 802.1ad service VLAN with VID inside.
+func (d *decoder) vlan(n *yaml.Node, field string) (svid, vid uint16, ok bool) {
+	s, ok := d.scalar(n, field)
+	if !ok {
+		return 0, 0, false
+	}
+	outer, inner, qinq := strings.Cut(s, ".")
+	if !qinq {
+		id, ok := d.integer(n, field, 0, 4094)
+		return 0, uint16(id), ok
+	}
+	a, err1 := strconv.ParseUint(outer, 10, 16)
+	b, err2 := strconv.ParseUint(inner, 10, 16)
+	if err1 != nil || err2 != nil || a < 1 || a > 4094 || b < 1 || b > 4094 {
+		d.errf(n, field, "%q is not a VLAN (0..4094) or a Q-in-Q pair SVID.VID (each 1..4094)", s)
+		return 0, 0, false
+	}
+	return uint16(a), uint16(b), true
 }
 
 func (d *decoder) boolean(n *yaml.Node, field string) bool {
@@ -647,7 +678,7 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 		case "queues":
 			if v.Kind == yaml.ScalarNode && v.Value == "auto" {
 				c.Queues = QueuesAuto
-			} else if q, ok := d.integer(v, f, 1, bpf.MaxQueues); ok {
+			} else if q, ok := d.integer(v, f, 1, xdpconf.MaxQueues); ok {
 				c.Queues = int(q)
 			}
 		case "set_channels":
@@ -667,18 +698,17 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 		case "zerocopy":
 			oneOf(d, v, f, &c.ZeroCopy, opt(ZeroCopyAuto, "auto"), opt(ZeroCopyOn, "on", "true"), opt(ZeroCopyOff, "off", "false"))
 		case "xdp_mode":
-			m, err := bpf.ParseAttachMode(d.str(v, f))
+			m, err := xdpconf.ParseAttachMode(d.str(v, f))
 			if err != nil {
 				d.errf(v, f, "%q is not auto, native or generic", v.Value)
 			}
 			c.XDPMode = m
 		case "lan_vlan", "wan_vlan":
-			if id, ok := d.integer(v, f, 0, 4094); ok {
-				if k == "lan_vlan" {
-					c.LANVLAN = uint16(id)
-				} else {
-					c.WANVLAN = uint16(id)
-				}
+			svid, vid, ok := d.vlan(v, f)
+			if ok && k == "lan_vlan" {
+				c.LANSVLAN, c.LANVLAN = svid, vid
+			} else if ok {
+				c.WANSVLAN, c.WANVLAN = svid, vid
 			}
 		case "cpus":
 			cpusNode = v
@@ -693,9 +723,6 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 			})
 		}
 	})
-	if c.LAN == c.WAN && c.LANVLAN != c.WANVLAN {
-		d.errf(n, "interfaces.wan_vlan", "one-arm mode carries one VLAN: lan_vlan %d and wan_vlan %d differ (two VLANs of one trunk are not supported)", c.LANVLAN, c.WANVLAN)
-	}
 	if cpusNode != nil && len(c.CPUs) > 0 && c.Queues == QueuesAuto {
 		d.errf(cpusNode, "interfaces.cpus", "a CPU list needs an explicit queues count; with queues: auto use cpus: auto")
 	} else if cpusNode != nil && len(c.CPUs) > 0 && len(c.CPUs) != c.Queues {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/bpf/xdpconf"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
 )
@@ -38,7 +38,7 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.LAN != "lan0" || c.WAN != "wan0" || c.OneArm() || c.Queues != 1 || c.CPUsAuto || c.ZeroCopy != ZeroCopyAuto || c.XDPMode != bpf.ModeAuto {
+	if c.LAN != "lan0" || c.WAN != "wan0" || c.OneArm() || c.Queues != 1 || c.CPUsAuto || c.ZeroCopy != ZeroCopyAuto || c.XDPMode != xdpconf.ModeAuto {
 		t.Errorf("interfaces: %+v", c)
 	}
 	if len(c.CPUs) != 1 || c.CPUs[0] != 1 {
@@ -83,7 +83,7 @@ func TestParseDetails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.OneArm() || c.Queues != 2 || c.SetChannels || c.CPUsAuto || c.XDPMode != bpf.ModeGeneric || c.DefaultAction != spd.Bypass || c.NATTPort != 4501 {
+	if !c.OneArm() || c.Queues != 2 || c.SetChannels || c.CPUsAuto || c.XDPMode != xdpconf.ModeGeneric || c.DefaultAction != spd.Bypass || c.NATTPort != 4501 {
 		t.Errorf("globals %+v", c)
 	}
 	sa := c.SAs[0]
@@ -140,7 +140,9 @@ func TestErrors(t *testing.T) {
 		{"busy_poll_budget", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, busy_poll_budget: 70000}", "x.yaml:1: interfaces.busy_poll_budget:"},
 		{"rss_esp_spi", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, rss_esp_spi: spi}", "x.yaml:1: interfaces.rss_esp_spi: \"spi\" is not true or false"},
 		{"vlan range", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, wan_vlan: 4095}", "x.yaml:1: interfaces.wan_vlan: 4095 out of range"},
-		{"one-arm vlans", "{lan: lan0, wan: wan0}", "{lan: eth0, wan: eth0, lan_vlan: 10, wan_vlan: 20}", "x.yaml:1: interfaces.wan_vlan: one-arm mode carries one VLAN"},
+		{"qinq range", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, wan_vlan: \"4095.10\"}", "x.yaml:1: interfaces.wan_vlan: \"4095.10\" is not a VLAN"},
+		{"qinq zero", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, lan_vlan: 100.0}", "x.yaml:1: interfaces.lan_vlan: \"100.0\" is not a VLAN"},
+		{"qinq three", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, lan_vlan: 1.2.3}", "x.yaml:1: interfaces.lan_vlan: \"1.2.3\" is not a VLAN"},
 		{"xdp mode", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, xdp_mode: turbo}", "interfaces.xdp_mode: \"turbo\""},
 		{"reserved spi", "spi: 0x1001", "spi: 255", "x.yaml:4: sas[0].spi: 255 out of range"},
 		{"dir", "dir: out", "dir: sideways", "x.yaml:5: sas[0].dir: \"sideways\""},
@@ -435,8 +437,33 @@ func TestVLANs(t *testing.T) {
 	if c.LANVLAN != 10 || c.WANVLAN != 100 {
 		t.Errorf("vlans %d %d", c.LANVLAN, c.WANVLAN)
 	}
+	c, err = Parse("x.yaml", []byte(strings.Replace(base, "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, lan_vlan: 10, wan_vlan: 300.100}", 1)))
+	if err != nil || c.LANSVLAN != 0 || c.LANVLAN != 10 || c.WANSVLAN != 300 || c.WANVLAN != 100 {
+		t.Errorf("q-in-q: %v %d.%d %d.%d", err, c.LANSVLAN, c.LANVLAN, c.WANSVLAN, c.WANVLAN)
+	}
 	c, err = Parse("x.yaml", []byte(base))
 	if err != nil || c.LANVLAN != 0 || c.WANVLAN != 0 {
 		t.Errorf("untagged by default: %v %d %d", err, c.LANVLAN, c.WANVLAN)
+	}
+	// One port, two VLANs: a trunk; one port, one VLAN: plain one-arm.
+	for _, tc := range []struct {
+		ifs   string
+		trunk bool
+	}{
+		{"{lan: eth0, wan: eth0, lan_vlan: 10, wan_vlan: 20}", true},
+		{"{lan: eth0, wan: eth0, wan_vlan: 20}", true},
+		{"{lan: eth0, wan: eth0, lan_vlan: 20, wan_vlan: 20}", false},
+		{"{lan: lan0, wan: wan0, lan_vlan: 10, wan_vlan: 20}", false},
+		{"{lan: eth0, wan: eth0, lan_vlan: 300.10, wan_vlan: 300.20}", true},
+		{"{lan: eth0, wan: eth0, lan_vlan: 300.10, wan_vlan: 301.10}", true},
+		{"{lan: eth0, wan: eth0, lan_vlan: 300.10, wan_vlan: \"300.10\"}", false},
+	} {
+		c, err := Parse("x.yaml", []byte(strings.Replace(base, "{lan: lan0, wan: wan0}", tc.ifs, 1)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.ifs, err)
+		}
+		if c.Trunk() != tc.trunk {
+			t.Errorf("%s: trunk %v", tc.ifs, c.Trunk())
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/bpf/xdpconf"
 	"github.com/xdpsec/xdpsec/fastpath"
 	"github.com/xdpsec/xdpsec/fastpath/nexthop"
 	"github.com/xdpsec/xdpsec/fastpath/reasm"
@@ -200,6 +201,9 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	mode := "two-arm"
 	if cfg.OneArm() {
 		mode = "one-arm"
+	}
+	if cfg.Trunk() {
+		mode = "trunk"
 	}
 	log.Info("gateway up", "mode", mode, "lan", cfg.LAN, "wan", cfg.WAN, "queues", d.nQueues,
 		"sas", len(d.sas), "policies", len(d.policies), "connections", len(cfg.IKE.Connections),
@@ -437,7 +441,7 @@ func (d *Daemon) loadXDP() error {
 		ifc    *net.Interface
 		spis   []uint32
 		spd    []bpf.SPDEntry
-		attach func(*bpf.Objects, int, bpf.AttachMode) (*bpf.Attachment, error)
+		attach func(*bpf.Objects, int, xdpconf.AttachMode) (*bpf.Attachment, error)
 	}
 	var plans []plan
 	if cfg.OneArm() {
@@ -468,6 +472,16 @@ func (d *Daemon) loadXDP() error {
 		if err := o.SetVLAN(vid); err != nil {
 			return fmt.Errorf("xdp %s: %w", p.name, err)
 		}
+		if err := o.SetTrunk(cfg.Trunk(), cfg.LANVLAN); err != nil {
+			return fmt.Errorf("xdp %s: %w", p.name, err)
+		}
+		svid := cfg.WANSVLAN
+		if p.name == "lan" {
+			svid = cfg.LANSVLAN
+		}
+		if err := o.SetServiceVLAN(svid, cfg.LANSVLAN); err != nil {
+			return fmt.Errorf("xdp %s: %w", p.name, err)
+		}
 		if p.name != "lan" {
 			in, err := d.inboundSPD()
 			if err == nil {
@@ -483,7 +497,7 @@ func (d *Daemon) loadXDP() error {
 		}
 		set.att = att
 		lvl := slog.LevelInfo
-		if att.Mode == bpf.ModeGeneric {
+		if att.Mode == xdpconf.ModeGeneric {
 			lvl = slog.LevelWarn // works everywhere, but slow and copy-only
 		}
 		d.log.Log(context.Background(), lvl, "xdp attached", "program", "xdp_"+p.name, "interface", p.ifc.Name,
@@ -572,7 +586,7 @@ func (d *Daemon) openQueues() error {
 			DefaultBypass: cfg.DefaultAction == spd.Bypass,
 			WANMTU:        mtu, ICMPSrc4: src4, ICMPSrc6: src6,
 			MSSClamp: cfg.MSSClamp, PolicyMSS: policyMSS,
-			LANVLAN: cfg.LANVLAN, WANVLAN: cfg.WANVLAN,
+			LANVLAN: cfg.LANVLAN, WANVLAN: cfg.WANVLAN, LANSVLAN: cfg.LANSVLAN, WANSVLAN: cfg.WANSVLAN,
 			Reasm: reasm.Config{Slots: cfg.Reassembly.Datagrams, PerSource: cfg.Reassembly.PerSource,
 				Timeout: int64(cfg.Reassembly.Timeout)},
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/fastpath/packet"
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/control"
@@ -63,7 +64,7 @@ func TestBuildTables(t *testing.T) {
 	if d.policies[2].SA.Load() != nil {
 		t.Error("bypass policy has an SA")
 	}
-	k := sad.FlowKey{Src: netip.MustParseAddr("198.18.1.9"), Dst: netip.MustParseAddr("198.18.2.9"), Proto: 1}
+	k := packet.FlowKey{Src: netip.MustParseAddr("198.18.1.9"), Dst: netip.MustParseAddr("198.18.2.9"), Proto: 1}
 	if p := d.spd.Lookup(&k); p == nil || p.Name != "v4" {
 		t.Errorf("SPD lookup: %+v", p)
 	}

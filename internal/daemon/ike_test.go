@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpsec/xdpsec/fastpath/packet"
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/control"
 	"github.com/xdpsec/xdpsec/sad"
@@ -73,7 +74,7 @@ func sel(src, dst string) sad.Selector {
 }
 
 func lookup(d *Daemon, src, dst string) *spd.Policy {
-	k := sad.FlowKey{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), Proto: 6, SrcPort: 1000, DstPort: 443}
+	k := packet.FlowKey{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), Proto: 6, SrcPort: 1000, DstPort: 443}
 	return d.spd.Lookup(&k)
 }
 

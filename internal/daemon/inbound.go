@@ -59,13 +59,15 @@ func (d *Daemon) inboundPolicies() []*spd.Policy {
 // Cleartext no policy covers follows default_action; in one-arm mode it
 // passes, since the outbound mirror, which sees the same packets first,
 // has applied default_action already and the protected side's own traffic
-// must not be taken for inbound.
+// must not be taken for inbound. A trunk (the LAN and the WAN as two
+// VLANs of one port) is two-arm here: the WAN's tag sees only the WAN's
+// traffic, so default_action applies to it.
 func (d *Daemon) inboundSPD() (bpf.InboundSPD, error) {
 	in := spd.New()
 	if err := in.Replace(d.inboundPolicies()); err != nil {
 		return bpf.InboundSPD{}, fmt.Errorf("inbound spd: %w", err)
 	}
-	t := bpf.CompileInbound(in, d.hostAddrs(), d.cfg.DefaultAction == spd.Bypass || d.cfg.OneArm())
+	t := bpf.CompileInbound(in, d.hostAddrs(), d.cfg.DefaultAction == spd.Bypass || d.cfg.OneArm() && !d.cfg.Trunk())
 	if t.Truncated && !d.inTruncWarned {
 		d.inTruncWarned = true
 		d.log.Warn("more inbound policies than the XDP program scans: WAN cleartext that only a later policy decides is dropped",

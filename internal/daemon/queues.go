@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/bpf/xdpconf"
 	"github.com/xdpsec/xdpsec/fastpath"
 	"github.com/xdpsec/xdpsec/fastpath/xsk"
 	"github.com/xdpsec/xdpsec/internal/config"
@@ -101,8 +101,8 @@ func (d *Daemon) planQueues() error {
 		d.nQueues = n
 		d.rxQueues = ifcs
 	}
-	if d.nQueues > bpf.MaxQueues {
-		return fmt.Errorf("interfaces.queues: %d RX queues, but the XDP program steers at most %d: ethtool -L %s combined %d", d.nQueues, bpf.MaxQueues, d.wanIf.Name, bpf.MaxQueues)
+	if d.nQueues > xdpconf.MaxQueues {
+		return fmt.Errorf("interfaces.queues: %d RX queues, but the XDP program steers at most %d: ethtool -L %s combined %d", d.nQueues, xdpconf.MaxQueues, d.wanIf.Name, xdpconf.MaxQueues)
 	}
 	d.cpus = make([]int, d.nQueues)
 	for q := range d.cpus {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/xdpsec/xdpsec/fastpath/packet"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -16,7 +17,7 @@ import (
 // generated the same way for every n: flow j goes to a random host of site
 // j mod n from a random LAN host, TCP with random ports, so every lookup
 // resolves at a site prefix and the sizes are comparable.
-func benchSPD(n int, v6 bool) (*SPD, []sad.FlowKey) {
+func benchSPD(n int, v6 bool) (*SPD, []packet.FlowKey) {
 	r := rand.New(rand.NewPCG(uint64(n), 7))
 	lan := netip.MustParsePrefix("192.168.0.0/16")
 	def := &Policy{Name: "default", Action: Bypass, Selector: sad.Selector{
@@ -61,9 +62,9 @@ func benchSPD(n int, v6 bool) (*SPD, []sad.FlowKey) {
 		a, _ := netip.AddrFromSlice(b)
 		return a
 	}
-	flows := make([]sad.FlowKey, 4096)
+	flows := make([]packet.FlowKey, 4096)
 	for j := range flows {
-		flows[j] = sad.FlowKey{Src: host(lan), Dst: host(ps[j%n].Selector.Dst), Proto: 6,
+		flows[j] = packet.FlowKey{Src: host(lan), Dst: host(ps[j%n].Selector.Dst), Proto: 6,
 			SrcPort: uint16(1024 + r.IntN(60000)), DstPort: uint16(1 + r.IntN(1023))}
 	}
 	return d, flows

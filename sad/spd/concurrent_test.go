@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpsec/xdpsec/fastpath/packet"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -16,7 +17,7 @@ import (
 func TestConcurrentPublish(t *testing.T) {
 	g := newGen(42)
 	a, b := g.policies(300), g.policies(300)
-	flows := make([]sad.FlowKey, 2000)
+	flows := make([]packet.FlowKey, 2000)
 	for i := range flows {
 		flows[i] = g.flow(true)
 		if g.r.IntN(2) == 0 {

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/xdpsec/xdpsec/fastpath/packet"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -71,10 +72,10 @@ func (in *fuzzInput) policy(i int) *Policy {
 	return p
 }
 
-func (in *fuzzInput) flow() sad.FlowKey {
+func (in *fuzzInput) flow() packet.FlowKey {
 	f := in.byte()
 	v6 := f&1 != 0
-	k := sad.FlowKey{Src: in.addr(v6), Dst: in.addr(v6), Proto: fuzzProtos[(f>>1)&3]}
+	k := packet.FlowKey{Src: in.addr(v6), Dst: in.addr(v6), Proto: fuzzProtos[(f>>1)&3]}
 	k.SrcPort, k.DstPort = uint16(in.byte())*4, uint16(in.byte())*4
 	switch f >> 5 {
 	case 1:

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/xdpsec/xdpsec/fastpath/packet"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -261,7 +262,7 @@ func (fi *famIndex) scan(i int32, f *flow) *Policy {
 	}
 }
 
-func (ix *index) lookup(k *sad.FlowKey) *Policy {
+func (ix *index) lookup(k *packet.FlowKey) *Policy {
 	f := flow{proto: k.Proto, sport: k.SrcPort, dport: k.DstPort}
 	switch {
 	case k.Src.Is4():

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/xdpsec/xdpsec/fastpath/packet"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -25,7 +26,7 @@ func mirrorLPM(m []MirrorEntry, dst netip.Addr) (MirrorEntry, bool) {
 
 // checkMirrorFlow checks the fail-closed property for one real packet
 // (source and destination of one family, no zones).
-func checkMirrorFlow(t testing.TB, m []MirrorEntry, def Action, ps []*Policy, k *sad.FlowKey) {
+func checkMirrorFlow(t testing.TB, m []MirrorEntry, def Action, ps []*Policy, k *packet.FlowKey) {
 	t.Helper()
 	e, ok := mirrorLPM(m, k.Dst)
 	if !ok {

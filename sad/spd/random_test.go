@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/xdpsec/xdpsec/fastpath/packet"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -145,9 +146,9 @@ func (g *gen) port() uint16 {
 
 // flow draws a flow; odd allows the shapes no parser produces (mixed
 // families, invalid and zoned addresses) to check Lookup's exactness.
-func (g *gen) flow(odd bool) sad.FlowKey {
+func (g *gen) flow(odd bool) packet.FlowKey {
 	v6 := g.r.IntN(2) == 0
-	k := sad.FlowKey{Src: g.near(v6), Dst: g.near(v6), SrcPort: g.port(), DstPort: g.port()}
+	k := packet.FlowKey{Src: g.near(v6), Dst: g.near(v6), SrcPort: g.port(), DstPort: g.port()}
 	if g.r.IntN(5) != 0 {
 		k.Proto = protos[g.r.IntN(len(protos))]
 	} else {
@@ -219,7 +220,7 @@ func checkAgainstLinear(t *testing.T, d *SPD, ps []*Policy, g *gen, flows int) {
 }
 
 // aim moves k inside p's selector where the selector pins a field.
-func aim(g *gen, p *Policy, k *sad.FlowKey) {
+func aim(g *gen, p *Policy, k *packet.FlowKey) {
 	s := &p.Selector
 	inside := func(pr netip.Prefix) netip.Addr {
 		b := pr.Addr().AsSlice()

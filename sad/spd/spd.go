@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/xdpsec/xdpsec/fastpath/packet"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -135,7 +136,7 @@ var emptyIndex = build(nil)
 // matches the last of them or none). A destination that is not a plain
 // IPv4 or IPv6 address (invalid, or zoned; the packet parser makes
 // neither) scans the policies whose destination is any.
-func (d *SPD) Lookup(k *sad.FlowKey) *Policy {
+func (d *SPD) Lookup(k *packet.FlowKey) *Policy {
 	ix := d.cur.Load()
 	if ix == nil {
 		return nil // zero SPD
@@ -149,12 +150,12 @@ func (d *SPD) Lookup(k *sad.FlowKey) *Policy {
 // belongs to one goroutine; its zero value is ready.
 type Cache struct {
 	ix  *index
-	key sad.FlowKey
+	key packet.FlowKey
 	pol *Policy
 }
 
 // LookupCached is Lookup through c.
-func (d *SPD) LookupCached(c *Cache, k *sad.FlowKey) *Policy {
+func (d *SPD) LookupCached(c *Cache, k *packet.FlowKey) *Policy {
 	ix := d.cur.Load()
 	if ix == nil {
 		return nil

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/xdpsec/xdpsec/fastpath/packet"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -25,8 +26,8 @@ func pol(name string, a Action, src, dst string, proto uint8, sp, dp sad.PortRan
 	return p
 }
 
-func fk(src, dst string, proto uint8, sport, dport uint16) sad.FlowKey {
-	k := sad.FlowKey{Proto: proto, SrcPort: sport, DstPort: dport}
+func fk(src, dst string, proto uint8, sport, dport uint16) packet.FlowKey {
+	k := packet.FlowKey{Proto: proto, SrcPort: sport, DstPort: dport}
 	if src != "" {
 		k.Src = addr(src)
 	}
@@ -38,7 +39,7 @@ func fk(src, dst string, proto uint8, sport, dport uint16) sad.FlowKey {
 
 // linear is the reference: RFC 4301's ordered, first-match search done
 // the obvious way.
-func linear(ps []*Policy, k *sad.FlowKey) *Policy {
+func linear(ps []*Policy, k *packet.FlowKey) *Policy {
 	for _, p := range ps {
 		if p.Selector.Matches(k) {
 			return p
@@ -78,7 +79,7 @@ func TestLookupFirstMatch(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		k    sad.FlowKey
+		k    packet.FlowKey
 		want string
 	}{
 		{"ike to anywhere wins by order", fk("192.168.1.1", "10.1.0.1", udp, 500, 500), "ike"},
@@ -103,10 +104,10 @@ func TestLookupFirstMatch(t *testing.T) {
 		{"v4 source with v6 destination still matches dst-any", fk("172.16.0.1", "2001:db8:2::1", tcp, 1, 2), "v4-src-only"},
 		{"4in6 destination is IPv6, not IPv4", fk("192.168.1.1", "::ffff:10.1.0.1", tcp, 1, 2), "<nil>"},
 		{"4in6 both sides matches ::/0", fk("::ffff:192.168.1.1", "::ffff:10.1.0.1", tcp, 1, 2), "default6"},
-		{"invalid destination only dst-any", sad.FlowKey{Src: addr("172.16.0.1"), Proto: tcp}, "v4-src-only"},
-		{"invalid destination and source", sad.FlowKey{Proto: udp, DstPort: 500}, "ike"},
-		{"zoned destination only dst-any", sad.FlowKey{Src: addr("2001:db8:ffff::1"), Dst: addr("fe80::1%eth0"), Proto: tcp}, "v6-src-only"},
-		{"zoned source is in no prefix", sad.FlowKey{Src: addr("2001:db8:1::1%eth0"), Dst: addr("2001:db8:2::1"), Proto: tcp}, "<nil>"},
+		{"invalid destination only dst-any", packet.FlowKey{Src: addr("172.16.0.1"), Proto: tcp}, "v4-src-only"},
+		{"invalid destination and source", packet.FlowKey{Proto: udp, DstPort: 500}, "ike"},
+		{"zoned destination only dst-any", packet.FlowKey{Src: addr("2001:db8:ffff::1"), Dst: addr("fe80::1%eth0"), Proto: tcp}, "v6-src-only"},
+		{"zoned source is in no prefix", packet.FlowKey{Src: addr("2001:db8:1::1%eth0"), Dst: addr("2001:db8:2::1"), Proto: tcp}, "<nil>"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,7 +135,7 @@ func TestPortRangeEdges(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
-		k    sad.FlowKey
+		k    packet.FlowKey
 		want string
 	}{
 		{fk("1.1.1.1", "2.2.2.2", udp, 10, 1), "zero-to-max"},
@@ -290,7 +291,7 @@ func TestZeroSPD(t *testing.T) {
 func TestLookupDoesNotAllocate(t *testing.T) {
 	d, flows := benchSPD(1000, false)
 	v6, flows6 := benchSPD(1000, true)
-	odd := sad.FlowKey{Src: addr("10.0.0.1"), Proto: 6}
+	odd := packet.FlowKey{Src: addr("10.0.0.1"), Proto: 6}
 	i := 0
 	n := testing.AllocsPerRun(1000, func() {
 		d.Lookup(&flows[i%len(flows)])
@@ -329,7 +330,7 @@ func TestLookupCached(t *testing.T) {
 		t.Fatal(err)
 	}
 	var c Cache
-	k := sad.FlowKey{Src: netip.MustParseAddr("198.19.0.1"), Dst: netip.MustParseAddr("198.18.0.1"), Proto: 17}
+	k := packet.FlowKey{Src: netip.MustParseAddr("198.19.0.1"), Dst: netip.MustParseAddr("198.18.0.1"), Proto: 17}
 	// The first lookup fills the cache, the second is answered from it.
 	if d.LookupCached(&c, &k) != a {
 		t.Fatal("first lookup missed")

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/internal/control"
 )
@@ -251,7 +252,7 @@ func newSpoofer(t *testing.T, l *lab, node, dev string, dstMAC net.HardwareAddr,
 		Header: message.Header{SPIi: 0x0102030405060708, Exchange: message.ExchangeIKESAInit, Flags: message.FlagInitiator},
 		Payloads: message.Payloads{
 			&message.SA{Proposals: []message.Proposal{props[0].Wire(1, nil, true)}},
-			&message.KeyExchange{Group: message.DHGroupCurve25519, Data: keMark},
+			&message.KeyExchange{Group: iana.GroupCurve25519, Data: keMark},
 			&message.Nonce{Data: nonceMark},
 		},
 	}

@@ -124,7 +124,7 @@ type lab struct {
 	dir    string
 }
 
-// newLab brings a lab up; variant is "" or "onearm" (see lab.sh).
+// newLab brings a lab up; variant is "", "onearm" or "trunk" (see lab.sh).
 func newLab(t *testing.T, variant string) *lab {
 	return newLabQueues(t, variant, 1)
 }

@@ -81,8 +81,8 @@ func TestMTUMatrix(t *testing.T) {
 			{"aes256gcm16-udp-outer6", tunnelOpts{suite: "aes256gcm16", udp: true, outer6: true}, true}, // 1318
 		}},
 		// IPv6's minimum link MTU on the WAN: IPv4 inside (an IPv6 packet
-		// of 1280 bytes cannot fit with ESP around it, and the gateway
-		// does not fragment outer packets; see the README).
+		// of 1280 bytes cannot fit with ESP around it: the gateway
+		// fragments the outer packet then, which TestOuterFragment tests).
 		{1280, []mtuCase{
 			{"aes128gcm16", tunnelOpts{}, false},                    // 1226
 			{"aes128gcm16-outer6", tunnelOpts{outer6: true}, false}, // 1206
