@@ -94,7 +94,7 @@ func (e *Engine) acquire(name, child string) (AcquireResult, error) {
 	}
 	if est != nil {
 		e.log.Info("acquire: creating Child SA", "sa", est.logID(), "child", cfg.Name)
-		est.enqueue(&createChildTask{cfg: cfg})
+		est.enqueue(newCreateChildTask(cfg, nil, nil))
 		return AcquireChild, nil
 	}
 	if !c.RemoteAddr.IsValid() {

@@ -142,7 +142,7 @@ func (sa *ikeSA) verifyPeer(conn *Connection, id *message.ID, auth *message.Auth
 // authTask is IKE_AUTH as the initiator runs it, carrying the first Child
 // SA (strongSwan's ike_auth plus child_create).
 type authTask struct {
-	child *childSA
+	child *childCreate
 }
 
 func (*authTask) exchange() message.ExchangeType { return message.ExchangeIKEAuth }
@@ -175,9 +175,13 @@ func (t *authTask) build(sa *ikeSA) ([]message.Payload, error) {
 	}
 	if len(sa.conn.Children) > 0 {
 		if t.child == nil {
-			t.child = sa.e.newChild(sa, &sa.conn.Children[0])
+			t.child = &childCreate{cfg: &sa.conn.Children[0]}
 		}
-		ps = append(ps, t.child.request()...)
+		childPs, err := t.child.request(sa)
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, childPs...)
 	}
 	return ps, nil
 }
@@ -208,7 +212,11 @@ func (t *authTask) process(sa *ikeSA, resp message.Payloads) error {
 	sa.remoteID = Identity{id.IDType, append([]byte(nil), id.Data...)}
 	sa.established()
 	if t.child != nil {
-		if err := t.child.processResponse(sa, resp); err != nil {
+		err := t.child.response(resp)
+		if err == nil {
+			err = sa.e.installChild(sa, t.child.child, true, true)
+		}
+		if err != nil {
 			sa.e.log.Warn("first Child SA not established", "sa", sa.logID(), "child", t.child.cfg.Name, "err", err)
 			t.dropChild(sa)
 		}
@@ -216,14 +224,14 @@ func (t *authTask) process(sa *ikeSA, resp message.Payloads) error {
 	sa.notifyWaiters(nil)
 	// The connection's other Child SAs follow with CREATE_CHILD_SA.
 	for i := 1; i < len(sa.conn.Children); i++ {
-		sa.enqueue(&createChildTask{cfg: &sa.conn.Children[i]})
+		sa.enqueue(newCreateChildTask(&sa.conn.Children[i], nil, nil))
 	}
 	return nil
 }
 
 func (t *authTask) dropChild(sa *ikeSA) {
 	if t.child != nil {
-		sa.e.releaseSPI(t.child.inSPI)
+		sa.e.releaseSPI(t.child.child.inSPI)
 		t.child = nil
 	}
 }
@@ -315,6 +323,6 @@ func respondAuth(sa *ikeSA, req message.Payloads) ([]message.Payload, func()) {
 		return fail()
 	}
 	sa.established()
-	childPs, after := respondChild(sa, conn, req)
+	childPs, after := respondChild(sa, req)
 	return append(ps, childPs...), after
 }

@@ -3,7 +3,6 @@ package ike
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -102,124 +101,6 @@ func (e *Engine) allocSPI() uint32 {
 }
 
 func (e *Engine) releaseSPI(spi uint32) { delete(e.spis, spi) }
-
-// request returns the Child SA payloads of an IKE_AUTH request.
-func (c *childSA) request() []message.Payload {
-	spi := binary.BigEndian.AppendUint32(nil, c.inSPI)
-	ps := []message.Payload{
-		wireSA(c.cfg.ESPProposals, spi, false),
-		wireTSList(c.cfg.LocalTS, false),
-		wireTSList(c.cfg.RemoteTS, true),
-	}
-	if c.mode == sad.Transport {
-		ps = append([]message.Payload{notify(message.NotifyUseTransportMode, nil)}, ps...)
-	}
-	return ps
-}
-
-// processResponse completes a Child SA we proposed, from the response.
-func (c *childSA) processResponse(sa *ikeSA, resp message.Payloads) error {
-	for p := range resp.All(message.PayloadNotify) {
-		if n := p.(*message.Notify); n.NotifyType.IsError() {
-			return fmt.Errorf("peer refused the Child SA: %v", n.NotifyType)
-		}
-	}
-	saP, _ := resp.Get(message.PayloadSA).(*message.SA)
-	tsi, _ := resp.Get(message.PayloadTSi).(*message.TrafficSelectors)
-	tsr, _ := resp.Get(message.PayloadTSr).(*message.TrafficSelectors)
-	if saP == nil || tsi == nil || tsr == nil {
-		return errors.New("response lacks SA, TSi or TSr")
-	}
-	if len(saP.Proposals) != 1 {
-		return errors.New("response must carry exactly one proposal")
-	}
-	sel, err := selectProposal(c.cfg.ESPProposals, saP.Proposals, false)
-	if err != nil || len(sel.SPI) != 4 {
-		return fmt.Errorf("peer chose an ESP proposal we did not offer: %s", describeProposals(saP.Proposals))
-	}
-	// The responder may only narrow (RFC 7296 §2.9): what it returns must
-	// lie inside what we proposed.
-	local := narrow(tsi.Selectors, c.cfg.LocalTS)
-	remote := narrow(tsr.Selectors, c.cfg.RemoteTS)
-	if len(local) == 0 || len(remote) == 0 {
-		return errors.New("peer returned traffic selectors outside ours")
-	}
-	c.localTS, c.remoteTS = local, remote
-	c.sel = sel
-	c.outSPI = binary.BigEndian.Uint32(sel.SPI)
-	if resp.Notify(message.NotifyUseTransportMode) == nil {
-		if c.mode == sad.Transport {
-			return errors.New("we asked for transport mode, the peer answered with tunnel mode")
-		}
-	}
-	return sa.e.installChild(sa, c, true, true)
-}
-
-// respondChild is the responder's side of the Child SA in IKE_AUTH: pick a
-// child config whose selectors overlap the proposed ones, select the ESP
-// proposal, narrow the selectors, install the inbound SA now and the
-// outbound one once the response is out. A failure here leaves the IKE SA
-// up and answers with an error notify (RFC 7296 §1.2, §2.9).
-func respondChild(sa *ikeSA, conn *Connection, req message.Payloads) ([]message.Payload, func()) {
-	saP, _ := req.Get(message.PayloadSA).(*message.SA)
-	tsi, _ := req.Get(message.PayloadTSi).(*message.TrafficSelectors)
-	tsr, _ := req.Get(message.PayloadTSr).(*message.TrafficSelectors)
-	if saP == nil || tsi == nil || tsr == nil {
-		return nil, nil // childless IKE SA (RFC 6023) or a broken request
-	}
-	wantTransport := req.Notify(message.NotifyUseTransportMode) != nil
-	var tsFailed, propFailed bool
-	for i := range conn.Children {
-		cfg := &conn.Children[i]
-		remote := narrow(tsi.Selectors, cfg.RemoteTS)
-		local := narrow(tsr.Selectors, cfg.LocalTS)
-		if len(remote) == 0 || len(local) == 0 {
-			tsFailed = true
-			continue
-		}
-		sel, err := selectProposal(cfg.ESPProposals, saP.Proposals, false)
-		if err != nil || len(sel.SPI) != 4 {
-			propFailed = true
-			sa.e.log.Warn("no ESP proposal chosen", "sa", sa.logID(), "child", cfg.Name, "received", describeProposals(saP.Proposals), "configured", describeOurs(cfg.ESPProposals))
-			continue
-		}
-		c := sa.e.newChild(sa, cfg)
-		c.sel = sel
-		c.outSPI = binary.BigEndian.Uint32(sel.SPI)
-		c.localTS, c.remoteTS = local, remote
-		c.mode = sad.Tunnel
-		if wantTransport && modeOf(cfg) == sad.Transport {
-			c.mode = sad.Transport
-		}
-		if err := sa.e.installChild(sa, c, true, false); err != nil {
-			sa.e.log.Error("cannot install inbound SA", "sa", sa.logID(), "child", cfg.Name, "err", err)
-			return []message.Payload{notify(message.NotifyTemporaryFailure, nil)}, nil
-		}
-		ps := []message.Payload{
-			sel.wire(message.ProtocolESP, binary.BigEndian.AppendUint32(nil, c.inSPI)),
-			&message.TrafficSelectors{Selectors: remote},
-			&message.TrafficSelectors{Responder: true, Selectors: local},
-		}
-		if c.mode == sad.Transport {
-			ps = append([]message.Payload{notify(message.NotifyUseTransportMode, nil)}, ps...)
-		}
-		return ps, func() {
-			if sa.state == StateDead {
-				return
-			}
-			if err := sa.e.installChild(sa, c, false, true); err != nil {
-				sa.e.log.Error("cannot install outbound SA", "sa", sa.logID(), "child", cfg.Name, "err", err)
-			}
-		}
-	}
-	if propFailed {
-		return []message.Payload{notify(message.NotifyNoProposalChosen, nil)}, nil
-	}
-	if tsFailed {
-		sa.e.log.Warn("traffic selectors unacceptable", "sa", sa.logID(), "tsi", fmtTS(tsi.Selectors), "tsr", fmtTS(tsr.Selectors))
-	}
-	return []message.Payload{notify(message.NotifyTSUnacceptable, nil)}, nil
-}
 
 func fmtTS(l []message.TrafficSelector) string {
 	var s string

@@ -67,7 +67,7 @@ func (e *Engine) peerClosed(conn *Connection, sa *ikeSA, cs []closedChild, whole
 		for _, c := range cs {
 			if c.cfg != nil && !sa.hasChild(c.cfg.Name) {
 				e.log.Info("peer closed the Child SA: creating it again (close_action start)", "sa", sa.logID(), "child", c.cfg.Name)
-				sa.enqueue(&createChildTask{cfg: c.cfg})
+				sa.enqueue(newCreateChildTask(c.cfg, nil, nil))
 			}
 		}
 	case CloseTrap:

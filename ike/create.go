@@ -11,31 +11,29 @@ import (
 	"github.com/xdpsec/xdpsec/ike/crypto"
 	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
-	"github.com/xdpsec/xdpsec/sad"
 )
 
 // createChildTask is CREATE_CHILD_SA for a Child SA as the initiator runs
 // it (RFC 7296 §1.3.1, §1.3.3; strongSwan's child_create and child_rekey):
-// a new Child SA on an established IKE SA, or, with old set, the
-// replacement of old (REKEY_SA). With a key exchange group in the ESP
-// proposal a KE payload gives the new SA perfect forward secrecy.
+// the Child SA negotiation of a new Child SA on an established IKE SA, or,
+// with old set, of the replacement of old (REKEY_SA), plus what only
+// CREATE_CHILD_SA has: the state checks of §2.25, the KE retry, rekey
+// collisions (§2.8.1) and the make-before-break switch to the new SA.
 type createChildTask struct {
-	cfg     *ChildConfig
-	old     *childSA // the SA to rekey; nil for a new Child SA
-	child   *childSA
-	group   iana.GroupID
-	kex     crypto.KeyExchange
-	retries int
-	done    chan error
+	childCreate
+	done chan error
+}
+
+// newCreateChildTask makes the task that creates a Child SA of cfg or,
+// with old set, rekeys old; done (may be nil) hears the outcome.
+func newCreateChildTask(cfg *ChildConfig, old *childSA, done chan error) *createChildTask {
+	return &createChildTask{childCreate: childCreate{cfg: cfg, old: old, create: true}, done: done}
 }
 
 func (*createChildTask) exchange() message.ExchangeType { return message.ExchangeCreateChildSA }
 
 func (t *createChildTask) finish(err error) {
-	if t.kex != nil {
-		t.kex.Destroy()
-		t.kex = nil
-	}
+	t.destroyKex()
 	if t.done != nil {
 		signal(t.done, err)
 	}
@@ -80,45 +78,7 @@ func (t *createChildTask) build(sa *ikeSA) ([]message.Payload, error) {
 		t.finish(errors.New("IKE SA is going away or being rekeyed"))
 		return nil, errSkipTask
 	}
-	if t.child == nil {
-		c := sa.e.newChild(sa, t.cfg)
-		c.viaCreate, c.ourRequest = true, true
-		if t.old != nil {
-			c.reqID, c.mode = t.old.reqID, t.old.mode
-		}
-		t.child = c
-	}
-	c := t.child
-	c.ni = newNonce()
-	if t.group == 0 {
-		t.group = firstGroup(t.cfg.ESPProposals)
-	}
-	var ps []message.Payload
-	if t.old != nil {
-		ps = append(ps, &message.Notify{Protocol: message.ProtocolESP, SPI: binary.BigEndian.AppendUint32(nil, t.old.inSPI), NotifyType: message.NotifyRekeySA})
-	}
-	if c.mode == sad.Transport {
-		ps = append(ps, notify(message.NotifyUseTransportMode, nil))
-	}
-	ps = append(ps, wireSA(t.cfg.ESPProposals, binary.BigEndian.AppendUint32(nil, c.inSPI), true), &message.Nonce{Data: c.ni})
-	if t.group != 0 {
-		if t.kex != nil {
-			t.kex.Destroy()
-		}
-		kex, err := crypto.NewKeyExchange(t.group)
-		if err != nil {
-			return nil, fmt.Errorf("key exchange %v: %w", t.group, err)
-		}
-		t.kex = kex
-		ps = append(ps, &message.KeyExchange{Group: t.group, Data: kex.PublicKey()})
-	}
-	if t.old != nil {
-		// A rekey proposes the selectors the old SA has (RFC 7296 §2.8).
-		ps = append(ps, &message.TrafficSelectors{Selectors: t.old.localTS}, &message.TrafficSelectors{Responder: true, Selectors: t.old.remoteTS})
-	} else {
-		ps = append(ps, wireTSList(t.cfg.LocalTS, false), wireTSList(t.cfg.RemoteTS, true))
-	}
-	return ps, nil
+	return t.request(sa)
 }
 
 // drop ends a task whose IKE SA is gone: the SPI it reserved for a Child
@@ -153,74 +113,17 @@ func (t *createChildTask) abort(sa *ikeSA, err error) {
 }
 
 func (t *createChildTask) process(sa *ikeSA, resp message.Payloads) error {
-	c := t.child
-	if n := resp.Notify(message.NotifyInvalidKEPayload); n != nil {
-		g, err := n.KEGroup()
-		if err == nil && t.retries < 2 && g != t.group && offersGroup(t.cfg.ESPProposals, g) {
-			// A new exchange with the group the peer wants (RFC 7296 §1.3).
-			t.retries++
-			t.group = g
-			sa.e.log.Info("peer wants another PFS group, retrying", "sa", sa.logID(), "child", t.cfg.Name, "group", t.group)
-			sa.enqueueFirst(t)
-			return nil
-		}
-		t.abort(sa, fmt.Errorf("INVALID_KE_PAYLOAD for a group we cannot use"))
-		return nil
-	}
-	for p := range resp.All(message.PayloadNotify) {
-		if n := p.(*message.Notify); n.NotifyType.IsError() {
-			t.abort(sa, fmt.Errorf("peer refused: %v", n.NotifyType))
-			return nil
-		}
-	}
-	saP, _ := resp.Get(message.PayloadSA).(*message.SA)
-	nP, _ := resp.Get(message.PayloadNonce).(*message.Nonce)
-	tsi, _ := resp.Get(message.PayloadTSi).(*message.TrafficSelectors)
-	tsr, _ := resp.Get(message.PayloadTSr).(*message.TrafficSelectors)
-	keP, _ := resp.Get(message.PayloadKE).(*message.KeyExchange)
-	if saP == nil || nP == nil || tsi == nil || tsr == nil || len(saP.Proposals) != 1 {
-		t.abort(sa, errors.New("response lacks SA, Nonce, TSi or TSr"))
-		return nil
-	}
-	sel, err := selectProposal(t.cfg.ESPProposals, saP.Proposals, true)
-	if err != nil || len(sel.SPI) != 4 || sel.DH != t.group {
-		t.abort(sa, fmt.Errorf("peer chose a proposal we did not offer: %s", describeProposals(saP.Proposals)))
-		return nil
-	}
-	if t.group != 0 {
-		if keP == nil || keP.Group != t.group {
-			t.abort(sa, errors.New("response lacks the KE payload of the chosen group"))
-			return nil
-		}
-		secret, err := t.kex.SharedSecret(keP.Data)
+	if handled, err := t.retryKE(sa, t, resp, t.cfg.ESPProposals); handled {
 		if err != nil {
-			t.abort(sa, fmt.Errorf("key exchange: %w", err))
-			return nil
+			t.abort(sa, err)
 		}
-		c.secret = secret
-	}
-	local, remote := tsi.Selectors, tsr.Selectors
-	if t.old != nil {
-		local, remote = narrowWire(local, t.old.localTS), narrowWire(remote, t.old.remoteTS)
-	} else {
-		local, remote = narrow(local, t.cfg.LocalTS), narrow(remote, t.cfg.RemoteTS)
-	}
-	if len(local) == 0 || len(remote) == 0 {
-		t.abort(sa, errors.New("peer returned traffic selectors outside ours"))
 		return nil
 	}
-	if (resp.Notify(message.NotifyUseTransportMode) != nil) != (c.mode == sad.Transport) {
-		t.abort(sa, errors.New("peer answered with another mode"))
+	if err := t.response(resp); err != nil {
+		t.abort(sa, err)
 		return nil
 	}
-	c.localTS, c.remoteTS, c.sel = local, remote, sel
-	c.outSPI = binary.BigEndian.Uint32(sel.SPI)
-	c.nr = append([]byte(nil), nP.Data...)
-	if t.kex != nil {
-		t.kex.Destroy()
-		t.kex = nil
-	}
-
+	c := t.child
 	old := t.old
 	if old != nil && old.successor != nil && old.successor.state != childDead {
 		// Both ends rekeyed old at once (RFC 7296 §2.8.1): the SA made
@@ -313,7 +216,6 @@ func respondCreateChild(sa *ikeSA, req message.Payloads) ([]message.Payload, fun
 	nP, _ := req.Get(message.PayloadNonce).(*message.Nonce)
 	tsi, _ := req.Get(message.PayloadTSi).(*message.TrafficSelectors)
 	tsr, _ := req.Get(message.PayloadTSr).(*message.TrafficSelectors)
-	keP, _ := req.Get(message.PayloadKE).(*message.KeyExchange)
 	if saP == nil || nP == nil || tsi == nil || tsr == nil {
 		return refuse(message.NotifyInvalidSyntax)
 	}
@@ -346,109 +248,28 @@ func respondCreateChild(sa *ikeSA, req message.Payloads) ([]message.Payload, fun
 		sa.e.log.Warn("peer asks for more Child SAs than allowed", "sa", sa.logID(), "limit", sa.conn.maxChildren())
 		return refuse(message.NotifyNoAdditionalSAs)
 	}
-	var cands []*ChildConfig
+	cands := childConfigs(sa.conn)
 	if old != nil {
-		cands = []*ChildConfig{old.cfg}
-	} else {
-		for i := range sa.conn.Children {
-			cands = append(cands, &sa.conn.Children[i])
-		}
+		cands = []*ChildConfig{old.cfg} // a rekey keeps the old SA's config
 	}
-	var tsFailed, propFailed bool
-	for _, cfg := range cands {
-		var remote, local []message.TrafficSelector
-		if old != nil {
-			remote, local = narrowWire(tsi.Selectors, old.remoteTS), narrowWire(tsr.Selectors, old.localTS)
-		} else {
-			remote, local = narrow(tsi.Selectors, cfg.RemoteTS), narrow(tsr.Selectors, cfg.LocalTS)
-		}
-		if len(remote) == 0 || len(local) == 0 {
-			tsFailed = true
-			continue
-		}
-		sel, err := selectProposal(cfg.ESPProposals, saP.Proposals, true)
-		if err != nil || len(sel.SPI) != 4 {
-			propFailed = true
-			sa.e.log.Warn("no ESP proposal chosen", "sa", sa.logID(), "child", cfg.Name, "received", describeProposals(saP.Proposals), "configured", describeOurs(cfg.ESPProposals))
-			continue
-		}
-		c := sa.e.newChild(sa, cfg)
-		c.viaCreate = true
-		c.ni, c.nr = append([]byte(nil), nP.Data...), newNonce()
-		var ke *message.KeyExchange
-		if sel.DH != 0 {
-			if keP == nil || keP.Group != sel.DH {
-				sa.e.releaseSPI(c.inSPI)
-				var g [2]byte
-				binary.BigEndian.PutUint16(g[:], uint16(sel.DH))
-				return refuseWith(message.NotifyInvalidKEPayload, g[:])
-			}
-			pub, secret, err := crypto.RespondKeyExchange(sel.DH, keP.Data)
-			if err != nil {
-				sa.e.releaseSPI(c.inSPI)
-				sa.e.log.Warn("bad key exchange data", "sa", sa.logID(), "err", err)
-				return refuse(message.NotifyInvalidSyntax)
-			}
-			c.secret = secret
-			ke = &message.KeyExchange{Group: sel.DH, Data: pub}
-		}
-		c.sel = sel
-		c.outSPI = binary.BigEndian.Uint32(sel.SPI)
-		c.localTS, c.remoteTS = local, remote
-		c.mode = sad.Tunnel
-		if req.Notify(message.NotifyUseTransportMode) != nil && modeOf(cfg) == sad.Transport {
-			c.mode = sad.Transport
-		}
-		if old != nil {
-			c.reqID, c.mode = old.reqID, old.mode
-		}
-		if err := sa.e.installChild(sa, c, true, false); err != nil {
-			sa.e.log.Error("cannot install inbound SA", "sa", sa.logID(), "child", cfg.Name, "err", err)
-			sa.e.deleteChild(sa, c)
-			return refuse(message.NotifyTemporaryFailure)
-		}
-		var ps []message.Payload
-		if c.mode == sad.Transport {
-			ps = append(ps, notify(message.NotifyUseTransportMode, nil))
-		}
-		ps = append(ps, sel.wire(message.ProtocolESP, binary.BigEndian.AppendUint32(nil, c.inSPI)), &message.Nonce{Data: c.nr})
-		if ke != nil {
-			ps = append(ps, ke)
-		}
-		ps = append(ps, &message.TrafficSelectors{Selectors: remote}, &message.TrafficSelectors{Responder: true, Selectors: local})
-		if old == nil {
-			return ps, func() {
-				if sa.state == StateDead || c.state == childDead {
-					return
-				}
-				if err := sa.e.installChild(sa, c, false, true); err != nil {
-					sa.e.log.Error("cannot install outbound SA", "sa", sa.logID(), "child", cfg.Name, "err", err)
-				}
-			}
-		}
-		// A rekey: our outbound switches to c only once the peer has the
-		// inbound half, which its Delete of old proves (make-before-break);
-		// the grace timer covers a peer that never sends it.
-		if old.state == childRekeying {
-			sa.e.log.Info("rekey collision: both ends rekey the Child SA", "sa", sa.logID(), "child", cfg.Name)
-		} else {
-			old.state = childRekeyed
-		}
-		old.successor = c
-		c.timers = append(c.timers, sa.e.afterFunc(sa.e.rekeyGrace(), func() { sa.e.graceExpired(old, c) }))
+	ps, c := respondChildSA(sa, req, cands, old, true)
+	if c == nil {
 		return ps, nil
 	}
-	if propFailed {
-		return refuse(message.NotifyNoProposalChosen)
+	if old == nil {
+		return ps, sa.e.installOutbound(sa, c)
 	}
-	if tsFailed {
-		sa.e.log.Warn("traffic selectors unacceptable", "sa", sa.logID(), "tsi", fmtTS(tsi.Selectors), "tsr", fmtTS(tsr.Selectors))
+	// A rekey: our outbound switches to c only once the peer has the
+	// inbound half, which its Delete of old proves (make-before-break);
+	// the grace timer covers a peer that never sends it.
+	if old.state == childRekeying {
+		sa.e.log.Info("rekey collision: both ends rekey the Child SA", "sa", sa.logID(), "child", c.cfg.Name)
+	} else {
+		old.state = childRekeyed
 	}
-	return refuse(message.NotifyTSUnacceptable)
-}
-
-func refuseWith(t message.NotifyType, data []byte) ([]message.Payload, func()) {
-	return []message.Payload{notify(t, data)}, nil
+	old.successor = c
+	c.timers = append(c.timers, sa.e.afterFunc(sa.e.rekeyGrace(), func() { sa.e.graceExpired(old, c) }))
+	return ps, nil
 }
 
 // switchToSuccessor moves our outbound traffic from old to the Child SA

@@ -603,15 +603,11 @@ func (e *Engine) Initiate(ctx context.Context, name string) error {
 	if err := <-errc; err != nil {
 		return fmt.Errorf("ike: initiate: %w", err)
 	}
-	select {
-	case err := <-w:
-		if err != nil {
-			return fmt.Errorf("ike: initiate %s: %w", name, err)
-		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	err := wait(ctx, true, w)
+	if err != nil && err != ctx.Err() {
+		err = fmt.Errorf("ike: initiate %s: %w", name, err)
 	}
+	return err
 }
 
 // Terminate deletes every IKE SA of the connection with an INFORMATIONAL
@@ -639,14 +635,7 @@ func (e *Engine) Terminate(ctx context.Context, name string) error {
 	if len(waits) == 0 {
 		return fmt.Errorf("ike: no IKE SA of connection %q", name)
 	}
-	for _, w := range waits {
-		select {
-		case <-w:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
+	return wait(ctx, false, waits...)
 }
 
 // terminateChild deletes the Child SAs named child of the connection's IKE
@@ -677,14 +666,7 @@ func (e *Engine) terminateChild(ctx context.Context, name, child string) error {
 	if len(waits) == 0 {
 		return fmt.Errorf("ike: no Child SA %s/%s", name, child)
 	}
-	for _, w := range waits {
-		select {
-		case <-w:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
+	return wait(ctx, false, waits...)
 }
 
 // ping sends an empty INFORMATIONAL request (RFC 7296 §2.4 liveness check)
@@ -707,9 +689,20 @@ func (e *Engine) ping(ctx context.Context, name string) error {
 	if len(waits) == 0 {
 		return fmt.Errorf("ike: no established IKE SA of connection %q", name)
 	}
-	for _, w := range waits {
+	return wait(ctx, false, waits...)
+}
+
+// wait waits for the outcome on each of ws in turn, or until ctx ends
+// (then it returns ctx's error). With failFast the first outcome that is
+// an error ends the wait and is returned; without, a failed exchange
+// counts as ended like any other (Terminate, Ping).
+func wait(ctx context.Context, failFast bool, ws ...chan error) error {
+	for _, w := range ws {
 		select {
-		case <-w:
+		case err := <-w:
+			if failFast && err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -2,7 +2,6 @@ package ike
 
 import (
 	"crypto/rand"
-	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -26,31 +25,16 @@ func newNonce() []byte {
 	return n
 }
 
-// natHash is the NAT_DETECTION_*_IP data: SHA-1(SPIi | SPIr | IP | Port)
-// (RFC 7296 §2.23).
-func natHash(spiI, spiR uint64, ap netip.AddrPort) []byte {
-	h := sha1.New()
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], spiI)
-	binary.BigEndian.PutUint64(b[8:], spiR)
-	h.Write(b[:])
-	a := ap.Addr().Unmap()
-	h.Write(a.AsSlice())
-	binary.BigEndian.PutUint16(b[:2], ap.Port())
-	h.Write(b[:2])
-	return h.Sum(nil)
-}
-
 // natNotifies builds our NAT detection notifications. With fake set the
 // source hash is random, so the peer sees a NAT (ForceEncap).
 func natNotifies(spiI, spiR uint64, local, remote netip.AddrPort, fake bool) []message.Payload {
-	src := natHash(spiI, spiR, local)
+	src := message.NATDetectionHash(spiI, spiR, local)
 	if fake {
 		rand.Read(src)
 	}
 	return []message.Payload{
 		notify(message.NotifyNATDetectionSourceIP, src),
-		notify(message.NotifyNATDetectionDestinationIP, natHash(spiI, spiR, remote)),
+		notify(message.NotifyNATDetectionDestinationIP, message.NATDetectionHash(spiI, spiR, remote)),
 	}
 }
 
@@ -58,8 +42,8 @@ func natNotifies(spiI, spiR uint64, local, remote netip.AddrPort, fake bool) []m
 // message really travelled between. It returns whether the peer's side and
 // our side are behind a NAT, and whether the peer supports NAT-T at all.
 func checkNAT(ps message.Payloads, spiI, spiR uint64, local, remote netip.AddrPort) (peerNAT, localNAT, supported bool) {
-	srcWant := natHash(spiI, spiR, remote)
-	dstWant := natHash(spiI, spiR, local)
+	srcWant := message.NATDetectionHash(spiI, spiR, remote)
+	dstWant := message.NATDetectionHash(spiI, spiR, local)
 	var srcSeen, dstSeen, srcMatch, dstMatch bool
 	for p := range ps.All(message.PayloadNotify) {
 		n := p.(*message.Notify)
@@ -214,20 +198,10 @@ func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
 		return errRestart
 	}
 	if n := resp.Notify(message.NotifyInvalidKEPayload); n != nil {
-		g, err := n.KEGroup()
+		g, err := retryGroup(n, sa.dhGroup, &t.retries, sa.conn.IKEProposals)
 		if err != nil {
-			return fmt.Errorf("INVALID_KE_PAYLOAD: %w", err)
+			return err
 		}
-		offered := false
-		for _, p := range sa.conn.IKEProposals {
-			for _, og := range p.DH {
-				offered = offered || og == g
-			}
-		}
-		if !offered || t.retries >= 2 || g == sa.dhGroup {
-			return fmt.Errorf("peer asks for key exchange group %v, which we did not offer", g)
-		}
-		t.retries++
 		sa.e.log.Info("peer wants another key exchange group, retrying", "sa", sa.logID(), "offered", sa.dhGroup, "requested", g)
 		sa.kex.Destroy()
 		sa.kex = nil

@@ -52,7 +52,7 @@ func (e *Engine) rekeyChild(c *childSA, done chan error) bool {
 	}
 	c.state = childRekeying
 	e.log.Info("rekeying Child SA", "sa", sa.logID(), "child", c.cfg.Name, "spi_in", fmt.Sprintf("%08x", c.inSPI))
-	sa.enqueue(&createChildTask{cfg: c.cfg, old: c, done: done})
+	sa.enqueue(newCreateChildTask(c.cfg, c, done))
 	return true
 }
 
@@ -344,7 +344,7 @@ func (e *Engine) rekeyChildSPI(ctx context.Context, spi uint32) error {
 	if err != nil {
 		return err
 	}
-	return wait(ctx, w)
+	return wait(ctx, true, w)
 }
 
 // RekeyChildren rekeys the Child SAs named child of the connection's
@@ -381,12 +381,7 @@ func (e *Engine) RekeyChildren(ctx context.Context, conn, child string) error {
 		}
 		return fmt.Errorf("ike: no installed Child SA %s/%s to rekey", conn, child)
 	}
-	for _, w := range waits {
-		if err := wait(ctx, w); err != nil {
-			return err
-		}
-	}
-	return nil
+	return wait(ctx, true, waits...)
 }
 
 // RekeyIKE rekeys every established IKE SA of the connection and waits
@@ -408,12 +403,7 @@ func (e *Engine) RekeyIKE(ctx context.Context, name string) error {
 	if len(waits) == 0 {
 		return fmt.Errorf("ike: no established IKE SA of connection %q to rekey", name)
 	}
-	for _, w := range waits {
-		if err := wait(ctx, w); err != nil {
-			return err
-		}
-	}
-	return nil
+	return wait(ctx, true, waits...)
 }
 
 // initiateChild creates the named Child SA of the connection on an
@@ -439,7 +429,7 @@ func (e *Engine) initiateChild(ctx context.Context, conn, child string) error {
 		}
 		for _, sa := range e.sas {
 			if sa.conn == c && sa.state == StateEstablished && sa.ikeSuccessor == nil && sa.ikeRekey == nil && !sa.replaced {
-				sa.enqueue(&createChildTask{cfg: cfg, done: w})
+				sa.enqueue(newCreateChildTask(cfg, nil, w))
 				return
 			}
 		}
@@ -450,16 +440,7 @@ func (e *Engine) initiateChild(ctx context.Context, conn, child string) error {
 	if err != nil {
 		return err
 	}
-	return wait(ctx, w)
-}
-
-func wait(ctx context.Context, w chan error) error {
-	select {
-	case err := <-w:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return wait(ctx, true, w)
 }
 
 // firstContact reports whether sa is our only IKE SA with its peer's

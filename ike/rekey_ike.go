@@ -17,11 +17,9 @@ import (
 // key exchange, keyed from the old SK_d; the Child SAs move to it and the
 // old IKE SA is deleted.
 type ikeRekeyTask struct {
-	next    *ikeSA
-	kex     crypto.KeyExchange
-	group   iana.GroupID
-	retries int
-	done    chan error
+	next *ikeSA
+	keyShare
+	done chan error
 
 	// With additional key exchanges (RFC 9370 §2.2.4) the new SA is
 	// complete only after the IKE_FOLLOWUP_KE exchanges: until then the
@@ -36,10 +34,7 @@ type ikeRekeyTask struct {
 func (*ikeRekeyTask) exchange() message.ExchangeType { return message.ExchangeCreateChildSA }
 
 func (t *ikeRekeyTask) finish(sa *ikeSA, err error) {
-	if t.kex != nil {
-		t.kex.Destroy()
-		t.kex = nil
-	}
+	t.destroyKex()
 	for _, s := range t.secrets {
 		crypto.Zero(s)
 	}
@@ -64,20 +59,16 @@ func (t *ikeRekeyTask) build(sa *ikeSA) ([]message.Payload, error) {
 	if t.group == 0 {
 		t.group = sa.sel.DH
 	}
-	if t.kex != nil {
-		t.kex.Destroy()
-	}
-	kex, err := crypto.NewKeyExchange(t.group)
+	ke, err := t.share()
 	if err != nil {
-		return nil, fmt.Errorf("key exchange %v: %w", t.group, err)
+		return nil, err
 	}
-	t.kex = kex
 	sa.ikeRekey = t
 	spi := binary.BigEndian.AppendUint64(nil, t.next.spiI)
 	return []message.Payload{
 		wireSA(withLegacyCopies(rekeyOffer(sa)), spi, true),
 		&message.Nonce{Data: t.next.ni},
-		&message.KeyExchange{Group: t.group, Data: kex.PublicKey()},
+		ke,
 	}, nil
 }
 
@@ -94,15 +85,10 @@ func (t *ikeRekeyTask) abort(sa *ikeSA, err error) {
 }
 
 func (t *ikeRekeyTask) process(sa *ikeSA, resp message.Payloads) error {
-	if n := resp.Notify(message.NotifyInvalidKEPayload); n != nil {
-		g, err := n.KEGroup()
-		if err == nil && t.retries < 2 && g != t.group && offersGroup(sa.conn.IKEProposals, g) {
-			t.retries++
-			t.group = g
-			sa.enqueueFirst(t)
-			return nil
+	if handled, err := t.retryKE(sa, t, resp, sa.conn.IKEProposals); handled {
+		if err != nil {
+			t.abort(sa, err)
 		}
-		t.abort(sa, errors.New("INVALID_KE_PAYLOAD for a group we cannot use"))
 		return nil
 	}
 	for p := range resp.All(message.PayloadNotify) {

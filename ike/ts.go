@@ -11,13 +11,8 @@ import (
 // wireTS turns a configured selector into the address-range form of the
 // TSi/TSr payloads (RFC 7296 §3.13.1).
 func (ts TrafficSelector) wire() message.TrafficSelector {
-	p := ts.Prefix.Masked()
-	w := message.TrafficSelector{IPProtocol: ts.Proto, StartAddr: p.Addr(), EndAddr: lastAddr(p), StartPort: 0, EndPort: 0xffff}
-	if p.Addr().Is4() {
-		w.Type = message.TSIPv4AddrRange
-	} else {
-		w.Type = message.TSIPv6AddrRange
-	}
+	w := message.PrefixSelector(ts.Prefix)
+	w.IPProtocol = ts.Proto
 	if !ts.Ports.AnyPort() {
 		w.StartPort, w.EndPort = ts.Ports.Lo, ts.Ports.Hi
 	}
@@ -30,20 +25,6 @@ func wireTSList(l []TrafficSelector, responder bool) *message.TrafficSelectors {
 		out.Selectors = append(out.Selectors, ts.wire())
 	}
 	return out
-}
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().AsSlice()
-	bits := p.Bits()
-	for i := range b {
-		for j := 0; j < 8; j++ {
-			if i*8+j >= bits {
-				b[i] |= 0x80 >> j
-			}
-		}
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }
 
 // intersectTS narrows one selector by another: the overlap of their address

@@ -80,7 +80,7 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		&message.SA{Proposals: []message.Proposal{initS.p.ike.Wire(1, nil, true)}},
 		&message.KeyExchange{Group: iana.GroupCurve25519, Data: pub},
 		&message.Nonce{Data: bytes.Repeat([]byte{7}, 32)},
-		notify(message.NotifyNATDetectionSourceIP, natHash(fuzzSPIi, fuzzSPIr, initS.remote)),
+		notify(message.NotifyNATDetectionSourceIP, message.NATDetectionHash(fuzzSPIi, fuzzSPIr, initS.remote)),
 		notify(message.NotifyNATDetectionDestinationIP, make([]byte, 20)),
 	}}
 	a, err := initResp.Encode()

@@ -2,7 +2,6 @@ package ikeload
 
 import (
 	"crypto/rand"
-	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -109,19 +108,6 @@ func notify(t message.NotifyType, data []byte) *message.Notify {
 	return &message.Notify{NotifyType: t, Data: data}
 }
 
-// natHash is the NAT_DETECTION_*_IP data of RFC 7296 §2.23.
-func natHash(spiI, spiR uint64, ap netip.AddrPort) []byte {
-	h := sha1.New()
-	var b [18]byte
-	binary.BigEndian.PutUint64(b[:8], spiI)
-	binary.BigEndian.PutUint64(b[8:16], spiR)
-	h.Write(b[:16])
-	h.Write(ap.Addr().Unmap().AsSlice())
-	binary.BigEndian.PutUint16(b[16:], ap.Port())
-	h.Write(b[16:])
-	return h.Sum(nil)
-}
-
 // chosen reads the responder's single accepted proposal and checks that
 // every transform in it is one we offered (RFC 7296 §3.3.6: the responder
 // must not pick what was not proposed).
@@ -217,8 +203,8 @@ func (s *setup) buildInit() ([]byte, error) {
 		&message.SA{Proposals: []message.Proposal{s.p.ike.Wire(1, nil, true)}},
 		&message.KeyExchange{Group: s.kex.Group(), Data: s.kex.PublicKey()},
 		&message.Nonce{Data: s.ni},
-		notify(message.NotifyNATDetectionSourceIP, natHash(s.spiI, 0, s.local)),
-		notify(message.NotifyNATDetectionDestinationIP, natHash(s.spiI, 0, s.remote)),
+		notify(message.NotifyNATDetectionSourceIP, message.NATDetectionHash(s.spiI, 0, s.local)),
+		notify(message.NotifyNATDetectionDestinationIP, message.NATDetectionHash(s.spiI, 0, s.remote)),
 	)
 	m := message.Message{Header: message.Header{SPIi: s.spiI, Exchange: message.ExchangeIKESAInit, Flags: message.FlagInitiator}, Payloads: ps}
 	b, err := m.Encode()
@@ -308,8 +294,8 @@ func (s *setup) processInit(raw []byte) error {
 // NAT is in the way (RFC 7296 §2.23). A responder that sends none does not
 // support NAT-T, and we stay on the IKE port.
 func natDetected(ps message.Payloads, spiI, spiR uint64, local, remote netip.AddrPort) bool {
-	srcWant := natHash(spiI, spiR, remote)
-	dstWant := natHash(spiI, spiR, local)
+	srcWant := message.NATDetectionHash(spiI, spiR, remote)
+	dstWant := message.NATDetectionHash(spiI, spiR, local)
 	var srcSeen, dstSeen, srcMatch, dstMatch bool
 	for p := range ps.All(message.PayloadNotify) {
 		n := p.(*message.Notify)
@@ -328,31 +314,7 @@ func natDetected(ps message.Payloads, spiI, spiR uint64, local, remote netip.Add
 // tsPayload is a traffic selector payload covering one prefix, any protocol
 // and port.
 func tsPayload(responder bool, p netip.Prefix) *message.TrafficSelectors {
-	p = p.Masked()
-	start := p.Addr()
-	end := lastAddr(p)
-	typ := message.TSIPv4AddrRange
-	if start.Is6() {
-		typ = message.TSIPv6AddrRange
-	}
-	return &message.TrafficSelectors{Responder: responder, Selectors: []message.TrafficSelector{{
-		Type: typ, StartPort: 0, EndPort: 65535, StartAddr: start, EndAddr: end,
-	}}}
-}
-
-// lastAddr is the highest address of a prefix.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().AsSlice()
-	bits := p.Bits()
-	for i := range b {
-		for j := 0; j < 8; j++ {
-			if i*8+j >= bits {
-				b[i] |= 0x80 >> j
-			}
-		}
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
+	return &message.TrafficSelectors{Responder: responder, Selectors: []message.TrafficSelector{message.PrefixSelector(p)}}
 }
 
 // buildAuth encodes the IKE_AUTH request: IDi, [IDr], AUTH with the PSK

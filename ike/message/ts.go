@@ -38,6 +38,24 @@ type TrafficSelector struct {
 	Data       []byte // types other than the address ranges only
 }
 
+// PrefixSelector is the address-range selector that covers prefix p, any
+// protocol and any port (RFC 7296 §3.13.1).
+func PrefixSelector(p netip.Prefix) TrafficSelector {
+	p = p.Masked()
+	s := TrafficSelector{Type: TSIPv6AddrRange, StartAddr: p.Addr(), EndPort: 0xffff}
+	if s.StartAddr.Is4() {
+		s.Type = TSIPv4AddrRange
+	}
+	b := p.Addr().AsSlice()
+	for i := range len(b) * 8 {
+		if i >= p.Bits() {
+			b[i/8] |= 0x80 >> (i % 8)
+		}
+	}
+	s.EndAddr, _ = netip.AddrFromSlice(b)
+	return s
+}
+
 // Type returns PayloadTSr or PayloadTSi.
 func (ts *TrafficSelectors) Type() PayloadType {
 	if ts.Responder {
