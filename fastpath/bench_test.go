@@ -132,7 +132,7 @@ func BenchmarkPipelineEncap(b *testing.B) {
 					}
 				}
 				b.StopTimer()
-				if s := p.a.Stats(); s.Encaps == 0 || s.Drops != [len(s.Drops)]uint64{} {
+				if s := p.a.Stats(); s.Counts[Encaps] == 0 || s.Drops != [len(s.Drops)]uint64{} {
 					b.Fatalf("stats %+v", s)
 				}
 			})
@@ -193,7 +193,7 @@ func BenchmarkPipelineDecap(b *testing.B) {
 					}
 				}
 				b.StopTimer()
-				if s := p.b.Stats(); s.Decaps == 0 || s.Drops != [len(s.Drops)]uint64{} {
+				if s := p.b.Stats(); s.Counts[Decaps] == 0 || s.Drops != [len(s.Drops)]uint64{} {
 					b.Fatalf("stats %+v", s)
 				}
 			})

@@ -114,6 +114,6 @@ func (w *Worker) clampInbound(inner []byte, sa *sad.SA) {
 	k.SrcPort, k.DstPort = k.DstPort, k.SrcPort
 	pol := w.cfg.SPD.LookupCached(&w.spdCacheIn, &k)
 	if m := w.mssFor(pol, sa, ip.HdrLen); m > 0 && clampMSS(inner[ip.HdrLen:ip.TotalLen], m) {
-		w.local.MSSClamped++
+		w.local.Counts[MSSClamped]++
 	}
 }

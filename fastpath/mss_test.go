@@ -212,7 +212,7 @@ func TestPipelineMSSClamp(t *testing.T) {
 		if len(got) != 1 || mssOf(got[0][packet.EthLen:]) != 1200 {
 			t.Errorf("%+v: policy clamp 1200 not applied (B's inbound is off for the reverse policy)", o)
 		}
-		if s := p.a.Stats(); s.MSSClamped == 0 {
+		if s := p.a.Stats(); s.Counts[MSSClamped] == 0 {
 			t.Errorf("%+v: MSSClamped not counted: %+v", o, s)
 		}
 		pa.MSSClamp = spd.MSSInherit

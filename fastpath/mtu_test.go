@@ -66,7 +66,7 @@ func TestTooBig(t *testing.T) {
 		t.Fatal("ICMPv6 does not quote the offending header")
 	}
 	s := p.a.Stats()
-	if s.ICMPTooBig != 2 || s.Drops[sad.ErrTooBig] != 2 {
+	if s.Counts[ICMPTooBig] != 2 || s.Drops[sad.ErrTooBig] != 2 {
 		t.Fatalf("stats %+v", s)
 	}
 	checkNoLeak(t, p)
@@ -144,7 +144,7 @@ func TestPreFragment(t *testing.T) {
 		if seen != len(data) || !bytes.Equal(data, want[20:]) {
 			t.Fatalf("fragments do not reassemble to the original (%d of %d bytes)", seen, len(data))
 		}
-		if s := p.a.Stats(); s.Fragmented != 1 || s.Fragments != uint64(frags) {
+		if s := p.a.Stats(); s.Counts[Fragmented] != 1 || s.Counts[Fragments] != uint64(frags) {
 			t.Fatalf("stats %+v", s)
 		}
 		checkNoLeak(t, p)

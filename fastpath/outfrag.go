@@ -37,7 +37,7 @@ import (
 // 32-bit identification from the worker's counter, the worker's ID in its
 // top byte so that workers never share one.
 
-// postFragMark in Worker.pktFrag marks a packet to seal whole and then
+// postFragMark in outPlan.frags marks a packet to seal whole and then
 // fragment (pre-fragmented packets are marked with their count, >= 2).
 const postFragMark = 1
 
@@ -91,13 +91,13 @@ func (w *Worker) splitOuter(sa *sad.SA, ntx int) int {
 	// The first fragment of an IPv6 packet moves 8 bytes to the front for
 	// its Fragment header, with room for two VLAN tags still ahead of it.
 	if cnt < 2 || cnt > maxFrags || !v4 && q.Off < fragHdrLen+2*vlanLen {
-		return w.dropSealed(sa, ntx)
+		return w.dropSealed(sa, ntx, sad.ErrTooBig)
 	}
 	got := w.cfg.WAN.Alloc(w.frag[:cnt-1])
 	if got < cnt-1 {
 		w.cfg.WAN.Free(w.frag[:got])
-		w.local.NoFrame++
-		return w.dropSealed(sa, ntx)
+		w.local.Counts[NoFrame] += uint64(cnt - 1 - got)
+		return w.dropSealed(sa, ntx, sad.ErrNoFrame)
 	}
 	eth := q.Frame[q.Off : q.Off+packet.EthLen]
 	var id uint32
@@ -137,8 +137,8 @@ func (w *Worker) splitOuter(sa *sad.SA, ntx int) int {
 		binary.BigEndian.PutUint32(fh[4:], id)
 		q.Len = packet.EthLen + packet.IPv6Len + fragHdrLen + per
 	}
-	w.local.Fragmented++
-	w.local.Fragments += uint64(cnt)
+	w.local.Counts[Fragmented]++
+	w.local.Counts[Fragments] += uint64(cnt)
 	return ntx
 }
 
@@ -163,11 +163,11 @@ func writeFragment6(dst, src []byte, per, k int, id uint32) int {
 	return packet.IPv6Len + fragHdrLen + n
 }
 
-// dropSealed drops the sealed packet w.tx[ntx-1] (too big, and not
-// splittable now) and returns ntx-1.
-func (w *Worker) dropSealed(sa *sad.SA, ntx int) int {
-	sa.Drop(sad.ErrTooBig, 1)
-	w.local.Drops[sad.ErrTooBig]++
+// dropSealed drops the sealed packet w.tx[ntx-1] (too big and not
+// splittable now, or no frames for its fragments) and returns ntx-1.
+func (w *Worker) dropSealed(sa *sad.SA, ntx int, why sad.Reason) int {
+	sa.Drop(why, 1)
+	w.local.Drops[why]++
 	w.cfg.WAN.Free(w.tx[ntx-1 : ntx])
 	return ntx - 1
 }

@@ -68,8 +68,8 @@ func TestOuterFragment(t *testing.T) {
 				if frags != 2*len(sizes) || whole != 1 {
 					t.Fatalf("%d fragments and %d whole ESP packets for %d packets to fragment; %+v", frags, whole, len(sizes), s)
 				}
-				if s.Fragmented-before.Fragmented != uint64(len(sizes)) || s.Fragments-before.Fragments != uint64(2*len(sizes)) {
-					t.Errorf("fragmented +%d, fragments +%d", s.Fragmented-before.Fragmented, s.Fragments-before.Fragments)
+				if s.Counts[Fragmented]-before.Counts[Fragmented] != uint64(len(sizes)) || s.Counts[Fragments]-before.Counts[Fragments] != uint64(2*len(sizes)) {
+					t.Errorf("fragmented +%d, fragments +%d", s.Counts[Fragmented]-before.Counts[Fragmented], s.Counts[Fragments]-before.Counts[Fragments])
 				}
 				back := collect(p.aLAN)
 				if len(back) != 1 || back[0][14+40] != 2 || binary.BigEndian.Uint32(back[0][14+44:]) != 1280 {

@@ -49,7 +49,7 @@ type pendingQueue struct {
 func (w *Worker) hold(p *Packet, dst netip.Addr, v4, lan bool) bool {
 	q := &w.pending
 	if q.n == pendingMax {
-		w.local.HeldDrops++
+		w.local.Counts[HeldDrops]++
 		return false
 	}
 	same, after := 0, false
@@ -60,7 +60,7 @@ func (w *Worker) hold(p *Packet, dst netip.Addr, v4, lan bool) bool {
 		}
 	}
 	if same >= pendingPerDst && !after {
-		w.local.HeldDrops++
+		w.local.Counts[HeldDrops]++
 		return false
 	}
 	now := monotime()
@@ -69,7 +69,7 @@ func (w *Worker) hold(p *Packet, dst netip.Addr, v4, lan bool) bool {
 	}
 	q.pk[q.n] = pendingPkt{p: *p, dst: dst, v4: v4, lan: lan, until: now + pendingWait}
 	q.n++
-	w.local.Held++
+	w.local.Counts[Held]++
 	return true
 }
 
@@ -119,7 +119,7 @@ func (w *Worker) release() {
 				writeEth(e.p.Frame[e.p.Off:], hop, e.v4)
 				w.tx[ntx] = e.p
 				ntx++
-				w.local.Released++
+				w.local.Counts[Released]++
 				continue
 			}
 			if now > e.until {

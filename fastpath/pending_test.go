@@ -67,7 +67,7 @@ func TestHoldForNeighbour(t *testing.T) {
 			}
 		}
 		sa, sb := p.a.Stats(), p.b.Stats()
-		if sa.Held != 3 || sa.Released != 3 || sb.Held != 3 || sb.Released != 3 || sa.Drops[sad.ErrNoRoute] != 0 {
+		if sa.Counts[Held] != 3 || sa.Counts[Released] != 3 || sb.Counts[Held] != 3 || sb.Counts[Released] != 3 || sa.Drops[sad.ErrNoRoute] != 0 {
 			t.Fatalf("%+v: counters A %+v B %+v", o, sa, sb)
 		}
 		if sb.Drops[sad.ErrReplay] != 0 || p.inB.Counters.Snapshot().Packets != 3 {
@@ -98,7 +98,7 @@ func TestHoldForNeighbour(t *testing.T) {
 		}
 		p.a.Poll()
 		s := p.a.Stats()
-		if s.Held != 4+pendingPerDst || s.HeldDrops != uint64(10-pendingPerDst) || s.Drops[sad.ErrNoRoute] != uint64(10-pendingPerDst) {
+		if s.Counts[Held] != 4+pendingPerDst || s.Counts[HeldDrops] != uint64(10-pendingPerDst) || s.Drops[sad.ErrNoRoute] != uint64(10-pendingPerDst) {
 			t.Fatalf("%+v: bounded hold: %+v", o, s)
 		}
 		// Expiry: never resolved, dropped after pendingWait (made past

@@ -17,6 +17,9 @@
 // calls interfaces once per batch, not per packet. Each drop has its own
 // counter; counters are kept in the worker and published once per batch.
 //
+// The directions live in outbound.go and inbound.go; the counters, and
+// the one list of their names, in stats.go.
+//
 // A PROTECT policy without an SA drops its packets (no_sa); when the
 // policy is a trap, the worker also raises an acquire through an Acquirer,
 // rate-limited per policy, so the control plane negotiates the SA.

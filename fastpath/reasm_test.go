@@ -111,7 +111,7 @@ func TestPipelineOuterFragments(t *testing.T) {
 				}
 			}
 			s := p.b.Stats()
-			if s.Decaps != 3 || s.Reasm.Reassembled != 3 || s.Reasm.Duplicate != 1 {
+			if s.Counts[Decaps] != 3 || s.Reasm.Reassembled != 3 || s.Reasm.Duplicate != 1 {
 				t.Fatalf("stats %+v", s)
 			}
 
@@ -173,7 +173,7 @@ func TestPipelineOuterFragmentsZeroAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations per reassembled packet", allocs)
 	}
-	if s := p.b.Stats(); s.Decaps < 100 {
+	if s := p.b.Stats(); s.Counts[Decaps] < 100 {
 		t.Fatalf("stats %+v", s)
 	}
 }
@@ -228,7 +228,7 @@ func BenchmarkPipelineDecapFragments(b *testing.B) {
 			}
 			b.StopTimer()
 			s := p.b.Stats()
-			if s.Decaps == 0 || s.Drops != [len(s.Drops)]uint64{} || frag && s.Reasm.Reassembled != s.Decaps {
+			if s.Counts[Decaps] == 0 || s.Drops != [len(s.Drops)]uint64{} || frag && s.Reasm.Reassembled != s.Counts[Decaps] {
 				b.Fatalf("stats %+v", s)
 			}
 		})

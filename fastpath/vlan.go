@@ -30,7 +30,7 @@ func (w *Worker) untag(port Port, pkts []Packet, vid uint16) int {
 		d := p.Data()
 		s, v, k := frameTags(d)
 		if k <= 0 || v != vid || s != svid {
-			w.local.NotIP++
+			w.local.Counts[NotIP]++
 			w.drop(&nfree, p, sad.ErrBadHeader)
 			continue
 		}
@@ -180,7 +180,7 @@ func (w *Worker) untagTrunk(port Port, pkts []Packet) int {
 		svid, vid, k := frameTags(d)
 		wan := vid == w.cfg.WANVLAN && svid == w.cfg.WANSVLAN
 		if !wan && (vid != w.cfg.LANVLAN || svid != w.cfg.LANSVLAN) || k < 0 || vid == 0 && k > 0 {
-			w.local.NotIP++
+			w.local.Counts[NotIP]++
 			w.drop(&nfree, p, sad.ErrBadHeader)
 			continue
 		}

@@ -89,8 +89,8 @@ func TestPipelineVLAN(t *testing.T) {
 		p.aLAN.Inject(tagged(sent[0], 11))
 		p.a.Poll()
 		after := p.a.Stats()
-		if len(collect(p.aWAN)) != 0 || after.NotIP-before.NotIP != 2 || after.Drops[sad.ErrBadHeader]-before.Drops[sad.ErrBadHeader] != 2 {
-			t.Errorf("%+v: strays: not_ip +%d, bad_header +%d", o, after.NotIP-before.NotIP, after.Drops[sad.ErrBadHeader]-before.Drops[sad.ErrBadHeader])
+		if len(collect(p.aWAN)) != 0 || after.Counts[NotIP]-before.Counts[NotIP] != 2 || after.Drops[sad.ErrBadHeader]-before.Drops[sad.ErrBadHeader] != 2 {
+			t.Errorf("%+v: strays: not_ip +%d, bad_header +%d", o, after.Counts[NotIP]-before.Counts[NotIP], after.Drops[sad.ErrBadHeader]-before.Drops[sad.ErrBadHeader])
 		}
 	}
 }
@@ -211,8 +211,8 @@ func TestPipelineTrunk(t *testing.T) {
 		before := b.Stats()
 		b.Poll()
 		s := b.Stats()
-		if s.Decaps != uint64(len(esp)) || s.Encaps != uint64(len(toA)) {
-			t.Fatalf("%+v: decaps %d encaps %d; %+v", tc, s.Decaps, s.Encaps, s)
+		if s.Counts[Decaps] != uint64(len(esp)) || s.Counts[Encaps] != uint64(len(toA)) {
+			t.Fatalf("%+v: decaps %d encaps %d; %+v", tc, s.Counts[Decaps], s.Counts[Encaps], s)
 		}
 		if d := s.Drops[sad.ErrNotESP] - before.Drops[sad.ErrNotESP]; d != 1 {
 			t.Errorf("%+v: cleartext on the WAN's tag: not_esp +%d, want 1; %+v", tc, d, s)
@@ -220,7 +220,7 @@ func TestPipelineTrunk(t *testing.T) {
 		if d := s.Drops[sad.ErrDiscard] - before.Drops[sad.ErrDiscard]; d != 1 {
 			t.Errorf("%+v: ESP on the LAN's tag: discard +%d, want 1", tc, d)
 		}
-		if d := s.NotIP - before.NotIP; d != 1 {
+		if d := s.Counts[NotIP] - before.Counts[NotIP]; d != 1 {
 			t.Errorf("%+v: tag 11: not_ip +%d, want 1", tc, d)
 		}
 		var plain, sealed [][]byte
@@ -316,10 +316,10 @@ func FuzzVLANUntag(f *testing.F) {
 			p := &pkts[0]
 			p.Off, p.Len = Headroom, len(b)
 			copy(p.Frame[Headroom:], b)
-			before := w.local.NotIP
+			before := w.local.Counts[NotIP]
 			n := w.untag(arm, pkts[:], w.cfg.WANVLAN)
 			if n == 0 {
-				if w.local.NotIP != before+1 {
+				if w.local.Counts[NotIP] != before+1 {
 					t.Fatalf("dropped uncounted")
 				}
 				continue

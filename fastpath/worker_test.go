@@ -279,7 +279,7 @@ func TestPipelineTunnel(t *testing.T) {
 				}
 			}
 			sa, sb := p.a.Stats(), p.b.Stats()
-			if sa.Encaps != n || sb.Decaps != n || p.saAB.Counters.Packets.Load() != n || p.inB.Counters.Packets.Load() != n {
+			if sa.Counts[Encaps] != n || sb.Counts[Decaps] != n || p.saAB.Counters.Packets.Load() != n || p.inB.Counters.Packets.Load() != n {
 				t.Fatalf("counters: A %+v B %+v", sa, sb)
 			}
 			if p.saAB.Seq() != n {
@@ -337,7 +337,7 @@ func TestPipelinePolicyActions(t *testing.T) {
 		t.Fatal("bypass frame altered")
 	}
 	s := p.a.Stats()
-	if s.Bypassed != 1 || s.Drops[sad.ErrDiscard] != 2 || s.Drops[sad.ErrNoSA] != 1 || s.Drops[sad.ErrBadHeader] != 1 {
+	if s.Counts[Bypassed] != 1 || s.Drops[sad.ErrDiscard] != 2 || s.Drops[sad.ErrNoSA] != 1 || s.Drops[sad.ErrBadHeader] != 1 {
 		t.Fatalf("stats %+v", s)
 	}
 	checkNoLeak(t, p)
@@ -393,7 +393,7 @@ func TestPipelineOneArm(t *testing.T) {
 		t.Fatalf("one-arm sent %d, want 2; %+v", len(out), b.Stats())
 	}
 	s := b.Stats()
-	if s.Decaps != 1 || s.Encaps != 1 {
+	if s.Counts[Decaps] != 1 || s.Counts[Encaps] != 1 {
 		t.Fatalf("one-arm stats %+v", s)
 	}
 }
@@ -493,7 +493,7 @@ func TestPipelineZeroAllocs(t *testing.T) {
 		if allocs != 0 {
 			t.Fatalf("%+v: inbound poll allocates %v", o, allocs)
 		}
-		if p.b.Stats().Decaps == 0 {
+		if p.b.Stats().Counts[Decaps] == 0 {
 			t.Fatal("inbound did nothing")
 		}
 	}
@@ -526,9 +526,9 @@ func TestPipelineSPIRuns(t *testing.T) {
 	if got := len(collect(p.bLAN)); got != 3 {
 		t.Fatalf("delivered %d, want 3", got)
 	}
-	if s := p.b.Stats(); s.Decaps != 3 || s.Drops[sad.ErrUnknownSPI] != 3 || s.Drops[sad.ErrReplay] != 1 {
+	if s := p.b.Stats(); s.Counts[Decaps] != 3 || s.Drops[sad.ErrUnknownSPI] != 3 || s.Drops[sad.ErrReplay] != 1 {
 		t.Fatalf("decaps %d, unknown SPI %d, replays %d; want 3, 3 and 1 (the repeated first packet)",
-			s.Decaps, s.Drops[sad.ErrUnknownSPI], s.Drops[sad.ErrReplay])
+			s.Counts[Decaps], s.Drops[sad.ErrUnknownSPI], s.Drops[sad.ErrReplay])
 	}
 	// A deleted SA is refused even when the lookup before it was cached.
 	p.aLAN.Inject(frame("198.18.1.1", "198.18.2.2", 64, 9))

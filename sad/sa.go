@@ -161,6 +161,9 @@ const (
 	ErrFragment
 	ErrNoRoute
 	ErrSeqUnreserved
+	// ErrNoFrame: the port had no free frame for the packet (it crosses
+	// to another port's memory, or becomes fragments).
+	ErrNoFrame
 	NumReasons
 )
 
@@ -187,6 +190,7 @@ var reasonNames = [NumReasons]string{
 	ErrFragment:      "outer_fragment",
 	ErrNoRoute:       "no_route",
 	ErrSeqUnreserved: "seq_unreserved",
+	ErrNoFrame:       "no_frame",
 }
 
 func (r Reason) String() string {

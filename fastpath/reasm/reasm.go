@@ -78,6 +78,22 @@ type Stats struct {
 	SourceLimit uint64 // fragments refused by the per-source cap
 }
 
+// Each calls f with the name (as `xdpsec show stats` writes it, without
+// the worker's "reasm_" prefix) and value of every counter.
+func (s *Stats) Each(f func(name string, v uint64)) {
+	f("fragments", s.Fragments)
+	f("reassembled", s.Reassembled)
+	f("malformed", s.Malformed)
+	f("tiny", s.Tiny)
+	f("overlap", s.Overlap)
+	f("late", s.Late)
+	f("duplicate", s.Duplicate)
+	f("too_big", s.TooBig)
+	f("timeout", s.Timeout)
+	f("evicted", s.Evicted)
+	f("source_limit", s.SourceLimit)
+}
+
 type counters struct {
 	fragments, reassembled, malformed, tiny, overlap, duplicate atomic.Uint64
 	tooBig, timeout, evicted, sourceLimit, late                 atomic.Uint64

@@ -169,18 +169,8 @@ func SelectorString(s sad.Selector) string {
 
 // WorkerCounters splits fastpath.Stats into counters and drops by reason.
 func WorkerCounters(st fastpath.Stats) (map[string]uint64, map[string]uint64) {
-	c := map[string]uint64{
-		"polls": st.Polls, "rx_packets": st.RxPackets, "tx_packets": st.TxPackets,
-		"encaps": st.Encaps, "decaps": st.Decaps, "bypassed": st.Bypassed,
-		"tx_full": st.TxFull, "no_frame": st.NoFrame, "not_ip": st.NotIP,
-		"reasm_fragments": st.Reasm.Fragments, "reasm_reassembled": st.Reasm.Reassembled,
-		"reasm_malformed": st.Reasm.Malformed, "reasm_tiny": st.Reasm.Tiny, "reasm_overlap": st.Reasm.Overlap,
-		"reasm_duplicate": st.Reasm.Duplicate, "reasm_too_big": st.Reasm.TooBig, "reasm_timeout": st.Reasm.Timeout,
-		"reasm_evicted": st.Reasm.Evicted, "reasm_source_limit": st.Reasm.SourceLimit, "reasm_late": st.Reasm.Late,
-		"icmp_too_big": st.ICMPTooBig, "fragmented": st.Fragmented, "fragments": st.Fragments,
-		"mss_clamped": st.MSSClamped,
-		"held":        st.Held, "released": st.Released, "held_drops": st.HeldDrops,
-	}
+	c := map[string]uint64{}
+	st.Each(func(name string, v uint64) { c[name] = v })
 	return c, dropMap(st.Drops[:])
 }
 
