@@ -6,17 +6,11 @@ import (
 	"os"
 	"text/tabwriter"
 
-	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/doctor"
 )
 
-func init() {
-	register("doctor", "inspect the host as the configuration would use it (changes nothing)", runDoctor)
-}
-
 func runDoctor(args []string) int {
-	fs := newFlagSet("doctor")
-	file := fs.String("c", "/etc/xdpsec/xdpsec.yaml", "configuration file")
+	fs, file := configFlagSet("doctor")
 	out := fs.String("o", "text", "output: text or json")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -25,9 +19,8 @@ func runDoctor(args []string) int {
 		fmt.Fprintln(os.Stderr, "xdpsec doctor: -o is text or json")
 		return 2
 	}
-	cfg, err := config.Load(*file)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	cfg := loadConfig(*file)
+	if cfg == nil {
 		return 1
 	}
 	cfg.WipeSAKeys() // the checks need no keys

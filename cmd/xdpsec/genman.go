@@ -15,10 +15,6 @@ import (
 // the commented example configuration and the commented reference
 // (scripts/lab/gw-a.yaml), so neither page is written twice. `make man`
 // runs it; it is not listed among the commands.
-func init() {
-	register("genman", "", runGenman)
-}
-
 func runGenman(args []string) int {
 	fs := flag.NewFlagSet("genman", flag.ContinueOnError)
 	out := fs.String("o", "man", "output directory")

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/xdpsec/xdpsec/internal/config"
 )
 
 // A page is a subcommand's manual: `xdpsec CMD --help` prints it with the
@@ -148,4 +150,45 @@ func commandNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// configFlagSet is newFlagSet with the -c flag of the commands that read
+// the configuration.
+func configFlagSet(name string) (*flag.FlagSet, *string) {
+	fs := newFlagSet(name)
+	return fs, fs.String("c", "/etc/xdpsec/xdpsec.yaml", "configuration file")
+}
+
+// controlFlagSet is newFlagSet with the flags of the commands that talk
+// to the daemon, and what finds its control socket from them (controlPath).
+func controlFlagSet(name string) (*flag.FlagSet, func() (string, error)) {
+	fs := newFlagSet(name)
+	sock := fs.String("socket", "", "control socket of the daemon")
+	file := fs.String("c", "", "configuration file naming the control socket")
+	return fs, func() (string, error) { return controlPath(*sock, *file) }
+}
+
+// loadConfig loads the configuration file; on an error (which names
+// file:line) it prints it and returns nil: exit status 1.
+func loadConfig(file string) *config.Config {
+	cfg, err := config.Load(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return nil
+	}
+	return cfg
+}
+
+// parseAndLoad parses args into fs and loads the configuration its -c
+// (file) names. With nil it returns the exit status: 2 for bad flags or
+// --help, 1 for a configuration that does not load.
+func parseAndLoad(fs *flag.FlagSet, file *string, args []string) (*config.Config, int) {
+	if err := fs.Parse(args); err != nil {
+		return nil, 2
+	}
+	cfg := loadConfig(*file)
+	if cfg == nil {
+		return nil, 1
+	}
+	return cfg, 0
 }

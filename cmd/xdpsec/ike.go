@@ -10,14 +10,10 @@ import (
 	"github.com/xdpsec/xdpsec/internal/control"
 )
 
-func init() {
-	register("initiate", "establish an IKE connection: initiate NAME [--socket PATH | -c FILE]", func(args []string) int {
-		return runIKEAction("initiate", control.CommandInitiate, args)
-	})
-	register("terminate", "delete an IKE connection's SAs: terminate NAME [--socket PATH | -c FILE]", func(args []string) int {
-		return runIKEAction("terminate", control.CommandTerminate, args)
-	})
-	register("rekey", "rekey now: rekey NAME [CHILD] [--socket PATH | -c FILE] (the IKE SA, or the child's Child SAs)", runRekey)
+func runInitiate(args []string) int { return runIKEAction("initiate", control.CommandInitiate, args) }
+
+func runTerminate(args []string) int {
+	return runIKEAction("terminate", control.CommandTerminate, args)
 }
 
 // runRekey is `xdpsec rekey CONNECTION [CHILD]`: without CHILD the
@@ -53,9 +49,7 @@ func runRekey(args []string) int {
 }
 
 func runIKEAction(name, command string, args []string) int {
-	fs := newFlagSet(name)
-	sock := fs.String("socket", "", "control socket of the daemon")
-	file := fs.String("c", "", "configuration file naming the control socket")
+	fs, socketPath := controlFlagSet(name)
 	// The connection may come before or after the flags.
 	var conn string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -74,7 +68,7 @@ func runIKEAction(name, command string, args []string) int {
 		fs.Usage()
 		return 2
 	}
-	path, err := controlPath(*sock, *file)
+	path, err := socketPath()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -12,10 +12,6 @@ import (
 	"github.com/xdpsec/xdpsec/internal/swanctl"
 )
 
-func init() {
-	register("import", "convert a strongSwan swanctl.conf into an xdpsec configuration", runImport)
-}
-
 // runImport is `xdpsec import swanctl FILE`: the YAML goes to stdout or
 // -o, each pre-shared key to its own file (never into the YAML), and the
 // result is checked with the same validation as `run --check`.

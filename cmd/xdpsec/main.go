@@ -16,11 +16,26 @@ type command struct {
 	run  func(args []string) int
 }
 
-// commands is filled by the init functions of the subcommand files.
-var commands = map[string]command{}
+// commands are all the subcommands, in one table; a command with no help
+// line (genman, which `make man` runs) is not listed. The table is built
+// in init: genman and the help read it, which a variable's initializer
+// could not refer to.
+var commands map[string]command
 
-func register(name, help string, run func([]string) int) {
-	commands[name] = command{help: help, run: run}
+func init() {
+	commands = map[string]command{
+		"run":       {"run the gateway daemon (-c FILE; --check validates only)", runDaemon},
+		"show":      {"show sa|policy|stats|ike of the running daemon [-o json] [--socket PATH | -c FILE]", runShow},
+		"initiate":  {"establish an IKE connection: initiate NAME [--socket PATH | -c FILE]", runInitiate},
+		"terminate": {"delete an IKE connection's SAs: terminate NAME [--socket PATH | -c FILE]", runTerminate},
+		"rekey":     {"rekey now: rekey NAME [CHILD] [--socket PATH | -c FILE] (the IKE SA, or the child's Child SAs)", runRekey},
+		"newkeys":   {"declare the configuration's static SA keys new (never used) in state_dir, once, before the first run", newKeys},
+		"doctor":    {"inspect the host as the configuration would use it (changes nothing)", runDoctor},
+		"selftest":  {"run two in-memory gateways over sample traffic and print their counters", runSelftest},
+		"import":    {"convert a strongSwan swanctl.conf into an xdpsec configuration", runImport},
+		"version":   {"print the version", runVersion},
+		"genman":    {"", runGenman},
+	}
 }
 
 func usage() {

@@ -14,22 +14,13 @@ import (
 	"github.com/xdpsec/xdpsec/internal/daemon"
 )
 
-func init() {
-	register("run", "run the gateway daemon (-c FILE; --check validates only)", runDaemon)
-}
-
 func runDaemon(args []string) int {
-	fs := newFlagSet("run")
-	file := fs.String("c", "/etc/xdpsec/xdpsec.yaml", "configuration file")
+	fs, file := configFlagSet("run")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	cleanup := fs.Bool("cleanup", false, "detach and unpin what a crashed daemon left for this configuration, and exit")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	cfg, err := config.Load(*file)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	cfg, status := parseAndLoad(fs, file, args)
+	if cfg == nil {
+		return status
 	}
 	if *check {
 		defer cfg.Wipe()

@@ -8,10 +8,6 @@ import (
 	"github.com/xdpsec/xdpsec/internal/selftest"
 )
 
-func init() {
-	register("selftest", "run two in-memory gateways over sample traffic and print their counters", runSelftest)
-}
-
 func runSelftest(args []string) int {
 	fs := newFlagSet("selftest")
 	packets := fs.Int("packets", 20000, "packets per suite and direction")

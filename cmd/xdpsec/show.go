@@ -15,15 +15,9 @@ import (
 	"github.com/xdpsec/xdpsec/internal/control"
 )
 
-func init() {
-	register("show", "show sa|policy|stats|ike of the running daemon [-o json] [--socket PATH | -c FILE]", runShow)
-}
-
 func runShow(args []string) int {
-	fs := newFlagSet("show")
+	fs, socketPath := controlFlagSet("show")
 	out := fs.String("o", "text", "output: text or json")
-	sock := fs.String("socket", "", "control socket of the daemon")
-	file := fs.String("c", "", "configuration file naming the control socket")
 	// The object may come before or after the flags.
 	var what string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -45,7 +39,7 @@ func runShow(args []string) int {
 		fmt.Fprintln(os.Stderr, "xdpsec show: -o is text or json")
 		return 2
 	}
-	path, err := controlPath(*sock, *file)
+	path, err := socketPath()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
