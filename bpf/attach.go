@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/xdpsec/xdpsec/bpf/xdpconf"
+	"github.com/xdpsec/xdpsec/internal/enum"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,17 +26,9 @@ const (
 	RoleOneArm             // xdp_onearm: both on one interface
 )
 
-func (r Role) String() string {
-	switch r {
-	case RoleWAN:
-		return "wan"
-	case RoleLAN:
-		return "lan"
-	case RoleOneArm:
-		return "onearm"
-	}
-	return fmt.Sprintf("role(%d)", int(r))
-}
+var roleNames = [...]string{RoleWAN: "wan", RoleLAN: "lan", RoleOneArm: "onearm"}
+
+func (r Role) String() string { return enum.Name(r, roleNames[:], "role") }
 
 // Attachment is the program attached to one interface through a bpf_link.
 type Attachment struct {

@@ -2,6 +2,8 @@ package bpf
 
 import (
 	"fmt"
+
+	"github.com/xdpsec/xdpsec/internal/enum"
 )
 
 // Counter indexes the XDP program's per-CPU counters (C enum counter).
@@ -113,12 +115,7 @@ var counterNames = [NumCounters]string{
 	CounterFragRedirect:       "frag_redirect",
 }
 
-func (c Counter) String() string {
-	if int(c) < NumCounters {
-		return counterNames[c]
-	}
-	return fmt.Sprintf("counter(%d)", uint32(c))
-}
+func (c Counter) String() string { return enum.Name(c, counterNames[:], "counter") }
 
 // CounterValues is a snapshot of all counters, summed over CPUs and indexed
 // by Counter.

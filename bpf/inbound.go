@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/xdpsec/xdpsec/internal/enum"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
 )
@@ -33,25 +34,17 @@ const (
 	inUnsure = InAction(xdpsecInActionIN_UNSURE)
 )
 
-func (a InAction) String() string {
-	switch a {
-	case InDefault:
-		return "default"
-	case InBypass:
-		return "bypass"
-	case InProtect:
-		return "protect"
-	case InDiscard:
-		return "discard"
-	case InScan:
-		return "scan"
-	case InHost:
-		return "host"
-	case inUnsure:
-		return "unsure"
-	}
-	return fmt.Sprintf("in_action(%d)", uint32(a))
+var inActionNames = [...]string{
+	InDefault: "default",
+	InBypass:  "bypass",
+	InProtect: "protect",
+	InDiscard: "discard",
+	InScan:    "scan",
+	InHost:    "host",
+	inUnsure:  "unsure",
 }
+
+func (a InAction) String() string { return enum.Name(a, inActionNames[:], "in_action") }
 
 // MaxInboundRules is how many inbound rules the program scans (IN_RULES_MAX).
 const MaxInboundRules = 64

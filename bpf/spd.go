@@ -6,6 +6,8 @@ import (
 	"net/netip"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/xdpsec/xdpsec/internal/enum"
 )
 
 // Action is what the XDP program does with a LAN packet whose destination
@@ -26,19 +28,14 @@ const (
 	ActionDivert = Action(xdpsecSpdActionSPD_DIVERT)
 )
 
-func (a Action) String() string {
-	switch a {
-	case ActionBypass:
-		return "bypass"
-	case ActionProtect:
-		return "protect"
-	case ActionDiscard:
-		return "discard"
-	case ActionDivert:
-		return "divert"
-	}
-	return fmt.Sprintf("action(%d)", uint32(a))
+var actionNames = [...]string{
+	ActionBypass:  "bypass",
+	ActionProtect: "protect",
+	ActionDiscard: "discard",
+	ActionDivert:  "divert",
 }
+
+func (a Action) String() string { return enum.Name(a, actionNames[:], "action") }
 
 func (a Action) valid() bool { return a <= ActionDivert }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/xdpsec/xdpsec/internal/enum"
 )
 
 // AcquireResult says what an acquire did.
@@ -20,17 +22,13 @@ const (
 	AcquireChild
 )
 
-func (r AcquireResult) String() string {
-	switch r {
-	case AcquireCoalesced:
-		return "coalesced"
-	case AcquireIKE:
-		return "initiating IKE SA"
-	case AcquireChild:
-		return "creating Child SA"
-	}
-	return fmt.Sprintf("acquire(%d)", uint8(r))
+var acquireResultNames = [...]string{
+	AcquireCoalesced: "coalesced",
+	AcquireIKE:       "initiating IKE SA",
+	AcquireChild:     "creating Child SA",
 }
+
+func (r AcquireResult) String() string { return enum.Name(r, acquireResultNames[:], "acquire") }
 
 // Acquire asks for the Child SA child of connection conn because the data
 // plane met traffic for it without an SA (a trap policy: RFC 4301 §4.4.1's

@@ -1,9 +1,8 @@
 package ike
 
 import (
-	"fmt"
-
 	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/internal/enum"
 )
 
 // CloseAction is what happens when the peer closes an IKE SA or a Child SA
@@ -23,17 +22,9 @@ const (
 	CloseTrap
 )
 
-func (a CloseAction) String() string {
-	switch a {
-	case CloseNone:
-		return "none"
-	case CloseStart:
-		return "start"
-	case CloseTrap:
-		return "trap"
-	}
-	return fmt.Sprintf("close_action(%d)", uint8(a))
-}
+var closeActionNames = [...]string{CloseNone: "none", CloseStart: "start", CloseTrap: "trap"}
+
+func (a CloseAction) String() string { return enum.Name(a, closeActionNames[:], "close_action") }
 
 // closedChild is what a close action needs of a Child SA the peer closed,
 // taken before the SA is gone.

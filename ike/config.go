@@ -14,6 +14,7 @@ import (
 	"github.com/xdpsec/xdpsec/ike/crypto"
 	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/internal/enum"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -329,17 +330,9 @@ const (
 	DPDTrap
 )
 
-func (a DPDAction) String() string {
-	switch a {
-	case DPDClear:
-		return "clear"
-	case DPDRestart:
-		return "restart"
-	case DPDTrap:
-		return "trap"
-	}
-	return fmt.Sprintf("dpdaction(%d)", uint8(a))
-}
+var dpdActionNames = [...]string{DPDClear: "clear", DPDRestart: "restart", DPDTrap: "trap"}
+
+func (a DPDAction) String() string { return enum.Name(a, dpdActionNames[:], "dpdaction") }
 
 func (c *Connection) maxChildren() int {
 	if c.MaxChildren > 0 {

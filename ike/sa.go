@@ -13,6 +13,7 @@ import (
 	"github.com/xdpsec/xdpsec/ike/iana"
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/transport"
+	"github.com/xdpsec/xdpsec/internal/enum"
 )
 
 // State is the life stage of an IKE SA.
@@ -25,19 +26,14 @@ const (
 	StateDead                         // gone; kept only until the last reference drops
 )
 
-func (s State) String() string {
-	switch s {
-	case StateConnecting:
-		return "CONNECTING"
-	case StateEstablished:
-		return "ESTABLISHED"
-	case StateDeleting:
-		return "DELETING"
-	case StateDead:
-		return "DESTROYING"
-	}
-	return fmt.Sprintf("state(%d)", uint8(s))
+var stateNames = [...]string{
+	StateConnecting:  "CONNECTING",
+	StateEstablished: "ESTABLISHED",
+	StateDeleting:    "DELETING",
+	StateDead:        "DESTROYING",
 }
+
+func (s State) String() string { return enum.Name(s, stateNames[:], "state") }
 
 // task is one exchange as its initiator runs it (strongSwan's task_t):
 // build makes the request's payloads, process reads the response's. The

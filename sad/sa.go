@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xdpsec/xdpsec/internal/enum"
 	"github.com/xdpsec/xdpsec/sad/replay"
 )
 
@@ -18,15 +19,9 @@ const (
 	Outbound
 )
 
-func (d Direction) String() string {
-	switch d {
-	case Inbound:
-		return "in"
-	case Outbound:
-		return "out"
-	}
-	return fmt.Sprintf("dir(%d)", uint8(d))
-}
+var directionNames = [...]string{Inbound: "in", Outbound: "out"}
+
+func (d Direction) String() string { return enum.Name(d, directionNames[:], "dir") }
 
 // Mode is the ESP mode (RFC 4301 §4.1).
 type Mode uint8
@@ -36,15 +31,9 @@ const (
 	Transport
 )
 
-func (m Mode) String() string {
-	switch m {
-	case Tunnel:
-		return "tunnel"
-	case Transport:
-		return "transport"
-	}
-	return fmt.Sprintf("mode(%d)", uint8(m))
-}
+var modeNames = [...]string{Tunnel: "tunnel", Transport: "transport"}
+
+func (m Mode) String() string { return enum.Name(m, modeNames[:], "mode") }
 
 // DFMode says what the outer IPv4 header's Don't Fragment bit becomes in
 // tunnel mode (RFC 4301 §8.1).

@@ -8,6 +8,8 @@ package xdpconf
 import (
 	"fmt"
 	"strings"
+
+	"github.com/xdpsec/xdpsec/internal/enum"
 )
 
 // MaxQueues is the number of XSKMAP slots in xdpsec.c: receive queues
@@ -28,17 +30,9 @@ const (
 	ModeGeneric
 )
 
-func (m AttachMode) String() string {
-	switch m {
-	case ModeAuto:
-		return "auto"
-	case ModeNative:
-		return "native"
-	case ModeGeneric:
-		return "generic"
-	}
-	return fmt.Sprintf("mode(%d)", int(m))
-}
+var attachModeNames = [...]string{ModeAuto: "auto", ModeNative: "native", ModeGeneric: "generic"}
+
+func (m AttachMode) String() string { return enum.Name(m, attachModeNames[:], "mode") }
 
 // ParseAttachMode accepts "auto", "native" (or "driver", "drv") and
 // "generic" (or "skb"), the spellings of ip-link(8) and xdp-loader.

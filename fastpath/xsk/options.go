@@ -6,6 +6,7 @@ import (
 	"math/bits"
 
 	"github.com/xdpsec/xdpsec/fastpath"
+	"github.com/xdpsec/xdpsec/internal/enum"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,17 +49,9 @@ const (
 	ModeZeroCopy
 )
 
-func (m Mode) String() string {
-	switch m {
-	case ModeAuto:
-		return "auto"
-	case ModeCopy:
-		return "copy"
-	case ModeZeroCopy:
-		return "zero-copy"
-	}
-	return fmt.Sprintf("Mode(%d)", int(m))
-}
+var modeNames = [...]string{ModeAuto: "auto", ModeCopy: "copy", ModeZeroCopy: "zero-copy"}
+
+func (m Mode) String() string { return enum.Name(m, modeNames[:], "Mode") }
 
 // Options configures Open. The zero value is a socket with its own UMEM of
 // DefaultNumFrames frames, rings of DefaultRingSize entries, and the mode

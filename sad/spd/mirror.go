@@ -2,10 +2,11 @@ package spd
 
 import (
 	"cmp"
-	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
+
+	"github.com/xdpsec/xdpsec/internal/enum"
 )
 
 // MirrorAction is what the XDP program does with a packet from the
@@ -20,19 +21,14 @@ const (
 	MirrorDivert  MirrorAction = 3 // it depends on more than the destination: to user space
 )
 
-func (a MirrorAction) String() string {
-	switch a {
-	case MirrorBypass:
-		return "bypass"
-	case MirrorProtect:
-		return "protect"
-	case MirrorDiscard:
-		return "discard"
-	case MirrorDivert:
-		return "divert"
-	}
-	return fmt.Sprintf("mirror(%d)", uint8(a))
+var mirrorActionNames = [...]string{
+	MirrorBypass:  "bypass",
+	MirrorProtect: "protect",
+	MirrorDiscard: "discard",
+	MirrorDivert:  "divert",
 }
+
+func (a MirrorAction) String() string { return enum.Name(a, mirrorActionNames[:], "mirror") }
 
 // MirrorEntry is one prefix of the XDP program's LPM map.
 type MirrorEntry struct {

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/xdpsec/xdpsec/fastpath/packet"
+	"github.com/xdpsec/xdpsec/internal/enum"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -22,17 +23,9 @@ const (
 	Discard                   // drop
 )
 
-func (a Action) String() string {
-	switch a {
-	case Protect:
-		return "protect"
-	case Bypass:
-		return "bypass"
-	case Discard:
-		return "discard"
-	}
-	return fmt.Sprintf("action(%d)", uint8(a))
-}
+var actionNames = [...]string{Protect: "protect", Bypass: "bypass", Discard: "discard"}
+
+func (a Action) String() string { return enum.Name(a, actionNames[:], "action") }
 
 // MSS clamp settings (Policy.MSSClamp, fastpath.Config.MSSClamp); a
 // positive value is the largest MSS in bytes.
