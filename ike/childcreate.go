@@ -266,7 +266,8 @@ func childConfigs(conn *Connection) []*ChildConfig {
 }
 
 // keyShare is the key exchange of a CREATE_CHILD_SA request of ours (a
-// Child SA with PFS, an IKE SA rekey): its group, our private value, and
+// Child SA with PFS, an IKE SA rekey) or of an additional key exchange
+// (IKE_INTERMEDIATE, IKE_FOLLOWUP_KE): its group, our private value, and
 // the retries INVALID_KE_PAYLOAD caused.
 type keyShare struct {
 	group   iana.GroupID

@@ -146,9 +146,8 @@ func respondFollowupKE(sa *ikeSA, req message.Payloads) ([]message.Payload, func
 
 // followupKETask is one IKE_FOLLOWUP_KE exchange of our IKE rekey.
 type followupKETask struct {
-	rk    *ikeRekeyTask
-	group iana.GroupID
-	kex   crypto.KeyExchange
+	rk *ikeRekeyTask
+	keyShare
 }
 
 func (*followupKETask) exchange() message.ExchangeType { return message.ExchangeIKEFollowupKE }
@@ -162,27 +161,15 @@ func (t *followupKETask) build(sa *ikeSA) ([]message.Payload, error) {
 		return nil, errSkipTask
 	}
 	t.group = t.rk.pending[0]
-	if t.kex != nil {
-		t.kex.Destroy()
-	}
-	kex, err := crypto.NewKeyExchange(t.group)
+	ke, err := t.share()
 	if err != nil {
-		return nil, fmt.Errorf("additional key exchange %v: %w", t.group, err)
+		return nil, fmt.Errorf("additional %w", err) // "additional key exchange GROUP: ..."
 	}
-	t.kex = kex
-	return []message.Payload{
-		&message.KeyExchange{Group: t.group, Data: kex.PublicKey()},
-		notify(message.NotifyAdditionalKeyExchange, t.rk.link),
-	}, nil
+	return []message.Payload{ke, notify(message.NotifyAdditionalKeyExchange, t.rk.link)}, nil
 }
 
 func (t *followupKETask) process(sa *ikeSA, resp message.Payloads) error {
-	defer func() {
-		if t.kex != nil {
-			t.kex.Destroy()
-			t.kex = nil
-		}
-	}()
+	defer t.destroyKex()
 	rk := t.rk
 	if sa.ikeRekey != rk {
 		return nil

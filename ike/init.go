@@ -258,7 +258,7 @@ func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
 		// types (RFC 9370 §2.2.2).
 		var ts []task
 		for _, g := range sa.hybrid().pending {
-			ts = append(ts, &intermediateTask{group: g})
+			ts = append(ts, &intermediateTask{keyShare{group: g}})
 		}
 		sa.queue = append(ts, sa.queue...)
 	}

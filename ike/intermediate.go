@@ -152,8 +152,7 @@ func (sa *ikeSA) applyAddKE(secret []byte) error {
 // key exchange, as the initiator runs it (strongSwan 6's ike_init in its
 // intermediate rounds).
 type intermediateTask struct {
-	group iana.GroupID
-	kex   crypto.KeyExchange
+	keyShare
 }
 
 func (*intermediateTask) exchange() message.ExchangeType { return message.ExchangeIKEIntermediate }
@@ -162,24 +161,15 @@ func (t *intermediateTask) build(sa *ikeSA) ([]message.Payload, error) {
 	if !sa.hybridPending() || sa.hybrid().pending[0] != t.group {
 		return nil, fmt.Errorf("IKE_INTERMEDIATE for %v out of order", t.group)
 	}
-	if t.kex != nil {
-		t.kex.Destroy()
-	}
-	kex, err := crypto.NewKeyExchange(t.group)
+	ke, err := t.share()
 	if err != nil {
-		return nil, fmt.Errorf("additional key exchange %v: %w", t.group, err)
+		return nil, fmt.Errorf("additional %w", err) // "additional key exchange GROUP: ..."
 	}
-	t.kex = kex
-	return []message.Payload{&message.KeyExchange{Group: t.group, Data: kex.PublicKey()}}, nil
+	return []message.Payload{ke}, nil
 }
 
 func (t *intermediateTask) process(sa *ikeSA, resp message.Payloads) error {
-	defer func() {
-		if t.kex != nil {
-			t.kex.Destroy()
-			t.kex = nil
-		}
-	}()
+	defer t.destroyKex()
 	for p := range resp.All(message.PayloadNotify) {
 		if n := p.(*message.Notify); n.NotifyType.IsError() {
 			return fmt.Errorf("peer refused IKE_INTERMEDIATE (additional key exchange %v): %v", t.group, n.NotifyType)
