@@ -396,6 +396,15 @@ func (d *decoder) str(n *yaml.Node, field string) string {
 	return s
 }
 
+// parsed is parse of the field's value; its error is the field's.
+func parsed[T any](d *decoder, n *yaml.Node, field string, parse func(string) (T, error)) T {
+	x, err := parse(d.str(n, field))
+	if err != nil {
+		d.errf(n, field, "%v", err)
+	}
+	return x
+}
+
 // choice is one value of an enumerated field and the words that name it;
 // the first word is the one an error lists.
 type choice[T any] struct {
@@ -774,11 +783,7 @@ func (d *decoder) sa(n *yaml.Node, path string, c *Config) (SA, bool) {
 			}
 		case "suite":
 			suiteNode = v
-			s, err := sad.ParseSuite(d.str(v, f))
-			if err != nil {
-				d.errf(v, f, "%v", err)
-			}
-			sa.Suite = s
+			sa.Suite = parsed(d, v, f, sad.ParseSuite)
 		case "key", "key_file":
 			keyNode = v
 			if haveKey++; haveKey > 1 {
@@ -1023,27 +1028,17 @@ func (d *decoder) selector(n *yaml.Node, path string, known []string, extra func
 		f := path + "." + k
 		switch k {
 		case "src", "dst":
-			p, err := parsePrefix(d.str(v, f))
-			if err != nil {
-				d.errf(v, f, "%v", err)
-			}
+			p := parsed(d, v, f, parsePrefix)
 			if k == "src" {
 				s.Src = p
 			} else {
 				s.Dst = p
 			}
 		case "proto":
-			pr, err := parseProto(d.str(v, f))
-			if err != nil {
-				d.errf(v, f, "%v", err)
-			}
-			s.Proto = pr
+			s.Proto = parsed(d, v, f, parseProto)
 		case "sport", "dport":
 			portNode = v
-			r, err := parsePorts(d.str(v, f))
-			if err != nil {
-				d.errf(v, f, "%v", err)
-			}
+			r := parsed(d, v, f, parsePorts)
 			if k == "sport" {
 				s.SrcPorts = r
 			} else {
