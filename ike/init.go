@@ -2,7 +2,6 @@ package ike
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -36,34 +35,6 @@ func natNotifies(spiI, spiR uint64, local, remote netip.AddrPort, fake bool) []m
 		notify(message.NotifyNATDetectionSourceIP, src),
 		notify(message.NotifyNATDetectionDestinationIP, message.NATDetectionHash(spiI, spiR, remote)),
 	}
-}
-
-// checkNAT compares the peer's NAT detection data with the addresses the
-// message really travelled between. It returns whether the peer's side and
-// our side are behind a NAT, and whether the peer supports NAT-T at all.
-func checkNAT(ps message.Payloads, spiI, spiR uint64, local, remote netip.AddrPort) (peerNAT, localNAT, supported bool) {
-	srcWant := message.NATDetectionHash(spiI, spiR, remote)
-	dstWant := message.NATDetectionHash(spiI, spiR, local)
-	var srcSeen, dstSeen, srcMatch, dstMatch bool
-	for p := range ps.All(message.PayloadNotify) {
-		n := p.(*message.Notify)
-		switch n.NotifyType {
-		case message.NotifyNATDetectionSourceIP:
-			srcSeen = true
-			if subtle.ConstantTimeCompare(n.Data, srcWant) == 1 {
-				srcMatch = true
-			}
-		case message.NotifyNATDetectionDestinationIP:
-			dstSeen = true
-			if subtle.ConstantTimeCompare(n.Data, dstWant) == 1 {
-				dstMatch = true
-			}
-		}
-	}
-	if !srcSeen || !dstSeen {
-		return false, false, false
-	}
-	return !srcMatch, !dstMatch, true
 }
 
 func sigHashNotify() *message.Notify {
@@ -265,7 +236,7 @@ func (t *initTask) process(sa *ikeSA, resp message.Payloads) error {
 	sa.peerHashes = peerHashAlgorithms(resp)
 	// RFC 7383 §2.3: fragmentation is used only when both ends announced it.
 	sa.fragment = sa.conn.fragmentation() && resp.Notify(message.NotifyIKEv2FragmentationSupported) != nil
-	peerNAT, localNAT, ok := checkNAT(resp, sa.spiI, sa.spiR, sa.local, sa.remote)
+	peerNAT, localNAT, ok := message.CheckNAT(resp, sa.spiI, sa.spiR, sa.local, sa.remote)
 	sa.natRemote, sa.natLocal, sa.natHere = peerNAT, localNAT || sa.conn.ForceEncap, localNAT
 	if (ok || sa.conn.ForceEncap) && (sa.natRemote || sa.natLocal) {
 		// RFC 7296 §2.23: the initiator moves to port 4500 as soon as it
@@ -403,7 +374,7 @@ func (e *Engine) respondInit(m *message.Message, raw []byte, pkt transport.Packe
 		sa.destroy()
 		return
 	}
-	peerNAT, localNAT, _ := checkNAT(m.Payloads, sa.spiI, 0, pkt.Local, pkt.Remote)
+	peerNAT, localNAT, _ := message.CheckNAT(m.Payloads, sa.spiI, 0, pkt.Local, pkt.Remote)
 	sa.natRemote, sa.natLocal, sa.natHere = peerNAT, localNAT || conn.ForceEncap, localNAT
 	ps := []message.Payload{
 		sel.wire(message.ProtocolIKE, nil),

@@ -2,7 +2,6 @@ package ikeload
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -286,29 +285,11 @@ func (s *setup) processInit(raw []byte) error {
 	if s.out, s.in, err = s.keys.Protectors(true); err != nil {
 		return &setupError{cause: CauseLocal, err: fmt.Errorf("IKE protectors: %w", err)}
 	}
-	s.natt = natDetected(m.Payloads, s.spiI, s.spiR, s.local, s.remote)
+	// A responder that sends no NAT detection data does not support
+	// NAT-T, and we stay on the IKE port.
+	peerNAT, localNAT, supported := message.CheckNAT(m.Payloads, s.spiI, s.spiR, s.local, s.remote)
+	s.natt = supported && (peerNAT || localNAT)
 	return nil
-}
-
-// natDetected reports whether the responder's NAT detection data says a
-// NAT is in the way (RFC 7296 §2.23). A responder that sends none does not
-// support NAT-T, and we stay on the IKE port.
-func natDetected(ps message.Payloads, spiI, spiR uint64, local, remote netip.AddrPort) bool {
-	srcWant := message.NATDetectionHash(spiI, spiR, remote)
-	dstWant := message.NATDetectionHash(spiI, spiR, local)
-	var srcSeen, dstSeen, srcMatch, dstMatch bool
-	for p := range ps.All(message.PayloadNotify) {
-		n := p.(*message.Notify)
-		switch n.NotifyType {
-		case message.NotifyNATDetectionSourceIP:
-			srcSeen = true
-			srcMatch = srcMatch || subtle.ConstantTimeCompare(n.Data, srcWant) == 1
-		case message.NotifyNATDetectionDestinationIP:
-			dstSeen = true
-			dstMatch = dstMatch || subtle.ConstantTimeCompare(n.Data, dstWant) == 1
-		}
-	}
-	return srcSeen && dstSeen && (!srcMatch || !dstMatch)
 }
 
 // tsPayload is a traffic selector payload covering one prefix, any protocol
