@@ -68,18 +68,12 @@ func runImport(args []string) int {
 			opt.PSKPrefix = abs + string(filepath.Separator)
 		}
 	}
-	res, err := swanctl.Convert(root, opt)
+	res, err := convert(root, opt, dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "xdpsec import:", err)
 		return 1
 	}
 	defer wipeSecrets(res)
-	for _, s := range res.Secrets {
-		if err := writeSecret(filepath.Join(dir, s.Name), s.Data); err != nil {
-			fmt.Fprintln(os.Stderr, "xdpsec import:", err)
-			return 1
-		}
-	}
 	check := *out
 	if *out != "" {
 		if err := os.WriteFile(*out, res.YAML, 0o644); err != nil {
@@ -97,18 +91,12 @@ func runImport(args []string) int {
 		}
 		defer os.RemoveAll(tmp)
 		opt.PSKFiles, opt.PSKPrefix = true, ""
-		cres, err := swanctl.Convert(root, opt)
+		cres, err := convert(root, opt, tmp)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "xdpsec import:", err)
 			return 1
 		}
 		defer wipeSecrets(cres)
-		for _, s := range cres.Secrets {
-			if err := writeSecret(filepath.Join(tmp, s.Name), s.Data); err != nil {
-				fmt.Fprintln(os.Stderr, "xdpsec import:", err)
-				return 1
-			}
-		}
 		check = filepath.Join(tmp, "xdpsec.yaml")
 		if err := os.WriteFile(check, cres.YAML, 0o600); err != nil {
 			fmt.Fprintln(os.Stderr, "xdpsec import:", err)
@@ -128,6 +116,22 @@ func runImport(args []string) int {
 	}
 	cfg.Wipe()
 	return 0
+}
+
+// convert converts the swanctl.conf root and writes each pre-shared key
+// of the result to its file in dir; the caller wipes the result's secrets.
+func convert(root *swanctl.Section, opt swanctl.Options, dir string) (*swanctl.Result, error) {
+	res, err := swanctl.Convert(root, opt)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range res.Secrets {
+		if err := writeSecret(filepath.Join(dir, s.Name), s.Data); err != nil {
+			wipeSecrets(res)
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func writeSecret(path string, data []byte) error {
