@@ -55,6 +55,10 @@ func (d *decoder) addrList(n *yaml.Node, field string, anyOK bool) []netip.Addr 
 		d.errf(items[anyAt], fmt.Sprintf("%s[%d]", field, anyAt), "%%any with addresses: give the addresses, or %%any alone for any peer")
 		return nil
 	}
+	if len(items) == 0 {
+		d.errf(n, field, "empty: give at least one address")
+		return nil
+	}
 	if len(out) > maxAddrList {
 		d.errf(n, field, "more than %d addresses", maxAddrList)
 		return nil

@@ -31,6 +31,7 @@ func TestLocalAddrs(t *testing.T) {
 		{"any", "    local_addrs: [\"%any\"]\n", "", nil, "", "gw.yaml:5: connections[0].local_addrs[0]: \"%any\": xdpsec binds each local address, list them"},
 		{"not an address", "    local_addrs: [192.0.2.1, wan0]\n", "", nil, "", "gw.yaml:5: connections[0].local_addrs[1]: \"wan0\" is not a unicast address"},
 		{"twice", "    local_addrs: [192.0.2.1, 192.0.2.1]\n", "", nil, "", "gw.yaml:5: connections[0].local_addrs[1]: 192.0.2.1 given twice"},
+		{"empty list", "    local_addrs: []\n", "", nil, "", "gw.yaml:5: connections[0].local_addrs: empty: give at least one address"},
 		{"no family", "    local_addrs: [2001:db8:f::1]\n", "", nil, "", "gw.yaml:5: connections[0].local_addrs: no address of the remote address's family (192.0.2.2)"},
 		{"none", "", "", nil, "", "gw.yaml:4: connections[0].local_addr: required"},
 	} {
