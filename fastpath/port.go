@@ -33,8 +33,10 @@ import "net/netip"
 const (
 	FrameSize = 2048
 	Headroom  = 256
-	// Batch is the most packets a worker moves per poll.
-	Batch = 64
+	// Batch is the packets a worker moves per poll and port by default
+	// (Config.Batch); MaxBatch the most it may be set to.
+	Batch    = 64
+	MaxBatch = 256
 )
 
 // Packet is one frame owned by the worker between Recv and Send/Free.

@@ -143,7 +143,7 @@ type vlanState struct {
 	// nWAN is how many frames of the last untagTrunk batch are the WAN's
 	// (at the front); lan holds the LAN's while the batch is sorted.
 	nWAN int
-	lan  [Batch]Packet
+	lan  [MaxBatch]Packet
 }
 
 // lanSide is the LAN's view of a trunk port: the same port, but a

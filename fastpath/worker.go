@@ -59,6 +59,10 @@ type Config struct {
 	// (spd.Policy.Acquire) whose packets found no SA. It is shared by all
 	// workers.
 	Acquire *Acquirer
+	// Batch is the most packets taken from a port per poll (1..MaxBatch,
+	// 0: Batch). Larger batches mean fewer ring updates and TX kicks per
+	// packet, and more frames held by the worker at once.
+	Batch int
 	// Reasm sizes the reassembly of outer fragments of ESP and
 	// ESP-in-UDP (zero fields: reasm's defaults; MaxLen is always what a
 	// frame holds).
@@ -81,9 +85,10 @@ type Worker struct {
 
 	s esp.Scratch
 
-	rx, free, spare [Batch]Packet
-	tx              [Batch * maxFrags]Packet
-	txLAN           [Batch]Packet // ICMP errors back to senders
+	batch           int // packets per Recv (Config.Batch)
+	rx, free, spare [MaxBatch]Packet
+	tx              [MaxBatch * maxFrags]Packet
+	txLAN           [MaxBatch]Packet // ICMP errors back to senders
 	frag            [maxFrags]Packet
 	icmp            icmpBucket
 	// spare holds frames of the other side for packets that cross
@@ -92,8 +97,8 @@ type Worker struct {
 
 	// outbound batch bookkeeping (outbound.go): per packet its verdict,
 	// per distinct SA its run.
-	outPlan [Batch]outPlan
-	runs    [Batch]run
+	outPlan [MaxBatch]outPlan
+	runs    [MaxBatch]run
 
 	lanCache, wanCache hopCache
 	spdCache           spd.Cache
@@ -141,7 +146,10 @@ func (c *hopCache) lookup(nh NextHop, dst netip.Addr) (*Hop, bool) {
 
 // NewWorker makes a worker.
 func NewWorker(id int, cfg Config) *Worker {
-	w := &Worker{ID: id, cfg: cfg, natt: cfg.NATTPort}
+	w := &Worker{ID: id, cfg: cfg, natt: cfg.NATTPort, batch: cfg.Batch}
+	if w.batch <= 0 || w.batch > MaxBatch {
+		w.batch = Batch
+	}
 	if w.natt == 0 {
 		w.natt = packet.NATTPort
 	}
@@ -167,13 +175,13 @@ func (w *Worker) Poll() int {
 	if w.pending.n > 0 {
 		w.release()
 	}
-	n := w.cfg.WAN.Recv(w.rx[:])
+	n := w.cfg.WAN.Recv(w.rx[:w.batch])
 	if n > 0 {
 		w.local.Counts[RxPackets] += uint64(n)
 		w.process(w.rx[:w.untag(w.cfg.WAN, w.rx[:n], w.cfg.WANVLAN)], true)
 	}
 	if !w.oneArm {
-		m := w.cfg.LAN.Recv(w.rx[:])
+		m := w.cfg.LAN.Recv(w.rx[:w.batch])
 		if m > 0 {
 			w.local.Counts[RxPackets] += uint64(m)
 			w.process(w.rx[:w.untag(w.cfg.LAN, w.rx[:m], w.cfg.LANVLAN)], false)

@@ -37,6 +37,7 @@ type pairOpts struct {
 	// frames and depth size each pool and each port's queues (defaults
 	// 1024 and 256); benchmarks that stage whole rings ahead use more.
 	frames, depth int
+	batch         int // Config.Batch of both workers
 }
 
 func mkSA(t testing.TB, spi uint32, dir sad.Direction, local, remote string, o pairOpts, sel []sad.Selector) *sad.SA {
@@ -122,9 +123,9 @@ func newPair(t testing.TB, o pairOpts) *gwPair {
 	p.aLAN, p.aWAN = mk()
 	p.bLAN, p.bWAN = mk()
 	p.a = NewWorker(0, Config{LAN: p.aLAN, WAN: p.aWAN, Inbound: tabA, SPD: p.spdA,
-		LANHop: StaticHop{Src: macA, Dst: macH}, WANHop: StaticHop{Src: macA, Dst: macB}})
+		LANHop: StaticHop{Src: macA, Dst: macH}, WANHop: StaticHop{Src: macA, Dst: macB}, Batch: o.batch})
 	p.b = NewWorker(0, Config{LAN: p.bLAN, WAN: p.bWAN, Inbound: tabB, SPD: p.spdB,
-		LANHop: StaticHop{Src: macB, Dst: macH}, WANHop: StaticHop{Src: macB, Dst: macA}})
+		LANHop: StaticHop{Src: macB, Dst: macH}, WANHop: StaticHop{Src: macB, Dst: macA}, Batch: o.batch})
 	return p
 }
 
@@ -541,4 +542,53 @@ func TestPipelineSPIRuns(t *testing.T) {
 		t.Fatalf("killed SA still used: delivered %d, stats %+v", got, p.b.Stats())
 	}
 	checkNoLeak(t, p)
+}
+
+// TestPipelineBatch: Config.Batch sets how many packets one poll takes
+// from a port (out-of-range values mean Batch), and a batch of MaxBatch
+// goes through both directions allocation-free.
+func TestPipelineBatch(t *testing.T) {
+	for _, tt := range []struct{ batch, want int }{{0, Batch}, {-1, Batch}, {MaxBatch + 1, Batch}, {16, 16}, {MaxBatch, MaxBatch}} {
+		p := newPair(t, pairOpts{batch: tt.batch, depth: 2 * MaxBatch, frames: 4 * MaxBatch})
+		f := frame("198.18.1.1", "198.18.2.2", 64, 1)
+		for range 2 * MaxBatch {
+			p.aLAN.Inject(f)
+		}
+		if n := p.a.Poll(); n != tt.want {
+			t.Fatalf("batch %d: one poll took %d, want %d", tt.batch, n, tt.want)
+		}
+		var esp [][]byte
+		p.aWAN.Drain(func(b []byte) { esp = append(esp, append([]byte(nil), b...)) })
+		if len(esp) != tt.want {
+			t.Fatalf("batch %d: sealed %d, want %d", tt.batch, len(esp), tt.want)
+		}
+		for p.a.Poll() > 0 {
+		}
+		collect(p.aWAN)
+		if tt.batch != MaxBatch {
+			continue
+		}
+		p.aWAN.Sink, p.bLAN.Sink = true, true
+		allocs := testing.AllocsPerRun(50, func() {
+			for range MaxBatch {
+				p.aLAN.Inject(f)
+			}
+			p.a.Poll()
+		})
+		if allocs != 0 {
+			t.Fatalf("batch %d: outbound poll allocates %v", tt.batch, allocs)
+		}
+		allocs = testing.AllocsPerRun(5, func() {
+			for _, e := range esp {
+				p.bWAN.Inject(e)
+			}
+			p.b.Poll()
+		})
+		if allocs != 0 {
+			t.Fatalf("batch %d: inbound poll allocates %v", tt.batch, allocs)
+		}
+		if d := p.b.Stats().Counts[Decaps]; d == 0 {
+			t.Fatal("inbound did nothing")
+		}
+	}
 }

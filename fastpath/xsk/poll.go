@@ -25,6 +25,7 @@ func (s *Socket) Poll(timeout time.Duration) (bool, error) {
 		return true, nil
 	}
 	s.pfd[0] = unix.PollFd{Fd: int32(s.fd), Events: unix.POLLIN}
+	s.c.polls.Add(1)
 	n, err := ppoll(s.pfd[:], timeout, &s.ts)
 	if err != nil {
 		return false, fmt.Errorf("xsk: ifindex %d queue %d: %w", s.ifindex, s.queue, err)
@@ -52,6 +53,9 @@ func PollAny(timeout time.Duration, socks ...*Socket) (int, error) {
 	}
 	if ready > 0 {
 		return ready, nil
+	}
+	for _, s := range socks {
+		s.c.polls.Add(1)
 	}
 	var ts unix.Timespec
 	n, err := ppoll(fds[:len(socks)], timeout, &ts)

@@ -52,6 +52,7 @@ type counters struct {
 	txRingFull, txInvalid  atomic.Uint64
 	fills, completions     atomic.Uint64
 	txKicks, rxKicks, errs atomic.Uint64
+	polls                  atomic.Uint64
 }
 
 var _ fastpath.Port = (*Socket)(nil)

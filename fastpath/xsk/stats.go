@@ -32,6 +32,11 @@ type Stats struct {
 	// the kernel set need_wakeup; KickErrors, those that failed for a
 	// reason other than a busy or short-of-memory kernel.
 	TxKicks, RxKicks, KickErrors uint64
+	// Polls counts poll(2) calls that waited on this socket (Poll, and
+	// PollAny for each socket it was given): an idle worker's sleeps.
+	// TxKicks + RxKicks + Polls over the packets is the syscalls per
+	// packet.
+	Polls uint64
 	// BadFrames counts frames handed to Send or Free that the worker did
 	// not hold (double frees, foreign frames) and descriptors from the
 	// kernel that named no frame posted for receive; UMEM-wide.
@@ -48,8 +53,9 @@ type Stats struct {
 	// TxRing part of TxInFlight.
 	FillRing, RxRing, TxRing int
 
-	// ZeroCopy reports the mode the kernel chose.
-	ZeroCopy bool
+	// ZeroCopy reports the mode the kernel chose; HugePages whether the
+	// UMEM is on 2 MiB hugepages.
+	ZeroCopy, HugePages bool
 
 	// Kernel is the socket's XDP_STATISTICS.
 	Kernel KernelStats
@@ -90,6 +96,7 @@ func (s *Socket) Stats() (Stats, error) {
 		TxKicks:     s.c.txKicks.Load(),
 		RxKicks:     s.c.rxKicks.Load(),
 		KickErrors:  s.c.errs.Load(),
+		Polls:       s.c.polls.Load(),
 		BadFrames:   u.bad.Load(),
 		Frames:      u.frames,
 		Free:        int(u.nfree.Load()),
@@ -99,10 +106,11 @@ func (s *Socket) Stats() (Stats, error) {
 		TxInFlight:  int(s.txInFlight.Load()),
 		// Read both counters from the shared pages: the worker's local
 		// copies are not for other goroutines.
-		FillRing: occupancy(&s.fill.ring),
-		RxRing:   occupancy(&s.rx.ring),
-		TxRing:   occupancy(&s.tx.ring),
-		ZeroCopy: s.zeroCopy,
+		FillRing:  occupancy(&s.fill.ring),
+		RxRing:    occupancy(&s.rx.ring),
+		TxRing:    occupancy(&s.tx.ring),
+		ZeroCopy:  s.zeroCopy,
+		HugePages: u.huge,
 	}
 	var ks unix.XDPStatistics
 	if err := getsockopt(s.fd, unix.XDP_STATISTICS, unsafe.Pointer(&ks), unsafe.Sizeof(ks)); err != nil {

@@ -54,6 +54,18 @@ const (
 	NoPin = "none"
 )
 
+// Bounds of the AF_XDP tuning keys under interfaces (batch, idle_spin,
+// umem_frames, ring_size). MaxBatch is fastpath.MaxBatch; the xsk
+// package's own limits are wider than these.
+const (
+	MaxBatch      = 256
+	MaxIdleSpin   = 10 * time.Millisecond
+	MinUMEMFrames = 256
+	MaxUMEMFrames = 1 << 20
+	MinRingSize   = 64
+	MaxRingSize   = 1 << 16
+)
+
 // ZeroCopyMode is `zerocopy: auto|on|off`: how AF_XDP sockets are bound.
 type ZeroCopyMode int
 
@@ -102,6 +114,16 @@ type Config struct {
 	// SO_PREFER_BUSY_POLL and SO_BUSY_POLL_BUDGET.
 	BusyPoll, BusyPollBudget int
 	PreferBusyPoll           bool
+	// Batch (batch:) is the packets a worker takes from a socket per
+	// poll, 1..fastpath.MaxBatch; 0: fastpath.Batch.
+	Batch int
+	// IdleSpin (idle_spin:) is how long a worker whose queues ran empty
+	// keeps polling the rings before it sleeps in poll(2); 0: it sleeps
+	// at the first empty poll.
+	IdleSpin time.Duration
+	// UMEMFrames (umem_frames:) sizes each AF_XDP socket's UMEM and
+	// RingSize (ring_size:) its four rings; 0: the xsk package's defaults.
+	UMEMFrames, RingSize int
 	// XDPMode is how the steering program is attached.
 	XDPMode xdpconf.AttachMode
 	// CPUs, when set, pins worker i to CPUs[i]; len(CPUs) == Queues.
@@ -677,7 +699,7 @@ func (d *decoder) seq(n *yaml.Node, field string, f func(int, *yaml.Node)) {
 
 func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 	var cpusNode *yaml.Node
-	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus", "set_channels", "zerocopy", "lan_vlan", "wan_vlan", "rss_esp_spi", "busy_poll", "prefer_busy_poll", "busy_poll_budget"}, func(k string, v *yaml.Node) {
+	d.mapping(n, "interfaces", []string{"lan", "wan", "queues", "xdp_mode", "cpus", "set_channels", "zerocopy", "lan_vlan", "wan_vlan", "rss_esp_spi", "busy_poll", "prefer_busy_poll", "busy_poll_budget", "batch", "idle_spin", "umem_frames", "ring_size"}, func(k string, v *yaml.Node) {
 		f := "interfaces." + k
 		switch k {
 		case "lan":
@@ -704,6 +726,25 @@ func (d *decoder) interfaces(n *yaml.Node, c *Config) {
 			}
 		case "prefer_busy_poll":
 			c.PreferBusyPoll = d.boolean(v, f)
+		case "batch":
+			if n, ok := d.integer(v, f, 1, MaxBatch); ok {
+				c.Batch = int(n)
+			}
+		case "idle_spin":
+			if c.IdleSpin = d.duration(v, f); c.IdleSpin > MaxIdleSpin {
+				d.errf(v, f, "%v is over %v", c.IdleSpin, MaxIdleSpin)
+			}
+		case "umem_frames":
+			if n, ok := d.integer(v, f, MinUMEMFrames, MaxUMEMFrames); ok {
+				c.UMEMFrames = int(n)
+			}
+		case "ring_size":
+			if n, ok := d.integer(v, f, MinRingSize, MaxRingSize); ok {
+				if n&(n-1) != 0 {
+					d.errf(v, f, "%d is not a power of two", n)
+				}
+				c.RingSize = int(n)
+			}
 		case "zerocopy":
 			oneOf(d, v, f, &c.ZeroCopy, opt(ZeroCopyAuto, "auto"), opt(ZeroCopyOn, "on", "true"), opt(ZeroCopyOff, "off", "false"))
 		case "xdp_mode":

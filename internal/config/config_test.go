@@ -138,6 +138,13 @@ func TestErrors(t *testing.T) {
 		{"set_channels", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, set_channels: 2}", "x.yaml:1: interfaces.set_channels: \"2\" is not true or false"},
 		{"busy_poll", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, busy_poll: -1}", "x.yaml:1: interfaces.busy_poll:"},
 		{"busy_poll_budget", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, busy_poll_budget: 70000}", "x.yaml:1: interfaces.busy_poll_budget:"},
+		{"batch", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, batch: 257}", "x.yaml:1: interfaces.batch: 257 out of range [1, 256]"},
+		{"batch zero", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, batch: 0}", "x.yaml:1: interfaces.batch: 0 out of range"},
+		{"idle_spin", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, idle_spin: 1s}", "x.yaml:1: interfaces.idle_spin: 1s is over 10ms"},
+		{"idle_spin word", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, idle_spin: fast}", "x.yaml:1: interfaces.idle_spin: \"fast\" is not a duration"},
+		{"umem_frames", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, umem_frames: 100}", "x.yaml:1: interfaces.umem_frames: 100 out of range"},
+		{"ring_size range", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, ring_size: 131072}", "x.yaml:1: interfaces.ring_size: 131072 out of range"},
+		{"ring_size power", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, ring_size: 1000}", "x.yaml:1: interfaces.ring_size: 1000 is not a power of two"},
 		{"rss_esp_spi", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, rss_esp_spi: spi}", "x.yaml:1: interfaces.rss_esp_spi: \"spi\" is not true or false"},
 		{"vlan range", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, wan_vlan: 4095}", "x.yaml:1: interfaces.wan_vlan: 4095 out of range"},
 		{"qinq range", "{lan: lan0, wan: wan0}", "{lan: lan0, wan: wan0, wan_vlan: \"4095.10\"}", "x.yaml:1: interfaces.wan_vlan: \"4095.10\" is not a VLAN"},
@@ -296,6 +303,26 @@ func TestQueuesAndZeroCopy(t *testing.T) {
 		if c.Queues != tc.queues || c.CPUsAuto != tc.cpusAuto || !slices.Equal(c.CPUs, tc.cpus) || c.SetChannels != tc.set || c.ZeroCopy != tc.zc || c.RSSESPSPI != tc.rss {
 			t.Errorf("%s: queues %d cpus %v/%v set_channels %v zerocopy %v rss_esp_spi %v", tc.ifaces, c.Queues, c.CPUsAuto, c.CPUs, c.SetChannels, c.ZeroCopy, c.RSSESPSPI)
 		}
+	}
+}
+
+// TestXSKTuning: batch, idle_spin, umem_frames and ring_size reach the
+// Config; left out they are 0 (the packages' defaults).
+func TestXSKTuning(t *testing.T) {
+	c, err := Parse("x.yaml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Batch != 0 || c.IdleSpin != 0 || c.UMEMFrames != 0 || c.RingSize != 0 {
+		t.Errorf("defaults: batch %d idle_spin %v umem_frames %d ring_size %d", c.Batch, c.IdleSpin, c.UMEMFrames, c.RingSize)
+	}
+	cfg := strings.Replace(base, "interfaces: {lan: lan0, wan: wan0}",
+		"interfaces: {lan: lan0, wan: wan0, batch: 256, idle_spin: 50us, umem_frames: 8192, ring_size: 4096}", 1)
+	if c, err = Parse("x.yaml", []byte(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	if c.Batch != 256 || c.IdleSpin != 50*time.Microsecond || c.UMEMFrames != 8192 || c.RingSize != 4096 {
+		t.Errorf("batch %d idle_spin %v umem_frames %d ring_size %d", c.Batch, c.IdleSpin, c.UMEMFrames, c.RingSize)
 	}
 }
 

@@ -90,7 +90,7 @@ type Daemon struct {
 	// watchQueues' state: xsk_missing last logged, and when.
 	missingSeen                  uint64
 	missingLogged, queuesChecked time.Time
-	zcFallback                   map[string]bool // interfaces logged as copy mode
+	zcLogged                     map[string]bool // interfaces whose AF_XDP mode was logged
 	stop                         atomic.Bool
 	wg                           sync.WaitGroup
 
@@ -585,7 +585,7 @@ func (d *Daemon) openQueues() error {
 			LANHop: d.lanHop, WANHop: d.wanHop, NATTPort: cfg.NATTPort,
 			DefaultBypass: cfg.DefaultAction == spd.Bypass,
 			WANMTU:        mtu, ICMPSrc4: src4, ICMPSrc6: src6,
-			MSSClamp: cfg.MSSClamp, PolicyMSS: policyMSS,
+			MSSClamp: cfg.MSSClamp, PolicyMSS: policyMSS, Batch: cfg.Batch,
 			LANVLAN: cfg.LANVLAN, WANVLAN: cfg.WANVLAN, LANSVLAN: cfg.LANSVLAN, WANSVLAN: cfg.WANSVLAN,
 			Reasm: reasm.Config{Slots: cfg.Reassembly.Datagrams, PerSource: cfg.Reassembly.PerSource,
 				Timeout: int64(cfg.Reassembly.Timeout)},
@@ -624,10 +624,29 @@ func (d *Daemon) runWorker(q *queue) {
 	// retired SAs are wiped only after it moved past them and an idle
 	// queue never holds that up.
 	defer q.ep.Offline()
+	// With idle_spin, a worker whose queues ran empty keeps polling the
+	// rings (no syscall) for that long before it sleeps in poll(2): under
+	// load the next batch is usually microseconds away, and a sleep costs
+	// two context switches. It spins again only after it found work, so
+	// an idle queue costs one spin per wakeup, not a busy core.
+	spin := d.cfg.IdleSpin
+	var spinFrom time.Time
+	spinOK := spin > 0
 	for !d.stop.Load() {
 		q.ep.Quiesce()
 		if q.w.Poll() > 0 {
+			spinOK, spinFrom = spin > 0, time.Time{}
 			continue
+		}
+		if spinOK {
+			now := time.Now()
+			if spinFrom.IsZero() {
+				spinFrom = now
+			}
+			if now.Sub(spinFrom) < spin {
+				continue
+			}
+			spinOK, spinFrom = false, time.Time{}
 		}
 		q.ep.Offline()
 		if _, err := xsk.PollAny(idlePoll, socks...); err != nil {

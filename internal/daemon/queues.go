@@ -173,37 +173,62 @@ func (d *Daemon) watchQueues(now time.Time) {
 	}
 }
 
-// openXSK opens queue q's AF_XDP socket on ifc as zerocopy: says: under
-// auto zero-copy first, and copy mode where the driver refuses it, logged
-// once per interface with the kernel's reason.
+// openXSK opens queue q's AF_XDP socket on ifc as zerocopy: says (see
+// bindXSK), sized and tuned by the interfaces section, and says once per
+// interface which mode the kernel gave: zero-copy, or copy mode and the
+// kernel's reason for refusing zero-copy.
 func (d *Daemon) openXSK(ifc *net.Interface, q int) (*xsk.Socket, error) {
-	mode := xsk.ModeZeroCopy
-	if d.cfg.ZeroCopy == config.ZeroCopyOff {
-		mode = xsk.ModeCopy
-	}
-	o := xsk.Options{Mode: mode, HugePages: true, BusyPollUsecs: d.cfg.BusyPoll, PreferBusyPoll: d.cfg.PreferBusyPoll, BusyPollBudget: d.cfg.BusyPollBudget}
-	s, err := xsk.Open(ifc.Index, q, o)
-	switch {
-	case err == nil:
-		return s, nil
-	case d.cfg.ZeroCopy == config.ZeroCopyOn:
-		return nil, fmt.Errorf("interfaces.zerocopy: on, but %s queue %d cannot bind zero-copy (the driver needs native XDP and AF_XDP zero-copy support): %w", ifc.Name, q, err)
-	case mode == xsk.ModeCopy:
+	cfg := d.cfg
+	o := xsk.Options{HugePages: true, NumFrames: cfg.UMEMFrames,
+		FillSize: cfg.RingSize, CompletionSize: cfg.RingSize, RxSize: cfg.RingSize, TxSize: cfg.RingSize,
+		BusyPollUsecs: cfg.BusyPoll, PreferBusyPoll: cfg.PreferBusyPoll, BusyPollBudget: cfg.BusyPollBudget}
+	s, zcErr, err := bindXSK(func(m xsk.Mode) (*xsk.Socket, error) {
+		o.Mode = m
+		return xsk.Open(ifc.Index, q, o)
+	}, cfg.ZeroCopy)
+	if err != nil {
 		return nil, fmt.Errorf("af_xdp %s queue %d: %w", ifc.Name, q, err)
 	}
-	o.Mode = xsk.ModeCopy
-	s, cerr := xsk.Open(ifc.Index, q, o)
-	if cerr != nil {
-		return nil, fmt.Errorf("af_xdp %s queue %d: zero-copy: %v; copy mode: %w", ifc.Name, q, err, cerr)
-	}
-	if !d.zcFallback[ifc.Name] {
-		if d.zcFallback == nil {
-			d.zcFallback = map[string]bool{}
+	if !d.zcLogged[ifc.Name] {
+		if d.zcLogged == nil {
+			d.zcLogged = map[string]bool{}
 		}
-		d.zcFallback[ifc.Name] = true
-		d.log.Warn("zero-copy unavailable: AF_XDP in copy mode (zerocopy: auto)", "interface", ifc.Name, "reason", err)
+		d.zcLogged[ifc.Name] = true
+		switch {
+		case s.ZeroCopy():
+			d.log.Info("AF_XDP zero-copy", "interface", ifc.Name)
+		case zcErr != nil:
+			d.log.Warn("zero-copy unavailable: AF_XDP in copy mode (zerocopy: auto)", "interface", ifc.Name, "reason", zcErr)
+		default:
+			d.log.Info("AF_XDP copy mode (zerocopy: off)", "interface", ifc.Name)
+		}
 	}
 	return s, nil
+}
+
+// bindXSK opens a socket with open under zerocopy: off binds in copy
+// mode; on demands XDP_ZEROCOPY and fails without it; auto tries
+// XDP_ZEROCOPY first and, where the driver refuses it (veth, drivers
+// without AF_XDP zero-copy, or generic XDP), copy mode, returning the
+// refusal as zcErr. A copy-mode failure after a zero-copy one reports
+// both.
+func bindXSK[S any](open func(xsk.Mode) (S, error), zc config.ZeroCopyMode) (s S, zcErr, err error) {
+	if zc == config.ZeroCopyOff {
+		s, err = open(xsk.ModeCopy)
+		return s, nil, err
+	}
+	s, zcErr = open(xsk.ModeZeroCopy)
+	switch {
+	case zcErr == nil:
+		return s, nil, nil
+	case zc == config.ZeroCopyOn:
+		return s, zcErr, fmt.Errorf("interfaces.zerocopy: on, but the socket cannot bind zero-copy (the driver needs native XDP and AF_XDP zero-copy support): %w", zcErr)
+	}
+	s, err = open(xsk.ModeCopy)
+	if err != nil {
+		return s, zcErr, fmt.Errorf("zero-copy: %v; copy mode: %w", zcErr, err)
+	}
+	return s, zcErr, nil
 }
 
 // spreadESP asks the WAN NIC to hash ESP on the SPI (rss_esp_spi: true).
@@ -248,7 +273,11 @@ func (d *Daemon) logUMEMPages() {
 		d.log.Info("UMEM on 2 MiB hugepages", "sockets", huge)
 		return
 	}
-	pages := len(socks) * xsk.DefaultNumFrames * fastpath.FrameSize / (2 << 20)
+	frames := d.cfg.UMEMFrames
+	if frames == 0 {
+		frames = xsk.DefaultNumFrames
+	}
+	pages := (len(socks)*frames*fastpath.FrameSize + 2<<20 - 1) / (2 << 20)
 	d.log.Info("UMEM on normal pages: not enough free 2 MiB hugepages", "sockets", len(socks), "on_hugepages", huge,
 		"fix", fmt.Sprintf("sysctl -w vm.nr_hugepages=%d (before starting)", pages))
 }

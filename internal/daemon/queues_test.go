@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/xdpsec/xdpsec/fastpath/xsk"
 	"github.com/xdpsec/xdpsec/internal/config"
 )
 
@@ -46,6 +49,73 @@ func TestQueueCount(t *testing.T) {
 			}
 			if err != nil || n != tc.n || resize != tc.resize {
 				t.Errorf("got %d, %v, %v; want %d, %v", n, resize, err, tc.n, tc.resize)
+			}
+		})
+	}
+}
+
+// TestBindXSK: zerocopy: auto binds zero-copy where the driver can and
+// otherwise falls back to copy mode, handing back the kernel's refusal for
+// the log line; on refuses to start without zero-copy; off never asks for
+// it; a copy-mode failure after a zero-copy refusal names both.
+func TestBindXSK(t *testing.T) {
+	zcRefused := errors.New("bind (mode zero-copy, flags 0xc): operation not supported")
+	copyFailed := errors.New("bind (mode copy, flags 0xa): device or resource busy")
+	zc, cp := &xsk.Socket{}, &xsk.Socket{}
+	for _, tt := range []struct {
+		name     string
+		zc       config.ZeroCopyMode
+		zcErr    error // what a zero-copy bind returns
+		copyErr  error // what a copy-mode bind returns
+		want     *xsk.Socket
+		tries    []xsk.Mode
+		fellBack bool
+		errHas   []string
+	}{
+		{"auto, driver can", config.ZeroCopyAuto, nil, nil, zc, []xsk.Mode{xsk.ModeZeroCopy}, false, nil},
+		{"auto, driver cannot", config.ZeroCopyAuto, zcRefused, nil, cp, []xsk.Mode{xsk.ModeZeroCopy, xsk.ModeCopy}, true, nil},
+		{"auto, both fail", config.ZeroCopyAuto, zcRefused, copyFailed, nil, []xsk.Mode{xsk.ModeZeroCopy, xsk.ModeCopy}, true,
+			[]string{"zero-copy: " + zcRefused.Error(), "copy mode: " + copyFailed.Error()}},
+		{"on, driver can", config.ZeroCopyOn, nil, nil, zc, []xsk.Mode{xsk.ModeZeroCopy}, false, nil},
+		{"on, driver cannot", config.ZeroCopyOn, zcRefused, nil, nil, []xsk.Mode{xsk.ModeZeroCopy}, true,
+			[]string{"interfaces.zerocopy: on", zcRefused.Error()}},
+		{"off", config.ZeroCopyOff, zcRefused, nil, cp, []xsk.Mode{xsk.ModeCopy}, false, nil},
+		{"off, copy fails", config.ZeroCopyOff, nil, copyFailed, nil, []xsk.Mode{xsk.ModeCopy}, false, []string{copyFailed.Error()}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var tries []xsk.Mode
+			s, zcErr, err := bindXSK(func(m xsk.Mode) (*xsk.Socket, error) {
+				tries = append(tries, m)
+				if m == xsk.ModeZeroCopy {
+					if tt.zcErr != nil {
+						return nil, tt.zcErr
+					}
+					return zc, nil
+				}
+				if tt.copyErr != nil {
+					return nil, tt.copyErr
+				}
+				return cp, nil
+			}, tt.zc)
+			if !slices.Equal(tries, tt.tries) {
+				t.Errorf("binds tried %v, want %v", tries, tt.tries)
+			}
+			if (zcErr != nil) != tt.fellBack {
+				t.Errorf("zero-copy refusal %v, want one: %v", zcErr, tt.fellBack)
+			}
+			if len(tt.errHas) == 0 {
+				if err != nil || s != tt.want {
+					t.Fatalf("got %p, %v; want %p", s, err, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, h := range tt.errHas {
+				if !strings.Contains(err.Error(), h) {
+					t.Errorf("error %q lacks %q", err, h)
+				}
 			}
 		})
 	}

@@ -180,11 +180,19 @@ func XSKCounters(st xsk.Stats) map[string]uint64 {
 		"rx_packets": st.RxPackets, "rx_bytes": st.RxBytes, "tx_packets": st.TxPackets, "tx_bytes": st.TxBytes,
 		"tx_ring_full": st.TxRingFull, "tx_invalid": st.TxInvalid, "fills": st.Fills, "completions": st.Completions,
 		"tx_kicks": st.TxKicks, "rx_kicks": st.RxKicks, "kick_errors": st.KickErrors, "bad_frames": st.BadFrames,
+		"polls": st.Polls, "zero_copy": b2u(st.ZeroCopy), "huge_pages": b2u(st.HugePages),
 		"frames": uint64(st.Frames), "free": uint64(st.Free), "held": uint64(st.Held), "lost": uint64(st.Lost),
 		"kernel_rx_dropped": st.Kernel.RxDropped, "kernel_rx_invalid_descs": st.Kernel.RxInvalidDescs,
 		"kernel_tx_invalid_descs": st.Kernel.TxInvalidDescs, "kernel_rx_ring_full": st.Kernel.RxRingFull,
 		"kernel_rx_fill_ring_empty": st.Kernel.RxFillRingEmptyDescs, "kernel_tx_ring_empty": st.Kernel.TxRingEmptyDescs,
 	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func hopStatsMap(st nexthop.Stats) map[string]uint64 {
