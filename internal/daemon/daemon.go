@@ -601,6 +601,41 @@ func (d *Daemon) openQueues() error {
 	return nil
 }
 
+// idleSpin decides when a worker sleeps in poll(2). With spin > 0 (the
+// idle_spin key), a worker whose queues ran empty keeps polling the rings,
+// which costs no syscall, for that long before it sleeps: under load the
+// next batch is usually microseconds away, and a sleep costs a syscall and
+// two context switches. It spins again only after a poll found work, so an
+// idle queue costs one spin per wakeup, not a busy core. With spin 0 the
+// first empty poll sleeps.
+type idleSpin struct {
+	spin    time.Duration
+	from    time.Time // start of the current spin; zero: not spinning
+	stopped bool      // spun out since the last poll with work
+}
+
+// sleep takes the outcome of a poll (whether it found packets) and says
+// whether the worker should now sleep in poll(2). now is read only while
+// spinning.
+func (s *idleSpin) sleep(work bool, now func() time.Time) bool {
+	if work {
+		s.from, s.stopped = time.Time{}, false
+		return false
+	}
+	if s.spin <= 0 || s.stopped {
+		return true
+	}
+	t := now()
+	if s.from.IsZero() {
+		s.from = t
+	}
+	if t.Sub(s.from) < s.spin {
+		return false
+	}
+	s.from, s.stopped = time.Time{}, true
+	return true
+}
+
 func (d *Daemon) runWorker(q *queue) {
 	defer d.wg.Done()
 	// The worker owns its sockets' rings; keeping it on one OS thread
@@ -624,29 +659,11 @@ func (d *Daemon) runWorker(q *queue) {
 	// retired SAs are wiped only after it moved past them and an idle
 	// queue never holds that up.
 	defer q.ep.Offline()
-	// With idle_spin, a worker whose queues ran empty keeps polling the
-	// rings (no syscall) for that long before it sleeps in poll(2): under
-	// load the next batch is usually microseconds away, and a sleep costs
-	// two context switches. It spins again only after it found work, so
-	// an idle queue costs one spin per wakeup, not a busy core.
-	spin := d.cfg.IdleSpin
-	var spinFrom time.Time
-	spinOK := spin > 0
+	idle := idleSpin{spin: d.cfg.IdleSpin}
 	for !d.stop.Load() {
 		q.ep.Quiesce()
-		if q.w.Poll() > 0 {
-			spinOK, spinFrom = spin > 0, time.Time{}
+		if !idle.sleep(q.w.Poll() > 0, time.Now) {
 			continue
-		}
-		if spinOK {
-			now := time.Now()
-			if spinFrom.IsZero() {
-				spinFrom = now
-			}
-			if now.Sub(spinFrom) < spin {
-				continue
-			}
-			spinOK, spinFrom = false, time.Time{}
 		}
 		q.ep.Offline()
 		if _, err := xsk.PollAny(idlePoll, socks...); err != nil {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xdpsec/xdpsec/fastpath/xsk"
 	"github.com/xdpsec/xdpsec/internal/config"
@@ -118,5 +119,44 @@ func TestBindXSK(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIdleSpin: without idle_spin every empty poll sleeps; with it, empty
+// polls spin (no syscall) until the spin has lasted that long, then the
+// worker sleeps, and it spins again only once a poll found work.
+func TestIdleSpin(t *testing.T) {
+	base := time.Unix(1000, 0)
+	clock := base
+	now := func() time.Time { return clock }
+	at := func(us int) { clock = base.Add(time.Duration(us) * time.Microsecond) }
+
+	off := idleSpin{}
+	if off.sleep(true, now) || !off.sleep(false, now) || !off.sleep(false, now) {
+		t.Fatal("idle_spin 0: a poll with work must not sleep and every empty one must")
+	}
+
+	s := idleSpin{spin: 50 * time.Microsecond}
+	for _, st := range []struct {
+		us    int
+		work  bool
+		sleep bool
+	}{
+		{0, false, false}, // first empty poll: the spin starts
+		{10, true, false},
+		{20, false, false}, // spin restarts at 20
+		{60, false, false},
+		{69, false, false},
+		{70, false, true},  // 50 µs of empty polls: sleep
+		{71, false, true},  // woken with nothing (timeout): sleep again
+		{500, false, true}, // still idle: no new spin
+		{600, true, false}, // work again
+		{601, false, false},
+		{651, false, true},
+	} {
+		at(st.us)
+		if got := s.sleep(st.work, now); got != st.sleep {
+			t.Fatalf("at %d µs, work %v: sleep %v, want %v", st.us, st.work, got, st.sleep)
+		}
 	}
 }

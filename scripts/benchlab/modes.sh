@@ -43,9 +43,16 @@ setup_xdpsec() {
 		G=$(tr a-b A-B <<<"$g")
 		cpu=GW${G}_CPU
 		cpu=${!cpu}
-		# One queue, its worker pinned to this gateway's CPU.
-		sed -i "s/queues: 1,/queues: 1, cpus: [$cpu],/" "$WORK/xdpsec/gw-$g.yaml"
+		# One queue, its worker pinned to this gateway's CPU; XDPSEC_IFACE
+		# adds interfaces keys (A/B runs of the AF_XDP levers, e.g.
+		# "batch: 256, idle_spin: 50us, busy_poll: 50").
+		sed -i "s/queues: 1,/queues: 1, cpus: [$cpu],${XDPSEC_IFACE:+ $XDPSEC_IFACE,}/" "$WORK/xdpsec/gw-$g.yaml"
 		"$BIN" run --check -c "$WORK/xdpsec/gw-$g.yaml" >/dev/null
+		# XDPSEC_NAPI="DEFER TIMEOUT": the gateway interfaces'
+		# napi_defer_hard_irqs and gro_flush_timeout (ns), for busy polling.
+		if [[ -n ${XDPSEC_NAPI:-} ]]; then
+			ns "g$G" sh -c "for d in lan0 wan0; do echo ${XDPSEC_NAPI% *} >/sys/class/net/\$d/napi_defer_hard_irqs; echo ${XDPSEC_NAPI#* } >/sys/class/net/\$d/gro_flush_timeout; done"
+		fi
 		"$BIN" newkeys -c "$WORK/xdpsec/gw-$g.yaml" >/dev/null # fresh keys from gen-config.sh
 		# lab.sh exec ends in exec: $! is the daemon, so SIGTERM reaches it.
 		nice -n "$BENCH_NICE" taskset -c "$cpu" "$ROOT/scripts/lab.sh" exec "$P" "g$G" "$BIN" run -c "$WORK/xdpsec/gw-$g.yaml" \
@@ -64,6 +71,7 @@ after_xdpsec() {
 	for G in A B; do
 		"$BIN" show sa --socket "/run/xdpsec/$P-g$G.sock" >"$WORK/xdpsec-g$G.sa" 2>&1 || true
 		"$BIN" show stats --socket "/run/xdpsec/$P-g$G.sock" >"$WORK/xdpsec-g$G.stats" 2>&1 || true
+		"$BIN" show stats -o json --socket "/run/xdpsec/$P-g$G.sock" >"$WORK/xdpsec-g$G.stats.json" 2>/dev/null || true
 	done
 }
 

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Summary of scripts/benchlab/ab.sh: per variant and frame size the
+median and range of xdpsec's delivered pps over the rounds, the median
+ratio to the first variant's rounds (matched by round), and gwA's
+syscalls per packet (sendto + recvfrom + poll over the packets its AF_XDP
+sockets received, the whole run).
+
+usage: ab.py OUTDIR 'NAME;IFACE;NAPI' ...
+"""
+import glob
+import json
+import os
+import statistics
+import sys
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def pps_by_size(path):
+    out = {}
+    for row in load(path).get("rows", []):
+        rec = row.get("xdpsec") or {}
+        pps = (rec.get("sat") or {}).get("rx_pps", 0.0)
+        if pps:
+            out[row["size"]] = float(pps)
+    return out
+
+
+def syscalls(path):
+    """(tx_kicks, rx_kicks, polls, rx_packets) summed over a gateway's
+    sockets, or None."""
+    snap = load(path)
+    if not snap.get("xsk"):
+        return None
+    t = [0, 0, 0, 0]
+    for x in snap["xsk"]:
+        c = x.get("counters", {})
+        for i, k in enumerate(("tx_kicks", "rx_kicks", "polls", "rx_packets")):
+            t[i] += int(c.get(k, 0))
+    return t
+
+
+def fmt(v):
+    return "%.1f k" % (v / 1000)
+
+
+def main(argv):
+    out, variants = argv[0], [v.split(";")[0] for v in argv[1:]]
+    runs = {}
+    sizes = []
+    for name in variants:
+        runs[name] = {}
+        for path in sorted(glob.glob(os.path.join(out, name + "-*.json"))):
+            base = os.path.basename(path)[len(name) + 1:-5]
+            if not base.isdigit():
+                continue
+            r = int(base)
+            runs[name][r] = {"pps": pps_by_size(path), "gA": syscalls(os.path.join(out, "%s-%d-gA.stats.json" % (name, r)))}
+            for s in runs[name][r]["pps"]:
+                if s not in sizes:
+                    sizes.append(s)
+    first = variants[0]
+    print("| variant | settings | " + " | ".join("%s B pps: median (min–max), ratio to %s" % (s, first) for s in sizes)
+          + " | gwA sendto / recvfrom / poll per 1000 packets |")
+    print("|---|---|" + "---:|" * len(sizes) + "---:|")
+    for v, name in zip(argv[1:], variants):
+        parts = v.split(";")
+        settings = "; ".join(p for p in parts[1:] if p) or "defaults"
+        cells = []
+        for s in sizes:
+            vals = [r["pps"][s] for r in runs[name].values() if s in r["pps"]]
+            if not vals:
+                cells.append("n/a")
+                continue
+            ratios = [runs[name][k]["pps"][s] / runs[first][k]["pps"][s] for k in runs[name]
+                      if s in runs[name][k]["pps"] and k in runs[first] and runs[first][k]["pps"].get(s)]
+            cells.append("%s (%s–%s), %.3f" % (fmt(statistics.median(vals)), fmt(min(vals)), fmt(max(vals)),
+                                              statistics.median(ratios) if ratios else float("nan")))
+        sc = [r["gA"] for r in runs[name].values() if r["gA"] and r["gA"][3]]
+        if sc:
+            per = [[1000.0 * x[i] / x[3] for x in sc] for i in range(3)]
+            cells.append(" / ".join("%.1f" % statistics.median(p) for p in per))
+        else:
+            cells.append("n/a")
+        print("| %s | %s | %s |" % (name, settings, " | ".join(cells)))
+    print()
+    print("%d rounds; pps = delivered at hostB (bench-lab.sh, MODES=xdpsec); ratio = median over rounds of "
+          "the variant's pps over %s's in the same round." % (max((len(r) for r in runs.values()), default=0), first))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
