@@ -815,3 +815,106 @@ func TestHugePagesAndBusyPoll(t *testing.T) {
 	}
 	s.Free(pkts)
 }
+
+// TestSyscallsPerPacket: under steady load (an AF_XDP socket on the peer's
+// end sending batches flat out), a loop shaped like the daemon's worker
+// (Recv a batch, Send it back out, poll(2) only when nothing came) makes
+// far fewer syscalls than it moves packets: sendto only when the TX ring
+// asks for a kick (once per Send in copy mode), recvfrom only when the fill
+// ring asks, poll(2) only when idle. The Polls counter counts the sleeps.
+func TestSyscallsPerPacket(t *testing.T) {
+	for _, batch := range []int{fastpath.Batch, fastpath.MaxBatch} {
+		t.Run(strconv.Itoa(batch), func(t *testing.T) { syscallsPerPacket(t, batch) })
+	}
+}
+
+func syscallsPerPacket(t *testing.T, batch int) {
+	l := newLab(t, 1)
+	p := l.pairs[0]
+	m := l.redirect(l.hA, p.ifA)
+	a := l.open(l.hA, m, p.ifA, 0, Options{})
+	gen := l.open(l.hB, nil, p.ifB, 0, Options{})
+
+	// A local experimental EtherType: B's kernel drops the frames A
+	// sends back without answering them.
+	proto := []byte{0x88, 0xb5}
+	const total = 100_000
+	done := make(chan struct{})
+	genDone := make(chan int, 1)
+	go func() {
+		sent := 0
+		pkts := make([]fastpath.Packet, fastpath.Batch)
+		var none [1]fastpath.Packet
+		for sent < total {
+			select {
+			case <-done:
+				genDone <- sent
+				return
+			default:
+			}
+			gen.Recv(none[:]) // reaps completions
+			n := gen.Alloc(pkts[:min(len(pkts), total-sent)])
+			for i := range pkts[:n] {
+				b := pkts[i].Frame[pkts[i].Off:]
+				copy(b[0:6], p.macA)
+				copy(b[6:12], p.macB)
+				copy(b[12:14], proto)
+				clear(b[14:60])
+				pkts[i].Len = 60
+			}
+			k := gen.Send(pkts[:n])
+			gen.Free(pkts[k:n])
+			sent += k
+			if n == 0 || k < n {
+				time.Sleep(50 * time.Microsecond) // the ring or the UMEM is full: let the kernel catch up
+			}
+		}
+		genDone <- sent
+	}()
+
+	// Run until the generator is done and the socket went idle.
+	buf := make([]fastpath.Packet, batch)
+	sent := -1
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if n := a.Recv(buf); n > 0 {
+			k := a.Send(buf[:n])
+			a.Free(buf[k:n])
+			continue
+		}
+		if sent < 0 {
+			select {
+			case sent = <-genDone:
+			default:
+			}
+		}
+		ready, err := PollAny(5*time.Millisecond, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ready == 0 && sent >= 0 {
+			break
+		}
+	}
+	close(done)
+	if sent < 0 {
+		sent = <-genDone
+	}
+	st, err := a.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RxPackets < total/2 {
+		t.Fatalf("received %d of %d sent", st.RxPackets, sent)
+	}
+	sys := st.TxKicks + st.RxKicks + st.Polls
+	per := float64(sys) / float64(st.RxPackets)
+	t.Logf("batch %d: %d packets received of %d sent, %d sendto + %d recvfrom + %d poll = %.4f syscalls per packet (%.0f packets per syscall); kernel %+v",
+		batch, st.RxPackets, sent, st.TxKicks, st.RxKicks, st.Polls, per, 1/per, st.Kernel)
+	// A syscall per packet would be 1; a kick per Send of a full batch is
+	// 1/batch. The bound leaves room for a generator slower than the loop
+	// (small batches) on a busy machine.
+	if per > 0.25 {
+		t.Errorf("%.3f syscalls per packet under load: want < 0.25", per)
+	}
+}
