@@ -918,3 +918,43 @@ func syscallsPerPacket(t *testing.T, batch int) {
 		t.Errorf("%.3f syscalls per packet under load: want < 0.25", per)
 	}
 }
+
+// TestVethZeroCopy records what veth does with XDP_ZEROCOPY: even with its
+// native XDP program attached, bind refuses zero-copy with EOPNOTSUPP (veth
+// has no ndo_xsk_wakeup, which the kernel requires of a zero-copy driver),
+// copy mode binds, and ModeAuto lets the kernel settle on copy mode. This
+// is the refusal the daemon's zerocopy: auto falls back on.
+func TestVethZeroCopy(t *testing.T) {
+	l := newLab(t, 1)
+	p := l.pairs[0]
+	l.redirect(l.hA, p.ifA)
+	var err error
+	if err = l.hA.Do(func() error {
+		s, err := Open(p.ifA, 0, Options{Mode: ModeZeroCopy})
+		if err == nil {
+			s.Close()
+		}
+		return err
+	}); err == nil {
+		t.Fatal("veth bound zero-copy: update the package doc and README, which say it cannot")
+	}
+	if !errors.Is(err, unix.EOPNOTSUPP) {
+		t.Errorf("zero-copy on veth: %v, want EOPNOTSUPP", err)
+	}
+	t.Logf("zero-copy on veth with native XDP: %v", err)
+	// Copy on A's end, auto on B's: the kernel lets go of a socket's
+	// queue asynchronously, so A's queue 0 is not bound twice.
+	for _, c := range []struct {
+		m       Mode
+		h       *testlab.Netns
+		ifindex int
+	}{{ModeCopy, l.hA, p.ifA}, {ModeAuto, l.hB, p.ifB}} {
+		s := l.open(c.h, nil, c.ifindex, 0, Options{Mode: c.m})
+		if s.ZeroCopy() {
+			t.Errorf("mode %v on veth: bound zero-copy", c.m)
+		}
+		if st, err := s.Stats(); err != nil || st.ZeroCopy {
+			t.Errorf("mode %v: Stats says zero-copy %v (%v)", c.m, st.ZeroCopy, err)
+		}
+	}
+}
