@@ -63,12 +63,16 @@
 // ring when it will not look at it again unless woken. Send kicks with
 // sendto only when the TX ring's flag is set, and Recv kicks with recvfrom
 // only when it found nothing and the fill ring's flag is set; both count
-// their kicks. Poll blocks in poll(2) for a worker whose queues are idle.
+// their kicks. Poll blocks in poll(2) for a worker whose queues are idle,
+// and counts it (Stats.Polls): TxKicks + RxKicks + Polls over RxPackets is
+// the syscalls per packet, which a test bounds under load in the veth lab.
 //
 // # Copy and zero-copy
 //
 // The kernel picks zero-copy where the driver supports it unless Options
-// asks otherwise. veth has native XDP but no AF_XDP zero-copy, so on veth
+// asks otherwise. veth has native XDP but no AF_XDP zero-copy (it lacks
+// ndo_xsk_wakeup: a bind with XDP_ZEROCOPY fails with EOPNOTSUPP even with
+// its native program attached, as TestVethZeroCopy records), so on veth
 // the kernel copies each frame: on receive into our frame, on transmit
 // inside the sendto, which sends a budget of frames per call; the socket
 // asks for a budget of a whole TX ring (XDP_MAX_TX_SKB_BUDGET, on kernels

@@ -159,4 +159,9 @@ func TestIdleSpin(t *testing.T) {
 			t.Fatalf("at %d µs, work %v: sleep %v, want %v", st.us, st.work, got, st.sleep)
 		}
 	}
+	// It runs once per poll: no allocation, with the real clock.
+	k := 0
+	if a := testing.AllocsPerRun(100, func() { k++; s.sleep(k%3 == 0, time.Now) }); a != 0 {
+		t.Errorf("idleSpin.sleep allocates %v", a)
+	}
 }

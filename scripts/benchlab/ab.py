@@ -70,8 +70,10 @@ def main(argv):
           + " | gwA sendto / recvfrom / poll per 1000 packets |")
     print("|---|---|" + "---:|" * len(sizes) + "---:|")
     for v, name in zip(argv[1:], variants):
-        parts = v.split(";")
-        settings = "; ".join(p for p in parts[1:] if p) or "defaults"
+        parts = (v.split(";") + ["", "", ""])[1:4]
+        labels = [parts[0], "napi_defer_hard_irqs %s, gro_flush_timeout %s ns" % tuple(parts[1].split()) if parts[1] else "",
+                  "%s hugepages" % parts[2] if parts[2] else ""]
+        settings = "; ".join(p for p in labels if p) or "defaults"
         cells = []
         for s in sizes:
             vals = [r["pps"][s] for r in runs[name].values() if s in r["pps"]]
