@@ -3,7 +3,8 @@
 median and range of xdpsec's delivered pps over the rounds, the median
 ratio to the first variant's rounds (matched by round), and gwA's
 syscalls per packet (sendto + recvfrom + poll over the packets its AF_XDP
-sockets received, the whole run).
+sockets received, the whole run), and both gateways' CPU time (user +
+system of the two daemons over the whole run) per packet gwA received.
 
 usage: ab.py OUTDIR 'NAME;IFACE;NAPI' ...
 """
@@ -46,6 +47,15 @@ def syscalls(path):
     return t
 
 
+def cpu_ticks(path):
+    """utime + stime of the gateways, in clock ticks, or None."""
+    try:
+        with open(path) as f:
+            return sum(int(x) for ln in f for x in ln.split()[:2])
+    except (OSError, ValueError):
+        return None
+
+
 def fmt(v):
     return "%.1f k" % (v / 1000)
 
@@ -61,14 +71,15 @@ def main(argv):
             if not base.isdigit():
                 continue
             r = int(base)
-            runs[name][r] = {"pps": pps_by_size(path), "gA": syscalls(os.path.join(out, "%s-%d-gA.stats.json" % (name, r)))}
+            runs[name][r] = {"pps": pps_by_size(path), "gA": syscalls(os.path.join(out, "%s-%d-gA.stats.json" % (name, r))),
+                             "ticks": cpu_ticks(os.path.join(out, "%s-%d.ticks" % (name, r)))}
             for s in runs[name][r]["pps"]:
                 if s not in sizes:
                     sizes.append(s)
     first = variants[0]
     print("| variant | settings | " + " | ".join("%s B pps: median (min–max), ratio to %s" % (s, first) for s in sizes)
-          + " | gwA sendto / recvfrom / poll per 1000 packets |")
-    print("|---|---|" + "---:|" * len(sizes) + "---:|")
+          + " | gwA sendto / recvfrom / poll per 1000 packets | gateways' CPU per packet, median (min–max) |")
+    print("|---|---|" + "---:|" * len(sizes) + "---:|---:|")
     for v, name in zip(argv[1:], variants):
         parts = (v.split(";") + ["", "", ""])[1:4]
         labels = [parts[0], "napi_defer_hard_irqs %s, gro_flush_timeout %s ns" % tuple(parts[1].split()) if parts[1] else "",
@@ -90,6 +101,9 @@ def main(argv):
             cells.append(" / ".join("%.1f" % statistics.median(p) for p in per))
         else:
             cells.append("n/a")
+        hz = os.sysconf("SC_CLK_TCK")
+        cpu = [1e6 * r["ticks"] / hz / r["gA"][3] for r in runs[name].values() if r["ticks"] and r["gA"] and r["gA"][3]]
+        cells.append("%.2f µs (%.2f–%.2f)" % (statistics.median(cpu), min(cpu), max(cpu)) if cpu else "n/a")
         print("| %s | %s | %s |" % (name, settings, " | ".join(cells)))
     print()
     print("%d rounds; pps = delivered at hostB (bench-lab.sh, MODES=xdpsec); ratio = median over rounds of "

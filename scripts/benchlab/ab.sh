@@ -2,9 +2,10 @@
 # A/B runs of xdpsec settings in the bench lab (issue 14's AF_XDP levers):
 # each variant is one scripts/bench-lab.sh run (MODES=xdpsec), variants
 # alternate, ROUNDS rounds, the lab lock taken per run only. Medians and
-# ranges of the delivered pps per size, and gwA's syscalls per packet
-# (sendto + recvfrom + poll over the packets its sockets received), go to
-# OUTDIR/ab.md; each run's lab.json and gateway stats stay in OUTDIR.
+# ranges of the delivered pps per size, gwA's syscalls per packet
+# (sendto + recvfrom + poll over the packets its sockets received) and
+# both gateways' CPU time (user + system, the whole run) per packet gwA
+# received, go to OUTDIR/ab.md; each run's lab.json and gateway stats stay in OUTDIR.
 #
 # usage: ab.sh OUTDIR 'NAME;IFACE;NAPI[;HUGEPAGES]' ...   (root)
 #   IFACE: interfaces keys for both gateways, e.g. "batch: 256, idle_spin: 50us"
@@ -44,6 +45,7 @@ for r in $(seq "$ROUNDS"); do
 		kept=$(sed -n 's/^bench-lab: kept //p' "$log" | tail -1)
 		if [[ -n $kept && -d $kept ]]; then
 			for G in A B; do cp "$kept/xdpsec-g$G.stats.json" "$OUT/$name-$r-g$G.stats.json" 2>/dev/null || true; done
+			cp "$kept/xdpsec-cpu.ticks" "$OUT/$name-$r.ticks" 2>/dev/null || true
 			rm -rf "$kept"
 		fi
 	done

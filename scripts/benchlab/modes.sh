@@ -73,6 +73,12 @@ after_xdpsec() {
 		"$BIN" show stats --socket "/run/xdpsec/$P-g$G.sock" >"$WORK/xdpsec-g$G.stats" 2>&1 || true
 		"$BIN" show stats -o json --socket "/run/xdpsec/$P-g$G.sock" >"$WORK/xdpsec-g$G.stats.json" 2>/dev/null || true
 	done
+	# The gateways' CPU time over the whole run (utime and stime, fields
+	# 14 and 15 of /proc/PID/stat, in clock ticks) for CPU per packet.
+	local pid
+	for pid in "${pids[@]}"; do
+		cut -d' ' -f14,15 "/proc/$pid/stat" 2>/dev/null || true
+	done >"$WORK/xdpsec-cpu.ticks"
 }
 
 # charon_conf NODE LOCAL REMOTE LOCALID REMOTEID LOCALNET REMOTENET PSK
