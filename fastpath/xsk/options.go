@@ -10,10 +10,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Defaults for zero Options fields.
+// Defaults for zero Options fields: 16 MiB of frames and a fill ring of
+// 4096, which keeps a worker that another task held off its CPU from
+// dropping at the fill ring (the A/B in bench/RESULTS.md, "AF_XDP
+// levers": 4096/2048 dropped 0.1-2 % at the second gateway, these none).
 const (
-	DefaultNumFrames = 4096
-	DefaultRingSize  = 2048
+	DefaultNumFrames = 8192
+	DefaultRingSize  = 4096
 )
 
 // Limits that keep a typo from pinning gigabytes of memory.
@@ -57,10 +60,10 @@ func (m Mode) String() string { return enum.Name(m, modeNames[:], "Mode") }
 // DefaultNumFrames frames, rings of DefaultRingSize entries, and the mode
 // left to the kernel. Frames are always fastpath.FrameSize bytes.
 type Options struct {
-	// NumFrames is the number of frames in the UMEM (default 4096). It
+	// NumFrames is the number of frames in the UMEM (default 8192). It
 	// must be 0 with ShareWith: the shared UMEM is already sized.
 	NumFrames int
-	// Ring sizes in descriptors; each a power of two (default 2048).
+	// Ring sizes in descriptors; each a power of two (default 4096).
 	FillSize, CompletionSize, RxSize, TxSize int
 	// FillFrames is how many frames the socket keeps posted on its fill
 	// ring for the kernel to receive into (default min(FillSize,

@@ -25,9 +25,9 @@ func TestOptionsDefaults(t *testing.T) {
 		want Options // checked fields: frames, rings, FillFrames
 		err  bool
 	}{
-		{name: "zero", in: Options{}, want: Options{NumFrames: 4096, FillSize: 2048, CompletionSize: 2048, RxSize: 2048, TxSize: 2048, FillFrames: 2048}},
-		{name: "small umem", in: Options{NumFrames: 256}, want: Options{NumFrames: 256, FillSize: 2048, CompletionSize: 2048, RxSize: 2048, TxSize: 2048, FillFrames: 128}},
-		{name: "one frame", in: Options{NumFrames: 1, FillSize: 1}, want: Options{NumFrames: 1, FillSize: 1, CompletionSize: 2048, RxSize: 2048, TxSize: 2048, FillFrames: 1}},
+		{name: "zero", in: Options{}, want: Options{NumFrames: 8192, FillSize: 4096, CompletionSize: 4096, RxSize: 4096, TxSize: 4096, FillFrames: 4096}},
+		{name: "small umem", in: Options{NumFrames: 256}, want: Options{NumFrames: 256, FillSize: 4096, CompletionSize: 4096, RxSize: 4096, TxSize: 4096, FillFrames: 128}},
+		{name: "one frame", in: Options{NumFrames: 1, FillSize: 1}, want: Options{NumFrames: 1, FillSize: 1, CompletionSize: 4096, RxSize: 4096, TxSize: 4096, FillFrames: 1}},
 		{name: "explicit", in: Options{NumFrames: 1024, FillSize: 64, CompletionSize: 128, RxSize: 256, TxSize: 512, FillFrames: 60}, want: Options{NumFrames: 1024, FillSize: 64, CompletionSize: 128, RxSize: 256, TxSize: 512, FillFrames: 60}},
 		{name: "ring not power of two", in: Options{RxSize: 1000}, err: true},
 		{name: "ring negative", in: Options{TxSize: -2}, err: true},
@@ -40,7 +40,7 @@ func TestOptionsDefaults(t *testing.T) {
 		{name: "share with frames", in: Options{ShareWith: &Socket{u: &umem{frames: 8}}, NumFrames: 8}, err: true},
 		{name: "share with mode", in: Options{ShareWith: &Socket{u: &umem{frames: 8}}, Mode: ModeCopy}, err: true},
 		{name: "share with closed", in: Options{ShareWith: &Socket{}}, err: true},
-		{name: "share", in: Options{ShareWith: &Socket{u: &umem{frames: 8}}}, want: Options{NumFrames: 8, FillSize: 2048, CompletionSize: 2048, RxSize: 2048, TxSize: 2048, FillFrames: 4}},
+		{name: "share", in: Options{ShareWith: &Socket{u: &umem{frames: 8}}}, want: Options{NumFrames: 8, FillSize: 4096, CompletionSize: 4096, RxSize: 4096, TxSize: 4096, FillFrames: 4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
