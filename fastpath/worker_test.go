@@ -548,8 +548,11 @@ func TestPipelineSPIRuns(t *testing.T) {
 // from a port (out-of-range values mean Batch), and a batch of MaxBatch
 // goes through both directions allocation-free.
 func TestPipelineBatch(t *testing.T) {
-	for _, tt := range []struct{ batch, want int }{{0, Batch}, {-1, Batch}, {MaxBatch + 1, Batch}, {16, 16}, {MaxBatch, MaxBatch}} {
-		p := newPair(t, pairOpts{batch: tt.batch, depth: 2 * MaxBatch, frames: 4 * MaxBatch})
+	for _, tt := range []struct {
+		batch, want int
+		cross       bool
+	}{{0, Batch, false}, {-1, Batch, false}, {MaxBatch + 1, Batch, false}, {16, 16, false}, {MaxBatch, MaxBatch, false}, {MaxBatch, MaxBatch, true}} {
+		p := newPair(t, pairOpts{batch: tt.batch, depth: 2 * MaxBatch, frames: 4 * MaxBatch, cross: tt.cross})
 		f := frame("198.18.1.1", "198.18.2.2", 64, 1)
 		for range 2 * MaxBatch {
 			p.aLAN.Inject(f)

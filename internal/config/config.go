@@ -58,6 +58,11 @@ const (
 // umem_frames, ring_size). MaxBatch is fastpath.MaxBatch; the xsk
 // package's own limits are wider than these.
 const (
+	// DefaultBatch is what the daemon's workers take per poll when the
+	// file says nothing: the lab A/B (bench/RESULTS.md, "AF_XDP levers")
+	// found 256 with the default rings at least as fast as 64 with half
+	// the TX kicks.
+	DefaultBatch  = 256
 	MaxBatch      = 256
 	MaxIdleSpin   = 10 * time.Millisecond
 	MinUMEMFrames = 256
@@ -115,7 +120,7 @@ type Config struct {
 	BusyPoll, BusyPollBudget int
 	PreferBusyPoll           bool
 	// Batch (batch:) is the packets a worker takes from a socket per
-	// poll, 1..fastpath.MaxBatch; 0: fastpath.Batch.
+	// poll, 1..MaxBatch; 0: DefaultBatch.
 	Batch int
 	// IdleSpin (idle_spin:) is how long a worker whose queues ran empty
 	// keeps polling the rings before it sleeps in poll(2); 0: it sleeps

@@ -585,7 +585,7 @@ func (d *Daemon) openQueues() error {
 			LANHop: d.lanHop, WANHop: d.wanHop, NATTPort: cfg.NATTPort,
 			DefaultBypass: cfg.DefaultAction == spd.Bypass,
 			WANMTU:        mtu, ICMPSrc4: src4, ICMPSrc6: src6,
-			MSSClamp: cfg.MSSClamp, PolicyMSS: policyMSS, Batch: cfg.Batch,
+			MSSClamp: cfg.MSSClamp, PolicyMSS: policyMSS, Batch: workerBatch(cfg),
 			LANVLAN: cfg.LANVLAN, WANVLAN: cfg.WANVLAN, LANSVLAN: cfg.LANSVLAN, WANSVLAN: cfg.WANSVLAN,
 			Reasm: reasm.Config{Slots: cfg.Reassembly.Datagrams, PerSource: cfg.Reassembly.PerSource,
 				Timeout: int64(cfg.Reassembly.Timeout)},
@@ -634,6 +634,15 @@ func (s *idleSpin) sleep(work bool, now func() time.Time) bool {
 	}
 	s.from, s.stopped = time.Time{}, true
 	return true
+}
+
+// workerBatch is the packets per poll the workers take: batch:, or
+// config.DefaultBatch.
+func workerBatch(cfg *config.Config) int {
+	if cfg.Batch > 0 {
+		return cfg.Batch
+	}
+	return config.DefaultBatch
 }
 
 func (d *Daemon) runWorker(q *queue) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpsec/xdpsec/fastpath"
 	"github.com/xdpsec/xdpsec/fastpath/xsk"
 	"github.com/xdpsec/xdpsec/internal/config"
 )
@@ -163,5 +164,19 @@ func TestIdleSpin(t *testing.T) {
 	k := 0
 	if a := testing.AllocsPerRun(100, func() { k++; s.sleep(k%3 == 0, time.Now) }); a != 0 {
 		t.Errorf("idleSpin.sleep allocates %v", a)
+	}
+}
+
+// TestWorkerBatch: the workers take batch: when given, else
+// config.DefaultBatch, which must fit the worker's arrays.
+func TestWorkerBatch(t *testing.T) {
+	if config.DefaultBatch > fastpath.MaxBatch || config.MaxBatch != fastpath.MaxBatch {
+		t.Fatalf("config's batch bounds (default %d, max %d) do not fit fastpath.MaxBatch %d", config.DefaultBatch, config.MaxBatch, fastpath.MaxBatch)
+	}
+	if b := workerBatch(&config.Config{}); b != config.DefaultBatch {
+		t.Errorf("no batch: %d, want %d", b, config.DefaultBatch)
+	}
+	if b := workerBatch(&config.Config{Batch: 32}); b != 32 {
+		t.Errorf("batch: 32 gave %d", b)
 	}
 }
