@@ -81,9 +81,9 @@ def main(argv):
           + " | gwA sendto / recvfrom / poll per 1000 packets | gateways' CPU per packet, median (min–max) |")
     print("|---|---|" + "---:|" * len(sizes) + "---:|---:|")
     for v, name in zip(argv[1:], variants):
-        parts = (v.split(";") + ["", "", ""])[1:4]
+        parts = (v.split(";") + ["", "", "", ""])[1:5]
         labels = [parts[0], "napi_defer_hard_irqs %s, gro_flush_timeout %s ns" % tuple(parts[1].split()) if parts[1] else "",
-                  "%s hugepages" % parts[2] if parts[2] else ""]
+                  "%s hugepages" % parts[2] if parts[2] else "", "binary %s" % os.path.basename(parts[3]) if parts[3] else ""]
         settings = "; ".join(p for p in labels if p) or "defaults"
         cells = []
         for s in sizes:

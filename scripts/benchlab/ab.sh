@@ -7,12 +7,14 @@
 # both gateways' CPU time (user + system, the whole run) per packet gwA
 # received, go to OUTDIR/ab.md; each run's lab.json and gateway stats stay in OUTDIR.
 #
-# usage: ab.sh OUTDIR 'NAME;IFACE;NAPI[;HUGEPAGES]' ...   (root)
+# usage: ab.sh OUTDIR 'NAME;IFACE;NAPI[;HUGEPAGES[;BINARY]]' ...   (root)
 #   IFACE: interfaces keys for both gateways, e.g. "batch: 256, idle_spin: 50us"
 #   NAPI:  "DEFER TIMEOUT" for the gateway veths' napi_defer_hard_irqs and
 #          gro_flush_timeout (busy polling), or empty
 #   HUGEPAGES: 2 MiB pages to add to vm.nr_hugepages for the run (the
 #          UMEMs then come from them), restored after it
+#   BINARY: an xdpsec binary to run instead of this tree's (e.g. one built
+#          from another commit, to compare defaults)
 # environment: ROUNDS=3 SIZES="64 1400" DURATION=3 LADDER_STEPS=1, and
 # whatever scripts/bench-lab.sh reads.
 set -euo pipefail
@@ -31,12 +33,12 @@ for r in $(seq "$ROUNDS"); do
 	for i in $(seq 0 $((n - 1))); do
 		# Rotate the order each round, so no variant always runs first.
 		v=${variants[$(((i + r) % n))]}
-		IFS=';' read -r name iface napi huge <<<"$v"
+		IFS=';' read -r name iface napi huge bin <<<"$v"
 		echo "ab: round $r $name" >&2
 		log=$OUT/$name-$r.log
 		nr=$(cat /proc/sys/vm/nr_hugepages)
 		# shellcheck disable=SC2016 # expanded by the inner shell
-		XDPSEC_IFACE=$iface XDPSEC_NAPI=$napi flock /tmp/xdpsec-lab.lock sh -c '
+		XDPSEC=${bin:-$OUT/xdpsec} XDPSEC_IFACE=$iface XDPSEC_NAPI=$napi flock /tmp/xdpsec-lab.lock sh -c '
 			[ -z "$1" ] || echo $(($2 + $1)) >/proc/sys/vm/nr_hugepages
 			./scripts/bench-lab.sh; rc=$?
 			echo "$2" >/proc/sys/vm/nr_hugepages
