@@ -761,3 +761,314 @@ openClear:
 	VPXORD Z13, Z13, Z13
 	VZEROUPPER
 	RET
+
+// ---------------------------------------------------------------------------
+// Open in one pass, for ciphertexts of any length (Open sends those of up to
+// 224 bytes to gcmOpenShortAVX512, which writes nothing on a bad tag) and
+// 0..16 bytes of AAD. Each 256-byte chunk is loaded once: its 16 blocks go
+// into GHASH (one window, one reduction) while the AES of their 16 counter
+// blocks runs beside it, and the plaintext is stored as the keystream is
+// ready. The AES units and the carry-less multiplier work side by side, and
+// the data is read from memory once where the separate tag and counter-mode
+// passes read it twice. The tag is compared only at the end, so a message
+// that fails has had plaintext written to dst: the caller zeroes dst then
+// (Open does), before any of it is released.
+//
+// The AAD block is multiplied by H^17 in the first chunk's window, or, when
+// there is no whole chunk, by H^(n+1) in the final window of n blocks (the
+// ciphertext's last 0..15 blocks and the length block), whose powers start
+// at R14 = R13 + 16·(16-n) (n ≤ 17: the length block needs no room of its
+// own past H^1).
+//
+// Registers: Z0..Z3 AES state, Z4..Z7 ciphertext (byte-reversed) for GHASH,
+// Z8..Z12 GHASH accumulators and scratch, X13 Y, X14 the tag mask E(K, J0),
+// Z15 counters, Z16..Z30 round keys, Z31 byte-reversal mask; the reduction
+// constant and the counter step are read from memory.
+
+// REDUCE_M: REDUCE with the reduction constant read from memory.
+#define REDUCE_M \
+	FOLD_LANES(Z8, Y8, X8); \
+	FOLD_LANES(Z9, Y9, X9); \
+	FOLD_LANES(Z10, Y10, X10); \
+	VPSLLDQ    $8, X9, X11; \
+	VPXOR      X11, X8, X8; \
+	VPSRLDQ    $8, X9, X11; \
+	VPXOR      X11, X10, X10; \
+	VPCLMULQDQ $0x10, gcmPoly<>(SB), X8, X11; \
+	VPSHUFD    $78, X8, X8; \
+	VPXOR      X11, X8, X8; \
+	VPCLMULQDQ $0x10, gcmPoly<>(SB), X8, X11; \
+	VPSHUFD    $78, X8, X8; \
+	VPXOR      X11, X8, X8; \
+	VPXOR      X10, X8, X13
+
+#define NEXT_CTR_M(Z) VPSHUFB Z31, Z15, Z; VPADDD ctrFourZ<>(SB), Z15, Z15
+
+DATA ctrFourZ<>+0(SB)/8, $4
+DATA ctrFourZ<>+8(SB)/8, $0
+DATA ctrFourZ<>+16(SB)/8, $4
+DATA ctrFourZ<>+24(SB)/8, $0
+DATA ctrFourZ<>+32(SB)/8, $4
+DATA ctrFourZ<>+40(SB)/8, $0
+DATA ctrFourZ<>+48(SB)/8, $4
+DATA ctrFourZ<>+56(SB)/8, $0
+GLOBL ctrFourZ<>(SB), RODATA|NOPTR, $64
+
+// func gcmOpenAVX512(k *asmKeys, nonce *[12]byte, dst, ct, aad, tag []byte) bool
+TEXT ·gcmOpenAVX512(SB), NOSPLIT, $0-113
+	MOVQ k+0(FP), R8
+	MOVQ nonce+8(FP), R9
+	MOVQ dst_base+16(FP), DI
+	MOVQ ct_base+40(FP), SI
+	MOVQ ct_len+48(FP), R12
+	MOVQ aad_base+64(FP), R11
+	MOVQ KEYS_NR(R8), CX
+	LEAQ (KEYS_HTAB+16*16)(R8), R13
+
+	// The tag mask E(K, J0), J0 = nonce ‖ [1]32, one block beside the rest.
+	VMOVQ   (R9), X14
+	VPINSRD $2, 8(R9), X14, X14
+	MOVL    $0x01000000, AX
+	VPINSRD $3, AX, X14, X14
+	VPXOR   (KEYS_RK+0*16)(R8), X14, X14
+	VAESENC (KEYS_RK+1*16)(R8), X14, X14
+	VAESENC (KEYS_RK+2*16)(R8), X14, X14
+	VAESENC (KEYS_RK+3*16)(R8), X14, X14
+	VAESENC (KEYS_RK+4*16)(R8), X14, X14
+	VAESENC (KEYS_RK+5*16)(R8), X14, X14
+	VAESENC (KEYS_RK+6*16)(R8), X14, X14
+	VAESENC (KEYS_RK+7*16)(R8), X14, X14
+	VAESENC (KEYS_RK+8*16)(R8), X14, X14
+	VAESENC (KEYS_RK+9*16)(R8), X14, X14
+	CMPQ CX, $10
+	JE   omaskLast
+	VAESENC (KEYS_RK+10*16)(R8), X14, X14
+	VAESENC (KEYS_RK+11*16)(R8), X14, X14
+	CMPQ CX, $12
+	JE   omaskLast
+	VAESENC (KEYS_RK+12*16)(R8), X14, X14
+	VAESENC (KEYS_RK+13*16)(R8), X14, X14
+
+omaskLast:
+	MOVQ CX, AX
+	SHLQ $4, AX
+	VAESENCLAST KEYS_RK(R8)(AX*1), X14, X14
+
+	ROUND_KEYS
+
+	// The data's counter blocks start at inc32(J0), counter 2.
+	MOVL $0x02000000, AX
+	COUNTER_LANES
+
+	VPXOR X13, X13, X13
+	ZERO_ACC
+	MOVQ  $-1, AX
+	MOVQ  R12, DX
+
+	// The AAD block (zero for no AAD, which then adds nothing).
+	MOVQ  aad_len+72(FP), BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z (R11), K1, Z4
+	VPSHUFB Z31, Z4, Z4
+	MOVQ  $1, R10 // the AAD block is still to be hashed
+	CMPQ  DX, $256
+	JB    oloop
+	MULACC(Z4, -16(R13))
+	XORQ  R10, R10
+
+oloop:
+	CMPQ DX, $256
+	JB   otail
+	NEXT_CTR_M(Z0)
+	NEXT_CTR_M(Z1)
+	NEXT_CTR_M(Z2)
+	NEXT_CTR_M(Z3)
+	VPXORD Z16, Z0, Z0
+	VPXORD Z16, Z1, Z1
+	VPXORD Z16, Z2, Z2
+	VPXORD Z16, Z3, Z3
+	VMOVDQU64 (SI), Z4
+	VMOVDQU64 64(SI), Z5
+	VMOVDQU64 128(SI), Z6
+	VMOVDQU64 192(SI), Z7
+	ROUND4(Z17)
+	VPSHUFB Z31, Z4, Z4
+	VPSHUFB Z31, Z5, Z5
+	VPXORQ  Z13, Z4, Z4
+	ROUND4(Z18)
+	MULACC(Z4, (0*64)(R13))
+	ROUND4(Z19)
+	VPSHUFB Z31, Z6, Z6
+	VPSHUFB Z31, Z7, Z7
+	MULACC(Z5, (1*64)(R13))
+	ROUND4(Z20)
+	MULACC(Z6, (2*64)(R13))
+	ROUND4(Z21)
+	MULACC(Z7, (3*64)(R13))
+	ROUND4(Z22)
+	REDUCE_M
+	ROUND4(Z23)
+	ROUND4(Z24)
+	ROUND4(Z25)
+	ZERO_ACC
+	CMPQ CX, $10
+	JE   oloopLast
+	ROUND4(Z26)
+	ROUND4(Z27)
+	CMPQ CX, $12
+	JE   oloopLast
+	ROUND4(Z28)
+	ROUND4(Z29)
+
+oloopLast:
+	LAST4(Z30)
+	// Every load of this chunk is done before its stores: dst may be ct.
+	VPXORD (SI), Z0, Z0
+	VPXORD 64(SI), Z1, Z1
+	VPXORD 128(SI), Z2, Z2
+	VPXORD 192(SI), Z3, Z3
+	VMOVDQU64 Z0, (DI)
+	VMOVDQU64 Z1, 64(DI)
+	VMOVDQU64 Z2, 128(DI)
+	VMOVDQU64 Z3, 192(DI)
+	ADDQ $256, SI
+	ADDQ $256, DI
+	SUBQ $256, DX
+	JMP  oloop
+
+otail:
+	// 0 ≤ DX < 256 bytes left: n = ceil(DX/16) + 1 blocks with the length
+	// block, powers from R14 = R13 + 240 - 16·ceil(DX/16).
+	LEAQ 15(DX), BX
+	SHRQ $4, BX
+	SHLQ $4, BX
+	NEGQ BX
+	LEAQ 240(R13)(BX*1), R14
+	TESTQ R10, R10
+	JZ    otailLen
+	MULACC(Z4, -16(R14))
+
+otailLen:
+	// Length block [len(A)]64 ‖ [len(C)]64 in bits, times H^1.
+	MOVQ    aad_len+72(FP), BX
+	SHLQ    $3, BX
+	MOVQ    R12, R9
+	SHLQ    $3, R9
+	VMOVQ   R9, X4
+	VPINSRQ $1, BX, X4, X4
+	TESTQ   DX, DX
+	JNZ     otailData
+	// No ciphertext left: Y goes in with the length block.
+	VPXOR   X13, X4, X4
+	MULACC(Z4, (15*16)(R13))
+	JMP     otag
+
+otailData:
+	MULACC(Z4, (15*16)(R13))
+	// Byte masks K1..K4 of the 64-byte groups, clipped to DX.
+	XORQ  R10, R10
+	BZHIQ DX, AX, BX
+	KMOVQ BX, K1
+	LEAQ  -64(DX), BX
+	CMPQ  DX, $64
+	CMOVQLT R10, BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K2
+	LEAQ  -128(DX), BX
+	CMPQ  DX, $128
+	CMOVQLT R10, BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K3
+	LEAQ  -192(DX), BX
+	CMPQ  DX, $192
+	CMOVQLT R10, BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K4
+	CMPQ DX, $128
+	JA   otailAES4
+	NEXT_CTR_M(Z0)
+	NEXT_CTR_M(Z1)
+	AES2(otailLast2)
+
+otailLast2:
+	VAESENCLAST Z30, Z0, Z0
+	VAESENCLAST Z30, Z1, Z1
+	JMP otailHash
+
+otailAES4:
+	NEXT_CTR_M(Z0)
+	NEXT_CTR_M(Z1)
+	NEXT_CTR_M(Z2)
+	NEXT_CTR_M(Z3)
+	AES4(otailLast4)
+
+otailLast4:
+	LAST4(Z30)
+
+otailHash:
+	VMOVDQU8.Z (SI), K1, Z4
+	VPSHUFB Z31, Z4, Z4
+	VPXORQ  Z13, Z4, Z4
+	MULACC(Z4, (R14))
+	VMOVDQU8.Z (SI), K1, Z4
+	VPXORD  Z4, Z0, Z0
+	CMPQ DX, $64
+	JBE  otailStore
+	VMOVDQU8.Z 64(SI), K2, Z5
+	VPXORD  Z5, Z1, Z1
+	VPSHUFB Z31, Z5, Z5
+	MULACC(Z5, 64(R14))
+	CMPQ DX, $128
+	JBE  otailStore
+	VMOVDQU8.Z 128(SI), K3, Z6
+	VPXORD  Z6, Z2, Z2
+	VPSHUFB Z31, Z6, Z6
+	MULACC(Z6, 128(R14))
+	CMPQ DX, $192
+	JBE  otailStore
+	VMOVDQU8.Z 192(SI), K4, Z7
+	VPXORD  Z7, Z3, Z3
+	VPSHUFB Z31, Z7, Z7
+	MULACC(Z7, 192(R14))
+
+otailStore:
+	// All of the tail is loaded (above) before it is stored: dst may be ct.
+	VMOVDQU8 Z0, K1, (DI)
+	CMPQ DX, $64
+	JBE  otag
+	VMOVDQU8 Z1, K2, 64(DI)
+	CMPQ DX, $128
+	JBE  otag
+	VMOVDQU8 Z2, K3, 128(DI)
+	VMOVDQU8 Z3, K4, 192(DI)
+
+otag:
+	REDUCE_M
+	VPSHUFB X31, X13, X13
+	VPXOR   X14, X13, X13
+
+	// Compare with the received tag, its length in bytes, in constant time.
+	MOVQ  tag_base+88(FP), R9
+	MOVQ  tag_len+96(FP), BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K5
+	VMOVDQU8.Z (R9), K5, X6
+	VMOVDQU8.Z X13, K5, X7
+	VPXOR  X6, X7, X7
+	VPTEST X7, X7
+	SETEQ  ret+112(FP)
+
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VZEROUPPER
+	RET
