@@ -185,6 +185,12 @@ func (a *AEAD) Seal(dst, nonce, plaintext, additionalData []byte) []byte {
 		// ret has room for the output, so crypto/cipher writes it in place.
 		return a.std.Seal(ret[:len(dst)], nonce, plaintext, additionalData)
 	}
+	if len(plaintext) <= maxShortSeal && len(additionalData) <= 16 {
+		// ESP's packets up to ~200 bytes: keystream, tag mask and GHASH
+		// in one call, the tag written in place.
+		sealShortAsm(a.keys, nonce, out, plaintext, additionalData, a.tagSize)
+		return ret
+	}
 	var tag [16]byte
 	sealAsm(a.keys, nonce, out[:len(plaintext)], plaintext, additionalData, &tag)
 	copy(out[len(plaintext):], tag[:a.tagSize])

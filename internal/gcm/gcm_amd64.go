@@ -69,3 +69,18 @@ const maxOnePassAAD = 16
 func openAsm(k *asmKeys, nonce, dst, ct, aad, tag []byte) bool {
 	return gcmOpenAVX512(k, (*[12]byte)(nonce), dst, ct, aad, tag)
 }
+
+// gcmSealShortAVX512 seals a short message in one pass (see the assembly):
+// 0 ≤ len(aad) ≤ 16, 0 ≤ len(pt) ≤ 224, len(dst) = len(pt) + tagLen with
+// dst and pt the same or not overlapping; the tag's first tagLen bytes go
+// behind the ciphertext.
+//
+//go:noescape
+func gcmSealShortAVX512(k *asmKeys, nonce *[12]byte, dst, pt, aad []byte, tagLen int)
+
+// maxShortSeal is the longest plaintext gcmSealShortAVX512 takes.
+const maxShortSeal = 224
+
+func sealShortAsm(k *asmKeys, nonce, dst, pt, aad []byte, tagLen int) {
+	gcmSealShortAVX512(k, (*[12]byte)(nonce), dst, pt, aad, tagLen)
+}

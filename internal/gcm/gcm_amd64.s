@@ -1072,3 +1072,170 @@ otag:
 	VPXORD Z15, Z15, Z15
 	VZEROUPPER
 	RET
+
+// ---------------------------------------------------------------------------
+// Seal of a short message in one call: 0..16 bytes of AAD, 0..224 bytes of
+// plaintext (ESP packets up to ~200 bytes), the tag written behind the
+// ciphertext. As in gcmOpenShortAVX512, J0 and the data's counter blocks
+// fill lanes 0, 1, 2, … of Z0..Z3 and the data is loaded and stored at -16
+// from its start with those 16 bytes masked off. The ciphertext is hashed
+// from the registers it was made in: zero-masked to its length, it lies
+// one block late in the lanes, so its blocks meet their powers of H from
+// R14 - 16, and lane 0 (the tag mask's, masked off) carries the AAD block,
+// which meets H^(n+1) there.
+//
+// Registers: Z0..Z3 AES state, then ciphertext; Z4 ctrFour, then the
+// length block; Z5 the AAD block; Z6/Z7 plaintext, then GHASH input;
+// Z8..Z12 GHASH, X13 Y, X14 reduction constant, X15 the tag mask,
+// Z16..Z30 round keys, Z31 byte-reversal mask.
+
+// func gcmSealShortAVX512(k *asmKeys, nonce *[12]byte, dst, pt, aad []byte, tagLen int)
+TEXT ·gcmSealShortAVX512(SB), NOSPLIT, $0-96
+	MOVQ k+0(FP), R8
+	MOVQ nonce+8(FP), R9
+	MOVQ dst_base+16(FP), DI
+	MOVQ pt_base+40(FP), R11
+	MOVQ pt_len+48(FP), R12
+	MOVQ aad_base+64(FP), SI
+	MOVQ aad_len+72(FP), DX
+	MOVQ KEYS_NR(R8), CX
+	LEAQ (KEYS_HTAB+16*16)(R8), R13
+
+	ROUND_KEYS
+
+	// J0 = nonce ‖ [1]32 in lane 0, then inc32 per lane.
+	MOVL    $0x01000000, AX
+	COUNTER_LANES
+	VBROADCASTI32X4 ctrFour<>(SB), Z4
+
+	CMPQ R12, $112
+	JA   sealAES4
+
+	VPSHUFB Z31, Z15, Z0
+	VPADDD  Z4, Z15, Z15
+	VPSHUFB Z31, Z15, Z1
+	AES2(sealLast2)
+
+sealLast2:
+	VAESENCLAST Z30, Z0, Z0
+	VAESENCLAST Z30, Z1, Z1
+	JMP sealData
+
+sealAES4:
+	VPSHUFB Z31, Z15, Z0
+	VPADDD  Z4, Z15, Z15
+	VPSHUFB Z31, Z15, Z1
+	VPADDD  Z4, Z15, Z15
+	VPSHUFB Z31, Z15, Z2
+	VPADDD  Z4, Z15, Z15
+	VPSHUFB Z31, Z15, Z3
+	AES4(sealLast4)
+
+sealLast4:
+	LAST4(Z30)
+
+sealData:
+	// The tag mask E(K, J0) is lane 0 of Z0.
+	VMOVDQA X0, X15
+	VMOVDQU gcmPoly<>(SB), X14
+	MOVQ    $-1, AX
+
+	// The AAD block, raw, in lane 0.
+	BZHIQ DX, AX, BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z (SI), K1, Z5
+
+	// Masks of the span of 16 + len(pt) bytes from 16 bytes before pt
+	// (its first 16 off), as in gcmOpenShortAVX512.
+	LEAQ 16(R12), R10
+	BZHIQ R10, AX, BX
+	ANDQ $-65536, BX
+	KMOVQ BX, K1
+	XORQ R9, R9
+	LEAQ -64(R10), BX
+	CMPQ R10, $64
+	CMOVQLT R9, BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K2
+	LEAQ -128(R10), BX
+	CMPQ R10, $128
+	CMOVQLT R9, BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K3
+	LEAQ -192(R10), BX
+	CMPQ R10, $192
+	CMOVQLT R9, BX
+	BZHIQ BX, AX, BX
+	KMOVQ BX, K4
+
+	// Powers from R14 = R13 + 16·(16-n), n = ceil(len(pt)/16) + 1.
+	LEAQ 31(R12), BX
+	SHRQ $4, BX
+	NEGQ BX
+	SHLQ $4, BX
+	LEAQ 256(R13)(BX*1), R14
+
+	// All loads before any store: dst may be pt itself.
+	VMOVDQU8.Z -16(R11), K1, Z6
+	VMOVDQU8.Z 48(R11), K2, Z7
+	VPXORD Z6, Z0, Z0
+	VPXORD Z7, Z1, Z1
+	CMPQ R12, $112
+	JBE  sealHash2
+	VMOVDQU8.Z 112(R11), K3, Z6
+	VMOVDQU8.Z 176(R11), K4, Z7
+	VPXORD Z6, Z2, Z2
+	VPXORD Z7, Z3, Z3
+
+	ZERO_ACC
+	VMOVDQU8.Z Z2, K3, Z6
+	VPSHUFB Z31, Z6, Z6
+	MULACC(Z6, 112(R14))
+	VMOVDQU8.Z Z3, K4, Z7
+	VPSHUFB Z31, Z7, Z7
+	MULACC(Z7, 176(R14))
+	VMOVDQU8 Z2, K3, 112(DI)
+	VMOVDQU8 Z3, K4, 176(DI)
+	JMP sealHash
+
+sealHash2:
+	ZERO_ACC
+
+sealHash:
+	VMOVDQU8.Z Z0, K1, Z6
+	VPXORQ  Z5, Z6, Z6
+	VPSHUFB Z31, Z6, Z6
+	MULACC(Z6, -16(R14))
+	VMOVDQU8.Z Z1, K2, Z7
+	VPSHUFB Z31, Z7, Z7
+	MULACC(Z7, 48(R14))
+	VMOVDQU8 Z0, K1, -16(DI)
+	VMOVDQU8 Z1, K2, 48(DI)
+
+	// Length block [len(A)]64 ‖ [len(C)]64 in bits, times H^1.
+	MOVQ    DX, BX
+	SHLQ    $3, BX
+	MOVQ    R12, R10
+	SHLQ    $3, R10
+	VMOVQ   R10, X4
+	VPINSRQ $1, BX, X4, X4
+	MULACC(Z4, (15*16)(R13))
+
+	REDUCE
+	VPSHUFB X31, X13, X13
+	VPXOR   X15, X13, X13
+	MOVQ    tagLen+88(FP), BX
+	BZHIQ   BX, AX, BX
+	KMOVQ   BX, K5
+	VMOVDQU8 X13, K5, (DI)(R12*1)
+
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z15, Z15, Z15
+	VPXORD Z13, Z13, Z13
+	VZEROUPPER
+	RET

@@ -250,3 +250,41 @@ func FuzzOpenCrossCheck(f *testing.F) {
 		}
 	})
 }
+
+// TestSealShortEveryLength runs the one-call short Seal directly on every
+// plaintext length 0..224 with every AAD length 0..16 and every tag size
+// against crypto/cipher, into a buffer between guard bytes and in place.
+func TestSealShortEveryLength(t *testing.T) {
+	if !useAsm {
+		t.Skip("no assembly path on this CPU or build")
+	}
+	r := newRand(16)
+	for _, kl := range []int{16, 24, 32} {
+		key := randBytes(r, kl)
+		ref := newReference(t, key)
+		a, err := newWith(key, 16, implAsm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n := 0; n <= maxShortSeal; n++ {
+			for aadLen := 0; aadLen <= 16; aadLen++ {
+				ts := []int{16, 12, 8}[(n+aadLen)%3]
+				nonce, pt, aad := randBytes(r, 12), randBytes(r, n), randBytes(r, aadLen)
+				want := ref.seal(nonce, pt, aad, ts)
+				buf := bytes.Repeat([]byte{0xee}, 64+n+ts+64)
+				sealShortAsm(a.keys, nonce, buf[64:64+n+ts], pt, aad, ts)
+				if !bytes.Equal(buf[64:64+n+ts], want) {
+					t.Fatalf("aes%d len %d aad %d tag %d: Seal = %x, want %x", 8*kl, n, aadLen, ts, buf[64:64+n+ts], want)
+				}
+				if !bytes.Equal(buf[:64], bytes.Repeat([]byte{0xee}, 64)) || !bytes.Equal(buf[64+n+ts:], bytes.Repeat([]byte{0xee}, 64)) {
+					t.Fatalf("aes%d len %d aad %d tag %d: Seal wrote outside dst", 8*kl, n, aadLen, ts)
+				}
+				inPlace := append(append([]byte{}, pt...), make([]byte, ts)...)
+				sealShortAsm(a.keys, nonce, inPlace, inPlace[:n], aad, ts)
+				if !bytes.Equal(inPlace, want) {
+					t.Fatalf("aes%d len %d aad %d tag %d: in-place Seal = %x, want %x", 8*kl, n, aadLen, ts, inPlace, want)
+				}
+			}
+		}
+	}
+}
