@@ -12,8 +12,9 @@
 // for the tail, so short packets never fall back to block-at-a-time code)
 // and one for the tag (GHASH over AAD ‖ ciphertext ‖ lengths with up to 32
 // blocks per reduction, a packet of up to 224 bytes with at most 16 bytes of
-// AAD in a single reduction, the tag mask E(K, J0) computed alongside).
-// Open runs in one pass at every length: up to 224 bytes it computes tag
+// AAD in a single reduction, the tag mask E(K, J0) computed alongside);
+// Seal of up to 224 bytes with up to 16 of AAD (ESP's packets up to ~200
+// bytes) makes keystream, tag mask and tag in one call. Open runs in one pass at every length: up to 224 bytes it computes tag
 // and keystream together and writes the plaintext only once the tag
 // matched; longer messages (with up to 16 bytes of AAD, ESP's 8 or 12) are
 // hashed and decrypted 256 bytes at a time, each chunk loaded once, and a
