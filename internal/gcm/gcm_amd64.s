@@ -766,15 +766,16 @@ openClear:
 // Open in one pass, for ciphertexts of any length (Open sends those of up to
 // 224 bytes to gcmOpenShortAVX512, which writes nothing on a bad tag) and
 // 0..16 bytes of AAD. Each 256-byte chunk is loaded once: its 16 blocks go
-// into GHASH (one window, one reduction) while the AES of their 16 counter
-// blocks runs beside it, and the plaintext is stored as the keystream is
-// ready. The AES units and the carry-less multiplier work side by side, and
+// into GHASH while the AES of their 16 counter blocks runs beside it, and
+// the plaintext is stored as the keystream is ready. Two chunks share a
+// reduction (a window of 32 blocks) where they can. The AES units and the carry-less multiplier work side by side, and
 // the data is read from memory once where the separate tag and counter-mode
 // passes read it twice. The tag is compared only at the end, so a message
 // that fails has had plaintext written to dst: the caller zeroes dst then
 // (Open does), before any of it is released.
 //
-// The AAD block is multiplied by H^17 in the first chunk's window, or, when
+// The AAD block is multiplied by H^17 in the first chunk's window (always
+// one of 16 blocks), or, when
 // there is no whole chunk, by H^(n+1) in the final window of n blocks (the
 // ciphertext's last 0..15 blocks and the length block), whose powers start
 // at R14 = R13 + 16·(16-n) (n ≤ 17: the length block needs no room of its
@@ -813,6 +814,69 @@ DATA ctrFourZ<>+40(SB)/8, $0
 DATA ctrFourZ<>+48(SB)/8, $4
 DATA ctrFourZ<>+56(SB)/8, $0
 GLOBL ctrFourZ<>(SB), RODATA|NOPTR, $64
+
+// One 256-byte chunk of gcmOpenAVX512: OPEN_CHUNK_HEAD starts the AES of
+// its 16 counter blocks and loads and byte-reverses the first ciphertext
+// blocks (the caller may fold Y into Z4 then); OPEN_CHUNK_BODY(P, last)
+// runs the rounds but the last beside the GHASH products with the powers
+// at P(R13) (0: H^16..H^1; -256: H^32..H^17), without reducing; the
+// caller's label last then runs OPEN_CHUNK_TAIL: the last round, the
+// plaintext (every load of the chunk before its stores: dst may be ct) and
+// the pointers moved on.
+#define OPEN_CHUNK_HEAD \
+	NEXT_CTR_M(Z0); \
+	NEXT_CTR_M(Z1); \
+	NEXT_CTR_M(Z2); \
+	NEXT_CTR_M(Z3); \
+	VPXORD Z16, Z0, Z0; \
+	VPXORD Z16, Z1, Z1; \
+	VPXORD Z16, Z2, Z2; \
+	VPXORD Z16, Z3, Z3; \
+	VMOVDQU64 (SI), Z4; \
+	VMOVDQU64 64(SI), Z5; \
+	VMOVDQU64 128(SI), Z6; \
+	VMOVDQU64 192(SI), Z7; \
+	ROUND4(Z17); \
+	VPSHUFB Z31, Z4, Z4; \
+	VPSHUFB Z31, Z5, Z5
+
+#define OPEN_CHUNK_BODY(P, last) \
+	ROUND4(Z18); \
+	MULACC(Z4, (P+0*64)(R13)); \
+	ROUND4(Z19); \
+	VPSHUFB Z31, Z6, Z6; \
+	VPSHUFB Z31, Z7, Z7; \
+	MULACC(Z5, (P+1*64)(R13)); \
+	ROUND4(Z20); \
+	MULACC(Z6, (P+2*64)(R13)); \
+	ROUND4(Z21); \
+	MULACC(Z7, (P+3*64)(R13)); \
+	ROUND4(Z22); \
+	ROUND4(Z23); \
+	ROUND4(Z24); \
+	ROUND4(Z25); \
+	CMPQ CX, $10; \
+	JE   last; \
+	ROUND4(Z26); \
+	ROUND4(Z27); \
+	CMPQ CX, $12; \
+	JE   last; \
+	ROUND4(Z28); \
+	ROUND4(Z29)
+
+#define OPEN_CHUNK_TAIL \
+	LAST4(Z30); \
+	VPXORD (SI), Z0, Z0; \
+	VPXORD 64(SI), Z1, Z1; \
+	VPXORD 128(SI), Z2, Z2; \
+	VPXORD 192(SI), Z3, Z3; \
+	VMOVDQU64 Z0, (DI); \
+	VMOVDQU64 Z1, 64(DI); \
+	VMOVDQU64 Z2, 128(DI); \
+	VMOVDQU64 Z3, 192(DI); \
+	ADDQ $256, SI; \
+	ADDQ $256, DI; \
+	SUBQ $256, DX
 
 // func gcmOpenAVX512(k *asmKeys, nonce *[12]byte, dst, ct, aad, tag []byte) bool
 TEXT ·gcmOpenAVX512(SB), NOSPLIT, $0-113
@@ -873,69 +937,52 @@ omaskLast:
 	VPSHUFB Z31, Z4, Z4
 	MOVQ  $1, R10 // the AAD block is still to be hashed
 	CMPQ  DX, $256
-	JB    oloop
+	JB    otail
 	MULACC(Z4, -16(R13))
 	XORQ  R10, R10
 
-oloop:
+	// The first chunk is a window of its own, which takes the AAD block
+	// with it (H^33 is not in the table).
+	OPEN_CHUNK_HEAD
+	OPEN_CHUNK_BODY(0, ofirstLast)
+
+ofirstLast:
+	OPEN_CHUNK_TAIL
+	REDUCE_M
+	ZERO_ACC
+
+	// Then 512 bytes a window: two chunks, each hashed beside its AES,
+	// and one reduction, so the serial chain through Y is half as long
+	// per byte.
+oloop32:
+	CMPQ DX, $512
+	JB   oloop16
+	OPEN_CHUNK_HEAD
+	VPXORQ Z13, Z4, Z4
+	OPEN_CHUNK_BODY(-256, oloopALast)
+
+oloopALast:
+	OPEN_CHUNK_TAIL
+	OPEN_CHUNK_HEAD
+	OPEN_CHUNK_BODY(0, oloopBLast)
+
+oloopBLast:
+	OPEN_CHUNK_TAIL
+	REDUCE_M
+	ZERO_ACC
+	JMP oloop32
+
+oloop16:
 	CMPQ DX, $256
 	JB   otail
-	NEXT_CTR_M(Z0)
-	NEXT_CTR_M(Z1)
-	NEXT_CTR_M(Z2)
-	NEXT_CTR_M(Z3)
-	VPXORD Z16, Z0, Z0
-	VPXORD Z16, Z1, Z1
-	VPXORD Z16, Z2, Z2
-	VPXORD Z16, Z3, Z3
-	VMOVDQU64 (SI), Z4
-	VMOVDQU64 64(SI), Z5
-	VMOVDQU64 128(SI), Z6
-	VMOVDQU64 192(SI), Z7
-	ROUND4(Z17)
-	VPSHUFB Z31, Z4, Z4
-	VPSHUFB Z31, Z5, Z5
-	VPXORQ  Z13, Z4, Z4
-	ROUND4(Z18)
-	MULACC(Z4, (0*64)(R13))
-	ROUND4(Z19)
-	VPSHUFB Z31, Z6, Z6
-	VPSHUFB Z31, Z7, Z7
-	MULACC(Z5, (1*64)(R13))
-	ROUND4(Z20)
-	MULACC(Z6, (2*64)(R13))
-	ROUND4(Z21)
-	MULACC(Z7, (3*64)(R13))
-	ROUND4(Z22)
-	REDUCE_M
-	ROUND4(Z23)
-	ROUND4(Z24)
-	ROUND4(Z25)
-	ZERO_ACC
-	CMPQ CX, $10
-	JE   oloopLast
-	ROUND4(Z26)
-	ROUND4(Z27)
-	CMPQ CX, $12
-	JE   oloopLast
-	ROUND4(Z28)
-	ROUND4(Z29)
+	OPEN_CHUNK_HEAD
+	VPXORQ Z13, Z4, Z4
+	OPEN_CHUNK_BODY(0, oloop16Last)
 
-oloopLast:
-	LAST4(Z30)
-	// Every load of this chunk is done before its stores: dst may be ct.
-	VPXORD (SI), Z0, Z0
-	VPXORD 64(SI), Z1, Z1
-	VPXORD 128(SI), Z2, Z2
-	VPXORD 192(SI), Z3, Z3
-	VMOVDQU64 Z0, (DI)
-	VMOVDQU64 Z1, 64(DI)
-	VMOVDQU64 Z2, 128(DI)
-	VMOVDQU64 Z3, 192(DI)
-	ADDQ $256, SI
-	ADDQ $256, DI
-	SUBQ $256, DX
-	JMP  oloop
+oloop16Last:
+	OPEN_CHUNK_TAIL
+	REDUCE_M
+	ZERO_ACC
 
 otail:
 	// 0 ≤ DX < 256 bytes left: n = ceil(DX/16) + 1 blocks with the length
