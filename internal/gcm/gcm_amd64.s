@@ -326,6 +326,38 @@ ctrReturn:
 	MULACC(Z3, (3*64)(R13)); \
 	REDUCE
 
+// TAG_MASK(X, last) / TAG_MASK_LAST(X): X = E(K, J0), J0 = nonce (at R9)
+// ‖ [1]32, one block with the round keys read from the schedule at R8
+// (KEYS_NR in CX); the caller's label last runs TAG_MASK_LAST. Clobbers AX.
+#define TAG_MASK(X, last) \
+	VMOVQ   (R9), X; \
+	VPINSRD $2, 8(R9), X, X; \
+	MOVL    $0x01000000, AX; \
+	VPINSRD $3, AX, X, X; \
+	VPXOR   (KEYS_RK+0*16)(R8), X, X; \
+	VAESENC (KEYS_RK+1*16)(R8), X, X; \
+	VAESENC (KEYS_RK+2*16)(R8), X, X; \
+	VAESENC (KEYS_RK+3*16)(R8), X, X; \
+	VAESENC (KEYS_RK+4*16)(R8), X, X; \
+	VAESENC (KEYS_RK+5*16)(R8), X, X; \
+	VAESENC (KEYS_RK+6*16)(R8), X, X; \
+	VAESENC (KEYS_RK+7*16)(R8), X, X; \
+	VAESENC (KEYS_RK+8*16)(R8), X, X; \
+	VAESENC (KEYS_RK+9*16)(R8), X, X; \
+	CMPQ CX, $10; \
+	JE   last; \
+	VAESENC (KEYS_RK+10*16)(R8), X, X; \
+	VAESENC (KEYS_RK+11*16)(R8), X, X; \
+	CMPQ CX, $12; \
+	JE   last; \
+	VAESENC (KEYS_RK+12*16)(R8), X, X; \
+	VAESENC (KEYS_RK+13*16)(R8), X, X
+
+#define TAG_MASK_LAST(X) \
+	MOVQ CX, AX; \
+	SHLQ $4, AX; \
+	VAESENCLAST KEYS_RK(R8)(AX*1), X, X
+
 // func gcmTagAVX512(k *asmKeys, nonce *[12]byte, tag *[16]byte, aad, ct []byte)
 TEXT ·gcmTagAVX512(SB), NOSPLIT, $0-72
 	MOVQ k+0(FP), R8
@@ -341,33 +373,10 @@ TEXT ·gcmTagAVX512(SB), NOSPLIT, $0-72
 
 	// The tag mask E(K, J0), J0 = nonce ‖ [1]32. It depends on nothing
 	// below, so the CPU runs it alongside the GHASH multiplications.
-	VMOVQ   (R9), X15
-	VPINSRD $2, 8(R9), X15, X15
-	MOVL    $0x01000000, AX
-	VPINSRD $3, AX, X15, X15
-	VPXOR   (KEYS_RK+0*16)(R8), X15, X15
-	VAESENC (KEYS_RK+1*16)(R8), X15, X15
-	VAESENC (KEYS_RK+2*16)(R8), X15, X15
-	VAESENC (KEYS_RK+3*16)(R8), X15, X15
-	VAESENC (KEYS_RK+4*16)(R8), X15, X15
-	VAESENC (KEYS_RK+5*16)(R8), X15, X15
-	VAESENC (KEYS_RK+6*16)(R8), X15, X15
-	VAESENC (KEYS_RK+7*16)(R8), X15, X15
-	VAESENC (KEYS_RK+8*16)(R8), X15, X15
-	VAESENC (KEYS_RK+9*16)(R8), X15, X15
-	CMPQ CX, $10
-	JE   maskLast
-	VAESENC (KEYS_RK+10*16)(R8), X15, X15
-	VAESENC (KEYS_RK+11*16)(R8), X15, X15
-	CMPQ CX, $12
-	JE   maskLast
-	VAESENC (KEYS_RK+12*16)(R8), X15, X15
-	VAESENC (KEYS_RK+13*16)(R8), X15, X15
+	TAG_MASK(X15, maskLast)
 
 maskLast:
-	MOVQ CX, AX
-	SHLQ $4, AX
-	VAESENCLAST KEYS_RK(R8)(AX*1), X15, X15
+	TAG_MASK_LAST(X15)
 
 	VBROADCASTI32X4 bswapMask<>(SB), Z31
 	VMOVDQU gcmPoly<>(SB), X14
@@ -579,6 +588,39 @@ tagReduce:
 // accumulators and scratch, X13 Y, X14 reduction constant, Z15 counters
 // then the tag mask, Z16..Z30 round keys, Z31 byte-reversal mask.
 
+// SHORT_KEYSTREAM(aes4, last2, last4, done), for the short one-call paths
+// (schedule at R8, nr in CX, nonce at R9, length in R12): the round keys,
+// and the keystream of J0 = nonce ‖ [1]32 and the data's blocks 2, 3, …
+// in the lanes of Z0, Z1 (up to 112 bytes: J0 and 7 blocks) or Z0..Z3;
+// Z4 = ctrFour. The labels are the expansion's own; it falls through to
+// the caller's label done.
+#define SHORT_KEYSTREAM(aes4, last2, last4, done) \
+	ROUND_KEYS; \
+	MOVL    $0x01000000, AX; \
+	COUNTER_LANES; \
+	VBROADCASTI32X4 ctrFour<>(SB), Z4; \
+	CMPQ R12, $112; \
+	JA   aes4; \
+	VPSHUFB Z31, Z15, Z0; \
+	VPADDD  Z4, Z15, Z15; \
+	VPSHUFB Z31, Z15, Z1; \
+	AES2(last2); \
+last2: \
+	VAESENCLAST Z30, Z0, Z0; \
+	VAESENCLAST Z30, Z1, Z1; \
+	JMP done; \
+aes4: \
+	VPSHUFB Z31, Z15, Z0; \
+	VPADDD  Z4, Z15, Z15; \
+	VPSHUFB Z31, Z15, Z1; \
+	VPADDD  Z4, Z15, Z15; \
+	VPSHUFB Z31, Z15, Z2; \
+	VPADDD  Z4, Z15, Z15; \
+	VPSHUFB Z31, Z15, Z3; \
+	AES4(last4); \
+last4: \
+	LAST4(Z30)
+
 // func gcmOpenShortAVX512(k *asmKeys, nonce *[12]byte, dst, ct, aad, tag []byte) bool
 TEXT ·gcmOpenShortAVX512(SB), NOSPLIT, $0-113
 	MOVQ k+0(FP), R8
@@ -591,39 +633,7 @@ TEXT ·gcmOpenShortAVX512(SB), NOSPLIT, $0-113
 	MOVQ KEYS_NR(R8), CX
 	LEAQ (KEYS_HTAB+16*16)(R8), R13
 
-	ROUND_KEYS
-
-	// J0 = nonce ‖ [1]32 in lane 0, then inc32 per lane.
-	MOVL    $0x01000000, AX
-	COUNTER_LANES
-	VBROADCASTI32X4 ctrFour<>(SB), Z4
-
-	CMPQ R12, $112
-	JA   openAES4
-
-	// Up to 112 bytes of ciphertext: J0 and 7 data blocks, two registers.
-	VPSHUFB Z31, Z15, Z0
-	VPADDD  Z4, Z15, Z15
-	VPSHUFB Z31, Z15, Z1
-	AES2(openLast2)
-
-openLast2:
-	VAESENCLAST Z30, Z0, Z0
-	VAESENCLAST Z30, Z1, Z1
-	JMP openGHASH
-
-openAES4:
-	VPSHUFB Z31, Z15, Z0
-	VPADDD  Z4, Z15, Z15
-	VPSHUFB Z31, Z15, Z1
-	VPADDD  Z4, Z15, Z15
-	VPSHUFB Z31, Z15, Z2
-	VPADDD  Z4, Z15, Z15
-	VPSHUFB Z31, Z15, Z3
-	AES4(openLast4)
-
-openLast4:
-	LAST4(Z30)
+	SHORT_KEYSTREAM(openAES4, openLast2, openLast4, openGHASH)
 
 openGHASH:
 	// The tag mask E(K, J0) is lane 0 of Z0.
@@ -890,33 +900,10 @@ TEXT ·gcmOpenAVX512(SB), NOSPLIT, $0-113
 	LEAQ (KEYS_HTAB+16*16)(R8), R13
 
 	// The tag mask E(K, J0), J0 = nonce ‖ [1]32, one block beside the rest.
-	VMOVQ   (R9), X14
-	VPINSRD $2, 8(R9), X14, X14
-	MOVL    $0x01000000, AX
-	VPINSRD $3, AX, X14, X14
-	VPXOR   (KEYS_RK+0*16)(R8), X14, X14
-	VAESENC (KEYS_RK+1*16)(R8), X14, X14
-	VAESENC (KEYS_RK+2*16)(R8), X14, X14
-	VAESENC (KEYS_RK+3*16)(R8), X14, X14
-	VAESENC (KEYS_RK+4*16)(R8), X14, X14
-	VAESENC (KEYS_RK+5*16)(R8), X14, X14
-	VAESENC (KEYS_RK+6*16)(R8), X14, X14
-	VAESENC (KEYS_RK+7*16)(R8), X14, X14
-	VAESENC (KEYS_RK+8*16)(R8), X14, X14
-	VAESENC (KEYS_RK+9*16)(R8), X14, X14
-	CMPQ CX, $10
-	JE   omaskLast
-	VAESENC (KEYS_RK+10*16)(R8), X14, X14
-	VAESENC (KEYS_RK+11*16)(R8), X14, X14
-	CMPQ CX, $12
-	JE   omaskLast
-	VAESENC (KEYS_RK+12*16)(R8), X14, X14
-	VAESENC (KEYS_RK+13*16)(R8), X14, X14
+	TAG_MASK(X14, omaskLast)
 
 omaskLast:
-	MOVQ CX, AX
-	SHLQ $4, AX
-	VAESENCLAST KEYS_RK(R8)(AX*1), X14, X14
+	TAG_MASK_LAST(X14)
 
 	ROUND_KEYS
 
@@ -1148,38 +1135,7 @@ TEXT ·gcmSealShortAVX512(SB), NOSPLIT, $0-96
 	MOVQ KEYS_NR(R8), CX
 	LEAQ (KEYS_HTAB+16*16)(R8), R13
 
-	ROUND_KEYS
-
-	// J0 = nonce ‖ [1]32 in lane 0, then inc32 per lane.
-	MOVL    $0x01000000, AX
-	COUNTER_LANES
-	VBROADCASTI32X4 ctrFour<>(SB), Z4
-
-	CMPQ R12, $112
-	JA   sealAES4
-
-	VPSHUFB Z31, Z15, Z0
-	VPADDD  Z4, Z15, Z15
-	VPSHUFB Z31, Z15, Z1
-	AES2(sealLast2)
-
-sealLast2:
-	VAESENCLAST Z30, Z0, Z0
-	VAESENCLAST Z30, Z1, Z1
-	JMP sealData
-
-sealAES4:
-	VPSHUFB Z31, Z15, Z0
-	VPADDD  Z4, Z15, Z15
-	VPSHUFB Z31, Z15, Z1
-	VPADDD  Z4, Z15, Z15
-	VPSHUFB Z31, Z15, Z2
-	VPADDD  Z4, Z15, Z15
-	VPSHUFB Z31, Z15, Z3
-	AES4(sealLast4)
-
-sealLast4:
-	LAST4(Z30)
+	SHORT_KEYSTREAM(sealAES4, sealLast2, sealLast4, sealData)
 
 sealData:
 	// The tag mask E(K, J0) is lane 0 of Z0.

@@ -8,8 +8,31 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
+
+// asmCase is an AEAD on the assembly path, for AES-128, -192 and -256 in
+// turn, with its crypto/cipher reference; the tests that call the
+// assembly directly pass it the tag size themselves.
+type asmCase struct {
+	kl  int
+	a   *AEAD
+	ref reference
+}
+
+func asmCases(t *testing.T, r *rand.Rand) []asmCase {
+	var cs []asmCase
+	for _, kl := range []int{16, 24, 32} {
+		key := randBytes(r, kl)
+		a, err := newWith(key, 16, implAsm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, asmCase{kl, a, newReference(t, key)})
+	}
+	return cs
+}
 
 // failedDstOK reports whether a failed Open left dst as it was or zeroed:
 // a message that fails the tag check may have been decrypted into dst by
@@ -108,13 +131,8 @@ func TestOpenOnePassEveryLength(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		maxLen = 600
 	}
-	for _, kl := range []int{16, 24, 32} {
-		key := randBytes(r, kl)
-		ref := newReference(t, key)
-		a, err := newWith(key, 16, implAsm)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, c := range asmCases(t, r) {
+		kl, a, ref := c.kl, c.a, c.ref
 		for n := 0; n <= maxLen; n++ {
 			al := n % (maxOnePassAAD + 1)
 			if kl == 16 && n <= 300 {
@@ -259,13 +277,8 @@ func TestSealShortEveryLength(t *testing.T) {
 		t.Skip("no assembly path on this CPU or build")
 	}
 	r := newRand(16)
-	for _, kl := range []int{16, 24, 32} {
-		key := randBytes(r, kl)
-		ref := newReference(t, key)
-		a, err := newWith(key, 16, implAsm)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, c := range asmCases(t, r) {
+		kl, a, ref := c.kl, c.a, c.ref
 		for n := 0; n <= maxShortSeal; n++ {
 			for aadLen := 0; aadLen <= 16; aadLen++ {
 				ts := []int{16, 12, 8}[(n+aadLen)%3]
