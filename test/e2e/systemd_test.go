@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -129,15 +130,28 @@ func bootSystemd(t *testing.T, netns, share string, caps []string) *systemdBox {
 		t.TempDir(), netns, share, strings.Join(caps, ",")}, b.cgroups...)
 	b.cmd = exec.Command("unshare", args...)
 	b.cmd.Stdout, b.cmd.Stderr = logf, logf
-	if err := b.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
+	// Should the test binary die without its cleanups (a -timeout
+	// panic), nspawn still gets its SIGTERM: the container powers off.
+	// The signal follows the death of the thread that started it, so
+	// that thread is kept for nspawn's whole life.
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	started := make(chan error)
 	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := b.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		b.cmd.Wait()
 		logf.Close()
 		close(b.done)
 	}()
+	if err := <-started; err != nil {
+		logf.Close()
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { b.shutdown(t) })
 
 	// unshare execs sh, which execs nspawn: the container's PID 1 is a
@@ -514,7 +528,7 @@ systemd-analyze set-log-level debug`)
 		t.Fatalf("systemctl start xdpsec: %v\n%s\njournal:\n%s", err, out, strings.Join(msgs, "\n"))
 	}
 	t.Logf("systemctl start xdpsec returned after %v", time.Since(start).Round(time.Millisecond))
-	p := box.show(t, "xdpsec", "ActiveState", "SubState", "MainPID", "User", "CapabilityBoundingSet", "AmbientCapabilities", "NoNewPrivileges")
+	p := box.show(t, "xdpsec", "ActiveState", "SubState", "MainPID", "User", "CapabilityBoundingSet", "AmbientCapabilities", "NoNewPrivileges", "LimitMEMLOCK")
 	if p["ActiveState"] != "active" || p["SubState"] != "running" {
 		t.Fatalf("after systemctl start: %s (%s)", p["ActiveState"], p["SubState"])
 	}
@@ -553,7 +567,7 @@ systemd-analyze set-log-level debug`)
 				t.Errorf("the daemon's %s %s, want %016x (%s)", k, fields[k], want, strings.Join(caps, " "))
 			}
 		}
-		t.Logf("MainPID %s: uid %s, CapEff %s; %s", main, uid, fields["CapEff"], p["CapabilityBoundingSet"])
+		t.Logf("MainPID %s: uid %s, CapEff %s; %s; LimitMEMLOCK=%s", main, uid, fields["CapEff"], p["CapabilityBoundingSet"], p["LimitMEMLOCK"])
 	})
 
 	// The tunnel to gwB, through the daemon under systemd.
