@@ -121,6 +121,13 @@ func bootSystemd(t *testing.T, netns, share string, caps []string) *systemdBox {
 	name := "xdpsec-test-" + testlab.Tag()
 	for _, h := range cgroupHierarchies() {
 		b.cgroups = append(b.cgroups, filepath.Join(h, name))
+		// Those of a test binary killed before its cleanups (its
+		// container powered off, see Pdeathsig below): empty now, or
+		// they stay (rmdir fails on a cgroup with processes).
+		stale, _ := filepath.Glob(filepath.Join(h, "xdpsec-test-*"))
+		for _, cg := range stale {
+			removeCgroupOnce(cg)
+		}
 	}
 	logf, err := os.Create(b.log)
 	if err != nil {
@@ -358,30 +365,36 @@ func (b *systemdBox) shutdown(t *testing.T) {
 	}
 }
 
-// removeCgroup removes a cgroup and those below it, deepest first,
-// waiting a moment for processes that were just killed to leave.
+// removeCgroup removes a cgroup and those below it, waiting a moment for
+// processes that were just killed to leave.
 func removeCgroup(cg string) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var dirs []string
-		filepath.WalkDir(cg, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
-		var last error
-		for _, d := range dirs {
-			if err := os.Remove(d); err != nil {
-				last = err
-			}
-		}
-		if last == nil || time.Now().After(deadline) {
-			return last
+		err := removeCgroupOnce(cg)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// removeCgroupOnce removes the empty cgroups of a tree, deepest first.
+func removeCgroupOnce(cg string) error {
+	var dirs []string
+	filepath.WalkDir(cg, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+	var last error
+	for _, d := range dirs {
+		if err := os.Remove(d); err != nil {
+			last = err
+		}
+	}
+	return last
 }
 
 // capMask is the bit set of capability names as systemd writes them.
