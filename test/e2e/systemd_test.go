@@ -417,6 +417,19 @@ func capMask(t *testing.T, names []string) uint64 {
 	return m
 }
 
+// genIKEConfig writes the lab's IKE gateway configurations (gw-a.yaml,
+// gw-b.yaml, psk: scripts/lab/gen-ike-config.sh) into dir.
+func genIKEConfig(t *testing.T, l *lab, dir string) {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(filepath.Join(root, "scripts", "lab", "gen-ike-config.sh"), l.prefix, dir).CombinedOutput(); err != nil {
+		t.Fatalf("gen-ike-config.sh: %v\n%s", err, out)
+	}
+}
+
 // buildDeb runs `make deb` and returns the package's path.
 func buildDeb(t *testing.T) string {
 	t.Helper()
@@ -475,13 +488,7 @@ func TestSystemdUnit(t *testing.T) {
 	if err := os.Chmod(share, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(filepath.Join(root, "scripts", "lab", "gen-ike-config.sh"), l.prefix, share).CombinedOutput(); err != nil {
-		t.Fatalf("gen-ike-config.sh: %v\n%s", err, out)
-	}
+	genIKEConfig(t, l, share)
 	body, err := os.ReadFile(filepath.Join(share, "gw-a.yaml"))
 	if err != nil {
 		t.Fatal(err)
