@@ -124,14 +124,17 @@ type Engine struct {
 	inst  Installer
 	log   *slog.Logger
 	conns []*Connection
+	// peers is conns as the gate reads it (acceptsPeer): the loop
+	// publishes a new slice whenever a reload changes conns.
+	peers atomic.Pointer[[]*Connection]
 	// reachable is Config.Reachable.
 	reachable func(local, remote netip.Addr) bool
 
 	retransmit      Retransmit
 	halfOpenLimit   int
 	halfOpenTimeout time.Duration
-	cookieThreshold int
-	cookiesAlways   bool
+	cookieThreshold atomic.Int64 // read by the gate; SetDefence changes it
+	cookiesAlways   atomic.Bool
 	cookies         *cookieJar     // admission's only
 	limiter         *sourceLimiter // the loop's only; nil: no limit
 	provenLimiter   *sourceLimiter // for requests with a valid COOKIE
@@ -210,8 +213,6 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		retransmit:      cfg.Retransmit.withDefaults(),
 		halfOpenLimit:   cfg.HalfOpenLimit,
 		halfOpenTimeout: cfg.HalfOpenTimeout,
-		cookieThreshold: cfg.CookieThreshold,
-		cookiesAlways:   cfg.CookiesAlways,
 		admitted:        make(chan inbound, admittedQueue),
 		rIKEPort:        cfg.RemoteIKEPort,
 		rNATTPort:       cfg.RemoteNATTPort,
@@ -242,9 +243,7 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 	if e.halfOpenTimeout <= 0 {
 		e.halfOpenTimeout = defaultHalfOpenTimeout
 	}
-	if e.cookieThreshold <= 0 {
-		e.cookieThreshold = DefaultCookieThreshold
-	}
+	e.setCookiePolicy(cfg.CookieThreshold, cfg.CookiesAlways)
 	now := e.now()
 	e.cookies = newCookieJar(cfg.CookieSecretLifetime, now)
 	rate, burst, slots := cfg.InitRate, cfg.InitBurst, cfg.RateLimitSlots
@@ -301,6 +300,7 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		names[c.Name] = true
 		e.conns = append(e.conns, &c)
 	}
+	e.publishPeers()
 	return e, nil
 }
 
