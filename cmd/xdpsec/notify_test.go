@@ -1,9 +1,9 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,7 +23,6 @@ func TestHangupNotifies(t *testing.T) {
 	}
 	defer conn.Close()
 	t.Setenv("NOTIFY_SOCKET", sockPath)
-	file := filepath.Join(dir, "gw.yaml")
 	var level slog.LevelVar
 	log := newLogger(&syncBuffer{}, "text", &level)
 	read := func() string {
@@ -36,11 +35,8 @@ func TestHangupNotifies(t *testing.T) {
 		}
 		return string(buf[:n])
 	}
-	for _, body := range []string{hupConfig + "log_level: debug\n", hupConfig + "log_level: loud\n"} {
-		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		hangup(file, &level, log)
+	for _, fail := range []error{nil, errors.New("gw.yaml:7: log_level: bad")} {
+		hangup(&fakeReloader{err: fail}, log)
 		if got := read(); !strings.HasPrefix(got, "RELOADING=1\nMONOTONIC_USEC=") {
 			t.Errorf("first notification %q, want RELOADING=1 with MONOTONIC_USEC", got)
 		}

@@ -192,6 +192,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 		d.ctl.Handle(control.CommandTerminate, d.ike.terminate)
 		d.ctl.Handle(control.CommandRekey, d.ike.rekey)
 	}
+	d.ctl.Handle(control.CommandReload, d.reloadAction)
 	if cfg.Metrics != "" {
 		if err := d.serveMetrics(); err != nil {
 			return d, err

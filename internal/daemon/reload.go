@@ -442,3 +442,12 @@ func (d *Daemon) swapMetrics(ln net.Listener) error {
 	}
 	return err
 }
+
+// reloadAction is the control socket's reload: name is the file.
+func (d *Daemon) reloadAction(ctx context.Context, name string) (string, error) {
+	res, err := d.Reload(ctx, name)
+	if res == nil {
+		return "", err
+	}
+	return fmt.Sprintf("reloaded %s in %v: %s", d.cfg.File, res.Took.Round(time.Microsecond), res.Reload), err
+}
