@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
 	"github.com/xdpsec/xdpsec/sad"
@@ -106,6 +107,7 @@ func (e *Engine) RemoveConnection(ctx context.Context, name string) error {
 		}
 		e.publishPeers()
 		for _, sa := range e.sas {
+			sa.cands = slices.DeleteFunc(sa.cands, func(c *Connection) bool { return c == removed })
 			if sa.conn == nil || sa.conn.Name != name || sa.state == StateDead {
 				continue
 			}
@@ -174,6 +176,11 @@ func (e *Engine) ReplaceConnection(ctx context.Context, c Connection) error {
 		}
 		e.publishPeers()
 		for _, sa := range e.sas {
+			for i, c := range sa.cands {
+				if c == old {
+					sa.cands[i] = nc
+				}
+			}
 			if sa.conn != old {
 				continue
 			}

@@ -1,0 +1,268 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/internal/config"
+	"github.com/xdpsec/xdpsec/internal/control"
+	"github.com/xdpsec/xdpsec/sad"
+	"github.com/xdpsec/xdpsec/sad/spd"
+)
+
+// reloadConn is one connection of reloadGW: its name, the third octet
+// of its two /24s (n on gwA's side, n+1 on gwB's), gwA's ESP proposals
+// and start action.
+type reloadConn struct {
+	name  string
+	n     int
+	esp   string
+	start string
+}
+
+// reloadYAML is a gateway's file with conns; a is gwA (127.0.0.1) or
+// gwB (127.0.0.2, which accepts both ESP proposals the test uses).
+func reloadYAML(a bool, extra string, conns ...reloadConn) string {
+	local, remote, lid, rid := "127.0.0.1", "127.0.0.2", "a", "b"
+	if !a {
+		local, remote, lid, rid = remote, local, rid, lid
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "interfaces: {lan: lo, wan: lo}\n%sconnections:\n", extra)
+	for _, c := range conns {
+		ln, rn, esp, start := c.n, c.n+1, c.esp, c.start
+		if !a {
+			ln, rn, esp, start = rn, ln, "aes128gcm16, aes256gcm16", "none"
+		}
+		fmt.Fprintf(&b, `  - name: %[1]s
+    local_addr: %[2]s
+    remote_addr: %[3]s
+    local_id: %[4]s-%[1]s.lab
+    remote_id: %[5]s-%[1]s.lab
+    auth: {psk_file: psk}
+    ike_proposals: [aes128gcm16-prfsha256-x25519]
+    start_action: %[9]s
+    children:
+      - name: net
+        local_ts: [198.18.%[6]d.0/24]
+        remote_ts: [198.18.%[7]d.0/24]
+        esp_proposals: [%[8]s]
+`, c.name, local, remote, lid, rid, ln, rn, esp, start)
+	}
+	return b.String()
+}
+
+// reloadPair starts two daemons' IKE planes (no data plane) over the
+// loopback with the files written to disk, as Reload reads them.
+func reloadPair(t *testing.T, conns ...reloadConn) (a, b *Daemon) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "psk"), []byte("a-test-psk-of-enough-length"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := func(isA bool) *Daemon {
+		name := "b.yaml"
+		if isA {
+			name = "a.yaml"
+		}
+		file := filepath.Join(dir, name)
+		if err := os.WriteFile(file, []byte(reloadYAML(isA, "", conns...)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Check(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &Daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		d.saPrints = cfg.SAFingerprints()
+		if err := d.buildTables(); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	a, b = gw(true), gw(false)
+	for try := 0; ; try++ {
+		port := uint16(20000 + mrand.IntN(20000))
+		for _, d := range []*Daemon{a, b} {
+			d.ike.ikePort, d.ike.nattPort = port, port+1
+		}
+		errA := b.ike.start()
+		if errA == nil {
+			if errB := a.ike.start(); errB == nil {
+				break
+			} else {
+				b.ike.close()
+				b.ike.engine, b.ike.conn, b.ike.keyLogs = nil, nil, nil
+				errA = errB
+			}
+		}
+		if try == 20 {
+			t.Fatalf("no free port pair: %v", errA)
+		}
+	}
+	t.Cleanup(func() {
+		a.ike.close()
+		b.ike.close()
+	})
+	return a, b
+}
+
+// ikeByName is the daemon's established IKE SAs by connection.
+func ikeByName(d *Daemon) map[string]control.IKESA {
+	m := map[string]control.IKESA{}
+	for _, sa := range d.ike.list() {
+		if sa.State == "ESTABLISHED" && len(sa.Children) > 0 && sa.Children[0].State == "INSTALLED" {
+			m[sa.Connection] = sa
+		}
+	}
+	return m
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestReloadApply: a reload that adds a connection, removes one, changes
+// one's ESP proposal and leaves one alone applies exactly that: the
+// untouched tunnel keeps its IKE SA, Child SAs, policy and SA objects;
+// the removed one is deleted on the peer too and leaves no SA or policy;
+// the added one comes up (start_action start); the changed one rekeys to
+// the new proposal. A broken file and a restart-only change then change
+// nothing and say file:line: field.
+func TestReloadApply(t *testing.T) {
+	a, b := reloadPair(t,
+		reloadConn{"keep", 1, "aes128gcm16", "start"},
+		reloadConn{"gone", 3, "aes128gcm16", "start"},
+		reloadConn{"prop", 5, "aes128gcm16", "start"})
+	waitFor(t, "three tunnels", func() bool { return len(ikeByName(a)) == 3 && len(ikeByName(b)) == 3 })
+	before := ikeByName(a)["keep"]
+	keepPol := lookup(a, "198.18.1.5", "198.18.2.5")
+	keepSA := keepPol.SA.Load()
+	gonePol := lookup(a, "198.18.3.5", "198.18.4.5")
+	goneSA := gonePol.SA.Load()
+	if keepSA == nil || goneSA == nil {
+		t.Fatal("policies without SAs")
+	}
+
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(a.cfg.File, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(reloadYAML(true, "log_level: debug\n",
+		reloadConn{"keep", 1, "aes128gcm16", "start"},
+		reloadConn{"prop", 5, "aes256gcm16", "start"},
+		reloadConn{"added", 7, "aes128gcm16", "start"}))
+	// gwB learns the added connection by a reload too.
+	if err := os.WriteFile(b.cfg.File, []byte(reloadYAML(false, "",
+		reloadConn{"keep", 1, "", ""}, reloadConn{"gone", 3, "", ""}, reloadConn{"prop", 5, "", ""}, reloadConn{"added", 7, "", ""})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := b.Reload(context.Background(), ""); err != nil || !slices.Equal(res.Added, []string{"added"}) {
+		t.Fatalf("gwB reload: %v %+v", err, res)
+	}
+	var level slog.LevelVar
+	a.SetLevelVar(&level)
+	res, err := a.Reload(context.Background(), a.cfg.File)
+	if err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	t.Logf("reload: %s in %v", res.Reload, res.Took)
+	if !slices.Equal(res.Added, []string{"added"}) || !slices.Equal(res.Removed, []string{"gone"}) ||
+		!slices.Equal(res.Changed, []string{"prop"}) || !slices.Equal(res.Unchanged, []string{"keep"}) || len(res.Restarted) != 0 {
+		t.Errorf("reload says %s", res.Reload)
+	}
+	if level.Level() != slog.LevelDebug {
+		t.Errorf("log level %v after reloading log_level: debug", level.Level())
+	}
+	// Untouched: the same IKE SA, Child SA, policy object and SA object.
+	after := ikeByName(a)["keep"]
+	if after.SPIi != before.SPIi || after.Children[0].SPIIn != before.Children[0].SPIIn || after.Children[0].SPIOut != before.Children[0].SPIOut {
+		t.Errorf("the unchanged tunnel was touched: %+v -> %+v", before, after)
+	}
+	if p := lookup(a, "198.18.1.5", "198.18.2.5"); p != keepPol || p.SA.Load() != keepSA || keepSA.Dead() {
+		t.Errorf("the unchanged tunnel's policy or SA changed")
+	}
+	// Removed: gone on both ends, its SAs dead, its traffic dropped.
+	waitFor(t, "the peer to delete the removed tunnel", func() bool { _, ok := ikeByName(b)["gone"]; return !ok })
+	if _, ok := ikeByName(a)["gone"]; ok {
+		t.Error("the removed connection still has an IKE SA")
+	}
+	if !goneSA.Dead() || a.inbound.Lookup(goneSA.SPI) != nil {
+		t.Errorf("the removed tunnel's SAs are still in use")
+	}
+	if p := lookup(a, "198.18.3.5", "198.18.4.5"); p != nil && p.Action != spd.Discard {
+		t.Errorf("the removed tunnel's traffic meets %s %v, want nothing (default discard)", p.Name, p.Action)
+	}
+	if slices.Contains(a.ike.engine.Connections(), "gone") {
+		t.Error("the engine still has the removed connection")
+	}
+	// Added: comes up by itself.
+	waitFor(t, "the added tunnel", func() bool { _, ok := ikeByName(a)["added"]; return ok })
+	if p := lookup(a, "198.18.7.5", "198.18.8.5"); p == nil || p.SA.Load() == nil {
+		t.Error("the added tunnel's policy has no SA")
+	}
+	// Changed: the old proposal until the rekey, the new one after.
+	if got := ikeByName(a)["prop"].Children[0].Proposal; !strings.Contains(got, "aes128gcm16") {
+		t.Errorf("the changed tunnel's proposal before the rekey: %s", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.ike.rekey(ctx, "prop/net"); err != nil {
+		t.Fatalf("rekey: %v", err)
+	}
+	waitFor(t, "the new proposal", func() bool {
+		for _, sa := range a.ike.list() {
+			if sa.Connection == "prop" {
+				return len(sa.Children) == 1 && strings.Contains(sa.Children[0].Proposal, "aes256gcm16")
+			}
+		}
+		return false
+	})
+	if sa := lookup(a, "198.18.5.5", "198.18.6.5").SA.Load(); sa == nil || sa.Crypto.Suite != sad.AESGCM256 {
+		t.Errorf("the changed tunnel's outbound SA: %v", sa)
+	}
+
+	// A broken file, then a restart-only change: nothing changes.
+	snap := func() string { return fmt.Sprint(ikeByName(a), a.store.Gen()) }
+	was := snap()
+	good, _ := os.ReadFile(a.cfg.File)
+	for _, tc := range []struct {
+		name, text, want string
+	}{
+		{"bad value", strings.Replace(string(good), "esp_proposals: [aes256gcm16]", "esp_proposals: [aes999gcm16]", 1), "a.yaml:"},
+		{"unknown field", strings.Replace(string(good), "    start_action: start\n", "    start_action: start\n    rekey_tim: 1h\n", 1), "connections[0].rekey_tim"},
+		{"restart only", strings.Replace(string(good), "wan: lo}", "wan: eth9}", 1), "a.yaml:1: interfaces.wan: changed (lo -> eth9)"},
+	} {
+		write(tc.text)
+		_, err := a.Reload(context.Background(), "")
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "nothing changed") {
+			t.Errorf("%s: reload error %v, want one with %q", tc.name, err, tc.want)
+		}
+		if now := snap(); now != was {
+			t.Errorf("%s: state changed:\n%s\n%s", tc.name, was, now)
+		}
+	}
+	write(string(good))
+	if res, err := a.Reload(context.Background(), ""); err != nil || !res.Empty() {
+		t.Errorf("reloading the same file: %v %v", err, res)
+	}
+	if _, err := a.Reload(context.Background(), filepath.Join(t.TempDir(), "other.yaml")); err == nil {
+		t.Error("reload of another file than the daemon's accepted")
+	}
+}
