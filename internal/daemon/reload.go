@@ -99,7 +99,7 @@ func (d *Daemon) Reload(ctx context.Context, path string) (*ReloadResult, error)
 		d.log.Error("reload applied with errors", "changes", r.String(), "took", res.Took, "err", err)
 		return res, fmt.Errorf("reload: %w", err)
 	}
-	d.log.Info("reload", "changes", r.String(), "took", res.Took.Round(time.Microsecond))
+	d.log.Info("configuration reloaded", "changes", r.String(), "took", res.Took.Round(time.Microsecond))
 	return res, nil
 }
 
