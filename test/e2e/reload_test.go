@@ -150,14 +150,22 @@ func TestReloadUnderTraffic(t *testing.T) {
 	l, gA, ch, file, header := reloadLab(t, t1, t2, t3)
 	sock := l.sockPath("gA")
 	capWAN := l.capture(t, "wan", "a0", 128)
+	// The first datagrams of a path may meet unresolved neighbours: a
+	// short flow in each tunnel first, then the counted ones, of which
+	// the untouched tunnel's must lose none at all.
+	warm := func(rt reloadTunnel) {
+		f := l.startFlow(t, rt.name()+"-warm-up", "hA", "hB", "udp4", hostB4, rt.port())
+		time.Sleep(300 * time.Millisecond)
+		f.finish()
+	}
+	for _, rt := range []reloadTunnel{t1, t2, t3} {
+		warm(rt)
+	}
 	flows := map[int]*flow{}
 	for _, rt := range []reloadTunnel{t1, t2, t3} {
 		flows[rt.n] = l.startFlow(t, rt.name(), "hA", "hB", "udp4", hostB4, rt.port())
 	}
-	// The first datagrams may meet unresolved neighbours: the loss that
-	// counts is from here on.
-	time.Sleep(2 * time.Second)
-	from := flows[1].sent.Load()
+	time.Sleep(time.Second)
 	before := showIKE(t, sock)
 	keep, _ := ikeOf(before, "t1")
 
@@ -207,6 +215,7 @@ func TestReloadUnderTraffic(t *testing.T) {
 	if _, ok := ikeOf(sas, "t4"); !ok {
 		t.Fatalf("t4 not up: %+v", sas)
 	}
+	warm(t4)
 	flows[4] = l.startFlow(t, "t4", "hA", "hB", "udp4", hostB4, t4.port())
 	// Changed: the old proposal until the rekey, the new one after.
 	if sa, _ := ikeOf(sas, "t3"); len(sa.Children) == 0 || !strings.HasPrefix(sa.Children[0].Proposal, "aes128gcm16") {
@@ -240,17 +249,16 @@ func TestReloadUnderTraffic(t *testing.T) {
 	}
 	for _, n := range []int{1, 2, 3, 4} {
 		sent, recv, dups, missing := flows[n].finish()
-		var late []uint64
-		for _, m := range missing {
-			if m >= from {
-				late = append(late, m)
-			}
-		}
-		t.Logf("t%d: %d sent, %d received, %d duplicates, %d missing (%d since the reload's run began)", n, sent, recv, dups, len(missing), len(late))
+		t.Logf("t%d: %d sent, %d received, %d duplicates, %d missing", n, sent, recv, dups, len(missing))
 		switch n {
 		case 1:
-			if len(late) > 0 || recv == 0 {
-				t.Errorf("the untouched tunnel lost %d datagrams around the reload, e.g. %v", len(late), late[:min(10, len(late))])
+			if len(missing) > 0 || recv == 0 {
+				t.Errorf("the untouched tunnel lost %d of %d datagrams across the reload, e.g. %v", len(missing), sent, missing[:min(10, len(missing))])
+			}
+		case 3:
+			// Its rekey is make-before-break: nothing lost either.
+			if len(missing) > 0 {
+				t.Errorf("the changed tunnel lost %d datagrams across the reload and its rekey, e.g. %v", len(missing), missing[:min(10, len(missing))])
 			}
 		case 4:
 			if recv < sent/2 {
