@@ -95,7 +95,9 @@ func TestCompare(t *testing.T) {
 		}, want: "1 changed, 1 unchanged; changed: east;"},
 		{name: "selectors changed", edit: func(s string) string { return strings.Replace(s, "198.18.4.0/24", "198.18.40.0/24", 1) },
 			want: "changed: east; re-established: east; unchanged: west"},
-		{name: "address changed", edit: func(s string) string { return strings.Replace(s, "remote_addr: 192.0.2.3", "remote_addr: 192.0.2.9", 1) },
+		{name: "address changed", edit: func(s string) string {
+			return strings.Replace(s, "remote_addr: 192.0.2.3", "remote_addr: 192.0.2.9", 1)
+		},
 			want: "changed: west; re-established: west"},
 		{name: "every connection removed", edit: func(s string) string { return s[:strings.Index(s, "connections:")] },
 			wantErr: "removing every connection turns IKE on or off"},
