@@ -51,15 +51,26 @@ func hangups(ctx context.Context, sig <-chan os.Signal, d reloader, log *slog.Lo
 }
 
 // hangup is one SIGHUP: the daemon logs what changed; a file that does
-// not load or needs a restart changes nothing and is logged here.
+// not load or needs a restart changes nothing and is logged here. The
+// daemon's reload hooks (reloadHooks) tell systemd.
 func hangup(d reloader, log *slog.Logger) {
-	// systemd shows the unit "reloading" until READY=1 again.
-	notifyReloading(log)
-	res, err := d.Reload(context.Background(), "")
-	if err != nil {
+	if _, err := d.Reload(context.Background(), ""); err != nil {
 		log.Error("SIGHUP: reload failed", "err", err)
-		notify(log, daemon.SdNotifyReady, "STATUS=running; last reload failed: "+err.Error())
-		return
 	}
-	notify(log, daemon.SdNotifyReady, "STATUS=running; reloaded: "+res.Reload.String())
+}
+
+// reloadHooks frame every reload, by SIGHUP or `xdpsec reload`, for
+// systemd: the unit shows "reloading" from RELOADING=1 until READY=1,
+// whose STATUS says how the reload went.
+func reloadHooks(log *slog.Logger) xdaemon.ReloadHooks {
+	return xdaemon.ReloadHooks{
+		Begin: func() { notifyReloading(log) },
+		End: func(res *xdaemon.ReloadResult, err error) {
+			if err != nil {
+				notify(log, daemon.SdNotifyReady, "STATUS=running; last reload failed: "+err.Error())
+				return
+			}
+			notify(log, daemon.SdNotifyReady, "STATUS=running; reloaded: "+res.Reload.String())
+		},
+	}
 }

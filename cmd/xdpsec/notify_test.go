@@ -8,12 +8,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/config"
+	xdaemon "github.com/xdpsec/xdpsec/internal/daemon"
 )
 
-// TestHangupNotifies: under systemd (NOTIFY_SOCKET set) a SIGHUP is
-// framed by RELOADING=1 (with MONOTONIC_USEC) and READY=1, so
-// `systemctl reload` waits for it and the unit never looks stuck; a file
-// that does not load still ends with READY=1.
+// TestHangupNotifies: under systemd (NOTIFY_SOCKET set) a reload (SIGHUP
+// or `xdpsec reload`: the daemon calls these hooks around both) is
+// framed by RELOADING=1 (with MONOTONIC_USEC) and READY=1, so `systemctl
+// reload` waits for it and the unit never looks stuck; a file that does
+// not load still ends with READY=1.
 func TestHangupNotifies(t *testing.T) {
 	dir := t.TempDir()
 	sockPath := filepath.Join(dir, "notify")
@@ -35,8 +39,14 @@ func TestHangupNotifies(t *testing.T) {
 		}
 		return string(buf[:n])
 	}
+	hooks := reloadHooks(log)
 	for _, fail := range []error{nil, errors.New("gw.yaml:7: log_level: bad")} {
-		hangup(&fakeReloader{err: fail}, log)
+		hooks.Begin()
+		var res *xdaemon.ReloadResult
+		if fail == nil {
+			res = &xdaemon.ReloadResult{Reload: &config.Reload{}}
+		}
+		hooks.End(res, fail)
 		if got := read(); !strings.HasPrefix(got, "RELOADING=1\nMONOTONIC_USEC=") {
 			t.Errorf("first notification %q, want RELOADING=1 with MONOTONIC_USEC", got)
 		}

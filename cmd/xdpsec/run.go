@@ -64,6 +64,7 @@ func runDaemon(args []string) int {
 	}
 	// A SIGHUP during the start waits in hup and is served now.
 	d.SetLevelVar(&level)
+	d.SetReloadHooks(reloadHooks(log))
 	go hangups(ctx, hup, d, log)
 	notify(log, systemd.SdNotifyReady, "STATUS=running")
 	<-ctx.Done()

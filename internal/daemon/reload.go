@@ -43,6 +43,23 @@ type reloadState struct {
 	// before the configuration's keys are wiped.
 	saPrints map[string]string
 	levelVar *slog.LevelVar
+	// hooks frame every reload, whichever way it came (SIGHUP, the
+	// control socket): systemd's RELOADING=1 ... READY=1.
+	hooks ReloadHooks
+}
+
+// ReloadHooks are called around every reload: Begin before the file is
+// read, End with the outcome.
+type ReloadHooks struct {
+	Begin func()
+	End   func(*ReloadResult, error)
+}
+
+// SetReloadHooks sets what frames a reload (the process's sd_notify).
+func (d *Daemon) SetReloadHooks(h ReloadHooks) {
+	d.live.Lock()
+	d.hooks = h
+	d.live.Unlock()
 }
 
 // SetLevelVar gives the daemon the logger's level, which a reload sets
@@ -63,9 +80,22 @@ type ReloadResult struct {
 // runs when empty; it must be that one) and applies what changed. On an
 // error nothing was changed, unless the error says the data plane's
 // XDP copy could not be updated (the tables themselves are right).
-func (d *Daemon) Reload(ctx context.Context, path string) (*ReloadResult, error) {
+func (d *Daemon) Reload(ctx context.Context, path string) (res *ReloadResult, err error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	d.live.RLock()
+	h := d.hooks
+	d.live.RUnlock()
+	if h.Begin != nil {
+		h.Begin()
+	}
+	if h.End != nil {
+		defer func() { h.End(res, err) }()
+	}
+	return d.reload(ctx, path)
+}
+
+func (d *Daemon) reload(ctx context.Context, path string) (*ReloadResult, error) {
 	start := time.Now()
 	if d.closed {
 		return nil, errors.New("reload: the daemon is stopping")

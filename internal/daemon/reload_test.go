@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -264,5 +266,131 @@ func TestReloadApply(t *testing.T) {
 	}
 	if _, err := a.Reload(context.Background(), filepath.Join(t.TempDir(), "other.yaml")); err == nil {
 		t.Error("reload of another file than the daemon's accepted")
+	}
+
+	// Changed traffic selectors: the connection is set up again with
+	// them (both ends reload; gwB's reload deletes the old IKE SA).
+	for _, d := range []*Daemon{b, a} {
+		text, _ := os.ReadFile(d.cfg.File)
+		if err := os.WriteFile(d.cfg.File, []byte(strings.Replace(string(text), "198.18.8.0/24", "198.18.9.0/24", 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := d.Reload(context.Background(), ""); err != nil || !slices.Equal(res.Restarted, []string{"added"}) {
+			t.Fatalf("reload with new selectors: %v %v", err, res)
+		}
+	}
+	waitFor(t, "the re-established tunnel", func() bool {
+		p := lookup(a, "198.18.7.5", "198.18.9.5")
+		return p != nil && p.SA.Load() != nil
+	})
+	if p := lookup(a, "198.18.7.5", "198.18.8.5"); p != nil && p.Action != spd.Discard {
+		t.Errorf("the old selectors still meet %s", p.Name)
+	}
+	if after := ikeByName(a)["keep"]; after.SPIi != before.SPIi || after.Children[0].SPIOut != before.Children[0].SPIOut {
+		t.Errorf("the unchanged tunnel was touched by the second reload")
+	}
+}
+
+// reloadStaticYAML is a static-only gateway: one inbound SA (key k),
+// an outbound SA with its policy, extra lines appended.
+func reloadStaticYAML(inKey, extra string) string {
+	return `interfaces: {lan: lo, wan: lo}
+sas:
+  - {name: in1, spi: 0x2001, dir: in, local: 192.0.2.1, remote: 192.0.2.2, suite: aes128gcm16, key: ` + inKey + `}
+  - {name: out1, spi: 0x1001, dir: out, local: 192.0.2.1, remote: 192.0.2.2, suite: aes128gcm16, key: 0x100102030405060708090a0b0c0d0e0f10111213}
+` + extra + `policies:
+  - {name: p1, src: 198.18.1.0/24, dst: 198.18.2.0/24, action: protect, sa: out1}
+  - {name: mgmt, dst: 203.0.113.0/24, action: bypass}
+`
+}
+
+// TestReloadStatic: static SAs and policies through the SA store. A
+// changed inbound key replaces the SA under the same SPI (the old one
+// retires), an added inbound SA is looked up from then on, a removed one
+// is not; a changed policy is a new object while an unchanged one, and
+// the outbound SA it points at, stay the same; a new outbound key is
+// refused (its sequence-number state), with file:line: field. The reload
+// hooks frame each reload; the metrics endpoint moves.
+func TestReloadStatic(t *testing.T) {
+	const k1, k2 = "0x000102030405060708090a0b0c0d0e0f10111213", "0x0f0102030405060708090a0b0c0d0e0f10111213"
+	file := filepath.Join(t.TempDir(), "gw.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(reloadStaticYAML(k1, ""))
+	cfg, err := config.Check(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	d.saPrints = cfg.SAFingerprints()
+	if err := d.buildTables(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.store.Close() })
+	var begun, ended int
+	d.SetReloadHooks(ReloadHooks{Begin: func() { begun++ }, End: func(*ReloadResult, error) { ended++ }})
+	in1 := d.inbound.Lookup(0x2001)
+	p1 := lookup(d, "198.18.1.5", "198.18.2.5")
+	out1 := p1.SA.Load()
+	mgmt := lookup(d, "198.18.1.5", "203.0.113.5")
+
+	// A free port for the metrics endpoint to move to.
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := probe.Addr().String()
+	probe.Close()
+	write(strings.Replace(reloadStaticYAML(k2, "  - {name: in2, spi: 0x2002, dir: in, local: 192.0.2.1, remote: 192.0.2.2, suite: aes128gcm16, key: 0x200102030405060708090a0b0c0d0e0f10111213}\n"),
+		"dst: 203.0.113.0/24, action: bypass", "dst: 203.0.113.0/25, action: bypass", 1)+"metrics: "+metrics+"\n")
+	res, err := d.Reload(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.swapMetrics(nil) })
+	if !slices.Equal(res.SAsChanged, []string{"in1"}) || !slices.Equal(res.SAsAdded, []string{"in2"}) || !res.Policies || !res.Metrics {
+		t.Errorf("reload says %s", res.Reload)
+	}
+	if sa := d.inbound.Lookup(0x2001); sa == nil || sa == in1 || !in1.Dead() {
+		t.Errorf("the changed inbound SA: now %v, old dead %v", sa, in1.Dead())
+	}
+	if d.inbound.Lookup(0x2002) == nil {
+		t.Error("the added inbound SA is not in the table")
+	}
+	if p := lookup(d, "198.18.1.5", "198.18.2.5"); p != p1 || p.SA.Load() != out1 || out1.Dead() {
+		t.Error("the unchanged policy or its outbound SA changed")
+	}
+	if p := lookup(d, "198.18.1.5", "203.0.113.5"); p == mgmt || p == nil || p.Selector.Dst.Bits() != 25 {
+		t.Errorf("the changed policy: %+v", p)
+	}
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatalf("the metrics endpoint did not move: %v", err)
+	}
+	resp.Body.Close()
+
+	// Removed: in2 goes.
+	write(strings.Replace(reloadStaticYAML(k2, ""), "dst: 203.0.113.0/24, action: bypass", "dst: 203.0.113.0/25, action: bypass", 1) + "metrics: " + metrics + "\n")
+	if res, err := d.Reload(context.Background(), ""); err != nil || !slices.Equal(res.SAsRemoved, []string{"in2"}) {
+		t.Errorf("reload: %v %v", err, res)
+	}
+	if d.inbound.Lookup(0x2002) != nil {
+		t.Error("the removed inbound SA is still in the table")
+	}
+	// A new outbound key: refused, nothing changed.
+	gen := d.store.Gen()
+	write(strings.Replace(reloadStaticYAML(k2, ""), "key: 0x1001", "key: 0x1101", 1))
+	if _, err := d.Reload(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "gw.yaml:4: sas[1]: outbound static SA out1") {
+		t.Errorf("a new outbound static key: %v", err)
+	}
+	if d.store.Gen() != gen || p1.SA.Load() != out1 {
+		t.Error("a refused reload changed the store")
+	}
+	if begun != 3 || ended != 3 {
+		t.Errorf("reload hooks: %d begun, %d ended; want 3 and 3", begun, ended)
 	}
 }
