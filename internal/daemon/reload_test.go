@@ -346,7 +346,7 @@ func TestReloadStatic(t *testing.T) {
 	metrics := probe.Addr().String()
 	probe.Close()
 	write(strings.Replace(reloadStaticYAML(k2, "  - {name: in2, spi: 0x2002, dir: in, local: 192.0.2.1, remote: 192.0.2.2, suite: aes128gcm16, key: 0x200102030405060708090a0b0c0d0e0f10111213}\n"),
-		"dst: 203.0.113.0/24, action: bypass", "dst: 203.0.113.0/25, action: bypass", 1)+"metrics: "+metrics+"\n")
+		"dst: 203.0.113.0/24, action: bypass", "dst: 203.0.113.0/25, action: bypass", 1) + "metrics: " + metrics + "\n")
 	res, err := d.Reload(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
