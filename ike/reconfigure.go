@@ -8,6 +8,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"time"
 
 	"github.com/xdpsec/xdpsec/ike/crypto"
 	"github.com/xdpsec/xdpsec/sad"
@@ -112,14 +113,7 @@ func (e *Engine) RemoveConnection(ctx context.Context, name string) error {
 				continue
 			}
 			sas = append(sas, sa)
-			w := make(chan error, 1)
-			sa.waiters = append(sa.waiters, waiter{ch: w, terminate: true})
-			waits = append(waits, w)
-			if sa.state == StateEstablished {
-				sa.enqueue(&deleteIKETask{})
-			} else {
-				sa.destroy()
-			}
+			waits = append(waits, sa.terminate())
 		}
 	}) {
 		return errors.New("ike: engine closed")
@@ -230,45 +224,48 @@ func (c *Connection) child(name string) *ChildConfig {
 // full). The cookie secret's lifetime, the per-source table's size and
 // prefixes and the reassembly budget are fixed at New.
 func (e *Engine) SetDefence(ctx context.Context, d Defence) error {
-	if !e.do(ctx, func() {
-		e.halfOpenLimit = d.HalfOpenLimit
-		if e.halfOpenLimit <= 0 {
-			e.halfOpenLimit = DefaultHalfOpenLimit
-		}
-		e.halfOpenTimeout = d.HalfOpenTimeout
-		if e.halfOpenTimeout <= 0 {
-			e.halfOpenTimeout = defaultHalfOpenTimeout
-		}
-		e.setCookiePolicy(d.CookieThreshold, d.CookiesAlways)
-		rate, burst, slots := d.InitRate, d.InitBurst, d.RateLimitSlots
-		if rate == 0 {
-			rate = defaultInitRate
-		}
-		if burst <= 0 {
-			burst = defaultInitBurst
-		}
-		if slots <= 0 {
-			slots = defaultLimiterSize
-		}
-		now := e.now()
-		e.limiter = newSourceLimiter(rate, burst, min(slots, 1<<20), now)
-		e.provenLimiter = newSourceLimiter(rate, burst, min(slots, 1<<20), now)
-		for _, l := range []*sourceLimiter{e.limiter, e.provenLimiter} {
-			if l != nil {
-				l.prefix = e.prefix
-			}
-		}
-		e.halfOpenPer = d.HalfOpenPerPrefix
-		switch {
-		case e.limiter == nil:
-			e.halfOpenPer = math.MaxInt
-		case e.halfOpenPer <= 0:
-			e.halfOpenPer = DefaultHalfOpenPerPrefix
-		}
-	}) {
+	if !e.do(ctx, func() { e.setLimits(d, e.now()) }) {
 		return errors.New("ike: engine closed")
 	}
 	return nil
+}
+
+// setLimits sets the limits SetDefence may change, defaults for zero
+// fields (New, then the loop only); e.prefix is set.
+func (e *Engine) setLimits(d Defence, now time.Time) {
+	e.halfOpenLimit = d.HalfOpenLimit
+	if e.halfOpenLimit <= 0 {
+		e.halfOpenLimit = DefaultHalfOpenLimit
+	}
+	e.halfOpenTimeout = d.HalfOpenTimeout
+	if e.halfOpenTimeout <= 0 {
+		e.halfOpenTimeout = defaultHalfOpenTimeout
+	}
+	e.setCookiePolicy(d.CookieThreshold, d.CookiesAlways)
+	rate, burst, slots := d.InitRate, d.InitBurst, d.RateLimitSlots
+	if rate == 0 {
+		rate = defaultInitRate
+	}
+	if burst <= 0 {
+		burst = defaultInitBurst
+	}
+	if slots <= 0 {
+		slots = defaultLimiterSize
+	}
+	e.limiter = newSourceLimiter(rate, burst, min(slots, 1<<20), now)
+	e.provenLimiter = newSourceLimiter(rate, burst, min(slots, 1<<20), now)
+	for _, l := range []*sourceLimiter{e.limiter, e.provenLimiter} {
+		if l != nil {
+			l.prefix = e.prefix
+		}
+	}
+	e.halfOpenPer = d.HalfOpenPerPrefix
+	switch {
+	case e.limiter == nil:
+		e.halfOpenPer = math.MaxInt // the per-source limits are off
+	case e.halfOpenPer <= 0:
+		e.halfOpenPer = DefaultHalfOpenPerPrefix
+	}
 }
 
 // Connections returns the names of the engine's connections, in order.

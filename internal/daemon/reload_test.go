@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -76,45 +75,11 @@ func reloadPair(t *testing.T, conns ...reloadConn) (a, b *Daemon) {
 		if isA {
 			name = "a.yaml"
 		}
-		file := filepath.Join(dir, name)
-		if err := os.WriteFile(file, []byte(reloadYAML(isA, "", conns...)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Check(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := &Daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		d.saPrints = cfg.SAFingerprints()
-		if err := d.buildTables(); err != nil {
-			t.Fatal(err)
-		}
-		return d
+		return reloadDaemon(t, filepath.Join(dir, name), reloadYAML(isA, "", conns...))
 	}
-	a, b = gw(true), gw(false)
-	for try := 0; ; try++ {
-		port := uint16(20000 + mrand.IntN(20000))
-		for _, d := range []*Daemon{a, b} {
-			d.ike.ikePort, d.ike.nattPort = port, port+1
-		}
-		errA := b.ike.start()
-		if errA == nil {
-			if errB := a.ike.start(); errB == nil {
-				break
-			} else {
-				b.ike.close()
-				b.ike.engine, b.ike.conn, b.ike.keyLogs = nil, nil, nil
-				errA = errB
-			}
-		}
-		if try == 20 {
-			t.Fatalf("no free port pair: %v", errA)
-		}
-	}
-	t.Cleanup(func() {
-		a.ike.close()
-		b.ike.close()
-	})
+	// gwB first: gwA's start_action start then meets a listening peer.
+	b, a = gw(false), gw(true)
+	startPlanes(t, b, a)
 	return a, b
 }
 
@@ -160,12 +125,7 @@ func TestReloadApply(t *testing.T) {
 		t.Fatal("policies without SAs")
 	}
 
-	write := func(s string) {
-		t.Helper()
-		if err := os.WriteFile(a.cfg.File, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(s string) { t.Helper(); writeConfig(t, a.cfg.File, s) }
 	write(reloadYAML(true, "log_level: debug\n",
 		reloadConn{"keep", 1, "aes128gcm16", "start"},
 		reloadConn{"prop", 5, "aes256gcm16", "start"},
@@ -314,22 +274,8 @@ sas:
 func TestReloadStatic(t *testing.T) {
 	const k1, k2 = "0x000102030405060708090a0b0c0d0e0f10111213", "0x0f0102030405060708090a0b0c0d0e0f10111213"
 	file := filepath.Join(t.TempDir(), "gw.yaml")
-	write := func(s string) {
-		t.Helper()
-		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(reloadStaticYAML(k1, ""))
-	cfg, err := config.Check(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &Daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	d.saPrints = cfg.SAFingerprints()
-	if err := d.buildTables(); err != nil {
-		t.Fatal(err)
-	}
+	write := func(s string) { t.Helper(); writeConfig(t, file, s) }
+	d := reloadDaemon(t, file, reloadStaticYAML(k1, ""))
 	t.Cleanup(func() { d.store.Close() })
 	var begun, ended int
 	d.SetReloadHooks(ReloadHooks{Begin: func() { begun++ }, End: func(*ReloadResult, error) { ended++ }})
@@ -393,4 +339,28 @@ func TestReloadStatic(t *testing.T) {
 	if begun != 3 || ended != 3 {
 		t.Errorf("reload hooks: %d begun, %d ended; want 3 and 3", begun, ended)
 	}
+}
+
+func writeConfig(t *testing.T, file, text string) {
+	t.Helper()
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reloadDaemon writes text to file and builds a daemon's tables from it
+// as Start does (no data plane, no IKE plane started).
+func reloadDaemon(t *testing.T, file, text string) *Daemon {
+	t.Helper()
+	writeConfig(t, file, text)
+	cfg, err := config.Check(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	d.saPrints = cfg.SAFingerprints()
+	if err := d.buildTables(); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
