@@ -407,7 +407,9 @@ func (d *Daemon) apply(ctx context.Context, next *config.Config, r *config.Reloa
 	d.cfg.SAs, d.cfg.Policies, d.cfg.IKE.Connections = next.SAs, next.Policies, next.IKE.Connections
 	d.cfg.IKE.Defence, d.cfg.LogLevel, d.cfg.Metrics, d.cfg.Warnings = next.IKE.Defence, next.LogLevel, next.Metrics, next.Warnings
 	d.live.Unlock()
-	if r.Policies || len(r.SAsAdded)+len(r.SAsRemoved)+len(r.SAsChanged) > 0 || pl != nil {
+	// A changed connection keeps its selectors, so its traps are the same
+	// objects (their acquire flag set in place): only these change the SPD.
+	if r.Policies || len(r.SAsAdded)+len(r.SAsRemoved)+len(r.SAsChanged)+len(r.Added)+len(r.Removed)+len(r.Restarted) > 0 {
 		errs = append(errs, d.store.ReplaceConfigured(p.policies, p.traps, func(tag any) bool {
 			ref, ok := tag.(childRef)
 			return ok && slices.ContainsFunc(next.IKE.Connections, func(c config.Connection) bool { return c.Name == ref.conn })

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -248,6 +249,26 @@ func TestReloadApply(t *testing.T) {
 	}
 	if after := ikeByName(a)["keep"]; after.SPIi != before.SPIi || after.Children[0].SPIOut != before.Children[0].SPIOut {
 		t.Errorf("the unchanged tunnel was touched by the second reload")
+	}
+
+	// A connection on another local address: the IKE sockets follow.
+	text, _ := os.ReadFile(a.cfg.File)
+	extra := strings.NewReplacer("name: keep", "name: extra", "local_addr: 127.0.0.1", "local_addr: 127.0.0.3",
+		"start_action: start", "start_action: none", "198.18.1.", "198.18.11.", "198.18.2.", "198.18.12.").Replace(reloadYAML(true, "", reloadConn{"keep", 1, "aes128gcm16", "start"}))
+	extra = extra[strings.Index(extra, "  - name: extra"):]
+	writeConfig(t, a.cfg.File, string(text)+extra)
+	if res, err := a.Reload(context.Background(), ""); err != nil || !slices.Equal(res.Added, []string{"extra"}) {
+		t.Fatalf("reload with a new local address: %v %v", err, res)
+	}
+	if got := a.ike.conn.Addrs(); !slices.Contains(got, netip.MustParseAddr("127.0.0.3")) {
+		t.Errorf("IKE listens on %v after a connection on 127.0.0.3 was added", got)
+	}
+	writeConfig(t, a.cfg.File, string(text))
+	if res, err := a.Reload(context.Background(), ""); err != nil || !slices.Equal(res.Removed, []string{"extra"}) {
+		t.Fatalf("reload without it: %v %v", err, res)
+	}
+	if got := a.ike.conn.Addrs(); slices.Contains(got, netip.MustParseAddr("127.0.0.3")) || len(got) != 1 {
+		t.Errorf("IKE listens on %v after the connection on 127.0.0.3 went", got)
 	}
 }
 
