@@ -144,7 +144,8 @@ func (e *Engine) RemoveConnection(ctx context.Context, name string) error {
 // IKE SAs and Child SAs made under the old ones stay up and untouched;
 // they use the new settings from their next exchange on: proposals at
 // the next rekey, lifetimes and DPD from the next timer, the PSK or
-// certificate at the next authentication. Child SAs of a child the new
+// certificate at the next authentication. A start_action that became
+// start initiates the connection if it has no IKE SA. Child SAs of a child the new
 // settings no longer have are deleted with an INFORMATIONAL Delete.
 // Changes that alter what an existing SA is (traffic selectors, mode,
 // addresses) are the caller's to handle by removing and adding the
@@ -193,6 +194,12 @@ func (e *Engine) ReplaceConnection(ctx context.Context, c Connection) error {
 				sa.enqueue(&deleteChildTask{children: gone, done: w})
 			}
 		}
+		if nc.StartAction == StartStart && old.StartAction != StartStart && !e.hasSA(nc) {
+			// start_action became start: as for an added connection.
+			if _, err := e.initiate(nc.Name, nil); err != nil {
+				e.log.Warn("start failed", "connection", nc.Name, "err", err)
+			}
+		}
 		if string(old.Local.PSK) != string(nc.Local.PSK) {
 			crypto.Zero(old.Local.PSK)
 		}
@@ -206,6 +213,16 @@ func (e *Engine) ReplaceConnection(ctx context.Context, c Connection) error {
 		return res
 	}
 	return wait(ctx, false, waits...)
+}
+
+// hasSA reports whether c has an IKE SA that is not dead (loop only).
+func (e *Engine) hasSA(c *Connection) bool {
+	for _, sa := range e.sas {
+		if sa.conn == c && sa.state != StateDead {
+			return true
+		}
+	}
+	return false
 }
 
 // child returns the connection's child named name, or nil.

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xdpsec/xdpsec/ike/message"
 )
@@ -14,7 +15,8 @@ import (
 // start brings it up by itself; replacing it without its child deletes
 // that child's SAs with the peer and keeps the IKE SA; replacing it with
 // a new ESP proposal keeps the Child SA until a rekey, which uses the new
-// one; SetDefence changes the cookie policy the gate reads.
+// one; a start_action changed to start initiates; SetDefence changes the
+// cookie policy the gate reads.
 func TestReconfigure(t *testing.T) {
 	ci, cr := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16, aes256gcm16")
 	ci.Children[0].ESPProposals = mustProposals(t, message.ProtocolESP, "aes128gcm16")
@@ -70,9 +72,18 @@ func TestReconfigure(t *testing.T) {
 	if err := i.e.RemoveConnection(ctx(t), "test"); err == nil {
 		t.Error("removing an unknown connection succeeded")
 	}
-	// Added back with start_action start: it comes up by itself.
-	ci.StartAction = StartStart
+	// Added back with start_action none: it waits; its start_action
+	// changed to start: it comes up by itself.
 	if err := i.e.AddConnection(ctx(t), ci); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := len(i.e.List()); n != 0 {
+		t.Errorf("a connection added with start_action none has %d IKE SAs", n)
+	}
+	c4 := ci
+	c4.StartAction = StartStart
+	if err := i.e.ReplaceConnection(ctx(t), c4); err != nil {
 		t.Fatal(err)
 	}
 	steady(t, i, r, 1)

@@ -163,6 +163,7 @@ type reloadPlan struct {
 	static   []staticPolicy
 	policies []*spd.Policy // outbound SPD part of static
 	traps    []store.Trap
+	acquire  map[*spd.Policy]bool // kept traps' acquire flags
 	// addrs to open and close on the IKE transport.
 	addAddrs, dropAddrs []netip.Addr
 	metrics             net.Listener
@@ -238,7 +239,7 @@ func (d *Daemon) prepare(next *config.Config, r *config.Reload) (p *reloadPlan, 
 		}
 	}
 	if d.ike != nil {
-		p.traps = d.ike.reloadTraps(next, r)
+		p.traps, p.acquire = d.ike.reloadTraps(next, r)
 		if d.ike.conn != nil {
 			cur := d.ike.conn.Addrs()
 			want := d.ikeLocalAddrs(connsOf(next))
@@ -281,7 +282,8 @@ func connsOf(c *config.Config) []ike.Connection {
 
 // reloadTraps are next's trap policies, the unchanged children's the
 // same *spd.Policy as now (bound to their SAs, untouched).
-func (p *ikePlane) reloadTraps(next *config.Config, r *config.Reload) []store.Trap {
+func (p *ikePlane) reloadTraps(next *config.Config, r *config.Reload) ([]store.Trap, map[*spd.Policy]bool) {
+	acquire := map[*spd.Policy]bool{}
 	type key struct {
 		ref childRef
 		sel sad.Selector
@@ -304,11 +306,13 @@ func (p *ikePlane) reloadTraps(next *config.Config, r *config.Reload) []store.Tr
 	for i, t := range traps {
 		ref := t.Tag.(childRef)
 		if pol := old[key{ref, t.Policy.Selector}]; pol != nil {
-			pol.Acquire.Store(start[ref.conn] == ike.StartTrap)
+			// Set in apply: the running policy's acquire flag follows the
+			// new start_action then, not before prepare is done.
+			acquire[pol] = start[ref.conn] == ike.StartTrap
 			traps[i].Policy = pol
 		}
 	}
-	return traps
+	return traps, acquire
 }
 
 // apply makes the changes prepare made ready, in an order that never
@@ -380,6 +384,9 @@ func (d *Daemon) apply(ctx context.Context, next *config.Config, r *config.Reloa
 			in.Install = append(in.Install, store.Change{SA: sa, Origin: store.Static})
 		}
 		errs = append(errs, d.store.Apply(in))
+	}
+	for pol, on := range p.acquire {
+		pol.Acquire.Store(on)
 	}
 	d.live.Lock()
 	d.sas, d.static, d.policies = p.sas, p.static, p.policies
