@@ -215,12 +215,14 @@ func TestReloadUnderTraffic(t *testing.T) {
 	if _, ok := ikeOf(sas, "t4"); !ok {
 		t.Fatalf("t4 not up: %+v", sas)
 	}
+	t.Logf("removed t2 gone on charon and added t4 up within %v of the reload", time.Since(began).Round(time.Millisecond))
 	warm(t4)
 	flows[4] = l.startFlow(t, "t4", "hA", "hB", "udp4", hostB4, t4.port())
 	// Changed: the old proposal until the rekey, the new one after.
 	if sa, _ := ikeOf(sas, "t3"); len(sa.Children) == 0 || !strings.HasPrefix(sa.Children[0].Proposal, "aes128gcm16") {
 		t.Errorf("t3 before its rekey: %+v", sa)
 	}
+	rekeyed := time.Now()
 	if err := xdpsecRekey(sock, "t3", "net"); err != nil {
 		t.Fatalf("xdpsec rekey t3 net: %v", err)
 	}
@@ -235,6 +237,7 @@ func TestReloadUnderTraffic(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	t.Logf("t3 on aes256gcm16 %v after `xdpsec rekey t3 net`", time.Since(rekeyed).Round(time.Millisecond))
 	if list := ch.swanctl(t, "--list-sas", "--ike", "t3"); !strings.Contains(list, "AES_GCM_16-256") {
 		t.Errorf("charon's t3 Child SA is not AES_GCM_16-256:\n%s", list)
 	}
