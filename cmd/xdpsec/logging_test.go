@@ -39,14 +39,6 @@ func TestNewLogger(t *testing.T) {
 	}
 }
 
-const hupConfig = `interfaces: {lan: lan0, wan: wan0}
-sas:
-  - {name: ab, spi: 0x1001, dir: out, local: 192.0.2.1, remote: 192.0.2.2, suite: aes128gcm16,
-     key: 0x000102030405060708090a0b0c0d0e0f10111213}
-policies:
-  - {name: p, src: 198.18.1.0/24, dst: 198.18.2.0/24, action: protect, sa: ab}
-`
-
 // fakeReloader stands for the daemon: it counts reloads and fails the
 // ones err says.
 type fakeReloader struct {
