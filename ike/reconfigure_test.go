@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"crypto/x509"
 	"slices"
 	"strings"
 	"testing"
@@ -96,5 +97,62 @@ func TestReconfigure(t *testing.T) {
 	}
 	if !i.e.cookiesRequired() {
 		t.Error("SetDefence(CookiesAlways) did not reach the gate")
+	}
+}
+
+// TestSameAsLiveChange: what a reload counts as unchanged (SameAs:
+// every setting, keys and certificates by their encoding) and what it
+// can apply to running SAs (LiveChange) rather than set the connection
+// up again.
+func TestSameAsLiveChange(t *testing.T) {
+	pki := newPKI(t)
+	key := genKey(t, "ecdsa")
+	cert := pki.issue(t, "gw.test", key)
+	base := func() Connection {
+		c, _ := pskPair(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16")
+		c.Remote.PSK = nil
+		c.Remote.CAs = []*x509.Certificate{pki.ca}
+		return c
+	}
+	for _, tc := range []struct {
+		name       string
+		edit       func(c *Connection)
+		same, live bool
+	}{
+		{"identical", func(*Connection) {}, true, true},
+		{"the same CA parsed again", func(c *Connection) {
+			ca, _ := x509.ParseCertificate(pki.ca.Raw)
+			c.Remote.CAs = []*x509.Certificate{ca}
+		}, true, true},
+		{"psk", func(c *Connection) { c.Local.PSK = []byte("another pre-shared key, long enough") }, false, true},
+		{"certificate and key", func(c *Connection) {
+			c.Local.PSK, c.Local.Certificate, c.Local.Key = nil, cert, key
+		}, false, true},
+		{"another CA", func(c *Connection) { c.Remote.CAs = []*x509.Certificate{newPKI(t).ca} }, false, true},
+		{"esp proposal", func(c *Connection) {
+			c.Children = slices.Clone(c.Children)
+			c.Children[0].ESPProposals = mustProposals(t, message.ProtocolESP, "aes256gcm16")
+		}, false, true},
+		{"rekey time", func(c *Connection) { c.IKERekeyTime = time.Hour }, false, true},
+		{"start action", func(c *Connection) { c.StartAction = StartTrap }, false, true},
+		{"traffic selectors", func(c *Connection) {
+			c.Children = slices.Clone(c.Children)
+			c.Children[0].RemoteTS = mustTS(t, "198.18.3.0/24")
+		}, false, false},
+		{"child added", func(c *Connection) {
+			c.Children = append(slices.Clone(c.Children), c.Children[0])
+			c.Children[1].Name = "two"
+		}, false, false},
+		{"remote address", func(c *Connection) { c.RemoteAddr = addrI }, false, false},
+		{"encap", func(c *Connection) { c.ForceEncap = true }, false, false},
+	} {
+		a, b := base(), base()
+		tc.edit(&b)
+		if got := a.SameAs(&b); got != tc.same {
+			t.Errorf("%s: SameAs %v, want %v", tc.name, got, tc.same)
+		}
+		if got := a.LiveChange(&b); got != tc.live {
+			t.Errorf("%s: LiveChange %v, want %v", tc.name, got, tc.live)
+		}
 	}
 }
