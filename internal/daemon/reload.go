@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -133,11 +134,17 @@ func (d *Daemon) reload(ctx context.Context, path string) (*ReloadResult, error)
 	return res, nil
 }
 
-// sameFile compares two paths by what they name.
+// sameFile compares two paths by what they name (a link to the file
+// names it too).
 func sameFile(a, b string) bool {
 	aa, err1 := filepath.Abs(a)
 	bb, err2 := filepath.Abs(b)
-	return err1 == nil && err2 == nil && aa == bb
+	if err1 == nil && err2 == nil && aa == bb {
+		return true
+	}
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }
 
 // checkStatic refuses what cannot change live among the static SAs: an

@@ -228,6 +228,13 @@ func TestReloadApply(t *testing.T) {
 	if _, err := a.Reload(context.Background(), filepath.Join(t.TempDir(), "other.yaml")); err == nil {
 		t.Error("reload of another file than the daemon's accepted")
 	}
+	link := filepath.Join(t.TempDir(), "link.yaml")
+	if err := os.Symlink(a.cfg.File, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Reload(context.Background(), link); err != nil {
+		t.Errorf("reload through a link to the daemon's file: %v", err)
+	}
 
 	// Changed traffic selectors: the connection is set up again with
 	// them (both ends reload; gwB's reload deletes the old IKE SA).
