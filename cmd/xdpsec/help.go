@@ -61,8 +61,9 @@ var pages = map[string]page{
 			"configuration did not change are not touched. It prints one line: what was added, removed, changed and left alone, " +
 			"and how long it took.\n\n" +
 			"The file is checked as `run --check` checks it; an invalid file, or a change only a restart can make (interfaces, " +
-			"queues, xdp_mode, zerocopy, VLANs, pin_path, control, state_dir, nat_t_port, a new outbound static key...), changes " +
-			"nothing and exits 1 with file:line: field. The daemon only re-reads the file it was started with. " +
+			"queues, xdp_mode, zerocopy, VLANs, pin_path, control, state_dir, nat_t_port...), changes " +
+			"nothing and exits 1 with file:line: field; so does a new outbound static key without its sequence-number mark " +
+			"(run `xdpsec newkeys` first). The daemon only re-reads the file it was started with. " +
 			"Root, the daemon's user and control_admin_group only.",
 		example: "xdpsec reload -c /etc/xdpsec/xdpsec.yaml\nxdpsec run --check -c /etc/xdpsec/xdpsec.yaml && systemctl reload xdpsec",
 	},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/internal/config"
+	"github.com/xdpsec/xdpsec/internal/seqstate"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/spd"
 	"github.com/xdpsec/xdpsec/sad/store"
@@ -112,9 +113,6 @@ func (d *Daemon) reload(ctx context.Context, path string) (*ReloadResult, error)
 		return nil, fmt.Errorf("reload: nothing changed: %w", err)
 	}
 	r, err := config.Compare(d.cfg, d.saPrints, next)
-	if err == nil {
-		err = d.checkStatic(next, r)
-	}
 	if err != nil {
 		next.Wipe()
 		return nil, fmt.Errorf("reload: nothing changed: %w", err)
@@ -147,22 +145,6 @@ func sameFile(a, b string) bool {
 	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }
 
-// checkStatic refuses what cannot change live among the static SAs: an
-// outbound SA's key needs its durable sequence-number mark (package
-// seqstate), which is read and reserved at start.
-func (d *Daemon) checkStatic(next *config.Config, r *config.Reload) error {
-	var errs []error
-	for i := range next.SAs {
-		sc := &next.SAs[i]
-		if sc.Dir != sad.Outbound || !(slices.Contains(r.SAsAdded, sc.Name) || slices.Contains(r.SAsChanged, sc.Name)) {
-			continue
-		}
-		errs = append(errs, &config.Error{File: next.File, Line: sc.Line, Field: fmt.Sprintf("sas[%d]", i),
-			Msg: fmt.Sprintf("outbound static SA %s is new or changed: its key's sequence-number state is reserved at start; restart to apply (`xdpsec newkeys` first for a new key)", sc.Name)})
-	}
-	return errors.Join(errs...)
-}
-
 // reloadPlan is what prepare built, ready to apply.
 type reloadPlan struct {
 	sas      []*sad.SA // next.SAs' in order: existing ones and new ones
@@ -174,6 +156,9 @@ type reloadPlan struct {
 	// addrs to open and close on the IKE transport.
 	addAddrs, dropAddrs []netip.Addr
 	metrics             net.Listener
+	// seqKeys are the new outbound SAs whose sequence numbers the
+	// Reserver now keeps durable marks for.
+	seqKeys []seqstate.Key
 }
 
 // prepare does what can fail before anything changes: the new static
@@ -189,6 +174,9 @@ func (d *Daemon) prepare(next *config.Config, r *config.Reload) (p *reloadPlan, 
 			}
 			if p.metrics != nil {
 				p.metrics.Close()
+			}
+			if len(p.seqKeys) > 0 {
+				d.seqRes.Remove(p.seqKeys)
 			}
 		}
 	}()
@@ -211,6 +199,7 @@ func (d *Daemon) prepare(next *config.Config, r *config.Reload) (p *reloadPlan, 
 		changedSA[n] = true
 	}
 	out := map[string]*sad.SA{}
+	var keys []seqstate.Key
 	for i := range next.SAs {
 		sc := &next.SAs[i]
 		sa := byName[sc.Name]
@@ -219,6 +208,9 @@ func (d *Daemon) prepare(next *config.Config, r *config.Reload) (p *reloadPlan, 
 				return p, fmt.Errorf("%s:%d: sa %s: %w", next.File, sc.Line, sc.Name, err)
 			}
 			p.fresh = append(p.fresh, sa)
+			if sa.Dir == sad.Outbound {
+				keys = append(keys, seqstate.Key{SA: sa, Fingerprint: seqstate.Fingerprint(sc.Key, sc.IntegKey)})
+			}
 		}
 		p.sas = append(p.sas, sa)
 		if sa.Dir == sad.Outbound {
@@ -266,6 +258,12 @@ func (d *Daemon) prepare(next *config.Config, r *config.Reload) (p *reloadPlan, 
 		if p.metrics, err = net.Listen("tcp", next.Metrics); err != nil {
 			return p, hinted(fmt.Errorf("metrics %s: %w", next.Metrics, err), listenHint("metrics", err))
 		}
+	}
+	if len(keys) > 0 {
+		if err = d.reserveNew(keys, next.File); err != nil {
+			return p, err
+		}
+		p.seqKeys = keys
 	}
 	// The IKE sockets last: nothing after them can fail.
 	for i, a := range p.addAddrs {
@@ -432,6 +430,15 @@ func (d *Daemon) apply(ctx context.Context, next *config.Config, r *config.Reloa
 	if len(later.Delete) > 0 {
 		errs = append(errs, d.store.Apply(later))
 	}
+	if d.seqRes != nil {
+		var gone []seqstate.Key
+		for _, sa := range oldSAs {
+			if !keep[sa] && sa.Dir == sad.Outbound {
+				gone = append(gone, seqstate.Key{SA: sa})
+			}
+		}
+		d.seqRes.Remove(gone)
+	}
 	if pl != nil && pl.engine != nil {
 		if r.Defence {
 			errs = append(errs, pl.engine.SetDefence(ctx, next.IKE.Defence.Defence))
@@ -496,4 +503,32 @@ func (d *Daemon) reloadAction(ctx context.Context, name string) (string, error) 
 		return "", err
 	}
 	return fmt.Sprintf("reloaded %s in %v: %s", d.cfg.File, res.Took.Round(time.Microsecond), res.Reload), err
+}
+
+// reserveNew makes the new outbound static SAs' sequence numbers durable
+// before they may send, as the start does (restoreSeq): their keys must
+// have a mark in state_dir (`xdpsec newkeys` for a new key). A daemon
+// that had no outbound static SA opens the state directory now.
+func (d *Daemon) reserveNew(keys []seqstate.Key, file string) error {
+	now := time.Now()
+	if d.seqRes != nil {
+		if err := d.seqRes.Add(keys, now); err != nil {
+			return fmt.Errorf("%w%s", err, seqAdvice(err, file, d.seqStore.Dir()))
+		}
+		return nil
+	}
+	st, err := seqstate.Open(d.cfg.StateDir)
+	if err != nil {
+		return fmt.Errorf("outbound static SAs need durable sequence-number state: %w", err)
+	}
+	r, err := seqstate.Resume(st, keys, now)
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("%w%s", err, seqAdvice(err, file, st.Dir()))
+	}
+	d.seqStore, d.seqRes = st, r
+	ctx, cancel := context.WithCancel(context.Background())
+	d.seqStop, d.seqDone = cancel, make(chan struct{})
+	go d.reserveSeq(ctx, d.seqDone)
+	return nil
 }

@@ -296,14 +296,15 @@ sas:
 // changed inbound key replaces the SA under the same SPI (the old one
 // retires), an added inbound SA is looked up from then on, a removed one
 // is not; a changed policy is a new object while an unchanged one, and
-// the outbound SA it points at, stay the same; a new outbound key is
-// refused (its sequence-number state), with file:line: field. The reload
+// the outbound SA it points at, stay the same; a new outbound key needs
+// its sequence-number mark (xdpsec newkeys), as at start. The reload
 // hooks frame each reload; the metrics endpoint moves.
 func TestReloadStatic(t *testing.T) {
 	const k1, k2 = "0x000102030405060708090a0b0c0d0e0f10111213", "0x0f0102030405060708090a0b0c0d0e0f10111213"
 	file := filepath.Join(t.TempDir(), "gw.yaml")
 	write := func(s string) { t.Helper(); writeConfig(t, file, s) }
-	d := reloadDaemon(t, file, reloadStaticYAML(k1, ""))
+	state := "state_dir: " + t.TempDir() + "\n"
+	d := reloadDaemon(t, file, reloadStaticYAML(k1, "")+state)
 	t.Cleanup(func() { d.store.Close() })
 	var begun, ended int
 	d.SetReloadHooks(ReloadHooks{Begin: func() { begun++ }, End: func(*ReloadResult, error) { ended++ }})
@@ -320,7 +321,7 @@ func TestReloadStatic(t *testing.T) {
 	metrics := probe.Addr().String()
 	probe.Close()
 	write(strings.Replace(reloadStaticYAML(k2, "  - {name: in2, spi: 0x2002, dir: in, local: 192.0.2.1, remote: 192.0.2.2, suite: aes128gcm16, key: 0x200102030405060708090a0b0c0d0e0f10111213}\n"),
-		"dst: 203.0.113.0/24, action: bypass", "dst: 203.0.113.0/25, action: bypass", 1) + "metrics: " + metrics + "\n")
+		"dst: 203.0.113.0/24, action: bypass", "dst: 203.0.113.0/25, action: bypass", 1) + "metrics: " + metrics + "\n" + state)
 	res, err := d.Reload(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
@@ -348,24 +349,50 @@ func TestReloadStatic(t *testing.T) {
 	resp.Body.Close()
 
 	// Removed: in2 goes.
-	write(strings.Replace(reloadStaticYAML(k2, ""), "dst: 203.0.113.0/24, action: bypass", "dst: 203.0.113.0/25, action: bypass", 1) + "metrics: " + metrics + "\n")
+	base := strings.Replace(reloadStaticYAML(k2, ""), "dst: 203.0.113.0/24, action: bypass", "dst: 203.0.113.0/25, action: bypass", 1) + "metrics: " + metrics + "\n" + state
+	write(base)
 	if res, err := d.Reload(context.Background(), ""); err != nil || !slices.Equal(res.SAsRemoved, []string{"in2"}) {
 		t.Errorf("reload: %v %v", err, res)
 	}
 	if d.inbound.Lookup(0x2002) != nil {
 		t.Error("the removed inbound SA is still in the table")
 	}
-	// A new outbound key: refused, nothing changed.
+	// A new outbound key: refused while state_dir has no mark for it
+	// (nothing changes), taken once `xdpsec newkeys` declared it: the
+	// policy moves to the new SA, whose sequence numbers are reserved
+	// durably before it may send.
 	gen := d.store.Gen()
-	write(strings.Replace(reloadStaticYAML(k2, ""), "key: 0x1001", "key: 0x1101", 1))
-	if _, err := d.Reload(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "gw.yaml:4: sas[1]: outbound static SA out1") {
-		t.Errorf("a new outbound static key: %v", err)
+	newOut := strings.Replace(base, "key: 0x1001", "key: 0x1101", 1)
+	write(newOut)
+	if _, err := d.Reload(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "xdpsec newkeys") {
+		t.Errorf("an undeclared outbound static key: %v", err)
 	}
 	if d.store.Gen() != gen || p1.SA.Load() != out1 {
 		t.Error("a refused reload changed the store")
 	}
-	if begun != 3 || ended != 3 {
-		t.Errorf("reload hooks: %d begun, %d ended; want 3 and 3", begun, ended)
+	next, err := config.Check(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if declared, _, err := DeclareNewKeys(next); err != nil || len(declared) != 1 {
+		t.Fatalf("newkeys: %v %v", declared, err)
+	}
+	next.Wipe()
+	res, err = d.Reload(context.Background(), "")
+	if err != nil || !slices.Equal(res.SAsChanged, []string{"out1"}) {
+		t.Fatalf("reload of a declared outbound key: %v %v", err, res)
+	}
+	t.Cleanup(func() {
+		d.seqStop()
+		<-d.seqDone
+		d.seqStore.Close()
+	})
+	p := lookup(d, "198.18.1.5", "198.18.2.5")
+	if sa := p.SA.Load(); sa == nil || sa == out1 || sa.SPI != 0x1001 || !out1.Dead() || sa.SeqLimit() == 0 {
+		t.Errorf("the changed outbound SA: %v (old dead %v)", sa, out1.Dead())
+	}
+	if begun != 4 || ended != 4 {
+		t.Errorf("reload hooks: %d begun, %d ended; want 4 and 4", begun, ended)
 	}
 }
 
