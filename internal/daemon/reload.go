@@ -500,6 +500,9 @@ func (d *Daemon) swapMetrics(ln net.Listener) error {
 func (d *Daemon) reloadAction(ctx context.Context, name string) (string, error) {
 	res, err := d.Reload(ctx, name)
 	if res == nil {
+		// The journal shows it too, not only the client (SIGHUP's
+		// failures are logged by its handler).
+		d.log.Warn("xdpsec reload failed", "err", err)
 		return "", err
 	}
 	return fmt.Sprintf("reloaded %s in %v: %s", d.cfg.File, res.Took.Round(time.Microsecond), res.Reload), err
