@@ -145,11 +145,11 @@ func (e *Engine) RemoveConnection(ctx context.Context, name string) error {
 // they use the new settings from their next exchange on: proposals at
 // the next rekey, lifetimes and DPD from the next timer, the PSK or
 // certificate at the next authentication. A start_action that became
-// start initiates the connection if it has no IKE SA. Child SAs of a child the new
-// settings no longer have are deleted with an INFORMATIONAL Delete.
-// Changes that alter what an existing SA is (traffic selectors, mode,
-// addresses) are the caller's to handle by removing and adding the
-// connection.
+// start initiates the connection if it has no IKE SA. Child SAs of a
+// child the new settings no longer have are deleted with an
+// INFORMATIONAL Delete. Changes that alter what an existing SA is
+// (traffic selectors, mode, addresses) are the caller's to handle by
+// removing and adding the connection (LiveChange tells them apart).
 func (e *Engine) ReplaceConnection(ctx context.Context, c Connection) error {
 	nc, err := prepare(c)
 	if err != nil {
