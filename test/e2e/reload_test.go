@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -363,4 +365,56 @@ func TestReloadBrokenFile(t *testing.T) {
 		t.Errorf("xdpsec reload of the file SIGHUP applied: %v %s", err, out)
 	}
 	l.stopClean(t, gA)
+}
+
+// TestReloadStaticKeys: static SAs rotated live on both gateways, new
+// keys and new SPIs (declared with `xdpsec newkeys` first): after both
+// reloads the tunnel carries traffic on the new SAs only — the new
+// inbound SPIs are live in the XDP programs, the policies point at the
+// new outbound SAs, the old SAs are gone — and neither daemon restarted.
+func TestReloadStaticKeys(t *testing.T) {
+	needLab(t)
+	l := newLab(t, "")
+	a, b, k := l.configs(t, tunnelOpts{})
+	gA := l.start(t, "gA", a)
+	gB := l.start(t, "gB", b)
+	l.warmUp(t, "hA", hostB4)
+	const newAB, newBA = 0x5001, 0x6001
+	key := func() string {
+		b := make([]byte, len(k.ab))
+		rand.Read(b)
+		return hex.EncodeToString(b)
+	}
+	ab, ba := key(), key()
+	rotate := strings.NewReplacer(
+		hex.EncodeToString(k.ab), ab, hex.EncodeToString(k.ba), ba,
+		fmt.Sprintf("spi: 0x%x\n", spiAB), fmt.Sprintf("spi: 0x%x\n", newAB),
+		fmt.Sprintf("spi: 0x%x\n", spiBA), fmt.Sprintf("spi: 0x%x\n", newBA))
+	for _, file := range []string{b, a} {
+		body, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, []byte(rotate.Replace(string(body))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		newKeys(t, file)
+		out, err := xdpsecReload("-c", file)
+		if err != nil || !strings.Contains(out, "static SAs: 0 added, 0 removed, 2 changed; sa changed: out,in") {
+			t.Fatalf("xdpsec reload -c %s: %v\n%s", filepath.Base(file), err, out)
+		}
+		t.Log(out)
+	}
+	if got := l.pingAll("hA", hostB4, 10); got != 10 {
+		t.Errorf("after the rotation %d of 10 pings answered\n%s", got, l.diagnose())
+	}
+	sas := gA.showSAs(t)
+	if sas["out"].SPI != newAB || sas["in"].SPI != newBA || sas["out"].Packets < 10 || sas["in"].Packets < 10 {
+		t.Errorf("gwA's SAs after the rotation: out %+v, in %+v", sas["out"], sas["in"])
+	}
+	if n := len(showAllSAs(t, l.sockPath("gA"))); n != 2 {
+		t.Errorf("gwA has %d SAs, want the 2 new ones", n)
+	}
+	l.stopClean(t, gA)
+	l.stopClean(t, gB)
 }
