@@ -78,6 +78,10 @@ func TestCompare(t *testing.T) {
 			wantErr: "new.yaml:4: ike.source_prefix_v4: changed (24 -> 28): it cannot change while the daemon runs; restart it"},
 		{name: "queues", edit: func(s string) string { return strings.Replace(s, "queues: 2", "queues: 4", 1) },
 			wantErr: "new.yaml:1: interfaces.queues: changed (2 -> 4)"},
+		{name: "batch", edit: func(s string) string { return strings.Replace(s, "queues: 2", "queues: 2, batch: 64", 1) },
+			wantErr: "new.yaml:1: interfaces.batch: changed (0 -> 64)"},
+		{name: "ring_size", edit: func(s string) string { return strings.Replace(s, "queues: 2", "queues: 2, ring_size: 2048", 1) },
+			wantErr: "new.yaml:1: interfaces.ring_size: changed (0 -> 2048)"},
 		{name: "interface and nat_t_port", edit: func(s string) string {
 			return strings.Replace(s, "wan: wan0", "wan: wan1", 1) + "nat_t_port: 4501\n"
 		}, wantErr: "interfaces.wan: changed (wan0 -> wan1)"},
