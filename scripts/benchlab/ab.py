@@ -14,13 +14,8 @@ import os
 import statistics
 import sys
 
-
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import load  # noqa: E402  (bench-lab.sh's own reader)
 
 
 def pps_by_size(path):
