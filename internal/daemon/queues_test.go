@@ -180,3 +180,15 @@ func TestWorkerBatch(t *testing.T) {
 		t.Errorf("batch: 32 gave %d", b)
 	}
 }
+
+// TestXSKCountersSyscalls: show stats and the metrics carry each socket's
+// syscalls (tx_kicks, rx_kicks, polls) and its zero-copy and hugepage
+// state as 0/1.
+func TestXSKCountersSyscalls(t *testing.T) {
+	c := XSKCounters(xsk.Stats{TxKicks: 1, RxKicks: 2, Polls: 3, ZeroCopy: true, HugePages: false})
+	for k, want := range map[string]uint64{"tx_kicks": 1, "rx_kicks": 2, "polls": 3, "zero_copy": 1, "huge_pages": 0} {
+		if v, ok := c[k]; !ok || v != want {
+			t.Errorf("%s = %d (present %v), want %d", k, v, ok, want)
+		}
+	}
+}
