@@ -175,6 +175,15 @@ type Config struct {
 	// (reassembly: in the file).
 	Reassembly Reassembly
 
+	// BenchNullCipher (bench_null_cipher: true, at BenchLine) is the lab's
+	// ceiling (scripts/bench-lab.sh, mode ceiling): the static AEAD SAs
+	// move and frame the bytes as ever but neither encrypt nor
+	// authenticate. Refused unless BenchAllowed, which only `xdpsec run
+	// --bench` sets: never reachable by a configuration file alone.
+	BenchNullCipher bool
+	BenchLine       int
+	BenchAllowed    bool
+
 	SAs      []SA
 	Policies []Policy
 	// IKE holds the IKEv2 connections (connections:) and the key log.
@@ -254,6 +263,16 @@ func (c *Config) WipeSAKeys() {
 		clear(c.SAs[i].Key)
 		clear(c.SAs[i].IntegKey)
 	}
+}
+
+// CheckBench refuses the bench-only keys (bench_null_cipher) unless
+// BenchAllowed (xdpsec run --bench) is set.
+func (c *Config) CheckBench() error {
+	if c.BenchNullCipher && !c.BenchAllowed {
+		return &Error{File: c.File, Line: c.BenchLine, Field: "bench_null_cipher",
+			Msg: "bench only (ESP with neither encryption nor authentication): refused unless `xdpsec run --bench`"}
+	}
+	return nil
 }
 
 // Error is one configuration error: where it is and what is wrong.
@@ -525,6 +544,7 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 		"delete_rekeyed_delay", "rekey_delete_delay",
 		"control_group", "control_admin_group",
 		"mtu", "mss_clamp",
+		"bench_null_cipher",
 		"reassembly"}
 	var sasNode, polNode, connNode *yaml.Node
 	pinSet := false
@@ -604,6 +624,9 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 			c.IKE.RekeyedInboundDelay = d.rekeyDelay(v, k, time.Minute)
 		case "rekey_delete_delay":
 			c.IKE.RekeyDeleteDelay = d.rekeyDelay(v, k, 10*time.Second)
+		case "bench_null_cipher":
+			c.BenchNullCipher = d.boolean(v, k)
+			c.BenchLine = v.Line
 		case "key_log":
 			c.IKE.KeyLog = d.str(v, k)
 			if c.IKE.KeyLog != "" && !filepath.IsAbs(c.IKE.KeyLog) {

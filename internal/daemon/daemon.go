@@ -256,6 +256,9 @@ func (d *Daemon) buildTables() error {
 		if err != nil {
 			return fmt.Errorf("%s:%d: sa %s: %w", cfg.File, sc.Line, sc.Name, err)
 		}
+		if err := benchNullCipher(cfg, sa, d.log); err != nil {
+			return fmt.Errorf("%s:%d: sa %s: %w", cfg.File, sc.Line, sc.Name, err)
+		}
 		d.sas = append(d.sas, sa)
 		if sa.Dir == sad.Outbound {
 			out[sc.Name] = sa
