@@ -17,7 +17,7 @@ type nullAEAD struct{ icv int }
 
 var errNullShort = errors.New("sad: bench null cipher: shorter than its ICV")
 
-func (nullAEAD) NonceSize() int   { return 12 }
+func (nullAEAD) NonceSize() int  { return 12 }
 func (n nullAEAD) Overhead() int { return n.icv }
 
 func (n nullAEAD) Seal(dst, nonce, plaintext, aad []byte) []byte {
