@@ -95,6 +95,7 @@ pids=()
 cleanup() {
 	set +e
 	stop_gateways
+	rm -rf /var/run/dpdk/"$P"-*
 	"$ROOT/scripts/lab.sh" down "$P" >/dev/null 2>&1
 	if [[ -n ${KEEP:-} ]]; then
 		echo "bench-lab: kept $WORK" >&2
@@ -238,6 +239,7 @@ for round in $(seq "$ROUNDS"); do
 		fi
 		"after_$mode"
 		stop_gateways
+		rm -rf /var/run/dpdk/"$P"-* # DPDK's runtime directories (telemetry sockets)
 		"$ROOT/scripts/lab.sh" down "$P" >/dev/null
 	done
 	if [[ -n $LAB_LOCK ]]; then

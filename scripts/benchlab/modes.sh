@@ -198,15 +198,25 @@ warm_up() {
 	return 1
 }
 
+# gwb_lan_tx: the frames gwB has sent to hostB (its lan0, which DPDK's
+# shared layout moves into gwA's namespace as lanB).
+gwb_lan_tx() {
+	if ns gB test -e /sys/class/net/lan0; then
+		ns gB cat /sys/class/net/lan0/statistics/tx_packets
+	else
+		ns gA cat /sys/class/net/lanB/statistics/tx_packets
+	fi
+}
+
 # drain: wait until gwB has stopped handing packets to hostB (a user-space
 # gateway can hold many in its queues after a flat-out run; they must not
 # arrive in the next measurement), at most 3 s; fails if it has not.
 drain() {
 	local last now
-	last=$(ns gB cat /sys/class/net/lan0/statistics/tx_packets)
+	last=$(gwb_lan_tx)
 	for _ in $(seq 12); do
 		sleep 0.25
-		now=$(ns gB cat /sys/class/net/lan0/statistics/tx_packets)
+		now=$(gwb_lan_tx)
 		[[ $now == "$last" ]] && return 0
 		last=$now
 	done
@@ -290,6 +300,7 @@ setup_dpdk() {
 	if [[ $DPDK_LAYOUT == shared ]]; then
 		local wb
 		for n in wan0:wanB lan0:lanB; do
+			ns gA test -e "/sys/class/net/${n#*:}" && continue # moved already (a restart)
 			ns gB ip link set "${n%:*}" down
 			ns gB ip link set "${n%:*}" name "${n#*:}"
 			ns gB ip link set "${n#*:}" netns "$P-gA"
