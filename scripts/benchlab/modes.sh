@@ -65,10 +65,18 @@ xdpsec_gateways() {
 		cpu=GW${G}_CPU
 		cpu=${!cpu}
 		cpus=$(xdpsec_cpus "$cpu")
-		# One worker per queue, pinned (one queue: this gateway's CPU).
-		sed -i "s/queues: 1,/queues: $q, cpus: [$cpus],/" "$WORK/xdpsec/gw-$g.yaml"
+		# One worker per queue, pinned (one queue: this gateway's CPU);
+		# XDPSEC_IFACE adds interfaces keys (A/B runs of the AF_XDP
+		# levers, e.g. "batch: 256, idle_spin: 50us, busy_poll: 50").
+		sed -i "s/queues: 1,/queues: $q, cpus: [$cpus],${XDPSEC_IFACE:+ $XDPSEC_IFACE,}/" "$WORK/xdpsec/gw-$g.yaml"
 		[[ -z $1 ]] || echo "bench_null_cipher: true" >>"$WORK/xdpsec/gw-$g.yaml"
+		# shellcheck disable=SC2086 # $1: a flag or nothing
 		"$BIN" run $1 --check -c "$WORK/xdpsec/gw-$g.yaml" >/dev/null
+		# XDPSEC_NAPI="DEFER TIMEOUT": the gateway interfaces'
+		# napi_defer_hard_irqs and gro_flush_timeout (ns), for busy polling.
+		if [[ -n ${XDPSEC_NAPI:-} ]]; then
+			ns "g$G" sh -c "for d in lan0 wan0; do echo ${XDPSEC_NAPI% *} >/sys/class/net/\$d/napi_defer_hard_irqs; echo ${XDPSEC_NAPI#* } >/sys/class/net/\$d/gro_flush_timeout; done"
+		fi
 		"$BIN" newkeys -c "$WORK/xdpsec/gw-$g.yaml" >/dev/null # fresh keys from gen-config.sh
 		# lab.sh exec ends in exec: $! is the daemon, so SIGTERM reaches it.
 		# shellcheck disable=SC2086 # $1: a flag or nothing
@@ -88,7 +96,14 @@ after_xdpsec() {
 	for G in A B; do
 		"$BIN" show sa --socket "/run/xdpsec/$P-g$G.sock" >"$WORK/xdpsec-g$G.sa" 2>&1 || true
 		"$BIN" show stats --socket "/run/xdpsec/$P-g$G.sock" >"$WORK/xdpsec-g$G.stats" 2>&1 || true
+		"$BIN" show stats -o json --socket "/run/xdpsec/$P-g$G.sock" >"$WORK/xdpsec-g$G.stats.json" 2>/dev/null || true
 	done
+	# The gateways' CPU time over the whole run (utime and stime, fields
+	# 14 and 15 of /proc/PID/stat, in clock ticks) for CPU per packet.
+	local pid
+	for pid in "${pids[@]}"; do
+		cut -d' ' -f14,15 "/proc/$pid/stat" 2>/dev/null || true
+	done >"$WORK/xdpsec-cpu.ticks"
 }
 
 # charon_conf NODE LOCAL REMOTE LOCALID REMOTEID LOCALNET REMOTENET PSK
