@@ -91,10 +91,12 @@ WORK=$(mktemp -d /tmp/xdpsec-benchlab.XXXXXX)
 BIN=${XDPSEC:-$ROOT/bin/xdpsec}
 GEN=$WORK/xdpgen
 pids=()
+nsha="" nshb=""
 
 cleanup() {
 	set +e
 	stop_gateways
+	stop_ns_pids
 	rm -rf /var/run/dpdk/"$P"-*
 	"$ROOT/scripts/lab.sh" down "$P" >/dev/null 2>&1
 	if [[ -n ${KEEP:-} ]]; then
@@ -177,26 +179,36 @@ settle() {
 }
 
 # xgen_cpu OUT DUR ARGS...: xgen for DUR seconds into OUT, with the
-# gateways' CPU counters sampled while the traffic flows (OUT.cpu0,
-# OUT.cpu1): 0.3 s after hostA's first 2000 frames left (xdpgen takes a
-# moment to start) and 0.5 s before it stops.
+# gateways' CPU counters and hostB's received frames sampled while the
+# traffic flows (OUT.cpu0, OUT.cpu1; report.py cpuwindow: 0.3 s after
+# hostA's first 2000 frames left, and DUR - 0.8 s later), by one process
+# started before the run, at the generator's priority.
 xgen_cpu() {
-	local out=$1 dur=$2 xp cpus base
+	local out=$1 dur=$2 xp sp cpus
 	shift 2
 	cpus=$(printf '%s\n' "$GWA_CPU" "$GWB_CPU" | tr , '\n' | sort -u | tr '\n' ' ')
-	base=$(ns hA cat /sys/class/net/eth0/statistics/tx_packets)
+	nice -n "$BENCH_NICE" python3 "$ROOT/scripts/benchlab/report.py" cpuwindow "$out" "${pids[*]}" "$cpus" \
+		"$nsha" "$nshb" "$dur" &
+	sp=$!
 	xgen "$@" --duration "${dur}s" >"$out" &
 	xp=$!
-	# 2000 frames: the generator's, not an ARP request of its start.
-	for _ in $(seq 250); do
-		(($(ns hA cat /sys/class/net/eth0/statistics/tx_packets) < base + 2000)) || break
-		sleep 0.02
-	done
-	sleep 0.3
-	python3 "$ROOT/scripts/benchlab/report.py" cpusnap "$out.cpu0" "${pids[*]}" "$cpus" || true
-	sleep "$(python3 -c "print(max(0.2, $dur - 0.8 - 0.15))")" # 0.15: python3's start, twice
-	python3 "$ROOT/scripts/benchlab/report.py" cpusnap "$out.cpu1" "${pids[*]}" "$cpus" || true
 	wait "$xp" || true
+	wait "$sp" || true
+}
+
+# ns_pids: a process in hostA's and one in hostB's namespace, whose
+# /proc/PID/net/dev the CPU sampler reads (nsha, nshb).
+ns_pids() {
+	ip netns exec "$P-hA" sleep infinity & # not through ns(): $! must be the sleep
+	nsha=$!
+	ip netns exec "$P-hB" sleep infinity &
+	nshb=$!
+	sleep 0.1 # until ip netns exec has entered them
+}
+stop_ns_pids() {
+	kill "${nsha:-}" "${nshb:-}" 2>/dev/null || true
+	wait "${nsha:-}" "${nshb:-}" 2>/dev/null || true
+	nsha="" nshb=""
 }
 
 xgen() {
@@ -226,6 +238,7 @@ for round in $(seq "$ROUNDS"); do
 	for mode in $modes; do
 		log "round $round/$ROUNDS, mode $mode: lab $P up"
 		"$ROOT/scripts/lab.sh" up "$P" >/dev/null
+		ns_pids
 		for l in "hA eth0" "gA lan0" "gB lan0" "hB eth0"; do
 			read -r n d <<<"$l"
 			ns "$n" ip link set "$d" mtu "$LAN_MTU"
@@ -240,6 +253,7 @@ for round in $(seq "$ROUNDS"); do
 		fi
 		"after_$mode"
 		stop_gateways
+		stop_ns_pids
 		rm -rf /var/run/dpdk/"$P"-* # DPDK's runtime directories (telemetry sockets)
 		"$ROOT/scripts/lab.sh" down "$P" >/dev/null
 	done

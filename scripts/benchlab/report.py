@@ -13,11 +13,16 @@ Reads xdpgen's `run -o json` summaries (bench/gen: tx and rx counters,
                               OUT): user + system of PIDS and their
                               descendants (/proc/PID/stat) and the softirq
                               time of CPUS (/proc/stat)
+  cpuwindow OUT "PIDS" "CPUS" HAPID HBPID DUR
+                              two snapshots inside a run of DUR s (OUT.cpu0,
+                              OUT.cpu1) with hostB's received frames, taken
+                              by one process (HAPID, HBPID: processes in
+                              hostA's and hostB's namespaces)
 
-CPU per packet (record's "cpu"): two snapshots taken inside the
-saturation run, while traffic flows (SAT.cpu0, SAT.cpu1), give the
-gateways' CPU seconds per second; over the delivered pps that is CPU
-microseconds per delivered packet (= ms per million packets / 1000).
+CPU per packet (record's "cpu"): the gateways' CPU time between two
+snapshots inside the saturation run, while traffic flows, over the frames
+hostB received between them: CPU microseconds per delivered packet
+(= ms per million packets / 1000).
 """
 import argparse
 import json
@@ -155,6 +160,43 @@ def busy_ticks(text, cpus):
     return total
 
 
+def netdev_packets(text, dev, col):
+    """A counter of one interface from /proc/PID/net/dev (the namespace of
+    PID): col "rx" or "tx" packets."""
+    for ln in text.splitlines():
+        if ":" not in ln:
+            continue
+        name, rest = ln.split(":", 1)
+        if name.strip() == dev:
+            f = rest.split()
+            return int(f[1] if col == "rx" else f[9])
+    raise ValueError("no %s in net/dev" % dev)
+
+
+def window(pids, cpus, ha_pid, hb_pid, dur, proc="/proc", clock=time.monotonic, sleep=time.sleep):
+    """Two snapshots inside a generator run, with the frames hostB received
+    (hb_pid's namespace, eth0) in each: the first 0.3 s after hostA
+    (ha_pid's namespace) sent 2000 frames, the second dur - 0.8 s later.
+    One process from before the run to its end, so that its own start
+    does not shift the window. None if the traffic never came."""
+    def tx():
+        return netdev_packets(read("%s/%d/net/dev" % (proc, ha_pid)), "eth0", "tx")
+    base, start = tx(), clock()
+    while tx() < base + 2000:
+        if clock() - start > 10:
+            return None
+        sleep(0.01)
+    sleep(0.3)
+    out = []
+    for i in range(2):
+        s = snapshot(pids, cpus, proc, now=clock())
+        s["rx_packets"] = netdev_packets(read("%s/%d/net/dev" % (proc, hb_pid)), "eth0", "rx")
+        out.append(s)
+        if i == 0:
+            sleep(max(0.2, dur - 0.8))
+    return out
+
+
 def read(path):
     with open(path) as f:
         return f.read()
@@ -201,9 +243,14 @@ def cpu_cost(a, b, pps):
     pps: the gateways' process time (PIDs in both snapshots) and their
     CPUs' softirq time, in CPU seconds per second (util) and µs per
     packet. None without two snapshots or traffic."""
-    if not a or not b or pps <= 0 or b["t"] <= a["t"]:
+    if not a or not b or b["t"] <= a["t"]:
         return None
     hz, dt = float(a["hz"]), b["t"] - a["t"]
+    if "rx_packets" in a and "rx_packets" in b:
+        # The packets hostB received in the window itself.
+        pps = (b["rx_packets"] - a["rx_packets"]) / dt
+    if pps <= 0:
+        return None
     proc = sum(b["pids"][p] - a["pids"][p] for p in a["pids"] if p in b["pids"]) / hz
     soft = (b["softirq"] - a["softirq"]) / hz
     busy = (b.get("busy", 0) - a.get("busy", 0)) / hz
@@ -344,10 +391,11 @@ def table(args):
         w("| %s | CPUs busy | %s |" % (
             lab, " | ".join(median_range(per_round(m, size, busy_of), fmt_us) for m in modes)))
     w("")
-    w("The kernel charges softirq work that runs on a gateway process's tick (the veth receive work its "
-      "own sendto raises) both to that process's system time and to the CPU's softirq time, so the first "
-      "measure can count it twice; the second has no overlap but also counts whatever else ran on those "
-      "CPUs (the neighbours' jobs). The truth lies between them.")
+    w("This kernel accounts CPU time by tick (no IRQ time accounting): softirq work that runs while a "
+      "gateway process is on the CPU (the veth receive work its own sendto raises, most of an AF_XDP "
+      "gateway's kernel time) is charged both to that process's system time and to the CPU's softirq "
+      "time, so the first measure counts it twice; the second has no overlap but also counts whatever "
+      "else ran on those CPUs (the neighbours' jobs). The truth lies between them.")
     w("")
     split = []
     for size in order:
@@ -377,8 +425,8 @@ def table(args):
       "x1.5 while the gateways keep up; flat-out strongSwan collapses far below what it carries "
       "at a rate it can take). Generator: xdpgen, AF_XDP copy mode on veth, %d flow%s. "
       "CPU: user + system time of the gateway processes (and their children, /proc/PID/stat) plus the "
-      "softirq time of the gateways' CPUs (/proc/stat), sampled inside the best run while traffic flows, "
-      "over its delivered rate; kernel forwarding has no process, only softirq. Modes alternate "
+      "softirq time of the gateways' CPUs (/proc/stat), between two samples inside the best run while traffic "
+      "flows, over the frames hostB received between them; kernel forwarding has no process, only softirq. Modes alternate "
       "within each round (%s)."
       % (args.duration, args.probe_duration, args.flows, "" if args.flows == 1 else "s", args.order))
     w("Gateways: xdpsec static SAs, aes128gcm16, %s; DPDK 22.11 ipsec-secgw (%s), AES-128-GCM "
@@ -410,6 +458,14 @@ def main(argv):
     if len(argv) == 4 and argv[0] == "step":
         keep, nxt = step(argv[1], argv[2], int(argv[3]))
         print(keep, nxt)
+        return 0
+    if len(argv) == 7 and argv[0] == "cpuwindow":
+        pids = [int(p) for p in argv[2].split()]
+        cpus = sorted(set(int(c) for c in argv[3].split()))
+        w = window(pids, cpus, int(argv[4]), int(argv[5]), float(argv[6])) or [{}, {}]
+        for i in range(2):
+            with open("%s.cpu%d" % (argv[1], i), "w") as f:
+                json.dump(w[i], f)
         return 0
     if len(argv) == 4 and argv[0] == "cpusnap":
         pids = [int(p) for p in argv[2].split()]

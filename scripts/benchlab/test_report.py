@@ -51,9 +51,55 @@ class ProcParsers(unittest.TestCase):
         self.assertAlmostEqual(c["softirq_util"], 0.2)
         self.assertAlmostEqual(c["us_per_pkt"], 1.9)
         self.assertAlmostEqual(c["busy_us_per_pkt"], 1.9)
+        # With hostB's frames in the snapshots, the window's own count
+        # decides: 400,000 in 2 s, whatever pps says.
+        a["rx_packets"], b["rx_packets"] = 1000, 401000
+        self.assertAlmostEqual(report.cpu_cost(a, b, 1)["us_per_pkt"], 0.95 / 200000 * 1e6)
+        del a["rx_packets"], b["rx_packets"]
         self.assertIsNone(report.cpu_cost(a, b, 0))
         self.assertIsNone(report.cpu_cost(a, {}, 1000))
         self.assertIsNone(report.cpu_cost(b, a, 1000))
+
+
+class Window(unittest.TestCase):
+    def test_netdev(self):
+        with open(os.path.join(PROC, "4242", "net", "dev")) as f:
+            text = f.read()
+        self.assertEqual(report.netdev_packets(text, "eth0", "rx"), 5001)
+        self.assertEqual(report.netdev_packets(text, "eth0", "tx"), 7002)
+        with self.assertRaises(ValueError):
+            report.netdev_packets(text, "wan0", "rx")
+
+    def test_window_waits_for_traffic(self):
+        # hostA's counter (a fixture whose net/dev moves on each read)
+        # and a fake clock: the first snapshot comes 0.3 s after 2000
+        # frames, the second dur - 0.8 s later.
+        with tempfile.TemporaryDirectory() as d:
+            os.symlink(os.path.join(PROC, "stat"), os.path.join(d, "stat"))
+            for p in ("4242", "4243", "77"):
+                os.makedirs(os.path.join(d, p))
+                os.symlink(os.path.join(PROC, p, "stat"), os.path.join(d, p, "stat"))
+            os.makedirs(os.path.join(d, "4242", "net"))
+            dev = os.path.join(d, "4242", "net", "dev")
+            clock = [100.0]
+            tx = [0]
+
+            def write():
+                with open(dev, "w") as f:
+                    f.write("Inter-|\n face |\n  eth0: 0 %d 0 0 0 0 0 0 0 %d 0 0 0 0 0 0\n"
+                            % (int(clock[0] * 10), tx[0]))
+
+            def sleep(s):
+                clock[0] += s
+                tx[0] += 1000
+                write()
+            write()
+            w = report.window([4242], [1], 4242, 4242, 3.0, proc=d, clock=lambda: clock[0], sleep=sleep)
+            self.assertEqual(len(w), 2)
+            self.assertAlmostEqual(w[1]["t"] - w[0]["t"], 2.2)
+            # Not before 2000 frames: 0.3 s after the second 1000.
+            self.assertAlmostEqual(w[0]["t"], 100.32)
+            self.assertEqual(w[1]["rx_packets"] - w[0]["rx_packets"], 22)  # 2.2 s at 10 a second
 
 
 def rec(mode, size, rnd, pps, us):
