@@ -428,7 +428,8 @@ def table(args):
       "softirq time of the gateways' CPUs (/proc/stat), between two samples inside the best run while traffic "
       "flows, over the frames hostB received between them; kernel forwarding has no process, only softirq. Modes alternate "
       "within each round (%s)."
-      % (args.duration, args.probe_duration, args.flows, "" if args.flows == 1 else "s", args.order))
+      % (args.duration, args.probe_duration, args.flows, "" if args.flows == 1 else "s",
+         args.order.replace(";", "; ")))
     w("Gateways: xdpsec static SAs, aes128gcm16, %s; DPDK 22.11 ipsec-secgw (%s), AES-128-GCM "
       "tunnel, static SAs, net_af_xdp PMD, Intel IPsec-MB; strongSwan 5.9.8: PSK, aes128gcm16, "
       "kernel-libipsec (ESP-in-UDP); ceiling: xdpsec with bench_null_cipher (run --bench): the same "
