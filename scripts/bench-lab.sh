@@ -35,6 +35,9 @@
 #   MODES="kernel dpdk xdpsec strongswan ceiling"  SIZES="64 1400" (also 512,
 #   imix)  ROUNDS=3  LAB_QUEUES=1 (N: N queues, xdpsec N workers per gateway)
 #   LAB_LOCK=/tmp/xdpsec-lab.lock (flock'd per round; LAB_LOCK= for none)
+#   SINK_QUEUE=0 the sink's queue on hostB (with LAB_QUEUES=2 one flow
+#       arrives on one queue, not necessarily 0; CPU per packet counts
+#       hostB's frames on every queue)
 #   DURATION=3 (s, flat-out and loss runs)  PROBE_DURATION=2 (s, ladder
 #   steps)  LADDER_STEPS=6  LOSS_FRACTION=0.5  FLOWS=1
 #   GEN_CPU=0 SINK_CPU=0 GW_CPU=1      where the generator's TX thread,
@@ -186,7 +189,8 @@ settle() {
 xgen_cpu() {
 	local out=$1 dur=$2 xp sp cpus
 	shift 2
-	cpus=$(printf '%s\n' "$GWA_CPU" "$GWB_CPU" | tr , '\n' | sort -u | tr '\n' ' ')
+	# The gateways' CPUs: with LAB_QUEUES=N, every worker's.
+	cpus=$({ xdpsec_cpus "$GWA_CPU" && xdpsec_cpus "$GWB_CPU"; } | tr , '\n' | sort -u | tr '\n' ' ')
 	nice -n "$BENCH_NICE" python3 "$ROOT/scripts/benchlab/report.py" cpuwindow "$out" "${pids[*]}" "$cpus" \
 		"$nsha" "$nshb" "$dur" &
 	sp=$!
@@ -216,7 +220,7 @@ xgen() {
 	# namespace and pinned; --idle lets packets still in the gateways
 	# arrive before the sink stops.
 	timeout $((DURATION + 20)) nice -n "$BENCH_NICE" "$GEN" run --tx-if eth0 --tx-netns "$P-hA" --rx-if eth0 --rx-netns "$P-hB" \
-		--dst 198.18.2.2 --flows "$FLOWS" --tx-cpu "$GEN_CPU" --rx-cpu "$SINK_CPU" --idle 500ms \
+		--dst 198.18.2.2 --flows "$FLOWS" --tx-cpu "$GEN_CPU" --rx-cpu "$SINK_CPU" --rx-queue "${SINK_QUEUE:-0}" --idle 500ms \
 		--progress=false -o json "$@" 2>>"$WORK/xdpgen.log"
 }
 
