@@ -224,6 +224,7 @@ func restartFields(cur, next *Config) []restartField {
 	add("mtu", cur.MTU, next.MTU)
 	add("mss_clamp", cur.MSSClamp, next.MSSClamp)
 	add("reassembly", cur.Reassembly, next.Reassembly)
+	add("bench_null_cipher", cur.BenchNullCipher, next.BenchNullCipher)
 	add("key_log", cur.IKE.KeyLog, next.IKE.KeyLog)
 	add("acquire_interval", cur.IKE.AcquireInterval, next.IKE.AcquireInterval)
 	add("retransmit", cur.IKE.Retransmit, next.IKE.Retransmit)
@@ -245,6 +246,7 @@ func restartFields(cur, next *Config) []restartField {
 	for _, c := range []*Config{&a, &b} {
 		c.File, c.Warnings, c.SAs, c.Policies, c.Metrics, c.LogLevel = "", nil, nil, nil, "", ""
 		c.IKE = IKE{}
+		c.BenchLine, c.BenchAllowed = 0, false // where the key sits; a run flag
 	}
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	for i := 0; i < va.NumField(); i++ {

@@ -24,3 +24,11 @@ func benchNullCipher(cfg *config.Config, sa *sad.SA, log *slog.Logger) error {
 	}
 	return sa.BenchNullCipher()
 }
+
+// benchReload carries `run --bench` over to a reloaded configuration
+// (config.Compare refuses to switch bench_null_cipher itself: the SAs a
+// reload keeps would go on with the old transform beside new ones).
+func benchReload(cur, next *config.Config) error {
+	next.BenchAllowed = cur.BenchAllowed
+	return next.CheckBench()
+}

@@ -1,7 +1,13 @@
 package daemon
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/netip"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/xdpsec/xdpsec/internal/config"
@@ -39,5 +45,40 @@ func TestBenchNullCipherHook(t *testing.T) {
 				t.Fatalf("transform swapped %v, want %v", swapped, tc.swaps)
 			}
 		})
+	}
+}
+
+// A reload keeps the ceiling's null transform for the SAs it makes anew
+// (run --bench carries over), and refuses to switch bench_null_cipher.
+func TestBenchNullCipherReload(t *testing.T) {
+	const k1, k2 = "0x000102030405060708090a0b0c0d0e0f10111213", "0x0f0102030405060708090a0b0c0d0e0f10111213"
+	file := filepath.Join(t.TempDir(), "gw.yaml")
+	state := "state_dir: " + t.TempDir() + "\n"
+	writeConfig(t, file, reloadStaticYAML(k1, "")+state+"bench_null_cipher: true\n")
+	cfg, err := config.Check(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.BenchAllowed = true
+	d := &Daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	d.saPrints = cfg.SAFingerprints()
+	if err := d.buildTables(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.store.Close() })
+	isNull := func(sa *sad.SA) bool { return fmt.Sprintf("%T", sa.Crypto.AEAD) == "sad.nullAEAD" }
+	if !isNull(d.inbound.Lookup(0x2001)) {
+		t.Fatal("started without the null transform")
+	}
+	writeConfig(t, file, reloadStaticYAML(k2, "")+state+"bench_null_cipher: true\n")
+	if _, err := d.Reload(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if sa := d.inbound.Lookup(0x2001); sa == nil || !isNull(sa) {
+		t.Fatal("the reloaded SA lost the null transform")
+	}
+	writeConfig(t, file, reloadStaticYAML(k1, "")+state)
+	if _, err := d.Reload(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "bench_null_cipher: changed (true -> false)") {
+		t.Fatalf("reload switching bench_null_cipher off: %v", err)
 	}
 }
