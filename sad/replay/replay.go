@@ -332,3 +332,118 @@ func (w *Window) recycle(lo, hi uint64) {
 		}
 	}
 }
+
+// CommitBatch commits seqs in order, as if Commit were called on each in
+// turn, writes each verdict to ok (len(ok) must be at least len(seqs)) and
+// returns how many were accepted. Call it, like Commit, only with numbers
+// whose packets' ICV verified.
+//
+// Consecutive numbers of one 32-number block (a batch in order holds a few
+// such runs) are marked with one compare-and-swap: the bits of the run that
+// are fresh are set together, so a number repeated inside the run, or
+// already marked, is refused exactly as Commit would refuse it. A run is
+// decided from one reading of its slot and of topBlk, taken in Commit's
+// order (rule 2 there), and published by one CAS on the slot: to any other
+// goroutine the run's numbers appear all at once, as if committed one after
+// another at that instant, so the argument on Commit carries over whole.
+//
+// Equivalence with a Commit loop, in any sequential history: within a run
+// the window's top can only move inside the run's own block, and numbers of
+// the top block are never below the window (W >= 64 > 32), so no decision in
+// the run depends on another's bit except through duplicates, which the
+// run's own mask catches.
+func (w *Window) CommitBatch(seqs []uint64, ok []bool) int {
+	ok = ok[:len(seqs)]
+	n := 0
+	for i := 0; i < len(seqs); {
+		blk := seqs[i] >> slotShift
+		j := i + 1
+		for j < len(seqs) && seqs[j]>>slotShift == blk {
+			j++
+		}
+		n += w.commitRun(seqs[i:j], ok[i:j], blk)
+		i = j
+	}
+	return n
+}
+
+// commitRun commits the numbers of run, all in block blk, in order.
+func (w *Window) commitRun(run []uint64, ok []bool, blk uint64) int {
+	// Numbers Commit refuses outright, and the move of topBlk: as in
+	// Commit, per number, until one number has raised topBlk to blk (after
+	// that, topBlk >= blk and the test costs a load).
+	cand := 0
+	for k, seq := range run {
+		ok[k] = false
+		if seq == 0 || w.size == 0 || (!w.esn && seq > math.MaxUint32) {
+			continue
+		}
+		if blk > w.topBlk.Load() && !w.advance(seq, blk) {
+			continue
+		}
+		ok[k] = true
+		cand++
+	}
+	if cand == 0 {
+		return 0
+	}
+	if cand == 1 && len(run) == 1 {
+		ok[0] = w.Commit(run[0])
+		if ok[0] {
+			return 1
+		}
+		return 0
+	}
+	// ok holds the candidates now. Each try decides the run from one
+	// reading of the slot and topBlk; the verdicts are written only once
+	// its CAS has succeeded, by the same rules over the same reading.
+	slot := &w.ring[blk&w.mask]
+	tag := w.tagOf(blk)
+	var base uint64
+	var gone bool
+	var cut uint64
+	for {
+		v := slot.Load()
+		t := w.topBlk.Load() // after the slot (rule 2)
+		gone, cut = false, 0
+		if t != blk {
+			// t > blk. Commit's test below, once for the run: the
+			// slot belongs to a newer block, or the numbers at or
+			// below top-W are out.
+			if t-blk > w.mask {
+				gone = true
+			} else if top := w.topIn(t, w.ring[t&w.mask].Load()); top >= w.size {
+				cut = top - w.size + 1 // the lowest number still inside
+			}
+		}
+		base = tag // a stale slot is recycled: an empty bitmap
+		if v&tagMask == tag {
+			base = v
+		}
+		bm := base
+		if !gone {
+			for k, seq := range run {
+				if ok[k] && seq >= cut {
+					bm |= 1 << (seq & bitMask)
+				}
+			}
+		}
+		if bm == base {
+			break // nothing fresh: all refused, nothing to write
+		}
+		if slot.CompareAndSwap(v, bm) {
+			break
+		}
+	}
+	acc := 0
+	for k, seq := range run {
+		bit := uint64(1) << (seq & bitMask)
+		if !ok[k] || gone || seq < cut || base&bit != 0 {
+			ok[k] = false
+			continue
+		}
+		base |= bit // a later copy in the run finds it marked
+		acc++
+	}
+	return acc
+}
