@@ -372,17 +372,22 @@ func (w *Window) commitRun(run []uint64, ok []bool, blk uint64) int {
 	// Numbers Commit refuses outright, and the move of topBlk: as in
 	// Commit, per number, until one number has raised topBlk to blk (after
 	// that, topBlk >= blk and the test costs a load).
+	if w.size == 0 {
+		clear(ok)
+		return 0
+	}
 	cand := 0
+	moved := blk <= w.topBlk.Load() // topBlk only grows
 	for k, seq := range run {
-		ok[k] = false
-		if seq == 0 || w.size == 0 || (!w.esn && seq > math.MaxUint32) {
-			continue
+		c := seq != 0 && (w.esn || seq <= math.MaxUint32)
+		if c && !moved {
+			c = w.advance(seq, blk)
+			moved = c
 		}
-		if blk > w.topBlk.Load() && !w.advance(seq, blk) {
-			continue
+		ok[k] = c
+		if c {
+			cand++
 		}
-		ok[k] = true
-		cand++
 	}
 	if cand == 0 {
 		return 0
