@@ -18,12 +18,6 @@ type opened struct {
 	o    esp.Outer
 }
 
-// openChunk is how many packets inbound opens before it commits and
-// finishes them. All of a batch at once would evict the first frames' lines
-// before the second pass (frames a page apart share L1 sets: 12 ways on
-// recent x86); a few per chunk still share a CAS per run of a block.
-const openChunk = 16
-
 // inbound opens a batch of ESP from the WAN, in two passes: the first
 // checks and opens every packet (esp.DecapOpen), then the sequence numbers
 // of those whose ICV verified are committed to their SA's anti-replay
@@ -45,149 +39,147 @@ func (w *Worker) inbound(pkts []Packet) {
 		w.local.Counts[NoFrame] += uint64(len(pkts) - got)
 		w.spareN, w.spareUsed = got, 0
 	}
+	nop := 0
+	for i := range pkts {
+		p := &pkts[i]
+		op := &w.opened[nop]
+		o := &op.o
+		d := p.Data()
+		if len(d) <= packet.EthLen || !isIP(d) {
+			w.local.Counts[NotIP]++
+			w.drop(&nfree, p, sad.ErrBadHeader)
+			continue
+		}
+		r := esp.ParseOuter(d[packet.EthLen:], w.natt, o)
+		if r == sad.ErrFragment && (o.IP.Proto == packet.ProtoESP || o.IP.Proto == packet.ProtoUDP) {
+			var whole bool
+			if r, whole = w.defragment(p, o, &now, &nfree); !whole {
+				continue
+			}
+			d = p.Data()
+		}
+		if r != sad.OK {
+			w.drop(&nfree, p, r)
+			continue
+		}
+		// A batch is mostly one SA's packets: look an SPI up once per
+		// run of it. Like any reader, the batch may finish with an SA
+		// replaced meanwhile; a deleted one fails Usable below.
+		if o.SPI != lastSPI {
+			lastSPI, lastSA = o.SPI, w.cfg.Inbound.Lookup(o.SPI)
+		}
+		sa := lastSA
+		if sa == nil {
+			w.drop(&nfree, p, sad.ErrUnknownSPI)
+			continue
+		}
+		if !sa.Usable() {
+			sa.Drop(sad.ErrExpired, 1)
+			w.drop(&nfree, p, sad.ErrExpired)
+			continue
+		}
+		q := p
+		if w.crossLAN {
+			// Open works in place; copy into the LAN frame first.
+			if w.spareUsed == w.spareN {
+				w.drop(&nfree, p, sad.ErrNoFrame)
+				continue
+			}
+			q = &w.spare[w.spareUsed]
+			w.spareUsed++
+			q.Off, q.Len = p.Off, p.Len
+			copy(q.Frame[q.Off:], d)
+		}
+		ipb := q.Frame[q.Off+packet.EthLen : q.Off+q.Len : len(q.Frame)]
+		seq, r := esp.DecapOpen(&w.s, ipb, o, sa)
+		if r != sad.OK {
+			sa.Drop(r, 1)
+			if q != p {
+				w.spareUsed-- // the last one taken
+			}
+			w.drop(&nfree, p, r)
+			continue
+		}
+		op.p, op.q, op.sa = p, q, sa
+		w.seqs[nop] = seq
+		nop++
+	}
+
+	// Commit per run of one SA, in batch order.
+	for k := 0; k < nop; {
+		sa := w.opened[k].sa
+		e := k + 1
+		for e < nop && w.opened[e].sa == sa {
+			e++
+		}
+		if sa.Replay != nil {
+			sa.Replay.CommitBatch(w.seqs[k:e], w.seqOK[k:e])
+		} else {
+			for j := k; j < e; j++ {
+				w.seqOK[j] = true
+			}
+		}
+		k = e
+	}
+
 	ntx, nback := 0, 0
 	var pk, by, ndec uint64
-	for i := 0; i < len(pkts); {
-		nop := 0
-		for ; i < len(pkts) && nop < openChunk; i++ {
-			p := &pkts[i]
-			op := &w.opened[nop]
-			o := &op.o
-			d := p.Data()
-			if len(d) <= packet.EthLen || !isIP(d) {
-				w.local.Counts[NotIP]++
-				w.drop(&nfree, p, sad.ErrBadHeader)
-				continue
-			}
-			r := esp.ParseOuter(d[packet.EthLen:], w.natt, o)
-			if r == sad.ErrFragment && (o.IP.Proto == packet.ProtoESP || o.IP.Proto == packet.ProtoUDP) {
-				var whole bool
-				if r, whole = w.defragment(p, o, &now, &nfree); !whole {
-					continue
-				}
-				d = p.Data()
-			}
-			if r != sad.OK {
-				w.drop(&nfree, p, r)
-				continue
-			}
-			// A batch is mostly one SA's packets: look an SPI up once per
-			// run of it. Like any reader, the batch may finish with an SA
-			// replaced meanwhile; a deleted one fails Usable below.
-			if o.SPI != lastSPI {
-				lastSPI, lastSA = o.SPI, w.cfg.Inbound.Lookup(o.SPI)
-			}
-			sa := lastSA
-			if sa == nil {
-				w.drop(&nfree, p, sad.ErrUnknownSPI)
-				continue
-			}
-			if !sa.Usable() {
-				sa.Drop(sad.ErrExpired, 1)
-				w.drop(&nfree, p, sad.ErrExpired)
-				continue
-			}
-			q := p
-			if w.crossLAN {
-				// Open works in place; copy into the LAN frame first.
-				if w.spareUsed == w.spareN {
-					w.drop(&nfree, p, sad.ErrNoFrame)
-					continue
-				}
-				q = &w.spare[w.spareUsed]
-				w.spareUsed++
-				q.Off, q.Len = p.Off, p.Len
-				copy(q.Frame[q.Off:], d)
-			}
-			ipb := q.Frame[q.Off+packet.EthLen : q.Off+q.Len : len(q.Frame)]
-			seq, r := esp.DecapOpen(&w.s, ipb, o, sa)
-			if r != sad.OK {
-				sa.Drop(r, 1)
-				if q != p {
-					w.spareUsed-- // the last one taken
-				}
-				w.drop(&nfree, p, r)
-				continue
-			}
-			op.p, op.q, op.sa = p, q, sa
-			w.seqs[nop] = seq
-			nop++
+	for k := range nop {
+		op := &w.opened[k]
+		p, q, sa := op.p, op.q, op.sa
+		ipb := q.Frame[q.Off+packet.EthLen : q.Off+q.Len : len(q.Frame)]
+		var off, n int
+		r := sad.ErrReplay // a copy came first, in this batch or on another worker
+		if w.seqOK[k] {
+			off, n, r = esp.DecapFinish(&w.s, ipb, &op.o, sa)
 		}
-
-		// Commit per run of one SA, in batch order.
-		for k := 0; k < nop; {
-			sa := w.opened[k].sa
-			e := k + 1
-			for e < nop && w.opened[e].sa == sa {
-				e++
-			}
-			if sa.Replay != nil {
-				sa.Replay.CommitBatch(w.seqs[k:e], w.seqOK[k:e])
-			} else {
-				for j := k; j < e; j++ {
-					w.seqOK[j] = true
-				}
-			}
-			k = e
+		if r != sad.OK {
+			sa.Drop(r, 1)
+			w.dropOpened(&nfree, &nback, p, q, r)
+			continue
 		}
-
-		for k := range nop {
-			op := &w.opened[k]
-			p, q, sa := op.p, op.q, op.sa
-			ipb := q.Frame[q.Off+packet.EthLen : q.Off+q.Len : len(q.Frame)]
-			var off, n int
-			r := sad.ErrReplay // a copy came first, in this batch or on another worker
-			if w.seqOK[k] {
-				off, n, r = esp.DecapFinish(&w.s, ipb, &op.o, sa)
+		start := q.Off + packet.EthLen + off - packet.EthLen
+		inner := ipb[off : off+n]
+		v4 := inner[0]>>4 == 4
+		var dst netip.Addr
+		if v4 {
+			dst = netip.AddrFrom4([4]byte(inner[16:20]))
+		} else {
+			dst = netip.AddrFrom16([16]byte(inner[24:40]))
+		}
+		hop, ok := w.lanCache.lookup(w.cfg.LANHop, dst)
+		if ok && w.pending.n > 0 && w.behind(dst, true) {
+			ok = false // after the held ones, in order
+		}
+		q.Off, q.Len = start, packet.EthLen+n
+		if ok {
+			writeEth(q.Frame[q.Off:], hop, v4)
+		} else if !w.hold(q, dst, v4, true) {
+			w.dropOpened(&nfree, &nback, p, q, sad.ErrNoRoute)
+			continue
+		}
+		if w.cfg.MSSClamp != 0 || w.cfg.PolicyMSS {
+			w.clampInbound(inner, sa)
+		}
+		if sa != cur {
+			if cur != nil {
+				cur.Account(pk, by)
 			}
-			if r != sad.OK {
-				sa.Drop(r, 1)
-				w.dropOpened(&nfree, &nback, p, q, r)
-				continue
-			}
-			start := q.Off + packet.EthLen + off - packet.EthLen
-			inner := ipb[off : off+n]
-			v4 := inner[0]>>4 == 4
-			var dst netip.Addr
-			if v4 {
-				dst = netip.AddrFrom4([4]byte(inner[16:20]))
-			} else {
-				dst = netip.AddrFrom16([16]byte(inner[24:40]))
-			}
-			hop, ok := w.lanCache.lookup(w.cfg.LANHop, dst)
-			if ok && w.pending.n > 0 && w.behind(dst, true) {
-				ok = false // after the held ones, in order
-			}
-			q.Off, q.Len = start, packet.EthLen+n
-			if ok {
-				writeEth(q.Frame[q.Off:], hop, v4)
-			} else if !w.hold(q, dst, v4, true) {
-				w.dropOpened(&nfree, &nback, p, q, sad.ErrNoRoute)
-				continue
-			}
-			if w.cfg.MSSClamp != 0 || w.cfg.PolicyMSS {
-				w.clampInbound(inner, sa)
-			}
-			if sa != cur {
-				if cur != nil {
-					cur.Account(pk, by)
-				}
-				cur, pk, by = sa, 0, 0
-			}
-			pk++
-			by += uint64(n)
-			ndec++
-			if ok {
-				// Field by field, from registers: a struct copy would load
-				// Off and Len 16 bytes at a time right after the 8-byte
-				// stores above, which the CPU cannot forward (a stall).
-				t := &w.tx[ntx]
-				t.Frame, t.Off, t.Len, t.Addr = q.Frame, start, packet.EthLen+n, q.Addr
-				ntx++
-			}
-			if q != p {
-				w.toFree(&nfree, p)
-			}
+			cur, pk, by = sa, 0, 0
+		}
+		pk++
+		by += uint64(n)
+		ndec++
+		if ok {
+			// Field by field, from registers: a struct copy would load
+			// Off and Len 16 bytes at a time right after the 8-byte
+			// stores above, which the CPU cannot forward (a stall).
+			t := &w.tx[ntx]
+			t.Frame, t.Off, t.Len, t.Addr = q.Frame, start, packet.EthLen+n, q.Addr
+			ntx++
+		}
+		if q != p {
+			w.toFree(&nfree, p)
 		}
 	}
 	if cur != nil {
