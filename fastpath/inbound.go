@@ -9,51 +9,31 @@ import (
 	"github.com/xdpsec/xdpsec/sad"
 )
 
-// opened is a packet of an inbound batch whose ICV verified, waiting for
-// its sequence number's commit (its number is in Worker.seqs at the same
-// index).
-type opened struct {
-	p, q *Packet // as received; where it is opened (p, or a LAN frame)
-	sa   *sad.SA
-	o    esp.Outer
-}
-
-// inbound opens a batch of ESP from the WAN, in two passes: the first
-// checks and opens every packet (esp.DecapOpen), then the sequence numbers
-// of those whose ICV verified are committed to their SA's anti-replay
-// window per run of one SA (replay.Window.CommitBatch: one atomic update
-// per run of a 32-number block rather than one per packet), and the
-// second pass finishes and forwards the ones accepted. The window is thus
-// still updated only once the ICV verified, and a number is accepted once.
-// Checks of one batch do not see that batch's commits: a copy of a packet
-// in the same batch is opened, then refused by the commit (ErrReplay as
-// before); a forged copy in the same batch counts as ErrAuth rather than
-// ErrReplay.
+// inbound opens a batch of ESP from the WAN.
 func (w *Worker) inbound(pkts []Packet) {
-	nfree := 0
+	nfree, ntx := 0, 0
+	var o esp.Outer
 	var cur, lastSA *sad.SA
 	var lastSPI uint32 // 0 is reserved: never found, lastSA nil
-	var now int64      // read once per batch, and only when a fragment comes
+	var pk, by, ndec uint64
+	var now int64 // read once per batch, and only when a fragment comes
 	if w.crossLAN {
 		got := w.cfg.LAN.Alloc(w.spare[:len(pkts)])
 		w.local.Counts[NoFrame] += uint64(len(pkts) - got)
 		w.spareN, w.spareUsed = got, 0
 	}
-	nop := 0
 	for i := range pkts {
 		p := &pkts[i]
-		op := &w.opened[nop]
-		o := &op.o
 		d := p.Data()
 		if len(d) <= packet.EthLen || !isIP(d) {
 			w.local.Counts[NotIP]++
 			w.drop(&nfree, p, sad.ErrBadHeader)
 			continue
 		}
-		r := esp.ParseOuter(d[packet.EthLen:], w.natt, o)
+		r := esp.ParseOuter(d[packet.EthLen:], w.natt, &o)
 		if r == sad.ErrFragment && (o.IP.Proto == packet.ProtoESP || o.IP.Proto == packet.ProtoUDP) {
 			var whole bool
-			if r, whole = w.defragment(p, o, &now, &nfree); !whole {
+			if r, whole = w.defragment(p, &o, &now, &nfree); !whole {
 				continue
 			}
 			d = p.Data()
@@ -91,51 +71,13 @@ func (w *Worker) inbound(pkts []Packet) {
 			copy(q.Frame[q.Off:], d)
 		}
 		ipb := q.Frame[q.Off+packet.EthLen : q.Off+q.Len : len(q.Frame)]
-		seq, r := esp.DecapOpen(&w.s, ipb, o, sa)
+		off, n, r := esp.Decap(&w.s, ipb, &o, sa)
 		if r != sad.OK {
 			sa.Drop(r, 1)
 			if q != p {
-				w.spareUsed-- // the last one taken
+				w.spareUsed--
 			}
 			w.drop(&nfree, p, r)
-			continue
-		}
-		op.p, op.q, op.sa = p, q, sa
-		w.seqs[nop] = seq
-		nop++
-	}
-
-	// Commit per run of one SA, in batch order.
-	for k := 0; k < nop; {
-		sa := w.opened[k].sa
-		e := k + 1
-		for e < nop && w.opened[e].sa == sa {
-			e++
-		}
-		if sa.Replay != nil {
-			sa.Replay.CommitBatch(w.seqs[k:e], w.seqOK[k:e])
-		} else {
-			for j := k; j < e; j++ {
-				w.seqOK[j] = true
-			}
-		}
-		k = e
-	}
-
-	ntx, nback := 0, 0
-	var pk, by, ndec uint64
-	for k := range nop {
-		op := &w.opened[k]
-		p, q, sa := op.p, op.q, op.sa
-		ipb := q.Frame[q.Off+packet.EthLen : q.Off+q.Len : len(q.Frame)]
-		var off, n int
-		r := sad.ErrReplay // a copy came first, in this batch or on another worker
-		if w.seqOK[k] {
-			off, n, r = esp.DecapFinish(&w.s, ipb, &op.o, sa)
-		}
-		if r != sad.OK {
-			sa.Drop(r, 1)
-			w.dropOpened(&nfree, &nback, p, q, r)
 			continue
 		}
 		start := q.Off + packet.EthLen + off - packet.EthLen
@@ -155,7 +97,10 @@ func (w *Worker) inbound(pkts []Packet) {
 		if ok {
 			writeEth(q.Frame[q.Off:], hop, v4)
 		} else if !w.hold(q, dst, v4, true) {
-			w.dropOpened(&nfree, &nback, p, q, sad.ErrNoRoute)
+			if q != p {
+				w.spareUsed--
+			}
+			w.drop(&nfree, p, sad.ErrNoRoute)
 			continue
 		}
 		if w.cfg.MSSClamp != 0 || w.cfg.PolicyMSS {
@@ -189,24 +134,10 @@ func (w *Worker) inbound(pkts []Packet) {
 	if w.crossLAN && w.spareUsed < w.spareN {
 		w.cfg.LAN.Free(w.spare[w.spareUsed:w.spareN])
 	}
-	if nback > 0 {
-		w.cfg.LAN.Free(w.lanBack[:nback])
-	}
 	w.send(w.cfg.LAN, ntx)
 	if nfree > 0 {
 		w.cfg.WAN.Free(w.free[:nfree])
 	}
-}
-
-// dropOpened drops an opened packet: p's frame is freed, and q's too when
-// the packet was copied into a LAN frame (collected in lanBack: frames
-// taken later in the batch lie above it in spare).
-func (w *Worker) dropOpened(nfree, nback *int, p, q *Packet, r sad.Reason) {
-	if q != p {
-		w.lanBack[*nback] = *q
-		*nback++
-	}
-	w.drop(nfree, p, r)
 }
 
 // defragment hands the outer fragment in p to reassembly (now is read

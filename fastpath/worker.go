@@ -90,14 +90,6 @@ type Worker struct {
 	// memories; spareN were allocated this batch, spareUsed taken.
 	spareN, spareUsed int
 
-	// inbound batch bookkeeping (inbound.go): the packets opened, their
-	// sequence numbers and the commit's verdicts, the LAN frames of those
-	// dropped after opening.
-	opened  [Batch]opened
-	seqs    [Batch]uint64
-	seqOK   [Batch]bool
-	lanBack [Batch]Packet
-
 	// outbound batch bookkeeping (outbound.go): per packet its verdict,
 	// per distinct SA its run.
 	outPlan [Batch]outPlan
