@@ -452,3 +452,111 @@ func (w *Window) commitRun(run []uint64, ok []bool, blk uint64) int {
 	}
 	return acc
 }
+
+// A Run commits numbers of one block of one window speculatively, for a
+// caller that processes packets in one pass and can still take a packet
+// back before it leaves (a worker's TX queue): each number is decided at
+// once (Add) from one reading of the block's slot and the numbers of the
+// run already decided, and Flush publishes them all with one CAS. Flush
+// reports the numbers that lost meanwhile — marked by another goroutine, or
+// fallen out of the window — and the caller must then drop those packets as
+// replays; in a sequential history it reports none and every verdict is
+// Commit's. The zero Run is empty; a Run is used by one goroutine.
+type Run struct {
+	w          *Window
+	blk        uint64
+	tag        uint64
+	base, mask uint64 // the slot's bitmap at the reading; the run's bits
+	cut        uint64 // numbers below are out of the window (blk < top block)
+	gone       bool   // the slot belongs to a newer block
+}
+
+// Pending reports whether the run holds numbers not yet published.
+func (r *Run) Pending() bool { return r.mask != 0 }
+
+// Fits reports whether seq, of window w, may join the run without a Flush.
+func (r *Run) Fits(w *Window, seq uint64) bool {
+	return r.mask == 0 || (r.w == w && seq>>slotShift == r.blk)
+}
+
+// Add decides seq, whose packet's ICV verified, as Commit would, and adds
+// it to the run when fresh. The run must be empty or seq must fit it.
+func (r *Run) Add(w *Window, seq uint64) bool {
+	if seq == 0 || w.size == 0 || (!w.esn && seq > math.MaxUint32) {
+		return false
+	}
+	blk := seq >> slotShift
+	if r.mask == 0 {
+		if blk > w.topBlk.Load() && !w.advance(seq, blk) {
+			return false
+		}
+		r.w, r.blk, r.tag = w, blk, w.tagOf(blk)
+		r.read()
+	}
+	bit := uint64(1) << (seq & bitMask)
+	if r.gone || seq < r.cut || (r.base|r.mask)&bit != 0 {
+		return false
+	}
+	r.mask |= bit
+	return true
+}
+
+// read takes the slot and topBlk (in Commit's order, rule 2) for the run.
+func (r *Run) read() {
+	w := r.w
+	v := w.ring[r.blk&w.mask].Load()
+	t := w.topBlk.Load()
+	r.gone, r.cut = false, 0
+	if t != r.blk {
+		if t-r.blk > w.mask {
+			r.gone = true
+		} else if top := w.topIn(t, w.ring[t&w.mask].Load()); top >= w.size {
+			r.cut = top - w.size + 1
+		}
+	}
+	r.base = r.tag // a stale slot is recycled: an empty bitmap
+	if v&tagMask == r.tag {
+		r.base = v
+	}
+}
+
+// Flush publishes the run and empties it. It returns the bits (seq mod 32)
+// of the numbers Add accepted that are refused after all; they are not
+// marked, and their packets must be dropped.
+func (r *Run) Flush() (lost uint32) {
+	if r.mask == 0 {
+		return 0
+	}
+	w := r.w
+	slot := &w.ring[r.blk&w.mask]
+	want := r.mask
+	for {
+		v := slot.Load()
+		t := w.topBlk.Load() // after the slot (rule 2)
+		if t != r.blk {
+			if t-r.blk > w.mask {
+				lost |= uint32(want)
+				break
+			}
+			if top := w.topIn(t, w.ring[t&w.mask].Load()); top >= w.size {
+				if cut := top - w.size + 1; cut > r.blk<<slotShift {
+					// Numbers of the block below cut left the window.
+					out := uint64(1)<<min(cut-r.blk<<slotShift, slotBits) - 1
+					lost |= uint32(want & out)
+					want &^= out
+				}
+			}
+		}
+		base := r.tag
+		if v&tagMask == r.tag {
+			base = v
+		}
+		lost |= uint32(want & base) // marked by someone else meanwhile
+		want &^= base
+		if want == 0 || slot.CompareAndSwap(v, base|want) {
+			break
+		}
+	}
+	r.mask = 0
+	return lost
+}
