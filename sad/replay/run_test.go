@@ -252,3 +252,23 @@ func TestRunAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per 64 numbers, want 0", allocs)
 	}
 }
+
+// 64 numbers in order through a Run, flushed per block and at the end (as
+// a worker's batch), against Commit on each: see BenchmarkCommitBatch64.
+func BenchmarkRun64(b *testing.B) {
+	w := mustNew(b, 1024, true)
+	var r Run
+	next := uint64(1)
+	b.ReportAllocs()
+	for range b.N {
+		for range 64 {
+			if !r.Fits(w, next) {
+				r.Flush()
+			}
+			r.Add(w, next)
+			next++
+		}
+		r.Flush()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/64, "ns/pkt")
+}
