@@ -11,7 +11,7 @@ import (
 
 // inbound opens a batch of ESP from the WAN.
 func (w *Worker) inbound(pkts []Packet) {
-	nfree, ntx, nback := 0, 0, 0
+	nfree, ntx := 0, 0
 	var o esp.Outer
 	var cur, lastSA *sad.SA
 	var lastSPI uint32 // 0 is reserved: never found, lastSA nil
@@ -71,32 +71,7 @@ func (w *Worker) inbound(pkts []Packet) {
 			copy(q.Frame[q.Off:], d)
 		}
 		ipb := q.Frame[q.Off+packet.EthLen : q.Off+q.Len : len(q.Frame)]
-		// Decap in two halves around the commit of the sequence number,
-		// which joins the worker's Run (one CAS per run of a block; see
-		// flushRun): on the WAN side before a packet of another SA.
-		if w.run.Pending() && sa != w.runSA {
-			w.flushRun(&ntx, &nfree, &nback, &ndec, &pk, &by)
-		}
-		var off, n int
-		seq, r := esp.DecapOpen(&w.s, ipb, &o, sa)
-		bit := -1
-		if r == sad.OK && sa.Replay != nil {
-			if !w.run.Fits(sa.Replay, seq) {
-				w.flushRun(&ntx, &nfree, &nback, &ndec, &pk, &by)
-			}
-			if !w.run.Pending() {
-				w.runSA, w.runTx = sa, ntx
-			}
-			if w.run.Add(sa.Replay, seq) {
-				bit = int(seq & 31)
-				w.runAt[bit] = -1 // not queued (yet)
-			} else {
-				r = sad.ErrReplay
-			}
-		}
-		if r == sad.OK {
-			off, n, r = esp.DecapFinish(&w.s, ipb, &o, sa)
-		}
+		off, n, r := esp.Decap(&w.s, ipb, &o, sa)
 		if r != sad.OK {
 			sa.Drop(r, 1)
 			if q != p {
@@ -121,24 +96,12 @@ func (w *Worker) inbound(pkts []Packet) {
 		q.Off, q.Len = start, packet.EthLen+n
 		if ok {
 			writeEth(q.Frame[q.Off:], hop, v4)
-		} else {
-			// A held packet cannot be taken back: publish its number
-			// first.
-			if bit >= 0 && w.flushRun(&ntx, &nfree, &nback, &ndec, &pk, &by)&(1<<bit) != 0 {
-				sa.Drop(sad.ErrReplay, 1)
-				if q != p {
-					w.spareUsed--
-				}
-				w.drop(&nfree, p, sad.ErrReplay)
-				continue
+		} else if !w.hold(q, dst, v4, true) {
+			if q != p {
+				w.spareUsed--
 			}
-			if !w.hold(q, dst, v4, true) {
-				if q != p {
-					w.spareUsed--
-				}
-				w.drop(&nfree, p, sad.ErrNoRoute)
-				continue
-			}
+			w.drop(&nfree, p, sad.ErrNoRoute)
+			continue
 		}
 		if w.cfg.MSSClamp != 0 || w.cfg.PolicyMSS {
 			w.clampInbound(inner, sa)
@@ -158,16 +121,12 @@ func (w *Worker) inbound(pkts []Packet) {
 			// stores above, which the CPU cannot forward (a stall).
 			t := &w.tx[ntx]
 			t.Frame, t.Off, t.Len, t.Addr = q.Frame, start, packet.EthLen+n, q.Addr
-			if bit >= 0 && w.run.Pending() {
-				w.runAt[bit] = int16(ntx)
-			}
 			ntx++
 		}
 		if q != p {
 			w.toFree(&nfree, p)
 		}
 	}
-	w.flushRun(&ntx, &nfree, &nback, &ndec, &pk, &by)
 	if cur != nil {
 		cur.Account(pk, by)
 	}
@@ -175,67 +134,10 @@ func (w *Worker) inbound(pkts []Packet) {
 	if w.crossLAN && w.spareUsed < w.spareN {
 		w.cfg.LAN.Free(w.spare[w.spareUsed:w.spareN])
 	}
-	if nback > 0 {
-		w.cfg.LAN.Free(w.lanBack[:nback])
-	}
 	w.send(w.cfg.LAN, ntx)
 	if nfree > 0 {
 		w.cfg.WAN.Free(w.free[:nfree])
 	}
-}
-
-// flushRun publishes the worker's anti-replay Run (the sequence numbers
-// of a run of one SA's packets in one 32-number block, decided when each
-// packet was opened, replay.Run) with one CAS, and takes back the packets
-// whose numbers lost meanwhile to another worker (or left the window): out
-// of w.tx, out of the counters of the run's SA (the batch's current SA,
-// since the run is flushed before a packet of another SA), their frames
-// freed, each counted as a replay. Sequentially nothing is lost. It returns
-// the lost bits (sequence number mod 32).
-func (w *Worker) flushRun(ntx, nfree, nback *int, ndec, pk, by *uint64) uint32 {
-	if !w.run.Pending() {
-		return 0
-	}
-	if w.testHookFlush != nil {
-		w.testHookFlush()
-	}
-	lost := w.run.Flush()
-	if lost == 0 {
-		return 0
-	}
-	sa := w.runSA
-	gone := 0
-	for b := range 32 {
-		if lost&(1<<b) == 0 || w.runAt[b] < 0 {
-			continue
-		}
-		t := &w.tx[w.runAt[b]]
-		sa.Drop(sad.ErrReplay, 1)
-		w.local.Drops[sad.ErrReplay]++
-		*ndec--
-		*pk--
-		*by -= uint64(t.Len - packet.EthLen)
-		if w.crossLAN {
-			w.lanBack[*nback] = *t
-			*nback++
-		} else {
-			w.free[*nfree] = *t
-			*nfree++
-		}
-		t.Frame = nil
-		gone++
-	}
-	if gone > 0 {
-		j := w.runTx
-		for i := w.runTx; i < *ntx; i++ {
-			if w.tx[i].Frame != nil {
-				w.tx[j] = w.tx[i]
-				j++
-			}
-		}
-		*ntx = j
-	}
-	return lost
 }
 
 // defragment hands the outer fragment in p to reassembly (now is read

@@ -9,7 +9,6 @@ import (
 	"github.com/xdpsec/xdpsec/fastpath/packet"
 	"github.com/xdpsec/xdpsec/fastpath/reasm"
 	"github.com/xdpsec/xdpsec/sad"
-	"github.com/xdpsec/xdpsec/sad/replay"
 	"github.com/xdpsec/xdpsec/sad/spd"
 )
 
@@ -90,17 +89,6 @@ type Worker struct {
 	// spare holds frames of the other side for packets that cross
 	// memories; spareN were allocated this batch, spareUsed taken.
 	spareN, spareUsed int
-
-	// inbound's anti-replay commits (inbound.go, flushRun): the run of
-	// sequence numbers not yet published, its SA, where its packets sit
-	// in tx (by sequence number mod 32; -1: not queued) and from which
-	// index; LAN frames of packets taken back.
-	run           replay.Run
-	runSA         *sad.SA
-	runAt         [32]int16
-	runTx         int
-	lanBack       [Batch]Packet
-	testHookFlush func() // tests: runs before each flush
 
 	// outbound batch bookkeeping (outbound.go): per packet its verdict,
 	// per distinct SA its run.

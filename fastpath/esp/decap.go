@@ -87,38 +87,21 @@ func ParseOuter(pkt []byte, nattPort uint16, o *Outer) sad.Reason {
 // transport mode the outer IP header is moved in front of the payload and
 // fixed up.
 func Decap(s *Scratch, pkt []byte, o *Outer, sa *sad.SA) (off, n int, r sad.Reason) {
-	seq, r := DecapOpen(s, pkt, o, sa)
-	if r != sad.OK {
-		return 0, 0, r
-	}
-	if sa.Replay != nil && !sa.Replay.Commit(seq) {
-		return 0, 0, sad.ErrReplay // a copy won the race on another worker
-	}
-	return DecapFinish(s, pkt, o, sa)
-}
-
-// DecapOpen is Decap's first half, for callers that commit a batch's
-// sequence numbers together (replay.Window.CommitBatch): the anti-replay
-// pre-check and the ICV check and decryption. It returns the packet's full
-// sequence number, which the caller must commit to sa.Replay (when not nil)
-// before DecapFinish, dropping the packet as sad.ErrReplay if the commit
-// refuses it. The window is not touched here.
-func DecapOpen(s *Scratch, pkt []byte, o *Outer, sa *sad.SA) (seq uint64, r sad.Reason) {
 	c := sa.Crypto
 	esp := pkt[o.ESPOff:o.ESPEnd]
 	ctLen := len(esp) - HdrLen - c.IV - c.ICV
 	if ctLen < 2 {
-		return 0, sad.ErrTooShort
+		return 0, 0, sad.ErrTooShort
 	}
 	if c.Suite.Cipher == sad.CipherAESCBC && ctLen%16 != 0 {
-		return 0, sad.ErrLength
+		return 0, 0, sad.ErrLength
 	}
 	seqLo := binary.BigEndian.Uint32(esp[4:])
-	seq = uint64(seqLo)
+	seq := uint64(seqLo)
 	if sa.Replay != nil {
 		var ok bool
 		if seq, ok = sa.Replay.Check(seqLo); !ok {
-			return 0, sad.ErrReplay
+			return 0, 0, sad.ErrReplay
 		}
 	}
 	ptOff := HdrLen + c.IV
@@ -129,7 +112,7 @@ func DecapOpen(s *Scratch, pkt []byte, o *Outer, sa *sad.SA) (seq uint64, r sad.
 		s.setNonce(&c.Salt, binary.BigEndian.Uint64(esp[HdrLen:]))
 		aad := aadFor(s, esp, sa.ESN, seq)
 		if _, err := c.AEAD.Open(ct[:0], s.nonce[:], esp[ptOff:], aad); err != nil {
-			return 0, sad.ErrAuth
+			return 0, 0, sad.ErrAuth
 		}
 	case sad.CipherAESCBC, sad.CipherNull:
 		m := c.GetMAC()
@@ -141,23 +124,14 @@ func DecapOpen(s *Scratch, pkt []byte, o *Outer, sa *sad.SA) (seq uint64, r sad.
 		}
 		c.PutMAC(m)
 		if !good {
-			return 0, sad.ErrAuth
+			return 0, 0, sad.ErrAuth
 		}
 	default:
-		return 0, sad.ErrNoSA
+		return 0, 0, sad.ErrNoSA
 	}
-	return seq, sad.OK
-}
-
-// DecapFinish is Decap's second half, after DecapOpen and the commit of
-// the sequence number: padding, next header, tunnel or transport
-// processing and the SA's selectors, as Decap.
-func DecapFinish(s *Scratch, pkt []byte, o *Outer, sa *sad.SA) (off, n int, r sad.Reason) {
-	c := sa.Crypto
-	esp := pkt[o.ESPOff:o.ESPEnd]
-	ctLen := len(esp) - HdrLen - c.IV - c.ICV
-	ptOff := HdrLen + c.IV
-	ct := esp[ptOff : ptOff+ctLen]
+	if sa.Replay != nil && !sa.Replay.Commit(seq) {
+		return 0, 0, sad.ErrReplay // a copy won the race on another worker
+	}
 
 	padLen := int(ct[ctLen-2])
 	nh := ct[ctLen-1]
