@@ -1,0 +1,124 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+
+	"github.com/xdpsec/xdpsec/internal/config"
+)
+
+// Raft timing of the embedded member. A group owner renews every third of
+// its lease (600 ms by default); while the etcd members elect a new leader
+// no renewal commits, so the election must fit well inside one renewal
+// gap plus the fence margin: 25 ms ticks and a 250 ms election timeout
+// suit a LAN (etcd's defaults, 100 ms and 1 s, would fence every group
+// whenever the etcd leader's node dies). etcd's lease minimum follows
+// from them: ceil(1.5 × 250 ms) = 1 s (see docs/cluster.md).
+// quietEtcd silences the embedded member's own log (tests).
+var quietEtcd bool
+
+const (
+	TickMs     = 25
+	ElectionMs = 250
+)
+
+// StartEmbedded starts this node's etcd member and waits until it serves
+// (or ctx ends). Every member lists the same members, so the first start
+// of all of them forms the cluster ("new"); a member whose data directory
+// holds a cluster already rejoins it.
+func StartEmbedded(ctx context.Context, cl *config.Cluster) (*embed.Etcd, error) {
+	e := cl.Embedded
+	if e == nil {
+		return nil, errors.New("cluster: no embedded etcd configured")
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = cl.Node
+	cfg.Dir = e.DataDir
+	cfg.TickMs, cfg.ElectionMs = TickMs, ElectionMs
+	cfg.LogLevel = "error"
+	cfg.Logger = "zap"
+	if quietEtcd {
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	}
+	peer, err := url.Parse(e.PeerURL)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: peer_url: %w", err)
+	}
+	client, err := url.Parse(e.ClientURL)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: client_url: %w", err)
+	}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
+	names := make([]string, 0, len(e.Members))
+	for n := range e.Members {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var ic []string
+	for _, n := range names {
+		ic = append(ic, n+"="+e.Members[n])
+	}
+	cfg.InitialCluster = strings.Join(ic, ",")
+	cfg.InitialClusterToken = "xdpsec-" + cl.Name
+	cfg.ClusterState = embed.ClusterStateFlagNew
+	if cl.TLSCert != "" {
+		ti := transport.TLSInfo{CertFile: cl.TLSCert, KeyFile: cl.TLSKey, TrustedCAFile: cl.TLSCA, ClientCertAuth: true}
+		cfg.ClientTLSInfo, cfg.PeerTLSInfo = ti, ti
+	}
+	srv, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: etcd member %s: %w", cl.Node, err)
+	}
+	select {
+	case <-srv.Server.ReadyNotify():
+		return srv, nil
+	case err := <-srv.Err():
+		srv.Close()
+		return nil, fmt.Errorf("cluster: etcd member %s: %w", cl.Node, err)
+	case <-ctx.Done():
+		srv.Close()
+		return nil, fmt.Errorf("cluster: etcd member %s not ready: %w", cl.Node, ctx.Err())
+	}
+}
+
+// Connect makes this node's etcd client: to its embedded member, or to
+// the external endpoints.
+func Connect(cl *config.Cluster) (*clientv3.Client, error) {
+	eps := cl.Endpoints
+	if cl.Embedded != nil {
+		eps = []string{cl.Embedded.ClientURL}
+	}
+	cfg := clientv3.Config{
+		Endpoints:   eps,
+		DialTimeout: 2 * time.Second,
+		// Keepalives find a dead connection within a lease: the
+		// renewals' own deadlines do the fencing, these only reconnect.
+		DialKeepAliveTime:    time.Second,
+		DialKeepAliveTimeout: time.Second,
+		Logger:               zap.NewNop(),
+	}
+	if cl.TLSCert != "" {
+		ti := transport.TLSInfo{CertFile: cl.TLSCert, KeyFile: cl.TLSKey, TrustedCAFile: cl.TLSCA}
+		tc, err := ti.ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("cluster: etcd tls: %w", err)
+		}
+		cfg.TLS = tc
+	}
+	c, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: etcd client: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,54 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/xdpsec/xdpsec/internal/config"
+)
+
+// freeURL is an http URL on a free localhost port.
+func freeURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprintf("http://%s", l.Addr())
+}
+
+// testEtcd starts a one-member embedded etcd in a temporary directory and
+// returns its configuration (for more clients); it stops with the test.
+func testEtcd(t *testing.T) *config.Cluster {
+	quietEtcd = true
+	t.Helper()
+	peer := freeURL(t)
+	cl := &config.Cluster{Name: "test", Node: "n1", Embedded: &config.EmbeddedEtcd{
+		DataDir: t.TempDir(), PeerURL: peer, ClientURL: freeURL(t), Members: map[string]string{"n1": peer},
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv, err := StartEmbedded(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return cl
+}
+
+// testClient is one more client of cl's etcd, closed with the test.
+func testClient(t *testing.T, cl *config.Cluster) *clientv3.Client {
+	t.Helper()
+	c, err := Connect(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
