@@ -28,7 +28,7 @@ func (k keys) children(g string) string {
 func (k keys) child(g string, dir sad.Direction, spi uint32) string {
 	return fmt.Sprintf("%s%s-%08x", k.children(g), dir, spi)
 }
-func (k keys) seqs(g string) string              { return k.group(g) + "seq/" }
+func (k keys) seqs(g string) string               { return k.group(g) + "seq/" }
 func (k keys) seq(g string, spi uint32) string    { return fmt.Sprintf("%s%08x", k.seqs(g), spi) }
-func (k keys) replays(g string) string           { return k.group(g) + "replay/" }
+func (k keys) replays(g string) string            { return k.group(g) + "replay/" }
 func (k keys) replay(g string, spi uint32) string { return fmt.Sprintf("%s%08x", k.replays(g), spi) }

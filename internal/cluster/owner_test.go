@@ -11,7 +11,6 @@ const (
 	testMargin = 150 * time.Millisecond
 )
 
-
 // waitFor polls cond every millisecond until it holds or d passes.
 func waitFor(d time.Duration, cond func() bool) bool {
 	end := time.Now().Add(d)
