@@ -86,6 +86,9 @@ type GroupSpec struct {
 type Group struct {
 	Name  string
 	nodes []string
+	// token is this node's owner value for the group, "NODE TERM" (TERM
+	// random per start): writes an owner makes are guarded by it.
+	token string
 	// deadline: Now() until which this node may send; 0 when it does not
 	// own the group. Written by the group's loop only.
 	deadline atomic.Int64
@@ -112,6 +115,12 @@ func (g *Group) Deadline() int64 { return g.deadline.Load() }
 // Since is the Now() at which this node last became the owner (0: not
 // the owner).
 func (g *Group) Since() int64 { return g.since.Load() }
+
+// ownerCmp holds a transaction to this node's ownership of the group: a
+// node that lost the group cannot write for it any more.
+func (o *Ownership) ownerCmp(g *Group) clientv3.Cmp {
+	return clientv3.Compare(clientv3.Value(o.keys.owner(g.Name)), "=", g.token)
+}
 
 // Owner is the node etcd last said owns the group ("" none known).
 func (g *Group) Owner() string {
@@ -148,7 +157,7 @@ func StartOwnership(cli *clientv3.Client, cfg OwnershipConfig) (*Ownership, erro
 		log: log, groups: map[string]*Group{}}
 	o.ctx, o.cancel = context.WithCancel(context.Background())
 	for _, gs := range cfg.Groups {
-		g := &Group{Name: gs.Name, nodes: gs.Nodes, move: make(chan moveReq)}
+		g := &Group{Name: gs.Name, nodes: gs.Nodes, token: cfg.Node + " " + newTerm(), move: make(chan moveReq)}
 		o.groups[gs.Name] = g
 		for _, n := range gs.Nodes {
 			if n == cfg.Node {
@@ -220,7 +229,7 @@ func newTerm() string {
 
 func (o *Ownership) run(g *Group) {
 	defer o.wg.Done()
-	l := &groupLoop{o: o, g: g, myVal: o.node + " " + newTerm(), seenAt: Now()}
+	l := &groupLoop{o: o, g: g, myVal: g.token, seenAt: Now()}
 	key := o.keys.owner(g.Name)
 	poll := max(o.ttl/30, 5*time.Millisecond)
 	tick := time.NewTicker(poll)
