@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"time"
 
 	"github.com/xdpsec/xdpsec/sad"
@@ -72,13 +73,7 @@ func Resume(st *Store, keys []Key, now time.Time) (*Reserver, error) {
 			errs = append(errs, keyErr(k, err))
 			continue
 		}
-		// The limit first: nothing above the old mark until the new one
-		// is on disk.
-		k.SA.SetSeqLimit(mark)
-		if k.SA.Seq() < mark {
-			k.SA.SetSeq(mark)
-		}
-		r.entries = append(r.entries, &entry{Key: k, mark: mark, block: MinBlock, t0: now, seq0: k.SA.Seq()})
+		r.Add(k, mark, now)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -87,6 +82,34 @@ func Resume(st *Store, keys []Key, now time.Time) (*Reserver, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// NewReserver makes a Reserver whose marks save makes durable, instead of
+// a Store: a cluster keeps them in etcd (package cluster), keyed by the
+// Fingerprint field of each Key. SAs come in with Add.
+func NewReserver(save func(id string, mark uint64) error) *Reserver {
+	return &Reserver{save: save}
+}
+
+// Add takes k.SA over at mark, which is durable already and at least
+// every number any run may have used under its key: the SA's limit is
+// set to mark and its counter moved past it; the next Refresh reserves a
+// block above. Call it before the SA may send, on the goroutine that
+// calls Refresh.
+func (r *Reserver) Add(k Key, mark uint64, now time.Time) {
+	// The limit first: nothing above the old mark until the new one is
+	// durable.
+	k.SA.SetSeqLimit(mark)
+	if k.SA.Seq() < mark {
+		k.SA.SetSeq(mark)
+	}
+	r.entries = append(r.entries, &entry{Key: k, mark: mark, block: MinBlock, t0: now, seq0: k.SA.Seq()})
+}
+
+// Remove stops reserving for sa (deleted, or its group moved away); its
+// limit stays where it is. On the goroutine that calls Refresh.
+func (r *Reserver) Remove(sa *sad.SA) {
+	r.entries = slices.DeleteFunc(r.entries, func(e *entry) bool { return e.SA == sa })
 }
 
 func keyErr(k Key, err error) error {
