@@ -17,19 +17,21 @@ import (
 	"github.com/xdpsec/xdpsec/internal/config"
 )
 
-// Raft timing of the embedded member. A group owner renews every third of
-// its lease (600 ms by default); while the etcd members elect a new leader
-// no renewal commits, so the election must fit well inside one renewal
-// gap plus the fence margin: 25 ms ticks and a 250 ms election timeout
-// suit a LAN (etcd's defaults, 100 ms and 1 s, would fence every group
-// whenever the etcd leader's node dies). etcd's lease minimum follows
-// from them: ceil(1.5 × 250 ms) = 1 s (see docs/cluster.md).
 // quietEtcd silences the embedded member's own log (tests).
 var quietEtcd bool
 
+// Raft timing of the embedded member. A group owner renews every quarter
+// of its lease; while the etcd members elect a new leader (ElectionMs to
+// twice that, plus a pre-vote round) no renewal commits, so the election
+// must fit in the slack between a renewal and the owner's deadline,
+// TTL*3/4 - margin: 450 ms with the defaults (800 ms, 150 ms). 20 ms
+// ticks and a 200 ms election timeout suit a LAN; etcd's defaults (100 ms,
+// 1 s) would fence every group whenever the etcd leader's node dies.
+// etcd's lease minimum follows from them: ceil(1.5 × 200 ms) = 1 s (see
+// docs/cluster.md).
 const (
-	TickMs     = 25
-	ElectionMs = 250
+	TickMs     = 20
+	ElectionMs = 200
 )
 
 // StartEmbedded starts this node's etcd member and waits until it serves

@@ -42,7 +42,7 @@ const (
 // ceil(1.5 × the election timeout) (etcdserver's MinLeaseTTL), so a
 // sub-second takeover cannot wait for one to expire. A group's owner key
 // carries a shorter lease of its own, kept by compare-and-swap: the owner
-// rewrites the key every TTL/3 (compare: the value is still its own
+// rewrites the key every TTL/4 (compare: the value is still its own
 // "NODE TERM"); a standby that has seen no change of the key for a TTL,
 // by its own clock from when it saw the last change, takes the key with a
 // compare on the revision it saw. Exactly one such transaction can win.
@@ -275,7 +275,7 @@ func (o *Ownership) run(g *Group) {
 			now := Now()
 			switch {
 			case l.owner():
-				if time.Duration(now-l.sentAt) >= o.ttl/3 {
+				if time.Duration(now-l.sentAt) >= o.ttl/renewals {
 					l.renew(key)
 				}
 			case l.mayTake(now):
@@ -284,6 +284,11 @@ func (o *Ownership) run(g *Group) {
 		}
 	}
 }
+
+// renewals is how many times an owner renews per lease: the slack between
+// a renewal and the deadline, TTL*(1-1/renewals) - margin, must outlast an
+// etcd leader election (ElectionMs to 2*ElectionMs, plus a pre-vote).
+const renewals = 4
 
 func (l *groupLoop) owner() bool { return l.val == l.myVal }
 
@@ -391,9 +396,11 @@ func (l *groupLoop) renew(key string) {
 	switch {
 	case err != nil:
 		// The deadline stays: it runs out by itself if etcd stays away.
+		// The key may still be ours: the loop keeps renewing, and a
+		// renewal that commits later proves nobody took the group, so
+		// sending resumes after the outage, not a lease after it.
 		if d := l.g.deadline.Load(); d != 0 && Now() >= d {
 			l.fence("lease not renewed: " + err.Error())
-			l.val = "" // not ours any more unless taken again
 		}
 	case !ok:
 		l.fence("renewal refused")

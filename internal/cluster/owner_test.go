@@ -4,11 +4,14 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/config"
 )
 
+// The defaults: the tests measure what a cluster gets out of the box.
 const (
-	testTTL    = 600 * time.Millisecond
-	testMargin = 150 * time.Millisecond
+	testTTL    = config.DefaultLeaseTTL
+	testMargin = config.DefaultFenceMargin
 )
 
 // waitFor polls cond every millisecond until it holds or d passes.

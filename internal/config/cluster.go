@@ -16,8 +16,10 @@ const (
 	// DefaultLeaseTTL is a group owner's lease: a node that cannot renew
 	// it stops sending before it runs out, and a standby takes over after
 	// it. etcd's own leases are whole seconds (at least 1 s), so this
-	// sub-second lease is kept by compare-and-swap on the owner key.
-	DefaultLeaseTTL = 600 * time.Millisecond
+	// sub-second lease is kept by compare-and-swap on the owner key. The
+	// owner renews every quarter of it, and the slack (3/4 of it less the
+	// margin) must outlast an etcd leader election (docs/cluster.md).
+	DefaultLeaseTTL = 800 * time.Millisecond
 	// DefaultReplayPublish is how often the active publishes its inbound
 	// SAs' replay-window tops (RFC 6027 §3.4).
 	DefaultReplayPublish = 100 * time.Millisecond
@@ -160,14 +162,14 @@ func (d *decoder) cluster(n *yaml.Node, c *Config) {
 		d.errf(n, "cluster.etcd", "required: embedded: or endpoints:")
 	}
 	if at := ttlNode; at != nil {
-		// 100 ms: below it the renewals (TTL/3) are lost in etcd's own
+		// 100 ms: below it the renewals (TTL/4) are lost in etcd's own
 		// commit latency; 10 s: a takeover should never take longer.
 		if cl.LeaseTTL < 100*time.Millisecond || cl.LeaseTTL > 10*time.Second {
 			d.errf(at, "cluster.lease_ttl", "must be between 100ms and 10s")
 		}
 	}
 	if cl.FenceMargin <= 0 || cl.FenceMargin >= cl.LeaseTTL/2 {
-		d.errf(n, "cluster.fence_margin", "%v must be above 0 and below half of lease_ttl %v (the owner renews every third of it)", cl.FenceMargin, cl.LeaseTTL)
+		d.errf(n, "cluster.fence_margin", "%v must be above 0 and below half of lease_ttl %v (the owner renews every quarter of it)", cl.FenceMargin, cl.LeaseTTL)
 	}
 	if cl.Embedded != nil && cl.Node != "" && cl.Embedded.Members[cl.Node] == "" {
 		d.errf(n, "cluster.etcd.embedded.members", "must name this node %q", cl.Node)
