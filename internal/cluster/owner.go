@@ -64,6 +64,7 @@ type Ownership struct {
 	ttl    time.Duration
 	margin time.Duration
 	log    *slog.Logger
+	change func(group string, sending bool)
 	// Quiesce waits until no batch that passed MaySend before it was
 	// called is still being sent (graceful hand-over); nil: 10 ms.
 	Quiesce func()
@@ -92,8 +93,9 @@ type Group struct {
 	// deadline: Now() until which this node may send; 0 when it does not
 	// own the group. Written by the group's loop only.
 	deadline atomic.Int64
-	// since: Now() when this node last gained the group (0: not owner).
-	since atomic.Int64
+	// since: Now() when this node last gained the group (0: not owner);
+	// stopped: Now() when it last stopped sending for it.
+	since, stopped atomic.Int64
 	owner atomic.Pointer[string]
 	move  chan moveReq
 }
@@ -122,6 +124,11 @@ func (o *Ownership) ownerCmp(g *Group) clientv3.Cmp {
 	return clientv3.Compare(clientv3.Value(o.keys.owner(g.Name)), "=", g.token)
 }
 
+// Stopped is the Now() at which this node last stopped sending for the
+// group: its deadline, or the moment it learnt it had lost the group if
+// that came first (0: never).
+func (g *Group) Stopped() int64 { return g.stopped.Load() }
+
 // Owner is the node etcd last said owns the group ("" none known).
 func (g *Group) Owner() string {
 	if p := g.owner.Load(); p != nil {
@@ -136,6 +143,11 @@ type OwnershipConfig struct {
 	TTL, Margin   time.Duration
 	Groups        []GroupSpec
 	Log           *slog.Logger
+	// OnChange, if set, hears each change of this node's right to send
+	// for a group: true when it took the group (or resumed after an etcd
+	// outage), false when it stopped. It runs on the group's loop and
+	// must return quickly: the renewals wait for it.
+	OnChange func(group string, sending bool)
 }
 
 // StartOwnership opens the node's etcd session and starts a loop for each
@@ -154,7 +166,7 @@ func StartOwnership(cli *clientv3.Client, cfg OwnershipConfig) (*Ownership, erro
 		log = slog.New(slog.DiscardHandler)
 	}
 	o := &Ownership{cli: cli, sess: sess, keys: keys{cfg.Cluster}, node: cfg.Node, ttl: cfg.TTL, margin: cfg.Margin,
-		log: log, groups: map[string]*Group{}}
+		log: log, change: cfg.OnChange, groups: map[string]*Group{}}
 	o.ctx, o.cancel = context.WithCancel(context.Background())
 	for _, gs := range cfg.Groups {
 		g := &Group{Name: gs.Name, nodes: gs.Nodes, token: cfg.Node + " " + newTerm(), move: make(chan moveReq)}
@@ -307,9 +319,17 @@ func (l *groupLoop) saw(rev int64, val string) {
 }
 
 func (l *groupLoop) fence(why string) {
-	if l.g.deadline.Swap(0) != 0 {
+	if d := l.g.deadline.Swap(0); d != 0 {
+		l.g.stopped.Store(min(d, Now()))
 		l.g.since.Store(0)
 		l.o.log.Warn("cluster: group lost: stopped sending", "group", l.g.Name, "node", l.o.node, "why", why)
+		l.notify(false)
+	}
+}
+
+func (l *groupLoop) notify(sending bool) {
+	if l.o.change != nil {
+		l.o.change(l.g.Name, sending)
 	}
 }
 
@@ -388,6 +408,7 @@ func (l *groupLoop) take(key string) {
 	l.g.deadline.Store(sent + int64(l.o.ttl-l.o.margin))
 	l.g.since.Store(Now())
 	l.o.log.Info("cluster: group taken: sending", "group", l.g.Name, "node", l.o.node)
+	l.notify(true)
 }
 
 func (l *groupLoop) renew(key string) {
@@ -410,7 +431,12 @@ func (l *groupLoop) renew(key string) {
 		if rev > l.rev {
 			l.rev = rev
 		}
-		l.g.deadline.Store(sent + int64(l.o.ttl-l.o.margin))
+		if l.g.deadline.Swap(sent+int64(l.o.ttl-l.o.margin)) == 0 {
+			// Fenced by an etcd outage, and nobody took the group.
+			l.g.since.Store(Now())
+			l.o.log.Info("cluster: group renewed after an outage: sending again", "group", l.g.Name, "node", l.o.node)
+			l.notify(true)
+		}
 	}
 }
 
