@@ -96,8 +96,8 @@ type Group struct {
 	// since: Now() when this node last gained the group (0: not owner);
 	// stopped: Now() when it last stopped sending for it.
 	since, stopped atomic.Int64
-	owner atomic.Pointer[string]
-	move  chan moveReq
+	owner          atomic.Pointer[string]
+	move           chan moveReq
 }
 
 type moveReq struct {
