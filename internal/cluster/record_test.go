@@ -30,6 +30,16 @@ func testRecord(spi uint32, dir sad.Direction, fill byte) Record {
 	}
 }
 
+// testSA is testRecord's SA, as a node installs it.
+func testSA(t *testing.T, spi uint32, dir sad.Direction) *sad.SA {
+	t.Helper()
+	sa, err := sad.New(testRecord(spi, dir, 0xa5).Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa
+}
+
 func TestRecordRoundTrip(t *testing.T) {
 	for _, rec := range []Record{testRecord(0x1234, sad.Outbound, 0xa5), testRecord(0x4321, sad.Inbound, 0x5a), {
 		Config: sad.Config{SPI: 0x999, Dir: sad.Outbound, Mode: sad.Transport, Suite: sad.Suite{Cipher: sad.CipherAESCBC, KeyBits: 128, Integ: sad.IntegHMACSHA256},

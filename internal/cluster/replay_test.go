@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -9,23 +8,12 @@ import (
 	"github.com/xdpsec/xdpsec/sad"
 )
 
-func testInSA(t *testing.T) *sad.SA {
-	t.Helper()
-	r := testRecord(0x2002, sad.Inbound, 0x5a)
-	r.Config.Key = bytes.Clone(r.Config.Key)
-	sa, err := sad.New(r.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sa
-}
-
 func TestReplayTops(t *testing.T) {
 	_, a, b := twoNodes(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pa, pb := NewReplayTops(a), NewReplayTops(b)
-	saA, saB := testInSA(t), testInSA(t)
+	saA, saB := testSA(t, 0x2002, sad.Inbound), testSA(t, 0x2002, sad.Inbound)
 
 	// a receives 1..5000 and publishes every 10 ms.
 	rctx, stop := context.WithCancel(ctx)
@@ -50,7 +38,7 @@ func TestReplayTops(t *testing.T) {
 	if _, err := pb.Publish(ctx, "g1", []*sad.SA{saB}); err == nil {
 		t.Fatal("standby published a top")
 	}
-	saB = testInSA(t)
+	saB = testSA(t, 0x2002, sad.Inbound)
 
 	// b takes over and applies the top: a replay of anything a accepted
 	// is refused, the peer's next packets are not.

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -51,17 +50,6 @@ func TestSeqMarksRace(t *testing.T) {
 	}
 }
 
-func testOutSA(t *testing.T) *sad.SA {
-	t.Helper()
-	r := testRecord(0x1001, sad.Outbound, 0xa5)
-	r.Config.Key = bytes.Clone(r.Config.Key)
-	sa, err := sad.New(r.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sa
-}
-
 func TestSeqMarksTakeover(t *testing.T) {
 	_, a, b := twoNodes(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -74,7 +62,7 @@ func TestSeqMarksTakeover(t *testing.T) {
 		t.Fatalf("standby reserved: %v", err)
 	}
 
-	saA := testOutSA(t)
+	saA := testSA(t, 0x1001, sad.Outbound)
 	ra := seqstate.NewReserver(ma.Save)
 	now := time.Now()
 	if err := ma.Resume(ctx, ra, []seqstate.Key{{SA: saA, Fingerprint: id}}, now); err != nil {
@@ -128,7 +116,7 @@ func TestSeqMarksTakeover(t *testing.T) {
 	}
 
 	// b resumes its copy of the SA above every number a could have used.
-	saB := testOutSA(t)
+	saB := testSA(t, 0x1001, sad.Outbound)
 	rb := seqstate.NewReserver(mb.Save)
 	if err := mb.Resume(ctx, rb, []seqstate.Key{{SA: saB, Fingerprint: id}}, now); err != nil {
 		t.Fatal(err)
