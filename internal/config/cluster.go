@@ -313,3 +313,17 @@ func (d *decoder) tunnelGroup(n *yaml.Node, path string, c *Config, cl *Cluster)
 	}
 	return g
 }
+
+// GroupOfSA is the group that carries the static SA named name ("" none,
+// or no cluster).
+func (cl *Cluster) GroupOfSA(name string) string {
+	if cl == nil {
+		return ""
+	}
+	for _, g := range cl.Groups {
+		if slices.Contains(g.SAs, name) {
+			return g.Name
+		}
+	}
+	return ""
+}

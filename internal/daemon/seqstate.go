@@ -21,6 +21,9 @@ func seqKeys(cfg *config.Config, sas []*sad.SA) []seqstate.Key {
 			continue
 		}
 		sc := &cfg.SAs[i]
+		if cfg.Cluster.GroupOfSA(sc.Name) != "" {
+			continue // its marks are the cluster's (clusterSeqKeys)
+		}
 		keys = append(keys, seqstate.Key{SA: sa, Fingerprint: seqstate.Fingerprint(sc.Key, sc.IntegKey)})
 	}
 	return keys
