@@ -31,11 +31,13 @@ type SeqMarks struct {
 
 	mu   sync.Mutex
 	last map[string]uint64 // by "GROUP/ID": the mark as this node last read or wrote it
+	// stale: the last raise's outcome is unknown; read the mark again.
+	stale map[string]bool
 }
 
 // NewSeqMarks keeps marks for o's groups, written only while o owns them.
 func NewSeqMarks(o *Ownership) *SeqMarks {
-	m := &SeqMarks{cli: o.cli, keys: o.keys, last: map[string]uint64{}}
+	m := &SeqMarks{cli: o.cli, keys: o.keys, last: map[string]uint64{}, stale: map[string]bool{}}
 	m.guard = func(group string) (clientv3.Cmp, bool) {
 		g := o.groups[group]
 		if g == nil {
@@ -81,6 +83,7 @@ func (m *SeqMarks) Load(ctx context.Context, id string) (uint64, error) {
 	}
 	m.mu.Lock()
 	m.last[id] = mark
+	delete(m.stale, id)
 	m.mu.Unlock()
 	return mark, nil
 }
@@ -136,16 +139,39 @@ const saveTimeout = seqstate.ReserveAhead / 2
 
 // Save makes mark durable for id, raising it from where this node last
 // read or wrote it: seqstate.Reserver's save.
+//
+// A raise whose outcome is unknown (a timeout: it may have committed) or
+// that found the mark moved leaves the remembered mark stale: the next
+// Save reads it again and raises from there. While this node owns the
+// group only its own raises move the mark (they compare the owner token),
+// so the mark read back is one of its own.
 func (m *SeqMarks) Save(id string, mark uint64) error {
 	m.mu.Lock()
 	from, ok := m.last[id]
+	stale := m.stale[id]
 	m.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("cluster: mark %s: not loaded", id)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), saveTimeout)
 	defer cancel()
-	return m.raise(ctx, id, from, mark)
+	if stale {
+		cur, err := m.Load(ctx, id)
+		if err != nil {
+			return err
+		}
+		if cur >= mark {
+			return nil // durable already (an earlier raise committed after all)
+		}
+		from = cur
+	}
+	err := m.raise(ctx, id, from, mark)
+	if err != nil && !errors.Is(err, ErrNotOwner) {
+		m.mu.Lock()
+		m.stale[id] = true
+		m.mu.Unlock()
+	}
+	return err
 }
 
 // Reserve takes the next n numbers of id for this node, whoever else

@@ -20,7 +20,7 @@ func TestSeqMarksRace(t *testing.T) {
 	var wg sync.WaitGroup
 	const writers, each, size = 3, 40, 1000
 	for w := 0; w < writers; w++ {
-		m := &SeqMarks{cli: testClient(t, cl), keys: keys{"test"}, last: map[string]uint64{}}
+		m := &SeqMarks{cli: testClient(t, cl), keys: keys{"test"}, last: map[string]uint64{}, stale: map[string]bool{}}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -126,4 +126,36 @@ func TestSeqMarksTakeover(t *testing.T) {
 		t.Fatalf("b starts at %d; a used up to %d (limit %d)", first, saA.Seq(), limit)
 	}
 	t.Logf("a used up to %d, b starts at %d", saA.Seq(), first)
+}
+
+// TestSeqMarksLostResponse: a raise that committed but whose answer was
+// lost leaves the node's idea of the mark behind; the next Save fails
+// (the compare refuses), reads the mark again and raises from it.
+func TestSeqMarksLostResponse(t *testing.T) {
+	_, a, _ := twoNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id := ID("g1", "00001001")
+	m := NewSeqMarks(a)
+	if _, err := m.Load(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(id, 1000); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	m.last[id] = 500 // as if the answer to the raise to 1000 had been lost
+	m.mu.Unlock()
+	if err := m.Save(id, 2000); !errors.Is(err, ErrMarkMoved) {
+		t.Fatalf("raise from a stale mark: %v", err)
+	}
+	if err := m.Save(id, 1000); err != nil {
+		t.Fatalf("a mark durable already: %v", err)
+	}
+	if err := m.Save(id, 3000); err != nil {
+		t.Fatalf("after re-reading: %v", err)
+	}
+	if got, _ := m.Load(ctx, id); got != 3000 {
+		t.Fatalf("mark %d, want 3000", got)
+	}
 }
