@@ -17,8 +17,10 @@ import (
 	"github.com/xdpsec/xdpsec/internal/config"
 )
 
-// quietEtcd silences the embedded member's own log (tests).
-var quietEtcd bool
+// For tests: quietEtcd silences the embedded member's own log, and
+// noFsync spares it the disk's latency (which a loaded CI disk makes
+// long enough to miss renewals), as tests need no durability.
+var quietEtcd, noFsync bool
 
 // Raft timing of the embedded member. A group owner renews every quarter
 // of its lease; while the etcd members elect a new leader (ElectionMs to
@@ -52,6 +54,7 @@ func StartEmbedded(ctx context.Context, cl *config.Cluster) (*embed.Etcd, error)
 	if quietEtcd {
 		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	}
+	cfg.UnsafeNoFsync = noFsync
 	peer, err := url.Parse(e.PeerURL)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: peer_url: %w", err)

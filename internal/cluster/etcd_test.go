@@ -26,7 +26,7 @@ func freeURL(t *testing.T) string {
 // testEtcd starts a one-member embedded etcd in a temporary directory and
 // returns its configuration (for more clients); it stops with the test.
 func testEtcd(t *testing.T) *config.Cluster {
-	quietEtcd = true
+	quietEtcd, noFsync = true, true
 	t.Helper()
 	peer := freeURL(t)
 	cl := &config.Cluster{Name: "test", Node: "n1", Embedded: &config.EmbeddedEtcd{

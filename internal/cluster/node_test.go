@@ -14,7 +14,7 @@ import (
 // external endpoint; each takes its preferred group, hears the change,
 // and a's shutdown hands its group to b at once.
 func TestNode(t *testing.T) {
-	quietEtcd = true
+	quietEtcd, noFsync = true, true
 	peer := freeURL(t)
 	key := bytes.Repeat([]byte{7}, 32)
 	groups := []config.TunnelGroup{

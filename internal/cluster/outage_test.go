@@ -65,13 +65,16 @@ func (p *stallProxy) pipe(dst, src net.Conn) {
 // TestOwnerOutage: the owner's etcd connection stalls for longer than its
 // slack but less than a lease: it stops sending at its deadline, and as
 // soon as the connection delivers again its pending renewal commits and it
-// sends again, with the standby never taking over.
+// sends again, with the standby never taking over. A 2 s lease (slack
+// 1.2 s) and a 1.5 s stall leave half a second either side for a loaded
+// machine.
 func TestOwnerOutage(t *testing.T) {
+	const ttl, margin, stall = 2 * time.Second, 300 * time.Millisecond, 1500 * time.Millisecond
 	cl := testEtcd(t)
 	proxy := newStallProxy(t, strings.TrimPrefix(cl.Embedded.ClientURL, "http://"))
 	viaProxy := &config.Cluster{Endpoints: []string{"http://" + proxy.l.Addr().String()}}
 	spec := []GroupSpec{{Name: "g1", Nodes: []string{"a", "b"}}}
-	a, err := StartOwnership(testClient(t, viaProxy), OwnershipConfig{Cluster: "test", Node: "a", TTL: testTTL, Margin: testMargin, Groups: spec})
+	a, err := StartOwnership(testClient(t, viaProxy), OwnershipConfig{Cluster: "test", Node: "a", TTL: ttl, Margin: margin, Groups: spec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,25 +83,25 @@ func TestOwnerOutage(t *testing.T) {
 	if !waitFor(5*time.Second, func() bool { return ga.MaySend(Now()) }) {
 		t.Fatal("a never took g1")
 	}
-	b, err := StartOwnership(testClient(t, cl), OwnershipConfig{Cluster: "test", Node: "b", TTL: testTTL, Margin: testMargin, Groups: spec})
+	b, err := StartOwnership(testClient(t, cl), OwnershipConfig{Cluster: "test", Node: "b", TTL: ttl, Margin: margin, Groups: spec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	time.Sleep(2 * testTTL)
-	// Stall just after a renewal: the slack is 3/4 TTL - margin = 450 ms,
-	// the lease 800 ms; a stall of 600 ms outlasts the first, not the
-	// second (b's clock starts when it saw the renewal).
+	time.Sleep(ttl / 2)
+	// Stall just after a renewal: the stall outlasts the slack (3/4 of the
+	// lease less the margin), not the lease (b's clock starts when it saw
+	// the renewal).
 	since := ga.Since()
-	waitFor(testTTL, func() bool { return ga.Deadline() > Now()+int64(testTTL*3/4-testMargin)-int64(5*time.Millisecond) })
+	waitFor(ttl, func() bool { return ga.Deadline() > Now()+int64(ttl*3/4-margin)-int64(10*time.Millisecond) })
 	proxy.stalled.Store(true)
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(stall)
 	stalledFor := Now()
 	if ga.MaySend(stalledFor) {
-		t.Fatal("a still may send 600 ms into a stall: its slack is 450 ms")
+		t.Fatalf("a still may send %v into a stall: its slack is %v", stall, ttl*3/4-margin)
 	}
 	proxy.stalled.Store(false)
-	if !waitFor(testTTL, func() bool { return ga.MaySend(Now()) }) {
+	if !waitFor(ttl/2, func() bool { return ga.MaySend(Now()) }) {
 		t.Fatal("a did not resume once its connection delivered again")
 	}
 	t.Logf("a resumed %v after the stall ended", time.Duration(ga.Since()-stalledFor))

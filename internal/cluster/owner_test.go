@@ -68,7 +68,12 @@ func TestOwnershipTakeoverFenced(t *testing.T) {
 	// a stops at its last renewal + TTL - margin; b starts a TTL after it
 	// saw that renewal: at least the margin apart, and not much more (the
 	// renewal period, the poll).
-	if gap < testMargin || gap > testMargin+testTTL/2 {
+	if gap < testMargin {
+		t.Errorf("a fenced only %v before b started; want at least the margin %v", gap, testMargin)
+	}
+	// How soon: only where timing means something (not under the race
+	// detector's slowdown).
+	if !raceEnabled && gap > testMargin+testTTL/2 {
 		t.Errorf("a fenced %v before b started; want about the margin %v", gap, testMargin)
 	}
 	t.Logf("a stopped sending %v before b started; b started %v after a's last renewal", gap, gap+testTTL-testMargin)

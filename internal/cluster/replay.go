@@ -117,7 +117,8 @@ func (p *ReplayTops) Run(ctx context.Context, interval time.Duration, sas func(g
 				if !g.MaySend(Now()) {
 					continue
 				}
-				pctx, cancel := context.WithTimeout(ctx, interval)
+				// A slow etcd delays the next publication, not loses it.
+				pctx, cancel := context.WithTimeout(ctx, max(interval, time.Second))
 				if _, err := p.Publish(pctx, name, sas(name)); err != nil && report != nil {
 					report(err)
 				}
