@@ -119,7 +119,7 @@ func (p *ReplayTops) Run(ctx context.Context, interval time.Duration, sas func(g
 				}
 				// A slow etcd delays the next publication, not loses it.
 				pctx, cancel := context.WithTimeout(ctx, max(interval, time.Second))
-				if _, err := p.Publish(pctx, name, sas(name)); err != nil && report != nil {
+				if _, err := p.Publish(pctx, name, sas(name)); err != nil && ctx.Err() == nil && report != nil {
 					report(err)
 				}
 				cancel()
