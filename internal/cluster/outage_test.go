@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
 	"github.com/xdpsec/xdpsec/internal/config"
 )
 
@@ -62,25 +65,33 @@ func (p *stallProxy) pipe(dst, src net.Conn) {
 	}
 }
 
-// TestOwnerOutage: the owner's etcd connection stalls for longer than its
-// slack but less than a lease: it stops sending at its deadline, and as
-// soon as the connection delivers again its pending renewal commits and it
-// sends again, with the standby never taking over. A 2 s lease (slack
-// 1.2 s) and a 1.5 s stall leave half a second either side for a loaded
-// machine.
+// TestOwnerOutage: the owner's etcd connection stalls past its deadline
+// but not past the standby's lease: it stops sending at its deadline, and
+// as soon as the connection delivers again its pending renewal commits and
+// it sends again, with the standby never taking over. The standby's lease
+// ends a margin after the owner's deadline: with a 3 s lease and a 1 s
+// margin, a stall that ends 200 ms after the deadline leaves the renewal
+// 800 ms to commit, room for a loaded machine. a's client keeps its
+// connection through the stall (no keepalive timeout within it).
 func TestOwnerOutage(t *testing.T) {
-	const ttl, margin, stall = 2 * time.Second, 300 * time.Millisecond, 1500 * time.Millisecond
+	const ttl, margin = 3 * time.Second, time.Second
 	cl := testEtcd(t)
 	proxy := newStallProxy(t, strings.TrimPrefix(cl.Embedded.ClientURL, "http://"))
 	viaProxy := &config.Cluster{Endpoints: []string{"http://" + proxy.l.Addr().String()}}
 	spec := []GroupSpec{{Name: "g1", Nodes: []string{"a", "b"}}}
-	a, err := StartOwnership(testClient(t, viaProxy), OwnershipConfig{Cluster: "test", Node: "a", TTL: ttl, Margin: margin, Groups: spec})
+	ca, err := clientv3.New(clientv3.Config{Endpoints: viaProxy.Endpoints, DialTimeout: 2 * time.Second,
+		DialKeepAliveTime: 10 * time.Second, DialKeepAliveTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	a, err := StartOwnership(ca, OwnershipConfig{Cluster: "test", Node: "a", TTL: ttl, Margin: margin, Groups: spec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	ga := a.Group("g1")
-	if !waitFor(5*time.Second, func() bool { return ga.MaySend(Now()) }) {
+	if !waitFor(10*time.Second, func() bool { return ga.MaySend(Now()) }) {
 		t.Fatal("a never took g1")
 	}
 	b, err := StartOwnership(testClient(t, cl), OwnershipConfig{Cluster: "test", Node: "b", TTL: ttl, Margin: margin, Groups: spec})
@@ -89,16 +100,18 @@ func TestOwnerOutage(t *testing.T) {
 	}
 	defer b.Close()
 	time.Sleep(ttl / 2)
-	// Stall just after a renewal: the stall outlasts the slack (3/4 of the
-	// lease less the margin), not the lease (b's clock starts when it saw
-	// the renewal).
 	since := ga.Since()
-	waitFor(ttl, func() bool { return ga.Deadline() > Now()+int64(ttl*3/4-margin)-int64(10*time.Millisecond) })
+	// Stall right after a renewal (b saw it), until 200 ms past a's
+	// deadline.
+	if !waitFor(ttl, func() bool { return ga.Deadline() > Now()+int64(ttl-margin-100*time.Millisecond) }) {
+		t.Fatal("no renewal seen")
+	}
 	proxy.stalled.Store(true)
-	time.Sleep(stall)
+	end := ga.Deadline() + int64(200*time.Millisecond)
+	time.Sleep(time.Duration(end - Now()))
 	stalledFor := Now()
 	if ga.MaySend(stalledFor) {
-		t.Fatalf("a still may send %v into a stall: its slack is %v", stall, ttl*3/4-margin)
+		t.Fatal("a still may send past its deadline in a stall")
 	}
 	proxy.stalled.Store(false)
 	if !waitFor(ttl/2, func() bool { return ga.MaySend(Now()) }) {
