@@ -15,15 +15,13 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/xdpsec/xdpsec/sad"
 )
 
-// epoch anchors Now: time.Since reads the monotonic clock, so a step of
-// the wall clock never moves a fencing deadline.
-var epoch = time.Now()
-
-// Now is this process's monotonic clock in nanoseconds, the time base of
-// Group.MaySend and Group.Deadline.
-func Now() int64 { return int64(time.Since(epoch)) }
+// Now is this process's monotonic clock in nanoseconds (sad.Now, the
+// gates' clock), the time base of Group.MaySend and Group.Deadline.
+func Now() int64 { return sad.Now() }
 
 // Values of the owner key besides "NODE TERM".
 const (
@@ -90,9 +88,10 @@ type Group struct {
 	// token is this node's owner value for the group, "NODE TERM" (TERM
 	// random per start): writes an owner makes are guarded by it.
 	token string
-	// deadline: Now() until which this node may send; 0 when it does not
-	// own the group. Written by the group's loop only.
-	deadline atomic.Int64
+	// gate: open until the Now() this node may send until; closed when
+	// it does not own the group. Written by the group's loop only; the
+	// group's outbound SAs read it (sad.SA.SetGate).
+	gate sad.Gate
 	// since: Now() when this node last gained the group (0: not owner);
 	// stopped: Now() when it last stopped sending for it.
 	since, stopped atomic.Int64
@@ -108,11 +107,15 @@ type moveReq struct {
 // MaySend reports whether this node may send for the group at now
 // (Now()): it owns the group and its lease is safely ahead. No lock, one
 // atomic load: the workers call it once per batch.
-func (g *Group) MaySend(now int64) bool { return now < g.deadline.Load() }
+func (g *Group) MaySend(now int64) bool { return g.gate.MaySend(now) }
+
+// Gate is the group's right to send, for its outbound SAs
+// (sad.SA.SetGate): their ReserveSeq hands out nothing while it is closed.
+func (g *Group) Gate() *sad.Gate { return &g.gate }
 
 // Deadline is the Now() at which this node stops sending unless it renews
 // (0: not the owner).
-func (g *Group) Deadline() int64 { return g.deadline.Load() }
+func (g *Group) Deadline() int64 { return g.gate.Deadline() }
 
 // Since is the Now() at which this node last became the owner (0: not
 // the owner).
@@ -319,7 +322,7 @@ func (l *groupLoop) saw(rev int64, val string) {
 }
 
 func (l *groupLoop) fence(why string) {
-	if d := l.g.deadline.Swap(0); d != 0 {
+	if d := l.g.gate.Close(); d != 0 {
 		l.g.stopped.Store(min(d, Now()))
 		l.g.since.Store(0)
 		l.o.log.Warn("cluster: group lost: stopped sending", "group", l.g.Name, "node", l.o.node, "why", why)
@@ -374,7 +377,7 @@ func (l *groupLoop) mayTake(now int64) bool {
 }
 
 func (l *groupLoop) put(key string, cmp clientv3.Cmp, val string) (ok bool, rev int64, err error) {
-	until := l.g.deadline.Load()
+	until := l.g.gate.Deadline()
 	timeout := l.o.ttl
 	if until != 0 {
 		timeout = min(timeout, time.Duration(until-Now()))
@@ -405,7 +408,7 @@ func (l *groupLoop) take(key string) {
 	l.rev, l.val, l.seenAt = rev, l.myVal, Now()
 	me := l.o.node
 	l.g.owner.Store(&me)
-	l.g.deadline.Store(sent + int64(l.o.ttl-l.o.margin))
+	l.g.gate.Open(sent + int64(l.o.ttl-l.o.margin))
 	l.g.since.Store(Now())
 	l.o.log.Info("cluster: group taken: sending", "group", l.g.Name, "node", l.o.node)
 	l.notify(true)
@@ -420,7 +423,7 @@ func (l *groupLoop) renew(key string) {
 		// The key may still be ours: the loop keeps renewing, and a
 		// renewal that commits later proves nobody took the group, so
 		// sending resumes after the outage, not a lease after it.
-		if d := l.g.deadline.Load(); d != 0 && Now() >= d {
+		if d := l.g.gate.Deadline(); d != 0 && Now() >= d {
 			l.fence("lease not renewed: " + err.Error())
 		}
 	case !ok:
@@ -431,7 +434,7 @@ func (l *groupLoop) renew(key string) {
 		if rev > l.rev {
 			l.rev = rev
 		}
-		if l.g.deadline.Swap(sent+int64(l.o.ttl-l.o.margin)) == 0 {
+		if l.g.gate.Open(sent+int64(l.o.ttl-l.o.margin)) == 0 {
 			// Fenced by an etcd outage, and nobody took the group.
 			l.g.since.Store(Now())
 			l.o.log.Info("cluster: group renewed after an outage: sending again", "group", l.g.Name, "node", l.o.node)

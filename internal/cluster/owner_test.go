@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/config"
+	"github.com/xdpsec/xdpsec/sad"
 )
 
 // The defaults: the tests measure what a cluster gets out of the box.
@@ -51,6 +52,12 @@ func TestOwnershipTakeoverFenced(t *testing.T) {
 	if gb.Owner() != "a" {
 		t.Fatalf("b sees owner %q", gb.Owner())
 	}
+	// An outbound SA of the group on a: it sends while a owns g1.
+	sa := testSA(t, 0x1001, sad.Outbound)
+	sa.SetGate(ga.Gate())
+	if _, n := sa.ReserveSeq(1); n != 1 {
+		t.Fatal("a's SA does not send while a owns g1")
+	}
 	// a's etcd connection dies: it can renew no more.
 	ca.Close()
 	if !waitFor(3*testTTL, func() bool { return gb.MaySend(Now()) }) {
@@ -75,6 +82,9 @@ func TestOwnershipTakeoverFenced(t *testing.T) {
 	// detector's slowdown).
 	if !raceEnabled && gap > testMargin+testTTL/2 {
 		t.Errorf("a fenced %v before b started; want about the margin %v", gap, testMargin)
+	}
+	if _, n := sa.ReserveSeq(1); n != 0 {
+		t.Fatal("a's SA still hands out numbers after b took g1")
 	}
 	t.Logf("a stopped sending %v before b started; b started %v after a's last renewal", gap, gap+testTTL-testMargin)
 	a.cancel() // its client is closed: nothing to release

@@ -15,12 +15,13 @@ import (
 
 // clusterPlane runs the cluster (cluster: section, package cluster) for
 // the static SAs of the tunnel groups: an outbound SA sends only while
-// this node owns its group and above the group's mark in etcd, which the
-// Reserver raises ahead of the traffic exactly as it does a state_dir
-// mark; an inbound SA's window is marked seen up to the published top
-// when this node takes the group, and its top is published while it owns
-// it. (Negotiated SAs, the addresses and the workers' per-batch MaySend
-// check are the next steps; see docs/cluster.md.)
+// this node owns its group (its gate, which ReserveSeq checks once per
+// batch, closes by itself at the lease's deadline) and above the group's
+// mark in etcd, which the Reserver raises ahead of the traffic exactly as
+// it does a state_dir mark; an inbound SA's window is marked seen up to
+// the published top when this node takes the group, and its top is
+// published while it owns it. (Negotiated SAs and the addresses are the
+// next steps; see docs/cluster.md.)
 type clusterPlane struct {
 	cfg  *config.Cluster
 	log  *slog.Logger
@@ -72,6 +73,14 @@ func (p *clusterPlane) start(ctx context.Context) error {
 		return err
 	}
 	p.node = node
+	// The workers do not run yet: the gates are in place before any
+	// batch reads them.
+	for g, ks := range p.out {
+		gate := node.Ownership.Group(g).Gate()
+		for _, k := range ks {
+			k.SA.SetGate(gate)
+		}
+	}
 	p.res = seqstate.NewReserver(node.Marks.Save)
 	rctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan struct{})

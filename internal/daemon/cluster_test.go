@@ -106,6 +106,12 @@ func TestClusterPlaneStaticSAs(t *testing.T) {
 	if _, n := sasB[0].ReserveSeq(1); n != 0 {
 		t.Fatal("the standby's outbound SA gave a number")
 	}
+	// Its gate is the group's: closed on the standby, whatever the limit.
+	sasB[0].SetSeqLimit(1 << 20)
+	if _, n := sasB[0].ReserveSeq(1); n != 0 {
+		t.Fatal("the standby's outbound SA is not gated")
+	}
+	sasB[0].SetSeqLimit(0)
 	time.Sleep(100 * time.Millisecond) // a publishes its top (every 10 ms)
 	// a leaves: the group moves to b at once.
 	if err := pa.close(); err != nil {
