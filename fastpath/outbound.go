@@ -191,6 +191,7 @@ func (w *Worker) plan(pkts []Packet, nfree *int) int {
 // (or bypassed, or answered with an ICMP error) and queued, WAN-bound in
 // w.tx, LAN-bound in w.txLAN. It returns how many of each.
 func (w *Worker) emit(pkts []Packet, nfree *int) (ntx, nlan int) {
+	var nenc uint64 // counted once per batch
 	for i := range pkts {
 		pl := &w.outPlan[i]
 		p := &pkts[i]
@@ -245,7 +246,7 @@ func (w *Worker) emit(pkts []Packet, nfree *int) (ntx, nlan int) {
 			}
 			r.pk++
 			r.by += uint64(p.Len - packet.EthLen)
-			w.local.Counts[Encaps]++
+			nenc++
 		}
 		if out == nil {
 			// Held for the next hop (pending.go); the LAN frame is free
@@ -255,7 +256,7 @@ func (w *Worker) emit(pkts []Packet, nfree *int) (ntx, nlan int) {
 			}
 			continue
 		}
-		w.tx[ntx] = *out
+		copyPacket(&w.tx[ntx], out)
 		ntx++
 		if out != p {
 			w.toFree(nfree, p) // the LAN frame, now copied out
@@ -264,6 +265,7 @@ func (w *Worker) emit(pkts []Packet, nfree *int) (ntx, nlan int) {
 			ntx = w.splitOuter(w.runs[pl.run].sa, ntx)
 		}
 	}
+	w.local.Counts[Encaps] += nenc
 	return ntx, nlan
 }
 
@@ -471,4 +473,12 @@ func (w *Worker) bypass(p *Packet, to Port, cross bool, c *hopCache, nh NextHop)
 	}
 	writeEth(q.Frame[q.Off:], hop, v4)
 	return q, sad.OK
+}
+
+// copyPacket copies *q to *t a word at a time. A struct copy moves 16
+// bytes at a time, and right after encap stored Off and Len (8 bytes
+// each) such a load cannot be forwarded from those stores: a stall of
+// ~12 cycles per packet.
+func copyPacket(t, q *Packet) {
+	t.Frame, t.Off, t.Len, t.Addr = q.Frame, q.Off, q.Len, q.Addr
 }

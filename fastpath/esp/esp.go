@@ -30,6 +30,7 @@ type Scratch struct {
 	ctr   [16]byte
 	icv   [32]byte
 	hi    [4]byte
+	flow  packet.InnerFlow // selectorsMatch's
 }
 
 // HeadRoom is how many bytes Encap writes in front of the inner packet's

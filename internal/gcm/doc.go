@@ -12,8 +12,14 @@
 // for the tail, so short packets never fall back to block-at-a-time code)
 // and one for the tag (GHASH over AAD ‖ ciphertext ‖ lengths with up to 32
 // blocks per reduction, a packet of up to 224 bytes with at most 16 bytes of
-// AAD in a single reduction, the tag mask E(K, J0) computed alongside). Open
-// computes and checks the tag before it decrypts anything. Elsewhere,
+// AAD in a single reduction, the tag mask E(K, J0) computed alongside);
+// Seal of up to 224 bytes with up to 16 of AAD (ESP's packets up to ~200
+// bytes) makes keystream, tag mask and tag in one call. Open runs in one pass at every length: up to 224 bytes it computes tag
+// and keystream together and writes the plaintext only once the tag
+// matched; longer messages (with up to 16 bytes of AAD, ESP's 8 or 12) are
+// hashed and decrypted 256 bytes at a time, each chunk loaded once, and a
+// message whose tag fails has its plaintext zeroed before Open returns.
+// (Longer AAD takes the tag first and decrypts after.) Elsewhere,
 // and in builds tagged purego (which the tests use to force this path on
 // any CPU), it uses crypto/cipher's GCM, which runs in constant time: for
 // 12- and 16-byte tags directly, for 8-byte tags by computing the 16-byte

@@ -185,6 +185,12 @@ func (a *AEAD) Seal(dst, nonce, plaintext, additionalData []byte) []byte {
 		// ret has room for the output, so crypto/cipher writes it in place.
 		return a.std.Seal(ret[:len(dst)], nonce, plaintext, additionalData)
 	}
+	if len(plaintext) <= maxShortSeal && len(additionalData) <= 16 {
+		// ESP's packets up to ~200 bytes: keystream, tag mask and GHASH
+		// in one call, the tag written in place.
+		sealShortAsm(a.keys, nonce, out, plaintext, additionalData, a.tagSize)
+		return ret
+	}
 	var tag [16]byte
 	sealAsm(a.keys, nonce, out[:len(plaintext)], plaintext, additionalData, &tag)
 	copy(out[len(plaintext):], tag[:a.tagSize])
@@ -193,8 +199,13 @@ func (a *AEAD) Seal(dst, nonce, plaintext, additionalData []byte) []byte {
 
 // Open authenticates ciphertext (which ends in the tag) and additionalData
 // and, only if the tag matches, decrypts and appends the plaintext to dst,
-// as crypto/cipher.AEAD.Open. The tag is checked in constant time before
-// any byte of dst is written. It never panics: a wrong nonce length, a
+// as crypto/cipher.AEAD.Open. The tag is checked in constant time. On the
+// assembly path a ciphertext of more than 224 bytes is hashed and decrypted
+// in one pass, so the plaintext is written before the tag is known; when
+// the tag does not match, Open zeroes those bytes of dst before it returns
+// the error (as crypto/cipher does), so no unauthenticated plaintext
+// outlives the call. Shorter ciphertexts, and every other path, write dst
+// only after the tag matched. It never panics: a wrong nonce length, a
 // ciphertext shorter than the tag or an inexact overlap return an error.
 func (a *AEAD) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error) {
 	if len(nonce) != NonceSize {
@@ -225,6 +236,17 @@ func (a *AEAD) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, erro
 		}
 		return ret, nil
 	}
+	if len(additionalData) <= maxOnePassAAD {
+		// Longer packets: one pass that hashes, decrypts and writes. The
+		// plaintext of a message that fails is wiped before the error
+		// returns, so no unauthenticated byte leaves Open.
+		if !openAsm(a.keys, nonce, out, ct, additionalData, tag) {
+			clear(out)
+			return nil, errOpen
+		}
+		return ret, nil
+	}
+	// AAD over 16 bytes (not ESP's): tag first, then decrypt.
 	var want [16]byte
 	tagAsm(a.keys, nonce, ct, additionalData, &want)
 	if !tagEqual(&want, tag) {

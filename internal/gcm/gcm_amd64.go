@@ -53,3 +53,34 @@ const maxShortOpen = 224
 func openShortAsm(k *asmKeys, nonce, dst, ct, aad, tag []byte) bool {
 	return gcmOpenShortAVX512(k, (*[12]byte)(nonce), dst, ct, aad, tag)
 }
+
+// gcmOpenAVX512 opens a message of any length in one pass (see the
+// assembly): 0 ≤ len(aad) ≤ 16, len(tag) ≤ 16, len(dst) ≥ len(ct) with dst
+// and ct the same or not overlapping. It writes the plaintext to dst as it
+// goes and reports whether the tag matched; on false the caller must zero
+// dst[:len(ct)].
+//
+//go:noescape
+func gcmOpenAVX512(k *asmKeys, nonce *[12]byte, dst, ct, aad, tag []byte) bool
+
+// maxOnePassAAD is the longest AAD gcmOpenAVX512 takes (ESP's is 8 or 12).
+const maxOnePassAAD = 16
+
+func openAsm(k *asmKeys, nonce, dst, ct, aad, tag []byte) bool {
+	return gcmOpenAVX512(k, (*[12]byte)(nonce), dst, ct, aad, tag)
+}
+
+// gcmSealShortAVX512 seals a short message in one pass (see the assembly):
+// 0 ≤ len(aad) ≤ 16, 0 ≤ len(pt) ≤ 224, len(dst) = len(pt) + tagLen with
+// dst and pt the same or not overlapping; the tag's first tagLen bytes go
+// behind the ciphertext.
+//
+//go:noescape
+func gcmSealShortAVX512(k *asmKeys, nonce *[12]byte, dst, pt, aad []byte, tagLen int)
+
+// maxShortSeal is the longest plaintext gcmSealShortAVX512 takes.
+const maxShortSeal = 224
+
+func sealShortAsm(k *asmKeys, nonce, dst, pt, aad []byte, tagLen int) {
+	gcmSealShortAVX512(k, (*[12]byte)(nonce), dst, pt, aad, tagLen)
+}

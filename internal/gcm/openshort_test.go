@@ -11,7 +11,8 @@ import (
 // in place and into a separate buffer with guard bytes on both sides (the
 // path loads and stores at masked offsets before the slices), and with a
 // flipped bit in the ciphertext, the tag or the AAD, after which dst must
-// be untouched.
+// be untouched (the short path) or zeroed (the one-pass path, which takes
+// no AAD and lengths past 224).
 func TestOpenShort(t *testing.T) {
 	r := newRand(7)
 	for _, keyLen := range []int{16, 24, 32} {
@@ -62,7 +63,7 @@ func TestOpenShort(t *testing.T) {
 						if _, err := a.Open(dst[:0], nonce, bad, badAAD); err == nil {
 							t.Fatalf("key %d tag %d aad %d len %d: forged %s accepted", keyLen, ts, aadLen, n, where)
 						}
-						if !bytes.Equal(dst, bytes.Repeat([]byte{0xee}, n)) {
+						if !failedDstOK(bytes.Repeat([]byte{0xee}, n), dst, n) {
 							t.Fatalf("key %d tag %d aad %d len %d: forged %s wrote dst", keyLen, ts, aadLen, n, where)
 						}
 					}

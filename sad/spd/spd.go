@@ -153,7 +153,7 @@ func (d *SPD) LookupCached(c *Cache, k *packet.FlowKey) *Policy {
 	if ix == nil {
 		return nil
 	}
-	if c.ix == ix && c.key == *k {
+	if c.ix == ix && c.key.Equal(k) {
 		return c.pol
 	}
 	c.ix, c.key, c.pol = ix, *k, ix.lookup(k)
