@@ -2,26 +2,16 @@ package cluster
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/xdpsec/xdpsec/internal/cluster/etcdtest"
 	"github.com/xdpsec/xdpsec/internal/config"
 )
 
-// freeURL is an http URL on a free localhost port.
-func freeURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprintf("http://%s", l.Addr())
-}
+var freeURL, waitFor = etcdtest.FreeURL, etcdtest.WaitFor
 
 // testEtcd starts a one-member embedded etcd in a temporary directory and
 // returns its configuration (for more clients); it stops with the test.

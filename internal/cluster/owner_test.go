@@ -15,18 +15,6 @@ const (
 	testMargin = config.DefaultFenceMargin
 )
 
-// waitFor polls cond every millisecond until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		if cond() {
-			return true
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return cond()
-}
-
 func TestOwnershipTakeoverFenced(t *testing.T) {
 	cl := testEtcd(t)
 	spec := []GroupSpec{{Name: "g1", Nodes: []string{"a", "b"}}}

@@ -102,7 +102,7 @@ func (p *clusterPlane) run(ctx context.Context) {
 	defer func() { <-tops }()
 	t := time.NewTicker(seqstate.RefreshInterval)
 	defer t.Stop()
-	failing := false
+	var f saveFailures
 	for {
 		select {
 		case <-ctx.Done():
@@ -110,11 +110,9 @@ func (p *clusterPlane) run(ctx context.Context) {
 		case ev := <-p.events:
 			p.change(ctx, ev)
 		case now := <-t.C:
-			err := p.res.Refresh(now)
-			if err != nil && !failing {
-				p.log.Error("cluster: cannot raise sequence marks: the groups' outbound SAs stop at their marks (seq_unreserved)", "err", err)
-			}
-			failing = err != nil
+			f.note(p.log, p.res.Refresh(now),
+				"cluster: cannot raise sequence marks: the groups' outbound SAs stop at their marks (seq_unreserved)",
+				"cluster: sequence marks raised again")
 		}
 	}
 }

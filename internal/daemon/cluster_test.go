@@ -3,27 +3,16 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/cluster"
+	"github.com/xdpsec/xdpsec/internal/cluster/etcdtest"
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/sad"
 )
-
-func localURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprintf("http://%s", l.Addr())
-}
 
 // clusterNode is node's configuration of a two-SA group g1 (a preferred)
 // and its SAs, on the etcd at endpoint.
@@ -52,23 +41,14 @@ func clusterNode(t *testing.T, node, endpoint string) (*config.Config, []*sad.SA
 	return cfg, sas
 }
 
-func waitUntil(d time.Duration, cond func() bool) bool {
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
-}
-
 // TestClusterPlaneStaticSAs: a group's static SAs send only on the node
 // that owns the group, above the group's mark; when the group moves, the
 // new owner's first sequence number is above everything the old one could
 // use, and its inbound window refuses what the old one accepted.
 func TestClusterPlaneStaticSAs(t *testing.T) {
-	peer := localURL(t)
+	peer := etcdtest.FreeURL(t)
 	etcd := &config.Cluster{Name: "t", Node: "e", Embedded: &config.EmbeddedEtcd{DataDir: t.TempDir(), PeerURL: peer,
-		ClientURL: localURL(t), Members: map[string]string{"e": peer}}}
+		ClientURL: etcdtest.FreeURL(t), Members: map[string]string{"e": peer}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	srv, err := cluster.StartEmbedded(ctx, etcd)
@@ -86,7 +66,7 @@ func TestClusterPlaneStaticSAs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pa.close()
-	if !waitUntil(5*time.Second, func() bool { return sasA[0].SeqLimit() > sasA[0].Seq() }) {
+	if !etcdtest.WaitFor(5*time.Second, func() bool { return sasA[0].SeqLimit() > sasA[0].Seq() }) {
 		t.Fatal("a's outbound SA never got numbers")
 	}
 	if err := pb.start(ctx); err != nil {
@@ -121,7 +101,7 @@ func TestClusterPlaneStaticSAs(t *testing.T) {
 		t.Fatal("a sends past its limit after leaving")
 	}
 	lastA = max(lastA, sasA[0].SeqLimit()) // everything a could have used
-	if !waitUntil(5*time.Second, func() bool { return sasB[0].SeqLimit() > sasB[0].Seq() }) {
+	if !etcdtest.WaitFor(5*time.Second, func() bool { return sasB[0].SeqLimit() > sasB[0].Seq() }) {
 		t.Fatal("b's outbound SA never got numbers")
 	}
 	first, n := sasB[0].ReserveSeq(1)
