@@ -51,6 +51,15 @@ func TestNode(t *testing.T) {
 	if !waitFor(5*time.Second, func() bool { return ga.MaySend(Now()) && gb.MaySend(Now()) }) {
 		t.Fatal("the preferred nodes did not take their groups")
 	}
+	st, err := b.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Node != "b" || len(st.Members) != 1 || st.Members[0].Name != "a" || !st.Members[0].Leader ||
+		len(st.Groups) != 2 || st.Groups[0].Name != "g1" || st.Groups[0].Owner != "a" || st.Groups[0].Sending ||
+		st.Groups[1].Owner != "b" || !st.Groups[1].Sending || st.Groups[1].Left <= 0 || st.Groups[1].Left > config.DefaultLeaseTTL {
+		t.Fatalf("status %+v", st)
+	}
 	// b stops using a's member as a's node goes: it gets g1 released
 	// first (Ownership.Close before the member stops).
 	released := make(chan struct{})
