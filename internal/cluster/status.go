@@ -69,4 +69,3 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	slices.SortFunc(st.Members, func(a, b MemberStatus) int { return strings.Compare(a.Name, b.Name) })
 	return st, nil
 }
-
