@@ -235,7 +235,7 @@ func (e *Engine) admit(p transport.Packet) (inbound, bool) {
 // acceptsPeer reports whether any connection takes IKE_SA_INIT from remote
 // to local (candidates without the slice).
 func (e *Engine) acceptsPeer(local, remote netip.Addr) bool {
-	for _, c := range e.conns {
+	for _, c := range e.peerConns() {
 		if c.acceptsLocal(local) && c.acceptsRemote(remote) {
 			return true
 		}
@@ -250,7 +250,7 @@ func (e *Engine) acceptsPeer(local, remote netip.Addr) bool {
 // admitted whole (up to the queue's length) before the first of it shows
 // in the half-open count.
 func (e *Engine) cookiesRequired() bool {
-	return e.cookiesAlways || e.flood.halfOpen.Load()+uint64(max(e.initsQueued.Load(), 0)) >= uint64(e.cookieThreshold)
+	return e.cookiesAlways.Load() || e.flood.halfOpen.Load()+uint64(max(e.initsQueued.Load(), 0)) >= uint64(e.cookieThreshold.Load())
 }
 
 // checkCookie admits the request if no cookie is required or it carries a

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/netip"
 	"slices"
 	"sync"
@@ -124,14 +123,17 @@ type Engine struct {
 	inst  Installer
 	log   *slog.Logger
 	conns []*Connection
+	// peers is conns as the gate reads it (acceptsPeer): the loop
+	// publishes a new slice whenever a reload changes conns.
+	peers atomic.Pointer[[]*Connection]
 	// reachable is Config.Reachable.
 	reachable func(local, remote netip.Addr) bool
 
 	retransmit      Retransmit
 	halfOpenLimit   int
 	halfOpenTimeout time.Duration
-	cookieThreshold int
-	cookiesAlways   bool
+	cookieThreshold atomic.Int64 // read by the gate; SetDefence changes it
+	cookiesAlways   atomic.Bool
 	cookies         *cookieJar     // admission's only
 	limiter         *sourceLimiter // the loop's only; nil: no limit
 	provenLimiter   *sourceLimiter // for requests with a valid COOKIE
@@ -203,60 +205,37 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		return nil, errors.New("ike: New needs a transport and an installer")
 	}
 	e := &Engine{
-		conn:            conn,
-		inst:            inst,
-		reachable:       cfg.Reachable,
-		log:             cfg.Logger,
-		retransmit:      cfg.Retransmit.withDefaults(),
-		halfOpenLimit:   cfg.HalfOpenLimit,
-		halfOpenTimeout: cfg.HalfOpenTimeout,
-		cookieThreshold: cfg.CookieThreshold,
-		cookiesAlways:   cfg.CookiesAlways,
-		admitted:        make(chan inbound, admittedQueue),
-		rIKEPort:        cfg.RemoteIKEPort,
-		rNATTPort:       cfg.RemoteNATTPort,
-		keylogIKE:       cfg.KeyLogIKE,
-		keylogESP:       cfg.KeyLogESP,
-		rekeyedDelay:    cfg.RekeyedInboundDelay,
-		rekeyDelete:     cfg.RekeyDeleteDelay,
-		lingering:       map[uint32]*time.Timer{},
-		keepalives:      map[*ikeSA]*natKeepalive{},
-		sas:             map[uint64]*ikeSA{},
-		halfOpen:        map[halfOpenKey]bool{},
-		hoPrefix:        map[[16]byte][2]int32{},
-		byInit:          map[halfOpenKey]*ikeSA{},
-		hybrid:          map[*ikeSA]*hybridState{},
-		followups:       map[*ikeSA]*followupState{},
-		spis:            map[uint32]struct{}{},
-		fragTimeout:     reassemblyTimeout,
-		events:          make(chan func(), 64),
-		quit:            make(chan struct{}),
-		done:            make(chan struct{}),
+		conn:         conn,
+		inst:         inst,
+		reachable:    cfg.Reachable,
+		log:          cfg.Logger,
+		retransmit:   cfg.Retransmit.withDefaults(),
+		admitted:     make(chan inbound, admittedQueue),
+		rIKEPort:     cfg.RemoteIKEPort,
+		rNATTPort:    cfg.RemoteNATTPort,
+		keylogIKE:    cfg.KeyLogIKE,
+		keylogESP:    cfg.KeyLogESP,
+		rekeyedDelay: cfg.RekeyedInboundDelay,
+		rekeyDelete:  cfg.RekeyDeleteDelay,
+		lingering:    map[uint32]*time.Timer{},
+		keepalives:   map[*ikeSA]*natKeepalive{},
+		sas:          map[uint64]*ikeSA{},
+		halfOpen:     map[halfOpenKey]bool{},
+		hoPrefix:     map[[16]byte][2]int32{},
+		byInit:       map[halfOpenKey]*ikeSA{},
+		hybrid:       map[*ikeSA]*hybridState{},
+		followups:    map[*ikeSA]*followupState{},
+		spis:         map[uint32]struct{}{},
+		fragTimeout:  reassemblyTimeout,
+		events:       make(chan func(), 64),
+		quit:         make(chan struct{}),
+		done:         make(chan struct{}),
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
-	if e.halfOpenLimit <= 0 {
-		e.halfOpenLimit = DefaultHalfOpenLimit
-	}
-	if e.halfOpenTimeout <= 0 {
-		e.halfOpenTimeout = defaultHalfOpenTimeout
-	}
-	if e.cookieThreshold <= 0 {
-		e.cookieThreshold = DefaultCookieThreshold
-	}
 	now := e.now()
 	e.cookies = newCookieJar(cfg.CookieSecretLifetime, now)
-	rate, burst, slots := cfg.InitRate, cfg.InitBurst, cfg.RateLimitSlots
-	if rate == 0 {
-		rate = defaultInitRate
-	}
-	if burst <= 0 {
-		burst = defaultInitBurst
-	}
-	if slots <= 0 {
-		slots = defaultLimiterSize
-	}
 	e.prefix = sourcePrefix{v4: cfg.SourcePrefixV4, v6: cfg.SourcePrefixV6}
 	if e.prefix.v4 <= 0 || e.prefix.v4 > 32 {
 		e.prefix.v4 = DefaultSourcePrefixV4
@@ -264,20 +243,7 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 	if e.prefix.v6 <= 0 || e.prefix.v6 > 128 {
 		e.prefix.v6 = DefaultSourcePrefixV6
 	}
-	e.limiter = newSourceLimiter(rate, burst, min(slots, 1<<20), now)
-	e.provenLimiter = newSourceLimiter(rate, burst, min(slots, 1<<20), now)
-	for _, l := range []*sourceLimiter{e.limiter, e.provenLimiter} {
-		if l != nil {
-			l.prefix = e.prefix
-		}
-	}
-	e.halfOpenPer = cfg.HalfOpenPerPrefix
-	switch {
-	case e.limiter == nil:
-		e.halfOpenPer = math.MaxInt // the per-source limits are off
-	case e.halfOpenPer <= 0:
-		e.halfOpenPer = DefaultHalfOpenPerPrefix
-	}
+	e.setLimits(cfg.Defence, now)
 	e.reasm = newReassemblyBudget(cfg.ReassemblyBudget, cfg.UnauthReassemblyLimit)
 	e.quiet.log = e.log
 	if e.rekeyedDelay == 0 {
@@ -301,6 +267,7 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		names[c.Name] = true
 		e.conns = append(e.conns, &c)
 	}
+	e.publishPeers()
 	return e, nil
 }
 
@@ -618,14 +585,7 @@ func (e *Engine) Terminate(ctx context.Context, name string) error {
 	ok := e.do(ctx, func() {
 		for _, sa := range e.sas {
 			if sa.conn != nil && sa.conn.Name == name && sa.state != StateDead {
-				w := make(chan error, 1)
-				sa.waiters = append(sa.waiters, waiter{ch: w, terminate: true})
-				waits = append(waits, w)
-				if sa.state == StateEstablished {
-					sa.enqueue(&deleteIKETask{})
-				} else {
-					sa.destroy()
-				}
+				waits = append(waits, sa.terminate())
 			}
 		}
 	})
@@ -636,6 +596,19 @@ func (e *Engine) Terminate(ctx context.Context, name string) error {
 		return fmt.Errorf("ike: no IKE SA of connection %q", name)
 	}
 	return wait(ctx, false, waits...)
+}
+
+// terminate deletes the IKE SA: with an INFORMATIONAL Delete exchange if
+// it is established, at once otherwise; the channel hears the outcome.
+func (sa *ikeSA) terminate() chan error {
+	w := make(chan error, 1)
+	sa.waiters = append(sa.waiters, waiter{ch: w, terminate: true})
+	if sa.state == StateEstablished {
+		sa.enqueue(&deleteIKETask{})
+	} else {
+		sa.destroy()
+	}
+	return w
 }
 
 // terminateChild deletes the Child SAs named child of the connection's IKE

@@ -13,6 +13,7 @@ pkgs=(
 	python3-scapy nftables conntrack
 	clang llvm libbpf-dev
 	man-db groff-base systemd # the package's tests: man -l, systemd-analyze verify (setpriv: util-linux)
+	systemd-container         # TestSystemdUnit boots a real systemd with systemd-nspawn
 )
 
 if ! command -v go >/dev/null; then
@@ -66,6 +67,8 @@ check util-linux setpriv --version
 check man-db man --version
 check groff-base groff --version
 check systemd systemd-analyze --version
+check systemd test -x /lib/systemd/systemd
+check systemd-container systemd-nspawn --version
 check python3-scapy /usr/bin/python3 -c 'import scapy.all'
 check nftables nft --version
 check clang sh -c 'clang -print-targets | grep -qw bpf'

@@ -137,7 +137,7 @@ the pinned XDP programs and maps
 .I /lib/systemd/system/xdpsec.service
 the systemd unit: user xdpsec, CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON CAP_IPC_LOCK CAP_NET_BIND_SERVICE only
 .SH SIGNALS
-SIGINT and SIGTERM stop the daemon; SIGHUP re\-reads log_level (systemctl reload xdpsec).
+SIGINT and SIGTERM stop the daemon; SIGHUP reloads the configuration live as \fBxdpsec reload\fR does (systemctl reload xdpsec): unchanged tunnels are not touched; a bad file, or a setting only a restart can change, changes nothing and is logged with file:line: field.
 .SH SEE ALSO
 .BR xdpsec.yaml (5),
 .BR systemctl (1),

@@ -25,7 +25,7 @@ var pages = map[string]page{
 		synopsis: "run [-c FILE] [--check | --cleanup]",
 		text: "Run the gateway: load and pin the XDP programs on the LAN and WAN interfaces, open the AF_XDP sockets, " +
 			"start the workers, the IKEv2 daemon, the control socket and the metrics endpoint. Logs go to stderr in log_format. " +
-			"SIGINT and SIGTERM stop it; SIGHUP re-reads log_level. Under systemd (Type=notify) it reports READY, RELOADING and STOPPING.\n\n" +
+			"SIGINT and SIGTERM stop it; SIGHUP reloads the configuration as `xdpsec reload` does. Under systemd (Type=notify) it reports READY, RELOADING and STOPPING.\n\n" +
 			"It needs root, or CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_PERFMON, CAP_IPC_LOCK and (with IKE) CAP_NET_BIND_SERVICE " +
 			"and its own pin_path, state_dir and control directories; a missing capability is named at start.\n\n" +
 			"--check validates the configuration (errors give file:line: field) and exits; --cleanup removes what a killed daemon left attached.",
@@ -51,6 +51,21 @@ var pages = map[string]page{
 		synopsis: "rekey NAME [CHILD] [--socket PATH | -c FILE]",
 		text:     "Rekey the connection's IKE SA now, or with CHILD that child's Child SAs (make-before-break). Root, the daemon's user and control_admin_group only.",
 		example:  "xdpsec rekey site\nxdpsec rekey site net",
+	},
+	"reload": {
+		synopsis: "reload [-c FILE | --socket PATH]",
+		text: "Make the running daemon re-read its configuration file and apply the difference, as SIGHUP does: connections " +
+			"(added ones follow their start_action, removed ones are deleted with a Delete to the peer, changed ones take the new " +
+			"settings: proposals at the next rekey, traffic selectors, addresses or mode by setting the connection up again), " +
+			"children, static SAs and policies, PSKs, certificates, the ike: flood limits, log_level and metrics. Tunnels whose " +
+			"configuration did not change are not touched. It prints one line: what was added, removed, changed and left alone, " +
+			"and how long it took.\n\n" +
+			"The file is checked as `run --check` checks it; an invalid file, or a change only a restart can make (interfaces, " +
+			"queues, xdp_mode, zerocopy, VLANs, pin_path, control, state_dir, nat_t_port...), changes " +
+			"nothing and exits 1 with file:line: field; so does a new outbound static key without its sequence-number mark " +
+			"(run `xdpsec newkeys` first). The daemon only re-reads the file it was started with. " +
+			"Root, the daemon's user and control_admin_group only.",
+		example: "xdpsec reload -c /etc/xdpsec/xdpsec.yaml\nxdpsec run --check -c /etc/xdpsec/xdpsec.yaml && systemctl reload xdpsec",
 	},
 	"newkeys": {
 		synopsis: "newkeys [-c FILE]",
@@ -171,7 +186,7 @@ func controlFlagSet(name string) (*flag.FlagSet, func() (string, error)) {
 // loadConfig loads the configuration file; on an error (which names
 // file:line) it prints it and returns nil: exit status 1.
 func loadConfig(file string) *config.Config {
-	cfg, err := config.Load(file)
+	cfg, err := config.Check(file)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return nil

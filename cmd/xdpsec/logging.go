@@ -8,7 +8,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
-	"github.com/xdpsec/xdpsec/internal/config"
+	xdaemon "github.com/xdpsec/xdpsec/internal/daemon"
 )
 
 // newLogger writes to w in the configuration's log_format: logfmt
@@ -31,33 +31,46 @@ func parseLevel(s string) slog.Level {
 	return l
 }
 
-// hangups serves SIGHUP until ctx is done. Go's default for SIGHUP ends
-// the process, which would drop every tunnel; live reload does not exist
-// yet, so a SIGHUP re-reads the file, applies only log_level and says
-// that everything else needs a restart. A file that does not load
-// changes nothing.
-func hangups(ctx context.Context, sig <-chan os.Signal, file string, level *slog.LevelVar, log *slog.Logger) {
+// reloader is what a SIGHUP asks: the daemon's live reload.
+type reloader interface {
+	Reload(ctx context.Context, path string) (*xdaemon.ReloadResult, error)
+}
+
+// hangups serves SIGHUP until ctx is done: each one reloads the
+// configuration file the daemon runs, as `xdpsec reload` does (Go's
+// default for SIGHUP would end the process and every tunnel with it).
+func hangups(ctx context.Context, sig <-chan os.Signal, d reloader, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-sig:
-			hangup(file, level, log)
+			hangup(d, log)
 		}
 	}
 }
 
-func hangup(file string, level *slog.LevelVar, log *slog.Logger) {
-	// systemd shows the unit "reloading" until READY=1 again.
-	notifyReloading(log)
-	defer notify(log, daemon.SdNotifyReady, "STATUS=running")
-	cfg, err := config.Load(file)
-	if err != nil {
-		log.Error("SIGHUP: configuration not re-read, nothing changed", "err", err)
-		return
+// hangup is one SIGHUP: the daemon logs what changed; a file that does
+// not load or needs a restart changes nothing and is logged here. The
+// daemon's reload hooks (reloadHooks) tell systemd.
+func hangup(d reloader, log *slog.Logger) {
+	if _, err := d.Reload(context.Background(), ""); err != nil {
+		log.Error("SIGHUP: reload failed", "err", err)
 	}
-	cfg.Wipe()
-	level.Set(parseLevel(cfg.LogLevel))
-	log.Warn("SIGHUP: log_level re-read; reloading anything else is not implemented in this version: restart to apply other changes",
-		"config", file, "log_level", cfg.LogLevel)
+}
+
+// reloadHooks frame every reload, by SIGHUP or `xdpsec reload`, for
+// systemd: the unit shows "reloading" from RELOADING=1 until READY=1,
+// whose STATUS says how the reload went.
+func reloadHooks(log *slog.Logger) xdaemon.ReloadHooks {
+	return xdaemon.ReloadHooks{
+		Begin: func() { notifyReloading(log) },
+		End: func(res *xdaemon.ReloadResult, err error) {
+			if err != nil {
+				notify(log, daemon.SdNotifyReady, "STATUS=running; last reload failed: "+err.Error())
+				return
+			}
+			notify(log, daemon.SdNotifyReady, "STATUS=running; reloaded: "+res.Reload.String())
+		},
+	}
 }

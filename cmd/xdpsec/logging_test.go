@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/config"
+	xdaemon "github.com/xdpsec/xdpsec/internal/daemon"
 )
 
 func TestNewLogger(t *testing.T) {
@@ -36,24 +39,33 @@ func TestNewLogger(t *testing.T) {
 	}
 }
 
-const hupConfig = `interfaces: {lan: lan0, wan: wan0}
-sas:
-  - {name: ab, spi: 0x1001, dir: out, local: 192.0.2.1, remote: 192.0.2.2, suite: aes128gcm16,
-     key: 0x000102030405060708090a0b0c0d0e0f10111213}
-policies:
-  - {name: p, src: 198.18.1.0/24, dst: 198.18.2.0/24, action: protect, sa: ab}
-`
+// fakeReloader stands for the daemon: it counts reloads and fails the
+// ones err says.
+type fakeReloader struct {
+	mu    sync.Mutex
+	calls int
+	err   error
+}
 
-// TestHangup: SIGHUP re-reads log_level, says the rest needs a restart,
-// and a file that does not load changes nothing; the process lives on.
-func TestHangup(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "gw.yaml")
-	write := func(s string) {
-		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
+func (f *fakeReloader) Reload(context.Context, string) (*xdaemon.ReloadResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.err != nil {
+		return nil, f.err
 	}
-	write(hupConfig + "log_level: debug\n")
+	return &xdaemon.ReloadResult{Reload: &config.Reload{Unchanged: []string{"site"}}}, nil
+}
+
+func (f *fakeReloader) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+// TestHangup: each SIGHUP is a live reload of the daemon (not only
+// log_level, as before), a failed one is logged, and the process lives on.
+func TestHangup(t *testing.T) {
 	var level slog.LevelVar
 	var buf syncBuffer
 	log := newLogger(&buf, "text", &level)
@@ -61,17 +73,21 @@ func TestHangup(t *testing.T) {
 	defer cancel()
 	hup := make(chan os.Signal, 1)
 	stopped := make(chan struct{})
-	go func() { hangups(ctx, hup, file, &level, log); close(stopped) }()
+	d := &fakeReloader{}
+	go func() { hangups(ctx, hup, d, log); close(stopped) }()
 	hup <- syscall.SIGHUP
-	waitFor(t, &buf, "not implemented in this version")
-	if level.Level() != slog.LevelDebug {
-		t.Errorf("level %v after SIGHUP, want debug", level.Level())
+	for deadline := time.Now().Add(5 * time.Second); d.count() < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("SIGHUP did not reload")
+		}
 	}
-	write(hupConfig + "log_level: loud\n")
+	d.mu.Lock()
+	d.err = errors.New("gw.yaml:7: log_level: \"loud\" is not debug, info, warn or error")
+	d.mu.Unlock()
 	hup <- syscall.SIGHUP
-	waitFor(t, &buf, "configuration not re-read")
-	if !strings.Contains(buf.String(), "gw.yaml:7: log_level") || level.Level() != slog.LevelDebug {
-		t.Errorf("a bad file: level %v, log\n%s", level.Level(), buf.String())
+	waitFor(t, &buf, "SIGHUP: reload failed")
+	if !strings.Contains(buf.String(), "gw.yaml:7: log_level") || d.count() != 2 {
+		t.Errorf("a bad file: %d reloads, log\n%s", d.count(), buf.String())
 	}
 	cancel()
 	<-stopped

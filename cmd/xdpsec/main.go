@@ -28,6 +28,7 @@ func init() {
 		"show":      {"show sa|policy|stats|ike of the running daemon [-o json] [--socket PATH | -c FILE]", runShow},
 		"initiate":  {"establish an IKE connection: initiate NAME [--socket PATH | -c FILE]", runInitiate},
 		"terminate": {"delete an IKE connection's SAs: terminate NAME [--socket PATH | -c FILE]", runTerminate},
+		"reload":    {"re-read the configuration and apply the difference: reload [-c FILE | --socket PATH] (as SIGHUP)", runReload},
 		"rekey":     {"rekey now: rekey NAME [CHILD] [--socket PATH | -c FILE] (the IKE SA, or the child's Child SAs)", runRekey},
 		"newkeys":   {"declare the configuration's static SA keys new (never used) in state_dir, once, before the first run", newKeys},
 		"doctor":    {"inspect the host as the configuration would use it (changes nothing)", runDoctor},

@@ -1,19 +1,23 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/config"
+	xdaemon "github.com/xdpsec/xdpsec/internal/daemon"
 )
 
-// TestHangupNotifies: under systemd (NOTIFY_SOCKET set) a SIGHUP is
-// framed by RELOADING=1 (with MONOTONIC_USEC) and READY=1, so
-// `systemctl reload` waits for it and the unit never looks stuck; a file
-// that does not load still ends with READY=1.
+// TestHangupNotifies: under systemd (NOTIFY_SOCKET set) a reload (SIGHUP
+// or `xdpsec reload`: the daemon calls these hooks around both) is
+// framed by RELOADING=1 (with MONOTONIC_USEC) and READY=1, so `systemctl
+// reload` waits for it and the unit never looks stuck; a file that does
+// not load still ends with READY=1.
 func TestHangupNotifies(t *testing.T) {
 	dir := t.TempDir()
 	sockPath := filepath.Join(dir, "notify")
@@ -23,7 +27,6 @@ func TestHangupNotifies(t *testing.T) {
 	}
 	defer conn.Close()
 	t.Setenv("NOTIFY_SOCKET", sockPath)
-	file := filepath.Join(dir, "gw.yaml")
 	var level slog.LevelVar
 	log := newLogger(&syncBuffer{}, "text", &level)
 	read := func() string {
@@ -36,11 +39,14 @@ func TestHangupNotifies(t *testing.T) {
 		}
 		return string(buf[:n])
 	}
-	for _, body := range []string{hupConfig + "log_level: debug\n", hupConfig + "log_level: loud\n"} {
-		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
+	hooks := reloadHooks(log)
+	for _, fail := range []error{nil, errors.New("gw.yaml:7: log_level: bad")} {
+		hooks.Begin()
+		var res *xdaemon.ReloadResult
+		if fail == nil {
+			res = &xdaemon.ReloadResult{Reload: &config.Reload{}}
 		}
-		hangup(file, &level, log)
+		hooks.End(res, fail)
 		if got := read(); !strings.HasPrefix(got, "RELOADING=1\nMONOTONIC_USEC=") {
 			t.Errorf("first notification %q, want RELOADING=1 with MONOTONIC_USEC", got)
 		}

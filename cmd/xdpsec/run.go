@@ -56,13 +56,16 @@ func runDaemon(args []string) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go hangups(ctx, hup, *file, &level, log)
 	d, err := daemon.Start(cfg, log)
 	if err != nil {
 		log.Error("xdpsec", "err", err)
 		notify(log, "STATUS=start failed: "+err.Error())
 		return 1
 	}
+	// A SIGHUP during the start waits in hup and is served now.
+	d.SetLevelVar(&level)
+	d.SetReloadHooks(reloadHooks(log))
+	go hangups(ctx, hup, d, log)
 	notify(log, systemd.SdNotifyReady, "STATUS=running")
 	<-ctx.Done()
 	notify(log, systemd.SdNotifyStopping)

@@ -89,3 +89,67 @@ func TestListenAddressNotYetPresent(t *testing.T) {
 		t.Fatal("unspecified address accepted")
 	}
 }
+
+// TestAddRemoveAddr: a live reload of local_addrs opens the sockets of a
+// new address on the Conn's ports (it receives and sends from then on)
+// and closes those of an address no connection names (sending from it
+// fails); Receive's channel still closes on Close.
+func TestAddRemoveAddr(t *testing.T) {
+	a1, a2 := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	u, err := ListenAddrs([]netip.Addr{a1}, 0, 0)
+	if err != nil {
+		t.Skipf("loopback: %v", err)
+	}
+	ikePort, _ := u.Ports()
+	if err := u.AddAddr(a2); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.AddAddr(a2); err != nil {
+		t.Errorf("adding an address twice: %v", err)
+	}
+	if got := u.Addrs(); len(got) != 2 || got[1] != a2 {
+		t.Fatalf("Addrs() = %v", got)
+	}
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	msg := bytes.Repeat([]byte{0xab}, 40)
+	if _, err := peer.WriteToUDPAddrPort(msg, netip.AddrPortFrom(a2, ikePort)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-u.Receive():
+		if p.Local != netip.AddrPortFrom(a2, ikePort) {
+			t.Errorf("received on %v", p.Local)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("nothing received on the added address")
+	}
+	to := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	if err := u.Send(Packet{Data: msg, Local: netip.AddrPortFrom(a2, ikePort), Remote: to}); err != nil {
+		t.Errorf("send from the added address: %v", err)
+	}
+	if err := u.RemoveAddr(a2); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Send(Packet{Data: msg, Local: netip.AddrPortFrom(a2, ikePort), Remote: to}); err == nil {
+		t.Error("send from a removed address succeeded")
+	}
+	if err := u.RemoveAddr(a2); err == nil {
+		t.Error("removing an address twice succeeded")
+	}
+	u.Close()
+	if err := u.AddAddr(a2); err == nil {
+		t.Error("AddAddr after Close succeeded")
+	}
+	select {
+	case _, ok := <-u.Receive():
+		for ok {
+			_, ok = <-u.Receive()
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Receive's channel did not close")
+	}
+}

@@ -63,6 +63,10 @@ var nonESPMarker = [4]byte{}
 // detection hashes it, RFC 7296 §2.23) and a reply leaves from the address
 // the request came to, with no IP_PKTINFO ancillary data on either path.
 type UDP struct {
+	// mu guards socks, which AddAddr and RemoveAddr change while the
+	// daemon runs (live reload); senders read it per IKE message.
+	mu        sync.RWMutex
+	closed    bool
 	socks     []boundPair
 	ikePort   uint16
 	nattPort  uint16
@@ -130,6 +134,7 @@ func ListenAddrs(addrs []netip.Addr, ikePort, nattPort uint16) (*UDP, error) {
 		go u.read(b.ike, netip.AddrPortFrom(b.addr, u.ikePort), false)
 		go u.read(b.natt, netip.AddrPortFrom(b.addr, u.nattPort), true)
 	}
+	u.wg.Add(1) // held until Close: AddAddr may start readers later
 	go func() { u.wg.Wait(); close(u.ch) }()
 	return u, nil
 }
@@ -167,6 +172,8 @@ func listenFree(addr netip.Addr, port uint16) (*net.UDPConn, error) {
 
 // Addrs returns the local addresses the Conn listens on.
 func (u *UDP) Addrs() []netip.Addr {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
 	as := make([]netip.Addr, len(u.socks))
 	for i, b := range u.socks {
 		as[i] = b.addr
@@ -177,9 +184,12 @@ func (u *UDP) Addrs() []netip.Addr {
 // pair returns the sockets bound to a.
 func (u *UDP) pair(a netip.Addr) (*boundPair, error) {
 	a = a.Unmap()
+	u.mu.RLock()
+	defer u.mu.RUnlock()
 	for i := range u.socks {
 		if u.socks[i].addr == a {
-			return &u.socks[i], nil
+			b := u.socks[i]
+			return &b, nil
 		}
 	}
 	return nil, fmt.Errorf("ike transport: not listening on %v", a)
@@ -274,8 +284,63 @@ func (u *UDP) SendKeepalive(local, remote netip.AddrPort) error {
 // Close closes the sockets; Receive's channel closes once the readers end.
 func (u *UDP) Close() error {
 	var err error
-	u.closeOnce.Do(func() { err = u.closeAll() })
+	u.closeOnce.Do(func() {
+		u.mu.Lock()
+		u.closed = true
+		err = u.closeAll()
+		u.mu.Unlock()
+		u.wg.Done() // ListenAddrs' hold
+	})
 	return err
+}
+
+// AddAddr opens the IKE and NAT-T sockets on one more local address, on
+// the Conn's ports (live reload of local_addrs). An address it listens
+// on already is no error.
+func (u *UDP) AddAddr(addr netip.Addr) error {
+	addr = addr.Unmap()
+	if !addr.IsValid() || addr.IsUnspecified() {
+		return fmt.Errorf("ike transport: need a specific local address, got %v", addr)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return errors.New("ike transport: closed")
+	}
+	for _, b := range u.socks {
+		if b.addr == addr {
+			return nil
+		}
+	}
+	b := boundPair{addr: addr}
+	var err error
+	if b.ike, err = listenFree(addr, u.ikePort); err != nil {
+		return fmt.Errorf("ike transport: %w", err)
+	}
+	if b.natt, err = listenFree(addr, u.nattPort); err != nil {
+		b.ike.Close()
+		return fmt.Errorf("ike transport: %w", err)
+	}
+	u.socks = append(u.socks, b)
+	u.wg.Add(2)
+	go u.read(b.ike, netip.AddrPortFrom(addr, u.ikePort), false)
+	go u.read(b.natt, netip.AddrPortFrom(addr, u.nattPort), true)
+	return nil
+}
+
+// RemoveAddr closes the sockets of one local address; messages sent
+// from it fail from now on.
+func (u *UDP) RemoveAddr(addr netip.Addr) error {
+	addr = addr.Unmap()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for i, b := range u.socks {
+		if b.addr == addr {
+			u.socks = append(u.socks[:i:i], u.socks[i+1:]...)
+			return errors.Join(b.ike.Close(), b.natt.Close())
+		}
+	}
+	return fmt.Errorf("ike transport: not listening on %v", addr)
 }
 
 func (u *UDP) closeAll() error {

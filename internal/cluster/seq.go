@@ -197,7 +197,7 @@ func (m *SeqMarks) Reserve(ctx context.Context, id string, n uint64) (first, las
 // Resume takes a group's outbound SAs over when this node has become its
 // owner, before any of them may send: each SA's mark is read (the
 // Fingerprint of each Key is its id, ID(group, sub)), the SA moved past
-// it (Reserver.Add), and a first block reserved above it. An SA whose
+// it (Reserver.Track), and a first block reserved above it. An SA whose
 // mark cannot be read stays at a limit of 0 and the error says which.
 func (m *SeqMarks) Resume(ctx context.Context, r *seqstate.Reserver, ks []seqstate.Key, now time.Time) error {
 	var errs []error
@@ -208,7 +208,7 @@ func (m *SeqMarks) Resume(ctx context.Context, r *seqstate.Reserver, ks []seqsta
 			errs = append(errs, err)
 			continue
 		}
-		r.Add(k, mark, now)
+		r.Track(k, mark, now)
 	}
 	return errors.Join(append(errs, r.Refresh(now))...)
 }

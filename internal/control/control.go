@@ -30,6 +30,11 @@ const (
 	// "CONNECTION/CHILD" (that child's Child SAs are rekeyed), and the
 	// answer comes once the CREATE_CHILD_SA exchanges are done.
 	CommandRekey = "rekey"
+	// CommandReload asks the daemon to re-read its configuration file
+	// (Request.Name: its path, which must be the file the daemon runs;
+	// empty: that file) and apply the difference; the answer says what
+	// changed, or why nothing did.
+	CommandReload = "reload"
 
 	maxRequest = 4 << 10 // a request is one short JSON line
 	ioTimeout  = 5 * time.Second

@@ -120,8 +120,8 @@ func (p *clusterPlane) run(ctx context.Context) {
 // change takes a group's SAs over or lets them go.
 func (p *clusterPlane) change(ctx context.Context, ev groupEvent) {
 	if !ev.sending {
+		p.res.Remove(p.out[ev.group])
 		for _, k := range p.out[ev.group] {
-			p.res.Remove(k.SA)
 			k.SA.SetSeqLimit(k.SA.Seq()) // what a worker reserved is the last
 		}
 		return
@@ -134,8 +134,8 @@ func (p *clusterPlane) change(ctx context.Context, ev groupEvent) {
 		p.node.Marks.Resume(cctx, p.res, p.out[ev.group], time.Now()))
 	if err != nil {
 		p.log.Error("cluster: group taken but its SAs not resumed: they stay stopped", "group", ev.group, "err", err)
+		p.res.Remove(p.out[ev.group])
 		for _, k := range p.out[ev.group] {
-			p.res.Remove(k.SA)
 			k.SA.SetSeqLimit(min(k.SA.SeqLimit(), k.SA.Seq()))
 		}
 		return

@@ -101,6 +101,8 @@ type Daemon struct {
 	bg      context.CancelFunc
 	bgDone  chan struct{}
 	closed  bool
+
+	reloadState // live reload (reload.go)
 }
 
 type objSet struct {
@@ -146,6 +148,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
+	d.saPrints = cfg.SAFingerprints() // before buildTables wipes the keys
 	if err := d.buildTables(); err != nil {
 		return d, err
 	}
@@ -196,6 +199,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 		d.ctl.Handle(control.CommandTerminate, d.ike.terminate)
 		d.ctl.Handle(control.CommandRekey, d.ike.rekey)
 	}
+	d.ctl.Handle(control.CommandReload, d.reloadAction)
 	if cfg.Metrics != "" {
 		if err := d.serveMetrics(); err != nil {
 			return d, err
@@ -699,6 +703,8 @@ func (d *Daemon) Stop() error {
 // release tears the daemon down; detach removes the XDP programs (else
 // the pinned ones stay attached), goodbye sends IKE deletes first.
 func (d *Daemon) release(detach, goodbye bool) error {
+	d.reloadMu.Lock() // a reload in progress finishes first
+	defer d.reloadMu.Unlock()
 	if d.closed {
 		return nil
 	}

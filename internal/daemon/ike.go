@@ -113,6 +113,8 @@ func childFor(conns []ike.Connection, sel sad.Selector) (childRef, bool) {
 }
 
 func (d *Daemon) ikeConnections() []ike.Connection {
+	d.live.RLock()
+	defer d.live.RUnlock()
 	cs := make([]ike.Connection, len(d.cfg.IKE.Connections))
 	for i := range d.cfg.IKE.Connections {
 		cs[i] = d.cfg.IKE.Connections[i].Connection
@@ -477,6 +479,8 @@ func (p *ikePlane) rekey(ctx context.Context, name string) (string, error) {
 }
 
 func (p *ikePlane) known(name string) bool {
+	p.d.live.RLock()
+	defer p.d.live.RUnlock()
 	for _, c := range p.d.cfg.IKE.Connections {
 		if c.Name == name {
 			return true

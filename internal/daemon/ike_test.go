@@ -288,6 +288,14 @@ connections:
 	}
 	a = gw("a", "127.0.0.1", "127.0.0.2", "198.18.1.0/24", "198.18.2.0/24", startA)
 	b = gw("b", "127.0.0.2", "127.0.0.1", "198.18.2.0/24", "198.18.1.0/24", "none")
+	startPlanes(t, a, b)
+	return a, b
+}
+
+// startPlanes starts two daemons' IKE planes, a's then b's, on a port
+// pair free on both, and closes them when the test ends.
+func startPlanes(t *testing.T, a, b *Daemon) {
+	t.Helper()
 	// Both ends use the same port pair on their own address, as 500 and
 	// 4500 would be; find a pair free on both.
 	for try := 0; ; try++ {
@@ -313,7 +321,6 @@ connections:
 		a.ike.close()
 		b.ike.close()
 	})
-	return a, b
 }
 
 // TestIKEPlaneLoopback negotiates a tunnel between two IKE planes over the

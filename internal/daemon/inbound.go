@@ -24,15 +24,18 @@ type staticPolicy struct {
 // file's dir: in ones at their place in the file), with its selector
 // reversed as an inbound packet sees it.
 func (d *Daemon) inboundPolicies() []*spd.Policy {
-	pos := make(map[*spd.Policy]int, len(d.static))
-	for i, s := range d.static {
+	d.live.RLock()
+	static := d.static // a reload swaps it
+	d.live.RUnlock()
+	pos := make(map[*spd.Policy]int, len(static))
+	for i, s := range static {
 		pos[s.p] = i
 	}
 	var list []*spd.Policy
 	next := 0 // the file's policies before next are placed
 	placeInOnly := func(upto int) {
 		for ; next < upto; next++ {
-			if s := d.static[next]; s.dir == config.DirIn {
+			if s := static[next]; s.dir == config.DirIn {
 				list = append(list, s.p)
 			}
 		}
@@ -41,13 +44,13 @@ func (d *Daemon) inboundPolicies() []*spd.Policy {
 		if i, ok := pos[p]; ok {
 			placeInOnly(i)
 			next = max(next, i+1)
-			if d.static[i].dir == config.DirOut {
+			if static[i].dir == config.DirOut {
 				continue
 			}
 		}
 		list = append(list, p)
 	}
-	placeInOnly(len(d.static))
+	placeInOnly(len(static))
 	rev := make([]*spd.Policy, len(list))
 	for i, p := range list {
 		rev[i] = &spd.Policy{Name: p.Name, Selector: p.Selector.Reverse(), Action: p.Action}

@@ -127,16 +127,23 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (d *Daemon) serveMetrics() error {
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(newCollector(d.Snapshot)); err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", d.cfg.Metrics)
 	if err != nil {
 		return hinted(fmt.Errorf("metrics: %w", err), listenHint("metrics", err))
 	}
+	return d.startMetrics(ln)
+}
+
+// startMetrics serves /metrics on ln (at start, and on a reload that
+// moves the endpoint).
+func (d *Daemon) startMetrics(ln net.Listener) error {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(newCollector(d.Snapshot)); err != nil {
+		ln.Close()
+		return fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	d.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := d.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -33,7 +33,11 @@ func (d *Daemon) Snapshot() *control.Snapshot {
 			s.XDP[o.name] = c
 		}
 	}
-	for _, sa := range d.sas {
+	// A reload swaps these; engine calls below stay outside the lock.
+	d.live.RLock()
+	sas, static := d.sas, d.static
+	d.live.RUnlock()
+	for _, sa := range sas {
 		s.SAs = append(s.SAs, SAInfo(sa))
 	}
 	if d.ike != nil && d.ike.engine != nil {
@@ -46,8 +50,8 @@ func (d *Daemon) Snapshot() *control.Snapshot {
 		s.Acquires = d.ike.acquireCounters()
 		s.IKEFragments = d.ike.engine.FragmentStats().Counters()
 	}
-	dir := make(map[*spd.Policy]config.PolicyDir, len(d.static))
-	for _, sp := range d.static {
+	dir := make(map[*spd.Policy]config.PolicyDir, len(static))
+	for _, sp := range static {
 		dir[sp.p] = sp.dir
 	}
 	for _, p := range d.spd.Policies() {
@@ -60,7 +64,7 @@ func (d *Daemon) Snapshot() *control.Snapshot {
 		}
 		s.Policies = append(s.Policies, cp)
 	}
-	for _, sp := range d.static {
+	for _, sp := range static {
 		if sp.dir == config.DirIn {
 			s.Policies = append(s.Policies, control.Policy{Name: sp.p.Name, Selector: SelectorString(sp.p.Selector), Action: sp.p.Action.String(), Dir: "in"})
 		}

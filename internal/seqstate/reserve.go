@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/xdpsec/xdpsec/sad"
@@ -46,7 +47,10 @@ type entry struct {
 // mark ahead of the traffic. Refresh is for one goroutine; the workers
 // only read the limits it sets.
 type Reserver struct {
-	st      *Store
+	st *Store
+	// mu guards entries: a live reload adds and removes keys (Add,
+	// Remove) while the daemon's goroutine refreshes.
+	mu      sync.Mutex
 	entries []*entry
 	// save is Store.Save; tests put failures in.
 	save func(fp string, mark uint64) error
@@ -58,14 +62,25 @@ type Reserver struct {
 // worker runs. Errors name the SA and the fingerprint, never the key.
 func Resume(st *Store, keys []Key, now time.Time) (*Reserver, error) {
 	r := &Reserver{st: st, save: st.Save}
+	if err := r.Add(keys, now); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Add takes more keys over as Resume does (a live reload's new outbound
+// static SAs, before they are installed): on an error none of them is
+// kept.
+func (r *Reserver) Add(keys []Key, now time.Time) error {
 	var errs []error
+	var added []*entry
 	for _, k := range keys {
 		k.SA.SetSeqLimit(0) // nothing at all until a mark is durable
-		if err := st.Lock(k.Fingerprint); err != nil {
+		if err := r.st.Lock(k.Fingerprint); err != nil {
 			errs = append(errs, keyErr(k, err))
 			continue
 		}
-		mark, found, err := st.Load(k.Fingerprint)
+		mark, found, err := r.st.Load(k.Fingerprint)
 		if err == nil && !found {
 			err = ErrUnknownKey
 		}
@@ -73,43 +88,58 @@ func Resume(st *Store, keys []Key, now time.Time) (*Reserver, error) {
 			errs = append(errs, keyErr(k, err))
 			continue
 		}
-		r.Add(k, mark, now)
+		// The limit first: nothing above the old mark until the new one
+		// is on disk.
+		k.SA.SetSeqLimit(mark)
+		if k.SA.Seq() < mark {
+			k.SA.SetSeq(mark)
+		}
+		added = append(added, &entry{Key: k, mark: mark, block: MinBlock, t0: now, seq0: k.SA.Seq()})
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return errors.Join(errs...)
 	}
+	r.mu.Lock()
+	r.entries = append(r.entries, added...)
+	r.mu.Unlock()
 	if err := r.Refresh(now); err != nil {
-		return nil, err
+		r.Remove(keys)
+		return err
 	}
-	return r, nil
+	return nil
 }
 
-// NewReserver makes a Reserver whose marks save makes durable, instead of
-// a Store: a cluster keeps them in etcd (package cluster), keyed by the
-// Fingerprint field of each Key. SAs come in with Add.
+// Remove stops keeping marks for keys' SAs (a live reload removed them).
+func (r *Reserver) Remove(keys []Key) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.entries = slices.DeleteFunc(r.entries, func(e *entry) bool {
+		return slices.ContainsFunc(keys, func(k Key) bool { return k.SA == e.SA })
+	})
+}
+
+// NewReserver makes a Reserver whose marks save makes durable instead of a
+// Store: a cluster keeps them in etcd (package cluster), keyed by the
+// Fingerprint field of each Key. SAs come in with Track (Add reads marks
+// from a Store, which such a Reserver has not).
 func NewReserver(save func(id string, mark uint64) error) *Reserver {
 	return &Reserver{save: save}
 }
 
-// Add takes k.SA over at mark, which is durable already and at least
+// Track takes k.SA over at mark, which is durable already and at least
 // every number any run may have used under its key: the SA's limit is
 // set to mark and its counter moved past it; the next Refresh reserves a
-// block above. Call it before the SA may send, on the goroutine that
-// calls Refresh.
-func (r *Reserver) Add(k Key, mark uint64, now time.Time) {
+// block above. Call it before the SA may send.
+func (r *Reserver) Track(k Key, mark uint64, now time.Time) {
 	// The limit first: nothing above the old mark until the new one is
 	// durable.
 	k.SA.SetSeqLimit(mark)
 	if k.SA.Seq() < mark {
 		k.SA.SetSeq(mark)
 	}
+	r.mu.Lock()
 	r.entries = append(r.entries, &entry{Key: k, mark: mark, block: MinBlock, t0: now, seq0: k.SA.Seq()})
-}
-
-// Remove stops reserving for sa (deleted, or its group moved away); its
-// limit stays where it is. On the goroutine that calls Refresh.
-func (r *Reserver) Remove(sa *sad.SA) {
-	r.entries = slices.DeleteFunc(r.entries, func(e *entry) bool { return e.SA == sa })
+	r.mu.Unlock()
 }
 
 func keyErr(k Key, err error) error {
@@ -122,6 +152,8 @@ func keyErr(k Key, err error) error {
 // runs into it and drops (seq_unreserved), it never goes past a mark
 // that is not on disk. The errors are for the log.
 func (r *Reserver) Refresh(now time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var errs []error
 	for _, e := range r.entries {
 		sa := e.SA

@@ -335,3 +335,42 @@ func TestCrashSimulation(t *testing.T) {
 		t.Fatal("no run used any number")
 	}
 }
+
+// TestAddRemove: a live reload adds keys to a running Reserver as Resume
+// takes them (an unknown one is refused and not kept, and cannot send)
+// and removes the SAs it deleted: Refresh leaves those alone.
+func TestAddRemove(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	a, b, c := newSA(t, "a", false), newSA(t, "b", false), newSA(t, "c", false)
+	for _, fp := range []string{"aa", "bb"} {
+		if _, err := st.Declare(fp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	r, err := Resume(st, []Key{{a, "aa"}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Add([]Key{{c, "cc"}}, now); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("an undeclared key: %v", err)
+	}
+	if _, got := c.ReserveSeq(1); got != 0 {
+		t.Error("a refused SA can send")
+	}
+	if err := r.Add([]Key{{b, "bb"}}, now); err != nil {
+		t.Fatal(err)
+	}
+	if b.SeqLimit() < MinBlock {
+		t.Errorf("an added SA's limit %d, want a block reserved", b.SeqLimit())
+	}
+	r.Remove([]Key{{SA: b}})
+	limit := b.SeqLimit()
+	b.SetSeq(limit) // used up: a Refresh would reserve more, were b kept
+	if err := r.Refresh(now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if b.SeqLimit() != limit || len(r.entries) != 1 || r.entries[0].SA != a {
+		t.Errorf("a removed SA is still refreshed: limit %d -> %d, %d entries", limit, b.SeqLimit(), len(r.entries))
+	}
+}

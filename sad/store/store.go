@@ -135,6 +135,10 @@ type Store struct {
 	dynamic map[*spd.Policy]bool
 	retired []retired
 	watch   map[*watcher]bool
+	// configured are the policies and traps New or ReplaceConfigured
+	// were given (the configuration's), as opposed to those the store
+	// added itself (narrowed, InstallTrap's).
+	configured map[*spd.Policy]bool
 }
 
 // New builds a store holding cfg's policies and traps and no SAs.
@@ -150,7 +154,12 @@ func New(cfg Config) (*Store, error) {
 		s.grace = NewGrace()
 	}
 	pols := slices.Clone(cfg.Policies)
+	s.configured = map[*spd.Policy]bool{}
+	for _, p := range cfg.Policies {
+		s.configured[p] = true
+	}
 	for _, t := range cfg.Traps {
+		s.configured[t.Policy] = true
 		s.traps = append(s.traps, t.Policy)
 		if t.Tag != nil {
 			s.tags[t.Policy] = t.Tag

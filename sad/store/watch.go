@@ -24,9 +24,12 @@ const (
 	// MirrorFailed: the XDP programs' copy of the SPD could not be
 	// updated (Err); the SPD itself is right.
 	MirrorFailed
+	// Reconfigured: the configuration's policies and traps were
+	// replaced (ReplaceConfigured, a live reload).
+	Reconfigured
 )
 
-var eventNames = [...]string{Installed: "installed", Deleted: "deleted", Moved: "moved", Trapped: "trapped", MirrorFailed: "mirror_failed"}
+var eventNames = [...]string{Installed: "installed", Deleted: "deleted", Moved: "moved", Trapped: "trapped", MirrorFailed: "mirror_failed", Reconfigured: "reconfigured"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) && eventNames[k] != "" {

@@ -25,26 +25,7 @@ var overstrike = regexp.MustCompile(".\x08")
 // stays as it was, whatever the package's scripts do.
 func TestDebianPackage(t *testing.T) {
 	needBinary(t)
-	for _, tool := range []string{"make", "dpkg-deb", "gzip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed", tool)
-		}
-	}
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	make := exec.Command("make", "deb")
-	make.Dir = root
-	out, err := make.CombinedOutput()
-	if err != nil {
-		t.Fatalf("make deb: %v\n%s", err, out)
-	}
-	debs, _ := filepath.Glob(filepath.Join(root, "build", "xdpsec_*.deb"))
-	if len(debs) != 1 {
-		t.Fatalf("make deb: want one build/xdpsec_*.deb, have %q\n%s", debs, out)
-	}
-	deb := debs[0]
+	deb := buildDeb(t)
 	dpkg := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command("dpkg-deb", args...).CombinedOutput()
@@ -65,7 +46,7 @@ func TestDebianPackage(t *testing.T) {
 	contents := dpkg("-c", deb)
 	t.Logf("dpkg-deb -c %s:\n%s", filepath.Base(deb), contents)
 	for _, want := range []string{"./usr/sbin/xdpsec", "./lib/systemd/system/xdpsec.service", "./etc/xdpsec/xdpsec.yaml",
-		"./usr/share/man/man8/xdpsec.8.gz", "./usr/share/man/man5/xdpsec.yaml.5.gz"} {
+		"./usr/share/man/man8/xdpsec.8.gz", "./usr/share/man/man5/xdpsec.yaml.5.gz", "./usr/lib/tmpfiles.d/xdpsec.conf"} {
 		if !strings.Contains(contents, want+"\n") {
 			t.Errorf("dpkg-deb -c lacks %s", want)
 		}

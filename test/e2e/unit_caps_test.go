@@ -83,13 +83,7 @@ func newServiceDir(t *testing.T, l *lab) *serviceDir {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(filepath.Join(root, "scripts", "lab", "gen-ike-config.sh"), l.prefix, dir).CombinedOutput(); err != nil {
-		t.Fatalf("gen-ike-config.sh: %v\n%s", err, out)
-	}
+	genIKEConfig(t, l, dir)
 	s := &serviceDir{dir: dir, bin: filepath.Join(dir, "xdpsec"), cfgA: filepath.Join(dir, "gw-a.yaml"), cfgB: filepath.Join(dir, "gw-b.yaml"),
 		sock: filepath.Join(dir, "run", "gA.sock"), pins: "/sys/fs/bpf/" + l.prefix + "-gA-svc", notify: filepath.Join(dir, "notify")}
 	t.Cleanup(func() { os.RemoveAll(s.pins) })
