@@ -91,3 +91,29 @@ func TestClusterConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadCluster: a changed cluster: section needs a restart, and the
+// refusal never prints the cluster key.
+func TestReloadCluster(t *testing.T) {
+	cur, err := Parse("x.yaml", []byte(clusterSection(clusterKey(t, key64, 0o600), "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+	next, err := Parse("x.yaml", []byte(clusterSection(clusterKey(t, other, 0o600), "  lease_ttl: 1s\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Compare(cur, cur.SAFingerprints(), next)
+	if err == nil || !strings.Contains(err.Error(), "cluster") || !strings.Contains(err.Error(), "key_file") {
+		t.Fatalf("reload of a changed cluster: %v", err)
+	}
+	for _, leak := range []string{"255 238 221", "ffeedd", "0 17 34 51", "00112233", "[255", "[0 17"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Fatalf("the refusal prints key bytes (%q): %v", leak, err)
+		}
+	}
+	if _, err := Compare(cur, cur.SAFingerprints(), cur); err != nil {
+		t.Fatalf("the same cluster: %v", err)
+	}
+}
