@@ -608,11 +608,10 @@ systemd-analyze set-log-level debug`)
 	}
 
 	t.Run("reload", func(t *testing.T) {
-		// systemctl reload: ExecReload's SIGHUP, the job done, the
-		// daemon's RELOADING=1 and READY=1, the same process. The job may
-		// end before the notifications arrive (systemd 252 ends it when
-		// `kill` exits; then RELOADING=1 takes the unit to "reload" again
-		// until READY=1): the two are waited for apart.
+		// systemctl reload: ExecReload's `xdpsec reload`, which waits for
+		// the daemon's answer; the daemon's RELOADING=1 and READY=1, the
+		// same process. The journal lines are waited for apart from the
+		// job, as their order against "Reloaded" is systemd's business.
 		box.must(t, "systemctl reload xdpsec")
 		box.waitJournal(t, "xdpsec", cursor, 5*time.Second, "Reloaded xdpsec.service")
 		es, next := box.waitJournal(t, "xdpsec", cursor, 5*time.Second,
@@ -630,6 +629,20 @@ systemd-analyze set-log-level debug`)
 		if !logged {
 			t.Errorf("no line of the daemon's about the SIGHUP/reload in the journal")
 		}
+		// A broken file: `systemctl reload` fails (ExecReload's client
+		// exits 1 with file:line: field), the daemon keeps running as it
+		// was, same process, same tunnel.
+		box.must(t, "cp /etc/xdpsec/xdpsec.yaml /etc/xdpsec/xdpsec.yaml.good && printf 'connections:\n  - name: [\n' >> /etc/xdpsec/xdpsec.yaml")
+		if out, err := box.sh(t, "systemctl reload xdpsec 2>&1; rc=$?; journalctl -u xdpsec -o cat -n 20 --no-pager; exit $rc"); err == nil {
+			t.Errorf("systemctl reload of a broken file succeeded:\n%s", out)
+		} else if !strings.Contains(out, "xdpsec.yaml:") {
+			t.Errorf("systemctl reload of a broken file: no file:line in the journal:\n%s", out)
+		}
+		box.must(t, "mv /etc/xdpsec/xdpsec.yaml.good /etc/xdpsec/xdpsec.yaml")
+		if q := box.show(t, "xdpsec", "ActiveState", "SubState", "MainPID"); q["ActiveState"] != "active" || q["MainPID"] != main {
+			t.Errorf("after a failed reload: %v, want active, MainPID %s", q, main)
+		}
+		_, cursor = box.journal(t, "xdpsec", cursor)
 		// A SIGHUP from elsewhere: the notifications alone take the unit
 		// to "reload" and back.
 		box.must(t, "systemctl kill --kill-who=main -s HUP xdpsec")
