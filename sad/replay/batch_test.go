@@ -42,6 +42,39 @@ func batchAgainst(t *testing.T, a, b *Window, seqs []uint64, what string) []bool
 	return got
 }
 
+type streamCase struct {
+	size    int
+	esn     bool
+	start   uint64
+	spread  int
+	jumpMax uint64
+}
+
+// streamCases are random streams for the batch and run tests against
+// Commit on each: window size, ESN, first number (ESN ones cross 2^32), how
+// many packets may overtake each other, the largest burst lost at once.
+var streamCases = []streamCase{
+	{64, false, 1, 8, 0},
+	{64, false, 1, 100, 1 << 10},
+	{1024, false, 1, 300, 1 << 14},
+	{64, true, 1<<32 - 20000, 40, 1 << 10},
+	{96, true, 1<<32 - 20000, 120, 0},
+	{1024, true, 3<<32 - 30000, 900, 1 << 14},
+	{4096, true, 1<<32 - 30000, 5000, 1 << 16},
+}
+
+// streamPair returns two windows in the state tc starts from, and the
+// sender of tc's stream (its rng seeded with seed).
+func streamPair(t *testing.T, tc streamCase, seed uint64) (a, b *Window, s *sender) {
+	a, b = mustNew(t, tc.size, tc.esn), mustNew(t, tc.size, tc.esn)
+	if tc.start > 1 {
+		jumpTo(a, tc.start-1)
+		jumpTo(b, tc.start-1)
+	}
+	rng := rand.New(rand.NewPCG(uint64(tc.size), tc.start+seed))
+	return a, b, &sender{rng: rng, next: tc.start, spread: tc.spread, jumpMax: tc.jumpMax}
+}
+
 func TestCommitBatchTable(t *testing.T) {
 	const y, n = true, false
 	for _, tc := range []struct {
@@ -107,29 +140,10 @@ func TestCommitBatchMatchesCommit(t *testing.T) {
 	if testing.Short() {
 		batches = 500
 	}
-	for _, tc := range []struct {
-		size    int
-		esn     bool
-		start   uint64
-		spread  int
-		jumpMax uint64
-	}{
-		{64, false, 1, 8, 0},
-		{64, false, 1, 100, 1 << 10},
-		{1024, false, 1, 300, 1 << 14},
-		{64, true, 1<<32 - 20000, 40, 1 << 10},
-		{96, true, 1<<32 - 20000, 120, 0},
-		{1024, true, 3<<32 - 30000, 900, 1 << 14},
-		{4096, true, 1<<32 - 30000, 5000, 1 << 16},
-	} {
+	for _, tc := range streamCases {
 		t.Run(fmt.Sprintf("size=%d/esn=%v/spread=%d", tc.size, tc.esn, tc.spread), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(uint64(tc.size), tc.start+7))
-			a, b := mustNew(t, tc.size, tc.esn), mustNew(t, tc.size, tc.esn)
-			if tc.start > 1 {
-				jumpTo(a, tc.start-1)
-				jumpTo(b, tc.start-1)
-			}
-			s := &sender{rng: rng, next: tc.start, spread: tc.spread, jumpMax: tc.jumpMax}
+			a, b, s := streamPair(t, tc, 7)
+			rng := s.rng
 			var seqs []uint64
 			accepted, dupsIn := 0, 0
 			for i := range batches {
@@ -167,64 +181,101 @@ func TestCommitBatchMatchesCommit(t *testing.T) {
 	}
 }
 
+// concurrentCases are the streams the concurrent tests share among
+// workers; with jumps the stream skips ahead now and then, recycling slots
+// while others set bits in them.
+var concurrentCases = []struct {
+	size  int
+	esn   bool
+	jumps bool
+}{{64, false, false}, {1024, true, false}, {64, true, true}, {1024, false, true}}
+
+// concurrentFeeds starts w near 2^32 with ESN and builds feeds[g][k], what
+// worker g handles in round k: rounds of W/2 numbers (all inside the window
+// whatever the order when there are no jumps), each to one worker at least
+// and to each other with odds 1/3, with copies also twice into one share
+// now and then, jittered. It returns every number offered and the last.
+func concurrentFeeds(w *Window, esn, jumps, copies bool, workers, rounds int) (feeds [][][]uint64, offered []uint64, last uint64) {
+	base := uint64(0)
+	if esn {
+		base = 1<<32 - 5000
+		jumpTo(w, base)
+	}
+	rng := rand.New(rand.NewPCG(uint64(w.Size()), base+1))
+	feeds = make([][][]uint64, workers)
+	for g := range feeds {
+		feeds[g] = make([][]uint64, rounds)
+	}
+	next := base + 1
+	for k := range rounds {
+		if jumps && rng.IntN(8) == 0 {
+			next += uint64(w.Size()) + uint64(rng.IntN(3*w.Size()))
+		}
+		for range w.Size() / 2 {
+			owner := rng.IntN(workers)
+			for g := range workers {
+				if g == owner || rng.IntN(3) == 0 {
+					feeds[g][k] = append(feeds[g][k], next)
+					if copies && rng.IntN(10) == 0 {
+						feeds[g][k] = append(feeds[g][k], next)
+					}
+				}
+			}
+			offered = append(offered, next)
+			next++
+		}
+		for g := range workers {
+			jitter(rng, feeds[g][k], 6)
+		}
+	}
+	return feeds, offered, next - 1
+}
+
+// checkAcceptedOnce fails when a number is held accepted by two workers
+// (got[g]: what worker g holds accepted), or, with exact, when an offered
+// number is not accepted exactly once; and when the window does not end at
+// last.
+func checkAcceptedOnce(t *testing.T, w *Window, got [][]uint64, offered []uint64, exact bool, last uint64) {
+	t.Helper()
+	count := make(map[uint64]int)
+	for _, l := range got {
+		for _, s := range l {
+			count[s]++
+		}
+	}
+	bad := 0
+	for s, c := range count {
+		if c > 1 {
+			if bad++; bad <= 10 {
+				t.Errorf("seq %#x accepted %d times", s, c)
+			}
+		}
+	}
+	if exact {
+		for _, s := range offered {
+			if count[s] != 1 {
+				if bad++; bad <= 10 {
+					t.Errorf("seq %#x accepted %d times, want once", s, count[s])
+				}
+			}
+		}
+	}
+	if w.Top() != last {
+		t.Errorf("Top() = %#x, want %#x", w.Top(), last)
+	}
+}
+
 // Several workers commit batches of one SA's numbers at once, with copies
-// shared between workers and inside batches, jitter, and occasional jumps
-// that recycle slots, mixed with single Commits: no number is accepted
-// twice, and every number offered while certainly inside the window (here:
-// the stream without jumps) is accepted once.
+// shared between workers and inside batches, jitter, jumps, mixed with
+// single Commits: no number is accepted twice, and without jumps every
+// number offered is accepted once.
 func TestCommitBatchConcurrent(t *testing.T) {
-	const workers = 6
+	const workers, rounds = 6, 300
 	moreThreads(t, workers)
-	for _, tc := range []struct {
-		size  int
-		esn   bool
-		base  uint64
-		jumps bool
-	}{
-		{64, false, 0, false},
-		{1024, true, 1<<32 - 20000, false},
-		{64, true, 1<<32 - 5000, true},
-		{1024, false, 0, true},
-	} {
+	for _, tc := range concurrentCases {
 		t.Run(fmt.Sprintf("size=%d/esn=%v/jumps=%v", tc.size, tc.esn, tc.jumps), func(t *testing.T) {
 			w := mustNew(t, tc.size, tc.esn)
-			if tc.base != 0 {
-				jumpTo(w, tc.base)
-			}
-			rounds := 400
-			if testing.Short() {
-				rounds = 100
-			}
-			B := w.Size() / 2 // per round: all of it stays inside the window
-			rng := rand.New(rand.NewPCG(uint64(tc.size), tc.base+1))
-			// feeds[g][k]: worker g's batches in round k.
-			feeds := make([][][]uint64, workers)
-			for g := range feeds {
-				feeds[g] = make([][]uint64, rounds)
-			}
-			next := tc.base + 1
-			var offered []uint64
-			for k := range rounds {
-				if tc.jumps && rng.IntN(8) == 0 {
-					next += uint64(w.Size()) + uint64(rng.IntN(3*w.Size()))
-				}
-				for range B {
-					owner := rng.IntN(workers)
-					for g := range workers {
-						if g == owner || rng.IntN(3) == 0 {
-							feeds[g][k] = append(feeds[g][k], next)
-							if rng.IntN(10) == 0 {
-								feeds[g][k] = append(feeds[g][k], next) // a copy in the batch
-							}
-						}
-					}
-					offered = append(offered, next)
-					next++
-				}
-				for g := range workers {
-					jitter(rng, feeds[g][k], 6)
-				}
-			}
+			feeds, offered, last := concurrentFeeds(w, tc.esn, tc.jumps, true, workers, rounds)
 			got := make([][]uint64, workers)
 			var wg sync.WaitGroup
 			bar := newBarrier(workers)
@@ -254,32 +305,7 @@ func TestCommitBatchConcurrent(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			count := make(map[uint64]int)
-			for _, l := range got {
-				for _, s := range l {
-					count[s]++
-				}
-			}
-			bad := 0
-			for s, c := range count {
-				if c > 1 {
-					if bad++; bad <= 10 {
-						t.Errorf("seq %#x accepted %d times", s, c)
-					}
-				}
-			}
-			if !tc.jumps {
-				for _, s := range offered {
-					if count[s] != 1 {
-						if bad++; bad <= 10 {
-							t.Errorf("seq %#x accepted %d times, want once", s, count[s])
-						}
-					}
-				}
-			}
-			if w.Top() != next-1 {
-				t.Errorf("Top() = %#x, want %#x", w.Top(), next-1)
-			}
+			checkAcceptedOnce(t, w, got, offered, !tc.jumps, last)
 		})
 	}
 }
