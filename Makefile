@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # Packages whose tests exercise concurrency run again under the race
 # detector.
-RACE_PKGS := ./sad/... ./fastpath ./fastpath/xsk ./ike ./ike/transport
+RACE_PKGS := ./sad/... ./fastpath ./fastpath/xsk ./ike ./ike/transport ./internal/cluster
 
 .PHONY: all build deps check staticcheck check-bpf test-unit test vet demo bench bench-deps fuzz generate clean man deb
 

@@ -188,6 +188,8 @@ type Config struct {
 	Policies []Policy
 	// IKE holds the IKEv2 connections (connections:) and the key log.
 	IKE IKE
+	// Cluster is the cluster: section (nil: a single gateway).
+	Cluster *Cluster
 }
 
 // Trunk reports whether the LAN and the WAN are two VLANs of one port
@@ -253,6 +255,9 @@ func (d PolicyDir) String() string {
 func (c *Config) Wipe() {
 	c.WipeSAKeys()
 	c.wipeIKE()
+	if c.Cluster != nil {
+		clear(c.Cluster.Key)
+	}
 }
 
 // WipeSAKeys overwrites the static SAs' keys. Call it once the SAs are
@@ -545,8 +550,8 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 		"control_group", "control_admin_group",
 		"mtu", "mss_clamp",
 		"bench_null_cipher",
-		"reassembly"}
-	var sasNode, polNode, connNode *yaml.Node
+		"reassembly", "cluster"}
+	var sasNode, polNode, connNode, clusterNode *yaml.Node
 	pinSet := false
 	d.mapping(n, "", known, func(k string, v *yaml.Node) {
 		switch k {
@@ -611,6 +616,8 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 			polNode = v
 		case "connections":
 			connNode = v
+		case "cluster":
+			clusterNode = v
 		case "ike":
 			d.defence(v, &c.IKE.Defence)
 		case "acquire_interval":
@@ -667,6 +674,9 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 				clear(cn.Remote.PSK)
 			}
 		})
+	}
+	if clusterNode != nil {
+		d.cluster(clusterNode, c)
 	}
 	if c.LAN == "" || c.WAN == "" {
 		d.errf(n, "interfaces", "lan and wan are required (the same name for one-arm)")
