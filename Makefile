@@ -5,9 +5,9 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # Packages whose tests exercise concurrency run again under the race
 # detector.
-RACE_PKGS := ./sad/... ./fastpath ./fastpath/xsk ./ike ./ike/transport
+RACE_PKGS := ./sad/... ./fastpath ./fastpath/xsk ./ike ./ike/transport ./internal/cluster
 
-.PHONY: all build deps check staticcheck check-bpf test-unit test vet demo bench fuzz generate clean man deb
+.PHONY: all build deps check staticcheck check-bpf test-unit test vet demo bench bench-deps fuzz generate clean man deb
 
 all: build
 
@@ -69,8 +69,13 @@ fuzz:
 demo: deps build
 	./scripts/demo.sh
 
-bench: build
+bench: build bench-deps
 	./scripts/bench.sh
+
+# What only the lab comparison needs (DPDK's ipsec-secgw, perf): kept out of
+# `make deps`, so that `make test` on a fresh machine stays small.
+bench-deps:
+	[ "$$(id -u)" -ne 0 ] || ./scripts/install-deps.sh --bench
 
 # Rebuild the XDP object with clang, and the IKEv2 registry names with
 # stringer (go tool stringer); the generated files are committed.

@@ -314,6 +314,9 @@ type SA struct {
 	Created  time.Time
 	seqMax   uint64
 	seqSoft  uint64
+	// gate, if set, must be open for ReserveSeq to hand out numbers
+	// (SetGate; a cluster's group).
+	gate *Gate
 
 	_   cacheLine
 	seq atomic.Uint64 // the last sequence number handed out (outbound)
@@ -413,7 +416,7 @@ func (sa *SA) Moved(local, remote netip.Addr, encap UDPEncap) (*SA, error) {
 		Local: local, Remote: remote, Encap: encap, Crypto: sa.Crypto,
 		Selectors: sa.Selectors, sel: sa.sel,
 		ReqID: sa.ReqID, Name: sa.Name, Lifetime: sa.Lifetime, Created: sa.Created,
-		seqMax: sa.seqMax, seqSoft: sa.seqSoft,
+		seqMax: sa.seqMax, seqSoft: sa.seqSoft, gate: sa.gate,
 	}
 	if n.Mode == Tunnel {
 		n.buildOuter()
@@ -442,9 +445,13 @@ func (sa *SA) Moved(local, remote netip.Addr, encap UDPEncap) (*SA, error) {
 // used up: sequence numbers never wrap (RFC 4303 §3.3.3). The SA then
 // reports NeedsRekey and SeqExhausted. It also gives fewer when the
 // numbers above the SA's limit (SetSeqLimit) are not reserved yet: those
-// are never handed out, and SeqExhausted stays false. One atomic
-// operation per call, so workers reserve once per batch.
+// are never handed out, and SeqExhausted stays false; and none while its
+// gate (SetGate) is closed. One atomic operation per call (two with a
+// gate), so workers reserve once per batch.
 func (sa *SA) ReserveSeq(n int) (first uint64, got int) {
+	if sa.gate != nil && !sa.gate.MaySend(Now()) {
+		return 0, 0 // this node may not send for the SA's group
+	}
 	for {
 		cur := sa.seq.Load()
 		lim := sa.seqLimit.Load()
@@ -467,6 +474,11 @@ func (sa *SA) ReserveSeq(n int) (first uint64, got int) {
 		}
 	}
 }
+
+// SetGate makes ReserveSeq hand out numbers only while g is open (and
+// none at all while it is closed): a cluster node's right to send for the
+// SA's group. Call it before the SA is published to the workers.
+func (sa *SA) SetGate(g *Gate) { sa.gate = g }
 
 // SetSeqLimit sets the highest sequence number ReserveSeq may hand out,
 // at most the sequence space's end. A static SA's state store raises it

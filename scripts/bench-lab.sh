@@ -2,25 +2,42 @@
 # The lab comparison of `make bench` (issue 3, item 8): one generator and
 # one sink (bench/cmd/xdpgen, AF_XDP at both ends: tx on hostA's eth0, the
 # sink on hostB's eth0) and one topology (scripts/lab.sh:
-# hostA - gwA - wan - gwB - hostB), three ways in one run:
+# hostA - gwA - wan - gwB - hostB), five ways in one run (issue 14):
 #
 #   kernel      plain kernel forwarding through gwA and gwB: routes only,
 #               no IPsec and no XDP program on any gateway interface
+#   dpdk        DPDK 22.11's ipsec-secgw example, AES-128-GCM tunnel,
+#               static SAs, AF_XDP PMD (bench/dpdk/build.sh builds it;
+#               scripts/install-deps.sh --bench installs DPDK; DPDK_LAYOUT,
+#               DPDK_MEM in scripts/benchlab/modes.sh)
+#   ceiling     xdpsec with the bench-only null transform
+#               (bench_null_cipher, run --bench): the same gateways
+#               without crypto, the lab's ceiling for an AF_XDP data plane
 #   xdpsec      two xdpsec gateways, static SAs (scripts/lab/gen-config.sh,
 #               aes128gcm16; raw ESP unless XDPSEC_ENCAP=udp)
 #   strongswan  two strongSwan 5.9.8 charons, PSK, aes128gcm16, user-space
 #               ESP (kernel-libipsec: this kernel has no ESP), which 5.9.8
 #               always carries as ESP-in-UDP
 #
-# For each frame size (64, 512, 1400 B, IMIX) it sends flat out for
+# For each frame size (64 and 1400 B: the 60/1414-byte frames of issue 14) it sends flat out for
 # DURATION seconds and takes the rate the sink counted as the delivered
 # rate at saturation, then sends again at LOSS_FRACTION (default 0.5) of
-# that rate and reports what went missing (should be nothing). The table
-# goes to stdout and bench/out/lab.md, the numbers to bench/out/lab.json.
+# that rate and reports what went missing (should be nothing). Inside the
+# best run, while traffic flows, it samples the gateways' CPU time (their
+# processes' user + system, /proc/PID/stat, and their CPUs' softirq,
+# /proc/stat): CPU per packet. ROUNDS rounds, each running every mode
+# (in reverse order every other round), so ratios come from runs side by
+# side and the table gives medians and ranges. The table goes to stdout
+# and bench/out/lab.md, the numbers to bench/out/lab.json.
 #
 # usage: bench-lab.sh            (root; builds bin/xdpsec and xdpgen)
 # environment:
-#   MODES="kernel xdpsec strongswan"  SIZES="64 512 1400 imix"
+#   MODES="kernel dpdk xdpsec strongswan ceiling"  SIZES="64 1400" (also 512,
+#   imix)  ROUNDS=3  LAB_QUEUES=1 (N: N queues, xdpsec N workers per gateway)
+#   LAB_LOCK=/tmp/xdpsec-lab.lock (flock'd per round; LAB_LOCK= for none)
+#   SINK_QUEUE=0 the sink's queue on hostB (with LAB_QUEUES=2 one flow
+#       arrives on one queue, not necessarily 0; CPU per packet counts
+#       hostB's frames on every queue)
 #   DURATION=3 (s, flat-out and loss runs)  PROBE_DURATION=2 (s, ladder
 #   steps)  LADDER_STEPS=6  LOSS_FRACTION=0.5  FLOWS=1
 #   GEN_CPU=0 SINK_CPU=0 GW_CPU=1      where the generator's TX thread,
@@ -39,8 +56,10 @@ if [[ $(id -u) -ne 0 ]]; then
 	echo "bench-lab.sh: needs root (namespaces, XDP)" >&2
 	exit 1
 fi
-MODES=${MODES:-kernel xdpsec strongswan}
-SIZES=${SIZES:-64 512 1400 imix}
+MODES=${MODES:-kernel dpdk xdpsec strongswan ceiling}
+SIZES=${SIZES:-64 1400}
+ROUNDS=${ROUNDS:-3}
+LAB_LOCK=${LAB_LOCK-/tmp/xdpsec-lab.lock} # taken per round; empty: none
 DURATION=${DURATION:-3}
 PROBE_DURATION=${PROBE_DURATION:-2}
 LADDER_STEPS=${LADDER_STEPS:-6}
@@ -62,8 +81,8 @@ XDPSEC_ENCAP=${XDPSEC_ENCAP:-esp}
 # room for it, in all three modes alike.
 LAN_MTU=${LAN_MTU:-1504}
 for m in $MODES; do
-	case $m in kernel | xdpsec | strongswan) ;; *)
-		echo "bench-lab.sh: unknown mode $m (kernel xdpsec strongswan)" >&2
+	case $m in kernel | dpdk | xdpsec | strongswan | ceiling) ;; *)
+		echo "bench-lab.sh: unknown mode $m (kernel dpdk xdpsec strongswan ceiling)" >&2
 		exit 2
 		;;
 	esac
@@ -75,10 +94,13 @@ WORK=$(mktemp -d /tmp/xdpsec-benchlab.XXXXXX)
 BIN=${XDPSEC:-$ROOT/bin/xdpsec}
 GEN=$WORK/xdpgen
 pids=()
+nsha="" nshb=""
 
 cleanup() {
 	set +e
 	stop_gateways
+	stop_ns_pids
+	rm -rf /var/run/dpdk/"$P"-*
 	"$ROOT/scripts/lab.sh" down "$P" >/dev/null 2>&1
 	if [[ -n ${KEEP:-} ]]; then
 		echo "bench-lab: kept $WORK" >&2
@@ -101,6 +123,12 @@ ns() { local n=$1; shift; ip netns exec "$P-$n" "$@"; }
 
 [[ -n ${XDPSEC:-} ]] || go build -o "$BIN" ./cmd/xdpsec # always: a stale bin/xdpsec would measure old code
 go build -o "$GEN" ./bench/cmd/xdpgen
+if [[ " $MODES " == *" dpdk "* ]] && [[ -z ${DPDK_BIN:-} ]]; then
+	if ! DPDK_BIN=$("$ROOT/bench/dpdk/build.sh"); then
+		log "dpdk: cannot build ipsec-secgw (install DPDK: scripts/install-deps.sh --bench); leaving the mode out"
+		MODES=$(tr ' ' '\n' <<<"$MODES" | grep -vx dpdk | tr '\n' ' ')
+	fi
+fi
 # shellcheck source=benchlab/modes.sh
 . "$ROOT/scripts/benchlab/modes.sh"
 
@@ -117,17 +145,17 @@ results=$WORK/results.jsonl
 # capacity.
 measure() {
 	local mode=$1 size=$2 flat sat loss rate offered next f
-	flat=$WORK/$mode-$size-flat.json
-	loss=$WORK/$mode-$size-loss.json
+	flat=$WORK/$mode-$size-r$round-flat.json
+	loss=$WORK/$mode-$size-r$round-loss.json
 	settle "$mode"
-	xgen --size "$size" --duration "${DURATION}s" >"$flat" || true
+	xgen_cpu "$flat" "$DURATION" --size "$size"
 	sat=$flat
 	offered=$(python3 "$ROOT/scripts/benchlab/report.py" rate "$flat" 1.5)
 	for _ in $(seq "$LADDER_STEPS"); do
 		[[ $offered -gt 0 ]] || break
-		f=$WORK/$mode-$size-at-$offered.json
+		f=$WORK/$mode-$size-r$round-at-$offered.json
 		settle "$mode"
-		xgen --size "$size" --duration "${PROBE_DURATION}s" --rate "$offered" >"$f" || true
+		xgen_cpu "$f" "$PROBE_DURATION" --size "$size" --rate "$offered"
 		# prints: the better of the two files, and the next offered rate
 		# (0 once the gateways fell behind).
 		read -r sat next < <(python3 "$ROOT/scripts/benchlab/report.py" step "$sat" "$f" "$offered")
@@ -140,8 +168,8 @@ measure() {
 	else
 		echo '{}' >"$loss"
 	fi
-	python3 "$ROOT/scripts/benchlab/report.py" record "$mode" "$size" "$sat" "$loss" "$rate" "$flat" >>"$results"
-	python3 "$ROOT/scripts/benchlab/report.py" line "$mode" "$size" "$sat" "$loss" "$rate" "$flat" >&2
+	python3 "$ROOT/scripts/benchlab/report.py" record "$mode" "$size" "$sat" "$loss" "$rate" "$flat" "$round" >>"$results"
+	python3 "$ROOT/scripts/benchlab/report.py" line "$mode" "$size" "$sat" "$loss" "$rate" "$flat" "$round" >&2
 }
 
 # settle MODE: nothing left in flight from the last run, restarting the
@@ -153,46 +181,102 @@ settle() {
 	fi
 }
 
+# xgen_cpu OUT DUR ARGS...: xgen for DUR seconds into OUT, with the
+# gateways' CPU counters and hostB's received frames sampled while the
+# traffic flows (OUT.cpu0, OUT.cpu1; report.py cpuwindow: 0.3 s after
+# hostA's first 2000 frames left, and DUR - 0.8 s later), by one process
+# started before the run, at the generator's priority.
+xgen_cpu() {
+	local out=$1 dur=$2 xp sp cpus
+	shift 2
+	# The gateways' CPUs: with LAB_QUEUES=N, every worker's.
+	cpus=$({ xdpsec_cpus "$GWA_CPU" && xdpsec_cpus "$GWB_CPU"; } | tr , '\n' | sort -u | tr '\n' ' ')
+	nice -n "$BENCH_NICE" python3 "$ROOT/scripts/benchlab/report.py" cpuwindow "$out" "${pids[*]}" "$cpus" \
+		"$nsha" "$nshb" "$dur" &
+	sp=$!
+	xgen "$@" --duration "${dur}s" >"$out" &
+	xp=$!
+	wait "$xp" || true
+	wait "$sp" || true
+}
+
+# ns_pids: a process in hostA's and one in hostB's namespace, whose
+# /proc/PID/net/dev the CPU sampler reads (nsha, nshb).
+ns_pids() {
+	ip netns exec "$P-hA" sleep infinity & # not through ns(): $! must be the sleep
+	nsha=$!
+	ip netns exec "$P-hB" sleep infinity &
+	nshb=$!
+	sleep 0.1 # until ip netns exec has entered them
+}
+stop_ns_pids() {
+	kill "${nsha:-}" "${nshb:-}" 2>/dev/null || true
+	wait "${nsha:-}" "${nshb:-}" 2>/dev/null || true
+	nsha="" nshb=""
+}
+
 xgen() {
 	# One process drives both sides, each on a locked thread in its
 	# namespace and pinned; --idle lets packets still in the gateways
 	# arrive before the sink stops.
 	timeout $((DURATION + 20)) nice -n "$BENCH_NICE" "$GEN" run --tx-if eth0 --tx-netns "$P-hA" --rx-if eth0 --rx-netns "$P-hB" \
-		--dst 198.18.2.2 --flows "$FLOWS" --tx-cpu "$GEN_CPU" --rx-cpu "$SINK_CPU" --idle 500ms \
+		--dst 198.18.2.2 --flows "$FLOWS" --tx-cpu "$GEN_CPU" --rx-cpu "$SINK_CPU" --rx-queue "${SINK_QUEUE:-0}" --idle 500ms \
 		--progress=false -o json "$@" 2>>"$WORK/xdpgen.log"
 }
 
 start=$(date +%s)
-for mode in $MODES; do
-	log "mode $mode: lab $P up"
-	"$ROOT/scripts/lab.sh" up "$P" >/dev/null
-	for l in "hA eth0" "gA lan0" "gB lan0" "hB eth0"; do
-		read -r n d <<<"$l"
-		ns "$n" ip link set "$d" mtu "$LAN_MTU"
-	done
-	"setup_$mode"
-	if ! warm_up; then
-		log "mode $mode: hostA cannot reach hostB; skipping it"
-		for size in $SIZES; do
-			python3 "$ROOT/scripts/benchlab/report.py" record "$mode" "$size" /dev/null /dev/null 0 /dev/null >>"$results"
-		done
-	else
-		for size in $SIZES; do measure "$mode" "$size"; done
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+order=()
+for round in $(seq "$ROUNDS"); do
+	# Every other round the other way round, so that no mode always
+	# follows the same one (or a quiet spell of the neighbours).
+	modes=$MODES
+	((round % 2 == 1)) || modes=$(tr ' ' '\n' <<<"$MODES" | tac | tr '\n' ' ')
+	order+=("$(echo $modes)")
+	# The lab lock of the tests (COMMON rules), per round: held for one
+	# round's minutes, not the whole run's.
+	if [[ -n $LAB_LOCK ]]; then
+		exec {lockfd}>"$LAB_LOCK"
+		flock "$lockfd"
 	fi
-	"after_$mode"
-	stop_gateways
-	"$ROOT/scripts/lab.sh" down "$P" >/dev/null
+	for mode in $modes; do
+		log "round $round/$ROUNDS, mode $mode: lab $P up"
+		"$ROOT/scripts/lab.sh" up "$P" >/dev/null
+		ns_pids
+		for l in "hA eth0" "gA lan0" "gB lan0" "hB eth0"; do
+			read -r n d <<<"$l"
+			ns "$n" ip link set "$d" mtu "$LAN_MTU"
+		done
+		if ! "setup_$mode" || ! warm_up; then
+			log "mode $mode: hostA cannot reach hostB; skipping it"
+			for size in $SIZES; do
+				python3 "$ROOT/scripts/benchlab/report.py" record "$mode" "$size" /dev/null /dev/null 0 /dev/null "$round" >>"$results"
+			done
+		else
+			for size in $SIZES; do measure "$mode" "$size"; done
+		fi
+		"after_$mode"
+		stop_gateways
+		stop_ns_pids
+		rm -rf /var/run/dpdk/"$P"-* # DPDK's runtime directories (telemetry sockets)
+		"$ROOT/scripts/lab.sh" down "$P" >/dev/null
+	done
+	if [[ -n $LAB_LOCK ]]; then
+		exec {lockfd}>&-
+	fi
 done
 elapsed=$(($(date +%s) - start))
 
 mkdir -p bench/out
 rps="kernel mode: the gateways' receive processing (RPS of gwA lan0, gwB wan0) on CPUs $GWA_CPU/$GWB_CPU"
 [[ $KERNEL_RPS == yes ]] || rps="kernel mode: no RPS, so kernel forwarding runs in softirq on the sending CPU"
+dpdk_desc="layout ${DPDK_LAYOUT:-shared}, EAL ${DPDK_MEM:-}, nice ${DPDK_NICE:-}"
 pinning="generator TX thread on CPU $GEN_CPU, sink RX thread on CPU $SINK_CPU; gwA on CPU $GWA_CPU, gwB on CPU $GWB_CPU \
-(xdpsec: interfaces.cpus; strongSwan: charon under taskset; $rps). A veth runs its peer's XDP and AF_XDP \
+(xdpsec and ceiling: interfaces.cpus, LAB_QUEUES=${LAB_QUEUES:-1} queue(s) and worker(s) per gateway; DPDK: its lcore; strongSwan: charon under taskset; $rps). A veth runs its peer's XDP and AF_XDP \
 redirect on the CPU that transmits, so the hostA->gwA hop is charged to the generator's CPU in every mode; \
 with 2 cores the generator and sink compete with the gateways. Generator, sink and user-space gateways at nice $BENCH_NICE."
 python3 "$ROOT/scripts/benchlab/report.py" table "$results" bench/out/lab.json \
 	--pinning "$pinning" --duration "$DURATION" --probe-duration "$PROBE_DURATION" --loss-fraction "$LOSS_FRACTION" --flows "$FLOWS" \
 	--encap "$XDPSEC_ENCAP" --lan-mtu "$LAN_MTU" --elapsed "$elapsed" --cpus "$(nproc)" \
-	--kernel "$(uname -r)" --load "$(cut -d' ' -f1-3 /proc/loadavg)" | tee bench/out/lab.md
+	--kernel "$(uname -r)" --load "$load_before" --load-after "$(cut -d' ' -f1-3 /proc/loadavg)" \
+	--order "$(IFS='; ' && echo "${order[*]}")" --dpdk "$dpdk_desc" | tee bench/out/lab.md

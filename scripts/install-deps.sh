@@ -16,6 +16,14 @@ pkgs=(
 	systemd-container         # TestSystemdUnit boots a real systemd with systemd-nspawn
 )
 
+# --bench adds what only `make bench` needs: DPDK's ipsec-secgw example
+# (source in dpdk-doc, built against libdpdk-dev by bench/dpdk/build.sh)
+# and perf. About 220 packages with their dependencies (every DPDK driver
+# library), so `make test` on a fresh machine does not pull them.
+if [[ ${1:-} == --bench ]]; then
+	pkgs+=(dpdk-doc libdpdk-dev build-essential pkg-config patch linux-perf)
+fi
+
 if ! command -v go >/dev/null; then
 	echo "install-deps: Go 1.26 or later is required (the machines have it in /usr/local/go; put it on PATH)" >&2
 	exit 1
@@ -74,6 +82,11 @@ check nftables nft --version
 check clang sh -c 'clang -print-targets | grep -qw bpf'
 check llvm llvm-strip --version
 check libbpf-dev test -f /usr/include/bpf/bpf_helpers.h
+if [[ ${1:-} == --bench ]]; then
+	check dpdk-doc test -f /usr/share/dpdk/examples/ipsec-secgw/ipsec-secgw.c
+	check libdpdk-dev pkg-config --exists libdpdk
+	check linux-perf perf --version
+fi
 # tshark must know the ESP decryption preferences the tests set.
 check tshark sh -c 'tshark -G defaultprefs | grep -q "esp.enable_encryption_decode"'
 if ((${#broken[@]})); then

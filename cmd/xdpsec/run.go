@@ -18,9 +18,16 @@ func runDaemon(args []string) int {
 	fs, file := configFlagSet("run")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	cleanup := fs.Bool("cleanup", false, "detach and unpin what a crashed daemon left for this configuration, and exit")
+	bench := fs.Bool("bench", false, "allow the bench-only keys (bench_null_cipher: the lab's ceiling); never in production")
 	cfg, status := parseAndLoad(fs, file, args)
 	if cfg == nil {
 		return status
+	}
+	cfg.BenchAllowed = *bench
+	if err := cfg.CheckBench(); err != nil {
+		cfg.Wipe()
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	if *check {
 		defer cfg.Wipe()

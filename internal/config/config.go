@@ -202,10 +202,21 @@ type Config struct {
 	// (reassembly: in the file).
 	Reassembly Reassembly
 
+	// BenchNullCipher (bench_null_cipher: true, at BenchLine) is the lab's
+	// ceiling (scripts/bench-lab.sh, mode ceiling): the static AEAD SAs
+	// move and frame the bytes as ever but neither encrypt nor
+	// authenticate. Refused unless BenchAllowed, which only `xdpsec run
+	// --bench` sets: never reachable by a configuration file alone.
+	BenchNullCipher bool
+	BenchLine       int
+	BenchAllowed    bool
+
 	SAs      []SA
 	Policies []Policy
 	// IKE holds the IKEv2 connections (connections:) and the key log.
 	IKE IKE
+	// Cluster is the cluster: section (nil: a single gateway).
+	Cluster *Cluster
 }
 
 // Trunk reports whether the LAN and the WAN are two VLANs of one port
@@ -271,6 +282,9 @@ func (d PolicyDir) String() string {
 func (c *Config) Wipe() {
 	c.WipeSAKeys()
 	c.wipeIKE()
+	if c.Cluster != nil {
+		clear(c.Cluster.Key)
+	}
 }
 
 // WipeSAKeys overwrites the static SAs' keys. Call it once the SAs are
@@ -281,6 +295,16 @@ func (c *Config) WipeSAKeys() {
 		clear(c.SAs[i].Key)
 		clear(c.SAs[i].IntegKey)
 	}
+}
+
+// CheckBench refuses the bench-only keys (bench_null_cipher) unless
+// BenchAllowed (xdpsec run --bench) is set.
+func (c *Config) CheckBench() error {
+	if c.BenchNullCipher && !c.BenchAllowed {
+		return &Error{File: c.File, Line: c.BenchLine, Field: "bench_null_cipher",
+			Msg: "bench only (ESP with neither encryption nor authentication): refused unless `xdpsec run --bench`"}
+	}
+	return nil
 }
 
 // Error is one configuration error: where it is and what is wrong.
@@ -552,8 +576,9 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 		"delete_rekeyed_delay", "rekey_delete_delay",
 		"control_group", "control_admin_group",
 		"mtu", "mss_clamp",
-		"reassembly"}
-	var sasNode, polNode, connNode *yaml.Node
+		"bench_null_cipher",
+		"reassembly", "cluster"}
+	var sasNode, polNode, connNode, clusterNode *yaml.Node
 	pinSet := false
 	d.mapping(n, "", known, func(k string, v *yaml.Node) {
 		switch k {
@@ -618,6 +643,8 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 			polNode = v
 		case "connections":
 			connNode = v
+		case "cluster":
+			clusterNode = v
 		case "ike":
 			d.defence(v, &c.IKE.Defence)
 		case "acquire_interval":
@@ -631,6 +658,9 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 			c.IKE.RekeyedInboundDelay = d.rekeyDelay(v, k, time.Minute)
 		case "rekey_delete_delay":
 			c.IKE.RekeyDeleteDelay = d.rekeyDelay(v, k, 10*time.Second)
+		case "bench_null_cipher":
+			c.BenchNullCipher = d.boolean(v, k)
+			c.BenchLine = v.Line
 		case "key_log":
 			c.IKE.KeyLog = d.str(v, k)
 			if c.IKE.KeyLog != "" && !filepath.IsAbs(c.IKE.KeyLog) {
@@ -671,6 +701,9 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 				clear(cn.Remote.PSK)
 			}
 		})
+	}
+	if clusterNode != nil {
+		d.cluster(clusterNode, c)
 	}
 	if c.LAN == "" || c.WAN == "" {
 		d.errf(n, "interfaces", "lan and wan are required (the same name for one-arm)")

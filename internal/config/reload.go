@@ -228,6 +228,7 @@ func restartFields(cur, next *Config) []restartField {
 	add("mtu", cur.MTU, next.MTU)
 	add("mss_clamp", cur.MSSClamp, next.MSSClamp)
 	add("reassembly", cur.Reassembly, next.Reassembly)
+	add("bench_null_cipher", cur.BenchNullCipher, next.BenchNullCipher)
 	add("key_log", cur.IKE.KeyLog, next.IKE.KeyLog)
 	add("acquire_interval", cur.IKE.AcquireInterval, next.IKE.AcquireInterval)
 	add("retransmit", cur.IKE.Retransmit, next.IKE.Retransmit)
@@ -240,6 +241,10 @@ func restartFields(cur, next *Config) []restartField {
 	add("ike.source_prefix_v6", cd.SourcePrefixV6, nd.SourcePrefixV6)
 	add("ike.reassembly_budget", cd.ReassemblyBudget, nd.ReassemblyBudget)
 	add("ike.unauth_reassembly_limit", cd.UnauthReassemblyLimit, nd.UnauthReassemblyLimit)
+	add("cluster", clusterSetting(cur.Cluster), clusterSetting(next.Cluster))
+	if cur.Cluster != nil && next.Cluster != nil && !bytes.Equal(cur.Cluster.Key, next.Cluster.Key) {
+		out = append(out, restartField{"cluster.key_file", "(a key)", "(another key)"})
+	}
 	if len(out) > 0 {
 		return out
 	}
@@ -248,7 +253,9 @@ func restartFields(cur, next *Config) []restartField {
 	a, b := *cur, *next
 	for _, c := range []*Config{&a, &b} {
 		c.File, c.Warnings, c.SAs, c.Policies, c.Metrics, c.LogLevel = "", nil, nil, nil, "", ""
+		c.Cluster = nil // compared above, without printing its key
 		c.IKE = IKE{}
+		c.BenchLine, c.BenchAllowed = 0, false // where the key sits; a run flag
 	}
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	for i := 0; i < va.NumField(); i++ {
@@ -257,6 +264,17 @@ func restartFields(cur, next *Config) []restartField {
 		}
 	}
 	return out
+}
+
+// clusterSetting is the cluster: section as a reload compares and prints
+// it: everything but the key, which is compared apart and never printed.
+func clusterSetting(c *Cluster) string {
+	if c == nil {
+		return "none"
+	}
+	v := *c
+	v.Key = nil
+	return fmt.Sprintf("%+v", v)
 }
 
 // lineOf finds the line of a dotted key path ("interfaces.queues") in

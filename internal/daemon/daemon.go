@@ -80,6 +80,8 @@ type Daemon struct {
 
 	// ike is the IKEv2 control plane; nil without connections.
 	ike *ikePlane
+	// cluster runs the tunnel groups' static SAs; nil without cluster:.
+	cluster *clusterPlane
 
 	queues []*queue
 	// nQueues queues are served, worker q on cpus[q] (-1: not pinned);
@@ -157,6 +159,11 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 		ctx, cancel := context.WithCancel(context.Background())
 		d.seqStop, d.seqDone = cancel, make(chan struct{})
 		go d.reserveSeq(ctx, d.seqDone)
+	}
+	if d.cluster != nil {
+		if err := d.startCluster(); err != nil {
+			return d, err
+		}
 	}
 	if err := d.resolveInterfaces(); err != nil {
 		return d, err
@@ -260,12 +267,18 @@ func (d *Daemon) buildTables() error {
 		if err != nil {
 			return fmt.Errorf("%s:%d: sa %s: %w", cfg.File, sc.Line, sc.Name, err)
 		}
+		if err := benchNullCipher(cfg, sa, d.log); err != nil {
+			return fmt.Errorf("%s:%d: sa %s: %w", cfg.File, sc.Line, sc.Name, err)
+		}
 		d.sas = append(d.sas, sa)
 		if sa.Dir == sad.Outbound {
 			out[sc.Name] = sa
 		}
 	}
 	d.seqKeys = seqKeys(cfg, d.sas)
+	if cfg.Cluster != nil {
+		d.cluster = newClusterPlane(cfg, d.sas, d.log) // reads the keys: before the wipe
+	}
 	for _, pc := range cfg.Policies {
 		p := &spd.Policy{Name: pc.Name, Selector: pc.Selector, Action: pc.Action, MSSClamp: pc.MSSClamp}
 		if pc.Action == spd.Protect {
@@ -754,6 +767,9 @@ func (d *Daemon) release(detach, goodbye bool) error {
 	}
 	if d.seqStore != nil {
 		errs = append(errs, d.seqStore.Close())
+	}
+	if d.cluster != nil {
+		errs = append(errs, d.cluster.close())
 	}
 	if d.bg != nil {
 		d.bg()

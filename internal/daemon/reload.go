@@ -112,6 +112,10 @@ func (d *Daemon) reload(ctx context.Context, path string) (*ReloadResult, error)
 	if err != nil {
 		return nil, fmt.Errorf("reload: nothing changed: %w", err)
 	}
+	if err := benchReload(d.cfg, next); err != nil {
+		next.Wipe()
+		return nil, fmt.Errorf("reload: nothing changed: %w", err)
+	}
 	r, err := config.Compare(d.cfg, d.saPrints, next)
 	if err != nil {
 		next.Wipe()
@@ -205,6 +209,10 @@ func (d *Daemon) prepare(next *config.Config, r *config.Reload) (p *reloadPlan, 
 		sa := byName[sc.Name]
 		if changedSA[sc.Name] {
 			if sa, err = sad.New(sc.Config); err != nil {
+				return p, fmt.Errorf("%s:%d: sa %s: %w", next.File, sc.Line, sc.Name, err)
+			}
+			if err = benchNullCipher(next, sa, d.log); err != nil {
+				sa.Crypto.Destroy()
 				return p, fmt.Errorf("%s:%d: sa %s: %w", next.File, sc.Line, sc.Name, err)
 			}
 			p.fresh = append(p.fresh, sa)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -21,6 +22,9 @@ func seqKeys(cfg *config.Config, sas []*sad.SA) []seqstate.Key {
 			continue
 		}
 		sc := &cfg.SAs[i]
+		if cfg.Cluster.GroupOfSA(sc.Name) != "" {
+			continue // its marks are the cluster's (clusterSeqKeys)
+		}
 		keys = append(keys, seqstate.Key{SA: sa, Fingerprint: seqstate.Fingerprint(sc.Key, sc.IntegKey)})
 	}
 	return keys
@@ -91,22 +95,31 @@ func (d *Daemon) reserveSeq(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(seqstate.RefreshInterval)
 	defer t.Stop()
-	failing := false
+	var f saveFailures
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			err := d.seqRes.Refresh(now)
-			switch {
-			case err != nil && !failing:
-				d.log.Error("cannot save sequence-number marks: outbound static SAs stop at their last durable mark (seq_unreserved drops) until this is fixed", "err", err)
-			case err == nil && failing:
-				d.log.Info("sequence-number marks saved again")
-			}
-			failing = err != nil
+			f.note(d.log, d.seqRes.Refresh(now),
+				"cannot save sequence-number marks: outbound static SAs stop at their last durable mark (seq_unreserved drops) until this is fixed",
+				"sequence-number marks saved again")
 		}
 	}
+}
+
+// saveFailures logs a run of failed mark saves once when it starts and
+// once when it ends (a Refresh runs every 10 ms).
+type saveFailures struct{ failing bool }
+
+func (f *saveFailures) note(log *slog.Logger, err error, failed, again string) {
+	switch {
+	case err != nil && !f.failing:
+		log.Error(failed, "err", err)
+	case err == nil && f.failing:
+		log.Info(again)
+	}
+	f.failing = err != nil
 }
 
 // DeclareNewKeys records the configuration's outbound static keys that

@@ -118,6 +118,30 @@ func (r *Reserver) Remove(keys []Key) {
 	})
 }
 
+// NewReserver makes a Reserver whose marks save makes durable instead of a
+// Store: a cluster keeps them in etcd (package cluster), keyed by the
+// Fingerprint field of each Key. SAs come in with Track (Add reads marks
+// from a Store, which such a Reserver has not).
+func NewReserver(save func(id string, mark uint64) error) *Reserver {
+	return &Reserver{save: save}
+}
+
+// Track takes k.SA over at mark, which is durable already and at least
+// every number any run may have used under its key: the SA's limit is
+// set to mark and its counter moved past it; the next Refresh reserves a
+// block above. Call it before the SA may send.
+func (r *Reserver) Track(k Key, mark uint64, now time.Time) {
+	// The limit first: nothing above the old mark until the new one is
+	// durable.
+	k.SA.SetSeqLimit(mark)
+	if k.SA.Seq() < mark {
+		k.SA.SetSeq(mark)
+	}
+	r.mu.Lock()
+	r.entries = append(r.entries, &entry{Key: k, mark: mark, block: MinBlock, t0: now, seq0: k.SA.Seq()})
+	r.mu.Unlock()
+}
+
 func keyErr(k Key, err error) error {
 	return fmt.Errorf("sa %s (spi 0x%08x, key %s): %w", k.SA.Name, k.SA.SPI, k.Fingerprint, err)
 }

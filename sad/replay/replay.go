@@ -332,3 +332,231 @@ func (w *Window) recycle(lo, hi uint64) {
 		}
 	}
 }
+
+// CommitBatch commits seqs in order, as if Commit were called on each in
+// turn, writes each verdict to ok (len(ok) must be at least len(seqs)) and
+// returns how many were accepted. Call it, like Commit, only with numbers
+// whose packets' ICV verified.
+//
+// Consecutive numbers of one 32-number block (a batch in order holds a few
+// such runs) are marked with one compare-and-swap: the bits of the run that
+// are fresh are set together, so a number repeated inside the run, or
+// already marked, is refused exactly as Commit would refuse it. A run is
+// decided from one reading of its slot and of topBlk, taken in Commit's
+// order (rule 2 there), and published by one CAS on the slot: to any other
+// goroutine the run's numbers appear all at once, as if committed one after
+// another at that instant, so the argument on Commit carries over whole.
+//
+// Equivalence with a Commit loop, in any sequential history: within a run
+// the window's top can only move inside the run's own block, and numbers of
+// the top block are never below the window (W >= 64 > 32), so no decision in
+// the run depends on another's bit except through duplicates, which the
+// run's own mask catches.
+func (w *Window) CommitBatch(seqs []uint64, ok []bool) int {
+	ok = ok[:len(seqs)]
+	n := 0
+	for i := 0; i < len(seqs); {
+		blk := seqs[i] >> slotShift
+		j := i + 1
+		for j < len(seqs) && seqs[j]>>slotShift == blk {
+			j++
+		}
+		n += w.commitRun(seqs[i:j], ok[i:j], blk)
+		i = j
+	}
+	return n
+}
+
+// commitRun commits the numbers of run, all in block blk, in order.
+func (w *Window) commitRun(run []uint64, ok []bool, blk uint64) int {
+	// Numbers Commit refuses outright, and the move of topBlk: as in
+	// Commit, per number, until one number has raised topBlk to blk (after
+	// that, topBlk >= blk and the test costs a load).
+	if w.size == 0 {
+		clear(ok)
+		return 0
+	}
+	cand := 0
+	moved := blk <= w.topBlk.Load() // topBlk only grows
+	for k, seq := range run {
+		c := seq != 0 && (w.esn || seq <= math.MaxUint32)
+		if c && !moved {
+			c = w.advance(seq, blk)
+			moved = c
+		}
+		ok[k] = c
+		if c {
+			cand++
+		}
+	}
+	if cand == 0 {
+		return 0
+	}
+	if cand == 1 && len(run) == 1 {
+		ok[0] = w.Commit(run[0])
+		if ok[0] {
+			return 1
+		}
+		return 0
+	}
+	// ok holds the candidates now. Each try decides the run from one
+	// reading of the slot and topBlk; the verdicts are written only once
+	// its CAS has succeeded, by the same rules over the same reading.
+	slot := &w.ring[blk&w.mask]
+	tag := w.tagOf(blk)
+	var base uint64
+	var gone bool
+	var cut uint64
+	for {
+		v := slot.Load()
+		t := w.topBlk.Load() // after the slot (rule 2)
+		gone, cut = false, 0
+		if t != blk {
+			// t > blk. Commit's test below, once for the run: the
+			// slot belongs to a newer block, or the numbers at or
+			// below top-W are out.
+			if t-blk > w.mask {
+				gone = true
+			} else if top := w.topIn(t, w.ring[t&w.mask].Load()); top >= w.size {
+				cut = top - w.size + 1 // the lowest number still inside
+			}
+		}
+		base = tag // a stale slot is recycled: an empty bitmap
+		if v&tagMask == tag {
+			base = v
+		}
+		bm := base
+		if !gone {
+			for k, seq := range run {
+				if ok[k] && seq >= cut {
+					bm |= 1 << (seq & bitMask)
+				}
+			}
+		}
+		if bm == base {
+			break // nothing fresh: all refused, nothing to write
+		}
+		if slot.CompareAndSwap(v, bm) {
+			break
+		}
+	}
+	acc := 0
+	for k, seq := range run {
+		bit := uint64(1) << (seq & bitMask)
+		if !ok[k] || gone || seq < cut || base&bit != 0 {
+			ok[k] = false
+			continue
+		}
+		base |= bit // a later copy in the run finds it marked
+		acc++
+	}
+	return acc
+}
+
+// A Run commits numbers of one block of one window speculatively, for a
+// caller that processes packets in one pass and can still take a packet
+// back before it leaves (a worker's TX queue): each number is decided at
+// once (Add) from one reading of the block's slot and the numbers of the
+// run already decided, and Flush publishes them all with one CAS. Flush
+// reports the numbers that lost meanwhile — marked by another goroutine, or
+// fallen out of the window — and the caller must then drop those packets as
+// replays; in a sequential history it reports none and every verdict is
+// Commit's. The zero Run is empty; a Run is used by one goroutine.
+type Run struct {
+	w          *Window
+	blk        uint64
+	tag        uint64
+	base, mask uint64 // the slot's bitmap at the reading; the run's bits
+	cut        uint64 // numbers below are out of the window (blk < top block)
+	gone       bool   // the slot belongs to a newer block
+}
+
+// Pending reports whether the run holds numbers not yet published.
+func (r *Run) Pending() bool { return r.mask != 0 }
+
+// Fits reports whether seq, of window w, may join the run without a Flush.
+func (r *Run) Fits(w *Window, seq uint64) bool {
+	return r.mask == 0 || (r.w == w && seq>>slotShift == r.blk)
+}
+
+// Add decides seq, whose packet's ICV verified, as Commit would, and adds
+// it to the run when fresh. The run must be empty or seq must fit it.
+func (r *Run) Add(w *Window, seq uint64) bool {
+	if seq == 0 || w.size == 0 || (!w.esn && seq > math.MaxUint32) {
+		return false
+	}
+	blk := seq >> slotShift
+	if r.mask == 0 {
+		if blk > w.topBlk.Load() && !w.advance(seq, blk) {
+			return false
+		}
+		r.w, r.blk, r.tag = w, blk, w.tagOf(blk)
+		r.read()
+	}
+	bit := uint64(1) << (seq & bitMask)
+	if r.gone || seq < r.cut || (r.base|r.mask)&bit != 0 {
+		return false
+	}
+	r.mask |= bit
+	return true
+}
+
+// read takes the slot and topBlk (in Commit's order, rule 2) for the run.
+func (r *Run) read() {
+	w := r.w
+	v := w.ring[r.blk&w.mask].Load()
+	t := w.topBlk.Load()
+	r.gone, r.cut = false, 0
+	if t != r.blk {
+		if t-r.blk > w.mask {
+			r.gone = true
+		} else if top := w.topIn(t, w.ring[t&w.mask].Load()); top >= w.size {
+			r.cut = top - w.size + 1
+		}
+	}
+	r.base = r.tag // a stale slot is recycled: an empty bitmap
+	if v&tagMask == r.tag {
+		r.base = v
+	}
+}
+
+// Flush publishes the run and empties it. It returns the bits (seq mod 32)
+// of the numbers Add accepted that are refused after all; they are not
+// marked, and their packets must be dropped.
+func (r *Run) Flush() (lost uint32) {
+	if r.mask == 0 {
+		return 0
+	}
+	w := r.w
+	slot := &w.ring[r.blk&w.mask]
+	want := r.mask
+	for {
+		v := slot.Load()
+		t := w.topBlk.Load() // after the slot (rule 2)
+		if t != r.blk {
+			if t-r.blk > w.mask {
+				lost |= uint32(want)
+				break
+			}
+			if top := w.topIn(t, w.ring[t&w.mask].Load()); top >= w.size {
+				if cut := top - w.size + 1; cut > r.blk<<slotShift {
+					// Numbers of the block below cut left the window.
+					out := uint64(1)<<min(cut-r.blk<<slotShift, slotBits) - 1
+					lost |= uint32(want & out)
+					want &^= out
+				}
+			}
+		}
+		base := r.tag
+		if v&tagMask == r.tag {
+			base = v
+		}
+		lost |= uint32(want & base) // marked by someone else meanwhile
+		want &^= base
+		if want == 0 || slot.CompareAndSwap(v, base|want) {
+			break
+		}
+	}
+	r.mask = 0
+	return lost
+}

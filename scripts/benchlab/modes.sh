@@ -36,18 +36,42 @@ setup_kernel() {
 }
 after_kernel() { :; }
 
-setup_xdpsec() {
-	local g G cpu
+# xdpsec_cpus CPU: the CPUs of a gateway's workers, comma-separated: CPU
+# for one queue; with LAB_QUEUES=N, CPU and the next ones round the box.
+xdpsec_cpus() {
+	local q=${LAB_QUEUES:-1} list=$1 c=$1 i
+	for ((i = 1; i < q; i++)); do
+		c=$(((c + 1) % $(nproc)))
+		list+=",$c"
+	done
+	echo "$list"
+}
+
+setup_xdpsec() { xdpsec_gateways ""; }
+
+# setup_ceiling: the lab's ceiling, xdpsec's gateways with the bench-only
+# null transform (bench_null_cipher, allowed by run --bench): the same
+# worker, XSKs and ESP framing, no encryption or authentication.
+setup_ceiling() { xdpsec_gateways "--bench"; }
+after_ceiling() { after_xdpsec; }
+reset_ceiling() { stop_gateways && setup_ceiling && warm_up; }
+
+# xdpsec_gateways FLAG: the two xdpsec daemons; with --bench, the ceiling.
+xdpsec_gateways() {
+	local g G cpu cpus q=${LAB_QUEUES:-1}
 	"$ROOT/scripts/lab/gen-config.sh" "$P" "$WORK/xdpsec" "$XDPSEC_ENCAP" aes128gcm16 >/dev/null
 	for g in a b; do
 		G=$(tr a-b A-B <<<"$g")
 		cpu=GW${G}_CPU
 		cpu=${!cpu}
-		# One queue, its worker pinned to this gateway's CPU; XDPSEC_IFACE
-		# adds interfaces keys (A/B runs of the AF_XDP levers, e.g.
-		# "batch: 256, idle_spin: 50us, busy_poll: 50").
-		sed -i "s/queues: 1,/queues: 1, cpus: [$cpu],${XDPSEC_IFACE:+ $XDPSEC_IFACE,}/" "$WORK/xdpsec/gw-$g.yaml"
-		"$BIN" run --check -c "$WORK/xdpsec/gw-$g.yaml" >/dev/null
+		cpus=$(xdpsec_cpus "$cpu")
+		# One worker per queue, pinned (one queue: this gateway's CPU);
+		# XDPSEC_IFACE adds interfaces keys (A/B runs of the AF_XDP
+		# levers, e.g. "batch: 256, idle_spin: 50us, busy_poll: 50").
+		sed -i "s/queues: 1,/queues: $q, cpus: [$cpus],${XDPSEC_IFACE:+ $XDPSEC_IFACE,}/" "$WORK/xdpsec/gw-$g.yaml"
+		[[ -z $1 ]] || echo "bench_null_cipher: true" >>"$WORK/xdpsec/gw-$g.yaml"
+		# shellcheck disable=SC2086 # $1: a flag or nothing
+		"$BIN" run $1 --check -c "$WORK/xdpsec/gw-$g.yaml" >/dev/null
 		# XDPSEC_NAPI="DEFER TIMEOUT": the gateway interfaces'
 		# napi_defer_hard_irqs and gro_flush_timeout (ns), for busy polling.
 		if [[ -n ${XDPSEC_NAPI:-} ]]; then
@@ -55,7 +79,8 @@ setup_xdpsec() {
 		fi
 		"$BIN" newkeys -c "$WORK/xdpsec/gw-$g.yaml" >/dev/null # fresh keys from gen-config.sh
 		# lab.sh exec ends in exec: $! is the daemon, so SIGTERM reaches it.
-		nice -n "$BENCH_NICE" taskset -c "$cpu" "$ROOT/scripts/lab.sh" exec "$P" "g$G" "$BIN" run -c "$WORK/xdpsec/gw-$g.yaml" \
+		# shellcheck disable=SC2086 # $1: a flag or nothing
+		nice -n "$BENCH_NICE" taskset -c "$cpus" "$ROOT/scripts/lab.sh" exec "$P" "g$G" "$BIN" run $1 -c "$WORK/xdpsec/gw-$g.yaml" \
 			2>"$WORK/xdpsec-g$G.log" &
 		pids+=($!)
 	done
@@ -188,15 +213,25 @@ warm_up() {
 	return 1
 }
 
+# gwb_lan_tx: the frames gwB has sent to hostB (its lan0, which DPDK's
+# shared layout moves into gwA's namespace as lanB).
+gwb_lan_tx() {
+	if ns gB test -e /sys/class/net/lan0; then
+		ns gB cat /sys/class/net/lan0/statistics/tx_packets
+	else
+		ns gA cat /sys/class/net/lanB/statistics/tx_packets
+	fi
+}
+
 # drain: wait until gwB has stopped handing packets to hostB (a user-space
 # gateway can hold many in its queues after a flat-out run; they must not
 # arrive in the next measurement), at most 3 s; fails if it has not.
 drain() {
 	local last now
-	last=$(ns gB cat /sys/class/net/lan0/statistics/tx_packets)
+	last=$(gwb_lan_tx)
 	for _ in $(seq 12); do
 		sleep 0.25
-		now=$(ns gB cat /sys/class/net/lan0/statistics/tx_packets)
+		now=$(gwb_lan_tx)
 		[[ $now == "$last" ]] && return 0
 		last=$now
 	done
@@ -209,3 +244,127 @@ reset_xdpsec() { stop_gateways && setup_xdpsec && warm_up; }
 # charon 5.9.8's kernel-libipsec queues what its TUN gives it without a
 # bound: after seconds flat out it delivers its backlog for minutes.
 reset_strongswan() { stop_gateways && setup_strongswan && warm_up; }
+
+# --- dpdk: DPDK 22.11's ipsec-secgw example (bench/dpdk/build.sh) --------
+# Static SAs: AES-128-GCM, IPv4 tunnel, the same addresses and selectors as
+# xdpsec's; every port on the AF_XDP PMD (net_af_xdp, copy mode on veth,
+# one queue); the crypto on Intel IPsec-MB (crypto_aesni_gcm).
+# DPDK_LAYOUT=shared (default): one process, one lcore on GWA_CPU serving
+#   both gateways (DPDK busy-polls: two processes sharing a CPU would spend
+#   it spinning in turn): gwB's wan0 and lan0 move into gwA's namespace as
+#   wanB and lanB; ports 0 lan0, 1 wan0, 2 wanB, 3 lanB, 1 and 2 unprotected.
+# DPDK_LAYOUT=per-gateway: a process per gateway, each one lcore on its
+#   gateway's CPU (GWA_CPU, GWB_CPU), ports 0 lan0 and 1 wan0.
+# The PMD's XDP program takes every frame, ARP too, and ipsec-secgw answers
+# none: the hosts get permanent neighbour entries for their gateways and
+# secgw its next hops' MACs (neigh). Memory: DPDK_MEM (default "--no-huge
+# -m 512": these boxes reserve no hugepages; "--in-memory" uses hugetlbfs
+# where nr_hugepages > 0).
+DPDK_MEM=${DPDK_MEM:---no-huge -m 512}
+DPDK_LAYOUT=${DPDK_LAYOUT:-shared}
+# Extra net_af_xdp arguments (e.g. ",busy_budget=0") and ipsec-secgw
+# options (e.g. "-l": librte_ipsec) to try other settings.
+DPDK_PMD_ARGS=${DPDK_PMD_ARGS:-}
+# Its nice level, BENCH_NICE's like the other user-space gateways: the
+# lcore busy-polls, and at 0 the neighbours' jobs took half its CPU
+# (perf, 2026-12-07).
+DPDK_NICE=${DPDK_NICE:-$BENCH_NICE}
+DPDK_APP_ARGS=${DPDK_APP_ARGS:-}
+
+mac_of() { ns "$1" cat "/sys/class/net/$2/address"; }
+
+# dpdk_key: a 20-byte AES-128-GCM key + salt as secgw writes it (aa:bb:…).
+dpdk_key() { od -An -tx1 -N20 /dev/urandom | tr -s ' \n' ' ' | sed 's/^ //; s/ $//; s/ /:/g'; }
+
+# dpdk_sa SPI KEY SRC DST SRCNET DSTNET DIRS: one direction's SA and SP
+# rules, for DIRS (out, in or "out in").
+dpdk_sa() {
+	local d
+	for d in $7; do
+		echo "sp ipv4 $d esp protect $1 pri 1 src $5 dst $6 sport 0:65535 dport 0:65535"
+		echo "sa $d $1 aead_algo aes-128-gcm aead_key $2 mode ipv4-tunnel src $3 dst $4"
+	done
+}
+
+# dpdk_run NAME CPU CONFIG PORTMASK UNPROTECTED IFACE...: one ipsec-secgw
+# in gateway namespace NAME, one lcore on CPU, a port per IFACE.
+dpdk_run() {
+	local name=$1 cpu=$2 cfg=$3 pm=$4 um=$5 i=0 vdevs=() lcfg=""
+	shift 5
+	for ifc in "$@"; do
+		vdevs+=(--vdev "net_af_xdp$i,iface=$ifc,start_queue=0,queue_count=1$DPDK_PMD_ARGS")
+		lcfg+="${lcfg:+,}($i,0,$cpu)"
+		i=$((i + 1))
+	done
+	# nsenter keeps /sys/fs/bpf (ip netns exec hides it from libxdp).
+	# shellcheck disable=SC2086 # DPDK_MEM, DPDK_APP_ARGS: several words
+	nice -n "$DPDK_NICE" nsenter --net="/run/netns/$P-$name" "$DPDK_BIN" -l "$cpu" -n 1 $DPDK_MEM --no-pci \
+		--file-prefix "$P-$name" "${vdevs[@]}" --vdev crypto_aesni_gcm0 \
+		-- -p "$pm" -u "$um" -P $DPDK_APP_ARGS --config "$lcfg" -f "$cfg" >"$WORK/dpdk-$name.log" 2>&1 &
+	pids+=($!)
+}
+
+setup_dpdk() {
+	local kab kba n
+	DPDK_BIN=${DPDK_BIN:-$("$ROOT/bench/dpdk/build.sh")}
+	kab=$(dpdk_key)
+	kba=$(dpdk_key)
+	mkdir -p "$WORK/dpdk"
+	ns hA ip neigh replace 198.18.1.1 lladdr "$(mac_of gA lan0)" dev eth0 nud permanent
+	ns hB ip neigh replace 198.18.2.1 lladdr "$(mac_of gB lan0)" dev eth0 nud permanent
+	if [[ $DPDK_LAYOUT == shared ]]; then
+		local wb
+		for n in wan0:wanB lan0:lanB; do
+			ns gA test -e "/sys/class/net/${n#*:}" && continue # moved already (a restart)
+			ns gB ip link set "${n%:*}" down
+			ns gB ip link set "${n%:*}" name "${n#*:}"
+			ns gB ip link set "${n#*:}" netns "$P-gA"
+			ns gA ip link set "${n#*:}" up
+		done
+		wb=$(mac_of gA wanB)
+		{
+			dpdk_sa 4097 "$kab" 192.0.2.1 192.0.2.2 198.18.1.0/24 198.18.2.0/24 "out in"
+			dpdk_sa 8193 "$kba" 192.0.2.2 192.0.2.1 198.18.2.0/24 198.18.1.0/24 "out in"
+			echo "rt ipv4 dst 192.0.2.2/32 port 1"
+			echo "rt ipv4 dst 192.0.2.1/32 port 2"
+			echo "rt ipv4 dst 198.18.1.0/24 port 0"
+			echo "rt ipv4 dst 198.18.2.0/24 port 3"
+			echo "neigh port 0 $(mac_of hA eth0)"
+			echo "neigh port 1 $wb"
+			echo "neigh port 2 $(mac_of gA wan0)"
+			echo "neigh port 3 $(mac_of hB eth0)"
+		} >"$WORK/dpdk/gA.cfg"
+		dpdk_run gA "$GWA_CPU" "$WORK/dpdk/gA.cfg" 0xf 0x6 lan0 wan0 wanB lanB
+		n=1
+	elif [[ $DPDK_LAYOUT == per-gateway ]]; then
+		{
+			dpdk_sa 4097 "$kab" 192.0.2.1 192.0.2.2 198.18.1.0/24 198.18.2.0/24 out
+			dpdk_sa 8193 "$kba" 192.0.2.2 192.0.2.1 198.18.2.0/24 198.18.1.0/24 in
+			echo "rt ipv4 dst 192.0.2.2/32 port 1"
+			echo "rt ipv4 dst 198.18.1.0/24 port 0"
+			echo "neigh port 0 $(mac_of hA eth0)"
+			echo "neigh port 1 $(mac_of gB wan0)"
+		} >"$WORK/dpdk/gA.cfg"
+		{
+			dpdk_sa 8193 "$kba" 192.0.2.2 192.0.2.1 198.18.2.0/24 198.18.1.0/24 out
+			dpdk_sa 4097 "$kab" 192.0.2.1 192.0.2.2 198.18.1.0/24 198.18.2.0/24 in
+			echo "rt ipv4 dst 192.0.2.1/32 port 1"
+			echo "rt ipv4 dst 198.18.2.0/24 port 0"
+			echo "neigh port 0 $(mac_of hB eth0)"
+			echo "neigh port 1 $(mac_of gA wan0)"
+		} >"$WORK/dpdk/gB.cfg"
+		dpdk_run gA "$GWA_CPU" "$WORK/dpdk/gA.cfg" 0x3 0x2 lan0 wan0
+		dpdk_run gB "$GWB_CPU" "$WORK/dpdk/gB.cfg" 0x3 0x2 lan0 wan0
+		n=2
+	else
+		log "dpdk: DPDK_LAYOUT is shared or per-gateway"
+		return 1
+	fi
+	# Up once each process polls (or has died: the warm-up then fails).
+	for _ in $(seq 150); do
+		[[ $(cat "$WORK"/dpdk-g?.log 2>/dev/null | grep -c "entering main loop") -ge $n ]] && break
+		sleep 0.1
+	done
+}
+after_dpdk() { :; }
+reset_dpdk() { stop_gateways && setup_dpdk && warm_up; }

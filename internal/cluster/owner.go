@@ -1,0 +1,468 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/xdpsec/xdpsec/sad"
+)
+
+// Now is this process's monotonic clock in nanoseconds (sad.Now, the
+// gates' clock), the time base of Group.MaySend and Group.Deadline.
+func Now() int64 { return sad.Now() }
+
+// Values of the owner key besides "NODE TERM".
+const (
+	// released: the owner let the group go (shutdown); any allowed node
+	// may take it at once.
+	released = "released"
+	// movePrefix + NODE: the owner handed the group to NODE, which may
+	// take it at once; the others wait a lease as after a failure.
+	movePrefix = "move "
+)
+
+// Ownership runs this node's side of the groups' ownership: one loop per
+// group it may carry, all on one etcd session.
+//
+// The lease. etcd leases are whole seconds, and at least
+// ceil(1.5 × the election timeout) (etcdserver's MinLeaseTTL), so a
+// sub-second takeover cannot wait for one to expire. A group's owner key
+// carries a shorter lease of its own, kept by compare-and-swap: the owner
+// rewrites the key every TTL/4 (compare: the value is still its own
+// "NODE TERM"); a standby that has seen no change of the key for a TTL,
+// by its own clock from when it saw the last change, takes the key with a
+// compare on the revision it saw. Exactly one such transaction can win.
+// The etcd session's lease (concurrency.Session, the minimum TTL) is only
+// the backstop that removes a dead node's keys.
+//
+// Fencing. The owner may send until (when it sent its last successful
+// renewal) + TTL − margin, by its monotonic clock. A standby's wait
+// starts when it saw that renewal, which is after it was sent, and lasts
+// a full TTL: so the owner has stopped at least margin before a standby
+// can start, whatever happened to the messages in between. The margin
+// covers the two clocks' rate difference over one TTL and the time a
+// batch that passed MaySend takes to leave.
+type Ownership struct {
+	cli    *clientv3.Client
+	sess   *concurrency.Session
+	keys   keys
+	node   string
+	ttl    time.Duration
+	margin time.Duration
+	log    *slog.Logger
+	change func(group string, sending bool)
+	// Quiesce waits until no batch that passed MaySend before it was
+	// called is still being sent (graceful hand-over); nil: 10 ms.
+	Quiesce func()
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	groups map[string]*Group
+}
+
+// GroupSpec is a group this node may carry and the nodes allowed to,
+// most preferred first.
+type GroupSpec struct {
+	Name  string
+	Nodes []string
+}
+
+// Group is one tunnel group as this node sees it. MaySend is for the
+// workers (one atomic load); the rest for the slow path.
+type Group struct {
+	Name  string
+	nodes []string
+	// token is this node's owner value for the group, "NODE TERM" (TERM
+	// random per start): writes an owner makes are guarded by it.
+	token string
+	// gate: open until the Now() this node may send until; closed when
+	// it does not own the group. Written by the group's loop only; the
+	// group's outbound SAs read it (sad.SA.SetGate).
+	gate sad.Gate
+	// since: Now() when this node last gained the group (0: not owner);
+	// stopped: Now() when it last stopped sending for it.
+	since, stopped atomic.Int64
+	owner          atomic.Pointer[string]
+	move           chan moveReq
+}
+
+type moveReq struct {
+	to   string
+	done chan error
+}
+
+// MaySend reports whether this node may send for the group at now
+// (Now()): it owns the group and its lease is safely ahead. No lock, one
+// atomic load: the workers call it once per batch.
+func (g *Group) MaySend(now int64) bool { return g.gate.MaySend(now) }
+
+// Gate is the group's right to send, for its outbound SAs
+// (sad.SA.SetGate): their ReserveSeq hands out nothing while it is closed.
+func (g *Group) Gate() *sad.Gate { return &g.gate }
+
+// Deadline is the Now() at which this node stops sending unless it renews
+// (0: not the owner).
+func (g *Group) Deadline() int64 { return g.gate.Deadline() }
+
+// Since is the Now() at which this node last became the owner (0: not
+// the owner).
+func (g *Group) Since() int64 { return g.since.Load() }
+
+// ownerCmp holds a transaction to this node's ownership of the group: a
+// node that lost the group cannot write for it any more.
+func (o *Ownership) ownerCmp(g *Group) clientv3.Cmp {
+	return clientv3.Compare(clientv3.Value(o.keys.owner(g.Name)), "=", g.token)
+}
+
+// Stopped is the Now() at which this node last stopped sending for the
+// group: its deadline, or the moment it learnt it had lost the group if
+// that came first (0: never).
+func (g *Group) Stopped() int64 { return g.stopped.Load() }
+
+// Owner is the node etcd last said owns the group ("" none known).
+func (g *Group) Owner() string {
+	if p := g.owner.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// OwnershipConfig sets up an Ownership.
+type OwnershipConfig struct {
+	Cluster, Node string
+	TTL, Margin   time.Duration
+	Groups        []GroupSpec
+	Log           *slog.Logger
+	// OnChange, if set, hears each change of this node's right to send
+	// for a group: true when it took the group (or resumed after an etcd
+	// outage), false when it stopped. It runs on the group's loop and
+	// must return quickly: the renewals wait for it.
+	OnChange func(group string, sending bool)
+}
+
+// StartOwnership opens the node's etcd session and starts a loop for each
+// group that lists this node.
+func StartOwnership(cli *clientv3.Client, cfg OwnershipConfig) (*Ownership, error) {
+	if cfg.TTL <= 0 || cfg.Margin <= 0 || cfg.Margin >= cfg.TTL/2 {
+		return nil, fmt.Errorf("cluster: lease %v with margin %v: the margin must be above 0 and below half the lease", cfg.TTL, cfg.Margin)
+	}
+	secs := int(math.Ceil(cfg.TTL.Seconds()))
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(max(secs, 1)))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: etcd session: %w", err)
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	o := &Ownership{cli: cli, sess: sess, keys: keys{cfg.Cluster}, node: cfg.Node, ttl: cfg.TTL, margin: cfg.Margin,
+		log: log, change: cfg.OnChange, groups: map[string]*Group{}}
+	o.ctx, o.cancel = context.WithCancel(context.Background())
+	for _, gs := range cfg.Groups {
+		g := &Group{Name: gs.Name, nodes: gs.Nodes, token: cfg.Node + " " + newTerm(), move: make(chan moveReq)}
+		o.groups[gs.Name] = g
+		for _, n := range gs.Nodes {
+			if n == cfg.Node {
+				o.wg.Add(1)
+				go o.run(g)
+				break
+			}
+		}
+	}
+	return o, nil
+}
+
+// Group returns the named group (nil: none).
+func (o *Ownership) Group(name string) *Group { return o.groups[name] }
+
+// Close lets go of every group this node owns (fenced first, then
+// released in etcd for the others to take at once) and ends the session.
+func (o *Ownership) Close() error {
+	o.cancel()
+	o.wg.Wait()
+	return o.sess.Close()
+}
+
+// Move hands group to node: this node stops sending, waits for its last
+// batch (Quiesce), then marks the group for node, which takes it at once.
+func (o *Ownership) Move(ctx context.Context, group, node string) error {
+	g := o.groups[group]
+	if g == nil {
+		return fmt.Errorf("cluster: no group %q", group)
+	}
+	r := moveReq{to: node, done: make(chan error, 1)}
+	select {
+	case g.move <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (o *Ownership) quiesce() {
+	if o.Quiesce != nil {
+		o.Quiesce()
+		return
+	}
+	time.Sleep(10 * time.Millisecond)
+}
+
+// loop state of one group.
+type groupLoop struct {
+	o      *Ownership
+	g      *Group
+	myVal  string
+	rev    int64  // mod revision of the owner key last seen (0: absent)
+	val    string // its value
+	seenAt int64  // Now() when a change of the key was last seen
+	sentAt int64  // Now() when the last successful renewal was sent
+}
+
+func newTerm() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (o *Ownership) run(g *Group) {
+	defer o.wg.Done()
+	l := &groupLoop{o: o, g: g, myVal: g.token, seenAt: Now()}
+	key := o.keys.owner(g.Name)
+	poll := max(o.ttl/30, 5*time.Millisecond)
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	var wch clientv3.WatchChan
+	stopWatch := func() {}
+	defer func() { stopWatch() }()
+	for {
+		if wch == nil {
+			if rev, ok := l.resync(key); ok {
+				stopWatch()
+				wctx, c := context.WithCancel(o.ctx)
+				stopWatch = c
+				wch = o.cli.Watch(wctx, key, clientv3.WithRev(rev+1))
+			}
+		}
+		select {
+		case <-o.ctx.Done():
+			l.letGo(key, released)
+			return
+		case wr, ok := <-wch:
+			if !ok || wr.Err() != nil {
+				wch = nil
+				continue
+			}
+			for _, ev := range wr.Events {
+				if ev.Kv.ModRevision < l.rev {
+					continue
+				}
+				if ev.Type == clientv3.EventTypeDelete {
+					l.saw(0, "")
+				} else {
+					l.saw(ev.Kv.ModRevision, string(ev.Kv.Value))
+				}
+			}
+		case r := <-g.move:
+			if l.owner() {
+				r.done <- l.letGo(key, movePrefix+r.to)
+			} else {
+				r.done <- fmt.Errorf("cluster: group %s: not the owner", g.Name)
+			}
+		case <-tick.C:
+			now := Now()
+			switch {
+			case l.owner():
+				if time.Duration(now-l.sentAt) >= o.ttl/renewals {
+					l.renew(key)
+				}
+			case l.mayTake(now):
+				l.take(key)
+			}
+		}
+	}
+}
+
+// renewals is how many times an owner renews per lease: the slack between
+// a renewal and the deadline, TTL*(1-1/renewals) - margin, must outlast an
+// etcd leader election (ElectionMs to 2*ElectionMs, plus a pre-vote).
+const renewals = 4
+
+func (l *groupLoop) owner() bool { return l.val == l.myVal }
+
+// saw records a change of the owner key; losing it fences at once.
+func (l *groupLoop) saw(rev int64, val string) {
+	was := l.owner()
+	l.rev, l.val, l.seenAt = rev, val, Now()
+	name, _, _ := strings.Cut(val, " ")
+	if strings.HasPrefix(val, movePrefix) || val == released {
+		name = ""
+	}
+	l.g.owner.Store(&name)
+	if was && !l.owner() {
+		l.fence("taken by " + val)
+	}
+}
+
+func (l *groupLoop) fence(why string) {
+	if d := l.g.gate.Close(); d != 0 {
+		l.g.stopped.Store(min(d, Now()))
+		l.g.since.Store(0)
+		l.o.log.Warn("cluster: group lost: stopped sending", "group", l.g.Name, "node", l.o.node, "why", why)
+		l.notify(false)
+	}
+}
+
+func (l *groupLoop) notify(sending bool) {
+	if l.o.change != nil {
+		l.o.change(l.g.Name, sending)
+	}
+}
+
+// resync reads the owner key afresh; ok false: etcd unreachable.
+func (l *groupLoop) resync(key string) (int64, bool) {
+	ctx, cancel := context.WithTimeout(l.o.ctx, l.o.ttl)
+	defer cancel()
+	resp, err := l.o.cli.Get(ctx, key)
+	if err != nil {
+		return 0, false
+	}
+	if len(resp.Kvs) == 0 {
+		if l.rev != 0 || l.val != "" {
+			l.saw(0, "")
+		}
+	} else if kv := resp.Kvs[0]; kv.ModRevision != l.rev {
+		l.saw(kv.ModRevision, string(kv.Value))
+	}
+	return resp.Header.Revision, true
+}
+
+// mayTake: the group is free for this node (released, moved to it), or
+// its key has not changed for a lease (plus this node's place among the
+// allowed nodes other than the current owner, so the preferred one goes
+// first).
+func (l *groupLoop) mayTake(now int64) bool {
+	if l.val == released || l.val == movePrefix+l.o.node {
+		return true
+	}
+	rank := 0
+	cur, _, _ := strings.Cut(l.val, " ")
+	for _, n := range l.g.nodes {
+		if n == l.o.node {
+			break
+		}
+		if n != cur {
+			rank++
+		}
+	}
+	wait := l.o.ttl + time.Duration(rank)*l.o.ttl/6
+	return time.Duration(now-l.seenAt) >= wait
+}
+
+func (l *groupLoop) put(key string, cmp clientv3.Cmp, val string) (ok bool, rev int64, err error) {
+	until := l.g.gate.Deadline()
+	timeout := l.o.ttl
+	if until != 0 {
+		timeout = min(timeout, time.Duration(until-Now()))
+	}
+	ctx, cancel := context.WithTimeout(l.o.ctx, max(timeout, time.Millisecond))
+	defer cancel()
+	resp, err := l.o.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, val, clientv3.WithLease(l.o.sess.Lease()))).Commit()
+	if err != nil {
+		return false, 0, err
+	}
+	return resp.Succeeded, resp.Header.Revision, nil
+}
+
+func (l *groupLoop) take(key string) {
+	cmp := clientv3.Compare(clientv3.ModRevision(key), "=", l.rev)
+	if l.rev == 0 {
+		cmp = clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+	}
+	sent := Now()
+	ok, rev, err := l.put(key, cmp, l.myVal)
+	if err != nil || !ok {
+		if err == nil {
+			l.resync(key) // someone was faster: see who
+		}
+		return
+	}
+	l.sentAt = sent
+	l.rev, l.val, l.seenAt = rev, l.myVal, Now()
+	me := l.o.node
+	l.g.owner.Store(&me)
+	l.g.gate.Open(sent + int64(l.o.ttl-l.o.margin))
+	l.g.since.Store(Now())
+	l.o.log.Info("cluster: group taken: sending", "group", l.g.Name, "node", l.o.node)
+	l.notify(true)
+}
+
+func (l *groupLoop) renew(key string) {
+	sent := Now()
+	ok, rev, err := l.put(key, clientv3.Compare(clientv3.Value(key), "=", l.myVal), l.myVal)
+	switch {
+	case err != nil:
+		// The deadline stays: it runs out by itself if etcd stays away.
+		// The key may still be ours: the loop keeps renewing, and a
+		// renewal that commits later proves nobody took the group, so
+		// sending resumes after the outage, not a lease after it.
+		if d := l.g.gate.Deadline(); d != 0 && Now() >= d {
+			l.fence("lease not renewed: " + err.Error())
+		}
+	case !ok:
+		l.fence("renewal refused")
+		l.resync(key)
+	default:
+		l.sentAt = sent
+		if rev > l.rev {
+			l.rev = rev
+		}
+		if l.g.gate.Open(sent+int64(l.o.ttl-l.o.margin)) == 0 {
+			// Fenced by an etcd outage, and nobody took the group.
+			l.g.since.Store(Now())
+			l.o.log.Info("cluster: group renewed after an outage: sending again", "group", l.g.Name, "node", l.o.node)
+			l.notify(true)
+		}
+	}
+}
+
+// letGo stops sending, waits for the last batch, then writes val (released
+// or a move) if the group is still this node's.
+func (l *groupLoop) letGo(key, val string) error {
+	if !l.owner() {
+		return nil
+	}
+	l.fence(val)
+	l.o.quiesce()
+	ctx, cancel := context.WithTimeout(context.Background(), l.o.ttl)
+	defer cancel()
+	// No lease: the session's end (Close) must not delete the mark
+	// before the others read it.
+	resp, err := l.o.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(key), "=", l.myVal)).
+		Then(clientv3.OpPut(key, val)).Commit()
+	if err != nil {
+		return fmt.Errorf("cluster: group %s: %w", l.g.Name, err)
+	}
+	if !resp.Succeeded {
+		return errors.New("cluster: group " + l.g.Name + ": no longer the owner")
+	}
+	l.rev, l.val, l.seenAt = resp.Header.Revision, val, Now()
+	return nil
+}
