@@ -22,7 +22,12 @@ def pps_by_size(path):
     out = {}
     for row in load(path).get("rows", []):
         rec = row.get("xdpsec") or {}
-        pps = (rec.get("sat") or {}).get("rx_pps", 0.0)
+        if isinstance(rec.get("rx_pps"), list):
+            # bench-lab.sh's rounds format: one value per round (ab.sh runs one).
+            vals = [v for v in rec["rx_pps"] if v]
+            pps = statistics.median(vals) if vals else 0.0
+        else:
+            pps = (rec.get("sat") or {}).get("rx_pps", 0.0)
         if pps:
             out[row["size"]] = float(pps)
     return out
