@@ -27,6 +27,11 @@ const (
 	// clock) an owner stops sending: clock-rate drift over one TTL, the
 	// time one batch takes to leave, and the scheduling of the renewal.
 	DefaultFenceMargin = 150 * time.Millisecond
+	// DefaultAnnounce is how many times a node that takes a group
+	// announces its addresses (gratuitous ARP, unsolicited Neighbor
+	// Advertisement): at once, then 100 ms and 500 ms later, a neighbour
+	// that missed one frame still learns the move within half a second.
+	DefaultAnnounce = 3
 )
 
 // Cluster is the cluster: section: this node, its etcd, and the tunnel
@@ -54,6 +59,9 @@ type Cluster struct {
 	// (hex, mode 0600).
 	Key    []byte
 	Groups []TunnelGroup
+	// Announce is how many times a new owner announces a group's
+	// addresses (announce; 0: never).
+	Announce int
 }
 
 // EmbeddedEtcd is this node's etcd member.
@@ -116,10 +124,11 @@ func (d *decoder) clusterURL(n *yaml.Node, field string) string {
 // cluster reads the cluster: section; c's connections and SAs are read
 // already (groups name them).
 func (d *decoder) cluster(n *yaml.Node, c *Config) {
-	cl := &Cluster{Line: n.Line, LeaseTTL: DefaultLeaseTTL, FenceMargin: DefaultFenceMargin, ReplayPublish: DefaultReplayPublish}
+	cl := &Cluster{Line: n.Line, LeaseTTL: DefaultLeaseTTL, FenceMargin: DefaultFenceMargin, ReplayPublish: DefaultReplayPublish,
+		Announce: DefaultAnnounce}
 	var groupsNode, ttlNode *yaml.Node
 	keySet := false
-	d.mapping(n, "cluster", []string{"name", "node", "etcd", "lease_ttl", "fence_margin", "replay_publish", "key_file", "groups"}, func(k string, v *yaml.Node) {
+	d.mapping(n, "cluster", []string{"name", "node", "etcd", "lease_ttl", "fence_margin", "replay_publish", "key_file", "groups", "announce"}, func(k string, v *yaml.Node) {
 		f := "cluster." + k
 		switch k {
 		case "name":
@@ -147,6 +156,9 @@ func (d *decoder) cluster(n *yaml.Node, c *Config) {
 			}
 		case "groups":
 			groupsNode = v
+		case "announce":
+			n, _ := d.integer(v, f, 0, 20)
+			cl.Announce = int(n)
 		}
 	})
 	if n.Kind != yaml.MappingNode {

@@ -32,6 +32,8 @@ type clusterPlane struct {
 	in     map[string][]*sad.SA
 	res    *seqstate.Reserver
 	events chan groupEvent
+	// addrs moves the groups' addresses (clusteraddr.go).
+	addrs  *groupAddrs
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -47,6 +49,7 @@ type groupEvent struct {
 func newClusterPlane(cfg *config.Config, sas []*sad.SA, log *slog.Logger) *clusterPlane {
 	p := &clusterPlane{cfg: cfg.Cluster, log: log, out: map[string][]seqstate.Key{}, in: map[string][]*sad.SA{},
 		events: make(chan groupEvent, 64)}
+	p.addrs = newGroupAddrs(cfg.Cluster, log)
 	for i, sa := range sas {
 		sc := &cfg.SAs[i]
 		g := cfg.Cluster.GroupOfSA(sc.Name)
@@ -67,12 +70,16 @@ func newClusterPlane(cfg *config.Config, sas []*sad.SA, log *slog.Logger) *clust
 // and the replay tops until close.
 func (p *clusterPlane) start(ctx context.Context) error {
 	node, err := cluster.StartNode(ctx, p.cfg, cluster.NodeOptions{Log: p.log, OnChange: func(g string, sending bool) {
+		if !sending {
+			p.addrs.set(g, false) // at once: before a release or move is written
+		}
 		p.events <- groupEvent{g, sending}
 	}})
 	if err != nil {
 		return err
 	}
 	p.node = node
+	p.addrs.own.Store(node.Ownership)
 	// The workers do not run yet: the gates are in place before any
 	// batch reads them.
 	for g, ks := range p.out {
@@ -124,6 +131,7 @@ func (p *clusterPlane) change(ctx context.Context, ev groupEvent) {
 		for _, k := range p.out[ev.group] {
 			k.SA.SetSeqLimit(k.SA.Seq()) // what a worker reserved is the last
 		}
+		p.addrs.set(ev.group, false)
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, p.cfg.LeaseTTL)
@@ -141,6 +149,7 @@ func (p *clusterPlane) change(ctx context.Context, ev groupEvent) {
 		return
 	}
 	p.log.Info("cluster: group's SAs resumed above their marks", "group", ev.group, "outbound", len(p.out[ev.group]), "inbound", len(p.in[ev.group]))
+	p.addrs.set(ev.group, true) // the addresses bring the traffic: last
 }
 
 // clusterJoinTimeout bounds the wait for the cluster's etcd at start: an
@@ -165,6 +174,7 @@ func (p *clusterPlane) close() error {
 	}
 	err := p.node.Close() // fences, releases: its OnChange events queue
 	p.node = nil
+	p.addrs.close()
 	p.cancel()
 	<-p.done
 	if err != nil {

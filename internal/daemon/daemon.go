@@ -185,6 +185,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 		d.wg.Add(1)
 		go d.runWorker(q)
 	}
+	d.attachClusterAddrs()
 	if d.ike != nil {
 		if err := d.ike.start(); err != nil {
 			return d, err
