@@ -27,8 +27,12 @@ func (f *fakeAddrs) rec(s string) error {
 	f.mu.Unlock()
 	return nil
 }
-func (f *fakeAddrs) add(b boundAddr) error { return f.rec(fmt.Sprintf("add %d %v", b.ifindex, b.prefix)) }
-func (f *fakeAddrs) del(b boundAddr) error { return f.rec(fmt.Sprintf("del %d %v", b.ifindex, b.prefix)) }
+func (f *fakeAddrs) add(b boundAddr) error {
+	return f.rec(fmt.Sprintf("add %d %v", b.ifindex, b.prefix))
+}
+func (f *fakeAddrs) del(b boundAddr) error {
+	return f.rec(fmt.Sprintf("del %d %v", b.ifindex, b.prefix))
+}
 func (f *fakeAddrs) announce(bs []boundAddr) error {
 	s := "announce"
 	for _, b := range bs {
