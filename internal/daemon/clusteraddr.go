@@ -33,9 +33,13 @@ import (
 //     the node stops at its deadline, fence_margin before anyone may take
 //     the group, and lets the addresses go within watchdogEvery of it).
 //
-// At start, before the workers run, addresses of groups this node does
-// not send for are removed: a node killed while it held a group left them
-// on its interfaces.
+// The addresses carry a lifetime (addrLifetime) that the watchdog renews
+// every addrRefresh while the node holds them: a node whose process dies
+// (kill -9, a crash) while its kernel lives on would otherwise keep them,
+// and its kernel would go on answering ARP for them next to the new
+// owner; the kernel drops them when the lifetime runs out. At attach,
+// addresses of groups this node does not send for are removed: a node
+// killed while it held a group may have left them.
 type groupAddrs struct {
 	log    *slog.Logger
 	groups map[string]config.TunnelGroup
@@ -53,6 +57,8 @@ type groupAddrs struct {
 	stop  chan struct{}
 	done  chan struct{}
 	timer func(d time.Duration, f func()) *time.Timer
+	// refreshEvery is addrRefresh (longer in tests).
+	refreshEvery time.Duration
 }
 
 type heldGroup struct {
@@ -79,6 +85,14 @@ type addrOps interface {
 // watchdogEvery is how often held groups' gates are checked.
 const watchdogEvery = 20 * time.Millisecond
 
+// addrLifetime is the lifetime a group's address is added with (the
+// kernel's granularity is a second, its expiry check up to a second late);
+// addrRefresh how often a holder adds it again.
+const (
+	addrLifetime = 2 * time.Second
+	addrRefresh  = 500 * time.Millisecond
+)
+
 // announceTimes are the offsets of n announcements: 0, 100 ms, 500 ms,
 // then one a second.
 func announceTimes(n int) []time.Duration {
@@ -100,7 +114,7 @@ func announceTimes(n int) []time.Duration {
 
 func newGroupAddrs(cl *config.Cluster, log *slog.Logger) *groupAddrs {
 	a := &groupAddrs{log: log, groups: map[string]config.TunnelGroup{}, times: announceTimes(cl.Announce),
-		want: map[string]bool{}, held: map[string]*heldGroup{}, timer: time.AfterFunc}
+		want: map[string]bool{}, held: map[string]*heldGroup{}, timer: time.AfterFunc, refreshEvery: addrRefresh}
 	a.owned = func(group string) bool {
 		o := a.own.Load()
 		if o == nil {
@@ -240,16 +254,28 @@ func (a *groupAddrs) watchdog(stop, done chan struct{}) {
 	defer close(done)
 	t := time.NewTicker(watchdogEvery)
 	defer t.Stop()
+	refreshed := time.Now()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
 			a.mu.Lock()
-			for g := range a.held {
-				if !a.owned(g) {
+			refresh := now.Sub(refreshed) >= a.refreshEvery
+			for g, h := range a.held {
+				switch {
+				case !a.owned(g):
 					a.apply(g)
+				case refresh:
+					for _, b := range h.addrs {
+						if err := a.ops.add(b); err != nil {
+							a.log.Warn("cluster: group's address not renewed", "group", g, "address", b.prefix, "err", err)
+						}
+					}
 				}
+			}
+			if refresh {
+				refreshed = now
 			}
 			a.mu.Unlock()
 		}
@@ -282,7 +308,7 @@ func (a *groupAddrs) close() {
 // sysAddrs are the real system calls, in the daemon's namespace.
 type sysAddrs struct{ d *Daemon }
 
-func (s sysAddrs) add(b boundAddr) error { return nic.AddAddr(b.ifindex, b.prefix) }
+func (s sysAddrs) add(b boundAddr) error { return nic.AddAddr(b.ifindex, b.prefix, addrLifetime) }
 func (s sysAddrs) del(b boundAddr) error { return nic.DelAddr(b.ifindex, b.prefix) }
 func (s sysAddrs) announce(bs []boundAddr) error {
 	var err error

@@ -60,7 +60,8 @@ func TestGroupAddrs(t *testing.T) {
 		{Name: "g2", WAN: netip.MustParsePrefix("2001:db8:f::1/64")},
 	}}
 	a := newGroupAddrs(cl, slog.New(slog.DiscardHandler))
-	var open sync.Map // group -> *atomic.Bool
+	a.refreshEvery = time.Hour // TestGroupAddrsRefresh
+	var open sync.Map          // group -> *atomic.Bool
 	gate := func(g string) *atomic.Bool { v, _ := open.LoadOrStore(g, new(atomic.Bool)); return v.(*atomic.Bool) }
 	a.owned = func(g string) bool { return gate(g).Load() }
 	type due struct {
@@ -161,5 +162,33 @@ func TestAnnounceTimes(t *testing.T) {
 		if got := announceTimes(n); !slices.Equal(got, want) {
 			t.Errorf("announceTimes(%d) = %v, want %v", n, got, want)
 		}
+	}
+}
+
+// TestGroupAddrsRefresh: a held address is added again (its lifetime
+// renewed) every refreshEvery, and no longer once the group is lost.
+func TestGroupAddrsRefresh(t *testing.T) {
+	cl := &config.Cluster{Groups: []config.TunnelGroup{{Name: "g1", WAN: netip.MustParsePrefix("192.0.2.1/24")}}}
+	a := newGroupAddrs(cl, slog.New(slog.DiscardHandler))
+	a.refreshEvery = 50 * time.Millisecond
+	var open atomic.Bool
+	open.Store(true)
+	a.owned = func(string) bool { return open.Load() }
+	f := &fakeAddrs{}
+	a.set("g1", true)
+	a.attach(f, &net.Interface{Index: 2, HardwareAddr: make(net.HardwareAddr, 6)}, nil)
+	defer a.close()
+	time.Sleep(300 * time.Millisecond)
+	open.Store(false)
+	time.Sleep(100 * time.Millisecond)
+	got := f.take()
+	adds := 0
+	for _, s := range got {
+		if s == "add 2 192.0.2.1/24" {
+			adds++
+		}
+	}
+	if adds < 3 || got[len(got)-2] != "del 2 192.0.2.1/24" {
+		t.Errorf("refreshes: %q (want the add renewed every 50 ms, then the del)", got)
 	}
 }

@@ -5,18 +5,26 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
 // AddAddr puts p (an address with its prefix length) on the interface
-// ifindex, in the caller's network namespace; already there is no error.
-// An IPv6 address skips duplicate address detection (IFA_F_NODAD): an
-// address that moves between nodes is usable at once, not after DAD's
-// second, and its owner is decided elsewhere (a cluster's election).
-func AddAddr(ifindex int, p netip.Prefix) error {
+// ifindex, in the caller's network namespace; already there is no error,
+// and its lifetime starts again. An IPv6 address skips duplicate address
+// detection (IFA_F_NODAD): an address that moves between nodes is usable
+// at once, not after DAD's second, and its owner is decided elsewhere (a
+// cluster's election). With a lifetime (whole seconds, rounded up; 0:
+// forever) the kernel removes the address by itself unless it is added
+// again before then: an address outlives its owner's process that long.
+func AddAddr(ifindex int, p netip.Prefix, lifetime time.Duration) error {
 	a := nlAddr(p)
+	if lifetime > 0 {
+		secs := int((lifetime + time.Second - 1) / time.Second)
+		a.ValidLft, a.PreferedLft = secs, secs
+	}
 	if err := netlink.AddrReplace(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}, a); err != nil {
 		return fmt.Errorf("add %v to interface %d: %w", p, ifindex, err)
 	}

@@ -54,10 +54,10 @@ func TestMoveAddress(t *testing.T) {
 
 	err := a.Do(func() error {
 		for _, p := range []netip.Prefix{v4, v6} {
-			if err := AddAddr(ea.Ifindex, p); err != nil {
+			if err := AddAddr(ea.Ifindex, p, 0); err != nil {
 				return err
 			}
-			if err := AddAddr(ea.Ifindex, p); err != nil { // already there: fine
+			if err := AddAddr(ea.Ifindex, p, 0); err != nil { // already there: fine
 				return err
 			}
 		}
@@ -130,6 +130,19 @@ func TestMoveAddress(t *testing.T) {
 		if ok, _ := HasAddr(ea.Ifindex, ea.Addr); !ok {
 			t.Errorf("removing the moved address took %v too", ea.Addr)
 		}
+		// With a lifetime, the kernel removes the address by itself.
+		if err := AddAddr(ea.Ifindex, v4, time.Second); err != nil {
+			t.Error(err)
+		}
+		start := time.Now()
+		for time.Since(start) < 5*time.Second {
+			if ok, _ := HasAddr(ea.Ifindex, v4); !ok {
+				t.Logf("%v added with a 1 s lifetime gone after %v", v4, time.Since(start).Round(100*time.Millisecond))
+				return nil
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("%v added with a 1 s lifetime still there after 5 s", v4)
 		return nil
 	})
 }
