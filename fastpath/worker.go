@@ -172,6 +172,10 @@ func (w *Worker) Poll() int {
 	if m := int(w.mtuSet.Load()); m != 0 {
 		w.cfg.WANMTU = m
 	}
+	// The one-entry hop caches last one poll: a neighbour whose address
+	// moved (a cluster's gratuitous ARP, a router's failover) is seen from
+	// the next batch on, at one table lookup per batch and side.
+	w.lanCache.ok, w.wanCache.ok = false, false
 	if w.pending.n > 0 {
 		w.release()
 	}

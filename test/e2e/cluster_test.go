@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -183,6 +184,35 @@ func (c *clusterLab) startNodes(t *testing.T, nodes ...string) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	}
+}
+
+// diagnose logs the live gateways' SAs and counters and the peer's
+// neighbour entry for the group.
+func (c *clusterLab) diagnose(t *testing.T) {
+	t.Helper()
+	for n, g := range c.gws {
+		if isDone(g) {
+			continue
+		}
+		s, err := control.Query(c.sockPath(n))
+		if err != nil {
+			t.Logf("%s: %v", n, err)
+			continue
+		}
+		d, _ := json.Marshal(struct {
+			Workers  []control.Worker
+			XDP      map[string]map[string]uint64
+			NextHops map[string]map[string]uint64
+			SAs      []control.SA
+		}{s.Workers, s.XDP, s.NextHops, s.SAs})
+		t.Logf("%s: %s", n, d)
+	}
+	out, _ := c.run("gP", 5*time.Second, "ip", "neigh", "show")
+	t.Logf("gP's neighbours:\n%s", out)
+	for i := 1; i <= clNodes; i++ {
+		out, _ := c.run(clNode(i), 5*time.Second, "ip", "-br", "addr")
+		t.Logf("%s's addresses:\n%s", clNode(i), out)
 	}
 }
 
@@ -420,6 +450,9 @@ func TestClusterTakeover(t *testing.T) {
 	ab, ba := wait()
 	wanPcap, lanPcap := wan.stop(), lan.stop()
 
+	if t.Failed() || ba.sent > uint64(len(ba.got))+2000 {
+		c.diagnose(t)
+	}
 	// Delivery: none twice, loss counted, the application's longest gap.
 	for _, d := range []struct {
 		name string
@@ -440,12 +473,16 @@ func TestClusterTakeover(t *testing.T) {
 	noLeak(t, wanPcap)
 	seen := map[string]int{}
 	dups := 0
-	var out [][2]string // group -> peer: time, sender MAC
+	var out [][2]string  // group -> peer: time, sender MAC
+	var toGr [][2]string // peer -> group: time, receiver MAC
 	for _, ln := range tshark(t, wanPcap, nil, "-Y", "esp", "-T", "fields", "-e", "frame.time_epoch", "-e", "eth.src",
-		"-e", "ip.src", "-e", "esp.spi", "-e", "esp.sequence") {
+		"-e", "ip.src", "-e", "esp.spi", "-e", "esp.sequence", "-e", "eth.dst") {
 		f := strings.Split(ln, "\t")
-		if len(f) != 5 {
+		if len(f) != 6 {
 			continue
+		}
+		if f[2] == clPeerWAN {
+			toGr = append(toGr, [2]string{f[0], f[5]})
 		}
 		k := f[3] + " " + f[4]
 		if seen[k]++; seen[k] == 2 {
@@ -476,7 +513,8 @@ func TestClusterTakeover(t *testing.T) {
 			name   string
 			frames [][2]string
 			mac    string
-		}{{"WAN ESP group->peer", out, clMAC(1, i).String()}, {"LAN group->hA", in, clMAC(2, i).String()}} {
+		}{{"WAN ESP group->peer", out, clMAC(1, i).String()}, {"WAN ESP peer->group (receiver)", toGr, clMAC(1, i).String()},
+			{"LAN group->hA", in, clMAC(2, i).String()}} {
 			// Only frames from this kill on: a restarted node sends again later.
 			var fr [][2]string
 			from := float64(kl.at.Add(-time.Second).UnixNano()) / 1e9
