@@ -415,13 +415,13 @@ func TestClusterTakeover(t *testing.T) {
 	t.Logf("group g1 owned by %s", owner)
 	c.warmUp(t, "hA", clHostB)
 
-	wan := c.captureFilter(t, "sw", "bw", 128, "not", "arp")
+	wan := c.capture(t, "sw", "bw", 128)
 	lan := c.captureFilter(t, "sw", "bl", 128, "udp", "port", strconv.Itoa(clFlowPort))
 	stop := make(chan struct{})
 	wait := c.flows(t, time.Millisecond, stop)
 	type kill struct {
-		node string
-		at   time.Time
+		node, next string
+		at         time.Time
 	}
 	var killed []kill
 	for k := 0; k < kills; k++ {
@@ -429,9 +429,10 @@ func TestClusterTakeover(t *testing.T) {
 		if k > 0 {
 			owner = c.waitOwner(t, 10*time.Second)
 		}
-		killed = append(killed, kill{owner, time.Now()})
+		killed = append(killed, kill{node: owner, at: time.Now()})
 		c.gws[owner].stop(t, syscall.SIGKILL)
 		next := c.waitOwner(t, 10*time.Second)
+		killed[k].next = next
 		if next == owner {
 			t.Fatalf("kill %d: %s still owns the group after its kill -9", k+1, owner)
 		}
@@ -446,6 +447,21 @@ func TestClusterTakeover(t *testing.T) {
 		owner = next
 	}
 	time.Sleep(3 * time.Second)
+	// The last killed node's kernel lives on: the group's address it held
+	// runs out of lifetime, so it stops answering ARP for it by itself.
+	last := killed[len(killed)-1]
+	for {
+		out, _ := c.run(last.node, 5*time.Second, "ip", "-4", "-o", "addr", "show", "dev", "wan0")
+		if !strings.Contains(out, " "+clGroupWAN+"/") {
+			t.Logf("%s's kernel dropped %s %v after the kill -9", last.node, clGroupWAN, time.Since(last.at).Round(100*time.Millisecond))
+			break
+		}
+		if time.Since(last.at) > 8*time.Second {
+			t.Errorf("%s's kernel still holds %s %v after the kill -9", last.node, clGroupWAN, time.Since(last.at).Round(time.Second))
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	close(stop)
 	ab, ba := wait()
 	wanPcap, lanPcap := wan.stop(), lan.stop()
@@ -505,6 +521,19 @@ func TestClusterTakeover(t *testing.T) {
 	}
 	t.Logf("captured: %d ESP frames, %d from the group; %d datagrams delivered to hA on the LAN", len(seen), len(out), len(in))
 
+	// The announcements: gratuitous ARPs for the group's address, by sender.
+	garps := map[string]int{}
+	for _, ln := range tshark(t, wanPcap, nil, "-Y", "arp.isgratuitous == 1 and arp.src.proto_ipv4 == "+clGroupWAN, "-T", "fields", "-e", "eth.src") {
+		garps[ln]++
+	}
+	t.Logf("gratuitous ARPs for %s on the WAN, by sender: %v", clGroupWAN, garps)
+	for _, kl := range killed {
+		i, _ := strconv.Atoi(strings.TrimPrefix(kl.next, "n"))
+		if n := garps[clMAC(1, i).String()]; n == 0 {
+			t.Errorf("no gratuitous ARP from %s, which took the group over from %s", kl.next, kl.node)
+		}
+	}
+
 	// Takeover per kill: the old node's last frame to the next node's first.
 	var times []string
 	for k, kl := range killed {
@@ -513,8 +542,8 @@ func TestClusterTakeover(t *testing.T) {
 			name   string
 			frames [][2]string
 			mac    string
-		}{{"WAN ESP group->peer", out, clMAC(1, i).String()}, {"WAN ESP peer->group (receiver)", toGr, clMAC(1, i).String()},
-			{"LAN group->hA", in, clMAC(2, i).String()}} {
+		}{{"WAN ESP group->peer", out, clMAC(1, i).String()}, {"LAN group->hA", in, clMAC(2, i).String()},
+			{"WAN ESP peer->group, its destination MAC", toGr, clMAC(1, i).String()}} {
 			// Only frames from this kill on: a restarted node sends again later.
 			var fr [][2]string
 			from := float64(kl.at.Add(-time.Second).UnixNano()) / 1e9
