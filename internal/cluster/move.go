@@ -200,6 +200,24 @@ func (o *Ownership) Alive(ctx context.Context, node string) (bool, error) {
 	return resp.Count > 0, nil
 }
 
+// OwnerOf reads group's owner from etcd ("" none): for the groups this
+// node does not follow (not allowed to carry them).
+func (o *Ownership) OwnerOf(ctx context.Context, group string) (string, error) {
+	resp, err := o.cli.Get(ctx, o.keys.owner(group))
+	if err != nil {
+		return "", fmt.Errorf("cluster: group %s: %w", group, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", nil
+	}
+	v := string(resp.Kvs[0].Value)
+	if v == released || strings.HasPrefix(v, movePrefix) {
+		return "", nil
+	}
+	name, _, _ := strings.Cut(v, " ")
+	return name, nil
+}
+
 // ErrMove is wrapped by every refusal of a move request that retrying
 // would not change (unknown group or node, a node not allowed or not up).
 var ErrMove = errors.New("move refused")
@@ -215,19 +233,19 @@ func (o *Ownership) checkMove(ctx context.Context, group, node string) (*Group, 
 		slices.Sort(names)
 		return nil, fmt.Errorf("%w: no group %q (groups: %s)", ErrMove, group, strings.Join(names, ", "))
 	}
+	up, err := o.Alive(ctx, node)
+	if err != nil {
+		return nil, err
+	}
 	if !slices.Contains(g.nodes, node) {
-		known := false
+		known := up
 		for _, og := range o.groups {
 			known = known || slices.Contains(og.nodes, node)
 		}
 		if !known {
-			return nil, fmt.Errorf("%w: no node %q in the cluster's groups", ErrMove, node)
+			return nil, fmt.Errorf("%w: no node %q in the cluster (no group lists it, none such is up)", ErrMove, node)
 		}
 		return nil, fmt.Errorf("%w: node %q may not carry group %s (allowed: %s)", ErrMove, node, group, strings.Join(g.nodes, ", "))
-	}
-	up, err := o.Alive(ctx, node)
-	if err != nil {
-		return nil, err
 	}
 	if !up {
 		return nil, fmt.Errorf("%w: node %q is not up (no live etcd session)", ErrMove, node)

@@ -62,7 +62,8 @@ func TestRequestMove(t *testing.T) {
 	defer cancel()
 	for _, tc := range []struct{ group, node, want string }{
 		{"nope", "b", `no group "nope" (groups: g1, g2)`},
-		{"g1", "zz", `no node "zz" in the cluster's groups`},
+		{"g1", "zz", `no node "zz" in the cluster`},
+		{"g1", "c", `node "c" may not carry group g1 (allowed: a, b, d)`},
 		{"g2", "d", `node "d" may not carry group g2 (allowed: b, a)`},
 		{"g1", "d", `node "d" is not up`},
 	} {
