@@ -447,7 +447,9 @@ func (o *Ownership) moveRequest(key, val string) {
 	if !ok || g == nil || owner != g.token {
 		return
 	}
+	o.wg.Add(1) // serveMoves, the caller, holds the group open
 	go func() {
+		defer o.wg.Done()
 		ctx, cancel := context.WithTimeout(o.ctx, o.moveTimeout())
 		defer cancel()
 		_, err := o.checkMove(ctx, group, target)

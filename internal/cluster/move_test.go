@@ -143,4 +143,18 @@ func TestRequestMove(t *testing.T) {
 	if st := (&Node{Ownership: b}).Groups(); st[0].Role != RoleStandby || st[0].Owner != "a" {
 		t.Errorf("b's status %+v", st)
 	}
+	// a loses etcd: b takes g1 and g2 after a lease; a fences itself.
+	a.cli.Close()
+	if !waitFor(3*testTTL, func() bool { return b.Group("g1").MaySend(Now()) }) {
+		t.Fatal("b did not take g1 over")
+	}
+	if !waitFor(testTTL, func() bool { return strings.Contains(logs["a"].String(), "group=g1 from=a to=none reason=fenced") }) {
+		t.Errorf("a did not log its fencing:\n%s", logs["a"].String())
+	}
+	if lb := logs["b"].String(); !strings.Contains(lb, "group=g1 from=a to=b reason=takeover") {
+		t.Errorf("b did not log its takeover:\n%s", lb)
+	}
+	if st := (&Node{Ownership: a}).Groups(); st[0].Role != RoleFenced {
+		t.Errorf("a's status after losing etcd: %+v", st[0])
+	}
 }
