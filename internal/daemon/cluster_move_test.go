@@ -243,3 +243,58 @@ func TestClusterMoveUnderTraffic(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterEtcdWriteRate: the etcd writes one group costs in steady
+// state (one outbound SA at ~10,000 packets/s, one inbound SA whose
+// window moves all the time, replay_publish 100 ms), counted by kind as
+// xdpsec_cluster_etcd_writes_total counts them: renewals 4 per lease
+// (5/s), replay tops at most one transaction per interval (10/s), the
+// sequence reservations a few per second at most.
+func TestClusterEtcdWriteRate(t *testing.T) {
+	peer := etcdtest.FreeURL(t)
+	etcd := &config.Cluster{Name: "t", Node: "e", Embedded: &config.EmbeddedEtcd{DataDir: t.TempDir(), PeerURL: peer,
+		ClientURL: etcdtest.FreeURL(t), Members: map[string]string{"e": peer}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := cluster.StartEmbedded(ctx, etcd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cfg, sas := clusterNode(t, "a", etcd.Embedded.ClientURL)
+	cfg.Cluster.ReplayPublish = 100 * time.Millisecond
+	p := newClusterPlane(cfg, sas, slog.New(slog.DiscardHandler))
+	if err := p.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	if !etcdtest.WaitFor(5*time.Second, func() bool { return sas[0].SeqLimit() > sas[0].Seq() }) {
+		t.Fatal("a's outbound SA never got numbers")
+	}
+	writes := func() map[string]uint64 { return p.snapshot().Groups[0].Writes }
+	before, t0 := writes(), time.Now()
+	var in uint64
+	for time.Since(t0) < 2*time.Second {
+		sas[0].ReserveSeq(10) // 10 packets a millisecond
+		for range 10 {
+			in++
+			sas[1].Replay.Commit(in)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	after, secs := writes(), time.Since(t0).Seconds()
+	rate := map[string]float64{}
+	for k := range after {
+		rate[k] = float64(after[k]-before[k]) / secs
+	}
+	t.Logf("etcd writes per second for one group (1 out + 1 in SA, %.0f packets/s out): renew %.1f, seq %.1f, replay %.1f, record %.1f",
+		float64(sas[0].Seq())/secs, rate["renew"], rate["seq"], rate["replay"], rate["record"])
+	for k, most := range map[string]float64{"renew": 6, "seq": 3, "replay": 11, "record": 0} {
+		if rate[k] > most {
+			t.Errorf("%s: %.1f writes/s, want at most %v", k, rate[k], most)
+		}
+	}
+	if rate["renew"] < 3 || rate["replay"] < 5 {
+		t.Errorf("renewals or replay tops not counted: %v", rate)
+	}
+}
