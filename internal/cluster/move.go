@@ -116,14 +116,14 @@ const (
 
 // logChange is the one log line per change of a group's owner, on each
 // node the change involves.
-func (o *Ownership) logChange(g *Group, from, to, reason string, took time.Duration) {
+func (o *Ownership) logChange(g *Group, from, to, reason string, took time.Duration, more ...any) {
 	if from == "" {
 		from = "none"
 	}
 	if to == "" {
 		to = "none"
 	}
-	attrs := []any{"group", g.Name, "from", from, "to", to, "reason", reason, "took_ms", took.Milliseconds(), "node", o.node}
+	attrs := append([]any{"group", g.Name, "from", from, "to", to, "reason", reason, "took_ms", took.Milliseconds(), "node", o.node}, more...)
 	if reason == ReasonFenced {
 		o.log.Warn("cluster: group owner changed", attrs...)
 		return
@@ -163,8 +163,7 @@ func (l *groupLoop) logLost(why string) {
 			to = ""
 		}
 	}
-	l.o.log.Warn("cluster: group lost: stopped sending", "group", l.g.Name, "node", l.o.node, "why", why)
-	l.o.logChange(l.g, l.o.node, to, ReasonFenced, time.Duration(Now()-l.sentAt))
+	l.o.logChange(l.g, l.o.node, to, ReasonFenced, time.Duration(Now()-l.sentAt), "why", why)
 }
 
 // logLetGo logs a release or a move this node wrote, took after it

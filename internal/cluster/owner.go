@@ -473,7 +473,7 @@ func (l *groupLoop) letGo(key, val string) error {
 	resp, err := l.o.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(key), "=", l.myVal)).
 		Then(clientv3.OpPut(key, val)).Commit()
 	if err != nil || !resp.Succeeded {
-		l.o.logChange(l.g, l.o.node, "", ReasonFenced, time.Duration(Now()-stop))
+		l.o.logChange(l.g, l.o.node, "", ReasonFenced, time.Duration(Now()-stop), "why", "could not write "+val)
 	}
 	if err != nil {
 		return fmt.Errorf("cluster: group %s: %w", l.g.Name, err)
