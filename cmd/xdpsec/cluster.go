@@ -25,21 +25,7 @@ func runCluster(args []string) int {
 		}
 		return 2
 	}
-	var pos, rest []string
-	for i := 1; i < len(args); i++ {
-		switch a := args[i]; {
-		case a == "--socket" || a == "-socket" || a == "-c" || a == "--c":
-			rest = append(rest, a)
-			if i+1 < len(args) {
-				rest = append(rest, args[i+1])
-				i++
-			}
-		case strings.HasPrefix(a, "-"):
-			rest = append(rest, a)
-		default:
-			pos = append(pos, a)
-		}
-	}
+	pos, rest := splitControlArgs(args[1:])
 	fs, socketPath := controlFlagSet("cluster")
 	if err := fs.Parse(rest); err != nil {
 		return 2
@@ -60,6 +46,27 @@ func runCluster(args []string) int {
 	}
 	fmt.Println(res)
 	return 0
+}
+
+// splitControlArgs parts the arguments of a command that talks to the
+// daemon into its operands and its flags (--socket PATH, -c FILE, and
+// any other -flag), in any order.
+func splitControlArgs(args []string) (pos, rest []string) {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--socket" || a == "-socket" || a == "-c" || a == "--c":
+			rest = append(rest, a)
+			if i+1 < len(args) {
+				rest = append(rest, args[i+1])
+				i++
+			}
+		case strings.HasPrefix(a, "-"):
+			rest = append(rest, a)
+		default:
+			pos = append(pos, a)
+		}
+	}
+	return pos, rest
 }
 
 // age writes an age in seconds for people: "never" for -1, ms below a

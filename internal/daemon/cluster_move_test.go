@@ -27,6 +27,23 @@ type reservation struct {
 	t1, t2   int64
 }
 
+// startTestEtcd runs a one-member embedded etcd for the test and returns
+// its client URL.
+func startTestEtcd(t *testing.T) string {
+	t.Helper()
+	peer := etcdtest.FreeURL(t)
+	etcd := &config.Cluster{Name: "t", Node: "e", Embedded: &config.EmbeddedEtcd{DataDir: t.TempDir(), PeerURL: peer,
+		ClientURL: etcdtest.FreeURL(t), Members: map[string]string{"e": peer}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := cluster.StartEmbedded(ctx, etcd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return etcd.Embedded.ClientURL
+}
+
 // TestClusterMoveUnderTraffic: `xdpsec cluster move`, asked on a node
 // outside the group and on the owner, hands the group over while both
 // nodes' outbound SA ask for numbers all the time (as a worker does per
@@ -34,20 +51,13 @@ type reservation struct {
 // gap between the old owner's last batch and the new one's first is
 // short. Then the status and the metrics of both nodes.
 func TestClusterMoveUnderTraffic(t *testing.T) {
-	peer := etcdtest.FreeURL(t)
-	etcd := &config.Cluster{Name: "t", Node: "e", Embedded: &config.EmbeddedEtcd{DataDir: t.TempDir(), PeerURL: peer,
-		ClientURL: etcdtest.FreeURL(t), Members: map[string]string{"e": peer}}}
+	endpoint := startTestEtcd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	srv, err := cluster.StartEmbedded(ctx, etcd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	planes := map[string]*clusterPlane{}
 	sas := map[string][]*sad.SA{}
 	for _, n := range []string{"a", "b", "c"} { // c may not carry g1
-		cfg, s := clusterNode(t, n, etcd.Embedded.ClientURL)
+		cfg, s := clusterNode(t, n, endpoint)
 		planes[n], sas[n] = newClusterPlane(cfg, s, slog.New(slog.DiscardHandler)), s
 		if err := planes[n].start(ctx); err != nil {
 			t.Fatal(err)
@@ -251,17 +261,10 @@ func TestClusterMoveUnderTraffic(t *testing.T) {
 // (5/s), replay tops at most one transaction per interval (10/s), the
 // sequence reservations a few per second at most.
 func TestClusterEtcdWriteRate(t *testing.T) {
-	peer := etcdtest.FreeURL(t)
-	etcd := &config.Cluster{Name: "t", Node: "e", Embedded: &config.EmbeddedEtcd{DataDir: t.TempDir(), PeerURL: peer,
-		ClientURL: etcdtest.FreeURL(t), Members: map[string]string{"e": peer}}}
+	endpoint := startTestEtcd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := cluster.StartEmbedded(ctx, etcd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cfg, sas := clusterNode(t, "a", etcd.Embedded.ClientURL)
+	cfg, sas := clusterNode(t, "a", endpoint)
 	cfg.Cluster.ReplayPublish = 100 * time.Millisecond
 	p := newClusterPlane(cfg, sas, slog.New(slog.DiscardHandler))
 	if err := p.start(ctx); err != nil {
