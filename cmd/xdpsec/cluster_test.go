@@ -2,7 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +75,77 @@ func TestPrintCluster(t *testing.T) {
 		if !strings.Contains(string(b), k) {
 			t.Errorf("json lacks %s", k)
 		}
+	}
+}
+
+// stdout runs f with os.Stdout going to a pipe and returns what it wrote.
+func stdout(t *testing.T, f func() int) (string, int) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stdout
+	os.Stdout = w
+	done := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- b
+	}()
+	code := f()
+	os.Stdout = saved
+	w.Close()
+	return string(<-done), code
+}
+
+// TestClusterCommands: show cluster and cluster move through a control
+// socket: the request the daemon gets, and what the operator reads.
+func TestClusterCommands(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "x.sock")
+	snap := &control.Snapshot{Now: time.Now(), Cluster: &control.Cluster{Name: "lab", Node: "gw-a", Etcd: "external",
+		Groups: []control.ClusterGroup{{Name: "site-a", Owner: "gw-b", Role: "standby", ReplayPublished: -1, FollowedAge: -1, OwnerSeen: 0.05}}}}
+	srv, err := control.Listen(sock, control.Access{}, func() *control.Snapshot { return snap }, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var asked []string
+	srv.Handle(control.CommandClusterMove, func(_ context.Context, name string) (string, error) {
+		asked = append(asked, name)
+		if name == "site-a/gw-c" {
+			return "", errors.New(`move refused: node "gw-c" may not carry group site-a (allowed: gw-a, gw-b)`)
+		}
+		return "group site-a moved from gw-b to gw-a in 14 ms", nil
+	})
+	out, code := stdout(t, func() int { return runShow([]string{"cluster", "--socket", sock}) })
+	if code != 0 || !strings.Contains(out, "site-a  gw-b       standby") {
+		t.Errorf("show cluster: exit %d\n%s", code, out)
+	}
+	out, code = stdout(t, func() int { return runShow([]string{"cluster", "-o", "json", "--socket", sock}) })
+	var c control.Cluster
+	if err := json.Unmarshal([]byte(out), &c); code != 0 || err != nil || c.Node != "gw-a" || c.Groups[0].Owner != "gw-b" {
+		t.Errorf("show cluster -o json: exit %d, %v\n%s", code, err, out)
+	}
+	out, code = stdout(t, func() int { return runCluster([]string{"move", "--socket", sock, "site-a", "gw-a"}) })
+	if code != 0 || out != "group site-a moved from gw-b to gw-a in 14 ms\n" {
+		t.Errorf("cluster move: exit %d, %q", code, out)
+	}
+	if _, code = stdout(t, func() int { return runCluster([]string{"move", "site-a", "gw-c", "--socket", sock}) }); code != 1 {
+		t.Errorf("a refused move: exit %d", code)
+	}
+	saved := helpOut
+	helpOut = io.Discard
+	defer func() { helpOut = saved }()
+	for _, bad := range [][]string{{"move", "site-a"}, {"move", "site-a/gw-a", "x"}, {"mv", "a", "b"}} {
+		if _, code = stdout(t, func() int { return runCluster(append(bad, "--socket", sock)) }); code != 2 {
+			t.Errorf("cluster %v: exit %d, want 2", bad, code)
+		}
+	}
+	if want := []string{"site-a/gw-a", "site-a/gw-c"}; strings.Join(asked, " ") != strings.Join(want, " ") {
+		t.Errorf("the daemon was asked %q, want %q", asked, want)
 	}
 }
