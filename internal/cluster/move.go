@@ -24,11 +24,9 @@ import (
 //	                             owner named by OWNERVALUE ("NODE TERM")
 //	                             to hand GROUP to TARGET; "failed ID why"
 //	                             when the owner refused it
-func (k keys) node(n string) string   { return fmt.Sprintf("/xdpsec/%s/nodes/%s", k.cluster, n) }
-func (k keys) moves() string          { return fmt.Sprintf("/xdpsec/%s/moves/", k.cluster) }
-func (k keys) move(g string) string   { return k.moves() + g }
-func (k keys) nodes() string          { return fmt.Sprintf("/xdpsec/%s/nodes/", k.cluster) }
-func (k keys) isMove(key string) bool { return strings.HasPrefix(key, k.moves()) }
+func (k keys) node(n string) string { return fmt.Sprintf("/xdpsec/%s/nodes/%s", k.cluster, n) }
+func (k keys) moves() string        { return fmt.Sprintf("/xdpsec/%s/moves/", k.cluster) }
+func (k keys) move(g string) string { return k.moves() + g }
 
 // WriteKind is what an etcd write of a group was for, as the metrics
 // count them (the etcd write rate per tunnel).
