@@ -139,12 +139,6 @@ func (l *groupLoop) logTaken(prev string, prevSeen int64, from string) {
 	case strings.HasPrefix(prev, movePrefix):
 		reason = ReasonMove
 	}
-	if from == l.o.node && reason == ReasonTakeover {
-		from = "" // first owner since this node started with the key absent
-	}
-	if prev == "" {
-		from = ""
-	}
 	l.o.logChange(l.g, from, l.o.node, reason, time.Duration(Now()-prevSeen))
 }
 
