@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,6 +59,9 @@ type groupStats struct {
 // ownershipExt is what move.go keeps for an Ownership.
 type ownershipExt struct {
 	started int64 // Now() at StartOwnership
+	// moving: the ids of the move requests being carried out (a re-list
+	// after a broken watch shows them again).
+	moving sync.Map
 }
 
 // CountWrite counts one etcd write of kind for group.
@@ -261,7 +265,7 @@ func (r MoveResult) String() string {
 	return fmt.Sprintf("group %s moved from %s to %s in %d ms", r.Group, r.From, r.To, r.Took.Milliseconds())
 }
 
-// MoveTimeout bounds a move request: the owner hands over in a few etcd
+// moveTimeout bounds a move request: the owner hands over in a few etcd
 // round trips and the target takes at once.
 func (o *Ownership) moveTimeout() time.Duration { return max(5*time.Second, 4*o.ttl) }
 
@@ -438,9 +442,13 @@ func (o *Ownership) moveRequest(key, val string) {
 	if !ok || g == nil || owner != g.token {
 		return
 	}
+	if _, dup := o.ext.moving.LoadOrStore(id, true); dup {
+		return
+	}
 	o.wg.Add(1) // serveMoves, the caller, holds the group open
 	go func() {
 		defer o.wg.Done()
+		defer o.ext.moving.Delete(id)
 		ctx, cancel := context.WithTimeout(o.ctx, o.moveTimeout())
 		defer cancel()
 		_, err := o.checkMove(ctx, group, target)
