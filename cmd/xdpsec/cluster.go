@@ -82,6 +82,15 @@ func ageString(s float64) string {
 	return d.Round(100 * time.Millisecond).String()
 }
 
+// forString writes how long a role has lasted: to the millisecond for
+// the first seconds (a move just made), to the second after a minute.
+func forString(d time.Duration) string {
+	if d < time.Minute {
+		return ageString(max(d, 0).Seconds())
+	}
+	return d.Round(time.Second).String()
+}
+
 // printCluster writes `show cluster`: the etcd members, then per group who
 // is active and this node's part, the sequence-number reservations of the
 // groups' outbound SAs, and what this node writes to and reads from etcd.
@@ -139,7 +148,7 @@ func printCluster(w io.Writer, s *control.Snapshot) {
 		}
 		since, left, pref := "-", "-", "-"
 		if !g.Since.IsZero() {
-			since = ago(s.Now, g.Since)
+			since = forString(s.Now.Sub(g.Since))
 		}
 		if g.Role == "active" {
 			left = ageString(g.LeaseLeft)
