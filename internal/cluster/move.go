@@ -178,8 +178,8 @@ func (o *Ownership) startExt() error {
 	o.ext.started = Now()
 	ctx, cancel := context.WithTimeout(o.ctx, max(o.ttl, 5*time.Second))
 	defer cancel()
-	if _, err := o.cli.Put(ctx, o.keys.node(o.node), o.node, clientv3.WithLease(o.sess.Lease())); err != nil {
-		return fmt.Errorf("cluster: presence: %w", err)
+	if err := o.putPresence(ctx, o.session()); err != nil {
+		return err
 	}
 	o.wg.Add(1)
 	go o.serveMoves()
@@ -317,7 +317,7 @@ func (o *Ownership) RequestMove(ctx context.Context, group, node string) (MoveRe
 	} else {
 		id = newTerm()
 		tr, err := o.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(okey), "=", val)).
-			Then(clientv3.OpPut(o.keys.move(group), id+" "+node+" "+val, clientv3.WithLease(o.sess.Lease()))).Commit()
+			Then(clientv3.OpPut(o.keys.move(group), id+" "+node+" "+val, clientv3.WithLease(o.lease()))).Commit()
 		if err != nil {
 			return res, fmt.Errorf("cluster: group %s: move request: %w", group, err)
 		}

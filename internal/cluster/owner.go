@@ -56,7 +56,9 @@ const (
 // batch that passed MaySend takes to leave.
 type Ownership struct {
 	cli    *clientv3.Client
-	sess   *concurrency.Session
+	sess   atomic.Pointer[concurrency.Session] // session.go: replaced when lost
+	// sessTTL: the session lease's TTL in seconds.
+	sessTTL int
 	keys   keys
 	node   string
 	ttl    time.Duration
@@ -161,8 +163,8 @@ func StartOwnership(cli *clientv3.Client, cfg OwnershipConfig) (*Ownership, erro
 	if cfg.TTL <= 0 || cfg.Margin <= 0 || cfg.Margin >= cfg.TTL/2 {
 		return nil, fmt.Errorf("cluster: lease %v with margin %v: the margin must be above 0 and below half the lease", cfg.TTL, cfg.Margin)
 	}
-	secs := int(math.Ceil(cfg.TTL.Seconds()))
-	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(max(secs, 1)))
+	secs := max(int(math.Ceil(cfg.TTL.Seconds())), 1)
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(secs))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: etcd session: %w", err)
 	}
@@ -170,9 +172,12 @@ func StartOwnership(cli *clientv3.Client, cfg OwnershipConfig) (*Ownership, erro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := &Ownership{cli: cli, sess: sess, keys: keys{cfg.Cluster}, node: cfg.Node, ttl: cfg.TTL, margin: cfg.Margin,
+	o := &Ownership{cli: cli, sessTTL: secs, keys: keys{cfg.Cluster}, node: cfg.Node, ttl: cfg.TTL, margin: cfg.Margin,
 		log: log, change: cfg.OnChange, groups: map[string]*Group{}}
+	o.sess.Store(sess)
 	o.ctx, o.cancel = context.WithCancel(context.Background())
+	o.wg.Add(1)
+	go o.keepSession()
 	for _, gs := range cfg.Groups {
 		g := &Group{Name: gs.Name, nodes: gs.Nodes, token: cfg.Node + " " + newTerm(), move: make(chan moveReq)}
 		o.groups[gs.Name] = g
@@ -199,7 +204,7 @@ func (o *Ownership) Group(name string) *Group { return o.groups[name] }
 func (o *Ownership) Close() error {
 	o.cancel()
 	o.wg.Wait()
-	return o.sess.Close()
+	return o.session().Close()
 }
 
 // Move hands group to node: this node stops sending, waits for its last
@@ -394,7 +399,7 @@ func (l *groupLoop) put(key string, cmp clientv3.Cmp, val string) (ok bool, rev 
 	}
 	ctx, cancel := context.WithTimeout(l.o.ctx, max(timeout, time.Millisecond))
 	defer cancel()
-	resp, err := l.o.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, val, clientv3.WithLease(l.o.sess.Lease()))).Commit()
+	resp, err := l.o.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, val, clientv3.WithLease(l.o.lease()))).Commit()
 	if err != nil {
 		return false, 0, err
 	}
