@@ -57,8 +57,6 @@ const (
 type Ownership struct {
 	cli    *clientv3.Client
 	sess   atomic.Pointer[concurrency.Session] // session.go: replaced when lost
-	// sessTTL: the session lease's TTL in seconds.
-	sessTTL int
 	keys   keys
 	node   string
 	ttl    time.Duration
@@ -74,6 +72,9 @@ type Ownership struct {
 	wg     sync.WaitGroup
 	groups map[string]*Group
 	ext    ownershipExt // move.go
+
+	// sessTTL: the etcd session lease's TTL in seconds (session.go).
+	sessTTL int
 }
 
 // GroupSpec is a group this node may carry and the nodes allowed to,
