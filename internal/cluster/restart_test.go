@@ -166,3 +166,40 @@ func TestNodeRestart(t *testing.T) {
 		t.Fatal("the restarted a's window does not start at b's top")
 	}
 }
+
+// TestNodeRestartFast: a node killed and started again before anyone took
+// its group finds its previous life's owner value in etcd (its name, an
+// older term). It is not that owner and never sent in this life: its role
+// is standby, not fenced, until the group is taken a lease later.
+func TestNodeRestartFast(t *testing.T) {
+	cl := testEtcd(t)
+	spec := []GroupSpec{{Name: "g1", Nodes: []string{"a", "b"}}}
+	start := func(node string) *Ownership {
+		o, err := StartOwnership(testClient(t, cl), OwnershipConfig{Cluster: "test", Node: node, TTL: testTTL, Margin: testMargin, Groups: spec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	a1 := start("a")
+	defer a1.Close()
+	if !waitFor(5*time.Second, func() bool { return a1.Group("g1").MaySend(Now()) }) {
+		t.Fatal("a never took g1")
+	}
+	b := start("b")
+	defer b.Close()
+	a1.cli.Close() // kill -9
+	a2 := start("a")
+	defer a2.Close()
+	g := a2.Group("g1")
+	if !waitFor(testTTL/2, func() bool { return g.Owner() == "a" }) {
+		t.Skipf("the group changed hands before the restarted a read it (owner %q)", g.Owner())
+	}
+	st := (&Node{Ownership: a2}).Groups()[0]
+	if st.Owner == "a" && !b.Group("g1").MaySend(Now()) && st.Role != RoleStandby {
+		t.Fatalf("the restarted a, which never sent, shows role %q while etcd names its previous life", st.Role)
+	}
+	if !waitFor(3*testTTL, func() bool { return g.MaySend(Now()) || b.Group("g1").MaySend(Now()) }) {
+		t.Fatal("nobody took g1 from the dead a")
+	}
+}

@@ -120,7 +120,9 @@ func (n *Node) Groups() []GroupStatus {
 			gs.Role = RoleActive
 			gs.For, gs.Left = time.Duration(now-g.Since()), time.Duration(g.Deadline()-now)
 			gs.RoleFor = gs.For
-		case gs.Owner == o.node:
+		case gs.Owner == o.node && (g.Stopped() != 0 || g.Deadline() != 0):
+			// (Neither: it never sent in this life; etcd names a
+			// previous one, killed and restarted: a standby.)
 			gs.Role, gs.RoleFor = RoleFenced, age(now, g.Stopped())
 		default:
 			gs.Role, gs.RoleFor = RoleStandby, time.Duration(now-max(g.Stopped(), o.ext.started))
