@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/seqstate"
 	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/sad/store"
@@ -21,29 +22,15 @@ import (
 // above b's sequence numbers and refuses what b accepted.
 func TestNodeRestart(t *testing.T) {
 	cl := testEtcd(t)
-	spec := []GroupSpec{{Name: "g1", Nodes: []string{"a", "b"}}}
 	seal, err := NewSealer(bytes.Repeat([]byte{0xc1}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	start := func(node string) *Ownership {
-		o, err := StartOwnership(testClient(t, cl), OwnershipConfig{Cluster: "test", Node: node, TTL: testTTL, Margin: testMargin, Groups: spec})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o
-	}
 	// a's first life: the owner, with a record per direction, a
 	// reservation and a published top.
-	a1 := start("a")
-	defer a1.Close()
-	if !waitFor(5*time.Second, func() bool { return a1.Group("g1").MaySend(Now()) }) {
-		t.Fatal("a never took g1")
-	}
-	b := start("b")
-	defer b.Close()
+	a1, b := ownerPair(t, cl, testClient(t, cl), testTTL, testMargin, nil)
 	out, in := testRecord(0x1001, sad.Outbound, 0xa5), testRecord(0x2002, sad.Inbound, 0x5a)
 	ra1 := NewReplicator(a1, seal)
 	for _, r := range []*Record{&out, &in} {
@@ -99,8 +86,7 @@ func TestNodeRestart(t *testing.T) {
 	}
 
 	// a starts again, same name, new term.
-	a2 := start("a")
-	defer a2.Close()
+	a2 := restart(t, cl)
 	restarted := Now()
 	if waitFor(3*testTTL, func() bool { return a2.Group("g1").MaySend(Now()) }) {
 		t.Fatal("the restarted a took g1 from b, which carries it")
@@ -173,24 +159,9 @@ func TestNodeRestart(t *testing.T) {
 // is standby, not fenced, until the group is taken a lease later.
 func TestNodeRestartFast(t *testing.T) {
 	cl := testEtcd(t)
-	spec := []GroupSpec{{Name: "g1", Nodes: []string{"a", "b"}}}
-	start := func(node string) *Ownership {
-		o, err := StartOwnership(testClient(t, cl), OwnershipConfig{Cluster: "test", Node: node, TTL: testTTL, Margin: testMargin, Groups: spec})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o
-	}
-	a1 := start("a")
-	defer a1.Close()
-	if !waitFor(5*time.Second, func() bool { return a1.Group("g1").MaySend(Now()) }) {
-		t.Fatal("a never took g1")
-	}
-	b := start("b")
-	defer b.Close()
+	a1, b := ownerPair(t, cl, testClient(t, cl), testTTL, testMargin, nil)
 	a1.cli.Close() // kill -9
-	a2 := start("a")
-	defer a2.Close()
+	a2 := restart(t, cl)
 	g := a2.Group("g1")
 	if !waitFor(testTTL/2, func() bool { return g.Owner() == "a" }) {
 		t.Skipf("the group changed hands before the restarted a read it (owner %q)", g.Owner())
@@ -202,4 +173,17 @@ func TestNodeRestartFast(t *testing.T) {
 	if !waitFor(3*testTTL, func() bool { return g.MaySend(Now()) || b.Group("g1").MaySend(Now()) }) {
 		t.Fatal("nobody took g1 from the dead a")
 	}
+}
+
+// restart starts node a again (after a kill) on a new client of cl, with
+// a new term; it closes with the test.
+func restart(t *testing.T, cl *config.Cluster) *Ownership {
+	t.Helper()
+	o, err := StartOwnership(testClient(t, cl), OwnershipConfig{Cluster: "test", Node: "a", TTL: testTTL, Margin: testMargin,
+		Groups: []GroupSpec{{Name: "g1", Nodes: []string{"a", "b"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	return o
 }

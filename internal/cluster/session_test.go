@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/xdpsec/xdpsec/internal/config"
 )
 
@@ -49,6 +51,26 @@ func watchGates(a, b *Group) *gateWatch {
 
 func (w *gateWatch) close() { close(w.stop); w.wg.Wait() }
 
+// ownerPair starts a on ca, waits until it owns g1 (nodes a, b), then
+// starts b on a client of its own; both close with the test.
+func ownerPair(t *testing.T, cl *config.Cluster, ca *clientv3.Client, ttl, margin time.Duration, log *slog.Logger) (a, b *Ownership) {
+	t.Helper()
+	spec := []GroupSpec{{Name: "g1", Nodes: []string{"a", "b"}}}
+	a, err := StartOwnership(ca, OwnershipConfig{Cluster: "test", Node: "a", TTL: ttl, Margin: margin, Groups: spec, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if !waitFor(10*time.Second, func() bool { return a.Group("g1").MaySend(Now()) }) {
+		t.Fatal("a never took g1")
+	}
+	if b, err = StartOwnership(testClient(t, cl), OwnershipConfig{Cluster: "test", Node: "b", TTL: ttl, Margin: margin, Groups: spec}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return a, b
+}
+
 // TestSessionLost: the owner a is cut from etcd (a TCP proxy that holds
 // every byte) for longer than the group lease and its etcd session's
 // lease, so etcd deletes a's presence key and b takes the group. During
@@ -66,24 +88,9 @@ func TestSessionLost(t *testing.T) {
 	// a's client has the daemon's settings (Connect): its gRPC keepalive
 	// drops the stalled connection and redials through the proxy.
 	ca := testClient(t, &config.Cluster{Endpoints: []string{"http://" + proxy.l.Addr().String()}})
-	spec := []GroupSpec{{Name: "g1", Nodes: []string{"a", "b"}}}
 	var logA syncBuf
-	a, err := StartOwnership(ca, OwnershipConfig{Cluster: "test", Node: "a", TTL: ttl, Margin: margin, Groups: spec,
-		Log: slog.New(slog.NewTextHandler(&logA, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	ga := a.Group("g1")
-	if !waitFor(10*time.Second, func() bool { return ga.MaySend(Now()) }) {
-		t.Fatal("a never took g1")
-	}
-	b, err := StartOwnership(testClient(t, cl), OwnershipConfig{Cluster: "test", Node: "b", TTL: ttl, Margin: margin, Groups: spec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	gb := b.Group("g1")
+	a, b := ownerPair(t, cl, ca, ttl, margin, slog.New(slog.NewTextHandler(&logA, nil)))
+	ga, gb := a.Group("g1"), b.Group("g1")
 	w := watchGates(ga, gb)
 	defer w.close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
