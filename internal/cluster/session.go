@@ -62,6 +62,7 @@ func (o *Ownership) keepSession() {
 	try := max(o.ttl, time.Second) // one grant or put
 	pause := max(o.ttl/4, 50*time.Millisecond)
 	var lost int64 // Now() when the session was lost (0: it lives)
+	born := Now()  // when the session now was made
 	for {
 		s := o.session()
 		select {
@@ -70,6 +71,11 @@ func (o *Ownership) keepSession() {
 		case <-s.Done():
 		}
 		if o.ctx.Err() != nil || o.cli.Ctx().Err() != nil {
+			return
+		}
+		// A session that died young (a keepalive that gives up at once)
+		// must not make the loop spin.
+		if time.Duration(Now()-born) < time.Duration(o.sessTTL)*time.Second && !o.sleep(pause) {
 			return
 		}
 		if lost == 0 {
@@ -85,6 +91,7 @@ func (o *Ownership) keepSession() {
 			continue
 		}
 		o.sess.Store(ns)
+		born = Now()
 		s.Orphan() // its keepalive has ended; its lease dies by itself
 		for {
 			ctx, cancel := context.WithTimeout(o.ctx, try)
