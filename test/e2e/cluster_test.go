@@ -465,6 +465,14 @@ func TestClusterTakeover(t *testing.T) {
 	close(stop)
 	ab, ba := wait()
 	wanPcap, lanPcap := wan.stop(), lan.stop()
+	// The new owner's XDP tables know the addresses it took: with
+	// default_action discard, ping to them passes only as the gateway's own
+	// (BYPASS in the LAN mirror, "host" in the inbound SPD).
+	for _, p := range [][2]string{{"hA", clGroupLAN}, {"gP", clGroupWAN}} {
+		if n := c.ping(p[0], p[1], 3); n != 3 {
+			t.Errorf("ping %s -> %s (the group's address on %s): %d of 3 answered", p[0], p[1], owner, n)
+		}
+	}
 
 	if t.Failed() || ba.sent > uint64(len(ba.got))+2000 {
 		c.diagnose(t)
