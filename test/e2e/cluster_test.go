@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -191,23 +190,13 @@ func (c *clusterLab) startNodes(t *testing.T, nodes ...string) {
 // neighbour entry for the group.
 func (c *clusterLab) diagnose(t *testing.T) {
 	t.Helper()
+	var live []string
 	for n, g := range c.gws {
-		if isDone(g) {
-			continue
+		if !isDone(g) {
+			live = append(live, n)
 		}
-		s, err := control.Query(c.sockPath(n))
-		if err != nil {
-			t.Logf("%s: %v", n, err)
-			continue
-		}
-		d, _ := json.Marshal(struct {
-			Workers  []control.Worker
-			XDP      map[string]map[string]uint64
-			NextHops map[string]map[string]uint64
-			SAs      []control.SA
-		}{s.Workers, s.XDP, s.NextHops, s.SAs})
-		t.Logf("%s: %s", n, d)
 	}
+	t.Log(c.diagnoseNodes(live...))
 	out, _ := c.run("gP", 5*time.Second, "ip", "neigh", "show")
 	t.Logf("gP's neighbours:\n%s", out)
 	for i := 1; i <= clNodes; i++ {

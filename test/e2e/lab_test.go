@@ -234,9 +234,12 @@ func (l *lab) warmUp(t *testing.T, node, dst string) {
 }
 
 // diagnose describes the running gateways' counters, for failure messages.
-func (l *lab) diagnose() string {
+func (l *lab) diagnose() string { return l.diagnoseNodes("gA", "gB") }
+
+// diagnoseNodes describes the named gateways' counters.
+func (l *lab) diagnoseNodes(nodes ...string) string {
 	var b strings.Builder
-	for _, g := range []string{"gA", "gB"} {
+	for _, g := range nodes {
 		s, err := control.Query(l.sockPath(g))
 		if err != nil {
 			fmt.Fprintf(&b, "%s: %v\n", g, err)
