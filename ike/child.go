@@ -160,6 +160,9 @@ func (e *Engine) installChild(sa *ikeSA, c *childSA, in, out bool) error {
 	if sa.natLocal || sa.natRemote {
 		c.encap = sad.UDPEncap{SrcPort: sa.local.Port(), DstPort: sa.remote.Port()}
 	}
+	if c.reqID == 0 && e.allocReq != nil {
+		c.reqID = e.allocReq(sa.name())
+	}
 	if c.reqID == 0 {
 		e.nextReqID++
 		c.reqID = e.nextReqID
@@ -204,6 +207,7 @@ func (e *Engine) installChild(sa *ikeSA, c *childSA, in, out bool) error {
 		e.logESPKeys(sa, c, sad.Outbound, suite, outKeys)
 		c.wipeOutKeys()
 	}
+	e.markExport(sa, true)
 	if in && out || !in {
 		e.log.Info("Child SA installed", "sa", sa.logID(), "child", c.cfg.Name, "spi_in", fmt.Sprintf("%08x", c.inSPI), "spi_out", fmt.Sprintf("%08x", c.outSPI),
 			"mode", c.mode, "proposal", c.sel.String(), "udp_encap", c.encap.Enabled(), "local_ts", fmtTS(c.localTS), "remote_ts", fmtTS(c.remoteTS))
@@ -275,6 +279,8 @@ func (e *Engine) removeChild(sa *ikeSA, c *childSA, linger bool) {
 	}
 	// c may have moved to a new IKE SA (an IKE rekey) while an exchange
 	// about it ran on the old one: it leaves the one that carries it now.
+	e.markExport(sa, true)
+	e.markExport(c.ike, true)
 	gone := func(x *childSA) bool { return x == c }
 	sa.children = slices.DeleteFunc(sa.children, gone)
 	if c.ike != nil && c.ike != sa {
