@@ -166,41 +166,7 @@ func (r *Replicator) Follow(ctx context.Context, group string, h Follower) error
 			r.fail(h.Remove(group, dir, spi))
 		}
 	}
-	for ctx.Err() == nil {
-		resp, err := r.o.cli.Get(ctx, prefix, clientv3.WithPrefix())
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("cluster: group %s: %w", group, err)
-		}
-		now := map[string]bool{}
-		for _, kv := range resp.Kvs {
-			now[string(kv.Key)] = true
-			deliver(string(kv.Key), kv.Value)
-		}
-		for k := range known {
-			if !now[k] {
-				remove(k)
-			}
-		}
-		wctx, cancel := context.WithCancel(ctx)
-		for wr := range r.o.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
-			if wr.Err() != nil {
-				break // compacted or lost: list again
-			}
-			for _, ev := range wr.Events {
-				k := string(ev.Kv.Key)
-				if ev.Type == clientv3.EventTypeDelete {
-					remove(k)
-				} else {
-					deliver(k, ev.Kv.Value)
-				}
-			}
-		}
-		cancel()
-	}
-	return nil
+	return followPrefix(ctx, r.o.cli, prefix, func(k string) bool { return known[k] }, deliver, remove)
 }
 
 // StoreFollower installs a group's negotiated Child SAs into this node's
