@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -199,7 +200,7 @@ func (e *Engine) Import(st IKESAState) error {
 func (e *Engine) importSA(st IKESAState) error {
 	old := e.sas[st.LocalSPI()]
 	if old != nil && !e.isStandby(old) {
-		return fmt.Errorf("ike: IKE SA %016x_i %016x_r is active here, not importing it", st.SPIi, st.SPIr)
+		return fmt.Errorf("%w: %016x_i %016x_r", ErrActiveHere, st.SPIi, st.SPIr)
 	}
 	if st.Deleted {
 		if old != nil {
@@ -409,4 +410,97 @@ func (e *Engine) resynced(sa *ikeSA, mid uint32) {
 		sa.peerMID = mid
 		sa.lastResp, sa.haveLastResp = nil, false
 	}
+}
+
+// Ping sends a liveness check (an empty INFORMATIONAL, RFC 7296 §2.4) on
+// each established IKE SA of the connection and waits for the answers:
+// the DPD of the peer's side, on demand (tests, a takeover's check).
+func (e *Engine) Ping(ctx context.Context, name string) error { return e.ping(ctx, name) }
+
+// ErrActiveHere: Import refused a state of an IKE SA this engine runs
+// itself (a node that owns the group follows nothing; one that just lost
+// it calls Deactivate first).
+var ErrActiveHere = errors.New("ike: IKE SA active here, not imported")
+
+// Deactivate makes the established IKE SAs of the connections for which
+// take holds (nil: all) passive, as if imported: after this node lost
+// their group, the new owner answers their peers and the replicated state
+// will replace them. Their exchanges in flight are abandoned, their
+// timers stopped; IKE SAs of those connections not yet established are
+// destroyed. Their Child SAs stay in the data plane (the group's gate
+// stops them sending); this engine no longer touches them. It returns the
+// number of IKE SAs made passive.
+func (e *Engine) Deactivate(take func(connection string) bool) int {
+	var n int
+	e.do(context.Background(), func() {
+		for _, sa := range slices.Collect(maps.Values(e.sas)) {
+			if sa.state == StateDead || e.isStandby(sa) || sa.conn == nil || take != nil && !take(sa.name()) {
+				continue
+			}
+			if sa.state != StateEstablished {
+				sa.destroy()
+				continue
+			}
+			n++
+			e.deactivate(sa)
+		}
+	})
+	return n
+}
+
+func (e *Engine) deactivate(sa *ikeSA) {
+	err := errors.New("IKE SA handed to another cluster node")
+	if p := sa.pending; p != nil {
+		if t, ok := p.task.(*createChildTask); ok {
+			t.drop(sa)
+		}
+	}
+	sa.stopPending()
+	for _, t := range sa.queue {
+		switch t := t.(type) {
+		case *createChildTask:
+			t.drop(sa)
+		case *ikeRekeyTask:
+			t.finish(sa, err)
+		}
+	}
+	sa.queue = nil
+	if sa.ikeRekey != nil {
+		if n := sa.ikeRekey.next; n != nil && n.state != StateEstablished {
+			n.destroy()
+		}
+		sa.ikeRekey.finish(sa, err)
+	}
+	for _, t := range sa.timers {
+		t.Stop()
+	}
+	sa.timers = nil
+	if sa.retry != nil {
+		sa.retry.Stop()
+		sa.retry = nil
+	}
+	if sa.dpdTimer != nil {
+		sa.dpdTimer.Stop()
+	}
+	sa.stopKeepalive()
+	for _, c := range sa.children {
+		for _, t := range c.timers {
+			t.Stop()
+		}
+		c.timers = nil
+		if c.retry != nil {
+			c.retry.Stop()
+			c.retry = nil
+		}
+		c.state = childActive
+	}
+	sa.signalWaiters(false, err)
+	delete(e.exp.dirty, sa)
+	delete(e.exp.known, sa)
+	delete(e.exp.resync, sa)
+	if e.exp.standby == nil {
+		e.exp.standby = map[*ikeSA]bool{}
+	}
+	e.exp.standby[sa] = true
+	e.log.Info("IKE SA handed over, now passive", "sa", sa.logID())
 }

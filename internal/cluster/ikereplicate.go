@@ -284,3 +284,6 @@ func (w *IKEWriter) flush(ctx context.Context, urgentOnly bool) {
 		}
 	}
 }
+
+// IKE returns an IKEReplicator for the same groups, under the same sealer.
+func (r *Replicator) IKE() *IKEReplicator { return NewIKEReplicator(r.o, r.seal) }

@@ -176,6 +176,9 @@ func (r *Replicator) Follow(ctx context.Context, group string, h Follower) error
 // from every node's own configuration; only their marks are shared.
 type StoreFollower struct {
 	Store *store.Store
+	// Gate, if set, is the group's: an outbound SA gets it before it is
+	// installed, so it sends only while this node owns the group.
+	Gate *sad.Gate
 }
 
 // Install implements Follower: a replaced record replaces the SA.
@@ -190,6 +193,9 @@ func (f StoreFollower) Install(group string, rec Record) error {
 	}
 	if sa.Dir == sad.Outbound {
 		sa.SetSeqLimit(0)
+		if f.Gate != nil {
+			sa.SetGate(f.Gate)
+		}
 	}
 	k := store.Key{SPI: sa.SPI, Dir: sa.Dir, Origin: store.Negotiated}
 	if f.Store.Lookup(k) != nil {

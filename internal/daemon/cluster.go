@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/cluster"
@@ -32,6 +33,8 @@ type clusterPlane struct {
 	in     map[string][]*sad.SA
 	res    *seqstate.Reserver
 	events chan groupEvent
+	// ike runs the groups' negotiated tunnels (cluster_ike.go).
+	ike    *clusterIKE
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -47,6 +50,7 @@ type groupEvent struct {
 func newClusterPlane(cfg *config.Config, sas []*sad.SA, log *slog.Logger) *clusterPlane {
 	p := &clusterPlane{cfg: cfg.Cluster, log: log, out: map[string][]seqstate.Key{}, in: map[string][]*sad.SA{},
 		events: make(chan groupEvent, 64)}
+	p.ike = newClusterIKE(p, log)
 	for i, sa := range sas {
 		sc := &cfg.SAs[i]
 		g := cfg.Cluster.GroupOfSA(sc.Name)
@@ -95,7 +99,7 @@ func (p *clusterPlane) run(ctx context.Context) {
 	tops := make(chan struct{})
 	go func() {
 		defer close(tops)
-		p.node.Tops.Run(ctx, p.cfg.ReplayPublish, func(g string) []*sad.SA { return p.in[g] }, func(err error) {
+		p.node.Tops.Run(ctx, p.cfg.ReplayPublish, func(g string) []*sad.SA { return append(slices.Clone(p.in[g]), p.ike.inbound(g)...) }, func(err error) {
 			p.log.Warn("cluster: replay tops not published", "err", err)
 		})
 	}()
@@ -109,6 +113,7 @@ func (p *clusterPlane) run(ctx context.Context) {
 			return
 		case ev := <-p.events:
 			p.change(ctx, ev)
+			p.ike.change(ctx, ev)
 		case now := <-t.C:
 			f.note(p.log, p.res.Refresh(now),
 				"cluster: cannot raise sequence marks: the groups' outbound SAs stop at their marks (seq_unreserved)",
@@ -167,6 +172,7 @@ func (p *clusterPlane) close() error {
 	p.node = nil
 	p.cancel()
 	<-p.done
+	p.ike.close()
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
