@@ -298,16 +298,24 @@ func TestClusterIKETakeover(t *testing.T) {
 	if err := peer.Ping(ctx, "test"); err != nil {
 		t.Fatal(err)
 	}
-	for _, rekey := range []func() error{
-		func() error { return peer.RekeyChildren(ctx, "test", "net") },
-		func() error { return b.e.RekeyChildren(ctx, "test", "net") },
-		func() error { return b.e.RekeyIKE(ctx, "test") },
-		func() error { return peer.RekeyIKE(ctx, "test") },
+	bIKE := b.plane.ike.ikeRep
+	bWrites := func() uint64 { p, d := bIKE.Writes(); return p + d }
+	for _, step := range []struct {
+		what  string
+		rekey func() error
+	}{
+		{"the peer's Child SA rekey", func() error { return peer.RekeyChildren(ctx, "test", "net") }},
+		{"b's Child SA rekey", func() error { return b.e.RekeyChildren(ctx, "test", "net") }},
+		{"b's IKE SA rekey", func() error { return b.e.RekeyIKE(ctx, "test") }},
+		{"the peer's IKE SA rekey", func() error { return peer.RekeyIKE(ctx, "test") }},
 	} {
-		if err := rekey(); err != nil {
+		w0 := bWrites()
+		if err := step.rekey(); err != nil {
 			t.Fatal(err)
 		}
 		steady()
+		time.Sleep(2 * cluster.DefaultIKEWriteInterval)
+		t.Logf("etcd writes of IKE SA records for %s: %d", step.what, bWrites()-w0)
 	}
 	if l := peer.List()[0]; l.SPIi == before.SPIi || l.Children[0].SPIIn == before.Children[0].SPIIn {
 		t.Fatal("not rekeyed")
@@ -327,7 +335,6 @@ func TestClusterIKETakeover(t *testing.T) {
 			t.Fatalf("ReqID %#x is not from g1's range", sa.ReqID)
 		}
 	}
-	bIKE := b.plane.ike.ikeRep
 	if !etcdtest.WaitFor(5*time.Second, func() bool { p, _ := bIKE.Writes(); return p > 0 }) {
 		t.Fatal("b never wrote its IKE SA")
 	}
