@@ -215,6 +215,18 @@ func (e *Engine) installChild(sa *ikeSA, c *childSA, in, out bool) error {
 	return nil
 }
 
+// stopTimers stops the Child SA's lifetime and rekey-retry timers.
+func (c *childSA) stopTimers() {
+	for _, t := range c.timers {
+		t.Stop()
+	}
+	c.timers = nil
+	if c.retry != nil {
+		c.retry.Stop()
+		c.retry = nil
+	}
+}
+
 func (c *childSA) wipeOutKeys() {
 	if c.outKeys != nil {
 		crypto.Zero(c.outKeys.Encr)
@@ -262,14 +274,7 @@ func (e *Engine) removeChild(sa *ikeSA, c *childSA, linger bool) {
 	} else {
 		linger = false
 	}
-	for _, t := range c.timers {
-		t.Stop()
-	}
-	c.timers = nil
-	if c.retry != nil {
-		c.retry.Stop()
-		c.retry = nil
-	}
+	c.stopTimers()
 	crypto.Zero(c.secret)
 	c.secret = nil
 	c.wipeOutKeys()

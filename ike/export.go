@@ -456,42 +456,11 @@ func (e *Engine) deactivate(sa *ikeSA) {
 		}
 	}
 	sa.stopPending()
-	for _, t := range sa.queue {
-		switch t := t.(type) {
-		case *createChildTask:
-			t.drop(sa)
-		case *ikeRekeyTask:
-			t.finish(sa, err)
-		}
-	}
-	sa.queue = nil
-	if sa.ikeRekey != nil {
-		if n := sa.ikeRekey.next; n != nil && n.state != StateEstablished {
-			n.destroy()
-		}
-		sa.ikeRekey.finish(sa, err)
-	}
-	for _, t := range sa.timers {
-		t.Stop()
-	}
-	sa.timers = nil
-	if sa.retry != nil {
-		sa.retry.Stop()
-		sa.retry = nil
-	}
-	if sa.dpdTimer != nil {
-		sa.dpdTimer.Stop()
-	}
+	sa.dropTasks(err)
+	sa.stopTimers()
 	sa.stopKeepalive()
 	for _, c := range sa.children {
-		for _, t := range c.timers {
-			t.Stop()
-		}
-		c.timers = nil
-		if c.retry != nil {
-			c.retry.Stop()
-			c.retry = nil
-		}
+		c.stopTimers()
 		c.state = childActive
 	}
 	sa.signalWaiters(false, err)

@@ -691,32 +691,8 @@ func (sa *ikeSA) destroy() {
 	if sa.hoTimer != nil {
 		sa.hoTimer.Stop()
 	}
-	for _, t := range sa.timers {
-		t.Stop()
-	}
-	sa.timers = nil
-	if sa.retry != nil {
-		sa.retry.Stop()
-		sa.retry = nil
-	}
-	if sa.dpdTimer != nil {
-		sa.dpdTimer.Stop()
-	}
-	for _, t := range sa.queue {
-		switch t := t.(type) {
-		case *createChildTask:
-			t.drop(sa)
-		case *ikeRekeyTask:
-			t.finish(sa, errors.New("IKE SA deleted"))
-		}
-	}
-	sa.queue = nil
-	if sa.ikeRekey != nil {
-		if n := sa.ikeRekey.next; n != nil && n.state != StateEstablished {
-			n.destroy()
-		}
-		sa.ikeRekey.finish(sa, errors.New("IKE SA deleted"))
-	}
+	sa.stopTimers()
+	sa.dropTasks(errors.New("IKE SA deleted"))
 	for _, c := range slices.Clone(sa.children) {
 		sa.e.deleteChild(sa, c)
 	}
@@ -736,6 +712,40 @@ func (sa *ikeSA) destroy() {
 	delete(sa.e.hybrid, sa)
 	sa.stopKeepalive()
 	sa.e.forget(sa)
+}
+
+// stopTimers stops the IKE SA's lifetime, rekey-retry and DPD timers.
+func (sa *ikeSA) stopTimers() {
+	for _, t := range sa.timers {
+		t.Stop()
+	}
+	sa.timers = nil
+	if sa.retry != nil {
+		sa.retry.Stop()
+		sa.retry = nil
+	}
+	if sa.dpdTimer != nil {
+		sa.dpdTimer.Stop()
+	}
+}
+
+// dropTasks abandons the queued tasks and our IKE SA rekey in flight.
+func (sa *ikeSA) dropTasks(err error) {
+	for _, t := range sa.queue {
+		switch t := t.(type) {
+		case *createChildTask:
+			t.drop(sa)
+		case *ikeRekeyTask:
+			t.finish(sa, err)
+		}
+	}
+	sa.queue = nil
+	if sa.ikeRekey != nil {
+		if n := sa.ikeRekey.next; n != nil && n.state != StateEstablished {
+			n.destroy()
+		}
+		sa.ikeRekey.finish(sa, err)
+	}
 }
 
 // signal reports an outcome to a waiter without ever blocking the loop: a
