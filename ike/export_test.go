@@ -183,12 +183,12 @@ func TestTakeoverContinuesIKESA(t *testing.T) {
 				}
 			}
 			if lag != "none" {
-				c.mu.Lock()
-				held := c.held
-				c.mu.Unlock()
-				if held == 0 {
-					t.Fatal("no export withheld")
-				}
+				// A exports after it sent the answer: wait for it.
+				waitFor(t, "an export withheld", func() bool {
+					c.mu.Lock()
+					defer c.mu.Unlock()
+					return c.held > 0
+				})
 			}
 			before := c.i.e.List()[0]
 			c.takeover(t)
