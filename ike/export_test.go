@@ -288,3 +288,42 @@ func TestStandbyIsPassive(t *testing.T) {
 	}
 	_ = message.ExchangeInformational
 }
+
+// TestDeactivateActivate: an engine that lets its group go makes the IKE
+// SA passive at once (the peer's request meets silence, no timer runs),
+// and continues it when the group comes back: the peer's retransmission
+// is answered.
+func TestDeactivateActivate(t *testing.T) {
+	ci, cr := pskPair(t, "aes128gcm16-prfsha256-ecp256", "aes128gcm16")
+	c := startCluster(t, ci, cr)
+	if err := c.i.e.Initiate(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	steady(t, c.i, c.a, 1)
+	if n := c.a.e.Deactivate(func(conn string) bool { return conn == "other" }); n != 0 {
+		t.Fatalf("deactivated %d IKE SAs of another connection", n)
+	}
+	if n := c.a.e.Deactivate(nil); n != 1 || c.a.e.Standby() != 1 {
+		t.Fatalf("deactivated %d, standby %d", n, c.a.e.Standby())
+	}
+	if err := c.a.e.RekeyIKE(ctx(t), "test"); err == nil {
+		t.Fatal("a passive IKE SA was rekeyed")
+	}
+	resp0 := c.a.conn.sent("INFORMATIONAL/resp")
+	done := make(chan error, 1)
+	go func() { done <- c.i.e.Ping(ctx(t), "test") }()
+	time.Sleep(150 * time.Millisecond) // the request and a retransmission meet silence
+	if n := c.a.conn.sent("INFORMATIONAL/resp"); n != resp0 {
+		t.Fatalf("a passive IKE SA answered %d requests", n-resp0)
+	}
+	if n := c.a.e.Activate(nil); n != 1 {
+		t.Fatalf("activated %d", n)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the peer's retransmission was not answered after Activate: %v", err)
+	}
+	if err := c.i.e.rekeyChildSPI(ctx(t), childSPI(t, c.i)); err != nil {
+		t.Fatal(err)
+	}
+	steady(t, c.i, c.a, 1)
+}

@@ -339,3 +339,34 @@ func TestClusterIKETakeover(t *testing.T) {
 		t.Fatal("b never wrote its IKE SA")
 	}
 }
+
+// TestClusterReqIDs: a grouped connection's ReqIDs come from its group's
+// range, distinct groups get distinct ranges, ReqIDs live in the group
+// are skipped, and ungrouped connections are left to the engine.
+func TestClusterReqIDs(t *testing.T) {
+	cfg := &config.Config{Cluster: &config.Cluster{Groups: []config.TunnelGroup{
+		{Name: "g1", Connections: []string{"a", "b"}}, {Name: "g2", Connections: []string{"c"}}}}}
+	c := newClusterIKE(newClusterPlane(cfg, nil, slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler))
+	if reqIDBase("g1") == reqIDBase("g2") {
+		t.Fatal("two groups share a ReqID range")
+	}
+	if id := c.reqID("ungrouped"); id != 0 {
+		t.Fatalf("ungrouped connection got ReqID %#x", id)
+	}
+	first := c.reqID("a")
+	if first != reqIDBase("g1")|1 || first < 1<<31 {
+		t.Fatalf("first ReqID of g1 %#x, want %#x", first, reqIDBase("g1")|1)
+	}
+	// The IKE SAs of g1 hold the next two (imported from the old owner).
+	c.noteReqIDsLocked("g1", ike.IKESAState{SPIi: 1, Initiator: true, Children: []ike.ChildSAState{{ReqID: first + 1}, {ReqID: first + 2}}})
+	if id := c.reqID("b"); id != first+3 {
+		t.Fatalf("got %#x, want %#x (live ones skipped)", id, first+3)
+	}
+	if id := c.reqID("c"); id&^0xffff != reqIDBase("g2") {
+		t.Fatalf("g2's connection got %#x", id)
+	}
+	c.noteReqIDsLocked("g1", ike.IKESAState{SPIi: 1, Initiator: true, Deleted: true})
+	if len(c.reqIDs["g1"]) != 0 {
+		t.Fatal("a deleted IKE SA's ReqIDs stay reserved")
+	}
+}
