@@ -72,7 +72,11 @@ const (
 
 // newChild allocates an inbound SPI for a Child SA we are about to propose.
 func (e *Engine) newChild(sa *ikeSA, cfg *ChildConfig) *childSA {
-	return &childSA{cfg: cfg, inSPI: e.allocSPI(), mode: modeOf(cfg), created: e.now()}
+	var prefix, mask uint32
+	if e.spiRange != nil {
+		prefix, mask = e.spiRange(sa.name())
+	}
+	return &childSA{cfg: cfg, inSPI: e.allocSPIIn(prefix, mask), mode: modeOf(cfg), created: e.now()}
 }
 
 func modeOf(cfg *ChildConfig) sad.Mode {
@@ -84,11 +88,19 @@ func modeOf(cfg *ChildConfig) sad.Mode {
 
 // allocSPI picks a random inbound SPI above the reserved range 0-255
 // (RFC 4303 §2.1) that none of our inbound SAs uses.
-func (e *Engine) allocSPI() uint32 {
+func (e *Engine) allocSPI() uint32 { return e.allocSPIIn(0, 0) }
+
+// allocSPIIn is allocSPI within the SPIs whose bits under mask are
+// prefix's (Config.SPIRange); a range that stays full for a million tries
+// is given up for the whole space.
+func (e *Engine) allocSPIIn(prefix, mask uint32) uint32 {
 	var b [4]byte
-	for {
+	for try := 0; ; try++ {
 		rand.Read(b[:])
 		spi := binary.BigEndian.Uint32(b[:])
+		if try < 1<<20 {
+			spi = spi&^mask | prefix&mask
+		}
 		if spi < 256 {
 			continue
 		}

@@ -113,6 +113,11 @@ type Config struct {
 	// connection (cluster-wide ReqIDs for grouped connections); 0 leaves
 	// it to the engine's own counter.
 	ReqID func(connection string) uint32
+	// SPIRange, when set, confines the inbound SPIs the engine picks for
+	// the connection's Child SAs to those whose bits under mask are
+	// prefix's (a cluster gives each tunnel group its own part of the
+	// space, so a replicated SA's SPI never meets another node's own).
+	SPIRange func(connection string) (prefix, mask uint32)
 }
 
 // DefaultRekeyDeleteDelay is the default Config.RekeyDeleteDelay: many
@@ -179,6 +184,7 @@ type Engine struct {
 
 	nextReqID uint32
 	allocReq  func(connection string) uint32
+	spiRange  func(connection string) (prefix, mask uint32)
 	exp       exporter
 	frag      fragCounters
 	// fragTimeout is reassemblyTimeout; tests shorten it.
@@ -229,6 +235,7 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		rekeyedDelay: cfg.RekeyedInboundDelay,
 		rekeyDelete:  cfg.RekeyDeleteDelay,
 		allocReq:     cfg.ReqID,
+		spiRange:     cfg.SPIRange,
 		exp:          exporter{hook: cfg.Export},
 		lingering:    map[uint32]*time.Timer{},
 		keepalives:   map[*ikeSA]*natKeepalive{},

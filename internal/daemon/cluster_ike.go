@@ -63,9 +63,16 @@ func newClusterIKE(p *clusterPlane, log *slog.Logger) *clusterIKE {
 		owned: map[string]bool{}, follow: map[string]context.CancelFunc{},
 		out: map[string]map[uint32]seqstate.Key{}, in: map[string]map[uint32]*sad.SA{},
 		reqIDs: map[string]map[uint64][]uint32{}, nextReq: map[string]uint32{}}
+	bases := map[uint32]string{}
 	for _, g := range p.cfg.Groups {
 		for _, conn := range g.Connections {
 			c.group[conn] = g.Name
+		}
+		if o, ok := bases[reqIDBase(g.Name)]; ok && len(g.Connections) > 0 {
+			log.Warn("cluster: two tunnel groups share a ReqID and SPI range: rename one", "group", g.Name, "other", o)
+		}
+		if len(g.Connections) > 0 {
+			bases[reqIDBase(g.Name)] = g.Name
 		}
 	}
 	return c
@@ -79,6 +86,7 @@ func (c *clusterIKE) grouped() bool { return len(c.group) > 0 }
 func (c *clusterIKE) configure(cfg *ike.Config) {
 	cfg.Export = c.export
 	cfg.ReqID = c.reqID
+	cfg.SPIRange = c.spiRange
 	for i := range cfg.Connections {
 		conn := &cfg.Connections[i]
 		if c.group[conn.Name] != "" && conn.StartAction == ike.StartStart {
@@ -223,6 +231,20 @@ func (c *clusterIKE) reqID(conn string) uint32 {
 		}
 	}
 	return 0 // all 65535 in use: the engine's own counter
+}
+
+// spiRange is the engine's SPIRange hook: a grouped connection's inbound
+// SPIs carry its group's prefix (as its ReqIDs: top bit, 15 bits of the
+// name's hash; only the owner allocates), the others have the top bit
+// clear. So an SA a standby follows never has the SPI of one of the
+// standby's own inbound SAs (the store would replace one by the other),
+// unless two groups' names share a hash (checked: not of the configured
+// groups, see newClusterIKE).
+func (c *clusterIKE) spiRange(conn string) (prefix, mask uint32) {
+	if g := c.group[conn]; g != "" {
+		return reqIDBase(g), 0xffff0000
+	}
+	return 0, 1 << 31
 }
 
 // prepare runs before a negotiated SA of this node's engine goes into the

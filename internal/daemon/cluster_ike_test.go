@@ -197,6 +197,9 @@ func TestClusterIKETakeover(t *testing.T) {
 		if sa.ReqID&(1<<31) == 0 || sa.ReqID&^0xffff != reqIDBase("g1") {
 			t.Fatalf("ReqID %#x is not from g1's range %#x", sa.ReqID, reqIDBase("g1"))
 		}
+		if sa.Dir == sad.Inbound && sa.SPI&^0xffff != reqIDBase("g1") {
+			t.Fatalf("inbound SPI %08x is not from g1's range %#x", sa.SPI, reqIDBase("g1"))
+		}
 		if sa.Dir == sad.Outbound {
 			if _, n := sa.ReserveSeq(1); n != 0 {
 				t.Fatal("b's standby outbound SA gave a sequence number")
@@ -364,6 +367,12 @@ func TestClusterReqIDs(t *testing.T) {
 	}
 	if id := c.reqID("c"); id&^0xffff != reqIDBase("g2") {
 		t.Fatalf("g2's connection got %#x", id)
+	}
+	if p, m := c.spiRange("a"); p != reqIDBase("g1") || m != 0xffff0000 {
+		t.Fatalf("g1's SPI range %#x/%#x", p, m)
+	}
+	if p, m := c.spiRange("ungrouped"); p != 0 || m != 1<<31 {
+		t.Fatalf("ungrouped SPI range %#x/%#x", p, m)
 	}
 	c.noteReqIDsLocked("g1", ike.IKESAState{SPIi: 1, Initiator: true, Deleted: true})
 	if len(c.reqIDs["g1"]) != 0 {
