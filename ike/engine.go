@@ -734,9 +734,11 @@ type IKESAInfo struct {
 	LocalID       string
 	RemoteID      string
 	NATT          bool // carried on the NAT-T port
-	Proposal      string
-	Established   time.Time
-	Children      []ChildSAInfo
+	// Standby: held passively for a cluster takeover (Import, Deactivate).
+	Standby     bool
+	Proposal    string
+	Established time.Time
+	Children    []ChildSAInfo
 }
 
 // ChildSAInfo describes one Child SA.
@@ -762,7 +764,8 @@ func (e *Engine) List() []IKESAInfo {
 				continue
 			}
 			info := IKESAInfo{Name: sa.name(), State: sa.state, Initiator: sa.initiator, SPIi: sa.spiI, SPIr: sa.spiR,
-				Local: sa.local, Remote: sa.remote, NATT: sa.natt(), Established: sa.estab, RemoteID: sa.remoteID.String()}
+				Local: sa.local, Remote: sa.remote, NATT: sa.natt(), Established: sa.estab, RemoteID: sa.remoteID.String(),
+				Standby: e.isStandby(sa)}
 			if sa.conn != nil {
 				info.LocalID = sa.conn.Local.ID.String()
 			}

@@ -278,6 +278,9 @@ func TestStandbyIsPassive(t *testing.T) {
 	if n := c.b.e.Standby(); n != 1 {
 		t.Fatalf("standby holds %d passive IKE SAs, want 1", n)
 	}
+	if l := c.b.e.List(); len(l) != 1 || !l[0].Standby || c.a.e.List()[0].Standby {
+		t.Fatalf("List does not tell the passive copy: %+v", l)
+	}
 	// The active deletes the IKE SA: B drops it, no Installer call.
 	if err := c.a.e.Terminate(ctx(t), "test"); err != nil {
 		t.Fatal(err)

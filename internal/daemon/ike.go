@@ -427,6 +427,9 @@ func (p *ikePlane) list() []control.IKESA {
 			Local: addrPort(in.Local), Remote: addrPort(in.Remote), LocalID: in.LocalID, RemoteID: in.RemoteID,
 			NATT: in.NATT, Proposal: in.Proposal, Established: in.Established, Children: []control.ChildSA{},
 		}
+		if in.Standby {
+			s.State = "STANDBY" // a cluster standby's copy: the group's owner runs it
+		}
 		for _, c := range in.Children {
 			ch := control.ChildSA{
 				Name: c.Name, State: "INSTALLING", ReqID: c.ReqID, SPIIn: c.SPIIn, SPIOut: c.SPIOut,
