@@ -86,13 +86,10 @@ func modeOf(cfg *ChildConfig) sad.Mode {
 	return cfg.Mode
 }
 
-// allocSPI picks a random inbound SPI above the reserved range 0-255
-// (RFC 4303 §2.1) that none of our inbound SAs uses.
-func (e *Engine) allocSPI() uint32 { return e.allocSPIIn(0, 0) }
-
-// allocSPIIn is allocSPI within the SPIs whose bits under mask are
-// prefix's (Config.SPIRange); a range that stays full for a million tries
-// is given up for the whole space.
+// allocSPIIn picks a random inbound SPI above the reserved range 0-255
+// (RFC 4303 §2.1) that none of our inbound SAs uses, within the SPIs whose bits under mask are prefix's (Config.SPIRange;
+// mask 0: all); a range that stays full for a million tries is given up
+// for the whole space.
 func (e *Engine) allocSPIIn(prefix, mask uint32) uint32 {
 	var b [4]byte
 	for try := 0; ; try++ {

@@ -78,9 +78,6 @@ func newClusterIKE(p *clusterPlane, log *slog.Logger) *clusterIKE {
 	return c
 }
 
-// grouped reports whether any group has connections.
-func (c *clusterIKE) grouped() bool { return len(c.group) > 0 }
-
 // configure sets the engine's hooks: exports, cluster-wide ReqIDs, and no
 // start action of its own for grouped connections.
 func (c *clusterIKE) configure(cfg *ike.Config) {
