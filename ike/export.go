@@ -54,6 +54,11 @@ type IKESAState struct {
 	// (as sent: encrypted, fragments each), for its retransmissions.
 	NextMID, PeerMID uint32
 	LastResponse     [][]byte
+	// PendingRequest is our request in flight (as sent, fragments each),
+	// whose message ID is NextMID-1; nil if none. A standby retransmits
+	// it bitwise (RFC 7296 §2.1: a peer resends its cached response only
+	// to an identical request; strongSwan ignores any other).
+	PendingRequest [][]byte
 
 	// NAT state (natLocal, natRemote, natHere) and RFC 7383 fragmentation.
 	NATLocal, NATRemote, NATHere, Fragment bool
@@ -114,6 +119,8 @@ type exporter struct {
 	// whose peer may be one request ahead of the imported PeerMID.
 	standby map[*ikeSA]bool
 	resync  map[*ikeSA]bool
+	// resend is a passive SA's imported request in flight.
+	resend map[*ikeSA][][]byte
 }
 
 // isStandby reports whether sa is held passively.
@@ -169,6 +176,11 @@ func (sa *ikeSA) export(urgent bool) IKESAState {
 	if sa.haveLastResp {
 		for _, m := range sa.lastResp {
 			s.LastResponse = append(s.LastResponse, slices.Clone(m))
+		}
+	}
+	if p := sa.pending; p != nil && p.mid+1 == sa.nextMID {
+		for _, m := range p.raw {
+			s.PendingRequest = append(s.PendingRequest, slices.Clone(m))
 		}
 	}
 	for _, c := range sa.children {
@@ -252,6 +264,16 @@ func (e *Engine) importSA(st IKESAState) error {
 		sa.lastResp = append(sa.lastResp, slices.Clone(m))
 	}
 	sa.haveLastResp = len(sa.lastResp) > 0
+	if len(st.PendingRequest) > 0 && st.NextMID > 0 {
+		var raw [][]byte
+		for _, m := range st.PendingRequest {
+			raw = append(raw, slices.Clone(m))
+		}
+		if e.exp.resend == nil {
+			e.exp.resend = map[*ikeSA][][]byte{}
+		}
+		e.exp.resend[sa] = raw
+	}
 	for _, c := range children {
 		// A Child SA that moved here (an IKE rekey) leaves the standby SA
 		// that had it, whose Deleted may come later.
@@ -279,6 +301,7 @@ func (e *Engine) dropStandby(sa *ikeSA) {
 	}
 	sa.children = nil
 	delete(e.exp.standby, sa)
+	delete(e.exp.resend, sa)
 	sa.state = StateDead
 	if sa.keys != nil {
 		sa.keys.Destroy()
@@ -297,6 +320,7 @@ func (sa *ikeSA) leaveStandby() {
 	}
 	delete(sa.e.exp.standby, sa)
 	delete(sa.e.exp.resync, sa)
+	delete(sa.e.exp.resend, sa)
 }
 
 // Standby returns the number of IKE SAs held passively.
@@ -315,11 +339,17 @@ func (e *Engine) Standby() int {
 // The message IDs it was imported with may be one exchange behind the
 // peer's (the old active's last state was not replicated before it died;
 // RFC 7296 §2.1 gives each end one request in flight). So:
-//   - our side: the first request is an empty INFORMATIONAL with NextMID
-//     (a liveness check, which the takeover calls for anyway). A peer that
-//     had answered that message ID already resends its cached response,
-//     of whatever exchange it was; any authenticated response with that
-//     ID counts, and both ends agree on NextMID+1 from then on;
+//   - our side: a request of the old active in flight (PendingRequest, its
+//     message ID NextMID-1) is retransmitted as it was sent: the peer
+//     answers it from its cache if it had, afresh otherwise (RFC 7296
+//     §2.1); the state of a request's start is urgent, so it is
+//     replicated at once. Without one, the first request is an empty
+//     INFORMATIONAL with NextMID (a liveness check, which a takeover calls
+//     for anyway). Either way any authenticated response with that
+//     message ID counts, of whatever exchange, and both ends agree on the
+//     next one from then on (a request started by the old active and not
+//     replicated at all leaves the peer ahead: it ignores the new request,
+//     and dpd_action applies);
 //   - the peer's side: the first request from the peer may carry PeerMID
 //     or PeerMID+1 (its previous one answered by the old active after the
 //     last replication); either is taken and answered afresh.
@@ -378,12 +408,23 @@ func (e *Engine) activate(sa *ikeSA) {
 	}
 	e.log.Info("IKE SA taken over", "sa", sa.logID(), "remote", sa.remote, "next_mid", sa.nextMID, "peer_mid", sa.peerMID, "children", len(sa.children))
 	e.markExport(sa, true)
+	if raw := e.exp.resend[sa]; raw != nil {
+		// The old active's request in flight, retransmitted as it was:
+		// the peer answers it afresh or from its cache (§2.1).
+		delete(e.exp.resend, sa)
+		e.log.Info("takeover: retransmitting the old active's request in flight", "sa", sa.logID(), "message_id", sa.nextMID-1)
+		p := &pendingRequest{task: &midProbeTask{}, mid: sa.nextMID - 1, raw: raw}
+		sa.pending = p
+		sa.transmit(p)
+		return
+	}
 	sa.enqueueFirst(&midProbeTask{})
 }
 
-// midProbeTask is the first request of an IKE SA after a takeover: an
-// empty INFORMATIONAL whose response may be the peer's cached answer to
-// the old active's last request under the same message ID (see Activate).
+// midProbeTask is the first request of an IKE SA after a takeover: the
+// old active's request in flight retransmitted bitwise, or else an empty
+// INFORMATIONAL; its response may be the peer's cached answer to the old
+// active's request of another exchange (see Activate).
 type midProbeTask struct{}
 
 func (*midProbeTask) exchange() message.ExchangeType          { return message.ExchangeInformational }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,9 +51,18 @@ secrets {
 // rekeys the Child SA and the IKE SA with B, B rekeys them too, and charon
 // never sends a second IKE_SA_INIT: its IKE SA is the same one until its
 // rekey. It also records whether charon announces RFC 6311 support.
+// Variants leave B one exchange behind: charon's last DPD answered by A,
+// or A's last request answered by charon, without B hearing of it (B has
+// the request, whose start is replicated at once, not the answer).
 func TestStrongSwanTakeover(t *testing.T) {
 	testlab.RequireRoot(t, "strongSwan interop: network namespaces")
 	swantest.Need(t)
+	for _, lag := range []string{"none", "peer-ahead", "we-ahead"} {
+		t.Run(lag, func(t *testing.T) { strongSwanTakeover(t, lag) })
+	}
+}
+
+func strongSwanTakeover(t *testing.T, lag string) {
 	dir := t.TempDir()
 	id := "xtko" + testlab.Tag()
 	ours := testlab.NewNetns(t, id+"o", testlab.LoUp)
@@ -75,6 +85,8 @@ func TestStrongSwanTakeover(t *testing.T) {
 			ESPProposals: mustProposals(t, message.ProtocolESP, "aes256-sha256")}},
 	}
 	exports := make(chan IKESAState, 1024)
+	var holdMu sync.Mutex
+	hold, held := false, 0
 	mk := func(name string, tc transport.Conn, export func(IKESAState)) *peer {
 		p := &peer{inst: NewMemInstaller(), conn: &lossyConn{Conn: tc, count: map[string]int{}, msgs: map[string]int{}}, log: &logBuffer{}}
 		c := conn
@@ -94,7 +106,16 @@ func TestStrongSwanTakeover(t *testing.T) {
 		return p
 	}
 	ua := l.listenIn(addr)
-	a := mk("active", ua, func(s IKESAState) { exports <- s })
+	a := mk("active", ua, func(s IKESAState) {
+		holdMu.Lock()
+		defer holdMu.Unlock()
+		if hold && s.PendingRequest == nil { // a request's start is replicated at once
+			held++
+			s.Wipe()
+			return
+		}
+		exports <- s
+	})
 	sw := iketest.NewSwitchConn(500, 4500)
 	b := mk("standby", sw, nil)
 	importDone := make(chan struct{})
@@ -117,6 +138,33 @@ func TestStrongSwanTakeover(t *testing.T) {
 		return len(la) == 1 && len(lb) == 1 && la[0].SPIi == lb[0].SPIi && len(lb[0].Children) == 1 && b.e.Standby() == 1
 	})
 	time.Sleep(2500 * time.Millisecond) // charon's DPDs, answered by A and exported
+	waitFor(t, "B to hold A's state", func() bool {
+		var same bool
+		a.e.do(ctx(t), func() {
+			for _, sa := range a.e.sas {
+				b.e.do(ctx(t), func() {
+					sb := b.e.sas[sa.localSPI()]
+					same = sb != nil && sb.nextMID == sa.nextMID && sb.peerMID == sa.peerMID
+				})
+			}
+		})
+		return same
+	})
+	holdMu.Lock()
+	hold = lag != "none"
+	holdMu.Unlock()
+	switch lag {
+	case "peer-ahead":
+		resp := a.conn.sent("INFORMATIONAL/resp")
+		waitFor(t, "charon's next DPD answered by A", func() bool { return a.conn.sent("INFORMATIONAL/resp") > resp })
+	case "we-ahead":
+		if err := a.e.Ping(ctx(t), "fromcharon"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lag != "none" {
+		waitFor(t, "an export withheld", func() bool { holdMu.Lock(); defer holdMu.Unlock(); return held > 0 })
+	}
 
 	// A dies; B takes its address and the IKE SA.
 	a.e.Close()
@@ -161,6 +209,12 @@ func TestStrongSwanTakeover(t *testing.T) {
 	}
 	if n := b.conn.sent("IKE_SA_INIT/resp") + b.conn.sent("IKE_SA_INIT/req"); n != 0 {
 		t.Fatalf("B sent %d IKE_SA_INIT messages", n)
+	}
+	if lag == "peer-ahead" && !strings.Contains(b.log.String(), "one ahead") {
+		t.Fatal("B did not take charon's request one ahead")
+	}
+	if lag == "we-ahead" && !strings.Contains(string(log), "received retransmit of request with ID") {
+		t.Fatal("charon did not answer B's probe from its cache")
 	}
 	t.Logf("charon announces RFC 6311 (MSG_ID_SYN_SUP in its IKE_AUTH): %v", strings.Contains(string(log), "MSG_ID_SYN_SUP"))
 	t.Logf("charon's IKE_AUTH request: %s", grepLines(string(log), "generating IKE_AUTH request"))

@@ -430,7 +430,7 @@ func (sa *ikeSA) start(t task, mid uint32) error {
 		sa.initReq = raw[0]
 	}
 	sa.nextMID = mid + 1
-	sa.e.markExport(sa, false)
+	sa.e.markExport(sa, true) // a standby needs the request to resend it (see Activate)
 	p := &pendingRequest{task: t, mid: mid, raw: raw}
 	sa.pending = p
 	sa.transmit(p)
@@ -496,6 +496,7 @@ func (sa *ikeSA) handleResponse(raw []byte, m *message.Message, from transport.P
 		sa.lastRecv = sa.e.now().Sub(sa.created)
 	}
 	sa.stopPending()
+	sa.e.markExport(sa, false) // no request in flight any more
 	if m.Exchange == message.ExchangeIKESAInit {
 		sa.initResp = raw
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
@@ -79,7 +80,8 @@ func encodeIKE(s *ike.IKESAState) ([]byte, error) {
 	for _, k := range keys {
 		tooBig = tooBig || len(k) > maxIKEKeyLen
 	}
-	for _, m := range s.LastResponse {
+	tooBig = tooBig || len(s.PendingRequest) > maxRespFrags
+	for _, m := range slices.Concat(s.LastResponse, s.PendingRequest) {
 		tooBig = tooBig || len(m) > maxRespLen
 	}
 	for _, c := range s.Children {
@@ -117,9 +119,11 @@ func encodeIKE(s *ike.IKESAState) ([]byte, error) {
 	b = appendBytes(b, s.Nr)
 	b = binary.BigEndian.AppendUint32(b, s.NextMID)
 	b = binary.BigEndian.AppendUint32(b, s.PeerMID)
-	b = append(b, byte(len(s.LastResponse)))
-	for _, m := range s.LastResponse {
-		b = appendBytes(b, m)
+	for _, ms := range [][][]byte{s.LastResponse, s.PendingRequest} {
+		b = append(b, byte(len(ms)))
+		for _, m := range ms {
+			b = appendBytes(b, m)
+		}
 	}
 	b = append(b, byte(s.RemoteID.Type))
 	b = appendBytes(b, s.RemoteID.Data)
@@ -210,12 +214,14 @@ func decodeIKE(b []byte) (s ike.IKESAState, err error) {
 	}
 	s.Ni, s.Nr = rd.bytes(maxNonceLen), rd.bytes(maxNonceLen)
 	s.NextMID, s.PeerMID = rd.u32(), rd.u32()
-	n := int(rd.u8())
-	if n > maxRespFrags {
-		return s, errRecord
-	}
-	for i := 0; i < n && rd.err == nil; i++ {
-		s.LastResponse = append(s.LastResponse, rd.bytes(maxRespLen))
+	for _, ms := range []*[][]byte{&s.LastResponse, &s.PendingRequest} {
+		n := int(rd.u8())
+		if n > maxRespFrags {
+			return s, errRecord
+		}
+		for i := 0; i < n && rd.err == nil; i++ {
+			*ms = append(*ms, rd.bytes(maxRespLen))
+		}
 	}
 	s.RemoteID.Type = iana.IDType(rd.u8())
 	s.RemoteID.Data = rd.bytes(maxIDLen)

@@ -26,8 +26,8 @@ func testIKEState(spiI uint64, fill byte) ike.IKESAState {
 		AddKE: [7]uint8{35}, AddKESlots: 1,
 		SKd: key(48), SKai: nil, SKar: nil, SKei: key(36), SKer: key(36), SKpi: key(48), SKpr: key(48),
 		Ni: key(32), Nr: key(32), NextMID: 7, PeerMID: 1 << 20,
-		LastResponse: [][]byte{key(100), key(3)},
-		NATLocal:     true, NATRemote: false, NATHere: true, Fragment: true,
+		LastResponse: [][]byte{key(100), key(3)}, PendingRequest: [][]byte{key(80)},
+		NATLocal: true, NATRemote: false, NATHere: true, Fragment: true,
 		RemoteID: ike.Identity{Type: iana.IDType(2), Data: []byte("peer.example")},
 		Created:  time.Unix(0, 1700000000123456789), Established: time.Unix(0, 1700000001000000000),
 		Children: []ike.ChildSAState{{
