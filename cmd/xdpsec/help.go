@@ -32,10 +32,26 @@ var pages = map[string]page{
 		example: "xdpsec run --check -c /etc/xdpsec/xdpsec.yaml\nxdpsec run -c /etc/xdpsec/xdpsec.yaml\nsystemctl start xdpsec",
 	},
 	"show": {
-		synopsis: "show sa|policy|stats|ike [-o json] [--socket PATH | -c FILE]",
+		synopsis: "show sa|policy|stats|ike|cluster [-o json] [--socket PATH | -c FILE]",
 		text: "Ask the running daemon over its control socket for its SAs (with per-SA counters, as `show crypto ipsec sa`), its policies, " +
-			"its worker, XDP and next-hop counters, or its IKE SAs. Root, the daemon's user and the members of control_group may read.",
-		example: "xdpsec show sa\nxdpsec show ike -o json --socket /run/xdpsec/xdpsec.sock",
+			"its worker, XDP and next-hop counters, its IKE SAs, or its cluster. Root, the daemon's user and the members of control_group may read.\n\n" +
+			"`show cluster` lists the etcd members (health, raft leader, peer and client URLs), then per tunnel group the node it is active on, " +
+			"this node's role (active, standby, fenced: etcd still names it but its lease ran out, so it sends nothing; - : not allowed), for how long, " +
+			"the lease left, this node's preference and the allowed nodes', the changes of owner seen and when the owner's last renewal was seen; " +
+			"per outbound SA of a group its sequence number, its limit, its high-water mark in etcd, the headroom (limit - seq) and the age of the " +
+			"last reservation; per group the age of the last published replay-window tops, this node's etcd writes by kind (renew, seq, replay, " +
+			"record) and the SA records it followed. The same is in -o json and in the xdpsec_cluster_* metrics.",
+		example: "xdpsec show sa\nxdpsec show ike -o json --socket /run/xdpsec/xdpsec.sock\nxdpsec show cluster",
+	},
+	"cluster": {
+		synopsis: "cluster move GROUP NODE [--socket PATH | -c FILE]",
+		text: "Hand the tunnel group GROUP over to NODE gracefully, e.g. before maintenance: the active node stops sending for the group, " +
+			"waits for its last batch, freezes the group's outbound sequence numbers and marks the group for NODE in etcd; NODE takes it at once " +
+			"and resumes each SA above its reserved high-water mark (no sequence number twice, no two senders; the gap is a few etcd round trips, " +
+			"about 15 ms on a LAN). It may be run on any node of the cluster: a node that is not the owner passes the request to the owner through etcd. " +
+			"It prints the nodes and how long the move took, and refuses (exit 1) an unknown group or node, a node the group does not allow, and a node " +
+			"that is not up. Root, the daemon's user and control_admin_group only.",
+		example: "xdpsec cluster move site-a gw-b",
 	},
 	"initiate": {
 		synopsis: "initiate NAME [--socket PATH | -c FILE]",

@@ -20,21 +20,7 @@ func runTerminate(args []string) int {
 // connection's IKE SAs are rekeyed (their Child SAs move to the new ones),
 // with it that child's Child SAs.
 func runRekey(args []string) int {
-	var pos, rest []string
-	for i := 0; i < len(args); i++ {
-		switch a := args[i]; {
-		case a == "--socket" || a == "-socket" || a == "-c" || a == "--c":
-			rest = append(rest, a)
-			if i+1 < len(args) {
-				rest = append(rest, args[i+1])
-				i++
-			}
-		case strings.HasPrefix(a, "-"):
-			rest = append(rest, a)
-		default:
-			pos = append(pos, a)
-		}
-	}
+	pos, rest := splitControlArgs(args)
 	switch len(pos) {
 	case 1:
 	case 2:

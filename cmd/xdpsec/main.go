@@ -25,7 +25,8 @@ var commands map[string]command
 func init() {
 	commands = map[string]command{
 		"run":       {"run the gateway daemon (-c FILE; --check validates only)", runDaemon},
-		"show":      {"show sa|policy|stats|ike of the running daemon [-o json] [--socket PATH | -c FILE]", runShow},
+		"show":      {"show sa|policy|stats|ike|cluster of the running daemon [-o json] [--socket PATH | -c FILE]", runShow},
+		"cluster":   {"hand a tunnel group to another node: cluster move GROUP NODE [--socket PATH | -c FILE]", runCluster},
 		"initiate":  {"establish an IKE connection: initiate NAME [--socket PATH | -c FILE]", runInitiate},
 		"terminate": {"delete an IKE connection's SAs: terminate NAME [--socket PATH | -c FILE]", runTerminate},
 		"reload":    {"re-read the configuration and apply the difference: reload [-c FILE | --socket PATH] (as SIGHUP)", runReload},

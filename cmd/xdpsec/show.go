@@ -30,7 +30,7 @@ func runShow(args []string) int {
 		what = fs.Arg(0)
 	}
 	switch what {
-	case "sa", "sas", "policy", "policies", "stats", "ike":
+	case "sa", "sas", "policy", "policies", "stats", "ike", "cluster":
 	default:
 		fs.Usage()
 		return 2
@@ -61,6 +61,8 @@ func runShow(args []string) int {
 			if s.IKE == nil {
 				v = []control.IKESA{}
 			}
+		case "cluster":
+			v = s.Cluster // null without a cluster
 		case "stats":
 			v = struct {
 				Workers      []control.Worker             `json:"workers"`
@@ -90,6 +92,8 @@ func runShow(args []string) int {
 		printStats(os.Stdout, s)
 	case "ike":
 		printIKE(os.Stdout, s)
+	case "cluster":
+		printCluster(os.Stdout, s)
 	}
 	return 0
 }

@@ -56,7 +56,7 @@ const (
 // batch that passed MaySend takes to leave.
 type Ownership struct {
 	cli    *clientv3.Client
-	sess   *concurrency.Session
+	sess   atomic.Pointer[concurrency.Session] // session.go: replaced when lost
 	keys   keys
 	node   string
 	ttl    time.Duration
@@ -71,6 +71,10 @@ type Ownership struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	groups map[string]*Group
+	ext    ownershipExt // move.go
+
+	// sessTTL: the etcd session lease's TTL in seconds (session.go).
+	sessTTL int
 }
 
 // GroupSpec is a group this node may carry and the nodes allowed to,
@@ -97,6 +101,7 @@ type Group struct {
 	since, stopped atomic.Int64
 	owner          atomic.Pointer[string]
 	move           chan moveReq
+	stats          groupStats // move.go
 }
 
 type moveReq struct {
@@ -159,8 +164,8 @@ func StartOwnership(cli *clientv3.Client, cfg OwnershipConfig) (*Ownership, erro
 	if cfg.TTL <= 0 || cfg.Margin <= 0 || cfg.Margin >= cfg.TTL/2 {
 		return nil, fmt.Errorf("cluster: lease %v with margin %v: the margin must be above 0 and below half the lease", cfg.TTL, cfg.Margin)
 	}
-	secs := int(math.Ceil(cfg.TTL.Seconds()))
-	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(max(secs, 1)))
+	secs := max(int(math.Ceil(cfg.TTL.Seconds())), 1)
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(secs))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: etcd session: %w", err)
 	}
@@ -168,9 +173,12 @@ func StartOwnership(cli *clientv3.Client, cfg OwnershipConfig) (*Ownership, erro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := &Ownership{cli: cli, sess: sess, keys: keys{cfg.Cluster}, node: cfg.Node, ttl: cfg.TTL, margin: cfg.Margin,
+	o := &Ownership{cli: cli, sessTTL: secs, keys: keys{cfg.Cluster}, node: cfg.Node, ttl: cfg.TTL, margin: cfg.Margin,
 		log: log, change: cfg.OnChange, groups: map[string]*Group{}}
+	o.sess.Store(sess)
 	o.ctx, o.cancel = context.WithCancel(context.Background())
+	o.wg.Add(1)
+	go o.keepSession()
 	for _, gs := range cfg.Groups {
 		g := &Group{Name: gs.Name, nodes: gs.Nodes, token: cfg.Node + " " + newTerm(), move: make(chan moveReq)}
 		o.groups[gs.Name] = g
@@ -181,6 +189,10 @@ func StartOwnership(cli *clientv3.Client, cfg OwnershipConfig) (*Ownership, erro
 				break
 			}
 		}
+	}
+	if err := o.startExt(); err != nil {
+		o.Close()
+		return nil, err
 	}
 	return o, nil
 }
@@ -193,7 +205,7 @@ func (o *Ownership) Group(name string) *Group { return o.groups[name] }
 func (o *Ownership) Close() error {
 	o.cancel()
 	o.wg.Wait()
-	return o.sess.Close()
+	return o.session().Close()
 }
 
 // Move hands group to node: this node stops sending, waits for its last
@@ -280,6 +292,9 @@ func (o *Ownership) run(g *Group) {
 					l.saw(ev.Kv.ModRevision, string(ev.Kv.Value))
 				}
 			}
+			if l.val == released || l.val == movePrefix+o.node {
+				l.take(key) // handed over: at once, not at the next tick
+			}
 		case r := <-g.move:
 			if l.owner() {
 				r.done <- l.letGo(key, movePrefix+r.to)
@@ -311,11 +326,12 @@ func (l *groupLoop) owner() bool { return l.val == l.myVal }
 func (l *groupLoop) saw(rev int64, val string) {
 	was := l.owner()
 	l.rev, l.val, l.seenAt = rev, val, Now()
+	l.g.stats.seen.Store(l.seenAt)
 	name, _, _ := strings.Cut(val, " ")
 	if strings.HasPrefix(val, movePrefix) || val == released {
 		name = ""
 	}
-	l.g.owner.Store(&name)
+	l.g.setOwner(name)
 	if was && !l.owner() {
 		l.fence("taken by " + val)
 	}
@@ -325,7 +341,7 @@ func (l *groupLoop) fence(why string) {
 	if d := l.g.gate.Close(); d != 0 {
 		l.g.stopped.Store(min(d, Now()))
 		l.g.since.Store(0)
-		l.o.log.Warn("cluster: group lost: stopped sending", "group", l.g.Name, "node", l.o.node, "why", why)
+		l.logLost(why)
 		l.notify(false)
 	}
 }
@@ -384,7 +400,7 @@ func (l *groupLoop) put(key string, cmp clientv3.Cmp, val string) (ok bool, rev 
 	}
 	ctx, cancel := context.WithTimeout(l.o.ctx, max(timeout, time.Millisecond))
 	defer cancel()
-	resp, err := l.o.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, val, clientv3.WithLease(l.o.sess.Lease()))).Commit()
+	resp, err := l.o.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, val, clientv3.WithLease(l.o.lease()))).Commit()
 	if err != nil {
 		return false, 0, err
 	}
@@ -397,6 +413,8 @@ func (l *groupLoop) take(key string) {
 		cmp = clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
 	}
 	sent := Now()
+	prev, prevSeen, from := l.val, l.seenAt, l.g.lastOwner()
+	l.o.CountWrite(l.g.Name, WriteRenew)
 	ok, rev, err := l.put(key, cmp, l.myVal)
 	if err != nil || !ok {
 		if err == nil {
@@ -406,16 +424,17 @@ func (l *groupLoop) take(key string) {
 	}
 	l.sentAt = sent
 	l.rev, l.val, l.seenAt = rev, l.myVal, Now()
-	me := l.o.node
-	l.g.owner.Store(&me)
+	l.g.stats.seen.Store(l.seenAt)
+	l.g.setOwner(l.o.node)
 	l.g.gate.Open(sent + int64(l.o.ttl-l.o.margin))
 	l.g.since.Store(Now())
-	l.o.log.Info("cluster: group taken: sending", "group", l.g.Name, "node", l.o.node)
+	l.logTaken(prev, prevSeen, from)
 	l.notify(true)
 }
 
 func (l *groupLoop) renew(key string) {
 	sent := Now()
+	l.o.CountWrite(l.g.Name, WriteRenew)
 	ok, rev, err := l.put(key, clientv3.Compare(clientv3.Value(key), "=", l.myVal), l.myVal)
 	switch {
 	case err != nil:
@@ -449,14 +468,19 @@ func (l *groupLoop) letGo(key, val string) error {
 	if !l.owner() {
 		return nil
 	}
+	stop := Now()
 	l.fence(val)
 	l.o.quiesce()
+	l.o.CountWrite(l.g.Name, WriteRenew)
 	ctx, cancel := context.WithTimeout(context.Background(), l.o.ttl)
 	defer cancel()
 	// No lease: the session's end (Close) must not delete the mark
 	// before the others read it.
 	resp, err := l.o.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(key), "=", l.myVal)).
 		Then(clientv3.OpPut(key, val)).Commit()
+	if err != nil || !resp.Succeeded {
+		l.o.logChange(l.g, l.o.node, "", ReasonFenced, time.Duration(Now()-stop), "why", "could not write "+val)
+	}
 	if err != nil {
 		return fmt.Errorf("cluster: group %s: %w", l.g.Name, err)
 	}
@@ -464,5 +488,6 @@ func (l *groupLoop) letGo(key, val string) error {
 		return errors.New("cluster: group " + l.g.Name + ": no longer the owner")
 	}
 	l.rev, l.val, l.seenAt = resp.Header.Revision, val, Now()
+	l.logLetGo(val, time.Duration(l.seenAt-stop))
 	return nil
 }

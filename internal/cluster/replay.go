@@ -26,10 +26,15 @@ type ReplayTops struct {
 
 	mu   sync.Mutex
 	sent map[string]uint64 // by key: the top last published
+	// synced: by group, the Now() at which the last Publish that left
+	// etcd up to date began (status.go: the publish lag).
+	synced map[string]int64
 }
 
 // NewReplayTops publishes and applies tops for o's groups.
-func NewReplayTops(o *Ownership) *ReplayTops { return &ReplayTops{o: o, sent: map[string]uint64{}} }
+func NewReplayTops(o *Ownership) *ReplayTops {
+	return &ReplayTops{o: o, sent: map[string]uint64{}, synced: map[string]int64{}}
+}
 
 // Publish writes the tops of the inbound SAs in sas that moved since the
 // last call, in one transaction guarded by this node's ownership of
@@ -41,6 +46,7 @@ func (p *ReplayTops) Publish(ctx context.Context, group string, sas []*sad.SA) (
 	}
 	var ops []clientv3.Op
 	tops := map[string]uint64{}
+	start := Now()
 	p.mu.Lock()
 	for _, sa := range sas {
 		if sa.Dir != sad.Inbound || sa.Replay == nil {
@@ -54,8 +60,10 @@ func (p *ReplayTops) Publish(ctx context.Context, group string, sas []*sad.SA) (
 	}
 	p.mu.Unlock()
 	if len(ops) == 0 {
+		p.markSynced(group, start)
 		return 0, nil
 	}
+	p.o.CountWrite(group, WriteReplay)
 	resp, err := p.o.cli.Txn(ctx).If(p.o.ownerCmp(g)).Then(ops...).Commit()
 	if err != nil {
 		return 0, fmt.Errorf("cluster: group %s: replay tops: %w", group, err)
@@ -68,6 +76,7 @@ func (p *ReplayTops) Publish(ctx context.Context, group string, sas []*sad.SA) (
 		p.sent[k] = t
 	}
 	p.mu.Unlock()
+	p.markSynced(group, start)
 	return len(ops), nil
 }
 

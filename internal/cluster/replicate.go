@@ -57,6 +57,7 @@ var ErrNotOwner = errors.New("not the group's owner")
 
 // Put seals rec and writes it for group, if this node still owns it.
 func (r *Replicator) Put(ctx context.Context, group string, rec *Record) error {
+	r.o.CountWrite(group, WriteRecord)
 	g := r.o.groups[group]
 	if g == nil {
 		return fmt.Errorf("cluster: no group %q", group)
@@ -84,6 +85,7 @@ func (r *Replicator) Delete(ctx context.Context, group string, dir sad.Direction
 	if g == nil {
 		return fmt.Errorf("cluster: no group %q", group)
 	}
+	r.o.CountWrite(group, WriteRecord)
 	resp, err := r.o.cli.Txn(ctx).If(r.o.ownerCmp(g)).Then(clientv3.OpDelete(r.o.keys.child(group, dir, spi))).Commit()
 	if err != nil {
 		return fmt.Errorf("cluster: group %s: sa %08x: %w", group, spi, err)
@@ -159,11 +161,13 @@ func (r *Replicator) Follow(ctx context.Context, group string, h Follower) error
 		}
 		known[key] = true
 		r.fail(h.Install(group, rec))
+		r.o.countFollowed(group)
 	}
 	remove := func(key string) {
 		delete(known, key)
 		if dir, spi, ok := parseChild(prefix, key); ok {
 			r.fail(h.Remove(group, dir, spi))
+			r.o.countFollowed(group)
 		}
 	}
 	return followPrefix(ctx, r.o.cli, prefix, func(k string) bool { return known[k] }, deliver, remove)

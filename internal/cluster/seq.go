@@ -33,11 +33,15 @@ type SeqMarks struct {
 	last map[string]uint64 // by "GROUP/ID": the mark as this node last read or wrote it
 	// stale: the last raise's outcome is unknown; read the mark again.
 	stale map[string]bool
+	// raised: Now() of each mark's last raise by this node (status.go);
+	// count: the write counter (Ownership.CountWrite; nil: none).
+	raised map[string]int64
+	count  func(group string, kind WriteKind)
 }
 
 // NewSeqMarks keeps marks for o's groups, written only while o owns them.
 func NewSeqMarks(o *Ownership) *SeqMarks {
-	m := &SeqMarks{cli: o.cli, keys: o.keys, last: map[string]uint64{}, stale: map[string]bool{}}
+	m := &SeqMarks{cli: o.cli, keys: o.keys, last: map[string]uint64{}, stale: map[string]bool{}, raised: map[string]int64{}, count: o.CountWrite}
 	m.guard = func(group string) (clientv3.Cmp, bool) {
 		g := o.groups[group]
 		if g == nil {
@@ -102,6 +106,9 @@ func (m *SeqMarks) raise(ctx context.Context, id string, from, to uint64) error 
 		cmp = clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
 	}
 	put := clientv3.OpPut(key, strconv.FormatUint(to, 10))
+	if m.count != nil {
+		m.count(group, WriteSeq)
+	}
 	var moved bool
 	if m.guard == nil {
 		resp, err := m.cli.Txn(ctx).If(cmp).Then(put).Commit()
@@ -129,6 +136,9 @@ func (m *SeqMarks) raise(ctx context.Context, id string, from, to uint64) error 
 	}
 	m.mu.Lock()
 	m.last[id] = to
+	if m.raised != nil {
+		m.raised[id] = Now()
+	}
 	m.mu.Unlock()
 	return nil
 }

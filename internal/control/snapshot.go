@@ -37,6 +37,8 @@ type Snapshot struct {
 	// unmatched, unusable).
 	WANMTU int               `json:"wan_mtu,omitempty"`
 	PMTU   map[string]uint64 `json:"pmtu,omitempty"`
+	// Cluster is the node's view of its cluster; nil without one.
+	Cluster *Cluster `json:"cluster,omitempty"`
 }
 
 // IKESA is one IKE SA as `show ike` prints it.

@@ -37,6 +37,7 @@ type clusterPlane struct {
 	ike    *clusterIKE
 	cancel context.CancelFunc
 	done   chan struct{}
+	status clusterStatus // cluster_status.go
 }
 
 type groupEvent struct {
@@ -88,6 +89,7 @@ func (p *clusterPlane) start(ctx context.Context) error {
 	p.res = seqstate.NewReserver(node.Marks.Save)
 	rctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan struct{})
+	p.status.begin(rctx, node)
 	go p.run(rctx)
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpsec/xdpsec/internal/cluster"
 	"github.com/xdpsec/xdpsec/internal/cluster/etcdtest"
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/sad"
@@ -46,18 +45,11 @@ func clusterNode(t *testing.T, node, endpoint string) (*config.Config, []*sad.SA
 // new owner's first sequence number is above everything the old one could
 // use, and its inbound window refuses what the old one accepted.
 func TestClusterPlaneStaticSAs(t *testing.T) {
-	peer := etcdtest.FreeURL(t)
-	etcd := &config.Cluster{Name: "t", Node: "e", Embedded: &config.EmbeddedEtcd{DataDir: t.TempDir(), PeerURL: peer,
-		ClientURL: etcdtest.FreeURL(t), Members: map[string]string{"e": peer}}}
+	endpoint := startTestEtcd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := cluster.StartEmbedded(ctx, etcd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cfgA, sasA := clusterNode(t, "a", etcd.Embedded.ClientURL)
-	cfgB, sasB := clusterNode(t, "b", etcd.Embedded.ClientURL)
+	cfgA, sasA := clusterNode(t, "a", endpoint)
+	cfgB, sasB := clusterNode(t, "b", endpoint)
 	if len(seqKeys(cfgA, sasA)) != 0 {
 		t.Fatal("a grouped SA got a state_dir mark as well")
 	}

@@ -200,6 +200,9 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 		d.ctl.Handle(control.CommandRekey, d.ike.rekey)
 	}
 	d.ctl.Handle(control.CommandReload, d.reloadAction)
+	if d.cluster != nil {
+		d.ctl.Handle(control.CommandClusterMove, d.cluster.moveAction)
+	}
 	if cfg.Metrics != "" {
 		if err := d.serveMetrics(); err != nil {
 			return d, err

@@ -23,12 +23,14 @@ type collector struct {
 	worker, workerDrops, xdp, xskC, hops, acquires            *prometheus.Desc
 	ikeFlood, ikeHalfOpen, ikeFrag                            *prometheus.Desc
 	ikeNATT                                                   *prometheus.Desc
+	cluster                                                   *clusterDescs // cluster_metrics.go
 }
 
 func newCollector(snap func() *control.Snapshot) *collector {
 	saL := []string{"sa", "spi", "dir"}
 	return &collector{
 		snap:        snap,
+		cluster:     newClusterDescs(),
 		saPackets:   prometheus.NewDesc("xdpsec_sa_packets_total", "Packets encapsulated (out) or decapsulated and delivered (in) by the SA.", saL, nil),
 		saBytes:     prometheus.NewDesc("xdpsec_sa_bytes_total", "Inner bytes carried by the SA.", saL, nil),
 		saDrops:     prometheus.NewDesc("xdpsec_sa_drops_total", "Packets the SA dropped, by reason.", append(saL, "reason"), nil),
@@ -54,6 +56,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.worker, c.workerDrops, c.xdp, c.xskC, c.hops, c.acquires, c.ikeFlood, c.ikeHalfOpen, c.ikeFrag, c.ikeNATT} {
 		ch <- d
 	}
+	c.cluster.describe(ch)
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -124,6 +127,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range s.IKEFragments {
 		counter(c.ikeFrag, v, k)
 	}
+	c.cluster.collect(ch, s.Cluster)
 }
 
 func (d *Daemon) serveMetrics() error {

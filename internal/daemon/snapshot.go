@@ -90,6 +90,9 @@ func (d *Daemon) Snapshot() *control.Snapshot {
 			s.XSK = append(s.XSK, control.XSK{Interface: name, Queue: q.q, ZeroCopy: st.ZeroCopy, Counters: XSKCounters(st)})
 		}
 	}
+	if d.cluster != nil {
+		s.Cluster = d.cluster.snapshot()
+	}
 	s.WANMTU = int(d.curMTU.Load())
 	s.PMTU = d.pmtu.snapshot()
 	if len(d.hopStats) > 0 {
