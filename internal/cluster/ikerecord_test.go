@@ -140,6 +140,7 @@ func TestReplicateIKESAs(t *testing.T) {
 		t.Fatalf("standby got %+v", st)
 	}
 	// Ten message-ID-only changes within one interval: one write.
+	waitFor(5*time.Second, func() bool { p, _ := ra.Writes(); return p == 1 }) // counted after the txn returns
 	p0, _ := ra.Writes()
 	for i := range 10 {
 		s := testIKEState(0x1111, 0xa5)
@@ -198,7 +199,10 @@ func TestReplicateIKESAs(t *testing.T) {
 	if st, _ := last(); st.SPIi != 0x1111 || !st.Initiator || st.Connection != "gw-b" {
 		t.Fatalf("deleted state %+v", st)
 	}
-	if _, d := ra.Writes(); d != 1 {
+	// The writer counts once its transaction returns, which may be after
+	// the standby saw it.
+	if !waitFor(5*time.Second, func() bool { _, d := ra.Writes(); return d == 1 }) {
+		_, d := ra.Writes()
 		t.Fatalf("%d deletes", d)
 	}
 	wcancel()
