@@ -205,6 +205,14 @@ func TestReplicateIKESAs(t *testing.T) {
 		_, d := ra.Writes()
 		t.Fatalf("%d deletes", d)
 	}
+	// The writes count in the group's status (show cluster, metrics).
+	p, d := ra.Writes()
+	if got := a.groups["g1"].stats.writes[WriteRecord].Load(); got != p+d {
+		t.Fatalf("group's record writes %d, the writer's %d", got, p+d)
+	}
+	if b.groups["g1"].stats.followed.Load() == 0 {
+		t.Fatal("the standby counted no record followed")
+	}
 	wcancel()
 	<-wdone
 	fcancel()

@@ -67,6 +67,7 @@ func (r *IKEReplicator) Put(ctx context.Context, group string, st *ike.IKESAStat
 	} else {
 		r.puts.Add(1)
 	}
+	r.o.CountWrite(group, WriteRecord) // show cluster, metrics: an SA record (IKE SAs too)
 	return nil
 }
 
@@ -108,6 +109,7 @@ func (r *IKEReplicator) FollowIKE(ctx context.Context, group string, apply func(
 			return
 		}
 		known[key] = ike.IKESAState{Connection: st.Connection, Initiator: st.Initiator, SPIi: spiI, SPIr: spiR, Deleted: true}
+		r.o.countFollowed(group)
 		if err := apply(st); err != nil && report != nil {
 			report(err)
 		}
@@ -118,6 +120,7 @@ func (r *IKEReplicator) FollowIKE(ctx context.Context, group string, apply func(
 			return
 		}
 		delete(known, key)
+		r.o.countFollowed(group)
 		if err := apply(st); err != nil && report != nil {
 			report(err)
 		}
