@@ -254,6 +254,7 @@ func (sa *ikeSA) established() {
 	}
 	sa.e.removeHalfOpen(sa)
 	sa.armIKE()
+	sa.e.markExport(sa, true)
 	sa.e.log.Info("IKE SA established", "sa", sa.logID(), "local", sa.local, "remote", sa.remote, "remote_id", sa.remoteID.String(), "proposal", sa.sel.String())
 }
 

@@ -72,7 +72,11 @@ const (
 
 // newChild allocates an inbound SPI for a Child SA we are about to propose.
 func (e *Engine) newChild(sa *ikeSA, cfg *ChildConfig) *childSA {
-	return &childSA{cfg: cfg, inSPI: e.allocSPI(), mode: modeOf(cfg), created: e.now()}
+	var prefix, mask uint32
+	if e.spiRange != nil {
+		prefix, mask = e.spiRange(sa.name())
+	}
+	return &childSA{cfg: cfg, inSPI: e.allocSPIIn(prefix, mask), mode: modeOf(cfg), created: e.now()}
 }
 
 func modeOf(cfg *ChildConfig) sad.Mode {
@@ -82,13 +86,18 @@ func modeOf(cfg *ChildConfig) sad.Mode {
 	return cfg.Mode
 }
 
-// allocSPI picks a random inbound SPI above the reserved range 0-255
-// (RFC 4303 §2.1) that none of our inbound SAs uses.
-func (e *Engine) allocSPI() uint32 {
+// allocSPIIn picks a random inbound SPI above the reserved range 0-255
+// (RFC 4303 §2.1) that none of our inbound SAs uses, within the SPIs whose bits under mask are prefix's (Config.SPIRange;
+// mask 0: all); a range that stays full for a million tries is given up
+// for the whole space.
+func (e *Engine) allocSPIIn(prefix, mask uint32) uint32 {
 	var b [4]byte
-	for {
+	for try := 0; ; try++ {
 		rand.Read(b[:])
 		spi := binary.BigEndian.Uint32(b[:])
+		if try < 1<<20 {
+			spi = spi&^mask | prefix&mask
+		}
 		if spi < 256 {
 			continue
 		}
@@ -160,6 +169,9 @@ func (e *Engine) installChild(sa *ikeSA, c *childSA, in, out bool) error {
 	if sa.natLocal || sa.natRemote {
 		c.encap = sad.UDPEncap{SrcPort: sa.local.Port(), DstPort: sa.remote.Port()}
 	}
+	if c.reqID == 0 && e.allocReq != nil {
+		c.reqID = e.allocReq(sa.name())
+	}
 	if c.reqID == 0 {
 		e.nextReqID++
 		c.reqID = e.nextReqID
@@ -204,11 +216,24 @@ func (e *Engine) installChild(sa *ikeSA, c *childSA, in, out bool) error {
 		e.logESPKeys(sa, c, sad.Outbound, suite, outKeys)
 		c.wipeOutKeys()
 	}
+	e.markExport(sa, true)
 	if in && out || !in {
 		e.log.Info("Child SA installed", "sa", sa.logID(), "child", c.cfg.Name, "spi_in", fmt.Sprintf("%08x", c.inSPI), "spi_out", fmt.Sprintf("%08x", c.outSPI),
 			"mode", c.mode, "proposal", c.sel.String(), "udp_encap", c.encap.Enabled(), "local_ts", fmtTS(c.localTS), "remote_ts", fmtTS(c.remoteTS))
 	}
 	return nil
+}
+
+// stopTimers stops the Child SA's lifetime and rekey-retry timers.
+func (c *childSA) stopTimers() {
+	for _, t := range c.timers {
+		t.Stop()
+	}
+	c.timers = nil
+	if c.retry != nil {
+		c.retry.Stop()
+		c.retry = nil
+	}
 }
 
 func (c *childSA) wipeOutKeys() {
@@ -258,14 +283,7 @@ func (e *Engine) removeChild(sa *ikeSA, c *childSA, linger bool) {
 	} else {
 		linger = false
 	}
-	for _, t := range c.timers {
-		t.Stop()
-	}
-	c.timers = nil
-	if c.retry != nil {
-		c.retry.Stop()
-		c.retry = nil
-	}
+	c.stopTimers()
 	crypto.Zero(c.secret)
 	c.secret = nil
 	c.wipeOutKeys()
@@ -275,6 +293,8 @@ func (e *Engine) removeChild(sa *ikeSA, c *childSA, linger bool) {
 	}
 	// c may have moved to a new IKE SA (an IKE rekey) while an exchange
 	// about it ran on the old one: it leaves the one that carries it now.
+	e.markExport(sa, true)
+	e.markExport(c.ike, true)
 	gone := func(x *childSA) bool { return x == c }
 	sa.children = slices.DeleteFunc(sa.children, gone)
 	if c.ike != nil && c.ike != sa {

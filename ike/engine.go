@@ -104,6 +104,20 @@ type Config struct {
 	// first of its connection's local addresses of the remote's family
 	// for which it holds. Nil: every address reaches.
 	Reachable func(local, remote netip.Addr) bool
+	// Export, when set, receives each established IKE SA whenever it
+	// changes, and a Deleted state when it goes (cluster replication,
+	// see IKESAState). It runs on the engine's loop: it must not block,
+	// and it owns the state's keys.
+	Export func(IKESAState)
+	// ReqID, when set, allocates the ReqID of a new Child SA of the
+	// connection (cluster-wide ReqIDs for grouped connections); 0 leaves
+	// it to the engine's own counter.
+	ReqID func(connection string) uint32
+	// SPIRange, when set, confines the inbound SPIs the engine picks for
+	// the connection's Child SAs to those whose bits under mask are
+	// prefix's (a cluster gives each tunnel group its own part of the
+	// space, so a replicated SA's SPI never meets another node's own).
+	SPIRange func(connection string) (prefix, mask uint32)
 }
 
 // DefaultRekeyDeleteDelay is the default Config.RekeyDeleteDelay: many
@@ -169,6 +183,9 @@ type Engine struct {
 	keepalivesSent atomic.Uint64
 
 	nextReqID uint32
+	allocReq  func(connection string) uint32
+	spiRange  func(connection string) (prefix, mask uint32)
+	exp       exporter
 	frag      fragCounters
 	// fragTimeout is reassemblyTimeout; tests shorten it.
 	fragTimeout time.Duration
@@ -217,6 +234,9 @@ func newEngine(cfg Config, conn transport.Conn, inst Installer) (*Engine, error)
 		keylogESP:    cfg.KeyLogESP,
 		rekeyedDelay: cfg.RekeyedInboundDelay,
 		rekeyDelete:  cfg.RekeyDeleteDelay,
+		allocReq:     cfg.ReqID,
+		spiRange:     cfg.SPIRange,
+		exp:          exporter{hook: cfg.Export},
 		lingering:    map[uint32]*time.Timer{},
 		keepalives:   map[*ikeSA]*natKeepalive{},
 		sas:          map[uint64]*ikeSA{},
@@ -323,12 +343,14 @@ func (e *Engine) loop() {
 			return
 		case f := <-e.events:
 			f()
+			e.flushExports()
 		case in, ok := <-rx:
 			if !ok {
 				rx = nil
 				continue
 			}
 			e.dispatch(in)
+			e.flushExports()
 			if in.startsSA {
 				e.initsQueued.Add(-1) // after dispatch: by now it is half-open or gone
 			}
@@ -409,6 +431,9 @@ func (e *Engine) dispatch(in inbound) {
 			e.flood.unknownSA.Add(1)
 			return
 		}
+	}
+	if e.isStandby(sa) {
+		return // held for a takeover: the group's active node answers
 	}
 	if m.IsResponse() {
 		sa.handleResponse(p.Data, m, p)
@@ -709,9 +734,11 @@ type IKESAInfo struct {
 	LocalID       string
 	RemoteID      string
 	NATT          bool // carried on the NAT-T port
-	Proposal      string
-	Established   time.Time
-	Children      []ChildSAInfo
+	// Standby: held passively for a cluster takeover (Import, Deactivate).
+	Standby     bool
+	Proposal    string
+	Established time.Time
+	Children    []ChildSAInfo
 }
 
 // ChildSAInfo describes one Child SA.
@@ -737,7 +764,8 @@ func (e *Engine) List() []IKESAInfo {
 				continue
 			}
 			info := IKESAInfo{Name: sa.name(), State: sa.state, Initiator: sa.initiator, SPIi: sa.spiI, SPIr: sa.spiR,
-				Local: sa.local, Remote: sa.remote, NATT: sa.natt(), Established: sa.estab, RemoteID: sa.remoteID.String()}
+				Local: sa.local, Remote: sa.remote, NATT: sa.natt(), Established: sa.estab, RemoteID: sa.remoteID.String(),
+				Standby: e.isStandby(sa)}
 			if sa.conn != nil {
 				info.LocalID = sa.conn.Local.ID.String()
 			}

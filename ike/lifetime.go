@@ -47,7 +47,7 @@ func (e *Engine) rekeyChild(c *childSA, done chan error) bool {
 		return false
 	}
 	sa := c.ike
-	if sa.state != StateEstablished {
+	if sa.state != StateEstablished || e.isStandby(sa) {
 		return false
 	}
 	c.state = childRekeying
@@ -161,7 +161,7 @@ func (sa *ikeSA) espArrived() bool {
 
 // rekeyIKE queues a rekey of the IKE SA.
 func (e *Engine) rekeyIKE(sa *ikeSA, done chan error) bool {
-	if sa.state != StateEstablished || sa.ikeRekey != nil || sa.ikeSuccessor != nil || sa.replaced {
+	if sa.state != StateEstablished || sa.ikeRekey != nil || sa.ikeSuccessor != nil || sa.replaced || e.isStandby(sa) {
 		return false
 	}
 	for _, t := range sa.queue {

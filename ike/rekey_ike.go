@@ -237,6 +237,8 @@ func (sa *ikeSA) deriveRekeyedKeys(old *ikeSA, sel selected, secret []byte, addi
 // SA to its replacement.
 func (sa *ikeSA) moveTo(next *ikeSA) {
 	sa.replaced = true
+	sa.e.markExport(sa, true)
+	sa.e.markExport(next, true)
 	for _, c := range sa.children {
 		c.ike = next
 		next.children = append(next.children, c)

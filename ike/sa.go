@@ -403,7 +403,7 @@ func (sa *ikeSA) enqueueFirst(t task) {
 
 // next starts the next queued task when no request is outstanding.
 func (sa *ikeSA) next() {
-	for sa.pending == nil && len(sa.queue) > 0 && sa.state != StateDead {
+	for sa.pending == nil && len(sa.queue) > 0 && sa.state != StateDead && !sa.e.isStandby(sa) {
 		t := sa.queue[0]
 		sa.queue = sa.queue[1:]
 		if err := sa.start(t, sa.nextMID); err != nil {
@@ -430,6 +430,7 @@ func (sa *ikeSA) start(t task, mid uint32) error {
 		sa.initReq = raw[0]
 	}
 	sa.nextMID = mid + 1
+	sa.e.markExport(sa, true) // a standby needs the request to resend it (see Activate)
 	p := &pendingRequest{task: t, mid: mid, raw: raw}
 	sa.pending = p
 	sa.transmit(p)
@@ -462,7 +463,7 @@ func (sa *ikeSA) transmit(p *pendingRequest) {
 // handleResponse matches a response with our outstanding request.
 func (sa *ikeSA) handleResponse(raw []byte, m *message.Message, from transport.Packet) {
 	p := sa.pending
-	if p == nil || m.MessageID != p.mid || m.Exchange != p.task.exchange() {
+	if p == nil || m.MessageID != p.mid || m.Exchange != p.task.exchange() && !anyExchange(p.task) {
 		return // a late retransmission, or garbage
 	}
 	var payloads message.Payloads
@@ -495,6 +496,7 @@ func (sa *ikeSA) handleResponse(raw []byte, m *message.Message, from transport.P
 		sa.lastRecv = sa.e.now().Sub(sa.created)
 	}
 	sa.stopPending()
+	sa.e.markExport(sa, false) // no request in flight any more
 	if m.Exchange == message.ExchangeIKESAInit {
 		sa.initResp = raw
 	}
@@ -558,6 +560,7 @@ func (sa *ikeSA) followPeer(from transport.Packet) {
 		return
 	}
 	sa.local, sa.remote = from.Local, from.Remote
+	sa.e.markExport(sa, true)
 	sa.moveChildren()
 }
 
@@ -587,7 +590,7 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 		sa.sendTo(sa.lastResp, from.Local, from.Remote)
 		return
 	}
-	if m.MessageID != sa.peerMID || m.Exchange == message.ExchangeIKESAInit {
+	if m.MessageID != sa.peerMID && !sa.e.resyncRequest(sa, m.MessageID) || m.Exchange == message.ExchangeIKESAInit {
 		return
 	}
 	payloads, complete, err := sa.openMessage(raw, m, fragRequest)
@@ -604,6 +607,7 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 		}
 		return
 	}
+	sa.e.resynced(sa, m.MessageID)
 	sa.followPeer(from)
 	sa.lastRecv = sa.e.now().Sub(sa.created)
 	if sa.state == StateEstablished && crit == nil && childWork(m.Exchange, payloads) {
@@ -637,6 +641,7 @@ func (sa *ikeSA) handleRequest(raw []byte, m *message.Message, from transport.Pa
 	}
 	sa.peerMID++
 	sa.lastResp, sa.haveLastResp = out, true
+	sa.e.markExport(sa, false)
 	// To where the request came from (RFC 7296 §2.11), which is the SA's
 	// address unless followPeer declined to move there.
 	sa.sendTo(out, from.Local, from.Remote)
@@ -665,6 +670,8 @@ func (sa *ikeSA) destroy() {
 		return
 	}
 	sa.state = StateDead
+	sa.leaveStandby()
+	sa.e.markExport(sa, true)
 	if p := sa.pending; p != nil {
 		switch t := p.task.(type) {
 		case *createChildTask:
@@ -685,32 +692,8 @@ func (sa *ikeSA) destroy() {
 	if sa.hoTimer != nil {
 		sa.hoTimer.Stop()
 	}
-	for _, t := range sa.timers {
-		t.Stop()
-	}
-	sa.timers = nil
-	if sa.retry != nil {
-		sa.retry.Stop()
-		sa.retry = nil
-	}
-	if sa.dpdTimer != nil {
-		sa.dpdTimer.Stop()
-	}
-	for _, t := range sa.queue {
-		switch t := t.(type) {
-		case *createChildTask:
-			t.drop(sa)
-		case *ikeRekeyTask:
-			t.finish(sa, errors.New("IKE SA deleted"))
-		}
-	}
-	sa.queue = nil
-	if sa.ikeRekey != nil {
-		if n := sa.ikeRekey.next; n != nil && n.state != StateEstablished {
-			n.destroy()
-		}
-		sa.ikeRekey.finish(sa, errors.New("IKE SA deleted"))
-	}
+	sa.stopTimers()
+	sa.dropTasks(errors.New("IKE SA deleted"))
 	for _, c := range slices.Clone(sa.children) {
 		sa.e.deleteChild(sa, c)
 	}
@@ -730,6 +713,40 @@ func (sa *ikeSA) destroy() {
 	delete(sa.e.hybrid, sa)
 	sa.stopKeepalive()
 	sa.e.forget(sa)
+}
+
+// stopTimers stops the IKE SA's lifetime, rekey-retry and DPD timers.
+func (sa *ikeSA) stopTimers() {
+	for _, t := range sa.timers {
+		t.Stop()
+	}
+	sa.timers = nil
+	if sa.retry != nil {
+		sa.retry.Stop()
+		sa.retry = nil
+	}
+	if sa.dpdTimer != nil {
+		sa.dpdTimer.Stop()
+	}
+}
+
+// dropTasks abandons the queued tasks and our IKE SA rekey in flight.
+func (sa *ikeSA) dropTasks(err error) {
+	for _, t := range sa.queue {
+		switch t := t.(type) {
+		case *createChildTask:
+			t.drop(sa)
+		case *ikeRekeyTask:
+			t.finish(sa, err)
+		}
+	}
+	sa.queue = nil
+	if sa.ikeRekey != nil {
+		if n := sa.ikeRekey.next; n != nil && n.state != StateEstablished {
+			n.destroy()
+		}
+		sa.ikeRekey.finish(sa, err)
+	}
 }
 
 // signal reports an outcome to a waiter without ever blocking the loop: a

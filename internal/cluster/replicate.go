@@ -170,41 +170,7 @@ func (r *Replicator) Follow(ctx context.Context, group string, h Follower) error
 			r.o.countFollowed(group)
 		}
 	}
-	for ctx.Err() == nil {
-		resp, err := r.o.cli.Get(ctx, prefix, clientv3.WithPrefix())
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("cluster: group %s: %w", group, err)
-		}
-		now := map[string]bool{}
-		for _, kv := range resp.Kvs {
-			now[string(kv.Key)] = true
-			deliver(string(kv.Key), kv.Value)
-		}
-		for k := range known {
-			if !now[k] {
-				remove(k)
-			}
-		}
-		wctx, cancel := context.WithCancel(ctx)
-		for wr := range r.o.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
-			if wr.Err() != nil {
-				break // compacted or lost: list again
-			}
-			for _, ev := range wr.Events {
-				k := string(ev.Kv.Key)
-				if ev.Type == clientv3.EventTypeDelete {
-					remove(k)
-				} else {
-					deliver(k, ev.Kv.Value)
-				}
-			}
-		}
-		cancel()
-	}
-	return nil
+	return followPrefix(ctx, r.o.cli, prefix, func(k string) bool { return known[k] }, deliver, remove)
 }
 
 // StoreFollower installs a group's negotiated Child SAs into this node's
@@ -214,6 +180,9 @@ func (r *Replicator) Follow(ctx context.Context, group string, h Follower) error
 // from every node's own configuration; only their marks are shared.
 type StoreFollower struct {
 	Store *store.Store
+	// Gate, if set, is the group's: an outbound SA gets it before it is
+	// installed, so it sends only while this node owns the group.
+	Gate *sad.Gate
 }
 
 // Install implements Follower: a replaced record replaces the SA.
@@ -228,6 +197,9 @@ func (f StoreFollower) Install(group string, rec Record) error {
 	}
 	if sa.Dir == sad.Outbound {
 		sa.SetSeqLimit(0)
+		if f.Gate != nil {
+			sa.SetGate(f.Gate)
+		}
 	}
 	k := store.Key{SPI: sa.SPI, Dir: sa.Dir, Origin: store.Negotiated}
 	if f.Store.Lookup(k) != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/cluster"
@@ -33,7 +34,9 @@ type clusterPlane struct {
 	res    *seqstate.Reserver
 	events chan groupEvent
 	// addrs moves the groups' addresses (clusteraddr.go).
-	addrs  *groupAddrs
+	addrs *groupAddrs
+	// ike runs the groups' negotiated tunnels (cluster_ike.go).
+	ike    *clusterIKE
 	cancel context.CancelFunc
 	done   chan struct{}
 	status clusterStatus // cluster_status.go
@@ -51,6 +54,7 @@ func newClusterPlane(cfg *config.Config, sas []*sad.SA, log *slog.Logger) *clust
 	p := &clusterPlane{cfg: cfg.Cluster, log: log, out: map[string][]seqstate.Key{}, in: map[string][]*sad.SA{},
 		events: make(chan groupEvent, 64)}
 	p.addrs = newGroupAddrs(cfg.Cluster, log)
+	p.ike = newClusterIKE(p, log)
 	for i, sa := range sas {
 		sc := &cfg.SAs[i]
 		g := cfg.Cluster.GroupOfSA(sc.Name)
@@ -104,7 +108,7 @@ func (p *clusterPlane) run(ctx context.Context) {
 	tops := make(chan struct{})
 	go func() {
 		defer close(tops)
-		p.node.Tops.Run(ctx, p.cfg.ReplayPublish, func(g string) []*sad.SA { return p.in[g] }, func(err error) {
+		p.node.Tops.Run(ctx, p.cfg.ReplayPublish, func(g string) []*sad.SA { return append(slices.Clone(p.in[g]), p.ike.inbound(g)...) }, func(err error) {
 			p.log.Warn("cluster: replay tops not published", "err", err)
 		})
 	}()
@@ -117,7 +121,11 @@ func (p *clusterPlane) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case ev := <-p.events:
-			p.change(ctx, ev)
+			ok := p.change(ctx, ev)
+			p.ike.change(ctx, ev)
+			if ev.sending && ok {
+				p.addrs.set(ev.group, true) // the addresses bring the traffic: last
+			}
 		case now := <-t.C:
 			f.note(p.log, p.res.Refresh(now),
 				"cluster: cannot raise sequence marks: the groups' outbound SAs stop at their marks (seq_unreserved)",
@@ -126,15 +134,17 @@ func (p *clusterPlane) run(ctx context.Context) {
 	}
 }
 
-// change takes a group's SAs over or lets them go.
-func (p *clusterPlane) change(ctx context.Context, ev groupEvent) {
+// change takes a group's static SAs over or lets them go; on a take it
+// reports whether they resumed (the caller moves the addresses after the
+// negotiated tunnels are taken over too).
+func (p *clusterPlane) change(ctx context.Context, ev groupEvent) bool {
 	if !ev.sending {
 		p.res.Remove(p.out[ev.group])
 		for _, k := range p.out[ev.group] {
 			k.SA.SetSeqLimit(k.SA.Seq()) // what a worker reserved is the last
 		}
 		p.addrs.set(ev.group, false)
-		return
+		return false
 	}
 	cctx, cancel := context.WithTimeout(ctx, p.cfg.LeaseTTL)
 	defer cancel()
@@ -148,10 +158,10 @@ func (p *clusterPlane) change(ctx context.Context, ev groupEvent) {
 		for _, k := range p.out[ev.group] {
 			k.SA.SetSeqLimit(min(k.SA.SeqLimit(), k.SA.Seq()))
 		}
-		return
+		return false
 	}
 	p.log.Info("cluster: group's SAs resumed above their marks", "group", ev.group, "outbound", len(p.out[ev.group]), "inbound", len(p.in[ev.group]))
-	p.addrs.set(ev.group, true) // the addresses bring the traffic: last
+	return true
 }
 
 // clusterJoinTimeout bounds the wait for the cluster's etcd at start: an
@@ -179,6 +189,7 @@ func (p *clusterPlane) close() error {
 	p.addrs.close()
 	p.cancel()
 	<-p.done
+	p.ike.close()
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}

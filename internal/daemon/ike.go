@@ -170,9 +170,15 @@ func (p *ikePlane) start() error {
 			return err
 		}
 	}
+	if d.cluster != nil {
+		d.cluster.ike.configure(&ecfg)
+	}
 	p.engine, err = ike.New(ecfg, p.conn, p)
 	if err != nil {
 		return fmt.Errorf("ike: %w", err)
+	}
+	if d.cluster != nil {
+		d.cluster.ike.start(p.engine, d.store)
 	}
 	p.acqStop, p.acqDone = make(chan struct{}), make(chan struct{})
 	go p.acquires()
@@ -321,6 +327,9 @@ func (p *ikePlane) InstallInbound(cfg sad.Config) error {
 	if err := p.d.store.Install(sa, store.Negotiated, nil); err != nil {
 		return err
 	}
+	if p.d.cluster != nil {
+		p.d.cluster.ike.installed(sa, cfg, nil)
+	}
 	p.d.log.Info("child sa installed", "dir", "in", "spi", fmt.Sprintf("%08x", sa.SPI), "name", sa.Name, "reqid", sa.ReqID)
 	return nil
 }
@@ -344,8 +353,14 @@ func (p *ikePlane) InstallOutbound(cfg sad.Config, sel []sad.Selector) error {
 	if err != nil {
 		return fmt.Errorf("outbound sa %08x: %w", cfg.SPI, err)
 	}
+	if p.d.cluster != nil {
+		p.d.cluster.ike.prepare(sa)
+	}
 	if err := p.d.store.Install(sa, store.Negotiated, sel); err != nil {
 		return err
+	}
+	if p.d.cluster != nil {
+		p.d.cluster.ike.installed(sa, cfg, sel)
 	}
 	p.d.log.Info("child sa installed", "dir", "out", "spi", fmt.Sprintf("%08x", sa.SPI), "name", sa.Name,
 		"reqid", sa.ReqID, "policies", len(p.d.store.Bound(sa.ReqID)))
@@ -358,6 +373,9 @@ func (p *ikePlane) Delete(spi uint32, dir sad.Direction) error {
 	sa, err := p.d.store.Delete(store.Key{SPI: spi, Dir: dir, Origin: store.Negotiated})
 	if sa == nil {
 		return err
+	}
+	if p.d.cluster != nil {
+		p.d.cluster.ike.deleted(sa)
 	}
 	p.d.log.Info("child sa deleted", "dir", dir.String(), "spi", fmt.Sprintf("%08x", spi), "name", sa.Name)
 	return err
@@ -408,6 +426,9 @@ func (p *ikePlane) list() []control.IKESA {
 			SPIi: fmt.Sprintf("%016x", in.SPIi), SPIr: fmt.Sprintf("%016x", in.SPIr),
 			Local: addrPort(in.Local), Remote: addrPort(in.Remote), LocalID: in.LocalID, RemoteID: in.RemoteID,
 			NATT: in.NATT, Proposal: in.Proposal, Established: in.Established, Children: []control.ChildSA{},
+		}
+		if in.Standby {
+			s.State = "STANDBY" // a cluster standby's copy: the group's owner runs it
 		}
 		for _, c := range in.Children {
 			ch := control.ChildSA{
