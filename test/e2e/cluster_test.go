@@ -48,10 +48,9 @@ func clMAC(side, i int) net.HardwareAddr { return net.HardwareAddr{2, 0, 0, byte
 // launch, ping) work on them.
 type clusterLab struct {
 	*lab
-	keys   tunnelKeys
-	cfgs   map[string]string
-	gws    map[string]*gateway
-	keyHex [2]string // out (group -> peer), in (peer -> group)
+	keys tunnelKeys
+	cfgs map[string]string
+	gws  map[string]*gateway
 }
 
 func newClusterLab(t *testing.T) *clusterLab {
