@@ -16,7 +16,9 @@ func (w *Worker) inbound(pkts []Packet) {
 	var cur, lastSA *sad.SA
 	var lastSPI uint32 // 0 is reserved: never found, lastSA nil
 	var pk, by, ndec uint64
-	var now int64 // read once per batch, and only when a fragment comes
+	var now int64   // read once per batch, and only when a fragment comes
+	var gnow int64  // sad.Now(), read once per batch, and only for a gated SA
+	var fenced bool // lastSA's cluster group is not this node's to receive
 	if w.crossLAN {
 		got := w.cfg.LAN.Alloc(w.spare[:len(pkts)])
 		w.local.Counts[NoFrame] += uint64(len(pkts) - got)
@@ -47,10 +49,16 @@ func (w *Worker) inbound(pkts []Packet) {
 		// replaced meanwhile; a deleted one fails Usable below.
 		if o.SPI != lastSPI {
 			lastSPI, lastSA = o.SPI, w.cfg.Inbound.Lookup(o.SPI)
+			fenced = lastSA != nil && notReady(lastSA, &gnow)
 		}
 		sa := lastSA
 		if sa == nil {
 			w.drop(&nfree, p, sad.ErrUnknownSPI)
+			continue
+		}
+		if fenced {
+			sa.Drop(sad.ErrNotOwner, 1)
+			w.drop(&nfree, p, sad.ErrNotOwner)
 			continue
 		}
 		if !sa.Usable() {
@@ -138,6 +146,22 @@ func (w *Worker) inbound(pkts []Packet) {
 	if nfree > 0 {
 		w.cfg.WAN.Free(w.free[:nfree])
 	}
+}
+
+// notReady reports whether sa belongs to a cluster group this node may not
+// receive for now (sad.Gate.Ready): a standby must never decrypt, let alone
+// deliver, a group's packets (its replay windows are stale), nor a new
+// owner before the published tops are in its windows. *now is read once
+// per batch, and only for gated SAs.
+func notReady(sa *sad.SA, now *int64) bool {
+	g := sa.Gate()
+	if g == nil {
+		return false
+	}
+	if *now == 0 {
+		*now = sad.Now()
+	}
+	return !g.Ready(*now)
 }
 
 // defragment hands the outer fragment in p to reassembly (now is read

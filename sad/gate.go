@@ -12,8 +12,19 @@ import (
 // reads it with one atomic load per batch and SA, and no goroutine has to
 // wake to close it in time: a deadline passes by itself, even for a
 // process that was stopped as a whole. The zero Gate is closed.
+//
+// It is also the group's right to receive (Ready): an inbound SA of the
+// group decrypts only while the gate is open and the node has marked the
+// group ready (MarkReady) after applying the published replay tops to
+// the group's windows, so a standby never delivers a packet (its windows
+// are stale: a captured packet would pass them), and a new owner
+// receives nothing before its windows refuse what the old owner accepted.
 type Gate struct {
 	deadline atomic.Int64
+	// ready: bit 0 set while the group is ready here (MarkReady); the
+	// bits above count the Closes, so that a MarkReady prepared before a
+	// Close (a stale take) is refused.
+	ready atomic.Uint64
 }
 
 // gateEpoch anchors Now: time.Since reads the monotonic clock, so a step
@@ -26,13 +37,39 @@ func Now() int64 { return int64(time.Since(gateEpoch)) }
 // MaySend reports whether the gate is open at now.
 func (g *Gate) MaySend(now int64) bool { return now < g.deadline.Load() }
 
+// Ready reports whether the group's SAs may receive and send at now: the
+// gate is open and the group was marked ready since it was last closed.
+// Two atomic loads: workers call it once per batch and SA.
+func (g *Gate) Ready(now int64) bool { return g.ready.Load()&1 != 0 && now < g.deadline.Load() }
+
 // Deadline is when the gate closes (0: closed).
 func (g *Gate) Deadline() int64 { return g.deadline.Load() }
 
 // Open sets the deadline to until and returns the one before (0: it was
-// closed).
+// closed). It does not make the group Ready.
 func (g *Gate) Open(until int64) int64 { return g.deadline.Swap(until) }
 
 // Close closes the gate now and returns the deadline it had (0: closed
-// already).
-func (g *Gate) Close() int64 { return g.deadline.Swap(0) }
+// already). The group stops being Ready, and a ticket taken before (Ticket)
+// can no longer make it ready.
+func (g *Gate) Close() int64 {
+	for {
+		r := g.ready.Load()
+		if g.ready.CompareAndSwap(r, (r|1)+1) {
+			break
+		}
+	}
+	return g.deadline.Swap(0)
+}
+
+// Ticket is taken before the slow path prepares the group's SAs for
+// receiving (the replay tops read and applied); MarkReady with it then
+// makes the group Ready, unless the gate was closed in between.
+func (g *Gate) Ticket() uint64 { return g.ready.Load() &^ 1 }
+
+// MarkReady makes the group Ready (while the gate is open) if it was not
+// closed since ticket was taken; it reports whether it did (or the group
+// was ready already).
+func (g *Gate) MarkReady(ticket uint64) bool {
+	return g.ready.CompareAndSwap(ticket, ticket|1) || g.ready.Load() == ticket|1
+}

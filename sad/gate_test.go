@@ -48,3 +48,43 @@ func TestGate(t *testing.T) {
 		t.Fatalf("ReserveSeq with a gate allocates %v", a)
 	}
 }
+
+// TestGateReady: Ready needs the gate open and a MarkReady with a ticket
+// taken since the last Close; a Close ends it and spoils older tickets.
+func TestGateReady(t *testing.T) {
+	var g Gate
+	now := Now()
+	if g.Ready(now) {
+		t.Fatal("zero gate ready")
+	}
+	tk := g.Ticket()
+	g.Open(now + int64(time.Hour))
+	if g.Ready(now) {
+		t.Fatal("open but not marked ready: ready")
+	}
+	if !g.MarkReady(tk) || !g.Ready(now) || !g.MarkReady(tk) {
+		t.Fatal("MarkReady with a current ticket")
+	}
+	g.Open(now - 1)
+	if g.Ready(now) {
+		t.Fatal("ready past the deadline")
+	}
+	g.Open(now + int64(time.Hour))
+	if !g.Ready(now) {
+		t.Fatal("renewed: not ready (nothing closed it)")
+	}
+	g.Close()
+	if g.Ready(now) {
+		t.Fatal("closed: ready")
+	}
+	g.Open(now + int64(time.Hour))
+	if g.Ready(now) || g.MarkReady(tk) || g.Ready(now) {
+		t.Fatal("a ticket from before the Close made the gate ready")
+	}
+	if !g.MarkReady(g.Ticket()) || !g.Ready(now) {
+		t.Fatal("a fresh ticket refused")
+	}
+	if a := testing.AllocsPerRun(100, func() { g.Ready(Now()) }); a != 0 {
+		t.Fatalf("Ready allocates %v", a)
+	}
+}

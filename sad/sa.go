@@ -153,6 +153,10 @@ const (
 	// ErrNoFrame: the port had no free frame for the packet (it crosses
 	// to another port's memory, or becomes fragments).
 	ErrNoFrame
+	// ErrNotOwner: the SA's cluster group is not this node's (a standby,
+	// or a new owner whose windows are not caught up yet): its packets
+	// are not decrypted here (Gate.Ready).
+	ErrNotOwner
 	NumReasons
 )
 
@@ -180,6 +184,7 @@ var reasonNames = [NumReasons]string{
 	ErrNoRoute:       "no_route",
 	ErrSeqUnreserved: "seq_unreserved",
 	ErrNoFrame:       "no_frame",
+	ErrNotOwner:      "not_owner",
 }
 
 func (r Reason) String() string {
@@ -314,8 +319,8 @@ type SA struct {
 	Created  time.Time
 	seqMax   uint64
 	seqSoft  uint64
-	// gate, if set, must be open for ReserveSeq to hand out numbers
-	// (SetGate; a cluster's group).
+	// gate, if set, must be open for ReserveSeq to hand out numbers, and
+	// ready for an inbound SA to receive (SetGate; a cluster's group).
 	gate *Gate
 
 	_   cacheLine
@@ -477,8 +482,13 @@ func (sa *SA) ReserveSeq(n int) (first uint64, got int) {
 
 // SetGate makes ReserveSeq hand out numbers only while g is open (and
 // none at all while it is closed): a cluster node's right to send for the
-// SA's group. Call it before the SA is published to the workers.
+// SA's group. An inbound SA's gate says whether it may receive (Gate.Ready:
+// the workers drop its packets otherwise). Call it before the SA is
+// published to the workers.
 func (sa *SA) SetGate(g *Gate) { sa.gate = g }
+
+// Gate is the SA's gate (nil: none, the SA is not a cluster group's).
+func (sa *SA) Gate() *Gate { return sa.gate }
 
 // SetSeqLimit sets the highest sequence number ReserveSeq may hand out,
 // at most the sequence space's end. A static SA's state store raises it

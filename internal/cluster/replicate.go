@@ -180,8 +180,9 @@ func (r *Replicator) Follow(ctx context.Context, group string, h Follower) error
 // from every node's own configuration; only their marks are shared.
 type StoreFollower struct {
 	Store *store.Store
-	// Gate, if set, is the group's: an outbound SA gets it before it is
-	// installed, so it sends only while this node owns the group.
+	// Gate, if set, is the group's: an SA gets it before it is installed,
+	// so it sends (outbound) or receives (inbound, sad.Gate.Ready) only
+	// while this node owns the group.
 	Gate *sad.Gate
 }
 
@@ -197,9 +198,9 @@ func (f StoreFollower) Install(group string, rec Record) error {
 	}
 	if sa.Dir == sad.Outbound {
 		sa.SetSeqLimit(0)
-		if f.Gate != nil {
-			sa.SetGate(f.Gate)
-		}
+	}
+	if f.Gate != nil {
+		sa.SetGate(f.Gate) // inbound: decrypts only while the group is ready here
 	}
 	k := store.Key{SPI: sa.SPI, Dir: sa.Dir, Origin: store.Negotiated}
 	if f.Store.Lookup(k) != nil {

@@ -93,6 +93,14 @@ func (p *clusterPlane) start(ctx context.Context) error {
 			k.SA.SetGate(gate)
 		}
 	}
+	// Inbound ones receive only while the group is ready here (the
+	// published tops applied): a standby decrypts none of their packets.
+	for g, sas := range p.in {
+		gate := node.Ownership.Group(g).Gate()
+		for _, sa := range sas {
+			sa.SetGate(gate)
+		}
+	}
 	p.res = seqstate.NewReserver(node.Marks.Save)
 	rctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan struct{})
@@ -121,9 +129,17 @@ func (p *clusterPlane) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case ev := <-p.events:
+			// The ticket before the tops are read: a close meanwhile (the
+			// group lost again) makes it stale, and the group is not
+			// marked ready on windows older than the close.
+			gate := p.node.Ownership.Group(ev.group).Gate()
+			tk := gate.Ticket()
 			ok := p.change(ctx, ev)
 			p.ike.change(ctx, ev)
 			if ev.sending && ok {
+				// Tops applied, marks resumed: the group's SAs may
+				// receive now (sad.Gate.Ready).
+				gate.MarkReady(tk)
 				p.addrs.set(ev.group, true) // the addresses bring the traffic: last
 			}
 		case now := <-t.C:

@@ -245,15 +245,18 @@ func (c *clusterIKE) spiRange(conn string) (prefix, mask uint32) {
 }
 
 // prepare runs before a negotiated SA of this node's engine goes into the
-// store: a grouped outbound SA gets the group's gate and a limit of 0
-// (installed reserves its first block).
+// store: a grouped SA gets the group's gate (an inbound one receives only
+// while the group is ready here), an outbound one a limit of 0 (installed
+// reserves its first block).
 func (c *clusterIKE) prepare(sa *sad.SA) {
 	g := c.groupOfSA(sa.Name)
-	if g == "" || sa.Dir != sad.Outbound {
+	if g == "" {
 		return
 	}
 	sa.SetGate(c.p.node.Ownership.Group(g).Gate())
-	sa.SetSeqLimit(0)
+	if sa.Dir == sad.Outbound {
+		sa.SetSeqLimit(0)
+	}
 }
 
 // clusterIKEWriteTimeout bounds the etcd writes an installation waits for.

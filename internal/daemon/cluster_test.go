@@ -84,6 +84,13 @@ func TestClusterPlaneStaticSAs(t *testing.T) {
 		t.Fatal("the standby's outbound SA is not gated")
 	}
 	sasB[0].SetSeqLimit(0)
+	// The inbound fence: a's inbound SA receives, b's (the standby's) not.
+	if g := sasA[1].Gate(); g == nil || !etcdtest.WaitFor(5*time.Second, func() bool { return g.Ready(sad.Now()) }) {
+		t.Fatal("the owner's inbound SA is not ready to receive")
+	}
+	if g := sasB[1].Gate(); g == nil || g.Ready(sad.Now()) {
+		t.Fatalf("the standby's inbound SA may receive (gate %p)", g)
+	}
 	time.Sleep(100 * time.Millisecond) // a publishes its top (every 10 ms)
 	// a leaves: the group moves to b at once.
 	if err := pa.close(); err != nil {
@@ -99,6 +106,13 @@ func TestClusterPlaneStaticSAs(t *testing.T) {
 	first, n := sasB[0].ReserveSeq(1)
 	if n != 1 || first <= lastA {
 		t.Fatalf("b starts at %d, a could use up to %d", first, lastA)
+	}
+	if sasA[1].Gate().Ready(sad.Now()) {
+		t.Fatal("a's inbound SA may still receive after a left")
+	}
+	// b receives once ready, and by then its window holds a's top.
+	if !etcdtest.WaitFor(5*time.Second, func() bool { return sasB[1].Gate().Ready(sad.Now()) }) {
+		t.Fatal("b's inbound SA never became ready")
 	}
 	if sasB[1].Replay.Commit(700) || sasB[1].Replay.Commit(1) || !sasB[1].Replay.Commit(701) {
 		t.Fatal("b's inbound window is not at a's published top")
