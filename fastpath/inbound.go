@@ -57,8 +57,9 @@ func (w *Worker) inbound(pkts []Packet) {
 			continue
 		}
 		if fenced {
-			sa.Drop(sad.ErrNotOwner, 1)
-			w.drop(&nfree, p, sad.ErrNotOwner)
+			if w.notOwner(p, sa.Gate(), gnow, false, &nfree) {
+				sa.Drop(sad.ErrNotOwner, 1)
+			}
 			continue
 		}
 		if !sa.Usable() {
@@ -143,6 +144,7 @@ func (w *Worker) inbound(pkts []Packet) {
 		w.cfg.LAN.Free(w.spare[w.spareUsed:w.spareN])
 	}
 	w.send(w.cfg.LAN, ntx)
+	w.sendForwarded(w.cfg.WAN)
 	if nfree > 0 {
 		w.cfg.WAN.Free(w.free[:nfree])
 	}

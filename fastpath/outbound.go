@@ -85,6 +85,7 @@ func (w *Worker) outbound(pkts []Packet) {
 		w.cfg.WAN.Free(w.spare[w.spareUsed:w.spareN])
 	}
 	w.send(w.cfg.WAN, ntx)
+	w.sendForwarded(w.cfg.LAN)
 	if nlan > 0 {
 		copy(w.tx[:nlan], w.txLAN[:nlan])
 		w.send(w.cfg.LAN, nlan)
@@ -100,7 +101,8 @@ func (w *Worker) outbound(pkts []Packet) {
 func (w *Worker) plan(pkts []Packet, nfree *int) int {
 	nruns := 0
 	var k packet.FlowKey
-	var now int64 // read once per batch, and only when a trap fires
+	var now int64  // read once per batch, and only when a trap fires
+	var gnow int64 // sad.Now(), read once per batch, and only for a gated SA
 	for i := range pkts {
 		pl := &w.outPlan[i]
 		pl.verdict, pl.frags = verdictDropped, 0
@@ -145,6 +147,19 @@ func (w *Worker) plan(pkts []Packet, nfree *int) int {
 		if !sa.Usable() {
 			w.drop(nfree, p, sad.ErrExpired)
 			continue
+		}
+		if g := sa.Gate(); g != nil {
+			// A cluster group's SA: sealed only where the group is ready
+			// (gatehold.go); one clock read per batch.
+			if gnow == 0 {
+				gnow = sad.Now()
+			}
+			if !g.Ready(gnow) {
+				if w.notOwner(p, g, gnow, true, nfree) {
+					sa.Drop(sad.ErrNotOwner, 1)
+				}
+				continue
+			}
 		}
 		if (w.cfg.MSSClamp != 0 || pol.MSSClamp != spd.MSSInherit) && isSYN(ipb, &ip) {
 			if m := w.mssFor(pol, sa, ip.HdrLen); m > 0 && clampMSS(ipb[ip.HdrLen:ip.TotalLen], m) {

@@ -42,27 +42,37 @@ const (
 	Held
 	Released
 	HeldDrops
+	// GateHeld counts packets of a cluster group held until the group is
+	// ready here, GateReleased those processed once it was, GateForwarded
+	// those sent on to the group's new owner (gatehold.go; the ones that
+	// wait too long or find the hold full are not_owner drops).
+	GateHeld
+	GateReleased
+	GateForwarded
 	NumCounters
 )
 
 // counterNames is the one list of the counters' names.
 var counterNames = [NumCounters]string{
-	Polls:      "polls",
-	RxPackets:  "rx_packets",
-	TxPackets:  "tx_packets",
-	Encaps:     "encaps",
-	Decaps:     "decaps",
-	Bypassed:   "bypassed",
-	TxFull:     "tx_full",
-	NoFrame:    "no_frame",
-	NotIP:      "not_ip",
-	ICMPTooBig: "icmp_too_big",
-	Fragmented: "fragmented",
-	Fragments:  "fragments",
-	MSSClamped: "mss_clamped",
-	Held:       "held",
-	Released:   "released",
-	HeldDrops:  "held_drops",
+	Polls:         "polls",
+	RxPackets:     "rx_packets",
+	TxPackets:     "tx_packets",
+	Encaps:        "encaps",
+	Decaps:        "decaps",
+	Bypassed:      "bypassed",
+	TxFull:        "tx_full",
+	NoFrame:       "no_frame",
+	NotIP:         "not_ip",
+	ICMPTooBig:    "icmp_too_big",
+	Fragmented:    "fragmented",
+	Fragments:     "fragments",
+	MSSClamped:    "mss_clamped",
+	Held:          "held",
+	Released:      "released",
+	HeldDrops:     "held_drops",
+	GateHeld:      "gate_held",
+	GateReleased:  "gate_released",
+	GateForwarded: "gate_forwarded",
 }
 
 // Stats are a worker's counters.

@@ -63,6 +63,10 @@ type Config struct {
 	// 0: Batch). Larger batches mean fewer ring updates and TX kicks per
 	// packet, and more frames held by the worker at once.
 	Batch int
+	// GateHold is how long (nanoseconds) a worker holds the frames of a
+	// cluster group that is not ready here yet, for a new owner to process
+	// once it is (gatehold.go); 0: such frames are dropped at once.
+	GateHold int64
 	// Reasm sizes the reassembly of outer fragments of ESP and
 	// ESP-in-UDP (zero fields: reasm's defaults; MaxLen is always what a
 	// frame holds).
@@ -105,6 +109,12 @@ type Worker struct {
 	spdCacheIn         spd.Cache // reverse lookups for inbound SYNs
 
 	pending pendingQueue
+
+	// ghold holds frames of cluster groups not ready here yet; fwd the
+	// frames of this batch forwarded to a group's new owner (gatehold.go).
+	ghold gateHold
+	fwd   [MaxBatch]Packet
+	fwdN  int
 
 	vl     vlanState // trunk mode (vlan.go)
 	fragID uint32    // outer IPv6 fragments' identification (outfrag.go)
@@ -178,6 +188,9 @@ func (w *Worker) Poll() int {
 	w.lanCache.ok, w.wanCache.ok = false, false
 	if w.pending.n > 0 {
 		w.release()
+	}
+	if w.ghold.n > 0 {
+		w.releaseHeld()
 	}
 	n := w.cfg.WAN.Recv(w.rx[:w.batch])
 	if n > 0 {

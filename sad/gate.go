@@ -25,6 +25,9 @@ type Gate struct {
 	// bits above count the Closes, so that a MarkReady prepared before a
 	// Close (a stale take) is refused.
 	ready atomic.Uint64
+	// fwd, if set, is where the group's frames go while it is not ready
+	// here (handed to another node: Forward).
+	fwd atomic.Pointer[Forward]
 }
 
 // gateEpoch anchors Now: time.Since reads the monotonic clock, so a step
@@ -72,4 +75,41 @@ func (g *Gate) Ticket() uint64 { return g.ready.Load() &^ 1 }
 // was ready already).
 func (g *Gate) MarkReady(ticket uint64) bool {
 	return g.ready.CompareAndSwap(ticket, ticket|1) || g.ready.Load() == ticket|1
+}
+
+// Forward is where a node that handed a group over sends the group's
+// frames that still reach it (peers and hosts whose neighbour entries
+// still name it, until the new owner's announcements land): raw, only the
+// Ethernet addresses rewritten, to the new owner, which holds them until
+// its gate is ready and then processes them first. Index 0 is the WAN
+// side, 1 the LAN side.
+type Forward struct {
+	To, Self [2][6]byte // the new owner's MACs, this node's
+	Until    int64      // Now() after which nothing is forwarded
+	// Nodes are every cluster node's MACs: a frame one of them sent was
+	// forwarded already and is never forwarded again (no loops between
+	// nodes whose forwards are both still running).
+	Nodes [][6]byte
+}
+
+// From reports whether the Ethernet source mac is a cluster node's.
+func (f *Forward) From(mac []byte) bool {
+	for i := range f.Nodes {
+		if string(f.Nodes[i][:]) == string(mac) {
+			return true
+		}
+	}
+	return false
+}
+
+// SetForward sets (nil: clears) where the group's frames go while it is
+// not ready here.
+func (g *Gate) SetForward(f *Forward) { g.fwd.Store(f) }
+
+// Forwarding is where the group's frames go at now (nil: nowhere).
+func (g *Gate) Forwarding(now int64) *Forward {
+	if f := g.fwd.Load(); f != nil && now < f.Until {
+		return f
+	}
+	return nil
 }
