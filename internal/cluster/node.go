@@ -28,6 +28,8 @@ type NodeOptions struct {
 	Log *slog.Logger
 	// OnChange: see OwnershipConfig.
 	OnChange func(group string, sending bool)
+	// HandOver: see OwnershipConfig.
+	HandOver HandOver
 }
 
 // StartNode starts this node's etcd member (cl.Embedded) or connects to
@@ -62,7 +64,7 @@ func StartNode(ctx context.Context, cl *config.Cluster, opt NodeOptions) (n *Nod
 	}
 	n.Ownership, err = StartOwnership(n.Client, OwnershipConfig{
 		Cluster: cl.Name, Node: cl.Node, TTL: cl.LeaseTTL, Margin: cl.FenceMargin,
-		Groups: specs, Log: opt.Log, OnChange: opt.OnChange,
+		Groups: specs, Log: opt.Log, OnChange: opt.OnChange, HandOver: opt.HandOver,
 	})
 	if err != nil {
 		return nil, err

@@ -75,6 +75,8 @@ type Ownership struct {
 
 	// sessTTL: the etcd session lease's TTL in seconds (session.go).
 	sessTTL int
+	// handOver: hooks of a graceful hand-over (handover.go).
+	handOver HandOver
 }
 
 // GroupSpec is a group this node may carry and the nodes allowed to,
@@ -156,6 +158,8 @@ type OwnershipConfig struct {
 	// outage), false when it stopped. It runs on the group's loop and
 	// must return quickly: the renewals wait for it.
 	OnChange func(group string, sending bool)
+	// HandOver are the hooks of a graceful hand-over (handover.go).
+	HandOver HandOver
 }
 
 // StartOwnership opens the node's etcd session and starts a loop for each
@@ -174,7 +178,7 @@ func StartOwnership(cli *clientv3.Client, cfg OwnershipConfig) (*Ownership, erro
 		log = slog.New(slog.DiscardHandler)
 	}
 	o := &Ownership{cli: cli, sessTTL: secs, keys: keys{cfg.Cluster}, node: cfg.Node, ttl: cfg.TTL, margin: cfg.Margin,
-		log: log, change: cfg.OnChange, groups: map[string]*Group{}}
+		log: log, change: cfg.OnChange, groups: map[string]*Group{}, handOver: cfg.HandOver}
 	o.sess.Store(sess)
 	o.ctx, o.cancel = context.WithCancel(context.Background())
 	o.wg.Add(1)
@@ -469,8 +473,14 @@ func (l *groupLoop) letGo(key, val string) error {
 		return nil
 	}
 	stop := Now()
+	if to, ok := strings.CutPrefix(val, movePrefix); ok && l.o.handOver.Forward != nil {
+		l.o.handOver.Forward(l.g.Name, to)
+	}
 	l.fence(val)
 	l.o.quiesce()
+	if l.o.handOver.Final != nil {
+		l.o.handOver.Final(l.g.Name)
+	}
 	l.o.CountWrite(l.g.Name, WriteRenew)
 	ctx, cancel := context.WithTimeout(context.Background(), l.o.ttl)
 	defer cancel()

@@ -40,6 +40,7 @@ type clusterPlane struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	status clusterStatus // cluster_status.go
+	ho     handOverState // cluster_move.go
 }
 
 type groupEvent struct {
@@ -77,13 +78,16 @@ func (p *clusterPlane) start(ctx context.Context) error {
 	node, err := cluster.StartNode(ctx, p.cfg, cluster.NodeOptions{Log: p.log, OnChange: func(g string, sending bool) {
 		if !sending {
 			p.addrs.set(g, false) // at once: before a release or move is written
+		} else {
+			p.taken(g)
 		}
 		p.events <- groupEvent{g, sending}
-	}})
+	}, HandOver: p.handOver()})
 	if err != nil {
 		return err
 	}
 	p.node = node
+	p.ho.node.Store(node)
 	p.addrs.own.Store(node.Ownership)
 	// The workers do not run yet: the gates are in place before any
 	// batch reads them.

@@ -186,6 +186,7 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 		go d.runWorker(q)
 	}
 	d.attachClusterAddrs()
+	d.publishClusterMACs()
 	if d.ike != nil {
 		if err := d.ike.start(); err != nil {
 			return d, err
@@ -610,6 +611,7 @@ func (d *Daemon) openQueues() error {
 			LANVLAN: cfg.LANVLAN, WANVLAN: cfg.WANVLAN, LANSVLAN: cfg.LANSVLAN, WANSVLAN: cfg.WANSVLAN,
 			Reasm: reasm.Config{Slots: cfg.Reassembly.Datagrams, PerSource: cfg.Reassembly.PerSource,
 				Timeout: int64(cfg.Reassembly.Timeout)},
+			GateHold: d.gateHold(),
 		}
 		if d.ike != nil {
 			wc.Acquire = d.ike.acq
