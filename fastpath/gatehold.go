@@ -1,6 +1,9 @@
 package fastpath
 
 import (
+	"net/netip"
+
+	"github.com/xdpsec/xdpsec/fastpath/packet"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -43,14 +46,23 @@ type gateHold struct {
 // notOwner takes p, a packet of a group that is not ready here (gate g,
 // at now on sad.Now's clock), which came from the LAN if lan: forwarded
 // to the group's new owner, held for the group, or dropped (queued in
-// w.free). It reports whether it dropped p.
-func (w *Worker) notOwner(p *Packet, g *sad.Gate, now int64, lan bool, nfree *int) bool {
+// w.free). sa is the SA p was to be opened or sealed with. It reports
+// whether it dropped p.
+func (w *Worker) notOwner(p *Packet, sa *sad.SA, now int64, lan bool, nfree *int) bool {
+	g := sa.Gate()
 	d := p.Data()
+	side := 0
+	if lan {
+		side = 1
+	}
+	if own := &w.cfg.OwnMAC[side]; *own != ([6]byte{}) && string(d[0:6]) != string(own[:]) {
+		// Not sent to this node (a bridge flooding a frame for a MAC it
+		// has not learnt yet): its addressee has it; holding a copy here
+		// could deliver it twice.
+		w.drop(nfree, p, sad.ErrNotOwner)
+		return true
+	}
 	if f := g.Forwarding(now); f != nil && !f.From(d[6:12]) {
-		side := 0
-		if lan {
-			side = 1
-		}
 		copy(d[0:6], f.To[side][:])
 		copy(d[6:12], f.Self[side][:])
 		w.fwd[w.fwdN] = *p
@@ -63,10 +75,42 @@ func (w *Worker) notOwner(p *Packet, g *sad.Gate, now int64, lan bool, nfree *in
 		q.pk[q.n] = gateHeld{p: *p, gate: g, lan: lan, until: now + w.cfg.GateHold}
 		q.n++
 		w.local.Counts[GateHeld]++
+		w.warm(d, lan)
+		if lan && sa.Remote.IsValid() {
+			w.cfg.WANHop.Lookup(sa.Remote) // where the sealed packet goes
+		}
 		return false
 	}
 	w.drop(nfree, p, sad.ErrNotOwner)
 	return true
+}
+
+// warm asks the next-hop tables for the hops the held frame d will need
+// once the group is ready (a node that never carried the group has not
+// resolved its neighbours: the first packets would wait in the pending
+// queue, whose share per destination is small, and be dropped): the
+// sender's address on its side (a LAN host gets the replies; from the WAN,
+// the peer gets the sealed traffic). A miss queues the resolution; no
+// lock, allocation or syscall here.
+func (w *Worker) warm(d []byte, lan bool) {
+	if len(d) < packet.EthLen+packet.IPv4MinLen {
+		return
+	}
+	var src netip.Addr
+	ip := d[packet.EthLen:]
+	switch {
+	case ip[0]>>4 == 4:
+		src = netip.AddrFrom4([4]byte(ip[12:16]))
+	case ip[0]>>4 == 6 && len(ip) >= 40:
+		src = netip.AddrFrom16([16]byte(ip[8:24]))
+	default:
+		return
+	}
+	if lan {
+		w.cfg.LANHop.Lookup(src)
+	} else {
+		w.cfg.WANHop.Lookup(src)
+	}
 }
 
 // sendForwarded sends the frames notOwner forwarded this batch on port

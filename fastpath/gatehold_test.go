@@ -3,6 +3,7 @@ package fastpath
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -17,6 +18,17 @@ var (
 	macBLAN = [6]byte{2, 0, 0, 0, 0, 0xe}
 )
 
+// askedHop is a StaticHop that records what it was asked.
+type askedHop struct {
+	StaticHop
+	asked map[netip.Addr]int
+}
+
+func (h *askedHop) Lookup(dst netip.Addr) (Hop, bool) {
+	h.asked[dst]++
+	return h.StaticHop.Lookup(dst)
+}
+
 // handover is newPair's B (the group's owner) and a second node N that
 // carries the same group's SAs (its own copies), each node with its gate.
 type handover struct {
@@ -25,6 +37,8 @@ type handover struct {
 	nLAN, nWAN *MemPort
 	nIn, nOut  *sad.SA
 	gB, gN     sad.Gate
+	nLANHop    *askedHop
+	nWANHop    *askedHop
 }
 
 func openReady(g *sad.Gate) {
@@ -56,8 +70,10 @@ func newHandover(t *testing.T) *handover {
 	}
 	pl := NewMemPool(1024)
 	h.nLAN, h.nWAN = pl.Port(512), pl.Port(512)
+	h.nLANHop = &askedHop{StaticHop{Src: macNLAN, Dst: macH}, map[netip.Addr]int{}}
+	h.nWANHop = &askedHop{StaticHop{Src: macN, Dst: macA}, map[netip.Addr]int{}}
 	h.n = NewWorker(1, Config{LAN: h.nLAN, WAN: h.nWAN, Inbound: tab, SPD: d,
-		LANHop: StaticHop{Src: macNLAN, Dst: macH}, WANHop: StaticHop{Src: macN, Dst: macA}, GateHold: int64(time.Hour)})
+		LANHop: h.nLANHop, WANHop: h.nWANHop, GateHold: int64(time.Hour), OwnMAC: [2][6]byte{macN, macNLAN}})
 	h.b.cfg.GateHold = int64(time.Hour)
 	openReady(&h.gB)
 	return h
@@ -76,7 +92,8 @@ func ids(fs [][]byte) []uint32 {
 // none opened twice. B, having handed the group over, forwards the frames
 // that still reach it (ESP from the WAN, plaintext from the LAN) to N's
 // MACs unopened; N holds them until its gate is ready, then processes them
-// first, with the old owner's final top in its window. A frame a cluster
+// first, with the old owner's final top in its window. A frame not sent to
+// N's MAC (flooded by a bridge) is dropped, not held; a frame a cluster
 // node sent is never forwarded again; a held frame that waits too long, or
 // finds the hold full, is dropped as not_owner; none of it allocates.
 func TestGateHandover(t *testing.T) {
@@ -131,12 +148,21 @@ func TestGateHandover(t *testing.T) {
 	h.gN.SetForward(&sad.Forward{To: [2][6]byte{macB, macBLAN}, Self: [2][6]byte{macN, macNLAN},
 		Until: sad.Now() + int64(time.Hour), Nodes: [][6]byte{macB, macBLAN, macN, macNLAN}})
 	tk := h.gN.Ticket()
+	// A copy the bridge flooded to N (sent to B's MAC) is not N's to hold.
+	h.nWAN.Inject(esp[5])
 	h.n.Poll()
 	if n, m := len(collect(h.nLAN)), len(collect(h.nWAN)); n != 0 || m != 0 {
 		t.Fatalf("N sent %d LAN and %d WAN frames before its gate was ready", n, m)
 	}
 	if s := h.n.Stats(); s.Counts[GateHeld] != 7 || s.Counts[GateForwarded] != 0 || h.nIn.Replay.Top() != 0 {
 		t.Fatalf("N held %d, forwarded %d, window top %d", s.Counts[GateHeld], s.Counts[GateForwarded], h.nIn.Replay.Top())
+	}
+	// While it holds them, N warms the next hops it will need: the LAN
+	// host that sent (it gets the replies), the peer (ESP's source, and
+	// the outbound SA's remote).
+	peer, host := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.18.2.2")
+	if h.nWANHop.asked[peer] == 0 || h.nLANHop.asked[host] == 0 {
+		t.Fatalf("N did not warm its next hops while holding: WAN %v LAN %v", h.nWANHop.asked, h.nLANHop.asked)
 	}
 
 	// N takes the group: the old owner's final top (4) in its window, its
@@ -179,7 +205,7 @@ func TestGateHandover(t *testing.T) {
 	if g := ids(collect(h.aLAN)); !slices.Equal(g, want) {
 		t.Fatalf("the peer got %v, want %v", g, want)
 	}
-	if s := h.n.Stats(); s.Counts[GateReleased] != 7 || s.Drops[sad.ErrNotOwner] != 0 {
+	if s := h.n.Stats(); s.Counts[GateReleased] != 7 || s.Drops[sad.ErrNotOwner] != 1 {
 		t.Fatalf("N released %d, not_owner drops %d", s.Counts[GateReleased], s.Drops[sad.ErrNotOwner])
 	}
 	// The replayed ESP (B's and N's) is refused by N's window.
@@ -195,6 +221,9 @@ func TestGateHandover(t *testing.T) {
 func TestGateHoldBounds(t *testing.T) {
 	h := newHandover(t)
 	esp := sealed(t, h.gwPair, 4)
+	for _, f := range esp {
+		copy(f[0:6], macN[:]) // the peer sends to N
+	}
 	h.n.cfg.GateHold = int64(20 * time.Millisecond)
 	for i := 0; i < gateHoldMax+10; i++ {
 		h.nWAN.Inject(esp[i%4])

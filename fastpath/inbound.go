@@ -57,7 +57,7 @@ func (w *Worker) inbound(pkts []Packet) {
 			continue
 		}
 		if fenced {
-			if w.notOwner(p, sa.Gate(), gnow, false, &nfree) {
+			if w.notOwner(p, sa, gnow, false, &nfree) {
 				sa.Drop(sad.ErrNotOwner, 1)
 			}
 			continue

@@ -155,7 +155,7 @@ func (w *Worker) plan(pkts []Packet, nfree *int) int {
 				gnow = sad.Now()
 			}
 			if !g.Ready(gnow) {
-				if w.notOwner(p, g, gnow, true, nfree) {
+				if w.notOwner(p, sa, gnow, true, nfree) {
 					sa.Drop(sad.ErrNotOwner, 1)
 				}
 				continue
@@ -248,6 +248,16 @@ func (w *Worker) emit(pkts []Packet, nfree *int) (ntx, nlan int) {
 			}
 			seq, ok := r.next()
 			if !ok {
+				if g := sa.Gate(); g != nil && pl.frags == 0 {
+					// The group was handed over after plan checked it:
+					// forwarded or held, as if plan had seen it.
+					if now := sad.Now(); !g.Ready(now) {
+						if w.notOwner(p, sa, now, true, nfree) {
+							sa.Drop(sad.ErrNotOwner, 1)
+						}
+						continue
+					}
+				}
 				why := sa.SeqDrop() // exhausted, or not reserved yet
 				sa.Drop(why, 1)
 				w.drop(nfree, p, why)

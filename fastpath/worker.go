@@ -67,6 +67,10 @@ type Config struct {
 	// cluster group that is not ready here yet, for a new owner to process
 	// once it is (gatehold.go); 0: such frames are dropped at once.
 	GateHold int64
+	// OwnMAC are this node's MACs on the WAN (0) and LAN (1) side: a
+	// frame of a group not ready here that was not sent to them is
+	// dropped, not held nor forwarded (zero: not checked).
+	OwnMAC [2][6]byte
 	// Reasm sizes the reassembly of outer fragments of ESP and
 	// ESP-in-UDP (zero fields: reasm's defaults; MaxLen is always what a
 	// frame holds).

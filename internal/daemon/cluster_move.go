@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"net"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -93,11 +94,22 @@ func (p *clusterPlane) taken(group string) {
 }
 
 // publishClusterMACs records this node's WAN and LAN MACs in etcd for the
-// other nodes' forwarding during moves.
+// other nodes' forwarding during moves, and warms the next hops to the
+// groups' peers.
 func (d *Daemon) publishClusterMACs() {
 	p := d.cluster
 	if p == nil || d.wanIf == nil || d.lanIf == nil {
 		return
+	}
+	// A standby resolves the peers of the groups it may take now, not on
+	// its first packets (the workers also warm the next hops of the frames
+	// they hold for a group: fastpath/gatehold.go).
+	if d.wanHop != nil {
+		for _, ks := range p.out {
+			for _, k := range ks {
+				d.wanHop.Lookup(k.SA.Remote)
+			}
+		}
 	}
 	n := p.ho.node.Load()
 	if n == nil || len(d.wanIf.HardwareAddr) != 6 || len(d.lanIf.HardwareAddr) != 6 {
@@ -122,4 +134,18 @@ func (d *Daemon) gateHold() int64 {
 		return 0
 	}
 	return int64(d.cfg.Cluster.LeaseTTL)
+}
+
+// ownMACs are the WAN and LAN interfaces' MACs, for the workers' check of
+// frames of groups not ready here (zero where unknown: not checked).
+func (d *Daemon) ownMACs() (m [2][6]byte) {
+	if d.cfg.Cluster == nil {
+		return m
+	}
+	for i, ifc := range [2]*net.Interface{d.wanIf, d.lanIf} {
+		if ifc != nil && len(ifc.HardwareAddr) == 6 {
+			copy(m[i][:], ifc.HardwareAddr)
+		}
+	}
+	return m
 }

@@ -611,7 +611,7 @@ func (d *Daemon) openQueues() error {
 			LANVLAN: cfg.LANVLAN, WANVLAN: cfg.WANVLAN, LANSVLAN: cfg.LANSVLAN, WANSVLAN: cfg.WANSVLAN,
 			Reasm: reasm.Config{Slots: cfg.Reassembly.Datagrams, PerSource: cfg.Reassembly.PerSource,
 				Timeout: int64(cfg.Reassembly.Timeout)},
-			GateHold: d.gateHold(),
+			GateHold: d.gateHold(), OwnMAC: d.ownMACs(),
 		}
 		if d.ike != nil {
 			wc.Acquire = d.ike.acq
