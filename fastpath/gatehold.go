@@ -121,13 +121,7 @@ func (w *Worker) sendForwarded(port Port) {
 	}
 	n := w.fwdN
 	w.fwdN = 0
-	w.tagFor(port, w.fwd[:n])
-	sent := port.Send(w.fwd[:n])
-	w.local.Counts[TxPackets] += uint64(sent)
-	if sent < n {
-		w.local.Counts[TxFull] += uint64(n - sent)
-		port.Free(w.fwd[sent:n])
-	}
+	w.sendPkts(port, w.fwd[:n])
 }
 
 // releaseHeld processes the held frames whose groups are ready now, oldest

@@ -300,11 +300,16 @@ func (w *Worker) send(port Port, n int) {
 	if n == 0 {
 		return
 	}
-	w.tagFor(port, w.tx[:n])
-	sent := port.Send(w.tx[:n])
+	w.sendPkts(port, w.tx[:n])
+}
+
+// sendPkts transmits pkts on port, freeing what the ring refused.
+func (w *Worker) sendPkts(port Port, pkts []Packet) {
+	w.tagFor(port, pkts)
+	sent := port.Send(pkts)
 	w.local.Counts[TxPackets] += uint64(sent)
-	if sent < n {
+	if n := len(pkts); sent < n {
 		w.local.Counts[TxFull] += uint64(n - sent)
-		port.Free(w.tx[sent:n])
+		port.Free(pkts[sent:n])
 	}
 }

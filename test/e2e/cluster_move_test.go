@@ -108,25 +108,7 @@ func TestClusterMove(t *testing.T) {
 		name string
 		f    *udpFlow
 	}{{"hA->hB", ab}, {"hB->hA", ba}} {
-		gap, lo, hi := d.f.gap()
-		t.Logf("%s: %d sent, %d delivered, %d lost, longest gap %v (after #%d, before #%d)", d.name, d.f.sent, len(d.f.got),
-			int(d.f.sent)-len(d.f.got), gap.Round(time.Millisecond), lo, hi)
-		if n := d.f.dups(); n > 0 {
-			t.Errorf("%s: %d datagrams delivered twice", d.name, n)
-		}
-		if d.f.sent < 8000 {
-			t.Errorf("%s: only %d datagrams sent", d.name, d.f.sent)
-		}
-		if uint64(len(d.f.got)) != d.f.sent {
-			lost = true
-			var missing []string
-			for s := uint64(1); s <= d.f.sent && len(missing) < 20; s++ {
-				if d.f.got[s] == 0 {
-					missing = append(missing, strconv.FormatUint(s, 10))
-				}
-			}
-			t.Errorf("%s: %d of %d datagrams lost (first: %s)", d.name, int(d.f.sent)-len(d.f.got), d.f.sent, strings.Join(missing, " "))
-		}
+		lost = !d.f.exactlyOnce(t, d.name) || lost
 	}
 	if lost {
 		c.diagnose(t)
@@ -227,4 +209,33 @@ func TestClusterMove(t *testing.T) {
 		gaps = append(gaps, d.name+": "+strings.Join(ms, " "))
 	}
 	t.Logf("move gaps (ms, old owner's last frame to the new owner's first, per move): %s", strings.Join(gaps, "; "))
+}
+
+// exactlyOnce logs a flow's delivery and reports whether every datagram
+// sent was delivered exactly once (errors say which were not).
+func (f *udpFlow) exactlyOnce(t *testing.T, name string) bool {
+	t.Helper()
+	gap, lo, hi := f.gap()
+	t.Logf("%s: %d sent, %d delivered, %d lost, longest gap %v (between #%d and #%d)", name, f.sent, len(f.got),
+		int(f.sent)-len(f.got), gap.Round(time.Millisecond), lo, hi)
+	ok := true
+	if n := f.dups(); n > 0 {
+		t.Errorf("%s: %d datagrams delivered twice", name, n)
+		ok = false
+	}
+	if f.sent < 8000 {
+		t.Errorf("%s: only %d datagrams sent", name, f.sent)
+		ok = false
+	}
+	if uint64(len(f.got)) != f.sent {
+		ok = false
+		var missing []string
+		for s := uint64(1); s <= f.sent && len(missing) < 20; s++ {
+			if f.got[s] == 0 {
+				missing = append(missing, strconv.FormatUint(s, 10))
+			}
+		}
+		t.Errorf("%s: %d of %d datagrams lost (first: %s)", name, int(f.sent)-len(f.got), f.sent, strings.Join(missing, " "))
+	}
+	return ok
 }
