@@ -33,6 +33,7 @@ func TestWorkerCounterNames(t *testing.T) {
 		"icmp_too_big": n(fastpath.ICMPTooBig), "fragmented": n(fastpath.Fragmented), "fragments": n(fastpath.Fragments),
 		"mss_clamped": n(fastpath.MSSClamped),
 		"held":        n(fastpath.Held), "released": n(fastpath.Released), "held_drops": n(fastpath.HeldDrops),
+		"gate_held": n(fastpath.GateHeld), "gate_released": n(fastpath.GateReleased), "gate_forwarded": n(fastpath.GateForwarded),
 	}
 	if !maps.Equal(c, want) {
 		t.Errorf("counters\n got  %v\n want %v", c, want)
