@@ -205,10 +205,11 @@ func (p *clusterPlane) close() error {
 		return nil
 	}
 	err := p.node.Close() // fences, releases: its OnChange events queue
-	p.node = nil
 	p.addrs.close()
 	p.cancel()
 	<-p.done
+	// Only now: the plane's goroutines read it until done.
+	p.node = nil
 	p.ike.close()
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
