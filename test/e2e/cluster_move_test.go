@@ -26,7 +26,9 @@ import (
 // at a time (the capture's senders switch exactly once per move, to the
 // move's target), no plaintext on the WAN; it reports each move's gap
 // (the old owner's last ESP to the new owner's first, WAN and LAN) and
-// the nodes' forward/hold counters.
+// the nodes' forward/hold counters. Then the inbound fence: the peer's
+// ESP, captured, is sent again to each standby's MAC (a stale neighbour
+// entry, or an attacker on the WAN): no standby decrypts any of it.
 func TestClusterMove(t *testing.T) {
 	needLab(t)
 	c := newClusterLab(t)
@@ -80,9 +82,13 @@ func TestClusterMove(t *testing.T) {
 		owner = to
 	}
 	time.Sleep(1500 * time.Millisecond)
+	// Whole frames of the peer's ESP, for the replay at the standbys below.
+	peerESP := c.captureFilter(t, "sw", "bw", 0, "esp", "and", "src", "host", clPeerWAN)
+	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	ab, ba := wait()
 	wanPcap, lanPcap := wan.stop(), lan.stop()
+	c.replayToStandbys(t, peerESP.stop(), owner)
 
 	// The nodes' counters: forwarded, held, released, refused.
 	for i := 1; i <= clNodes; i++ {
@@ -238,4 +244,55 @@ func (f *udpFlow) exactlyOnce(t *testing.T, name string) bool {
 		t.Errorf("%s: %d of %d datagrams lost (first: %s)", name, int(f.sent)-len(f.got), f.sent, strings.Join(missing, " "))
 	}
 	return ok
+}
+
+// replayToStandbys sends captured ESP of the peer (whole frames in pcap)
+// again, to each live node but owner, at its WAN MAC, and checks that no
+// standby decrypts any of it: each frame is refused as not_owner, after
+// being held for a lease in case the group were being moved there.
+func (c *clusterLab) replayToStandbys(t *testing.T, pcap, owner string) {
+	t.Helper()
+	if why := scapyMissing(); why != "" {
+		t.Logf("replay to the standbys skipped: needs /usr/bin/python3 with scapy: %s", why)
+		return
+	}
+	const n = 20
+	script := `import sys
+from scapy.all import rdpcap, sendp, Ether, IP
+pk = [p for p in rdpcap(sys.argv[1]) if IP in p and p[IP].proto == 50 and p[Ether].src == sys.argv[3]][:int(sys.argv[4])]
+for p in pk:
+    p[Ether].dst = sys.argv[2]
+sendp(pk, iface="wan0", verbose=False)
+print(len(pk))
+`
+	peerMAC := c.mac(t, "gP", "wan0")
+	counts := func(node string) (decaps, held, notOwner uint64) {
+		snap, err := control.Query(c.sockPath(node))
+		if err != nil {
+			t.Fatalf("%s: %v", node, err)
+		}
+		for _, w := range snap.Workers {
+			decaps += w.Counters["decaps"]
+			held += w.Counters["gate_held"]
+			notOwner += w.Drops["not_owner"]
+		}
+		return
+	}
+	for i := 1; i <= clNodes; i++ {
+		node := clNode(i)
+		if node == owner {
+			continue
+		}
+		d0, h0, n0 := counts(node)
+		out, err := c.run("gP", 30*time.Second, "/usr/bin/python3", "-c", script, pcap, clMAC(1, i).String(), peerMAC, strconv.Itoa(n))
+		if err != nil || strings.TrimSpace(out) != strconv.Itoa(n) {
+			t.Fatalf("replaying %d captured ESP frames to %s: %v\n%s", n, node, err, out)
+		}
+		time.Sleep(1500 * time.Millisecond) // past the hold (a lease)
+		d1, h1, n1 := counts(node)
+		t.Logf("%d captured ESP frames of the peer sent to standby %s: decrypted %d, held %d, refused as not_owner %d", n, node, d1-d0, h1-h0, n1-n0)
+		if d1 != d0 || n1-n0 != n {
+			t.Errorf("standby %s decrypted %d of %d replayed frames of a group it does not own (not_owner drops %d)", node, d1-d0, n, n1-n0)
+		}
+	}
 }
