@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -624,12 +625,26 @@ func TestClusterMemberLost(t *testing.T) {
 }
 
 // TestClusterWitness: a two-node cluster (n1, n2 carry g1) with a witness
-// n3, an etcd member in no group's nodes: list, so that the survivor of a
-// kill keeps an etcd quorum. The active node is killed: the other takes the
-// group over, as in TestClusterTakeover; the witness never holds the
-// address nor sends.
+// n3, the third etcd member that keeps the survivor of a kill in an etcd
+// quorum: "gateway" is a full xdpsec node in no group's nodes: list,
+// "etcd-only" an etcd member and nothing else (cluster.witness: no
+// interfaces, no tunnels). The active node is killed: the other takes the
+// group over, with TestClusterTakeover's checks; the witness never holds
+// the address nor sends.
 func TestClusterWitness(t *testing.T) {
 	needLab(t)
+	for _, etcdOnly := range []bool{false, true} {
+		name := "gateway"
+		if etcdOnly {
+			name = "etcd-only"
+		}
+		t.Run(name, func(t *testing.T) { testClusterWitness(t, etcdOnly) })
+	}
+}
+
+var keyFileRE = regexp.MustCompile(`(?m)^  key_file: .*\n`)
+
+func testClusterWitness(t *testing.T, etcdOnly bool) {
 	c := newClusterLab(t)
 	for _, n := range []string{"n1", "n2", "n3"} {
 		b, err := os.ReadFile(c.cfgs[n])
@@ -640,17 +655,42 @@ func TestClusterWitness(t *testing.T) {
 		if y == string(b) {
 			t.Fatal("the cluster lab's group nodes changed: fix this test's edit")
 		}
+		if n == "n3" && etcdOnly {
+			// The cluster: section up to its groups, no key, witness.
+			i, j := strings.Index(y, "cluster:\n"), strings.Index(y, "  groups:\n")
+			if i < 0 || j < i {
+				t.Fatalf("the cluster lab's configuration changed: fix this test's edit\n%s", y)
+			}
+			y = strings.Replace(keyFileRE.ReplaceAllString(y[i:j], ""), "cluster:\n", "cluster:\n  witness: true\n", 1)
+		}
 		if err := os.WriteFile(c.cfgs[n], []byte(y), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.startNodes(t, "n1", "n2", "n3", "gP")
+	if etcdOnly {
+		c.gws["n3"] = c.launch(t, "n3", c.dir, exec.Command("nsenter", "--net="+c.ns("n3"), "--", xdpsecBin, "run", "-c", c.cfgs["n3"]))
+		c.startNodes(t, "n1", "n2", "gP")
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(c.gws["n3"].logText(), "witness up: an etcd member only") {
+			if time.Now().After(deadline) || isDone(c.gws["n3"]) {
+				t.Fatalf("the witness is not up:\n%s", c.gws["n3"].logText())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if x := c.xdpAttached(t, "n3"); len(x) != 0 {
+			t.Errorf("the etcd-only witness attached XDP to %v", x)
+		}
+	} else {
+		c.startNodes(t, "n1", "n2", "n3", "gP")
+	}
 	owner := c.waitOwner(t, 20*time.Second)
 	if owner == "n3" {
 		t.Fatalf("the witness n3 holds the group's address")
 	}
-	if _, role, _, err := c.groupRole("n3"); err != nil || role != "-" {
-		t.Errorf("the witness shows role %q (%v), want -", role, err)
+	if !etcdOnly {
+		if _, role, _, err := c.groupRole("n3"); err != nil || role != "-" {
+			t.Errorf("the witness shows role %q (%v), want -", role, err)
+		}
 	}
 	c.warmUp(t, "hA", clHostB)
 	wan := c.capture(t, "sw", "bw", 128)
@@ -667,7 +707,7 @@ func TestClusterWitness(t *testing.T) {
 	}
 	c.waitRole(t, next, next, "active", 5*time.Second)
 	time.Sleep(2 * time.Second)
-	if o, _, _, err := c.groupRole("n3"); err != nil || o != next {
+	if o, _, _, err := c.groupRole("n3"); !etcdOnly && (err != nil || o != next) {
 		t.Errorf("the witness shows g1 on %q (%v), want %s", o, err, next)
 	}
 	close(stop)
