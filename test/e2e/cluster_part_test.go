@@ -184,10 +184,12 @@ func (c *clusterLab) steady(t *testing.T, node string, d time.Duration, what str
 	}
 }
 
-// clFrame is one captured frame: epoch seconds and the source MAC.
+// clFrame is one captured frame: epoch seconds, the source MAC and, for
+// ESP, the sequence number.
 type clFrame struct {
 	at  float64
 	mac string
+	seq uint64
 }
 
 // clRun is a run of consecutive frames from one MAC.
@@ -245,7 +247,8 @@ func clWAN(t *testing.T, pcap string) (out []clFrame, garps map[string]int) {
 		}
 		if f[2] == clGroupWAN {
 			at, _ := strconv.ParseFloat(f[0], 64)
-			out = append(out, clFrame{at, f[1]})
+			seq, _ := strconv.ParseUint(f[4], 10, 64)
+			out = append(out, clFrame{at, f[1], seq})
 		}
 	}
 	if dups > 0 {
@@ -266,7 +269,7 @@ func clLAN(t *testing.T, pcap string) []clFrame {
 	for _, ln := range tshark(t, pcap, nil, "-Y", "ip.dst == "+clHostA, "-T", "fields", "-e", "frame.time_epoch", "-e", "eth.src") {
 		if f := strings.Split(ln, "\t"); len(f) == 2 {
 			at, _ := strconv.ParseFloat(f[0], 64)
-			in = append(in, clFrame{at, f[1]})
+			in = append(in, clFrame{at: at, mac: f[1]})
 		}
 	}
 	return in
@@ -349,25 +352,25 @@ func maxGap(frames []clFrame, from, to time.Time) time.Duration {
 	return time.Duration(gap * 1e9)
 }
 
-// lastBefore is the time of mac's last frame before limit (0: none).
-func lastBefore(frames []clFrame, mac string, limit float64) float64 {
-	var last float64
+// lastBefore is mac's last frame before limit (at 0: none).
+func lastBefore(frames []clFrame, mac string, limit float64) clFrame {
+	var last clFrame
 	for _, f := range frames {
 		if f.at < limit && f.mac == mac {
-			last = f.at
+			last = f
 		}
 	}
 	return last
 }
 
-// firstAfter is the time of the first frame not from mac after from (0: none).
-func firstAfter(frames []clFrame, mac string, from float64) (float64, string) {
+// firstAfter is the first frame not from mac after from (at 0: none).
+func firstAfter(frames []clFrame, mac string, from float64) clFrame {
 	for _, f := range frames {
 		if f.at > from && f.mac != mac {
-			return f.at, f.mac
+			return f
 		}
 	}
-	return 0, ""
+	return clFrame{}
 }
 
 // ms formats a duration in seconds as milliseconds.
@@ -399,14 +402,23 @@ func takeovers(t *testing.T, evs []partEvent, wan, lan []clFrame, garps map[stri
 			mac    string
 		}{{"WAN ESP group->peer", wan, clMAC(1, i).String()}, {"LAN group->hA", lan, clMAC(2, i).String()}} {
 			at := epoch(ev.at)
-			last := lastBefore(side.frames, side.mac, limit)
-			first, to := firstAfter(side.frames, side.mac, at)
+			lf := lastBefore(side.frames, side.mac, limit)
+			ff := firstAfter(side.frames, side.mac, at)
+			last, first, to := lf.at, ff.at, ff.mac
 			if last == 0 || first == 0 || first > limit {
 				t.Errorf("%s of %s: %s: no switch to another node in the capture (last %v, first %v)", ev.what, ev.node, side.name, last, first)
 				continue
 			}
 			t.Logf("%s of %s: %s: last frame of %s %s after it, first of %s %s after it: takeover %s", ev.what, ev.node, side.name,
 				ev.node, ms(last-at), macNode(to), ms(first-at), ms(first-last))
+			// The new owner resumes above the marks: its numbers start
+			// above every one the old owner sent.
+			if strings.HasPrefix(side.name, "WAN") {
+				t.Logf("%s of %s: the old owner's last sequence number %d, the new owner's first %d", ev.what, ev.node, lf.seq, ff.seq)
+				if ff.seq <= lf.seq {
+					t.Errorf("%s of %s: %s resumed at sequence number %d, at or below %s's last %d", ev.what, ev.node, macNode(to), ff.seq, ev.node, lf.seq)
+				}
+			}
 			if macNode(to) != ev.next {
 				t.Errorf("%s of %s: %s: the next sender is %s, want %s", ev.what, ev.node, side.name, macNode(to), ev.next)
 			}
@@ -425,10 +437,9 @@ func takeovers(t *testing.T, evs []partEvent, wan, lan []clFrame, garps map[stri
 }
 
 // changes checks the nodes' logs: takeovers "group owner changed" lines
-// with reason=takeover in all, fenced with reason=fenced (a node that
-// loses its lease without a cause in the test shows as more of both). On
-// a mismatch it logs every node's ownership and etcd lines and the whole
-// logs.
+// with reason=takeover in all, fenced with reason=fenced (fenced < 0:
+// any number, logged). A node that loses its lease without a cause in the
+// test shows as more of both. On a mismatch it logs every node's log.
 func changes(t *testing.T, c *clusterLab, takeovers, fenced int) {
 	t.Helper()
 	var lines []string
@@ -453,14 +464,14 @@ func changes(t *testing.T, c *clusterLab, takeovers, fenced int) {
 			}
 		}
 	}
-	if nt != takeovers || nf != fenced {
+	if nt != takeovers || (fenced >= 0 && nf != fenced) {
 		t.Errorf("the nodes logged %d takeovers and %d fenced owners, want %d and %d:\n%s", nt, nf, takeovers, fenced, strings.Join(lines, "\n"))
 		for n, g := range c.gws {
 			t.Logf("--- %s's log\n%s", n, g.logText())
 		}
 		return
 	}
-	t.Logf("ownership and etcd session lines:\n%s", strings.Join(lines, "\n"))
+	t.Logf("%d takeovers, %d fenced owners; ownership and etcd session lines:\n%s", nt, nf, strings.Join(lines, "\n"))
 }
 
 // TestClusterPartition: the active node is cut off from etcd while its WAN
@@ -606,7 +617,11 @@ func TestClusterMemberLost(t *testing.T) {
 	senders(t, "WAN ESP group->peer", out, []string{owner, next})
 	senders(t, "LAN group->hA", in, []string{owner, next})
 	takeovers(t, []partEvent{{what: "kill", node: owner, next: next, at: killAt}}, out, in, garps)
-	changes(t, c, 2, 0)
+	// No takeover but the kill's. The owner may stop for a moment while
+	// etcd elects a leader (when the cut standby's member led: the
+	// election may outlast the renewals' slack on a loaded host); the loss
+	// bound below says whether the tunnel noticed.
+	changes(t, c, 2, -1)
 	// The tunnel while the standbys died, came back and were cut off.
 	for _, d := range []struct {
 		name string
