@@ -293,6 +293,42 @@ func senders(t *testing.T, what string, frames []clFrame, owners []string) []clR
 	return rs
 }
 
+// clTraffic is the lab's traffic under test: the numbered flows both ways
+// and the WAN and LAN captures.
+type clTraffic struct {
+	stop     chan struct{}
+	wait     func() (ab, ba *udpFlow)
+	wan, lan *capture
+}
+
+// traffic warms the tunnel up, starts the captures, then the flows (one
+// datagram a millisecond each way).
+func (c *clusterLab) traffic(t *testing.T) *clTraffic {
+	t.Helper()
+	c.warmUp(t, "hA", clHostB)
+	tr := &clTraffic{stop: make(chan struct{})}
+	tr.wan = c.capture(t, "sw", "bw", 128)
+	tr.lan = c.captureFilter(t, "sw", "bl", 128, "udp", "port", strconv.Itoa(clFlowPort))
+	tr.wait = c.flows(t, time.Millisecond, tr.stop)
+	return tr
+}
+
+// end stops the flows and the captures and reads them: delivery checked
+// (none twice), the WAN checked (clWAN), the group's ESP frames to the
+// peer, the datagrams delivered to hA, the gratuitous ARPs by sender.
+func (tr *clTraffic) end(t *testing.T, c *clusterLab) (ab, ba *udpFlow, out, in []clFrame, garps map[string]int) {
+	t.Helper()
+	close(tr.stop)
+	ab, ba = tr.wait()
+	wanPcap, lanPcap := tr.wan.stop(), tr.lan.stop()
+	if t.Failed() {
+		c.diagnose(t)
+	}
+	delivery(t, ab, ba)
+	out, garps = clWAN(t, wanPcap)
+	return ab, ba, out, clLAN(t, lanPcap), garps
+}
+
 // lanRuns describes the runs of frames (of any capture) by sender.
 func lanRuns(frames []clFrame) []string {
 	var got []string
@@ -494,11 +530,7 @@ func TestClusterPartition(t *testing.T) {
 	c.startNodes(t, "n1", "n2", "n3", "gP")
 	owner := c.waitOwner(t, 20*time.Second)
 	t.Logf("group g1 owned by %s", owner)
-	c.warmUp(t, "hA", clHostB)
-	wan := c.capture(t, "sw", "bw", 128)
-	lan := c.captureFilter(t, "sw", "bl", 128, "udp", "port", strconv.Itoa(clFlowPort))
-	stop := make(chan struct{})
-	wait := c.flows(t, time.Millisecond, stop)
+	tr := c.traffic(t)
 	owners := []string{owner}
 	var evs []partEvent
 	for _, k := range []etcdCut{cutAll, cutReplies, cutRequests} {
@@ -528,15 +560,7 @@ func TestClusterPartition(t *testing.T) {
 		owner = next
 	}
 	time.Sleep(time.Second)
-	close(stop)
-	ab, ba := wait()
-	wanPcap, lanPcap := wan.stop(), lan.stop()
-	if t.Failed() {
-		c.diagnose(t)
-	}
-	delivery(t, ab, ba)
-	out, garps := clWAN(t, wanPcap)
-	in := clLAN(t, lanPcap)
+	_, _, out, in, garps := tr.end(t, c)
 	senders(t, "WAN ESP group->peer", out, owners)
 	// On the LAN the cut node, fenced, still decrypts and delivers what
 	// the peer sends it until the new owner's announcement turns the peer
@@ -568,11 +592,7 @@ func TestClusterMemberLost(t *testing.T) {
 	}
 	r, s := standbys[0], standbys[1]
 	t.Logf("group g1 owned by %s; %s is killed and restarted, %s's etcd cut", owner, r, s)
-	c.warmUp(t, "hA", clHostB)
-	wan := c.capture(t, "sw", "bw", 128)
-	lan := c.captureFilter(t, "sw", "bl", 128, "udp", "port", strconv.Itoa(clFlowPort))
-	stop := make(chan struct{})
-	wait := c.flows(t, time.Millisecond, stop)
+	tr := c.traffic(t)
 	time.Sleep(time.Second)
 
 	// A standby (and its etcd member) dies and comes back.
@@ -615,15 +635,7 @@ func TestClusterMemberLost(t *testing.T) {
 		t.Logf("%s's outbound SA after the takeover: seq %d limit %d reserved %d", next, q.Seq, q.Limit, q.Reserved)
 	}
 	time.Sleep(2 * time.Second)
-	close(stop)
-	ab, ba := wait()
-	wanPcap, lanPcap := wan.stop(), lan.stop()
-	if t.Failed() {
-		c.diagnose(t)
-	}
-	delivery(t, ab, ba)
-	out, garps := clWAN(t, wanPcap)
-	in := clLAN(t, lanPcap)
+	ab, ba, out, in, garps := tr.end(t, c)
 	senders(t, "WAN ESP group->peer", out, []string{owner, next})
 	senders(t, "LAN group->hA", in, []string{owner, next})
 	takeovers(t, []partEvent{{what: "kill", node: owner, next: next, at: killAt}}, out, in, garps)
@@ -717,11 +729,7 @@ func testClusterWitness(t *testing.T, etcdOnly bool) {
 			t.Errorf("the witness shows role %q (%v), want -", role, err)
 		}
 	}
-	c.warmUp(t, "hA", clHostB)
-	wan := c.capture(t, "sw", "bw", 128)
-	lan := c.captureFilter(t, "sw", "bl", 128, "udp", "port", strconv.Itoa(clFlowPort))
-	stop := make(chan struct{})
-	wait := c.flows(t, time.Millisecond, stop)
+	tr := c.traffic(t)
 	time.Sleep(2 * time.Second)
 	killAt := time.Now()
 	c.gws[owner].stop(t, syscall.SIGKILL)
@@ -735,20 +743,12 @@ func testClusterWitness(t *testing.T, etcdOnly bool) {
 	if o, _, _, err := c.groupRole("n3"); !etcdOnly && (err != nil || o != next) {
 		t.Errorf("the witness shows g1 on %q (%v), want %s", o, err, next)
 	}
-	close(stop)
-	ab, ba := wait()
-	wanPcap, lanPcap := wan.stop(), lan.stop()
+	_, _, out, in, garps := tr.end(t, c)
 	for _, p := range [][2]string{{"hA", clGroupLAN}, {"gP", clGroupWAN}} {
 		if n := c.ping(p[0], p[1], 3); n != 3 {
 			t.Errorf("ping %s -> %s (the group's address on %s): %d of 3 answered", p[0], p[1], next, n)
 		}
 	}
-	if t.Failed() {
-		c.diagnose(t)
-	}
-	delivery(t, ab, ba)
-	out, garps := clWAN(t, wanPcap)
-	in := clLAN(t, lanPcap)
 	senders(t, "WAN ESP group->peer", out, []string{owner, next})
 	senders(t, "LAN group->hA", in, []string{owner, next})
 	takeovers(t, []partEvent{{what: "kill", node: owner, next: next, at: killAt}}, out, in, garps)
