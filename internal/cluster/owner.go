@@ -436,6 +436,16 @@ func (l *groupLoop) take(key string) {
 }
 
 func (l *groupLoop) renew(key string) {
+	// Fenced (its deadline passed with no renewal heard of), the owner
+	// writes again only once it hears etcd: a renewal whose answer is
+	// lost may commit all the same (etcd's replies lost, its requests
+	// delivered), and renewals that commit unheard would keep the
+	// standbys waiting while this node sends nothing (TestRepliesLost).
+	if l.g.gate.Deadline() == 0 {
+		if _, ok := l.resync(key); !ok || !l.owner() {
+			return
+		}
+	}
 	sent := Now()
 	l.o.CountWrite(l.g.Name, WriteRenew)
 	ok, rev, err := l.put(key, clientv3.Compare(clientv3.Value(key), "=", l.myVal), l.myVal)
