@@ -108,6 +108,18 @@ func stormConns(t *testing.T, n int, gw, peer netip.Addr) (gws, peers []ike.Conn
 // one-node group.
 func startStormGW(t *testing.T, ctx context.Context, endpoint string, tc transport.Conn, conns []ike.Connection, rike, rnatt uint16) *gwNode {
 	t.Helper()
+	st, err := store.New(store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startStormGWOn(t, ctx, endpoint, st, nil, tc, conns, rike, rnatt)
+}
+
+// startStormGWOn is startStormGW on st; wrap, if set, wraps the engine's
+// Conn above the heldConn.
+func startStormGWOn(t *testing.T, ctx context.Context, endpoint string, st *store.Store, wrap func(transport.Conn) transport.Conn,
+	tc transport.Conn, conns []ike.Connection, rike, rnatt uint16) *gwNode {
+	t.Helper()
 	var names []string
 	for _, c := range conns {
 		names = append(names, c.Name)
@@ -118,9 +130,8 @@ func startStormGW(t *testing.T, ctx context.Context, endpoint string, tc transpo
 		Endpoints: []string{endpoint},
 		Groups:    []config.TunnelGroup{{Name: "g1", Connections: names, Nodes: []config.GroupNode{{Name: "a", Preference: 100}}}}}
 	log := slog.New(slog.DiscardHandler)
-	st, err := store.New(store.Config{})
-	if err != nil {
-		t.Fatal(err)
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(tWriter{t, "gw"}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	p := newClusterPlane(cfg, nil, log)
 	if err := p.start(ctx); err != nil {
@@ -132,12 +143,25 @@ func startStormGW(t *testing.T, ctx context.Context, endpoint string, tc transpo
 		Retransmit: ike.Retransmit{Timeout: 2 * time.Second, Tries: 4}, Logger: log}
 	p.ike.configure(&ecfg)
 	cc := &countConn{Conn: tc, n: map[string]int{}}
-	e, err := ike.New(ecfg, p.ike.engineConn(cc), ip)
+	conn := p.ike.engineConn(cc)
+	if wrap != nil {
+		conn = wrap(conn)
+	}
+	e, err := ike.New(ecfg, conn, ip)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.ike.start(e, st)
 	return &gwNode{plane: p, st: st, e: e, conn: cc}
+}
+
+// ownsIKE: the group is this node's, for its negotiated tunnels too
+// (clusterIKE.change ran: the static SAs' gate opens before).
+func (n *gwNode) ownsIKE(g string) bool {
+	c := n.plane.ike
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return n.plane.node.Ownership.Group(g).MaySend(cluster.Now()) && c.owned[g]
 }
 
 func envInt(name string, def int) int {
@@ -205,7 +229,7 @@ func TestClusterRekeyStorm(t *testing.T) {
 		a.plane.close()
 		a.e.Close()
 	}()
-	if !etcdtest.WaitFor(5*time.Second, func() bool { return a.plane.node.Ownership.Group("g1").MaySend(cluster.Now()) }) {
+	if !etcdtest.WaitFor(5*time.Second, func() bool { return a.ownsIKE("g1") }) {
 		t.Fatal("a never took g1")
 	}
 	peer, err := ike.New(ike.Config{Connections: peers, RemoteIKEPort: gIKE, RemoteNATTPort: gNATT,
@@ -391,4 +415,108 @@ func checkDurable(t *testing.T, ctx context.Context, cli *clientv3.Client, st *s
 	if outs < n {
 		t.Errorf("%d outbound SAs, want %d", outs, n)
 	}
+}
+
+// checkInst is the peer's Installer: when the peer is about to send on
+// a new SA (InstallOutbound: it has the message that lets it), the
+// gateway's inbound SA of that SPI must have its record in etcd.
+type checkInst struct {
+	*iketest.MemInstaller
+	t       *testing.T
+	ctx     context.Context
+	cli     *clientv3.Client
+	mu      sync.Mutex
+	checked int
+}
+
+func (c *checkInst) InstallOutbound(cfg sad.Config, sel []sad.Selector) error {
+	k := fmt.Sprintf("/xdpsec/t/groups/g1/child/in-%08x", cfg.SPI)
+	if r, err := c.cli.Get(c.ctx, k, clientv3.WithCountOnly()); err != nil {
+		c.t.Error(err)
+	} else if r.Count == 0 {
+		c.t.Errorf("the peer may send on %08x before the gateway's record %s is in etcd", cfg.SPI, k)
+	}
+	c.mu.Lock()
+	c.checked++
+	c.mu.Unlock()
+	return c.MemInstaller.InstallOutbound(cfg, sel)
+}
+
+// TestClusterHeldSends: with etcd 40 ms of round trip away, every IKE
+// message the gateway sends (IKE_AUTH and CREATE_CHILD_SA responses
+// above all) leaves only once the records of the SAs installed before it
+// are in etcd, and an outbound SA's sequence mark with them, while the
+// IKE engine does not wait for etcd (heldConn, cluster.Batcher).
+func TestClusterHeldSends(t *testing.T) {
+	const n = 8
+	direct := startTestEtcd(t)
+	ep := delayProxy(t, direct[len("http://"):], 20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{direct}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	peerAddr, gwAddr := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.4")
+	up, err := transport.Listen(peerAddr, 0, 0)
+	if err != nil {
+		t.Skipf("cannot listen on %v: %v", peerAddr, err)
+	}
+	defer up.Close()
+	ug, err := transport.Listen(gwAddr, 0, 0)
+	if err != nil {
+		t.Skipf("cannot listen on %v: %v", gwAddr, err)
+	}
+	defer ug.Close()
+	pIKE, pNATT := up.Ports()
+	gIKE, gNATT := ug.Ports()
+	gws, peers := stormConns(t, n, gwAddr, peerAddr)
+	st, err := store.New(store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := &checkInst{MemInstaller: iketest.NewMemInstaller(), t: t, ctx: ctx, cli: cli}
+	a := startStormGWOn(t, ctx, ep, st, nil, ug, gws, pIKE, pNATT)
+	defer func() {
+		a.plane.close()
+		a.e.Close()
+	}()
+	if !etcdtest.WaitFor(5*time.Second, func() bool { return a.ownsIKE("g1") }) {
+		t.Fatal("a never took g1")
+	}
+	peer, err := ike.New(ike.Config{Connections: peers, RemoteIKEPort: gIKE, RemoteNATTPort: gNATT,
+		Retransmit: ike.Retransmit{Timeout: 2 * time.Second, Tries: 4}}, up, check)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	var wg sync.WaitGroup
+	for _, c := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := peer.Initiate(ctx, c.Name); err != nil {
+				t.Error(err)
+				return
+			}
+			for range 2 {
+				if err := peer.RekeyChildren(ctx, c.Name, "net"); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, c := range gws[:2] { // the gateway's own rekeys too
+		if !etcdtest.WaitFor(10*time.Second, func() bool { return a.e.RekeyChildren(ctx, c.Name, "net") == nil }) {
+			t.Fatalf("the gateway could not rekey %s", c.Name)
+		}
+	}
+	check.mu.Lock()
+	defer check.mu.Unlock()
+	if check.checked < 3*n {
+		t.Fatalf("only %d SAs checked", check.checked)
+	}
+	t.Logf("%d of the gateway's inbound SAs were in etcd when the peer could first send on them", check.checked)
 }
