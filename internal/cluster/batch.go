@@ -55,7 +55,8 @@ type batchOp struct {
 	op     clientv3.Op
 	// A first sequence block: mark is the mark's key, block its value
 	// when the mark does not exist yet; done hears the durable mark (the
-	// block, or the mark found) or the error.
+	// block, or the mark found) or the error. A deletion: mark is the
+	// SA's mark or replay top, deleted with its record.
 	markID  string
 	mark    string
 	block   uint64
@@ -156,14 +157,17 @@ func (b *Batcher) PutReserve(group string, rec *Record, id string, block uint64,
 }
 
 // Delete queues the removal of an SA's record and, for an outbound SA
-// (id not empty), of its mark: an SA deleted for good leaves nothing
-// behind in etcd.
+// (id not empty), of its mark, for an inbound one of its published
+// replay top: an SA deleted for good leaves nothing behind in etcd.
 func (b *Batcher) Delete(group string, dir sad.Direction, spi uint32, id string, onError func(error)) (uint64, error) {
 	if b.o.groups[group] == nil {
 		return 0, fmt.Errorf("cluster: no group %q", group)
 	}
 	key := b.o.keys.child(group, dir, spi)
 	op := &batchOp{group: group, key: key, op: clientv3.OpDelete(key), onError: onError}
+	if dir == sad.Inbound {
+		op.mark = b.o.keys.replay(group, spi)
+	}
 	if id != "" {
 		_, mkey, err := b.m.key(id)
 		if err != nil {
@@ -263,7 +267,7 @@ func (b *Batcher) commit(ctx context.Context, batch []*batchOp) {
 				b.m.remember(op.markID, marks[op])
 			}
 			op.done(marks[op], fresh[op], err)
-		} else if op.mark != "" && err == nil {
+		} else if op.markID != "" && err == nil {
 			b.m.forget(op.markID)
 		}
 		if err != nil && op.onError != nil {
@@ -368,4 +372,13 @@ func (m *SeqMarks) forget(id string) {
 		delete(m.raised, id)
 	}
 	m.mu.Unlock()
+}
+
+// Forget drops what p last published for an inbound SA of group that is
+// gone (its top was deleted with its record): a later SA with the same
+// SPI publishes from its own first top.
+func (p *ReplayTops) Forget(group string, spi uint32) {
+	p.mu.Lock()
+	delete(p.sent, p.o.keys.replay(group, spi))
+	p.mu.Unlock()
 }

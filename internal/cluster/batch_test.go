@@ -132,11 +132,15 @@ func TestBatcher(t *testing.T) {
 	rec := testRecord(0x9000, sad.Outbound, 1)
 	t1, _ := ba.PutReserve("g1", &rec, ID("g1", "00009000"), 1<<16, func(uint64, bool, error) {})
 	t2, _ := ba.Delete("g1", sad.Outbound, 0x9000, ID("g1", "00009000"), func(err error) { t.Error(err) })
+	if _, err := cli.Put(ctx, "/xdpsec/test/groups/g1/replay/00000102", "99"); err != nil {
+		t.Fatal(err)
+	}
+	ba.Delete("g1", sad.Inbound, 0x102, "", func(err error) { t.Error(err) })
 	t3, _ := ba.Delete("g1", sad.Outbound, 0x101, ID("g1", "00000101"), func(err error) { t.Error(err) })
 	if !waitFor(5*time.Second, func() bool { return ba.Settled() >= t3 }) || t2 != t1+1 {
 		t.Fatalf("settled %d, want %d", ba.Settled(), t3)
 	}
-	for _, k := range []string{"child/out-00009000", "seq/00009000", "child/out-00000101", "seq/00000101"} {
+	for _, k := range []string{"child/out-00009000", "seq/00009000", "child/out-00000101", "seq/00000101", "child/in-00000102", "replay/00000102"} {
 		if c := count("/xdpsec/test/groups/g1/" + k); c != 0 {
 			t.Fatalf("%s still in etcd", k)
 		}
@@ -169,5 +173,40 @@ func TestBatcher(t *testing.T) {
 	go ba.Run(rctx)
 	if err := <-stopped; err == nil || !waitFor(time.Second, func() bool { return ba.Settled() == tk }) {
 		t.Fatalf("after the stop: %v, settled %d of %d", err, ba.Settled(), tk)
+	}
+}
+
+// TestReplayTopsManySAs: a group whose tunnels are more than one etcd
+// transaction may hold (--max-txn-ops, 128) publishes every top, in
+// several transactions; a forgotten SA's SPI publishes afresh.
+func TestReplayTopsManySAs(t *testing.T) {
+	cli, a, _ := twoNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p := NewReplayTops(a)
+	var sas []*sad.SA
+	for i := range 300 {
+		sa := testSA(t, uint32(0x3000+i), sad.Inbound)
+		sa.Replay.Commit(uint64(1000 + i))
+		sas = append(sas, sa)
+	}
+	before := a.groups["g1"].stats.writes[WriteReplay].Load()
+	n, err := p.Publish(ctx, "g1", sas)
+	if err != nil || n != 300 {
+		t.Fatalf("published %d tops: %v", n, err)
+	}
+	r, err := cli.Get(ctx, "/xdpsec/test/groups/g1/replay/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || r.Count != 300 {
+		t.Fatalf("%d tops in etcd (%v)", r.Count, err)
+	}
+	if w := a.groups["g1"].stats.writes[WriteReplay].Load() - before; w != 3 {
+		t.Fatalf("%d transactions, want 3", w)
+	}
+	// The SA 0x3000 is deleted and its SPI comes back with a lower top.
+	p.Forget("g1", 0x3000)
+	sa := testSA(t, 0x3000, sad.Inbound)
+	sa.Replay.Commit(5)
+	if n, err := p.Publish(ctx, "g1", []*sad.SA{sa}); err != nil || n != 1 {
+		t.Fatalf("the new SA's top: %d published (%v)", n, err)
 	}
 }

@@ -397,6 +397,7 @@ func (c *clusterIKE) deleted(sa *sad.SA) {
 	}
 	if sa.Dir == sad.Inbound {
 		delete(c.in[g], sa.SPI)
+		c.p.node.Tops.Forget(g, sa.SPI) // its top goes with its record
 	}
 	c.mu.Unlock()
 	if !owned {
