@@ -1,13 +1,16 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -202,6 +205,33 @@ func TestClusterRekeyStorm(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
+	// etcd's own counters (its /metrics): keys written (puts and
+	// deletes), raft proposals committed, WAL fsyncs.
+	etcdCounts := func() [3]float64 {
+		var c [3]float64
+		resp, err := http.Get(direct + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) != 2 {
+				continue
+			}
+			v, _ := strconv.ParseFloat(f[1], 64)
+			switch f[0] {
+			case "etcd_mvcc_put_total", "etcd_mvcc_delete_total":
+				c[0] += v
+			case "etcd_server_proposals_committed_total":
+				c[1] += v
+			case "etcd_disk_wal_fsync_duration_seconds_count":
+				c[2] += v
+			}
+		}
+		return c
+	}
 	rev := func() int64 {
 		r, err := cli.Get(ctx, "/nothing")
 		if err != nil {
@@ -284,8 +314,15 @@ func TestClusterRekeyStorm(t *testing.T) {
 	time.Sleep(time.Second) // the IKE SA records written
 
 	writes := func() map[string]uint64 { return a.plane.snapshot().Groups[0].Writes }
-	perTunnel := func(what string, before, after map[string]uint64, revs int64, secs float64) {
+	perTunnel := func(what string, before, after map[string]uint64, revs int64, secs float64, e0 [3]float64) {
 		t.Helper()
+		e1 := etcdCounts()
+		div := float64(n)
+		if secs > 0 {
+			div *= secs
+		}
+		t.Logf("%s: etcd counters per tunnel%s: keys written %.2f, raft proposals %.2f, WAL fsyncs %.2f", what,
+			map[bool]string{true: " per second", false: ""}[secs > 0], (e1[0]-e0[0])/div, (e1[1]-e0[1])/div, (e1[2]-e0[2])/div)
 		var sum uint64
 		s := ""
 		for _, k := range []string{"record", "seq", "replay", "renew"} {
@@ -315,7 +352,7 @@ func TestClusterRekeyStorm(t *testing.T) {
 			ins = append(ins, sa)
 		}
 	}
-	w0, r0, s0 := writes(), rev(), time.Now()
+	w0, r0, e0, s0 := writes(), rev(), etcdCounts(), time.Now()
 	var top uint64
 	for time.Since(s0) < 3*time.Second {
 		top += 10
@@ -327,10 +364,10 @@ func TestClusterRekeyStorm(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	perTunnel("steady state (1,000 packets/s each way per tunnel, no IKE exchange)", w0, writes(), rev()-r0, time.Since(s0).Seconds())
+	perTunnel("steady state (1,000 packets/s each way per tunnel, no IKE exchange)", w0, writes(), rev()-r0, time.Since(s0).Seconds(), e0)
 
 	// The storm: the peer rekeys every tunnel's Child SA at once.
-	w0, r0, s0 = writes(), rev(), time.Now()
+	w0, r0, e0, s0 = writes(), rev(), etcdCounts(), time.Now()
 	info0 := a.conn.sent("INFORMATIONAL/resp")
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -362,7 +399,7 @@ func TestClusterRekeyStorm(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	perTunnel(fmt.Sprintf("rekey storm of %d tunnels (all rekeyed in %v, old SAs deleted in %v)", n, wall.Round(time.Millisecond), wallDel.Round(time.Millisecond)),
-		w0, writes(), rev()-r0, 0)
+		w0, writes(), rev()-r0, 0, e0)
 	t.Logf("gateway sent %d CREATE_CHILD_SA responses, %d INFORMATIONAL requests, %d responses; %d negotiated SAs in its store",
 		a.conn.sent("CREATE_CHILD_SA/resp"), a.conn.sent("INFORMATIONAL/req"), a.conn.sent("INFORMATIONAL/resp"), len(a.st.SAs(store.Negotiated)))
 	t.Logf("rekey storm: %d tunnels rekeyed in %v (%.1f rekeys/s), old SAs deleted in %v; etcd round trip %v", n, wall.Round(time.Millisecond),
