@@ -47,6 +47,8 @@ type clusterIKE struct {
 	// them (cluster_barrier.go).
 	batch atomic.Pointer[cluster.Batcher]
 	held  *heldConn
+	tops  atomic.Pointer[cluster.ReplayTops] // the node's (they outlive the plane's node field)
+	marks atomic.Pointer[cluster.SeqMarks]
 
 	mu      sync.Mutex
 	closed  bool // shutting down: nothing more is written
@@ -136,6 +138,8 @@ func (c *clusterIKE) newBatcher() *cluster.Batcher {
 		return b
 	}
 	node := c.p.node
+	c.tops.Store(node.Tops)
+	c.marks.Store(node.Marks)
 	b := node.Replicator.Batcher(node.Marks, clusterIKEWriteTimeout)
 	b.Notify(func(settled uint64) {
 		if c.held != nil {
@@ -358,12 +362,13 @@ func (c *clusterIKE) reserved(g string, k seqstate.Key, mark uint64, fresh bool,
 	switch {
 	case err != nil:
 		c.log.Warn("cluster: no sequence numbers reserved for a new Child SA yet: trying again", "group", g, "spi", fmt.Sprintf("%08x", k.SA.SPI), "err", err)
+		marks := c.marks.Load()
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
 			ctx, cancel := context.WithTimeout(c.ctx, clusterIKEWriteTimeout)
 			defer cancel()
-			if err := c.p.node.Marks.Resume(ctx, c.p.res, []seqstate.Key{k}, time.Now()); err != nil {
+			if err := marks.Resume(ctx, c.p.res, []seqstate.Key{k}, time.Now()); err != nil {
 				c.log.Warn("cluster: no sequence numbers reserved for a new Child SA", "group", g, "spi", fmt.Sprintf("%08x", k.SA.SPI), "err", err)
 			}
 		}()
@@ -397,7 +402,9 @@ func (c *clusterIKE) deleted(sa *sad.SA) {
 	}
 	if sa.Dir == sad.Inbound {
 		delete(c.in[g], sa.SPI)
-		c.p.node.Tops.Forget(g, sa.SPI) // its top goes with its record
+		if t := c.tops.Load(); t != nil {
+			t.Forget(g, sa.SPI) // its top goes with its record
+		}
 	}
 	c.mu.Unlock()
 	if !owned {
