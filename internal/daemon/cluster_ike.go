@@ -355,7 +355,7 @@ func (c *clusterIKE) installed(sa *sad.SA, cfg sad.Config, bound []sad.Selector)
 func (c *clusterIKE) reserved(g string, k seqstate.Key, mark uint64, fresh bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.owned[g] || c.closed || c.out[g][k.SA.SPI].SA != k.SA {
+	if !c.owned[g] || c.closed || c.ctx == nil || c.out[g][k.SA.SPI].SA != k.SA {
 		return
 	}
 	now := time.Now()
