@@ -10,7 +10,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/sad"
 )
 
@@ -216,18 +215,7 @@ func TestReplayTopsManySAs(t *testing.T) {
 // periodically (without, every renewal and replay top stays in its
 // database until the space quota stops all writes).
 func TestEmbeddedCompacts(t *testing.T) {
-	quietEtcd, noFsync = true, true
-	peer := freeURL(t)
-	cl := &config.Cluster{Name: "test", Node: "n1", Embedded: &config.EmbeddedEtcd{
-		DataDir: t.TempDir(), PeerURL: peer, ClientURL: freeURL(t), Members: map[string]string{"n1": peer},
-	}}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	srv, err := StartEmbedded(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	_, srv := testEtcdServer(t)
 	c := srv.Config()
 	if c.AutoCompactionMode != "periodic" || c.AutoCompactionRetention != EtcdHistory.String() {
 		t.Fatalf("auto compaction %q %q, want periodic %v", c.AutoCompactionMode, c.AutoCompactionRetention, EtcdHistory)

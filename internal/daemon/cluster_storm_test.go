@@ -107,6 +107,56 @@ func stormConns(t *testing.T, n int, gw, peer netip.Addr) (gws, peers []ike.Conn
 	return gws, peers
 }
 
+// stormEnds are the peer's (127.0.0.1) and the gateway's (gw) IKE
+// sockets, closed with the test, and n tunnels between them.
+func stormEnds(t *testing.T, n int, gw string) (up, ug *transport.UDP, gws, peers []ike.Connection) {
+	t.Helper()
+	peerAddr, gwAddr := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr(gw)
+	var err error
+	if up, err = transport.Listen(peerAddr, 0, 0); err != nil {
+		t.Skipf("cannot listen on %v: %v", peerAddr, err)
+	}
+	t.Cleanup(func() { up.Close() })
+	if ug, err = transport.Listen(gwAddr, 0, 0); err != nil {
+		t.Skipf("cannot listen on %v: %v", gwAddr, err)
+	}
+	t.Cleanup(func() { ug.Close() })
+	gws, peers = stormConns(t, n, gwAddr, peerAddr)
+	return up, ug, gws, peers
+}
+
+// stormPeer waits until a owns g1 and starts the peer's engine on up
+// with inst; both stop with the test.
+func stormPeer(t *testing.T, a *gwNode, peers []ike.Connection, up, ug *transport.UDP, inst ike.Installer) *ike.Engine {
+	t.Helper()
+	t.Cleanup(func() {
+		a.plane.close()
+		a.e.Close()
+	})
+	if !etcdtest.WaitFor(5*time.Second, func() bool { return a.ownsIKE("g1") }) {
+		t.Fatal("a never took g1")
+	}
+	gIKE, gNATT := ug.Ports()
+	peer, err := ike.New(ike.Config{Connections: peers, RemoteIKEPort: gIKE, RemoteNATTPort: gNATT,
+		Retransmit: ike.Retransmit{Timeout: 2 * time.Second, Tries: 4}}, up, inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(peer.Close)
+	return peer
+}
+
+// etcdClient is a client of the etcd at url, closed with the test.
+func etcdClient(t *testing.T, url string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
 // startStormGW is startGW with many connections in group g1 and a
 // one-node group.
 func startStormGW(t *testing.T, ctx context.Context, endpoint string, tc transport.Conn, conns []ike.Connection, rike, rnatt uint16) *gwNode {
@@ -200,11 +250,7 @@ func TestClusterRekeyStorm(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{direct}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := etcdClient(t, direct)
 	// etcd's own counters (its /metrics): keys written (puts and
 	// deletes), raft proposals committed, WAL fsyncs.
 	etcdCounts := func() [3]float64 {
@@ -240,34 +286,10 @@ func TestClusterRekeyStorm(t *testing.T) {
 		return r.Header.Revision
 	}
 
-	peerAddr, gwAddr := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.3")
-	up, err := transport.Listen(peerAddr, 0, 0)
-	if err != nil {
-		t.Skipf("cannot listen on %v: %v", peerAddr, err)
-	}
-	defer up.Close()
-	ug, err := transport.Listen(gwAddr, 0, 0)
-	if err != nil {
-		t.Skipf("cannot listen on %v: %v", gwAddr, err)
-	}
-	defer ug.Close()
+	up, ug, gws, peers := stormEnds(t, n, "127.0.0.3")
 	pIKE, pNATT := up.Ports()
-	gIKE, gNATT := ug.Ports()
-	gws, peers := stormConns(t, n, gwAddr, peerAddr)
 	a := startStormGW(t, ctx, ep, ug, gws, pIKE, pNATT)
-	defer func() {
-		a.plane.close()
-		a.e.Close()
-	}()
-	if !etcdtest.WaitFor(5*time.Second, func() bool { return a.ownsIKE("g1") }) {
-		t.Fatal("a never took g1")
-	}
-	peer, err := ike.New(ike.Config{Connections: peers, RemoteIKEPort: gIKE, RemoteNATTPort: gNATT,
-		Retransmit: ike.Retransmit{Timeout: 2 * time.Second, Tries: 4}}, up, iketest.NewMemInstaller())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	peer := stormPeer(t, a, peers, up, ug, iketest.NewMemInstaller())
 
 	// Establish the tunnels, 16 at a time.
 	all := func(f func(name string) error) {
@@ -490,44 +512,16 @@ func TestClusterHeldSends(t *testing.T) {
 	ep := delayProxy(t, direct[len("http://"):], 20*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{direct}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	peerAddr, gwAddr := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.4")
-	up, err := transport.Listen(peerAddr, 0, 0)
-	if err != nil {
-		t.Skipf("cannot listen on %v: %v", peerAddr, err)
-	}
-	defer up.Close()
-	ug, err := transport.Listen(gwAddr, 0, 0)
-	if err != nil {
-		t.Skipf("cannot listen on %v: %v", gwAddr, err)
-	}
-	defer ug.Close()
+	cli := etcdClient(t, direct)
+	up, ug, gws, peers := stormEnds(t, n, "127.0.0.4")
 	pIKE, pNATT := up.Ports()
-	gIKE, gNATT := ug.Ports()
-	gws, peers := stormConns(t, n, gwAddr, peerAddr)
 	st, err := store.New(store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	check := &checkInst{MemInstaller: iketest.NewMemInstaller(), t: t, ctx: ctx, cli: cli}
 	a := startStormGWOn(t, ctx, ep, st, nil, ug, gws, pIKE, pNATT)
-	defer func() {
-		a.plane.close()
-		a.e.Close()
-	}()
-	if !etcdtest.WaitFor(5*time.Second, func() bool { return a.ownsIKE("g1") }) {
-		t.Fatal("a never took g1")
-	}
-	peer, err := ike.New(ike.Config{Connections: peers, RemoteIKEPort: gIKE, RemoteNATTPort: gNATT,
-		Retransmit: ike.Retransmit{Timeout: 2 * time.Second, Tries: 4}}, up, check)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	peer := stormPeer(t, a, peers, up, ug, check)
 	var wg sync.WaitGroup
 	for _, c := range peers {
 		wg.Add(1)

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpsec/xdpsec/internal/control"
 	"github.com/xdpsec/xdpsec/internal/testlab"
 )
 
@@ -174,27 +173,10 @@ state_dir: %s
 }
 
 // start launches the named daemons at once and waits for their control
-// sockets.
+// sockets (clusterLab's startNodes on this lab).
 func (c *capLab) start(t *testing.T, nodes ...string) {
 	t.Helper()
-	for _, n := range nodes {
-		c.gws[n] = c.launch(t, n, c.dir, exec.Command("nsenter", "--net="+c.ns(n), "--", xdpsecBin, "run", "-c", c.cfgs[n]))
-	}
-	deadline := time.Now().Add(40 * time.Second)
-	for _, n := range nodes {
-		for {
-			if _, err := control.Query(c.sockPath(n)); err == nil {
-				break
-			}
-			if isDone(c.gws[n]) {
-				t.Fatalf("xdpsec in %s exited: %v\n%s", n, c.gws[n].err, c.gws[n].logText())
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("xdpsec in %s: control socket not answering after 40 s\n%s", n, c.gws[n].logText())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	(&clusterLab{lab: c.lab, cfgs: c.cfgs, gws: c.gws}).startNodes(t, nodes...)
 }
 
 // holds: node's WAN interface holds addr.
