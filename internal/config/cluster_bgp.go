@@ -41,8 +41,8 @@ type BGP struct {
 	// identifier (router_id, an IPv4 address).
 	AS       uint32
 	RouterID netip.Addr
-	// HoldTime is the sessions' default hold time (hold_time; 0 or 3s to
-	// 240s, RFC 4271 §4.2); keepalives go every third of it.
+	// HoldTime is the sessions' default hold time (hold_time; 3s to 240s,
+	// RFC 4271 §4.2); keepalives go every third of it.
 	HoldTime time.Duration
 	// NextHop are the next hops the routes carry, by side and family
 	// (next_hop: {wan, lan, wan6, lan6}); an unset one is the session's own
@@ -88,8 +88,10 @@ type BGPNeighbor struct {
 
 func (d *decoder) bgpHoldTime(v *yaml.Node, f string) time.Duration {
 	h := d.duration(v, f)
-	if h != 0 && (h < 3*time.Second || h > 240*time.Second || h%time.Second != 0) {
-		d.errf(v, f, "%v: a hold time is 0 or whole seconds from 3s to 240s (RFC 4271 §4.2)", h)
+	// RFC 4271 §4.2 allows 0 too (no keepalives), which would leave a dead
+	// node's routes in place for good: not here.
+	if h < 3*time.Second || h > 240*time.Second || h%time.Second != 0 {
+		d.errf(v, f, "%v: a hold time is whole seconds from 3s to 240s (RFC 4271 §4.2; 0 would keep a dead node's routes)", h)
 	}
 	return h
 }
@@ -176,9 +178,6 @@ func (d *decoder) clusterBGP(n *yaml.Node, field string) *BGP {
 					}
 				case "hold_time":
 					nb.HoldTime = d.bgpHoldTime(v, f)
-					if nb.HoldTime == 0 {
-						nb.HoldTime = -1 // written 0: no keepalives
-					}
 				case "port":
 					pt, _ := d.integer(v, f, 1, 65535)
 					nb.Port = uint16(pt)
@@ -196,9 +195,6 @@ func (d *decoder) clusterBGP(n *yaml.Node, field string) *BGP {
 			seen[nb.Address] = true
 			if nb.HoldTime == 0 {
 				nb.HoldTime = b.HoldTime
-			}
-			if nb.HoldTime < 0 {
-				nb.HoldTime = 0
 			}
 			b.Neighbors = append(b.Neighbors, nb)
 		})

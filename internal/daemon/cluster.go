@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/xdpsec/xdpsec/internal/bgp"
 	"github.com/xdpsec/xdpsec/internal/cluster"
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/seqstate"
@@ -36,7 +37,9 @@ type clusterPlane struct {
 	// addrs moves the groups' addresses (clusteraddr.go).
 	addrs *groupAddrs
 	// ike runs the groups' negotiated tunnels (cluster_ike.go).
-	ike    *clusterIKE
+	ike *clusterIKE
+	// bgp announces the bgp groups' addresses (clusteraddr_bgp.go).
+	bgp    *bgp.Speaker
 	cancel context.CancelFunc
 	done   chan struct{}
 	status clusterStatus // cluster_status.go
@@ -187,6 +190,7 @@ func (p *clusterPlane) close() error {
 	err := p.node.Close() // fences, releases: its OnChange events queue
 	p.node = nil
 	p.addrs.close()
+	p.stopBGP()
 	p.cancel()
 	<-p.done
 	p.ike.close()
