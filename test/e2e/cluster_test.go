@@ -264,6 +264,12 @@ type udpFlow struct {
 // time to arrive.
 func (c *clusterLab) flows(t *testing.T, interval time.Duration, stop chan struct{}) (wait func() (ab, ba *udpFlow)) {
 	t.Helper()
+	return c.flowsBetween(t, interval, stop, "hA", clHostA, "hB", clHostB)
+}
+
+// flowsBetween is flows between addrA in namespace nsA and addrB in nsB.
+func (c *clusterLab) flowsBetween(t *testing.T, interval time.Duration, stop chan struct{}, nsA, addrA, nsB, addrB string) (wait func() (ab, ba *udpFlow)) {
+	t.Helper()
 	open := func(node, addr string) *net.UDPConn {
 		var conn *net.UDPConn
 		err := c.netns(node).Do(func() error {
@@ -276,7 +282,7 @@ func (c *clusterLab) flows(t *testing.T, interval time.Duration, stop chan struc
 		}
 		return conn
 	}
-	a, b := open("hA", clHostA), open("hB", clHostB)
+	a, b := open(nsA, addrA), open(nsB, addrB)
 	ab, ba := &udpFlow{got: map[uint64]int{}, arrivals: map[uint64]time.Time{}}, &udpFlow{got: map[uint64]int{}, arrivals: map[uint64]time.Time{}}
 	var wg sync.WaitGroup
 	wg.Add(4)
@@ -316,8 +322,8 @@ func (c *clusterLab) flows(t *testing.T, interval time.Duration, stop chan struc
 			conn.WriteToUDP(buf, dst) // a datagram the kernel refuses counts as lost
 		}
 	}
-	go send(a, clHostB, ab)
-	go send(b, clHostA, ba)
+	go send(a, addrB, ab)
+	go send(b, addrA, ba)
 	go recv(b, ab)
 	go recv(a, ba)
 	return func() (*udpFlow, *udpFlow) {
