@@ -323,9 +323,13 @@ func (b *bgpLab) waitBest(t *testing.T, prefix, node string, within time.Duratio
 // over BGP to BIRD 2. (b) Two groups are active on two nodes at once: BIRD
 // has both /32s with different next hops and both carry numbered UDP flows.
 // (a) The active node of g1 is killed (-9): BIRD's route for g1's /32
-// moves to the new active, traffic resumes, no (SPI, sequence number)
-// twice on the WAN, no datagram delivered twice, no plaintext on the WAN;
-// g2, on another node, is untouched.
+// moves to the new active, traffic resumes. (c) The killed node comes
+// back as a standby, and g1's new active hangs (SIGSTOP: its BGP session
+// stays open until BIRD's hold time): the next active's route wins in
+// BIRD at once (lower MED) while the hung node's is still there. Over
+// it all: no (SPI, sequence number) twice on the WAN, no datagram
+// delivered twice, no plaintext on the WAN; g2, on another node, is
+// untouched.
 func TestClusterBGP(t *testing.T) {
 	needLab(t)
 	b := newBGPLab(t)
@@ -394,7 +398,45 @@ func TestClusterBGP(t *testing.T) {
 		t.Errorf("g1 went to n2, below n3 in its preferences")
 	}
 	b.waitBest(t, g1.lan, next, 5*time.Second)
-	time.Sleep(3 * time.Second)
+	time.Sleep(2 * time.Second)
+
+	// (c) A hung node: its process stops (SIGSTOP) but its kernel keeps the
+	// BGP session open, so BIRD keeps its routes until the hold time runs
+	// out. The new active's route must win at once all the same (a lower
+	// MED), long before the old one goes.
+	b.startNodes(t, killed) // back as a standby: etcd has three members again
+	b.waitEstablished(t, killed, 10*time.Second)
+	hung := next
+	hungHop := "192.0.2.1" + hung[1:]
+	cont := func() { b.gws[hung].cmd.Process.Signal(syscall.SIGCONT) }
+	defer cont()
+	at = time.Now()
+	b.gws[hung].cmd.Process.Signal(syscall.SIGSTOP)
+	var switched, staleGone time.Duration
+	staleAtSwitch, next2 := false, ""
+	for time.Since(at) < 10*time.Second && (switched == 0 || staleGone == 0) {
+		hs := b.nextHops(g1.wan)
+		stale := strings.Contains(strings.Join(hs, " "), hungHop)
+		if switched == 0 && len(hs) > 0 && nodeOf(hs[0]) != hung && nodeOf(hs[0]) != "" {
+			switched, next2, staleAtSwitch = time.Since(at), nodeOf(hs[0]), stale
+		}
+		if staleGone == 0 && !stale {
+			staleGone = time.Since(at)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cont()
+	t.Logf("SIGSTOP %s (hung): BIRD preferred %s's route for %s after %v (the hung node's route still there: %v); the hung node's route went after %v (hold time 3 s)",
+		hung, next2, g1.wan, switched.Round(time.Millisecond), staleAtSwitch, staleGone.Round(time.Millisecond))
+	switch {
+	case switched == 0:
+		t.Errorf("SIGSTOP %s: BIRD's route for %s never left it", hung, g1.wan)
+	case !staleAtSwitch:
+		t.Errorf("SIGSTOP %s: the hung node's route was gone when the new one won (after %v): the MED was not tested", hung, switched.Round(time.Millisecond))
+	case staleGone == 0 || staleGone > 4*time.Second:
+		t.Errorf("SIGSTOP %s: BIRD kept the hung node's route %v (hold time 3 s)", hung, staleGone.Round(time.Millisecond))
+	}
+	time.Sleep(2 * time.Second)
 	// g2's route never moved.
 	if n := nodeOf(b.best(g2.wan)); n != "n2" {
 		t.Errorf("g2's route went to %q after the kill of %s", n, killed)
@@ -477,6 +519,20 @@ func TestClusterBGP(t *testing.T) {
 		i, _ := strconv.Atoi(n[1:])
 		if senders[clMAC(1, i).String()] == 0 {
 			t.Errorf("no ESP of g1 from %s on the fabric", n)
+		}
+	}
+}
+
+// waitEstablished waits until BIRD's session with node is up.
+func (b *bgpLab) waitEstablished(t *testing.T, node string, within time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
+		out, _ := b.birdc("show", "protocols", node)
+		if strings.Contains(out, "Established") {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("BIRD's session with %s not established after %v:\n%s", node, within, out)
 		}
 	}
 }
