@@ -244,20 +244,21 @@ func sessionState(s api.PeerState_SessionState) string {
 // watch logs each session's ups and downs (one line per change).
 func (s *Speaker) watch(ctx context.Context) {
 	defer close(s.done)
+	up := map[string]bool{} // neighbour -> established (GoBGP calls fn from one goroutine)
 	err := s.srv.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
 		pe := r.GetPeer()
 		if pe == nil || pe.GetType() != api.WatchEventResponse_PeerEvent_STATE {
 			return
 		}
 		st := pe.GetPeer().GetState()
-		switch st.GetSessionState() {
-		case api.PeerState_ESTABLISHED:
-			s.log.Info("bgp: session established", "neighbor", st.GetNeighborAddress(), "as", st.GetPeerAsn())
-		case api.PeerState_IDLE, api.PeerState_ACTIVE:
-			if pe.GetPeer().GetState().GetFlops() > 0 {
-				s.log.Debug("bgp: session not established", "neighbor", st.GetNeighborAddress(), "state", sessionState(st.GetSessionState()))
-			}
+		nb, est := st.GetNeighborAddress(), st.GetSessionState() == api.PeerState_ESTABLISHED
+		switch {
+		case est && !up[nb]:
+			s.log.Info("bgp: session established", "neighbor", nb, "as", st.GetPeerAsn())
+		case !est && up[nb]:
+			s.log.Warn("bgp: session down: this node's routes are gone from that router", "neighbor", nb, "state", sessionState(st.GetSessionState()))
 		}
+		up[nb] = est
 	})
 	if err != nil {
 		s.log.Warn("bgp: session events not watched", "err", err)

@@ -455,8 +455,9 @@ func TestClusterBGP(t *testing.T) {
 		takeover bool
 	}{{"g1 hA->hB", ab1, true}, {"g1 hB->hA", ba1, true}, {"g2 hA->hB", ab2, false}, {"g2 hB->hA", ba2, false}} {
 		gap, lo, hi := d.f.gap()
-		t.Logf("%s: %d sent, %d delivered, %d lost, longest gap %v (after #%d, before #%d)", d.name, d.f.sent, len(d.f.got),
-			int(d.f.sent)-len(d.f.got), gap.Round(time.Millisecond), lo, hi)
+		run := d.f.lossRun()
+		t.Logf("%s: %d sent, %d delivered, %d lost (at most %d in a row), longest gap %v (after #%d, before #%d)", d.name, d.f.sent, len(d.f.got),
+			int(d.f.sent)-len(d.f.got), run, gap.Round(time.Millisecond), lo, hi)
 		if n := d.f.dups(); n > 0 {
 			t.Errorf("%s: %d datagrams delivered twice", d.name, n)
 		}
@@ -467,8 +468,11 @@ func TestClusterBGP(t *testing.T) {
 		if !d.f.delivered(d.f.sent - 500) {
 			t.Errorf("%s: datagram #%d (sent after the takeover) not delivered", d.name, d.f.sent-500)
 		}
-		if !d.takeover && gap > 200*time.Millisecond {
-			t.Errorf("%s: a gap of %v in a group whose node was not killed", d.name, gap.Round(time.Millisecond))
+		// A group whose node lived loses no takeover's worth (a lease, 800
+		// datagrams) in a row. (Its longest gap is no measure here: on a
+		// busy host the test's own sender stalls now and then, with no loss.)
+		if !d.takeover && run >= 400 {
+			t.Errorf("%s: %d datagrams lost in a row in a group whose node was not killed", d.name, run)
 		}
 	}
 
@@ -535,6 +539,22 @@ func (b *bgpLab) waitEstablished(t *testing.T, node string, within time.Duration
 			t.Fatalf("BIRD's session with %s not established after %v:\n%s", node, within, out)
 		}
 	}
+}
+
+// lossRun is the longest run of consecutive datagrams not delivered.
+func (f *udpFlow) lossRun() (longest int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	run := 0
+	for s := uint64(1); s <= f.sent; s++ {
+		if f.got[s] > 0 {
+			run = 0
+			continue
+		}
+		run++
+		longest = max(longest, run)
+	}
+	return longest
 }
 
 // delivered reports whether datagram seq arrived.
