@@ -209,6 +209,9 @@ func (d *decoder) clusterBGP(n *yaml.Node, field string) *BGP {
 // is there, and each address has a next hop of its family (configured, or
 // the session's own address when every neighbour is of that family).
 func (d *decoder) checkBGPGroups(cl *Cluster) {
+	if cl.Witness && cl.BGP != nil {
+		d.errf(&yaml.Node{Line: cl.BGP.Line}, "cluster.bgp", "a witness (cluster.witness) carries no group: it announces nothing")
+	}
 	for i, g := range cl.Groups {
 		if g.AddressMode != AddressBGP {
 			continue

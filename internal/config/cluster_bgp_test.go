@@ -84,3 +84,11 @@ func TestClusterBGPErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterBGPWitness: a witness carries no group, so it has no BGP.
+func TestClusterBGPWitness(t *testing.T) {
+	_, err := Parse("w.yaml", []byte(witnessSection("", "  bgp: {as: 1, router_id: 192.0.2.1, neighbors: [{address: 192.0.2.254, as: 2}]}\n")))
+	if err == nil || !strings.Contains(err.Error(), "cluster.bgp: a witness (cluster.witness) carries no group") {
+		t.Errorf("error %v", err)
+	}
+}
