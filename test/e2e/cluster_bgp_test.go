@@ -64,37 +64,15 @@ func newBGPLab(t *testing.T) *bgpLab {
 	if _, err := exec.LookPath("bird"); err != nil {
 		t.Skip("e2e BGP lab: no bird (BIRD 2, Debian package bird2: scripts/install-deps.sh)")
 	}
-	l := &lab{t: t, prefix: "b" + testlab.Tag(), dir: t.TempDir()}
-	c := &clusterLab{lab: l, cfgs: map[string]string{}, gws: map[string]*gateway{}}
+	c, ns, port := clusterNodes(t, "b", []string{"rt", "hA", "hB"}, "192.0.2.0/24", "198.18.3.0/24", "198.51.100.0/26")
+	l := c.lab
 	b := &bgpLab{clusterLab: c, birdSock: filepath.Join(l.dir, "bird.ctl")}
-	ns := map[string]*testlab.Netns{}
-	for _, n := range []string{"sw", "rt", "gP", "hA", "hB", "n1", "n2", "n3"} {
-		ns[n] = testlab.NewNetns(t, l.prefix+"-"+n, testlab.NoIPv6|testlab.LoUp)
-	}
-	t.Cleanup(func() {
-		for _, n := range []string{"n1", "n2", "n3", "gP"} {
-			cleanupPins(l.pinPath(n))
-			os.Remove(l.sockPath(n))
-		}
-	})
-	sw, rt := ns["sw"], ns["rt"]
-	for _, br := range []string{"bw", "bl", "bm"} {
-		sw.Bridge(t, br)
-	}
-	port := func(name, br string) *testlab.End { return &testlab.End{NS: sw, Name: name, Master: br, MTU: 1600} }
+	rt := ns["rt"]
 	pfx := netip.MustParsePrefix
 	for i := 1; i <= clNodes; i++ {
 		n := ns[clNode(i)]
-		testlab.Veth(t, &testlab.End{NS: n, Name: "wan0", MAC: clMAC(1, i), MTU: 1600, Addr: pfx(fmt.Sprintf("192.0.2.%d/24", 10+i))},
-			port(fmt.Sprintf("w%d", i), "bw"), testlab.TxOff)
-		testlab.Veth(t, &testlab.End{NS: n, Name: "lan0", MAC: clMAC(2, i), Addr: pfx(fmt.Sprintf("198.18.3.%d/24", 10+i))},
-			port(fmt.Sprintf("l%d", i), "bl"), testlab.TxOff)
-		testlab.Veth(t, &testlab.End{NS: n, Name: "mg0", Addr: pfx(fmt.Sprintf("198.51.100.%d/26", 10+i))},
-			port(fmt.Sprintf("m%d", i), "bm"), 0)
-		n.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 		n.Route(t, "default", "via", "192.0.2.254")
 		n.Route(t, "198.18.1.0/24", "via", "198.18.3.254")
-		n.Route(t, "unreachable", "198.18.2.0/24") // the far site only through the tunnels
 	}
 	testlab.Veth(t, &testlab.End{NS: rt, Name: "w0", MTU: 1600, Addr: pfx("192.0.2.254/24")}, port("wr", "bw"), testlab.TxOff)
 	testlab.Veth(t, &testlab.End{NS: rt, Name: "l0", Addr: pfx("198.18.3.254/24")}, port("lr", "bl"), testlab.TxOff)
@@ -114,12 +92,7 @@ func newBGPLab(t *testing.T) *bgpLab {
 	ns["hB"].Route(t, "default", "via", "198.18.2.1")
 
 	key := func() []byte { k := make([]byte, 20); rand.Read(k); return k }
-	ck := make([]byte, 32)
-	rand.Read(ck)
-	keyFile := filepath.Join(l.dir, "cluster.key")
-	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(ck)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := c.clusterKey(t)
 	// Static SAs and policies of both groups, as seen from the nodes
 	// (local = the group's wan address) or from gP (mirrored).
 	type sides struct{ out, in []byte }
@@ -145,16 +118,7 @@ func newBGPLab(t *testing.T) *bgpLab {
 		}
 		return s.String() + p.String()
 	}
-	head := func(node string) string {
-		return fmt.Sprintf(`# BGP cluster lab %s
-interfaces: {lan: lan0, wan: wan0, queues: 1, xdp_mode: auto, cpus: []}
-default_action: discard
-pin_path: %s
-on_stop: detach
-control: %s
-state_dir: %s
-`, node, l.pinPath(node), l.sockPath(node), filepath.Join(l.dir, node+"-state"))
-	}
+	head := c.nodeHead
 	var members []string
 	for i := 1; i <= clNodes; i++ {
 		members = append(members, fmt.Sprintf("%s: \"http://198.51.100.%d:2380\"", clNode(i), 10+i))
