@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/bgp"
@@ -39,7 +40,7 @@ type clusterPlane struct {
 	// ike runs the groups' negotiated tunnels (cluster_ike.go).
 	ike *clusterIKE
 	// bgp announces the bgp groups' addresses (clusteraddr_bgp.go).
-	bgp    *bgp.Speaker
+	bgp    atomic.Pointer[bgp.Speaker]
 	cancel context.CancelFunc
 	done   chan struct{}
 	status clusterStatus // cluster_status.go

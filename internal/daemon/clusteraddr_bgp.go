@@ -3,10 +3,12 @@ package daemon
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/bgp"
 	"github.com/xdpsec/xdpsec/internal/config"
+	"github.com/xdpsec/xdpsec/internal/control"
 )
 
 // L3 mode (address_mode bgp, issue 11 item 7): a group's addresses are
@@ -121,7 +123,7 @@ func (p *clusterPlane) startBGP() {
 		p.log.Error("cluster: BGP speaker not started: the bgp groups' addresses are not announced", "err", err)
 		return
 	}
-	p.bgp = s
+	p.bgp.Store(s)
 	p.addrs.useRoutes(speakerRoutes{s}, p.cfg.BGP.NextHop)
 	p.log.Info("cluster: BGP speaker started", "as", p.cfg.BGP.AS, "router_id", p.cfg.BGP.RouterID, "neighbors", len(p.cfg.BGP.Neighbors))
 }
@@ -129,8 +131,29 @@ func (p *clusterPlane) startBGP() {
 // stopBGP stops the speaker (after the groups' addresses went: their
 // routes are withdrawn already).
 func (p *clusterPlane) stopBGP() {
-	if p.bgp != nil {
-		p.bgp.Close()
-		p.bgp = nil
+	if s := p.bgp.Swap(nil); s != nil {
+		s.Close()
 	}
+}
+
+// bgpStatus adds the speaker's sessions and routes to c (show cluster,
+// metrics).
+func (p *clusterPlane) bgpStatus(c *control.Cluster) {
+	s := p.bgp.Load()
+	if s == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	ss, err := s.Sessions(ctx)
+	if err != nil {
+		return
+	}
+	for _, x := range ss {
+		c.BGP = append(c.BGP, control.ClusterBGPSession{Neighbor: x.Neighbor.String(), AS: x.AS, State: x.State})
+	}
+	for _, r := range s.Announced() {
+		c.BGPRoutes = append(c.BGPRoutes, r.String())
+	}
+	slices.Sort(c.BGPRoutes)
 }
