@@ -317,7 +317,7 @@ func TestClusterBGP(t *testing.T) {
 	// show cluster: the session and the routes this node announces.
 	out, err := exec.Command(xdpsecBin, "show", "cluster", "--socket", b.sockPath("n1")).CombinedOutput()
 	if err != nil || !regexp.MustCompile(`192\.0\.2\.254\s+65000\s+established`).Match(out) ||
-		!strings.Contains(string(out), "announced: "+g1.lan+"/32 "+g1.wan+"/32") {
+		!strings.Contains(string(out), "announced: "+g1.wan+"/32 "+g1.lan+"/32") {
 		t.Errorf("n1's show cluster (%v) lacks its BGP session or routes:\n%s", err, out)
 	}
 	// First packets resolve the next hops (dropped and counted).
