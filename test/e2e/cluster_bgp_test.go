@@ -119,10 +119,6 @@ func newBGPLab(t *testing.T) *bgpLab {
 		return s.String() + p.String()
 	}
 	head := c.nodeHead
-	var members []string
-	for i := 1; i <= clNodes; i++ {
-		members = append(members, fmt.Sprintf("%s: \"http://198.51.100.%d:2380\"", clNode(i), 10+i))
-	}
 	for i := 1; i <= clNodes; i++ {
 		n := clNode(i)
 		var groups strings.Builder
@@ -140,14 +136,8 @@ func newBGPLab(t *testing.T) *bgpLab {
     next_hop: {lan: 198.18.3.%d}
     neighbors:
       - {address: 192.0.2.254, as: %d}
-  etcd:
-    embedded:
-      data_dir: %s
-      peer_url: http://198.51.100.%d:2380
-      client_url: http://127.0.0.1:2379
-      members: {%s}
-  groups:
-%s`, n, keyFile, bgpNodeAS, 10+i, 10+i, bgpRouterAS, filepath.Join(l.dir, n+"-etcd"), 10+i, strings.Join(members, ", "), groups.String())
+%s  groups:
+%s`, n, keyFile, bgpNodeAS, 10+i, 10+i, bgpRouterAS, c.etcdYAML(i), groups.String())
 		c.cfgs[n] = filepath.Join(l.dir, n+".yaml")
 		if err := os.WriteFile(c.cfgs[n], []byte(y), 0o600); err != nil {
 			t.Fatal(err)

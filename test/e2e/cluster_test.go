@@ -123,6 +123,22 @@ state_dir: %s
 `, node, c.pinPath(node), c.sockPath(node), filepath.Join(c.dir, node+"-state"))
 }
 
+// etcdYAML is node i's cluster.etcd section: an embedded member on its
+// management address (198.51.100.10+i), the three nodes its members.
+func (c *clusterLab) etcdYAML(i int) string {
+	var members []string
+	for j := 1; j <= clNodes; j++ {
+		members = append(members, fmt.Sprintf("%s: \"http://198.51.100.%d:2380\"", clNode(j), 10+j))
+	}
+	return fmt.Sprintf(`  etcd:
+    embedded:
+      data_dir: %s
+      peer_url: http://198.51.100.%d:2380
+      client_url: http://127.0.0.1:2379
+      members: {%s}
+`, filepath.Join(c.dir, clNode(i)+"-etcd"), 10+i, strings.Join(members, ", "))
+}
+
 func newClusterLab(t *testing.T) *clusterLab {
 	t.Helper()
 	c, ns, port := clusterNodes(t, "c", []string{"hA", "hB"}, "192.0.2.0/24", "198.18.1.0/24", "198.51.100.0/24")
@@ -140,10 +156,6 @@ func newClusterLab(t *testing.T) *clusterLab {
 	key := func() []byte { b := make([]byte, 20); rand.Read(b); return b }
 	c.keys = tunnelKeys{ab: key(), ba: key(), family: "IPv4", a: clGroupWAN, b: clPeerWAN}
 	keyFile := c.clusterKey(t)
-	var members []string
-	for i := 1; i <= clNodes; i++ {
-		members = append(members, fmt.Sprintf("%s: \"http://198.51.100.%d:2380\"", clNode(i), 10+i))
-	}
 	sas := func(local, remote string, out, in uint32, outKey, inKey []byte, lnet, rnet string) string {
 		return fmt.Sprintf(`sas:
   - {name: out, spi: 0x%x, dir: out, local: %s, remote: %s, suite: aes128gcm16, key: 0x%s,
@@ -162,19 +174,13 @@ policies:
   name: lab
   node: %s
   key_file: %s
-  etcd:
-    embedded:
-      data_dir: %s
-      peer_url: http://198.51.100.%d:2380
-      client_url: http://127.0.0.1:2379
-      members: {%s}
-  groups:
+%s  groups:
     - name: g1
       sas: [out, in]
       wan: %s/24
       lan: %s/24
       nodes: {n1: 100, n2: 50, n3: 10}
-`, n, keyFile, filepath.Join(l.dir, n+"-etcd"), 10+i, strings.Join(members, ", "), clGroupWAN, clGroupLAN)
+`, n, keyFile, c.etcdYAML(i), clGroupWAN, clGroupLAN)
 		c.cfgs[n] = filepath.Join(l.dir, n+".yaml")
 		if err := os.WriteFile(c.cfgs[n], []byte(y), 0o600); err != nil {
 			t.Fatal(err)
