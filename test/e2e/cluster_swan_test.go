@@ -534,6 +534,19 @@ func swanTakeover(t *testing.T, mode string) {
 		}
 		fl.passing(t, what, 3*time.Second)
 	}
+	// The new owner's workers' drops over the rekeys: a new outbound
+	// Child SA must not drop packets for want of reserved sequence
+	// numbers (its first block is reserved before traffic moves to it).
+	drops := func() map[string]uint64 {
+		m := map[string]uint64{}
+		for _, w := range c.gws[next].showStats(t).Workers {
+			for r, n := range w.Drops {
+				m[r] += n
+			}
+		}
+		return m
+	}
+	drops0 := drops()
 	old := childIn()
 	ch.Swanctl(t, "--rekey", "--child", swanChild)
 	waitChange("Child SA rekey from charon", childIn, old)
@@ -550,6 +563,15 @@ func swanTakeover(t *testing.T, mode string) {
 		t.Fatal(err)
 	}
 	waitChange("IKE SA rekey from "+next, func() string { return ikeSPIs()[0] }, old)
+	d := drops()
+	for r, n := range d {
+		if n -= drops0[r]; n > 0 {
+			t.Logf("%s's workers dropped %d packets (%s) during the four rekeys", next, n, r)
+		}
+	}
+	if n := d["seq_unreserved"] - drops0["seq_unreserved"]; n > 0 {
+		t.Errorf("%s dropped %d packets during the rekeys for want of reserved sequence numbers", next, n)
+	}
 
 	dpd("after the rekeys")
 	time.Sleep(time.Second)
