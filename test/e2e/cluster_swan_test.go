@@ -455,19 +455,35 @@ func swanTakeover(t *testing.T, mode string) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	case "after-rekey":
-		for _, args := range [][]string{{swanConn, swanChild}, {swanConn}} {
-			if err := xdpsecRekey(c.sockPath(owner), args...); err != nil {
-				t.Fatal(err)
+		// The Child SA, then the IKE SA (the Child SA moves to the new
+		// one), and the kill as soon as the owner says so: its writes to
+		// etcd may be under way.
+		if err := xdpsecRekey(c.sockPath(owner), swanConn, swanChild); err != nil {
+			t.Fatal(err)
+		}
+		fl.passing(t, "the Child SA rekey before the kill", 3*time.Second)
+		if err := xdpsecRekey(c.sockPath(owner), swanConn); err != nil {
+			t.Fatal(err)
+		}
+		all := showIKE(t, c.sockPath(owner))
+		sas = nil
+		for _, sa := range all {
+			if len(sa.Children) > 0 { // not the old one, on its way out
+				sas = append(sas, sa)
 			}
 		}
-		fl.passing(t, "the rekeys before the kill", 3*time.Second)
-		before = parseSwanSAs(ch.Swanctl(t, "--list-sas", "--ike", swanConn))
-		sas = showIKE(t, c.sockPath(owner))
-		t.Logf("charon's SAs after %s's rekeys: IKE %s_i %s_r, Child %v", owner, before.ike[0], before.ike[1], before.children)
+		if len(sas) != 1 {
+			t.Fatalf("%s's IKE SAs right after its IKE SA rekey: %+v", owner, all)
+		}
 	}
 	killAt := time.Now()
 	c.gws[owner].stop(t, syscall.SIGKILL)
 	fl.paused.Store(false)
+	if mode == "after-rekey" {
+		before = parseSwanSAs(ch.Swanctl(t, "--list-sas", "--ike", swanConn))
+		t.Logf("charon's SAs after %s's rekeys: IKE %s_i %s_r, Child %v (%s's: %s_i)", owner, before.ike[0], before.ike[1], before.children,
+			owner, sas[0].SPIi)
+	}
 	next := c.waitOwner(t, 10*time.Second)
 	if next == owner {
 		t.Fatalf("%s still owns the group after its kill -9", owner)
