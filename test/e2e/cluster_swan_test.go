@@ -396,6 +396,12 @@ func swanTakeover(t *testing.T, mode string) {
 	lan := c.captureFilter(t, "sw", "bl", 128, "udp", "port", strconv.Itoa(clFlowPort))
 	c.startNodes(t, "n1", "n2", "n3")
 	t.Cleanup(func() {
+		// A daemon built with GOFLAGS=-race reports races on its output.
+		for _, n := range []string{"n1", "n2", "n3"} {
+			if log := c.gws[n].logText(); strings.Contains(log, "WARNING: DATA RACE") {
+				t.Errorf("%s reported a data race:\n%s", n, log[strings.Index(log, "WARNING: DATA RACE"):])
+			}
+		}
 		if t.Failed() {
 			for _, n := range []string{"n1", "n2", "n3"} {
 				t.Logf("--- log of %s\n%s", n, c.gws[n].logText())
