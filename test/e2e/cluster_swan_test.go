@@ -637,6 +637,9 @@ func swanTakeover(t *testing.T, mode string) {
 		}
 	}
 	t.Logf("charon's retransmissions: %d\n%s", strings.Count(clog, "retransmit"), grepLog(clog, "retransmit"))
+	nlog := c.gws[next].logText()
+	t.Logf("%s's takeover of the IKE SA:\n%s\n%s\n%s", next, grepLog(nlog, "IKE SA taken over"), grepLog(nlog, "one ahead"),
+		grepLog(nlog, "retransmitting the old active"))
 	if s := parseSwanSAs(ch.Swanctl(t, "--list-sas", "--ike", swanConn)); s.ike[0] == "" || len(s.children) != 1 {
 		t.Errorf("charon's SAs at the end: %+v", s)
 	}
