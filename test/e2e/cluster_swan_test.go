@@ -600,7 +600,6 @@ func swanTakeover(t *testing.T, mode string) {
 	}
 
 	dpd("after the rekeys")
-	time.Sleep(time.Second)
 	close(stop)
 	fl.wait()
 	wanPcap, lanPcap := wan.stop(), lan.stop()
