@@ -14,6 +14,7 @@ pkgs=(
 	clang llvm libbpf-dev
 	man-db groff-base systemd # the package's tests: man -l, systemd-analyze verify (setpriv: util-linux)
 	systemd-container         # TestSystemdUnit boots a real systemd with systemd-nspawn
+	bird2                     # TestClusterBGP: the upstream router of the cluster's L3 (BGP) mode
 )
 
 # --bench adds what only `make bench` needs: DPDK's ipsec-secgw example
@@ -48,6 +49,8 @@ fi
 # strongSwan's packages must not start a charon of their own: tests run
 # their charons in namespaces.
 systemctl disable --now strongswan-starter strongswan 2>/dev/null || true
+# Nor BIRD's: TestClusterBGP runs its own in a namespace.
+systemctl disable --now bird 2>/dev/null || true
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 
 # Verify, not just install: a package can be installed and its tool still
@@ -82,6 +85,7 @@ check nftables nft --version
 check clang sh -c 'clang -print-targets | grep -qw bpf'
 check llvm llvm-strip --version
 check libbpf-dev test -f /usr/include/bpf/bpf_helpers.h
+check bird2 sh -c 'bird --version 2>&1 | grep -q "^BIRD version 2\." && command -v birdc'
 if [[ ${1:-} == --bench ]]; then
 	check dpdk-doc test -f /usr/share/dpdk/examples/ipsec-secgw/ipsec-secgw.c
 	check libdpdk-dev pkg-config --exists libdpdk

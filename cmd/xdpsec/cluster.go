@@ -204,4 +204,25 @@ func printCluster(w io.Writer, s *control.Snapshot) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "records refused: %d rejected (did not open), %d failed (not installed)\n", c.RecordsRejected, c.RecordsFailed)
+	printClusterBGP(w, c)
+}
+
+// printClusterBGP prints the BGP speaker's sessions and routes (address_mode
+// bgp), if it runs.
+func printClusterBGP(w io.Writer, c *control.Cluster) {
+	if c.BGP == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nbgp sessions:\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NEIGHBOR\tAS\tSTATE")
+	for _, s := range c.BGP {
+		fmt.Fprintf(tw, "  %s\t%d\t%s\n", s.Neighbor, s.AS, s.State)
+	}
+	tw.Flush()
+	routes := "none"
+	if len(c.BGPRoutes) > 0 {
+		routes = strings.Join(c.BGPRoutes, " ")
+	}
+	fmt.Fprintf(w, "announced: %s\n", routes)
 }

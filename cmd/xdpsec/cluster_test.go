@@ -36,7 +36,10 @@ func TestPrintCluster(t *testing.T) {
 			{Name: "site-b", Owner: "gw-b", Role: "standby", Since: now.Add(-time.Hour), Preference: 50,
 				Nodes: []control.ClusterNode{{Name: "gw-b", Preference: 100}, {Name: "gw-a", Preference: 50}}, OwnerSeen: 0.1,
 				ReplayPublished: -1, Writes: map[string]uint64{}, Followed: 4, FollowedAge: 3},
-		}}}
+		},
+		BGP:       []control.ClusterBGPSession{{Neighbor: "192.0.2.254", AS: 65000, State: "established"}, {Neighbor: "192.0.2.253", AS: 65000, State: "active"}},
+		BGPRoutes: []string{"198.18.1.1/32", "203.0.113.10/32"},
+	}}
 	b, err := json.Marshal(snap)
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +63,8 @@ func TestPrintCluster(t *testing.T) {
 		"  site-a  45ms ago",
 		"1234/12/600/0",
 		"  site-b  -                      0/0/0/0        4                 3s ago",
+		"bgp sessions:\n  NEIGHBOR     AS     STATE\n  192.0.2.254  65000  established\n  192.0.2.253  65000  active\n",
+		"announced: 198.18.1.1/32 203.0.113.10/32",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("show cluster lacks %q", want)
@@ -71,7 +76,7 @@ func TestPrintCluster(t *testing.T) {
 		t.Errorf("without a cluster: %q", out.String())
 	}
 	// -o json keys (what scripts read) are the documented ones.
-	for _, k := range []string{`"role":"active"`, `"lease_left_s":0.612`, `"headroom":60400`, `"replay_publish_age_s":0.045`, `"etcd_writes":{`, `"leader":true`} {
+	for _, k := range []string{`"role":"active"`, `"lease_left_s":0.612`, `"headroom":60400`, `"replay_publish_age_s":0.045`, `"etcd_writes":{`, `"leader":true`, `"bgp":[{"neighbor":"192.0.2.254","as":65000,"state":"established"}`, `"bgp_routes":[`} {
 		if !strings.Contains(string(b), k) {
 			t.Errorf("json lacks %s", k)
 		}

@@ -62,6 +62,10 @@ type Cluster struct {
 	// Announce is how many times a new owner announces a group's
 	// addresses (announce; 0: never).
 	Announce int
+	// AddressMode is the groups' default address_mode (AddressL2 or
+	// AddressBGP); BGP the speaker for bgp mode (cluster_bgp.go).
+	AddressMode string
+	BGP         *BGP
 	// Witness: this node is an etcd member only (witness: true): no
 	// interfaces, no tunnels, in no group's nodes; the third member that
 	// keeps a two-node cluster's quorum when one node dies.
@@ -96,6 +100,8 @@ type TunnelGroup struct {
 	WAN, LAN netip.Prefix
 	// Nodes may carry the group, most preferred first.
 	Nodes []GroupNode
+	// AddressMode is how the addresses move (AddressL2, AddressBGP).
+	AddressMode string
 }
 
 // GroupNode is a node allowed to carry a group and its preference
@@ -133,10 +139,10 @@ func (d *decoder) clusterURL(n *yaml.Node, field string) string {
 // already (groups name them).
 func (d *decoder) cluster(n *yaml.Node, c *Config) {
 	cl := &Cluster{Line: n.Line, LeaseTTL: DefaultLeaseTTL, FenceMargin: DefaultFenceMargin, ReplayPublish: DefaultReplayPublish,
-		Announce: DefaultAnnounce}
+		Announce: DefaultAnnounce, AddressMode: AddressL2}
 	var groupsNode, ttlNode *yaml.Node
 	keySet := false
-	d.mapping(n, "cluster", []string{"name", "node", "etcd", "lease_ttl", "fence_margin", "replay_publish", "key_file", "groups", "announce", "witness"}, func(k string, v *yaml.Node) {
+	d.mapping(n, "cluster", []string{"name", "node", "etcd", "lease_ttl", "fence_margin", "replay_publish", "key_file", "groups", "announce", "address_mode", "bgp", "witness"}, func(k string, v *yaml.Node) {
 		f := "cluster." + k
 		switch k {
 		case "name":
@@ -167,6 +173,10 @@ func (d *decoder) cluster(n *yaml.Node, c *Config) {
 		case "announce":
 			n, _ := d.integer(v, f, 0, 20)
 			cl.Announce = int(n)
+		case "address_mode":
+			cl.AddressMode = d.addressMode(v, f)
+		case "bgp":
+			cl.BGP = d.clusterBGP(v, f)
 		case "witness":
 			cl.Witness = d.boolean(v, f)
 		}
@@ -214,6 +224,7 @@ func (d *decoder) cluster(n *yaml.Node, c *Config) {
 			cl.Groups = append(cl.Groups, g)
 		})
 	}
+	d.checkBGPGroups(cl)
 	// A connection or SA is in one group at most: two owners of one SA
 	// would send with one key.
 	owner := map[string]string{}
@@ -288,8 +299,8 @@ func (d *decoder) clusterEtcd(n *yaml.Node, field string, cl *Cluster) {
 }
 
 func (d *decoder) tunnelGroup(n *yaml.Node, path string, c *Config, cl *Cluster) TunnelGroup {
-	g := TunnelGroup{Line: n.Line}
-	d.mapping(n, path, []string{"name", "connections", "sas", "wan", "lan", "nodes"}, func(k string, v *yaml.Node) {
+	g := TunnelGroup{Line: n.Line, AddressMode: cl.AddressMode}
+	d.mapping(n, path, []string{"name", "connections", "sas", "wan", "lan", "nodes", "address_mode"}, func(k string, v *yaml.Node) {
 		f := path + "." + k
 		switch k {
 		case "name":
@@ -326,6 +337,8 @@ func (d *decoder) tunnelGroup(n *yaml.Node, path string, c *Config, cl *Cluster)
 				g.Nodes = append(g.Nodes, GroupNode{Name: name, Preference: int(p)})
 			}
 			slices.SortStableFunc(g.Nodes, func(a, b GroupNode) int { return b.Preference - a.Preference })
+		case "address_mode":
+			g.AddressMode = d.addressMode(v, f)
 		}
 	})
 	if n.Kind != yaml.MappingNode {

@@ -26,6 +26,19 @@ type Cluster struct {
 	// refused.
 	RecordsRejected uint64 `json:"records_rejected"`
 	RecordsFailed   uint64 `json:"records_failed"`
+	// BGP are the BGP speaker's sessions (address_mode bgp), BGPRoutes
+	// the host routes it announces now.
+	BGP       []ClusterBGPSession `json:"bgp,omitempty"`
+	BGPRoutes []string            `json:"bgp_routes,omitempty"`
+}
+
+// ClusterBGPSession is one BGP neighbour's session.
+type ClusterBGPSession struct {
+	Neighbor string `json:"neighbor"`
+	AS       uint32 `json:"as"`
+	// State is RFC 4271's: idle, connect, active, opensent, openconfirm,
+	// established.
+	State string `json:"state"`
 }
 
 // ClusterMember is one etcd member.

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
+	"github.com/xdpsec/xdpsec/internal/bgp"
 	"github.com/xdpsec/xdpsec/internal/cluster"
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/seqstate"
@@ -36,7 +38,9 @@ type clusterPlane struct {
 	// addrs moves the groups' addresses (clusteraddr.go).
 	addrs *groupAddrs
 	// ike runs the groups' negotiated tunnels (cluster_ike.go).
-	ike    *clusterIKE
+	ike *clusterIKE
+	// bgp announces the bgp groups' addresses (clusteraddr_bgp.go).
+	bgp    atomic.Pointer[bgp.Speaker]
 	cancel context.CancelFunc
 	done   chan struct{}
 	status clusterStatus // cluster_status.go
@@ -206,6 +210,7 @@ func (p *clusterPlane) close() error {
 	}
 	err := p.node.Close() // fences, releases: its OnChange events queue
 	p.addrs.close()
+	p.stopBGP()
 	p.cancel()
 	<-p.done
 	// Only now: the plane's goroutines read it until done.

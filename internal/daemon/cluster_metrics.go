@@ -17,6 +17,7 @@ type clusterDescs struct {
 	members, memberHealthy, memberLeader                                     *prometheus.Desc
 	seqHeadroom, seqReserved, seqReservedAge                                 *prometheus.Desc
 	records                                                                  *prometheus.Desc
+	bgpSession, bgpRoutes                                                    *prometheus.Desc
 }
 
 func newClusterDescs() *clusterDescs {
@@ -38,13 +39,15 @@ func newClusterDescs() *clusterDescs {
 		seqReserved:   prometheus.NewDesc("xdpsec_cluster_seq_reserved", "The outbound SA's sequence-number high-water mark in etcd, as this node last read or raised it.", sa, nil),
 		seqReservedAge: prometheus.NewDesc("xdpsec_cluster_seq_reservation_age_seconds",
 			"Time since this node last raised the outbound SA's mark (-1: never).", sa, nil),
-		records: prometheus.NewDesc("xdpsec_cluster_records_total", "Replicated SA records refused: rejected (did not open) and failed (the SA table refused them).", []string{"counter"}, nil),
+		records:    prometheus.NewDesc("xdpsec_cluster_records_total", "Replicated SA records refused: rejected (did not open) and failed (the SA table refused them).", []string{"counter"}, nil),
+		bgpSession: prometheus.NewDesc("xdpsec_cluster_bgp_session_established", "1 while the BGP session with the neighbour is established (address_mode bgp).", []string{"neighbor"}, nil),
+		bgpRoutes:  prometheus.NewDesc("xdpsec_cluster_bgp_routes_announced", "Host routes (the active groups' addresses) this node announces over BGP.", nil, nil),
 	}
 }
 
 func (c *clusterDescs) describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.active, c.role, c.changes, c.leaseLeft, c.ownerSeen, c.replayAge, c.writes, c.followed,
-		c.members, c.memberHealthy, c.memberLeader, c.seqHeadroom, c.seqReserved, c.seqReservedAge, c.records} {
+		c.members, c.memberHealthy, c.memberLeader, c.seqHeadroom, c.seqReserved, c.seqReservedAge, c.records, c.bgpSession, c.bgpRoutes} {
 		ch <- d
 	}
 }
@@ -98,4 +101,10 @@ func (c *clusterDescs) collect(ch chan<- prometheus.Metric, cl *control.Cluster)
 	metric(c.members, prometheus.GaugeValue, sick, "unhealthy")
 	metric(c.records, prometheus.CounterValue, float64(cl.RecordsRejected), "rejected")
 	metric(c.records, prometheus.CounterValue, float64(cl.RecordsFailed), "failed")
+	for _, s := range cl.BGP {
+		metric(c.bgpSession, prometheus.GaugeValue, b(s.State == "established"), s.Neighbor)
+	}
+	if cl.BGP != nil {
+		metric(c.bgpRoutes, prometheus.GaugeValue, float64(len(cl.BGPRoutes)))
+	}
 }

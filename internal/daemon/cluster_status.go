@@ -136,6 +136,7 @@ func (p *clusterPlane) snapshot() *control.Cluster {
 		}
 		c.Groups = append(c.Groups, g)
 	}
+	p.bgpStatus(c)
 	return c
 }
 

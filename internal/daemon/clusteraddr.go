@@ -59,6 +59,10 @@ type groupAddrs struct {
 	timer func(d time.Duration, f func()) *time.Timer
 	// refreshEvery is addrRefresh (longer in tests).
 	refreshEvery time.Duration
+	// routes announces the groups in address_mode bgp (clusteraddr_bgp.go)
+	// with nextHops.
+	routes   routeOps
+	nextHops config.BGPNextHops
 }
 
 type heldGroup struct {
@@ -71,6 +75,7 @@ type boundAddr struct {
 	ifindex int
 	mac     [6]byte
 	prefix  netip.Prefix
+	wan     bool // the group's wan address (false: lan)
 }
 
 // addrOps are the system calls groupAddrs makes (a fake in tests).
@@ -140,7 +145,10 @@ func bind(g config.TunnelGroup, wan, lan *net.Interface) []boundAddr {
 		if !p.p.IsValid() || p.ifc == nil {
 			continue
 		}
-		b := boundAddr{ifindex: p.ifc.Index, prefix: p.p}
+		b := boundAddr{ifindex: p.ifc.Index, prefix: p.p, wan: p.p == g.WAN}
+		if g.AddressMode == config.AddressBGP {
+			b.prefix = hostPrefix(p.p.Addr()) // routed to this node: no subnet
+		}
 		copy(b.mac[:], p.ifc.HardwareAddr)
 		out = append(out, b)
 	}
@@ -216,14 +224,19 @@ func (a *groupAddrs) apply(group string) {
 		if err := a.ops.republish(); err != nil {
 			a.log.Warn("cluster: xdp tables not republished", "group", group, "err", err)
 		}
-		for _, d := range a.times {
-			h.timers = append(h.timers, a.timer(d, func() { a.announce(group, h) }))
+		if a.groups[group].AddressMode == config.AddressBGP {
+			a.announceRoutes(group, h) // routes, no GARP/NA
+		} else {
+			for _, d := range a.times {
+				h.timers = append(h.timers, a.timer(d, func() { a.announce(group, h) }))
+			}
 		}
 		a.log.Info("cluster: group's addresses added", "group", group, "addresses", len(added), "announcements", len(a.times))
 	case !want && h != nil:
 		for _, tm := range h.timers {
 			tm.Stop()
 		}
+		a.withdrawRoutes(group, h) // the routes go first: no traffic to a node losing the address
 		delete(a.held, group)
 		for _, b := range h.addrs {
 			if err := a.ops.del(b); err != nil {
@@ -330,5 +343,6 @@ func (d *Daemon) attachClusterAddrs() {
 	if d.cfg.Trunk() {
 		d.log.Warn("cluster: in trunk mode the groups' addresses go on the trunk's interface untagged; put them on VLAN interfaces yourself")
 	}
+	d.cluster.startBGP()
 	d.cluster.addrs.attach(sysAddrs{d}, d.wanIf, d.lanIf)
 }

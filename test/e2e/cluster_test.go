@@ -53,12 +53,18 @@ type clusterLab struct {
 	gws  map[string]*gateway
 }
 
-func newClusterLab(t *testing.T) *clusterLab {
+// clusterNodes makes a cluster lab's namespaces (sw, n1..n3, gP and
+// others), the switch's bridges bw (WAN), bl (LAN), bm (management) and
+// the nodes' wan0, lan0 and mg0 on them, node i at .10+i of wanNet,
+// lanNet and mgNet (each "A.B.C.0/LEN"), forwarding and with no route to
+// the far site (198.18.2.0/24) but through the tunnels. port makes a
+// port of a bridge.
+func clusterNodes(t *testing.T, prefix string, others []string, wanNet, lanNet, mgNet string) (c *clusterLab, ns map[string]*testlab.Netns, port func(name, br string) *testlab.End) {
 	t.Helper()
-	l := &lab{t: t, prefix: "c" + testlab.Tag(), dir: t.TempDir()}
-	c := &clusterLab{lab: l, cfgs: map[string]string{}, gws: map[string]*gateway{}}
-	ns := map[string]*testlab.Netns{}
-	for _, n := range []string{"sw", "gP", "hA", "hB", "n1", "n2", "n3"} {
+	l := &lab{t: t, prefix: prefix + testlab.Tag(), dir: t.TempDir()}
+	c = &clusterLab{lab: l, cfgs: map[string]string{}, gws: map[string]*gateway{}}
+	ns = map[string]*testlab.Netns{}
+	for _, n := range append([]string{"sw", "gP", "n1", "n2", "n3"}, others...) {
 		ns[n] = testlab.NewNetns(t, l.prefix+"-"+n, testlab.NoIPv6|testlab.LoUp)
 	}
 	t.Cleanup(func() {
@@ -71,20 +77,73 @@ func newClusterLab(t *testing.T) *clusterLab {
 	for _, br := range []string{"bw", "bl", "bm"} {
 		sw.Bridge(t, br)
 	}
-	port := func(name, br string) *testlab.End { return &testlab.End{NS: sw, Name: name, Master: br, MTU: 1600} }
-	pfx := netip.MustParsePrefix
+	port = func(name, br string) *testlab.End { return &testlab.End{NS: sw, Name: name, Master: br, MTU: 1600} }
+	addr := func(net string, i int) netip.Prefix {
+		p := netip.MustParsePrefix(net)
+		a := p.Addr().As4()
+		a[3] = byte(10 + i)
+		return netip.PrefixFrom(netip.AddrFrom4(a), p.Bits())
+	}
 	for i := 1; i <= clNodes; i++ {
 		n := ns[clNode(i)]
-		testlab.Veth(t, &testlab.End{NS: n, Name: "wan0", MAC: clMAC(1, i), MTU: 1600, Addr: pfx(fmt.Sprintf("192.0.2.%d/24", 10+i))},
+		testlab.Veth(t, &testlab.End{NS: n, Name: "wan0", MAC: clMAC(1, i), MTU: 1600, Addr: addr(wanNet, i)},
 			port(fmt.Sprintf("w%d", i), "bw"), testlab.TxOff)
-		testlab.Veth(t, &testlab.End{NS: n, Name: "lan0", MAC: clMAC(2, i), Addr: pfx(fmt.Sprintf("198.18.1.%d/24", 10+i))},
+		testlab.Veth(t, &testlab.End{NS: n, Name: "lan0", MAC: clMAC(2, i), Addr: addr(lanNet, i)},
 			port(fmt.Sprintf("l%d", i), "bl"), testlab.TxOff)
-		testlab.Veth(t, &testlab.End{NS: n, Name: "mg0", Addr: pfx(fmt.Sprintf("198.51.100.%d/24", 10+i))},
-			port(fmt.Sprintf("m%d", i), "bm"), 0)
+		testlab.Veth(t, &testlab.End{NS: n, Name: "mg0", Addr: addr(mgNet, i)}, port(fmt.Sprintf("m%d", i), "bm"), 0)
 		n.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 		// The kernel never routes the far site: fail closed.
 		n.Route(t, "unreachable", "198.18.2.0/24")
 	}
+	return c, ns, port
+}
+
+// clusterKey writes a random cluster key file and returns its path.
+func (c *clusterLab) clusterKey(t *testing.T) string {
+	t.Helper()
+	ck := make([]byte, 32)
+	rand.Read(ck)
+	keyFile := filepath.Join(c.dir, "cluster.key")
+	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(ck)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return keyFile
+}
+
+// nodeHead is the top of a lab node's configuration (interfaces wan0 and
+// lan0, its pins, socket and state in the lab).
+func (c *clusterLab) nodeHead(node string) string {
+	return fmt.Sprintf(`# cluster lab %s
+interfaces: {lan: lan0, wan: wan0, queues: 1, xdp_mode: auto, cpus: []}
+default_action: discard
+pin_path: %s
+on_stop: detach
+control: %s
+state_dir: %s
+`, node, c.pinPath(node), c.sockPath(node), filepath.Join(c.dir, node+"-state"))
+}
+
+// etcdYAML is node i's cluster.etcd section: an embedded member on its
+// management address (198.51.100.10+i), the three nodes its members.
+func (c *clusterLab) etcdYAML(i int) string {
+	var members []string
+	for j := 1; j <= clNodes; j++ {
+		members = append(members, fmt.Sprintf("%s: \"http://198.51.100.%d:2380\"", clNode(j), 10+j))
+	}
+	return fmt.Sprintf(`  etcd:
+    embedded:
+      data_dir: %s
+      peer_url: http://198.51.100.%d:2380
+      client_url: http://127.0.0.1:2379
+      members: {%s}
+`, filepath.Join(c.dir, clNode(i)+"-etcd"), 10+i, strings.Join(members, ", "))
+}
+
+func newClusterLab(t *testing.T) *clusterLab {
+	t.Helper()
+	c, ns, port := clusterNodes(t, "c", []string{"hA", "hB"}, "192.0.2.0/24", "198.18.1.0/24", "198.51.100.0/24")
+	l := c.lab
+	pfx := netip.MustParsePrefix
 	testlab.Veth(t, &testlab.End{NS: ns["gP"], Name: "wan0", MTU: 1600, Addr: pfx(clPeerWAN + "/24")}, port("wp", "bw"), testlab.TxOff)
 	testlab.Veth(t, &testlab.End{NS: ns["hA"], Name: "eth0", Addr: pfx(clHostA + "/24")}, port("la", "bl"), testlab.TxOff)
 	testlab.Veth(t, &testlab.End{NS: ns["gP"], Name: "lan0", Addr: pfx("198.18.2.1/24")},
@@ -96,16 +155,7 @@ func newClusterLab(t *testing.T) *clusterLab {
 
 	key := func() []byte { b := make([]byte, 20); rand.Read(b); return b }
 	c.keys = tunnelKeys{ab: key(), ba: key(), family: "IPv4", a: clGroupWAN, b: clPeerWAN}
-	ck := make([]byte, 32)
-	rand.Read(ck)
-	keyFile := filepath.Join(l.dir, "cluster.key")
-	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(ck)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var members []string
-	for i := 1; i <= clNodes; i++ {
-		members = append(members, fmt.Sprintf("%s: \"http://198.51.100.%d:2380\"", clNode(i), 10+i))
-	}
+	keyFile := c.clusterKey(t)
 	sas := func(local, remote string, out, in uint32, outKey, inKey []byte, lnet, rnet string) string {
 		return fmt.Sprintf(`sas:
   - {name: out, spi: 0x%x, dir: out, local: %s, remote: %s, suite: aes128gcm16, key: 0x%s,
@@ -116,16 +166,7 @@ policies:
   - {name: v4, src: %s, dst: %s, action: protect, sa: out}
 `, out, local, remote, hex.EncodeToString(outKey), lnet, rnet, in, local, remote, hex.EncodeToString(inKey), rnet, lnet, lnet, rnet)
 	}
-	head := func(node string) string {
-		return fmt.Sprintf(`# cluster lab %s
-interfaces: {lan: lan0, wan: wan0, queues: 1, xdp_mode: auto, cpus: []}
-default_action: discard
-pin_path: %s
-on_stop: detach
-control: %s
-state_dir: %s
-`, node, l.pinPath(node), l.sockPath(node), filepath.Join(l.dir, node+"-state"))
-	}
+	head := c.nodeHead
 	for i := 1; i <= clNodes; i++ {
 		n := clNode(i)
 		y := head(n) + sas(clGroupWAN, clPeerWAN, spiAB, spiBA, c.keys.ab, c.keys.ba, "198.18.1.0/24", "198.18.2.0/24") +
@@ -133,19 +174,13 @@ state_dir: %s
   name: lab
   node: %s
   key_file: %s
-  etcd:
-    embedded:
-      data_dir: %s
-      peer_url: http://198.51.100.%d:2380
-      client_url: http://127.0.0.1:2379
-      members: {%s}
-  groups:
+%s  groups:
     - name: g1
       sas: [out, in]
       wan: %s/24
       lan: %s/24
       nodes: {n1: 100, n2: 50, n3: 10}
-`, n, keyFile, filepath.Join(l.dir, n+"-etcd"), 10+i, strings.Join(members, ", "), clGroupWAN, clGroupLAN)
+`, n, keyFile, c.etcdYAML(i), clGroupWAN, clGroupLAN)
 		c.cfgs[n] = filepath.Join(l.dir, n+".yaml")
 		if err := os.WriteFile(c.cfgs[n], []byte(y), 0o600); err != nil {
 			t.Fatal(err)
@@ -264,6 +299,12 @@ type udpFlow struct {
 // time to arrive.
 func (c *clusterLab) flows(t *testing.T, interval time.Duration, stop chan struct{}) (wait func() (ab, ba *udpFlow)) {
 	t.Helper()
+	return c.flowsBetween(t, interval, stop, "hA", clHostA, "hB", clHostB)
+}
+
+// flowsBetween is flows between addrA in namespace nsA and addrB in nsB.
+func (c *clusterLab) flowsBetween(t *testing.T, interval time.Duration, stop chan struct{}, nsA, addrA, nsB, addrB string) (wait func() (ab, ba *udpFlow)) {
+	t.Helper()
 	open := func(node, addr string) *net.UDPConn {
 		var conn *net.UDPConn
 		err := c.netns(node).Do(func() error {
@@ -276,7 +317,7 @@ func (c *clusterLab) flows(t *testing.T, interval time.Duration, stop chan struc
 		}
 		return conn
 	}
-	a, b := open("hA", clHostA), open("hB", clHostB)
+	a, b := open(nsA, addrA), open(nsB, addrB)
 	ab, ba := &udpFlow{got: map[uint64]int{}, arrivals: map[uint64]time.Time{}}, &udpFlow{got: map[uint64]int{}, arrivals: map[uint64]time.Time{}}
 	var wg sync.WaitGroup
 	wg.Add(4)
@@ -316,8 +357,8 @@ func (c *clusterLab) flows(t *testing.T, interval time.Duration, stop chan struc
 			conn.WriteToUDP(buf, dst) // a datagram the kernel refuses counts as lost
 		}
 	}
-	go send(a, clHostB, ab)
-	go send(b, clHostA, ba)
+	go send(a, addrB, ab)
+	go send(b, addrA, ba)
 	go recv(b, ab)
 	go recv(a, ba)
 	return func() (*udpFlow, *udpFlow) {
