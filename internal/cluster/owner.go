@@ -279,10 +279,12 @@ func (o *Ownership) run(g *Group) {
 			return
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil {
+				l.debug("watch ended", "closed", !ok, "err", wr.Err())
 				wch = nil
 				continue
 			}
 			for _, ev := range wr.Events {
+				l.debug("watch event", "rev", ev.Kv.ModRevision, "val", string(ev.Kv.Value), "delete", ev.Type == clientv3.EventTypeDelete)
 				if ev.Kv.ModRevision < l.rev {
 					continue
 				}
@@ -356,7 +358,9 @@ func (l *groupLoop) notify(sending bool) {
 func (l *groupLoop) resync(key string) (int64, bool) {
 	ctx, cancel := context.WithTimeout(l.o.ctx, l.o.ttl)
 	defer cancel()
+	start := Now()
 	resp, err := l.o.cli.Get(ctx, key)
+	l.debug("resync", "took_ms", ms(Now()-start), "err", err)
 	if err != nil {
 		return 0, false
 	}
@@ -415,7 +419,9 @@ func (l *groupLoop) take(key string) {
 	sent := Now()
 	prev, prevSeen, from := l.val, l.seenAt, l.g.lastOwner()
 	l.o.CountWrite(l.g.Name, WriteRenew)
+	l.debug("take", "rev", l.rev, "val", l.val, "unchanged_ms", ms(sent-l.seenAt))
 	ok, rev, err := l.put(key, cmp, l.myVal)
+	l.debug("take done", "ok", ok, "took_ms", ms(Now()-sent), "err", err)
 	if err != nil || !ok {
 		if err == nil {
 			l.resync(key) // someone was faster: see who
@@ -436,6 +442,9 @@ func (l *groupLoop) renew(key string) {
 	sent := Now()
 	l.o.CountWrite(l.g.Name, WriteRenew)
 	ok, rev, err := l.put(key, clientv3.Compare(clientv3.Value(key), "=", l.myVal), l.myVal)
+	if took := time.Duration(Now() - sent); err != nil || !ok || took > l.o.ttl/8 {
+		l.debug("renewal", "ok", ok, "took_ms", took.Milliseconds(), "err", err)
+	}
 	switch {
 	case err != nil:
 		// The deadline stays: it runs out by itself if etcd stays away.
@@ -491,3 +500,14 @@ func (l *groupLoop) letGo(key, val string) error {
 	l.logLetGo(val, time.Duration(l.seenAt-stop))
 	return nil
 }
+
+// debug logs a step of the group's loop at debug level (log_level:
+// debug): what a slow takeover waited for.
+func (l *groupLoop) debug(msg string, args ...any) {
+	if !l.o.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	l.o.log.Debug("cluster: "+msg, append([]any{"group", l.g.Name, "node", l.o.node}, args...)...)
+}
+
+func ms(d int64) int64 { return time.Duration(d).Milliseconds() }

@@ -124,7 +124,7 @@ pin_path: %s
 on_stop: detach
 control: %s
 state_dir: %s
-`, node, l.pinPath(node), l.sockPath(node), filepath.Join(l.dir, node+"-state"))
+`, node, l.pinPath(node), l.sockPath(node), filepath.Join(l.dir, node+"-state")) + clusterLogLevel()
 	}
 	for i := 1; i <= clNodes; i++ {
 		n := clNode(i)
@@ -394,6 +394,7 @@ func TestClusterTakeover(t *testing.T) {
 		kills = max(kills, 1)
 	}
 	c := newClusterLab(t)
+	c.keepClusterLogs(t)
 	c.startNodes(t, "n1", "n2", "n3", "gP")
 	owner := c.waitOwner(t, 20*time.Second)
 	t.Logf("group g1 owned by %s", owner)
@@ -413,8 +414,10 @@ func TestClusterTakeover(t *testing.T) {
 		if k > 0 {
 			owner = c.waitOwner(t, 10*time.Second)
 		}
+		leader := c.etcdLeader(t)
 		killed = append(killed, kill{node: owner, at: time.Now()})
 		c.gws[owner].stop(t, syscall.SIGKILL)
+		t.Logf("kill %d at %s: %s (etcd leader: %s)", k+1, killed[k].at.UTC().Format("15:04:05.000"), owner, leader)
 		next := c.waitOwner(t, 10*time.Second)
 		killed[k].next = next
 		if next == owner {
