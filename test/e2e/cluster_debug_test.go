@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -64,4 +67,47 @@ func (c *clusterLab) etcdLeader(t *testing.T) string {
 		}
 	}
 	return ""
+}
+
+// probeGroupARP broadcasts n ARP requests for the group's WAN address from
+// gP's WAN interface, gap apart ("who has 192.0.2.1, tell 192.0.2.2"):
+// every kernel that holds the address answers, unless the XDP fence drops
+// the request.
+func (c *clusterLab) probeGroupARP(t *testing.T, n int, gap time.Duration) {
+	t.Helper()
+	var frame []byte
+	err := c.inNetns("gP", func() error {
+		ifc, err := net.InterfaceByName("wan0")
+		if err != nil {
+			return err
+		}
+		frame = append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, ifc.HardwareAddr...)
+		frame = append(frame, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1)
+		frame = append(frame, ifc.HardwareAddr...)
+		frame = append(frame, netip.MustParseAddr(clPeerWAN).AsSlice()...)
+		frame = append(frame, 0, 0, 0, 0, 0, 0)
+		frame = append(frame, netip.MustParseAddr(clGroupWAN).AsSlice()...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			time.Sleep(gap)
+		}
+		c.sendRaw(t, "gP", "wan0", [][]byte{frame})
+	}
+}
+
+// arpReplies are the ARP replies for the group's WAN address in a
+// capture: time and sender MAC.
+func arpReplies(t *testing.T, pcap string) [][2]string {
+	var out [][2]string
+	for _, ln := range tshark(t, pcap, nil, "-Y", "arp.opcode == 2 and arp.src.proto_ipv4 == "+clGroupWAN, "-T", "fields", "-e", "frame.time_epoch", "-e", "eth.src") {
+		if f := strings.Split(ln, "\t"); len(f) == 2 {
+			out = append(out, [2]string{f[0], f[1]})
+		}
+	}
+	return out
 }

@@ -36,6 +36,8 @@ const (
 	clHostB    = "198.18.2.2"
 	clFlowPort = 7000
 	clNodes    = 3
+	// clLeaseTTL is the nodes' lease_ttl (the default).
+	clLeaseTTL = 800 * time.Millisecond
 )
 
 func clNode(i int) string { return fmt.Sprintf("n%d", i) }
@@ -424,6 +426,9 @@ func TestClusterTakeover(t *testing.T) {
 			t.Fatalf("kill %d: %s still owns the group after its kill -9", k+1, owner)
 		}
 		t.Logf("kill %d: %s killed, %s owns the group", k+1, owner, next)
+		// The killed node's kernel still holds the address (its lifetime
+		// is seconds): only the XDP fence keeps it from answering.
+		c.probeGroupARP(t, 5, 100*time.Millisecond)
 		if k+1 < kills {
 			time.Sleep(2 * time.Second)
 			c.startNodes(t, owner) // rejoins as a standby: removes the address it was killed with
@@ -526,6 +531,40 @@ func TestClusterTakeover(t *testing.T) {
 		i, _ := strconv.Atoi(strings.TrimPrefix(kl.next, "n"))
 		if n := garps[clMAC(1, i).String()]; n == 0 {
 			t.Errorf("no gratuitous ARP from %s, which took the group over from %s", kl.next, kl.node)
+		}
+	}
+
+	// ARP: after a lease from its kill, the killed node's kernel answers
+	// no request for the group's address; the new owner does.
+	replies := arpReplies(t, wanPcap)
+	for k, kl := range killed {
+		i, _ := strconv.Atoi(strings.TrimPrefix(kl.node, "n"))
+		j, _ := strconv.Atoi(strings.TrimPrefix(kl.next, "n"))
+		from, until := float64(kl.at.Add(clLeaseTTL).UnixNano())/1e9, 1e300
+		if k+1 < len(killed) {
+			until = float64(killed[k+1].at.UnixNano()) / 1e9
+		}
+		dead, live := 0, 0
+		for _, r := range replies {
+			ts, _ := strconv.ParseFloat(r[0], 64)
+			if ts < from || ts >= until {
+				continue
+			}
+			switch r[1] {
+			case clMAC(1, i).String():
+				dead++
+			case clMAC(1, j).String():
+				live++
+			}
+		}
+		if dead > 0 {
+			t.Errorf("kill %d: %s's kernel answered %d ARP requests for %s more than a lease after its kill -9", k+1, kl.node, dead, clGroupWAN)
+		}
+		if live == 0 {
+			t.Errorf("kill %d: the new owner %s answered no ARP request for %s", k+1, kl.next, clGroupWAN)
+		}
+		if k == 0 || dead > 0 {
+			t.Logf("kill %d: ARP replies for %s after a lease: %d from %s (killed), %d from %s (owner)", k+1, clGroupWAN, dead, kl.node, live, kl.next)
 		}
 	}
 
