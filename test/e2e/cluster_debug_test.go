@@ -52,17 +52,7 @@ func (c *clusterLab) etcdLeader(t *testing.T) string {
 		if n == "gP" || isDone(g) {
 			continue
 		}
-		out, err := c.run(n, 2*time.Second, "curl", "-s", "-m", "1", "-X", "POST", "http://127.0.0.1:2379/v3/maintenance/status", "-d", "{}")
-		if err != nil {
-			continue
-		}
-		var st struct {
-			Header struct {
-				MemberID string `json:"member_id"`
-			} `json:"header"`
-			Leader string `json:"leader"`
-		}
-		if json.Unmarshal([]byte(out), &st) == nil && st.Leader != "" && st.Leader == st.Header.MemberID {
+		if id, leader := c.etcdMember(n); id != "" && id == leader {
 			return n
 		}
 	}
@@ -110,4 +100,44 @@ func arpReplies(t *testing.T, pcap string) [][2]string {
 		}
 	}
 	return out
+}
+
+// etcdMember is node's etcd member ID and the leader's it knows ("" when
+// its member does not answer).
+func (c *clusterLab) etcdMember(n string) (id, leader string) {
+	out, err := c.run(n, 2*time.Second, "curl", "-s", "-m", "1", "-X", "POST", "http://127.0.0.1:2379/v3/maintenance/status", "-d", "{}")
+	if err != nil {
+		return "", ""
+	}
+	var st struct {
+		Header struct {
+			MemberID string `json:"member_id"`
+		} `json:"header"`
+		Leader string `json:"leader"`
+	}
+	if json.Unmarshal([]byte(out), &st) != nil {
+		return "", ""
+	}
+	return st.Header.MemberID, st.Leader
+}
+
+// moveEtcdLeader makes node's etcd member the raft leader (etcd's
+// leadership transfer, asked of the leader), for CLUSTER_KILL_LEADER: a
+// kill of the group's owner is then a kill of the etcd leader too.
+func (c *clusterLab) moveEtcdLeader(t *testing.T, node string) {
+	t.Helper()
+	to, _ := c.etcdMember(node)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		leader := c.etcdLeader(t)
+		if leader == node {
+			return
+		}
+		if leader != "" && to != "" {
+			c.run(leader, 3*time.Second, "curl", "-s", "-m", "2", "-X", "POST", "http://127.0.0.1:2379/v3/maintenance/transfer-leadership",
+				"-d", `{"targetID":"`+to+`"}`)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("etcd leadership did not move to %s", node)
 }

@@ -387,7 +387,9 @@ func switchover(frames [][2]string, old string) (last, first float64, to string,
 // number) appears twice on the WAN, no datagram is delivered twice, no
 // plaintext crosses the WAN, and the new owner is another node.
 // CLUSTER_KILLS=N repeats the kill N times (the killed node restarted as
-// a standby in between) for a distribution of takeover times.
+// a standby in between) for a distribution of takeover times;
+// CLUSTER_KILL_LEADER=1 makes the owner the etcd leader before each kill;
+// CLUSTER_DEBUG=DIR keeps the nodes' debug logs (cluster_debug_test.go).
 func TestClusterTakeover(t *testing.T) {
 	needLab(t)
 	kills := 1
@@ -415,6 +417,10 @@ func TestClusterTakeover(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		if k > 0 {
 			owner = c.waitOwner(t, 10*time.Second)
+		}
+		if os.Getenv("CLUSTER_KILL_LEADER") != "" {
+			c.moveEtcdLeader(t, owner)
+			time.Sleep(300 * time.Millisecond) // a few renewals under the new leader
 		}
 		leader := c.etcdLeader(t)
 		killed = append(killed, kill{node: owner, at: time.Now()})
