@@ -37,7 +37,7 @@ const (
 	clFlowPort = 7000
 	clNodes    = 3
 	// clLeaseTTL is the nodes' lease_ttl (the default).
-	clLeaseTTL = 800 * time.Millisecond
+	clLeaseTTL = 700 * time.Millisecond
 )
 
 func clNode(i int) string { return fmt.Sprintf("n%d", i) }
