@@ -15,23 +15,8 @@ import (
 // a TTL after that last renewal, as if the key had stayed, and not start
 // its wait again (which made one takeover in six 1.5 s instead of 0.8 s).
 func TestOwnershipTakeoverAfterLeaseExpiry(t *testing.T) {
-	cl := testEtcd(t)
-	spec := []GroupSpec{{Name: "g1", Nodes: []string{"a", "b"}}}
-	ca, cb := testClient(t, cl), testClient(t, cl)
-	a, err := StartOwnership(ca, OwnershipConfig{Cluster: "test", Node: "a", TTL: testTTL, Margin: testMargin, Groups: spec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ga := a.Group("g1")
-	if !waitFor(5*time.Second, func() bool { return ga.MaySend(Now()) }) {
-		t.Fatal("a never took g1")
-	}
-	b, err := StartOwnership(cb, OwnershipConfig{Cluster: "test", Node: "b", TTL: testTTL, Margin: testMargin, Groups: spec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	gb := b.Group("g1")
+	ca, cb, a, b := ownerAndStandby(t)
+	ga, gb := a.Group("g1"), b.Group("g1")
 	if !waitFor(2*testTTL, func() bool { return gb.Owner() == "a" }) {
 		t.Fatalf("b sees owner %q", gb.Owner())
 	}
@@ -73,6 +58,28 @@ func TestOwnershipTakeoverAfterLeaseExpiry(t *testing.T) {
 	}
 	a.cancel()
 	a.wg.Wait()
+}
+
+// ownerAndStandby starts a, which takes g1 (nodes a, b), then b, a
+// standby; b closes when the test ends, a is the test's.
+func ownerAndStandby(t *testing.T) (ca, cb *clientv3.Client, a, b *Ownership) {
+	t.Helper()
+	cl := testEtcd(t)
+	spec := []GroupSpec{{Name: "g1", Nodes: []string{"a", "b"}}}
+	ca, cb = testClient(t, cl), testClient(t, cl)
+	a, err := StartOwnership(ca, OwnershipConfig{Cluster: "test", Node: "a", TTL: testTTL, Margin: testMargin, Groups: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool { return a.Group("g1").MaySend(Now()) }) {
+		t.Fatal("a never took g1")
+	}
+	b, err = StartOwnership(cb, OwnershipConfig{Cluster: "test", Node: "b", TTL: testTTL, Margin: testMargin, Groups: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return ca, cb, a, b
 }
 
 // A take that races the deletion of a silent owner's key (its lease ran
