@@ -150,3 +150,23 @@ func TestOwnershipTakeRacesLeaseExpiry(t *testing.T) {
 		t.Fatalf("after %d refused takes b still believes %q", maxRefusals, l.val)
 	}
 }
+
+// TestDefaultsTakeoverBound: the default lease and the embedded member's
+// raft timing keep the worst takeover under a second and an election
+// inside an owner's renewal slack (docs/cluster.md). The worst takeover
+// is a dead owner that also led etcd with a renewal in flight: the next
+// leader commits it up to two election timeouts after the kill, and the
+// standby waits a lease from then; ~60 ms more for the vote rounds, the
+// poll, the take and the first packet.
+func TestDefaultsTakeoverBound(t *testing.T) {
+	election := 2 * ElectionMs * time.Millisecond
+	if worst := testTTL + election + 60*time.Millisecond; worst >= time.Second {
+		t.Errorf("lease %v + election %v + 60 ms = %v: a takeover that also kills the etcd leader may take a second or more", testTTL, election, worst)
+	}
+	if slack := testTTL*(renewals-1)/renewals - testMargin; slack <= election+30*time.Millisecond {
+		t.Errorf("renewal slack %v does not outlast an election (%v and its rounds): losing an etcd member would pause the groups", slack, election)
+	}
+	if TickMs*10 > ElectionMs {
+		t.Errorf("tick %d ms, election %d ms: etcd wants the election timeout at least 10 heartbeats", TickMs, ElectionMs)
+	}
+}
