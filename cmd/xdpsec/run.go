@@ -34,6 +34,10 @@ func runDaemon(args []string) int {
 		for _, w := range cfg.Warnings {
 			fmt.Fprintln(os.Stderr, "warning:", w)
 		}
+		if cfg.Witness() {
+			fmt.Printf("%s: ok (witness: etcd member %s of cluster %s, nothing else)\n", *file, cfg.Cluster.Node, cfg.Cluster.Name)
+			return 0
+		}
 		mode := "two-arm"
 		if cfg.OneArm() {
 			mode = "one-arm"
@@ -63,6 +67,15 @@ func runDaemon(args []string) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	if cfg.Witness() {
+		defer cfg.Wipe()
+		if err := daemon.RunWitness(ctx, cfg, log, func() { notify(log, systemd.SdNotifyReady, "STATUS=witness") }); err != nil {
+			log.Error("xdpsec", "err", err)
+			return 1
+		}
+		log.Info("xdpsec stopped")
+		return 0
+	}
 	d, err := daemon.Start(cfg, log)
 	if err != nil {
 		log.Error("xdpsec", "err", err)

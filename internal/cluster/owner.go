@@ -44,8 +44,9 @@ const (
 // "NODE TERM"); a standby that has seen no change of the key for a TTL,
 // by its own clock from when it saw the last change, takes the key with a
 // compare on the revision it saw. Exactly one such transaction can win.
-// The etcd session's lease (concurrency.Session, the minimum TTL) is only
-// the backstop that removes a dead node's keys.
+// The owner key carries no etcd lease (session.go says why); the node's
+// etcd session (concurrency.Session) holds its presence key and move
+// requests only.
 //
 // Fencing. The owner may send until (when it sent its last successful
 // renewal) + TTL − margin, by its monotonic clock. A standby's wait
@@ -436,7 +437,9 @@ func (l *groupLoop) put(key string, cmp clientv3.Cmp, val string) (ok bool, rev 
 	}
 	ctx, cancel := context.WithTimeout(l.o.ctx, max(timeout, time.Millisecond))
 	defer cancel()
-	resp, err := l.o.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, val, clientv3.WithLease(l.o.lease()))).Commit()
+	// No lease: the owner key lives by its renewals alone (session.go says
+	// why the etcd session's lease must not take it away).
+	resp, err := l.o.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, val)).Commit()
 	if err != nil {
 		return false, 0, err
 	}
@@ -493,6 +496,16 @@ func (l *groupLoop) takeRefused(key string) {
 }
 
 func (l *groupLoop) renew(key string) {
+	// Fenced (its deadline passed with no renewal heard of), the owner
+	// writes again only once it hears etcd: a renewal whose answer is
+	// lost may commit all the same (etcd's replies lost, its requests
+	// delivered), and renewals that commit unheard would keep the
+	// standbys waiting while this node sends nothing (TestRepliesLost).
+	if l.g.gate.Deadline() == 0 {
+		if _, ok := l.resync(key); !ok || !l.owner() {
+			return
+		}
+	}
 	sent := Now()
 	l.o.CountWrite(l.g.Name, WriteRenew)
 	ok, rev, err := l.put(key, clientv3.Compare(clientv3.Value(key), "=", l.myVal), l.myVal)

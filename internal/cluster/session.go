@@ -10,16 +10,27 @@ import (
 )
 
 // The node's etcd session: one etcd lease (concurrency.Session, kept
-// alive by the client) that the node's presence key, its owner keys and
-// its move requests are written with, so that etcd removes them when the
-// node is gone. A node cut from etcd for longer than that lease (a
-// partition, a slow etcd leader change) loses it: etcd deletes the keys,
-// and every later write with the dead lease fails ("lease not found").
-// keepSession then makes a new session and writes the presence key again;
-// the group loops write with the new lease from their next renewal or
-// take on (an owner key still on the old lease, if that lease outlived
-// the client's keepalive, moves to the new one at its owner's next
-// renewal).
+// alive by the client) that the node's presence key and its move requests
+// are written with, so that etcd removes them when the node is gone. A
+// node cut from etcd for longer than that lease (a partition, a slow etcd
+// leader change) loses it: etcd deletes the keys, and every later write
+// with the dead lease fails ("lease not found"). keepSession then makes a
+// new session and writes the presence key again.
+//
+// The owner keys are on no lease. A session can die while the node's
+// transactions still commit: a member forwards each lease keepalive to
+// the raft leader over HTTP and answers a client's keepalive stream one
+// request at a time, so after the leader is lost (cut off, killed) one
+// keepalive forwarded to it holds every lease of the node for etcd's
+// request timeout (5 s + 2 election timeouts), longer than the session's
+// lease, while transactions already go through raft to the new leader.
+// Owner keys on the session lease went with it: a healthy owner fenced
+// and a standby took the group over (TestClusterPartition, 2 runs in 3
+// when the cut node was the leader; TestOwnerKeyOutlivesSession). The
+// group's own lease, the owner's renewals by compare-and-swap, is what
+// says who owns it: a standby takes a key that has not changed for a TTL,
+// however long the key stays in etcd, and an owner that cannot renew
+// fences itself by its deadline, so nothing needs the key deleted.
 //
 // Nothing here opens a gate: only a take or a renewal that etcd committed
 // under its compare does (owner.go), so a node that lost its groups in
@@ -80,7 +91,7 @@ func (o *Ownership) keepSession() {
 		}
 		if lost == 0 {
 			lost = Now()
-			o.log.Warn("cluster: etcd session lost: its lease expired or is no longer kept alive (presence and owner keys go with it); making a new session",
+			o.log.Warn("cluster: etcd session lost: its lease expired or is no longer kept alive (its presence key goes with it); making a new session",
 				"node", o.node, "lease", fmt.Sprintf("%x", int64(s.Lease())))
 		}
 		ns, err := o.newSession(o.ctx, try)

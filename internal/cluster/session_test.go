@@ -157,3 +157,63 @@ func TestSessionLost(t *testing.T) {
 		t.Fatalf("a logged %d session losses and %d recoveries, want 2 each:\n%s", lost, back, logA.String())
 	}
 }
+
+// TestOwnerKeyOutlivesSession: the owner's etcd session lease ends in etcd
+// while its renewals still commit. That is what a lost etcd leader does
+// to every other node: a member forwards each lease keepalive to the
+// leader over HTTP and answers a client's keepalives one at a time, so
+// one forwarded to the lost leader holds the node's whole keepalive
+// stream for etcd's request timeout (5 s + 2 elections), longer than the
+// session lease, while transactions go through raft to the new leader
+// (TestClusterPartition saw it: a healthy owner fenced, its key deleted
+// with its session, and a needless failover). Here the lease is revoked
+// under the owner's feet. The owner must keep its group without a pause
+// (the owner key is not on the session lease: the group's own lease, the
+// renewals, says who owns it), b must not take it, and a makes a new
+// session (one loss, one recovery). On code that wrote the owner key
+// with the session lease, etcd deleted it, a fenced and b took g1.
+func TestOwnerKeyOutlivesSession(t *testing.T) {
+	const ttl, margin = time.Second, 250 * time.Millisecond
+	cl := testEtcd(t)
+	var logA syncBuf
+	a, b := ownerPair(t, cl, testClient(t, cl), ttl, margin, slog.New(slog.NewTextHandler(&logA, nil)))
+	ga, gb := a.Group("g1"), b.Group("g1")
+	w := watchGates(ga, gb)
+	defer w.close()
+	time.Sleep(ttl / 2) // a renews a few times, b watches
+	since := ga.Since()
+	if since == 0 || !ga.MaySend(Now()) || gb.MaySend(Now()) {
+		t.Fatal("a is not the only sender")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admin := testClient(t, cl)
+	lease := a.lease()
+	if _, err := admin.Revoke(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool { return a.lease() != lease }) {
+		t.Fatal("a made no new session after its lease was revoked")
+	}
+	time.Sleep(3 * ttl)
+	if ga.Since() != since || ga.Stopped() != 0 || !ga.MaySend(Now()) {
+		t.Fatalf("a lost g1 with its session: since %v -> %v, stopped %v, may send %v\n%s",
+			since, ga.Since(), ga.Stopped(), ga.MaySend(Now()), logA.String())
+	}
+	if gb.Since() != 0 || gb.Owner() != "a" {
+		t.Fatalf("b took g1 (since %v, owner %q)", gb.Since(), gb.Owner())
+	}
+	if at := w.overlap.Load(); at != 0 {
+		t.Fatalf("a and b might both send at %v", time.Duration(at))
+	}
+	lost, back := strings.Count(logA.String(), "cluster: etcd session lost"), strings.Count(logA.String(), "cluster: etcd session back")
+	if lost != 1 || back != 1 || strings.Contains(logA.String(), "group owner changed group=g1 from=a") {
+		t.Fatalf("a logged %d session losses and %d recoveries (want 1 each) or an ownership change:\n%s", lost, back, logA.String())
+	}
+	// The owner key stays after a's new session: only the group's renewals
+	// and takes write it.
+	resp, err := admin.Get(ctx, a.keys.owner("g1"))
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease != 0 {
+		t.Fatalf("owner key after the session's loss: %v %+v (want one, on no lease)", err, resp)
+	}
+}

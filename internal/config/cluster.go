@@ -64,7 +64,15 @@ type Cluster struct {
 	// Announce is how many times a new owner announces a group's
 	// addresses (announce; 0: never).
 	Announce int
+	// Witness: this node is an etcd member only (witness: true): no
+	// interfaces, no tunnels, in no group's nodes; the third member that
+	// keeps a two-node cluster's quorum when one node dies.
+	Witness bool
 }
+
+// Witness reports whether the configuration is an etcd witness's
+// (cluster.witness): the daemon runs its embedded etcd member only.
+func (c *Config) Witness() bool { return c.Cluster != nil && c.Cluster.Witness }
 
 // EmbeddedEtcd is this node's etcd member.
 type EmbeddedEtcd struct {
@@ -130,7 +138,7 @@ func (d *decoder) cluster(n *yaml.Node, c *Config) {
 		Announce: DefaultAnnounce}
 	var groupsNode, ttlNode *yaml.Node
 	keySet := false
-	d.mapping(n, "cluster", []string{"name", "node", "etcd", "lease_ttl", "fence_margin", "replay_publish", "key_file", "groups", "announce"}, func(k string, v *yaml.Node) {
+	d.mapping(n, "cluster", []string{"name", "node", "etcd", "lease_ttl", "fence_margin", "replay_publish", "key_file", "groups", "announce", "witness"}, func(k string, v *yaml.Node) {
 		f := "cluster." + k
 		switch k {
 		case "name":
@@ -161,6 +169,8 @@ func (d *decoder) cluster(n *yaml.Node, c *Config) {
 		case "announce":
 			n, _ := d.integer(v, f, 0, 20)
 			cl.Announce = int(n)
+		case "witness":
+			cl.Witness = d.boolean(v, f)
 		}
 	})
 	if n.Kind != yaml.MappingNode {
@@ -169,7 +179,10 @@ func (d *decoder) cluster(n *yaml.Node, c *Config) {
 	if cl.Name == "" || cl.Node == "" {
 		d.errf(n, "cluster", "name and node are required")
 	}
-	if !keySet {
+	if cl.Witness && cl.Embedded == nil {
+		d.errf(n, "cluster.witness", "a witness is an embedded etcd member: etcd.embedded is required")
+	}
+	if !keySet && !cl.Witness {
 		d.errf(n, "cluster.key_file", "required: 32 random bytes in hex (mode 0600) that seal SA keys in etcd")
 	}
 	if cl.Embedded == nil && cl.Endpoints == nil {
@@ -187,6 +200,10 @@ func (d *decoder) cluster(n *yaml.Node, c *Config) {
 	}
 	if cl.Embedded != nil && cl.Node != "" && cl.Embedded.Members[cl.Node] == "" {
 		d.errf(n, "cluster.etcd.embedded.members", "must name this node %q", cl.Node)
+	}
+	if groupsNode != nil && cl.Witness {
+		d.errf(groupsNode, "cluster.groups", "a witness (cluster.witness) carries no group")
+		groupsNode = nil
 	}
 	if groupsNode != nil {
 		seen := map[string]bool{}

@@ -705,7 +705,7 @@ func (d *decoder) top(n *yaml.Node, c *Config) {
 	if clusterNode != nil {
 		d.cluster(clusterNode, c)
 	}
-	if c.LAN == "" || c.WAN == "" {
+	if (c.LAN == "" || c.WAN == "") && !c.Witness() {
 		d.errf(n, "interfaces", "lan and wan are required (the same name for one-arm)")
 	}
 	if !pinSet {
@@ -1350,7 +1350,11 @@ func (d *decoder) check(root *yaml.Node, c *Config) {
 		}
 	}
 	d.checkIKE(c)
-	if len(c.SAs) == 0 && len(c.Policies) == 0 && len(c.IKE.Connections) == 0 {
+	if c.Witness() {
+		if len(c.SAs) != 0 || len(c.Policies) != 0 || len(c.IKE.Connections) != 0 {
+			d.errf(root, "cluster.witness", "a witness is an etcd member only: no sas, policies or connections")
+		}
+	} else if len(c.SAs) == 0 && len(c.Policies) == 0 && len(c.IKE.Connections) == 0 {
 		d.errf(root, "sas", "no SAs, no policies and no connections: nothing to do")
 	}
 }

@@ -476,20 +476,7 @@ func TestClusterTakeover(t *testing.T) {
 		c.diagnose(t)
 	}
 	// Delivery: none twice, loss counted, the application's longest gap.
-	for _, d := range []struct {
-		name string
-		f    *udpFlow
-	}{{"hA->hB", ab}, {"hB->hA", ba}} {
-		gap, lo, hi := d.f.gap()
-		t.Logf("%s: %d sent, %d delivered, %d lost, longest gap %v (after #%d, before #%d)", d.name, d.f.sent, len(d.f.got),
-			int(d.f.sent)-len(d.f.got), gap.Round(time.Millisecond), lo, hi)
-		if n := d.f.dups(); n > 0 {
-			t.Errorf("%s: %d datagrams delivered twice", d.name, n)
-		}
-		if len(d.f.got) < int(d.f.sent)/2 {
-			t.Errorf("%s: only %d of %d delivered", d.name, len(d.f.got), d.f.sent)
-		}
-	}
+	delivery(t, ab, ba)
 
 	// The WAN: ESP only, no (SPI, sequence number) twice.
 	noLeak(t, wanPcap)
