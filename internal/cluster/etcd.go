@@ -40,6 +40,11 @@ const (
 	ElectionMs = 100
 )
 
+// EtcdHistory is how much history the embedded member keeps: it compacts
+// older revisions every EtcdHistory. A watch that falls further behind
+// lists again (followPrefix).
+const EtcdHistory = 5 * time.Minute
+
 // StartEmbedded starts this node's etcd member and waits until it serves
 // (or ctx ends). Every member lists the same members, so the first start
 // of all of them forms the cluster ("new"); a member whose data directory
@@ -59,6 +64,12 @@ func StartEmbedded(ctx context.Context, cl *config.Cluster) (*embed.Etcd, error)
 		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	}
 	cfg.UnsafeNoFsync = noFsync
+	// Keep EtcdHistory of history, no more: every renewal, replay top and
+	// record is a revision, and etcd keeps all of them until compacted
+	// (100 busy tunnels write ~1,000 keys a second): without compaction
+	// the member reaches its space quota within hours and refuses every
+	// write, renewals too (docs/cluster.md, "Capacity").
+	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = embed.CompactorModePeriodic, EtcdHistory.String()
 	peer, err := url.Parse(e.PeerURL)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: peer_url: %w", err)

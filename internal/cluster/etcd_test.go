@@ -6,6 +6,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/xdpsec/xdpsec/internal/cluster/etcdtest"
 	"github.com/xdpsec/xdpsec/internal/config"
@@ -16,6 +17,13 @@ var freeURL, waitFor = etcdtest.FreeURL, etcdtest.WaitFor
 // testEtcd starts a one-member embedded etcd in a temporary directory and
 // returns its configuration (for more clients); it stops with the test.
 func testEtcd(t *testing.T) *config.Cluster {
+	t.Helper()
+	cl, _ := testEtcdServer(t)
+	return cl
+}
+
+// testEtcdServer is testEtcd with its member.
+func testEtcdServer(t *testing.T) (*config.Cluster, *embed.Etcd) {
 	quietEtcd, noFsync = true, true
 	t.Helper()
 	peer := freeURL(t)
@@ -29,7 +37,7 @@ func testEtcd(t *testing.T) *config.Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	return cl
+	return cl, srv
 }
 
 // testClient is one more client of cl's etcd, closed with the test.

@@ -38,36 +38,50 @@ func (r *IKEReplicator) Rejected() uint64 { return r.rejected.Load() }
 // Put seals st and writes it for group, if this node still owns it (a
 // Deleted st deletes the record).
 func (r *IKEReplicator) Put(ctx context.Context, group string, st *ike.IKESAState) error {
+	return r.PutMany(ctx, group, []*ike.IKESAState{st})
+}
+
+// PutMany is Put for several IKE SAs of group in one transaction (at most
+// BatchMaxOps of them).
+func (r *IKEReplicator) PutMany(ctx context.Context, group string, sts []*ike.IKESAState) error {
 	g := r.o.groups[group]
 	if g == nil {
 		return fmt.Errorf("cluster: no group %q", group)
 	}
-	key := r.o.keys.ikeSA(group, st.SPIi, st.SPIr)
-	var op clientv3.Op
-	if st.Deleted {
-		op = clientv3.OpDelete(key)
-	} else {
+	ops := make([]clientv3.Op, 0, len(sts))
+	for _, st := range sts {
+		key := r.o.keys.ikeSA(group, st.SPIi, st.SPIr)
+		if st.Deleted {
+			ops = append(ops, clientv3.OpDelete(key))
+			continue
+		}
 		b, err := encodeIKE(st)
 		if err != nil {
 			return err
 		}
 		sealed := r.seal.Seal(key, b)
 		clear(b)
-		op = clientv3.OpPut(key, string(sealed))
+		ops = append(ops, clientv3.OpPut(key, string(sealed)))
 	}
-	resp, err := r.o.cli.Txn(ctx).If(r.o.ownerCmp(g)).Then(op).Commit()
+	what := fmt.Sprintf("%d ike sas", len(sts))
+	if len(sts) == 1 {
+		what = fmt.Sprintf("ike sa %016x_i", sts[0].SPIi)
+	}
+	resp, err := r.o.cli.Txn(ctx).If(r.o.ownerCmp(g)).Then(ops...).Commit()
 	if err != nil {
-		return fmt.Errorf("cluster: group %s: ike sa %016x_i: %w", group, st.SPIi, err)
+		return fmt.Errorf("cluster: group %s: %s: %w", group, what, err)
 	}
 	if !resp.Succeeded {
-		return fmt.Errorf("cluster: group %s: ike sa %016x_i: %w", group, st.SPIi, ErrNotOwner)
+		return fmt.Errorf("cluster: group %s: %s: %w", group, what, ErrNotOwner)
 	}
-	if st.Deleted {
-		r.dels.Add(1)
-	} else {
-		r.puts.Add(1)
+	for _, st := range sts {
+		if st.Deleted {
+			r.dels.Add(1)
+		} else {
+			r.puts.Add(1)
+		}
+		r.o.CountWrite(group, WriteRecord) // show cluster, metrics: an SA record (IKE SAs too)
 	}
-	r.o.CountWrite(group, WriteRecord) // show cluster, metrics: an SA record (IKE SAs too)
 	return nil
 }
 
@@ -188,8 +202,9 @@ type IKEWriter struct {
 	mu      sync.Mutex
 	pending map[ikeKey]*pendingIKE
 	kick    chan struct{}
-	// coalesced counts states replaced by a later one before being written.
-	coalesced atomic.Uint64
+	// coalesced counts states replaced by a later one before being written;
+	// txns the transactions written (several IKE SAs each, per group).
+	coalesced, txns atomic.Uint64
 }
 
 type ikeKey struct {
@@ -220,6 +235,9 @@ func (r *IKEReplicator) NewIKEWriter(interval time.Duration, report func(error))
 // Coalesced is the number of states a later one replaced before they
 // were written.
 func (w *IKEWriter) Coalesced() uint64 { return w.coalesced.Load() }
+
+// Txns is the number of transactions the writer committed or tried.
+func (w *IKEWriter) Txns() uint64 { return w.txns.Load() }
 
 // Offer queues st (the writer owns it from now on) for group.
 func (w *IKEWriter) Offer(group string, st ike.IKESAState) {
@@ -277,14 +295,32 @@ func (w *IKEWriter) flush(ctx context.Context, urgentOnly bool) {
 		delete(w.pending, k)
 	}
 	w.mu.Unlock()
+	// One transaction per group and BatchMaxOps IKE SAs: a storm of
+	// exchanges on many tunnels costs few round trips.
+	byGroup := map[string][]*ike.IKESAState{}
+	var groups []string
 	for i, k := range batch {
-		wctx, cancel := context.WithTimeout(ctx, w.r.o.ttl)
-		err := w.r.Put(wctx, k.group, &sts[i].st)
-		cancel()
-		sts[i].st.Wipe()
-		if err != nil && w.report != nil && ctx.Err() == nil {
-			w.report(err)
+		if byGroup[k.group] == nil {
+			groups = append(groups, k.group)
 		}
+		byGroup[k.group] = append(byGroup[k.group], &sts[i].st)
+	}
+	for _, g := range groups {
+		all := byGroup[g]
+		for len(all) > 0 {
+			n := min(len(all), BatchMaxOps)
+			wctx, cancel := context.WithTimeout(ctx, w.r.o.ttl)
+			err := w.r.PutMany(wctx, g, all[:n])
+			cancel()
+			w.txns.Add(1)
+			if err != nil && w.report != nil && ctx.Err() == nil {
+				w.report(err)
+			}
+			all = all[n:]
+		}
+	}
+	for _, p := range sts {
+		p.st.Wipe()
 	}
 }
 

@@ -63,13 +63,20 @@ func (p *ReplayTops) Publish(ctx context.Context, group string, sas []*sad.SA) (
 		p.markSynced(group, start)
 		return 0, nil
 	}
-	p.o.CountWrite(group, WriteReplay)
-	resp, err := p.o.cli.Txn(ctx).If(p.o.ownerCmp(g)).Then(ops...).Commit()
-	if err != nil {
-		return 0, fmt.Errorf("cluster: group %s: replay tops: %w", group, err)
-	}
-	if !resp.Succeeded {
-		return 0, fmt.Errorf("cluster: group %s: replay tops: %w", group, ErrNotOwner)
+	// At most BatchMaxOps tops a transaction (etcd refuses more than
+	// --max-txn-ops, 128 by default: a group of more tunnels would never
+	// publish otherwise).
+	for rest := ops; len(rest) > 0; {
+		n := min(len(rest), BatchMaxOps)
+		p.o.CountWrite(group, WriteReplay)
+		resp, err := p.o.cli.Txn(ctx).If(p.o.ownerCmp(g)).Then(rest[:n]...).Commit()
+		if err != nil {
+			return 0, fmt.Errorf("cluster: group %s: replay tops: %w", group, err)
+		}
+		if !resp.Succeeded {
+			return 0, fmt.Errorf("cluster: group %s: replay tops: %w", group, ErrNotOwner)
+		}
+		rest = rest[n:]
 	}
 	p.mu.Lock()
 	for k, t := range tops {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
@@ -40,6 +41,14 @@ type clusterIKE struct {
 
 	ikeRep *cluster.IKEReplicator
 	writer *cluster.IKEWriter
+	// batch writes the Child SA records and first sequence blocks (the
+	// Installer hooks queue, they never wait for etcd); held is the
+	// engine's Conn, which holds messages behind the writes queued before
+	// them (cluster_barrier.go).
+	batch atomic.Pointer[cluster.Batcher]
+	held  *heldConn
+	tops  atomic.Pointer[cluster.ReplayTops] // the node's (they outlive the plane's node field)
+	marks atomic.Pointer[cluster.SeqMarks]
 
 	mu      sync.Mutex
 	closed  bool // shutting down: nothing more is written
@@ -81,6 +90,7 @@ func newClusterIKE(p *clusterPlane, log *slog.Logger) *clusterIKE {
 // configure sets the engine's hooks: exports, cluster-wide ReqIDs, and no
 // start action of its own for grouped connections.
 func (c *clusterIKE) configure(cfg *ike.Config) {
+	c.newBatcher()
 	cfg.Export = c.export
 	cfg.ReqID = c.reqID
 	cfg.SPIRange = c.spiRange
@@ -103,8 +113,10 @@ func (c *clusterIKE) start(e *ike.Engine, st *store.Store) {
 	c.writer = c.ikeRep.NewIKEWriter(cluster.DefaultIKEWriteInterval, func(err error) {
 		c.log.Warn("cluster: IKE SA not replicated", "err", err)
 	})
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go func() { defer c.wg.Done(); c.writer.Run(c.ctx) }()
+	b := c.newBatcher()
+	go func() { defer c.wg.Done(); b.Run(c.ctx) }()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.engine = e
@@ -119,6 +131,27 @@ func (c *clusterIKE) start(e *ike.Engine, st *store.Store) {
 		}
 	}
 }
+
+// newBatcher makes the Batcher once the cluster plane runs.
+func (c *clusterIKE) newBatcher() *cluster.Batcher {
+	if b := c.batch.Load(); b != nil || c.p.node == nil {
+		return b
+	}
+	node := c.p.node
+	c.tops.Store(node.Tops)
+	c.marks.Store(node.Marks)
+	b := node.Replicator.Batcher(node.Marks, clusterIKEWriteTimeout)
+	b.Notify(func(settled uint64) {
+		if c.held != nil {
+			c.held.release(settled)
+		}
+	})
+	c.batch.Store(b)
+	return b
+}
+
+// batcher is the Batcher (nil before the cluster plane runs).
+func (c *clusterIKE) batcher() *cluster.Batcher { return c.batch.Load() }
 
 // initiateLocked initiates the group's start_action start connections
 // that have no IKE SA here (up).
@@ -150,6 +183,9 @@ func (c *clusterIKE) close() {
 	}
 	c.cancel()
 	c.wg.Wait()
+	if b := c.batch.Swap(nil); b != nil && c.held != nil {
+		c.held.release(b.Issued()) // nothing more is written: what is held goes
+	}
 }
 
 // groupOfSA is the group of a negotiated SA (its name is CONNECTION/CHILD).
@@ -256,15 +292,17 @@ func (c *clusterIKE) prepare(sa *sad.SA) {
 	sa.SetSeqLimit(0)
 }
 
-// clusterIKEWriteTimeout bounds the etcd writes an installation waits for.
+// clusterIKEWriteTimeout bounds one transaction of the Batcher.
 const clusterIKEWriteTimeout = 2 * time.Second
 
 // installed runs after the engine installed a negotiated SA (cfg with its
-// keys, still the engine's): a grouped one is written to etcd, sealed, and
-// an outbound one reserves its first block of sequence numbers above the
-// group's mark before it may send. Both wait for etcd (the engine's loop
-// with them): the standby must have the SA before the peer can use it,
-// and the SA must not send below a durable mark.
+// keys, still the engine's): a grouped one is queued for etcd, sealed,
+// and an outbound one with the first block of its sequence numbers
+// (cluster.Batcher: one transaction for the SAs of many tunnels). It does
+// not wait: the engine's messages sent from now on are held until the
+// write is settled (heldConn), so a standby has the SA before the peer
+// can use it, and an outbound SA sends nothing until its block is
+// durable (its limit stays 0 until reserved raises it).
 func (c *clusterIKE) installed(sa *sad.SA, cfg sad.Config, bound []sad.Selector) {
 	g := c.groupOfSA(sa.Name)
 	if g == "" {
@@ -280,26 +318,64 @@ func (c *clusterIKE) installed(sa *sad.SA, cfg sad.Config, bound []sad.Selector)
 		c.log.Warn("cluster: a grouped Child SA installed on a node that does not own the group: not replicated, it cannot send", "group", g, "sa", sa.Name, "spi", fmt.Sprintf("%08x", sa.SPI))
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), clusterIKEWriteTimeout)
-	defer cancel()
-	rec := cluster.Record{Config: cfg, Bound: bound, Created: time.Now()}
-	if err := c.p.node.Replicator.Put(ctx, g, &rec); err != nil {
-		c.log.Warn("cluster: Child SA not replicated", "group", g, "spi", fmt.Sprintf("%08x", sa.SPI), "err", err)
+	spi := fmt.Sprintf("%08x", sa.SPI)
+	warn := func(err error) { c.log.Warn("cluster: Child SA not replicated", "group", g, "spi", spi, "err", err) }
+	b := c.batcher()
+	if b == nil {
+		return // shutting down
 	}
-	c.mu.Lock()
+	rec := cluster.Record{Config: cfg, Bound: bound, Created: time.Now()}
 	if sa.Dir == sad.Inbound {
+		c.mu.Lock()
 		c.trackIn(g, sa)
 		c.mu.Unlock()
+		if _, err := b.Put(g, &rec, warn); err != nil {
+			warn(err)
+		}
 		return
 	}
-	k := seqstate.Key{SA: sa, Fingerprint: cluster.ID(g, fmt.Sprintf("%08x", sa.SPI))}
+	k := seqstate.Key{SA: sa, Fingerprint: cluster.ID(g, spi)}
+	c.mu.Lock()
 	if c.out[g] == nil {
 		c.out[g] = map[uint32]seqstate.Key{}
 	}
 	c.out[g][sa.SPI] = k
 	c.mu.Unlock()
-	if err := c.p.node.Marks.Resume(ctx, c.p.res, []seqstate.Key{k}, time.Now()); err != nil {
-		c.log.Warn("cluster: no sequence numbers reserved for a new Child SA yet (the next refresh tries again)", "group", g, "spi", fmt.Sprintf("%08x", sa.SPI), "err", err)
+	if _, err := b.PutReserve(g, &rec, k.Fingerprint, seqstate.MinBlock, func(mark uint64, fresh bool, err error) {
+		c.reserved(g, k, mark, fresh, err)
+	}); err != nil {
+		c.reserved(g, k, 0, false, err)
+	}
+}
+
+// reserved takes a new outbound SA's first block (or, when the SA's mark
+// existed, the mark to start above), if the SA is still this owner's.
+// After a failed write the slow path tries again: read the mark, reserve
+// above it (Marks.Resume), off the Batcher's goroutine.
+func (c *clusterIKE) reserved(g string, k seqstate.Key, mark uint64, fresh bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.owned[g] || c.closed || c.ctx == nil || c.out[g][k.SA.SPI].SA != k.SA {
+		return
+	}
+	now := time.Now()
+	switch {
+	case err != nil:
+		c.log.Warn("cluster: no sequence numbers reserved for a new Child SA yet: trying again", "group", g, "spi", fmt.Sprintf("%08x", k.SA.SPI), "err", err)
+		marks := c.marks.Load()
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			ctx, cancel := context.WithTimeout(c.ctx, clusterIKEWriteTimeout)
+			defer cancel()
+			if err := marks.Resume(ctx, c.p.res, []seqstate.Key{k}, time.Now()); err != nil {
+				c.log.Warn("cluster: no sequence numbers reserved for a new Child SA", "group", g, "spi", fmt.Sprintf("%08x", k.SA.SPI), "err", err)
+			}
+		}()
+	case fresh:
+		c.p.res.TrackReserved(k, mark, now)
+	default:
+		c.p.res.Track(k, mark, now) // above the mark found; the next Refresh reserves
 	}
 }
 
@@ -318,21 +394,29 @@ func (c *clusterIKE) deleted(sa *sad.SA) {
 	}
 	c.mu.Lock()
 	owned := c.owned[g] && !c.closed
+	var id string // an outbound SA's mark goes with its record
 	if k, ok := c.out[g][sa.SPI]; ok && sa.Dir == sad.Outbound {
 		delete(c.out[g], sa.SPI)
 		c.p.res.Remove([]seqstate.Key{k})
+		id = k.Fingerprint
 	}
 	if sa.Dir == sad.Inbound {
 		delete(c.in[g], sa.SPI)
+		if t := c.tops.Load(); t != nil {
+			t.Forget(g, sa.SPI) // its top goes with its record
+		}
 	}
 	c.mu.Unlock()
 	if !owned {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), clusterIKEWriteTimeout)
-	defer cancel()
-	if err := c.p.node.Replicator.Delete(ctx, g, sa.Dir, sa.SPI); err != nil {
+	warn := func(err error) {
 		c.log.Warn("cluster: Child SA record not deleted", "group", g, "spi", fmt.Sprintf("%08x", sa.SPI), "err", err)
+	}
+	if b := c.batcher(); b != nil {
+		if _, err := b.Delete(g, sa.Dir, sa.SPI, id, warn); err != nil {
+			warn(err)
+		}
 	}
 }
 

@@ -110,7 +110,7 @@ func startGW(t *testing.T, ctx context.Context, node, endpoint string, tc transp
 		Retransmit: ike.Retransmit{Timeout: 200 * time.Millisecond, Tries: 4}, Logger: log.With("subsystem", "ike")}
 	p.ike.configure(&ecfg)
 	cc := &countConn{Conn: tc, n: map[string]int{}}
-	e, err := ike.New(ecfg, cc, ip)
+	e, err := ike.New(ecfg, p.ike.engineConn(cc), ip)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -173,7 +173,11 @@ func (p *ikePlane) start() error {
 	if d.cluster != nil {
 		d.cluster.ike.configure(&ecfg)
 	}
-	p.engine, err = ike.New(ecfg, p.conn, p)
+	conn := transport.Conn(p.conn)
+	if d.cluster != nil {
+		conn = d.cluster.ike.engineConn(conn) // messages held behind the SA writes before them
+	}
+	p.engine, err = ike.New(ecfg, conn, p)
 	if err != nil {
 		return fmt.Errorf("ike: %w", err)
 	}

@@ -142,6 +142,17 @@ func (r *Reserver) Track(k Key, mark uint64, now time.Time) {
 	r.mu.Unlock()
 }
 
+// TrackReserved takes a new SA over whose first block (its counter up to
+// mark) was made durable for it alone (its mark created at mark, under
+// keys no one used before): its limit is raised to mark at once and its
+// counter left where it is; later blocks come from Refresh as usual.
+func (r *Reserver) TrackReserved(k Key, mark uint64, now time.Time) {
+	r.mu.Lock()
+	r.entries = append(r.entries, &entry{Key: k, mark: mark, block: MinBlock, t0: now, seq0: k.SA.Seq()})
+	r.mu.Unlock()
+	k.SA.SetSeqLimit(mark)
+}
+
 func keyErr(k Key, err error) error {
 	return fmt.Errorf("sa %s (spi 0x%08x, key %s): %w", k.SA.Name, k.SA.SPI, k.Fingerprint, err)
 }
