@@ -274,16 +274,29 @@ func (e *Engine) importSA(st IKESAState) error {
 		}
 		e.exp.resend[sa] = raw
 	}
+	kept := children[:0]
 	for _, c := range children {
+		same := func(x *childSA) bool { return x.inSPI == c.inSPI }
+		// A state older than the IKE SA that holds the Child SA now (its
+		// successor after an IKE rekey: a follower may get the records in
+		// another order than they were written) does not take it back.
+		moved := false
+		for o := range e.exp.standby {
+			moved = moved || o.estab.After(st.Established) && slices.ContainsFunc(o.children, same)
+		}
+		if moved {
+			continue
+		}
 		// A Child SA that moved here (an IKE rekey) leaves the standby SA
 		// that had it, whose Deleted may come later.
 		for o := range e.exp.standby {
-			o.children = slices.DeleteFunc(o.children, func(x *childSA) bool { return x.inSPI == c.inSPI })
+			o.children = slices.DeleteFunc(o.children, same)
 		}
 		c.ike = sa
 		e.spis[c.inSPI] = struct{}{}
+		kept = append(kept, c)
 	}
-	sa.children = children
+	sa.children = kept
 	if e.exp.standby == nil {
 		e.exp.standby = map[*ikeSA]bool{}
 	}

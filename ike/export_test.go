@@ -340,3 +340,56 @@ func TestDeactivateActivate(t *testing.T) {
 	}
 	steady(t, c.i, c.a, 1)
 }
+
+// TestImportStaleKeepsMovedChild: a standby that gets an older state of
+// a rekeyed IKE SA after its successor's (a follower that lists etcd
+// again imports the records in key order, not in the order they were
+// written) leaves the Child SAs with the successor: the old state still
+// lists them, but they moved (an IKE SA rekey), and taken back the new
+// owner would carry the tunnel on an IKE SA the peer has deleted.
+func TestImportStaleKeepsMovedChild(t *testing.T) {
+	ci, cr := pskPair(t, "aes128gcm16-prfsha256-ecp256", "aes128gcm16")
+	c := startCluster(t, ci, cr)
+	if err := c.i.e.Initiate(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	steady(t, c.i, c.a, 1)
+	c.replicated(t)
+	var old IKESAState
+	c.a.e.do(ctx(t), func() {
+		for _, sa := range c.a.e.sas {
+			old = sa.export(true)
+		}
+	})
+	defer old.Wipe()
+	if len(old.Children) != 1 {
+		t.Fatalf("the IKE SA's state has %d Child SAs", len(old.Children))
+	}
+	if err := c.a.e.RekeyIKE(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	var newSPI uint64
+	waitFor(t, "the standby to hold the rekeyed IKE SA with the Child SA", func() bool {
+		for _, sa := range c.b.e.List() {
+			if sa.SPIi != old.SPIi && len(sa.Children) == 1 {
+				newSPI = sa.SPIi
+				return true
+			}
+		}
+		return false
+	})
+	// The old state again, late.
+	stale := old
+	stale.Children = append([]ChildSAState(nil), old.Children...)
+	if err := c.b.e.Import(stale); err != nil {
+		t.Fatal(err)
+	}
+	for _, sa := range c.b.e.List() {
+		switch {
+		case sa.SPIi == newSPI && len(sa.Children) != 1:
+			t.Errorf("the rekeyed IKE SA lost its Child SA to its predecessor's late state: %+v", c.b.e.List())
+		case sa.SPIi == old.SPIi && len(sa.Children) != 0:
+			t.Errorf("the old IKE SA took its moved Child SA back: %+v", c.b.e.List())
+		}
+	}
+}

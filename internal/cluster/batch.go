@@ -138,10 +138,14 @@ func (b *Batcher) Put(group string, rec *Record, onError func(error)) (uint64, e
 }
 
 // PutReserve queues rec's write and, in the same transaction, the first
-// block of its outbound SA's mark id (ID(group, sub)): the mark is
-// created at block (fresh: the numbers up to it are the SA's) unless it
-// exists (an SPI the peer used before under other keys, or this SA's own
-// mark): done then hears the mark found, above which the SA must start.
+// block of its outbound SA's mark id (ID(group, sub)): the mark is set to
+// block whatever it held. rec must carry keys no one used before (a new
+// negotiated SA): a mark found under its SPI is then a stale one of
+// other keys, which the record it belonged to (same key, overwritten in
+// the same transaction) no longer needs; and since record and mark
+// commit together, the SA may use its first block before they do (no
+// other node knows the SA until then, and a new owner resumes above the
+// block after).
 // done runs on the Batcher's goroutine once the transaction is settled;
 // SeqMarks remembers the mark for the next raise.
 func (b *Batcher) PutReserve(group string, rec *Record, id string, block uint64, done func(mark uint64, fresh bool, err error)) (uint64, error) {
@@ -289,10 +293,7 @@ func (b *Batcher) commitGroup(ctx context.Context, group string, ops []*batchOp,
 		switch {
 		case op.done != nil:
 			b.o.CountWrite(group, WriteSeq)
-			then = append(then, clientv3.OpTxn(
-				[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(op.mark), "=", 0)},
-				[]clientv3.Op{clientv3.OpPut(op.mark, strconv.FormatUint(op.block, 10))},
-				[]clientv3.Op{clientv3.OpGet(op.mark)}))
+			then = append(then, clientv3.OpPut(op.mark, strconv.FormatUint(op.block, 10)))
 		case op.mark != "":
 			then = append(then, clientv3.OpDelete(op.mark))
 		}
@@ -313,20 +314,8 @@ func (b *Batcher) commitGroup(ctx context.Context, group string, ops []*batchOp,
 		i++ // the record
 		switch {
 		case op.done != nil:
-			r := resp.Responses[i].GetResponseTxn()
 			i++
-			if r.Succeeded {
-				mark(op, op.block, true)
-				continue
-			}
-			var m uint64
-			if rr := r.Responses[0].GetResponseRange(); rr != nil && len(rr.Kvs) > 0 {
-				m, err = strconv.ParseUint(string(rr.Kvs[0].Value), 10, 64)
-				if err != nil {
-					return fmt.Errorf("cluster: mark %s: %w", op.markID, err)
-				}
-			}
-			mark(op, m, false)
+			mark(op, op.block, true)
 		case op.mark != "":
 			i++
 		}

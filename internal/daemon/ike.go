@@ -361,6 +361,9 @@ func (p *ikePlane) InstallOutbound(cfg sad.Config, sel []sad.Selector) error {
 		p.d.cluster.ike.prepare(sa)
 	}
 	if err := p.d.store.Install(sa, store.Negotiated, sel); err != nil {
+		if p.d.cluster != nil {
+			p.d.cluster.ike.abandon(sa)
+		}
 		return err
 	}
 	if p.d.cluster != nil {

@@ -418,7 +418,10 @@ func (l *lab) captureFilter(t *testing.T, node, dev string, snap int, filter ...
 	// write into the test's directory. --immediate-mode and -U: every
 	// frame is written as it comes; otherwise frames wait in a ring block
 	// that tcpdump drops when it is interrupted.
-	c.cmd = l.cmd(context.Background(), node, append([]string{"tcpdump", "-i", dev, "-n", "-s", strconv.Itoa(snap), "-U", "--immediate-mode", "-Z", "root", "-w", c.file}, filter...)...)
+	// -B 8192: an 8 MiB kernel buffer, so that a loaded machine's tcpdump
+	// does not drop frames (a takeover test checks every IKE request on
+	// the WAN has its response).
+	c.cmd = l.cmd(context.Background(), node, append([]string{"tcpdump", "-i", dev, "-n", "-s", strconv.Itoa(snap), "-B", "8192", "-U", "--immediate-mode", "-Z", "root", "-w", c.file}, filter...)...)
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
