@@ -50,6 +50,10 @@ const (
 	// CounterFragRedirect: WAN outer fragment of ESP, or of ESP-in-UDP
 	// (known by its first fragment), redirected for reassembly.
 	CounterFragRedirect = Counter(xdpsecCounterCNT_FRAG_REDIRECT)
+	// CounterFenceDrop: an ARP request or Neighbor Solicitation for a
+	// cluster group address whose lease ran out here (Objects.Fence);
+	// dropped, so a dead daemon's kernel stops answering for it.
+	CounterFenceDrop = Counter(xdpsecCounterCNT_FENCE_DROP)
 )
 
 // Inbound SPD verdicts: WAN cleartext (not ESP with an SPI) that is not
@@ -113,6 +117,7 @@ var counterNames = [NumCounters]string{
 	CounterInUnsureDrop:       "in_unsure_drop",
 	CounterVLANOtherPass:      "vlan_other_pass",
 	CounterFragRedirect:       "frag_redirect",
+	CounterFenceDrop:          "fence_drop",
 }
 
 func (c Counter) String() string { return enum.Name(c, counterNames[:], "counter") }

@@ -149,7 +149,7 @@ func (o *Objects) mapsByName() map[string]*ebpf.Map {
 		xdpsecMapLiveSpis: o.objs.LiveSpis, xdpsecMapSpdV4: o.objs.SpdV4,
 		xdpsecMapSpdV6: o.objs.SpdV6, xdpsecMapXsks: o.objs.Xsks,
 		xdpsecMapInV4: o.objs.InV4, xdpsecMapInV6: o.objs.InV6, xdpsecMapInRules: o.objs.InRules,
-		xdpsecMapNattFrags: o.objs.NattFrags,
+		xdpsecMapNattFrags: o.objs.NattFrags, xdpsecMapFence: o.objs.Fence,
 	}
 }
 

@@ -71,6 +71,7 @@ func TestMapSpecs(t *testing.T) {
 		"in_v6":      {ebpf.LPMTrie, 20, 4, 1 << 16},
 		"in_rules":   {ebpf.Array, 4, 76, MaxInboundRules},
 		"natt_frags": {ebpf.LRUHash, 24, 8, 4096},
+		"fence":      {ebpf.Hash, 16, 8, MaxFenced},
 	}
 	if len(spec.Maps) != len(want) {
 		t.Errorf("object has %d maps, want %d", len(spec.Maps), len(want))

@@ -35,6 +35,14 @@
  * queue without a registered socket (daemon dead or restarting) drops instead
  * of handing protected traffic to the kernel in clear.
  *
+ * Cluster fence (issue 11, L2 mode): a tunnel group's address stays on the
+ * interface of a node whose daemon died (kill -9) until its kernel lifetime
+ * runs out (seconds). The daemon keeps, per group address it holds, the
+ * deadline of its lease in the fence map (CLOCK_MONOTONIC ns, rewritten on
+ * each renewal); ARP requests and Neighbor Solicitations for an address
+ * whose deadline has passed are dropped here, so the dead node's kernel
+ * stops answering for it before another node may take the group.
+ *
  * Every packet increments exactly one "verdict" counter; CNT_XSK_MISSING is
  * the only counter that is a subset of others (redirects that fell back to
  * XDP_DROP).
@@ -56,6 +64,8 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 /* Inbound rules the scan reads; a longer SPD is cut here, and a packet that
  * matches none of the first IN_RULES_MAX is dropped (in_unsure_drop). */
 #define IN_RULES_MAX 64
+/* Group addresses in the cluster fence. */
+#define FENCE_MAX 256
 
 /* SPD actions as mirrored by user space into spd_v4/spd_v6. */
 enum spd_action {
@@ -95,6 +105,7 @@ enum counter {
 	CNT_IN_UNSURE_DROP,  /* a rule needs ports/protocol the packet does not show */
 	CNT_VLAN_OTHER_PASS, /* not the configured VLAN (or untagged): the kernel's */
 	CNT_FRAG_REDIRECT,   /* outer fragment of ESP / ESP-in-UDP, to the XSK for reassembly */
+	CNT_FENCE_DROP,      /* ARP request / NS for a group address whose lease ran out */
 	CNT_MAX,
 };
 
@@ -245,6 +256,19 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* A group address (IPv4 as ::ffff:a.b.c.d) -> until when (bpf_ktime_get_ns)
+ * the kernel may answer ARP / Neighbor Solicitations for it. */
+struct fence_key {
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct fence_key);
+	__type(value, __u64);
+	__uint(max_entries, FENCE_MAX);
+} fence SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -269,6 +293,7 @@ struct hdrs {
 enum parse_result {
 	PARSE_IP,
 	PARSE_NOT_IP,
+	PARSE_ARP, /* h->l4 is the ARP header */
 	PARSE_MALFORMED,
 	PARSE_OTHER_VLAN,
 };
@@ -378,6 +403,10 @@ static __always_inline int parse(struct xdp_md *ctx, struct hdrs *h)
 		return PARSE_IP;
 	}
 
+	if (proto == bpf_htons(ETH_P_ARP)) {
+		h->l4 = l3;
+		return PARSE_ARP;
+	}
 	return PARSE_NOT_IP;
 }
 
@@ -880,8 +909,75 @@ static __always_inline int lan_stage(struct xdp_md *ctx, struct hdrs *h, int *li
 	}
 }
 
-static __always_inline int not_ip_verdict(int r)
+/* Ethernet/IPv4 ARP (RFC 826). */
+struct arp_ipv4 {
+	__be16 htype;
+	__be16 ptype;
+	__u8 hlen;
+	__u8 plen;
+	__be16 op;
+	__u8 sha[6];
+	__u8 spa[4];
+	__u8 tha[6];
+	__u8 tpa[4];
+} __attribute__((packed));
+
+/* Whether addr (4 or 16 bytes, already bounds-checked) is a group address
+ * whose lease has run out. */
+static __always_inline int fenced(const __u8 *addr, int v4)
 {
+	struct fence_key k = {};
+	__u64 *until;
+
+	if (v4) {
+		k.addr[10] = 0xff;
+		k.addr[11] = 0xff;
+		__builtin_memcpy(&k.addr[12], addr, 4);
+	} else {
+		__builtin_memcpy(k.addr, addr, 16);
+	}
+	until = bpf_map_lookup_elem(&fence, &k);
+	return until && bpf_ktime_get_ns() >= *until;
+}
+
+/* An ARP request for a fenced address is dropped; any other ARP frame is
+ * the kernel's. */
+static __always_inline int arp_verdict(struct xdp_md *ctx, struct hdrs *h)
+{
+	void *end = (void *)(long)ctx->data_end;
+	struct arp_ipv4 *a = h->l4;
+
+	if ((void *)(a + 1) <= end && a->op == bpf_htons(1) && a->ptype == bpf_htons(ETH_P_IP) &&
+	    a->plen == 4 && fenced(a->tpa, 1)) {
+		count(CNT_FENCE_DROP);
+		return XDP_DROP;
+	}
+	count(CNT_PASS_OTHER);
+	return XDP_PASS;
+}
+
+/* A Neighbor Solicitation (RFC 4861 section 4.3: type 135, the target at
+ * offset 8) for a fenced address. The solicitation has no extension
+ * headers: nexthdr is ICMPv6. */
+static __always_inline int ns_fenced(struct xdp_md *ctx, struct hdrs *h)
+{
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *icmp = h->l4;
+
+	if (h->family != 6 || h->proto != 58 /* IPPROTO_ICMPV6 */)
+		return 0;
+	if ((void *)(icmp + 24) > end || icmp[0] != 135)
+		return 0;
+	if (!fenced(icmp + 8, 0))
+		return 0;
+	count(CNT_FENCE_DROP);
+	return 1;
+}
+
+static __always_inline int not_ip_verdict(struct xdp_md *ctx, struct hdrs *h, int r)
+{
+	if (r == PARSE_ARP)
+		return arp_verdict(ctx, h);
 	if (r == PARSE_OTHER_VLAN)
 		count(CNT_VLAN_OTHER_PASS);
 	else
@@ -896,7 +992,9 @@ int xdp_wan(struct xdp_md *ctx)
 	int r = parse(ctx, &h);
 
 	if (r != PARSE_IP)
-		return not_ip_verdict(r);
+		return not_ip_verdict(ctx, &h, r);
+	if (ns_fenced(ctx, &h))
+		return XDP_DROP;
 	return wan_ip(ctx, &h);
 }
 
@@ -922,7 +1020,9 @@ int xdp_lan(struct xdp_md *ctx)
 	int r = parse(ctx, &h);
 
 	if (r != PARSE_IP)
-		return not_ip_verdict(r);
+		return not_ip_verdict(ctx, &h, r);
+	if (ns_fenced(ctx, &h))
+		return XDP_DROP;
 	return lan_ip(ctx, &h);
 }
 
@@ -935,7 +1035,9 @@ int xdp_onearm(struct xdp_md *ctx)
 	struct config *cfg;
 
 	if (r != PARSE_IP)
-		return not_ip_verdict(r);
+		return not_ip_verdict(ctx, &h, r);
+	if (ns_fenced(ctx, &h))
+		return XDP_DROP;
 	/* A trunk gives each tag its role: the LAN's frames meet only the SPD
 	 * mirror, the WAN's only the WAN rules, so cleartext on the WAN's tag
 	 * meets the inbound SPD and is never sealed as if from the LAN. */

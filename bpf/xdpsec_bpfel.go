@@ -56,8 +56,14 @@ const (
 	xdpsecCounterCNT_IN_UNSURE_DROP       xdpsecCounter = 21
 	xdpsecCounterCNT_VLAN_OTHER_PASS      xdpsecCounter = 22
 	xdpsecCounterCNT_FRAG_REDIRECT        xdpsecCounter = 23
-	xdpsecCounterCNT_MAX                  xdpsecCounter = 24
+	xdpsecCounterCNT_FENCE_DROP           xdpsecCounter = 24
+	xdpsecCounterCNT_MAX                  xdpsecCounter = 25
 )
+
+type xdpsecFenceKey struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+}
 
 type xdpsecFragKey struct {
 	_      structs.HostLayout
@@ -121,6 +127,7 @@ const (
 const (
 	xdpsecMapConfig     = "config"
 	xdpsecMapCounters   = "counters"
+	xdpsecMapFence      = "fence"
 	xdpsecMapInRules    = "in_rules"
 	xdpsecMapInV4       = "in_v4"
 	xdpsecMapInV6       = "in_v6"
@@ -187,6 +194,7 @@ type xdpsecProgramSpecs struct {
 type xdpsecMapSpecs struct {
 	Config    *ebpf.MapSpec `ebpf:"config"`
 	Counters  *ebpf.MapSpec `ebpf:"counters"`
+	Fence     *ebpf.MapSpec `ebpf:"fence"`
 	InRules   *ebpf.MapSpec `ebpf:"in_rules"`
 	InV4      *ebpf.MapSpec `ebpf:"in_v4"`
 	InV6      *ebpf.MapSpec `ebpf:"in_v6"`
@@ -225,6 +233,7 @@ func (o *xdpsecObjects) Close() error {
 type xdpsecMaps struct {
 	Config    *ebpf.Map `ebpf:"config"`
 	Counters  *ebpf.Map `ebpf:"counters"`
+	Fence     *ebpf.Map `ebpf:"fence"`
 	InRules   *ebpf.Map `ebpf:"in_rules"`
 	InV4      *ebpf.Map `ebpf:"in_v4"`
 	InV6      *ebpf.Map `ebpf:"in_v6"`
@@ -239,6 +248,7 @@ func (m *xdpsecMaps) Close() error {
 	return _XdpsecClose(
 		m.Config,
 		m.Counters,
+		m.Fence,
 		m.InRules,
 		m.InV4,
 		m.InV6,

@@ -24,16 +24,20 @@ var quietEtcd, noFsync bool
 
 // Raft timing of the embedded member. A group owner renews every quarter
 // of its lease; while the etcd members elect a new leader (ElectionMs to
-// twice that, plus a pre-vote round) no renewal commits, so the election
-// must fit in the slack between a renewal and the owner's deadline,
-// TTL*3/4 - margin: 450 ms with the defaults (800 ms, 150 ms). 20 ms
-// ticks and a 200 ms election timeout suit a LAN; etcd's defaults (100 ms,
-// 1 s) would fence every group whenever the etcd leader's node dies.
-// etcd's lease minimum follows from them: ceil(1.5 × 200 ms) = 1 s (see
-// docs/cluster.md).
+// twice that, plus a pre-vote and a vote round) no renewal commits, so the
+// election must fit in the slack between a renewal and the owner's
+// deadline, TTL*3/4 - margin: 375 ms with the defaults (700 ms, 150 ms).
+// It also bounds a takeover: a renewal the dead owner sent just before it
+// died, when it was also the etcd leader, commits only once the election
+// is over, and a standby counts its lease from when it saw that renewal,
+// so the takeover is up to an election longer (docs/cluster.md). 10 ms
+// ticks and a 100 ms election timeout keep that under a second with the
+// default lease, on a LAN; etcd's defaults (100 ms, 1 s) would fence every
+// group whenever the etcd leader's node dies. etcd's lease minimum follows
+// from them: ceil(1.5 × 100 ms) rounded up to whole seconds = 1 s.
 const (
-	TickMs     = 20
-	ElectionMs = 200
+	TickMs     = 10
+	ElectionMs = 100
 )
 
 // EtcdHistory is how much history the embedded member keeps: it compacts

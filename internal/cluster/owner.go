@@ -250,7 +250,13 @@ type groupLoop struct {
 	rev    int64  // mod revision of the owner key last seen (0: absent)
 	val    string // its value
 	seenAt int64  // Now() when a change of the key was last seen
-	sentAt int64  // Now() when the last successful renewal was sent
+	// gone: the value the key held when its lease deleted it (expired),
+	// for the ranks ("" otherwise).
+	gone string
+	// refusals: takes etcd refused in a row with no event from the watch
+	// in between (takeRefused).
+	refusals int
+	sentAt   int64 // Now() when the last successful renewal was sent
 }
 
 func newTerm() string {
@@ -275,7 +281,7 @@ func (o *Ownership) run(g *Group) {
 				stopWatch()
 				wctx, c := context.WithCancel(o.ctx)
 				stopWatch = c
-				wch = o.cli.Watch(wctx, key, clientv3.WithRev(rev+1))
+				wch = o.cli.Watch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithPrevKV())
 			}
 		}
 		select {
@@ -284,16 +290,24 @@ func (o *Ownership) run(g *Group) {
 			return
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil {
+				l.debug("watch ended", "closed", !ok, "err", wr.Err())
 				wch = nil
 				continue
 			}
+			if len(wr.Events) > 0 {
+				l.refusals = 0
+			}
 			for _, ev := range wr.Events {
+				l.debug("watch event", "rev", ev.Kv.ModRevision, "val", string(ev.Kv.Value), "delete", ev.Type == clientv3.EventTypeDelete)
 				if ev.Kv.ModRevision < l.rev {
 					continue
 				}
-				if ev.Type == clientv3.EventTypeDelete {
+				switch {
+				case ev.Type == clientv3.EventTypeDelete && ev.PrevKv != nil && ev.PrevKv.ModRevision == l.rev:
+					l.expired()
+				case ev.Type == clientv3.EventTypeDelete:
 					l.saw(0, "")
-				} else {
+				default:
 					l.saw(ev.Kv.ModRevision, string(ev.Kv.Value))
 				}
 			}
@@ -329,9 +343,26 @@ func (l *groupLoop) owner() bool { return l.val == l.myVal }
 
 // saw records a change of the owner key; losing it fences at once.
 func (l *groupLoop) saw(rev int64, val string) {
+	l.seenAt, l.gone = Now(), ""
+	l.set(rev, val)
+}
+
+// expired records the deletion of the owner key right after the write
+// this node saw last (the watch's previous value has the revision it
+// saw): its owner's etcd session lease ran out, so the owner wrote
+// nothing since. The wait for a silent owner still counts from that last
+// write, not from the deletion: the owner's deadline counts from when it
+// sent that write, before this node saw it. (A deletion found by a
+// resync, after writes this node may have missed, restarts the wait.)
+func (l *groupLoop) expired() {
+	l.gone = l.val
+	l.set(0, "")
+}
+
+func (l *groupLoop) set(rev int64, val string) {
 	was := l.owner()
-	l.rev, l.val, l.seenAt = rev, val, Now()
-	l.g.stats.seen.Store(l.seenAt)
+	l.rev, l.val = rev, val
+	l.g.stats.seen.Store(Now())
 	name, _, _ := strings.Cut(val, " ")
 	if strings.HasPrefix(val, movePrefix) || val == released {
 		name = ""
@@ -361,7 +392,9 @@ func (l *groupLoop) notify(sending bool) {
 func (l *groupLoop) resync(key string) (int64, bool) {
 	ctx, cancel := context.WithTimeout(l.o.ctx, l.o.ttl)
 	defer cancel()
+	start := Now()
 	resp, err := l.o.cli.Get(ctx, key)
+	l.debug("resync", "took_ms", ms(Now()-start), "err", err)
 	if err != nil {
 		return 0, false
 	}
@@ -385,6 +418,9 @@ func (l *groupLoop) mayTake(now int64) bool {
 	}
 	rank := 0
 	cur, _, _ := strings.Cut(l.val, " ")
+	if l.val == "" {
+		cur, _, _ = strings.Cut(l.gone, " ")
+	}
 	for _, n := range l.g.nodes {
 		if n == l.o.node {
 			break
@@ -422,13 +458,16 @@ func (l *groupLoop) take(key string) {
 	sent := Now()
 	prev, prevSeen, from := l.val, l.seenAt, l.g.lastOwner()
 	l.o.CountWrite(l.g.Name, WriteRenew)
+	l.debug("take", "rev", l.rev, "val", l.val, "unchanged_ms", ms(sent-l.seenAt))
 	ok, rev, err := l.put(key, cmp, l.myVal)
+	l.debug("take done", "ok", ok, "took_ms", ms(Now()-sent), "err", err)
 	if err != nil || !ok {
 		if err == nil {
-			l.resync(key) // someone was faster: see who
+			l.takeRefused(key)
 		}
 		return
 	}
+	l.refusals = 0
 	l.sentAt = sent
 	l.rev, l.val, l.seenAt = rev, l.myVal, Now()
 	l.g.stats.seen.Store(l.seenAt)
@@ -437,6 +476,27 @@ func (l *groupLoop) take(key string) {
 	l.g.since.Store(Now())
 	l.logTaken(prev, prevSeen, from)
 	l.notify(true)
+}
+
+// maxRefusals is how many refused takes in a row wait for the watch to
+// say why before a resync reads the key instead.
+const maxRefusals = 3
+
+// takeRefused: etcd refused a take because the owner key changed since
+// the revision this node saw. The watch, which brings every change in
+// order, says how: another node took it (the wait starts again), or the
+// silent owner's lease ran out and deleted it right after the write this
+// node saw (expired: the wait still counts from that write, and the next
+// tick takes it). A resync would read only the end of it, an absent key
+// after writes it may have missed, and must restart the wait: a takeover
+// that raced the deletion took a lease more. The loop retries at its
+// next ticks; if the watch says nothing for maxRefusals of them, it
+// resyncs after all.
+func (l *groupLoop) takeRefused(key string) {
+	if l.refusals++; l.refusals >= maxRefusals {
+		l.refusals = 0
+		l.resync(key)
+	}
 }
 
 func (l *groupLoop) renew(key string) {
@@ -453,6 +513,9 @@ func (l *groupLoop) renew(key string) {
 	sent := Now()
 	l.o.CountWrite(l.g.Name, WriteRenew)
 	ok, rev, err := l.put(key, clientv3.Compare(clientv3.Value(key), "=", l.myVal), l.myVal)
+	if took := time.Duration(Now() - sent); err != nil || !ok || took > l.o.ttl/8 {
+		l.debug("renewal", "ok", ok, "took_ms", took.Milliseconds(), "err", err)
+	}
 	switch {
 	case err != nil:
 		// The deadline stays: it runs out by itself if etcd stays away.
@@ -514,3 +577,14 @@ func (l *groupLoop) letGo(key, val string) error {
 	l.logLetGo(val, time.Duration(l.seenAt-stop))
 	return nil
 }
+
+// debug logs a step of the group's loop at debug level (log_level:
+// debug): what a slow takeover waited for.
+func (l *groupLoop) debug(msg string, args ...any) {
+	if !l.o.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	l.o.log.Debug("cluster: "+msg, append([]any{"group", l.g.Name, "node", l.o.node}, args...)...)
+}
+
+func ms(d int64) int64 { return time.Duration(d).Milliseconds() }

@@ -16,23 +16,8 @@ const (
 )
 
 func TestOwnershipTakeoverFenced(t *testing.T) {
-	cl := testEtcd(t)
-	spec := []GroupSpec{{Name: "g1", Nodes: []string{"a", "b"}}}
-	ca, cb := testClient(t, cl), testClient(t, cl)
-	a, err := StartOwnership(ca, OwnershipConfig{Cluster: "test", Node: "a", TTL: testTTL, Margin: testMargin, Groups: spec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ga := a.Group("g1")
-	if !waitFor(5*time.Second, func() bool { return ga.MaySend(Now()) }) {
-		t.Fatal("a never took g1")
-	}
-	b, err := StartOwnership(cb, OwnershipConfig{Cluster: "test", Node: "b", TTL: testTTL, Margin: testMargin, Groups: spec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	gb := b.Group("g1")
+	ca, _, a, b := ownerAndStandby(t)
+	ga, gb := a.Group("g1"), b.Group("g1")
 	// b is standby while a renews: several leases long.
 	if waitFor(3*testTTL, func() bool { return gb.MaySend(Now()) }) {
 		t.Fatal("b sends while a holds g1")

@@ -18,8 +18,10 @@ const (
 	// it. etcd's own leases are whole seconds (at least 1 s), so this
 	// sub-second lease is kept by compare-and-swap on the owner key. The
 	// owner renews every quarter of it, and the slack (3/4 of it less the
-	// margin) must outlast an etcd leader election (docs/cluster.md).
-	DefaultLeaseTTL = 800 * time.Millisecond
+	// margin) must outlast an etcd leader election (docs/cluster.md);
+	// a lease plus an election (a dead owner that led etcd) stays under
+	// a second.
+	DefaultLeaseTTL = 700 * time.Millisecond
 	// DefaultReplayPublish is how often the active publishes its inbound
 	// SAs' replay-window tops (RFC 6027 §3.4).
 	DefaultReplayPublish = 100 * time.Millisecond

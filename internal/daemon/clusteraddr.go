@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/internal/cluster"
 	"github.com/xdpsec/xdpsec/internal/config"
 	"github.com/xdpsec/xdpsec/internal/nic"
@@ -40,6 +41,14 @@ import (
 // owner; the kernel drops them when the lifetime runs out. At attach,
 // addresses of groups this node does not send for are removed: a node
 // killed while it held a group may have left them.
+//
+// The lifetime is seconds (the kernel's unit, and its expiry check runs up
+// to a second late), far longer than a lease. The XDP fence closes the
+// rest (bpf.Objects.Fence): while a group's addresses are held the
+// watchdog keeps the group's gate deadline in the pinned fence map, so a
+// dead daemon's kernel stops answering ARP requests and Neighbor
+// Solicitations for them at that deadline, which is fence_margin before
+// any other node may take the group.
 type groupAddrs struct {
 	log    *slog.Logger
 	groups map[string]config.TunnelGroup
@@ -47,7 +56,9 @@ type groupAddrs struct {
 	// owned says whether this node may send for the group now (its gate);
 	// own is the ownership it asks by default.
 	owned func(group string) bool
-	own   atomic.Pointer[cluster.Ownership]
+	// deadline is the group's gate deadline (cluster.Now(); 0: closed).
+	deadline func(group string) int64
+	own      atomic.Pointer[cluster.Ownership]
 
 	mu    sync.Mutex
 	ops   addrOps // nil until attach: the interfaces are not known yet
@@ -68,6 +79,8 @@ type groupAddrs struct {
 type heldGroup struct {
 	addrs  []boundAddr
 	timers []*time.Timer
+	// fenced is the deadline last written to the fence (0: none yet).
+	fenced int64
 }
 
 // boundAddr is a group address on the interface it goes on.
@@ -85,6 +98,14 @@ type addrOps interface {
 	announce(a []boundAddr) error
 	// republish makes the XDP tables see the interfaces' addresses.
 	republish() error
+}
+
+// addrFence is what addrOps also do where the XDP programs run: keep a
+// held address's deadline (cluster.Now()) in the fence, and take an
+// address out of it.
+type addrFence interface {
+	fence(a boundAddr, until int64) error
+	unfence(a boundAddr) error
 }
 
 // watchdogEvery is how often held groups' gates are checked.
@@ -127,6 +148,16 @@ func newGroupAddrs(cl *config.Cluster, log *slog.Logger) *groupAddrs {
 		}
 		g := o.Group(group)
 		return g != nil && g.MaySend(cluster.Now())
+	}
+	a.deadline = func(group string) int64 {
+		o := a.own.Load()
+		if o == nil {
+			return 0
+		}
+		if g := o.Group(group); g != nil {
+			return g.Deadline()
+		}
+		return 0
 	}
 	for _, g := range cl.Groups {
 		a.groups[g.Name] = g
@@ -187,6 +218,11 @@ func (a *groupAddrs) attach(ops addrOps, wan, lan *net.Interface) {
 			if err := ops.del(b); err != nil {
 				a.log.Warn("cluster: a group's address left from before not removed", "group", name, "address", b.prefix, "err", err)
 			}
+			if f, ok := ops.(addrFence); ok {
+				if err := f.unfence(b); err != nil {
+					a.log.Warn("cluster: a group's address not taken out of the xdp fence", "group", name, "address", b.prefix, "err", err)
+				}
+			}
 		}
 	}
 	a.ops = ops
@@ -211,6 +247,7 @@ func (a *groupAddrs) apply(group string) {
 	switch want := a.want[group] && a.owned(group); {
 	case want && h == nil:
 		h = &heldGroup{addrs: a.bound[group]}
+		a.fence(group, h) // before the kernel holds them
 		var added []boundAddr
 		for _, b := range h.addrs {
 			if err := a.ops.add(b); err != nil {
@@ -243,6 +280,7 @@ func (a *groupAddrs) apply(group string) {
 				a.log.Error("cluster: group's address not removed", "group", group, "address", b.prefix, "err", err)
 			}
 		}
+		a.unfence(group, a.bound[group])
 		if err := a.ops.republish(); err != nil {
 			a.log.Warn("cluster: xdp tables not republished", "group", group, "err", err)
 		}
@@ -276,10 +314,12 @@ func (a *groupAddrs) watchdog(stop, done chan struct{}) {
 			a.mu.Lock()
 			refresh := now.Sub(refreshed) >= a.refreshEvery
 			for g, h := range a.held {
-				switch {
-				case !a.owned(g):
+				if !a.owned(g) {
 					a.apply(g)
-				case refresh:
+					continue
+				}
+				a.fence(g, h)
+				if refresh {
 					for _, b := range h.addrs {
 						if err := a.ops.add(b); err != nil {
 							a.log.Warn("cluster: group's address not renewed", "group", g, "address", b.prefix, "err", err)
@@ -291,6 +331,37 @@ func (a *groupAddrs) watchdog(stop, done chan struct{}) {
 				refreshed = now
 			}
 			a.mu.Unlock()
+		}
+	}
+}
+
+// fence writes the group's gate deadline for its addresses to the XDP
+// fence if it changed (a renewal); a.mu is held. The written deadline
+// lags the gate's by a watchdog period at most: never later than it.
+func (a *groupAddrs) fence(group string, h *heldGroup) {
+	f, ok := a.ops.(addrFence)
+	d := a.deadline(group)
+	if !ok || d == 0 || d == h.fenced {
+		return
+	}
+	for _, b := range a.bound[group] {
+		if err := f.fence(b, d); err != nil {
+			a.log.Warn("cluster: group's address deadline not written to the xdp fence", "group", group, "address", b.prefix, "err", err)
+			return
+		}
+	}
+	h.fenced = d
+}
+
+// unfence takes addresses the kernel no longer holds out of the fence.
+func (a *groupAddrs) unfence(group string, bs []boundAddr) {
+	f, ok := a.ops.(addrFence)
+	if !ok {
+		return
+	}
+	for _, b := range bs {
+		if err := f.unfence(b); err != nil {
+			a.log.Warn("cluster: group's address not taken out of the xdp fence", "group", group, "address", b.prefix, "err", err)
 		}
 	}
 }
@@ -333,6 +404,29 @@ func (s sysAddrs) announce(bs []boundAddr) error {
 	return err
 }
 func (s sysAddrs) republish() error { return s.d.store.Resync() }
+
+// fence writes until (cluster.Now()) on the XDP programs' clock to every
+// object set's fence (both programs see every frame of their interface).
+func (s sysAddrs) fence(b boundAddr, until int64) error {
+	mono := bpf.MonotonicNow() + (until - cluster.Now())
+	var err error
+	for _, set := range s.d.objs {
+		if e := set.o.Fence(b.prefix.Addr(), mono); e != nil {
+			err = e
+		}
+	}
+	return err
+}
+
+func (s sysAddrs) unfence(b boundAddr) error {
+	var err error
+	for _, set := range s.d.objs {
+		if e := set.o.Unfence(b.prefix.Addr()); e != nil {
+			err = e
+		}
+	}
+	return err
+}
 
 // attachClusterAddrs lets the groups' addresses follow their ownership
 // from now on (the workers run).

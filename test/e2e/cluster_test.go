@@ -36,6 +36,8 @@ const (
 	clHostB    = "198.18.2.2"
 	clFlowPort = 7000
 	clNodes    = 3
+	// clLeaseTTL is the nodes' lease_ttl (the default).
+	clLeaseTTL = 700 * time.Millisecond
 )
 
 func clNode(i int) string { return fmt.Sprintf("n%d", i) }
@@ -120,7 +122,7 @@ pin_path: %s
 on_stop: detach
 control: %s
 state_dir: %s
-`, node, c.pinPath(node), c.sockPath(node), filepath.Join(c.dir, node+"-state"))
+`, node, c.pinPath(node), c.sockPath(node), filepath.Join(c.dir, node+"-state")) + clusterLogLevel()
 }
 
 // etcdYAML is node i's cluster.etcd section: an embedded member on its
@@ -426,7 +428,9 @@ func switchover(frames [][2]string, old string) (last, first float64, to string,
 // number) appears twice on the WAN, no datagram is delivered twice, no
 // plaintext crosses the WAN, and the new owner is another node.
 // CLUSTER_KILLS=N repeats the kill N times (the killed node restarted as
-// a standby in between) for a distribution of takeover times.
+// a standby in between) for a distribution of takeover times;
+// CLUSTER_KILL_LEADER=1 makes the owner the etcd leader before each kill;
+// CLUSTER_DEBUG=DIR keeps the nodes' debug logs (cluster_debug_test.go).
 func TestClusterTakeover(t *testing.T) {
 	needLab(t)
 	kills := 1
@@ -435,6 +439,7 @@ func TestClusterTakeover(t *testing.T) {
 		kills = max(kills, 1)
 	}
 	c := newClusterLab(t)
+	c.keepClusterLogs(t)
 	c.startNodes(t, "n1", "n2", "n3", "gP")
 	owner := c.waitOwner(t, 20*time.Second)
 	t.Logf("group g1 owned by %s", owner)
@@ -454,14 +459,23 @@ func TestClusterTakeover(t *testing.T) {
 		if k > 0 {
 			owner = c.waitOwner(t, 10*time.Second)
 		}
+		if os.Getenv("CLUSTER_KILL_LEADER") != "" {
+			c.moveEtcdLeader(t, owner)
+			time.Sleep(300 * time.Millisecond) // a few renewals under the new leader
+		}
+		leader := c.etcdLeader(t)
 		killed = append(killed, kill{node: owner, at: time.Now()})
 		c.gws[owner].stop(t, syscall.SIGKILL)
+		t.Logf("kill %d at %s: %s (etcd leader: %s)", k+1, killed[k].at.UTC().Format("15:04:05.000"), owner, leader)
 		next := c.waitOwner(t, 10*time.Second)
 		killed[k].next = next
 		if next == owner {
 			t.Fatalf("kill %d: %s still owns the group after its kill -9", k+1, owner)
 		}
 		t.Logf("kill %d: %s killed, %s owns the group", k+1, owner, next)
+		// The killed node's kernel still holds the address (its lifetime
+		// is seconds): only the XDP fence keeps it from answering.
+		c.probeGroupARP(t, 5, 100*time.Millisecond)
 		if k+1 < kills {
 			time.Sleep(2 * time.Second)
 			c.startNodes(t, owner) // rejoins as a standby: removes the address it was killed with
@@ -551,6 +565,40 @@ func TestClusterTakeover(t *testing.T) {
 		i, _ := strconv.Atoi(strings.TrimPrefix(kl.next, "n"))
 		if n := garps[clMAC(1, i).String()]; n == 0 {
 			t.Errorf("no gratuitous ARP from %s, which took the group over from %s", kl.next, kl.node)
+		}
+	}
+
+	// ARP: after a lease from its kill, the killed node's kernel answers
+	// no request for the group's address; the new owner does.
+	replies := arpReplies(t, wanPcap)
+	for k, kl := range killed {
+		i, _ := strconv.Atoi(strings.TrimPrefix(kl.node, "n"))
+		j, _ := strconv.Atoi(strings.TrimPrefix(kl.next, "n"))
+		from, until := float64(kl.at.Add(clLeaseTTL).UnixNano())/1e9, 1e300
+		if k+1 < len(killed) {
+			until = float64(killed[k+1].at.UnixNano()) / 1e9
+		}
+		dead, live := 0, 0
+		for _, r := range replies {
+			ts, _ := strconv.ParseFloat(r[0], 64)
+			if ts < from || ts >= until {
+				continue
+			}
+			switch r[1] {
+			case clMAC(1, i).String():
+				dead++
+			case clMAC(1, j).String():
+				live++
+			}
+		}
+		if dead > 0 {
+			t.Errorf("kill %d: %s's kernel answered %d ARP requests for %s more than a lease after its kill -9", k+1, kl.node, dead, clGroupWAN)
+		}
+		if live == 0 {
+			t.Errorf("kill %d: the new owner %s answered no ARP request for %s", k+1, kl.next, clGroupWAN)
+		}
+		if k == 0 || dead > 0 {
+			t.Logf("kill %d: ARP replies for %s after a lease: %d from %s (killed), %d from %s (owner)", k+1, clGroupWAN, dead, kl.node, live, kl.next)
 		}
 	}
 
