@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,8 +56,9 @@ func parseSwanSAs(list string) swanSAs {
 }
 
 // newClusterSwanLab is the cluster lab with the negotiated group and
-// charon in gP (not started yet: startCharon).
-func newClusterSwanLab(t *testing.T) (*clusterLab, string) {
+// charon in gP (not started yet: startCharon); groupNodes is the group's
+// nodes: map.
+func newClusterSwanLab(t *testing.T, groupNodes string) (*clusterLab, string) {
 	t.Helper()
 	c := newClusterLab(t)
 	pskb := make([]byte, 32)
@@ -111,9 +113,9 @@ cluster:
       connections: [%[5]s]
       wan: %[6]s/24
       lan: %[14]s/24
-      nodes: {n1: 100, n2: 50, n3: 10}
+      nodes: %[15]s
 `, n, c.pinPath(n), c.sockPath(n), filepath.Join(c.dir, n+"-state"), swanConn, clGroupWAN, clPeerWAN, pskFile, swanChild,
-			filepath.Join(c.dir, "cluster.key"), filepath.Join(c.dir, n+"-etcd"), 10+i, strings.Join(members, ", "), clGroupLAN)
+			filepath.Join(c.dir, "cluster.key"), filepath.Join(c.dir, n+"-etcd"), 10+i, strings.Join(members, ", "), clGroupLAN, groupNodes)
 		if err := os.WriteFile(c.cfgs[n], []byte(y), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -385,13 +387,19 @@ func checkMessageIDs(t *testing.T, ms []ikeMsg, from float64) (requests int) {
 func TestClusterSwanTakeover(t *testing.T) {
 	needLab(t)
 	needCharon(t)
-	for _, mode := range []string{"traffic", "dpd-in-flight", "after-rekey"} {
+	// two-nodes: the group on n1 and n2 only, n3 the third etcd member
+	// and nothing else (the witness a 2-node cluster needs for a quorum).
+	for _, mode := range []string{"traffic", "dpd-in-flight", "after-rekey", "two-nodes"} {
 		t.Run(mode, func(t *testing.T) { swanTakeover(t, mode) })
 	}
 }
 
 func swanTakeover(t *testing.T, mode string) {
-	c, psk := newClusterSwanLab(t)
+	groupNodes, members := "{n1: 100, n2: 50, n3: 10}", []string{"n1", "n2", "n3"}
+	if mode == "two-nodes" {
+		groupNodes, members = "{n1: 100, n2: 50}", []string{"n1", "n2"}
+	}
+	c, psk := newClusterSwanLab(t, groupNodes)
 	wan := c.capture(t, "sw", "bw", 200)
 	lan := c.captureFilter(t, "sw", "bl", 128, "udp", "port", strconv.Itoa(clFlowPort))
 	c.startNodes(t, "n1", "n2", "n3")
@@ -424,7 +432,7 @@ func swanTakeover(t *testing.T, mode string) {
 	sas := waitIKE(t, c.sockPath(owner), 1, 10*time.Second)
 	// Every standby holds the IKE SA (passive) before the kill.
 	deadline := time.Now().Add(10 * time.Second)
-	for _, n := range []string{"n1", "n2", "n3"} {
+	for _, n := range members {
 		if n == owner {
 			continue
 		}
@@ -493,6 +501,9 @@ func swanTakeover(t *testing.T, mode string) {
 	next := c.waitOwner(t, 10*time.Second)
 	if next == owner {
 		t.Fatalf("%s still owns the group after its kill -9", owner)
+	}
+	if !slices.Contains(members, next) {
+		t.Fatalf("%s took the group, which allows only %v", next, members)
 	}
 	t.Logf("%s killed, %s owns the group", owner, next)
 	sock := c.sockPath(next)
