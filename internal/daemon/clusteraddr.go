@@ -11,6 +11,7 @@ import (
 	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/internal/cluster"
 	"github.com/xdpsec/xdpsec/internal/config"
+	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/internal/nic"
 )
 
@@ -58,6 +59,9 @@ type groupAddrs struct {
 	owned func(group string) bool
 	// deadline is the group's gate deadline (cluster.Now(); 0: closed).
 	deadline func(group string) int64
+	// forwarding says whether the group's frames that reach this node go
+	// on to a new owner now (a graceful move, cluster_move.go).
+	forwarding func(group string) bool
 	own      atomic.Pointer[cluster.Ownership]
 
 	mu    sync.Mutex
@@ -158,6 +162,14 @@ func newGroupAddrs(cl *config.Cluster, log *slog.Logger) *groupAddrs {
 			return g.Deadline()
 		}
 		return 0
+	}
+	a.forwarding = func(group string) bool {
+		o := a.own.Load()
+		if o == nil {
+			return false
+		}
+		g := o.Group(group)
+		return g != nil && g.Gate().Forwarding(sad.Now()) != nil
 	}
 	for _, g := range cl.Groups {
 		a.groups[g.Name] = g
@@ -273,7 +285,14 @@ func (a *groupAddrs) apply(group string) {
 		for _, tm := range h.timers {
 			tm.Stop()
 		}
-		a.withdrawRoutes(group, h) // the routes go first: no traffic to a node losing the address
+		if a.forwarding != nil && a.forwarding(group) {
+			// A graceful move: this node forwards what still reaches it to
+			// the new owner, which announces with a lower MED as it takes;
+			// withdrawn at once, the router had no route until then.
+			a.withdrawLater(group, h)
+		} else {
+			a.withdrawRoutes(group, h) // the routes go first: no traffic to a node losing the address
+		}
 		delete(a.held, group)
 		for _, b := range h.addrs {
 			if err := a.ops.del(b); err != nil {

@@ -21,10 +21,15 @@ import (
 //     announced (the routes bring the traffic: last), with a MED lower
 //     than any earlier active's (bgp.MED), so a router that still holds a
 //     hung node's route prefers the new one at once;
-//   - losing (gate closed, release, move, fence): the routes withdrawn
+//   - losing (gate closed, release, fence): the routes withdrawn
 //     first, synchronously on the ownership loop (OnChange(false) runs
-//     this before a release or move is written to etcd), then the
-//     addresses removed.
+//     this before a release is written to etcd), then the addresses
+//     removed;
+//   - a graceful move: the addresses go at once, the routes stay for
+//     moveWithdraw (the new owner's, with their lower MED, win as soon as
+//     it takes), and what the router still sends here meanwhile is
+//     forwarded to the new owner unopened (cluster_move.go): no moment
+//     without a route, so nothing lost.
 //
 // A killed process's sessions close with it (its kernel sends the FIN),
 // so the routers drop its routes at once; a machine that dies silently
@@ -86,6 +91,29 @@ func (a *groupAddrs) withdrawRoutes(group string, h *heldGroup) {
 		return
 	}
 	a.log.Info("cluster: group's routes withdrawn", "group", group, "routes", len(ps))
+}
+
+// moveWithdraw is how long a node that handed a bgp group over in a
+// graceful move keeps announcing its routes: the new owner's (lower MED)
+// win as soon as it takes, and this node forwards what the router still
+// sends it (cluster_move.go) for moveForward, longer than this.
+const moveWithdraw = moveForward / 2
+
+// withdrawLater withdraws h's routes moveWithdraw from now, unless this
+// node holds the group again by then; a.mu is held.
+func (a *groupAddrs) withdrawLater(group string, h *heldGroup) {
+	if a.routes == nil || a.groups[group].AddressMode != config.AddressBGP {
+		return
+	}
+	a.log.Info("cluster: group moved: its routes stay while this node forwards to the new owner", "group", group, "for", moveWithdraw)
+	a.timer(moveWithdraw, func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.held[group] != nil {
+			return // taken back: its routes were announced again
+		}
+		a.withdrawRoutes(group, h)
+	})
 }
 
 // speakerRoutes are routeOps on a bgp.Speaker.

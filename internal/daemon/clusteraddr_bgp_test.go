@@ -197,3 +197,74 @@ func TestClusterBGPWithdrawBeforeRelease(t *testing.T) {
 		t.Errorf("b released g1:\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestGroupAddrsBGPMove: a bgp group lost in a graceful move (its gate
+// forwards to the new owner) keeps its routes for moveWithdraw while the
+// addresses go at once, then withdraws them; taken back before that, the
+// late withdrawal is dropped (it would remove the routes just announced
+// again). Lost any other way, the routes go first, at once.
+func TestGroupAddrsBGPMove(t *testing.T) {
+	cl := &config.Cluster{Groups: []config.TunnelGroup{
+		{Name: "g1", AddressMode: config.AddressBGP, WAN: netip.MustParsePrefix("203.0.113.1/24")},
+	}}
+	a := newGroupAddrs(cl, slog.New(slog.DiscardHandler))
+	a.refreshEvery = time.Hour
+	var open, fwd atomic.Bool
+	a.owned = func(string) bool { return open.Load() }
+	a.forwarding = func(string) bool { return fwd.Load() }
+	var later []func()
+	var delays []time.Duration
+	a.timer = func(d time.Duration, f func()) *time.Timer {
+		later, delays = append(later, f), append(delays, d)
+		return time.NewTimer(time.Hour)
+	}
+	f := &fakeAddrs{}
+	a.useRoutes(&fakeRoutes{f: f}, bgpNextHops)
+	wan := &net.Interface{Index: 2, HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 0, 0xaa}}
+	lan := &net.Interface{Index: 3, HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 0, 0xbb}}
+	open.Store(true)
+	a.set("g1", true)
+	a.attach(f, wan, lan)
+	defer a.close()
+	f.take()
+
+	// Moved: the addresses go, the routes stay until the timer.
+	open.Store(false)
+	fwd.Store(true)
+	a.set("g1", false)
+	if got, want := f.take(), []string{"del 2 203.0.113.1/32", "republish"}; !slices.Equal(got, want) {
+		t.Fatalf("moved:\n got %q\nwant %q", got, want)
+	}
+	if len(later) != 1 || delays[0] != moveWithdraw || moveWithdraw >= moveForward {
+		t.Fatalf("withdrawal scheduled %v (%d timers), want one at %v < forwarding %v", delays, len(later), moveWithdraw, moveForward)
+	}
+	later[0]()
+	if got, want := f.take(), []string{"withdraw-routes 203.0.113.1/32"}; !slices.Equal(got, want) {
+		t.Fatalf("after moveWithdraw:\n got %q\nwant %q", got, want)
+	}
+
+	// Moved away and taken back before the timer: no withdrawal then.
+	fwd.Store(false)
+	open.Store(true)
+	a.set("g1", true)
+	f.take()
+	open.Store(false)
+	fwd.Store(true)
+	a.set("g1", false)
+	f.take()
+	fwd.Store(false)
+	open.Store(true)
+	a.set("g1", true)
+	f.take()
+	later[len(later)-1]()
+	if got := f.take(); len(got) != 0 {
+		t.Fatalf("a late withdrawal after the group was taken back: %q", got)
+	}
+
+	// Lost without a move (fenced, released): withdrawn first, at once.
+	open.Store(false)
+	a.set("g1", false)
+	if got, want := f.take(), []string{"withdraw-routes 203.0.113.1/32", "del 2 203.0.113.1/32", "republish"}; !slices.Equal(got, want) {
+		t.Fatalf("lost:\n got %q\nwant %q", got, want)
+	}
+}

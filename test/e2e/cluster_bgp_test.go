@@ -421,10 +421,12 @@ func TestClusterBGP(t *testing.T) {
 		t.Errorf("g2's route went to %q after the kill of %s", n, killed)
 	}
 
-	// (d) A graceful move of g2 to the resumed node: n2 withdraws its
-	// routes before it writes the move, the new owner takes and announces.
+	// (d) A graceful move of g2 to the resumed node: n2 forwards what still
+	// reaches it to the new owner, which takes and announces with a lower
+	// MED; n2 withdraws its routes a moment later. Nothing is lost.
 	b.waitEstablished(t, hung, 10*time.Second)
 	at = time.Now()
+	moveAt := at
 	if out, err := exec.Command(xdpsecBin, "cluster", "move", g2.name, hung, "--socket", b.sockPath("n2")).CombinedOutput(); err != nil {
 		t.Errorf("cluster move %s %s: %v\n%s", g2.name, hung, err, out)
 	}
@@ -465,6 +467,19 @@ func TestClusterBGP(t *testing.T) {
 		// busy host the test's own sender stalls now and then, with no loss.)
 		if !d.takeover && run >= 400 {
 			t.Errorf("%s: %d datagrams lost in a row in a group whose node was not killed", d.name, run)
+		}
+	}
+
+	// The graceful move lost nothing: every datagram from 200 ms before
+	// it to 1.4 s after (n2 withdraws at 1 s) was delivered.
+	for _, d := range []struct {
+		name string
+		f    *udpFlow
+	}{{"g2 hA->hB", ab2}, {"g2 hB->hA", ba2}} {
+		lost, gap := d.f.lostIn(moveAt.Add(-200*time.Millisecond), moveAt.Add(1400*time.Millisecond))
+		t.Logf("%s around the move: %d lost, longest gap %v", d.name, lost, gap.Round(time.Millisecond))
+		if lost != 0 {
+			t.Errorf("%s: %d datagrams lost in the graceful move of g2 (want 0)", d.name, lost)
 		}
 	}
 
