@@ -11,8 +11,8 @@ import (
 	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/internal/cluster"
 	"github.com/xdpsec/xdpsec/internal/config"
-	"github.com/xdpsec/xdpsec/sad"
 	"github.com/xdpsec/xdpsec/internal/nic"
+	"github.com/xdpsec/xdpsec/sad"
 )
 
 // groupAddrs moves the tunnel groups' addresses with their ownership (L2
@@ -62,7 +62,7 @@ type groupAddrs struct {
 	// forwarding says whether the group's frames that reach this node go
 	// on to a new owner now (a graceful move, cluster_move.go).
 	forwarding func(group string) bool
-	own      atomic.Pointer[cluster.Ownership]
+	own        atomic.Pointer[cluster.Ownership]
 
 	mu    sync.Mutex
 	ops   addrOps // nil until attach: the interfaces are not known yet
