@@ -2,18 +2,14 @@ package e2e
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -169,75 +165,8 @@ type swanFlows struct {
 
 func (c *clusterLab) swanFlows(t *testing.T, interval time.Duration, stop chan struct{}) *swanFlows {
 	t.Helper()
-	open := func(node, addr string) *net.UDPConn {
-		var conn *net.UDPConn
-		err := c.netns(node).Do(func() error {
-			var err error
-			conn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(addr), clFlowPort)))
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return conn
-	}
-	a, b := open("hA", clHostA), open("hB", clHostB)
-	f := &swanFlows{ab: &udpFlow{got: map[uint64]int{}, arrivals: map[uint64]time.Time{}}, ba: &udpFlow{got: map[uint64]int{}, arrivals: map[uint64]time.Time{}}}
-	var wg sync.WaitGroup
-	wg.Add(4)
-	recv := func(conn *net.UDPConn, u *udpFlow) {
-		defer wg.Done()
-		buf := make([]byte, 2048)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			if n < 8 {
-				continue
-			}
-			s := binary.BigEndian.Uint64(buf)
-			u.mu.Lock()
-			if u.got[s]++; u.got[s] == 1 {
-				u.arrivals[s] = time.Now()
-			}
-			u.mu.Unlock()
-		}
-	}
-	send := func(conn *net.UDPConn, to string, u *udpFlow) {
-		defer wg.Done()
-		dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(to), clFlowPort))
-		buf := make([]byte, 100)
-		tk := time.NewTicker(interval)
-		defer tk.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tk.C:
-			}
-			if f.paused.Load() {
-				continue
-			}
-			u.mu.Lock()
-			u.sent++
-			s := u.sent
-			u.mu.Unlock()
-			binary.BigEndian.PutUint64(buf, s)
-			conn.WriteToUDP(buf, dst) // a datagram the kernel refuses counts as lost
-		}
-	}
-	go send(a, clHostB, f.ab)
-	go send(b, clHostA, f.ba)
-	go recv(b, f.ab)
-	go recv(a, f.ba)
-	f.wait = func() {
-		<-stop
-		time.Sleep(time.Second)
-		a.Close()
-		b.Close()
-		wg.Wait()
-	}
+	f := &swanFlows{}
+	f.ab, f.ba, f.wait = c.startFlows(t, interval, stop, &f.paused, "hA", clHostA, "hB", clHostB)
 	return f
 }
 

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -307,6 +308,18 @@ func (c *clusterLab) flows(t *testing.T, interval time.Duration, stop chan struc
 // flowsBetween is flows between addrA in namespace nsA and addrB in nsB.
 func (c *clusterLab) flowsBetween(t *testing.T, interval time.Duration, stop chan struct{}, nsA, addrA, nsB, addrB string) (wait func() (ab, ba *udpFlow)) {
 	t.Helper()
+	ab, ba, w := c.startFlows(t, interval, stop, nil, nsA, addrA, nsB, addrB)
+	return func() (*udpFlow, *udpFlow) {
+		w()
+		return ab, ba
+	}
+}
+
+// startFlows starts flowsBetween's two directions; while paused (if not
+// nil) is set nothing is sent either way. wait returns once stop is
+// closed and the last datagrams had time to arrive.
+func (c *clusterLab) startFlows(t *testing.T, interval time.Duration, stop chan struct{}, paused *atomic.Bool, nsA, addrA, nsB, addrB string) (ab, ba *udpFlow, wait func()) {
+	t.Helper()
 	open := func(node, addr string) *net.UDPConn {
 		var conn *net.UDPConn
 		err := c.netns(node).Do(func() error {
@@ -320,7 +333,7 @@ func (c *clusterLab) flowsBetween(t *testing.T, interval time.Duration, stop cha
 		return conn
 	}
 	a, b := open(nsA, addrA), open(nsB, addrB)
-	ab, ba := &udpFlow{got: map[uint64]int{}, arrivals: map[uint64]time.Time{}}, &udpFlow{got: map[uint64]int{}, arrivals: map[uint64]time.Time{}}
+	ab, ba = &udpFlow{got: map[uint64]int{}, arrivals: map[uint64]time.Time{}}, &udpFlow{got: map[uint64]int{}, arrivals: map[uint64]time.Time{}}
 	var wg sync.WaitGroup
 	wg.Add(4)
 	recv := func(conn *net.UDPConn, f *udpFlow) {
@@ -354,8 +367,14 @@ func (c *clusterLab) flowsBetween(t *testing.T, interval time.Duration, stop cha
 				return
 			case <-tk.C:
 			}
+			if paused != nil && paused.Load() {
+				continue
+			}
+			f.mu.Lock()
 			f.sent++
-			binary.BigEndian.PutUint64(buf, f.sent)
+			seq := f.sent
+			f.mu.Unlock()
+			binary.BigEndian.PutUint64(buf, seq)
 			conn.WriteToUDP(buf, dst) // a datagram the kernel refuses counts as lost
 		}
 	}
@@ -363,13 +382,12 @@ func (c *clusterLab) flowsBetween(t *testing.T, interval time.Duration, stop cha
 	go send(b, addrA, ba)
 	go recv(b, ab)
 	go recv(a, ba)
-	return func() (*udpFlow, *udpFlow) {
+	return ab, ba, func() {
 		<-stop
 		time.Sleep(time.Second)
 		a.Close()
 		b.Close()
 		wg.Wait()
-		return ab, ba
 	}
 }
 
