@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -105,7 +109,7 @@ func arpReplies(t *testing.T, pcap string) [][2]string {
 // etcdMember is node's etcd member ID and the leader's it knows ("" when
 // its member does not answer).
 func (c *clusterLab) etcdMember(n string) (id, leader string) {
-	out, err := c.run(n, 2*time.Second, "curl", "-s", "-m", "1", "-X", "POST", "http://127.0.0.1:2379/v3/maintenance/status", "-d", "{}")
+	out, err := c.etcdPost(n, "/v3/maintenance/status", "{}", time.Second)
 	if err != nil {
 		return "", ""
 	}
@@ -134,10 +138,43 @@ func (c *clusterLab) moveEtcdLeader(t *testing.T, node string) {
 			return
 		}
 		if leader != "" && to != "" {
-			c.run(leader, 3*time.Second, "curl", "-s", "-m", "2", "-X", "POST", "http://127.0.0.1:2379/v3/maintenance/transfer-leadership",
-				"-d", `{"targetID":"`+to+`"}`)
+			c.etcdPost(leader, "/v3/maintenance/transfer-leadership", `{"targetID":"`+to+`"}`, 2*time.Second)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("etcd leadership did not move to %s", node)
+}
+
+// etcdPost posts body to node's etcd member's JSON gateway (client URL
+// 127.0.0.1:2379 in node's namespace) and returns the response body. The
+// connection is made inside the namespace; its socket stays there.
+func (c *clusterLab) etcdPost(node, path, body string, timeout time.Duration) (string, error) {
+	var conn net.Conn
+	if err := c.netns(node).Do(func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp", "127.0.0.1:2379", timeout)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(timeout))
+	req, err := http.NewRequest(http.MethodPost, "http://127.0.0.1:2379"+path, strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Close = true
+	if err := req.Write(conn); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("etcd %s: %s: %s", path, resp.Status, b)
+	}
+	return string(b), err
 }
