@@ -60,7 +60,7 @@ type batchOp struct {
 	markID  string
 	mark    string
 	block   uint64
-	done    func(mark uint64, fresh bool, err error)
+	done    func(err error)
 	onError func(error)
 }
 
@@ -148,7 +148,7 @@ func (b *Batcher) Put(group string, rec *Record, onError func(error)) (uint64, e
 // block after).
 // done runs on the Batcher's goroutine once the transaction is settled;
 // SeqMarks remembers the mark for the next raise.
-func (b *Batcher) PutReserve(group string, rec *Record, id string, block uint64, done func(mark uint64, fresh bool, err error)) (uint64, error) {
+func (b *Batcher) PutReserve(group string, rec *Record, id string, block uint64, done func(err error)) (uint64, error) {
 	key, val, err := b.sealRecord(group, rec)
 	if err != nil {
 		return 0, err
@@ -245,19 +245,13 @@ func (b *Batcher) commit(ctx context.Context, batch []*batchOp) {
 		byGroup[op.group] = append(byGroup[op.group], op)
 	}
 	errs := map[string]error{}
-	marks := map[*batchOp]uint64{}
-	fresh := map[*batchOp]bool{}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, g := range order {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := b.commitGroup(ctx, g, byGroup[g], func(op *batchOp, mark uint64, created bool) {
-				mu.Lock()
-				marks[op], fresh[op] = mark, created
-				mu.Unlock()
-			})
+			err := b.commitGroup(ctx, g, byGroup[g])
 			mu.Lock()
 			errs[g] = err
 			mu.Unlock()
@@ -268,9 +262,9 @@ func (b *Batcher) commit(ctx context.Context, batch []*batchOp) {
 		err := errs[op.group]
 		if op.done != nil {
 			if err == nil {
-				b.m.remember(op.markID, marks[op])
+				b.m.remember(op.markID, op.block)
 			}
-			op.done(marks[op], fresh[op], err)
+			op.done(err)
 		} else if op.markID != "" && err == nil {
 			b.m.forget(op.markID)
 		}
@@ -284,7 +278,7 @@ func (b *Batcher) commit(ctx context.Context, batch []*batchOp) {
 	}
 }
 
-func (b *Batcher) commitGroup(ctx context.Context, group string, ops []*batchOp, mark func(*batchOp, uint64, bool)) error {
+func (b *Batcher) commitGroup(ctx context.Context, group string, ops []*batchOp) error {
 	g := b.o.groups[group]
 	var then []clientv3.Op
 	for _, op := range ops {
@@ -309,17 +303,6 @@ func (b *Batcher) commitGroup(ctx context.Context, group string, ops []*batchOp,
 	if !resp.Succeeded {
 		return fmt.Errorf("cluster: group %s: %d SA records: %w", group, len(ops), ErrNotOwner)
 	}
-	i := 0
-	for _, op := range ops {
-		i++ // the record
-		switch {
-		case op.done != nil:
-			i++
-			mark(op, op.block, true)
-		case op.mark != "":
-			i++
-		}
-	}
 	return nil
 }
 
@@ -327,7 +310,7 @@ func (b *Batcher) commitGroup(ctx context.Context, group string, ops []*batchOp,
 func (b *Batcher) settle(ops []*batchOp, err error) {
 	for _, op := range ops {
 		if op.done != nil {
-			op.done(0, false, err)
+			op.done(err)
 		} else if op.onError != nil {
 			op.onError(err)
 		}

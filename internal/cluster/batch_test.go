@@ -43,9 +43,7 @@ func TestBatcher(t *testing.T) {
 	}
 	const n = 250 // more than one transaction's worth
 	type res struct {
-		mark  uint64
-		fresh bool
-		err   error
+		err error
 	}
 	got := make([]res, n)
 	done := make(chan int, n)
@@ -53,8 +51,8 @@ func TestBatcher(t *testing.T) {
 	for i := range n {
 		spi := uint32(0x100 + i)
 		rec := testRecord(spi, sad.Outbound, byte(i))
-		tk, err := ba.PutReserve("g1", &rec, ID("g1", fmt.Sprintf("%08x", spi)), 1<<16, func(mark uint64, fresh bool, err error) {
-			got[i] = res{mark, fresh, err}
+		tk, err := ba.PutReserve("g1", &rec, ID("g1", fmt.Sprintf("%08x", spi)), 1<<16, func(err error) {
+			got[i] = res{err}
 			done <- i
 		})
 		if err != nil {
@@ -92,8 +90,16 @@ func TestBatcher(t *testing.T) {
 		switch {
 		case r.err != nil:
 			t.Fatalf("%08x: %v", spi, r.err)
-		case !r.fresh || r.mark != 1<<16:
-			t.Fatalf("%08x: mark %d fresh %v", spi, r.mark, r.fresh)
+		}
+	}
+	// Every SA's mark is its first block, the stale one under 0x105 too.
+	if r, err := cli.Get(ctx, "/xdpsec/test/groups/g1/seq/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, kv := range r.Kvs {
+			if string(kv.Value) != "65536" {
+				t.Fatalf("mark %s = %s, want 65536", kv.Key, kv.Value)
+			}
 		}
 	}
 	txns, ops := ba.Stats()
@@ -133,7 +139,7 @@ func TestBatcher(t *testing.T) {
 
 	// A put and a delete of one key in a row: two batches, in order.
 	rec := testRecord(0x9000, sad.Outbound, 1)
-	t1, _ := ba.PutReserve("g1", &rec, ID("g1", "00009000"), 1<<16, func(uint64, bool, error) {})
+	t1, _ := ba.PutReserve("g1", &rec, ID("g1", "00009000"), 1<<16, func(error) {})
 	t2, _ := ba.Delete("g1", sad.Outbound, 0x9000, ID("g1", "00009000"), func(err error) { t.Error(err) })
 	if _, err := cli.Put(ctx, "/xdpsec/test/groups/g1/replay/00000102", "99"); err != nil {
 		t.Fatal(err)
@@ -156,7 +162,7 @@ func TestBatcher(t *testing.T) {
 	go bb.Run(bctx)
 	fail := make(chan error, 2)
 	rec = testRecord(0xa000, sad.Outbound, 2)
-	bb.PutReserve("g1", &rec, ID("g1", "0000a000"), 1<<16, func(_ uint64, _ bool, err error) { fail <- err })
+	bb.PutReserve("g1", &rec, ID("g1", "0000a000"), 1<<16, func(err error) { fail <- err })
 	in := testRecord(0xa001, sad.Inbound, 2)
 	bb.Put("g1", &in, func(err error) { fail <- err })
 	for range 2 {
@@ -172,7 +178,7 @@ func TestBatcher(t *testing.T) {
 	<-ran
 	stopped := make(chan error, 1)
 	rec = testRecord(0xb000, sad.Outbound, 3)
-	tk, _ := ba.PutReserve("g1", &rec, ID("g1", "0000b000"), 1<<16, func(_ uint64, _ bool, err error) { stopped <- err })
+	tk, _ := ba.PutReserve("g1", &rec, ID("g1", "0000b000"), 1<<16, func(err error) { stopped <- err })
 	go ba.Run(rctx)
 	if err := <-stopped; err == nil || !waitFor(time.Second, func() bool { return ba.Settled() == tk }) {
 		t.Fatalf("after the stop: %v, settled %d of %d", err, ba.Settled(), tk)

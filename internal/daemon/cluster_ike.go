@@ -377,18 +377,18 @@ func (c *clusterIKE) installed(sa *sad.SA, cfg sad.Config, bound []sad.Selector)
 	}
 	c.out[g][sa.SPI] = k
 	c.mu.Unlock()
-	if _, err := b.PutReserve(g, &rec, k.Fingerprint, seqstate.MinBlock, func(mark uint64, fresh bool, err error) {
-		c.reserved(g, k, mark, fresh, err)
+	if _, err := b.PutReserve(g, &rec, k.Fingerprint, seqstate.MinBlock, func(err error) {
+		c.reserved(g, k, seqstate.MinBlock, err)
 	}); err != nil {
-		c.reserved(g, k, 0, false, err)
+		c.reserved(g, k, 0, err)
 	}
 }
 
-// reserved takes a new outbound SA's first block (or, when the SA's mark
-// existed, the mark to start above), if the SA is still this owner's.
+// reserved takes a new outbound SA's first block, durable up to mark, if
+// the SA is still this owner's.
 // After a failed write the slow path tries again: read the mark, reserve
 // above it (Marks.Resume), off the Batcher's goroutine.
-func (c *clusterIKE) reserved(g string, k seqstate.Key, mark uint64, fresh bool, err error) {
+func (c *clusterIKE) reserved(g string, k seqstate.Key, mark uint64, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.owned[g] || c.closed || c.ctx == nil || c.out[g][k.SA.SPI].SA != k.SA {
@@ -408,10 +408,8 @@ func (c *clusterIKE) reserved(g string, k seqstate.Key, mark uint64, fresh bool,
 				c.log.Warn("cluster: no sequence numbers reserved for a new Child SA", "group", g, "spi", fmt.Sprintf("%08x", k.SA.SPI), "err", err)
 			}
 		}()
-	case fresh:
-		c.p.res.TrackReserved(k, mark, now)
 	default:
-		c.p.res.Track(k, mark, now) // above the mark found; the next Refresh reserves
+		c.p.res.TrackReserved(k, mark, now)
 	}
 }
 
